@@ -1,0 +1,1 @@
+//! Shared fixtures for the criterion benches (batches of records in the Kafka v2 format).

@@ -1,0 +1,28 @@
+//! What every Kafka API handler is given besides its request body.
+
+use std::net::SocketAddr;
+
+use spindle_engine::Shard;
+
+/// The context of one decoded request: the shard serving the connection and the request header's
+/// facts. Each file under `api/` exposes
+/// `pub(crate) async fn handle(ctx: &RequestContext, req: XRequest) -> XResponse`
+/// and maps engine errors to Kafka error codes inside the response.
+pub(crate) struct RequestContext {
+    /// The shard that owns this connection.
+    pub shard: Shard,
+    /// The request's API version (responses are encoded at the same version by the connection).
+    pub api_version: i16,
+    /// The request header's correlation id.
+    pub correlation_id: i32,
+    /// The request header's client id.
+    pub client_id: Option<String>,
+    /// The peer's address.
+    pub peer: SocketAddr,
+    /// This node's id, as advertised in Metadata and FindCoordinator.
+    pub node_id: i32,
+    /// The host advertised to clients.
+    pub advertised_host: String,
+    /// The port advertised to clients.
+    pub advertised_port: i32,
+}

@@ -1,0 +1,4 @@
+//! The Kafka wire-protocol server.
+
+mod api;
+mod context;
