@@ -1,0 +1,1 @@
+//! `spindle-bench`: load generators and latency reports.

@@ -1,0 +1,5 @@
+//! The code behind the `spindle` and `spindle-bench` binaries.
+#![deny(missing_docs)]
+
+pub mod bench;
+pub mod server;

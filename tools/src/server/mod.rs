@@ -1,0 +1,1 @@
+//! `spindle serve`: configuration and the running node.
