@@ -1,23 +1,61 @@
 //! Consumer groups: the classic rebalance protocol and committed offsets.
+//!
+//! Every group has one coordinator shard, `crc32(group id) % shard_count`
+//! ([`coordinator_shard`]); all of the group's requests run there, on that shard's
+//! [`GroupCoordinator`] (reached with [`crate::Shard::local_groups`]), so a group's state has a
+//! single owner and no lock. Committed offsets of the group live in the same shard's partition
+//! of the internal topic [`OFFSETS_TOPIC`] (partition *i* on shard *i*), so a commit is a local
+//! append.
+//!
+//! Layout:
+//! - [`state`]: one group's state machine (Empty → PreparingRebalance → CompletingRebalance →
+//!   Stable), pure: it takes `now` and queues answers instead of waiting or writing;
+//! - `coordinator`: the shard's groups, the waiting requests, the timer, reads;
+//! - `commit`: offset commits and group deletion, which write to the offsets log;
+//! - `record`: the byte format of the offsets log; `offsets`: the in-memory map; `replay`: the
+//!   replay at start;
+//! - `api`: routing helpers for callers on any shard or thread (the Kafka server, the gRPC
+//!   gateway).
+//!
+//! # Using groups from Rust
+//! From a shard, [`on_coordinator`] runs a closure on the group's coordinator:
+//! ```ignore
+//! let outcome = group::on_coordinator(&shard, "orders", move |shard, groups| async move {
+//!     groups.commit_offsets(&shard, commit).await
+//! }).await?;
+//! ```
+//! From any thread, [`crate::EngineHandle::run_on`] with [`coordinator_shard`] does the same:
+//! ```ignore
+//! let target = group::coordinator_shard("orders", handle.shard_count());
+//! let offsets = handle.run_on(target, move |shard| async move {
+//!     shard.local_groups().fetch_offsets("orders", None)
+//! }).await?;
+//! ```
+//! [`list_all_groups`] gathers every group of every shard with members, assignments and
+//! offsets (for lag reports).
 
-use std::rc::Rc;
+mod api;
+mod commit;
+mod coordinator;
+mod error;
+mod limits;
+mod member;
+mod offsets;
+mod record;
+mod replay;
+pub mod state;
 
-use crate::{Result, Shard};
+pub use api::{coordinator_shard, list_all_groups, on_coordinator};
+pub use commit::CommitOutcome;
+pub use coordinator::{GroupCoordinator, GroupDescription, GroupListing, OffsetCommit};
+pub use error::GroupError;
+pub use member::{
+    HeartbeatRequest, JoinRequest, JoinResponse, JoinedMember, MemberDescription, MemberIdentity,
+    Protocol, SyncRequest, SyncResponse,
+};
+pub use offsets::CommittedOffset;
+pub use state::GroupState;
 
-/// The coordinator for the groups whose coordinator shard this is.
-pub struct GroupCoordinator {
-    _shard: (),
-}
-
-impl GroupCoordinator {
-    /// Rebuilds this shard's groups and committed offsets from its partition of the internal
-    /// offsets topic. Called once per shard at start, after its partitions are open and before
-    /// any service starts.
-    ///
-    /// # Errors
-    /// I/O reading the offsets log.
-    pub async fn recover(shard: &Shard) -> Result<Rc<GroupCoordinator>> {
-        let _ = shard;
-        Ok(Rc::new(GroupCoordinator { _shard: () }))
-    }
-}
+/// The internal topic holding committed offsets: one partition per shard, partition *i* on
+/// shard *i*.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";

@@ -1,0 +1,447 @@
+//! [`GroupCoordinator`]: the groups one shard coordinates, their waiting requests, their timer
+//! and their committed offsets.
+//!
+//! Group `g` is coordinated by shard `crc32(g) % shard_count` ([`super::coordinator_shard`]);
+//! every request about it runs there, so a group's state is touched by one thread only and
+//! needs no lock. The state machine ([`super::state`]) is pure; this layer gives it the clock,
+//! parks the requests it tells to wait (a JoinGroup until the rebalance completes, a follower's
+//! SyncGroup until the leader's assignment arrives) on one-shot channels, and delivers the
+//! answers it queues. A timer on the shard's background queue ticks every group
+//! ([`super::limits::TICK_INTERVAL`]) to expire sessions and close rebalances whose deadline
+//! passed.
+//!
+//! Committed offsets go to this shard's partition of `__consumer_offsets` before they are
+//! answered or visible (see [`super::record`] for the format); [`GroupCoordinator::recover`]
+//! replays that partition at start.
+//!
+//! Trap: no `RefCell` borrow is held across an `.await`. Every await (an append, a waiting
+//! request) happens after the state machine call returned and its borrow ended, so a second
+//! request on the same shard can always take the borrow.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::{Rc, Weak};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use futures::channel::oneshot;
+
+use super::limits::{NAME_BYTES_MAX, TICK_INTERVAL};
+use super::member::{
+    HeartbeatRequest, JoinRequest, JoinResponse, MemberDescription, MemberIdentity, SyncRequest,
+    SyncResponse,
+};
+use super::offsets::{CommittedOffset, OffsetStore};
+use super::state::{Group, GroupState, JoinReply, Notice, SyncReply};
+use super::{GroupError, OFFSETS_TOPIC};
+use crate::{Result, Shard, TopicPartition};
+
+type Waiters<T> = RefCell<HashMap<(String, String), oneshot::Sender<Result<T, GroupError>>>>;
+
+/// A group as ListGroups reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupListing {
+    /// Group id.
+    pub group_id: String,
+    /// Protocol type (`consumer`), empty for groups that only store offsets.
+    pub protocol_type: String,
+    /// Current state.
+    pub state: GroupState,
+}
+
+/// A group as DescribeGroups reports it, with its committed offsets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDescription {
+    /// Group id.
+    pub group_id: String,
+    /// Current state; [`GroupState::Dead`] for a group that does not exist.
+    pub state: GroupState,
+    /// Protocol type, empty when unknown.
+    pub protocol_type: String,
+    /// The generation's protocol once Stable, else empty.
+    pub protocol: String,
+    /// Current generation (0 before the first rebalance).
+    pub generation: i32,
+    /// Members in member-id order.
+    pub members: Vec<MemberDescription>,
+    /// Committed offsets in topic-partition order.
+    pub offsets: Vec<(TopicPartition, CommittedOffset)>,
+}
+
+/// An offset commit: who commits (a member of a generation, or anyone with generation -1) and
+/// what.
+#[derive(Debug, Clone)]
+pub struct OffsetCommit {
+    /// The group.
+    pub group_id: String,
+    /// The committer's generation; -1 for a simple commit outside group management, which is
+    /// accepted for any group.
+    pub generation: i32,
+    /// The committer's member id (checked when `generation >= 0`).
+    pub member_id: String,
+    /// The committer's `group.instance.id`, if static.
+    pub group_instance_id: Option<String>,
+    /// The offsets. Their `commit_timestamp_ms` is replaced by the coordinator's clock.
+    pub offsets: Vec<(TopicPartition, CommittedOffset)>,
+}
+
+/// The coordinator of the groups whose coordinator shard this is.
+pub struct GroupCoordinator {
+    /// This shard's partition of the offsets topic.
+    offsets_tp: TopicPartition,
+    groups: RefCell<HashMap<String, Group>>,
+    offsets: RefCell<OffsetStore>,
+    join_waiters: Waiters<JoinResponse>,
+    sync_waiters: Waiters<SyncResponse>,
+    /// Makes generated member ids unique within this run; `id_salt` across runs.
+    member_seq: Cell<u64>,
+    id_salt: u64,
+}
+
+impl GroupCoordinator {
+    /// Rebuilds this shard's groups and committed offsets from its partition of the internal
+    /// offsets topic. Called once per shard at start, after its partitions are open and before
+    /// any service starts. Also starts the coordinator's timer on the shard's background queue;
+    /// it ends when the engine stops.
+    ///
+    /// # Errors
+    /// I/O reading the offsets log.
+    pub async fn recover(shard: &Shard) -> Result<Rc<GroupCoordinator>> {
+        let offsets_tp = TopicPartition::new(OFFSETS_TOPIC, shard.id().0);
+        let offsets = super::replay::replay(shard, &offsets_tp).await?;
+        let salt = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let coordinator = Rc::new(GroupCoordinator {
+            offsets_tp,
+            groups: RefCell::new(HashMap::new()),
+            offsets: RefCell::new(offsets),
+            join_waiters: RefCell::new(HashMap::new()),
+            sync_waiters: RefCell::new(HashMap::new()),
+            member_seq: Cell::new(0),
+            id_salt: salt ^ u64::from(shard.id().0).rotate_left(48),
+        });
+        start_timer(shard, Rc::downgrade(&coordinator));
+        Ok(coordinator)
+    }
+
+    /// Joins (or rejoins) a group and waits until the rebalance completes.
+    ///
+    /// # Errors
+    /// The JoinGroup answers of the protocol, e.g. [`GroupError::MemberIdRequired`] for a first
+    /// join that must be retried with the id given, [`GroupError::UnknownMemberId`].
+    pub async fn join(&self, req: JoinRequest) -> Result<JoinResponse, GroupError> {
+        check_name(&req.group_id)?;
+        let fresh_id = self.fresh_member_id(&req.client_id);
+        let reply = {
+            let mut groups = self.groups.borrow_mut();
+            let group = groups
+                .entry(req.group_id.clone())
+                .or_insert_with(|| Group::new(&req.group_id));
+            let reply = group.join(Instant::now(), &req, fresh_id);
+            let notices = group.take_notices();
+            if reply.is_err() && group.is_vacant() && group.generation() == 0 {
+                groups.remove(&req.group_id);
+            }
+            drop(groups);
+            self.deliver(&req.group_id, notices);
+            reply?
+        };
+        match reply {
+            JoinReply::Done(response) => Ok(response),
+            JoinReply::Wait(member_id) => {
+                let rx = park(&self.join_waiters, &req.group_id, member_id);
+                rx.await.unwrap_or(Err(GroupError::CoordinatorNotAvailable))
+            }
+        }
+    }
+
+    /// Sends a member's SyncGroup; a follower waits for the leader's assignment.
+    ///
+    /// # Errors
+    /// [`GroupError::UnknownMemberId`], [`GroupError::IllegalGeneration`],
+    /// [`GroupError::RebalanceInProgress`] (the member must rejoin).
+    pub async fn sync(&self, req: SyncRequest) -> Result<SyncResponse, GroupError> {
+        let reply = self.with_group(&req.group_id, |g, now| g.sync(now, &req))?;
+        match reply {
+            SyncReply::Done(response) => Ok(response),
+            SyncReply::Wait => {
+                let rx = park(&self.sync_waiters, &req.group_id, req.member_id.clone());
+                rx.await.unwrap_or(Err(GroupError::CoordinatorNotAvailable))
+            }
+        }
+    }
+
+    /// Records a member's heartbeat.
+    ///
+    /// # Errors
+    /// [`GroupError::RebalanceInProgress`] while the group waits for members to rejoin,
+    /// [`GroupError::UnknownMemberId`], [`GroupError::IllegalGeneration`].
+    pub fn heartbeat(&self, req: &HeartbeatRequest) -> Result<(), GroupError> {
+        self.with_group(&req.group_id, |g, now| g.heartbeat(now, req))
+    }
+
+    /// Removes members from a group (each answered on its own) and rebalances the rest.
+    ///
+    /// # Errors
+    /// [`GroupError::UnknownMemberId`] for the whole request when the group does not exist.
+    pub fn leave(
+        &self,
+        group_id: &str,
+        members: &[MemberIdentity],
+    ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        self.with_group(group_id, |g, now| Ok(g.leave(now, members)))
+    }
+
+    /// Runs one state-machine call on an existing group and delivers the answers it queued.
+    fn with_group<T>(
+        &self,
+        group_id: &str,
+        call: impl FnOnce(&mut Group, Instant) -> Result<T, GroupError>,
+    ) -> Result<T, GroupError> {
+        let mut groups = self.groups.borrow_mut();
+        let group = groups
+            .get_mut(group_id)
+            .ok_or(GroupError::UnknownMemberId)?;
+        let result = call(group, Instant::now());
+        let notices = group.take_notices();
+        drop(groups);
+        self.deliver(group_id, notices);
+        result
+    }
+
+    /// Hands queued answers to the requests waiting for them. A member whose request is gone
+    /// (connection closed) simply has no waiter; its session will expire.
+    fn deliver(&self, group_id: &str, notices: Vec<Notice>) {
+        for notice in notices {
+            match notice {
+                Notice::Join { member_id, result } => {
+                    let key = (group_id.to_owned(), member_id);
+                    if let Some(tx) = self.join_waiters.borrow_mut().remove(&key) {
+                        // The receiver may be gone with its connection; nothing to tell then.
+                        drop(tx.send(result));
+                    }
+                }
+                Notice::Sync { member_id, result } => {
+                    let key = (group_id.to_owned(), member_id);
+                    if let Some(tx) = self.sync_waiters.borrow_mut().remove(&key) {
+                        drop(tx.send(result));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Advances every group's clock: expires sessions and overdue rebalances.
+    pub(crate) fn tick(&self, now: Instant) {
+        let mut due = Vec::new();
+        for (id, group) in self.groups.borrow_mut().iter_mut() {
+            group.tick(now);
+            let notices = group.take_notices();
+            if !notices.is_empty() {
+                due.push((id.clone(), notices));
+            }
+        }
+        for (id, notices) in due {
+            self.deliver(&id, notices);
+        }
+    }
+
+    /// Generates a member id: the client id (as Kafka does, so logs show whose it is), a salt
+    /// unique to this shard's run, and a sequence number.
+    fn fresh_member_id(&self, client_id: &str) -> String {
+        let seq = self.member_seq.get() + 1;
+        self.member_seq.set(seq);
+        let prefix: String = client_id.chars().take(64).collect();
+        format!("{prefix}-{:016x}-{seq}", self.id_salt)
+    }
+
+    /// Every group this shard coordinates: those with members and those with only offsets.
+    pub fn list_groups(&self) -> Vec<GroupListing> {
+        let groups = self.groups.borrow();
+        let mut listings: Vec<GroupListing> = groups
+            .iter()
+            .map(|(id, g)| GroupListing {
+                group_id: id.clone(),
+                protocol_type: g.protocol_type().to_owned(),
+                state: g.state(),
+            })
+            .collect();
+        let offsets = self.offsets.borrow();
+        for id in offsets.group_ids().filter(|id| !groups.contains_key(*id)) {
+            listings.push(GroupListing {
+                group_id: id.to_owned(),
+                protocol_type: String::new(),
+                state: GroupState::Empty,
+            });
+        }
+        listings.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        listings
+    }
+
+    /// One group's state, members and committed offsets; [`GroupState::Dead`] when the group
+    /// does not exist.
+    pub fn describe_group(&self, group_id: &str) -> GroupDescription {
+        let groups = self.groups.borrow();
+        let offsets: Vec<(TopicPartition, CommittedOffset)> = self
+            .offsets
+            .borrow()
+            .group(group_id)
+            .map(|o| o.iter().map(|(tp, c)| (tp.clone(), c.clone())).collect())
+            .unwrap_or_default();
+        let mut description = GroupDescription {
+            group_id: group_id.to_owned(),
+            state: GroupState::Dead,
+            protocol_type: String::new(),
+            protocol: String::new(),
+            generation: 0,
+            members: Vec::new(),
+            offsets,
+        };
+        if let Some(group) = groups.get(group_id) {
+            description.state = group.state();
+            description.protocol_type = group.protocol_type().to_owned();
+            description.protocol = group.described_protocol().to_owned();
+            description.generation = group.generation();
+            description.members = group.describe_members();
+        } else if !description.offsets.is_empty() {
+            description.state = GroupState::Empty;
+        }
+        description
+    }
+
+    /// The offsets committed by `group_id`: for the partitions asked, or all of them when
+    /// `partitions` is `None`. A partition without a commit is answered with `None`.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        partitions: Option<&[TopicPartition]>,
+    ) -> Vec<(TopicPartition, Option<CommittedOffset>)> {
+        let offsets = self.offsets.borrow();
+        match partitions {
+            Some(tps) => tps
+                .iter()
+                .map(|tp| (tp.clone(), offsets.get(group_id, tp).cloned()))
+                .collect(),
+            None => offsets
+                .group(group_id)
+                .map(|o| {
+                    o.iter()
+                        .map(|(tp, c)| (tp.clone(), Some(c.clone())))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Whether `group_id` may commit now as `generation`/`member_id` (see [`OffsetCommit`]);
+    /// a member's commit also counts as a sign of life.
+    pub(crate) fn check_commit(&self, commit: &OffsetCommit) -> Result<(), GroupError> {
+        check_name(&commit.group_id)?;
+        if commit.generation < 0 {
+            return Ok(());
+        }
+        let mut groups = self.groups.borrow_mut();
+        let group = groups
+            .get_mut(&commit.group_id)
+            .ok_or(GroupError::IllegalGeneration)?;
+        group.check_commit(
+            Instant::now(),
+            &commit.member_id,
+            commit.group_instance_id.as_ref(),
+            commit.generation,
+        )
+    }
+
+    pub(crate) fn offsets_tp(&self) -> &TopicPartition {
+        &self.offsets_tp
+    }
+
+    pub(crate) fn store_offset(&self, group_id: &str, tp: TopicPartition, offset: CommittedOffset) {
+        self.offsets.borrow_mut().insert(group_id, tp, offset);
+    }
+
+    /// Whether a group may be deleted now, and the partitions whose offsets it holds.
+    pub(crate) fn deletable(&self, group_id: &str) -> Result<Vec<TopicPartition>, GroupError> {
+        let group_exists = match self.groups.borrow().get(group_id) {
+            Some(group) if !group.is_vacant() => return Err(GroupError::NonEmptyGroup),
+            Some(_) => true,
+            None => false,
+        };
+        let partitions: Vec<TopicPartition> = self
+            .offsets
+            .borrow()
+            .group(group_id)
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
+        if !group_exists && partitions.is_empty() {
+            return Err(GroupError::GroupIdNotFound);
+        }
+        Ok(partitions)
+    }
+
+    /// Forgets a deleted group: its offsets (whose tombstones are written) and, if nobody joined
+    /// meanwhile, its membership state.
+    pub(crate) fn forget_group(&self, group_id: &str) {
+        self.offsets.borrow_mut().remove_group(group_id);
+        let mut groups = self.groups.borrow_mut();
+        if groups.get(group_id).is_some_and(Group::is_vacant) {
+            groups.remove(group_id);
+        }
+    }
+}
+
+/// Parks a request until its answer is delivered. A second request of the same member replaces
+/// the first, which is told to rejoin.
+fn park<T>(
+    waiters: &Waiters<T>,
+    group_id: &str,
+    member_id: String,
+) -> oneshot::Receiver<Result<T, GroupError>> {
+    let (tx, rx) = oneshot::channel();
+    let previous = waiters
+        .borrow_mut()
+        .insert((group_id.to_owned(), member_id), tx);
+    if let Some(previous) = previous {
+        drop(previous.send(Err(GroupError::RebalanceInProgress)));
+    }
+    rx
+}
+
+/// Refuses group ids the offsets format or Kafka would not accept.
+pub(crate) fn check_name(group_id: &str) -> Result<(), GroupError> {
+    if group_id.is_empty() || group_id.len() > NAME_BYTES_MAX {
+        return Err(GroupError::InvalidGroupId);
+    }
+    Ok(())
+}
+
+/// Ticks the coordinator until the engine stops or the coordinator is dropped.
+fn start_timer(shard: &Shard, coordinator: Weak<GroupCoordinator>) {
+    let shard_for_task = shard.clone();
+    shard.spawn_background(async move {
+        let mut stopping = Box::pin(shard_for_task.stopping());
+        loop {
+            let stop = futures_lite::future::or(
+                async {
+                    (&mut stopping).await;
+                    true
+                },
+                async {
+                    glommio::timer::sleep(TICK_INTERVAL).await;
+                    false
+                },
+            )
+            .await;
+            let Some(coordinator) = coordinator.upgrade() else {
+                break;
+            };
+            if stop {
+                // Waiting requests are answered COORDINATOR_NOT_AVAILABLE as their senders drop.
+                coordinator.join_waiters.borrow_mut().clear();
+                coordinator.sync_waiters.borrow_mut().clear();
+                break;
+            }
+            coordinator.tick(Instant::now());
+        }
+    });
+}

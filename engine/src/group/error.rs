@@ -1,0 +1,77 @@
+//! [`GroupError`]: why a group operation was refused.
+//!
+//! These are answers of the classic group protocol, not failures of the engine: a client that
+//! gets `RebalanceInProgress` rejoins, one that gets `UnknownMemberId` starts over. The protocol
+//! is Kafka's, so each outcome has exactly one Kafka error code ([`GroupError::kafka_code`]);
+//! the gRPC gateway maps the variants to its own statuses.
+
+use kafka_protocol::ResponseError;
+
+/// Why a group operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupError {
+    /// The coordinator does not know this member (never joined, expired, or left).
+    UnknownMemberId,
+    /// The member's generation is not the group's current one.
+    IllegalGeneration,
+    /// The group is rebalancing: the member must (re)join.
+    RebalanceInProgress,
+    /// KIP-394: a first join must be retried with the member id carried here.
+    MemberIdRequired(String),
+    /// The member's protocol type or protocols do not match the group's.
+    InconsistentGroupProtocol,
+    /// The session timeout is outside the range the coordinator allows.
+    InvalidSessionTimeout,
+    /// The group id is empty or too long.
+    InvalidGroupId,
+    /// The group already holds the most members allowed.
+    GroupMaxSizeReached,
+    /// Another member holds this `group.instance.id` (static membership).
+    FencedInstanceId,
+    /// DeleteGroups on a group that still has members.
+    NonEmptyGroup,
+    /// The group does not exist.
+    GroupIdNotFound,
+    /// The topic or partition of a commit does not exist.
+    UnknownTopicOrPartition,
+    /// A commit's metadata string is too long.
+    OffsetMetadataTooLarge,
+    /// A commit too large for the offsets log.
+    InvalidCommitOffsetSize,
+    /// The coordinator cannot serve now (the offsets log refused the write, shutting down);
+    /// clients retry after finding the coordinator again.
+    CoordinatorNotAvailable,
+}
+
+impl GroupError {
+    /// The Kafka error code of this outcome.
+    pub fn kafka_code(&self) -> i16 {
+        let error = match self {
+            GroupError::UnknownMemberId => ResponseError::UnknownMemberId,
+            GroupError::IllegalGeneration => ResponseError::IllegalGeneration,
+            GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
+            GroupError::MemberIdRequired(_) => ResponseError::MemberIdRequired,
+            GroupError::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
+            GroupError::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
+            GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
+            GroupError::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
+            GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
+            GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
+            GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
+            GroupError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+            GroupError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
+            GroupError::InvalidCommitOffsetSize => ResponseError::InvalidCommitOffsetSize,
+            GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+        };
+        error.code()
+    }
+}
+
+impl std::fmt::Display for GroupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GroupError::MemberIdRequired(id) => write!(f, "member id required: rejoin as {id}"),
+            other => write!(f, "{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Replay of a shard's partition of `__consumer_offsets` into its [`OffsetStore`] at start.
+//!
+//! The partition is read from its log start to its high watermark, batch by batch; each
+//! record is applied in order (last commit wins, a tombstone deletes). A record this build
+//! cannot decode (a newer format version, damage the batch CRC did not catch) is skipped with
+//! a warning rather than failing the start: one unreadable commit must not keep every group of
+//! the shard from working.
+
+use bytes::Bytes;
+use kafka_protocol::records::RecordBatchDecoder;
+
+use super::limits::RECOVERY_FETCH_BYTES;
+use super::offsets::OffsetStore;
+use crate::{EngineError, FetchRequest, Offset, Result, Shard, TopicPartition};
+
+/// Reads the whole offsets partition `tp` and returns the offsets it holds.
+///
+/// # Errors
+/// I/O reading the log. A missing offsets partition is not an error: it is reported and
+/// replayed as empty.
+pub(crate) async fn replay(shard: &Shard, tp: &TopicPartition) -> Result<OffsetStore> {
+    let mut store = OffsetStore::default();
+    let mut next = Offset(0);
+    let mut records = 0u64;
+    loop {
+        let request = FetchRequest {
+            tp: tp.clone(),
+            offset: next,
+            max_bytes: RECOVERY_FETCH_BYTES,
+            max_wait: std::time::Duration::ZERO,
+            min_bytes: 0,
+        };
+        let outcome = match shard.fetch(request).await {
+            Ok(outcome) => outcome,
+            Err(EngineError::OffsetOutOfRange { log_start, .. }) if log_start > next => {
+                next = log_start;
+                continue;
+            }
+            Err(EngineError::UnknownTopic(_) | EngineError::UnknownPartition { .. }) => {
+                tracing::warn!(%tp, "offsets partition missing; starting with no committed offsets");
+                return Ok(store);
+            }
+            Err(e) => return Err(e),
+        };
+        let before = next;
+        for batch in &outcome.batches {
+            let Some(after) = batch_end(batch) else {
+                tracing::warn!(%tp, offset = next.0, "short batch in offsets log; stopping replay");
+                return Ok(store);
+            };
+            if after <= next.0 {
+                continue;
+            }
+            records += apply_batch(&mut store, tp, batch, next);
+            next = Offset(after);
+        }
+        if next == before || next >= outcome.high_watermark {
+            break;
+        }
+    }
+    tracing::debug!(%tp, records, "offsets replayed");
+    Ok(store)
+}
+
+/// The offset after a v2 batch's last record, read from its header (base offset at bytes 0..8,
+/// last offset delta at 23..27), so replay advances even over batches it cannot decode.
+fn batch_end(batch: &[u8]) -> Option<u64> {
+    let base = i64::from_be_bytes(batch.get(0..8)?.try_into().ok()?);
+    let delta = i32::from_be_bytes(batch.get(23..27)?.try_into().ok()?);
+    u64::try_from(base.checked_add(i64::from(delta))?.checked_add(1)?).ok()
+}
+
+/// Applies the records of one batch at or after `from`; returns how many were applied.
+fn apply_batch(store: &mut OffsetStore, tp: &TopicPartition, batch: &Bytes, from: Offset) -> u64 {
+    let mut buf = batch.clone();
+    let set = match RecordBatchDecoder::decode(&mut buf) {
+        Ok(set) => set,
+        Err(e) => {
+            tracing::warn!(%tp, error = %e, "undecodable batch in offsets log skipped");
+            return 0;
+        }
+    };
+    let mut applied = 0;
+    for record in set.records {
+        if record.control || u64::try_from(record.offset).map_or(true, |o| o < from.0) {
+            continue;
+        }
+        let Some(key) = &record.key else {
+            continue;
+        };
+        match store.apply(key, record.value.as_ref()) {
+            Ok(()) => applied += 1,
+            Err(e) => {
+                tracing::warn!(%tp, offset = record.offset, error = ?e, "offset record skipped")
+            }
+        }
+    }
+    applied
+}

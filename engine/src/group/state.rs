@@ -1,0 +1,721 @@
+//! [`Group`]: one group's state machine of the classic rebalance protocol.
+//!
+//! ```text
+//!            join                 all joined / deadline           leader syncs
+//!   Empty ───────────► Preparing ─────────────────► Completing ───────────────► Stable
+//!     ▲                Rebalance ◄───────────────── Rebalance  ◄─────────────────  │
+//!     │                    │      join, leave, expiry         join, leave, expiry  │
+//!     └────────────────────┘ (no member left when the join completes)              │
+//! ```
+//!
+//! The machine is pure: it never reads the clock (every call takes `now`), never waits and
+//! never writes. A call answers its own caller at once ([`JoinReply::Done`]) or tells it to wait
+//! ([`JoinReply::Wait`]); answers due to *other* members (the join completes for everyone when
+//! the last one arrives, followers get their assignment when the leader syncs) are queued as
+//! [`Notice`]s that the coordinator drains after every call and delivers to the waiting requests.
+//! That keeps every transition testable without timers or tasks.
+//!
+//! A rebalance completes when every known member has rejoined and no member id handed out by
+//! KIP-394 is still outstanding, or when the rebalance deadline (the longest rebalance timeout of
+//! the members) passes; members that did not rejoin by then are removed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::limits::{
+    MEMBERS_PER_GROUP_MAX, REBALANCE_TIMEOUT_MAX, SESSION_TIMEOUT_MAX, SESSION_TIMEOUT_MIN,
+};
+use super::member::{
+    HeartbeatRequest, JoinRequest, JoinResponse, JoinedMember, Member, MemberDescription,
+    MemberIdentity, SyncRequest, SyncResponse,
+};
+use super::GroupError;
+
+/// Where a group is in the rebalance protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupState {
+    /// No members (it may still have committed offsets).
+    Empty,
+    /// Waiting for members to (re)join.
+    PreparingRebalance,
+    /// Joined; waiting for the leader's assignment.
+    CompletingRebalance,
+    /// Every member has its assignment.
+    Stable,
+    /// Deleted; never held by a live group, reported for groups that do not exist.
+    Dead,
+}
+
+impl GroupState {
+    /// The state's name as Kafka reports it (ListGroups, DescribeGroups).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+            GroupState::Dead => "Dead",
+        }
+    }
+}
+
+/// What a join tells its caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum JoinReply {
+    /// The answer is ready.
+    Done(JoinResponse),
+    /// Wait for a [`Notice::Join`] to this member id.
+    Wait(String),
+}
+
+/// What a sync tells its caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SyncReply {
+    /// The answer is ready.
+    Done(SyncResponse),
+    /// Wait for a [`Notice::Sync`] to the member.
+    Wait,
+}
+
+/// An answer due to a member whose request is waiting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Notice {
+    /// The join of `member_id` is answered.
+    Join {
+        member_id: String,
+        result: Result<JoinResponse, GroupError>,
+    },
+    /// The sync of `member_id` is answered.
+    Sync {
+        member_id: String,
+        result: Result<SyncResponse, GroupError>,
+    },
+}
+
+/// One group's membership and rebalance state.
+#[derive(Debug)]
+pub(crate) struct Group {
+    id: String,
+    state: GroupState,
+    /// Incremented by every completed join; 0 before the first.
+    generation: i32,
+    protocol_type: Option<String>,
+    /// The protocol chosen at the last completed join; `None` while Empty.
+    protocol_name: Option<String>,
+    leader: Option<String>,
+    members: BTreeMap<String, Member>,
+    /// `group.instance.id` → member id of static members.
+    static_members: HashMap<String, String>,
+    /// Member ids handed out with MEMBER_ID_REQUIRED, with the instant they lapse.
+    pending_members: HashMap<String, Instant>,
+    rebalance_deadline: Option<Instant>,
+    outbox: Vec<Notice>,
+}
+
+impl Group {
+    pub(crate) fn new(id: &str) -> Group {
+        Group {
+            id: id.to_owned(),
+            state: GroupState::Empty,
+            generation: 0,
+            protocol_type: None,
+            protocol_name: None,
+            leader: None,
+            members: BTreeMap::new(),
+            static_members: HashMap::new(),
+            pending_members: HashMap::new(),
+            rebalance_deadline: None,
+            outbox: Vec::new(),
+        }
+    }
+
+    pub(crate) fn state(&self) -> GroupState {
+        self.state
+    }
+
+    pub(crate) fn generation(&self) -> i32 {
+        self.generation
+    }
+
+    pub(crate) fn protocol_type(&self) -> &str {
+        self.protocol_type.as_deref().unwrap_or("")
+    }
+
+    /// No members and no outstanding member ids: the group may be forgotten (its offsets live
+    /// apart).
+    pub(crate) fn is_vacant(&self) -> bool {
+        self.members.is_empty() && self.pending_members.is_empty()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn has_member(&self, member_id: &str) -> bool {
+        self.members.contains_key(member_id)
+    }
+
+    /// Answers due to waiting members, in the order they became due.
+    pub(crate) fn take_notices(&mut self) -> Vec<Notice> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Handles a JoinGroup.
+    ///
+    /// `fresh_member_id` is used when the caller needs a new member id.
+    ///
+    /// # Errors
+    /// The protocol answers of JoinGroup: [`GroupError::MemberIdRequired`],
+    /// [`GroupError::UnknownMemberId`], [`GroupError::InconsistentGroupProtocol`], ...
+    pub(crate) fn join(
+        &mut self,
+        now: Instant,
+        req: &JoinRequest,
+        fresh_member_id: String,
+    ) -> Result<JoinReply, GroupError> {
+        if req.session_timeout < SESSION_TIMEOUT_MIN || req.session_timeout > SESSION_TIMEOUT_MAX {
+            return Err(GroupError::InvalidSessionTimeout);
+        }
+        if req.protocol_type.is_empty() || req.protocols.is_empty() || !self.accepts(req) {
+            return Err(GroupError::InconsistentGroupProtocol);
+        }
+        let member_id = match (&req.group_instance_id, req.member_id.is_empty()) {
+            (Some(instance), true) => {
+                // A static member restarting takes over its instance's slot under a new id;
+                // the old id is fenced.
+                if let Some(old) = self.static_members.get(instance).cloned() {
+                    self.remove_member(now, &old, GroupError::FencedInstanceId);
+                }
+                return self.join_new_member(now, req, fresh_member_id);
+            }
+            (Some(instance), false) => {
+                match self.static_members.get(instance) {
+                    Some(id) if *id != req.member_id => return Err(GroupError::FencedInstanceId),
+                    Some(_) => {}
+                    None => return Err(GroupError::UnknownMemberId),
+                }
+                req.member_id.clone()
+            }
+            (None, true) if req.require_known_member_id => {
+                let deadline = now + req.session_timeout;
+                self.pending_members
+                    .insert(fresh_member_id.clone(), deadline);
+                return Err(GroupError::MemberIdRequired(fresh_member_id));
+            }
+            (None, true) => return self.join_new_member(now, req, fresh_member_id),
+            (None, false) => {
+                if self.pending_members.remove(&req.member_id).is_some() {
+                    return self.join_new_member(now, req, req.member_id.clone());
+                }
+                req.member_id.clone()
+            }
+        };
+        self.join_existing_member(now, req, &member_id)
+    }
+
+    /// Whether a join's protocol type and protocols fit the current members.
+    fn accepts(&self, req: &JoinRequest) -> bool {
+        if self.members.is_empty() {
+            return true;
+        }
+        if self.protocol_type.as_deref() != Some(req.protocol_type.as_str()) {
+            return false;
+        }
+        let others = || self.members.values().filter(|m| m.id != req.member_id);
+        req.protocols
+            .iter()
+            .any(|p| others().all(|m| m.supports(&p.name)))
+    }
+
+    fn join_new_member(
+        &mut self,
+        now: Instant,
+        req: &JoinRequest,
+        member_id: String,
+    ) -> Result<JoinReply, GroupError> {
+        if self.members.len() >= MEMBERS_PER_GROUP_MAX {
+            return Err(GroupError::GroupMaxSizeReached);
+        }
+        if self.members.is_empty() {
+            self.protocol_type = Some(req.protocol_type.clone());
+        }
+        let mut member = Member::new(member_id.clone(), req, now);
+        member.awaiting_join = true;
+        if let Some(instance) = &req.group_instance_id {
+            self.static_members
+                .insert(instance.clone(), member_id.clone());
+        }
+        self.members.insert(member_id.clone(), member);
+        if self.state != GroupState::PreparingRebalance {
+            self.prepare_rebalance(now);
+        }
+        self.extend_rebalance_deadline(now, req.rebalance_timeout);
+        self.maybe_complete_join(now);
+        Ok(self.reply_to_joiner(member_id))
+    }
+
+    fn join_existing_member(
+        &mut self,
+        now: Instant,
+        req: &JoinRequest,
+        member_id: &str,
+    ) -> Result<JoinReply, GroupError> {
+        let Some(member) = self.members.get_mut(member_id) else {
+            return Err(GroupError::UnknownMemberId);
+        };
+        let unchanged = member.protocols == req.protocols;
+        member.update(req, now);
+        let is_leader = self.leader.as_deref() == Some(member_id);
+        match self.state {
+            GroupState::PreparingRebalance => {}
+            // A retried join of the current generation (its answer was lost): answer it again.
+            GroupState::CompletingRebalance if unchanged => {
+                return Ok(JoinReply::Done(self.join_response(member_id)));
+            }
+            // A follower rejoining without change gets the current generation back; the leader
+            // rejoining, or any change of subscription, starts a rebalance.
+            GroupState::Stable if unchanged && !is_leader => {
+                return Ok(JoinReply::Done(self.join_response(member_id)));
+            }
+            GroupState::CompletingRebalance | GroupState::Stable => self.prepare_rebalance(now),
+            GroupState::Empty | GroupState::Dead => return Err(GroupError::UnknownMemberId),
+        }
+        if let Some(member) = self.members.get_mut(member_id) {
+            member.awaiting_join = true;
+        }
+        self.extend_rebalance_deadline(now, req.rebalance_timeout);
+        self.maybe_complete_join(now);
+        Ok(self.reply_to_joiner(member_id.to_owned()))
+    }
+
+    /// Takes the caller's own answer out of the notices if the join completed, else tells it
+    /// to wait.
+    fn reply_to_joiner(&mut self, member_id: String) -> JoinReply {
+        let own = self.outbox.iter().position(
+            |n| matches!(n, Notice::Join { member_id: id, result: Ok(_) } if *id == member_id),
+        );
+        match own.map(|i| self.outbox.remove(i)) {
+            Some(Notice::Join {
+                result: Ok(response),
+                ..
+            }) => JoinReply::Done(response),
+            _ => JoinReply::Wait(member_id),
+        }
+    }
+
+    /// Enters PreparingRebalance: assignments are void and waiting syncs are told to rejoin.
+    fn prepare_rebalance(&mut self, now: Instant) {
+        for member in self.members.values_mut() {
+            member.assignment = Bytes::new();
+            if member.awaiting_sync {
+                member.awaiting_sync = false;
+                self.outbox.push(Notice::Sync {
+                    member_id: member.id.clone(),
+                    result: Err(GroupError::RebalanceInProgress),
+                });
+            }
+        }
+        self.state = GroupState::PreparingRebalance;
+        let timeout = self
+            .members
+            .values()
+            .map(|m| m.rebalance_timeout)
+            .max()
+            .unwrap_or(Duration::ZERO);
+        self.rebalance_deadline = Some(now + timeout);
+    }
+
+    /// A member joining mid-rebalance may have a longer rebalance timeout than the deadline.
+    fn extend_rebalance_deadline(&mut self, now: Instant, timeout: Duration) {
+        if let Some(deadline) = &mut self.rebalance_deadline {
+            *deadline = (*deadline).max(now + timeout.min(REBALANCE_TIMEOUT_MAX));
+        }
+    }
+
+    fn maybe_complete_join(&mut self, now: Instant) {
+        let all_joined = self.members.values().all(|m| m.awaiting_join);
+        if self.state == GroupState::PreparingRebalance
+            && all_joined
+            && self.pending_members.is_empty()
+        {
+            self.complete_join(now);
+        }
+    }
+
+    /// Ends the join phase: members that did not rejoin are dropped, the generation advances,
+    /// a protocol and a leader are chosen and every joined member is answered.
+    fn complete_join(&mut self, now: Instant) {
+        assert_eq!(self.state, GroupState::PreparingRebalance);
+        let absent: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| !m.awaiting_join)
+            .map(|m| m.id.clone())
+            .collect();
+        for id in absent {
+            self.forget_member(&id);
+        }
+        self.generation = self.generation.wrapping_add(1).max(1);
+        self.rebalance_deadline = None;
+        if self.members.is_empty() {
+            self.state = GroupState::Empty;
+            self.protocol_name = None;
+            self.leader = None;
+            return;
+        }
+        self.protocol_name = Some(self.select_protocol());
+        if !self
+            .leader
+            .as_ref()
+            .is_some_and(|l| self.members.contains_key(l))
+        {
+            self.leader = self.members.keys().next().cloned();
+        }
+        self.state = GroupState::CompletingRebalance;
+        let ids: Vec<String> = self.members.keys().cloned().collect();
+        for id in ids {
+            let response = self.join_response(&id);
+            if let Some(member) = self.members.get_mut(&id) {
+                member.awaiting_join = false;
+                member.last_seen = now;
+            }
+            self.outbox.push(Notice::Join {
+                member_id: id,
+                result: Ok(response),
+            });
+        }
+    }
+
+    /// The protocol every member supports that most members prefer (ties go to the name that
+    /// sorts first, so the choice is deterministic).
+    fn select_protocol(&self) -> String {
+        let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
+        for member in self.members.values() {
+            let choice = member
+                .protocols
+                .iter()
+                .find(|p| self.members.values().all(|m| m.supports(&p.name)));
+            if let Some(p) = choice {
+                *votes.entry(p.name.as_str()).or_default() += 1;
+            }
+        }
+        let best = votes.iter().max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)));
+        match best {
+            Some((name, _)) => (*name).to_owned(),
+            // Joins are refused unless they share a protocol with everyone, so this is only
+            // reachable with a member that sent no protocols, which join also refuses.
+            None => String::new(),
+        }
+    }
+
+    fn join_response(&self, member_id: &str) -> JoinResponse {
+        let protocol = self.protocol_name.clone().unwrap_or_default();
+        let is_leader = self.leader.as_deref() == Some(member_id);
+        let members = if is_leader {
+            self.members
+                .values()
+                .map(|m| JoinedMember {
+                    member_id: m.id.clone(),
+                    group_instance_id: m.instance_id.clone(),
+                    metadata: m.metadata(&protocol),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        JoinResponse {
+            generation: self.generation,
+            protocol_type: self.protocol_type().to_owned(),
+            protocol_name: protocol,
+            leader: self.leader.clone().unwrap_or_default(),
+            member_id: member_id.to_owned(),
+            members,
+        }
+    }
+
+    /// Checks that a request comes from a current member: the member exists, its static
+    /// instance id matches and its generation is the group's.
+    fn check_member(
+        &self,
+        member_id: &str,
+        instance_id: Option<&String>,
+        generation: i32,
+    ) -> Result<(), GroupError> {
+        if let Some(instance) = instance_id {
+            if let Some(id) = self.static_members.get(instance) {
+                if id != member_id {
+                    return Err(GroupError::FencedInstanceId);
+                }
+            }
+        }
+        if self.state == GroupState::Empty || !self.members.contains_key(member_id) {
+            return Err(GroupError::UnknownMemberId);
+        }
+        if generation != self.generation {
+            return Err(GroupError::IllegalGeneration);
+        }
+        Ok(())
+    }
+
+    /// Checks an offset commit of a generation (`generation >= 0`): the member must be current
+    /// and the group not between join and sync. The commit refreshes the member's session.
+    ///
+    /// # Errors
+    /// [`GroupError::UnknownMemberId`], [`GroupError::IllegalGeneration`],
+    /// [`GroupError::FencedInstanceId`], [`GroupError::RebalanceInProgress`].
+    pub(crate) fn check_commit(
+        &mut self,
+        now: Instant,
+        member_id: &str,
+        instance_id: Option<&String>,
+        generation: i32,
+    ) -> Result<(), GroupError> {
+        self.check_member(member_id, instance_id, generation)?;
+        // Commits stay open while members rejoin (consumers commit when their partitions are
+        // revoked), but between join and sync the assignment is in flux.
+        if self.state == GroupState::CompletingRebalance {
+            return Err(GroupError::RebalanceInProgress);
+        }
+        if let Some(member) = self.members.get_mut(member_id) {
+            member.last_seen = now;
+        }
+        Ok(())
+    }
+
+    /// Handles a SyncGroup.
+    ///
+    /// # Errors
+    /// [`GroupError::UnknownMemberId`], [`GroupError::IllegalGeneration`],
+    /// [`GroupError::RebalanceInProgress`], [`GroupError::InconsistentGroupProtocol`].
+    pub(crate) fn sync(
+        &mut self,
+        now: Instant,
+        req: &SyncRequest,
+    ) -> Result<SyncReply, GroupError> {
+        self.check_member(
+            &req.member_id,
+            req.group_instance_id.as_ref(),
+            req.generation,
+        )?;
+        let type_differs = req
+            .protocol_type
+            .as_ref()
+            .is_some_and(|t| Some(t) != self.protocol_type.as_ref());
+        let name_differs = req
+            .protocol_name
+            .as_ref()
+            .is_some_and(|n| Some(n) != self.protocol_name.as_ref());
+        if type_differs || name_differs {
+            return Err(GroupError::InconsistentGroupProtocol);
+        }
+        if let Some(member) = self.members.get_mut(&req.member_id) {
+            member.last_seen = now;
+        }
+        match self.state {
+            GroupState::PreparingRebalance => Err(GroupError::RebalanceInProgress),
+            GroupState::Stable => Ok(SyncReply::Done(self.sync_response(&req.member_id))),
+            GroupState::CompletingRebalance => {
+                if self.leader.as_deref() != Some(req.member_id.as_str()) {
+                    if let Some(member) = self.members.get_mut(&req.member_id) {
+                        member.awaiting_sync = true;
+                    }
+                    return Ok(SyncReply::Wait);
+                }
+                self.apply_assignments(&req.assignments);
+                Ok(SyncReply::Done(self.sync_response(&req.member_id)))
+            }
+            GroupState::Empty | GroupState::Dead => Err(GroupError::UnknownMemberId),
+        }
+    }
+
+    /// Stores the leader's assignments (members it left out get an empty one), makes the group
+    /// Stable and answers the followers waiting in SyncGroup.
+    fn apply_assignments(&mut self, assignments: &[(String, Bytes)]) {
+        for member in self.members.values_mut() {
+            member.assignment = Bytes::new();
+        }
+        for (id, assignment) in assignments {
+            if let Some(member) = self.members.get_mut(id) {
+                member.assignment = assignment.clone();
+            }
+        }
+        self.state = GroupState::Stable;
+        let waiting: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| m.awaiting_sync)
+            .map(|m| m.id.clone())
+            .collect();
+        for id in waiting {
+            let response = self.sync_response(&id);
+            if let Some(member) = self.members.get_mut(&id) {
+                member.awaiting_sync = false;
+            }
+            self.outbox.push(Notice::Sync {
+                member_id: id,
+                result: Ok(response),
+            });
+        }
+    }
+
+    fn sync_response(&self, member_id: &str) -> SyncResponse {
+        SyncResponse {
+            protocol_type: self.protocol_type().to_owned(),
+            protocol_name: self.protocol_name.clone().unwrap_or_default(),
+            assignment: self
+                .members
+                .get(member_id)
+                .map(|m| m.assignment.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Handles a Heartbeat.
+    ///
+    /// # Errors
+    /// [`GroupError::UnknownMemberId`], [`GroupError::IllegalGeneration`], and
+    /// [`GroupError::RebalanceInProgress`] while the group waits for members to rejoin.
+    pub(crate) fn heartbeat(
+        &mut self,
+        now: Instant,
+        req: &HeartbeatRequest,
+    ) -> Result<(), GroupError> {
+        self.check_member(
+            &req.member_id,
+            req.group_instance_id.as_ref(),
+            req.generation,
+        )?;
+        if let Some(member) = self.members.get_mut(&req.member_id) {
+            member.last_seen = now;
+        }
+        match self.state {
+            GroupState::PreparingRebalance => Err(GroupError::RebalanceInProgress),
+            _ => Ok(()),
+        }
+    }
+
+    /// Handles a LeaveGroup for each of `members`, in order.
+    pub(crate) fn leave(
+        &mut self,
+        now: Instant,
+        members: &[MemberIdentity],
+    ) -> Vec<Result<(), GroupError>> {
+        members.iter().map(|m| self.leave_one(now, m)).collect()
+    }
+
+    fn leave_one(&mut self, now: Instant, who: &MemberIdentity) -> Result<(), GroupError> {
+        let member_id = match &who.group_instance_id {
+            Some(instance) => match self.static_members.get(instance) {
+                Some(id) if who.member_id.is_empty() || *id == who.member_id => id.clone(),
+                Some(_) => return Err(GroupError::FencedInstanceId),
+                None => return Err(GroupError::UnknownMemberId),
+            },
+            None => who.member_id.clone(),
+        };
+        if self.pending_members.remove(&member_id).is_some() {
+            self.maybe_complete_join(now);
+            return Ok(());
+        }
+        if !self.members.contains_key(&member_id) {
+            return Err(GroupError::UnknownMemberId);
+        }
+        self.remove_member(now, &member_id, GroupError::UnknownMemberId);
+        Ok(())
+    }
+
+    /// Removes a member (left, expired or fenced) and rebalances the rest. A request of the
+    /// member still waiting is answered with `reason`.
+    fn remove_member(&mut self, now: Instant, member_id: &str, reason: GroupError) {
+        let Some(member) = self.forget_member(member_id) else {
+            return;
+        };
+        if member.awaiting_join {
+            self.outbox.push(Notice::Join {
+                member_id: member.id.clone(),
+                result: Err(reason.clone()),
+            });
+        }
+        if member.awaiting_sync {
+            self.outbox.push(Notice::Sync {
+                member_id: member.id,
+                result: Err(reason),
+            });
+        }
+        match self.state {
+            GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(now),
+            GroupState::PreparingRebalance | GroupState::Empty | GroupState::Dead => {}
+        }
+        self.maybe_complete_join(now);
+    }
+
+    fn forget_member(&mut self, member_id: &str) -> Option<Member> {
+        let member = self.members.remove(member_id)?;
+        if let Some(instance) = &member.instance_id {
+            if self.static_members.get(instance).map(String::as_str) == Some(member_id) {
+                self.static_members.remove(instance);
+            }
+        }
+        Some(member)
+    }
+
+    /// Advances time: lapses outstanding member ids, removes members whose session expired and
+    /// completes a join whose deadline passed.
+    pub(crate) fn tick(&mut self, now: Instant) {
+        let before = self.pending_members.len();
+        self.pending_members.retain(|_, deadline| *deadline > now);
+        // Members waiting in a join are covered by the rebalance deadline, not their session.
+        let preparing = self.state == GroupState::PreparingRebalance;
+        let expired: Vec<String> = self
+            .members
+            .values()
+            .filter(|m| !(preparing && m.awaiting_join) && m.session_expired(now))
+            .map(|m| m.id.clone())
+            .collect();
+        for id in &expired {
+            tracing::info!(group = %self.id, member = %id, "session expired; removing member");
+            self.remove_member(now, id, GroupError::UnknownMemberId);
+        }
+        let deadline_passed = self.rebalance_deadline.is_some_and(|d| d <= now);
+        if self.state == GroupState::PreparingRebalance && deadline_passed {
+            self.complete_join(now);
+        } else if self.pending_members.len() != before {
+            self.maybe_complete_join(now);
+        }
+    }
+
+    /// The members as DescribeGroups reports them: metadata and assignments only when Stable.
+    pub(crate) fn describe_members(&self) -> Vec<MemberDescription> {
+        let stable = self.state == GroupState::Stable;
+        let protocol = self.protocol_name.as_deref().unwrap_or("");
+        self.members
+            .values()
+            .map(|m| MemberDescription {
+                member_id: m.id.clone(),
+                group_instance_id: m.instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                metadata: if stable {
+                    m.metadata(protocol)
+                } else {
+                    Bytes::new()
+                },
+                assignment: if stable {
+                    m.assignment.clone()
+                } else {
+                    Bytes::new()
+                },
+            })
+            .collect()
+    }
+
+    /// The protocol reported by DescribeGroups: the chosen one once Stable, else empty.
+    pub(crate) fn described_protocol(&self) -> &str {
+        match self.state {
+            GroupState::Stable => self.protocol_name.as_deref().unwrap_or(""),
+            _ => "",
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

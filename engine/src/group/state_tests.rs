@@ -1,0 +1,408 @@
+//! Transitions of the rebalance state machine, driven with an explicit clock.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::*;
+use crate::group::member::Protocol;
+
+const SESSION: Duration = Duration::from_secs(10);
+const REBALANCE: Duration = Duration::from_secs(30);
+
+fn join_req(member_id: &str, protocols: &[(&str, &'static [u8])]) -> JoinRequest {
+    JoinRequest {
+        group_id: "g".into(),
+        member_id: member_id.into(),
+        group_instance_id: None,
+        require_known_member_id: false,
+        client_id: "client".into(),
+        client_host: "/127.0.0.1".into(),
+        session_timeout: SESSION,
+        rebalance_timeout: REBALANCE,
+        protocol_type: "consumer".into(),
+        protocols: protocols
+            .iter()
+            .map(|(name, meta)| Protocol {
+                name: (*name).into(),
+                metadata: Bytes::from_static(meta),
+            })
+            .collect(),
+    }
+}
+
+fn range(meta: &'static [u8]) -> JoinRequest {
+    join_req("", &[("range", meta)])
+}
+
+fn sync_req(member: &str, generation: i32, assignments: &[(&str, &'static [u8])]) -> SyncRequest {
+    SyncRequest {
+        group_id: "g".into(),
+        generation,
+        member_id: member.into(),
+        group_instance_id: None,
+        protocol_type: None,
+        protocol_name: None,
+        assignments: assignments
+            .iter()
+            .map(|(m, a)| ((*m).to_owned(), Bytes::from_static(a)))
+            .collect(),
+    }
+}
+
+fn heartbeat(
+    group: &mut Group,
+    now: Instant,
+    member: &str,
+    generation: i32,
+) -> Result<(), GroupError> {
+    group.heartbeat(
+        now,
+        &HeartbeatRequest {
+            group_id: "g".into(),
+            generation,
+            member_id: member.into(),
+            group_instance_id: None,
+        },
+    )
+}
+
+fn done(reply: Result<JoinReply, GroupError>) -> JoinResponse {
+    match reply {
+        Ok(JoinReply::Done(r)) => r,
+        other => panic!("expected a completed join, got {other:?}"),
+    }
+}
+
+fn join_notice(notices: &[Notice], member: &str) -> JoinResponse {
+    notices
+        .iter()
+        .find_map(|n| match n {
+            Notice::Join {
+                member_id,
+                result: Ok(r),
+            } if member_id == member => Some(r.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no join notice for {member} in {notices:?}"))
+}
+
+/// Brings a group to Stable with members "a" (leader) and "b" at generation 2.
+fn stable_pair(now: Instant) -> Group {
+    let mut g = Group::new("g");
+    let first = done(g.join(now, &range(b"meta-a"), "a".into()));
+    assert_eq!(first.generation, 1);
+    // "b" joins: the group waits for "a" to rejoin.
+    assert_eq!(
+        g.join(now, &range(b"meta-b"), "b".into()),
+        Ok(JoinReply::Wait("b".into()))
+    );
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    let a = done(g.join(now, &join_req("a", &[("range", b"meta-a")]), "x".into()));
+    let b = join_notice(&g.take_notices(), "b");
+    assert_eq!((a.generation, b.generation), (2, 2));
+    let leader = sync_req("a", 2, &[("a", b"p0"), ("b", b"p1")]);
+    assert!(matches!(g.sync(now, &leader), Ok(SyncReply::Done(_))));
+    assert_eq!(g.state(), GroupState::Stable);
+    g
+}
+
+#[test]
+fn join_of_two_members_gives_leader_all_metadata_and_followers_none() {
+    let now = Instant::now();
+    let mut g = Group::new("g");
+    done(g.join(now, &range(b"meta-a"), "a".into()));
+    g.join(now, &range(b"meta-b"), "b".into()).unwrap();
+    let a = done(g.join(now, &join_req("a", &[("range", b"meta-a")]), "x".into()));
+    let b = join_notice(&g.take_notices(), "b");
+    assert_eq!(a.leader, "a");
+    assert_eq!(b.leader, "a");
+    assert_eq!(a.protocol_name, "range");
+    let metadata: Vec<(&str, &[u8])> = a
+        .members
+        .iter()
+        .map(|m| (m.member_id.as_str(), m.metadata.as_ref()))
+        .collect();
+    assert_eq!(metadata, vec![("a", &b"meta-a"[..]), ("b", &b"meta-b"[..])]);
+    assert!(b.members.is_empty());
+    assert_eq!(g.state(), GroupState::CompletingRebalance);
+}
+
+#[test]
+fn sync_distributes_the_leaders_assignments() {
+    let now = Instant::now();
+    let mut g = Group::new("g");
+    done(g.join(now, &range(b"a"), "a".into()));
+    g.join(now, &range(b"b"), "b".into()).unwrap();
+    done(g.join(now, &join_req("a", &[("range", b"a")]), "x".into()));
+    g.take_notices();
+    // The follower syncs first and waits for the leader.
+    assert_eq!(g.sync(now, &sync_req("b", 2, &[])), Ok(SyncReply::Wait));
+    let leader = g.sync(now, &sync_req("a", 2, &[("a", b"p0"), ("b", b"p1")]));
+    match leader {
+        Ok(SyncReply::Done(r)) => assert_eq!(r.assignment.as_ref(), b"p0"),
+        other => panic!("leader sync: {other:?}"),
+    }
+    let notices = g.take_notices();
+    assert_eq!(notices.len(), 1);
+    match &notices[0] {
+        Notice::Sync {
+            member_id,
+            result: Ok(r),
+        } => {
+            assert_eq!(member_id, "b");
+            assert_eq!(r.assignment.as_ref(), b"p1");
+        }
+        other => panic!("follower notice: {other:?}"),
+    }
+    // A late sync in Stable gets the stored assignment at once.
+    match g.sync(now, &sync_req("b", 2, &[])) {
+        Ok(SyncReply::Done(r)) => assert_eq!(r.assignment.as_ref(), b"p1"),
+        other => panic!("late sync: {other:?}"),
+    }
+}
+
+#[test]
+fn chosen_protocol_is_supported_by_all_members() {
+    let now = Instant::now();
+    let mut g = Group::new("g");
+    done(g.join(
+        now,
+        &join_req("", &[("sticky", b""), ("range", b"")]),
+        "a".into(),
+    ));
+    g.join(
+        now,
+        &join_req("", &[("range", b""), ("roundrobin", b"")]),
+        "b".into(),
+    )
+    .unwrap();
+    let a = done(g.join(
+        now,
+        &join_req("a", &[("sticky", b""), ("range", b"")]),
+        "x".into(),
+    ));
+    assert_eq!(a.protocol_name, "range");
+    // A member sharing no protocol with the group is refused.
+    assert_eq!(
+        g.join(now, &join_req("", &[("roundrobin", b"")]), "c".into()),
+        Err(GroupError::InconsistentGroupProtocol)
+    );
+}
+
+#[test]
+fn heartbeat_during_rebalance_says_rebalance_in_progress() {
+    let now = Instant::now();
+    let mut g = stable_pair(now);
+    assert_eq!(heartbeat(&mut g, now, "a", 2), Ok(()));
+    g.join(now, &range(b"c"), "c".into()).unwrap();
+    assert_eq!(
+        heartbeat(&mut g, now, "a", 2),
+        Err(GroupError::RebalanceInProgress)
+    );
+    assert_eq!(
+        heartbeat(&mut g, now, "a", 1),
+        Err(GroupError::IllegalGeneration)
+    );
+    assert_eq!(
+        heartbeat(&mut g, now, "zz", 2),
+        Err(GroupError::UnknownMemberId)
+    );
+}
+
+#[test]
+fn leave_triggers_rebalance_and_remaining_member_gets_everything() {
+    let now = Instant::now();
+    let mut g = stable_pair(now);
+    let left = g.leave(
+        now,
+        &[MemberIdentity {
+            member_id: "b".into(),
+            group_instance_id: None,
+        }],
+    );
+    assert_eq!(left, vec![Ok(())]);
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    assert_eq!(
+        heartbeat(&mut g, now, "a", 2),
+        Err(GroupError::RebalanceInProgress)
+    );
+    let a = done(g.join(now, &join_req("a", &[("range", b"meta-a")]), "x".into()));
+    assert_eq!(a.generation, 3);
+    assert_eq!(a.leader, "a");
+    assert_eq!(a.members.len(), 1);
+    let sync = g.sync(now, &sync_req("a", 3, &[("a", b"p0,p1")]));
+    match sync {
+        Ok(SyncReply::Done(r)) => assert_eq!(r.assignment.as_ref(), b"p0,p1"),
+        other => panic!("sync: {other:?}"),
+    }
+    assert_eq!(g.state(), GroupState::Stable);
+}
+
+#[test]
+fn last_member_leaving_empties_the_group() {
+    let now = Instant::now();
+    let mut g = Group::new("g");
+    done(g.join(now, &range(b"a"), "a".into()));
+    let who = MemberIdentity {
+        member_id: "a".into(),
+        group_instance_id: None,
+    };
+    assert_eq!(g.leave(now, std::slice::from_ref(&who)), vec![Ok(())]);
+    assert_eq!(g.state(), GroupState::Empty);
+    assert!(g.is_vacant());
+    assert_eq!(g.leave(now, &[who]), vec![Err(GroupError::UnknownMemberId)]);
+}
+
+#[test]
+fn session_expiry_removes_a_member_and_rebalances() {
+    let start = Instant::now();
+    let mut g = stable_pair(start);
+    // Only "a" keeps heartbeating.
+    let later = start + SESSION / 2;
+    assert_eq!(heartbeat(&mut g, later, "a", 2), Ok(()));
+    g.tick(start + SESSION - Duration::from_millis(1));
+    assert!(g.has_member("b"));
+    let expired = start + SESSION;
+    g.tick(expired);
+    assert!(!g.has_member("b"));
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    let a = done(g.join(expired, &join_req("a", &[("range", b"meta-a")]), "x".into()));
+    assert_eq!(a.generation, 3);
+    assert_eq!(a.members.len(), 1);
+}
+
+#[test]
+fn rebalance_deadline_drops_members_that_did_not_rejoin() {
+    let now = Instant::now();
+    let mut g = stable_pair(now);
+    g.join(now, &join_req("a", &[("range", b"meta-a")]), "x".into())
+        .unwrap();
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    // "b" keeps its session alive with heartbeats but never rejoins.
+    let mut t = now;
+    while t < now + REBALANCE {
+        t += Duration::from_secs(3);
+        let _ = heartbeat(&mut g, t, "b", 2);
+        g.tick(t);
+    }
+    assert!(!g.has_member("b"));
+    let a = join_notice(&g.take_notices(), "a");
+    assert_eq!((a.generation, a.members.len()), (3, 1));
+}
+
+#[test]
+fn first_join_without_member_id_requires_one() {
+    let now = Instant::now();
+    let mut g = Group::new("g");
+    let mut req = range(b"a");
+    req.require_known_member_id = true;
+    assert_eq!(
+        g.join(now, &req, "m-1".into()),
+        Err(GroupError::MemberIdRequired("m-1".into()))
+    );
+    req.member_id = "m-1".into();
+    let r = done(g.join(now, &req, "unused".into()));
+    assert_eq!((r.member_id.as_str(), r.generation), ("m-1", 1));
+    // An id never handed out is refused.
+    req.member_id = "forged".into();
+    assert_eq!(
+        g.join(now, &req, "unused".into()),
+        Err(GroupError::UnknownMemberId)
+    );
+}
+
+#[test]
+fn static_member_rejoining_fences_its_old_id() {
+    let now = Instant::now();
+    let mut g = Group::new("g");
+    let mut req = range(b"a");
+    req.group_instance_id = Some("instance-1".into());
+    let first = done(g.join(now, &req, "old".into()));
+    let second = done(g.join(now, &req, "new".into()));
+    assert_eq!(second.member_id, "new");
+    assert!(second.generation > first.generation);
+    assert_eq!(
+        g.heartbeat(
+            now,
+            &HeartbeatRequest {
+                group_id: "g".into(),
+                generation: second.generation,
+                member_id: "old".into(),
+                group_instance_id: Some("instance-1".into()),
+            }
+        ),
+        Err(GroupError::FencedInstanceId)
+    );
+}
+
+#[test]
+fn sync_with_wrong_generation_is_illegal() {
+    let now = Instant::now();
+    let mut g = stable_pair(now);
+    assert_eq!(
+        g.sync(now, &sync_req("b", 1, &[])),
+        Err(GroupError::IllegalGeneration)
+    );
+    assert_eq!(
+        g.sync(now, &sync_req("nobody", 2, &[])),
+        Err(GroupError::UnknownMemberId)
+    );
+}
+
+#[test]
+fn rebalance_before_leader_syncs_tells_waiting_followers_to_rejoin() {
+    let now = Instant::now();
+    let mut g = Group::new("g");
+    done(g.join(now, &range(b"a"), "a".into()));
+    g.join(now, &range(b"b"), "b".into()).unwrap();
+    done(g.join(now, &join_req("a", &[("range", b"a")]), "x".into()));
+    g.take_notices();
+    assert_eq!(g.sync(now, &sync_req("b", 2, &[])), Ok(SyncReply::Wait));
+    g.join(now, &range(b"c"), "c".into()).unwrap();
+    let notices = g.take_notices();
+    assert!(notices.contains(&Notice::Sync {
+        member_id: "b".into(),
+        result: Err(GroupError::RebalanceInProgress),
+    }));
+}
+
+#[test]
+fn session_timeout_out_of_range_is_refused() {
+    let now = Instant::now();
+    let mut g = Group::new("g");
+    let mut req = range(b"a");
+    req.session_timeout = Duration::from_millis(10);
+    assert_eq!(
+        g.join(now, &req, "a".into()),
+        Err(GroupError::InvalidSessionTimeout)
+    );
+}
+
+#[test]
+fn commits_are_checked_against_member_and_generation() {
+    let now = Instant::now();
+    let mut g = stable_pair(now);
+    assert_eq!(g.check_commit(now, "a", None, 2), Ok(()));
+    assert_eq!(
+        g.check_commit(now, "a", None, 1),
+        Err(GroupError::IllegalGeneration)
+    );
+    assert_eq!(
+        g.check_commit(now, "stranger", None, 2),
+        Err(GroupError::UnknownMemberId)
+    );
+    // While members rejoin, the current generation may still commit.
+    g.join(now, &range(b"c"), "c".into()).unwrap();
+    assert_eq!(g.check_commit(now, "b", None, 2), Ok(()));
+    g.join(now, &join_req("a", &[("range", b"meta-a")]), "x".into())
+        .unwrap();
+    g.join(now, &join_req("b", &[("range", b"meta-b")]), "x".into())
+        .unwrap();
+    // Between join and sync it may not.
+    assert_eq!(g.state(), GroupState::CompletingRebalance);
+    assert_eq!(
+        g.check_commit(now, "a", None, 3),
+        Err(GroupError::RebalanceInProgress)
+    );
+}
