@@ -1,58 +1,44 @@
 //! Spindle's gRPC gateway: produce, subscribe and administer over gRPC.
+//!
+//! The services (`spindle.v1.Producer`, `Consumer`, `Admin`, plus the standard
+//! `grpc.health.v1.Health` and server reflection) run on a tokio runtime of their own, started
+//! by [`Gateway::start`]; every call reaches the shards through the engine's thread-safe
+//! [`spindle_engine::EngineHandle`] (see `bridge`). Where to look:
+//!
+//! | concern | file |
+//! | --- | --- |
+//! | runtime, listener, TLS, shutdown | `bridge.rs` |
+//! | the `[grpc]` configuration | `config.rs` |
+//! | bearer tokens and per-topic permissions | `auth.rs` |
+//! | per-principal quotas | `quota.rs` |
+//! | engine errors as gRPC statuses | `status.rs` |
+//! | produce, subscribe, admin | `service/` |
+//! | decoding stored Kafka batches | `batch_decoder.rs` |
+//! | committed offsets through the group coordinator | `committed_offsets.rs` |
+//! | every bound | `limits.rs` |
+//!
+//! The generated code is public in [`proto`] so Rust clients share the server's types.
 #![deny(missing_docs)]
 
-use std::net::SocketAddr;
+mod auth;
+mod batch_decoder;
+mod bridge;
+mod committed_offsets;
+mod config;
+mod error;
+mod gauges;
+pub mod limits;
+mod partitioner;
+pub mod proto;
+mod quota;
+mod service;
+mod status;
+mod topic_cache;
 
-use spindle_engine::EngineHandle;
-
-/// The gateway's configuration: the `[grpc]` table of the server's TOML file.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct GatewayConfig {
-    /// Whether the gateway runs at all.
-    pub enabled: bool,
-    /// Address the gRPC server listens on.
-    pub listen: SocketAddr,
-}
-
-impl Default for GatewayConfig {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
-        }
-    }
-}
-
-/// Errors starting or running the gateway.
-#[derive(Debug, thiserror::Error)]
-pub enum GatewayError {
-    /// Placeholder until the gateway lands.
-    #[error("the gRPC gateway is not built yet")]
-    NotBuilt,
-}
-
-/// A running gateway: its own tokio runtime serving gRPC.
-pub struct Gateway {
-    _private: (),
-}
-
-impl Gateway {
-    /// Starts serving on its own tokio runtime threads; every call becomes a message to the
-    /// owning shard through `engine`.
-    ///
-    /// # Errors
-    /// The listen address cannot be bound, TLS material cannot be read.
-    pub fn start(config: GatewayConfig, engine: EngineHandle) -> Result<Gateway, GatewayError> {
-        let _ = (config, engine);
-        Err(GatewayError::NotBuilt)
-    }
-
-    /// The address actually bound (useful with port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        todo!()
-    }
-
-    /// Stops accepting, ends streams and joins the runtime.
-    pub fn shutdown(self) {}
-}
+pub use auth::{Authenticator, Principal, TopicPattern};
+pub use bridge::Gateway;
+pub use config::{
+    AuthConfig, GatewayConfig, Operation, PermissionConfig, QuotaConfig, TlsConfig, TokenConfig,
+};
+pub use error::GatewayError;
+pub use partitioner::murmur2;

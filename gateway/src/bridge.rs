@@ -1,0 +1,219 @@
+//! [`Gateway`]: tonic on its own tokio runtime, bridged to the shards by [`EngineHandle`].
+//!
+//! The shards run glommio executors, one per core, and never block on anything outside them;
+//! the gateway must not take one of their threads. So `start` builds a multi-threaded tokio
+//! runtime with a few worker threads of its own, binds the listener synchronously (a bad
+//! address or TLS file fails `start`, not some later task), and runs the server on a dedicated
+//! thread that owns the runtime. Each gRPC call then turns into `EngineHandle` calls: a message
+//! to the owning shard and a one-shot reply awaited on the tokio side.
+//!
+//! Shutdown: the watch channel flips, health turns NOT_SERVING, long-lived streams end
+//! (subscribers get UNAVAILABLE), tonic stops accepting and drains open calls for up to
+//! [`SHUTDOWN_GRACE`], and the runtime thread is joined.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use spindle_engine::EngineHandle;
+use tokio::sync::watch;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+use crate::auth::Authenticator;
+use crate::config::{GatewayConfig, TlsConfig};
+use crate::error::GatewayError;
+use crate::limits::{GRPC_MESSAGE_BYTES_MAX, RUNTIME_THREADS_MAX, SHUTDOWN_GRACE};
+use crate::partitioner::Partitioner;
+use crate::proto::admin_server::AdminServer;
+use crate::proto::consumer_server::ConsumerServer;
+use crate::proto::producer_server::ProducerServer;
+use crate::quota::Quotas;
+use crate::service::{AdminService, ConsumerService, Context, ProducerService};
+use crate::topic_cache::TopicCache;
+
+/// A running gateway: its own tokio runtime serving gRPC.
+pub struct Gateway {
+    local_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Gateway {
+    /// Starts serving on its own tokio runtime threads; every call becomes a message to the
+    /// owning shard through `engine`.
+    ///
+    /// # Errors
+    /// The listen address cannot be bound, TLS material cannot be read, the configuration is
+    /// inconsistent (bad topic pattern, zero quota, thread count).
+    pub fn start(config: GatewayConfig, engine: EngineHandle) -> Result<Gateway, GatewayError> {
+        if !(1..=RUNTIME_THREADS_MAX).contains(&config.runtime_threads) {
+            return Err(GatewayError::Config(format!(
+                "runtime_threads must be 1..={RUNTIME_THREADS_MAX}, not {}",
+                config.runtime_threads
+            )));
+        }
+        let authenticator = Authenticator::new(config.auth.as_ref())?;
+        let quotas = Quotas::new(config.quota, config.auth.as_ref())?;
+        let tls = config.tls.as_ref().map(load_tls).transpose()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.runtime_threads)
+            .thread_name("spindle-grpc")
+            .enable_all()
+            .build()
+            .map_err(GatewayError::Runtime)?;
+        let listener =
+            std::net::TcpListener::bind(config.listen).map_err(|source| GatewayError::Bind {
+                addr: config.listen,
+                source,
+            })?;
+        let bind_error = |source| GatewayError::Bind {
+            addr: config.listen,
+            source,
+        };
+        listener.set_nonblocking(true).map_err(bind_error)?;
+        let local_addr = listener.local_addr().map_err(bind_error)?;
+        let listener = {
+            let _entered = runtime.enter();
+            tokio::net::TcpListener::from_std(listener).map_err(bind_error)?
+        };
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let ctx = Arc::new(Context {
+            engine,
+            topics: TopicCache::default(),
+            quotas,
+            partitioner: Partitioner::default(),
+            gauges: Arc::default(),
+            shutdown: shutdown_rx,
+        });
+        let mut builder = Server::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_config(tls)?;
+        }
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let reflection_v1alpha = reflection().build_v1alpha()?;
+        let reflection_v1 = reflection().build_v1()?;
+        let auth = move |request| authenticator.intercept(request);
+        let router = builder
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(InterceptedService::new(
+                ProducerServer::new(ProducerService::new(Arc::clone(&ctx)))
+                    .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+                    .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
+                auth.clone(),
+            ))
+            .add_service(InterceptedService::new(
+                ConsumerServer::new(ConsumerService::new(Arc::clone(&ctx)))
+                    .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+                    .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
+                auth.clone(),
+            ))
+            .add_service(InterceptedService::new(
+                AdminServer::new(AdminService::new(Arc::clone(&ctx)))
+                    .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+                    .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
+                auth,
+            ));
+        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let serve = async move {
+            health
+                .set_serving::<ProducerServer<ProducerService>>()
+                .await;
+            health
+                .set_serving::<ConsumerServer<ConsumerService>>()
+                .await;
+            health.set_serving::<AdminServer<AdminService>>().await;
+            let stopping = {
+                let ctx = Arc::clone(&ctx);
+                let health = health.clone();
+                async move {
+                    ctx.stopping().await;
+                    health
+                        .set_not_serving::<ProducerServer<ProducerService>>()
+                        .await;
+                    health
+                        .set_not_serving::<ConsumerServer<ConsumerService>>()
+                        .await;
+                    health.set_not_serving::<AdminServer<AdminService>>().await;
+                    health
+                        .set_service_status("", tonic_health::ServingStatus::NotServing)
+                        .await;
+                }
+            };
+            if let Err(err) = router
+                .serve_with_incoming_shutdown(incoming, stopping)
+                .await
+            {
+                tracing::error!(error = %err, "gRPC server failed");
+            }
+        };
+        let thread = std::thread::Builder::new()
+            .name("spindle-grpc-main".to_string())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    // Open calls get a grace period to finish once shutdown begins.
+                    let server = tokio::spawn(serve);
+                    if let Err(err) = server.await {
+                        tracing::error!(error = %err, "gRPC server task failed");
+                    }
+                });
+                runtime.shutdown_timeout(SHUTDOWN_GRACE);
+            })
+            .map_err(GatewayError::Runtime)?;
+        tracing::info!(addr = %local_addr, tls = config.tls.is_some(), auth = config.auth.is_some(), "gRPC gateway listening");
+        Ok(Gateway {
+            local_addr,
+            shutdown,
+            thread: Some(thread),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, ends streams and joins the runtime.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.shutdown.send_replace(true);
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the gRPC runtime thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Server reflection over `spindle.v1` and the health service (built once per protocol
+/// version: grpcurl and older tools still ask v1alpha).
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+fn load_tls(config: &TlsConfig) -> Result<ServerTlsConfig, GatewayError> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| GatewayError::TlsFile {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let cert = read(&config.cert_path)?;
+    let key = read(&config.key_path)?;
+    Ok(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
+}

@@ -1,0 +1,108 @@
+//! Consumer groups' committed offsets, stored by the engine's group coordinator.
+//!
+//! A gRPC commit is a *simple* commit (generation -1): the group coordinator accepts it for any
+//! group without membership, writes it to `__consumer_offsets` and answers once it is stored,
+//! so it survives a restart and a Kafka consumer of the same group sees it (and the reverse).
+//! Each call runs on the group's coordinator shard through [`EngineHandle::run_on`].
+
+use spindle_engine::group::{self, CommittedOffset, GroupError, OffsetCommit};
+use spindle_engine::{EngineHandle, TopicPartition};
+use tonic::Status;
+
+use crate::status::{self, invalid_argument};
+
+/// Commits `offsets` (partition, next offset to read) of `topic` for `group`.
+///
+/// # Errors
+/// INVALID_ARGUMENT for a bad group id or offset, NOT_FOUND for an unknown partition,
+/// UNAVAILABLE when the offsets log refused the write.
+pub async fn commit(
+    engine: &EngineHandle,
+    group_id: &str,
+    topic: &str,
+    offsets: Vec<(u32, i64)>,
+) -> Result<(), Status> {
+    if let Some((partition, offset)) = offsets.iter().find(|(_, offset)| *offset < 0) {
+        return Err(invalid_argument(
+            "offsets",
+            &format!("partition {partition}: offset {offset} is negative"),
+        ));
+    }
+    let commit = OffsetCommit {
+        group_id: group_id.to_string(),
+        generation: -1,
+        member_id: String::new(),
+        group_instance_id: None,
+        offsets: offsets
+            .into_iter()
+            .map(|(partition, offset)| {
+                let committed = CommittedOffset {
+                    offset,
+                    leader_epoch: -1,
+                    metadata: None,
+                    commit_timestamp_ms: 0,
+                };
+                (TopicPartition::new(topic, partition), committed)
+            })
+            .collect(),
+    };
+    let target = group::coordinator_shard(group_id, engine.shard_count());
+    let outcome = engine
+        .run_on(target, move |shard| async move {
+            shard.local_groups().commit_offsets(&shard, commit).await
+        })
+        .await
+        .map_err(status::from_engine)?
+        .map_err(from_group)?;
+    for (tp, result) in outcome {
+        result.map_err(|err| {
+            let status = from_group(err);
+            Status::new(status.code(), format!("{tp}: {}", status.message()))
+        })?;
+    }
+    Ok(())
+}
+
+/// The committed offsets of `group` for `topic`, as (partition, offset), partitions without a
+/// commit left out.
+///
+/// # Errors
+/// The engine's failure (shutting down).
+pub async fn fetch(
+    engine: &EngineHandle,
+    group_id: &str,
+    topic: &str,
+) -> Result<Vec<(u32, i64)>, Status> {
+    let target = group::coordinator_shard(group_id, engine.shard_count());
+    let group_id = group_id.to_string();
+    let topic = topic.to_string();
+    let offsets = engine
+        .run_on(target, move |shard| async move {
+            shard
+                .local_groups()
+                .fetch_offsets(&group_id, None)
+                .into_iter()
+                .filter(|(tp, _)| *tp.topic == *topic)
+                .filter_map(|(tp, committed)| Some((tp.partition.0, committed?.offset)))
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(status::from_engine)?;
+    Ok(offsets)
+}
+
+/// The status for a group coordinator's refusal.
+fn from_group(err: GroupError) -> Status {
+    let message = err.to_string();
+    match err {
+        GroupError::InvalidGroupId => invalid_argument("group", &message),
+        GroupError::OffsetMetadataTooLarge | GroupError::InvalidCommitOffsetSize => {
+            invalid_argument("offsets", &message)
+        }
+        GroupError::UnknownTopicOrPartition | GroupError::GroupIdNotFound => {
+            Status::not_found(message)
+        }
+        GroupError::CoordinatorNotAvailable => Status::unavailable(message),
+        _ => Status::failed_precondition(message),
+    }
+}

@@ -1,0 +1,51 @@
+//! Every bound the gateway keeps: queues, in-flight requests, request sizes.
+//!
+//! A subscriber's memory is bounded by `SUBSCRIBE_QUEUE_MESSAGES` decoded responses plus the
+//! one read in progress per partition (at most `SUBSCRIBE_MAX_BYTES_MAX` each), whatever the
+//! client does: once the queue is full the subscription task waits and stops reading the log.
+
+use std::time::Duration;
+
+/// Default worker threads of the gateway's tokio runtime.
+pub const RUNTIME_THREADS_DEFAULT: usize = 2;
+/// Most worker threads allowed (the gateway shares the machine with the shards).
+pub const RUNTIME_THREADS_MAX: usize = 64;
+
+/// Decoded responses queued per subscription before its task waits for the client.
+pub const SUBSCRIBE_QUEUE_MESSAGES: usize = 8;
+/// Default long-poll time of one read.
+pub const SUBSCRIBE_MAX_WAIT_DEFAULT: Duration = Duration::from_millis(500);
+/// Longest long poll a client may ask for.
+pub const SUBSCRIBE_MAX_WAIT_MAX: Duration = Duration::from_secs(30);
+/// Default byte budget of one read of one partition.
+pub const SUBSCRIBE_MAX_BYTES_DEFAULT: usize = 1 << 20;
+/// Largest byte budget of one read a client may ask for.
+pub const SUBSCRIBE_MAX_BYTES_MAX: usize = 16 << 20;
+/// Most records in one `SubscribeResponse` (a large read is split).
+pub const SUBSCRIBE_RECORDS_PER_RESPONSE_MAX: usize = 1000;
+/// Most partitions one subscription may read.
+pub const SUBSCRIBE_PARTITIONS_MAX: usize = 4096;
+
+/// Produce requests of one `ProduceStream` being written at once; beyond this the server
+/// stops reading the stream and HTTP/2 flow control holds the client back.
+pub const PRODUCE_STREAM_IN_FLIGHT_MAX: usize = 16;
+/// Most records in one produce request.
+pub const PRODUCE_RECORDS_MAX: usize = 100_000;
+
+/// Largest gRPC message accepted or sent (tonic's default is 4 MiB).
+pub const GRPC_MESSAGE_BYTES_MAX: usize = 64 << 20;
+
+/// How long a topic's partition count is trusted before asking the engine again.
+pub const TOPIC_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// How long `shutdown` waits for open calls to finish before dropping them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+const _: () = assert!(SUBSCRIBE_MAX_BYTES_DEFAULT <= SUBSCRIBE_MAX_BYTES_MAX);
+const _: () = assert!(SUBSCRIBE_MAX_BYTES_MAX < GRPC_MESSAGE_BYTES_MAX);
+const _: () = assert!(RUNTIME_THREADS_DEFAULT <= RUNTIME_THREADS_MAX);
+const _: () = assert!(SUBSCRIBE_QUEUE_MESSAGES > 0 && PRODUCE_STREAM_IN_FLIGHT_MAX > 0);
+/// A `SubscribeResponse` is sent once its records hold this many bytes (a large read is split,
+/// so decompressed batches never make one oversized message).
+pub const SUBSCRIBE_RESPONSE_BYTES_TARGET: usize = 1 << 20;
+const _: () = assert!(SUBSCRIBE_RESPONSE_BYTES_TARGET * 2 < GRPC_MESSAGE_BYTES_MAX);
