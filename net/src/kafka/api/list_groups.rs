@@ -1,11 +1,58 @@
-//! ListGroups: placeholder until the group coordinator lands.
+//! ListGroups: every group of this node, gathered from every shard.
+//!
+//! v4+ filters by state, v5+ by group type (all of Spindle's groups are `classic`); both
+//! filters compare case-insensitively, as Kafka does.
 
-use kafka_protocol::messages::{ListGroupsRequest, ListGroupsResponse};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
+use kafka_protocol::protocol::StrBytes;
+use spindle_engine::{Shard, ShardId};
 
 use crate::kafka::context::RequestContext;
 
+/// The type of every group Spindle runs (the classic rebalance protocol).
+const GROUP_TYPE: &str = "classic";
+
 /// Answers one ListGroups request.
 pub(crate) async fn handle(ctx: &RequestContext, req: ListGroupsRequest) -> ListGroupsResponse {
-    let _ = (ctx, req);
-    ListGroupsResponse::default()
+    let wanted_type = req.types_filter.is_empty()
+        || req
+            .types_filter
+            .iter()
+            .any(|t| t.as_str().eq_ignore_ascii_case(GROUP_TYPE));
+    let mut listed = Vec::new();
+    let shards = u32::try_from(ctx.shard.shard_count()).unwrap_or(u32::MAX);
+    for shard in 0..shards {
+        let routed = ctx
+            .shard
+            .run_on(ShardId(shard), |s: Shard| async move {
+                s.local_groups().list_groups()
+            })
+            .await;
+        let Ok(groups) = routed else {
+            return ListGroupsResponse::default()
+                .with_error_code(ResponseError::CoordinatorNotAvailable.code());
+        };
+        listed.extend(groups);
+    }
+    let groups = listed
+        .into_iter()
+        .filter(|_| wanted_type)
+        .filter(|g| {
+            req.states_filter.is_empty()
+                || req
+                    .states_filter
+                    .iter()
+                    .any(|s| s.as_str().eq_ignore_ascii_case(g.state.as_str()))
+        })
+        .map(|g| {
+            ListedGroup::default()
+                .with_group_id(GroupId(StrBytes::from_string(g.group_id)))
+                .with_protocol_type(StrBytes::from_string(g.protocol_type))
+                .with_group_state(StrBytes::from_static_str(g.state.as_str()))
+                .with_group_type(StrBytes::from_static_str(GROUP_TYPE))
+        })
+        .collect();
+    ListGroupsResponse::default().with_groups(groups)
 }

@@ -1,11 +1,88 @@
-//! OffsetCommit: placeholder until the group coordinator lands.
+//! OffsetCommit: a group stores its consumers' positions.
+//!
+//! Routed to the group's coordinator shard, which checks the member and generation (when the
+//! generation is ≥ 0; -1 is a simple commit, accepted for any group) and appends the offsets to
+//! its partition of `__consumer_offsets` before answering. Every partition is answered, in the
+//! order asked.
 
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use spindle_engine::group::{self, CommittedOffset, OffsetCommit};
+use spindle_engine::TopicPartition;
 
 use crate::kafka::context::RequestContext;
 
 /// Answers one OffsetCommit request.
 pub(crate) async fn handle(ctx: &RequestContext, req: OffsetCommitRequest) -> OffsetCommitResponse {
-    let _ = (ctx, req);
-    OffsetCommitResponse::default()
+    // Partitions that reach the coordinator, in request order; negative indexes never do.
+    let mut offsets = Vec::new();
+    for topic in &req.topics {
+        for p in &topic.partitions {
+            if let Ok(partition) = u32::try_from(p.partition_index) {
+                let tp = TopicPartition::new(topic.name.0.as_str(), partition);
+                let offset = CommittedOffset {
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p.committed_metadata.as_ref().map(|m| m.as_str().to_owned()),
+                    commit_timestamp_ms: -1,
+                };
+                offsets.push((tp, offset));
+            }
+        }
+    }
+    let commit = OffsetCommit {
+        group_id: req.group_id.0.as_str().to_owned(),
+        generation: req.generation_id_or_member_epoch,
+        member_id: req.member_id.as_str().to_owned(),
+        group_instance_id: req
+            .group_instance_id
+            .as_ref()
+            .map(|s| s.as_str().to_owned()),
+        offsets,
+    };
+    let group_id = commit.group_id.clone();
+    let routed = group::on_coordinator(&ctx.shard, &group_id, move |shard, groups| async move {
+        groups.commit_offsets(&shard, commit).await
+    })
+    .await;
+    // One code for all when the commit as a whole was refused, else each partition's own.
+    let (whole, outcome) = match routed {
+        Ok(Ok(outcome)) => (0, outcome),
+        Ok(Err(e)) => (e.kafka_code(), Vec::new()),
+        Err(_) => (ResponseError::CoordinatorNotAvailable.code(), Vec::new()),
+    };
+    let mut each = outcome.into_iter().map(|(_, result)| result);
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let code = if p.partition_index < 0 {
+                        ResponseError::UnknownTopicOrPartition.code()
+                    } else if whole != 0 {
+                        whole
+                    } else {
+                        match each.next() {
+                            Some(Ok(())) => 0,
+                            Some(Err(e)) => e.kafka_code(),
+                            None => ResponseError::UnknownServerError.code(),
+                        }
+                    };
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(code)
+                })
+                .collect();
+            OffsetCommitResponseTopic::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
 }
