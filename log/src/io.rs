@@ -1,0 +1,135 @@
+//! Thin helpers over glommio's DMA files, and the per-thread probe that avoids glommio trap 1.
+//!
+//! glommio decides once per reactor whether the device supports polled I/O, by looking at the
+//! first file opened with `DmaFile`. If that file is empty it decides wrongly and every later DMA
+//! read fails with `EOPNOTSUPP` (errno 95). [`prepare_thread_io`] opens a small non-empty file
+//! first; `Log::open` calls it, keyed by executor id, so callers need do nothing.
+
+use std::cell::Cell;
+use std::path::Path;
+
+use glommio::io::{DmaFile, OpenOptions};
+
+use crate::error::{IoContext, LogError};
+
+/// Name of the probe file written in a log directory when none exists.
+const PROBE_FILE: &str = ".spindle-io-probe";
+/// Size of the probe file: one 4 KiB block, aligned for any device.
+const PROBE_BYTES: usize = 4096;
+
+thread_local! {
+    /// Id of the executor on this thread whose reactor has been probed, if any.
+    static PREPARED_EXECUTOR: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// Makes DMA reads work on this executor thread: opens a non-empty file read-only with
+/// `DmaFile::open` before any segment (writing a small probe file in `dir` if needed). Cheap
+/// after the first call on an executor.
+///
+/// # Errors
+/// [`LogError::Io`] if the probe file cannot be written or opened.
+pub async fn prepare_thread_io(dir: &Path) -> Result<(), LogError> {
+    let executor = glommio::executor().id();
+    if PREPARED_EXECUTOR.with(Cell::get) == Some(executor) {
+        return Ok(());
+    }
+    let path = dir.join(PROBE_FILE);
+    let usable = std::fs::metadata(&path)
+        .map(|m| m.len() > 0)
+        .unwrap_or(false);
+    if !usable {
+        std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+        std::fs::write(&path, [0u8; PROBE_BYTES])
+            .context(|| format!("writing {}", path.display()))?;
+    }
+    let file = DmaFile::open(&path)
+        .await
+        .context(|| format!("opening {}", path.display()))?;
+    file.close()
+        .await
+        .context(|| format!("closing {}", path.display()))?;
+    PREPARED_EXECUTOR.with(|p| p.set(Some(executor)));
+    Ok(())
+}
+
+/// Opens (creating if missing, never truncating) a file for DMA reads and writes.
+pub(crate) async fn open_rw(path: &Path) -> Result<DmaFile, LogError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .dma_open(path)
+        .await
+        .context(|| format!("opening {} for writing", path.display()))
+}
+
+/// Opens an existing file for DMA reads.
+pub(crate) async fn open_ro(path: &Path) -> Result<DmaFile, LogError> {
+    DmaFile::open(path)
+        .await
+        .context(|| format!("opening {}", path.display()))
+}
+
+/// Writes `data` as the whole content of the file at `path` (replacing it) through DMA: one
+/// aligned write, then a truncate to the real length, then an optional fdatasync.
+pub(crate) async fn write_whole_file(path: &Path, data: &[u8], sync: bool) -> Result<(), LogError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .dma_open(path)
+        .await
+        .context(|| format!("creating {}", path.display()))?;
+    let padded = usize::try_from(file.align_up(data.len() as u64)).unwrap_or(usize::MAX);
+    if padded > 0 {
+        let mut buf = file.alloc_dma_buffer(padded);
+        buf.as_bytes_mut()[..data.len()].copy_from_slice(data);
+        buf.as_bytes_mut()[data.len()..].fill(0);
+        let written = file
+            .write_at(buf, 0)
+            .await
+            .context(|| format!("writing {}", path.display()))?;
+        if written != padded {
+            return Err(short_write(path, written, padded));
+        }
+    }
+    file.truncate(data.len() as u64)
+        .await
+        .context(|| format!("truncating {}", path.display()))?;
+    if sync {
+        file.fdatasync()
+            .await
+            .context(|| format!("syncing {}", path.display()))?;
+    }
+    file.close()
+        .await
+        .context(|| format!("closing {}", path.display()))
+}
+
+/// The error for a DMA write that wrote fewer bytes than asked (a full device).
+pub(crate) fn short_write(path: &Path, written: usize, wanted: usize) -> LogError {
+    LogError::Io {
+        context: format!(
+            "writing {}: {written} of {wanted} bytes written",
+            path.display()
+        ),
+        source: std::io::Error::new(std::io::ErrorKind::WriteZero, "short DMA write"),
+    }
+}
+
+/// Removes a file; a file already gone is fine.
+pub(crate) async fn remove_if_exists(path: &Path) -> Result<(), LogError> {
+    if !path.exists() {
+        return Ok(());
+    }
+    glommio::io::remove(path)
+        .await
+        .context(|| format!("removing {}", path.display()))
+}
+
+/// Syncs a directory so that file creations and removals in it survive a power loss.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .context(|| format!("syncing directory {}", dir.display()))
+}

@@ -1,0 +1,32 @@
+//! Named limits of the log, with their relations checked at compile time.
+
+/// Bytes of a Kafka v2 record batch header, from the base offset to the records count.
+pub const BATCH_HEADER_BYTES: usize = 61;
+/// Bytes before the `batch_length` field's coverage starts (base offset + length).
+pub const BATCH_LOG_OVERHEAD_BYTES: usize = 12;
+/// Byte position in the batch where the CRC32C coverage starts (the attributes field).
+pub const BATCH_CRC_START: usize = 21;
+/// Largest record batch accepted (Kafka's `message.max.bytes` is 1 MiB by default).
+pub const BATCH_BYTES_MAX: usize = 16 << 20;
+/// The in-memory tail cache keeps at most this many bytes of the most recent batches.
+pub const TAIL_CACHE_BYTES_MAX: usize = 8 << 20;
+/// One DMA write carries at most this many bytes; larger flushes issue several concurrently.
+pub const WRITE_CHUNK_BYTES: usize = 1 << 20;
+/// Segment files are preallocated in steps of this many bytes.
+pub const PREALLOCATE_STEP_BYTES: u64 = 16 << 20;
+/// Reads from a segment file fetch at least this many bytes at a time.
+pub const READ_WINDOW_BYTES: usize = 256 << 10;
+/// Default segment size before rolling.
+pub const SEGMENT_BYTES_DEFAULT: u64 = 1 << 30;
+/// Largest accepted segment size: positions in the offset index are 32-bit.
+pub const SEGMENT_BYTES_MAX: u64 = (u32::MAX as u64) - (BATCH_BYTES_MAX as u64) - (1 << 20);
+/// Smallest accepted segment size.
+pub const SEGMENT_BYTES_MIN: u64 = 4096;
+/// Default spacing of sparse offset index entries.
+pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
+
+const _: () = assert!(BATCH_HEADER_BYTES == 61);
+const _: () = assert!(WRITE_CHUNK_BYTES % 4096 == 0);
+const _: () = assert!(PREALLOCATE_STEP_BYTES % (WRITE_CHUNK_BYTES as u64) == 0);
+const _: () = assert!(TAIL_CACHE_BYTES_MAX >= BATCH_BYTES_MAX / 2);
+const _: () = assert!(SEGMENT_BYTES_MAX > SEGMENT_BYTES_DEFAULT);

@@ -1,0 +1,240 @@
+//! The partition log: segments, the write path, reads, and maintenance.
+//!
+//! A [`Log`] lives on one glommio executor and is used through `&self`, so the engine can hold it
+//! in an `Rc` and serve reads while a flush is in flight. Its mutable state sits in one `RefCell`
+//! that no method keeps borrowed across an `.await`: each method borrows, decides, releases, does
+//! its I/O, and borrows again to record the outcome.
+//!
+//! Watermarks, in order: `start_offset <= high_watermark <= next_offset`. `append` moves
+//! `next_offset` (memory only); a flush writes the pending batches and moves `high_watermark`
+//! once their writes have completed, which is what makes them readable and acknowledged. One
+//! write at a time holds `write_lock`; flushers that arrive while a write is in flight wait for
+//! it, and the next of them writes everything appended meanwhile in one go (group commit).
+
+mod maintenance;
+mod read;
+mod write;
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use glommio::sync::Semaphore;
+
+use crate::clock::Clock;
+use crate::config::LogConfig;
+use crate::error::LogError;
+use crate::io::prepare_thread_io;
+use crate::limits::TAIL_CACHE_BYTES_MAX;
+use crate::offset::Offset;
+use crate::segment::{recover, Appender, Segment};
+use crate::tail_cache::{CachedBatch, TailCache};
+
+/// What an append assigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the first record appended.
+    pub base_offset: Offset,
+    /// Offset of the last record appended.
+    pub last_offset: Offset,
+    /// Largest max timestamp of the appended batches.
+    pub max_timestamp_ms: i64,
+    /// Number of batches appended.
+    pub batches: u32,
+    /// Bytes appended.
+    pub bytes: usize,
+}
+
+/// What a retention run removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    /// Whole segments deleted.
+    pub segments_deleted: u32,
+    /// Bytes of segment and index files deleted.
+    pub bytes_deleted: u64,
+}
+
+/// Counters of the log's I/O since open (for tests, metrics and benches).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IoStats {
+    /// Flush rounds that wrote data (each one or more concurrent DMA writes).
+    pub writes: u64,
+    /// fdatasync calls on segment files.
+    pub syncs: u64,
+    /// Bytes of batches written.
+    pub bytes_written: u64,
+}
+
+/// One partition's append-only log in one directory.
+pub struct Log {
+    dir: PathBuf,
+    clock: Rc<dyn Clock>,
+    config: RefCell<LogConfig>,
+    state: RefCell<State>,
+    /// Held by whoever writes, rolls, truncates, deletes or closes.
+    write_lock: Semaphore,
+    stats: Cell<IoStats>,
+}
+
+/// Mutable state of a log; never borrowed across an `.await`.
+struct State {
+    /// Ascending by base offset; the last one is active.
+    segments: Vec<Segment>,
+    appender: Appender,
+    start_offset: Offset,
+    high_watermark: Offset,
+    next_offset: Offset,
+    /// Appended, not yet written, oldest first.
+    pending: VecDeque<CachedBatch>,
+    tail: TailCache,
+    leader_epoch: i32,
+    closed: bool,
+}
+
+impl State {
+    fn active(&self) -> &Segment {
+        self.segments.last().expect("a log has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .last_mut()
+            .expect("a log has an active segment")
+    }
+
+    /// Moves the watermarks, asserting `start <= high watermark <= next`.
+    fn set_watermarks(&mut self, start: Offset, high_watermark: Offset, next: Offset) {
+        assert!(
+            start <= high_watermark && high_watermark <= next,
+            "watermarks out of order: start {start}, high watermark {high_watermark}, next {next}"
+        );
+        self.start_offset = start;
+        self.high_watermark = high_watermark;
+        self.next_offset = next;
+    }
+}
+
+impl Log {
+    /// Opens the log in `dir` (creating the directory if needed) and recovers it: scans the last
+    /// segment and truncates it at the first bad batch (warning with file and position), and
+    /// rebuilds missing, stale or damaged indexes.
+    ///
+    /// # Errors
+    /// [`LogError::InvalidConfig`] for an unacceptable config, [`LogError::Io`] if the directory
+    /// or a segment cannot be read, written or truncated.
+    pub async fn open(
+        dir: &Path,
+        config: LogConfig,
+        clock: Rc<dyn Clock>,
+    ) -> Result<Log, LogError> {
+        use crate::error::IoContext;
+        config.validate()?;
+        std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+        prepare_thread_io(dir).await?;
+        let recovered = recover(dir, &config, &*clock).await?;
+        let start = recovered.segments[0].base;
+        let next = recovered
+            .segments
+            .last()
+            .expect("recovery yields a segment")
+            .next;
+        tracing::debug!(dir = %dir.display(), %start, %next, segments = recovered.segments.len(), "log opened");
+        Ok(Log {
+            dir: dir.to_path_buf(),
+            clock,
+            config: RefCell::new(config),
+            state: RefCell::new(State {
+                segments: recovered.segments,
+                appender: recovered.appender,
+                start_offset: start,
+                high_watermark: next,
+                next_offset: next,
+                pending: VecDeque::new(),
+                tail: TailCache::new(TAIL_CACHE_BYTES_MAX),
+                leader_epoch: 0,
+                closed: false,
+            }),
+            write_lock: Semaphore::new(1),
+            stats: Cell::new(IoStats::default()),
+        })
+    }
+
+    /// The first offset in the log.
+    pub fn start_offset(&self) -> Offset {
+        self.state.borrow().start_offset
+    }
+
+    /// The log end: the offset the next appended record gets.
+    pub fn next_offset(&self) -> Offset {
+        self.state.borrow().next_offset
+    }
+
+    /// The offset after the last written (readable, acknowledged) record.
+    pub fn high_watermark(&self) -> Offset {
+        self.state.borrow().high_watermark
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> LogConfig {
+        self.config.borrow().clone()
+    }
+
+    /// Replaces the configuration; it applies from the next flush or retention run.
+    /// An invalid config is refused with a warning and the old one kept (see
+    /// [`LogConfig::validate`]).
+    pub fn set_config(&self, config: LogConfig) {
+        match config.validate() {
+            Ok(()) => *self.config.borrow_mut() = config,
+            Err(e) => tracing::warn!(dir = %self.dir.display(), error = %e, "config refused"),
+        }
+    }
+
+    /// The leader epoch written into appended batches from now on (0 until set).
+    pub fn set_leader_epoch(&self, epoch: i32) {
+        self.state.borrow_mut().leader_epoch = epoch;
+    }
+
+    /// Bytes of all segments and their indexes on disk.
+    pub fn size_bytes(&self) -> u64 {
+        self.state
+            .borrow()
+            .segments
+            .iter()
+            .map(Segment::disk_bytes)
+            .sum()
+    }
+
+    /// Base offset of the active segment (the engine rebuilds producer state from here).
+    pub fn active_segment_base(&self) -> Offset {
+        let st = self.state.borrow();
+        st.segments.last().map_or(st.next_offset, |s| s.base)
+    }
+
+    /// Number of segments.
+    pub fn segment_count(&self) -> usize {
+        self.state.borrow().segments.len()
+    }
+
+    /// I/O counters since open.
+    pub fn io_stats(&self) -> IoStats {
+        self.stats.get()
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn closed_error(&self) -> LogError {
+        LogError::Closed {
+            dir: self.dir.clone(),
+        }
+    }
+
+    fn bump_stats(&self, f: impl FnOnce(&mut IoStats)) {
+        let mut s = self.stats.get();
+        f(&mut s);
+        self.stats.set(s);
+    }
+}

@@ -1,0 +1,320 @@
+//! The write path: append (memory only), flush (group-committed DMA writes), sync and roll.
+
+use std::rc::Rc;
+
+use bytes::{Bytes, BytesMut};
+
+use super::{AppendInfo, Log};
+use crate::batch::{frame, rewrite_base, validate, BatchDefect};
+use crate::config::FsyncPolicy;
+use crate::error::{IoContext, LogError};
+use crate::io;
+use crate::offset::Offset;
+use crate::segment::{log_path, write_index_files, Appender, Segment, WrittenBatch};
+use crate::tail_cache::CachedBatch;
+
+impl Log {
+    /// Validates every v2 batch in `records` (one or more, back to back: length, magic 2,
+    /// CRC-32C, records count), assigns offsets by rewriting each base offset and leader epoch,
+    /// and queues the batches for writing and for the tail cache. No I/O, no await.
+    ///
+    /// # Errors
+    /// [`LogError::InvalidBatch`] naming the first bad batch's position and defect,
+    /// [`LogError::OffsetOverflow`], or [`LogError::Closed`]. On any error nothing is appended.
+    pub fn append(&self, records: Bytes) -> Result<AppendInfo, LogError> {
+        let mut st = self.state.borrow_mut();
+        if st.closed {
+            return Err(self.closed_error());
+        }
+        let (records_total, batches, max_timestamp_ms) = check_all(&records)?;
+        let base = st.next_offset;
+        if base
+            .0
+            .checked_add(records_total)
+            .is_none_or(|end| end > i64::MAX as u64)
+        {
+            return Err(LogError::OffsetOverflow {
+                next: base,
+                records: records_total,
+            });
+        }
+        // The producer's bytes are kept as they came except for base offset and leader epoch,
+        // which lie outside the CRC. A uniquely owned buffer is patched in place; a shared one
+        // (a slice of a request frame) is copied once for the whole append.
+        let len = records.len();
+        let mut buf = records
+            .try_into_mut()
+            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+        let epoch = st.leader_epoch;
+        let mut next = base;
+        let mut position = 0;
+        while position < len {
+            let (total, last_delta, max_ts) = {
+                let (h, total) = frame(&buf[position..]).expect("validated above");
+                (total, h.last_offset_delta(), h.max_timestamp())
+            };
+            rewrite_base(&mut buf[position..], next.to_kafka(), epoch);
+            let last = next.plus(u64::try_from(last_delta).expect("validated delta"));
+            let bytes = buf.split_to(total).freeze();
+            let batch = CachedBatch {
+                base: next,
+                last,
+                max_timestamp: max_ts,
+                bytes,
+            };
+            st.tail.push(batch.clone());
+            st.pending.push_back(batch);
+            next = last.plus(1);
+            position += total;
+        }
+        let (start, hw) = (st.start_offset, st.high_watermark);
+        st.set_watermarks(start, hw, next);
+        Ok(AppendInfo {
+            base_offset: base,
+            last_offset: Offset(next.0 - 1),
+            max_timestamp_ms,
+            batches,
+            bytes: len,
+        })
+    }
+
+    /// Writes everything appended before the call, and syncs it if the fsync policy is `Batch`.
+    /// Concurrent callers share one write and one sync (group commit). Once it returns, what was
+    /// appended before the call survives a process kill.
+    ///
+    /// # Errors
+    /// [`LogError::Io`] if a write or sync fails (the batches stay queued for the next flush),
+    /// [`LogError::Closed`].
+    pub async fn flush(&self) -> Result<Offset, LogError> {
+        let target = {
+            let st = self.state.borrow();
+            if st.high_watermark >= st.next_offset {
+                return Ok(st.high_watermark);
+            }
+            st.next_offset
+        };
+        let _permit = self.lock().await?;
+        self.flush_locked(target).await
+    }
+
+    /// Syncs written data to the device now (the engine calls it on the `IntervalMs` timer).
+    ///
+    /// # Errors
+    /// [`LogError::Io`] if fdatasync fails, [`LogError::Closed`].
+    pub async fn sync(&self) -> Result<(), LogError> {
+        let (file, path) = {
+            let st = self.state.borrow();
+            if st.closed {
+                return Err(self.closed_error());
+            }
+            (st.active().file.clone(), st.active().path.clone())
+        };
+        self.sync_file(&file, &path).await
+    }
+
+    /// Seals the active segment and starts a new one (nothing happens if it is empty).
+    ///
+    /// # Errors
+    /// [`LogError::Io`] if sealing or creating a file fails, [`LogError::Closed`].
+    pub async fn roll(&self) -> Result<(), LogError> {
+        let _permit = self.lock().await?;
+        self.roll_locked().await
+    }
+
+    /// Takes the write lock.
+    pub(super) async fn lock(&self) -> Result<glommio::sync::Permit<'_>, LogError> {
+        self.write_lock
+            .acquire_permit(1)
+            .await
+            .map_err(|_| self.closed_error())
+    }
+
+    /// Writes pending batches until the high watermark reaches `target` (or the log end, if a
+    /// truncation moved it below `target`). Requires the write lock.
+    pub(super) async fn flush_locked(&self, target: Offset) -> Result<Offset, LogError> {
+        loop {
+            let (roll_now, hw) = {
+                let st = self.state.borrow();
+                if st.closed {
+                    return Err(self.closed_error());
+                }
+                if st.high_watermark >= target.min(st.next_offset) {
+                    return Ok(st.high_watermark);
+                }
+                (self.active_is_full(&st), st.high_watermark)
+            };
+            if roll_now {
+                self.roll_locked().await?;
+                continue;
+            }
+            self.write_round().await?;
+            if self.config.borrow().fsync == FsyncPolicy::Batch {
+                self.sync().await?;
+            }
+            tracing::trace!(dir = %self.dir.display(), from = %hw, "flushed");
+        }
+    }
+
+    /// Whether the next pending batch must go to a new segment (by size or age).
+    fn active_is_full(&self, st: &super::State) -> bool {
+        let config = self.config.borrow();
+        let active = st.active();
+        if active.size == 0 {
+            return false;
+        }
+        let next_len = st.pending.front().map_or(0, |b| b.bytes.len() as u64);
+        let by_size = active.size + next_len > config.segment_bytes;
+        let by_age = match (config.segment_ms, active.first_write_ms) {
+            (Some(ms), Some(first)) => {
+                self.clock.now_ms().saturating_sub(first) >= i64::try_from(ms).unwrap_or(i64::MAX)
+            }
+            _ => false,
+        };
+        by_size || by_age
+    }
+
+    /// Writes as many pending batches as fit in the active segment, in one round of DMA writes.
+    async fn write_round(&self) -> Result<(), LogError> {
+        let segment_bytes = self.config.borrow().segment_bytes;
+        let (plan, batches) = {
+            let mut st = self.state.borrow_mut();
+            let active = st.active();
+            let (size, file, path) = (active.size, active.file.clone(), active.path.clone());
+            let mut taken = Vec::new();
+            let mut end = size;
+            while let Some(b) = st.pending.front() {
+                let len = b.bytes.len() as u64;
+                if end > 0 && end + len > segment_bytes {
+                    break;
+                }
+                end += len;
+                taken.push(st.pending.pop_front().expect("front exists"));
+            }
+            let data = taken.iter().map(|b| b.bytes.clone()).collect();
+            (
+                st.appender.plan(file, path, size, data, segment_bytes),
+                taken,
+            )
+        };
+        let bytes = plan.data_bytes();
+        let outcome = match plan.execute().await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // Nothing is acknowledged; the batches go back to the front of the queue and the
+                // next flush rewrites them at the same positions.
+                let mut st = self.state.borrow_mut();
+                for b in batches.into_iter().rev() {
+                    st.pending.push_front(b);
+                }
+                return Err(e);
+            }
+        };
+        let interval = self.config.borrow().index_interval_bytes;
+        let now = self.clock.now_ms();
+        let mut st = self.state.borrow_mut();
+        st.appender.finish(outcome);
+        let active = st.active_mut();
+        if active.first_write_ms.is_none() {
+            active.first_write_ms = Some(now);
+        }
+        for b in &batches {
+            let written = WrittenBatch {
+                position: active.size,
+                len: b.bytes.len(),
+                base: b.base,
+                last: b.last,
+                max_timestamp: b.max_timestamp,
+            };
+            active.record_batch(&written, interval);
+        }
+        let hw = active.next;
+        let (start, next) = (st.start_offset, st.next_offset);
+        st.set_watermarks(start, hw, next);
+        drop(st);
+        self.bump_stats(|s| {
+            s.writes += 1;
+            s.bytes_written += bytes;
+        });
+        Ok(())
+    }
+
+    /// Seals the active segment (truncate to its real length, sync unless fsync is `Never`, write
+    /// its indexes) and opens a new one at its next offset. Requires the write lock.
+    pub(super) async fn roll_locked(&self) -> Result<(), LogError> {
+        let (file, path, size, base, indexes) = {
+            let st = self.state.borrow();
+            if st.closed {
+                return Err(self.closed_error());
+            }
+            let a = st.active();
+            if a.size == 0 {
+                return Ok(());
+            }
+            (
+                a.file.clone(),
+                a.path.clone(),
+                a.size,
+                a.next,
+                a.encoded_indexes(&self.dir),
+            )
+        };
+        let policy = self.config.borrow().fsync;
+        file.truncate(size)
+            .await
+            .context(|| format!("truncating {} to {size} bytes", path.display()))?;
+        if policy != FsyncPolicy::Never {
+            self.sync_file(&file, &path).await?;
+        }
+        write_index_files(indexes, policy != FsyncPolicy::Never).await?;
+        let new_path = log_path(&self.dir, base);
+        let new_file = io::open_rw(&new_path).await?;
+        new_file
+            .truncate(0)
+            .await
+            .context(|| format!("truncating {}", new_path.display()))?;
+        let appender = Appender::resume(&new_file, &new_path, 0).await?;
+        if policy == FsyncPolicy::Batch {
+            io::sync_dir(&self.dir)?;
+        }
+        let mut st = self.state.borrow_mut();
+        st.segments
+            .push(Segment::empty(base, Rc::new(new_file), new_path));
+        st.appender = appender;
+        tracing::debug!(dir = %self.dir.display(), base = %base, "rolled to a new segment");
+        Ok(())
+    }
+
+    /// fdatasyncs one segment file and counts it.
+    pub(super) async fn sync_file(
+        &self,
+        file: &glommio::io::DmaFile,
+        path: &std::path::Path,
+    ) -> Result<(), LogError> {
+        file.fdatasync()
+            .await
+            .context(|| format!("syncing {}", path.display()))?;
+        self.bump_stats(|s| s.syncs += 1);
+        Ok(())
+    }
+}
+
+/// Validates every batch of an append; returns (records, batches, max timestamp).
+fn check_all(records: &Bytes) -> Result<(u64, u32, i64), LogError> {
+    if records.is_empty() {
+        return Err(LogError::InvalidBatch {
+            position: 0,
+            reason: BatchDefect::Empty,
+        });
+    }
+    let (mut count, mut batches, mut max_ts) = (0u64, 0u32, i64::MIN);
+    let mut position = 0;
+    while position < records.len() {
+        let (header, total) = validate(&records[position..])
+            .map_err(|reason| LogError::InvalidBatch { position, reason })?;
+        count += u64::try_from(header.records_count()).expect("validated count");
+        batches += 1;
+        max_ts = max_ts.max(header.max_timestamp());
+        position += total;
+    }
+    Ok((count, batches, max_ts))
+}

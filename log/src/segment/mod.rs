@@ -1,0 +1,161 @@
+//! A segment: one file of back-to-back batches starting at a base offset, with its indexes.
+//!
+//! Files in a partition directory are named by the segment's base offset, 20 digits zero-padded:
+//! `00000000000000000000.log`, `.index`, `.timeindex`. Only the last segment (the active one)
+//! grows; the others are sealed, truncated to their real length and never written again except
+//! by `truncate`, which may cut the newest ones.
+
+mod appender;
+mod cursor;
+mod index;
+mod recovery;
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use glommio::io::DmaFile;
+
+pub(crate) use appender::{Appender, WrittenBatch};
+pub(crate) use cursor::{BatchCursor, FoundBatch, Step};
+pub(crate) use index::{SegmentIndex, SegmentSummary};
+pub(crate) use recovery::recover;
+
+use crate::error::LogError;
+use crate::io;
+use crate::offset::Offset;
+
+/// The max timestamp of a segment without batches.
+pub(crate) const NO_TIMESTAMP: i64 = i64::MIN;
+
+/// Path of the log file of the segment at `base` in `dir`.
+pub(crate) fn log_path(dir: &Path, base: Offset) -> PathBuf {
+    dir.join(format!("{:020}.log", base.0))
+}
+
+/// Path of the offset index of the segment at `base` in `dir`.
+pub(crate) fn index_path(dir: &Path, base: Offset) -> PathBuf {
+    dir.join(format!("{:020}.index", base.0))
+}
+
+/// Path of the time index of the segment at `base` in `dir`.
+pub(crate) fn time_index_path(dir: &Path, base: Offset) -> PathBuf {
+    dir.join(format!("{:020}.timeindex", base.0))
+}
+
+/// Writes index files encoded by [`Segment::encoded_indexes`].
+///
+/// # Errors
+/// [`LogError::Io`] if a write fails.
+pub(crate) async fn write_index_files(
+    files: [(PathBuf, Vec<u8>); 2],
+    sync: bool,
+) -> Result<(), LogError> {
+    for (path, bytes) in files {
+        io::write_whole_file(&path, &bytes, sync).await?;
+    }
+    Ok(())
+}
+
+/// One segment of a partition log.
+pub(crate) struct Segment {
+    /// Offset of the first batch.
+    pub base: Offset,
+    /// Offset after the last written batch.
+    pub next: Offset,
+    /// Bytes of written batches (the file's real length).
+    pub size: u64,
+    /// Largest batch max timestamp, or [`NO_TIMESTAMP`].
+    pub max_timestamp: i64,
+    /// Clock time of the first write into the segment (or of the open that found it non-empty).
+    pub first_write_ms: Option<i64>,
+    /// The sparse offset and time index.
+    pub index: SegmentIndex,
+    /// Bytes written since the last index entry.
+    pub bytes_since_index: u64,
+    /// The open file (read-write for the active segment, read-only for sealed ones).
+    pub file: Rc<DmaFile>,
+    /// Path of the log file.
+    pub path: PathBuf,
+}
+
+impl Segment {
+    /// An empty segment over an open file.
+    pub fn empty(base: Offset, file: Rc<DmaFile>, path: PathBuf) -> Self {
+        Segment {
+            base,
+            next: base,
+            size: 0,
+            max_timestamp: NO_TIMESTAMP,
+            first_write_ms: None,
+            index: SegmentIndex::default(),
+            bytes_since_index: 0,
+            file,
+            path,
+        }
+    }
+
+    /// Accounts a batch written at the end of the segment: index entry every
+    /// `index_interval_bytes`, sizes, next offset and max timestamp.
+    pub fn record_batch(&mut self, b: &WrittenBatch, index_interval_bytes: u32) {
+        assert_eq!(b.position, self.size, "batches are written back to back");
+        assert_eq!(b.base, self.next, "offsets follow without gaps");
+        if self.bytes_since_index >= u64::from(index_interval_bytes) {
+            let relative = u32::try_from(b.base.0 - self.base.0).expect("relative offset fits u32");
+            let position = u32::try_from(b.position).expect("segment position fits u32");
+            self.index.push(relative, position, self.max_timestamp);
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index += b.len as u64;
+        self.size += b.len as u64;
+        self.next = b.last.plus(1);
+        self.max_timestamp = self.max_timestamp.max(b.max_timestamp);
+    }
+
+    /// What the index files say about this segment.
+    pub fn summary(&self) -> SegmentSummary {
+        SegmentSummary {
+            base: self.base,
+            log_bytes: self.size,
+            next: self.next,
+            max_timestamp: self.max_timestamp,
+        }
+    }
+
+    /// Writes both index files for the segment as it is now.
+    ///
+    /// # Errors
+    /// [`LogError::Io`] if a write fails.
+    pub async fn write_indexes(&self, dir: &Path, sync: bool) -> Result<(), LogError> {
+        write_index_files(self.encoded_indexes(dir), sync).await
+    }
+
+    /// The two index files' paths and contents, as the segment is now.
+    pub fn encoded_indexes(&self, dir: &Path) -> [(PathBuf, Vec<u8>); 2] {
+        let summary = self.summary();
+        [
+            (
+                index_path(dir, self.base),
+                self.index.encode_offsets(summary),
+            ),
+            (
+                time_index_path(dir, self.base),
+                self.index.encode_times(summary),
+            ),
+        ]
+    }
+
+    /// Removes the segment's three files.
+    ///
+    /// # Errors
+    /// [`LogError::Io`] if a removal fails.
+    pub async fn remove_files(&self, dir: &Path) -> Result<(), LogError> {
+        io::remove_if_exists(&self.path).await?;
+        io::remove_if_exists(&index_path(dir, self.base)).await?;
+        io::remove_if_exists(&time_index_path(dir, self.base)).await
+    }
+
+    /// Bytes on disk: the log file plus both index files.
+    pub fn disk_bytes(&self) -> u64 {
+        self.size + self.index.file_bytes()
+    }
+}

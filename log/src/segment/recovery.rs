@@ -1,0 +1,227 @@
+//! Opening a partition directory: finding segments, trusting or rebuilding their indexes, and
+//! scanning the last segment so the log ends on the last good batch.
+//!
+//! Sealed segments were truncated and indexed when they were sealed; their index files are
+//! trusted only if their checksum holds and they describe exactly this segment (base offset and
+//! length) and its successor's base. Otherwise the segment is scanned (every batch checked) and
+//! the indexes rewritten. The last segment is always scanned: it may end in a torn write, in
+//! preallocated zeros, or in garbage. The first batch whose length, magic, CRC or offset does not
+//! check ends the log there: the file is truncated and any later segment removed, with a warning
+//! naming the file and position (no warning for never-written zeros, the normal tail after a
+//! crash of a preallocated file).
+
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use crate::clock::Clock;
+use crate::config::LogConfig;
+use crate::error::{IoContext, LogError};
+use crate::io;
+use crate::limits::READ_WINDOW_BYTES;
+use crate::offset::Offset;
+use crate::segment::{
+    index_path, log_path, time_index_path, Appender, BatchCursor, Segment, SegmentIndex, Step,
+    WrittenBatch,
+};
+
+/// Segments found in a directory, the last one open for writing.
+pub(crate) struct Recovered {
+    pub segments: Vec<Segment>,
+    pub appender: Appender,
+}
+
+/// Opens and recovers every segment in `dir` (creating an empty one at offset 0 if none).
+///
+/// # Errors
+/// [`LogError::Io`] if the directory cannot be listed or a file cannot be read, written,
+/// truncated or removed.
+pub(crate) async fn recover(
+    dir: &Path,
+    config: &LogConfig,
+    clock: &dyn Clock,
+) -> Result<Recovered, LogError> {
+    let bases = list_bases(dir)?;
+    let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
+    for (i, &base) in bases.iter().enumerate() {
+        let successor = bases.get(i + 1).copied();
+        if let Some(next_base) = successor {
+            if let Some(segment) = load_indexed(dir, base, next_base).await? {
+                segments.push(segment);
+                continue;
+            }
+        }
+        let (segment, intact) = scan(dir, base, successor, config, clock).await?;
+        let is_last = successor.is_none() || !intact;
+        if !is_last {
+            segment.write_indexes(dir, false).await?;
+        }
+        segments.push(segment);
+        if is_last {
+            for &later in &bases[i + 1..] {
+                tracing::warn!(
+                    file = %log_path(dir, later).display(),
+                    "removing segment after damaged segment"
+                );
+                remove_segment_files(dir, later).await?;
+            }
+            break;
+        }
+    }
+    if segments.is_empty() {
+        let path = log_path(dir, Offset(0));
+        let file = Rc::new(io::open_rw(&path).await?);
+        segments.push(Segment::empty(Offset(0), file, path));
+        io::sync_dir(dir)?;
+    }
+    let active = segments.last_mut().expect("at least one segment");
+    let file = Rc::new(io::open_rw(&active.path).await?);
+    active.file = file;
+    let appender = Appender::resume(&active.file, &active.path, active.size).await?;
+    Ok(Recovered { segments, appender })
+}
+
+/// Base offsets of the `.log` files in `dir`, ascending.
+fn list_bases(dir: &Path) -> Result<Vec<Offset>, LogError> {
+    let mut bases = Vec::new();
+    let entries = std::fs::read_dir(dir).context(|| format!("listing {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.context(|| format!("listing {}", dir.display()))?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".log")) else {
+            continue;
+        };
+        if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
+            if let Ok(base) = stem.parse::<u64>() {
+                bases.push(Offset(base));
+            }
+        }
+    }
+    bases.sort_unstable();
+    Ok(bases)
+}
+
+/// A sealed segment whose index files check and describe it exactly, or `None`.
+async fn load_indexed(
+    dir: &Path,
+    base: Offset,
+    next_base: Offset,
+) -> Result<Option<Segment>, LogError> {
+    let path = log_path(dir, base);
+    let log_bytes = std::fs::metadata(&path)
+        .context(|| format!("reading metadata of {}", path.display()))?
+        .len();
+    let (Ok(offsets), Ok(times)) = (
+        std::fs::read(index_path(dir, base)),
+        std::fs::read(time_index_path(dir, base)),
+    ) else {
+        return Ok(None);
+    };
+    let Some((index, summary)) = SegmentIndex::decode(&offsets, &times, base, log_bytes) else {
+        tracing::info!(file = %path.display(), "index missing, stale or damaged: rebuilding");
+        return Ok(None);
+    };
+    if summary.next != next_base || summary.next <= base {
+        return Ok(None);
+    }
+    let file = Rc::new(io::open_ro(&path).await?);
+    Ok(Some(Segment {
+        base,
+        next: summary.next,
+        size: log_bytes,
+        max_timestamp: summary.max_timestamp,
+        first_write_ms: None,
+        index,
+        bytes_since_index: 0,
+        file,
+        path,
+    }))
+}
+
+/// Scans a segment, checking every batch and rebuilding its index. Truncates the file after the
+/// last good batch. Returns the segment and whether it ended exactly where its successor begins
+/// (always true for the last segment unless damaged).
+async fn scan(
+    dir: &Path,
+    base: Offset,
+    successor: Option<Offset>,
+    config: &LogConfig,
+    clock: &dyn Clock,
+) -> Result<(Segment, bool), LogError> {
+    let path = log_path(dir, base);
+    let file = Rc::new(io::open_rw(&path).await?);
+    let file_bytes = file
+        .file_size()
+        .await
+        .context(|| format!("sizing {}", path.display()))?;
+    let mut segment = Segment::empty(base, file.clone(), path.clone());
+    let mut cursor = BatchCursor::new(
+        file.clone(),
+        path.clone(),
+        0,
+        base,
+        file_bytes,
+        READ_WINDOW_BYTES,
+    );
+    let mut intact = true;
+    loop {
+        match cursor.next().await? {
+            Step::Batch(b) => segment.record_batch(
+                &WrittenBatch {
+                    position: b.position,
+                    len: b.len,
+                    base: b.base,
+                    last: b.last,
+                    max_timestamp: b.max_timestamp,
+                },
+                config.index_interval_bytes,
+            ),
+            Step::End => break,
+            Step::Damaged { position, reason } => {
+                if !cursor.looks_unwritten().await? {
+                    tracing::warn!(
+                        file = %path.display(),
+                        position,
+                        offset = %cursor.expected_base(),
+                        %reason,
+                        "log ends before a damaged batch: truncating"
+                    );
+                    intact = false;
+                }
+                break;
+            }
+        }
+    }
+    if let Some(next_base) = successor {
+        if intact && segment.next != next_base {
+            tracing::warn!(
+                file = %path.display(),
+                next = %segment.next,
+                successor = %next_base,
+                "segment does not reach its successor: the log ends here"
+            );
+            intact = false;
+        }
+    }
+    if segment.size != file_bytes {
+        file.truncate(segment.size)
+            .await
+            .context(|| format!("truncating {} to {} bytes", path.display(), segment.size))?;
+    }
+    if segment.size > 0 {
+        segment.first_write_ms = Some(clock.now_ms());
+    }
+    Ok((segment, intact))
+}
+
+/// Removes the three files of the segment at `base`.
+async fn remove_segment_files(dir: &Path, base: Offset) -> Result<(), LogError> {
+    let paths: [PathBuf; 3] = [
+        log_path(dir, base),
+        index_path(dir, base),
+        time_index_path(dir, base),
+    ];
+    for p in paths {
+        io::remove_if_exists(&p).await?;
+    }
+    Ok(())
+}

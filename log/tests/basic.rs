@@ -1,0 +1,170 @@
+//! The log end to end on real files: append, flush, read, reopen, roll, truncate, retention.
+
+mod common;
+
+use common::*;
+use spindle_log::testing::batch;
+use spindle_log::{FsyncPolicy, LogConfig, LogError, Offset};
+
+#[test]
+fn append_flush_read_and_reopen() {
+    let dir = tempdir();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let (log, _) = open(&path, LogConfig::default()).await;
+        assert_eq!(
+            (log.start_offset(), log.next_offset()),
+            (Offset(0), Offset(0))
+        );
+        let info = log.append(batch(3, 100, 10)).unwrap();
+        assert_eq!((info.base_offset, info.last_offset), (Offset(0), Offset(2)));
+        let info = log.append(batch(2, 50, 20)).unwrap();
+        assert_eq!((info.base_offset, info.last_offset), (Offset(3), Offset(4)));
+        assert_eq!(
+            log.high_watermark(),
+            Offset(0),
+            "nothing written before flush"
+        );
+        assert!(log.read(Offset(0), 1000).await.unwrap().is_empty());
+        assert_eq!(log.flush().await.unwrap(), Offset(5));
+        let all = log.read(Offset(0), 1 << 20).await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(base_of(&all[1]), 3);
+        let mid = log.read(Offset(4), 1).await.unwrap();
+        assert_eq!((mid.len(), base_of(&mid[0])), (1, 3));
+        assert!(matches!(
+            log.read(Offset(6), 10).await,
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        log.close().await.unwrap();
+
+        let (log, _) = open(&path, LogConfig::default()).await;
+        assert_eq!(log.next_offset(), Offset(5));
+        assert_eq!(
+            read_all(&log, Offset(0)).await,
+            all,
+            "disk reads equal cached reads"
+        );
+        let info = log.append(batch(1, 10, 30)).unwrap();
+        assert_eq!(info.base_offset, Offset(5));
+        log.flush().await.unwrap();
+        assert_eq!(read_all(&log, Offset(0)).await.len(), 3);
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn rolls_by_size_and_reads_across_segments_after_reopen() {
+    let dir = tempdir();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let config = LogConfig {
+            segment_bytes: 8192,
+            index_interval_bytes: 1024,
+            fsync: FsyncPolicy::Batch,
+            ..LogConfig::default()
+        };
+        let (log, _) = open(&path, config.clone()).await;
+        append_n(&log, 60, 4, 200, 1000);
+        log.flush().await.unwrap();
+        assert!(log.segment_count() > 3, "{} segments", log.segment_count());
+        let before = read_all(&log, Offset(0)).await;
+        assert_eq!(before.len(), 60);
+        drop(log);
+
+        let (log, _) = open(&path, config).await;
+        assert_eq!(log.next_offset(), Offset(240));
+        for from in [0u64, 1, 37, 100, 239] {
+            let got = log.read(Offset(from), 1).await.unwrap();
+            assert_eq!(base_of(&got[0]), from / 4 * 4);
+        }
+        assert_eq!(read_all(&log, Offset(0)).await, before);
+        assert_eq!(
+            log.offset_for_timestamp(1030).await.unwrap(),
+            Some((Offset(120), 1030))
+        );
+        assert_eq!(log.offset_for_timestamp(5000).await.unwrap(), None);
+        assert_eq!(
+            log.offset_for_timestamp(0).await.unwrap(),
+            Some((Offset(0), 1000))
+        );
+    });
+}
+
+#[test]
+fn truncate_then_append_continues_at_the_cut() {
+    let dir = tempdir();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let config = LogConfig {
+            segment_bytes: 8192,
+            ..LogConfig::default()
+        };
+        let (log, _) = open(&path, config.clone()).await;
+        append_n(&log, 40, 2, 300, 0);
+        log.flush().await.unwrap();
+        log.truncate(Offset(31)).await.unwrap();
+        assert_eq!(
+            log.next_offset(),
+            Offset(30),
+            "the batch holding 31 goes whole"
+        );
+        assert_eq!(log.high_watermark(), Offset(30));
+        assert_eq!(log.append(batch(1, 5, 0)).unwrap().base_offset, Offset(30));
+        log.flush().await.unwrap();
+        assert_eq!(read_all(&log, Offset(0)).await.len(), 16);
+        log.close().await.unwrap();
+        let (log, _) = open(&path, config).await;
+        assert_eq!(log.next_offset(), Offset(31));
+        log.truncate(Offset(0)).await.unwrap();
+        assert_eq!(
+            (log.start_offset(), log.next_offset()),
+            (Offset(0), Offset(0))
+        );
+        assert_eq!(log.segment_count(), 1);
+    });
+}
+
+#[test]
+fn retention_by_size_and_age_and_roll_by_age() {
+    let dir = tempdir();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let config = LogConfig {
+            segment_bytes: 4096,
+            segment_ms: Some(60_000),
+            ..LogConfig::default()
+        };
+        let (log, clock) = open(&path, config.clone()).await;
+        append_n(&log, 30, 2, 400, 0);
+        log.flush().await.unwrap();
+        let segments = log.segment_count();
+        assert!(segments >= 4);
+        log.set_config(LogConfig {
+            retention_bytes: Some(8192),
+            ..config.clone()
+        });
+        let out = log.enforce_retention().await.unwrap();
+        assert!(out.segments_deleted >= 1);
+        assert_eq!(
+            log.segment_count(),
+            segments - out.segments_deleted as usize
+        );
+        assert!(log.start_offset() > Offset(0));
+        assert!(matches!(
+            log.read(Offset(0), 10).await,
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        // Age: the active segment rolls after segment_ms; all but it go after retention_ms.
+        clock.advance(61_000);
+        log.set_config(LogConfig {
+            retention_ms: Some(1),
+            ..config
+        });
+        let before = log.active_segment_base();
+        log.enforce_retention().await.unwrap();
+        assert_eq!(log.segment_count(), 1);
+        assert_eq!(log.start_offset(), log.next_offset());
+        assert!(log.active_segment_base() > before);
+    });
+}
