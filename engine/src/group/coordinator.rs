@@ -108,20 +108,25 @@ impl GroupCoordinator {
     pub async fn recover(shard: &Shard) -> Result<Rc<GroupCoordinator>> {
         let offsets_tp = TopicPartition::new(OFFSETS_TOPIC, shard.id().0);
         let offsets = super::replay::replay(shard, &offsets_tp).await?;
+        let coordinator = Rc::new(GroupCoordinator::new(offsets_tp, offsets, shard.id().0));
+        start_timer(shard, Rc::downgrade(&coordinator));
+        Ok(coordinator)
+    }
+
+    /// A coordinator holding `offsets`, with no groups yet.
+    fn new(offsets_tp: TopicPartition, offsets: OffsetStore, shard_index: u32) -> Self {
         let salt = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        let coordinator = Rc::new(GroupCoordinator {
+        GroupCoordinator {
             offsets_tp,
             groups: RefCell::new(HashMap::new()),
             offsets: RefCell::new(offsets),
             join_waiters: RefCell::new(HashMap::new()),
             sync_waiters: RefCell::new(HashMap::new()),
             member_seq: Cell::new(0),
-            id_salt: salt ^ u64::from(shard.id().0).rotate_left(48),
-        });
-        start_timer(shard, Rc::downgrade(&coordinator));
-        Ok(coordinator)
+            id_salt: salt ^ u64::from(shard_index).rotate_left(48),
+        }
     }
 
     /// Joins (or rejoins) a group and waits until the rebalance completes.
@@ -445,3 +450,7 @@ fn start_timer(shard: &Shard, coordinator: Weak<GroupCoordinator>) {
         }
     });
 }
+
+#[cfg(test)]
+#[path = "coordinator_tests.rs"]
+mod tests;
