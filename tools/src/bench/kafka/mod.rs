@@ -1,0 +1,241 @@
+//! `spindle-bench kafka`: an open-loop load generator for any Kafka-compatible broker.
+//!
+//! It speaks the protocol itself (codecs from `kafka-protocol`, blocking TCP on plain threads)
+//! rather than through a client library, so what it measures is the broker and the network,
+//! and so the load it offers is exactly the one asked for: ApiVersions and Metadata find the
+//! partition leaders ([`cluster`]), CreateTopics makes the topic if missing, then
+//! `--producers` producers ([`producer`]) pipeline Produce requests and `--consumers`
+//! consumers ([`consumer`]) Fetch from the start or the tail.
+
+pub mod cluster;
+pub mod connection;
+pub mod consumer;
+pub mod producer;
+pub mod versions;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{ensure, Context};
+use kafka_protocol::records::Compression;
+use serde_json::json;
+
+use crate::bench::args::{CompressionArg, KafkaArgs, StartArg};
+use crate::bench::batch::{now_ms, BatchShape, Template};
+use crate::bench::latency::Latency;
+use crate::bench::limits;
+use crate::bench::progress::Progress;
+use crate::bench::report::{ConsumeReport, Report};
+use crate::bench::schedule::Plan;
+use crate::bench::throughput::{Sampler, Throughput};
+
+use self::cluster::Cluster;
+use self::consumer::{ConsumeSetup, ConsumerOutcome};
+use self::producer::{ProduceSetup, ProducerOutcome};
+
+/// Runs the Kafka-protocol benchmark described by `args` and prints its report.
+///
+/// # Errors
+/// Invalid flags, an unreachable or incompatible broker, a topic that cannot be created,
+/// output files. Failed requests during the run are counted, not returned.
+pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
+    let load = &args.load;
+    load.validate()?;
+    ensure!(
+        matches!(args.acks, -1..=1),
+        "--acks must be 0, 1 or -1, got {}",
+        args.acks
+    );
+    ensure!(
+        args.consumers <= limits::CONSUMERS_MAX,
+        "--consumers must be at most {}",
+        limits::CONSUMERS_MAX
+    );
+    ensure!(
+        load.producers > 0 || args.consumers > 0,
+        "nothing to do: --producers 0 and --consumers 0"
+    );
+    let shape = shape(args);
+    let templates = Template::build_set(&shape, limits::TEMPLATES_PER_PRODUCER)?;
+    let cluster = Cluster::discover(&args.bootstrap, &load.topic, load.partitions)
+        .with_context(|| format!("talking to {}", args.bootstrap))?;
+    let partitions: Vec<i32> = (0..cluster.leaders.len() as i32).collect();
+    let start_offsets = if args.consumers > 0 {
+        let at = match args.from {
+            StartArg::Start => -2,
+            StartArg::Tail => -1,
+        };
+        cluster.offsets(&load.topic, &partitions, at)?
+    } else {
+        Default::default()
+    };
+
+    let throughput = Arc::new(Throughput::default());
+    let start = Instant::now();
+    let start_wall_ms = now_ms();
+    let plan = Plan::new(load.stop(), start, shape.records as u64);
+    let producers_done = AtomicBool::new(false);
+    let produce = ProduceSetup {
+        cluster: &cluster,
+        topic: &load.topic,
+        acks: args.acks,
+        timeout_ms: args.timeout_ms,
+        in_flight: load.in_flight,
+        producers: load.producers,
+        rate: load.rate,
+        shape,
+        templates: &templates,
+        plan: &plan,
+        throughput: &throughput,
+        start,
+        start_wall_ms,
+    };
+    let consume = ConsumeSetup {
+        cluster: &cluster,
+        topic: &load.topic,
+        consumers: args.consumers,
+        start_offsets: &start_offsets,
+        with_producers: load.producers > 0,
+        stop: load.stop(),
+        producers_done: &producers_done,
+        throughput: &throughput,
+        start,
+        start_wall_ms,
+    };
+    let sampler = Sampler::start(
+        throughput.clone(),
+        Progress::new(!load.json, load.stop()),
+        start,
+    );
+    let (producer_outcomes, producers_elapsed, consumer_outcomes) = std::thread::scope(|s| {
+        let consumers: Vec<_> = (0..args.consumers)
+            .map(|i| {
+                s.spawn({
+                    let consume = &consume;
+                    move || consumer::run(consume, i)
+                })
+            })
+            .collect();
+        let producers: Vec<_> = (0..load.producers)
+            .map(|i| {
+                s.spawn({
+                    let produce = &produce;
+                    move || producer::run(produce, i)
+                })
+            })
+            .collect();
+        let produced: Vec<ProducerOutcome> = producers.into_iter().map(join_or_default).collect();
+        let elapsed = start.elapsed();
+        producers_done.store(true, Ordering::Release);
+        let consumed: Vec<ConsumerOutcome> = consumers.into_iter().map(join_or_default).collect();
+        (produced, elapsed, consumed)
+    });
+    let series = sampler.stop();
+    let report = build_report(
+        args,
+        &shape,
+        start,
+        producers_elapsed,
+        series,
+        &throughput,
+        producer_outcomes,
+        consumer_outcomes,
+    );
+    report.emit(load)
+}
+
+fn join_or_default<T: Default>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle.join().unwrap_or_else(|_| {
+        eprintln!("a bench thread panicked; its figures are missing");
+        T::default()
+    })
+}
+
+/// The batch layout: full batches, or with `--rate` and `--linger-ms` the records that arrive
+/// at one producer within one linger period (as a Kafka producer would send them).
+fn shape(args: &KafkaArgs) -> BatchShape {
+    let load = &args.load;
+    let compression = match args.compression {
+        CompressionArg::None => Compression::None,
+        CompressionArg::Gzip => Compression::Gzip,
+        CompressionArg::Snappy => Compression::Snappy,
+        CompressionArg::Lz4 => Compression::Lz4,
+        CompressionArg::Zstd => Compression::Zstd,
+    };
+    let mut shape = BatchShape::filling(load.batch_bytes, load.message_bytes, compression);
+    if let (Some(rate), true) = (load.rate, args.linger_ms > 0) {
+        let per_linger =
+            rate as f64 / load.producers.max(1) as f64 * args.linger_ms as f64 / 1000.0;
+        shape.records = shape.records.min((per_linger.ceil() as usize).max(1));
+    }
+    shape
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_report(
+    args: &KafkaArgs,
+    shape: &BatchShape,
+    start: Instant,
+    elapsed: std::time::Duration,
+    series: Vec<crate::bench::throughput::Sample>,
+    throughput: &Throughput,
+    producers: Vec<ProducerOutcome>,
+    consumers: Vec<ConsumerOutcome>,
+) -> Report {
+    let load = &args.load;
+    let mut latency = Latency::new();
+    let mut batches = 0;
+    let mut first_error = None;
+    for o in producers {
+        latency.merge(&o.latency);
+        batches += o.batches;
+        first_error = first_error.or(o.first_error);
+    }
+    let consume = (args.consumers > 0).then(|| {
+        let mut c = ConsumeReport {
+            elapsed: std::time::Duration::ZERO,
+            messages: 0,
+            bytes: 0,
+            e2e: Latency::new(),
+        };
+        for o in consumers {
+            c.e2e.merge(&o.e2e);
+            c.messages += o.messages;
+            c.bytes += o.bytes;
+            if let Some(at) = o.last_record_at {
+                c.elapsed = c.elapsed.max(at.duration_since(start));
+            }
+            first_error = first_error.take().or(o.first_error);
+        }
+        c
+    });
+    Report {
+        mode: "kafka",
+        config: json!({
+            "bootstrap": args.bootstrap,
+            "acks": args.acks,
+            "compression": format!("{:?}", args.compression).to_lowercase(),
+            "linger_ms": args.linger_ms,
+            "consumers": args.consumers,
+            "from": format!("{:?}", args.from).to_lowercase(),
+            "topic": load.topic,
+            "partitions": load.partitions,
+            "producers": load.producers,
+            "in_flight": load.in_flight,
+            "message_bytes": load.message_bytes,
+            "batch_bytes": load.batch_bytes,
+            "records_per_batch": shape.records,
+            "count": load.count,
+            "duration_secs": load.duration_secs,
+            "rate": load.rate,
+        }),
+        elapsed,
+        totals: throughput.totals(),
+        batches,
+        latency,
+        series,
+        first_error,
+        consume,
+    }
+}

@@ -1,0 +1,272 @@
+//! One Kafka-protocol producer: a writer thread that sends Produce requests on the schedule and
+//! a reader thread that matches the answers and records their latency.
+//!
+//! The two halves share a bounded FIFO of outstanding requests (a `sync_channel` of
+//! `--in-flight - 1` slots plus the one the reader holds), which is the in-flight window: when
+//! it is full the writer blocks, and since latency is measured from the intended send time,
+//! that wait shows up in the figures. With `acks=0` the broker sends no answers; the latency
+//! is then the time until the request is in the socket.
+//!
+//! Each request carries one batch for one partition; the batch is a pre-built template whose
+//! timestamps are re-stamped in the encoded frame with the intended send time (wall clock), so
+//! consumers can compute end-to-end latency from the batch header.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{ensure, Context};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+use crate::bench::batch::{stamp, BatchShape, Template};
+use crate::bench::kafka::cluster::{topic_name, Cluster};
+use crate::bench::kafka::connection::{encode_request, Connection, Reader};
+use crate::bench::latency::Latency;
+use crate::bench::schedule::{Plan, Schedule};
+use crate::bench::throughput::Throughput;
+
+/// What every producer of a run shares.
+pub struct ProduceSetup<'a> {
+    /// The cluster and its leaders.
+    pub cluster: &'a Cluster,
+    /// Topic name.
+    pub topic: &'a str,
+    /// `acks` of every request.
+    pub acks: i16,
+    /// Broker-side timeout of every request.
+    pub timeout_ms: i32,
+    /// Requests outstanding per producer at most.
+    pub in_flight: usize,
+    /// Producers in the run.
+    pub producers: usize,
+    /// Target messages per second over all producers.
+    pub rate: Option<u64>,
+    /// Batch layout.
+    pub shape: BatchShape,
+    /// Pre-built batches.
+    pub templates: &'a [Template],
+    /// When the run ends.
+    pub plan: &'a Plan,
+    /// Shared counters.
+    pub throughput: &'a Arc<Throughput>,
+    /// The run's start.
+    pub start: Instant,
+    /// Wall clock (ms since the epoch) at `start`.
+    pub start_wall_ms: i64,
+}
+
+/// What one producer measured.
+#[derive(Debug, Default)]
+pub struct ProducerOutcome {
+    /// Latency per acknowledged (or, with acks=0, sent) batch.
+    pub latency: Latency,
+    /// Batches acknowledged.
+    pub batches: u64,
+    /// The first error met.
+    pub first_error: Option<String>,
+}
+
+/// A request on its way.
+struct Pending {
+    correlation_id: i32,
+    intended: Instant,
+}
+
+/// The partitions producer `index` writes, all led by one broker, so it needs one connection.
+/// Producers are dealt to leaders round robin, then each takes its leader's partitions
+/// starting at a different one.
+fn assignment(cluster: &Cluster, producers: usize, index: usize) -> (i32, Vec<i32>) {
+    let leaders = cluster.leader_ids();
+    let leader = leaders[index % leaders.len()];
+    let mut mine: Vec<i32> = (0..cluster.leaders.len() as i32)
+        .filter(|p| cluster.leaders[*p as usize] == leader)
+        .collect();
+    let peers = producers.div_ceil(leaders.len()).max(1);
+    let shift = (index / leaders.len()) * mine.len() / peers;
+    let len = mine.len().max(1);
+    mine.rotate_left(shift % len);
+    (leader, mine)
+}
+
+/// Runs producer `index` until the plan ends and its answers are in.
+pub fn run(setup: &ProduceSetup<'_>, index: usize) -> ProducerOutcome {
+    let mut out = ProducerOutcome::default();
+    if let Err(e) = produce(setup, index, &mut out) {
+        setup.throughput.error();
+        out.first_error.get_or_insert_with(|| format!("{e:#}"));
+    }
+    out
+}
+
+fn produce(
+    setup: &ProduceSetup<'_>,
+    index: usize,
+    out: &mut ProducerOutcome,
+) -> anyhow::Result<()> {
+    let (leader, partitions) = assignment(setup.cluster, setup.producers, index);
+    let conn = Connection::connect(setup.cluster.address(leader)?)?;
+    let (mut writer, reader) = conn.split()?;
+    let version = setup.cluster.versions.produce;
+    let (to_reader, pending) = mpsc::sync_channel::<Pending>(setup.in_flight.saturating_sub(1));
+    let mut schedule = Schedule::new(
+        setup.start,
+        setup.rate,
+        setup.producers,
+        index,
+        setup.shape.records as u64,
+    );
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let receiver = (setup.acks != 0).then(|| scope.spawn(|| receive(setup, reader, pending)));
+        let mut sent = 0usize;
+        let result = loop {
+            let intended = schedule.next_send();
+            if !setup.plan.claim(intended) {
+                break Ok(());
+            }
+            if let Some(wait) = intended.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let template = &setup.templates[sent % setup.templates.len()];
+            let partition = partitions[sent % partitions.len()];
+            sent += 1;
+            let wall_ms = setup.start_wall_ms
+                + i64::try_from(intended.duration_since(setup.start).as_millis()).unwrap_or(0);
+            let correlation_id = writer.take_correlation_id();
+            let frame =
+                match produce_frame(setup, template, partition, version, correlation_id, wall_ms) {
+                    Ok(f) => f,
+                    Err(e) => break Err(e),
+                };
+            if setup.acks != 0
+                && to_reader
+                    .send(Pending {
+                        correlation_id,
+                        intended,
+                    })
+                    .is_err()
+            {
+                // The reader stopped on an error, which it reports.
+                break Ok(());
+            }
+            if let Err(e) = writer.send(&frame) {
+                break Err(e);
+            }
+            if setup.acks == 0 {
+                out.latency.record(intended.elapsed());
+                out.batches += 1;
+                setup
+                    .throughput
+                    .produced(setup.shape.records as u64, setup.shape.payload_bytes());
+            }
+        };
+        drop(to_reader);
+        if let Some(receiver) = receiver {
+            let answers = receiver
+                .join()
+                .map_err(|_| anyhow::anyhow!("the response reader panicked"))?;
+            out.latency.merge(&answers.latency);
+            out.batches += answers.batches;
+            out.first_error = out.first_error.take().or(answers.first_error);
+        }
+        result
+    })
+}
+
+/// Encodes one Produce request for `partition` carrying `template`, stamped `wall_ms`.
+fn produce_frame(
+    setup: &ProduceSetup<'_>,
+    template: &Template,
+    partition: i32,
+    version: i16,
+    correlation_id: i32,
+    wall_ms: i64,
+) -> anyhow::Result<bytes::BytesMut> {
+    let request = ProduceRequest::default()
+        .with_acks(setup.acks)
+        .with_timeout_ms(setup.timeout_ms)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic_name(setup.topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(template.bytes.clone()))])]);
+    let mut frame = encode_request(&request, version, correlation_id)?;
+    // The records are the last field; flexible versions (9+) end with three empty tag
+    // buffers (partition, topic, request).
+    let trailer = if version >= 9 { 3 } else { 0 };
+    let at = frame
+        .len()
+        .checked_sub(trailer + template.bytes.len())
+        .context("produce frame shorter than its batch")?;
+    ensure!(
+        frame[at..at + 12] == template.bytes[..12],
+        "records not where expected in a Produce v{version} frame"
+    );
+    stamp(&mut frame[at..], template, wall_ms);
+    Ok(frame)
+}
+
+/// The reader half: answers in request order until the writer closes the FIFO.
+fn receive(
+    setup: &ProduceSetup<'_>,
+    mut reader: Reader,
+    pending: mpsc::Receiver<Pending>,
+) -> ProducerOutcome {
+    let mut out = ProducerOutcome::default();
+    let version = setup.cluster.versions.produce;
+    while let Ok(p) = pending.recv() {
+        let answer = reader.receive::<ProduceRequest>(version);
+        let latency = p.intended.elapsed();
+        match answer.and_then(|(id, response)| check(id, p.correlation_id, &response)) {
+            Ok(()) => {
+                out.latency.record(latency);
+                out.batches += 1;
+                setup
+                    .throughput
+                    .produced(setup.shape.records as u64, setup.shape.payload_bytes());
+            }
+            Err(e) => {
+                setup.throughput.error();
+                out.first_error.get_or_insert_with(|| format!("{e:#}"));
+                if e.downcast_ref::<PartitionError>().is_none() {
+                    // The connection is unusable: stop, which makes the writer stop.
+                    return out;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A partition-level error in an otherwise well-formed answer: the connection stays usable.
+#[derive(Debug)]
+struct PartitionError(String);
+
+impl std::fmt::Display for PartitionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PartitionError {}
+
+fn check(got: i32, expected: i32, response: &ProduceResponse) -> anyhow::Result<()> {
+    ensure!(
+        got == expected,
+        "answer to request {got}, expected {expected}"
+    );
+    for t in &response.responses {
+        for p in &t.partition_responses {
+            if p.error_code != 0 {
+                let name = kafka_protocol::error::ResponseError::try_from_code(p.error_code)
+                    .map_or_else(|| "unknown error".to_owned(), |e| e.to_string());
+                return Err(PartitionError(format!(
+                    "partition {}: error {} ({name})",
+                    p.index, p.error_code
+                ))
+                .into());
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,264 @@
+//! [`Report`]: what a run measured, printed as text or as one JSON object, and saved.
+//!
+//! The JSON keys are the same in every mode where they mean the same thing, so scripts can
+//! compare an embedded run with a Kafka-protocol run: `messages_per_sec`, `bytes_per_sec`
+//! (payload: record values only, no keys or framing), `latency_us` (per produce request, from
+//! its intended send time to its acknowledgement), `errors`, `throughput_series` and
+//! `config` (the flags of the run). Consumers, where a mode has them, add `consume`.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::{json, Value};
+
+use crate::bench::args::LoadArgs;
+use crate::bench::latency::Latency;
+use crate::bench::plot;
+use crate::bench::throughput::{Sample, Totals};
+
+/// What the consumers of a run measured.
+#[derive(Debug, Clone)]
+pub struct ConsumeReport {
+    /// Time from the first fetch to the last record counted.
+    pub elapsed: Duration,
+    /// Records read.
+    pub messages: u64,
+    /// Payload bytes read (record values).
+    pub bytes: u64,
+    /// End-to-end latency per batch: from the producer's timestamp (ms resolution) to its
+    /// arrival at a consumer.
+    pub e2e: Latency,
+}
+
+/// Everything one run measured.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// `embedded` or `kafka`.
+    pub mode: &'static str,
+    /// The run's settings, echoed into the JSON.
+    pub config: Value,
+    /// From the first send to the last acknowledgement.
+    pub elapsed: Duration,
+    /// Final counters.
+    pub totals: Totals,
+    /// Batches acknowledged.
+    pub batches: u64,
+    /// Produce latency per batch.
+    pub latency: Latency,
+    /// Per-second throughput.
+    pub series: Vec<Sample>,
+    /// The first error met, if any (the rest are only counted).
+    pub first_error: Option<String>,
+    /// Consumer figures, when the run had consumers.
+    pub consume: Option<ConsumeReport>,
+}
+
+fn per_sec(n: u64, elapsed: Duration) -> f64 {
+    let secs = elapsed.as_secs_f64();
+    if secs > 0.0 {
+        n as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+impl Report {
+    /// Acknowledged messages per second over the run.
+    pub fn messages_per_sec(&self) -> f64 {
+        per_sec(self.totals.produced_messages, self.elapsed)
+    }
+
+    /// Acknowledged payload bytes per second over the run.
+    pub fn bytes_per_sec(&self) -> f64 {
+        per_sec(self.totals.produced_bytes, self.elapsed)
+    }
+
+    /// The JSON report.
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({
+            "mode": self.mode,
+            "config": self.config,
+            "elapsed_secs": self.elapsed.as_secs_f64(),
+            "messages": self.totals.produced_messages,
+            "bytes": self.totals.produced_bytes,
+            "batches": self.batches,
+            "errors": self.totals.errors,
+            "first_error": self.first_error,
+            "messages_per_sec": self.messages_per_sec(),
+            "bytes_per_sec": self.bytes_per_sec(),
+            "mb_per_sec": self.bytes_per_sec() / 1e6,
+            "latency_us": self.latency.summary(),
+            "latency_histogram": self.latency.buckets(),
+            "throughput_series": self.series,
+        });
+        if let Some(c) = &self.consume {
+            v["consume"] = json!({
+                "elapsed_secs": c.elapsed.as_secs_f64(),
+                "messages": c.messages,
+                "bytes": c.bytes,
+                "messages_per_sec": per_sec(c.messages, c.elapsed),
+                "bytes_per_sec": per_sec(c.bytes, c.elapsed),
+                "e2e_latency_us": c.e2e.summary(),
+            });
+        }
+        v
+    }
+
+    /// Writes the human-readable report.
+    ///
+    /// # Errors
+    /// Write errors of `out`.
+    pub fn write_text(&self, out: &mut impl Write) -> std::io::Result<()> {
+        writeln!(
+            out,
+            "{}: {} messages ({:.1} MB) in {:.2} s, {} batches, {} errors",
+            self.mode,
+            self.totals.produced_messages,
+            self.totals.produced_bytes as f64 / 1e6,
+            self.elapsed.as_secs_f64(),
+            self.batches,
+            self.totals.errors
+        )?;
+        writeln!(
+            out,
+            "throughput: {:.0} msgs/s, {:.1} MB/s",
+            self.messages_per_sec(),
+            self.bytes_per_sec() / 1e6
+        )?;
+        write_latency(out, "produce latency", &self.latency)?;
+        if let Some(c) = &self.consume {
+            writeln!(
+                out,
+                "consumed: {} messages, {:.0} msgs/s, {:.1} MB/s",
+                c.messages,
+                per_sec(c.messages, c.elapsed),
+                per_sec(c.bytes, c.elapsed) / 1e6
+            )?;
+            write_latency(out, "end-to-end latency (ms clock)", &c.e2e)?;
+        }
+        if let Some(e) = &self.first_error {
+            writeln!(out, "first error: {e}")?;
+        }
+        Ok(())
+    }
+
+    /// Prints the report as `args` asks (JSON on stdout or text) and writes `--json-out` and
+    /// `--plot`.
+    ///
+    /// # Errors
+    /// Failures writing stdout or the output files.
+    pub fn emit(&self, args: &LoadArgs) -> anyhow::Result<()> {
+        let json = self.to_json();
+        let mut stdout = std::io::stdout().lock();
+        if args.json {
+            serde_json::to_writer(&mut stdout, &json).context("writing JSON to stdout")?;
+            writeln!(stdout).context("writing stdout")?;
+        } else {
+            self.write_text(&mut stdout).context("writing stdout")?;
+        }
+        if let Some(path) = &args.json_out {
+            write_json(path, &json)?;
+        }
+        if let Some(path) = &args.plot {
+            plot::draw(path, self).with_context(|| format!("drawing {}", path.display()))?;
+        }
+        Ok(())
+    }
+}
+
+fn write_json(path: &Path, json: &Value) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(json).context("serialising the report")?;
+    std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
+}
+
+/// The percentiles on one line, then a compact histogram: one row per power-of-two bucket with
+/// a bar scaled to the fullest bucket.
+fn write_latency(out: &mut impl Write, title: &str, latency: &Latency) -> std::io::Result<()> {
+    let s = latency.summary();
+    writeln!(
+        out,
+        "{title} (µs): p50 {} | p99 {} | p99.9 {} | p99.99 {} | max {}  (mean {:.0}, n={})",
+        s.p50, s.p99, s.p999, s.p9999, s.max, s.mean, s.count
+    )?;
+    let buckets = latency.buckets();
+    let fullest = buckets.iter().map(|b| b.count).max().unwrap_or(0).max(1);
+    for b in &buckets {
+        let bar = "#".repeat((b.count * 40).div_ceil(fullest) as usize);
+        let share = 100.0 * b.count as f64 / s.count.max(1) as f64;
+        writeln!(out, "  <= {:>9} µs {:>6.2}% {bar}", b.le_us, share)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_report() -> Report {
+        let mut latency = Latency::new();
+        for us in [100, 200, 300, 5000] {
+            latency.record_us(us);
+        }
+        Report {
+            mode: "embedded",
+            config: json!({"producers": 1}),
+            elapsed: Duration::from_secs(2),
+            totals: Totals {
+                produced_messages: 1000,
+                produced_bytes: 1_024_000,
+                ..Totals::default()
+            },
+            batches: 16,
+            latency,
+            series: vec![Sample {
+                second: 1.0,
+                messages_per_sec: 500.0,
+                bytes_per_sec: 512_000.0,
+                consumed_per_sec: 0.0,
+            }],
+            first_error: None,
+            consume: None,
+        }
+    }
+
+    #[test]
+    fn json_has_the_keys_scripts_rely_on() {
+        let v = sample_report().to_json();
+        assert_eq!(v["messages_per_sec"].as_f64(), Some(500.0));
+        assert_eq!(v["bytes_per_sec"].as_f64(), Some(512_000.0));
+        for key in ["p50", "p99", "p999", "p9999", "max"] {
+            assert!(v["latency_us"][key].is_u64(), "latency_us.{key}");
+        }
+        assert_eq!(v["latency_us"]["max"].as_u64(), Some(5003));
+        assert_eq!(v["errors"].as_u64(), Some(0));
+        assert!(v["throughput_series"].is_array());
+        assert!(v["latency_histogram"].is_array());
+        assert!(v.get("consume").is_none());
+    }
+
+    #[test]
+    fn consumer_figures_appear_under_consume() {
+        let mut r = sample_report();
+        r.consume = Some(ConsumeReport {
+            elapsed: Duration::from_secs(1),
+            messages: 10,
+            bytes: 100,
+            e2e: Latency::new(),
+        });
+        let v = r.to_json();
+        assert_eq!(v["consume"]["messages_per_sec"].as_f64(), Some(10.0));
+        assert!(v["consume"]["e2e_latency_us"]["p99"].is_u64());
+    }
+
+    #[test]
+    fn text_report_names_throughput_and_percentiles() {
+        let mut out = Vec::new();
+        sample_report().write_text(&mut out).expect("writes");
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(text.contains("500 msgs/s"), "{text}");
+        assert!(text.contains("p99.99"), "{text}");
+        assert!(text.contains("µs"), "{text}");
+    }
+}

@@ -1,0 +1,152 @@
+//! When batches are meant to be sent, and when a run is over.
+//!
+//! [`Plan`] is shared by all producers of a run: for `--count` runs it hands out batches from one
+//! atomic budget (so the total is exact to a batch whatever the producers' speeds); for
+//! `--duration-secs` runs it answers whether a batch's intended time is before the deadline.
+//!
+//! [`Schedule`] is one producer's clock. With `--rate` it is open loop: batch `k` is intended
+//! at `start + phase + k * interval` whatever happened to earlier batches, and latency is
+//! measured from that intended time; a producer that falls behind sends at once and its
+//! latency shows the delay (no coordinated omission). Without `--rate` the intended time is
+//! the moment the producer gets a free in-flight slot, which measures service time at the
+//! maximum sustainable load.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::bench::args::Stop;
+
+/// A run's end, shared by its producers.
+#[derive(Debug)]
+pub struct Plan {
+    deadline: Option<Instant>,
+    batches_left: AtomicU64,
+}
+
+impl Plan {
+    /// The plan of a run that started at `start`, with `records_per_batch` records a batch.
+    /// Count runs round up to whole batches.
+    pub fn new(stop: Stop, start: Instant, records_per_batch: u64) -> Self {
+        match stop {
+            Stop::Count(n) => Self {
+                deadline: None,
+                batches_left: AtomicU64::new(n.div_ceil(records_per_batch.max(1))),
+            },
+            Stop::Duration(d) => Self {
+                deadline: Some(start + d),
+                batches_left: AtomicU64::new(u64::MAX),
+            },
+        }
+    }
+
+    /// Whether a batch intended at `intended` should be sent; takes it from the budget if so.
+    pub fn claim(&self, intended: Instant) -> bool {
+        if let Some(deadline) = self.deadline {
+            return intended < deadline;
+        }
+        self.batches_left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    /// Whether the run's time is up (always false for count runs).
+    pub fn expired(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|d| now >= d)
+    }
+}
+
+/// One producer's send clock.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    start: Instant,
+    interval: Option<Duration>,
+    sent: u32,
+}
+
+impl Schedule {
+    /// The clock of producer `index` of `producers`, sending batches of `records_per_batch`
+    /// records so that all producers together offer `rate` messages per second (`None`: as
+    /// fast as the in-flight window allows). Producers are phase-shifted so their sends
+    /// interleave instead of arriving in bursts.
+    pub fn new(
+        start: Instant,
+        rate: Option<u64>,
+        producers: usize,
+        index: usize,
+        records_per_batch: u64,
+    ) -> Self {
+        let interval = rate.map(|rate| {
+            let batches_per_sec = rate as f64 / records_per_batch.max(1) as f64;
+            Duration::from_secs_f64(producers.max(1) as f64 / batches_per_sec)
+        });
+        let phase = interval.map_or(Duration::ZERO, |i| {
+            i.mul_f64(index as f64 / producers.max(1) as f64)
+        });
+        Self {
+            start: start + phase,
+            interval,
+            sent: 0,
+        }
+    }
+
+    /// The intended send time of the next batch (now, when there is no target rate).
+    pub fn next_send(&mut self) -> Instant {
+        match self.interval {
+            Some(interval) => {
+                let at = self.start + interval * self.sent;
+                self.sent = self.sent.saturating_add(1);
+                at
+            }
+            None => Instant::now(),
+        }
+    }
+
+    /// Whether the clock is open loop (has a target rate).
+    pub fn is_paced(&self) -> bool {
+        self.interval.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn count_plan_hands_out_whole_batches_once() {
+        let start = Instant::now();
+        let plan = Plan::new(Stop::Count(1000), start, 64);
+        let claimed = (0..100).filter(|_| plan.claim(start)).count();
+        assert_eq!(claimed, 16); // 1000 / 64 rounded up
+        assert!(!plan.expired(start + Duration::from_secs(3600)));
+    }
+
+    #[test]
+    fn duration_plan_stops_at_the_deadline() {
+        let start = Instant::now();
+        let plan = Plan::new(Stop::Duration(Duration::from_secs(2)), start, 64);
+        assert!(plan.claim(start + Duration::from_secs(1)));
+        assert!(!plan.claim(start + Duration::from_secs(2)));
+        assert!(plan.expired(start + Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn paced_schedule_is_open_loop_and_phase_shifted() {
+        let start = Instant::now();
+        // 1000 msgs/s, 10 per batch, 2 producers: 50 batches/s each, one every 20 ms.
+        let mut a = Schedule::new(start, Some(1000), 2, 0, 10);
+        let mut b = Schedule::new(start, Some(1000), 2, 1, 10);
+        assert!(a.is_paced());
+        assert_eq!(a.next_send(), start);
+        assert_eq!(a.next_send(), start + Duration::from_millis(20));
+        assert_eq!(b.next_send(), start + Duration::from_millis(10));
+        assert_eq!(b.next_send(), start + Duration::from_millis(30));
+    }
+
+    #[test]
+    fn unpaced_schedule_is_now() {
+        let before = Instant::now();
+        let mut s = Schedule::new(before, None, 4, 3, 64);
+        assert!(!s.is_paced());
+        assert!(s.next_send() >= before);
+    }
+}

@@ -1,0 +1,96 @@
+//! Runs the real `spindle-bench embedded` binary on the real disk and checks its JSON report.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// A fresh directory under the system temp dir (on the real disk here), removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+        if path.exists() {
+            std::fs::remove_dir_all(&path).expect("clear stale temp dir");
+        }
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            eprintln!("leaving {}: {e}", self.0.display());
+        }
+    }
+}
+
+#[test]
+fn embedded_count_run_prints_one_json_object_with_the_documented_keys() {
+    let dir = TempDir::new("spindle-bench-smoke");
+    let json_out = dir.0.join("report.json");
+    let plot = dir.0.join("report.svg");
+    let output = Command::new(env!("CARGO_BIN_EXE_spindle-bench"))
+        .arg("embedded")
+        .arg("--dir")
+        .arg(dir.0.join("data"))
+        .args([
+            "--count",
+            "1000",
+            "--json",
+            "--producers",
+            "2",
+            "--partitions",
+            "2",
+        ])
+        .arg("--json-out")
+        .arg(&json_out)
+        .arg("--plot")
+        .arg(&plot)
+        .output()
+        .expect("spindle-bench runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "exit {:?}: {stderr}",
+        output.status
+    );
+    let stdout = String::from_utf8(output.stdout).expect("utf8 stdout");
+    assert_eq!(stdout.trim().lines().count(), 1, "one JSON line: {stdout}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("stdout is JSON");
+    // 1000 messages of 1 KiB in 64-record batches round up to 16 batches.
+    assert_eq!(v["messages"].as_u64(), Some(1024), "{v}");
+    assert_eq!(v["batches"].as_u64(), Some(16), "{v}");
+    assert_eq!(v["errors"].as_u64(), Some(0), "{v}");
+    assert!(
+        v["messages_per_sec"].as_f64().is_some_and(|r| r > 0.0),
+        "{v}"
+    );
+    assert!(v["bytes_per_sec"].as_f64().is_some_and(|r| r > 0.0), "{v}");
+    for key in ["p50", "p99", "p999", "p9999", "max"] {
+        assert!(v["latency_us"][key].is_u64(), "latency_us.{key} in {v}");
+    }
+    assert_eq!(v["latency_us"]["count"].as_u64(), Some(16), "{v}");
+    assert_eq!(v["config"]["fsync"].as_str(), Some("never"), "{v}");
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_out).expect("json-out written"))
+            .expect("json-out is JSON");
+    assert_eq!(saved["messages"], v["messages"]);
+    let svg = std::fs::read_to_string(&plot).expect("plot written");
+    assert!(
+        svg.starts_with("<svg"),
+        "an SVG: {}",
+        &svg[..svg.len().min(80)]
+    );
+}
+
+#[test]
+fn bad_flags_fail_with_a_message_and_no_json() {
+    let output = Command::new(env!("CARGO_BIN_EXE_spindle-bench"))
+        .args(["embedded", "--in-flight", "0", "--json", "--count", "10"])
+        .output()
+        .expect("spindle-bench runs");
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--in-flight"));
+}
