@@ -1,8 +1,11 @@
 //! What every Kafka API handler is given besides its request body.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use spindle_engine::Shard;
+
+use crate::kafka::KafkaConfig;
 
 /// The context of one decoded request: the shard serving the connection and the request header's
 /// facts. Each file under `api/` exposes
@@ -25,4 +28,6 @@ pub(crate) struct RequestContext {
     pub advertised_host: String,
     /// The port advertised to clients.
     pub advertised_port: i32,
+    /// The server's configuration (topic defaults, auto-creation, cluster id).
+    pub config: Arc<KafkaConfig>,
 }

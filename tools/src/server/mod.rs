@@ -1,1 +1,10 @@
 //! `spindle serve`: configuration and the running node.
+//!
+//! [`config`] merges the TOML file, `SPINDLE_*` variables and flags into one validated
+//! [`config::ServeConfig`]; [`preflight`] checks the machine can run glommio; [`node`] starts
+//! the engine with the Kafka server on every shard and the gRPC gateway beside it, prints the
+//! ready line, and stops cleanly on SIGINT/SIGTERM.
+
+pub mod config;
+pub mod node;
+pub mod preflight;

@@ -1,0 +1,292 @@
+//! Fetch: stored batches returned as they are, with Kafka's long poll across partitions.
+//!
+//! Every partition of the request is read at once, without waiting. If that already gives
+//! `min_bytes` (or an error to report) the answer goes out at once. Otherwise the partitions
+//! that returned nothing are read again, concurrently, each allowed to wait until `max_wait`
+//! for its first bytes (the engine wakes the read on append, no polling); the answer goes out
+//! as soon as the bytes gathered reach `min_bytes`, or at `max_wait`.
+//!
+//! `max_bytes` bounds the whole answer and `partition_max_bytes` each partition, except that the
+//! first batch of the answer is always returned whole, so a batch larger than the limits cannot
+//! stall a consumer (Kafka's rule since KIP-74).
+//!
+//! Fetch sessions (KIP-227) are not kept: the answer's session id is 0, which tells the client
+//! to send full requests, and an incremental request gets FETCH_SESSION_ID_NOT_FOUND.
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures::future::join_all;
+use futures::stream::{FuturesUnordered, StreamExt};
+use futures_lite::future;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use spindle_engine::{EngineError, FetchOutcome, TopicPartition};
+
+use crate::kafka::context::RequestContext;
+use crate::kafka::error_code;
+use crate::kafka::wire::{offset_from_wire, offset_to_wire, partition_from_wire};
+use crate::limits::MAX_FETCH_WAIT_MS;
+
+/// One partition of the request and what was read from it.
+struct Slot {
+    /// Index of its topic in the request.
+    topic: usize,
+    /// The partition index as the client sent it.
+    index: i32,
+    /// The engine's read, or the error code found before reading.
+    read: Result<spindle_engine::FetchRequest, i16>,
+    /// What came back.
+    outcome: Option<Result<FetchOutcome, EngineError>>,
+}
+
+impl Slot {
+    fn bytes(&self) -> usize {
+        match &self.outcome {
+            Some(Ok(outcome)) => outcome.bytes(),
+            _ => 0,
+        }
+    }
+
+    fn failed(&self) -> bool {
+        self.read.is_err() || matches!(self.outcome, Some(Err(_)))
+    }
+}
+
+/// Answers one Fetch request.
+pub(crate) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
+    if req.session_id != 0 || req.session_epoch > 0 {
+        return FetchResponse::default()
+            .with_error_code(ResponseError::FetchSessionIdNotFound.code());
+    }
+    let max_wait = Duration::from_millis(
+        u64::try_from(req.max_wait_ms)
+            .unwrap_or(0)
+            .min(MAX_FETCH_WAIT_MS),
+    );
+    let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
+    let deadline = Instant::now() + max_wait;
+    let mut slots = plan(&req);
+
+    read_all(ctx, &mut slots, Duration::ZERO).await;
+    let gathered: usize = slots.iter().map(Slot::bytes).sum();
+    let done = gathered >= min_bytes.max(1) || slots.iter().any(Slot::failed);
+    if !done && !max_wait.is_zero() {
+        long_poll(ctx, &mut slots, deadline, min_bytes.max(1) - gathered).await;
+    }
+    respond(&req, slots, usize::try_from(req.max_bytes).unwrap_or(0))
+}
+
+/// One slot per requested partition, in request order.
+fn plan(req: &FetchRequest) -> Vec<Slot> {
+    let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0).max(1);
+    let mut slots = Vec::new();
+    for (t, topic) in req.topics.iter().enumerate() {
+        for part in &topic.partitions {
+            let read = match (
+                partition_from_wire(part.partition),
+                offset_from_wire(part.fetch_offset),
+            ) {
+                (None, _) => Err(ResponseError::UnknownTopicOrPartition.code()),
+                (_, None) => Err(ResponseError::OffsetOutOfRange.code()),
+                (Some(p), Some(offset)) => Ok(spindle_engine::FetchRequest {
+                    tp: TopicPartition::new(topic.topic.0.as_str(), p),
+                    offset,
+                    max_bytes: usize::try_from(part.partition_max_bytes)
+                        .unwrap_or(0)
+                        .clamp(1, max_bytes),
+                    max_wait: Duration::ZERO,
+                    min_bytes: 0,
+                }),
+            };
+            slots.push(Slot {
+                topic: t,
+                index: part.partition,
+                read,
+                outcome: None,
+            });
+        }
+    }
+    slots
+}
+
+/// Reads every readable slot at once, none waiting longer than `wait`.
+async fn read_all(ctx: &RequestContext, slots: &mut [Slot], wait: Duration) {
+    let reads: Vec<_> = slots
+        .iter()
+        .map(|slot| {
+            slot.read.clone().ok().map(|mut r| {
+                r.max_wait = wait;
+                r
+            })
+        })
+        .collect();
+    let reads = reads.into_iter().map(|read| async move {
+        match read {
+            Some(r) => Some(ctx.shard.fetch(r).await),
+            None => None,
+        }
+    });
+    for (slot, outcome) in slots.iter_mut().zip(join_all(reads).await) {
+        slot.outcome = outcome;
+    }
+}
+
+/// Waits for the slots that have nothing yet until `wanted` more bytes arrive or the deadline.
+async fn long_poll(ctx: &RequestContext, slots: &mut [Slot], deadline: Instant, wanted: usize) {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let mut waits: FuturesUnordered<_> = slots
+        .iter()
+        .enumerate()
+        .filter(|(_, slot)| slot.bytes() == 0)
+        .filter_map(|(i, slot)| slot.read.clone().ok().map(|r| (i, r)))
+        .map(|(i, mut read)| {
+            read.max_wait = remaining;
+            read.min_bytes = 1;
+            async move { (i, ctx.shard.fetch(read).await) }
+        })
+        .collect();
+    let mut arrived = 0;
+    let gather = async {
+        while let Some((i, outcome)) = waits.next().await {
+            let got = outcome.as_ref().map_or(0, FetchOutcome::bytes);
+            let failed = outcome.is_err();
+            if got > 0 || failed {
+                slots[i].outcome = Some(outcome);
+            }
+            arrived += got;
+            if arrived >= wanted || failed {
+                break;
+            }
+        }
+    };
+    // The engine ends each wait at the deadline; the timer guards against a read that does not.
+    future::or(
+        gather,
+        glommio::timer::sleep(remaining + Duration::from_millis(5)),
+    )
+    .await;
+}
+
+/// Builds the answer, trimming to the request's overall byte budget.
+fn respond(req: &FetchRequest, slots: Vec<Slot>, max_bytes: usize) -> FetchResponse {
+    let mut topics: Vec<FetchableTopicResponse> = req
+        .topics
+        .iter()
+        .map(|t| FetchableTopicResponse::default().with_topic(t.topic.clone()))
+        .collect();
+    let mut budget = max_bytes;
+    let mut first = true;
+    for slot in slots {
+        let data = partition_data(
+            slot.index,
+            slot.outcome,
+            slot.read.err(),
+            &mut budget,
+            &mut first,
+        );
+        if let Some(topic) = topics.get_mut(slot.topic) {
+            topic.partitions.push(data);
+        }
+    }
+    FetchResponse::default().with_responses(topics)
+}
+
+fn partition_data(
+    index: i32,
+    outcome: Option<Result<FetchOutcome, EngineError>>,
+    refused: Option<i16>,
+    budget: &mut usize,
+    first: &mut bool,
+) -> PartitionData {
+    let base = PartitionData::default()
+        .with_partition_index(index)
+        .with_aborted_transactions(Some(Vec::new()));
+    match outcome {
+        Some(Ok(outcome)) => {
+            let hw = offset_to_wire(outcome.high_watermark);
+            let records = take_within(outcome.batches, budget, first);
+            base.with_high_watermark(hw)
+                .with_last_stable_offset(hw)
+                .with_log_start_offset(offset_to_wire(outcome.log_start_offset))
+                .with_records(Some(records))
+        }
+        Some(Err(EngineError::OffsetOutOfRange {
+            log_start,
+            high_watermark,
+            ..
+        })) => base
+            .with_error_code(ResponseError::OffsetOutOfRange.code())
+            .with_high_watermark(offset_to_wire(high_watermark))
+            .with_last_stable_offset(offset_to_wire(high_watermark))
+            .with_log_start_offset(offset_to_wire(log_start))
+            .with_records(Some(Bytes::new())),
+        Some(Err(e)) => base
+            .with_error_code(error_code::code_of(&e))
+            .with_high_watermark(-1)
+            .with_last_stable_offset(-1)
+            .with_log_start_offset(-1)
+            .with_records(Some(Bytes::new())),
+        None => base
+            .with_error_code(refused.unwrap_or(ResponseError::UnknownServerError.code()))
+            .with_high_watermark(-1)
+            .with_last_stable_offset(-1)
+            .with_log_start_offset(-1)
+            .with_records(Some(Bytes::new())),
+    }
+}
+
+/// The batches that fit in `budget` (the first batch of the answer always does), concatenated.
+fn take_within(batches: Vec<Bytes>, budget: &mut usize, first: &mut bool) -> Bytes {
+    let mut kept = 0;
+    let mut bytes = 0;
+    for batch in &batches {
+        if !*first && bytes + batch.len() > *budget {
+            break;
+        }
+        *first = false;
+        bytes += batch.len();
+        kept += 1;
+    }
+    *budget = budget.saturating_sub(bytes);
+    match kept {
+        0 => Bytes::new(),
+        1 => batches.into_iter().next().unwrap_or_default(),
+        _ => {
+            let mut joined = BytesMut::with_capacity(bytes);
+            for batch in batches.iter().take(kept) {
+                joined.extend_from_slice(batch);
+            }
+            joined.freeze()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batches(sizes: &[usize]) -> Vec<Bytes> {
+        sizes.iter().map(|&n| Bytes::from(vec![7u8; n])).collect()
+    }
+
+    #[test]
+    fn first_batch_is_kept_even_when_over_budget() {
+        let (mut budget, mut first) = (10, true);
+        let got = take_within(batches(&[50, 5]), &mut budget, &mut first);
+        assert_eq!(got.len(), 50);
+        assert_eq!(budget, 0);
+        assert!(!first);
+    }
+
+    #[test]
+    fn later_batches_stop_at_the_budget() {
+        let (mut budget, mut first) = (100, false);
+        let got = take_within(batches(&[40, 40, 40]), &mut budget, &mut first);
+        assert_eq!(got.len(), 80);
+        assert_eq!(budget, 20);
+        let got = take_within(batches(&[30]), &mut budget, &mut first);
+        assert!(got.is_empty());
+    }
+}

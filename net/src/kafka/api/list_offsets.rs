@@ -1,0 +1,97 @@
+//! ListOffsets: earliest (-2), latest (-1) or the first offset at or after a timestamp, for each
+//! partition asked, all partitions at once.
+
+use futures::future::join_all;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use spindle_engine::{OffsetSpec, TopicPartition};
+
+use crate::kafka::context::RequestContext;
+use crate::kafka::error_code;
+use crate::kafka::wire::{offset_to_wire, partition_from_wire};
+
+/// Kafka's special timestamps.
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+/// The offset of the record with the largest timestamp (KIP-734): not kept by Spindle.
+const MAX_TIMESTAMP: i64 = -3;
+/// The earliest offset still on local storage (KIP-405): all storage is local here.
+const EARLIEST_LOCAL: i64 = -4;
+/// The latest offset in tiered storage (KIP-1005): there is none.
+const LATEST_TIERED: i64 = -5;
+
+/// Answers one ListOffsets request.
+pub(crate) async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    let lookups = req.topics.iter().flat_map(|topic| {
+        topic.partitions.iter().map(move |part| {
+            lookup(
+                ctx,
+                topic.name.0.as_str(),
+                part.partition_index,
+                part.timestamp,
+            )
+        })
+    });
+    let mut results = join_all(lookups).await.into_iter();
+    let topics = req
+        .topics
+        .iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|part| {
+                    let base = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(part.partition_index);
+                    match results.next() {
+                        Some(Ok((offset, timestamp))) => {
+                            base.with_offset(offset).with_timestamp(timestamp)
+                        }
+                        Some(Err(code)) => base
+                            .with_error_code(code)
+                            .with_offset(-1)
+                            .with_timestamp(-1),
+                        None => base
+                            .with_error_code(ResponseError::UnknownServerError.code())
+                            .with_offset(-1)
+                            .with_timestamp(-1),
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// `(offset, timestamp)` for one partition; `(-1, -1)` when no record is at or after the
+/// timestamp.
+async fn lookup(
+    ctx: &RequestContext,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+) -> Result<(i64, i64), i16> {
+    let Some(partition) = partition_from_wire(partition) else {
+        return Err(ResponseError::UnknownTopicOrPartition.code());
+    };
+    let spec = match timestamp {
+        LATEST => OffsetSpec::Latest,
+        EARLIEST | EARLIEST_LOCAL => OffsetSpec::Earliest,
+        LATEST_TIERED => return Ok((-1, -1)),
+        MAX_TIMESTAMP => return Err(ResponseError::UnsupportedVersion.code()),
+        ts if ts >= 0 => OffsetSpec::Timestamp(ts),
+        _ => return Err(ResponseError::InvalidRequest.code()),
+    };
+    let tp = TopicPartition::new(topic, partition);
+    match ctx.shard.list_offset(&tp, spec).await {
+        Ok(Some((offset, ts))) => Ok((offset_to_wire(offset), ts)),
+        Ok(None) => Ok((-1, -1)),
+        Err(e) => Err(error_code::code_of(&e)),
+    }
+}

@@ -1,0 +1,114 @@
+//! Metadata: this node as the only broker, and every requested topic with this node leading all
+//! of its partitions. Unknown topics are created when both the server and the request allow it.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use spindle_engine::{EngineError, TopicInfo};
+
+use crate::kafka::context::RequestContext;
+use crate::kafka::error_code;
+use crate::kafka::wire::count_to_wire;
+
+/// Answers one Metadata request.
+pub(crate) async fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
+    // v0 asks for every topic with an empty list; later versions with a null one.
+    let wanted: Option<Vec<String>> = match req.topics {
+        None => None,
+        Some(topics) if topics.is_empty() && ctx.api_version == 0 => None,
+        Some(topics) => Some(
+            topics
+                .into_iter()
+                .filter_map(|t| t.name.map(|n| n.0.to_string()))
+                .collect(),
+        ),
+    };
+    // Before v4 the request cannot refuse auto-creation.
+    let may_create =
+        ctx.config.auto_create_topics && (ctx.api_version < 4 || req.allow_auto_topic_creation);
+    let topics = match wanted {
+        None => ctx
+            .shard
+            .topics()
+            .into_iter()
+            .map(|info| topic_entry(ctx, &info))
+            .collect(),
+        Some(names) => {
+            let mut entries = Vec::with_capacity(names.len());
+            for name in names {
+                entries.push(requested_topic(ctx, &name, may_create).await);
+            }
+            entries
+        }
+    };
+    let node = BrokerId(ctx.node_id);
+    MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(node)
+            .with_host(StrBytes::from_string(ctx.advertised_host.clone()))
+            .with_port(ctx.advertised_port)])
+        .with_cluster_id(Some(StrBytes::from_string(ctx.config.cluster_id.clone())))
+        .with_controller_id(node)
+        .with_topics(topics)
+}
+
+/// The entry of one named topic, creating it if allowed.
+async fn requested_topic(
+    ctx: &RequestContext,
+    name: &str,
+    may_create: bool,
+) -> MetadataResponseTopic {
+    if let Some(info) = ctx.shard.topic(name) {
+        return topic_entry(ctx, &info);
+    }
+    if !may_create {
+        return error_entry(name, ResponseError::UnknownTopicOrPartition.code());
+    }
+    let created = ctx
+        .shard
+        .create_topic(
+            name,
+            ctx.config.default_partitions,
+            ctx.config.topic_defaults.clone(),
+        )
+        .await;
+    match created {
+        Ok(info) => {
+            tracing::info!(topic = %name, partitions = info.partitions, "auto-created topic");
+            topic_entry(ctx, &info)
+        }
+        // Another request created it meanwhile.
+        Err(EngineError::TopicExists(_)) => match ctx.shard.topic(name) {
+            Some(info) => topic_entry(ctx, &info),
+            None => error_entry(name, ResponseError::LeaderNotAvailable.code()),
+        },
+        Err(e) => error_entry(name, error_code::code_of(&e)),
+    }
+}
+
+fn error_entry(name: &str, code: i16) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_error_code(code)
+        .with_name(Some(TopicName(StrBytes::from_string(name.to_owned()))))
+}
+
+fn topic_entry(ctx: &RequestContext, info: &TopicInfo) -> MetadataResponseTopic {
+    let node = BrokerId(ctx.node_id);
+    let partitions = (0..info.partitions)
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(count_to_wire(p))
+                .with_leader_id(node)
+                .with_leader_epoch(0)
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(info.name.clone()))))
+        .with_is_internal(info.internal)
+        .with_partitions(partitions)
+}

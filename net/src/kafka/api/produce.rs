@@ -1,0 +1,107 @@
+//! Produce: every partition's record batches handed to the engine as received, all partitions
+//! of the request at once, answers gathered in request order.
+//!
+//! The records stay the client's bytes end to end (DESIGN decision 2): the engine validates and
+//! stores them, and the broker never decompresses. Transactions are not supported, so a
+//! transactional produce is refused per partition.
+
+use bytes::Bytes;
+use futures::future::join_all;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use spindle_engine::{EngineError, ProduceOutcome, TopicPartition};
+
+use crate::kafka::context::RequestContext;
+use crate::kafka::error_code;
+use crate::kafka::wire::{offset_to_wire, partition_from_wire};
+
+/// Answers one Produce request (the dispatcher drops the answer when acks is 0).
+pub(crate) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> ProduceResponse {
+    let refusal = if req.transactional_id.is_some() {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !matches!(req.acks, -1..=1) {
+        Some(ResponseError::InvalidRequiredAcks)
+    } else {
+        None
+    };
+    let writes = req.topic_data.iter().flat_map(|topic| {
+        topic.partition_data.iter().map(move |part| {
+            let records = part.records.clone();
+            let topic = topic.name.0.as_str();
+            async move {
+                match refusal {
+                    Some(kind) => Err(kind.code()),
+                    None => write(ctx, topic, part.index, records).await,
+                }
+            }
+        })
+    });
+    let mut results = join_all(writes).await.into_iter();
+    let responses = req
+        .topic_data
+        .iter()
+        .map(|topic| {
+            let partitions = topic
+                .partition_data
+                .iter()
+                .map(|part| partition_response(part.index, results.next()))
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(topic.name.clone())
+                .with_partition_responses(partitions)
+        })
+        .collect();
+    ProduceResponse::default().with_responses(responses)
+}
+
+/// Writes one partition's batches.
+async fn write(
+    ctx: &RequestContext,
+    topic: &str,
+    partition: i32,
+    records: Option<Bytes>,
+) -> Result<ProduceOutcome, i16> {
+    let Some(partition) = partition_from_wire(partition) else {
+        return Err(ResponseError::UnknownTopicOrPartition.code());
+    };
+    let Some(records) = records.filter(|r| !r.is_empty()) else {
+        return Err(ResponseError::CorruptMessage.code());
+    };
+    let tp = TopicPartition::new(topic, partition);
+    ctx.shard.produce(&tp, records).await.map_err(|e| {
+        log_failure(ctx, &tp, &e);
+        error_code::code_of(&e)
+    })
+}
+
+fn log_failure(ctx: &RequestContext, tp: &TopicPartition, e: &EngineError) {
+    match e {
+        EngineError::Log(_) | EngineError::Io { .. } => {
+            tracing::error!(peer = %ctx.peer, partition = %tp, error = %e, "produce failed");
+        }
+        _ => tracing::debug!(peer = %ctx.peer, partition = %tp, error = %e, "produce refused"),
+    }
+}
+
+fn partition_response(
+    index: i32,
+    result: Option<Result<ProduceOutcome, i16>>,
+) -> PartitionProduceResponse {
+    let base = PartitionProduceResponse::default().with_index(index);
+    match result {
+        Some(Ok(outcome)) => base
+            .with_base_offset(offset_to_wire(outcome.base_offset))
+            .with_log_append_time_ms(outcome.log_append_time_ms)
+            .with_log_start_offset(offset_to_wire(outcome.log_start_offset)),
+        Some(Err(code)) => base
+            .with_error_code(code)
+            .with_base_offset(-1)
+            .with_log_append_time_ms(-1)
+            .with_log_start_offset(-1),
+        // One result per partition is gathered above; a missing one is a server error.
+        None => base
+            .with_error_code(ResponseError::UnknownServerError.code())
+            .with_base_offset(-1),
+    }
+}

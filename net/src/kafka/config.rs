@@ -1,0 +1,81 @@
+//! [`KafkaConfig`]: what the Kafka server on every shard is started with.
+
+use std::net::SocketAddr;
+
+use spindle_engine::TopicConfig;
+
+use crate::limits::{DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES_CEILING, MIN_FRAME_BYTES};
+use crate::NetError;
+
+/// The Kafka server's settings, shared read-only by every shard.
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// Address every shard listens on (SO_REUSEPORT); its port must be concrete, not 0 (see
+    /// [`crate::kafka::reserve_listen_addr`]).
+    pub listen: SocketAddr,
+    /// Host advertised to clients in Metadata, FindCoordinator and DescribeCluster.
+    pub advertised_host: String,
+    /// Port advertised to clients.
+    pub advertised_port: u16,
+    /// This node's id.
+    pub node_id: i32,
+    /// The cluster id reported in Metadata and DescribeCluster.
+    pub cluster_id: String,
+    /// Largest request frame accepted; a larger length prefix closes the connection.
+    pub max_frame_bytes: usize,
+    /// Whether Metadata and Produce for an unknown topic create it.
+    pub auto_create_topics: bool,
+    /// Partition count of auto-created topics and of CreateTopics asking for the default (-1).
+    pub default_partitions: u32,
+    /// Configuration of topics created without one; also what DescribeConfigs reports as the
+    /// default and what IncrementalAlterConfigs' DELETE restores.
+    pub topic_defaults: TopicConfig,
+}
+
+impl KafkaConfig {
+    /// A configuration listening (and advertising) on `listen` with every other setting at its
+    /// default.
+    pub fn new(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            advertised_host: listen.ip().to_string(),
+            advertised_port: listen.port(),
+            node_id: 0,
+            cluster_id: "spindle".to_owned(),
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            auto_create_topics: true,
+            default_partitions: 1,
+            topic_defaults: TopicConfig::default(),
+        }
+    }
+
+    /// Checks the settings that do not depend on the machine.
+    ///
+    /// # Errors
+    /// [`NetError::Config`] naming the setting and its allowed range.
+    pub fn validate(&self) -> Result<(), NetError> {
+        if !(MIN_FRAME_BYTES..=MAX_FRAME_BYTES_CEILING).contains(&self.max_frame_bytes) {
+            return Err(NetError::Config(format!(
+                "max_frame_bytes {} is outside {MIN_FRAME_BYTES}..={MAX_FRAME_BYTES_CEILING}",
+                self.max_frame_bytes
+            )));
+        }
+        if self.default_partitions == 0 {
+            return Err(NetError::Config(
+                "default_partitions must be at least 1".to_owned(),
+            ));
+        }
+        if self.node_id < 0 {
+            return Err(NetError::Config(format!(
+                "node_id {} must be 0 or more",
+                self.node_id
+            )));
+        }
+        if self.advertised_host.is_empty() || self.advertised_port == 0 {
+            return Err(NetError::Config(
+                "the advertised address needs a host and a non-zero port".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,97 @@
+//! What DescribeConfigs, AlterConfigs and IncrementalAlterConfigs share: resource types and
+//! changes to a topic's [`TopicConfig`] by key, validated by [`TopicConfig::set`].
+
+use kafka_protocol::error::ResponseError;
+use spindle_engine::{EngineError, TopicConfig};
+
+use crate::kafka::context::RequestContext;
+use crate::kafka::error_code;
+
+/// Kafka's resource type of a topic.
+pub(crate) const RESOURCE_TOPIC: i8 = 2;
+/// Kafka's resource type of a broker.
+pub(crate) const RESOURCE_BROKER: i8 = 4;
+
+/// One requested change to a key.
+pub(crate) enum Change<'a> {
+    /// Set the key to this value.
+    Set(&'a str, &'a str),
+    /// Return the key to the server's default for topics.
+    Reset(&'a str),
+}
+
+/// `current` with `changes` applied in order; a key reset takes its value from `defaults`.
+///
+/// # Errors
+/// [`EngineError::InvalidConfig`] for the first key or value refused.
+pub(crate) fn apply(
+    current: &TopicConfig,
+    defaults: &TopicConfig,
+    changes: &[Change<'_>],
+) -> Result<TopicConfig, EngineError> {
+    let mut config = current.clone();
+    for change in changes {
+        match *change {
+            Change::Set(key, value) => config.set(key, value)?,
+            Change::Reset(key) => {
+                let default = default_of(defaults, key).ok_or_else(|| unknown_key(key))?;
+                config.set(key, &default)?;
+            }
+        }
+    }
+    Ok(config)
+}
+
+/// The default value of `key` in Kafka's string form, `None` if the key is unknown.
+pub(crate) fn default_of(defaults: &TopicConfig, key: &str) -> Option<String> {
+    defaults
+        .entries()
+        .into_iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
+fn unknown_key(key: &str) -> EngineError {
+    EngineError::InvalidConfig {
+        key: key.to_owned(),
+        value: String::new(),
+        reason: format!("unknown key; known keys: {}", TopicConfig::KEYS.join(", ")),
+    }
+}
+
+/// Alters the configuration of one resource: `change` computes the new topic configuration from
+/// the current one; nothing is stored when `validate_only`.
+///
+/// # Errors
+/// `(error code, message)` for an unknown or unsupported resource or a refused change.
+pub(crate) async fn alter(
+    ctx: &RequestContext,
+    resource_type: i8,
+    name: &str,
+    change: impl FnOnce(&TopicConfig) -> Result<TopicConfig, EngineError>,
+    validate_only: bool,
+) -> Result<(), (i16, String)> {
+    if resource_type != RESOURCE_TOPIC {
+        return Err((
+            ResponseError::InvalidRequest.code(),
+            format!("only topic configurations (resource type {RESOURCE_TOPIC}) can be altered"),
+        ));
+    }
+    let Some(info) = ctx.shard.topic(name) else {
+        return Err((
+            ResponseError::UnknownTopicOrPartition.code(),
+            format!("unknown topic {name:?}"),
+        ));
+    };
+    let refused = |e: EngineError| (error_code::code_of(&e), e.to_string());
+    let config = change(&info.config).map_err(refused)?;
+    if validate_only || config == info.config {
+        return Ok(());
+    }
+    ctx.shard
+        .alter_topic_config(name, config)
+        .await
+        .map_err(refused)?;
+    tracing::info!(topic = %name, "altered topic configuration");
+    Ok(())
+}

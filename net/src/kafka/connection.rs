@@ -1,0 +1,218 @@
+//! One client connection: requests read continuously, handled concurrently, answered in order.
+//!
+//! The connection is two halves joined in one task. The reading half decodes each frame and
+//! spawns its handling as a task of its own, so a slow request (a long-polling Fetch, a Produce
+//! waiting for its write) does not hold up the ones behind it, and queues the task handle in a
+//! bounded channel. The writing half takes the handles in the order they were queued and writes
+//! each answer when its task finishes, so answers leave strictly in request order as the Kafka
+//! protocol demands, and the channel's bound is the connection's limit on requests in flight.
+//!
+//! Requests are spawned in the order they arrive and glommio first polls tasks in spawn order,
+//! so the produces of one connection reach the engine in the order the client sent them (an
+//! idempotent producer's sequence numbers depend on it).
+//!
+//! A broken frame, an unknown API or an undecodable body ends the reading half with a warning
+//! naming the peer; the answers already owed are still written, then the socket closes. Nothing
+//! a client sends can fail another connection.
+
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_lite::future;
+use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::net::TcpStream;
+use spindle_engine::Shard;
+
+use crate::kafka::context::RequestContext;
+use crate::kafka::dispatch::{self, Decoded};
+use crate::kafka::frame::{FrameError, FrameReader};
+use crate::kafka::KafkaConfig;
+use crate::limits::{MAX_IN_FLIGHT_PER_CONNECTION, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES};
+
+/// What a handled request leaves for the writer.
+enum Outcome {
+    /// An encoded answer, length prefix included.
+    Answer(Bytes),
+    /// No answer is owed (Produce with acks=0).
+    Silent,
+    /// The answer could not be encoded: the connection closes rather than skip an answer.
+    Close,
+}
+
+/// A request queued for the writer, in arrival order.
+enum Pending {
+    /// Answered without a task (ApiVersions at an unsupported version).
+    Ready(Outcome),
+    /// Being handled.
+    Running(glommio::Task<Outcome>),
+}
+
+/// Serves one accepted connection until the peer closes it, it misbehaves, or the engine stops.
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shard: Shard,
+    config: Arc<KafkaConfig>,
+) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+    }
+    tracing::debug!(%peer, shard = %shard.id(), "kafka connection opened");
+    let (read_half, write_half) = futures_lite::io::split(stream);
+    let (queue, answers) = local_channel::new_bounded(MAX_IN_FLIGHT_PER_CONNECTION);
+    future::zip(
+        read_requests(read_half, queue, peer, &shard, &config),
+        write_answers(write_half, answers, peer),
+    )
+    .await;
+    tracing::debug!(%peer, "kafka connection closed");
+}
+
+/// Reads, decodes and spawns requests until the stream ends, a request is refused, the writer
+/// is gone or the engine stops.
+async fn read_requests(
+    read_half: impl AsyncRead + Unpin,
+    queue: LocalSender<Pending>,
+    peer: SocketAddr,
+    shard: &Shard,
+    config: &Arc<KafkaConfig>,
+) {
+    let buffered = BufReader::with_capacity(READ_BUFFER_BYTES, read_half);
+    let mut frames = FrameReader::new(buffered, config.max_frame_bytes);
+    loop {
+        let next = future::or(async { Some(frames.next().await) }, async {
+            shard.stopping().await;
+            None
+        })
+        .await;
+        let frame = match next {
+            None => break,
+            Some(Ok(frame)) => frame,
+            Some(Err(FrameError::Closed)) => break,
+            Some(Err(e)) => {
+                tracing::warn!(%peer, reason = %e, "closing kafka connection");
+                break;
+            }
+        };
+        let pending = match dispatch::decode(frame) {
+            Ok(Decoded::Request {
+                api_key,
+                header,
+                body,
+            }) => {
+                let ctx = RequestContext {
+                    shard: shard.clone(),
+                    api_version: header.request_api_version,
+                    correlation_id: header.correlation_id,
+                    client_id: header.client_id.map(|id| id.to_string()),
+                    peer,
+                    node_id: config.node_id,
+                    advertised_host: config.advertised_host.clone(),
+                    advertised_port: i32::from(config.advertised_port),
+                    config: Arc::clone(config),
+                };
+                tracing::trace!(
+                    %peer,
+                    api = ?api_key,
+                    version = ctx.api_version,
+                    correlation_id = ctx.correlation_id,
+                    client = ?ctx.client_id,
+                    "request"
+                );
+                Pending::Running(glommio::spawn_local(async move {
+                    match dispatch::answer(&ctx, *body).await {
+                        None => Outcome::Silent,
+                        Some(response) => {
+                            let version = ctx.api_version;
+                            match dispatch::encode(api_key, version, ctx.correlation_id, &response)
+                            {
+                                Ok(bytes) => Outcome::Answer(bytes),
+                                Err(e) => {
+                                    tracing::error!(peer = %ctx.peer, error = %e, "closing kafka connection");
+                                    Outcome::Close
+                                }
+                            }
+                        }
+                    }
+                }))
+            }
+            Ok(Decoded::UnsupportedApiVersions { correlation_id }) => {
+                match dispatch::encode_unsupported_api_versions(correlation_id) {
+                    Ok(bytes) => Pending::Ready(Outcome::Answer(bytes)),
+                    Err(e) => {
+                        tracing::error!(%peer, error = %e, "closing kafka connection");
+                        Pending::Ready(Outcome::Close)
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(%peer, reason = %e, "closing kafka connection");
+                break;
+            }
+        };
+        if queue.send(pending).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Writes answers in queue order, flushing whenever the next one is not ready yet, until the
+/// reader is done and every owed answer is written, or the socket fails.
+async fn write_answers(
+    write_half: impl AsyncWrite + Unpin,
+    answers: LocalReceiver<Pending>,
+    peer: SocketAddr,
+) {
+    let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, write_half);
+    loop {
+        let next = match future::poll_once(answers.recv()).await {
+            Some(next) => next,
+            None => {
+                if flush(&mut out, peer).await.is_err() {
+                    return;
+                }
+                answers.recv().await
+            }
+        };
+        let outcome = match next {
+            None => break,
+            Some(Pending::Ready(outcome)) => outcome,
+            Some(Pending::Running(task)) => {
+                let mut task = pin!(task);
+                match future::poll_once(task.as_mut()).await {
+                    Some(outcome) => outcome,
+                    None => {
+                        if flush(&mut out, peer).await.is_err() {
+                            return;
+                        }
+                        task.await
+                    }
+                }
+            }
+        };
+        match outcome {
+            Outcome::Answer(bytes) => {
+                if let Err(e) = out.write_all(&bytes).await {
+                    tracing::debug!(%peer, error = %e, "kafka write failed");
+                    return;
+                }
+            }
+            Outcome::Silent => {}
+            Outcome::Close => break,
+        }
+    }
+    if flush(&mut out, peer).await.is_ok() {
+        if let Err(e) = out.close().await {
+            tracing::debug!(%peer, error = %e, "kafka close failed");
+        }
+    }
+}
+
+async fn flush(out: &mut (impl AsyncWrite + Unpin), peer: SocketAddr) -> Result<(), ()> {
+    out.flush().await.map_err(|e| {
+        tracing::debug!(%peer, error = %e, "kafka flush failed");
+    })
+}

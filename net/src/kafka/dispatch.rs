@@ -1,0 +1,251 @@
+//! From a frame to an answer: decode the header and body, route to the API's file under `api/`,
+//! encode the response at the request's version.
+//!
+//! Decoding never trusts the client: an unknown API key, a version outside [`versions::SERVED`]
+//! or a body the codec cannot read is a [`RequestError`] and the connection closes (as Kafka
+//! closes it). The one exception is ApiVersions at an unknown version, which is answered with
+//! UNSUPPORTED_VERSION in a v0 body so the client can pick a version it shares with us.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
+};
+use kafka_protocol::protocol::{Decodable, Encodable};
+
+use crate::kafka::api;
+use crate::kafka::context::RequestContext;
+use crate::kafka::versions;
+
+/// A request read off the wire.
+#[derive(Debug)]
+pub(crate) enum Decoded {
+    /// A request to answer.
+    Request {
+        /// Its API.
+        api_key: ApiKey,
+        /// Its header.
+        header: RequestHeader,
+        /// Its body.
+        body: Box<RequestKind>,
+    },
+    /// ApiVersions at a version not served: answered with v0 and UNSUPPORTED_VERSION.
+    UnsupportedApiVersions {
+        /// The request's correlation id.
+        correlation_id: i32,
+    },
+}
+
+/// A request that cannot be answered; the connection is closed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RequestError {
+    /// The API key is not a Kafka API.
+    #[error("unknown API key {0}")]
+    UnknownApiKey(i16),
+    /// A Kafka API or version that this server does not serve.
+    #[error("{key:?} v{version} is not served")]
+    NotServed {
+        /// The API.
+        key: ApiKey,
+        /// The version asked for.
+        version: i16,
+    },
+    /// The header or body does not decode.
+    #[error("malformed {key:?} v{version} request: {reason}")]
+    Malformed {
+        /// The API.
+        key: ApiKey,
+        /// The version asked for.
+        version: i16,
+        /// What the codec reported.
+        reason: String,
+    },
+    /// The response could not be encoded (a bug: a field set at a version that lacks it).
+    #[error("cannot encode the {key:?} v{version} response: {reason}")]
+    Encode {
+        /// The API.
+        key: ApiKey,
+        /// The version.
+        version: i16,
+        /// What the codec reported.
+        reason: String,
+    },
+}
+
+/// Decodes one frame (without its length prefix).
+///
+/// # Errors
+/// [`RequestError`] for anything the server will not answer.
+pub(crate) fn decode(frame: Bytes) -> Result<Decoded, RequestError> {
+    // The frame reader guarantees MIN_FRAME_BYTES, enough for key, version and correlation id.
+    let mut fixed = &frame[..];
+    let raw_key = fixed.get_i16();
+    let version = fixed.get_i16();
+    let correlation_id = fixed.get_i32();
+    let api_key = ApiKey::try_from(raw_key).map_err(|()| RequestError::UnknownApiKey(raw_key))?;
+    if !versions::accepts(api_key, version) {
+        if api_key == ApiKey::ApiVersions {
+            return Ok(Decoded::UnsupportedApiVersions { correlation_id });
+        }
+        return Err(RequestError::NotServed {
+            key: api_key,
+            version,
+        });
+    }
+    let mut rest = frame;
+    let header = RequestHeader::decode(&mut rest, api_key.request_header_version(version))
+        .map_err(|e| malformed(api_key, version, e))?;
+    let body = RequestKind::decode(api_key, &mut rest, version)
+        .map_err(|e| malformed(api_key, version, e))?;
+    Ok(Decoded::Request {
+        api_key,
+        header,
+        body: Box::new(body),
+    })
+}
+
+fn malformed(key: ApiKey, version: i16, e: impl std::fmt::Display) -> RequestError {
+    RequestError::Malformed {
+        key,
+        version,
+        reason: format!("{e:#}"),
+    }
+}
+
+fn encode_failed(key: ApiKey, version: i16, e: impl std::fmt::Display) -> RequestError {
+    RequestError::Encode {
+        key,
+        version,
+        reason: format!("{e:#}"),
+    }
+}
+
+/// Answers one decoded request; `None` when the request gets no answer (Produce with acks=0).
+pub(crate) async fn answer(ctx: &RequestContext, body: RequestKind) -> Option<ResponseKind> {
+    let response = match body {
+        RequestKind::Produce(req) => {
+            let silent = req.acks == 0;
+            let resp = api::produce::handle(ctx, req).await;
+            if silent {
+                return None;
+            }
+            ResponseKind::Produce(resp)
+        }
+        RequestKind::Fetch(req) => ResponseKind::Fetch(api::fetch::handle(ctx, req).await),
+        RequestKind::ListOffsets(req) => {
+            ResponseKind::ListOffsets(api::list_offsets::handle(ctx, req).await)
+        }
+        RequestKind::Metadata(req) => ResponseKind::Metadata(api::metadata::handle(ctx, req).await),
+        RequestKind::ApiVersions(req) => {
+            ResponseKind::ApiVersions(api::api_versions::handle(ctx, req).await)
+        }
+        RequestKind::CreateTopics(req) => {
+            ResponseKind::CreateTopics(api::create_topics::handle(ctx, req).await)
+        }
+        RequestKind::DeleteTopics(req) => {
+            ResponseKind::DeleteTopics(api::delete_topics::handle(ctx, req).await)
+        }
+        RequestKind::CreatePartitions(req) => {
+            ResponseKind::CreatePartitions(api::create_partitions::handle(ctx, req).await)
+        }
+        RequestKind::DescribeConfigs(req) => {
+            ResponseKind::DescribeConfigs(api::describe_configs::handle(ctx, req).await)
+        }
+        RequestKind::AlterConfigs(req) => {
+            ResponseKind::AlterConfigs(api::alter_configs::handle(ctx, req).await)
+        }
+        RequestKind::IncrementalAlterConfigs(req) => ResponseKind::IncrementalAlterConfigs(
+            api::incremental_alter_configs::handle(ctx, req).await,
+        ),
+        RequestKind::InitProducerId(req) => {
+            ResponseKind::InitProducerId(api::init_producer_id::handle(ctx, req).await)
+        }
+        RequestKind::DescribeCluster(req) => {
+            ResponseKind::DescribeCluster(api::describe_cluster::handle(ctx, req).await)
+        }
+        other => return answer_group(ctx, other).await,
+    };
+    Some(response)
+}
+
+/// The consumer-group APIs, served by the group coordinator's handlers.
+async fn answer_group(ctx: &RequestContext, body: RequestKind) -> Option<ResponseKind> {
+    let response = match body {
+        RequestKind::FindCoordinator(req) => {
+            ResponseKind::FindCoordinator(api::find_coordinator::handle(ctx, req).await)
+        }
+        RequestKind::JoinGroup(req) => {
+            ResponseKind::JoinGroup(api::join_group::handle(ctx, req).await)
+        }
+        RequestKind::SyncGroup(req) => {
+            ResponseKind::SyncGroup(api::sync_group::handle(ctx, req).await)
+        }
+        RequestKind::Heartbeat(req) => {
+            ResponseKind::Heartbeat(api::heartbeat::handle(ctx, req).await)
+        }
+        RequestKind::LeaveGroup(req) => {
+            ResponseKind::LeaveGroup(api::leave_group::handle(ctx, req).await)
+        }
+        RequestKind::OffsetCommit(req) => {
+            ResponseKind::OffsetCommit(api::offset_commit::handle(ctx, req).await)
+        }
+        RequestKind::OffsetFetch(req) => {
+            ResponseKind::OffsetFetch(api::offset_fetch::handle(ctx, req).await)
+        }
+        RequestKind::ListGroups(req) => {
+            ResponseKind::ListGroups(api::list_groups::handle(ctx, req).await)
+        }
+        RequestKind::DescribeGroups(req) => {
+            ResponseKind::DescribeGroups(api::describe_groups::handle(ctx, req).await)
+        }
+        RequestKind::DeleteGroups(req) => {
+            ResponseKind::DeleteGroups(api::delete_groups::handle(ctx, req).await)
+        }
+        // `decode` admits only the APIs in `versions::SERVED`, all matched above.
+        other => unreachable!("dispatch admitted an API it does not route: {other:?}"),
+    };
+    Some(response)
+}
+
+/// Encodes a response with its length prefix and header, ready to write.
+///
+/// # Errors
+/// [`RequestError::Encode`] when the codec refuses the response (a server bug).
+pub(crate) fn encode(
+    api_key: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    response: &ResponseKind,
+) -> Result<Bytes, RequestError> {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut buf, api_key.response_header_version(version))
+        .map_err(|e| encode_failed(api_key, version, e))?;
+    response
+        .encode(&mut buf, version)
+        .map_err(|e| encode_failed(api_key, version, e))?;
+    finish_frame(buf).ok_or_else(|| encode_failed(api_key, version, "response over 2 GiB"))
+}
+
+/// The answer to ApiVersions at an unsupported version: v0 body, UNSUPPORTED_VERSION, and the
+/// served ranges so the client can retry at one of them.
+pub(crate) fn encode_unsupported_api_versions(correlation_id: i32) -> Result<Bytes, RequestError> {
+    let response = ApiVersionsResponse::default()
+        .with_error_code(ResponseError::UnsupportedVersion.code())
+        .with_api_keys(api::api_versions::served_keys());
+    encode(
+        ApiKey::ApiVersions,
+        0,
+        correlation_id,
+        &ResponseKind::ApiVersions(response),
+    )
+}
+
+/// Writes the length prefix into the first four bytes; `None` if the frame exceeds `i32::MAX`.
+fn finish_frame(mut buf: BytesMut) -> Option<Bytes> {
+    let len = i32::try_from(buf.len() - 4).ok()?;
+    buf[..4].copy_from_slice(&len.to_be_bytes());
+    Some(buf.freeze())
+}

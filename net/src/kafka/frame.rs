@@ -1,0 +1,168 @@
+//! Kafka framing: every request is a 4-byte big-endian length followed by that many bytes.
+//!
+//! The body is read into memory that grows with the bytes that actually arrive, so a client that
+//! announces a large frame and sends nothing holds no more than its read buffer.
+
+use std::io;
+
+use bytes::Bytes;
+use futures_lite::io::{AsyncRead, AsyncReadExt};
+
+use crate::limits::MIN_FRAME_BYTES;
+
+/// Why a frame could not be read. Every variant but [`FrameError::Closed`] is the client's fault
+/// or the network's, and ends the connection.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FrameError {
+    /// The peer closed the connection between frames (the normal end).
+    #[error("connection closed")]
+    Closed,
+    /// The length prefix exceeds the configured maximum, or is negative.
+    #[error("frame length {len} outside {MIN_FRAME_BYTES}..={max}")]
+    BadLength {
+        /// The announced length.
+        len: i64,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// The connection ended inside a frame.
+    #[error("truncated frame: expected {expected} bytes, got {got}")]
+    Truncated {
+        /// Bytes announced (or 4 for the length prefix itself).
+        expected: usize,
+        /// Bytes received before the end.
+        got: usize,
+    },
+    /// The socket failed.
+    #[error("read failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Reads whole frames from a byte stream.
+pub(crate) struct FrameReader<R> {
+    inner: R,
+    max_frame_bytes: usize,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// Reads frames of at most `max_frame_bytes` from `inner` (which should be buffered).
+    pub(crate) fn new(inner: R, max_frame_bytes: usize) -> Self {
+        Self {
+            inner,
+            max_frame_bytes,
+        }
+    }
+
+    /// The next frame's body, without its length prefix.
+    ///
+    /// # Errors
+    /// [`FrameError::Closed`] at a clean end of stream, any other variant for a broken frame.
+    pub(crate) async fn next(&mut self) -> Result<Bytes, FrameError> {
+        let mut prefix = [0u8; 4];
+        let got = read_full(&mut self.inner, &mut prefix).await?;
+        if got == 0 {
+            return Err(FrameError::Closed);
+        }
+        if got < prefix.len() {
+            return Err(FrameError::Truncated { expected: 4, got });
+        }
+        let len = i32::from_be_bytes(prefix);
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|len| (MIN_FRAME_BYTES..=self.max_frame_bytes).contains(len))
+            .ok_or(FrameError::BadLength {
+                len: i64::from(len),
+                max: self.max_frame_bytes,
+            })?;
+        let mut body = Vec::with_capacity(len.min(crate::limits::READ_BUFFER_BYTES));
+        let wanted = u64::try_from(len).map_err(|_| FrameError::BadLength {
+            len: i64::MAX,
+            max: self.max_frame_bytes,
+        })?;
+        (&mut self.inner)
+            .take(wanted)
+            .read_to_end(&mut body)
+            .await?;
+        if body.len() < len {
+            return Err(FrameError::Truncated {
+                expected: len,
+                got: body.len(),
+            });
+        }
+        Ok(Bytes::from(body))
+    }
+}
+
+/// Reads until `buf` is full or the stream ends; returns how many bytes were read.
+async fn read_full<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]).await {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_lite::future::block_on;
+
+    fn frames(bytes: &[u8], max: usize) -> Vec<Result<Bytes, String>> {
+        let mut reader = FrameReader::new(bytes, max);
+        let mut out = Vec::new();
+        block_on(async {
+            loop {
+                match reader.next().await {
+                    Ok(frame) => out.push(Ok(frame)),
+                    Err(FrameError::Closed) => break,
+                    Err(e) => {
+                        out.push(Err(e.to_string()));
+                        break;
+                    }
+                }
+            }
+        });
+        out
+    }
+
+    #[test]
+    fn reads_consecutive_frames() {
+        let mut wire = Vec::new();
+        for body in [&b"12345678"[..], &b"abcdefghij"[..]] {
+            wire.extend_from_slice(&(body.len() as i32).to_be_bytes());
+            wire.extend_from_slice(body);
+        }
+        let got = frames(&wire, 100);
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            got[1].as_ref().ok().map(|b| &b[..]),
+            Some(&b"abcdefghij"[..])
+        );
+    }
+
+    #[test]
+    fn oversize_negative_and_tiny_lengths_are_refused() {
+        for len in [101i32, -1, 3, i32::MIN] {
+            let got = frames(&len.to_be_bytes(), 100);
+            assert!(
+                matches!(&got[..], [Err(e)] if e.contains("outside")),
+                "{len}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn truncated_prefix_and_body_are_reported() {
+        let got = frames(&[0, 0], 100);
+        assert!(matches!(&got[..], [Err(e)] if e.contains("truncated")));
+        let mut wire = 20i32.to_be_bytes().to_vec();
+        wire.extend_from_slice(b"only ten b");
+        let got = frames(&wire, 100);
+        assert!(matches!(&got[..], [Err(e)] if e.contains("expected 20 bytes, got 10")));
+    }
+}

@@ -1,0 +1,133 @@
+//! Each shard's Kafka listener.
+//!
+//! Every shard binds the Kafka address itself with `SO_REUSEPORT` and accepts its own
+//! connections; the kernel spreads new connections across the shards' sockets. The alternative,
+//! one acceptor handing sockets round-robin to the other shards, adds a cross-shard hop and a
+//! single point that every connection waits on, and buys an even spread that the kernel's hash
+//! already gives for the many connections a loaded broker sees. Partitions are spread over
+//! shards anyway, so which shard holds a connection changes only where its requests start, not
+//! which shard does the work.
+//!
+//! Port 0 (tests) needs care: each shard binding port 0 would get its own port. So the port is
+//! chosen once, before the shards start, by [`reserve_listen_addr`], which binds (without
+//! listening) a socket that holds the port until every shard has bound it.
+
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_lite::future;
+use glommio::net::TcpListener;
+use socket2::{Domain, Protocol, Socket, Type};
+use spindle_engine::Shard;
+
+use crate::kafka::{connection, KafkaConfig};
+use crate::NetError;
+
+/// Backlog of each shard's listening socket.
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// How long the accept loop rests after an accept error (such as running out of descriptors)
+/// before trying again, so an error it cannot fix does not spin the shard.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// A bound, non-listening socket that holds the Kafka port while the shards bind it.
+#[derive(Debug)]
+pub struct ListenReservation {
+    _socket: Socket,
+    addr: SocketAddr,
+}
+
+impl ListenReservation {
+    /// The concrete address (port 0 resolved) that every shard must bind.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// Chooses the concrete listen address for `addr` (resolving port 0) and holds it until the
+/// reservation is dropped, which should happen once every shard's listener is bound.
+///
+/// # Errors
+/// [`NetError::Bind`] when the address is in use or not local.
+pub fn reserve_listen_addr(addr: SocketAddr) -> Result<ListenReservation, NetError> {
+    let bind_err = |source| NetError::Bind { addr, source };
+    let socket = reuse_port_socket(addr).map_err(bind_err)?;
+    let bound = socket
+        .local_addr()
+        .map_err(bind_err)?
+        .as_socket()
+        .ok_or_else(|| bind_err(std::io::Error::other("not an IP socket")))?;
+    Ok(ListenReservation {
+        _socket: socket,
+        addr: bound,
+    })
+}
+
+/// Binds this shard's listener on `config.listen` and spawns its accept loop, which stops when
+/// the engine begins to shut down. Returns the bound address.
+///
+/// # Errors
+/// [`NetError::Bind`] when the address cannot be bound.
+pub fn start(shard: Shard, config: Arc<KafkaConfig>) -> Result<SocketAddr, NetError> {
+    let addr = config.listen;
+    let bind_err = |source| NetError::Bind { addr, source };
+    let socket = reuse_port_socket(addr).map_err(bind_err)?;
+    socket.listen(LISTEN_BACKLOG).map_err(bind_err)?;
+    // SAFETY: the descriptor is a bound, listening TCP socket that we own and hand over whole;
+    // this is what glommio's own `TcpListener::bind` builds.
+    let listener = unsafe { TcpListener::from_raw_fd(socket.into_raw_fd()) };
+    let bound = listener
+        .local_addr()
+        .map_err(|e| bind_err(std::io::Error::other(e.to_string())))?;
+    tracing::debug!(shard = %shard.id(), %bound, "kafka listener bound");
+    shard
+        .clone()
+        .spawn_request(accept_loop(listener, shard, config));
+    Ok(bound)
+}
+
+/// A TCP socket with `SO_REUSEPORT` (so every shard can bind the address) and `SO_REUSEADDR` (so
+/// a restart can bind while old connections linger in TIME_WAIT), bound to `addr`.
+fn reuse_port_socket(addr: SocketAddr) -> std::io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_port(true)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket)
+}
+
+/// Accepts connections until the engine stops, serving each in its own task.
+async fn accept_loop(listener: TcpListener, shard: Shard, config: Arc<KafkaConfig>) {
+    loop {
+        let accepted = future::or(async { Some(listener.accept().await) }, async {
+            shard.stopping().await;
+            None
+        })
+        .await;
+        let stream = match accepted {
+            None => break,
+            Some(Ok(stream)) => stream,
+            Some(Err(e)) => {
+                tracing::warn!(shard = %shard.id(), error = %e, "kafka accept failed");
+                glommio::timer::sleep(ACCEPT_ERROR_PAUSE).await;
+                continue;
+            }
+        };
+        let peer = match stream.peer_addr() {
+            Ok(peer) => peer,
+            Err(e) => {
+                tracing::debug!(error = %e, "connection gone before it was served");
+                continue;
+            }
+        };
+        shard.spawn_request(connection::serve(
+            stream,
+            peer,
+            shard.clone(),
+            Arc::clone(&config),
+        ));
+    }
+    tracing::debug!(shard = %shard.id(), "kafka listener stopped");
+}

@@ -1,0 +1,107 @@
+//! The API versions this server serves: the one table that dispatch checks requests against and
+//! ApiVersions advertises, so the two can never disagree.
+//!
+//! Ranges stop where Spindle stops implementing the semantics, not where the codec stops:
+//! Produce and Fetch end at the last versions that name topics (v13 and Fetch v13+ name them by
+//! topic id, which Spindle does not assign), OffsetCommit/OffsetFetch likewise.
+//!
+//! Produce is advertised from v0 although v0–v2 are refused (the connection is closed, as the
+//! codec cannot read them): librdkafka enables compression only when the advertised range
+//! reaches back to the old message formats (KAFKA-18659), and Kafka 4 does the same.
+
+use kafka_protocol::messages::ApiKey;
+
+/// One API's served versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Served {
+    /// The API.
+    pub key: ApiKey,
+    /// Lowest version advertised in ApiVersions.
+    pub advertised_min: i16,
+    /// Lowest version actually accepted.
+    pub min: i16,
+    /// Highest version accepted and advertised.
+    pub max: i16,
+}
+
+const fn served(key: ApiKey, min: i16, max: i16) -> Served {
+    Served {
+        key,
+        advertised_min: min,
+        min,
+        max,
+    }
+}
+
+/// Every API served, in API key order.
+pub(crate) const SERVED: &[Served] = &[
+    Served {
+        key: ApiKey::Produce,
+        advertised_min: 0,
+        min: 3,
+        max: 12,
+    },
+    served(ApiKey::Fetch, 4, 12),
+    served(ApiKey::ListOffsets, 1, 10),
+    served(ApiKey::Metadata, 0, 13),
+    served(ApiKey::OffsetCommit, 2, 9),
+    served(ApiKey::OffsetFetch, 1, 9),
+    served(ApiKey::FindCoordinator, 0, 4),
+    served(ApiKey::JoinGroup, 0, 9),
+    served(ApiKey::Heartbeat, 0, 4),
+    served(ApiKey::LeaveGroup, 0, 5),
+    served(ApiKey::SyncGroup, 0, 5),
+    served(ApiKey::DescribeGroups, 0, 6),
+    served(ApiKey::ListGroups, 0, 5),
+    served(ApiKey::ApiVersions, 0, 4),
+    served(ApiKey::CreateTopics, 2, 7),
+    served(ApiKey::DeleteTopics, 1, 6),
+    served(ApiKey::InitProducerId, 0, 6),
+    served(ApiKey::DescribeConfigs, 1, 4),
+    served(ApiKey::AlterConfigs, 0, 2),
+    served(ApiKey::CreatePartitions, 0, 3),
+    served(ApiKey::DeleteGroups, 0, 2),
+    served(ApiKey::IncrementalAlterConfigs, 0, 1),
+    served(ApiKey::DescribeCluster, 0, 2),
+];
+
+/// The served range of `key`, or `None` when the API is not served at all.
+pub(crate) fn served_range(key: ApiKey) -> Option<Served> {
+    SERVED.iter().copied().find(|s| s.key == key)
+}
+
+/// Whether `version` of `key` is accepted.
+pub(crate) fn accepts(key: ApiKey, version: i16) -> bool {
+    served_range(key).is_some_and(|s| (s.min..=s.max).contains(&version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn served_versions_are_within_what_the_codec_supports() {
+        for s in SERVED {
+            let codec = s.key.valid_versions();
+            assert!(s.min >= codec.min && s.max <= codec.max, "{:?}", s.key);
+            assert!(s.advertised_min <= s.min && s.min <= s.max, "{:?}", s.key);
+        }
+    }
+
+    #[test]
+    fn table_is_in_key_order_without_duplicates() {
+        for pair in SERVED.windows(2) {
+            assert!((pair[0].key as i16) < (pair[1].key as i16));
+        }
+    }
+
+    #[test]
+    fn old_produce_is_advertised_but_refused() {
+        assert!(!accepts(ApiKey::Produce, 2));
+        assert!(accepts(ApiKey::Produce, 3));
+        assert_eq!(
+            served_range(ApiKey::Produce).map(|s| s.advertised_min),
+            Some(0)
+        );
+    }
+}

@@ -1,0 +1,549 @@
+//! `spindle serve` configuration: a TOML file, `SPINDLE_*` environment variables and flags, in
+//! rising precedence, merged into one validated [`ServeConfig`].
+//!
+//! Every option has exactly one name per layer, derived from one another: the TOML key
+//! `topic_defaults.retention_ms`, the flag `--retention-ms`, the variable `SPINDLE_RETENTION_MS`
+//! (`docs/OPERATIONS.md` lists them all). Flags and variables are one clap layer (clap's `env`
+//! gives a flag precedence over its variable); the file is read first and each set flag or
+//! variable replaces the file's value. Validation names the offending key in the form the
+//! operator wrote it, with the allowed values.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+use spindle_engine::{EngineConfig, Placement, TopicConfig};
+use spindle_gateway::GatewayConfig;
+use spindle_net::kafka::KafkaConfig;
+use spindle_net::limits::{DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES_CEILING, MIN_FRAME_BYTES};
+
+/// Default Kafka listen address.
+pub const DEFAULT_KAFKA_LISTEN: &str = "127.0.0.1:9092";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./data";
+/// Log levels accepted by `log_level`.
+pub const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace"];
+
+/// A configuration error, naming the key (as written in the layer it came from) and what is
+/// allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The key, flag or variable at fault.
+    pub key: String,
+    /// What is wrong and what is allowed.
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration: {}: {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// `spindle serve` flags; each also reads its `SPINDLE_*` variable.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// TOML configuration file (the lowest-precedence layer).
+    #[arg(long, env = "SPINDLE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory of partitions and metadata [default: ./data].
+    #[arg(long, env = "SPINDLE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Kafka listen address, IP:PORT (port 0 picks a free port) [default: 127.0.0.1:9092].
+    #[arg(long, env = "SPINDLE_KAFKA_LISTEN", value_name = "ADDR")]
+    pub kafka_listen: Option<String>,
+    /// Address advertised to Kafka clients, HOST:PORT [default: the listen address].
+    #[arg(long, env = "SPINDLE_KAFKA_ADVERTISE", value_name = "HOST:PORT")]
+    pub kafka_advertise: Option<String>,
+    /// Largest Kafka request frame in bytes [default: 104857600].
+    #[arg(long, env = "SPINDLE_MAX_FRAME_BYTES", value_name = "BYTES")]
+    pub max_frame_bytes: Option<String>,
+    /// Create unknown topics on Metadata requests: true or false [default: true].
+    #[arg(long, env = "SPINDLE_AUTO_CREATE_TOPICS", value_name = "BOOL")]
+    pub auto_create_topics: Option<String>,
+    /// gRPC listen address, IP:PORT [default: 127.0.0.1:50051].
+    #[arg(long, env = "SPINDLE_GRPC_LISTEN", value_name = "ADDR")]
+    pub grpc_listen: Option<String>,
+    /// Run the gRPC gateway: true or false [default: true].
+    #[arg(long, env = "SPINDLE_GRPC_ENABLED", value_name = "BOOL")]
+    pub grpc_enabled: Option<String>,
+    /// Number of shards; 0 is one per CPU [default: 0].
+    #[arg(long, env = "SPINDLE_SHARDS", value_name = "N")]
+    pub shards: Option<String>,
+    /// Shard placement: pinned (one per CPU) or unbound [default: pinned].
+    #[arg(long, env = "SPINDLE_PLACEMENT", value_name = "MODE")]
+    pub placement: Option<String>,
+    /// This node's id [default: 0].
+    #[arg(long, env = "SPINDLE_NODE_ID", value_name = "N")]
+    pub node_id: Option<String>,
+    /// Cluster id reported to clients [default: spindle].
+    #[arg(long, env = "SPINDLE_CLUSTER_ID", value_name = "ID")]
+    pub cluster_id: Option<String>,
+    /// Partitions of auto-created topics and of CreateTopics with -1 [default: 1].
+    #[arg(long, env = "SPINDLE_DEFAULT_PARTITIONS", value_name = "N")]
+    pub default_partitions: Option<String>,
+    /// Default retention.ms of topics; -1 keeps everything [default: 604800000].
+    #[arg(long, env = "SPINDLE_RETENTION_MS", value_name = "MS")]
+    pub retention_ms: Option<String>,
+    /// Default retention.bytes of topics; -1 keeps everything [default: -1].
+    #[arg(long, env = "SPINDLE_RETENTION_BYTES", value_name = "BYTES")]
+    pub retention_bytes: Option<String>,
+    /// Default segment.bytes of topics [default: 1073741824].
+    #[arg(long, env = "SPINDLE_SEGMENT_BYTES", value_name = "BYTES")]
+    pub segment_bytes: Option<String>,
+    /// Default segment.ms of topics; -1 rolls by size only [default: -1].
+    #[arg(long, env = "SPINDLE_SEGMENT_MS", value_name = "MS")]
+    pub segment_ms: Option<String>,
+    /// Default fsync.policy of topics: batch, interval:MS or never [default: never].
+    #[arg(long, env = "SPINDLE_FSYNC_POLICY", value_name = "POLICY")]
+    pub fsync_policy: Option<String>,
+    /// Default max.message.bytes of topics [default: 1572864].
+    #[arg(long, env = "SPINDLE_MAX_MESSAGE_BYTES", value_name = "BYTES")]
+    pub max_message_bytes: Option<String>,
+    /// Log level: error, warn, info, debug or trace; RUST_LOG, when set, wins [default: info].
+    #[arg(long, env = "SPINDLE_LOG_LEVEL", value_name = "LEVEL")]
+    pub log_level: Option<String>,
+}
+
+/// The TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    node_id: Option<i32>,
+    cluster_id: Option<String>,
+    data_dir: Option<PathBuf>,
+    shards: Option<usize>,
+    placement: Option<String>,
+    log_level: Option<String>,
+    #[serde(default)]
+    kafka: KafkaFile,
+    grpc: Option<GatewayConfig>,
+    #[serde(default)]
+    topic_defaults: TopicDefaultsFile,
+}
+
+/// The `[kafka]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KafkaFile {
+    listen: Option<String>,
+    advertise: Option<String>,
+    max_frame_bytes: Option<usize>,
+    auto_create_topics: Option<bool>,
+}
+
+/// The `[topic_defaults]` table. Numbers use -1 for "none", as Kafka does.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TopicDefaultsFile {
+    partitions: Option<u32>,
+    retention_ms: Option<i64>,
+    retention_bytes: Option<i64>,
+    segment_bytes: Option<i64>,
+    segment_ms: Option<i64>,
+    fsync_policy: Option<String>,
+    max_message_bytes: Option<i64>,
+}
+
+/// The merged, validated configuration of one node.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// The engine's settings.
+    pub engine: EngineConfig,
+    /// The Kafka server's settings (listen port possibly still 0).
+    pub kafka: KafkaConfig,
+    /// Whether `--kafka-advertise` (or its key) fixed the advertised address.
+    pub advertise_given: bool,
+    /// The gateway's settings.
+    pub grpc: GatewayConfig,
+    /// Log level for the tracing subscriber when RUST_LOG is not set.
+    pub log_level: String,
+}
+
+/// Reads a TOML configuration file.
+///
+/// # Errors
+/// The file cannot be read, or a key is unknown or of the wrong type (named in the message).
+pub fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(path.display().to_string(), format!("cannot read: {e}")))?;
+    toml::from_str(&text).map_err(|e| {
+        ConfigError::new(
+            path.display().to_string(),
+            e.to_string().trim_end().replace('\n', " "),
+        )
+    })
+}
+
+/// Checks a configuration file alone, as `spindle config check` does.
+///
+/// # Errors
+/// The first problem found, naming its key.
+pub fn check_file(path: &Path) -> Result<ServeConfig, ConfigError> {
+    let file = read_file(path)?;
+    resolve(file, &ServeArgs::default())
+}
+
+/// Merges the file (if any), the environment and the flags, and validates the result.
+///
+/// # Errors
+/// The first problem found, naming its key.
+pub fn load(args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
+    let file = match &args.config {
+        Some(path) => read_file(path)?,
+        None => FileConfig::default(),
+    };
+    resolve(file, args)
+}
+
+/// One option's value from the flag/variable layer (a string, parsed here so every error names
+/// the flag) or else from the file.
+fn pick<T: std::str::FromStr>(
+    flag: &Option<String>,
+    flag_name: &str,
+    file: Option<T>,
+    allowed: &str,
+) -> Result<Option<T>, ConfigError> {
+    match flag {
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| ConfigError::new(flag_name, format!("{raw:?} is not {allowed}"))),
+        None => Ok(file),
+    }
+}
+
+fn resolve(file: FileConfig, args: &ServeArgs) -> Result<ServeConfig, ConfigError> {
+    let log_level = pick(
+        &args.log_level,
+        "--log-level",
+        file.log_level.clone(),
+        "a log level",
+    )?
+    .unwrap_or_else(|| "info".to_owned());
+    if !LOG_LEVELS.contains(&log_level.as_str()) {
+        return Err(ConfigError::new(
+            "log_level",
+            format!("{log_level:?}: allowed: {}", LOG_LEVELS.join(", ")),
+        ));
+    }
+    let engine = engine_config(&file, args)?;
+    let (kafka, advertise_given) = kafka_config(&file, args, &engine)?;
+    let mut grpc = file.grpc.clone().unwrap_or_default();
+    if let Some(listen) = pick(
+        &args.grpc_listen,
+        "--grpc-listen",
+        None,
+        "an IP:PORT address",
+    )? {
+        grpc.listen = listen;
+    }
+    if let Some(enabled) = pick(&args.grpc_enabled, "--grpc-enabled", None, "true or false")? {
+        grpc.enabled = enabled;
+    }
+    Ok(ServeConfig {
+        engine,
+        kafka,
+        advertise_given,
+        grpc,
+        log_level,
+    })
+}
+
+fn engine_config(file: &FileConfig, args: &ServeArgs) -> Result<EngineConfig, ConfigError> {
+    let defaults = EngineConfig::default();
+    let placement = match pick(
+        &args.placement,
+        "--placement",
+        file.placement.clone(),
+        "a placement",
+    )?
+    .as_deref()
+    {
+        None | Some("pinned") => Placement::Pinned,
+        Some("unbound") => Placement::Unbound,
+        Some(other) => {
+            return Err(ConfigError::new(
+                "placement",
+                format!("{other:?}: allowed: pinned, unbound"),
+            ))
+        }
+    };
+    let default_partitions = pick(
+        &args.default_partitions,
+        "--default-partitions",
+        file.topic_defaults.partitions,
+        "a partition count",
+    )?
+    .unwrap_or(defaults.default_partitions);
+    if default_partitions == 0 {
+        return Err(ConfigError::new(
+            "topic_defaults.partitions",
+            "0: must be at least 1",
+        ));
+    }
+    Ok(EngineConfig {
+        data_dir: args
+            .data_dir
+            .clone()
+            .or_else(|| file.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        shards: pick(
+            &args.shards,
+            "--shards",
+            file.shards,
+            "a shard count (0 = one per CPU)",
+        )?
+        .unwrap_or(defaults.shards),
+        placement,
+        topic_defaults: topic_defaults(file, args)?,
+        auto_create_topics: pick(
+            &args.auto_create_topics,
+            "--auto-create-topics",
+            file.kafka.auto_create_topics,
+            "true or false",
+        )?
+        .unwrap_or(defaults.auto_create_topics),
+        default_partitions,
+        ..defaults
+    })
+}
+
+/// The topic defaults: the engine's, with each given key set through [`TopicConfig::set`], which
+/// validates it and names the allowed values.
+fn topic_defaults(file: &FileConfig, args: &ServeArgs) -> Result<TopicConfig, ConfigError> {
+    let t = &file.topic_defaults;
+    let as_text = |v: Option<i64>| v.map(|v| v.to_string());
+    let keys: [(&str, &str, &Option<String>, Option<String>); 6] = [
+        (
+            "retention.ms",
+            "retention_ms",
+            &args.retention_ms,
+            as_text(t.retention_ms),
+        ),
+        (
+            "retention.bytes",
+            "retention_bytes",
+            &args.retention_bytes,
+            as_text(t.retention_bytes),
+        ),
+        (
+            "segment.bytes",
+            "segment_bytes",
+            &args.segment_bytes,
+            as_text(t.segment_bytes),
+        ),
+        (
+            "segment.ms",
+            "segment_ms",
+            &args.segment_ms,
+            as_text(t.segment_ms),
+        ),
+        (
+            "fsync.policy",
+            "fsync_policy",
+            &args.fsync_policy,
+            t.fsync_policy.clone(),
+        ),
+        (
+            "max.message.bytes",
+            "max_message_bytes",
+            &args.max_message_bytes,
+            as_text(t.max_message_bytes),
+        ),
+    ];
+    let mut config = TopicConfig::default();
+    for (kafka_key, field, flag, from_file) in keys {
+        let (value, name) = match (flag, from_file) {
+            (Some(v), _) => (
+                v.trim().to_owned(),
+                format!("--{}", field.replace('_', "-")),
+            ),
+            (None, Some(v)) => (v, format!("topic_defaults.{field}")),
+            (None, None) => continue,
+        };
+        config
+            .set(kafka_key, &value)
+            .map_err(|e| ConfigError::new(name, e.to_string()))?;
+    }
+    Ok(config)
+}
+
+fn kafka_config(
+    file: &FileConfig,
+    args: &ServeArgs,
+    engine: &EngineConfig,
+) -> Result<(KafkaConfig, bool), ConfigError> {
+    let listen_raw = args
+        .kafka_listen
+        .clone()
+        .map(|v| (v, "--kafka-listen"))
+        .or_else(|| file.kafka.listen.clone().map(|v| (v, "kafka.listen")))
+        .unwrap_or_else(|| (DEFAULT_KAFKA_LISTEN.to_owned(), "kafka.listen"));
+    let listen: SocketAddr = listen_raw.0.trim().parse().map_err(|_| {
+        ConfigError::new(
+            listen_raw.1,
+            format!(
+                "{:?} is not an IP:PORT address such as 127.0.0.1:9092",
+                listen_raw.0
+            ),
+        )
+    })?;
+    let mut kafka = KafkaConfig::new(listen);
+    let advertise = args
+        .kafka_advertise
+        .clone()
+        .map(|v| (v, "--kafka-advertise"))
+        .or_else(|| file.kafka.advertise.clone().map(|v| (v, "kafka.advertise")));
+    let advertise_given = advertise.is_some();
+    match advertise {
+        Some((raw, key)) => {
+            let (host, port) = parse_host_port(&raw).ok_or_else(|| {
+                ConfigError::new(
+                    key,
+                    format!("{raw:?} is not HOST:PORT with a non-zero port"),
+                )
+            })?;
+            kafka.advertised_host = host;
+            kafka.advertised_port = port;
+        }
+        None if listen.ip().is_unspecified() => {
+            return Err(ConfigError::new(
+                "kafka.advertise",
+                format!(
+                    "the listen address {listen} is not one clients can connect to: set \
+                     --kafka-advertise (SPINDLE_KAFKA_ADVERTISE) to HOST:PORT"
+                ),
+            ))
+        }
+        None => {}
+    }
+    kafka.node_id = pick(
+        &args.node_id,
+        "--node-id",
+        file.node_id,
+        "a node id (0 or more)",
+    )?
+    .unwrap_or(0);
+    if let Some(id) = pick(
+        &args.cluster_id,
+        "--cluster-id",
+        file.cluster_id.clone(),
+        "an id",
+    )? {
+        kafka.cluster_id = id;
+    }
+    kafka.max_frame_bytes = pick(
+        &args.max_frame_bytes,
+        "--max-frame-bytes",
+        file.kafka.max_frame_bytes,
+        "a byte count",
+    )?
+    .unwrap_or(DEFAULT_MAX_FRAME_BYTES);
+    if !(MIN_FRAME_BYTES..=MAX_FRAME_BYTES_CEILING).contains(&kafka.max_frame_bytes) {
+        return Err(ConfigError::new(
+            "kafka.max_frame_bytes",
+            format!(
+                "{}: allowed: {MIN_FRAME_BYTES}..={MAX_FRAME_BYTES_CEILING}",
+                kafka.max_frame_bytes
+            ),
+        ));
+    }
+    kafka.auto_create_topics = engine.auto_create_topics;
+    kafka.default_partitions = engine.default_partitions;
+    kafka.topic_defaults = engine.topic_defaults.clone();
+    if kafka.node_id < 0 {
+        return Err(ConfigError::new(
+            "node_id",
+            format!("{}: must be 0 or more", kafka.node_id),
+        ));
+    }
+    Ok((kafka, advertise_given))
+}
+
+/// `HOST:PORT` with a non-empty host and a non-zero port; IPv6 hosts in brackets.
+fn parse_host_port(raw: &str) -> Option<(String, u16)> {
+    let (host, port) = raw.trim().rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port: u16 = port.parse().ok().filter(|&p| p != 0)?;
+    (!host.is_empty()).then(|| (host.to_owned(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml_text: &str) -> Result<FileConfig, String> {
+        toml::from_str(toml_text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = parse("[kafka]\nlisen = \"127.0.0.1:1\"\n").unwrap_err();
+        assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let file = parse("[kafka]\nlisten = \"127.0.0.1:1111\"\n").unwrap();
+        let args = ServeArgs {
+            kafka_listen: Some("127.0.0.1:2222".into()),
+            ..ServeArgs::default()
+        };
+        let (kafka, _) = kafka_config(&file, &args, &EngineConfig::default()).unwrap();
+        assert_eq!(kafka.listen.port(), 2222);
+        assert_eq!(kafka.advertised_port, 2222);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let args = ServeArgs {
+            shards: Some("many".into()),
+            ..ServeArgs::default()
+        };
+        let err = engine_config(&FileConfig::default(), &args).unwrap_err();
+        assert_eq!(err.key, "--shards");
+        let file = parse("placement = \"spread\"\n").unwrap();
+        let err = engine_config(&file, &ServeArgs::default()).unwrap_err();
+        assert_eq!(err.key, "placement");
+        assert!(err.message.contains("pinned, unbound"));
+        let file = parse("[kafka]\nlisten = \"0.0.0.0:9092\"\n").unwrap();
+        let err = kafka_config(&file, &ServeArgs::default(), &EngineConfig::default()).unwrap_err();
+        assert_eq!(err.key, "kafka.advertise");
+    }
+
+    #[test]
+    fn advertise_overrides_the_listen_address() {
+        let args = ServeArgs {
+            kafka_advertise: Some("broker.example:19092".into()),
+            ..ServeArgs::default()
+        };
+        let (kafka, given) =
+            kafka_config(&FileConfig::default(), &args, &EngineConfig::default()).unwrap();
+        assert!(given);
+        assert_eq!(
+            (kafka.advertised_host.as_str(), kafka.advertised_port),
+            ("broker.example", 19092)
+        );
+        assert_eq!(
+            parse_host_port("[::1]:9092"),
+            Some(("::1".to_owned(), 9092))
+        );
+        assert_eq!(parse_host_port("host:0"), None);
+        assert_eq!(parse_host_port(":9092"), None);
+    }
+}
