@@ -119,6 +119,7 @@ impl Gateway {
                 auth,
             ));
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        let stop_watch = Arc::clone(&ctx);
         let serve = async move {
             health
                 .set_serving::<ProducerServer<ProducerService>>()
@@ -155,13 +156,25 @@ impl Gateway {
             .name("spindle-grpc-main".to_string())
             .spawn(move || {
                 runtime.block_on(async move {
-                    // Open calls get a grace period to finish once shutdown begins.
-                    let server = tokio::spawn(serve);
-                    if let Err(err) = server.await {
-                        tracing::error!(error = %err, "gRPC server task failed");
+                    let mut server = tokio::spawn(serve);
+                    let grace_over = async {
+                        stop_watch.stopping().await;
+                        tokio::time::sleep(SHUTDOWN_GRACE).await;
+                    };
+                    tokio::select! {
+                        finished = &mut server => {
+                            if let Err(err) = finished {
+                                tracing::error!(error = %err, "gRPC server task failed");
+                            }
+                        }
+                        () = grace_over => {
+                            tracing::warn!("open gRPC calls did not finish within the grace period; dropping them");
+                            server.abort();
+                        }
                     }
                 });
-                runtime.shutdown_timeout(SHUTDOWN_GRACE);
+                // Tasks still running (a call parked on the engine) are dropped, not awaited.
+                runtime.shutdown_timeout(std::time::Duration::ZERO);
             })
             .map_err(GatewayError::Runtime)?;
         tracing::info!(addr = %local_addr, tls = config.tls.is_some(), auth = config.auth.is_some(), "gRPC gateway listening");
