@@ -1,5 +1,6 @@
 //! The code behind the `spindle` and `spindle-bench` binaries.
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod bench;
 pub mod server;

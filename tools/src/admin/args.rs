@@ -1,0 +1,262 @@
+//! The admin command line: `spindle topic …`, `spindle group …`, `spindle cluster …`.
+//!
+//! Every command takes `--bootstrap HOST:PORT` (any node; `SPINDLE_BOOTSTRAP`, default
+//! `127.0.0.1:9092`) and `--json`, before or after the subcommand (they are `global`). What
+//! clap can check is checked here, so a wrong command line is a usage error (exit status 2)
+//! before any connection is made: `KEY=VALUE` shapes, positive partition counts, exactly one
+//! reset target, `--dry-run` against `--execute`.
+
+use clap::{ArgGroup, Args, Subcommand};
+
+/// Topic, group and cluster administration over the Kafka protocol.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AdminCommand {
+    /// Create, list, describe, alter and delete topics.
+    Topic(TopicArgs),
+    /// List and describe consumer groups (members, assignments, lag); reset their offsets.
+    Group(GroupArgs),
+    /// Show the cluster: id, controller, brokers.
+    Cluster(ClusterArgs),
+}
+
+/// Where to connect and how to print, shared by every admin command.
+#[derive(Debug, Clone, Args)]
+pub struct ConnectArgs {
+    /// Address of any node of the cluster.
+    #[arg(
+        long,
+        global = true,
+        env = "SPINDLE_BOOTSTRAP",
+        default_value = "127.0.0.1:9092",
+        value_name = "HOST:PORT"
+    )]
+    pub bootstrap: String,
+    /// Print one JSON document instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `spindle topic …`.
+#[derive(Debug, Clone, Args)]
+pub struct TopicArgs {
+    /// Connection and output options.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// The topic command.
+    #[command(subcommand)]
+    pub command: TopicCommand,
+}
+
+/// The topic commands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum TopicCommand {
+    /// Create a topic.
+    Create {
+        /// The topic's name.
+        name: String,
+        /// Number of partitions (the server's default when not given).
+        #[arg(short, long, value_parser = clap::value_parser!(i32).range(1..))]
+        partitions: Option<i32>,
+        /// Replicas per partition (the server's default when not given).
+        #[arg(short = 'r', long, value_parser = clap::value_parser!(i16).range(1..))]
+        replication_factor: Option<i16>,
+        /// A topic configuration, e.g. `retention.ms=86400000`; repeatable.
+        #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        configs: Vec<(String, String)>,
+    },
+    /// List topics.
+    List,
+    /// Show a topic's partitions (leader, start and end offsets) and configuration.
+    Describe {
+        /// The topic's name.
+        name: String,
+    },
+    /// Change a topic's partition count or configuration.
+    #[command(group(
+        ArgGroup::new("change")
+            .required(true)
+            .multiple(true)
+            .args(["partitions", "set", "delete"])
+    ))]
+    Alter {
+        /// The topic's name.
+        name: String,
+        /// Grow the topic to this many partitions (partitions are never removed).
+        #[arg(short, long, value_parser = clap::value_parser!(i32).range(1..))]
+        partitions: Option<i32>,
+        /// Set a configuration, e.g. `retention.ms=1000`; repeatable.
+        #[arg(long, value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        set: Vec<(String, String)>,
+        /// Remove a configuration override (back to the default); repeatable.
+        #[arg(long, value_name = "KEY")]
+        delete: Vec<String>,
+    },
+    /// Delete topics and all their records.
+    Delete {
+        /// The topics' names.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+}
+
+/// `spindle group …`.
+#[derive(Debug, Clone, Args)]
+pub struct GroupArgs {
+    /// Connection and output options.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// The group command.
+    #[command(subcommand)]
+    pub command: GroupCommand,
+}
+
+/// The group commands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum GroupCommand {
+    /// List consumer groups.
+    List,
+    /// Show a group's state, members with their assignments, and committed offsets with lag.
+    Describe {
+        /// The group id.
+        group: String,
+    },
+    /// Move a group's committed offsets (only while the group has no members).
+    ResetOffsets(ResetArgs),
+}
+
+/// `spindle group reset-offsets`.
+#[derive(Debug, Clone, Args)]
+#[command(group(
+    ArgGroup::new("target")
+        .required(true)
+        .args(["to_earliest", "to_latest", "to_offset", "to_timestamp"])
+))]
+pub struct ResetArgs {
+    /// The group id.
+    pub group: String,
+    /// The topic whose offsets move (all its partitions).
+    #[arg(long)]
+    pub topic: String,
+    /// To the first offset still in each partition.
+    #[arg(long)]
+    pub to_earliest: bool,
+    /// To the end of each partition (skip everything not yet consumed).
+    #[arg(long)]
+    pub to_latest: bool,
+    /// To this offset in every partition (kept within each partition's start and end).
+    #[arg(long, value_name = "OFFSET", value_parser = clap::value_parser!(i64).range(0..))]
+    pub to_offset: Option<i64>,
+    /// To the first record at or after this time (milliseconds since the Unix epoch).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(i64).range(0..))]
+    pub to_timestamp: Option<i64>,
+    /// Show the plan without changing anything (the default).
+    #[arg(long, conflicts_with = "execute")]
+    pub dry_run: bool,
+    /// Commit the new offsets.
+    #[arg(long)]
+    pub execute: bool,
+}
+
+/// `spindle cluster …`.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// Connection and output options.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// The cluster command.
+    #[command(subcommand)]
+    pub command: ClusterCommand,
+}
+
+/// The cluster commands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ClusterCommand {
+    /// Show the cluster id, the controller and every broker.
+    Info,
+}
+
+/// Parses `KEY=VALUE` (the value may itself contain `=`; the key may not be empty).
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("expected KEY=VALUE, got {text:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: AdminCommand,
+    }
+
+    #[test]
+    fn key_values_split_at_the_first_equals_sign() {
+        assert_eq!(
+            parse_key_value("cleanup.policy=a=b"),
+            Ok(("cleanup.policy".into(), "a=b".into()))
+        );
+        assert!(parse_key_value("retention.ms").is_err());
+        assert!(parse_key_value("=1").is_err());
+    }
+
+    #[test]
+    fn global_options_go_before_or_after_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "spindle",
+            "topic",
+            "--json",
+            "list",
+            "--bootstrap",
+            "10.0.0.1:9092",
+        ])
+        .unwrap();
+        let AdminCommand::Topic(args) = cli.command else {
+            panic!("not a topic command")
+        };
+        assert!(args.connect.json);
+        assert_eq!(args.connect.bootstrap, "10.0.0.1:9092");
+    }
+
+    #[test]
+    fn wrong_command_lines_are_usage_errors() {
+        let wrong: &[&[&str]] = &[
+            &["spindle", "topic", "alter", "t"],
+            &["spindle", "topic", "create", "t", "--partitions", "0"],
+            &["spindle", "topic", "create", "t", "--config", "novalue"],
+            &["spindle", "group", "reset-offsets", "g", "--topic", "t"],
+            &[
+                "spindle",
+                "group",
+                "reset-offsets",
+                "g",
+                "--topic",
+                "t",
+                "--to-latest",
+                "--to-earliest",
+            ],
+            &[
+                "spindle",
+                "group",
+                "reset-offsets",
+                "g",
+                "--topic",
+                "t",
+                "--to-latest",
+                "--dry-run",
+                "--execute",
+            ],
+            &["spindle", "topic", "delete"],
+        ];
+        for args in wrong {
+            let e = Cli::try_parse_from(*args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! `spindle cluster info`: the cluster id, the controller and the brokers.
+//!
+//! DescribeCluster is asked when the node serves it (it is the API meant for this); Metadata,
+//! which every Kafka server serves, gives the same facts otherwise.
+
+use kafka_protocol::messages::DescribeClusterRequest;
+use serde::Serialize;
+
+use crate::admin::args::ClusterCommand;
+use crate::admin::client::Client;
+use crate::admin::error::AdminError;
+use crate::admin::table::{Printer, Table};
+
+/// What `cluster info` reports.
+#[derive(Debug, Serialize)]
+struct Info {
+    cluster_id: Option<String>,
+    controller_id: i32,
+    brokers: Vec<Broker>,
+}
+
+/// One broker.
+#[derive(Debug, Serialize)]
+struct Broker {
+    node_id: i32,
+    host: String,
+    port: i32,
+    rack: Option<String>,
+}
+
+/// Runs one cluster command.
+///
+/// # Errors
+/// Connection and Kafka errors.
+pub fn run(client: &mut Client, cmd: ClusterCommand, out: &mut Printer) -> Result<(), AdminError> {
+    match cmd {
+        ClusterCommand::Info => {
+            let mut info = if client
+                .bootstrap()
+                .version::<DescribeClusterRequest>()
+                .is_ok()
+            {
+                describe_cluster(client)?
+            } else {
+                from_metadata(client)?
+            };
+            info.brokers.sort_by_key(|b| b.node_id);
+            out.print(&info, render)
+        }
+    }
+}
+
+fn describe_cluster(client: &mut Client) -> Result<Info, AdminError> {
+    let response = client
+        .bootstrap()
+        .call(&DescribeClusterRequest::default())?;
+    AdminError::check(
+        response.error_code,
+        response.error_message.as_deref(),
+        || "describing the cluster".to_owned(),
+    )?;
+    Ok(Info {
+        cluster_id: Some(response.cluster_id.to_string()),
+        controller_id: response.controller_id.0,
+        brokers: response
+            .brokers
+            .into_iter()
+            .map(|b| Broker {
+                node_id: b.broker_id.0,
+                host: b.host.to_string(),
+                port: b.port,
+                rack: b.rack.map(|r| r.to_string()),
+            })
+            .collect(),
+    })
+}
+
+fn from_metadata(client: &mut Client) -> Result<Info, AdminError> {
+    let metadata = client.metadata(Some(&[]))?;
+    Ok(Info {
+        cluster_id: metadata.cluster_id.map(|c| c.to_string()),
+        controller_id: metadata.controller_id.0,
+        brokers: metadata
+            .brokers
+            .into_iter()
+            .map(|b| Broker {
+                node_id: b.node_id.0,
+                host: b.host.to_string(),
+                port: b.port,
+                rack: b.rack.map(|r| r.to_string()),
+            })
+            .collect(),
+    })
+}
+
+fn render(info: &Info) -> String {
+    let mut table = Table::new(&["NODE", "HOST", "PORT", "RACK", "CONTROLLER"]);
+    for b in &info.brokers {
+        table.row(vec![
+            b.node_id.to_string(),
+            b.host.clone(),
+            b.port.to_string(),
+            b.rack.clone().unwrap_or_else(|| "-".to_owned()),
+            if b.node_id == info.controller_id {
+                "yes"
+            } else {
+                ""
+            }
+            .to_owned(),
+        ]);
+    }
+    format!(
+        "Cluster: {}  Controller: {}  Brokers: {}\n\n{}",
+        info.cluster_id.as_deref().unwrap_or("-"),
+        info.controller_id,
+        info.brokers.len(),
+        table.render()
+    )
+}

@@ -1,0 +1,72 @@
+//! The admin commands of the `spindle` binary: `spindle topic …`, `spindle group …` and
+//! `spindle cluster …`, spoken over the Kafka protocol so they work against any node of a
+//! Spindle cluster (or of any Kafka-compatible one).
+//!
+//! Layout, one noun per file:
+//! - [`args`]: the command line (clap); wrong arguments fail there with exit status 2;
+//! - [`connection`]: one blocking connection, frames and API version negotiation;
+//! - [`client`]: routing to the bootstrap node, partition leaders and group coordinators;
+//! - [`topic`], [`group`], [`reset`], [`cluster`]: the commands;
+//! - [`table`]: aligned human tables and the `--json` switch;
+//! - [`error`]: what can fail, worded for operators; [`limits`]: timeouts and sizes.
+//!
+//! Contract with `main`: [`run`] executes one parsed [`AdminCommand`], prints its result on
+//! stdout (a table, or one JSON document with `--json`) and any error as one `spindle: …` line
+//! on stderr, and returns exit status 0 or 1. [`execute`] is the same without the process
+//! concerns, for tests.
+
+pub mod args;
+pub mod client;
+pub mod cluster;
+pub mod connection;
+pub mod error;
+pub mod group;
+pub mod limits;
+pub mod reset;
+pub mod table;
+pub mod topic;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+pub use args::AdminCommand;
+use args::ConnectArgs;
+pub use error::AdminError;
+
+use crate::admin::client::Client;
+use crate::admin::table::Printer;
+
+/// Runs one admin command, printing its result on stdout and an error on stderr.
+///
+/// Exit status: 0 on success, 1 on any failure (unknown topic or group, server unreachable,
+/// a Kafka error). Usage errors never get here: clap exits with 2 while parsing.
+pub fn run(cmd: AdminCommand) -> ExitCode {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match execute(cmd, &mut out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("spindle: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one admin command, writing its result to `out`.
+///
+/// # Errors
+/// Whatever the command fails with; see [`AdminError`].
+pub fn execute(cmd: AdminCommand, out: &mut dyn Write) -> Result<(), AdminError> {
+    let connect: &ConnectArgs = match &cmd {
+        AdminCommand::Topic(a) => &a.connect,
+        AdminCommand::Group(a) => &a.connect,
+        AdminCommand::Cluster(a) => &a.connect,
+    };
+    let mut printer = Printer::new(connect.json, out);
+    let mut client = Client::connect(&connect.bootstrap)?;
+    match cmd {
+        AdminCommand::Topic(a) => topic::run(&mut client, a.command, &mut printer),
+        AdminCommand::Group(a) => group::run(&mut client, a.command, &mut printer),
+        AdminCommand::Cluster(a) => cluster::run(&mut client, a.command, &mut printer),
+    }
+}

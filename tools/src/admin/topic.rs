@@ -1,0 +1,482 @@
+//! `spindle topic create|list|describe|alter|delete`.
+//!
+//! Each command is a few Kafka requests to the bootstrap node (CreateTopics, Metadata,
+//! DescribeConfigs, CreatePartitions, IncrementalAlterConfigs, DeleteTopics) plus ListOffsets
+//! to the leaders for `describe`. Commands that name a topic check it exists first, through
+//! Metadata, so a misspelt name gives `unknown topic: NAME` rather than a protocol error code.
+
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
+use kafka_protocol::messages::{
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest,
+    IncrementalAlterConfigsRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use serde::Serialize;
+
+use crate::admin::args::TopicCommand;
+use crate::admin::client::{Client, EARLIEST, LATEST, UNKNOWN_TOPIC_OR_PARTITION};
+use crate::admin::error::AdminError;
+use crate::admin::limits;
+use crate::admin::table::{Printer, Table};
+
+/// The config resource type of a topic in DescribeConfigs and IncrementalAlterConfigs.
+const RESOURCE_TOPIC: i8 = 2;
+/// IncrementalAlterConfigs operations.
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+
+/// Runs one topic command.
+///
+/// # Errors
+/// Connection errors, Kafka errors, [`AdminError::UnknownTopic`].
+pub fn run(client: &mut Client, cmd: TopicCommand, out: &mut Printer) -> Result<(), AdminError> {
+    match cmd {
+        TopicCommand::Create {
+            name,
+            partitions,
+            replication_factor,
+            configs,
+        } => create(client, &name, partitions, replication_factor, &configs, out),
+        TopicCommand::List => list(client, out),
+        TopicCommand::Describe { name } => describe(client, &name, out),
+        TopicCommand::Alter {
+            name,
+            partitions,
+            set,
+            delete,
+        } => alter(client, &name, partitions, &set, &delete, out),
+        TopicCommand::Delete { names } => delete_topics(client, &names, out),
+    }
+}
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_owned()))
+}
+
+/// What `topic create` reports.
+#[derive(Debug, Serialize)]
+struct Created {
+    topic: String,
+    partitions: i32,
+    replication_factor: i16,
+}
+
+fn create(
+    client: &mut Client,
+    name: &str,
+    partitions: Option<i32>,
+    replication_factor: Option<i16>,
+    configs: &[(String, String)],
+    out: &mut Printer,
+) -> Result<(), AdminError> {
+    let configs = configs
+        .iter()
+        .map(|(k, v)| {
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_string(k.clone()))
+                .with_value(Some(StrBytes::from_string(v.clone())))
+        })
+        .collect();
+    // -1 asks for the server's default (CreateTopics v4 and later).
+    let topic = CreatableTopic::default()
+        .with_name(topic_name(name))
+        .with_num_partitions(partitions.unwrap_or(-1))
+        .with_replication_factor(replication_factor.unwrap_or(-1))
+        .with_configs(configs);
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![topic])
+        .with_timeout_ms(limits::SERVER_TIMEOUT_MS);
+    let response = client.bootstrap().call(&request)?;
+    let result = response
+        .topics
+        .iter()
+        .find(|t| t.name.as_str() == name)
+        .ok_or_else(|| {
+            AdminError::Invalid(format!("the server did not answer for topic {name}"))
+        })?;
+    AdminError::check(result.error_code, result.error_message.as_deref(), || {
+        format!("creating topic {name}")
+    })?;
+    // Older versions do not echo the partition count; read it back when it is not known.
+    let partitions = match (result.num_partitions, partitions) {
+        (n, _) if n > 0 => n,
+        (_, Some(n)) => n,
+        (_, None) => client.partitions(name)?.len() as i32,
+    };
+    let created = Created {
+        topic: name.to_owned(),
+        partitions,
+        replication_factor: result
+            .replication_factor
+            .max(replication_factor.unwrap_or(1)),
+    };
+    out.print(&created, |c| {
+        format!(
+            "created topic {} with {} partition(s)\n",
+            c.topic, c.partitions
+        )
+    })
+}
+
+/// One row of `topic list`.
+#[derive(Debug, Serialize)]
+struct ListedTopic {
+    name: String,
+    partitions: usize,
+    replication_factor: usize,
+    internal: bool,
+}
+
+fn list(client: &mut Client, out: &mut Printer) -> Result<(), AdminError> {
+    let metadata = client.metadata(None)?;
+    let mut topics: Vec<ListedTopic> = metadata
+        .topics
+        .iter()
+        .filter(|t| t.error_code == 0)
+        .filter_map(|t| {
+            let name = t.name.as_ref()?.to_string();
+            let replication_factor = t.partitions.first().map_or(0, |p| p.replica_nodes.len());
+            Some(ListedTopic {
+                name,
+                partitions: t.partitions.len(),
+                replication_factor,
+                internal: t.is_internal,
+            })
+        })
+        .collect();
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    out.print(&topics, |topics| {
+        let mut table = Table::new(&["TOPIC", "PARTITIONS", "REPLICATION", "INTERNAL"]);
+        for t in topics {
+            table.row(vec![
+                t.name.clone(),
+                t.partitions.to_string(),
+                t.replication_factor.to_string(),
+                if t.internal { "yes" } else { "no" }.to_owned(),
+            ]);
+        }
+        table.render()
+    })
+}
+
+/// What `topic describe` reports.
+#[derive(Debug, Serialize)]
+struct Description {
+    topic: String,
+    partitions: Vec<PartitionInfo>,
+    configs: Vec<ConfigEntry>,
+}
+
+/// One partition in `topic describe`.
+#[derive(Debug, Serialize)]
+struct PartitionInfo {
+    partition: i32,
+    leader: i32,
+    replicas: Vec<i32>,
+    isr: Vec<i32>,
+    start_offset: Option<i64>,
+    end_offset: Option<i64>,
+}
+
+/// One configuration in `topic describe`.
+#[derive(Debug, Serialize)]
+struct ConfigEntry {
+    name: String,
+    value: Option<String>,
+    source: &'static str,
+    read_only: bool,
+    sensitive: bool,
+}
+
+fn describe(client: &mut Client, name: &str, out: &mut Printer) -> Result<(), AdminError> {
+    let leaders = client.partitions(name)?;
+    let metadata = client.metadata(Some(&[name.to_owned()]))?;
+    let starts = client.list_offsets(&leaders, EARLIEST)?;
+    let ends = client.list_offsets(&leaders, LATEST)?;
+    let mut partitions: Vec<PartitionInfo> = metadata
+        .topics
+        .iter()
+        .filter(|t| t.name.as_deref().map(|n| n.as_str()) == Some(name))
+        .flat_map(|t| &t.partitions)
+        .map(|p| {
+            let key = (name.to_owned(), p.partition_index);
+            PartitionInfo {
+                partition: p.partition_index,
+                leader: p.leader_id.0,
+                replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
+                isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+                start_offset: starts.get(&key).copied().flatten(),
+                end_offset: ends.get(&key).copied().flatten(),
+            }
+        })
+        .collect();
+    partitions.sort_by_key(|p| p.partition);
+    let description = Description {
+        topic: name.to_owned(),
+        partitions,
+        configs: configs(client, name)?,
+    };
+    out.print(&description, render_description)
+}
+
+fn render_description(d: &Description) -> String {
+    let ids = |ids: &[i32]| {
+        let ids: Vec<String> = ids.iter().map(i32::to_string).collect();
+        ids.join(",")
+    };
+    let offset = |o: Option<i64>| o.map_or_else(|| "-".to_owned(), |o| o.to_string());
+    let mut table = Table::new(&["PARTITION", "LEADER", "REPLICAS", "ISR", "START", "END"]);
+    for p in &d.partitions {
+        table.row(vec![
+            p.partition.to_string(),
+            p.leader.to_string(),
+            ids(&p.replicas),
+            ids(&p.isr),
+            offset(p.start_offset),
+            offset(p.end_offset),
+        ]);
+    }
+    let mut configs = Table::new(&["CONFIG", "VALUE", "SOURCE"]);
+    for c in &d.configs {
+        let value = match (&c.value, c.sensitive) {
+            (_, true) => "(sensitive)".to_owned(),
+            (Some(v), false) => v.clone(),
+            (None, false) => "-".to_owned(),
+        };
+        configs.row(vec![c.name.clone(), value, c.source.to_owned()]);
+    }
+    format!(
+        "Topic: {}  Partitions: {}\n\n{}\n{}",
+        d.topic,
+        d.partitions.len(),
+        table.render(),
+        configs.render()
+    )
+}
+
+/// Every configuration of topic `name`, by name.
+fn configs(client: &mut Client, name: &str) -> Result<Vec<ConfigEntry>, AdminError> {
+    let resource = DescribeConfigsResource::default()
+        .with_resource_type(RESOURCE_TOPIC)
+        .with_resource_name(StrBytes::from_string(name.to_owned()))
+        .with_configuration_keys(None);
+    let request = DescribeConfigsRequest::default().with_resources(vec![resource]);
+    let response = client.bootstrap().call(&request)?;
+    let mut entries = Vec::new();
+    for result in response.results {
+        if result.error_code == UNKNOWN_TOPIC_OR_PARTITION {
+            return Err(AdminError::UnknownTopic(name.to_owned()));
+        }
+        AdminError::check(result.error_code, result.error_message.as_deref(), || {
+            format!("describing the configuration of topic {name}")
+        })?;
+        entries.extend(result.configs.into_iter().map(|c| ConfigEntry {
+            name: c.name.to_string(),
+            value: c.value.map(|v| v.to_string()),
+            source: config_source(c.config_source),
+            read_only: c.read_only,
+            sensitive: c.is_sensitive,
+        }));
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(entries)
+}
+
+/// DescribeConfigs' source codes, by Kafka's names.
+fn config_source(code: i8) -> &'static str {
+    match code {
+        1 => "topic",
+        2 => "dynamic-broker",
+        3 => "dynamic-default-broker",
+        4 => "static-broker",
+        5 => "default",
+        6 => "broker-logger",
+        _ => "unknown",
+    }
+}
+
+/// What `topic alter` reports.
+#[derive(Debug, Serialize)]
+struct Altered {
+    topic: String,
+    partitions: Option<i32>,
+    set: Vec<(String, String)>,
+    deleted: Vec<String>,
+}
+
+fn alter(
+    client: &mut Client,
+    name: &str,
+    partitions: Option<i32>,
+    set: &[(String, String)],
+    delete: &[String],
+    out: &mut Printer,
+) -> Result<(), AdminError> {
+    let current = client.partitions(name)?.len();
+    if let Some(count) = partitions {
+        if usize::try_from(count).is_ok_and(|c| c < current) {
+            return Err(AdminError::Invalid(format!(
+                "topic {name} has {current} partitions; partitions can be added, never removed"
+            )));
+        }
+        if usize::try_from(count).is_ok_and(|c| c > current) {
+            create_partitions(client, name, count)?;
+        }
+    }
+    if !set.is_empty() || !delete.is_empty() {
+        alter_configs(client, name, set, delete)?;
+    }
+    let altered = Altered {
+        topic: name.to_owned(),
+        partitions,
+        set: set.to_vec(),
+        deleted: delete.to_vec(),
+    };
+    out.print(&altered, |a| {
+        let mut text = String::new();
+        if let Some(p) = a.partitions {
+            text.push_str(&format!("topic {}: {p} partition(s)\n", a.topic));
+        }
+        for (k, v) in &a.set {
+            text.push_str(&format!("topic {}: set {k}={v}\n", a.topic));
+        }
+        for k in &a.deleted {
+            text.push_str(&format!("topic {}: deleted {k}\n", a.topic));
+        }
+        text
+    })
+}
+
+fn create_partitions(client: &mut Client, name: &str, count: i32) -> Result<(), AdminError> {
+    let topic = CreatePartitionsTopic::default()
+        .with_name(topic_name(name))
+        .with_count(count)
+        .with_assignments(None);
+    let request = CreatePartitionsRequest::default()
+        .with_topics(vec![topic])
+        .with_timeout_ms(limits::SERVER_TIMEOUT_MS);
+    let response = client.bootstrap().call(&request)?;
+    for r in response.results {
+        AdminError::check(r.error_code, r.error_message.as_deref(), || {
+            format!("growing topic {name} to {count} partitions")
+        })?;
+    }
+    Ok(())
+}
+
+fn alter_configs(
+    client: &mut Client,
+    name: &str,
+    set: &[(String, String)],
+    delete: &[String],
+) -> Result<(), AdminError> {
+    let sets = set.iter().map(|(k, v)| {
+        AlterableConfig::default()
+            .with_name(StrBytes::from_string(k.clone()))
+            .with_config_operation(OP_SET)
+            .with_value(Some(StrBytes::from_string(v.clone())))
+    });
+    let deletes = delete.iter().map(|k| {
+        AlterableConfig::default()
+            .with_name(StrBytes::from_string(k.clone()))
+            .with_config_operation(OP_DELETE)
+            .with_value(None)
+    });
+    let resource = AlterConfigsResource::default()
+        .with_resource_type(RESOURCE_TOPIC)
+        .with_resource_name(StrBytes::from_string(name.to_owned()))
+        .with_configs(sets.chain(deletes).collect());
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
+    let response = client.bootstrap().call(&request)?;
+    for r in response.responses {
+        AdminError::check(r.error_code, r.error_message.as_deref(), || {
+            format!("altering the configuration of topic {name}")
+        })?;
+    }
+    Ok(())
+}
+
+/// What `topic delete` reports.
+#[derive(Debug, Serialize)]
+struct Deleted {
+    deleted: Vec<String>,
+}
+
+fn delete_topics(
+    client: &mut Client,
+    names: &[String],
+    out: &mut Printer,
+) -> Result<(), AdminError> {
+    let version = client.bootstrap().version::<DeleteTopicsRequest>()?;
+    // v6 names topics in `topics` (by name or id); earlier versions in `topic_names`.
+    let request = if version >= 6 {
+        let topics = names
+            .iter()
+            .map(|n| DeleteTopicState::default().with_name(Some(topic_name(n))))
+            .collect();
+        DeleteTopicsRequest::default().with_topics(topics)
+    } else {
+        DeleteTopicsRequest::default()
+            .with_topic_names(names.iter().map(|n| topic_name(n)).collect())
+    }
+    .with_timeout_ms(limits::SERVER_TIMEOUT_MS);
+    let response = client.bootstrap().call_at(&request, version)?;
+    for r in &response.responses {
+        let name = r.name.as_ref().map_or_else(String::new, |n| n.to_string());
+        if r.error_code == UNKNOWN_TOPIC_OR_PARTITION {
+            return Err(AdminError::UnknownTopic(name));
+        }
+        AdminError::check(r.error_code, r.error_message.as_deref(), || {
+            format!("deleting topic {name}")
+        })?;
+    }
+    let deleted = Deleted {
+        deleted: names.to_vec(),
+    };
+    out.print(&deleted, |d| {
+        d.deleted
+            .iter()
+            .map(|n| format!("deleted topic {n}\n"))
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_render_partitions_then_configs() {
+        let d = Description {
+            topic: "orders".into(),
+            partitions: vec![PartitionInfo {
+                partition: 0,
+                leader: 1,
+                replicas: vec![1],
+                isr: vec![1],
+                start_offset: Some(0),
+                end_offset: None,
+            }],
+            configs: vec![ConfigEntry {
+                name: "retention.ms".into(),
+                value: Some("1000".into()),
+                source: config_source(1),
+                read_only: false,
+                sensitive: false,
+            }],
+        };
+        let text = render_description(&d);
+        assert!(text.starts_with("Topic: orders  Partitions: 1\n"), "{text}");
+        assert!(
+            text.contains("        0       1         1    1      0    -\n"),
+            "{text}"
+        );
+        assert!(text.contains("retention.ms   1000  topic\n"), "{text}");
+    }
+}
