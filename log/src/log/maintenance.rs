@@ -78,6 +78,10 @@ impl Log {
                 }
             }
         };
+        if cut <= self.state.borrow().start_offset {
+            // `to` lies in the first batch: nothing remains.
+            return self.reset_to(cut).await;
+        }
         // Segments wholly at or after the cut go; the one holding it is cut (or goes too if the
         // cut is its first batch, leaving its predecessor active).
         let removed: Vec<Segment> = {

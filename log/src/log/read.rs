@@ -18,6 +18,9 @@ use crate::limits::READ_WINDOW_BYTES;
 use crate::offset::Offset;
 use crate::segment::{BatchCursor, FoundBatch, Step};
 
+/// Smallest window a fetch reads from disk at once.
+const MIN_READ_WINDOW_BYTES: usize = 16 << 10;
+
 /// Where a disk walk starts.
 pub(super) struct WalkStart {
     pub(super) file: Rc<DmaFile>,
@@ -57,7 +60,11 @@ impl Log {
             }
             self.walk_start(&st, from, None)
         };
-        let window = max_bytes.saturating_add(READ_WINDOW_BYTES);
+        // The wanted batch lies at most an index interval (plus a batch) past the index entry.
+        let interval = self.config.borrow().index_interval_bytes as usize;
+        let window = max_bytes
+            .saturating_add(interval)
+            .clamp(MIN_READ_WINDOW_BYTES, READ_WINDOW_BYTES);
         let mut cursor = BatchCursor::new(
             start.file,
             start.path.clone(),

@@ -47,13 +47,13 @@ impl Log {
             .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
         let epoch = st.leader_epoch;
         let mut next = base;
-        let mut position = 0;
-        while position < len {
+        // `buf` always starts at the next batch: each one is split off the front.
+        while !buf.is_empty() {
             let (total, last_delta, max_ts) = {
-                let (h, total) = frame(&buf[position..]).expect("validated above");
+                let (h, total) = frame(&buf).expect("validated above");
                 (total, h.last_offset_delta(), h.max_timestamp())
             };
-            rewrite_base(&mut buf[position..], next.to_kafka(), epoch);
+            rewrite_base(&mut buf, next.to_kafka(), epoch);
             let last = next.plus(u64::try_from(last_delta).expect("validated delta"));
             let bytes = buf.split_to(total).freeze();
             let batch = CachedBatch {
@@ -65,7 +65,6 @@ impl Log {
             st.tail.push(batch.clone());
             st.pending.push_back(batch);
             next = last.plus(1);
-            position += total;
         }
         let (start, hw) = (st.start_offset, st.high_watermark);
         st.set_watermarks(start, hw, next);
