@@ -73,6 +73,10 @@ pub struct KafkaArgs {
     /// Where consumers start reading.
     #[arg(long, value_enum, default_value_t = StartArg::Tail)]
     pub from: StartArg,
+    /// A topic config `KEY=VALUE` sent with CreateTopics when the topic is created (repeatable),
+    /// e.g. `fsync.policy=batch` on Spindle or `min.insync.replicas=2` on Kafka.
+    #[arg(long = "topic-config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub topic_configs: Vec<(String, String)>,
     /// Broker request timeout for produce (ms).
     #[arg(long, default_value_t = 30_000)]
     pub timeout_ms: i32,
@@ -189,6 +193,13 @@ impl LoadArgs {
     }
 }
 
+fn parse_key_value(s: &str) -> anyhow::Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => bail!("expected KEY=VALUE, got {s:?}"),
+    }
+}
+
 /// `--fsync`: parsed into the log's [`FsyncPolicy`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FsyncArg(pub FsyncPolicy);
@@ -284,7 +295,8 @@ mod tests {
     fn kafka_flags_parse_negative_acks_and_codecs() {
         let cli = parse(
             "spindle-bench kafka --bootstrap 127.0.0.1:1 --acks -1 --compression zstd \
-             --consumers 2 --from start --rate 5000 --duration-secs 3 --producers 4",
+             --consumers 2 --from start --rate 5000 --duration-secs 3 --producers 4 \
+             --topic-config fsync.policy=batch --topic-config a=b=c",
         );
         let Mode::Kafka(a) = cli.mode else {
             panic!("not kafka")
@@ -293,6 +305,13 @@ mod tests {
         assert_eq!(a.compression, CompressionArg::Zstd);
         assert_eq!(a.from, StartArg::Start);
         assert_eq!(a.consumers, 2);
+        assert_eq!(
+            a.topic_configs,
+            vec![
+                ("fsync.policy".to_owned(), "batch".to_owned()),
+                ("a".to_owned(), "b=c".to_owned())
+            ]
+        );
         assert_eq!(a.load.rate, Some(5000));
         assert_eq!(a.load.stop(), Stop::Duration(Duration::from_secs(3)));
         a.load.validate().expect("valid");

@@ -111,32 +111,39 @@ impl Report {
     /// # Errors
     /// Write errors of `out`.
     pub fn write_text(&self, out: &mut impl Write) -> std::io::Result<()> {
-        writeln!(
-            out,
-            "{}: {} messages ({:.1} MB) in {:.2} s, {} batches, {} errors",
-            self.mode,
-            self.totals.produced_messages,
-            self.totals.produced_bytes as f64 / 1e6,
-            self.elapsed.as_secs_f64(),
-            self.batches,
-            self.totals.errors
-        )?;
-        writeln!(
-            out,
-            "throughput: {:.0} msgs/s, {:.1} MB/s",
-            self.messages_per_sec(),
-            self.bytes_per_sec() / 1e6
-        )?;
-        write_latency(out, "produce latency", &self.latency)?;
+        let consume_only = self.totals.produced_messages == 0 && self.consume.is_some();
+        if !consume_only {
+            writeln!(
+                out,
+                "{}: {} messages ({:.1} MB) in {:.2} s, {} batches, {} errors",
+                self.mode,
+                self.totals.produced_messages,
+                self.totals.produced_bytes as f64 / 1e6,
+                self.elapsed.as_secs_f64(),
+                self.batches,
+                self.totals.errors
+            )?;
+            writeln!(
+                out,
+                "throughput: {:.0} msgs/s, {:.1} MB/s",
+                self.messages_per_sec(),
+                self.bytes_per_sec() / 1e6
+            )?;
+            write_latency(out, "produce latency", &self.latency)?;
+        }
         if let Some(c) = &self.consume {
             writeln!(
                 out,
-                "consumed: {} messages, {:.0} msgs/s, {:.1} MB/s",
+                "consumed: {} messages ({:.1} MB of batches) in {:.2} s, {:.0} msgs/s, {:.1} MB/s",
                 c.messages,
+                c.bytes as f64 / 1e6,
+                c.elapsed.as_secs_f64(),
                 per_sec(c.messages, c.elapsed),
                 per_sec(c.bytes, c.elapsed) / 1e6
             )?;
-            write_latency(out, "end-to-end latency (ms clock)", &c.e2e)?;
+            if c.e2e.count() > 0 {
+                write_latency(out, "end-to-end latency (ms clock)", &c.e2e)?;
+            }
         }
         if let Some(e) = &self.first_error {
             writeln!(out, "first error: {e}")?;

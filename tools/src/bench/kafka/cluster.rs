@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{
@@ -34,7 +34,9 @@ pub struct Cluster {
     pub versions: Versions,
     /// `host:port` of each broker id.
     pub brokers: HashMap<i32, String>,
-    /// Leader broker id of partition `i` of the bench topic, for the partitions used.
+    /// Leader broker id of partition `i` of the bench topic, for all its partitions (an
+    /// existing topic may have more than `--partitions`; producers and consumers use them all,
+    /// as Kafka clients would).
     pub leaders: Vec<i32>,
 }
 
@@ -45,7 +47,12 @@ impl Cluster {
     /// # Errors
     /// Connection and protocol errors, a topic that cannot be created, leaders that do not
     /// appear in time, or an existing topic with fewer partitions than asked for.
-    pub fn discover(bootstrap: &str, topic: &str, partitions: u32) -> anyhow::Result<Self> {
+    pub fn discover(
+        bootstrap: &str,
+        topic: &str,
+        partitions: u32,
+        configs: &[(String, String)],
+    ) -> anyhow::Result<Self> {
         let mut conn = Connection::connect(bootstrap)?;
         let api = conn
             .call(&ApiVersionsRequest::default(), 0)
@@ -65,7 +72,7 @@ impl Cluster {
             match t.error_code {
                 0 => {}
                 UNKNOWN_TOPIC_OR_PARTITION if !created => {
-                    create_topic(bootstrap, &meta, versions, topic, partitions)?;
+                    create_topic(bootstrap, &meta, versions, topic, partitions, configs)?;
                     created = true;
                     continue;
                 }
@@ -80,7 +87,7 @@ impl Cluster {
                 "topic {topic} has {} partitions, fewer than --partitions {partitions}",
                 t.partitions.len()
             );
-            let mut leaders = vec![-1; partitions as usize];
+            let mut leaders = vec![-1; t.partitions.len()];
             for p in &t.partitions {
                 if let Some(slot) = usize::try_from(p.partition_index)
                     .ok()
@@ -196,6 +203,7 @@ fn create_topic(
     versions: Versions,
     topic: &str,
     partitions: u32,
+    configs: &[(String, String)],
 ) -> anyhow::Result<()> {
     let controller = meta
         .brokers
@@ -212,7 +220,17 @@ fn create_topic(
         .with_topics(vec![CreatableTopic::default()
             .with_name(topic_name(topic))
             .with_num_partitions(i32::try_from(partitions).context("--partitions")?)
-            .with_replication_factor(replication_factor)])
+            .with_replication_factor(replication_factor)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(k.clone()))
+                            .with_value(Some(StrBytes::from_string(v.clone())))
+                    })
+                    .collect(),
+            )])
         .with_timeout_ms(30_000);
     let response = conn
         .call(&request, versions.create_topics)

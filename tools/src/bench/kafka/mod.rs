@@ -58,8 +58,13 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
     );
     let shape = shape(args);
     let templates = Template::build_set(&shape, limits::TEMPLATES_PER_PRODUCER)?;
-    let cluster = Cluster::discover(&args.bootstrap, &load.topic, load.partitions)
-        .with_context(|| format!("talking to {}", args.bootstrap))?;
+    let cluster = Cluster::discover(
+        &args.bootstrap,
+        &load.topic,
+        load.partitions,
+        &args.topic_configs,
+    )
+    .with_context(|| format!("talking to {}", args.bootstrap))?;
     let partitions: Vec<i32> = (0..cluster.leaders.len() as i32).collect();
     let start_offsets = if args.consumers > 0 {
         let at = match args.from {
@@ -135,6 +140,7 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
     let report = build_report(
         args,
         &shape,
+        cluster.leaders.len(),
         start,
         producers_elapsed,
         series,
@@ -176,6 +182,7 @@ fn shape(args: &KafkaArgs) -> BatchShape {
 fn build_report(
     args: &KafkaArgs,
     shape: &BatchShape,
+    topic_partitions: usize,
     start: Instant,
     elapsed: std::time::Duration,
     series: Vec<crate::bench::throughput::Sample>,
@@ -217,10 +224,12 @@ fn build_report(
             "acks": args.acks,
             "compression": format!("{:?}", args.compression).to_lowercase(),
             "linger_ms": args.linger_ms,
+            "topic_configs": args.topic_configs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
             "consumers": args.consumers,
             "from": format!("{:?}", args.from).to_lowercase(),
             "topic": load.topic,
             "partitions": load.partitions,
+            "topic_partitions": topic_partitions,
             "producers": load.producers,
             "in_flight": load.in_flight,
             "message_bytes": load.message_bytes,
