@@ -92,11 +92,18 @@ pub(crate) fn decode(frame: Bytes) -> Result<Decoded, RequestError> {
             version,
         });
     }
-    let mut rest = frame;
-    let header = RequestHeader::decode(&mut rest, api_key.request_header_version(version))
-        .map_err(|e| malformed(api_key, version, e))?;
-    let body = RequestKind::decode(api_key, &mut rest, version)
-        .map_err(|e| malformed(api_key, version, e))?;
+    // The codec is third-party code fed client bytes: a panic in it must end this request,
+    // not the shard's thread.
+    let decoded = std::panic::catch_unwind(move || {
+        let mut rest = frame;
+        let header = RequestHeader::decode(&mut rest, api_key.request_header_version(version))
+            .map_err(|e| malformed(api_key, version, e))?;
+        let body = RequestKind::decode(api_key, &mut rest, version)
+            .map_err(|e| malformed(api_key, version, e))?;
+        Ok((header, body))
+    });
+    let (header, body) =
+        decoded.unwrap_or_else(|_| Err(malformed(api_key, version, "codec panicked")))?;
     Ok(Decoded::Request {
         api_key,
         header,

@@ -7,7 +7,12 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use spindle_tools::server::config::{self, ServeArgs};
+use spindle_tools::server::alloc::WireSafeAllocator;
 use spindle_tools::server::node;
+
+/// See `spindle_tools::server::alloc`: a garbage array length on the wire must not abort the node.
+#[global_allocator]
+static ALLOCATOR: WireSafeAllocator = WireSafeAllocator;
 
 /// Spindle: a streaming storage engine that speaks Kafka.
 #[derive(Debug, Parser)]

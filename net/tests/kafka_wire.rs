@@ -1,0 +1,330 @@
+//! The Kafka server on a real engine, spoken to over real sockets with hand-built frames: what
+//! the protocol demands of framing, versions, ordering and bad input, and one produce/fetch
+//! round trip. (Real third-party clients are exercised by the end-to-end suites in `tests/`.)
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
+    MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use spindle_engine::{Engine, EngineConfig, Placement};
+use spindle_net::kafka::{self, KafkaConfig};
+
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running engine with the Kafka server on every shard.
+struct Node {
+    engine: Option<Engine>,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn start() -> Node {
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let reservation = kafka::reserve_listen_addr("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = reservation.addr();
+        let config = Arc::new(KafkaConfig::new(addr));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let engine_config = EngineConfig {
+            data_dir: dir.path().to_path_buf(),
+            shards: 2,
+            placement: Placement::Unbound,
+            ..EngineConfig::default()
+        };
+        let engine = Engine::start_with_services(engine_config, move |shard| {
+            let count = shard.shard_count();
+            tx.send(kafka::start(shard, Arc::clone(&config)).map(|_| count))
+                .unwrap();
+        })
+        .unwrap();
+        let count = rx.recv_timeout(IO_TIMEOUT).unwrap().unwrap();
+        for _ in 1..count {
+            rx.recv_timeout(IO_TIMEOUT).unwrap().unwrap();
+        }
+        Node {
+            engine: Some(engine),
+            addr,
+            _dir: dir,
+        }
+    }
+
+    fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).unwrap();
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Some(engine) = self.engine.take() {
+            engine.shutdown().unwrap();
+        }
+    }
+}
+
+fn frame<R: Request>(version: i16, correlation_id: i32, req: &R) -> Vec<u8> {
+    let mut body = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("kafka-wire-test")))
+        .encode(&mut body, R::header_version(version))
+        .unwrap();
+    req.encode(&mut body, version).unwrap();
+    let mut out = (body.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&body);
+    out
+}
+
+fn read_frame(stream: &mut TcpStream) -> Option<Bytes> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).ok()?;
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut body).ok()?;
+    Some(Bytes::from(body))
+}
+
+fn call<R: Request>(stream: &mut TcpStream, version: i16, req: &R) -> R::Response {
+    stream.write_all(&frame(version, 7, req)).unwrap();
+    let mut resp = read_frame(stream).expect("an answer");
+    let header = ResponseHeader::decode(&mut resp, R::Response::header_version(version)).unwrap();
+    assert_eq!(header.correlation_id, 7);
+    R::Response::decode(&mut resp, version).unwrap()
+}
+
+/// True when the server closed the connection (EOF), within the timeout.
+fn closed(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1];
+    matches!(stream.read(&mut buf), Ok(0))
+        || matches!(stream.read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset)
+}
+
+#[test]
+fn api_versions_advertises_the_data_and_group_apis() {
+    let node = Node::start();
+    let mut conn = node.connect();
+    let resp: ApiVersionsResponse = call(&mut conn, 3, &ApiVersionsRequest::default());
+    assert_eq!(resp.error_code, 0);
+    let range = |key: ApiKey| {
+        resp.api_keys
+            .iter()
+            .find(|k| k.api_key == key as i16)
+            .map(|k| (k.min_version, k.max_version))
+    };
+    assert_eq!(range(ApiKey::Produce).map(|r| r.0), Some(0));
+    assert!(range(ApiKey::Fetch).is_some_and(|r| r.0 <= 4 && r.1 >= 11));
+    assert!(range(ApiKey::JoinGroup).is_some());
+    assert!(range(ApiKey::SaslHandshake).is_none());
+}
+
+#[test]
+fn api_versions_at_an_unknown_version_is_answered_in_v0_with_the_ranges() {
+    let node = Node::start();
+    let mut conn = node.connect();
+    let mut body = BytesMut::new();
+    body.put_i16(ApiKey::ApiVersions as i16);
+    body.put_i16(77);
+    body.put_i32(42);
+    body.put_i16(-1); // null client id, and nothing the server could parse after it
+    let mut out = (body.len() as i32).to_be_bytes().to_vec();
+    out.extend_from_slice(&body);
+    conn.write_all(&out).unwrap();
+    let mut resp = read_frame(&mut conn).unwrap();
+    assert_eq!(resp.get_i32(), 42);
+    let body = ApiVersionsResponse::decode(&mut resp, 0).unwrap();
+    assert_eq!(body.error_code, 35);
+    assert!(body
+        .api_keys
+        .iter()
+        .any(|k| k.api_key == ApiKey::ApiVersions as i16));
+}
+
+#[test]
+fn bad_input_closes_that_connection_only() {
+    let node = Node::start();
+    let mut healthy = node.connect();
+    let bad_inputs: Vec<Vec<u8>> = vec![
+        i32::MAX.to_be_bytes().to_vec(), // oversize length
+        (-5i32).to_be_bytes().to_vec(),  // negative length
+        vec![0, 0, 0, 12, 0x7f, 0x7f, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0], // unknown API key 32639
+        vec![0, 0, 0, 10, 0, 3, 0, 1, 0, 0, 0, 1, 0xff, 0xff], // Metadata v1 with no body
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), // not Kafka at all
+    ];
+    for input in bad_inputs {
+        let mut conn = node.connect();
+        conn.write_all(&input).unwrap();
+        assert!(
+            closed(&mut conn),
+            "input {input:?} left the connection open"
+        );
+    }
+    // A truncated frame: the peer gives up half-way.
+    let mut conn = node.connect();
+    conn.write_all(&[0, 0, 0, 100, 0, 18, 0, 3]).unwrap();
+    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    assert!(closed(&mut conn));
+
+    let resp: ApiVersionsResponse = call(&mut healthy, 3, &ApiVersionsRequest::default());
+    assert_eq!(resp.error_code, 0);
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let node = Node::start();
+    let mut conn = node.connect();
+    let mut wire = Vec::new();
+    for id in 0..20 {
+        if id % 2 == 0 {
+            wire.extend(frame(3, id, &ApiVersionsRequest::default()));
+        } else {
+            wire.extend(frame(
+                9,
+                id,
+                &MetadataRequest::default().with_topics(Some(vec![])),
+            ));
+        }
+    }
+    conn.write_all(&wire).unwrap();
+    for id in 0..20 {
+        let mut resp = read_frame(&mut conn).unwrap();
+        let header_version = if id % 2 == 0 { 0 } else { 1 };
+        let header = ResponseHeader::decode(&mut resp, header_version).unwrap();
+        assert_eq!(header.correlation_id, id);
+    }
+}
+
+fn batch(values: &[&str]) -> Bytes {
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: 1_700_000_000_000 + i as i64,
+            key: None,
+            value: Some(Bytes::copy_from_slice(v.as_bytes())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
+    buf.freeze()
+}
+
+#[test]
+fn produce_fetch_and_list_offsets_round_trip() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+
+    let node = Node::start();
+    let mut conn = node.connect();
+    let name = TopicName(StrBytes::from_static_str("round-trip"));
+    let created: CreateTopicsResponse = call(
+        &mut conn,
+        5,
+        &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+            .with_name(name.clone())
+            .with_num_partitions(3)
+            .with_replication_factor(1)]),
+    );
+    assert_eq!(
+        created.topics[0].error_code, 0,
+        "{:?}",
+        created.topics[0].error_message
+    );
+
+    let meta: MetadataResponse = call(&mut conn, 9, &MetadataRequest::default());
+    let topic = meta
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref() == Some(&name))
+        .unwrap();
+    assert_eq!(topic.partitions.len(), 3);
+    assert_eq!(meta.brokers[0].port, i32::from(node.addr.port()));
+
+    let produced: ProduceResponse = call(
+        &mut conn,
+        7,
+        &ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name.clone())
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(1)
+                        .with_records(Some(batch(&["a", "b", "c"]))),
+                    PartitionProduceData::default()
+                        .with_index(9)
+                        .with_records(Some(batch(&["x"]))),
+                ])]),
+    );
+    let parts = &produced.responses[0].partition_responses;
+    assert_eq!((parts[0].error_code, parts[0].base_offset), (0, 0));
+    assert_eq!(parts[1].error_code, 3, "partition 9 does not exist");
+
+    let fetched: FetchResponse = call(
+        &mut conn,
+        11,
+        &FetchRequest::default()
+            .with_max_wait_ms(100)
+            .with_min_bytes(1)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(name.clone())
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(1)
+                    .with_fetch_offset(1)
+                    .with_partition_max_bytes(1 << 20)])]),
+    );
+    let part = &fetched.responses[0].partitions[0];
+    assert_eq!((part.error_code, part.high_watermark), (0, 3));
+    let mut records = part.records.clone().unwrap();
+    let sets = RecordBatchDecoder::decode_all(&mut records).unwrap();
+    let values: Vec<_> = sets
+        .iter()
+        .flat_map(|s| s.records.iter())
+        .map(|r| r.value.clone().unwrap())
+        .collect();
+    assert_eq!(
+        values,
+        vec![Bytes::from("a"), Bytes::from("b"), Bytes::from("c")]
+    );
+
+    let listed: ListOffsetsResponse = call(
+        &mut conn,
+        5,
+        &ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
+            .with_name(name)
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(1)
+                .with_timestamp(-1)])]),
+    );
+    assert_eq!(listed.topics[0].partitions[0].offset, 3);
+}

@@ -1,0 +1,172 @@
+//! `spindle serve` and `spindle config check` as an operator runs them: the real binary, real
+//! sockets, real signals.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn spindle() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_spindle"))
+}
+
+/// A running `spindle serve` and its Kafka address.
+struct Server {
+    child: Child,
+    kafka: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let mut child = spindle()
+            .args(["serve", "--kafka-listen", "127.0.0.1:0", "--shards", "2"])
+            .args(["--placement", "unbound", "--grpc-enabled", "false"])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("spindle ready:") && tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let line = rx.recv_timeout(START_TIMEOUT).expect("the ready line");
+        let kafka = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("kafka="))
+            .and_then(|a| a.parse().ok())
+            .expect("kafka=ADDR in the ready line");
+        Server {
+            child,
+            kafka,
+            _dir: dir,
+        }
+    }
+
+    fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.kafka).unwrap();
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream
+    }
+
+    /// Sends SIGTERM and returns the exit status code.
+    fn terminate(mut self) -> Option<i32> {
+        // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child.kill().unwrap();
+        panic!("spindle did not stop within {STOP_TIMEOUT:?} of SIGTERM");
+    }
+}
+
+/// An ApiVersions v0 request frame.
+fn api_versions(correlation_id: i32) -> Vec<u8> {
+    let mut frame = 10i32.to_be_bytes().to_vec();
+    frame.extend_from_slice(&18i16.to_be_bytes());
+    frame.extend_from_slice(&0i16.to_be_bytes());
+    frame.extend_from_slice(&correlation_id.to_be_bytes());
+    frame.extend_from_slice(&(-1i16).to_be_bytes());
+    frame
+}
+
+fn answers(stream: &mut TcpStream, correlation_id: i32) -> bool {
+    let mut head = [0u8; 8];
+    stream.write_all(&api_versions(correlation_id)).is_ok()
+        && stream.read_exact(&mut head).is_ok()
+        && head[4..8] == correlation_id.to_be_bytes()
+}
+
+#[test]
+fn serves_until_sigterm_and_survives_hostile_array_lengths() {
+    let server = Server::start();
+    let mut healthy = server.connect();
+    assert!(answers(&mut healthy, 1));
+
+    // A Metadata v1 header followed by a topic count of 0x41414141: the codec would size a
+    // vector of a billion topics from it.
+    let mut hostile = server.connect();
+    let mut frame = 14i32.to_be_bytes().to_vec();
+    frame.extend_from_slice(&[0, 3, 0, 1, 0, 0, 0, 9, 0xff, 0xff]);
+    frame.extend_from_slice(b"AAAA");
+    hostile.write_all(&frame).unwrap();
+    let mut buf = [0u8; 1];
+    assert!(
+        matches!(hostile.read(&mut buf), Ok(0) | Err(_)),
+        "connection left open"
+    );
+
+    let mut other = server.connect();
+    assert!(answers(&mut other, 2), "a new connection is served");
+    assert!(answers(&mut healthy, 3), "an old connection is served");
+    assert_eq!(server.terminate(), Some(0));
+}
+
+#[test]
+fn config_check_names_the_bad_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(
+        &good,
+        "node_id = 3\n[kafka]\nlisten = \"127.0.0.1:19092\"\n[grpc]\nenabled = false\n",
+    )
+    .unwrap();
+    let out = spindle()
+        .args(["config", "check"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    for (text, key) in [
+        ("[kafka]\nlisen = \"127.0.0.1:1\"\n", "lisen"),
+        ("[kafka]\nlisten = \"nowhere\"\n", "kafka.listen"),
+        ("placement = \"spread\"\n", "placement"),
+        ("log_level = \"loud\"\n", "log_level"),
+    ] {
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, text).unwrap();
+        let out = spindle()
+            .args(["config", "check"])
+            .arg(&bad)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains(key), "{key} not named in: {stderr}");
+    }
+}
+
+#[test]
+fn flags_win_over_the_environment() {
+    let out = spindle()
+        .args(["serve", "--kafka-listen", "not-an-address"])
+        .env("SPINDLE_KAFKA_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("--kafka-listen"), "{stderr}");
+}
