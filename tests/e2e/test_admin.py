@@ -1,0 +1,156 @@
+"""Topic administration through confluent-kafka's AdminClient and kafka-python's
+KafkaAdminClient: create (with Spindle's topic configs), describe and alter configs, add
+partitions, delete; and the errors a wrong request must get."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import (
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+    ResourceType,
+)
+from kafka.admin import ConfigResource as KPConfigResource
+from kafka.admin import ConfigResourceType, KafkaAdminClient
+from kafka.admin import NewPartitions as KPNewPartitions
+from kafka.admin import NewTopic as KPNewTopic
+
+import clients
+import wire
+
+T = clients.OP_TIMEOUT_S
+INCREMENTAL_ALTER_CONFIGS = 44
+
+TOPIC_CONFIGS = {
+    "retention.ms": "3600000",
+    "retention.bytes": "104857600",
+    "segment.bytes": "1048576",
+    "segment.ms": "600000",
+    "fsync.policy": "interval:100",
+    "max.message.bytes": "2097152",
+}
+
+
+def partition_count(bootstrap: str, topic: str) -> int | None:
+    md = clients.admin(bootstrap).list_topics(timeout=10)
+    t = md.topics.get(topic)
+    return None if t is None or t.error is not None else len(t.partitions)
+
+
+def wait_until(predicate, what: str, timeout_s: float = T) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not within {timeout_s}s: {what}")
+
+
+def test_create_topic_with_configs_and_describe(spindle, topic_name):
+    clients.create_topic(spindle.bootstrap, topic_name, partitions=3, config=TOPIC_CONFIGS)
+
+    configs = clients.describe_topic(spindle.bootstrap, topic_name)
+
+    for key, value in TOPIC_CONFIGS.items():
+        assert configs.get(key) == value, f"{key}: {configs.get(key)!r}"
+    assert partition_count(spindle.bootstrap, topic_name) == 3
+
+
+def test_alter_configs_sets_retention_ms(spindle, topic_name):
+    clients.create_topic(spindle.bootstrap, topic_name, config={"retention.ms": "3600000"})
+    resource = ConfigResource(ResourceType.TOPIC, topic_name, set_config={"retention.ms": "1000"})
+
+    clients.admin(spindle.bootstrap).alter_configs([resource], request_timeout=T)[resource].result(timeout=T)
+
+    assert clients.describe_topic(spindle.bootstrap, topic_name)["retention.ms"] == "1000"
+
+
+def test_incremental_alter_configs(spindle, topic_name):
+    with wire.Connection(spindle.bootstrap) as conn:
+        _, versions = conn.api_versions()
+    if INCREMENTAL_ALTER_CONFIGS not in versions:
+        pytest.skip("the server does not advertise IncrementalAlterConfigs (API 44)")
+    clients.create_topic(spindle.bootstrap, topic_name, config={"segment.bytes": "1048576"})
+    resource = ConfigResource(
+        ResourceType.TOPIC,
+        topic_name,
+        incremental_configs=[ConfigEntry("retention.ms", "5000", incremental_operation=AlterConfigOpType.SET)],
+    )
+
+    clients.admin(spindle.bootstrap).incremental_alter_configs([resource])[resource].result(timeout=T)
+
+    configs = clients.describe_topic(spindle.bootstrap, topic_name)
+    assert configs["retention.ms"] == "5000"
+    assert configs["segment.bytes"] == "1048576", "an incremental change must keep the other settings"
+
+
+def test_create_partitions_then_produce_to_new_one(spindle, topic_name):
+    clients.create_topic(spindle.bootstrap, topic_name, partitions=2)
+
+    clients.admin(spindle.bootstrap).create_partitions([NewPartitions(topic_name, 4)], request_timeout=T)[topic_name].result(timeout=T)
+
+    clients.wait_for_topic(spindle.bootstrap, topic_name, 4)
+    [msg] = clients.produce_sync(clients.producer(spindle.bootstrap), topic_name, [{"value": b"p3", "partition": 3}])
+    assert (msg.partition(), msg.offset()) == (3, 0)
+
+
+def test_delete_topic(spindle, topic_name):
+    clients.create_topic(spindle.bootstrap, topic_name, partitions=2)
+    clients.produce_sync(clients.producer(spindle.bootstrap), topic_name, [{"value": b"x", "partition": 1}])
+
+    clients.admin(spindle.bootstrap).delete_topics([topic_name], request_timeout=T)[topic_name].result(timeout=T)
+
+    wait_until(lambda: partition_count(spindle.bootstrap, topic_name) is None, f"{topic_name} gone from metadata")
+
+
+def test_admin_errors(spindle, topic_name):
+    admin = clients.admin(spindle.bootstrap)
+    clients.create_topic(spindle.bootstrap, topic_name)
+
+    def create_error(topic: NewTopic) -> int:
+        with pytest.raises(KafkaException) as failure:
+            admin.create_topics([topic], request_timeout=T)[topic.topic].result(timeout=T)
+        return failure.value.args[0].code()
+
+    assert create_error(NewTopic(topic_name, 1, 1)) == KafkaError.TOPIC_ALREADY_EXISTS
+    assert create_error(NewTopic(topic_name + "-cfg", 1, 1, config={"retention.ms": "soon"})) == KafkaError.INVALID_CONFIG
+    assert create_error(NewTopic(topic_name + "-fsync", 1, 1, config={"fsync.policy": "sometimes"})) == KafkaError.INVALID_CONFIG
+    assert create_error(NewTopic(topic_name + "-parts", 0, 1)) == KafkaError.INVALID_PARTITIONS
+    assert partition_count(spindle.bootstrap, topic_name + "-cfg") is None
+
+    missing = topic_name + "-missing"
+    with pytest.raises(KafkaException) as failure:
+        admin.delete_topics([missing], request_timeout=T)[missing].result(timeout=T)
+    assert failure.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+
+    with pytest.raises(KafkaException) as failure:
+        admin.create_partitions([NewPartitions(topic_name, 1)], request_timeout=T)[topic_name].result(timeout=T)
+    assert failure.value.args[0].code() == KafkaError.INVALID_PARTITIONS, "shrinking must be refused"
+
+
+def test_kafka_python_admin_lifecycle(spindle, topic_name):
+    admin = KafkaAdminClient(bootstrap_servers=spindle.bootstrap, request_timeout_ms=10_000)
+    try:
+        admin.create_topics([KPNewTopic(topic_name, 2, 1, topic_configs={"retention.ms": "7200000"})])
+        clients.wait_for_topic(spindle.bootstrap, topic_name, 2)
+
+        resource = KPConfigResource(ConfigResourceType.TOPIC, topic_name)
+        [described] = admin.describe_configs([resource], config_filter="all").values()
+        assert described[topic_name]["retention.ms"]["value"] == "7200000"
+
+        admin.alter_configs([KPConfigResource(ConfigResourceType.TOPIC, topic_name, configs={"retention.ms": "1000"})], raise_on_unknown=False)
+        assert clients.describe_topic(spindle.bootstrap, topic_name)["retention.ms"] == "1000"
+
+        admin.create_partitions({topic_name: KPNewPartitions(total_count=3)})
+        clients.wait_for_topic(spindle.bootstrap, topic_name, 3)
+
+        admin.delete_topics([topic_name])
+        wait_until(lambda: partition_count(spindle.bootstrap, topic_name) is None, f"{topic_name} gone")
+    finally:
+        admin.close()

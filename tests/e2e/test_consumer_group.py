@@ -1,0 +1,113 @@
+"""A consumer group of two librdkafka members shares a 4-partition topic; when one member leaves,
+the other takes over its partitions from the committed offsets. Every record is consumed, and
+none twice: commits are explicit and synchronous after each record, so a record consumed twice
+would mean the broker lost or misreported a commit, or handed a partition to both members."""
+
+from __future__ import annotations
+
+import time
+
+from confluent_kafka import KafkaError
+from confluent_kafka import TopicPartition as CTP
+
+import clients
+
+PARTITIONS = 4
+PER_PARTITION = 10
+
+
+class Member:
+    """One group member that records what it consumed and commits each record explicitly."""
+
+    def __init__(self, bootstrap: str, group: str, topic: str, name: str):
+        self.name = name
+        self.consumer = clients.consumer(bootstrap, group, {"client.id": name})
+        self.assignment: set[int] = set()
+        self.seen: list[tuple[int, int, bytes]] = []
+        self.consumer.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+
+    def _on_assign(self, consumer, partitions):
+        self.assignment = {tp.partition for tp in partitions}
+
+    def _on_revoke(self, consumer, partitions):
+        self.assignment -= {tp.partition for tp in partitions}
+
+    def poll_once(self, timeout_s: float = 0.1) -> None:
+        msg = self.consumer.poll(timeout_s)
+        if msg is None:
+            return
+        if msg.error():
+            assert msg.error().code() == KafkaError._PARTITION_EOF, f"{self.name}: {msg.error()}"
+            return
+        self.seen.append((msg.partition(), msg.offset(), msg.value()))
+        self.consumer.commit(message=msg, asynchronous=False)
+
+
+def poll_until(members: list[Member], done, what: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for member in members:
+            member.poll_once()
+        if done():
+            return
+    state = {m.name: (sorted(m.assignment), len(m.seen)) for m in members}
+    raise AssertionError(f"not within {timeout_s}s: {what}; members (assignment, consumed): {state}")
+
+
+def produce_round(bootstrap: str, topic: str, round_no: int) -> set[bytes]:
+    values = [f"r{round_no}-p{p}-{i}".encode() for p in range(PARTITIONS) for i in range(PER_PARTITION)]
+    clients.produce_sync(
+        clients.producer(bootstrap),
+        topic,
+        [{"value": v, "partition": int(v.split(b"-")[1][1:])} for v in values],
+    )
+    return set(values)
+
+
+def test_group_member_leaves_and_other_takes_over(spindle, topic_name):
+    clients.create_topic(spindle.bootstrap, topic_name, partitions=PARTITIONS)
+    group = f"group-{topic_name}"
+    first = produce_round(spindle.bootstrap, topic_name, 1)
+    a = Member(spindle.bootstrap, group, topic_name, "member-a")
+    b = Member(spindle.bootstrap, group, topic_name, "member-b")
+
+    # Both members join, split the four partitions between them, and drain the first round.
+    poll_until(
+        [a, b],
+        lambda: len(a.assignment) == 2 and len(b.assignment) == 2 and len(a.seen) + len(b.seen) == len(first),
+        "both members hold two partitions each and the first round is consumed",
+    )
+    assert a.assignment.isdisjoint(b.assignment)
+    b_partitions = set(b.assignment)
+    assert {v for _, _, v in a.seen + b.seen} == first
+
+    # b leaves the group; a must take over b's partitions and read only what b did not commit.
+    b.consumer.close()
+    second = produce_round(spindle.bootstrap, topic_name, 2)
+    seen_before = len(a.seen)
+    poll_until(
+        [a],
+        lambda: a.assignment == set(range(PARTITIONS)) and len(a.seen) - seen_before >= len(second),
+        "member-a owns all four partitions and consumed the second round",
+    )
+    clients.assert_no_more(a.consumer, quiet_s=1.0)
+    taken_over = [(p, o) for p, o, _ in a.seen[seen_before:] if p in b_partitions]
+    a.consumer.close()
+
+    consumed = a.seen + b.seen
+    positions = [(p, o) for p, o, _ in consumed]
+    duplicates = {pos for pos in positions if positions.count(pos) > 1}
+    assert not duplicates, f"consumed twice: {sorted(duplicates)}"
+    assert {v for _, _, v in consumed} == first | second
+    assert taken_over, "member-a consumed nothing from the partitions member-b left"
+    for partition in b_partitions:
+        offsets = sorted(o for p, o in taken_over if p == partition)
+        assert offsets == list(range(PER_PARTITION, 2 * PER_PARTITION)), (
+            f"partition {partition}: member-a resumed at {offsets[:1]}, expected b's commit {PER_PARTITION}"
+        )
+
+    # The group's committed offsets are the end of each partition.
+    check = clients.consumer(spindle.bootstrap, group)
+    committed = check.committed([CTP(topic_name, p) for p in range(PARTITIONS)], timeout=10)
+    check.close()
+    assert {tp.partition: tp.offset for tp in committed} == {p: 2 * PER_PARTITION for p in range(PARTITIONS)}

@@ -1,0 +1,76 @@
+"""Metadata as three different clients see it: one broker at the advertised address, topics with
+their partitions and leaders, and topics created on first use (auto-creation is on by default)."""
+
+from __future__ import annotations
+
+from kafka import KafkaConsumer
+from kafka.admin import KafkaAdminClient
+
+import clients
+
+
+def test_confluent_list_topics_shows_broker_and_topic(spindle, topic_name):
+    clients.create_topic(spindle.bootstrap, topic_name, partitions=3)
+
+    md = clients.admin(spindle.bootstrap).list_topics(timeout=10)
+
+    assert len(md.brokers) == 1, md.brokers
+    broker = next(iter(md.brokers.values()))
+    assert (broker.host, broker.port) == ("127.0.0.1", spindle.kafka_port)
+    assert md.controller_id == broker.id
+    topic = md.topics[topic_name]
+    assert topic.error is None
+    assert sorted(topic.partitions) == [0, 1, 2]
+    for partition in topic.partitions.values():
+        assert partition.error is None
+        assert partition.leader == broker.id
+        assert partition.replicas == [broker.id]
+        assert partition.isrs == [broker.id]
+
+
+def test_confluent_unknown_topic_is_auto_created_by_producer(spindle, topic_name):
+    assert topic_name not in clients.admin(spindle.bootstrap).list_topics(timeout=10).topics
+
+    prod = clients.producer(spindle.bootstrap)
+    [msg] = clients.produce_sync(prod, topic_name, [{"value": b"first"}])
+
+    assert msg.offset() == 0
+    md = clients.admin(spindle.bootstrap).list_topics(timeout=10)
+    assert topic_name in md.topics
+    assert md.topics[topic_name].error is None
+
+
+def test_kafka_python_sees_topics_and_partitions(spindle, topic_name):
+    clients.create_topic(spindle.bootstrap, topic_name, partitions=2)
+
+    admin = KafkaAdminClient(bootstrap_servers=spindle.bootstrap, request_timeout_ms=10_000)
+    try:
+        assert topic_name in admin.list_topics()
+        cluster = admin.describe_cluster()
+        [broker] = cluster["brokers"]
+        assert (broker["host"], broker["port"]) == ("127.0.0.1", spindle.kafka_port)
+        [described] = admin.describe_topics([topic_name])
+        assert described["error_code"] == 0
+        assert sorted(p["partition_index"] for p in described["partitions"]) == [0, 1]
+    finally:
+        admin.close()
+
+    consumer = KafkaConsumer(bootstrap_servers=spindle.bootstrap, request_timeout_ms=10_000)
+    try:
+        assert topic_name in consumer.topics()
+        assert consumer.partitions_for_topic(topic_name) == {0, 1}
+    finally:
+        consumer.close()
+
+
+def test_kcat_lists_metadata_as_json(spindle, topic_name):
+    clients.create_topic(spindle.bootstrap, topic_name, partitions=4)
+
+    md = clients.kcat_metadata(spindle.bootstrap)
+
+    [broker] = md["brokers"]
+    assert broker["name"] == spindle.bootstrap
+    [topic] = [t for t in md["topics"] if t["topic"] == topic_name]
+    assert "error" not in topic, topic
+    assert sorted(p["partition"] for p in topic["partitions"]) == [0, 1, 2, 3]
+    assert all(p["leader"] == broker["id"] for p in topic["partitions"])

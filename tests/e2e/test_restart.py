@@ -1,0 +1,105 @@
+"""Restarts: the server announces readiness and stops cleanly on SIGTERM; acknowledged records
+survive both a clean stop and a SIGKILL; topic configs survive; and a consumer group that was
+mid-way through a topic when the server restarted resumes from its committed offsets."""
+
+from __future__ import annotations
+
+import signal
+
+from confluent_kafka import TopicPartition as CTP
+
+import clients
+import conftest
+
+PARTITIONS = 2
+PER_PARTITION = 30
+
+
+def produce_values(bootstrap: str, topic: str, values: list[bytes], partition: int = 0) -> list[int]:
+    prod = clients.producer(bootstrap, {"acks": "all"})
+    return [m.offset() for m in clients.produce_sync(prod, topic, [{"value": v, "partition": partition} for v in values])]
+
+
+def read_all(bootstrap: str, topic: str, count: int) -> list[tuple[int, bytes]]:
+    cons = clients.consumer(bootstrap)
+    cons.assign([CTP(topic, 0, 0)])
+    got = clients.consume(cons, count)
+    clients.assert_no_more(cons, quiet_s=0.5)
+    cons.close()
+    return [(m.offset(), m.value()) for m in got]
+
+
+def test_ready_line_and_clean_exit_on_sigterm(fresh_spindle):
+    assert conftest.READY_LINE in fresh_spindle.log_text(), "no 'spindle ready' line in the log"
+
+    code = fresh_spindle.stop(signal.SIGTERM)
+
+    assert code == 0, f"spindle exited with {code} on SIGTERM"
+
+
+def test_records_survive_sigterm_restart(fresh_spindle, topic_name):
+    clients.create_topic(fresh_spindle.bootstrap, topic_name)
+    values = [f"before-{i}".encode() for i in range(50)]
+    assert produce_values(fresh_spindle.bootstrap, topic_name, values) == list(range(50))
+
+    assert fresh_spindle.restart(signal.SIGTERM) == 0
+
+    assert read_all(fresh_spindle.bootstrap, topic_name, 50) == list(enumerate(values))
+    assert produce_values(fresh_spindle.bootstrap, topic_name, [b"after"]) == [50]
+
+
+def test_acknowledged_records_survive_sigkill(fresh_spindle, topic_name):
+    clients.create_topic(fresh_spindle.bootstrap, topic_name)
+    values = [f"acked-{i}".encode() for i in range(50)]
+    assert produce_values(fresh_spindle.bootstrap, topic_name, values) == list(range(50))
+
+    assert fresh_spindle.restart(signal.SIGKILL) == -signal.SIGKILL
+
+    assert read_all(fresh_spindle.bootstrap, topic_name, 50) == list(enumerate(values))
+    assert produce_values(fresh_spindle.bootstrap, topic_name, [b"after"]) == [50]
+
+
+def test_topic_configs_survive_restart(fresh_spindle, topic_name):
+    configs = {"retention.ms": "123456789", "segment.bytes": "2097152", "fsync.policy": "never"}
+    clients.create_topic(fresh_spindle.bootstrap, topic_name, partitions=3, config=configs)
+
+    fresh_spindle.restart()
+
+    clients.wait_for_topic(fresh_spindle.bootstrap, topic_name, 3)
+    described = clients.describe_topic(fresh_spindle.bootstrap, topic_name)
+    assert {k: described.get(k) for k in configs} == configs
+
+
+def test_group_resumes_from_committed_offsets_after_restart(fresh_spindle, topic_name):
+    bootstrap = fresh_spindle.bootstrap
+    clients.create_topic(bootstrap, topic_name, partitions=PARTITIONS)
+    for p in range(PARTITIONS):
+        produce_values(bootstrap, topic_name, [f"p{p}-{i}".encode() for i in range(PER_PARTITION)], partition=p)
+    group = f"group-{topic_name}"
+
+    # The first consumer reads part of the topic, committing each record, then the server
+    # restarts under it.
+    first = clients.consumer(bootstrap, group)
+    first.subscribe([topic_name])
+    before = clients.consume(first, PER_PARTITION)
+    for msg in before:
+        first.commit(message=msg, asynchronous=False)
+    committed_before = {tp.partition: tp.offset for tp in first.committed([CTP(topic_name, p) for p in range(PARTITIONS)], timeout=10)}
+    fresh_spindle.restart()
+    first.close()
+
+    # A new member of the same group starts exactly where the commits left off.
+    second = clients.consumer(bootstrap, group)
+    committed_after = {tp.partition: tp.offset for tp in second.committed([CTP(topic_name, p) for p in range(PARTITIONS)], timeout=10)}
+    assert committed_after == committed_before
+    second.subscribe([topic_name])
+    rest = clients.consume(second, PARTITIONS * PER_PARTITION - len(before), timeout_s=30)
+    clients.assert_no_more(second, quiet_s=1.0)
+    second.close()
+
+    for p in range(PARTITIONS):
+        resumed = sorted(m.offset() for m in rest if m.partition() == p)
+        start = max(committed_before[p], 0)
+        assert resumed == list(range(start, PER_PARTITION)), f"partition {p}: committed {start}, resumed at {resumed[:1]}"
+    values = sorted(m.value() for m in before + rest)
+    assert values == sorted(f"p{p}-{i}".encode() for p in range(PARTITIONS) for i in range(PER_PARTITION))
