@@ -1,0 +1,511 @@
+//! End-to-end tests of the admin commands (`spindle topic|group|cluster …`) against a real
+//! `spindle serve` started from the built binary on free loopback ports, with real records and
+//! a real consumer group made by kcat (librdkafka).
+//!
+//! Each test starts its own server in its own data directory and stops it with SIGTERM by its
+//! PID when the test ends (also when it fails). Commands are parsed by clap exactly as the
+//! `spindle` binary parses them (so usage errors give exit status 2) and run through
+//! `admin::execute`; the outcome is the exit status, stdout and stderr the binary would give.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use serde_json::Value;
+use spindle_tools::admin::{self, AdminCommand};
+
+/// How long a server may take to print its ready line.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a server may take to stop after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long to wait for a consumer group to settle.
+const GROUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running `spindle serve`, stopped on drop.
+struct Server {
+    child: Child,
+    kafka: String,
+    data_dir: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Server {
+    fn start() -> Self {
+        let data_dir = std::env::temp_dir().join(format!(
+            "spindle-admin-test-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let kafka = format!("127.0.0.1:{}", free_port());
+        let grpc = format!("127.0.0.1:{}", free_port());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["--kafka-listen", &kafka, "--grpc-listen", &grpc])
+            .env("SPINDLE_LOG_LEVEL", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if line.starts_with("spindle ready") && tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let server = Self {
+            child,
+            kafka,
+            data_dir,
+        };
+        match rx.recv_timeout(READY_TIMEOUT) {
+            Ok(_) => server,
+            Err(_) => panic!("spindle serve printed no ready line within {READY_TIMEOUT:?}"),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        stop(&mut self.child, STOP_TIMEOUT);
+        if let Err(e) = std::fs::remove_dir_all(&self.data_dir) {
+            eprintln!("cannot remove {}: {e}", self.data_dir.display());
+        }
+    }
+}
+
+/// SIGTERM to `child` by its PID, then SIGKILL if it has not exited within `timeout`.
+fn stop(child: &mut Child, timeout: Duration) {
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on the PID of a child this test spawned and has not reaped.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("process {pid} ignored SIGTERM for {timeout:?}; killing it");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// What one command gave: its exit status, stdout and stderr.
+#[derive(Debug)]
+struct Outcome {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Outcome {
+    fn ok(self) -> String {
+        assert_eq!(self.code, 0, "command failed: {}", self.stderr);
+        self.stdout
+    }
+
+    fn json(self) -> Value {
+        let text = self.ok();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+    }
+}
+
+/// The `spindle` command line, as far as the admin commands go.
+#[derive(Debug, Parser)]
+#[command(name = "spindle")]
+struct Cli {
+    #[command(subcommand)]
+    command: AdminCommand,
+}
+
+/// Runs `spindle ARGS… --bootstrap ADDR`.
+fn spindle(bootstrap: &str, args: &[&str]) -> Outcome {
+    let argv = std::iter::once("spindle")
+        .chain(args.iter().copied())
+        .chain(["--bootstrap", bootstrap]);
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            return Outcome {
+                code: e.exit_code(),
+                stdout: String::new(),
+                stderr: e.render().to_string(),
+            }
+        }
+    };
+    let mut stdout = Vec::new();
+    let result = admin::execute(cli.command, &mut stdout);
+    Outcome {
+        code: i32::from(result.is_err()),
+        stdout: String::from_utf8(stdout).unwrap(),
+        stderr: result
+            .err()
+            .map_or_else(String::new, |e| format!("spindle: {e}\n")),
+    }
+}
+
+/// Produces `count` records to `topic` partition `partition` with kcat.
+fn produce(bootstrap: &str, topic: &str, partition: i32, count: usize) {
+    let records: String = (0..count).map(|i| format!("record-{i}\n")).collect();
+    let mut kcat = Command::new("kcat")
+        .args([
+            "-b",
+            bootstrap,
+            "-t",
+            topic,
+            "-p",
+            &partition.to_string(),
+            "-P",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("kcat must be installed (scripts/test-deps installs it)");
+    std::io::Write::write_all(&mut kcat.stdin.take().unwrap(), records.as_bytes()).unwrap();
+    assert!(kcat.wait().unwrap().success(), "kcat could not produce");
+}
+
+fn partition_field(doc: &Value, partition: i64, field: &str) -> Value {
+    doc["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["partition"] == partition)
+        .unwrap_or_else(|| panic!("no partition {partition} in {doc}"))[field]
+        .clone()
+}
+
+#[test]
+fn topic_create_list_describe_alter_delete() {
+    let server = Server::start();
+    let b = server.kafka.as_str();
+
+    let created = spindle(
+        b,
+        &[
+            "topic",
+            "create",
+            "orders",
+            "--partitions",
+            "3",
+            "--config",
+            "retention.ms=86400000",
+        ],
+    )
+    .ok();
+    assert!(
+        created.contains("created topic orders with 3 partition(s)"),
+        "{created}"
+    );
+
+    let list = spindle(b, &["topic", "list", "--json"]).json();
+    let orders = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "orders")
+        .unwrap_or_else(|| panic!("orders not listed: {list}"));
+    assert_eq!(orders["partitions"], 3);
+
+    produce(b, "orders", 1, 4);
+    let described = spindle(b, &["topic", "describe", "orders", "--json"]).json();
+    assert_eq!(described["partitions"].as_array().unwrap().len(), 3);
+    assert_eq!(partition_field(&described, 1, "start_offset"), 0);
+    assert_eq!(partition_field(&described, 1, "end_offset"), 4);
+    assert_eq!(partition_field(&described, 0, "end_offset"), 0);
+    let table = spindle(b, &["topic", "describe", "orders"]).ok();
+    assert!(table.contains("PARTITION  LEADER"), "{table}");
+
+    let altered = spindle(
+        b,
+        &[
+            "topic",
+            "alter",
+            "orders",
+            "--set",
+            "retention.ms=1000",
+            "--partitions",
+            "4",
+        ],
+    )
+    .ok();
+    assert!(altered.contains("set retention.ms=1000"), "{altered}");
+    let described = spindle(b, &["topic", "describe", "orders", "--json"]).json();
+    assert_eq!(described["partitions"].as_array().unwrap().len(), 4);
+    let retention = described["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "retention.ms")
+        .unwrap_or_else(|| panic!("no retention.ms in {described}"));
+    assert_eq!(retention["value"], "1000");
+
+    let deleted = spindle(b, &["topic", "delete", "orders"]).ok();
+    assert!(deleted.contains("deleted topic orders"), "{deleted}");
+    let list = spindle(b, &["topic", "list", "--json"]).json();
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["name"] != "orders"),
+        "{list}"
+    );
+}
+
+#[test]
+fn errors_name_what_is_wrong_and_exit_non_zero() {
+    let server = Server::start();
+    let b = server.kafka.as_str();
+
+    let unknown = spindle(b, &["topic", "describe", "no-such-topic"]);
+    assert_eq!(unknown.code, 1);
+    assert!(
+        unknown.stderr.contains("unknown topic: no-such-topic"),
+        "{}",
+        unknown.stderr
+    );
+    let unknown = spindle(b, &["topic", "delete", "no-such-topic"]);
+    assert_eq!(unknown.code, 1);
+    assert!(
+        unknown.stderr.contains("no-such-topic"),
+        "{}",
+        unknown.stderr
+    );
+
+    for wrong in [
+        &["topic", "create"][..],
+        &["topic", "alter", "orders"],
+        &["topic", "create", "t", "--partitions", "zero"],
+        &["group", "reset-offsets", "g", "--topic", "t"],
+        &["topic", "frobnicate"],
+    ] {
+        let outcome = spindle(b, wrong);
+        assert_eq!(outcome.code, 2, "{wrong:?}: {outcome:?}");
+    }
+
+    spindle(b, &["topic", "create", "twice"]).ok();
+    let again = spindle(b, &["topic", "create", "twice"]);
+    assert_eq!(again.code, 1);
+    assert!(
+        again.stderr.contains("TOPIC_ALREADY_EXISTS"),
+        "{}",
+        again.stderr
+    );
+
+    let closed = format!("127.0.0.1:{}", free_port());
+    let unreachable = spindle(&closed, &["cluster", "info"]);
+    assert_eq!(unreachable.code, 1);
+    assert!(
+        unreachable
+            .stderr
+            .contains(&format!("cannot reach a Kafka server at {closed}")),
+        "{}",
+        unreachable.stderr
+    );
+}
+
+#[test]
+fn cluster_info_names_the_node() {
+    let server = Server::start();
+    let info = spindle(&server.kafka, &["cluster", "info", "--json"]).json();
+    let brokers = info["brokers"].as_array().unwrap();
+    assert_eq!(brokers.len(), 1, "{info}");
+    let port: u16 = server.kafka.rsplit(':').next().unwrap().parse().unwrap();
+    assert_eq!(brokers[0]["port"], port);
+    assert_eq!(info["controller_id"], brokers[0]["node_id"]);
+    assert!(info["cluster_id"].is_string(), "{info}");
+    let table = spindle(&server.kafka, &["cluster", "info"]).ok();
+    assert!(table.starts_with("Cluster: "), "{table}");
+}
+
+#[test]
+fn group_offsets_lag_and_reset() {
+    let server = Server::start();
+    let b = server.kafka.as_str();
+    spindle(b, &["topic", "create", "events", "--partitions", "2"]).ok();
+    produce(b, "events", 0, 5);
+    produce(b, "events", 1, 3);
+
+    // Commit offsets for a group with no members (the admin path: generation -1).
+    let plan = spindle(
+        b,
+        &[
+            "group",
+            "reset-offsets",
+            "audit",
+            "--topic",
+            "events",
+            "--to-offset",
+            "2",
+            "--execute",
+            "--json",
+        ],
+    )
+    .json();
+    assert_eq!(plan["executed"], true);
+    assert_eq!(partition_field(&plan, 0, "new_offset"), 2);
+
+    let groups = spindle(b, &["group", "list", "--json"]).json();
+    assert!(
+        groups
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["group"] == "audit"),
+        "{groups}"
+    );
+
+    let described = spindle(b, &["group", "describe", "audit", "--json"]).json();
+    let lag = |doc: &Value, partition: i64| {
+        doc["offsets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["topic"] == "events" && o["partition"] == partition)
+            .unwrap_or_else(|| panic!("no events-{partition} in {doc}"))["lag"]
+            .clone()
+    };
+    assert_eq!(lag(&described, 0), 3, "{described}");
+    assert_eq!(lag(&described, 1), 1, "{described}");
+
+    let dry = spindle(
+        b,
+        &[
+            "group",
+            "reset-offsets",
+            "audit",
+            "--topic",
+            "events",
+            "--to-earliest",
+        ],
+    )
+    .ok();
+    assert!(dry.contains("dry run: nothing changed"), "{dry}");
+    let described = spindle(b, &["group", "describe", "audit", "--json"]).json();
+    assert_eq!(
+        lag(&described, 0),
+        3,
+        "a dry run changed the offsets: {described}"
+    );
+
+    spindle(
+        b,
+        &[
+            "group",
+            "reset-offsets",
+            "audit",
+            "--topic",
+            "events",
+            "--to-earliest",
+            "--execute",
+        ],
+    )
+    .ok();
+    let described = spindle(b, &["group", "describe", "audit", "--json"]).json();
+    assert_eq!(lag(&described, 0), 5, "{described}");
+    assert_eq!(lag(&described, 1), 3, "{described}");
+
+    spindle(
+        b,
+        &[
+            "group",
+            "reset-offsets",
+            "audit",
+            "--topic",
+            "events",
+            "--to-latest",
+            "--execute",
+        ],
+    )
+    .ok();
+    let described = spindle(b, &["group", "describe", "audit", "--json"]).json();
+    assert_eq!(lag(&described, 0), 0, "{described}");
+
+    let table = spindle(b, &["group", "describe", "audit"]).ok();
+    assert!(
+        table.contains("TOPIC   PARTITION  COMMITTED  END  LAG  MEMBER"),
+        "{table}"
+    );
+    let unknown = spindle(b, &["group", "describe", "nobody"]);
+    assert_eq!(unknown.code, 1);
+    assert!(
+        unknown.stderr.contains("unknown group: nobody"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+#[test]
+fn a_live_group_shows_its_members_and_refuses_a_reset() {
+    let server = Server::start();
+    let b = server.kafka.as_str();
+    spindle(b, &["topic", "create", "clicks", "--partitions", "2"]).ok();
+    produce(b, "clicks", 0, 2);
+    let mut consumer = Command::new("kcat")
+        .args(["-b", b, "-G", "dashboard", "clicks", "-q"])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("kcat must be installed (scripts/test-deps installs it)");
+
+    let deadline = Instant::now() + GROUP_TIMEOUT;
+    let described = loop {
+        let outcome = spindle(b, &["group", "describe", "dashboard", "--json"]);
+        if outcome.code == 0 {
+            let doc: Value = serde_json::from_str(&outcome.stdout).unwrap();
+            if doc["state"] == "Stable" {
+                break doc;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the group never became stable: {outcome:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let members = described["members"].as_array().unwrap();
+    assert_eq!(members.len(), 1, "{described}");
+    let assignment = members[0]["assignment"].as_array().unwrap();
+    assert_eq!(assignment[0]["topic"], "clicks", "{described}");
+    assert_eq!(
+        assignment[0]["partitions"],
+        serde_json::json!([0, 1]),
+        "{described}"
+    );
+
+    let refused = spindle(
+        b,
+        &[
+            "group",
+            "reset-offsets",
+            "dashboard",
+            "--topic",
+            "clicks",
+            "--to-earliest",
+            "--execute",
+        ],
+    );
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused.stderr.contains("group dashboard is Stable"),
+        "{}",
+        refused.stderr
+    );
+    stop(&mut consumer, STOP_TIMEOUT);
+}
