@@ -46,3 +46,5 @@ pub use crate::error::LogError;
 pub use crate::io::prepare_thread_io;
 pub use crate::log::{AppendInfo, IoStats, Log, RetentionOutcome};
 pub use crate::offset::Offset;
+#[doc(hidden)]
+pub use crate::segment::SegmentIndex;

@@ -70,9 +70,9 @@ pub(crate) struct SegmentSummary {
     pub max_timestamp: i64,
 }
 
-/// Sparse offset and time index of one segment, in memory.
+/// Sparse offset and time index of one segment, in memory (public for the benches).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct SegmentIndex {
+pub struct SegmentIndex {
     relative_offsets: Vec<u32>,
     positions: Vec<u32>,
     max_timestamps_before: Vec<i64>,
@@ -80,6 +80,9 @@ pub(crate) struct SegmentIndex {
 
 impl SegmentIndex {
     /// Adds an entry; offsets and positions must grow.
+    ///
+    /// # Panics
+    /// Panics if the entry does not come after the last one (a broken invariant).
     pub fn push(&mut self, relative_offset: u32, position: u32, max_timestamp_before: i64) {
         if let (Some(&o), Some(&p)) = (self.relative_offsets.last(), self.positions.last()) {
             assert!(
@@ -95,6 +98,11 @@ impl SegmentIndex {
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.positions.len()
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.positions.is_empty()
     }
 
     /// The last indexed batch starting at or before `relative_offset`, as (relative offset,
@@ -126,7 +134,7 @@ impl SegmentIndex {
     }
 
     /// The last entry as (relative offset, position, max timestamp before), if any.
-    pub fn last(&self) -> Option<(u32, u64, i64)> {
+    pub(crate) fn last(&self) -> Option<(u32, u64, i64)> {
         let i = self.len().checked_sub(1)?;
         Some((
             self.relative_offsets[i],
@@ -136,7 +144,7 @@ impl SegmentIndex {
     }
 
     /// Drops every entry at or after byte `position`.
-    pub fn truncate_at_position(&mut self, position: u64) {
+    pub(crate) fn truncate_at_position(&mut self, position: u64) {
         let keep = self.positions.partition_point(|&p| u64::from(p) < position);
         self.relative_offsets.truncate(keep);
         self.positions.truncate(keep);
@@ -144,12 +152,12 @@ impl SegmentIndex {
     }
 
     /// Bytes the two index files take on disk.
-    pub fn file_bytes(&self) -> u64 {
+    pub(crate) fn file_bytes(&self) -> u64 {
         (2 * HEADER_BYTES + self.len() * (8 + 12)) as u64
     }
 
     /// Encodes the `.index` file.
-    pub fn encode_offsets(&self, summary: SegmentSummary) -> Vec<u8> {
+    pub(crate) fn encode_offsets(&self, summary: SegmentSummary) -> Vec<u8> {
         let mut out = vec![0u8; HEADER_BYTES];
         for (&o, &p) in self.relative_offsets.iter().zip(&self.positions) {
             let e = OffsetEntry {
@@ -163,7 +171,7 @@ impl SegmentIndex {
     }
 
     /// Encodes the `.timeindex` file.
-    pub fn encode_times(&self, summary: SegmentSummary) -> Vec<u8> {
+    pub(crate) fn encode_times(&self, summary: SegmentSummary) -> Vec<u8> {
         let mut out = vec![0u8; HEADER_BYTES];
         for (&t, &o) in self
             .max_timestamps_before
@@ -182,7 +190,7 @@ impl SegmentIndex {
 
     /// Decodes the pair of index files, or `None` if either is damaged, stale (describes another
     /// base or another segment length) or inconsistent with the other.
-    pub fn decode(
+    pub(crate) fn decode(
         offsets: &[u8],
         times: &[u8],
         base: Offset,

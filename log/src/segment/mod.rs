@@ -17,7 +17,8 @@ use glommio::io::DmaFile;
 
 pub(crate) use appender::{Appender, WrittenBatch};
 pub(crate) use cursor::{BatchCursor, FoundBatch, Step};
-pub(crate) use index::{SegmentIndex, SegmentSummary};
+pub use index::SegmentIndex;
+pub(crate) use index::SegmentSummary;
 pub(crate) use recovery::recover;
 
 use crate::error::LogError;

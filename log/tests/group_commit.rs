@@ -1,0 +1,90 @@
+//! Concurrent flushes share writes and syncs (group commit); the fsync policy decides syncs.
+
+mod common;
+
+use std::rc::Rc;
+
+use common::*;
+use spindle_log::testing::batch;
+use spindle_log::{FsyncPolicy, LogConfig, Offset};
+
+const FLUSHERS: usize = 8;
+
+#[test]
+fn concurrent_flushers_share_one_write_and_one_fdatasync() {
+    let dir = tempdir();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let config = LogConfig {
+            fsync: FsyncPolicy::Batch,
+            ..LogConfig::default()
+        };
+        let (log, _) = open(&path, config).await;
+        let log = Rc::new(log);
+        // Everything appended before any flush starts: all flushers ride on one write + sync.
+        for _ in 0..FLUSHERS {
+            log.append(batch(4, 100, 0)).unwrap();
+        }
+        let before = log.io_stats();
+        let tasks: Vec<_> = (0..FLUSHERS)
+            .map(|_| {
+                let log = log.clone();
+                glommio::spawn_local(async move { log.flush().await.unwrap() })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await, Offset(4 * FLUSHERS as u64));
+        }
+        let after = log.io_stats();
+        assert_eq!(after.writes - before.writes, 1, "one write for {FLUSHERS} flushers");
+        assert_eq!(after.syncs - before.syncs, 1, "one fdatasync for {FLUSHERS} flushers");
+
+        // Producers that each append then flush: the first writes its own batch; everyone who
+        // arrives while that write is in flight shares the next one.
+        let before = log.io_stats();
+        let tasks: Vec<_> = (0..FLUSHERS)
+            .map(|_| {
+                let log = log.clone();
+                glommio::spawn_local(async move {
+                    let info = log.append(batch(2, 100, 0)).unwrap();
+                    let hw = log.flush().await.unwrap();
+                    assert!(hw > info.last_offset, "acknowledged only once written");
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await;
+        }
+        let after = log.io_stats();
+        assert!(after.syncs - before.syncs <= 2, "{:?} -> {:?}", before, after);
+        assert!(after.writes - before.writes <= 2);
+    });
+}
+
+#[test]
+fn fsync_never_syncs_only_on_close_and_interval_leaves_it_to_sync() {
+    let dir = tempdir();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let (log, _) = open(&path, LogConfig::default()).await;
+        append_n(&log, 10, 1, 10, 0);
+        log.flush().await.unwrap();
+        log.roll().await.unwrap();
+        append_n(&log, 10, 1, 10, 0);
+        log.flush().await.unwrap();
+        assert_eq!(log.io_stats().syncs, 0);
+        log.close().await.unwrap();
+        assert_eq!(log.io_stats().syncs, 1);
+
+        let config = LogConfig {
+            fsync: FsyncPolicy::IntervalMs(100),
+            ..LogConfig::default()
+        };
+        let (log, _) = open(&path, config).await;
+        append_n(&log, 10, 1, 10, 0);
+        log.flush().await.unwrap();
+        assert_eq!(log.io_stats().syncs, 0);
+        log.sync().await.unwrap();
+        assert_eq!(log.io_stats().syncs, 1);
+    });
+}
