@@ -13,8 +13,10 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka import codec as kafka_codec
 
 import clients
+import wire
 
 CODECS = ["gzip", "snappy", "lz4", "zstd"]
+CODEC_IDS = {"gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 COUNT = 50
 
 KAFKA_PYTHON_HAS = {
@@ -71,6 +73,25 @@ def test_confluent_compressed_batches_roundtrip(spindle, topic_name, codec):
     clients.produce_sync(prod, topic_name, [{"key": k, "value": v, "headers": h, "partition": 0} for k, v, h in sent])
 
     assert confluent_read(spindle.bootstrap, topic_name) == sent
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_batches_are_served_as_the_producer_compressed_them(spindle, topic_name, codec):
+    """The broker stores and serves the producer's compressed batch: no recompression, valid CRC."""
+    sent = records(codec)
+    prod = clients.producer(spindle.bootstrap, {"compression.type": codec, "linger.ms": 50})
+    clients.produce_sync(prod, topic_name, [{"key": k, "value": v, "headers": h, "partition": 0} for k, v, h in sent])
+
+    with wire.Connection(spindle.bootstrap) as conn:
+        error, high_watermark, stored = conn.fetch(topic_name, 0)
+    assert (error, high_watermark) == (wire.NONE, COUNT)
+    batches = wire.split_batches(stored)
+    assert batches, "the fetch returned no complete batch"
+    assert sum(b.record_count for b in batches) == COUNT
+    for b in batches:
+        assert b.magic == 2 and b.crc_ok, b
+        assert b.codec == CODEC_IDS[codec], f"stored with codec {b.codec}, produced with {codec}"
+    assert len(stored) < sum(len(v) for _, v, _ in sent) / 2, "the stored bytes are not compressed"
 
 
 @pytest.mark.parametrize("codec", CODECS)

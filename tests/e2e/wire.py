@@ -179,6 +179,40 @@ def record_batch(
     return i64(0) + i32(len(after_length)) + after_length
 
 
+@dataclass
+class BatchHeader:
+    base_offset: int
+    length: int
+    magic: int
+    crc: int
+    attributes: int
+    last_offset_delta: int
+    record_count: int
+    crc_ok: bool
+
+    @property
+    def codec(self) -> int:
+        """0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd."""
+        return self.attributes & 0x7
+
+
+def split_batches(records: bytes) -> list[BatchHeader]:
+    """The v2 batch headers in a Fetch response's records, with each batch's CRC checked.
+    A partial batch at the end (a fetch may cut one off) is left out."""
+    headers = []
+    pos = 0
+    while pos + 61 <= len(records):
+        base_offset, length, _epoch, magic, crc, attributes, last_delta = struct.unpack_from(">qiibIhi", records, pos)
+        end = pos + 12 + length
+        if end > len(records):
+            break
+        (count,) = struct.unpack_from(">i", records, pos + 57)
+        crc_ok = crc32c.crc32c(records[pos + 21 : end]) == crc
+        headers.append(BatchHeader(base_offset, length, magic, crc, attributes, last_delta, count, crc_ok))
+        pos = end
+    return headers
+
+
 def corrupt_crc(batch: bytes) -> bytes:
     """The same batch with one payload byte flipped, so its stored CRC no longer matches."""
     flipped = bytearray(batch)
@@ -313,6 +347,28 @@ class Connection:
         reader = self.request(INIT_PRODUCER_ID, version, string(None) + i32(60_000))
         reader.i32()  # throttle_time_ms
         return reader.i16(), reader.i64(), reader.i16()
+
+    def fetch(self, topic: str, partition: int, offset: int = 0, max_bytes: int = 4 << 20) -> tuple[int, int, bytes]:
+        """Fetch v4 (read committed: no) of one partition; returns (error, high_watermark,
+        records) where records are the stored batches, byte for byte."""
+        version = self.pick_version(FETCH, 4, 4)
+        partitions = array([i32(partition) + i64(offset) + i32(max_bytes)])
+        body = i32(-1) + i32(100) + i32(1) + i32(max_bytes) + i8(0) + array([string(topic) + partitions])
+        reader = self.request(FETCH, version, body)
+        reader.i32()  # throttle_time_ms
+
+        def partition_data(r: Reader) -> tuple[int, int, int, bytes]:
+            index, error, high_watermark = r.i32(), r.i16(), r.i64()
+            r.i64()  # last_stable_offset
+            r.array(lambda rr: (rr.i64(), rr.i64()))  # aborted transactions
+            size = r.i32()
+            return index, error, high_watermark, b"" if size < 0 else r.take(size)
+
+        [(name, [(index, error, high_watermark, records)])] = reader.array(
+            lambda r: (r.string(), r.array(partition_data))
+        )
+        assert (name, index) == (topic, partition)
+        return error, high_watermark, records
 
     def metadata(self, topics: list[str] | None = None) -> Reader:
         """Metadata v1 for `topics` (None: all topics); returns the reader after the header."""
