@@ -11,11 +11,9 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
-use bytes::Bytes;
-use futures::stream::{FuturesUnordered, StreamExt};
 use kafka_protocol::records::Compression;
 use serde_json::json;
 use spindle_engine::{
@@ -24,11 +22,11 @@ use spindle_engine::{
 
 use crate::bench::args::EmbeddedArgs;
 use crate::bench::batch::{BatchShape, Template};
-use crate::bench::latency::Latency;
 use crate::bench::limits;
+use crate::bench::producer_task::{self, ProducerOutcome, TaskSetup};
 use crate::bench::progress::Progress;
 use crate::bench::report::Report;
-use crate::bench::schedule::{Plan, Schedule};
+use crate::bench::schedule::Plan;
 use crate::bench::throughput::{Sampler, Throughput};
 
 /// Runs the embedded benchmark described by `args` and prints its report.
@@ -78,25 +76,6 @@ fn topic_config(args: &EmbeddedArgs) -> TopicConfig {
     }
 }
 
-/// Everything the producers of one run share.
-struct Run<'a> {
-    handle: &'a EngineHandle,
-    partitions: Vec<TopicPartition>,
-    templates: &'a [Template],
-    shape: BatchShape,
-    plan: Plan,
-    throughput: Arc<Throughput>,
-    start: Instant,
-}
-
-/// What one producer measured.
-#[derive(Default)]
-struct ProducerOutcome {
-    latency: Latency,
-    batches: u64,
-    first_error: Option<String>,
-}
-
 fn drive(
     args: &EmbeddedArgs,
     handle: &EngineHandle,
@@ -111,30 +90,41 @@ fn drive(
     runtime.block_on(ensure_topic(handle, args))?;
     let throughput = Arc::new(Throughput::default());
     let start = Instant::now();
-    let run = Run {
-        handle,
-        partitions: (0..load.partitions)
-            .map(|p| TopicPartition::new(load.topic.as_str(), p))
-            .collect(),
-        templates,
+    let partitions: Vec<TopicPartition> = (0..load.partitions)
+        .map(|p| TopicPartition::new(load.topic.as_str(), p))
+        .collect();
+    let plan = Plan::new(load.stop(), start, shape.records as u64);
+    let setup = TaskSetup {
+        plan: &plan,
+        throughput: &throughput,
         shape: *shape,
-        plan: Plan::new(load.stop(), start, shape.records as u64),
-        throughput: throughput.clone(),
         start,
+        rate: load.rate,
+        producers: load.producers.max(1),
+        in_flight: load.in_flight,
     };
     let progress = Progress::new(!load.json, load.stop());
     let sampler = Sampler::start(throughput.clone(), progress, start);
-    let producers = (0..load.producers.max(1)).map(|i| produce(&run, load, i));
+    let producers = (0..setup.producers).map(|i| {
+        let partitions = &partitions;
+        producer_task::run(&setup, i, move |n| {
+            let tp = &partitions[(i + n) % partitions.len()];
+            let batch = templates[n % templates.len()].bytes.clone();
+            async move {
+                handle
+                    .produce(tp, batch)
+                    .await
+                    .map(|_| ())
+                    .map_err(anyhow::Error::from)
+            }
+        })
+    });
     let outcomes = runtime.block_on(futures::future::join_all(producers));
     let elapsed = start.elapsed();
     let series = sampler.stop();
-    let mut latency = Latency::new();
-    let mut batches = 0;
-    let mut first_error = None;
+    let mut all = ProducerOutcome::default();
     for o in outcomes {
-        latency.merge(&o.latency);
-        batches += o.batches;
-        first_error = first_error.or(o.first_error);
+        all.merge(o);
     }
     Ok(Report {
         mode: "embedded",
@@ -155,10 +145,10 @@ fn drive(
         }),
         elapsed,
         totals: throughput.totals(),
-        batches,
-        latency,
+        batches: all.batches,
+        latency: all.latency,
         series,
-        first_error,
+        first_error: all.first_error,
         consume: None,
     })
 }
@@ -184,81 +174,4 @@ async fn ensure_topic(handle: &EngineHandle, args: &EmbeddedArgs) -> anyhow::Res
         }
         Err(e) => Err(e).context("creating the bench topic"),
     }
-}
-
-/// One producer: keeps up to `--in-flight` produce requests outstanding until the plan ends,
-/// then waits for the outstanding ones.
-async fn produce(
-    run: &Run<'_>,
-    load: &crate::bench::args::LoadArgs,
-    index: usize,
-) -> ProducerOutcome {
-    let mut out = ProducerOutcome::default();
-    let mut schedule = Schedule::new(
-        run.start,
-        load.rate,
-        load.producers.max(1),
-        index,
-        run.shape.records as u64,
-    );
-    let mut in_flight = FuturesUnordered::new();
-    let mut next: Option<Instant> = None;
-    let mut done = false;
-    let mut sent = 0usize;
-    let far = Duration::from_secs(limits::DRAIN_TIMEOUT_SECS);
-    loop {
-        if next.is_none() && !done && in_flight.len() < load.in_flight {
-            let at = schedule.next_send();
-            if run.plan.claim(at) {
-                next = Some(at);
-            } else {
-                done = true;
-            }
-        }
-        if let Some(at) = next {
-            if in_flight.len() < load.in_flight && at <= Instant::now() {
-                let tp = &run.partitions[(index + sent) % run.partitions.len()];
-                let batch = run.templates[sent % run.templates.len()].bytes.clone();
-                in_flight.push(send(run.handle, tp, batch, at));
-                sent += 1;
-                next = None;
-                continue;
-            }
-        }
-        if in_flight.is_empty() && next.is_none() {
-            return out;
-        }
-        let wake = next.filter(|_| in_flight.len() < load.in_flight);
-        tokio::select! {
-            biased;
-            Some((at, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                out.latency.record(at.elapsed());
-                match result {
-                    Ok(()) => {
-                        out.batches += 1;
-                        run.throughput.produced(run.shape.records as u64, run.shape.payload_bytes());
-                    }
-                    Err(e) => {
-                        run.throughput.error();
-                        out.first_error.get_or_insert_with(|| format!("{e:#}"));
-                    }
-                }
-            }
-            () = tokio::time::sleep_until(wake.unwrap_or_else(|| Instant::now() + far).into()), if wake.is_some() => {}
-        }
-    }
-}
-
-async fn send(
-    handle: &EngineHandle,
-    tp: &TopicPartition,
-    batch: Bytes,
-    intended: Instant,
-) -> (Instant, anyhow::Result<()>) {
-    let result = handle
-        .produce(tp, batch)
-        .await
-        .map(|_| ())
-        .map_err(anyhow::Error::from);
-    (intended, result)
 }

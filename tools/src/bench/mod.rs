@@ -26,6 +26,7 @@ pub mod kafka;
 pub mod latency;
 pub mod limits;
 pub mod plot;
+pub mod producer_task;
 pub mod progress;
 pub mod report;
 pub mod schedule;

@@ -32,7 +32,8 @@ use crate::bench::throughput::{Sampler, Throughput};
 
 use self::cluster::Cluster;
 use self::consumer::{ConsumeSetup, ConsumerOutcome};
-use self::producer::{ProduceSetup, ProducerOutcome};
+use self::producer::ProduceSetup;
+use crate::bench::producer_task::ProducerOutcome;
 
 /// Runs the Kafka-protocol benchmark described by `args` and prints its report.
 ///
@@ -191,14 +192,11 @@ fn build_report(
     consumers: Vec<ConsumerOutcome>,
 ) -> Report {
     let load = &args.load;
-    let mut latency = Latency::new();
-    let mut batches = 0;
-    let mut first_error = None;
+    let mut all = ProducerOutcome::default();
     for o in producers {
-        latency.merge(&o.latency);
-        batches += o.batches;
-        first_error = first_error.or(o.first_error);
+        all.merge(o);
     }
+    let mut first_error = all.first_error.take();
     let consume = (args.consumers > 0).then(|| {
         let mut c = ConsumeReport {
             elapsed: std::time::Duration::ZERO,
@@ -241,8 +239,8 @@ fn build_report(
         }),
         elapsed,
         totals: throughput.totals(),
-        batches,
-        latency,
+        batches: all.batches,
+        latency: all.latency,
         series,
         first_error,
         consume,

@@ -22,7 +22,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use crate::bench::batch::{stamp, BatchShape, Template};
 use crate::bench::kafka::cluster::{topic_name, Cluster};
 use crate::bench::kafka::connection::{encode_request, Connection, Reader};
-use crate::bench::latency::Latency;
+use crate::bench::producer_task::ProducerOutcome;
 use crate::bench::schedule::{Plan, Schedule};
 use crate::bench::throughput::Throughput;
 
@@ -54,17 +54,6 @@ pub struct ProduceSetup<'a> {
     pub start: Instant,
     /// Wall clock (ms since the epoch) at `start`.
     pub start_wall_ms: i64,
-}
-
-/// What one producer measured.
-#[derive(Debug, Default)]
-pub struct ProducerOutcome {
-    /// Latency per acknowledged (or, with acks=0, sent) batch.
-    pub latency: Latency,
-    /// Batches acknowledged.
-    pub batches: u64,
-    /// The first error met.
-    pub first_error: Option<String>,
 }
 
 /// A request on its way.
@@ -153,11 +142,7 @@ fn produce(
                 break Err(e);
             }
             if setup.acks == 0 {
-                out.latency.record(intended.elapsed());
-                out.batches += 1;
-                setup
-                    .throughput
-                    .produced(setup.shape.records as u64, setup.shape.payload_bytes());
+                out.complete(intended, Ok(()), &setup.shape, setup.throughput);
             }
         };
         drop(to_reader);
@@ -165,9 +150,7 @@ fn produce(
             let answers = receiver
                 .join()
                 .map_err(|_| anyhow::anyhow!("the response reader panicked"))?;
-            out.latency.merge(&answers.latency);
-            out.batches += answers.batches;
-            out.first_error = out.first_error.take().or(answers.first_error);
+            out.merge(answers);
         }
         result
     })
@@ -216,23 +199,14 @@ fn receive(
     let version = setup.cluster.versions.produce;
     while let Ok(p) = pending.recv() {
         let answer = reader.receive::<ProduceRequest>(version);
-        let latency = p.intended.elapsed();
-        match answer.and_then(|(id, response)| check(id, p.correlation_id, &response)) {
-            Ok(()) => {
-                out.latency.record(latency);
-                out.batches += 1;
-                setup
-                    .throughput
-                    .produced(setup.shape.records as u64, setup.shape.payload_bytes());
-            }
-            Err(e) => {
-                setup.throughput.error();
-                out.first_error.get_or_insert_with(|| format!("{e:#}"));
-                if e.downcast_ref::<PartitionError>().is_none() {
-                    // The connection is unusable: stop, which makes the writer stop.
-                    return out;
-                }
-            }
+        let result = answer.and_then(|(id, response)| check(id, p.correlation_id, &response));
+        let fatal = result
+            .as_ref()
+            .is_err_and(|e| e.downcast_ref::<PartitionError>().is_none());
+        out.complete(p.intended, result, &setup.shape, setup.throughput);
+        if fatal {
+            // The connection is unusable: stop, which makes the writer stop.
+            return out;
         }
     }
     out

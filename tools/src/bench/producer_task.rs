@@ -1,0 +1,217 @@
+//! [`run`]: one async producer with a bounded in-flight window, shared by the modes whose
+//! clients are async (`embedded`, `grpc`).
+//!
+//! The loop keeps up to `in_flight` requests outstanding. With a target rate it waits for each
+//! batch's intended time (or sends at once when behind), and every latency is measured from
+//! the intended time, so a stall shows up in the figures rather than slowing the offered load
+//! (see [`crate::bench::schedule`]). It polls completions and the send timer together, so a
+//! completion is timed when it happens, not when the producer next gets round to it.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+
+use crate::bench::batch::BatchShape;
+use crate::bench::latency::Latency;
+use crate::bench::limits;
+use crate::bench::schedule::{Plan, Schedule};
+use crate::bench::throughput::Throughput;
+
+/// What one producer measured.
+#[derive(Debug, Default)]
+pub struct ProducerOutcome {
+    /// Latency per batch, acknowledged or failed.
+    pub latency: Latency,
+    /// Batches acknowledged.
+    pub batches: u64,
+    /// The first error met (the rest are only counted).
+    pub first_error: Option<String>,
+}
+
+impl ProducerOutcome {
+    /// Adds `other`'s figures to these; the earlier first error wins.
+    pub fn merge(&mut self, other: ProducerOutcome) {
+        self.latency.merge(&other.latency);
+        self.batches += other.batches;
+        self.first_error = self.first_error.take().or(other.first_error);
+    }
+
+    /// Counts a completed request that was intended at `intended`.
+    pub fn complete(
+        &mut self,
+        intended: Instant,
+        result: anyhow::Result<()>,
+        shape: &BatchShape,
+        throughput: &Throughput,
+    ) {
+        self.latency.record(intended.elapsed());
+        match result {
+            Ok(()) => {
+                self.batches += 1;
+                throughput.produced(shape.records as u64, shape.payload_bytes());
+            }
+            Err(e) => {
+                throughput.error();
+                self.first_error.get_or_insert_with(|| format!("{e:#}"));
+            }
+        }
+    }
+}
+
+/// What the producers of one run share.
+pub struct TaskSetup<'a> {
+    /// When the run ends.
+    pub plan: &'a Plan,
+    /// Shared counters.
+    pub throughput: &'a Throughput,
+    /// Batch layout (for the counters).
+    pub shape: BatchShape,
+    /// The run's start.
+    pub start: Instant,
+    /// Target messages per second over all producers.
+    pub rate: Option<u64>,
+    /// Producers in the run.
+    pub producers: usize,
+    /// Requests outstanding per producer at most.
+    pub in_flight: usize,
+}
+
+/// Runs producer `index` until the plan ends and its outstanding requests complete.
+/// `send(n)` starts the producer's `n`-th request (0, 1, 2, …).
+pub async fn run<F, Fut>(setup: &TaskSetup<'_>, index: usize, mut send: F) -> ProducerOutcome
+where
+    F: FnMut(usize) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    let mut out = ProducerOutcome::default();
+    let mut schedule = Schedule::new(
+        setup.start,
+        setup.rate,
+        setup.producers,
+        index,
+        setup.shape.records as u64,
+    );
+    let mut in_flight = FuturesUnordered::new();
+    let mut next: Option<Instant> = None;
+    let mut done = false;
+    let mut sent = 0usize;
+    loop {
+        if next.is_none() && !done && in_flight.len() < setup.in_flight {
+            let at = schedule.next_send();
+            if setup.plan.claim(at) {
+                next = Some(at);
+            } else {
+                done = true;
+            }
+        }
+        if let Some(at) = next {
+            if in_flight.len() < setup.in_flight && at <= Instant::now() {
+                let request = send(sent);
+                in_flight.push(async move { (at, request.await) });
+                sent += 1;
+                next = None;
+                continue;
+            }
+        }
+        if in_flight.is_empty() && next.is_none() {
+            return out;
+        }
+        let wake = next
+            .filter(|_| in_flight.len() < setup.in_flight)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(limits::DRAIN_TIMEOUT_SECS));
+        let can_send = next.is_some() && in_flight.len() < setup.in_flight;
+        tokio::select! {
+            biased;
+            Some((at, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                out.complete(at, result, &setup.shape, setup.throughput);
+            }
+            () = tokio::time::sleep_until(wake.into()), if can_send => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::args::Stop;
+    use kafka_protocol::records::Compression;
+
+    fn setup<'a>(plan: &'a Plan, throughput: &'a Throughput, rate: Option<u64>) -> TaskSetup<'a> {
+        TaskSetup {
+            plan,
+            throughput,
+            shape: BatchShape::filling(1000, 100, Compression::None),
+            start: Instant::now(),
+            rate,
+            producers: 1,
+            in_flight: 3,
+        }
+    }
+
+    #[test]
+    fn count_run_sends_every_batch_and_counts_failures() {
+        let start = Instant::now();
+        let plan = Plan::new(Stop::Count(100), start, 10);
+        let throughput = Throughput::default();
+        let setup = setup(&plan, &throughput, None);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        let out = runtime.block_on(run(&setup, 0, |n| async move {
+            tokio::task::yield_now().await;
+            if n == 3 {
+                anyhow::bail!("refused")
+            }
+            Ok(())
+        }));
+        assert_eq!(out.batches, 9);
+        assert_eq!(out.latency.count(), 10);
+        assert_eq!(out.first_error.as_deref(), Some("refused"));
+        assert_eq!(throughput.totals().produced_messages, 90);
+        assert_eq!(throughput.totals().errors, 1);
+    }
+
+    #[test]
+    fn in_flight_window_is_never_exceeded() {
+        use std::cell::Cell;
+        let plan = Plan::new(Stop::Count(200), Instant::now(), 10);
+        let throughput = Throughput::default();
+        let setup = setup(&plan, &throughput, None);
+        let outstanding = Cell::new(0usize);
+        let peak = Cell::new(0usize);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        runtime.block_on(run(&setup, 0, |_| {
+            outstanding.set(outstanding.get() + 1);
+            peak.set(peak.get().max(outstanding.get()));
+            let outstanding = &outstanding;
+            async move {
+                tokio::time::sleep(Duration::from_micros(100)).await;
+                outstanding.set(outstanding.get() - 1);
+                Ok(())
+            }
+        }));
+        assert_eq!(peak.get(), 3);
+    }
+
+    #[test]
+    fn paced_run_offers_the_asked_rate() {
+        // 2000 msgs/s in batches of 10: 200 batches/s, so 20 batches take about 95 ms.
+        let start = Instant::now();
+        let plan = Plan::new(Stop::Count(200), start, 10);
+        let throughput = Throughput::default();
+        let setup = setup(&plan, &throughput, Some(2000));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        let out = runtime.block_on(run(&setup, 0, |_| async { Ok(()) }));
+        assert_eq!(out.batches, 20);
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(90), "{took:?}");
+    }
+}
