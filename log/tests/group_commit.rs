@@ -36,8 +36,16 @@ fn concurrent_flushers_share_one_write_and_one_fdatasync() {
             assert_eq!(t.await, Offset(4 * FLUSHERS as u64));
         }
         let after = log.io_stats();
-        assert_eq!(after.writes - before.writes, 1, "one write for {FLUSHERS} flushers");
-        assert_eq!(after.syncs - before.syncs, 1, "one fdatasync for {FLUSHERS} flushers");
+        assert_eq!(
+            after.writes - before.writes,
+            1,
+            "one write for {FLUSHERS} flushers"
+        );
+        assert_eq!(
+            after.syncs - before.syncs,
+            1,
+            "one fdatasync for {FLUSHERS} flushers"
+        );
 
         // Producers that each append then flush: the first writes its own batch; everyone who
         // arrives while that write is in flight shares the next one.
@@ -56,7 +64,12 @@ fn concurrent_flushers_share_one_write_and_one_fdatasync() {
             t.await;
         }
         let after = log.io_stats();
-        assert!(after.syncs - before.syncs <= 2, "{:?} -> {:?}", before, after);
+        assert!(
+            after.syncs - before.syncs <= 2,
+            "{:?} -> {:?}",
+            before,
+            after
+        );
         assert!(after.writes - before.writes <= 2);
     });
 }
