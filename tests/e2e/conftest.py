@@ -139,8 +139,7 @@ class Spindle:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 pytest.fail(
-                    f"spindle exited with {self.proc.returncode} before it was ready:\n"
-                    + self.log_tail()
+                    f"spindle exited with {self.proc.returncode} before it was ready:\n" + self.log_tail()
                 )
             with open(self.log_path, "rb") as log:
                 log.seek(log_offset)
@@ -242,6 +241,4 @@ def pytest_runtest_makereport(item, call):
     if report.failed:
         for server in item.config.stash.get(_SERVERS, []):
             state = "running" if server.alive() else "not running"
-            report.sections.append(
-                (f"spindle log ({server.bootstrap}, {state})", server.log_tail())
-            )
+            report.sections.append((f"spindle log ({server.bootstrap}, {state})", server.log_tail()))

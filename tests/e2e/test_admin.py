@@ -80,7 +80,9 @@ def test_incremental_alter_configs(spindle, topic_name):
     resource = ConfigResource(
         ResourceType.TOPIC,
         topic_name,
-        incremental_configs=[ConfigEntry("retention.ms", "5000", incremental_operation=AlterConfigOpType.SET)],
+        incremental_configs=[
+            ConfigEntry("retention.ms", "5000", incremental_operation=AlterConfigOpType.SET)
+        ],
     )
 
     clients.admin(spindle.bootstrap).incremental_alter_configs([resource])[resource].result(timeout=T)
@@ -93,10 +95,14 @@ def test_incremental_alter_configs(spindle, topic_name):
 def test_create_partitions_then_produce_to_new_one(spindle, topic_name):
     clients.create_topic(spindle.bootstrap, topic_name, partitions=2)
 
-    clients.admin(spindle.bootstrap).create_partitions([NewPartitions(topic_name, 4)], request_timeout=T)[topic_name].result(timeout=T)
+    clients.admin(spindle.bootstrap).create_partitions([NewPartitions(topic_name, 4)], request_timeout=T)[
+        topic_name
+    ].result(timeout=T)
 
     clients.wait_for_topic(spindle.bootstrap, topic_name, 4)
-    [msg] = clients.produce_sync(clients.producer(spindle.bootstrap), topic_name, [{"value": b"p3", "partition": 3}])
+    [msg] = clients.produce_sync(
+        clients.producer(spindle.bootstrap), topic_name, [{"value": b"p3", "partition": 3}]
+    )
     assert (msg.partition(), msg.offset()) == (3, 0)
 
 
@@ -104,9 +110,13 @@ def test_delete_topic(spindle, topic_name):
     clients.create_topic(spindle.bootstrap, topic_name, partitions=2)
     clients.produce_sync(clients.producer(spindle.bootstrap), topic_name, [{"value": b"x", "partition": 1}])
 
-    clients.admin(spindle.bootstrap).delete_topics([topic_name], request_timeout=T)[topic_name].result(timeout=T)
+    clients.admin(spindle.bootstrap).delete_topics([topic_name], request_timeout=T)[topic_name].result(
+        timeout=T
+    )
 
-    wait_until(lambda: partition_count(spindle.bootstrap, topic_name) is None, f"{topic_name} gone from metadata")
+    wait_until(
+        lambda: partition_count(spindle.bootstrap, topic_name) is None, f"{topic_name} gone from metadata"
+    )
 
 
 def test_admin_errors(spindle, topic_name):
@@ -119,8 +129,14 @@ def test_admin_errors(spindle, topic_name):
         return failure.value.args[0].code()
 
     assert create_error(NewTopic(topic_name, 1, 1)) == KafkaError.TOPIC_ALREADY_EXISTS
-    assert create_error(NewTopic(topic_name + "-cfg", 1, 1, config={"retention.ms": "soon"})) == KafkaError.INVALID_CONFIG
-    assert create_error(NewTopic(topic_name + "-fsync", 1, 1, config={"fsync.policy": "sometimes"})) == KafkaError.INVALID_CONFIG
+    assert (
+        create_error(NewTopic(topic_name + "-cfg", 1, 1, config={"retention.ms": "soon"}))
+        == KafkaError.INVALID_CONFIG
+    )
+    assert (
+        create_error(NewTopic(topic_name + "-fsync", 1, 1, config={"fsync.policy": "sometimes"}))
+        == KafkaError.INVALID_CONFIG
+    )
     assert create_error(NewTopic(topic_name + "-parts", 0, 1)) == KafkaError.INVALID_PARTITIONS
     assert partition_count(spindle.bootstrap, topic_name + "-cfg") is None
 
@@ -130,7 +146,9 @@ def test_admin_errors(spindle, topic_name):
     assert failure.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART
 
     with pytest.raises(KafkaException) as failure:
-        admin.create_partitions([NewPartitions(topic_name, 1)], request_timeout=T)[topic_name].result(timeout=T)
+        admin.create_partitions([NewPartitions(topic_name, 1)], request_timeout=T)[topic_name].result(
+            timeout=T
+        )
     assert failure.value.args[0].code() == KafkaError.INVALID_PARTITIONS, "shrinking must be refused"
 
 
@@ -144,7 +162,10 @@ def test_kafka_python_admin_lifecycle(spindle, topic_name):
         [described] = admin.describe_configs([resource], config_filter="all").values()
         assert described[topic_name]["retention.ms"]["value"] == "7200000"
 
-        admin.alter_configs([KPConfigResource(ConfigResourceType.TOPIC, topic_name, configs={"retention.ms": "1000"})], raise_on_unknown=False)
+        admin.alter_configs(
+            [KPConfigResource(ConfigResourceType.TOPIC, topic_name, configs={"retention.ms": "1000"})],
+            raise_on_unknown=False,
+        )
         assert clients.describe_topic(spindle.bootstrap, topic_name)["retention.ms"] == "1000"
 
         admin.create_partitions({topic_name: KPNewPartitions(total_count=3)})

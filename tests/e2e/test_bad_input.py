@@ -78,7 +78,9 @@ def test_truncated_request_body_closes_connection(fresh_spindle):
     with wire.Connection(fresh_spindle.bootstrap) as conn:
         # Metadata v1 claiming 1000 topic names, with none in the frame.
         conn.send_request(wire.METADATA, 1, wire.i32(1000))
-        assert conn.closed_by_peer(CLOSE_WITHIN_S), "a request body shorter than its fields must close the connection"
+        assert conn.closed_by_peer(CLOSE_WITHIN_S), (
+            "a request body shorter than its fields must close the connection"
+        )
     assert_still_serving(fresh_spindle)
 
 

@@ -50,7 +50,12 @@ def require_kafka_python_codec(codec: str) -> None:
 
 
 def kafka_python_read(bootstrap: str, topic: str) -> list[tuple]:
-    cons = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, request_timeout_ms=10_000, fetch_max_wait_ms=100)
+    cons = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        request_timeout_ms=10_000,
+        fetch_max_wait_ms=100,
+    )
     try:
         tp = TopicPartition(topic, 0)
         cons.assign([tp])
@@ -70,7 +75,9 @@ def kafka_python_read(bootstrap: str, topic: str) -> list[tuple]:
 def test_confluent_compressed_batches_roundtrip(spindle, topic_name, codec):
     sent = records(codec)
     prod = clients.producer(spindle.bootstrap, {"compression.type": codec, "linger.ms": 50})
-    clients.produce_sync(prod, topic_name, [{"key": k, "value": v, "headers": h, "partition": 0} for k, v, h in sent])
+    clients.produce_sync(
+        prod, topic_name, [{"key": k, "value": v, "headers": h, "partition": 0} for k, v, h in sent]
+    )
 
     assert confluent_read(spindle.bootstrap, topic_name) == sent
 
@@ -80,7 +87,9 @@ def test_batches_are_served_as_the_producer_compressed_them(spindle, topic_name,
     """The broker stores and serves the producer's compressed batch: no recompression, valid CRC."""
     sent = records(codec)
     prod = clients.producer(spindle.bootstrap, {"compression.type": codec, "linger.ms": 50})
-    clients.produce_sync(prod, topic_name, [{"key": k, "value": v, "headers": h, "partition": 0} for k, v, h in sent])
+    clients.produce_sync(
+        prod, topic_name, [{"key": k, "value": v, "headers": h, "partition": 0} for k, v, h in sent]
+    )
 
     with wire.Connection(spindle.bootstrap) as conn:
         error, high_watermark, stored = conn.fetch(topic_name, 0)
@@ -99,7 +108,9 @@ def test_kafka_python_reads_confluent_compressed_batches(spindle, topic_name, co
     require_kafka_python_codec(codec)
     sent = records(codec)
     prod = clients.producer(spindle.bootstrap, {"compression.type": codec, "linger.ms": 50})
-    clients.produce_sync(prod, topic_name, [{"key": k, "value": v, "headers": h, "partition": 0} for k, v, h in sent])
+    clients.produce_sync(
+        prod, topic_name, [{"key": k, "value": v, "headers": h, "partition": 0} for k, v, h in sent]
+    )
 
     assert kafka_python_read(spindle.bootstrap, topic_name) == sent
 
@@ -108,7 +119,9 @@ def test_kafka_python_reads_confluent_compressed_batches(spindle, topic_name, co
 def test_kafka_python_compressed_batches_roundtrip(spindle, topic_name, codec):
     require_kafka_python_codec(codec)
     sent = records(codec)
-    prod = KafkaProducer(bootstrap_servers=spindle.bootstrap, compression_type=codec, linger_ms=50, request_timeout_ms=10_000)
+    prod = KafkaProducer(
+        bootstrap_servers=spindle.bootstrap, compression_type=codec, linger_ms=50, request_timeout_ms=10_000
+    )
     try:
         futures = [prod.send(topic_name, key=k, value=v, headers=h, partition=0) for k, v, h in sent]
         assert [f.get(timeout=15).offset for f in futures] == list(range(COUNT))

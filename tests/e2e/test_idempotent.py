@@ -87,3 +87,20 @@ def test_plain_batches_without_producer_id_are_not_deduplicated(spindle, topic_n
         assert conn.produce(topic_name, {0: plain}) == {0: (wire.NONE, 0)}
         assert conn.produce(topic_name, {0: plain}) == {0: (wire.NONE, 1)}
     assert read_values(spindle.bootstrap, topic_name, 2) == [(0, b"same"), (1, b"same")]
+
+
+def test_kafka_python_idempotent_producer(spindle, topic_name):
+    from kafka import KafkaProducer
+
+    clients.create_topic(spindle.bootstrap, topic_name)
+    values = [f"kp-idem-{i}".encode() for i in range(50)]
+    prod = KafkaProducer(
+        bootstrap_servers=spindle.bootstrap, enable_idempotence=True, acks="all", request_timeout_ms=10_000
+    )
+    try:
+        futures = [prod.send(topic_name, value=v, partition=0) for v in values]
+        assert [f.get(timeout=15).offset for f in futures] == list(range(50))
+    finally:
+        prod.close(timeout=5)
+
+    assert read_values(spindle.bootstrap, topic_name, 50) == list(enumerate(values))

@@ -22,7 +22,9 @@ def test_one_mib_message_roundtrip(spindle, topic_name):
     [msg] = clients.produce_sync(prod, topic_name, [{"key": b"big", "value": payload, "partition": 0}])
     assert msg.offset() == 0
 
-    cons = clients.consumer(spindle.bootstrap, extra={"max.partition.fetch.bytes": 2 * MIB, "fetch.max.bytes": 4 * MIB})
+    cons = clients.consumer(
+        spindle.bootstrap, extra={"max.partition.fetch.bytes": 2 * MIB, "fetch.max.bytes": 4 * MIB}
+    )
     cons.assign([CTP(topic_name, 0, 0)])
     [got] = clients.consume(cons, 1)
     cons.close()
@@ -30,7 +32,23 @@ def test_one_mib_message_roundtrip(spindle, topic_name):
     assert len(got.value()) == MIB
     assert got.value() == payload
 
-    out = clients.kcat(spindle.bootstrap, "-C", "-t", topic_name, "-p", "0", "-o", "beginning", "-c", "1", "-e", "-f", "%s", "-X", "fetch.message.max.bytes=2097152")
+    out = clients.kcat(
+        spindle.bootstrap,
+        "-C",
+        "-t",
+        topic_name,
+        "-p",
+        "0",
+        "-o",
+        "beginning",
+        "-c",
+        "1",
+        "-e",
+        "-f",
+        "%s",
+        "-X",
+        "fetch.message.max.bytes=2097152",
+    )
     assert hashlib.sha256(out).digest() == hashlib.sha256(payload).digest()
 
 

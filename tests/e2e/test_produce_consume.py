@@ -22,8 +22,18 @@ def sample_records() -> list[dict]:
         {"key": None, "value": b"no key", "headers": [], "timestamp": BASE_TS + 1},
         {"key": b"k2", "value": b"", "headers": [("a", b"x"), ("a", b"y")], "timestamp": BASE_TS + 2},
         {"key": b"k3", "value": None, "headers": [("null", None)], "timestamp": BASE_TS + 3},
-        {"key": bytes(range(256)), "value": bytes(range(255, -1, -1)) * 4, "headers": [("bin", bytes(range(256)))], "timestamp": BASE_TS - 5_000},
-        {"key": "ключ".encode(), "value": "значение ✓".encode(), "headers": [("ü", "ö".encode())], "timestamp": BASE_TS + 10},
+        {
+            "key": bytes(range(256)),
+            "value": bytes(range(255, -1, -1)) * 4,
+            "headers": [("bin", bytes(range(256)))],
+            "timestamp": BASE_TS - 5_000,
+        },
+        {
+            "key": "ключ".encode(),
+            "value": "значение ✓".encode(),
+            "headers": [("ü", "ö".encode())],
+            "timestamp": BASE_TS + 10,
+        },
     ]
 
 
@@ -43,7 +53,9 @@ def expected_view(record: dict) -> tuple:
 
 def test_confluent_roundtrip_keys_headers_timestamps(spindle, topic_name):
     records = sample_records()
-    delivered = clients.produce_sync(clients.producer(spindle.bootstrap), topic_name, [dict(r, partition=0) for r in records])
+    delivered = clients.produce_sync(
+        clients.producer(spindle.bootstrap), topic_name, [dict(r, partition=0) for r in records]
+    )
     assert [m.offset() for m in delivered] == list(range(len(records)))
 
     cons = clients.consumer(spindle.bootstrap)
@@ -91,7 +103,14 @@ def test_kafka_python_roundtrip_and_cross_client(spindle, topic_name):
     prod = KafkaProducer(bootstrap_servers=spindle.bootstrap, request_timeout_ms=10_000, linger_ms=5)
     try:
         futures = [
-            prod.send(topic_name, value=r["value"], key=r["key"], headers=r["headers"], timestamp_ms=r["timestamp"], partition=0)
+            prod.send(
+                topic_name,
+                value=r["value"],
+                key=r["key"],
+                headers=r["headers"],
+                timestamp_ms=r["timestamp"],
+                partition=0,
+            )
             for r in records
         ]
         offsets = [f.get(timeout=15).offset for f in futures]
@@ -100,9 +119,9 @@ def test_kafka_python_roundtrip_and_cross_client(spindle, topic_name):
     assert offsets == list(range(len(records)))
 
     # kafka-python reads back what it wrote...
-    assert [kafka_python_view(r) for r in kafka_python_consume(spindle.bootstrap, topic_name, len(records))] == [
-        expected_view(r) for r in records
-    ]
+    assert [
+        kafka_python_view(r) for r in kafka_python_consume(spindle.bootstrap, topic_name, len(records))
+    ] == [expected_view(r) for r in records]
     # ...and librdkafka reads the same bytes.
     cons = clients.consumer(spindle.bootstrap)
     cons.assign([CTP(topic_name, 0, 0)])
@@ -113,7 +132,9 @@ def test_kafka_python_roundtrip_and_cross_client(spindle, topic_name):
 
 def test_confluent_records_read_by_kafka_python(spindle, topic_name):
     records = sample_records()
-    clients.produce_sync(clients.producer(spindle.bootstrap), topic_name, [dict(r, partition=0) for r in records])
+    clients.produce_sync(
+        clients.producer(spindle.bootstrap), topic_name, [dict(r, partition=0) for r in records]
+    )
 
     got = kafka_python_consume(spindle.bootstrap, topic_name, len(records))
 
@@ -125,7 +146,20 @@ def test_kcat_produce_with_keys_and_headers(spindle, topic_name):
     clients.create_topic(spindle.bootstrap, topic_name)
     lines = [b"alpha:one", b"beta:two words", b"gamma:", b"delta:4:with:colons"]
 
-    clients.kcat(spindle.bootstrap, "-P", "-t", topic_name, "-p", "0", "-K:", "-H", "origin=kcat", "-H", "n=1", stdin=b"\n".join(lines) + b"\n")
+    clients.kcat(
+        spindle.bootstrap,
+        "-P",
+        "-t",
+        topic_name,
+        "-p",
+        "0",
+        "-K:",
+        "-H",
+        "origin=kcat",
+        "-H",
+        "n=1",
+        stdin=b"\n".join(lines) + b"\n",
+    )
 
     cons = clients.consumer(spindle.bootstrap)
     cons.assign([CTP(topic_name, 0, 0)])
@@ -139,15 +173,37 @@ def test_kcat_produce_with_keys_and_headers(spindle, topic_name):
 def test_kcat_consume_format_string_byte_for_byte(spindle, topic_name):
     records = [
         {"key": b"k1", "value": b"hello", "headers": [("h1", b"v1")], "timestamp": BASE_TS + 1},
-        {"key": b"k2", "value": b"world", "headers": [("h1", b"v1"), ("h2", b"v2")], "timestamp": BASE_TS + 2},
+        {
+            "key": b"k2",
+            "value": b"world",
+            "headers": [("h1", b"v1"), ("h2", b"v2")],
+            "timestamp": BASE_TS + 2,
+        },
         {"key": b"k3", "value": b"\x00\x01binary\xff", "headers": [], "timestamp": BASE_TS + 3},
     ]
-    clients.produce_sync(clients.producer(spindle.bootstrap), topic_name, [dict(r, partition=0) for r in records])
+    clients.produce_sync(
+        clients.producer(spindle.bootstrap), topic_name, [dict(r, partition=0) for r in records]
+    )
 
-    out = clients.kcat(spindle.bootstrap, "-C", "-t", topic_name, "-p", "0", "-o", "beginning", "-c", str(len(records)), "-e", "-f", "%p|%o|%k|%s|%h|%T\n")
+    out = clients.kcat(
+        spindle.bootstrap,
+        "-C",
+        "-t",
+        topic_name,
+        "-p",
+        "0",
+        "-o",
+        "beginning",
+        "-c",
+        str(len(records)),
+        "-e",
+        "-f",
+        "%p|%o|%k|%s|%h|%T\n",
+    )
 
     expected = b"".join(
-        b"0|%d|%s|%s|%s|%d\n" % (i, r["key"], r["value"], b",".join(k.encode() + b"=" + v for k, v in r["headers"]), r["timestamp"])
+        b"0|%d|%s|%s|%s|%d\n"
+        % (i, r["key"], r["value"], b",".join(k.encode() + b"=" + v for k, v in r["headers"]), r["timestamp"])
         for i, r in enumerate(records)
     )
     assert out == expected

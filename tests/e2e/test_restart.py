@@ -17,7 +17,10 @@ PER_PARTITION = 30
 
 def produce_values(bootstrap: str, topic: str, values: list[bytes], partition: int = 0) -> list[int]:
     prod = clients.producer(bootstrap, {"acks": "all"})
-    return [m.offset() for m in clients.produce_sync(prod, topic, [{"value": v, "partition": partition} for v in values])]
+    return [
+        m.offset()
+        for m in clients.produce_sync(prod, topic, [{"value": v, "partition": partition} for v in values])
+    ]
 
 
 def read_all(bootstrap: str, topic: str, count: int) -> list[tuple[int, bytes]]:
@@ -74,7 +77,9 @@ def test_group_resumes_from_committed_offsets_after_restart(fresh_spindle, topic
     bootstrap = fresh_spindle.bootstrap
     clients.create_topic(bootstrap, topic_name, partitions=PARTITIONS)
     for p in range(PARTITIONS):
-        produce_values(bootstrap, topic_name, [f"p{p}-{i}".encode() for i in range(PER_PARTITION)], partition=p)
+        produce_values(
+            bootstrap, topic_name, [f"p{p}-{i}".encode() for i in range(PER_PARTITION)], partition=p
+        )
     group = f"group-{topic_name}"
 
     # The first consumer reads part of the topic, committing each record, then the server
@@ -84,13 +89,19 @@ def test_group_resumes_from_committed_offsets_after_restart(fresh_spindle, topic
     before = clients.consume(first, PER_PARTITION)
     for msg in before:
         first.commit(message=msg, asynchronous=False)
-    committed_before = {tp.partition: tp.offset for tp in first.committed([CTP(topic_name, p) for p in range(PARTITIONS)], timeout=10)}
+    committed_before = {
+        tp.partition: tp.offset
+        for tp in first.committed([CTP(topic_name, p) for p in range(PARTITIONS)], timeout=10)
+    }
     fresh_spindle.restart()
     first.close()
 
     # A new member of the same group starts exactly where the commits left off.
     second = clients.consumer(bootstrap, group)
-    committed_after = {tp.partition: tp.offset for tp in second.committed([CTP(topic_name, p) for p in range(PARTITIONS)], timeout=10)}
+    committed_after = {
+        tp.partition: tp.offset
+        for tp in second.committed([CTP(topic_name, p) for p in range(PARTITIONS)], timeout=10)
+    }
     assert committed_after == committed_before
     second.subscribe([topic_name])
     rest = clients.consume(second, PARTITIONS * PER_PARTITION - len(before), timeout_s=30)
@@ -100,6 +111,8 @@ def test_group_resumes_from_committed_offsets_after_restart(fresh_spindle, topic
     for p in range(PARTITIONS):
         resumed = sorted(m.offset() for m in rest if m.partition() == p)
         start = max(committed_before[p], 0)
-        assert resumed == list(range(start, PER_PARTITION)), f"partition {p}: committed {start}, resumed at {resumed[:1]}"
+        assert resumed == list(range(start, PER_PARTITION)), (
+            f"partition {p}: committed {start}, resumed at {resumed[:1]}"
+        )
     values = sorted(m.value() for m in before + rest)
     assert values == sorted(f"p{p}-{i}".encode() for p in range(PARTITIONS) for i in range(PER_PARTITION))

@@ -202,7 +202,9 @@ def split_batches(records: bytes) -> list[BatchHeader]:
     headers = []
     pos = 0
     while pos + 61 <= len(records):
-        base_offset, length, _epoch, magic, crc, attributes, last_delta = struct.unpack_from(">qiibIhi", records, pos)
+        base_offset, length, _epoch, magic, crc, attributes, last_delta = struct.unpack_from(
+            ">qiibIhi", records, pos
+        )
         end = pos + 12 + length
         if end > len(records):
             break
@@ -348,7 +350,9 @@ class Connection:
         reader.i32()  # throttle_time_ms
         return reader.i16(), reader.i64(), reader.i16()
 
-    def fetch(self, topic: str, partition: int, offset: int = 0, max_bytes: int = 4 << 20) -> tuple[int, int, bytes]:
+    def fetch(
+        self, topic: str, partition: int, offset: int = 0, max_bytes: int = 4 << 20
+    ) -> tuple[int, int, bytes]:
         """Fetch v4 (read committed: no) of one partition; returns (error, high_watermark,
         records) where records are the stored batches, byte for byte."""
         version = self.pick_version(FETCH, 4, 4)
