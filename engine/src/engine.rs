@@ -1,8 +1,27 @@
 //! [`Engine`]: starts the shards, hands out handles and shuts everything down cleanly.
+//!
+//! Start-up, on the caller's thread: check placement, io_uring and memlock (see
+//! `shard/executor.rs`), load the metadata (creating `__consumer_offsets` at first start and
+//! re-placing partitions if the shard count changed), then start the shard threads one by one.
+//! Each shard recovers its own partitions and group coordinator; once every shard is ready the
+//! services are started, one call of the service callback on each shard.
+//!
+//! Shutdown runs three phases across all shards (drain, close, exit; see `shard/lifecycle.rs`)
+//! and joins the threads. Dropping an [`Engine`] without calling [`Engine::shutdown`] does the
+//! same and logs the error it cannot return.
 
 use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
-use crate::{EngineHandle, Result, Shard, TopicConfig};
+use glommio::channels::channel_mesh::MeshBuilder;
+
+use crate::limits::{HANDLE_INBOX_CAPACITY, MESH_CHANNEL_CAPACITY};
+use crate::metadata::{io_error, Metadata};
+use crate::shard::executor::{self, ShardThread};
+use crate::shard::lifecycle::{self, ShardStart};
+use crate::{EngineError, EngineHandle, Result, Shard, ShardId, TopicConfig};
 
 /// How shard threads are placed on CPUs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -51,7 +70,8 @@ impl Default for EngineConfig {
 
 /// A running engine: its shard threads and the way to stop them.
 pub struct Engine {
-    _inner: (),
+    handle: EngineHandle,
+    threads: Vec<JoinHandle<()>>,
 }
 
 impl Engine {
@@ -74,13 +94,82 @@ impl Engine {
         config: EngineConfig,
         service: impl Fn(Shard) + Send + Sync + 'static,
     ) -> Result<Engine> {
-        let _ = (config, service);
-        todo!()
+        let placements = executor::placements(&config)?;
+        let shards = placements.len();
+        executor::probe_io_uring()?;
+        let io_memory = executor::io_memory_per_shard(shards)?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| io_error(format!("creating {}", config.data_dir.display()), e))?;
+        let mut metadata = Metadata::load(&config.data_dir)?.unwrap_or_default();
+        if metadata.fit_to_shards(shards) {
+            metadata.version += 1;
+            metadata.persist(&config.data_dir)?;
+        }
+        let routes = Arc::new(RwLock::new(metadata.routes()));
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..shards)
+            .map(|_| flume::bounded(HANDLE_INBOX_CAPACITY))
+            .unzip();
+        let handle = EngineHandle::new(senders, routes.clone());
+        let mesh = (shards > 1).then(|| MeshBuilder::full(shards, MESH_CHANNEL_CAPACITY));
+        let spin = config.spin_before_park_us.map(Duration::from_micros);
+        let mut started: Vec<ShardThread> = Vec::with_capacity(shards);
+        for (i, (placement, inbox)) in placements.into_iter().zip(receivers).enumerate() {
+            let start = ShardStart {
+                id: ShardId(i as u32),
+                count: shards,
+                config: config.clone(),
+                mesh: mesh.clone(),
+                inbox,
+                metadata: metadata.clone(),
+                routes: routes.clone(),
+            };
+            match executor::spawn(start, placement, io_memory, spin) {
+                Ok(thread) => started.push(thread),
+                Err(e) => {
+                    for thread in started {
+                        if thread.go.send(false).is_err() || thread.thread.join().is_err() {
+                            tracing::warn!("a shard thread ended early");
+                        }
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let mut engine = Engine {
+            handle,
+            threads: Vec::with_capacity(shards),
+        };
+        let mut first_error = None;
+        for thread in &started {
+            if thread.go.send(true).is_err() {
+                first_error.get_or_insert(EngineError::Start("a shard thread died".to_owned()));
+            }
+        }
+        for thread in started {
+            let ready = thread.ready.recv().unwrap_or_else(|_| {
+                Err(EngineError::Start(
+                    "a shard thread died while starting".to_owned(),
+                ))
+            });
+            if let Err(e) = ready {
+                first_error.get_or_insert(e);
+            }
+            engine.threads.push(thread.thread);
+        }
+        if let Some(e) = first_error {
+            if let Err(stop) = engine.stop() {
+                tracing::warn!(error = %stop, "stopping after a failed start");
+            }
+            return Err(e);
+        }
+        engine.start_services(Arc::new(service))?;
+        tracing::info!(shards, data_dir = %config.data_dir.display(), "engine started");
+        Ok(engine)
     }
 
     /// A handle usable from any thread.
     pub fn handle(&self) -> EngineHandle {
-        todo!()
+        self.handle.clone()
     }
 
     /// Stops services, flushes and syncs every log, and joins the shard threads.
@@ -88,6 +177,81 @@ impl Engine {
     /// # Errors
     /// The first flush or sync error met (every log is still attempted).
     pub fn shutdown(self) -> Result<()> {
-        todo!()
+        let mut engine = self;
+        engine.stop()
+    }
+}
+
+/// One shutdown phase, run on every shard.
+type Phase = fn(Shard) -> futures::future::LocalBoxFuture<'static, Result<()>>;
+
+impl Engine {
+    fn start_services(&self, service: Arc<dyn Fn(Shard) + Send + Sync>) -> Result<()> {
+        let starts = (0..self.handle.shard_count()).map(|i| {
+            let service = service.clone();
+            self.handle.run_on(
+                ShardId(i as u32),
+                move |shard| async move { service(shard) },
+            )
+        });
+        for started in futures::executor::block_on(futures::future::join_all(starts)) {
+            started?;
+        }
+        Ok(())
+    }
+
+    /// Runs the shutdown phases and joins the threads; a no-op once done.
+    fn stop(&mut self) -> Result<()> {
+        if self.threads.is_empty() {
+            return Ok(());
+        }
+        let handle = &self.handle;
+        let every_shard = |phase: Phase| {
+            let jobs =
+                (0..handle.shard_count()).map(move |i| handle.run_on(ShardId(i as u32), phase));
+            futures::executor::block_on(futures::future::join_all(jobs))
+        };
+        // A shard that already stopped answers ShuttingDown: nothing left to do there.
+        let mut first_error = None;
+        let phases: [Phase; 3] = [
+            |s| {
+                Box::pin(async move {
+                    lifecycle::drain(&s).await;
+                    Ok(())
+                })
+            },
+            |s| Box::pin(async move { lifecycle::close(&s).await }),
+            |s| {
+                Box::pin(async move {
+                    lifecycle::exit(&s);
+                    Ok(())
+                })
+            },
+        ];
+        for phase in phases {
+            for result in every_shard(phase) {
+                match result {
+                    Ok(Ok(())) | Err(EngineError::ShuttingDown) => {}
+                    Ok(Err(e)) | Err(e) => {
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        for thread in self.threads.drain(..) {
+            if thread.join().is_err() {
+                first_error.get_or_insert(EngineError::Start("a shard thread panicked".to_owned()));
+            }
+        }
+        tracing::info!("engine stopped");
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            tracing::error!(error = %e, "engine shutdown on drop failed");
+        }
     }
 }

@@ -1,29 +1,50 @@
 //! [`EngineHandle`]: the thread-safe way into the shards, usable from any thread or runtime.
 //!
-//! Every method sends one message to a shard (over a channel that any thread may send on) and
-//! awaits a one-shot reply, so its futures are `Send` and need no particular runtime: a plain
-//! thread may `futures::executor::block_on` them and a tokio task may `.await` them.
+//! This is the single place where something thread-safe enters the shards. Every method sends
+//! one job (a boxed `Send` closure, the same kind the cross-shard mesh carries) to one shard's
+//! inbox, a bounded flume channel (glommio's own shared channels must be connected from inside
+//! an executor, flume's need nothing), and awaits a `tokio::sync::oneshot` reply. Its futures
+//! are therefore `Send` and need no particular runtime: a plain thread may
+//! `futures::executor::block_on` them and a tokio task may `.await` them.
+//!
+//! A data request goes straight to the shard owning its partition, looked up in a routing table
+//! that the metadata owner (shard 0) replaces after every topic change. The table is only ever
+//! read by handles, never by shards on their data path; if it is stale (a topic created a
+//! moment ago by another handle), the job lands on shard 0 or on the wrong shard, which routes
+//! it on over the mesh, so a stale table costs a hop, never a wrong answer.
+//!
+//! Once the engine has shut down, every method answers [`EngineError::ShuttingDown`].
 
 use std::future::Future;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use spindle_log::Offset;
 
+use crate::shard::mesh::{self, Job};
+use crate::shard::state::Routes;
+use crate::shard::METADATA_OWNER;
 use crate::{
-    FetchOutcome, FetchRequest, OffsetSpec, ProduceOutcome, Record, Result, Shard, ShardId,
-    TopicConfig, TopicDescription, TopicInfo, TopicPartition,
+    EngineError, FetchOutcome, FetchRequest, OffsetSpec, ProduceOutcome, Record, Result, Shard,
+    ShardId, TopicConfig, TopicDescription, TopicInfo, TopicPartition,
 };
 
 /// A cloneable, `Send + Sync` handle to a running engine.
 #[derive(Clone)]
 pub struct EngineHandle {
-    _inner: (),
+    inner: Arc<HandleInner>,
+}
+
+struct HandleInner {
+    /// One inbox per shard, by shard index.
+    inboxes: Vec<flume::Sender<Job>>,
+    routes: Routes,
 }
 
 impl EngineHandle {
     /// How many shards the engine runs.
     pub fn shard_count(&self) -> usize {
-        todo!()
+        self.inner.inboxes.len()
     }
 
     /// As [`Shard::produce`].
@@ -31,8 +52,11 @@ impl EngineHandle {
     /// # Errors
     /// As [`Shard::produce`].
     pub async fn produce(&self, tp: &TopicPartition, records: Bytes) -> Result<ProduceOutcome> {
-        let _ = (tp, records);
-        todo!()
+        let tp = tp.clone();
+        self.run_on(self.route(&tp), move |s| async move {
+            s.produce(&tp, records).await
+        })
+        .await?
     }
 
     /// As [`Shard::produce_records`].
@@ -44,8 +68,11 @@ impl EngineHandle {
         tp: &TopicPartition,
         records: Vec<Record>,
     ) -> Result<ProduceOutcome> {
-        let _ = (tp, records);
-        todo!()
+        let tp = tp.clone();
+        self.run_on(self.route(&tp), move |s| async move {
+            s.produce_records(&tp, records).await
+        })
+        .await?
     }
 
     /// As [`Shard::fetch`].
@@ -53,8 +80,11 @@ impl EngineHandle {
     /// # Errors
     /// As [`Shard::fetch`].
     pub async fn fetch(&self, req: FetchRequest) -> Result<FetchOutcome> {
-        let _ = req;
-        todo!()
+        self.run_on(
+            self.route(&req.tp),
+            move |s| async move { s.fetch(req).await },
+        )
+        .await?
     }
 
     /// As [`Shard::list_offset`].
@@ -66,8 +96,11 @@ impl EngineHandle {
         tp: &TopicPartition,
         spec: OffsetSpec,
     ) -> Result<Option<(Offset, i64)>> {
-        let _ = (tp, spec);
-        todo!()
+        let tp = tp.clone();
+        self.run_on(self.route(&tp), move |s| async move {
+            s.list_offset(&tp, spec).await
+        })
+        .await?
     }
 
     /// As [`Shard::create_topic`].
@@ -80,8 +113,11 @@ impl EngineHandle {
         partitions: u32,
         config: TopicConfig,
     ) -> Result<TopicInfo> {
-        let _ = (name, partitions, config);
-        todo!()
+        let name = name.to_owned();
+        self.run_on(METADATA_OWNER, move |s| async move {
+            s.create_topic(&name, partitions, config).await
+        })
+        .await?
     }
 
     /// As [`Shard::delete_topic`].
@@ -89,8 +125,11 @@ impl EngineHandle {
     /// # Errors
     /// As [`Shard::delete_topic`].
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
-        let _ = name;
-        todo!()
+        let name = name.to_owned();
+        self.run_on(METADATA_OWNER, move |s| async move {
+            s.delete_topic(&name).await
+        })
+        .await?
     }
 
     /// As [`Shard::create_partitions`].
@@ -98,8 +137,11 @@ impl EngineHandle {
     /// # Errors
     /// As [`Shard::create_partitions`].
     pub async fn create_partitions(&self, name: &str, total: u32) -> Result<()> {
-        let _ = (name, total);
-        todo!()
+        let name = name.to_owned();
+        self.run_on(METADATA_OWNER, move |s| async move {
+            s.create_partitions(&name, total).await
+        })
+        .await?
     }
 
     /// As [`Shard::alter_topic_config`].
@@ -107,8 +149,11 @@ impl EngineHandle {
     /// # Errors
     /// As [`Shard::alter_topic_config`].
     pub async fn alter_topic_config(&self, name: &str, config: TopicConfig) -> Result<()> {
-        let _ = (name, config);
-        todo!()
+        let name = name.to_owned();
+        self.run_on(METADATA_OWNER, move |s| async move {
+            s.alter_topic_config(&name, config).await
+        })
+        .await?
     }
 
     /// Every topic.
@@ -116,7 +161,8 @@ impl EngineHandle {
     /// # Errors
     /// [`crate::EngineError::ShuttingDown`].
     pub async fn list_topics(&self) -> Result<Vec<TopicInfo>> {
-        todo!()
+        self.run_on(METADATA_OWNER, |s| async move { s.topics() })
+            .await
     }
 
     /// As [`Shard::describe_topic`].
@@ -124,8 +170,11 @@ impl EngineHandle {
     /// # Errors
     /// As [`Shard::describe_topic`].
     pub async fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
-        let _ = name;
-        todo!()
+        let name = name.to_owned();
+        self.run_on(METADATA_OWNER, move |s| async move {
+            s.describe_topic(&name).await
+        })
+        .await?
     }
 
     /// As [`Shard::run_on`]: runs `f` on shard `target` and returns its output.
@@ -138,7 +187,53 @@ impl EngineHandle {
         F: FnOnce(Shard) -> Fut + Send + 'static,
         Fut: Future<Output = T> + 'static,
     {
-        let _ = (target, f);
-        todo!()
+        let inbox = self
+            .inner
+            .inboxes
+            .get(target.0 as usize)
+            .unwrap_or_else(|| {
+                panic!(
+                    "shard {target} does not exist (the engine runs {} shards)",
+                    self.inner.inboxes.len()
+                )
+            });
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        inbox
+            .send_async(mesh::job(f, reply))
+            .await
+            .map_err(|_| EngineError::ShuttingDown)?;
+        answer.await.map_err(|_| EngineError::ShuttingDown)
+    }
+
+    /// Allocates a new idempotent producer id, as [`Shard::init_producer_id`].
+    ///
+    /// # Errors
+    /// As [`Shard::init_producer_id`].
+    pub async fn init_producer_id(&self) -> Result<(i64, i16)> {
+        self.run_on(
+            METADATA_OWNER,
+            |s| async move { s.init_producer_id().await },
+        )
+        .await?
+    }
+
+    pub(crate) fn new(inboxes: Vec<flume::Sender<Job>>, routes: Routes) -> Self {
+        Self {
+            inner: Arc::new(HandleInner { inboxes, routes }),
+        }
+    }
+
+    /// The shard owning `tp` by the routing table, or the metadata owner when the table does
+    /// not know it (the shard routes it on).
+    fn route(&self, tp: &TopicPartition) -> ShardId {
+        let routes = match self.inner.routes.read() {
+            Ok(routes) => routes,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        routes
+            .get(&*tp.topic)
+            .and_then(|placement| placement.get(tp.partition.0 as usize))
+            .copied()
+            .unwrap_or(METADATA_OWNER)
     }
 }

@@ -8,11 +8,18 @@
 //! handle enters the shards (see `docs/ARCHITECTURE.md`).
 #![deny(missing_docs)]
 
+mod admin;
 mod api;
+mod batch_builder;
 mod engine;
 mod error;
+mod event;
 pub mod group;
 mod handle;
+pub mod limits;
+mod log_api;
+mod metadata;
+mod partition;
 mod shard;
 mod topic;
 
@@ -20,10 +27,12 @@ pub use api::{FetchOutcome, FetchRequest, OffsetSpec, ProduceOutcome, Record, Re
 pub use engine::{Engine, EngineConfig, Placement};
 pub use error::EngineError;
 pub use handle::EngineHandle;
+pub use metadata::CONSUMER_OFFSETS_TOPIC;
 pub use shard::{Shard, ShardId};
 pub use spindle_log::{FsyncPolicy, Offset};
 pub use topic::{
-    PartitionId, PartitionState, TopicConfig, TopicDescription, TopicInfo, TopicPartition,
+    validate_topic_name, PartitionId, PartitionState, TopicConfig, TopicDescription, TopicInfo,
+    TopicPartition, MESSAGE_BYTES_MAX, SEGMENT_BYTES_MIN,
 };
 
 /// The result type of every engine operation.

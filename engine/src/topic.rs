@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use spindle_log::{FsyncPolicy, Offset};
 
+use crate::limits::TOPIC_NAME_LEN_MAX;
 use crate::{EngineError, ShardId};
 
 /// A partition's index within its topic.
@@ -92,14 +93,162 @@ impl TopicConfig {
     /// # Errors
     /// [`EngineError::InvalidConfig`] naming the key and the allowed values.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), EngineError> {
-        let _ = (key, value);
-        todo!("engine: TopicConfig::set")
+        let invalid = |reason: &str| EngineError::InvalidConfig {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            reason: reason.to_owned(),
+        };
+        match key {
+            "segment.bytes" => {
+                self.segment_bytes = parse_bounded(value, SEGMENT_BYTES_MIN, SEGMENT_BYTES_MAX)
+                    .ok_or_else(|| {
+                        invalid(&format!(
+                            "an integer from {SEGMENT_BYTES_MIN} to {SEGMENT_BYTES_MAX}"
+                        ))
+                    })?;
+            }
+            "segment.ms" => {
+                self.segment_ms = parse_optional(value, 1)
+                    .ok_or_else(|| invalid("-1 (never) or an integer >= 1"))?;
+            }
+            "retention.bytes" => {
+                self.retention_bytes = parse_optional(value, 0)
+                    .ok_or_else(|| invalid("-1 (unlimited) or an integer >= 0"))?;
+            }
+            "retention.ms" => {
+                self.retention_ms = parse_optional(value, 0)
+                    .ok_or_else(|| invalid("-1 (unlimited) or an integer >= 0"))?;
+            }
+            "fsync.policy" => {
+                self.fsync = parse_fsync(value)
+                    .ok_or_else(|| invalid("batch, interval:MS (MS >= 1) or never"))?;
+            }
+            "max.message.bytes" => {
+                let max = parse_bounded(value, 1, u64::from(MESSAGE_BYTES_MAX))
+                    .ok_or_else(|| invalid(&format!("an integer from 1 to {MESSAGE_BYTES_MAX}")))?;
+                self.max_message_bytes = u32::try_from(max)
+                    .map_err(|_| invalid(&format!("an integer from 1 to {MESSAGE_BYTES_MAX}")))?;
+            }
+            "cleanup.policy" => {
+                if value != "delete" {
+                    return Err(invalid("delete (compaction is not supported)"));
+                }
+            }
+            _ => {
+                return Err(invalid(&format!(
+                    "unknown key; known keys: {}",
+                    Self::KEYS.join(", ")
+                )))
+            }
+        }
+        Ok(())
     }
 
     /// Every key with its current value in Kafka's string form, in [`TopicConfig::KEYS`] order.
     pub fn entries(&self) -> Vec<(&'static str, String)> {
-        todo!("engine: TopicConfig::entries")
+        let optional = |v: Option<u64>| v.map_or_else(|| "-1".to_owned(), |v| v.to_string());
+        vec![
+            ("segment.bytes", self.segment_bytes.to_string()),
+            ("segment.ms", optional(self.segment_ms)),
+            ("retention.bytes", optional(self.retention_bytes)),
+            ("retention.ms", optional(self.retention_ms)),
+            ("fsync.policy", fsync_to_string(self.fsync)),
+            ("max.message.bytes", self.max_message_bytes.to_string()),
+            ("cleanup.policy", "delete".to_owned()),
+        ]
     }
+
+    /// Checks a whole configuration (one built as a struct rather than through
+    /// [`TopicConfig::set`]) by passing each entry through the parser.
+    ///
+    /// # Errors
+    /// [`EngineError::InvalidConfig`] for the first value out of range.
+    pub fn validate(&self) -> Result<(), EngineError> {
+        let mut copy = TopicConfig::default();
+        for (key, value) in self.entries() {
+            copy.set(key, &value)?;
+        }
+        Ok(())
+    }
+}
+
+/// Smallest `segment.bytes` accepted (the log's minimum).
+pub const SEGMENT_BYTES_MIN: u64 = spindle_log::limits::SEGMENT_BYTES_MIN;
+
+/// Largest `segment.bytes` accepted (the log's maximum).
+pub const SEGMENT_BYTES_MAX: u64 = spindle_log::limits::SEGMENT_BYTES_MAX;
+
+/// Largest `max.message.bytes` accepted: the largest batch the log stores.
+pub const MESSAGE_BYTES_MAX: u32 = spindle_log::limits::BATCH_BYTES_MAX as u32;
+
+const _: () = assert!(spindle_log::limits::BATCH_BYTES_MAX <= u32::MAX as usize);
+const _: () = assert!(SEGMENT_BYTES_MIN <= SEGMENT_BYTES_MAX);
+
+fn parse_bounded(value: &str, min: u64, max: u64) -> Option<u64> {
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|v| (min..=max).contains(v))
+}
+
+/// `-1` is `None`; anything else must be an integer of at least `min`.
+fn parse_optional(value: &str, min: u64) -> Option<Option<u64>> {
+    if value.trim() == "-1" {
+        return Some(None);
+    }
+    parse_bounded(value, min, u64::MAX).map(Some)
+}
+
+fn parse_fsync(value: &str) -> Option<FsyncPolicy> {
+    match value.trim() {
+        "batch" => Some(FsyncPolicy::Batch),
+        "never" => Some(FsyncPolicy::Never),
+        other => {
+            let ms = other.strip_prefix("interval:")?;
+            parse_bounded(ms, 1, u64::MAX).map(FsyncPolicy::IntervalMs)
+        }
+    }
+}
+
+fn fsync_to_string(policy: FsyncPolicy) -> String {
+    match policy {
+        FsyncPolicy::Batch => "batch".to_owned(),
+        FsyncPolicy::IntervalMs(ms) => format!("interval:{ms}"),
+        FsyncPolicy::Never => "never".to_owned(),
+    }
+}
+
+/// Checks a topic name the way Kafka does: 1 to 249 characters of `[a-zA-Z0-9._-]`, and
+/// neither `.` nor `..`.
+///
+/// # Errors
+/// [`EngineError::InvalidTopic`] saying why.
+pub fn validate_topic_name(name: &str) -> Result<(), EngineError> {
+    let invalid = |reason: String| EngineError::InvalidTopic {
+        name: name.to_owned(),
+        reason,
+    };
+    if name.is_empty() {
+        return Err(invalid("the name is empty".to_owned()));
+    }
+    if name.len() > TOPIC_NAME_LEN_MAX {
+        return Err(invalid(format!(
+            "the name is longer than {TOPIC_NAME_LEN_MAX} characters"
+        )));
+    }
+    if name == "." || name == ".." {
+        return Err(invalid("'.' and '..' are not allowed".to_owned()));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(invalid(format!(
+            "character {bad:?} is not allowed (only a-z, A-Z, 0-9, '.', '_', '-')"
+        )));
+    }
+    Ok(())
 }
 
 /// A topic as listed.

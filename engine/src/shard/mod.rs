@@ -2,7 +2,17 @@
 //!
 //! [`Shard`] is the shard-local context handed to code that runs on a shard (the Kafka server,
 //! the group coordinator). It is `!Send`: it never leaves its thread. Partitions owned by this
-//! shard are served in place; for any other the request travels over the channel mesh.
+//! shard are served in place; for any other the request travels over the channel mesh as a
+//! job built by [`Shard::run_on`], the one primitive every cross-shard request uses.
+//!
+//! Files: `executor.rs` starts the shard threads (io_uring probe, memlock sizing, placement),
+//! `lifecycle.rs` is each shard's life from recovery to shutdown, `mesh.rs` the cross-shard
+//! jobs and receive loops, `state.rs` what a shard owns and how it follows metadata changes.
+
+pub(crate) mod executor;
+pub(crate) mod lifecycle;
+pub(crate) mod mesh;
+pub(crate) mod state;
 
 use std::fmt;
 use std::future::Future;
@@ -12,10 +22,12 @@ use bytes::Bytes;
 use spindle_log::Offset;
 
 use crate::group::GroupCoordinator;
+use crate::partition::Partition;
 use crate::{
-    FetchOutcome, FetchRequest, OffsetSpec, ProduceOutcome, Record, Result, TopicConfig,
-    TopicDescription, TopicInfo, TopicPartition,
+    admin, batch_builder, EngineError, FetchOutcome, FetchRequest, OffsetSpec, ProduceOutcome,
+    Record, Result, TopicConfig, TopicDescription, TopicInfo, TopicPartition,
 };
+use state::ShardState;
 
 /// A shard's index, `0..shard_count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -30,18 +42,18 @@ impl fmt::Display for ShardId {
 /// The shard-local context: cheap to clone, never crosses threads.
 #[derive(Clone)]
 pub struct Shard {
-    inner: Rc<()>,
+    inner: Rc<ShardState>,
 }
 
 impl Shard {
     /// This shard's index.
     pub fn id(&self) -> ShardId {
-        todo!()
+        self.inner.id
     }
 
     /// How many shards the engine runs.
     pub fn shard_count(&self) -> usize {
-        todo!()
+        self.inner.count
     }
 
     /// Appends `records` (one or more Kafka v2 batches, as received) to a partition and returns
@@ -52,8 +64,15 @@ impl Shard {
     /// # Errors
     /// Unknown topic/partition, invalid batch, sequence or epoch errors, oversize batch, I/O.
     pub async fn produce(&self, tp: &TopicPartition, records: Bytes) -> Result<ProduceOutcome> {
-        let _ = (tp, records, &self.inner);
-        todo!()
+        let owner = self.route_produce(tp).await?;
+        if owner == self.id() {
+            return self.produce_local(tp, records).await;
+        }
+        let tp = tp.clone();
+        self.run_on(owner, move |s| async move {
+            s.produce_local(&tp, records).await
+        })
+        .await?
     }
 
     /// Builds one v2 batch from plain records and appends it like [`Shard::produce`].
@@ -65,8 +84,8 @@ impl Shard {
         tp: &TopicPartition,
         records: Vec<Record>,
     ) -> Result<ProduceOutcome> {
-        let _ = (tp, records);
-        todo!()
+        let batch = batch_builder::encode(&records, self.inner.clock.now_ms())?;
+        self.produce(tp, batch).await
     }
 
     /// Reads whole batches from `req.offset`, long-polling up to `req.max_wait` until
@@ -75,8 +94,14 @@ impl Shard {
     /// # Errors
     /// Unknown topic/partition, [`crate::EngineError::OffsetOutOfRange`], I/O.
     pub async fn fetch(&self, req: FetchRequest) -> Result<FetchOutcome> {
-        let _ = req;
-        todo!()
+        let owner = self.owner_or_unknown(&req.tp)?;
+        if owner == self.id() {
+            return self.local(&req.tp)?.fetch(&req).await;
+        }
+        self.run_on(owner, move |s| async move {
+            s.local(&req.tp)?.fetch(&req).await
+        })
+        .await?
     }
 
     /// Resolves a ListOffsets query: `(offset, timestamp_ms)`, or `None` when no record has a
@@ -89,8 +114,15 @@ impl Shard {
         tp: &TopicPartition,
         spec: OffsetSpec,
     ) -> Result<Option<(Offset, i64)>> {
-        let _ = (tp, spec);
-        todo!()
+        let owner = self.owner_or_unknown(tp)?;
+        if owner == self.id() {
+            return self.local(tp)?.list_offset(spec).await;
+        }
+        let tp = tp.clone();
+        self.run_on(owner, move |s| async move {
+            s.local(&tp)?.list_offset(spec).await
+        })
+        .await?
     }
 
     /// Creates a topic, places its partitions on shards and persists the metadata.
@@ -103,8 +135,11 @@ impl Shard {
         partitions: u32,
         config: TopicConfig,
     ) -> Result<TopicInfo> {
-        let _ = (name, partitions, config);
-        todo!()
+        let name = name.to_owned();
+        self.run_on(METADATA_OWNER, move |s| async move {
+            admin::create_topic(&s, &name, partitions, config).await
+        })
+        .await?
     }
 
     /// Deletes a topic and its data.
@@ -112,8 +147,11 @@ impl Shard {
     /// # Errors
     /// [`crate::EngineError::UnknownTopic`], I/O.
     pub async fn delete_topic(&self, name: &str) -> Result<()> {
-        let _ = name;
-        todo!()
+        let name = name.to_owned();
+        self.run_on(METADATA_OWNER, move |s| async move {
+            admin::delete_topic(&s, &name).await
+        })
+        .await?
     }
 
     /// Raises a topic's partition count to `total`.
@@ -121,8 +159,11 @@ impl Shard {
     /// # Errors
     /// Unknown topic, a count that is not an increase, I/O.
     pub async fn create_partitions(&self, name: &str, total: u32) -> Result<()> {
-        let _ = (name, total);
-        todo!()
+        let name = name.to_owned();
+        self.run_on(METADATA_OWNER, move |s| async move {
+            admin::create_partitions(&s, &name, total).await
+        })
+        .await?
     }
 
     /// Replaces a topic's configuration; takes effect at once, without a restart.
@@ -130,25 +171,29 @@ impl Shard {
     /// # Errors
     /// Unknown topic, I/O.
     pub async fn alter_topic_config(&self, name: &str, config: TopicConfig) -> Result<()> {
-        let _ = (name, config);
-        todo!()
+        let name = name.to_owned();
+        self.run_on(METADATA_OWNER, move |s| async move {
+            admin::alter_topic_config(&s, &name, config).await
+        })
+        .await?
     }
 
     /// Every topic, from this shard's read-only copy of the metadata.
     pub fn topics(&self) -> Vec<TopicInfo> {
-        todo!()
+        self.inner.metadata.borrow().topic_infos()
     }
 
     /// One topic from this shard's copy of the metadata.
     pub fn topic(&self, name: &str) -> Option<TopicInfo> {
-        let _ = name;
-        todo!()
+        self.inner.metadata.borrow().topic_info(name)
     }
 
     /// The shard that owns a partition, from this shard's copy of the metadata.
     pub fn owner_of(&self, tp: &TopicPartition) -> Option<ShardId> {
-        let _ = tp;
-        todo!()
+        self.inner
+            .metadata
+            .borrow()
+            .owner_of(&tp.topic, tp.partition.0)
     }
 
     /// A topic with the live state of each partition (gathered from the owning shards).
@@ -156,8 +201,28 @@ impl Shard {
     /// # Errors
     /// Unknown topic.
     pub async fn describe_topic(&self, name: &str) -> Result<TopicDescription> {
-        let _ = name;
-        todo!()
+        let (info, placement) = {
+            let metadata = self.inner.metadata.borrow();
+            let meta = metadata
+                .topics
+                .get(name)
+                .ok_or_else(|| EngineError::UnknownTopic(name.to_owned()))?;
+            let info = metadata
+                .topic_info(name)
+                .ok_or_else(|| EngineError::UnknownTopic(name.to_owned()))?;
+            (info, meta.placement.clone())
+        };
+        let states = placement.iter().enumerate().map(|(p, owner)| {
+            let tp = TopicPartition::new(name, p as u32);
+            self.run_on(*owner, move |s| async move {
+                s.local(&tp).map(|partition| partition.state(s.id()))
+            })
+        });
+        let mut partitions = Vec::with_capacity(placement.len());
+        for state in futures::future::join_all(states).await {
+            partitions.push(state??);
+        }
+        Ok(TopicDescription { info, partitions })
     }
 
     /// Allocates a new idempotent producer id (persisted, never reused) with epoch 0.
@@ -165,7 +230,10 @@ impl Shard {
     /// # Errors
     /// I/O.
     pub async fn init_producer_id(&self) -> Result<(i64, i16)> {
-        todo!()
+        self.run_on(METADATA_OWNER, |s| async move {
+            admin::init_producer_id(&s).await
+        })
+        .await?
     }
 
     /// Runs `f` on shard `target` (in place when it is this shard) and returns its output.
@@ -179,30 +247,119 @@ impl Shard {
         F: FnOnce(Shard) -> Fut + Send + 'static,
         Fut: Future<Output = T> + 'static,
     {
-        let _ = (target, f);
-        todo!()
+        assert!(
+            (target.0 as usize) < self.inner.count,
+            "shard {target} does not exist (the engine runs {} shards)",
+            self.inner.count
+        );
+        if target == self.id() {
+            return Ok(f(self.clone()).await);
+        }
+        let mesh = self
+            .inner
+            .mesh
+            .as_ref()
+            .expect("an engine with more than one shard has a mesh");
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        mesh.send(target.0 as usize, mesh::job(f, reply))
+            .await
+            .map_err(|()| EngineError::ShuttingDown)?;
+        answer.await.map_err(|_| EngineError::ShuttingDown)
     }
 
     /// This shard's group coordinator (for the groups whose coordinator this shard is).
     pub fn local_groups(&self) -> Rc<GroupCoordinator> {
-        todo!()
+        self.inner
+            .groups
+            .get()
+            .cloned()
+            .expect("the group coordinator is recovered before any service starts")
     }
 
     /// Spawns request work on this shard's request task queue.
     pub fn spawn_request(&self, fut: impl Future<Output = ()> + 'static) {
-        let _ = fut;
-        todo!()
+        glommio::spawn_local_into(self.inner.tasks.track(fut), self.inner.request_queue)
+            .expect("the request task queue lives as long as the executor")
+            .detach();
     }
 
     /// Spawns work on this shard's background task queue (retention, flushing, timers).
     pub fn spawn_background(&self, fut: impl Future<Output = ()> + 'static) {
-        let _ = fut;
-        todo!()
+        glommio::spawn_local_into(self.inner.tasks.track(fut), self.inner.background_queue)
+            .expect("the background task queue lives as long as the executor")
+            .detach();
     }
 
     /// Resolves when the engine begins to shut down: services stop accepting, answer what is in
     /// flight and return.
     pub async fn stopping(&self) {
-        todo!()
+        let seen = self.inner.stopping.generation();
+        if self.inner.stopped.get() {
+            return;
+        }
+        self.inner.stopping.wait_past(seen).await;
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_stopping(&self) -> bool {
+        self.inner.stopped.get()
+    }
+
+    pub(crate) fn new(state: Rc<ShardState>) -> Self {
+        Self { inner: state }
+    }
+
+    pub(crate) fn state(&self) -> &ShardState {
+        &self.inner
+    }
+
+    /// The partition if this shard owns it.
+    fn local(&self, tp: &TopicPartition) -> Result<Rc<Partition>> {
+        self.inner.partition(tp).ok_or_else(|| self.unknown(tp))
+    }
+
+    async fn produce_local(&self, tp: &TopicPartition, records: Bytes) -> Result<ProduceOutcome> {
+        self.local(tp)?.produce(records).await
+    }
+
+    fn owner_or_unknown(&self, tp: &TopicPartition) -> Result<ShardId> {
+        self.owner_of(tp).ok_or_else(|| self.unknown(tp))
+    }
+
+    fn unknown(&self, tp: &TopicPartition) -> EngineError {
+        if self.inner.metadata.borrow().topics.contains_key(&*tp.topic) {
+            EngineError::UnknownPartition {
+                topic: tp.topic.to_string(),
+                partition: tp.partition.0,
+            }
+        } else {
+            EngineError::UnknownTopic(tp.topic.to_string())
+        }
+    }
+
+    /// The owner of `tp`, creating its topic first when it is unknown and the engine
+    /// auto-creates topics.
+    async fn route_produce(&self, tp: &TopicPartition) -> Result<ShardId> {
+        if let Some(owner) = self.owner_of(tp) {
+            return Ok(owner);
+        }
+        let config = &self.inner.config;
+        if self.topic(&tp.topic).is_some() || !config.auto_create_topics {
+            return Err(self.unknown(tp));
+        }
+        let created = self
+            .create_topic(
+                &tp.topic,
+                config.default_partitions,
+                config.topic_defaults.clone(),
+            )
+            .await;
+        match created {
+            Ok(_) | Err(EngineError::TopicExists(_)) => self.owner_or_unknown(tp),
+            Err(e) => Err(e),
+        }
     }
 }
+
+/// The shard that owns the metadata (decision 7) and hands out producer ids.
+pub(crate) const METADATA_OWNER: ShardId = ShardId(0);

@@ -1,0 +1,59 @@
+//! Named limits of the engine. Every queue, count and wait has its maximum here, with the
+//! relations between them checked at compile time.
+
+use std::time::Duration;
+
+/// Most shards one engine runs.
+pub const SHARDS_MAX: usize = 256;
+
+/// Most partitions one topic may have.
+pub const PARTITIONS_PER_TOPIC_MAX: u32 = 10_000;
+
+/// Longest topic name (Kafka's limit).
+pub const TOPIC_NAME_LEN_MAX: usize = 249;
+
+/// Capacity of each channel of the cross-shard mesh (jobs in flight from one shard to another
+/// before the sender waits).
+pub const MESH_CHANNEL_CAPACITY: usize = 1024;
+
+/// Capacity of each shard's inbox for jobs from [`crate::EngineHandle`]s.
+pub const HANDLE_INBOX_CAPACITY: usize = 4096;
+
+/// How many recent batches per producer a partition remembers to answer duplicates (Kafka
+/// allows five in-flight requests per idempotent producer).
+pub const PRODUCER_BATCHES_REMEMBERED: usize = 5;
+
+/// Producer ids reserved (and persisted) at a time, so a restart never reuses one.
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
+
+/// Longest wait a fetch may ask for.
+pub const FETCH_MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// How often each shard enforces retention on its partitions.
+pub const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Shortest and longest tick of the interval-fsync timer (the tick follows the smallest
+/// `interval:MS` among the shard's partitions, clamped to this range).
+pub const FSYNC_TICK_MIN: Duration = Duration::from_millis(5);
+/// See [`FSYNC_TICK_MIN`].
+pub const FSYNC_TICK_MAX: Duration = Duration::from_secs(1);
+
+/// How long shutdown waits for services to finish their in-flight work.
+pub const SERVICE_DRAIN_MAX: Duration = Duration::from_secs(5);
+
+/// Most bytes of `io_memory` glommio is given per shard (its own default).
+pub const IO_MEMORY_MAX: usize = 10 << 20;
+
+/// Least bytes of `io_memory` glommio accepts.
+pub const IO_MEMORY_MIN: usize = 64 << 10;
+
+/// Least `RLIMIT_MEMLOCK` glommio can create an executor with.
+pub const MEMLOCK_MIN: u64 = 512 << 10;
+
+/// io_uring rings per glommio executor, each registering the shard's `io_memory`.
+pub const RINGS_PER_SHARD: usize = 3;
+
+const _: () = assert!(IO_MEMORY_MIN <= IO_MEMORY_MAX);
+const _: () = assert!(FSYNC_TICK_MIN.as_nanos() < FSYNC_TICK_MAX.as_nanos());
+const _: () = assert!(PRODUCER_ID_BLOCK > 0);
+const _: () = assert!(MESH_CHANNEL_CAPACITY > 0 && HANDLE_INBOX_CAPACITY > 0);

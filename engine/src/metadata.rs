@@ -1,0 +1,370 @@
+//! [`Metadata`]: topics, their partitions' placement on shards, and the producer-id
+//! reservation, with the file that persists them.
+//!
+//! One shard (shard 0) owns the metadata; every shard holds a read-only copy that the owner
+//! replaces by message after each change (see `admin.rs`). The copy is versioned so that a
+//! shard never goes back to an older one.
+//!
+//! The file (`metadata.json` in the data directory) is Spindle's own: a JSON envelope holding
+//! the body as a string and its CRC-32 (crc32fast), so a torn or edited file is refused rather
+//! than half-read. It is replaced atomically: written to a temporary file, synced, renamed over
+//! the old one, and the directory synced so the rename itself survives a power loss.
+//!
+//! A partition's directory does not depend on its shard (`topics/<name>-<id>/<partition>`), so
+//! a restart with a different shard count only re-places partitions; no data moves.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{EngineError, Result, ShardId, TopicConfig, TopicInfo};
+
+/// The internal topic holding committed consumer offsets: one partition per shard, partition
+/// `i` on shard `i`.
+pub const CONSUMER_OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+const FILE_NAME: &str = "metadata.json";
+const TEMP_FILE_NAME: &str = "metadata.json.tmp";
+const FORMAT: u32 = 1;
+
+/// One topic's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TopicMeta {
+    /// Unique for the engine's lifetime: a topic deleted and created again gets a new id, hence
+    /// a new directory.
+    pub id: u64,
+    pub config: TopicConfig,
+    pub internal: bool,
+    /// The owning shard of each partition, by partition index.
+    pub placement: Vec<ShardId>,
+}
+
+/// Every topic and the producer-id reservation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Metadata {
+    /// Bumped on every change.
+    pub version: u64,
+    pub next_topic_id: u64,
+    /// Producer ids below this are reserved (possibly handed out); the next start begins here.
+    pub producer_ids_reserved: i64,
+    pub topics: BTreeMap<String, TopicMeta>,
+}
+
+impl Metadata {
+    /// The shard owning `partition` of `topic`.
+    pub(crate) fn owner_of(&self, topic: &str, partition: u32) -> Option<ShardId> {
+        let meta = self.topics.get(topic)?;
+        meta.placement.get(partition as usize).copied()
+    }
+
+    /// A topic as listed.
+    pub(crate) fn topic_info(&self, name: &str) -> Option<TopicInfo> {
+        self.topics.get(name).map(|meta| info(name, meta))
+    }
+
+    /// Every topic as listed, by name.
+    pub(crate) fn topic_infos(&self) -> Vec<TopicInfo> {
+        self.topics
+            .iter()
+            .map(|(name, meta)| info(name, meta))
+            .collect()
+    }
+
+    /// Shards for `count` new partitions: each goes to the shard owning the fewest partitions
+    /// so far (the lowest index on a tie), so partitions spread evenly.
+    pub(crate) fn place(&self, count: u32, shards: usize) -> Vec<ShardId> {
+        let mut load = vec![0usize; shards];
+        for meta in self.topics.values() {
+            for shard in &meta.placement {
+                if let Some(n) = load.get_mut(shard.0 as usize) {
+                    *n += 1;
+                }
+            }
+        }
+        (0..count)
+            .map(|_| {
+                let (best, _) = load
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(i, n)| (**n, *i))
+                    .unwrap_or((0, &0));
+                load[best] += 1;
+                ShardId(best as u32)
+            })
+            .collect()
+    }
+
+    /// Makes the metadata fit `shards` shards: partitions placed on shards that no longer
+    /// exist move to `partition % shards`, and the offsets topic gets one partition per shard
+    /// (created at first start). Returns whether anything changed.
+    pub(crate) fn fit_to_shards(&mut self, shards: usize) -> bool {
+        let mut changed = false;
+        for meta in self.topics.values_mut() {
+            for (p, shard) in meta.placement.iter_mut().enumerate() {
+                if shard.0 as usize >= shards {
+                    *shard = ShardId((p % shards) as u32);
+                    changed = true;
+                }
+            }
+        }
+        let offsets = self
+            .topics
+            .entry(CONSUMER_OFFSETS_TOPIC.to_owned())
+            .or_insert_with(|| {
+                changed = true;
+                let id = self.next_topic_id;
+                self.next_topic_id += 1;
+                TopicMeta {
+                    id,
+                    config: TopicConfig {
+                        // Committed offsets must outlive any retention.
+                        retention_ms: None,
+                        retention_bytes: None,
+                        ..TopicConfig::default()
+                    },
+                    internal: true,
+                    placement: Vec::new(),
+                }
+            });
+        for i in offsets.placement.len()..shards {
+            offsets.placement.push(ShardId(i as u32));
+            changed = true;
+        }
+        for (i, shard) in offsets.placement.iter_mut().enumerate().take(shards) {
+            if shard.0 as usize != i {
+                *shard = ShardId(i as u32);
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// The owning shard of every partition, by topic (what handles route by).
+    pub(crate) fn routes(&self) -> HashMap<Arc<str>, Vec<ShardId>> {
+        self.topics
+            .iter()
+            .map(|(name, meta)| (Arc::from(name.as_str()), meta.placement.clone()))
+            .collect()
+    }
+
+    /// Reads the metadata file in `data_dir`; `None` when there is none yet.
+    ///
+    /// # Errors
+    /// I/O, a checksum mismatch or a body that does not parse.
+    pub(crate) fn load(data_dir: &Path) -> Result<Option<Metadata>> {
+        let path = data_dir.join(FILE_NAME);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error(format!("reading {}", path.display()), e)),
+        };
+        let corrupt = |why: String| {
+            io_error(
+                format!("metadata file {}", path.display()),
+                std::io::Error::new(std::io::ErrorKind::InvalidData, why),
+            )
+        };
+        let envelope: Envelope =
+            serde_json::from_str(&text).map_err(|e| corrupt(format!("not an envelope: {e}")))?;
+        if envelope.format != FORMAT {
+            return Err(corrupt(format!("unknown format {}", envelope.format)));
+        }
+        let crc = crc32fast::hash(envelope.body.as_bytes());
+        if crc != envelope.crc32 {
+            return Err(corrupt(format!(
+                "checksum mismatch: stored {:#010x}, computed {crc:#010x}",
+                envelope.crc32
+            )));
+        }
+        let body: Body =
+            serde_json::from_str(&envelope.body).map_err(|e| corrupt(format!("bad body: {e}")))?;
+        body.into_metadata().map(Some)
+    }
+
+    /// Replaces the metadata file in `data_dir` atomically and durably.
+    ///
+    /// # Errors
+    /// I/O.
+    pub(crate) fn persist(&self, data_dir: &Path) -> Result<()> {
+        let body = serde_json::to_string(&Body::from_metadata(self))
+            .map_err(|e| io_error("encoding metadata".to_owned(), e.into()))?;
+        let envelope = Envelope {
+            format: FORMAT,
+            crc32: crc32fast::hash(body.as_bytes()),
+            body,
+        };
+        let text = serde_json::to_string_pretty(&envelope)
+            .map_err(|e| io_error("encoding metadata".to_owned(), e.into()))?;
+        let temp = data_dir.join(TEMP_FILE_NAME);
+        let path = data_dir.join(FILE_NAME);
+        let ctx = |what: &str, p: &Path| format!("{what} {}", p.display());
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp)
+            .map_err(|e| io_error(ctx("creating", &temp), e))?;
+        file.write_all(text.as_bytes())
+            .map_err(|e| io_error(ctx("writing", &temp), e))?;
+        file.sync_all()
+            .map_err(|e| io_error(ctx("syncing", &temp), e))?;
+        drop(file);
+        fs::rename(&temp, &path).map_err(|e| io_error(ctx("renaming to", &path), e))?;
+        sync_dir(data_dir)
+    }
+}
+
+/// Where a topic's partitions live.
+pub(crate) fn topic_dir(data_dir: &Path, name: &str, id: u64) -> PathBuf {
+    data_dir.join("topics").join(format!("{name}-{id}"))
+}
+
+/// Syncs a directory so a rename or a new entry in it survives a power loss.
+///
+/// # Errors
+/// I/O.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_error(format!("syncing directory {}", dir.display()), e))
+}
+
+pub(crate) fn io_error(context: String, source: std::io::Error) -> EngineError {
+    EngineError::Io { context, source }
+}
+
+fn info(name: &str, meta: &TopicMeta) -> TopicInfo {
+    TopicInfo {
+        name: name.to_owned(),
+        partitions: meta.placement.len() as u32,
+        config: meta.config.clone(),
+        internal: meta.internal,
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    format: u32,
+    crc32: u32,
+    body: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Body {
+    version: u64,
+    next_topic_id: u64,
+    producer_ids_reserved: i64,
+    topics: Vec<TopicRecord>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TopicRecord {
+    name: String,
+    id: u64,
+    internal: bool,
+    placement: Vec<u32>,
+    config: BTreeMap<String, String>,
+}
+
+impl Body {
+    fn from_metadata(m: &Metadata) -> Body {
+        Body {
+            version: m.version,
+            next_topic_id: m.next_topic_id,
+            producer_ids_reserved: m.producer_ids_reserved,
+            topics: m
+                .topics
+                .iter()
+                .map(|(name, t)| TopicRecord {
+                    name: name.clone(),
+                    id: t.id,
+                    internal: t.internal,
+                    placement: t.placement.iter().map(|s| s.0).collect(),
+                    config: t
+                        .config
+                        .entries()
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), v))
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    fn into_metadata(self) -> Result<Metadata> {
+        let mut topics = BTreeMap::new();
+        for record in self.topics {
+            let mut config = TopicConfig::default();
+            for (key, value) in &record.config {
+                config.set(key, value)?;
+            }
+            topics.insert(
+                record.name,
+                TopicMeta {
+                    id: record.id,
+                    config,
+                    internal: record.internal,
+                    placement: record.placement.into_iter().map(ShardId).collect(),
+                },
+            );
+        }
+        Ok(Metadata {
+            version: self.version,
+            next_topic_id: self.next_topic_id,
+            producer_ids_reserved: self.producer_ids_reserved,
+            topics,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_refuses_a_damaged_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Metadata::default();
+        m.fit_to_shards(3);
+        let placement = m.place(4, 3);
+        m.topics.insert(
+            "t".to_owned(),
+            TopicMeta {
+                id: 9,
+                config: TopicConfig::default(),
+                internal: false,
+                placement,
+            },
+        );
+        m.persist(dir.path()).unwrap();
+        assert_eq!(Metadata::load(dir.path()).unwrap(), Some(m));
+
+        let path = dir.path().join(FILE_NAME);
+        let text = fs::read_to_string(&path)
+            .unwrap()
+            .replace("\\\"t\\\"", "\\\"u\\\"");
+        fs::write(&path, text).unwrap();
+        let err = Metadata::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("checksum mismatch"), "{err}");
+    }
+
+    #[test]
+    fn placement_spreads_evenly_and_offsets_follow_shards() {
+        let mut m = Metadata::default();
+        assert!(m.fit_to_shards(2));
+        let offsets = &m.topics[CONSUMER_OFFSETS_TOPIC];
+        assert_eq!(offsets.placement, vec![ShardId(0), ShardId(1)]);
+        assert!(offsets.internal);
+        assert_eq!(
+            m.place(4, 2),
+            vec![ShardId(0), ShardId(1), ShardId(0), ShardId(1)]
+        );
+        assert!(!m.fit_to_shards(2));
+        assert!(m.fit_to_shards(3));
+        assert_eq!(m.topics[CONSUMER_OFFSETS_TOPIC].placement.len(), 3);
+    }
+}

@@ -1,0 +1,377 @@
+//! [`Partition`]: one partition as its owning shard holds it: the log, the idempotent producer
+//! table and the event that wakes long-polling fetches.
+//!
+//! Everything here runs on the owning shard only. A produce judges its batches (size, producer
+//! sequence) and appends them in one synchronous step, so no other request of the shard can
+//! interleave between the check and the append; it then awaits `Log::flush`, which the log
+//! shares among concurrent producers (group commit). Only after the flush has advanced the high
+//! watermark are waiting fetches woken, so a fetch never sees a record before it could be
+//! acknowledged.
+
+mod producer;
+
+use std::cell::{Cell, RefCell};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::event::Event;
+use crate::limits::FETCH_MAX_WAIT;
+use crate::log_api::{batch, Clock, Log, LogConfig, Offset};
+use crate::{
+    EngineError, FetchOutcome, FetchRequest, FsyncPolicy, OffsetSpec, PartitionState,
+    ProduceOutcome, Result, ShardId, TopicConfig, TopicPartition,
+};
+use producer::{ProducerBatch, ProducerTable, Verdict};
+use spindle_log::LogError;
+
+/// Bytes read at a time while rebuilding the producer table on open.
+const PRODUCER_SCAN_CHUNK_BYTES: usize = 1 << 20;
+
+/// One partition on its owning shard.
+pub(crate) struct Partition {
+    tp: TopicPartition,
+    dir: PathBuf,
+    log: Log,
+    producers: RefCell<ProducerTable>,
+    /// Notified whenever the high watermark advances or the partition stops serving.
+    appended: Event,
+    max_message_bytes: Cell<u32>,
+    /// Set once shutdown or deletion begins: no new produce, long polls answer at once.
+    closing: Cell<bool>,
+    /// Set once shutdown begins: long polls answer at once (produces still work while services
+    /// finish their in-flight requests).
+    polls_ended: Cell<bool>,
+    /// For the `interval:MS` fsync timer: when the log was last synced, and up to where.
+    last_sync_at: Cell<Instant>,
+    synced_to: Cell<Offset>,
+}
+
+/// The log configuration a topic configuration asks for.
+pub(crate) fn log_config(config: &TopicConfig) -> LogConfig {
+    LogConfig {
+        segment_bytes: config.segment_bytes,
+        segment_ms: config.segment_ms,
+        retention_bytes: config.retention_bytes,
+        retention_ms: config.retention_ms,
+        fsync: config.fsync,
+        ..LogConfig::default()
+    }
+}
+
+impl Partition {
+    /// Opens (or creates) the partition's log in `dir`, recovering it, and rebuilds the producer
+    /// table from the active segment.
+    ///
+    /// # Errors
+    /// Log recovery or I/O errors.
+    pub(crate) async fn open(
+        tp: TopicPartition,
+        dir: PathBuf,
+        config: &TopicConfig,
+        clock: Rc<dyn Clock>,
+    ) -> Result<Partition> {
+        let log = Log::open(&dir, log_config(config), clock).await?;
+        let partition = Partition {
+            tp,
+            dir,
+            log,
+            producers: RefCell::default(),
+            appended: Event::default(),
+            max_message_bytes: Cell::new(config.max_message_bytes),
+            closing: Cell::new(false),
+            polls_ended: Cell::new(false),
+            last_sync_at: Cell::new(Instant::now()),
+            synced_to: Cell::new(Offset(0)),
+        };
+        partition.synced_to.set(partition.log.high_watermark());
+        partition.rebuild_producers().await?;
+        Ok(partition)
+    }
+
+    async fn rebuild_producers(&self) -> Result<()> {
+        let mut from = self.log.active_segment_base();
+        let end = self.log.high_watermark();
+        let mut table = ProducerTable::default();
+        while from < end {
+            let chunk = self.log.read(from, PRODUCER_SCAN_CHUNK_BYTES).await?;
+            if chunk.is_empty() {
+                break;
+            }
+            for raw in &chunk {
+                let header = batch::BatchHeader::parse(raw)?;
+                let base = Offset(u64::try_from(header.base_offset()).unwrap_or(0));
+                let last = Offset(base.0 + u64::try_from(header.last_offset_delta()).unwrap_or(0));
+                if header.producer_id() >= 0 {
+                    let pb = ProducerBatch::new(
+                        header.producer_id(),
+                        header.producer_epoch(),
+                        header.base_sequence(),
+                        header.last_offset_delta(),
+                    );
+                    table.record(&pb, base, last);
+                }
+                from = Offset(last.0 + 1);
+            }
+        }
+        if table.len() > 0 {
+            tracing::debug!(partition = %self.tp, producers = table.len(), "producer state rebuilt");
+        }
+        *self.producers.borrow_mut() = table;
+        Ok(())
+    }
+
+    /// The partition's directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends `records` and returns once they are written (see the module doc).
+    ///
+    /// # Errors
+    /// Oversize or invalid batches, producer sequence or epoch errors, I/O.
+    pub(crate) async fn produce(&self, records: Bytes) -> Result<ProduceOutcome> {
+        if self.closing.get() {
+            return Err(EngineError::ShuttingDown);
+        }
+        let headers = self.judge_sizes(&records)?;
+        let idempotent: Vec<(usize, ProducerBatch)> = headers
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.0 >= 0)
+            .map(|(i, h)| (i, ProducerBatch::new(h.0, h.1, h.2, h.3)))
+            .collect();
+        if let Some(duplicate) = self.judge_sequences(&idempotent, headers.len())? {
+            return Ok(duplicate);
+        }
+        // No await between judging and appending: nothing else on this shard can append between.
+        let info = self.log.append(records).map_err(|e| match e {
+            LogError::InvalidBatch { .. } => EngineError::InvalidBatch(e),
+            LogError::Closed { .. } => EngineError::ShuttingDown,
+            other => EngineError::Log(other),
+        })?;
+        if !idempotent.is_empty() {
+            let mut producers = self.producers.borrow_mut();
+            let mut next = info.base_offset.0;
+            for (i, h) in headers.iter().enumerate() {
+                let last = next + u64::try_from(h.3).unwrap_or(0);
+                if let Some((_, pb)) = idempotent.iter().find(|(j, _)| *j == i) {
+                    producers.record(pb, Offset(next), Offset(last));
+                }
+                next = last + 1;
+            }
+        }
+        self.log.flush().await?;
+        self.appended.notify();
+        Ok(ProduceOutcome {
+            base_offset: info.base_offset,
+            last_offset: info.last_offset,
+            log_start_offset: self.log.start_offset(),
+            log_append_time_ms: -1,
+        })
+    }
+
+    /// Checks every batch against `max.message.bytes`; returns each batch's producer fields
+    /// `(producer id, epoch, base sequence, last offset delta)`.
+    fn judge_sizes(&self, records: &Bytes) -> Result<Vec<(i64, i16, i32, i32)>> {
+        let max = self.max_message_bytes.get() as usize;
+        let mut headers = Vec::new();
+        for item in batch::batches(records) {
+            let (header, raw) = item.map_err(EngineError::InvalidBatch)?;
+            if raw.len() > max {
+                return Err(EngineError::MessageTooLarge {
+                    bytes: raw.len(),
+                    max,
+                });
+            }
+            headers.push((
+                header.producer_id(),
+                header.producer_epoch(),
+                header.base_sequence(),
+                header.last_offset_delta(),
+            ));
+        }
+        Ok(headers)
+    }
+
+    /// Judges the idempotent batches of one request in order. Returns the original outcome when
+    /// the request is one batch already stored.
+    fn judge_sequences(
+        &self,
+        idempotent: &[(usize, ProducerBatch)],
+        batch_count: usize,
+    ) -> Result<Option<ProduceOutcome>> {
+        if idempotent.is_empty() {
+            return Ok(None);
+        }
+        let producers = self.producers.borrow();
+        let mut scratch = producers.subset(idempotent.iter().map(|(_, b)| b.producer_id));
+        for (_, pb) in idempotent {
+            match scratch.check(pb)? {
+                Verdict::Append => scratch.record(pb, Offset(0), Offset(0)),
+                Verdict::Duplicate(stored) if batch_count == 1 => {
+                    return Ok(Some(ProduceOutcome {
+                        base_offset: stored.base_offset,
+                        last_offset: stored.last_offset,
+                        log_start_offset: self.log.start_offset(),
+                        log_append_time_ms: -1,
+                    }));
+                }
+                Verdict::Duplicate(_) => {
+                    // A request mixing stored and new batches cannot be answered with one set of
+                    // offsets; Kafka clients never send one (one batch per partition).
+                    return Err(EngineError::OutOfOrderSequence {
+                        producer_id: pb.producer_id,
+                        expected: -1,
+                        got: pb.first_seq,
+                    });
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reads from `req.offset`, waiting up to `req.max_wait` for `req.min_bytes`.
+    ///
+    /// # Errors
+    /// [`EngineError::OffsetOutOfRange`], I/O.
+    pub(crate) async fn fetch(&self, req: &FetchRequest) -> Result<FetchOutcome> {
+        let deadline = Instant::now() + req.max_wait.min(FETCH_MAX_WAIT);
+        loop {
+            // Read the generation before the log: an append during the read is not missed.
+            let seen = self.appended.generation();
+            let outcome = self.read_once(req).await?;
+            let now = Instant::now();
+            if outcome.bytes() >= req.min_bytes || now >= deadline || self.polls_ended.get() {
+                return Ok(outcome);
+            }
+            let timeout = async {
+                glommio::timer::Timer::new(deadline - now).await;
+            };
+            futures_lite::future::or(self.appended.wait_past(seen), timeout).await;
+        }
+    }
+
+    async fn read_once(&self, req: &FetchRequest) -> Result<FetchOutcome> {
+        let start = self.log.start_offset();
+        let high_watermark = self.log.high_watermark();
+        if req.offset < start || req.offset > high_watermark {
+            return Err(EngineError::OffsetOutOfRange {
+                requested: req.offset,
+                log_start: start,
+                high_watermark,
+            });
+        }
+        let batches = if req.offset == high_watermark {
+            Vec::new()
+        } else {
+            self.log.read(req.offset, req.max_bytes).await?
+        };
+        Ok(FetchOutcome {
+            batches,
+            high_watermark: self.log.high_watermark(),
+            log_start_offset: self.log.start_offset(),
+        })
+    }
+
+    /// Resolves a ListOffsets query.
+    ///
+    /// # Errors
+    /// I/O.
+    pub(crate) async fn list_offset(&self, spec: OffsetSpec) -> Result<Option<(Offset, i64)>> {
+        Ok(match spec {
+            OffsetSpec::Earliest => Some((self.log.start_offset(), -1)),
+            OffsetSpec::Latest => Some((self.log.high_watermark(), -1)),
+            OffsetSpec::Timestamp(ts) => self.log.offset_for_timestamp(ts).await?,
+        })
+    }
+
+    /// The partition's live state.
+    pub(crate) fn state(&self, shard: ShardId) -> PartitionState {
+        PartitionState {
+            partition: self.tp.partition,
+            shard,
+            log_start_offset: self.log.start_offset(),
+            high_watermark: self.log.high_watermark(),
+            size_bytes: self.log.size_bytes(),
+        }
+    }
+
+    /// Applies a new topic configuration at once.
+    pub(crate) fn set_config(&self, config: &TopicConfig) {
+        self.max_message_bytes.set(config.max_message_bytes);
+        let wanted = log_config(config);
+        if self.log.config() != wanted {
+            self.log.set_config(wanted);
+        }
+    }
+
+    /// The `interval:MS` period, if the partition has one.
+    pub(crate) fn fsync_interval(&self) -> Option<Duration> {
+        match self.log.config().fsync {
+            FsyncPolicy::IntervalMs(ms) => Some(Duration::from_millis(ms)),
+            FsyncPolicy::Batch | FsyncPolicy::Never => None,
+        }
+    }
+
+    /// Syncs the log if its `interval:MS` period has passed and something was written since.
+    ///
+    /// # Errors
+    /// The sync's I/O error.
+    pub(crate) async fn sync_if_due(&self, now: Instant) -> Result<()> {
+        let Some(interval) = self.fsync_interval() else {
+            return Ok(());
+        };
+        let written = self.log.high_watermark();
+        if written == self.synced_to.get() || now < self.last_sync_at.get() + interval {
+            return Ok(());
+        }
+        self.log.sync().await?;
+        self.last_sync_at.set(now);
+        self.synced_to.set(written);
+        Ok(())
+    }
+
+    /// Rolls and deletes old segments by the topic's retention settings.
+    ///
+    /// # Errors
+    /// I/O.
+    pub(crate) async fn enforce_retention(&self) -> Result<()> {
+        let outcome = self.log.enforce_retention().await?;
+        if outcome.segments_deleted > 0 {
+            tracing::info!(
+                partition = %self.tp,
+                segments = outcome.segments_deleted,
+                bytes = outcome.bytes_deleted,
+                "retention deleted segments"
+            );
+        }
+        Ok(())
+    }
+
+    /// Answers waiting fetches at once, and every later fetch without waiting.
+    pub(crate) fn end_long_polls(&self) {
+        self.polls_ended.set(true);
+        self.appended.notify();
+    }
+
+    /// Stops taking produces and answers waiting fetches at once.
+    pub(crate) fn begin_closing(&self) {
+        self.closing.set(true);
+        self.end_long_polls();
+    }
+
+    /// Flushes, syncs and closes the log.
+    ///
+    /// # Errors
+    /// The first flush, sync or close error.
+    pub(crate) async fn close(&self) -> Result<()> {
+        self.begin_closing();
+        self.log.flush().await?;
+        self.log.sync().await?;
+        self.log.close().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,245 @@
+//! Idempotent producer state of one partition.
+//!
+//! For every producer id seen, the partition remembers the producer's epoch and its last
+//! [`PRODUCER_BATCHES_REMEMBERED`] batches (first and last sequence, first and last offset).
+//! A batch repeated after a lost acknowledgement is recognised by its sequence range and answered
+//! with the offsets it got the first time, without being stored again. A batch that skips
+//! sequence numbers is refused, as is an epoch older than the one seen (a fenced producer).
+//!
+//! The table is rebuilt on open by reading the batch headers of the active segment, so a restart
+//! keeps answering duplicates of recently acknowledged batches. A producer whose batches all lie
+//! in older segments is unknown after a restart; its next batch is accepted at any sequence,
+//! as Kafka does once a producer's state has expired.
+
+use std::collections::{HashMap, VecDeque};
+
+use spindle_log::Offset;
+
+use crate::limits::PRODUCER_BATCHES_REMEMBERED;
+use crate::EngineError;
+
+/// The producer fields of one batch header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProducerBatch {
+    /// Producer id (≥ 0 for idempotent batches).
+    pub producer_id: i64,
+    /// Producer epoch.
+    pub epoch: i16,
+    /// Sequence of the first record.
+    pub first_seq: i32,
+    /// Sequence of the last record.
+    pub last_seq: i32,
+}
+
+impl ProducerBatch {
+    /// The producer fields of a batch with `records` records (`last_offset_delta + 1`).
+    pub(crate) fn new(
+        producer_id: i64,
+        epoch: i16,
+        first_seq: i32,
+        last_offset_delta: i32,
+    ) -> Self {
+        Self {
+            producer_id,
+            epoch,
+            first_seq,
+            last_seq: seq_add(first_seq, last_offset_delta),
+        }
+    }
+}
+
+/// A batch remembered with the offsets it was stored at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StoredBatch {
+    first_seq: i32,
+    last_seq: i32,
+    /// Offset of the batch's first record.
+    pub base_offset: Offset,
+    /// Offset of the batch's last record.
+    pub last_offset: Offset,
+}
+
+/// What to do with an idempotent batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// New and in sequence: append it.
+    Append,
+    /// Already stored: answer with the original offsets.
+    Duplicate(StoredBatch),
+}
+
+#[derive(Debug, Clone, Default)]
+struct ProducerEntry {
+    epoch: i16,
+    batches: VecDeque<StoredBatch>,
+}
+
+/// Every idempotent producer one partition has seen.
+#[derive(Debug, Default)]
+pub(crate) struct ProducerTable {
+    producers: HashMap<i64, ProducerEntry>,
+}
+
+impl ProducerTable {
+    /// Judges `batch` against what the partition has stored.
+    ///
+    /// # Errors
+    /// [`EngineError::InvalidProducerEpoch`] for an older epoch,
+    /// [`EngineError::OutOfOrderSequence`] for a gap or a new epoch not starting at 0.
+    pub(crate) fn check(&self, batch: &ProducerBatch) -> Result<Verdict, EngineError> {
+        let Some(entry) = self.producers.get(&batch.producer_id) else {
+            return Ok(Verdict::Append);
+        };
+        if batch.epoch < entry.epoch {
+            return Err(EngineError::InvalidProducerEpoch {
+                producer_id: batch.producer_id,
+                epoch: batch.epoch,
+            });
+        }
+        let out_of_order = |expected| EngineError::OutOfOrderSequence {
+            producer_id: batch.producer_id,
+            expected,
+            got: batch.first_seq,
+        };
+        if batch.epoch > entry.epoch {
+            return if batch.first_seq == 0 {
+                Ok(Verdict::Append)
+            } else {
+                Err(out_of_order(0))
+            };
+        }
+        if let Some(stored) = entry
+            .batches
+            .iter()
+            .find(|s| s.first_seq == batch.first_seq && s.last_seq == batch.last_seq)
+        {
+            return Ok(Verdict::Duplicate(*stored));
+        }
+        let expected = entry
+            .batches
+            .back()
+            .map_or(batch.first_seq, |last| seq_add(last.last_seq, 1));
+        if batch.first_seq == expected {
+            Ok(Verdict::Append)
+        } else {
+            Err(out_of_order(expected))
+        }
+    }
+
+    /// Remembers a batch stored at `base_offset..=last_offset`.
+    pub(crate) fn record(
+        &mut self,
+        batch: &ProducerBatch,
+        base_offset: Offset,
+        last_offset: Offset,
+    ) {
+        let entry = self.producers.entry(batch.producer_id).or_default();
+        if batch.epoch != entry.epoch {
+            entry.epoch = batch.epoch;
+            entry.batches.clear();
+        }
+        if entry.batches.len() == PRODUCER_BATCHES_REMEMBERED {
+            entry.batches.pop_front();
+        }
+        entry.batches.push_back(StoredBatch {
+            first_seq: batch.first_seq,
+            last_seq: batch.last_seq,
+            base_offset,
+            last_offset,
+        });
+    }
+
+    /// A copy holding only the given producers, to judge several batches of one request in
+    /// order without touching the real table until the append succeeds.
+    pub(crate) fn subset(&self, ids: impl Iterator<Item = i64>) -> ProducerTable {
+        let mut copy = ProducerTable::default();
+        for id in ids {
+            if let Some(entry) = self.producers.get(&id) {
+                copy.producers.insert(id, entry.clone());
+            }
+        }
+        copy
+    }
+
+    /// Producers known.
+    pub(crate) fn len(&self) -> usize {
+        self.producers.len()
+    }
+}
+
+/// Sequence numbers wrap from `i32::MAX` to 0, as in Kafka.
+fn seq_add(seq: i32, n: i32) -> i32 {
+    let sum = i64::from(seq) + i64::from(n);
+    // The modulus is positive and the result below i32::MAX + 1, so the cast cannot truncate.
+    (sum.rem_euclid(i64::from(i32::MAX) + 1)) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(epoch: i16, first: i32, records: i32) -> ProducerBatch {
+        ProducerBatch::new(7, epoch, first, records - 1)
+    }
+
+    #[test]
+    fn duplicate_returns_original_offsets() {
+        let mut t = ProducerTable::default();
+        let b = batch(0, 0, 3);
+        assert_eq!(t.check(&b).unwrap(), Verdict::Append);
+        t.record(&b, Offset(10), Offset(12));
+        match t.check(&b).unwrap() {
+            Verdict::Duplicate(s) => {
+                assert_eq!((s.base_offset, s.last_offset), (Offset(10), Offset(12)))
+            }
+            v => panic!("expected duplicate, got {v:?}"),
+        }
+        assert_eq!(t.check(&batch(0, 3, 1)).unwrap(), Verdict::Append);
+    }
+
+    #[test]
+    fn gap_and_fenced_epoch_are_refused() {
+        let mut t = ProducerTable::default();
+        let b = batch(1, 0, 2);
+        t.record(&b, Offset(0), Offset(1));
+        assert!(matches!(
+            t.check(&batch(1, 5, 1)),
+            Err(EngineError::OutOfOrderSequence {
+                expected: 2,
+                got: 5,
+                ..
+            })
+        ));
+        assert!(matches!(
+            t.check(&batch(0, 2, 1)),
+            Err(EngineError::InvalidProducerEpoch { epoch: 0, .. })
+        ));
+        assert!(matches!(
+            t.check(&batch(2, 1, 1)),
+            Err(EngineError::OutOfOrderSequence { expected: 0, .. })
+        ));
+        assert_eq!(t.check(&batch(2, 0, 1)).unwrap(), Verdict::Append);
+    }
+
+    #[test]
+    fn only_the_last_five_batches_are_remembered() {
+        let mut t = ProducerTable::default();
+        for i in 0..6 {
+            t.record(&batch(0, i, 1), Offset(i as u64), Offset(i as u64));
+        }
+        assert!(matches!(
+            t.check(&batch(0, 0, 1)),
+            Err(EngineError::OutOfOrderSequence { .. })
+        ));
+        assert!(matches!(
+            t.check(&batch(0, 1, 1)),
+            Ok(Verdict::Duplicate(_))
+        ));
+    }
+
+    #[test]
+    fn sequence_wraps() {
+        assert_eq!(seq_add(i32::MAX, 1), 0);
+        assert_eq!(seq_add(i32::MAX - 1, 3), 1);
+    }
+}

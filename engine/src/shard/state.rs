@@ -1,0 +1,190 @@
+//! [`ShardState`]: everything one shard owns, and how it follows metadata changes.
+//!
+//! All of it is `!Send` (`Rc`, `RefCell`, `Cell`) and stays on the shard's thread. The shard's
+//! metadata is a read-only copy: only [`ShardState::apply_metadata`], called by a message from
+//! the metadata owner, replaces it, opening the partitions newly placed here and closing those
+//! deleted.
+
+use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::{Arc, RwLock};
+
+use glommio::TaskQueueHandle;
+
+use crate::event::Event;
+use crate::group::GroupCoordinator;
+use crate::log_api::Clock;
+use crate::metadata::{topic_dir, Metadata, TopicMeta};
+use crate::partition::Partition;
+use crate::shard::mesh::Mesh;
+use crate::{EngineConfig, EngineError, Result, ShardId, TopicPartition};
+
+/// Where handles look up the owning shard of a partition. Written only by the metadata owner
+/// (after every change), read by handles on other threads; never touched on the data path.
+pub(crate) type Routes = Arc<RwLock<HashMap<Arc<str>, Vec<ShardId>>>>;
+
+/// Counts the tasks spawned through the shard (services' and the engine's own), so shutdown
+/// can wait for them to finish.
+#[derive(Default)]
+pub(crate) struct TaskTracker {
+    live: Cell<usize>,
+    idle: Event,
+}
+
+impl TaskTracker {
+    /// Wraps `fut` so that it counts as live until it completes or is dropped.
+    pub(crate) fn track<F: Future<Output = ()> + 'static>(
+        self: &Rc<Self>,
+        fut: F,
+    ) -> impl Future<Output = ()> + 'static {
+        struct Guard(Rc<TaskTracker>);
+        impl Drop for Guard {
+            fn drop(&mut self) {
+                self.0.live.set(self.0.live.get() - 1);
+                if self.0.live.get() == 0 {
+                    self.0.idle.notify();
+                }
+            }
+        }
+        self.live.set(self.live.get() + 1);
+        let guard = Guard(self.clone());
+        async move {
+            let _guard = guard;
+            fut.await;
+        }
+    }
+
+    pub(crate) fn live(&self) -> usize {
+        self.live.get()
+    }
+
+    pub(crate) fn idle(&self) -> &Event {
+        &self.idle
+    }
+}
+
+/// Everything one shard owns.
+pub(crate) struct ShardState {
+    pub id: ShardId,
+    pub count: usize,
+    pub config: EngineConfig,
+    pub mesh: Option<Mesh>,
+    pub request_queue: TaskQueueHandle,
+    pub background_queue: TaskQueueHandle,
+    pub clock: Rc<dyn Clock>,
+    /// This shard's read-only copy of the metadata.
+    pub metadata: RefCell<Metadata>,
+    pub partitions: RefCell<HashMap<TopicPartition, Rc<Partition>>>,
+    pub groups: OnceCell<Rc<GroupCoordinator>>,
+    pub tasks: Rc<TaskTracker>,
+    /// Notified once when shutdown begins.
+    pub stopping: Event,
+    pub stopped: Cell<bool>,
+    /// Notified when the shard's main future should return.
+    pub exit: Event,
+    /// Set on the metadata owner (shard 0) only.
+    pub owner: Option<crate::admin::MetadataOwner>,
+    pub routes: Routes,
+}
+
+impl ShardState {
+    /// The local partition, if this shard owns it.
+    pub(crate) fn partition(&self, tp: &TopicPartition) -> Option<Rc<Partition>> {
+        self.partitions.borrow().get(tp).cloned()
+    }
+
+    /// Every local partition.
+    pub(crate) fn local_partitions(&self) -> Vec<Rc<Partition>> {
+        self.partitions.borrow().values().cloned().collect()
+    }
+
+    fn partition_dir(&self, name: &str, meta: &TopicMeta, partition: u32) -> PathBuf {
+        topic_dir(&self.config.data_dir, name, meta.id).join(partition.to_string())
+    }
+
+    /// Replaces this shard's copy of the metadata with `next` (ignored when not newer): opens
+    /// the partitions newly placed here, pushes changed configurations to their logs, and closes
+    /// (and deletes the data of) partitions of deleted topics.
+    ///
+    /// # Errors
+    /// The first error opening or closing a partition; the others are still attempted.
+    pub(crate) async fn apply_metadata(&self, next: Metadata) -> Result<()> {
+        let previous = self.metadata.borrow().clone();
+        if next.version <= previous.version {
+            return Ok(());
+        }
+        let mut first_error = None;
+        // First close what is gone: topics deleted or re-created (new id), partitions moved.
+        let gone: Vec<TopicPartition> = self
+            .partitions
+            .borrow()
+            .keys()
+            .filter(|tp| match next.topics.get(&*tp.topic) {
+                None => true,
+                Some(meta) => {
+                    previous.topics.get(&*tp.topic).map(|m| m.id) != Some(meta.id)
+                        || meta.placement.get(tp.partition.0 as usize) != Some(&self.id)
+                }
+            })
+            .cloned()
+            .collect();
+        for tp in gone {
+            let Some(partition) = self.partitions.borrow_mut().remove(&tp) else {
+                continue;
+            };
+            let deleted = next.topics.get(&*tp.topic).map(|m| m.id)
+                != previous.topics.get(&*tp.topic).map(|m| m.id);
+            if let Err(e) = close_partition(&partition, deleted).await {
+                tracing::error!(partition = %tp, error = %e, "closing partition failed");
+                first_error.get_or_insert(e);
+            }
+        }
+        // Then open what is new here and push changed configurations to the logs.
+        for (name, meta) in &next.topics {
+            for (p, shard) in meta.placement.iter().enumerate() {
+                if *shard != self.id {
+                    continue;
+                }
+                let tp = TopicPartition::new(name.as_str(), p as u32);
+                if let Some(existing) = self.partition(&tp) {
+                    existing.set_config(&meta.config);
+                    continue;
+                }
+                let dir = self.partition_dir(name, meta, p as u32);
+                match Partition::open(tp.clone(), dir, &meta.config, self.clock.clone()).await {
+                    Ok(partition) => {
+                        self.partitions.borrow_mut().insert(tp, Rc::new(partition));
+                    }
+                    Err(e) => {
+                        tracing::error!(partition = %tp, error = %e, "opening partition failed");
+                        first_error.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        *self.metadata.borrow_mut() = next;
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// Closes a partition and, when its topic was deleted, removes its data.
+async fn close_partition(partition: &Partition, delete_data: bool) -> Result<()> {
+    partition.close().await?;
+    if delete_data {
+        let dir = partition.dir().to_path_buf();
+        glommio::executor()
+            .spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(EngineError::Io {
+                    context: format!("removing {}", dir.display()),
+                    source: e,
+                }),
+            })
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! Idempotent producers: a repeated batch gets its original offsets and is stored once; a
+//! sequence gap and a fenced epoch are refused.
+
+mod common;
+
+use std::time::Duration;
+
+use futures::executor::block_on;
+use spindle_engine::{EngineError, FetchRequest, Offset, TopicConfig, TopicPartition};
+
+fn stored(handle: &spindle_engine::EngineHandle, tp: &TopicPartition) -> Vec<(i64, String)> {
+    let out = block_on(handle.fetch(FetchRequest {
+        tp: tp.clone(),
+        offset: Offset(0),
+        max_bytes: 1 << 20,
+        max_wait: Duration::ZERO,
+        min_bytes: 0,
+    }))
+    .expect("fetch");
+    common::decode(&out.batches)
+}
+
+#[test]
+fn duplicate_batch_is_answered_with_its_offsets_and_stored_once() {
+    let dir = common::temp_dir();
+    let engine = common::start(dir.path(), 2);
+    let handle = engine.handle();
+    block_on(handle.create_topic("idem", 2, TopicConfig::default())).expect("create");
+    let (pid, epoch) = block_on(handle.init_producer_id()).expect("producer id");
+    let (pid2, _) = block_on(handle.init_producer_id()).expect("producer id");
+    assert_ne!(pid, pid2);
+
+    for p in 0..2 {
+        let tp = TopicPartition::new("idem", p);
+        let first = block_on(handle.produce(&tp, common::idempotent_batch(pid, epoch, 0, 3)))
+            .expect("first");
+        let second = block_on(handle.produce(&tp, common::idempotent_batch(pid, epoch, 3, 2)))
+            .expect("second");
+        // The first batch again (a retry after a lost acknowledgement).
+        let again = block_on(handle.produce(&tp, common::idempotent_batch(pid, epoch, 0, 3)))
+            .expect("duplicate");
+        assert_eq!(
+            (again.base_offset, again.last_offset),
+            (first.base_offset, first.last_offset)
+        );
+        assert_eq!(
+            (second.base_offset, second.last_offset),
+            (Offset(3), Offset(4))
+        );
+        assert_eq!(stored(&handle, &tp).len(), 5, "stored once");
+
+        // A gap: sequence 7 when 5 is expected.
+        let gap =
+            block_on(handle.produce(&tp, common::idempotent_batch(pid, epoch, 7, 1))).unwrap_err();
+        assert!(
+            matches!(
+                gap,
+                EngineError::OutOfOrderSequence {
+                    expected: 5,
+                    got: 7,
+                    ..
+                }
+            ),
+            "{gap:?}"
+        );
+        // A newer epoch must start at 0; after it, the old epoch is fenced.
+        let bad_start =
+            block_on(handle.produce(&tp, common::idempotent_batch(pid, epoch + 1, 5, 1)))
+                .unwrap_err();
+        assert!(
+            matches!(
+                bad_start,
+                EngineError::OutOfOrderSequence { expected: 0, .. }
+            ),
+            "{bad_start:?}"
+        );
+        block_on(handle.produce(&tp, common::idempotent_batch(pid, epoch + 1, 0, 1)))
+            .expect("new epoch");
+        let fenced =
+            block_on(handle.produce(&tp, common::idempotent_batch(pid, epoch, 5, 1))).unwrap_err();
+        assert!(
+            matches!(fenced, EngineError::InvalidProducerEpoch { .. }),
+            "{fenced:?}"
+        );
+        assert_eq!(stored(&handle, &tp).len(), 6);
+    }
+    engine.shutdown().expect("shutdown");
+}
+
+#[test]
+fn oversize_batches_are_refused() {
+    let dir = common::temp_dir();
+    let engine = common::start(dir.path(), 1);
+    let handle = engine.handle();
+    let mut config = TopicConfig::default();
+    config.set("max.message.bytes", "200").expect("set");
+    block_on(handle.create_topic("small", 1, config)).expect("create");
+    let tp = TopicPartition::new("small", 0);
+    let described = block_on(handle.describe_topic("small")).expect("describe");
+    assert_eq!(described.info.config.max_message_bytes, 200);
+    let err =
+        block_on(handle.produce_records(&tp, common::records(&"x".repeat(100), 5))).unwrap_err();
+    assert!(
+        matches!(err, EngineError::MessageTooLarge { max: 200, .. }),
+        "{err:?}"
+    );
+    block_on(handle.produce_records(&tp, common::records("ok", 1))).expect("small batch");
+    engine.shutdown().expect("shutdown");
+}
