@@ -1,64 +1,11 @@
 //! Runs `spindle-bench kafka` against a real `spindle serve` on a free local port and checks
 //! that what the producers had acknowledged, the consumers read back.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod spindle_server;
 
-/// A `spindle serve` child on its own data directory, stopped (by its PID) on drop.
-struct Server {
-    child: Child,
-    dir: PathBuf,
-    kafka: String,
-}
+use std::process::Command;
 
-impl Server {
-    fn start(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("spindle-bench-kafka-{name}-{}", std::process::id()));
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).expect("clear stale dir");
-        }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_spindle"))
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(&dir)
-            .args(["--kafka-listen", "127.0.0.1:0", "--grpc-enabled", "false"])
-            .args(["--shards", "1", "--log-level", "warn"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spindle serve starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut kafka = None;
-        for line in BufReader::new(stdout).lines() {
-            let line = line.expect("reads stdout");
-            if let Some(rest) = line.strip_prefix("spindle ready: kafka=") {
-                kafka = rest.split_whitespace().next().map(str::to_owned);
-                break;
-            }
-            assert!(Instant::now() < deadline, "spindle serve not ready in time");
-        }
-        let kafka = kafka.expect("spindle serve printed its ready line");
-        Self { child, dir, kafka }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Err(e) = self.child.kill() {
-            eprintln!("killing spindle serve: {e}");
-        }
-        if let Err(e) = self.child.wait() {
-            eprintln!("waiting for spindle serve: {e}");
-        }
-        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-            eprintln!("leaving {}: {e}", self.dir.display());
-        }
-    }
-}
+use spindle_server::Server;
 
 fn bench(args: &[&str]) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_spindle-bench"))

@@ -31,6 +31,8 @@ pub enum Mode {
     Embedded(EmbeddedArgs),
     /// Produce (and optionally consume) over the Kafka wire protocol against any broker.
     Kafka(KafkaArgs),
+    /// Produce through the gRPC gateway (`spindle.v1.Producer/Produce`).
+    Grpc(GrpcArgs),
 }
 
 /// Flags of `spindle-bench embedded`.
@@ -80,6 +82,23 @@ pub struct KafkaArgs {
     /// Broker request timeout for produce (ms).
     #[arg(long, default_value_t = 30_000)]
     pub timeout_ms: i32,
+    /// The workload.
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+/// Flags of `spindle-bench grpc`.
+#[derive(Debug, Args)]
+pub struct GrpcArgs {
+    /// The gateway's address.
+    #[arg(long, default_value = "http://127.0.0.1:50051")]
+    pub endpoint: String,
+    /// Bearer token sent as `authorization: Bearer TOKEN`, for gateways with auth.
+    #[arg(long, env = "SPINDLE_BENCH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// A topic config `KEY=VALUE` sent with CreateTopic when the topic is created (repeatable).
+    #[arg(long = "topic-config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub topic_configs: Vec<(String, String)>,
     /// The workload.
     #[command(flatten)]
     pub load: LoadArgs,
@@ -282,6 +301,17 @@ mod tests {
     }
 
     #[test]
+    fn grpc_flags_parse() {
+        let cli = parse("spindle-bench grpc --endpoint http://h:1 --token t --count 5 --json");
+        let Mode::Grpc(a) = cli.mode else {
+            panic!("not grpc")
+        };
+        assert_eq!(a.endpoint, "http://h:1");
+        assert_eq!(a.token.as_deref(), Some("t"));
+        assert_eq!(a.load.stop(), Stop::Count(5));
+    }
+
+    #[test]
     fn fsync_policies_parse_and_print_back() {
         for s in ["never", "batch", "interval:5"] {
             assert_eq!(s.parse::<FsyncArg>().expect("parses").to_string(), s);
@@ -323,9 +353,9 @@ mod tests {
             "spindle-bench embedded --count 1 --duration-secs 1".split_whitespace()
         )
         .is_err());
-        let mut load = match parse("spindle-bench embedded").mode {
-            Mode::Embedded(a) => a.load,
-            Mode::Kafka(a) => a.load,
+        let Mode::Embedded(EmbeddedArgs { mut load, .. }) = parse("spindle-bench embedded").mode
+        else {
+            panic!("not embedded")
         };
         assert_eq!(load.stop(), Stop::Duration(Duration::from_secs(10)));
         load.in_flight = 0;

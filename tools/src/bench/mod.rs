@@ -1,6 +1,6 @@
 //! `spindle-bench`: load generators and latency reports.
 //!
-//! Every mode (`embedded`, `kafka`) follows the same shape so that their figures compare:
+//! Every mode (`embedded`, `kafka`, `grpc`) follows the same shape so that their figures compare:
 //!
 //! 1. [`args`] parses the flags; the workload part ([`args::LoadArgs`]) is shared by all modes.
 //! 2. [`batch`] builds the Kafka v2 record batches once, up front: the hot loop only stamps a
@@ -22,6 +22,7 @@
 pub mod args;
 pub mod batch;
 pub mod embedded;
+pub mod grpc;
 pub mod kafka;
 pub mod latency;
 pub mod limits;
@@ -40,5 +41,6 @@ pub fn run(cli: args::Cli) -> anyhow::Result<()> {
     match cli.mode {
         args::Mode::Embedded(a) => embedded::run(&a),
         args::Mode::Kafka(a) => kafka::run(&a),
+        args::Mode::Grpc(a) => grpc::run(&a),
     }
 }

@@ -1,0 +1,190 @@
+//! `spindle-bench grpc`: produce through the gRPC gateway with the client generated from the
+//! gateway's own protos (`spindle_gateway::proto`).
+//!
+//! The gateway takes plain records and builds the Kafka batch itself, so the unit of work here
+//! is a `Produce` call carrying one batch's worth of records for one partition. Each producer
+//! owns one HTTP/2 channel (as a separate client process would) and keeps up to `--in-flight`
+//! calls outstanding on it; all producers run as tasks on one tokio thread, through the same
+//! loop as the embedded mode ([`producer_task`]), so the two modes' figures compare.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use bytes::Bytes;
+use kafka_protocol::records::Compression;
+use rand::distributions::Alphanumeric;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+use spindle_gateway::proto::admin_client::AdminClient;
+use spindle_gateway::proto::producer_client::ProducerClient;
+use spindle_gateway::proto::{ConfigEntry, CreateTopicRequest, ProduceRequest, Record};
+use tonic::transport::Channel;
+
+use crate::bench::args::GrpcArgs;
+use crate::bench::batch::BatchShape;
+use crate::bench::limits;
+use crate::bench::producer_task::{self, ProducerOutcome, TaskSetup};
+use crate::bench::progress::Progress;
+use crate::bench::report::Report;
+use crate::bench::schedule::Plan;
+use crate::bench::throughput::{Sampler, Throughput};
+
+/// Runs the gRPC benchmark described by `args` and prints its report.
+///
+/// # Errors
+/// Invalid flags, an unreachable gateway, a topic that cannot be created, output files.
+pub fn run(args: &GrpcArgs) -> anyhow::Result<()> {
+    let load = &args.load;
+    load.validate()?;
+    let shape = BatchShape::filling(load.batch_bytes, load.message_bytes, Compression::None);
+    let batches = record_sets(&shape, limits::TEMPLATES_PER_PRODUCER);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the client runtime")?;
+    let report = runtime.block_on(drive(args, &shape, &batches))?;
+    report.emit(load)
+}
+
+/// `count` sets of records shaped like `shape`, with pseudo-random text values.
+fn record_sets(shape: &BatchShape, count: usize) -> Vec<Vec<Record>> {
+    (0..count as u64)
+        .map(|seed| {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            (0..shape.records)
+                .map(|i| Record {
+                    key: Some(Bytes::from((i as u32).to_be_bytes().to_vec())),
+                    value: Some(
+                        (&mut rng)
+                            .sample_iter(Alphanumeric)
+                            .take(shape.message_bytes)
+                            .collect::<Vec<u8>>()
+                            .into(),
+                    ),
+                    headers: Vec::new(),
+                    timestamp_ms: None,
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Wraps `message` in a request carrying the bearer token, if any.
+fn request<T>(message: T, token: Option<&str>) -> anyhow::Result<tonic::Request<T>> {
+    let mut request = tonic::Request::new(message);
+    if let Some(token) = token {
+        let value = format!("Bearer {token}")
+            .parse()
+            .context("the token is not a valid header value")?;
+        request.metadata_mut().insert("authorization", value);
+    }
+    Ok(request)
+}
+
+async fn ensure_topic(args: &GrpcArgs) -> anyhow::Result<()> {
+    let mut admin = AdminClient::connect(args.endpoint.clone())
+        .await
+        .with_context(|| format!("connecting to {}", args.endpoint))?;
+    let create = CreateTopicRequest {
+        name: args.load.topic.clone(),
+        partitions: args.load.partitions,
+        config: args
+            .topic_configs
+            .iter()
+            .map(|(key, value)| ConfigEntry {
+                key: key.clone(),
+                value: value.clone(),
+            })
+            .collect(),
+    };
+    match admin
+        .create_topic(request(create, args.token.as_deref())?)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(status) if status.code() == tonic::Code::AlreadyExists => Ok(()),
+        Err(status) => Err(status).context("creating the bench topic"),
+    }
+}
+
+async fn drive(
+    args: &GrpcArgs,
+    shape: &BatchShape,
+    batches: &[Vec<Record>],
+) -> anyhow::Result<Report> {
+    let load = &args.load;
+    ensure_topic(args).await?;
+    let producers = load.producers.max(1);
+    let mut clients: Vec<ProducerClient<Channel>> = Vec::with_capacity(producers);
+    for _ in 0..producers {
+        let client = ProducerClient::connect(args.endpoint.clone())
+            .await
+            .with_context(|| format!("connecting to {}", args.endpoint))?
+            .max_encoding_message_size(limits::BATCH_BYTES_MAX * 2);
+        clients.push(client);
+    }
+    let throughput = Arc::new(Throughput::default());
+    let start = Instant::now();
+    let plan = Plan::new(load.stop(), start, shape.records as u64);
+    let setup = TaskSetup {
+        plan: &plan,
+        throughput: &throughput,
+        shape: *shape,
+        start,
+        rate: load.rate,
+        producers,
+        in_flight: load.in_flight,
+    };
+    let sampler = Sampler::start(
+        throughput.clone(),
+        Progress::new(!load.json, load.stop()),
+        start,
+    );
+    let token = args.token.as_deref();
+    let tasks = clients.iter().enumerate().map(|(i, client)| {
+        producer_task::run(&setup, i, move |n| {
+            let mut client = client.clone();
+            let message = ProduceRequest {
+                topic: load.topic.clone(),
+                partition: Some(((i + n) % load.partitions as usize) as u32),
+                records: batches[n % batches.len()].clone(),
+            };
+            async move {
+                client.produce(request(message, token)?).await?;
+                Ok(())
+            }
+        })
+    });
+    let outcomes = futures::future::join_all(tasks).await;
+    let elapsed = start.elapsed();
+    let series = sampler.stop();
+    let mut all = ProducerOutcome::default();
+    for o in outcomes {
+        all.merge(o);
+    }
+    Ok(Report {
+        mode: "grpc",
+        config: json!({
+            "endpoint": args.endpoint,
+            "topic_configs": args.topic_configs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+            "topic": load.topic,
+            "partitions": load.partitions,
+            "producers": producers,
+            "in_flight": load.in_flight,
+            "message_bytes": load.message_bytes,
+            "batch_bytes": load.batch_bytes,
+            "records_per_batch": shape.records,
+            "count": load.count,
+            "duration_secs": load.duration_secs,
+            "rate": load.rate,
+        }),
+        elapsed,
+        totals: throughput.totals(),
+        batches: all.batches,
+        latency: all.latency,
+        series,
+        first_error: all.first_error,
+        consume: None,
+    })
+}
