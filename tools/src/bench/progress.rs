@@ -56,6 +56,10 @@ impl Progress {
     pub fn update(&self, totals: &Totals, latest: Option<&Sample>, elapsed: Duration) {
         let Some(bar) = &self.bar else { return };
         match self.stop {
+            // A consume-only run counts what it reads.
+            Stop::Count(_) if totals.produced_messages == 0 => {
+                bar.set_position(totals.consumed_messages);
+            }
             Stop::Count(_) => bar.set_position(totals.produced_messages),
             Stop::Duration(_) => bar.set_position(elapsed.as_secs()),
         }
