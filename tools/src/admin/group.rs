@@ -26,7 +26,7 @@ use crate::admin::args::GroupCommand;
 use crate::admin::client::{Client, TopicPartition, LATEST};
 use crate::admin::error::AdminError;
 use crate::admin::reset;
-use crate::admin::table::{Printer, Table};
+use crate::admin::table::{Printer, Table, NO_VALUE};
 
 /// Highest OffsetFetch version used: v10 names topics by id only.
 const OFFSET_FETCH_VERSION_MAX: i16 = 9;
@@ -73,11 +73,11 @@ fn list(client: &mut Client, out: &mut Printer) -> Result<(), AdminError> {
     out.print(&groups, |groups| {
         let mut table = Table::new(&["GROUP", "STATE", "PROTOCOL-TYPE"]);
         for g in groups {
-            let state = if g.state.is_empty() { "-" } else { &g.state };
+            let or_dash = |s: &str| if s.is_empty() { NO_VALUE } else { s }.to_owned();
             table.row(vec![
                 g.group.clone(),
-                state.to_owned(),
-                g.protocol_type.clone(),
+                or_dash(&g.state),
+                or_dash(&g.protocol_type),
             ]);
         }
         table.render()

@@ -235,7 +235,7 @@ mod tests {
             }],
         };
         let text = render(&plan);
-        assert!(text.contains("orders          0        -    3\n"), "{text}");
+        assert!(text.contains("orders          0  -          3\n"), "{text}");
         assert!(text.ends_with("dry run: nothing changed (add --execute to commit)\n"));
     }
 }

@@ -45,12 +45,19 @@ impl Table {
     pub fn render(&self) -> String {
         let columns = self.header.len();
         let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
-        let mut numeric = vec![!self.rows.is_empty(); columns];
+        // A column is numeric when every cell is a number or `-` and at least one is a number.
+        let mut numeric = vec![true; columns];
+        let mut any_number = vec![false; columns];
         for row in &self.rows {
             for (i, cell) in row.iter().enumerate() {
                 widths[i] = widths[i].max(cell.chars().count());
-                numeric[i] &= is_number(cell);
+                let number = cell.parse::<i64>().is_ok();
+                numeric[i] &= number || cell == NO_VALUE;
+                any_number[i] |= number;
             }
+        }
+        for (numeric, any) in numeric.iter_mut().zip(any_number) {
+            *numeric &= any;
         }
         let mut text = String::new();
         for row in std::iter::once(&self.header).chain(&self.rows) {
@@ -78,10 +85,8 @@ impl Table {
     }
 }
 
-/// A numeric cell, or `-` (no value), which sits in numeric columns.
-fn is_number(cell: &str) -> bool {
-    cell == "-" || cell.parse::<i64>().is_ok()
-}
+/// The cell shown for a missing value; it sits in numeric columns without making them text.
+pub const NO_VALUE: &str = "-";
 
 /// Where a command's result goes, in the format the operator asked for.
 pub struct Printer<'a> {
@@ -139,6 +144,13 @@ mod tests {
              orders          0  12345\n\
              ünï            10      -\n"
         );
+    }
+
+    #[test]
+    fn a_column_of_dashes_is_text() {
+        let mut t = Table::new(&["NODE", "RACK", "CONTROLLER"]);
+        t.row(vec!["0".into(), "-".into(), "yes".into()]);
+        assert_eq!(t.render(), "NODE  RACK  CONTROLLER\n   0  -     yes\n");
     }
 
     #[test]

