@@ -63,7 +63,7 @@ impl Server {
     }
 
     /// Sends SIGTERM and returns the exit status code.
-    fn terminate(mut self) -> Option<i32> {
+    fn terminate(&mut self) -> Option<i32> {
         // SAFETY: kill(2) on the pid of a child we spawned and have not reaped.
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
         let deadline = Instant::now() + STOP_TIMEOUT;
@@ -73,8 +73,20 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        self.child.kill().unwrap();
         panic!("spindle did not stop within {STOP_TIMEOUT:?} of SIGTERM");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // A failed test must not leave its server running.
+        if matches!(self.child.try_wait(), Ok(None)) {
+            if let Err(e) = self.child.kill() {
+                eprintln!("cannot kill spindle {}: {e}", self.child.id());
+            }
+            // Reap it; its status no longer matters.
+            drop(self.child.wait());
+        }
     }
 }
 
@@ -89,15 +101,19 @@ fn api_versions(correlation_id: i32) -> Vec<u8> {
 }
 
 fn answers(stream: &mut TcpStream, correlation_id: i32) -> bool {
-    let mut head = [0u8; 8];
-    stream.write_all(&api_versions(correlation_id)).is_ok()
-        && stream.read_exact(&mut head).is_ok()
-        && head[4..8] == correlation_id.to_be_bytes()
+    let mut len = [0u8; 4];
+    if stream.write_all(&api_versions(correlation_id)).is_err()
+        || stream.read_exact(&mut len).is_err()
+    {
+        return false;
+    }
+    let mut body = vec![0u8; i32::from_be_bytes(len).max(0) as usize];
+    stream.read_exact(&mut body).is_ok() && body.get(..4) == Some(&correlation_id.to_be_bytes()[..])
 }
 
 #[test]
 fn serves_until_sigterm_and_survives_hostile_array_lengths() {
-    let server = Server::start();
+    let mut server = Server::start();
     let mut healthy = server.connect();
     assert!(answers(&mut healthy, 1));
 

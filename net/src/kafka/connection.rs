@@ -92,6 +92,11 @@ async fn read_requests(
             None => break,
             Some(Ok(frame)) => frame,
             Some(Err(FrameError::Closed)) => break,
+            Some(Err(FrameError::Io(e))) => {
+                // A client that resets its connection has done nothing wrong.
+                tracing::debug!(%peer, error = %e, "kafka connection read failed");
+                break;
+            }
             Some(Err(e)) => {
                 tracing::warn!(%peer, reason = %e, "closing kafka connection");
                 break;
