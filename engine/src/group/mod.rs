@@ -57,5 +57,8 @@ pub use offsets::CommittedOffset;
 pub use state::GroupState;
 
 /// The internal topic holding committed offsets: one partition per shard, partition *i* on
-/// shard *i*.
-pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// shard *i* (created by the engine's metadata at first start).
+pub const OFFSETS_TOPIC: &str = crate::CONSUMER_OFFSETS_TOPIC;
+
+#[cfg(test)]
+mod engine_tests;

@@ -1,0 +1,175 @@
+//! Groups on a real engine: commits go through the offsets log on disk and come back after a
+//! restart; deletions write tombstones that a restart honours.
+
+use std::time::Duration;
+
+use futures::executor::block_on;
+
+use super::*;
+use crate::{Engine, EngineConfig, EngineHandle, Placement, TopicConfig, TopicPartition};
+
+const SHARDS: usize = 2;
+
+fn start(dir: &std::path::Path) -> Engine {
+    Engine::start(EngineConfig {
+        data_dir: dir.to_path_buf(),
+        shards: SHARDS,
+        placement: Placement::Unbound,
+        auto_create_topics: false,
+        ..EngineConfig::default()
+    })
+    .expect("engine starts")
+}
+
+fn offset(value: i64, metadata: &str) -> CommittedOffset {
+    CommittedOffset {
+        offset: value,
+        leader_epoch: 0,
+        metadata: Some(metadata.to_owned()),
+        commit_timestamp_ms: -1,
+    }
+}
+
+fn commit(
+    handle: &EngineHandle,
+    group_id: &str,
+    generation: i32,
+    offsets: &[(u32, i64)],
+) -> CommitOutcome {
+    let commit = OffsetCommit {
+        group_id: group_id.to_owned(),
+        generation,
+        member_id: String::new(),
+        group_instance_id: None,
+        offsets: offsets
+            .iter()
+            .map(|(p, o)| (TopicPartition::new("t", *p), offset(*o, "meta")))
+            .collect(),
+    };
+    let target = coordinator_shard(group_id, handle.shard_count());
+    block_on(handle.run_on(target, move |shard| async move {
+        shard.local_groups().commit_offsets(&shard, commit).await
+    }))
+    .expect("coordinator shard runs")
+    .expect("commit accepted")
+}
+
+fn fetch(handle: &EngineHandle, group_id: &str) -> Vec<(u32, i64)> {
+    let id = group_id.to_owned();
+    let target = coordinator_shard(group_id, handle.shard_count());
+    let found = block_on(handle.run_on(target, move |shard| async move {
+        shard.local_groups().fetch_offsets(&id, None)
+    }))
+    .expect("coordinator shard runs");
+    found
+        .into_iter()
+        .map(|(tp, c)| (tp.partition.0, c.map_or(-1, |c| c.offset)))
+        .collect()
+}
+
+fn delete(handle: &EngineHandle, group_id: &str) -> Result<(), GroupError> {
+    let ids = vec![group_id.to_owned()];
+    let target = coordinator_shard(group_id, handle.shard_count());
+    let mut results = block_on(handle.run_on(target, move |shard| async move {
+        shard.local_groups().delete_groups(&shard, &ids).await
+    }))
+    .expect("coordinator shard runs");
+    results.pop().expect("one result").1
+}
+
+#[test]
+fn commits_and_tombstones_survive_restart() {
+    let dir = tempfile::tempdir_in(std::env::temp_dir()).expect("temp dir");
+    {
+        let engine = start(dir.path());
+        let handle = engine.handle();
+        block_on(handle.create_topic("t", 2, TopicConfig::default())).expect("create");
+        for outcome in [
+            commit(&handle, "g1", -1, &[(0, 5), (1, 7)]),
+            commit(&handle, "g1", -1, &[(0, 9)]),
+            commit(&handle, "g2", -1, &[(0, 1)]),
+        ] {
+            assert!(outcome.iter().all(|(_, r)| r.is_ok()), "{outcome:?}");
+        }
+        assert_eq!(fetch(&handle, "g1"), vec![(0, 9), (1, 7)]);
+        assert_eq!(delete(&handle, "g2"), Ok(()));
+        assert_eq!(delete(&handle, "g2"), Err(GroupError::GroupIdNotFound));
+        assert!(fetch(&handle, "g2").is_empty());
+        engine.shutdown().expect("shutdown");
+    }
+    let engine = start(dir.path());
+    let handle = engine.handle();
+    assert_eq!(fetch(&handle, "g1"), vec![(0, 9), (1, 7)]);
+    assert!(fetch(&handle, "g2").is_empty());
+    let all = block_on(handle.run_on(crate::ShardId(0), |shard| async move {
+        list_all_groups(&shard).await
+    }))
+    .expect("shard runs")
+    .expect("every shard answers");
+    let ids: Vec<&str> = all.iter().map(|g| g.group_id.as_str()).collect();
+    assert_eq!(ids, vec!["g1"]);
+    assert_eq!(all[0].state, GroupState::Empty);
+    assert_eq!(all[0].offsets[0].1.metadata.as_deref(), Some("meta"));
+    engine.shutdown().expect("shutdown");
+}
+
+#[test]
+fn commits_are_checked_against_topics_and_generations() {
+    let dir = tempfile::tempdir_in(std::env::temp_dir()).expect("temp dir");
+    let engine = start(dir.path());
+    let handle = engine.handle();
+    block_on(handle.create_topic("t", 1, TopicConfig::default())).expect("create");
+    let outcome = commit(&handle, "g", -1, &[(0, 3), (5, 4)]);
+    assert_eq!(outcome[0].1, Ok(()));
+    assert_eq!(outcome[1].1, Err(GroupError::UnknownTopicOrPartition));
+    // A generation-based commit for a group nobody joined is refused as a whole.
+    let refused = OffsetCommit {
+        group_id: "g".to_owned(),
+        generation: 4,
+        member_id: "m".to_owned(),
+        group_instance_id: None,
+        offsets: vec![(TopicPartition::new("t", 0), offset(8, ""))],
+    };
+    let target = coordinator_shard("g", SHARDS);
+    let result = block_on(handle.run_on(target, move |shard| async move {
+        shard.local_groups().commit_offsets(&shard, refused).await
+    }))
+    .expect("coordinator shard runs");
+    assert_eq!(result.unwrap_err(), GroupError::IllegalGeneration);
+    assert_eq!(fetch(&handle, "g"), vec![(0, 3)]);
+    // The coordinator's timer runs on the shard: a member that never heartbeats is expired.
+    let join = JoinRequest {
+        group_id: "g".to_owned(),
+        member_id: String::new(),
+        group_instance_id: None,
+        require_known_member_id: false,
+        client_id: "test".to_owned(),
+        client_host: "/127.0.0.1".to_owned(),
+        session_timeout: Duration::from_millis(1_000),
+        rebalance_timeout: Duration::from_millis(1_000),
+        protocol_type: "consumer".to_owned(),
+        protocols: vec![Protocol {
+            name: "range".to_owned(),
+            metadata: bytes::Bytes::new(),
+        }],
+    };
+    let joined = block_on(handle.run_on(target, move |shard| async move {
+        shard.local_groups().join(join).await
+    }))
+    .expect("coordinator shard runs")
+    .expect("joined");
+    assert_eq!(joined.generation, 1);
+    let state = |handle: &EngineHandle| {
+        block_on(handle.run_on(target, |shard| async move {
+            shard.local_groups().describe_group("g").state
+        }))
+        .expect("coordinator shard runs")
+    };
+    assert_eq!(state(&handle), GroupState::CompletingRebalance);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while state(&handle) != GroupState::Empty && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(state(&handle), GroupState::Empty);
+    engine.shutdown().expect("shutdown");
+}
