@@ -10,6 +10,7 @@
 //! of the API versions served: dispatch refuses what is not in it and ApiVersions advertises it.
 
 mod api;
+mod authorized_operations;
 mod config;
 mod config_resource;
 mod connection;

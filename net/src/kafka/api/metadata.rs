@@ -9,6 +9,7 @@ use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, Topi
 use kafka_protocol::protocol::StrBytes;
 use spindle_engine::{EngineError, TopicInfo};
 
+use crate::kafka::authorized_operations::{self, CLUSTER, TOPIC};
 use crate::kafka::context::RequestContext;
 use crate::kafka::error_code;
 use crate::kafka::wire::count_to_wire;
@@ -29,17 +30,26 @@ pub(crate) async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Metada
     // Before v4 the request cannot refuse auto-creation.
     let may_create =
         ctx.config.auto_create_topics && (ctx.api_version < 4 || req.allow_auto_topic_creation);
+    // The fields exist from v8; the cluster's only until v10.
+    let topic_ops = authorized_operations::answer(
+        ctx.api_version >= 8 && req.include_topic_authorized_operations,
+        TOPIC,
+    );
+    let cluster_ops = authorized_operations::answer(
+        (8..=10).contains(&ctx.api_version) && req.include_cluster_authorized_operations,
+        CLUSTER,
+    );
     let topics = match wanted {
         None => ctx
             .shard
             .topics()
             .into_iter()
-            .map(|info| topic_entry(ctx, &info))
+            .map(|info| topic_entry(ctx, &info, topic_ops))
             .collect(),
         Some(names) => {
             let mut entries = Vec::with_capacity(names.len());
             for name in names {
-                entries.push(requested_topic(ctx, &name, may_create).await);
+                entries.push(requested_topic(ctx, &name, may_create, topic_ops).await);
             }
             entries
         }
@@ -53,6 +63,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Metada
         .with_cluster_id(Some(StrBytes::from_string(ctx.config.cluster_id.clone())))
         .with_controller_id(node)
         .with_topics(topics)
+        .with_cluster_authorized_operations(cluster_ops)
 }
 
 /// The entry of one named topic, creating it if allowed.
@@ -60,9 +71,10 @@ async fn requested_topic(
     ctx: &RequestContext,
     name: &str,
     may_create: bool,
+    topic_ops: i32,
 ) -> MetadataResponseTopic {
     if let Some(info) = ctx.shard.topic(name) {
-        return topic_entry(ctx, &info);
+        return topic_entry(ctx, &info, topic_ops);
     }
     if !may_create {
         return error_entry(name, ResponseError::UnknownTopicOrPartition.code());
@@ -78,11 +90,11 @@ async fn requested_topic(
     match created {
         Ok(info) => {
             tracing::info!(topic = %name, partitions = info.partitions, "auto-created topic");
-            topic_entry(ctx, &info)
+            topic_entry(ctx, &info, topic_ops)
         }
         // Another request created it meanwhile.
         Err(EngineError::TopicExists(_)) => match ctx.shard.topic(name) {
-            Some(info) => topic_entry(ctx, &info),
+            Some(info) => topic_entry(ctx, &info, topic_ops),
             None => error_entry(name, ResponseError::LeaderNotAvailable.code()),
         },
         Err(e) => error_entry(name, error_code::code_of(&e)),
@@ -95,7 +107,7 @@ fn error_entry(name: &str, code: i16) -> MetadataResponseTopic {
         .with_name(Some(TopicName(StrBytes::from_string(name.to_owned()))))
 }
 
-fn topic_entry(ctx: &RequestContext, info: &TopicInfo) -> MetadataResponseTopic {
+fn topic_entry(ctx: &RequestContext, info: &TopicInfo, operations: i32) -> MetadataResponseTopic {
     let node = BrokerId(ctx.node_id);
     let partitions = (0..info.partitions)
         .map(|p| {
@@ -111,4 +123,5 @@ fn topic_entry(ctx: &RequestContext, info: &TopicInfo) -> MetadataResponseTopic 
         .with_name(Some(TopicName(StrBytes::from_string(info.name.clone()))))
         .with_is_internal(info.internal)
         .with_partitions(partitions)
+        .with_topic_authorized_operations(operations)
 }
