@@ -54,8 +54,8 @@ def poll_until(members: list[Member], done, what: str, timeout_s: float = 30.0) 
     raise AssertionError(f"not within {timeout_s}s: {what}; members (assignment, consumed): {state}")
 
 
-def produce_round(bootstrap: str, topic: str, round_no: int) -> set[bytes]:
-    values = [f"r{round_no}-p{p}-{i}".encode() for p in range(PARTITIONS) for i in range(PER_PARTITION)]
+def produce_round(bootstrap: str, topic: str, round_no: int, partitions: int = PARTITIONS) -> set[bytes]:
+    values = [f"r{round_no}-p{p}-{i}".encode() for p in range(partitions) for i in range(PER_PARTITION)]
     clients.produce_sync(
         clients.producer(bootstrap),
         topic,
@@ -111,3 +111,61 @@ def test_group_member_leaves_and_other_takes_over(spindle, topic_name):
     committed = check.committed([CTP(topic_name, p) for p in range(PARTITIONS)], timeout=10)
     check.close()
     assert {tp.partition: tp.offset for tp in committed} == {p: 2 * PER_PARTITION for p in range(PARTITIONS)}
+
+
+def test_kafka_python_group_commits_and_resumes(spindle, topic_name):
+    from kafka import KafkaConsumer
+
+    clients.create_topic(spindle.bootstrap, topic_name, partitions=2)
+    group = f"kp-group-{topic_name}"
+    first = produce_round(spindle.bootstrap, topic_name, 1, partitions=2)
+
+    def drain(count: int) -> list:
+        cons = KafkaConsumer(
+            topic_name,
+            bootstrap_servers=spindle.bootstrap,
+            group_id=group,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            session_timeout_ms=6_000,
+            heartbeat_interval_ms=500,
+            request_timeout_ms=10_000,
+            fetch_max_wait_ms=100,
+        )
+        got = []
+        deadline = time.monotonic() + 30
+        try:
+            while len(got) < count and time.monotonic() < deadline:
+                for batch in cons.poll(timeout_ms=200).values():
+                    got.extend(batch)
+            cons.commit()
+        finally:
+            cons.close()
+        assert len(got) == count, f"kafka-python group member consumed {len(got)} of {count}"
+        return got
+
+    assert {r.value for r in drain(len(first))} == first
+    second = produce_round(spindle.bootstrap, topic_name, 2, partitions=2)
+    assert {r.value for r in drain(len(second))} == second, "the group must resume after its commits"
+
+
+def test_kcat_balanced_consumer(spindle, topic_name):
+    """kcat -G: librdkafka 2.0.2's consumer group protocol, to the end of every partition."""
+    clients.create_topic(spindle.bootstrap, topic_name, partitions=PARTITIONS)
+    sent = produce_round(spindle.bootstrap, topic_name, 1)
+
+    out = clients.kcat(
+        spindle.bootstrap,
+        "-G",
+        f"kcat-group-{topic_name}",
+        "-X",
+        "auto.offset.reset=earliest",
+        "-c",
+        str(len(sent)),
+        "-f",
+        "%s\n",
+        topic_name,
+        timeout_s=60,
+    )
+
+    assert sorted(out.splitlines()) == sorted(sent)
