@@ -1,11 +1,12 @@
 //! One Kafka-protocol producer: a writer thread that sends Produce requests on the schedule and
 //! a reader thread that matches the answers and records their latency.
 //!
-//! The two halves share a bounded FIFO of outstanding requests (a `sync_channel` of
-//! `--in-flight - 1` slots plus the one the reader holds), which is the in-flight window: when
-//! it is full the writer blocks, and since latency is measured from the intended send time,
-//! that wait shows up in the figures. With `acks=0` the broker sends no answers; the latency
-//! is then the time until the request is in the socket.
+//! The two halves share a FIFO of outstanding requests (Kafka answers a connection's requests
+//! in order) and an in-flight window of `--in-flight` slots: the writer takes a slot before
+//! each send and the reader returns it with each answer. With `--rate`, a request waiting for
+//! a slot is charged the wait, since its latency runs from its intended time; at full speed a
+//! request is due when its slot frees, as in the async modes. With `acks=0` the broker sends
+//! no answers; the latency is then the time until the request is in the socket.
 //!
 //! Each request carries one batch for one partition; the batch is a pre-built template whose
 //! timestamps are re-stamped in the encoded frame with the intended send time (wall clock), so
@@ -21,7 +22,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use crate::bench::batch::{stamp, BatchShape, Template};
 use crate::bench::kafka::cluster::{topic_name, Cluster};
-use crate::bench::kafka::connection::{encode_request, Connection, Reader};
+use crate::bench::kafka::connection::{encode_request, Connection, Reader, Writer};
 use crate::bench::producer_task::ProducerOutcome;
 use crate::bench::schedule::{Plan, Schedule};
 use crate::bench::throughput::Throughput;
@@ -95,57 +96,25 @@ fn produce(
 ) -> anyhow::Result<()> {
     let (leader, partitions) = assignment(setup.cluster, setup.producers, index);
     let conn = Connection::connect(setup.cluster.address(leader)?)?;
-    let (mut writer, reader) = conn.split()?;
-    let version = setup.cluster.versions.produce;
-    let (to_reader, pending) = mpsc::sync_channel::<Pending>(setup.in_flight.saturating_sub(1));
-    let mut schedule = Schedule::new(
-        setup.start,
-        setup.rate,
-        setup.producers,
-        index,
-        setup.shape.records as u64,
-    );
+    let (writer, reader) = conn.split()?;
+    // The in-flight window: the writer takes a slot before each send, the reader returns it
+    // with each answer.
+    let (free_slot, slots) = mpsc::sync_channel::<()>(setup.in_flight);
+    for _ in 0..setup.in_flight {
+        free_slot.send(()).context("filling the in-flight window")?;
+    }
+    let (to_reader, pending) = mpsc::channel::<Pending>();
     std::thread::scope(|scope| -> anyhow::Result<()> {
-        let receiver = (setup.acks != 0).then(|| scope.spawn(|| receive(setup, reader, pending)));
-        let mut sent = 0usize;
-        let result = loop {
-            let intended = schedule.next_send();
-            if !setup.plan.claim(intended) {
-                break Ok(());
-            }
-            if let Some(wait) = intended.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
-            }
-            let template = &setup.templates[sent % setup.templates.len()];
-            let partition = partitions[sent % partitions.len()];
-            sent += 1;
-            let wall_ms = setup.start_wall_ms
-                + i64::try_from(intended.duration_since(setup.start).as_millis()).unwrap_or(0);
-            let correlation_id = writer.take_correlation_id();
-            let frame =
-                match produce_frame(setup, template, partition, version, correlation_id, wall_ms) {
-                    Ok(f) => f,
-                    Err(e) => break Err(e),
-                };
-            if setup.acks != 0
-                && to_reader
-                    .send(Pending {
-                        correlation_id,
-                        intended,
-                    })
-                    .is_err()
-            {
-                // The reader stopped on an error, which it reports.
-                break Ok(());
-            }
-            if let Err(e) = writer.send(&frame) {
-                break Err(e);
-            }
-            if setup.acks == 0 {
-                out.complete(intended, Ok(()), &setup.shape, setup.throughput);
-            }
+        let receiver = (setup.acks != 0)
+            .then(|| scope.spawn(move || receive(setup, reader, pending, free_slot)));
+        let sender = Sender {
+            setup,
+            index,
+            partitions: &partitions,
+            slots,
+            to_reader,
         };
-        drop(to_reader);
+        let result = sender.run(writer, out);
         if let Some(receiver) = receiver {
             let answers = receiver
                 .join()
@@ -154,6 +123,67 @@ fn produce(
         }
         result
     })
+}
+
+/// The writing half of one producer.
+struct Sender<'a, 's> {
+    setup: &'a ProduceSetup<'s>,
+    index: usize,
+    partitions: &'a [i32],
+    slots: mpsc::Receiver<()>,
+    to_reader: mpsc::Sender<Pending>,
+}
+
+impl Sender<'_, '_> {
+    /// Sends until the plan ends, the connection fails or the reader stops (on an error it
+    /// reports itself). Dropping `self` at the end closes the FIFO, so the reader drains the
+    /// outstanding answers and finishes.
+    fn run(self, mut writer: Writer, out: &mut ProducerOutcome) -> anyhow::Result<()> {
+        let setup = self.setup;
+        let version = setup.cluster.versions.produce;
+        let mut schedule = Schedule::new(
+            setup.start,
+            setup.rate,
+            setup.producers,
+            self.index,
+            setup.shape.records as u64,
+        );
+        for sent in 0usize.. {
+            let mut intended = schedule.next_send();
+            if !setup.plan.claim(intended) {
+                break;
+            }
+            if let Some(wait) = intended.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            if setup.acks != 0 && self.slots.recv().is_err() {
+                break;
+            }
+            if !schedule.is_paced() {
+                // At full speed a request is due when its slot frees (as in the async modes).
+                intended = Instant::now();
+            }
+            let template = &setup.templates[sent % setup.templates.len()];
+            let partition = self.partitions[sent % self.partitions.len()];
+            let wall_ms = setup.start_wall_ms
+                + i64::try_from(intended.duration_since(setup.start).as_millis()).unwrap_or(0);
+            let correlation_id = writer.take_correlation_id();
+            let frame =
+                produce_frame(setup, template, partition, version, correlation_id, wall_ms)?;
+            let pending = Pending {
+                correlation_id,
+                intended,
+            };
+            if setup.acks != 0 && self.to_reader.send(pending).is_err() {
+                break;
+            }
+            writer.send(&frame)?;
+            if setup.acks == 0 {
+                out.complete(intended, Ok(()), &setup.shape, setup.throughput);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Encodes one Produce request for `partition` carrying `template`, stamped `wall_ms`.
@@ -194,9 +224,11 @@ fn receive(
     setup: &ProduceSetup<'_>,
     mut reader: Reader,
     pending: mpsc::Receiver<Pending>,
+    free_slot: mpsc::SyncSender<()>,
 ) -> ProducerOutcome {
     let mut out = ProducerOutcome::default();
     let version = setup.cluster.versions.produce;
+    let mut window_open = true;
     while let Ok(p) = pending.recv() {
         let answer = reader.receive::<ProduceRequest>(version);
         let result = answer.and_then(|(id, response)| check(id, p.correlation_id, &response));
@@ -208,6 +240,9 @@ fn receive(
             // The connection is unusable: stop, which makes the writer stop.
             return out;
         }
+        // Once the writer has finished nobody takes slots; the answers still pending are read
+        // all the same.
+        window_open = window_open && free_slot.send(()).is_ok();
     }
     out
 }
