@@ -120,6 +120,7 @@ class Spindle:
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "info")
         env.setdefault("RUST_BACKTRACE", "1")
+        env.setdefault("NO_COLOR", "1")  # plain text in the log that failed tests show
         self.proc = subprocess.Popen(
             self.args(),
             stdin=subprocess.DEVNULL,

@@ -82,7 +82,7 @@ export class Spindle {
     ];
     this.proc = spawn(binary, args, {
       stdio: ['ignore', log, log],
-      env: { RUST_LOG: 'info', ...process.env },
+      env: { RUST_LOG: 'info', NO_COLOR: '1', ...process.env },
     });
     closeSync(log);
     this.exit = new Promise((resolve) => this.proc.once('exit', (code, signal) => resolve({ code, signal })));

@@ -80,6 +80,7 @@ impl Server {
             .args(["--kafka-listen", &kafka.to_string()])
             .args(["--kafka-advertise", &kafka.to_string()])
             .args(["--grpc-listen", &grpc.to_string()])
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
