@@ -202,14 +202,18 @@ def _make_spindle(base: Path) -> Spindle:
 
 
 def _run(request: pytest.FixtureRequest, server: Spindle):
+    """Runs `server` for the fixture's scope. At teardown the server must exit with 0 on
+    SIGTERM: a crash or a hang on the way out fails the test (or module) that used it."""
     servers = request.config.stash.setdefault(_SERVERS, [])
     servers.append(server)
-    server.start()
     try:
+        server.start()
         yield server
     finally:
-        server.stop()
+        code = server.stop()
         servers.remove(server)
+    if code not in (0, None):
+        pytest.fail(f"spindle exited with {code} when stopped with SIGTERM:\n{server.log_tail()}")
 
 
 _SERVERS = pytest.StashKey[list]()

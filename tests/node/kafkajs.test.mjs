@@ -29,9 +29,12 @@ before(async () => {
   });
 });
 
+// The server must exit with 0 on SIGTERM: a crash or hang on the way out fails the suite.
 after(async () => {
   const status = await server?.stop();
-  if (status && status.code !== 0) console.log(`spindle exit ${JSON.stringify(status)}; log tail:\n${server.logTail()}`);
+  if (status && status.code !== 0) {
+    throw new Error(`spindle exited ${JSON.stringify(status)} on SIGTERM; log tail:\n${server.logTail()}`);
+  }
 });
 
 const topicName = (stem) => `${stem}-${randomUUID().slice(0, 8)}`;
