@@ -26,6 +26,7 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
 use spindle_engine::Shard;
 
+use crate::kafka::connections::StopWatch;
 use crate::kafka::context::RequestContext;
 use crate::kafka::dispatch::{self, Decoded};
 use crate::kafka::frame::{FrameError, FrameReader};
@@ -56,6 +57,7 @@ pub(crate) async fn serve(
     peer: SocketAddr,
     shard: Shard,
     config: Arc<KafkaConfig>,
+    stop: StopWatch,
 ) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
@@ -64,7 +66,7 @@ pub(crate) async fn serve(
     let (read_half, write_half) = futures_lite::io::split(stream);
     let (queue, answers) = local_channel::new_bounded(MAX_IN_FLIGHT_PER_CONNECTION);
     future::zip(
-        read_requests(read_half, queue, peer, &shard, &config),
+        read_requests(read_half, queue, peer, &shard, &config, &stop),
         write_answers(write_half, answers, peer),
     )
     .await;
@@ -79,12 +81,13 @@ async fn read_requests(
     peer: SocketAddr,
     shard: &Shard,
     config: &Arc<KafkaConfig>,
+    stop: &StopWatch,
 ) {
     let buffered = BufReader::with_capacity(READ_BUFFER_BYTES, read_half);
     let mut frames = FrameReader::new(buffered, config.max_frame_bytes);
     loop {
         let next = future::or(async { Some(frames.next().await) }, async {
-            shard.stopping().await;
+            stop.stopped().await;
             None
         })
         .await;

@@ -14,6 +14,7 @@
 
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +23,9 @@ use glommio::net::TcpListener;
 use socket2::{Domain, Protocol, Socket, Type};
 use spindle_engine::Shard;
 
+use crate::kafka::connections::Connections;
 use crate::kafka::{connection, KafkaConfig};
+use crate::limits::MAX_CONNECTIONS_PER_SHARD;
 use crate::NetError;
 
 /// Backlog of each shard's listening socket.
@@ -98,8 +101,10 @@ fn reuse_port_socket(addr: SocketAddr) -> std::io::Result<Socket> {
     Ok(socket)
 }
 
-/// Accepts connections until the engine stops, serving each in its own task.
+/// Accepts connections until the engine stops, serving each in its own task; then tells every
+/// connection to finish.
 async fn accept_loop(listener: TcpListener, shard: Shard, config: Arc<KafkaConfig>) {
+    let connections = Rc::new(Connections::default());
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
             shard.stopping().await;
@@ -122,12 +127,24 @@ async fn accept_loop(listener: TcpListener, shard: Shard, config: Arc<KafkaConfi
                 continue;
             }
         };
+        if connections.len() >= MAX_CONNECTIONS_PER_SHARD {
+            tracing::warn!(
+                %peer,
+                shard = %shard.id(),
+                limit = MAX_CONNECTIONS_PER_SHARD,
+                "refusing kafka connection: too many open on this shard"
+            );
+            continue;
+        }
         shard.spawn_request(connection::serve(
             stream,
             peer,
             shard.clone(),
             Arc::clone(&config),
+            connections.register(),
         ));
     }
+    drop(listener);
+    connections.stop_all();
     tracing::debug!(shard = %shard.id(), "kafka listener stopped");
 }

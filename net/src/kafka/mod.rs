@@ -14,6 +14,7 @@ mod authorized_operations;
 mod config;
 mod config_resource;
 mod connection;
+mod connections;
 mod context;
 mod dispatch;
 mod error_code;
