@@ -59,6 +59,7 @@ impl Cluster {
             .context("ApiVersions")?;
         let versions = Versions::negotiate(&api)?;
         let mut created = false;
+        let mut last_state = String::from("no metadata");
         for _ in 0..LEADER_POLLS {
             let meta = metadata(&mut conn, versions.metadata, topic)?;
             let brokers: HashMap<i32, String> = meta
@@ -96,6 +97,14 @@ impl Cluster {
                     *slot = p.leader_id.0;
                 }
             }
+            last_state = format!(
+                "leaders {leaders:?}, partition errors {:?}, brokers {:?}",
+                t.partitions
+                    .iter()
+                    .map(|p| p.error_code)
+                    .collect::<Vec<_>>(),
+                brokers.keys().collect::<Vec<_>>()
+            );
             if leaders.iter().all(|l| brokers.contains_key(l)) {
                 return Ok(Self {
                     versions,
@@ -105,7 +114,7 @@ impl Cluster {
             }
             std::thread::sleep(LEADER_POLL_INTERVAL);
         }
-        bail!("topic {topic} did not get leaders for all partitions in time")
+        bail!("topic {topic} did not get leaders for all partitions in time ({last_state})")
     }
 
     /// The address of broker `id`.
