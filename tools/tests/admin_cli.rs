@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use serde_json::Value;
 use spindle_tools::admin::{self, AdminCommand};
 
@@ -128,12 +128,19 @@ impl Outcome {
     }
 }
 
-/// The `spindle` command line, as far as the admin commands go.
+/// The `spindle` command line as far as the admin commands go, wired as `main` wires them:
+/// flattened into the top-level subcommands beside `serve` and `config`.
 #[derive(Debug, Parser)]
 #[command(name = "spindle")]
 struct Cli {
     #[command(subcommand)]
-    command: AdminCommand,
+    command: TopLevel,
+}
+
+#[derive(Debug, Subcommand)]
+enum TopLevel {
+    #[command(flatten)]
+    Admin(AdminCommand),
 }
 
 /// Runs `spindle ARGS… --bootstrap ADDR`.
@@ -152,7 +159,8 @@ fn spindle(bootstrap: &str, args: &[&str]) -> Outcome {
         }
     };
     let mut stdout = Vec::new();
-    let result = admin::execute(cli.command, &mut stdout);
+    let TopLevel::Admin(command) = cli.command;
+    let result = admin::execute(command, &mut stdout);
     Outcome {
         code: i32::from(result.is_err()),
         stdout: String::from_utf8(stdout).unwrap(),

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
 use kafka_protocol::messages::{
     BrokerId, ListOffsetsRequest, MetadataRequest, MetadataResponse, TopicName,
 };
@@ -115,18 +116,7 @@ impl Client {
     /// # Errors
     /// [`AdminError::UnknownTopic`] when the cluster does not have it; connection errors.
     pub fn partitions(&mut self, topic: &str) -> Result<Vec<PartitionLeader>, AdminError> {
-        let metadata = self.metadata(Some(&[topic.to_owned()]))?;
-        let found = metadata
-            .topics
-            .iter()
-            .find(|t| t.name.as_deref().map(|n| n.as_str()) == Some(topic));
-        let Some(found) = found else {
-            return Err(AdminError::UnknownTopic(topic.to_owned()));
-        };
-        if found.error_code == UNKNOWN_TOPIC_OR_PARTITION {
-            return Err(AdminError::UnknownTopic(topic.to_owned()));
-        }
-        AdminError::check(found.error_code, None, || format!("reading topic {topic}"))?;
+        let found = self.topic(topic)?;
         let mut partitions: Vec<_> = found
             .partitions
             .iter()
@@ -138,6 +128,26 @@ impl Client {
             .collect();
         partitions.sort_by_key(|p| p.partition);
         Ok(partitions)
+    }
+
+    /// The metadata of `topic`.
+    ///
+    /// # Errors
+    /// [`AdminError::UnknownTopic`] when the cluster does not have it; connection errors.
+    pub fn topic(&mut self, topic: &str) -> Result<MetadataResponseTopic, AdminError> {
+        let metadata = self.metadata(Some(&[topic.to_owned()]))?;
+        let found = metadata
+            .topics
+            .into_iter()
+            .find(|t| t.name.as_deref().map(|n| n.as_str()) == Some(topic));
+        let Some(found) = found else {
+            return Err(AdminError::UnknownTopic(topic.to_owned()));
+        };
+        if found.error_code == UNKNOWN_TOPIC_OR_PARTITION {
+            return Err(AdminError::UnknownTopic(topic.to_owned()));
+        }
+        AdminError::check(found.error_code, None, || format!("reading topic {topic}"))?;
+        Ok(found)
     }
 
     /// The offset for `timestamp` ([`LATEST`], [`EARLIEST`] or milliseconds since the epoch)

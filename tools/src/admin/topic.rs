@@ -20,7 +20,7 @@ use kafka_protocol::protocol::StrBytes;
 use serde::Serialize;
 
 use crate::admin::args::TopicCommand;
-use crate::admin::client::{Client, EARLIEST, LATEST, UNKNOWN_TOPIC_OR_PARTITION};
+use crate::admin::client::{Client, PartitionLeader, EARLIEST, LATEST, UNKNOWN_TOPIC_OR_PARTITION};
 use crate::admin::error::AdminError;
 use crate::admin::limits;
 use crate::admin::table::{Printer, Table};
@@ -64,7 +64,7 @@ fn topic_name(name: &str) -> TopicName {
 struct Created {
     topic: String,
     partitions: i32,
-    replication_factor: i16,
+    replication_factor: Option<i16>,
 }
 
 fn create(
@@ -109,12 +109,14 @@ fn create(
         (_, Some(n)) => n,
         (_, None) => client.partitions(name)?.len() as i32,
     };
+    // The echoed replication factor is -1 before v5; then only the asked one is known.
+    let replication_factor = Some(result.replication_factor)
+        .filter(|r| *r > 0)
+        .or(replication_factor);
     let created = Created {
         topic: name.to_owned(),
         partitions,
-        replication_factor: result
-            .replication_factor
-            .max(replication_factor.unwrap_or(1)),
+        replication_factor,
     };
     out.print(&created, |c| {
         format!(
@@ -195,15 +197,21 @@ struct ConfigEntry {
 }
 
 fn describe(client: &mut Client, name: &str, out: &mut Printer) -> Result<(), AdminError> {
-    let leaders = client.partitions(name)?;
-    let metadata = client.metadata(Some(&[name.to_owned()]))?;
+    let metadata = client.topic(name)?;
+    let leaders: Vec<PartitionLeader> = metadata
+        .partitions
+        .iter()
+        .map(|p| PartitionLeader {
+            topic: name.to_owned(),
+            partition: p.partition_index,
+            leader: p.leader_id.0,
+        })
+        .collect();
     let starts = client.list_offsets(&leaders, EARLIEST)?;
     let ends = client.list_offsets(&leaders, LATEST)?;
     let mut partitions: Vec<PartitionInfo> = metadata
-        .topics
+        .partitions
         .iter()
-        .filter(|t| t.name.as_deref().map(|n| n.as_str()) == Some(name))
-        .flat_map(|t| &t.partitions)
         .map(|p| {
             let key = (name.to_owned(), p.partition_index);
             PartitionInfo {
