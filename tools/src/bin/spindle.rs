@@ -2,12 +2,13 @@
 //! checks configuration files (`spindle config check FILE`). Topic and group administration
 //! subcommands go beside these.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use spindle_tools::server::config::{self, ServeArgs};
 use spindle_tools::server::alloc::WireSafeAllocator;
+use spindle_tools::server::config::{self, ServeArgs};
 use spindle_tools::server::node;
 
 /// See `spindle_tools::server::alloc`: a garbage array length on the wire must not abort the node.
@@ -81,9 +82,12 @@ fn serve(args: ServeArgs) -> ExitCode {
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    // Colour only for a person at a terminal who has not asked for none (NO_COLOR).
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
 }
 
