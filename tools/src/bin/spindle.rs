@@ -1,12 +1,14 @@
-//! `spindle`: runs a Spindle node (`spindle serve`, also the default with no subcommand) and
-//! checks configuration files (`spindle config check FILE`). Topic and group administration
-//! subcommands go beside these.
+//! `spindle`: runs a Spindle node (`spindle serve`, also the default with no subcommand),
+//! checks configuration files (`spindle config check FILE`), and administers a running cluster
+//! over the Kafka protocol (`spindle topic …`, `spindle group …`, `spindle cluster …`, see
+//! `docs/CLI.md`).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use spindle_tools::admin::{self, AdminCommand};
 use spindle_tools::server::alloc::WireSafeAllocator;
 use spindle_tools::server::config::{self, ServeArgs};
 use spindle_tools::server::node;
@@ -17,7 +19,7 @@ static ALLOCATOR: WireSafeAllocator = WireSafeAllocator;
 
 /// Spindle: a streaming storage engine that speaks Kafka.
 #[derive(Debug, Parser)]
-#[command(name = "spindle", version, about)]
+#[command(name = "spindle", version)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -30,6 +32,8 @@ enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    #[command(flatten)]
+    Admin(AdminCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
     match cli.command {
         None => serve(ServeArgs::parse_default()),
         Some(Command::Serve(args)) => serve(*args),
+        Some(Command::Admin(command)) => admin::run(command),
         Some(Command::Config(ConfigCommand::Check { file })) => match config::check_file(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());
