@@ -5,7 +5,7 @@
 //! so it survives a restart and a Kafka consumer of the same group sees it (and the reverse).
 //! Each call runs on the group's coordinator shard through [`EngineHandle::run_on`].
 
-use spindle_engine::group::{self, CommittedOffset, GroupError, OffsetCommit};
+use spindle_engine::group::{self, CommittedOffset, OffsetCommit};
 use spindle_engine::{EngineHandle, TopicPartition};
 use tonic::Status;
 
@@ -53,10 +53,10 @@ pub async fn commit(
         })
         .await
         .map_err(status::from_engine)?
-        .map_err(from_group)?;
+        .map_err(status::from_group)?;
     for (tp, result) in outcome {
         result.map_err(|err| {
-            let status = from_group(err);
+            let status = status::from_group(err);
             Status::new(status.code(), format!("{tp}: {}", status.message()))
         })?;
     }
@@ -89,20 +89,4 @@ pub async fn fetch(
         .await
         .map_err(status::from_engine)?;
     Ok(offsets)
-}
-
-/// The status for a group coordinator's refusal.
-fn from_group(err: GroupError) -> Status {
-    let message = err.to_string();
-    match err {
-        GroupError::InvalidGroupId => invalid_argument("group", &message),
-        GroupError::OffsetMetadataTooLarge | GroupError::InvalidCommitOffsetSize => {
-            invalid_argument("offsets", &message)
-        }
-        GroupError::UnknownTopicOrPartition | GroupError::GroupIdNotFound => {
-            Status::not_found(message)
-        }
-        GroupError::CoordinatorNotAvailable => Status::unavailable(message),
-        _ => Status::failed_precondition(message),
-    }
 }

@@ -15,6 +15,7 @@
 //! | produce, subscribe, admin | `service/` |
 //! | decoding stored Kafka batches | `batch_decoder.rs` |
 //! | committed offsets through the group coordinator | `committed_offsets.rs` |
+//! | subscribers as consumer group members | `group_member.rs` |
 //! | every bound | `limits.rs` |
 //!
 //! The generated code is public in [`proto`] so Rust clients share the server's types.
@@ -27,6 +28,7 @@ mod committed_offsets;
 mod config;
 mod error;
 mod gauges;
+mod group_member;
 pub mod limits;
 mod partitioner;
 pub mod proto;

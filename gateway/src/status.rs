@@ -10,6 +10,7 @@
 //! | shutting down | UNAVAILABLE |
 //! | log or I/O failure, start failure | INTERNAL |
 
+use spindle_engine::group::GroupError;
 use spindle_engine::EngineError;
 use tonic::Status;
 
@@ -41,6 +42,22 @@ pub fn from_engine(err: EngineError) -> Status {
 /// INVALID_ARGUMENT naming the request field at fault.
 pub fn invalid_argument(field: &str, why: &dyn std::fmt::Display) -> Status {
     Status::invalid_argument(format!("{field}: {why}"))
+}
+
+/// The status for a group coordinator's refusal.
+pub fn from_group(err: GroupError) -> Status {
+    let message = err.to_string();
+    match err {
+        GroupError::InvalidGroupId => invalid_argument("group", &message),
+        GroupError::OffsetMetadataTooLarge | GroupError::InvalidCommitOffsetSize => {
+            invalid_argument("offsets", &message)
+        }
+        GroupError::UnknownTopicOrPartition | GroupError::GroupIdNotFound => {
+            Status::not_found(message)
+        }
+        GroupError::CoordinatorNotAvailable => Status::unavailable(message),
+        _ => Status::failed_precondition(message),
+    }
 }
 
 #[cfg(test)]

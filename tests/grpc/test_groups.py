@@ -64,7 +64,8 @@ def test_group_without_commit_can_start_at_latest(grpc_clients, topic):
     )
     import time
 
-    time.sleep(0.5)
+    assert next(call).assignment.partitions == [0]
+    time.sleep(0.3)
     produce(grpc_clients, topic, 1)
     response = next(call)
     call.cancel()
@@ -89,3 +90,83 @@ def test_grpc_commits_are_the_kafka_groups_offsets(spindle, grpc_clients, topic)
         consumer.close()
     resumed = subscribe(grpc_clients, topic, 1, group=group)
     assert resumed[0].offset == 9
+
+
+def assignments(call, count, timeout_s=30):
+    """The next `count` assignment notices of a member's stream (records in between skipped)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    got = []
+    for response in call:
+        if response.HasField("assignment"):
+            got.append(list(response.assignment.partitions))
+            if len(got) == count:
+                return got
+        assert time.monotonic() < deadline, f"only {got} after {timeout_s}s"
+    return got
+
+
+def member(clients, topic, group):
+    return clients.consumer.Subscribe(
+        consumer_pb2.SubscribeRequest(topic=topic, group=group, max_wait_ms=200),
+        timeout=60,
+    )
+
+
+def test_group_members_share_partitions_and_rebalance(grpc_clients, topic):
+    create_topic(grpc_clients, topic, partitions=2)
+    group = f"members-{topic}"
+    first = member(grpc_clients, topic, group)
+    assert assignments(first, 1) == [[0, 1]]
+    second = member(grpc_clients, topic, group)
+    # The first member is told to rejoin at its next heartbeat; both end up with one partition.
+    [mine] = assignments(second, 1)
+    [theirs] = assignments(first, 1)
+    assert sorted(mine + theirs) == [0, 1] and len(mine) == 1
+    # When the second leaves, the first takes both partitions again.
+    second.cancel()
+    assert assignments(first, 1) == [[0, 1]]
+    first.cancel()
+
+
+def test_kafka_consumer_and_grpc_subscriber_share_a_group(spindle, grpc_clients, topic):
+    import threading
+    import time
+
+    create_topic(grpc_clients, topic, partitions=2)
+    group = f"mixed-{topic}"
+    kafka_assignments = []
+    kafka = Consumer(
+        {
+            "bootstrap.servers": spindle.bootstrap,
+            "group.id": group,
+            "partition.assignment.strategy": "range",
+            "session.timeout.ms": 10000,
+            "heartbeat.interval.ms": 500,
+        }
+    )
+    # The Kafka consumer is driven from this thread only (its calls are not meant to be made
+    # from two threads at once); the gRPC stream is read on another.
+    kafka.subscribe(
+        [topic], on_assign=lambda _, parts: kafka_assignments.append([p.partition for p in parts])
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not kafka_assignments and time.monotonic() < deadline:
+            kafka.poll(0.1)
+        assert kafka_assignments == [[0, 1]]
+
+        call = member(grpc_clients, topic, group)
+        grpc_assignments = []
+        reader = threading.Thread(target=lambda: grpc_assignments.extend(assignments(call, 1)))
+        reader.start()
+        deadline = time.monotonic() + 20
+        while (not grpc_assignments or len(kafka_assignments) < 2) and time.monotonic() < deadline:
+            kafka.poll(0.1)
+        reader.join(5)
+        assert len(grpc_assignments) == 1 and len(grpc_assignments[0]) == 1
+        assert sorted(grpc_assignments[0] + kafka_assignments[-1]) == [0, 1]
+        call.cancel()
+    finally:
+        kafka.close()

@@ -4,24 +4,26 @@
 //! timestamp, or at a consumer group's committed offset (falling back to `reset`). With a group
 //! the subscriber commits what it has processed with `Commit`, and a later subscription of the
 //! same group resumes there; the group's offsets are the ones Kafka consumers of that group
-//! use. Groups here store offsets only: gRPC subscribers are not members of the group's
-//! rebalance protocol, so each subscriber names the partitions it reads.
+//! use. A group subscription that names no partitions joins the group's rebalance protocol and
+//! reads what the group assigns it (see [`crate::group_member`]); one that names partitions
+//! reads those from the group's offsets without joining.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use spindle_engine::{OffsetSpec, TopicPartition};
+use spindle_engine::OffsetSpec;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::subscription::Subscription;
+use super::subscription::{self, Plan, Subscription};
 use super::Context;
 use crate::auth::Principal;
 use crate::committed_offsets;
 use crate::config::Operation;
+use crate::group_member::GroupMember;
 use crate::limits::{
     SUBSCRIBE_MAX_BYTES_DEFAULT, SUBSCRIBE_MAX_BYTES_MAX, SUBSCRIBE_MAX_WAIT_DEFAULT,
     SUBSCRIBE_MAX_WAIT_MAX, SUBSCRIBE_PARTITIONS_MAX, SUBSCRIBE_QUEUE_MESSAGES,
@@ -32,7 +34,7 @@ use crate::proto::{
     CommitRequest, CommitResponse, FetchCommittedRequest, FetchCommittedResponse, PartitionOffset,
     StartPosition, SubscribeRequest, SubscribeResponse,
 };
-use crate::status::{self, invalid_argument};
+use crate::status::invalid_argument;
 
 /// The `Consumer` service.
 pub struct ConsumerService {
@@ -71,11 +73,21 @@ impl Consumer for ConsumerService {
             bytes => (bytes as usize).min(SUBSCRIBE_MAX_BYTES_MAX),
         };
         let partitions = self.partitions(&request).await?;
-        let positions = self.start_positions(&request, &partitions).await?;
+        let plan = match &request.start {
+            Some(Start::Group(group)) if request.partitions.is_empty() => {
+                check_group_topic(group, &request.topic)?;
+                Plan::Member {
+                    member: GroupMember::new(self.ctx.engine.clone(), group, &request.topic),
+                    group: group.clone(),
+                    reset: reset_spec(request.reset)?,
+                }
+            }
+            _ => Plan::Fixed(self.start_positions(&request, &partitions).await?),
+        };
         let subscription = Subscription {
             ctx: Arc::clone(&self.ctx),
             topic: Arc::from(request.topic.as_str()),
-            positions,
+            plan,
             max_wait,
             max_bytes,
         };
@@ -161,11 +173,7 @@ impl ConsumerService {
         request: &SubscribeRequest,
         partitions: &[u32],
     ) -> Result<Vec<(u32, i64)>, Status> {
-        let reset = match StartPosition::try_from(request.reset) {
-            Ok(StartPosition::Latest) => OffsetSpec::Latest,
-            Ok(StartPosition::Earliest | StartPosition::Unspecified) => OffsetSpec::Earliest,
-            Err(_) => return Err(invalid_argument("reset", &"unknown start position")),
-        };
+        let reset = reset_spec(request.reset)?;
         let committed = match &request.start {
             Some(Start::Group(group)) => {
                 check_group_topic(group, &request.topic)?;
@@ -198,31 +206,20 @@ impl ConsumerService {
                 },
                 None => OffsetSpec::Latest,
             };
-            positions.push((
-                partition,
-                self.resolve(&request.topic, partition, spec).await?,
-            ));
+            let offset =
+                subscription::resolve(&self.ctx.engine, &request.topic, partition, spec).await?;
+            positions.push((partition, offset));
         }
         Ok(positions)
     }
+}
 
-    /// The offset a ListOffsets-style query names; a timestamp after every record is the end.
-    async fn resolve(&self, topic: &str, partition: u32, spec: OffsetSpec) -> Result<i64, Status> {
-        let tp = TopicPartition::new(topic, partition);
-        let engine = &self.ctx.engine;
-        let found = engine
-            .list_offset(&tp, spec)
-            .await
-            .map_err(status::from_engine)?;
-        let offset = match found {
-            Some((offset, _)) => offset,
-            None => engine
-                .list_offset(&tp, OffsetSpec::Latest)
-                .await
-                .map_err(status::from_engine)?
-                .map_or(spindle_engine::Offset(0), |(offset, _)| offset),
-        };
-        i64::try_from(offset.0).map_err(|_| Status::internal("offset beyond i64"))
+/// Where a group's partition without a committed offset starts (default earliest).
+fn reset_spec(reset: i32) -> Result<OffsetSpec, Status> {
+    match StartPosition::try_from(reset) {
+        Ok(StartPosition::Latest) => Ok(OffsetSpec::Latest),
+        Ok(StartPosition::Earliest | StartPosition::Unspecified) => Ok(OffsetSpec::Earliest),
+        Err(_) => Err(invalid_argument("reset", &"unknown start position")),
     }
 }
 

@@ -30,6 +30,7 @@ use crate::proto::{
     ProduceAck, ProduceRequest, ProduceResponse, ProduceStreamRequest, RecordOffset,
 };
 use crate::status::{self, invalid_argument};
+use crate::topic_cache::while_metadata_lags;
 
 /// The `Producer` service.
 pub struct ProducerService {
@@ -163,7 +164,8 @@ async fn produce(
     let appends = groups.into_iter().map(|(partition, indexes, records)| {
         let tp = TopicPartition::new(request.topic.as_str(), partition);
         async move {
-            let outcome = ctx.engine.produce_records(&tp, records).await;
+            let outcome =
+                while_metadata_lags(|| ctx.engine.produce_records(&tp, records.clone())).await;
             (partition, indexes, outcome)
         }
     });

@@ -10,24 +10,48 @@
 //! when it is full the task waits on it and issues no new read, and tonic takes from the queue
 //! only as fast as HTTP/2 flow control lets it send. When the client goes away the receiver is
 //! dropped, `closed()` resolves and the task ends with its reads; the gauge guards drop with it.
+//!
+//! As a group member (see [`crate::group_member`]) the task joins, announces its assignment,
+//! reads the assigned partitions from the group's committed offsets, and heartbeats alongside;
+//! when the group rebalances it drops its reads and starts over with the new assignment.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
-use spindle_engine::{EngineError, FetchOutcome, FetchRequest, Offset, TopicPartition};
+use spindle_engine::{
+    EngineError, EngineHandle, FetchOutcome, FetchRequest, Offset, OffsetSpec, TopicPartition,
+};
 use tokio::sync::mpsc;
 use tonic::Status;
 
 use super::Context;
 use crate::batch_decoder::{self, record_bytes};
+use crate::committed_offsets;
 use crate::gauges::{Gauge, GaugeGuard};
+use crate::group_member::GroupMember;
 use crate::limits::{SUBSCRIBE_RECORDS_PER_RESPONSE_MAX, SUBSCRIBE_RESPONSE_BYTES_TARGET};
-use crate::proto::{ConsumedRecord, SubscribeResponse};
+use crate::proto::{Assignment, ConsumedRecord, SubscribeResponse};
 use crate::status;
+use crate::topic_cache::while_metadata_lags;
 
 /// A queued response and the gauge that counts its bytes until it is sent.
 pub type Queued = (Result<SubscribeResponse, Status>, Option<GaugeGuard>);
+
+/// Which partitions a subscription reads.
+pub enum Plan {
+    /// These partitions from these offsets.
+    Fixed(Vec<(u32, i64)>),
+    /// What the group assigns, from its committed offsets, else from `reset`.
+    Member {
+        /// The membership (not joined yet).
+        member: GroupMember,
+        /// Group id, for the committed offsets.
+        group: String,
+        /// Where a partition without a committed offset starts.
+        reset: OffsetSpec,
+    },
+}
 
 /// What a subscription reads.
 pub struct Subscription {
@@ -35,8 +59,8 @@ pub struct Subscription {
     pub ctx: Arc<Context>,
     /// The topic.
     pub topic: Arc<str>,
-    /// Each partition and the offset to read from.
-    pub positions: Vec<(u32, i64)>,
+    /// Which partitions, from where.
+    pub plan: Plan,
     /// Long-poll time of one read.
     pub max_wait: Duration,
     /// Byte budget of one read.
@@ -45,9 +69,26 @@ pub struct Subscription {
 
 impl Subscription {
     /// Reads until the client leaves, a read fails or the gateway shuts down.
-    pub async fn run(self, queue: mpsc::Sender<Queued>) {
+    pub async fn run(mut self, queue: mpsc::Sender<Queued>) {
         let ctx = Arc::clone(&self.ctx);
         let _open = ctx.gauges.raise(Gauge::ActiveSubscriptions, 1);
+        let plan = std::mem::replace(&mut self.plan, Plan::Fixed(Vec::new()));
+        let work = async {
+            let ended = match plan {
+                Plan::Fixed(positions) => self.pump(&positions, &queue).await,
+                Plan::Member {
+                    member,
+                    group,
+                    reset,
+                } => self.as_member(member, &group, reset, &queue).await,
+            };
+            if let Err(status) = ended {
+                tracing::debug!(topic = %self.topic, %status, "subscription ends");
+                if queue.send((Err(status), None)).await.is_err() {
+                    tracing::debug!("subscriber gone before its error");
+                }
+            }
+        };
         tokio::select! {
             () = queue.closed() => tracing::debug!(topic = %self.topic, "subscriber left"),
             () = ctx.stopping() => {
@@ -56,32 +97,71 @@ impl Subscription {
                     tracing::debug!("subscriber not told of the shutdown");
                 }
             }
-            () = self.pump(&queue) => {}
+            () = work => {}
         }
     }
 
-    async fn pump(&self, queue: &mpsc::Sender<Queued>) {
-        let mut reads: FuturesUnordered<_> = self
-            .positions
+    /// Joins, reads the assignment, and starts over at each rebalance. Dropping this future
+    /// drops the member, which leaves the group.
+    async fn as_member(
+        &self,
+        mut member: GroupMember,
+        group: &str,
+        reset: OffsetSpec,
+        queue: &mpsc::Sender<Queued>,
+    ) -> Result<(), Status> {
+        loop {
+            let partitions = member.join().await?;
+            tracing::debug!(topic = %self.topic, group, generation = member.generation(), ?partitions, "assigned");
+            let committed = committed_offsets::fetch(&self.ctx.engine, group, &self.topic).await?;
+            let mut positions = Vec::with_capacity(partitions.len());
+            for &partition in &partitions {
+                let offset = match committed.iter().find(|(p, _)| *p == partition) {
+                    Some(&(_, offset)) => offset,
+                    None => resolve(&self.ctx.engine, &self.topic, partition, reset).await?,
+                };
+                positions.push((partition, offset));
+            }
+            let notice = SubscribeResponse {
+                records: Vec::new(),
+                high_watermark: 0,
+                assignment: Some(Assignment {
+                    generation: member.generation(),
+                    partitions,
+                }),
+            };
+            if queue.send((Ok(notice), None)).await.is_err() {
+                return Ok(());
+            }
+            tokio::select! {
+                ended = self.pump(&positions, queue) => return ended,
+                rebalance = member.heartbeat_until_rebalance() => rebalance?,
+            }
+        }
+    }
+
+    /// Reads `positions` until the client leaves (`Ok`) or a read fails.
+    async fn pump(
+        &self,
+        positions: &[(u32, i64)],
+        queue: &mpsc::Sender<Queued>,
+    ) -> Result<(), Status> {
+        let mut reads: FuturesUnordered<_> = positions
             .iter()
             .map(|&(partition, offset)| self.read(partition, offset))
             .collect();
+        if reads.is_empty() {
+            // Nothing assigned: wait (for a rebalance, the client or shutdown).
+            std::future::pending::<()>().await;
+        }
         while let Some((partition, position, result)) = reads.next().await {
-            let next = match result {
-                Ok(outcome) => self.deliver(partition, position, outcome, queue).await,
-                Err(err) => Err(status::from_engine(err)),
-            };
-            match next {
-                Ok(next) => reads.push(self.read(partition, next)),
-                Err(status) => {
-                    tracing::debug!(topic = %self.topic, partition, %status, "subscription ends");
-                    if queue.send((Err(status), None)).await.is_err() {
-                        tracing::debug!("subscriber gone before its error");
-                    }
-                    return;
-                }
+            let outcome = result.map_err(status::from_engine)?;
+            match self.deliver(partition, position, outcome, queue).await? {
+                Some(next) => reads.push(self.read(partition, next)),
+                None => return Ok(()),
             }
         }
+        Ok(())
     }
 
     /// One long-poll read of `partition` from `position`.
@@ -102,17 +182,21 @@ impl Subscription {
             max_wait: self.max_wait,
             min_bytes: 1,
         };
-        async move { (partition, position, engine.fetch(request).await) }
+        async move {
+            let outcome = while_metadata_lags(|| engine.fetch(request.clone())).await;
+            (partition, position, outcome)
+        }
     }
 
-    /// Decodes one read, queues its records and returns the next position.
+    /// Decodes one read, queues its records and returns the next position (`None`: the client
+    /// is gone).
     async fn deliver(
         &self,
         partition: u32,
         position: i64,
         outcome: FetchOutcome,
         queue: &mpsc::Sender<Queued>,
-    ) -> Result<i64, Status> {
+    ) -> Result<Option<i64>, Status> {
         let decoded = batch_decoder::decode(partition, position, &outcome.batches)?;
         if decoded.next_offset == position && !outcome.batches.is_empty() {
             // Batches that hold nothing at or after the position would be read again forever.
@@ -130,13 +214,40 @@ impl Subscription {
             let response = SubscribeResponse {
                 records: chunk,
                 high_watermark,
+                assignment: None,
             };
             if queue.send((Ok(response), Some(guard))).await.is_err() {
-                return Err(Status::cancelled("subscriber gone"));
+                return Ok(None);
             }
         }
-        Ok(decoded.next_offset)
+        Ok(Some(decoded.next_offset))
     }
+}
+
+/// The offset a ListOffsets-style query names; a timestamp after every record is the end.
+///
+/// # Errors
+/// The engine's failure (unknown topic or partition).
+pub async fn resolve(
+    engine: &EngineHandle,
+    topic: &str,
+    partition: u32,
+    spec: OffsetSpec,
+) -> Result<i64, Status> {
+    let tp = TopicPartition::new(topic, partition);
+    let found = engine
+        .list_offset(&tp, spec)
+        .await
+        .map_err(status::from_engine)?;
+    let offset = match found {
+        Some((offset, _)) => offset,
+        None => engine
+            .list_offset(&tp, OffsetSpec::Latest)
+            .await
+            .map_err(status::from_engine)?
+            .map_or(Offset(0), |(offset, _)| offset),
+    };
+    i64::try_from(offset.0).map_err(|_| Status::internal("offset beyond i64"))
 }
 
 /// Splits records into responses of bounded count and size.

@@ -1,0 +1,386 @@
+//! A `Subscribe` stream as a member of a consumer group, in the same rebalance protocol as
+//! Kafka consumers.
+//!
+//! The member joins with protocol type `consumer` and the `range` assignor, its metadata being
+//! a Kafka `ConsumerProtocolSubscription` to the one topic, so Kafka consumers and gRPC
+//! subscribers can share a group: whichever member the coordinator makes leader computes the
+//! range assignment for everyone (Kafka's `RangeAssignor`: per topic, members sorted by id,
+//! consecutive ranges, the first `partitions % members` one partition larger). Assignments are
+//! `ConsumerProtocolAssignment`s, as Kafka consumers expect.
+//!
+//! After the join, the member heartbeats every [`HEARTBEAT_INTERVAL`] on the coordinator
+//! shard. A heartbeat answered "rebalance in progress" (another member came or went) makes the
+//! subscription stop its reads and rejoin; uncommitted records may then be read again by
+//! whoever gets the partition, as with Kafka. When the stream ends for any reason the member
+//! leaves the group at once (from `Drop`), so the others rebalance without waiting for its
+//! session to expire.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedTopic;
+use kafka_protocol::messages::{
+    ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicName,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use spindle_engine::group::{
+    self, GroupError, HeartbeatRequest, JoinRequest, JoinedMember, MemberIdentity, Protocol,
+    SyncRequest,
+};
+use spindle_engine::{EngineHandle, ShardId};
+use tonic::Status;
+
+use crate::status;
+
+/// How often a member proves it is alive.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+/// A member silent for this long is removed by the coordinator.
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a rebalance waits for this member to rejoin.
+pub const REBALANCE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Joins retried after the coordinator asks (member id required, rebalance restarted).
+const JOIN_ATTEMPTS_MAX: usize = 10;
+/// Newest consumer protocol version this code reads.
+const CONSUMER_PROTOCOL_VERSION_MAX: i16 = 3;
+const ASSIGNOR: &str = "range";
+
+const _: () = assert!(HEARTBEAT_INTERVAL.as_millis() * 3 <= SESSION_TIMEOUT.as_millis());
+
+/// This gateway's membership in one group, for one topic.
+pub struct GroupMember {
+    engine: EngineHandle,
+    coordinator: ShardId,
+    group_id: String,
+    topic: String,
+    member_id: String,
+    generation: i32,
+}
+
+impl GroupMember {
+    /// A member of `group_id` subscribed to `topic`, not joined yet.
+    pub fn new(engine: EngineHandle, group_id: &str, topic: &str) -> Self {
+        let coordinator = group::coordinator_shard(group_id, engine.shard_count());
+        Self {
+            engine,
+            coordinator,
+            group_id: group_id.to_string(),
+            topic: topic.to_string(),
+            member_id: String::new(),
+            generation: -1,
+        }
+    }
+
+    /// The generation of the last completed join.
+    pub fn generation(&self) -> i32 {
+        self.generation
+    }
+
+    /// Joins (or rejoins) the group and returns the partitions of the topic assigned to this
+    /// member, in order (possibly none: more members than partitions).
+    ///
+    /// # Errors
+    /// The coordinator's refusal, or the engine's failure.
+    pub async fn join(&mut self) -> Result<Vec<u32>, Status> {
+        for _ in 0..JOIN_ATTEMPTS_MAX {
+            let request = JoinRequest {
+                group_id: self.group_id.clone(),
+                member_id: self.member_id.clone(),
+                group_instance_id: None,
+                require_known_member_id: false,
+                client_id: "spindle-grpc".to_string(),
+                client_host: String::new(),
+                session_timeout: SESSION_TIMEOUT,
+                rebalance_timeout: REBALANCE_TIMEOUT,
+                protocol_type: "consumer".to_string(),
+                protocols: vec![Protocol {
+                    name: ASSIGNOR.to_string(),
+                    metadata: subscription_metadata(&self.topic),
+                }],
+            };
+            let joined = self
+                .engine
+                .run_on(self.coordinator, move |shard| async move {
+                    shard.local_groups().join(request).await
+                })
+                .await
+                .map_err(status::from_engine)?;
+            let joined = match joined {
+                Ok(joined) => joined,
+                Err(GroupError::MemberIdRequired(id)) => {
+                    self.member_id = id;
+                    continue;
+                }
+                Err(GroupError::UnknownMemberId) => {
+                    self.member_id.clear();
+                    continue;
+                }
+                Err(err) => return Err(status::from_group(err)),
+            };
+            self.member_id = joined.member_id.clone();
+            self.generation = joined.generation;
+            let assignments = if joined.leader == joined.member_id {
+                assign(&self.engine, &joined.members).await?
+            } else {
+                Vec::new()
+            };
+            let request = SyncRequest {
+                group_id: self.group_id.clone(),
+                generation: self.generation,
+                member_id: self.member_id.clone(),
+                group_instance_id: None,
+                protocol_type: Some("consumer".to_string()),
+                protocol_name: Some(joined.protocol_name.clone()),
+                assignments,
+            };
+            let synced = self
+                .engine
+                .run_on(self.coordinator, move |shard| async move {
+                    shard.local_groups().sync(request).await
+                })
+                .await
+                .map_err(status::from_engine)?;
+            match synced {
+                Ok(synced) => return Ok(assigned_partitions(&synced.assignment, &self.topic)),
+                Err(GroupError::RebalanceInProgress | GroupError::IllegalGeneration) => continue,
+                Err(GroupError::UnknownMemberId) => {
+                    self.member_id.clear();
+                    continue;
+                }
+                Err(err) => return Err(status::from_group(err)),
+            }
+        }
+        Err(Status::aborted(format!(
+            "group {:?} kept rebalancing; gave up after {JOIN_ATTEMPTS_MAX} joins",
+            self.group_id
+        )))
+    }
+
+    /// Heartbeats until the group needs this member to rejoin (`Ok`).
+    ///
+    /// # Errors
+    /// The coordinator's refusal other than a rebalance, or the engine's failure.
+    pub async fn heartbeat_until_rebalance(&self) -> Result<(), Status> {
+        loop {
+            tokio::time::sleep(HEARTBEAT_INTERVAL).await;
+            let request = HeartbeatRequest {
+                group_id: self.group_id.clone(),
+                generation: self.generation,
+                member_id: self.member_id.clone(),
+                group_instance_id: None,
+            };
+            let beat = self
+                .engine
+                .run_on(self.coordinator, move |shard| async move {
+                    shard.local_groups().heartbeat(&request)
+                })
+                .await
+                .map_err(status::from_engine)?;
+            match beat {
+                Ok(()) => {}
+                Err(
+                    GroupError::RebalanceInProgress
+                    | GroupError::IllegalGeneration
+                    | GroupError::UnknownMemberId,
+                ) => return Ok(()),
+                Err(err) => return Err(status::from_group(err)),
+            }
+        }
+    }
+}
+
+impl Drop for GroupMember {
+    fn drop(&mut self) {
+        if self.member_id.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return; // The runtime is going away; the session will expire.
+        };
+        let engine = self.engine.clone();
+        let coordinator = self.coordinator;
+        let group_id = std::mem::take(&mut self.group_id);
+        let member = MemberIdentity {
+            member_id: std::mem::take(&mut self.member_id),
+            group_instance_id: None,
+        };
+        runtime.spawn(async move {
+            let left = engine
+                .run_on(coordinator, move |shard| async move {
+                    shard.local_groups().leave(&group_id, &[member]).map(|_| ())
+                })
+                .await;
+            if !matches!(left, Ok(Ok(()))) {
+                tracing::debug!("leaving the group failed; the session will expire instead");
+            }
+        });
+    }
+}
+
+/// The leader's work: Kafka's range assignment of every member's subscribed topics.
+async fn assign(
+    engine: &EngineHandle,
+    members: &[JoinedMember],
+) -> Result<Vec<(String, Bytes)>, Status> {
+    let partition_counts: BTreeMap<String, u32> = engine
+        .list_topics()
+        .await
+        .map_err(status::from_engine)?
+        .into_iter()
+        .map(|t| (t.name, t.partitions))
+        .collect();
+    let subscriptions: Vec<(String, Vec<String>)> = members
+        .iter()
+        .map(|m| (m.member_id.clone(), subscribed_topics(&m.metadata)))
+        .collect();
+    Ok(range_assign(&subscriptions, &partition_counts)
+        .into_iter()
+        .map(|(member, topics)| (member, assignment_bytes(&topics)))
+        .collect())
+}
+
+/// Kafka's RangeAssignor over `(member id, topics)`; every member gets an entry.
+pub fn range_assign(
+    subscriptions: &[(String, Vec<String>)],
+    partition_counts: &BTreeMap<String, u32>,
+) -> BTreeMap<String, BTreeMap<String, Vec<u32>>> {
+    let mut assignment: BTreeMap<String, BTreeMap<String, Vec<u32>>> = subscriptions
+        .iter()
+        .map(|(member, _)| (member.clone(), BTreeMap::new()))
+        .collect();
+    for (topic, &count) in partition_counts {
+        let mut subscribers: Vec<&String> = subscriptions
+            .iter()
+            .filter(|(_, topics)| topics.contains(topic))
+            .map(|(member, _)| member)
+            .collect();
+        if subscribers.is_empty() {
+            continue;
+        }
+        subscribers.sort();
+        let members = subscribers.len() as u32;
+        let (per_member, extra) = (count / members, count % members);
+        let mut next = 0;
+        for (i, member) in subscribers.into_iter().enumerate() {
+            let take = per_member + u32::from((i as u32) < extra);
+            if take > 0 {
+                let partitions = (next..next + take).collect();
+                if let Some(topics) = assignment.get_mut(member) {
+                    topics.insert(topic.clone(), partitions);
+                }
+            }
+            next += take;
+        }
+    }
+    assignment
+}
+
+/// A `ConsumerProtocolSubscription` (v0) to one topic, with its version prefix.
+fn subscription_metadata(topic: &str) -> Bytes {
+    let subscription = ConsumerProtocolSubscription::default()
+        .with_topics(vec![StrBytes::from_string(topic.to_string())]);
+    encode_versioned(&subscription)
+}
+
+fn assignment_bytes(topics: &BTreeMap<String, Vec<u32>>) -> Bytes {
+    let assigned = topics
+        .iter()
+        .map(|(topic, partitions)| {
+            AssignedTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.clone())))
+                .with_partitions(partitions.iter().map(|&p| p as i32).collect())
+        })
+        .collect();
+    encode_versioned(&ConsumerProtocolAssignment::default().with_assigned_partitions(assigned))
+}
+
+fn encode_versioned<M: Encodable>(message: &M) -> Bytes {
+    let mut buf = BytesMut::new();
+    buf.put_i16(0);
+    // Encoding a message built here into memory cannot fail at version 0.
+    if let Err(err) = message.encode(&mut buf, 0) {
+        panic!("encoding consumer protocol data failed: {err}");
+    }
+    buf.freeze()
+}
+
+/// The topics of a member's subscription metadata; none when it does not decode (a member of
+/// another protocol type never reaches here: the coordinator checks the type).
+fn subscribed_topics(metadata: &Bytes) -> Vec<String> {
+    let mut buf = metadata.clone();
+    if buf.remaining() < 2 {
+        return Vec::new();
+    }
+    let version = buf.get_i16().clamp(0, CONSUMER_PROTOCOL_VERSION_MAX);
+    ConsumerProtocolSubscription::decode(&mut buf, version)
+        .map(|s| s.topics.iter().map(|t| t.to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// The partitions of `topic` in an assignment; none when it does not decode.
+fn assigned_partitions(assignment: &Bytes, topic: &str) -> Vec<u32> {
+    let mut buf = assignment.clone();
+    if buf.remaining() < 2 {
+        return Vec::new();
+    }
+    let version = buf.get_i16().clamp(0, CONSUMER_PROTOCOL_VERSION_MAX);
+    let Ok(assignment) = ConsumerProtocolAssignment::decode(&mut buf, version) else {
+        return Vec::new();
+    };
+    let mut partitions: Vec<u32> = assignment
+        .assigned_partitions
+        .iter()
+        .filter(|t| &*t.topic.0 == topic)
+        .flat_map(|t| t.partitions.iter().filter_map(|&p| u32::try_from(p).ok()))
+        .collect();
+    partitions.sort_unstable();
+    partitions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_assignment_matches_kafkas() {
+        let subs = vec![
+            ("b".to_string(), vec!["t".to_string(), "u".to_string()]),
+            ("a".to_string(), vec!["t".to_string()]),
+            ("c".to_string(), vec!["t".to_string()]),
+        ];
+        let counts = BTreeMap::from([
+            ("t".to_string(), 7),
+            ("u".to_string(), 2),
+            ("v".to_string(), 3),
+        ]);
+        let assignment = range_assign(&subs, &counts);
+        assert_eq!(assignment["a"]["t"], [0, 1, 2]);
+        assert_eq!(assignment["b"]["t"], [3, 4]);
+        assert_eq!(assignment["c"]["t"], [5, 6]);
+        assert_eq!(assignment["b"]["u"], [0, 1]);
+        assert!(!assignment["a"].contains_key("u"));
+        // More members than partitions: the last ones get nothing, but are still answered.
+        let counts = BTreeMap::from([("t".to_string(), 1)]);
+        let assignment = range_assign(&subs, &counts);
+        assert_eq!(assignment["a"]["t"], [0]);
+        assert!(assignment["b"].is_empty() && assignment["c"].is_empty());
+    }
+
+    #[test]
+    fn consumer_protocol_round_trips() {
+        assert_eq!(
+            subscribed_topics(&subscription_metadata("orders")),
+            ["orders"]
+        );
+        let topics = BTreeMap::from([
+            ("orders".to_string(), vec![2, 0]),
+            ("x".to_string(), vec![1]),
+        ]);
+        assert_eq!(
+            assigned_partitions(&assignment_bytes(&topics), "orders"),
+            [0, 2]
+        );
+        assert!(assigned_partitions(&Bytes::from_static(b"\x00"), "orders").is_empty());
+        assert!(subscribed_topics(&Bytes::from_static(b"\x00\x00\xff")).is_empty());
+    }
+}
