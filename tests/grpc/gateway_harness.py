@@ -46,6 +46,36 @@ service Health {
 }
 """
 
+# The parts of grpc.reflection.v1 the suite uses (field numbers as in the standard definition).
+REFLECTION_PROTO = """
+syntax = "proto3";
+package grpc.reflection.v1;
+message ServerReflectionRequest {
+  string host = 1;
+  oneof message_request {
+    string file_by_filename = 3;
+    string file_containing_symbol = 4;
+    string list_services = 7;
+  }
+}
+message FileDescriptorResponse { repeated bytes file_descriptor_proto = 1; }
+message ServiceResponse { string name = 1; }
+message ListServiceResponse { repeated ServiceResponse service = 1; }
+message ErrorResponse { int32 error_code = 1; string error_message = 2; }
+message ServerReflectionResponse {
+  string valid_host = 1;
+  ServerReflectionRequest original_request = 2;
+  oneof message_response {
+    FileDescriptorResponse file_descriptor_response = 4;
+    ListServiceResponse list_services_response = 6;
+    ErrorResponse error_response = 7;
+  }
+}
+service ServerReflection {
+  rpc ServerReflectionInfo(stream ServerReflectionRequest) returns (stream ServerReflectionResponse);
+}
+"""
+
 
 def _generate_stubs() -> Path:
     """Compiles spindle.v1 and grpc.health.v1 into Python modules in a temp dir on sys.path."""
@@ -55,9 +85,12 @@ def _generate_stubs() -> Path:
     health_dir = out / "health_src" / "grpc" / "health" / "v1"
     health_dir.mkdir(parents=True)
     (health_dir / "health.proto").write_text(HEALTH_PROTO)
+    reflection_dir = out / "health_src" / "grpc" / "reflection" / "v1"
+    reflection_dir.mkdir(parents=True)
+    (reflection_dir / "reflection.proto").write_text(REFLECTION_PROTO)
     well_known = Path(importlib.import_module("grpc_tools").__file__).parent / "_proto"
     protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.rglob("*.proto"))
-    for root, files in ((PROTO_ROOT, protos), (out / "health_src", ["grpc/health/v1/health.proto"])):
+    for root, files in ((PROTO_ROOT, protos), (out / "health_src", ["grpc/health/v1/health.proto", "grpc/reflection/v1/reflection.proto"])):
         code = protoc.main(
             [
                 "grpc_tools.protoc",
@@ -74,10 +107,14 @@ def _generate_stubs() -> Path:
         (out / package).mkdir(parents=True, exist_ok=True)
     # The health stubs are generated under a `grpc/` package, which would shadow grpcio itself:
     # move them to a package of their own.
-    generated = out / "grpc" / "health" / "v1"
-    for name in ("health_pb2.py", "health_pb2_grpc.py"):
-        text = (generated / name).read_text().replace("from grpc.health.v1 import", "from grpc_health_stub import")
-        (out / "grpc_health_stub" / name).write_text(text)
+    for package, names in (
+        ("health", ("health_pb2.py", "health_pb2_grpc.py")),
+        ("reflection", ("reflection_pb2.py", "reflection_pb2_grpc.py")),
+    ):
+        for name in names:
+            text = (out / "grpc" / package / "v1" / name).read_text()
+            text = text.replace(f"from grpc.{package}.v1 import", "from grpc_health_stub import")
+            (out / "grpc_health_stub" / name).write_text(text)
     subprocess.run(["rm", "-rf", str(out / "grpc")], check=True)
     sys.path.insert(0, str(out))
     return out
@@ -85,7 +122,12 @@ def _generate_stubs() -> Path:
 
 _generate_stubs()
 
-from grpc_health_stub import health_pb2, health_pb2_grpc  # noqa: E402
+from grpc_health_stub import (  # noqa: E402
+    health_pb2,
+    health_pb2_grpc,
+    reflection_pb2,
+    reflection_pb2_grpc,
+)
 from spindle.v1 import (  # noqa: E402
     admin_pb2,
     admin_pb2_grpc,
@@ -102,6 +144,7 @@ __all__ = [
     "health_pb2",
     "producer_pb2",
     "record_pb2",
+    "reflection_pb2",
 ]
 
 
@@ -136,6 +179,7 @@ class Clients:
         self.consumer = consumer_pb2_grpc.ConsumerStub(self.channel)
         self.admin = admin_pb2_grpc.AdminStub(self.channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
+        self.reflection = reflection_pb2_grpc.ServerReflectionStub(self.channel)
 
     def call(self, method, request, **kwargs):
         kwargs.setdefault("timeout", RPC_TIMEOUT_S)
