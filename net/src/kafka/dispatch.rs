@@ -224,7 +224,7 @@ pub(crate) fn encode(
     correlation_id: i32,
     response: &ResponseKind,
 ) -> Result<Bytes, RequestError> {
-    let mut buf = BytesMut::with_capacity(256);
+    let mut buf = BytesMut::with_capacity(size_hint(response));
     buf.put_i32(0);
     ResponseHeader::default()
         .with_correlation_id(correlation_id)
@@ -234,6 +234,22 @@ pub(crate) fn encode(
         .encode(&mut buf, version)
         .map_err(|e| encode_failed(api_key, version, e))?;
     finish_frame(buf).ok_or_else(|| encode_failed(api_key, version, "response over 2 GiB"))
+}
+
+/// Roughly how large the encoded response is, so that a Fetch answer carrying megabytes of
+/// records is written into one buffer instead of one that doubles its way there.
+fn size_hint(response: &ResponseKind) -> usize {
+    const OVERHEAD_BYTES: usize = 1024;
+    let records = match response {
+        ResponseKind::Fetch(fetch) => fetch
+            .responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .map(|p| p.records.as_ref().map_or(0, Bytes::len))
+            .sum(),
+        _ => 0,
+    };
+    records + OVERHEAD_BYTES
 }
 
 /// The answer to ApiVersions at an unsupported version: v0 body, UNSUPPORTED_VERSION, and the

@@ -8,7 +8,7 @@ use std::io;
 use bytes::Bytes;
 use futures_lite::io::{AsyncRead, AsyncReadExt};
 
-use crate::limits::MIN_FRAME_BYTES;
+use crate::limits::{FRAME_BUFFER_INITIAL_BYTES, MIN_FRAME_BYTES};
 
 /// Why a frame could not be read. Every variant but [`FrameError::Closed`] is the client's fault
 /// or the network's, and ends the connection.
@@ -74,7 +74,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 len: i64::from(len),
                 max: self.max_frame_bytes,
             })?;
-        let mut body = Vec::with_capacity(len.min(crate::limits::READ_BUFFER_BYTES));
+        let mut body = Vec::with_capacity(len.min(FRAME_BUFFER_INITIAL_BYTES));
         let wanted = u64::try_from(len).map_err(|_| FrameError::BadLength {
             len: i64::MAX,
             max: self.max_frame_bytes,
