@@ -282,3 +282,21 @@ impl BatchHeader {
         self.base_offset + i64::from(self.last_offset_delta)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::batch::{BatchShape, Template};
+    use kafka_protocol::records::Compression;
+
+    #[test]
+    fn batch_headers_give_count_last_offset_and_length() {
+        let shape = BatchShape::filling(1000, 100, Compression::None);
+        let t = Template::build(&shape, 0, 5).expect("builds");
+        let h = BatchHeader::parse(&t.bytes).expect("parses");
+        assert_eq!(h.record_count, 10);
+        assert_eq!(h.last_offset(), 9);
+        assert_eq!(h.total_len, t.bytes.len());
+        assert!(BatchHeader::parse(&t.bytes[..20]).is_none());
+    }
+}

@@ -279,3 +279,73 @@ fn check(got: i32, expected: i32, response: &ProduceResponse) -> anyhow::Result<
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::kafka::versions::Versions;
+
+    fn cluster(leaders: Vec<i32>) -> Cluster {
+        Cluster {
+            versions: Versions {
+                produce: 9,
+                fetch: 12,
+                metadata: 12,
+                create_topics: 7,
+                list_offsets: 7,
+            },
+            brokers: [(0, "a:1".to_owned()), (1, "b:1".to_owned())].into(),
+            leaders,
+        }
+    }
+
+    #[test]
+    fn producers_write_only_partitions_of_their_leader_from_different_starts() {
+        let c = cluster(vec![0, 1, 0, 1, 0, 1]);
+        assert_eq!(assignment(&c, 4, 0), (0, vec![0, 2, 4]));
+        assert_eq!(assignment(&c, 4, 1), (1, vec![1, 3, 5]));
+        let (leader, third) = assignment(&c, 4, 2);
+        assert_eq!(leader, 0);
+        assert_ne!(
+            third[0], 0,
+            "a second producer of leader 0 starts elsewhere"
+        );
+        let mut sorted = third.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, vec![0, 2, 4]);
+    }
+
+    #[test]
+    fn produce_frames_carry_a_stamped_valid_batch_at_the_end() {
+        use crate::bench::batch::{first_timestamp_ms, verify};
+        use kafka_protocol::records::Compression;
+        let c = cluster(vec![0]);
+        let shape = BatchShape::filling(1000, 100, Compression::None);
+        let templates = Template::build_set(&shape, 1).expect("builds");
+        let plan = Plan::new(crate::bench::args::Stop::Count(1), Instant::now(), 10);
+        let throughput = Arc::new(Throughput::default());
+        let setup = ProduceSetup {
+            cluster: &c,
+            topic: "t",
+            acks: 1,
+            timeout_ms: 1000,
+            in_flight: 1,
+            producers: 1,
+            rate: None,
+            shape,
+            templates: &templates,
+            plan: &plan,
+            throughput: &throughput,
+            start: Instant::now(),
+            start_wall_ms: 0,
+        };
+        for version in [3, 8, 9] {
+            let frame = produce_frame(&setup, &templates[0], 0, version, 5, 777).expect("encodes");
+            let trailer = if version >= 9 { 3 } else { 0 };
+            let batch = &frame[frame.len() - trailer - templates[0].bytes.len()..]
+                [..templates[0].bytes.len()];
+            verify(batch).expect("valid CRC after stamping");
+            assert_eq!(first_timestamp_ms(batch), Some(777));
+        }
+    }
+}
