@@ -21,19 +21,27 @@ fn main() {
     let dir = std::path::PathBuf::from(args.get(1).map_or("/tmp/spindle-append-throughput", |s| s));
     let mib: u64 = args.get(2).map_or(1024, |s| s.parse().expect("MIB"));
     let writers: usize = args.get(3).map_or(4, |s| s.parse().expect("WRITERS"));
-    let fsync: FsyncPolicy = args.get(4).map_or(FsyncPolicy::Never, |s| s.parse().expect("FSYNC"));
+    let fsync: FsyncPolicy = args
+        .get(4)
+        .map_or(FsyncPolicy::Never, |s| s.parse().expect("FSYNC"));
     if dir.exists() {
         std::fs::remove_dir_all(&dir).expect("clean dir");
     }
     let one = batch(RECORDS_PER_BATCH, RECORD_BYTES, 1_700_000_000_000);
     let total_batches = (mib << 20) / one.len() as u64;
+    let spin_us: u64 = std::env::var("SPIN_US").map_or(0, |s| s.parse().expect("SPIN_US"));
     let (elapsed, mut latencies, stats) = glommio::LocalExecutorBuilder::default()
+        .spin_before_park(Duration::from_micros(spin_us))
         .spawn(move || async move {
             let config = LogConfig {
                 fsync,
                 ..LogConfig::default()
             };
-            let log = Rc::new(Log::open(&dir, config, Rc::new(SystemClock)).await.expect("open"));
+            let log = Rc::new(
+                Log::open(&dir, config, Rc::new(SystemClock))
+                    .await
+                    .expect("open"),
+            );
             let start = Instant::now();
             let per_writer = total_batches / writers as u64;
             let tasks: Vec<_> = (0..writers)

@@ -9,8 +9,10 @@
 //! `next_offset` (memory only); a flush writes the pending batches and moves `high_watermark`
 //! once their writes have completed, which is what makes them readable and acknowledged. One
 //! write at a time holds `write_lock`; flushers that arrive while a write is in flight wait for
-//! it, and the next of them writes everything appended meanwhile in one go (group commit).
+//! it to end, and the first of them not yet covered writes everything appended meanwhile in one
+//! go (group commit, see `group_commit`).
 
+mod group_commit;
 mod maintenance;
 mod read;
 mod write;
@@ -29,7 +31,7 @@ use crate::io::prepare_thread_io;
 use crate::limits::TAIL_CACHE_BYTES_MAX;
 use crate::offset::Offset;
 use crate::segment::{recover, Appender, Segment};
-use crate::tail_cache::{CachedBatch, TailCache};
+use crate::tail_cache::TailCache;
 
 /// What an append assigned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +76,8 @@ pub struct Log {
     state: RefCell<State>,
     /// Held by whoever writes, rolls, truncates, deletes or closes.
     write_lock: Semaphore,
+    /// Wakes flushers when a write round ends.
+    rounds: group_commit::Rounds,
     stats: Cell<IoStats>,
 }
 
@@ -86,7 +90,7 @@ struct State {
     high_watermark: Offset,
     next_offset: Offset,
     /// Appended, not yet written, oldest first.
-    pending: VecDeque<CachedBatch>,
+    pending: VecDeque<write::PendingBatch>,
     tail: TailCache,
     leader_epoch: i32,
     closed: bool,
@@ -156,6 +160,7 @@ impl Log {
                 closed: false,
             }),
             write_lock: Semaphore::new(1),
+            rounds: group_commit::Rounds::default(),
             stats: Cell::new(IoStats::default()),
         })
     }

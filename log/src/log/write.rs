@@ -4,6 +4,7 @@ use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 
+use super::group_commit::WriteGuard;
 use super::{AppendInfo, Log};
 use crate::batch::{frame, rewrite_base, validate, BatchDefect};
 use crate::config::FsyncPolicy;
@@ -38,33 +39,28 @@ impl Log {
                 records: records_total,
             });
         }
-        // The producer's bytes are kept as they came except for base offset and leader epoch,
-        // which lie outside the CRC. A uniquely owned buffer is patched in place; a shared one
-        // (a slice of a request frame) is copied once for the whole append.
+        // No copy here: the batches are queued as received (zero-copy slices of `records`); the
+        // write round copies them once, patching base offset and leader epoch on the way, and the
+        // patched copy is what the file and the tail cache get.
         let len = records.len();
-        let mut buf = records
-            .try_into_mut()
-            .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
         let epoch = st.leader_epoch;
         let mut next = base;
-        // `buf` always starts at the next batch: each one is split off the front.
-        while !buf.is_empty() {
+        let mut position = 0;
+        while position < len {
             let (total, last_delta, max_ts) = {
-                let (h, total) = frame(&buf).expect("validated above");
+                let (h, total) = frame(&records[position..]).expect("validated above");
                 (total, h.last_offset_delta(), h.max_timestamp())
             };
-            rewrite_base(&mut buf, next.to_kafka(), epoch);
             let last = next.plus(u64::try_from(last_delta).expect("validated delta"));
-            let bytes = buf.split_to(total).freeze();
-            let batch = CachedBatch {
+            st.pending.push_back(PendingBatch {
                 base: next,
                 last,
                 max_timestamp: max_ts,
-                bytes,
-            };
-            st.tail.push(batch.clone());
-            st.pending.push_back(batch);
+                leader_epoch: epoch,
+                bytes: records.slice(position..position + total),
+            });
             next = last.plus(1);
+            position += total;
         }
         let (start, hw) = (st.start_offset, st.high_watermark);
         st.set_watermarks(start, hw, next);
@@ -92,8 +88,28 @@ impl Log {
             }
             st.next_offset
         };
-        let _permit = self.lock().await?;
-        self.flush_locked(target).await
+        loop {
+            let seen = self.rounds.ended();
+            {
+                let st = self.state.borrow();
+                if st.closed {
+                    return Err(self.closed_error());
+                }
+                if st.high_watermark >= target.min(st.next_offset) {
+                    return Ok(st.high_watermark);
+                }
+            }
+            match self.write_lock.try_acquire_permit(1) {
+                Ok(permit) => {
+                    let _guard = WriteGuard::new(permit, &self.rounds);
+                    // Let the tasks that are ready (producers woken by the last round) append
+                    // first, so that their batches join this write instead of the next.
+                    futures_lite::future::yield_now().await;
+                    return self.flush_locked(target).await;
+                }
+                Err(_) => self.rounds.after(seen).await,
+            }
+        }
     }
 
     /// Syncs written data to the device now (the engine calls it on the `IntervalMs` timer).
@@ -121,11 +137,13 @@ impl Log {
     }
 
     /// Takes the write lock.
-    pub(super) async fn lock(&self) -> Result<glommio::sync::Permit<'_>, LogError> {
-        self.write_lock
+    pub(super) async fn lock(&self) -> Result<WriteGuard<'_>, LogError> {
+        let permit = self
+            .write_lock
             .acquire_permit(1)
             .await
-            .map_err(|_| self.closed_error())
+            .map_err(|_| self.closed_error())?;
+        Ok(WriteGuard::new(permit, &self.rounds))
     }
 
     /// Writes pending batches until the high watermark reaches `target` (or the log end, if a
@@ -179,16 +197,17 @@ impl Log {
             let mut st = self.state.borrow_mut();
             let active = st.active();
             let (size, file, path) = (active.size, active.file.clone(), active.path.clone());
-            let mut taken = Vec::new();
+            let mut count = 0;
             let mut end = size;
-            while let Some(b) = st.pending.front() {
+            for b in &st.pending {
                 let len = b.bytes.len() as u64;
-                if end > 0 && end + len > segment_bytes {
+                if end > size && end + len > segment_bytes {
                     break;
                 }
                 end += len;
-                taken.push(st.pending.pop_front().expect("front exists"));
+                count += 1;
             }
+            let taken = patched_copies(st.pending.drain(..count), end - size);
             let data = taken.iter().map(|b| b.bytes.clone()).collect();
             (
                 st.appender.plan(file, path, size, data, segment_bytes),
@@ -202,8 +221,15 @@ impl Log {
                 // Nothing is acknowledged; the batches go back to the front of the queue and the
                 // next flush rewrites them at the same positions.
                 let mut st = self.state.borrow_mut();
+                let epoch = st.leader_epoch;
                 for b in batches.into_iter().rev() {
-                    st.pending.push_front(b);
+                    st.pending.push_front(PendingBatch {
+                        base: b.base,
+                        last: b.last,
+                        max_timestamp: b.max_timestamp,
+                        leader_epoch: epoch,
+                        bytes: b.bytes,
+                    });
                 }
                 return Err(e);
             }
@@ -227,6 +253,9 @@ impl Log {
             active.record_batch(&written, interval);
         }
         let hw = active.next;
+        for b in batches {
+            st.tail.push(b);
+        }
         let (start, next) = (st.start_offset, st.next_offset);
         st.set_watermarks(start, hw, next);
         drop(st);
@@ -295,6 +324,43 @@ impl Log {
         self.bump_stats(|s| s.syncs += 1);
         Ok(())
     }
+}
+
+/// A batch appended but not yet written: the producer's bytes as received, and what the write
+/// will patch into them.
+#[derive(Debug, Clone)]
+pub(super) struct PendingBatch {
+    pub base: Offset,
+    pub last: Offset,
+    pub max_timestamp: i64,
+    pub leader_epoch: i32,
+    pub bytes: Bytes,
+}
+
+/// Copies a write round's batches into one buffer, patching each one's base offset and leader
+/// epoch (both outside the CRC): one allocation and one copy per round, none per record.
+fn patched_copies(
+    batches: impl Iterator<Item = PendingBatch>,
+    total_bytes: u64,
+) -> Vec<CachedBatch> {
+    let mut buf = BytesMut::with_capacity(usize::try_from(total_bytes).unwrap_or(0));
+    let mut spans = Vec::new();
+    for b in batches {
+        let at = buf.len();
+        buf.extend_from_slice(&b.bytes);
+        rewrite_base(&mut buf[at..], b.base.to_kafka(), b.leader_epoch);
+        spans.push((b.base, b.last, b.max_timestamp, b.bytes.len()));
+    }
+    let mut frozen = buf.freeze();
+    spans
+        .into_iter()
+        .map(|(base, last, max_timestamp, len)| CachedBatch {
+            base,
+            last,
+            max_timestamp,
+            bytes: frozen.split_to(len),
+        })
+        .collect()
 }
 
 /// Validates every batch of an append; returns (records, batches, max timestamp).

@@ -1,7 +1,8 @@
 //! Writing batches at the end of the active segment with O_DIRECT.
 //!
 //! O_DIRECT wants every write aligned in position and length (`DmaFile::alignment()`, 512 bytes
-//! here). Batches have any length, so the appender keeps the *tail block*: the bytes of the last,
+//! here; the appender uses 4 KiB, the ext4 block, since ext4 serialises direct writes that are
+//! not block-aligned, halving throughput). Batches have any length, so the appender keeps the *tail block*: the bytes of the last,
 //! partially filled aligned block. Each write starts at that block's aligned position, carries the
 //! tail block again followed by the new batches, and is zero-padded to the alignment. The padding
 //! lies beyond the segment's real length; recovery reads it as "never written" and a seal or close
@@ -22,6 +23,9 @@ use crate::error::{IoContext, LogError};
 use crate::io::short_write;
 use crate::limits::{PREALLOCATE_STEP_BYTES, WRITE_CHUNK_BYTES};
 use crate::offset::Offset;
+
+/// Writes are aligned to at least this (the file-system block size).
+const FS_BLOCK_BYTES: u64 = 4096;
 
 /// A batch as written into a segment.
 #[derive(Debug, Clone, Copy)]
@@ -66,8 +70,10 @@ impl Appender {
     /// # Errors
     /// [`LogError::Io`] if reading the last partial block fails.
     pub async fn resume(file: &DmaFile, path: &Path, size: u64) -> Result<Appender, LogError> {
-        let alignment = file.alignment();
-        let aligned = file.align_down(size);
+        // The device takes 512-byte-aligned DMA, but ext4 serialises (and may zero-fill) direct
+        // writes that are not aligned to its 4 KiB block: write whole file-system blocks.
+        let alignment = file.alignment().max(FS_BLOCK_BYTES);
+        let aligned = size / alignment * alignment;
         let partial = usize::try_from(size - aligned).expect("partial block fits usize");
         let mut tail_block = Vec::with_capacity(usize::try_from(alignment).unwrap_or(4096));
         if partial > 0 {
