@@ -17,9 +17,12 @@ use std::thread::JoinHandle;
 
 use spindle_engine::EngineHandle;
 use tokio::sync::watch;
+use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::server::TcpIncoming;
+use tonic::transport::server::{Router, TcpIncoming};
 use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
 
 use crate::auth::Authenticator;
 use crate::config::{GatewayConfig, TlsConfig};
@@ -63,22 +66,7 @@ impl Gateway {
             .enable_all()
             .build()
             .map_err(GatewayError::Runtime)?;
-        let listener =
-            std::net::TcpListener::bind(config.listen).map_err(|source| GatewayError::Bind {
-                addr: config.listen,
-                source,
-            })?;
-        let bind_error = |source| GatewayError::Bind {
-            addr: config.listen,
-            source,
-        };
-        listener.set_nonblocking(true).map_err(bind_error)?;
-        let local_addr = listener.local_addr().map_err(bind_error)?;
-        let listener = {
-            let _entered = runtime.enter();
-            tokio::net::TcpListener::from_std(listener).map_err(bind_error)?
-        };
-
+        let (listener, local_addr) = bind(config.listen, &runtime)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let ctx = Arc::new(Context {
             engine,
@@ -88,94 +76,21 @@ impl Gateway {
             gauges: Arc::default(),
             shutdown: shutdown_rx,
         });
+        let (health, health_service) = tonic_health::server::health_reporter();
         let mut builder = Server::builder();
         if let Some(tls) = tls {
             builder = builder.tls_config(tls)?;
         }
-        let (health, health_service) = tonic_health::server::health_reporter();
-        let reflection_v1alpha = reflection().build_v1alpha()?;
-        let reflection_v1 = reflection().build_v1()?;
-        let auth = move |request| authenticator.intercept(request);
         let router = builder
             .add_service(health_service)
-            .add_service(reflection_v1)
-            .add_service(reflection_v1alpha)
-            .add_service(InterceptedService::new(
-                ProducerServer::new(ProducerService::new(Arc::clone(&ctx)))
-                    .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-                    .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
-                auth.clone(),
-            ))
-            .add_service(InterceptedService::new(
-                ConsumerServer::new(ConsumerService::new(Arc::clone(&ctx)))
-                    .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-                    .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
-                auth.clone(),
-            ))
-            .add_service(InterceptedService::new(
-                AdminServer::new(AdminService::new(Arc::clone(&ctx)))
-                    .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-                    .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
-                auth,
-            ));
+            .add_service(reflection().build_v1()?)
+            .add_service(reflection().build_v1alpha()?);
+        let router = add_spindle_services(router, &ctx, authenticator);
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-        let stop_watch = Arc::clone(&ctx);
-        let serve = async move {
-            health
-                .set_serving::<ProducerServer<ProducerService>>()
-                .await;
-            health
-                .set_serving::<ConsumerServer<ConsumerService>>()
-                .await;
-            health.set_serving::<AdminServer<AdminService>>().await;
-            let stopping = {
-                let ctx = Arc::clone(&ctx);
-                let health = health.clone();
-                async move {
-                    ctx.stopping().await;
-                    health
-                        .set_not_serving::<ProducerServer<ProducerService>>()
-                        .await;
-                    health
-                        .set_not_serving::<ConsumerServer<ConsumerService>>()
-                        .await;
-                    health.set_not_serving::<AdminServer<AdminService>>().await;
-                    health
-                        .set_service_status("", tonic_health::ServingStatus::NotServing)
-                        .await;
-                }
-            };
-            if let Err(err) = router
-                .serve_with_incoming_shutdown(incoming, stopping)
-                .await
-            {
-                tracing::error!(error = %err, "gRPC server failed");
-            }
-        };
+        let serve = serve(router, incoming, health, Arc::clone(&ctx));
         let thread = std::thread::Builder::new()
             .name("spindle-grpc-main".to_string())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let mut server = tokio::spawn(serve);
-                    let grace_over = async {
-                        stop_watch.stopping().await;
-                        tokio::time::sleep(SHUTDOWN_GRACE).await;
-                    };
-                    tokio::select! {
-                        finished = &mut server => {
-                            if let Err(err) = finished {
-                                tracing::error!(error = %err, "gRPC server task failed");
-                            }
-                        }
-                        () = grace_over => {
-                            tracing::warn!("open gRPC calls did not finish within the grace period; dropping them");
-                            server.abort();
-                        }
-                    }
-                });
-                // Tasks still running (a call parked on the engine) are dropped, not awaited.
-                runtime.shutdown_timeout(std::time::Duration::ZERO);
-            })
+            .spawn(move || run_runtime(runtime, serve, &ctx))
             .map_err(GatewayError::Runtime)?;
         tracing::info!(addr = %local_addr, tls = config.tls.is_some(), auth = config.auth.is_some(), "gRPC gateway listening");
         Ok(Gateway {
@@ -209,6 +124,116 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Binds synchronously, so that a bad address fails `start` itself.
+fn bind(
+    listen: SocketAddr,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(tokio::net::TcpListener, SocketAddr), GatewayError> {
+    let bind_error = |source| GatewayError::Bind {
+        addr: listen,
+        source,
+    };
+    let listener = std::net::TcpListener::bind(listen).map_err(bind_error)?;
+    listener.set_nonblocking(true).map_err(bind_error)?;
+    let local_addr = listener.local_addr().map_err(bind_error)?;
+    let _entered = runtime.enter();
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(bind_error)?;
+    Ok((listener, local_addr))
+}
+
+/// The `spindle.v1` services, each behind the bearer-token interceptor.
+fn add_spindle_services(
+    router: Router,
+    ctx: &Arc<Context>,
+    authenticator: Authenticator,
+) -> Router {
+    let auth = move |request| authenticator.intercept(request);
+    router
+        .add_service(InterceptedService::new(
+            ProducerServer::new(ProducerService::new(Arc::clone(ctx)))
+                .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+                .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
+            auth.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            ConsumerServer::new(ConsumerService::new(Arc::clone(ctx)))
+                .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+                .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
+            auth.clone(),
+        ))
+        .add_service(InterceptedService::new(
+            AdminServer::new(AdminService::new(Arc::clone(ctx)))
+                .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+                .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
+            auth,
+        ))
+}
+
+/// Serves until shutdown begins, reporting health on the way in and out.
+async fn serve(router: Router, incoming: TcpIncoming, health: HealthReporter, ctx: Arc<Context>) {
+    set_health(&health, ServingStatus::Serving).await;
+    let stopping = async {
+        ctx.stopping().await;
+        set_health(&health, ServingStatus::NotServing).await;
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+    };
+    if let Err(err) = router
+        .serve_with_incoming_shutdown(incoming, stopping)
+        .await
+    {
+        tracing::error!(error = %err, "gRPC server failed");
+    }
+}
+
+async fn set_health(health: &HealthReporter, status: ServingStatus) {
+    health
+        .set_service_status(
+            <ProducerServer<ProducerService> as NamedService>::NAME,
+            status,
+        )
+        .await;
+    health
+        .set_service_status(
+            <ConsumerServer<ConsumerService> as NamedService>::NAME,
+            status,
+        )
+        .await;
+    health
+        .set_service_status(<AdminServer<AdminService> as NamedService>::NAME, status)
+        .await;
+}
+
+/// The body of the gateway's main thread: runs the server, and once shutdown begins gives open
+/// calls [`SHUTDOWN_GRACE`] before dropping them.
+fn run_runtime(
+    runtime: tokio::runtime::Runtime,
+    serve: impl std::future::Future<Output = ()> + Send + 'static,
+    ctx: &Context,
+) {
+    runtime.block_on(async {
+        let mut server = tokio::spawn(serve);
+        let grace_over = async {
+            ctx.stopping().await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        };
+        tokio::select! {
+            finished = &mut server => {
+                if let Err(err) = finished {
+                    tracing::error!(error = %err, "gRPC server task failed");
+                }
+            }
+            () = grace_over => {
+                tracing::warn!("open gRPC calls did not finish within the grace period; dropping them");
+                server.abort();
+            }
+        }
+    });
+    // Tasks still running (a call parked on the engine) are dropped, not awaited.
+    runtime.shutdown_timeout(std::time::Duration::ZERO);
 }
 
 /// Server reflection over `spindle.v1` and the health service (built once per protocol

@@ -25,8 +25,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use spindle_engine::group::{
-    self, GroupError, HeartbeatRequest, JoinRequest, JoinedMember, MemberIdentity, Protocol,
-    SyncRequest,
+    self, GroupError, HeartbeatRequest, JoinRequest, JoinResponse, JoinedMember, MemberIdentity,
+    Protocol, SyncRequest, SyncResponse,
 };
 use spindle_engine::{EngineHandle, ShardId};
 use tonic::Status;
@@ -119,27 +119,7 @@ impl GroupMember {
             };
             self.member_id = joined.member_id.clone();
             self.generation = joined.generation;
-            let assignments = if joined.leader == joined.member_id {
-                assign(&self.engine, &joined.members).await?
-            } else {
-                Vec::new()
-            };
-            let request = SyncRequest {
-                group_id: self.group_id.clone(),
-                generation: self.generation,
-                member_id: self.member_id.clone(),
-                group_instance_id: None,
-                protocol_type: Some("consumer".to_string()),
-                protocol_name: Some(joined.protocol_name.clone()),
-                assignments,
-            };
-            let synced = self
-                .engine
-                .run_on(self.coordinator, move |shard| async move {
-                    shard.local_groups().sync(request).await
-                })
-                .await
-                .map_err(status::from_engine)?;
+            let synced = self.sync(&joined).await?;
             match synced {
                 Ok(synced) => return Ok(assigned_partitions(&synced.assignment, &self.topic)),
                 Err(GroupError::RebalanceInProgress | GroupError::IllegalGeneration) => continue,
@@ -154,6 +134,33 @@ impl GroupMember {
             "group {:?} kept rebalancing; gave up after {JOIN_ATTEMPTS_MAX} joins",
             self.group_id
         )))
+    }
+
+    /// Sends this member's SyncGroup, with everyone's assignment when it leads.
+    async fn sync(
+        &self,
+        joined: &JoinResponse,
+    ) -> Result<Result<SyncResponse, GroupError>, Status> {
+        let assignments = if joined.leader == joined.member_id {
+            assign(&self.engine, &joined.members).await?
+        } else {
+            Vec::new()
+        };
+        let request = SyncRequest {
+            group_id: self.group_id.clone(),
+            generation: self.generation,
+            member_id: self.member_id.clone(),
+            group_instance_id: None,
+            protocol_type: Some("consumer".to_string()),
+            protocol_name: Some(joined.protocol_name.clone()),
+            assignments,
+        };
+        self.engine
+            .run_on(self.coordinator, move |shard| async move {
+                shard.local_groups().sync(request).await
+            })
+            .await
+            .map_err(status::from_engine)
     }
 
     /// Heartbeats until the group needs this member to rejoin (`Ok`).
