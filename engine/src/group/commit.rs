@@ -55,9 +55,9 @@ impl GroupCoordinator {
                 .map(|(tp, offset)| offset_record(&commit.group_id, tp, Some(offset), now_ms))
                 .collect();
             match shard.produce_records(self.offsets_tp(), records).await {
-                Ok(_) => {
-                    for (tp, offset) in chunk {
-                        self.store_offset(&commit.group_id, tp.clone(), offset.clone());
+                Ok(appended) => {
+                    for ((tp, offset), log_offset) in chunk.iter().zip(appended.base_offset.0..) {
+                        self.store_offset(&commit.group_id, tp.clone(), offset.clone(), log_offset);
                     }
                 }
                 Err(e) => {

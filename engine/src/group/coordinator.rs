@@ -143,6 +143,7 @@ impl GroupCoordinator {
                 .entry(req.group_id.clone())
                 .or_insert_with(|| Group::new(&req.group_id));
             let reply = group.join(Instant::now(), &req, fresh_id);
+            tracing::debug!(group = %req.group_id, member = %req.member_id, ?reply, state = ?group.state(), "join");
             let notices = group.take_notices();
             if reply.is_err() && group.is_vacant() && group.generation() == 0 {
                 groups.remove(&req.group_id);
@@ -166,7 +167,9 @@ impl GroupCoordinator {
     /// [`GroupError::UnknownMemberId`], [`GroupError::IllegalGeneration`],
     /// [`GroupError::RebalanceInProgress`] (the member must rejoin).
     pub async fn sync(&self, req: SyncRequest) -> Result<SyncResponse, GroupError> {
-        let reply = self.with_group(&req.group_id, |g, now| g.sync(now, &req))?;
+        let reply = self.with_group(&req.group_id, |g, now| g.sync(now, &req));
+        tracing::debug!(group = %req.group_id, member = %req.member_id, generation = req.generation, ?reply, "sync");
+        let reply = reply?;
         match reply {
             SyncReply::Done(response) => Ok(response),
             SyncReply::Wait => {
@@ -182,7 +185,9 @@ impl GroupCoordinator {
     /// [`GroupError::RebalanceInProgress`] while the group waits for members to rejoin,
     /// [`GroupError::UnknownMemberId`], [`GroupError::IllegalGeneration`].
     pub fn heartbeat(&self, req: &HeartbeatRequest) -> Result<(), GroupError> {
-        self.with_group(&req.group_id, |g, now| g.heartbeat(now, req))
+        let result = self.with_group(&req.group_id, |g, now| g.heartbeat(now, req));
+        tracing::debug!(group = %req.group_id, member = %req.member_id, generation = req.generation, ?result, "heartbeat");
+        result
     }
 
     /// Removes members from a group (each answered on its own) and rebalances the rest.
@@ -218,6 +223,7 @@ impl GroupCoordinator {
     /// (connection closed) simply has no waiter; its session will expire.
     fn deliver(&self, group_id: &str, notices: Vec<Notice>) {
         for notice in notices {
+            tracing::debug!(group = %group_id, ?notice, "deliver");
             match notice {
                 Notice::Join { member_id, result } => {
                     let key = (group_id.to_owned(), member_id);
@@ -291,7 +297,11 @@ impl GroupCoordinator {
             .offsets
             .borrow()
             .group(group_id)
-            .map(|o| o.iter().map(|(tp, c)| (tp.clone(), c.clone())).collect())
+            .map(|o| {
+                o.iter()
+                    .map(|(tp, s)| (tp.clone(), s.committed.clone()))
+                    .collect()
+            })
             .unwrap_or_default();
         let mut description = GroupDescription {
             group_id: group_id.to_owned(),
@@ -331,7 +341,7 @@ impl GroupCoordinator {
                 .group(group_id)
                 .map(|o| {
                     o.iter()
-                        .map(|(tp, c)| (tp.clone(), Some(c.clone())))
+                        .map(|(tp, s)| (tp.clone(), Some(s.committed.clone())))
                         .collect()
                 })
                 .unwrap_or_default(),
@@ -361,8 +371,17 @@ impl GroupCoordinator {
         &self.offsets_tp
     }
 
-    pub(crate) fn store_offset(&self, group_id: &str, tp: TopicPartition, offset: CommittedOffset) {
-        self.offsets.borrow_mut().insert(group_id, tp, offset);
+    /// Stores a commit whose record was appended at `log_offset`.
+    pub(crate) fn store_offset(
+        &self,
+        group_id: &str,
+        tp: TopicPartition,
+        offset: CommittedOffset,
+        log_offset: u64,
+    ) {
+        self.offsets
+            .borrow_mut()
+            .insert(group_id, tp, offset, log_offset);
     }
 
     /// Whether a group may be deleted now, and the partitions whose offsets it holds.

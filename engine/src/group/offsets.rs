@@ -3,6 +3,11 @@
 //! The map is a cache of the shard's partition of `__consumer_offsets`: a commit is appended to
 //! the log first and enters the map only once the append returned, so the map never holds what
 //! a restart would lose. At start [`OffsetStore::apply`] replays every record in log order.
+//!
+//! Each entry remembers the log offset of the record it came from, and a commit replaces an
+//! entry only if its record lies later in the log. Two commits of the same partition racing on
+//! one shard may finish their appends in either order; the map still ends as replay would
+//! rebuild it (the later record wins), so what a consumer reads never changes across a restart.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -24,19 +29,48 @@ pub struct CommittedOffset {
     pub commit_timestamp_ms: i64,
 }
 
+/// A committed offset and the log offset of the record that holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Stored {
+    pub(crate) log_offset: u64,
+    pub(crate) committed: CommittedOffset,
+}
+
 /// Every committed offset of the groups this shard coordinates.
 #[derive(Debug, Default)]
 pub(crate) struct OffsetStore {
-    groups: HashMap<String, BTreeMap<TopicPartition, CommittedOffset>>,
+    groups: HashMap<String, BTreeMap<TopicPartition, Stored>>,
 }
 
 impl OffsetStore {
-    /// Stores a commit (after its record was appended).
-    pub(crate) fn insert(&mut self, group: &str, tp: TopicPartition, offset: CommittedOffset) {
-        self.groups
-            .entry(group.to_owned())
-            .or_default()
-            .insert(tp, offset);
+    /// Stores a commit (after its record was appended at `log_offset`), unless the entry
+    /// already comes from a later record.
+    pub(crate) fn insert(
+        &mut self,
+        group: &str,
+        tp: TopicPartition,
+        committed: CommittedOffset,
+        log_offset: u64,
+    ) {
+        let offsets = self.groups.entry(group.to_owned()).or_default();
+        match offsets.get_mut(&tp) {
+            Some(stored) if stored.log_offset > log_offset => {}
+            Some(stored) => {
+                *stored = Stored {
+                    log_offset,
+                    committed,
+                }
+            }
+            None => {
+                offsets.insert(
+                    tp,
+                    Stored {
+                        log_offset,
+                        committed,
+                    },
+                );
+            }
+        }
     }
 
     /// Forgets a group's offsets (after their tombstones were appended).
@@ -45,12 +79,12 @@ impl OffsetStore {
     }
 
     /// One group's offsets, in topic-partition order.
-    pub(crate) fn group(&self, group: &str) -> Option<&BTreeMap<TopicPartition, CommittedOffset>> {
+    pub(crate) fn group(&self, group: &str) -> Option<&BTreeMap<TopicPartition, Stored>> {
         self.groups.get(group)
     }
 
     pub(crate) fn get(&self, group: &str, tp: &TopicPartition) -> Option<&CommittedOffset> {
-        self.groups.get(group)?.get(tp)
+        self.groups.get(group)?.get(tp).map(|s| &s.committed)
     }
 
     /// Every group that has at least one committed offset.
@@ -58,17 +92,22 @@ impl OffsetStore {
         self.groups.keys().map(String::as_str)
     }
 
-    /// Replays one record of the offsets log: a value sets the key's offset, a null value (a
-    /// tombstone) deletes it.
+    /// Replays the record at `log_offset` of the offsets log: a value sets the key's offset, a
+    /// null value (a tombstone) deletes it.
     ///
     /// # Errors
     /// The record's key or value cannot be decoded; the store is unchanged.
-    pub(crate) fn apply(&mut self, key: &[u8], value: Option<&Bytes>) -> Result<(), DecodeError> {
+    pub(crate) fn apply(
+        &mut self,
+        log_offset: u64,
+        key: &[u8],
+        value: Option<&Bytes>,
+    ) -> Result<(), DecodeError> {
         let key = OffsetKey::decode(key)?;
         match value {
             Some(value) => {
                 let offset = decode_value(value)?;
-                self.insert(&key.group, key.tp, offset);
+                self.insert(&key.group, key.tp, offset, log_offset);
             }
             None => {
                 if let Some(offsets) = self.groups.get_mut(&key.group) {
@@ -119,8 +158,8 @@ mod tests {
             (key("gone", "t", 0), None),
         ];
         let mut store = OffsetStore::default();
-        for (k, v) in &log {
-            store.apply(k, v.as_ref()).unwrap();
+        for (i, (k, v)) in log.iter().enumerate() {
+            store.apply(i as u64, k, v.as_ref()).unwrap();
         }
         let tp0 = TopicPartition::new("t", 0);
         let g0 = store.get("g", &tp0).unwrap();
@@ -135,10 +174,12 @@ mod tests {
     #[test]
     fn undecodable_record_leaves_the_store_unchanged() {
         let mut store = OffsetStore::default();
-        store.apply(&key("g", "t", 0), value(5).as_ref()).unwrap();
+        store
+            .apply(0, &key("g", "t", 0), value(5).as_ref())
+            .unwrap();
         let bad = Bytes::from_static(&[0, 1, 0]);
         assert_eq!(
-            store.apply(&key("g", "t", 0), Some(&bad)),
+            store.apply(1, &key("g", "t", 0), Some(&bad)),
             Err(DecodeError::Truncated)
         );
         assert_eq!(
@@ -147,5 +188,28 @@ mod tests {
                 .map(|c| c.offset),
             Some(5)
         );
+    }
+}
+
+#[cfg(test)]
+mod order_tests {
+    use super::*;
+
+    #[test]
+    fn a_commit_from_an_earlier_record_never_replaces_a_later_one() {
+        let commit = |offset| CommittedOffset {
+            offset,
+            leader_epoch: -1,
+            metadata: None,
+            commit_timestamp_ms: 0,
+        };
+        let tp = TopicPartition::new("t", 0);
+        let mut store = OffsetStore::default();
+        // The append at log offset 8 finished before the one at log offset 7.
+        store.insert("g", tp.clone(), commit(20), 8);
+        store.insert("g", tp.clone(), commit(10), 7);
+        assert_eq!(store.get("g", &tp).map(|c| c.offset), Some(20));
+        store.insert("g", tp.clone(), commit(30), 9);
+        assert_eq!(store.get("g", &tp).map(|c| c.offset), Some(30));
     }
 }

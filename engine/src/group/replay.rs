@@ -82,13 +82,16 @@ fn apply_batch(store: &mut OffsetStore, tp: &TopicPartition, batch: &Bytes, from
     };
     let mut applied = 0;
     for record in set.records {
-        if record.control || u64::try_from(record.offset).map_or(true, |o| o < from.0) {
+        let Ok(log_offset) = u64::try_from(record.offset) else {
+            continue;
+        };
+        if record.control || log_offset < from.0 {
             continue;
         }
         let Some(key) = &record.key else {
             continue;
         };
-        match store.apply(key, record.value.as_ref()) {
+        match store.apply(log_offset, key, record.value.as_ref()) {
             Ok(()) => applied += 1,
             Err(e) => {
                 tracing::warn!(%tp, offset = record.offset, error = ?e, "offset record skipped")
