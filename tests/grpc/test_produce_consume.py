@@ -211,3 +211,23 @@ def test_produce_stream_acknowledges_every_request_in_order(grpc_clients, topic)
     ]
     offsets = [a.offsets[0].offset for a in acks if a.code == 0]
     assert offsets == list(range(count - 1))
+
+
+def test_subscribe_to_every_partition(grpc_clients, topic):
+    create_topic(grpc_clients, topic, partitions=3)
+    for partition in range(3):
+        grpc_clients.call(
+            grpc_clients.producer.Produce,
+            producer_pb2.ProduceRequest(
+                topic=topic,
+                partition=partition,
+                records=[record_pb2.Record(value=f"p{partition}-{i}".encode()) for i in range(4)],
+            ),
+        )
+    got = subscribe(grpc_clients, topic, 12, position=consumer_pb2.START_POSITION_EARLIEST)
+    by_partition = {}
+    for record in got:
+        by_partition.setdefault(record.partition, []).append((record.offset, record.value))
+    assert by_partition == {
+        p: [(i, f"p{p}-{i}".encode()) for i in range(4)] for p in range(3)
+    }
