@@ -461,6 +461,41 @@ fn group_offsets_lag_and_reset() {
 }
 
 #[test]
+fn reset_to_a_timestamp_finds_the_first_record_at_or_after_it() {
+    let server = Server::start();
+    let b = server.kafka.as_str();
+    spindle(b, &["topic", "create", "ticks", "--partitions", "1"]).ok();
+    produce(b, "ticks", 0, 3);
+    // Records carry their producer's clock in milliseconds: leave a clear gap around `middle`.
+    std::thread::sleep(Duration::from_millis(100));
+    let middle = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
+    std::thread::sleep(Duration::from_millis(100));
+    produce(b, "ticks", 0, 2);
+
+    let reset = |to: &[&str]| {
+        let mut args = vec![
+            "group",
+            "reset-offsets",
+            "clock",
+            "--topic",
+            "ticks",
+            "--json",
+        ];
+        args.extend_from_slice(to);
+        partition_field(&spindle(b, &args).json(), 0, "new_offset")
+    };
+    assert_eq!(reset(&["--to-timestamp", &middle]), 3);
+    assert_eq!(reset(&["--to-timestamp", "0"]), 0);
+    assert_eq!(reset(&["--to-timestamp", "99999999999999"]), 5);
+    assert_eq!(reset(&["--to-offset", "4"]), 4);
+    assert_eq!(reset(&["--to-offset", "1000"]), 5);
+}
+
+#[test]
 fn a_live_group_shows_its_members_and_refuses_a_reset() {
     let server = Server::start();
     let b = server.kafka.as_str();
