@@ -24,6 +24,7 @@ use futures_lite::future;
 use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
+use kafka_protocol::messages::{ApiKey, RequestKind};
 use spindle_engine::Shard;
 
 use crate::kafka::connections::StopWatch;
@@ -105,64 +106,77 @@ async fn read_requests(
                 break;
             }
         };
-        let pending = match dispatch::decode(frame) {
-            Ok(Decoded::Request {
-                api_key,
-                header,
-                body,
-            }) => {
-                let ctx = RequestContext {
-                    shard: shard.clone(),
-                    api_version: header.request_api_version,
-                    correlation_id: header.correlation_id,
-                    client_id: header.client_id.map(|id| id.to_string()),
-                    peer,
-                    node_id: config.node_id,
-                    advertised_host: config.advertised_host.clone(),
-                    advertised_port: i32::from(config.advertised_port),
-                    config: Arc::clone(config),
-                };
-                tracing::trace!(
-                    %peer,
-                    api = ?api_key,
-                    version = ctx.api_version,
-                    correlation_id = ctx.correlation_id,
-                    client = ?ctx.client_id,
-                    "request"
-                );
-                Pending::Running(glommio::spawn_local(async move {
-                    match dispatch::answer(&ctx, *body).await {
-                        None => Outcome::Silent,
-                        Some(response) => {
-                            let version = ctx.api_version;
-                            match dispatch::encode(api_key, version, ctx.correlation_id, &response)
-                            {
-                                Ok(bytes) => Outcome::Answer(bytes),
-                                Err(e) => {
-                                    tracing::error!(peer = %ctx.peer, error = %e, "closing kafka connection");
-                                    Outcome::Close
-                                }
-                            }
-                        }
-                    }
-                }))
-            }
-            Ok(Decoded::UnsupportedApiVersions { correlation_id }) => {
-                match dispatch::encode_unsupported_api_versions(correlation_id) {
-                    Ok(bytes) => Pending::Ready(Outcome::Answer(bytes)),
-                    Err(e) => {
-                        tracing::error!(%peer, error = %e, "closing kafka connection");
-                        Pending::Ready(Outcome::Close)
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::warn!(%peer, reason = %e, "closing kafka connection");
-                break;
-            }
+        let Some(pending) = start_request(frame, peer, shard, config) else {
+            break;
         };
         if queue.send(pending).await.is_err() {
             break;
+        }
+    }
+}
+
+/// Decodes one frame and starts handling it; `None` when the request is refused and the
+/// connection must close.
+fn start_request(
+    frame: Bytes,
+    peer: SocketAddr,
+    shard: &Shard,
+    config: &Arc<KafkaConfig>,
+) -> Option<Pending> {
+    let pending = match dispatch::decode(frame) {
+        Ok(Decoded::Request {
+            api_key,
+            header,
+            body,
+        }) => {
+            let ctx = RequestContext {
+                shard: shard.clone(),
+                api_version: header.request_api_version,
+                correlation_id: header.correlation_id,
+                client_id: header.client_id.map(|id| id.to_string()),
+                peer,
+                node_id: config.node_id,
+                advertised_host: config.advertised_host.clone(),
+                advertised_port: i32::from(config.advertised_port),
+                config: Arc::clone(config),
+            };
+            tracing::trace!(
+                %peer,
+                api = ?api_key,
+                version = ctx.api_version,
+                correlation_id = ctx.correlation_id,
+                client = ?ctx.client_id,
+                "request"
+            );
+            Pending::Running(glommio::spawn_local(handle(ctx, api_key, *body)))
+        }
+        Ok(Decoded::UnsupportedApiVersions { correlation_id }) => {
+            match dispatch::encode_unsupported_api_versions(correlation_id) {
+                Ok(bytes) => Pending::Ready(Outcome::Answer(bytes)),
+                Err(e) => {
+                    tracing::error!(%peer, error = %e, "closing kafka connection");
+                    Pending::Ready(Outcome::Close)
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(%peer, reason = %e, "closing kafka connection");
+            return None;
+        }
+    };
+    Some(pending)
+}
+
+/// Handles one request to its encoded answer.
+async fn handle(ctx: RequestContext, api_key: ApiKey, body: RequestKind) -> Outcome {
+    let Some(response) = dispatch::answer(&ctx, body).await else {
+        return Outcome::Silent;
+    };
+    match dispatch::encode(api_key, ctx.api_version, ctx.correlation_id, &response) {
+        Ok(bytes) => Outcome::Answer(bytes),
+        Err(e) => {
+            tracing::error!(peer = %ctx.peer, error = %e, "closing kafka connection");
+            Outcome::Close
         }
     }
 }

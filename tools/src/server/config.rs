@@ -388,57 +388,32 @@ fn kafka_config(
     args: &ServeArgs,
     engine: &EngineConfig,
 ) -> Result<(KafkaConfig, bool), ConfigError> {
-    let listen_raw = args
+    let (listen_raw, listen_key) = args
         .kafka_listen
         .clone()
         .map(|v| (v, "--kafka-listen"))
         .or_else(|| file.kafka.listen.clone().map(|v| (v, "kafka.listen")))
         .unwrap_or_else(|| (DEFAULT_KAFKA_LISTEN.to_owned(), "kafka.listen"));
-    let listen: SocketAddr = listen_raw.0.trim().parse().map_err(|_| {
+    let listen: SocketAddr = listen_raw.trim().parse().map_err(|_| {
         ConfigError::new(
-            listen_raw.1,
-            format!(
-                "{:?} is not an IP:PORT address such as 127.0.0.1:9092",
-                listen_raw.0
-            ),
+            listen_key,
+            format!("{listen_raw:?} is not an IP:PORT address such as 127.0.0.1:9092"),
         )
     })?;
     let mut kafka = KafkaConfig::new(listen);
-    let advertise = args
-        .kafka_advertise
-        .clone()
-        .map(|v| (v, "--kafka-advertise"))
-        .or_else(|| file.kafka.advertise.clone().map(|v| (v, "kafka.advertise")));
-    let advertise_given = advertise.is_some();
-    match advertise {
-        Some((raw, key)) => {
-            let (host, port) = parse_host_port(&raw).ok_or_else(|| {
-                ConfigError::new(
-                    key,
-                    format!("{raw:?} is not HOST:PORT with a non-zero port"),
-                )
-            })?;
-            kafka.advertised_host = host;
-            kafka.advertised_port = port;
-        }
-        None if listen.ip().is_unspecified() => {
-            return Err(ConfigError::new(
-                "kafka.advertise",
-                format!(
-                    "the listen address {listen} is not one clients can connect to: set \
-                     --kafka-advertise (SPINDLE_KAFKA_ADVERTISE) to HOST:PORT"
-                ),
-            ))
-        }
-        None => {}
+    let advertised = advertised_address(file, args, listen)?;
+    let advertise_given = advertised.is_some();
+    if let Some((host, port)) = advertised {
+        kafka.advertised_host = host;
+        kafka.advertised_port = port;
     }
-    kafka.node_id = pick(
-        &args.node_id,
-        "--node-id",
-        file.node_id,
-        "a node id (0 or more)",
-    )?
-    .unwrap_or(0);
+    kafka.node_id = pick(&args.node_id, "--node-id", file.node_id, "a node id")?.unwrap_or(0);
+    if kafka.node_id < 0 {
+        return Err(ConfigError::new(
+            "node_id",
+            format!("{}: must be 0 or more", kafka.node_id),
+        ));
+    }
     if let Some(id) = pick(
         &args.cluster_id,
         "--cluster-id",
@@ -447,32 +422,57 @@ fn kafka_config(
     )? {
         kafka.cluster_id = id;
     }
-    kafka.max_frame_bytes = pick(
+    kafka.max_frame_bytes = max_frame_bytes(file, args)?;
+    kafka.auto_create_topics = engine.auto_create_topics;
+    kafka.default_partitions = engine.default_partitions;
+    kafka.topic_defaults = engine.topic_defaults.clone();
+    Ok((kafka, advertise_given))
+}
+
+/// The address given to advertise, if any; required when the listen address is a wildcard.
+fn advertised_address(
+    file: &FileConfig,
+    args: &ServeArgs,
+    listen: SocketAddr,
+) -> Result<Option<(String, u16)>, ConfigError> {
+    let given = args
+        .kafka_advertise
+        .clone()
+        .map(|v| (v, "--kafka-advertise"))
+        .or_else(|| file.kafka.advertise.clone().map(|v| (v, "kafka.advertise")));
+    match given {
+        Some((raw, key)) => parse_host_port(&raw).map(Some).ok_or_else(|| {
+            ConfigError::new(
+                key,
+                format!("{raw:?} is not HOST:PORT with a non-zero port"),
+            )
+        }),
+        None if listen.ip().is_unspecified() => Err(ConfigError::new(
+            "kafka.advertise",
+            format!(
+                "the listen address {listen} is not one clients can connect to: set \
+                 --kafka-advertise (SPINDLE_KAFKA_ADVERTISE) to HOST:PORT"
+            ),
+        )),
+        None => Ok(None),
+    }
+}
+
+fn max_frame_bytes(file: &FileConfig, args: &ServeArgs) -> Result<usize, ConfigError> {
+    let bytes = pick(
         &args.max_frame_bytes,
         "--max-frame-bytes",
         file.kafka.max_frame_bytes,
         "a byte count",
     )?
     .unwrap_or(DEFAULT_MAX_FRAME_BYTES);
-    if !(MIN_FRAME_BYTES..=MAX_FRAME_BYTES_CEILING).contains(&kafka.max_frame_bytes) {
+    if !(MIN_FRAME_BYTES..=MAX_FRAME_BYTES_CEILING).contains(&bytes) {
         return Err(ConfigError::new(
             "kafka.max_frame_bytes",
-            format!(
-                "{}: allowed: {MIN_FRAME_BYTES}..={MAX_FRAME_BYTES_CEILING}",
-                kafka.max_frame_bytes
-            ),
+            format!("{bytes}: allowed: {MIN_FRAME_BYTES}..={MAX_FRAME_BYTES_CEILING}"),
         ));
     }
-    kafka.auto_create_topics = engine.auto_create_topics;
-    kafka.default_partitions = engine.default_partitions;
-    kafka.topic_defaults = engine.topic_defaults.clone();
-    if kafka.node_id < 0 {
-        return Err(ConfigError::new(
-            "node_id",
-            format!("{}: must be 0 or more", kafka.node_id),
-        ));
-    }
-    Ok((kafka, advertise_given))
+    Ok(bytes)
 }
 
 /// `HOST:PORT` with a non-empty host and a non-zero port; IPv6 hosts in brackets.
