@@ -74,6 +74,7 @@ where
         .y_desc("latency (µs)")
         .x_labels(6)
         .x_label_formatter(&percentile_label)
+        .y_label_formatter(&|us| format!("{us:.0}"))
         .draw()
         .map_err(|e| anyhow!("{e}"))?;
     for ((name, _, color), pts) in curves.iter().zip(points) {
