@@ -29,7 +29,7 @@ use spindle_engine::Shard;
 
 use crate::kafka::connections::StopWatch;
 use crate::kafka::context::RequestContext;
-use crate::kafka::dispatch::{self, Decoded};
+use crate::kafka::dispatch::{self, Answer, Decoded};
 use crate::kafka::frame::{FrameError, FrameReader};
 use crate::kafka::KafkaConfig;
 use crate::limits::{MAX_IN_FLIGHT_PER_CONNECTION, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES};
@@ -169,8 +169,13 @@ fn start_request(
 
 /// Handles one request to its encoded answer.
 async fn handle(ctx: RequestContext, api_key: ApiKey, body: RequestKind) -> Outcome {
-    let Some(response) = dispatch::answer(&ctx, body).await else {
-        return Outcome::Silent;
+    let response = match dispatch::answer(&ctx, body).await {
+        Answer::Response(response) => response,
+        Answer::Silent => return Outcome::Silent,
+        Answer::Unrouted => {
+            tracing::error!(peer = %ctx.peer, api = ?api_key, "served API has no handler; closing kafka connection");
+            return Outcome::Close;
+        }
     };
     match dispatch::encode(api_key, ctx.api_version, ctx.correlation_id, &response) {
         Ok(bytes) => Outcome::Answer(bytes),
