@@ -93,5 +93,54 @@ fn append_flush(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, validate_only, append_in_memory, append_flush);
+/// Many producers on one shard, each appending a 64 KiB batch of 1 KiB records and awaiting its
+/// flush (fsync never): the flushes group-commit into large writes. Throughput is per batch.
+fn concurrent_producers(c: &mut Criterion) {
+    let mut g = c.benchmark_group("append_flush_concurrent");
+    g.sample_size(10);
+    let b = batch(63, 1024);
+    g.throughput(Throughput::Bytes(b.len() as u64));
+    for producers in [16u64, 64] {
+        g.bench_function(BenchmarkId::new("producers", producers), |bench| {
+            bench.iter_custom(|iters| {
+                let dir = ScratchDir::new("concurrent");
+                on_executor(|| async {
+                    let log = Rc::new(
+                        Log::open(dir.path(), LogConfig::default(), Rc::new(SystemClock))
+                            .await
+                            .expect("open"),
+                    );
+                    let per_producer = iters.div_ceil(producers);
+                    let t = Instant::now();
+                    let tasks: Vec<_> = (0..producers)
+                        .map(|_| {
+                            let (log, b) = (log.clone(), b.clone());
+                            glommio::spawn_local(async move {
+                                for _ in 0..per_producer {
+                                    log.append(b.clone()).expect("append");
+                                    log.flush().await.expect("flush");
+                                }
+                            })
+                        })
+                        .collect();
+                    for task in tasks {
+                        task.await;
+                    }
+                    let elapsed = t.elapsed();
+                    log.close().await.expect("close");
+                    elapsed.mul_f64(iters as f64 / (per_producer * producers) as f64)
+                })
+            });
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    validate_only,
+    append_in_memory,
+    append_flush,
+    concurrent_producers
+);
 criterion_main!(benches);
