@@ -318,6 +318,9 @@ fn errors_name_what_is_wrong_and_exit_non_zero() {
     );
 
     let closed = format!("127.0.0.1:{}", free_port());
+    let fallback = format!("{closed},{b}");
+    spindle(&fallback, &["cluster", "info"]).ok();
+
     let unreachable = spindle(&closed, &["cluster", "info"]);
     assert_eq!(unreachable.code, 1);
     assert!(

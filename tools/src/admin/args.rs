@@ -22,7 +22,7 @@ pub enum AdminCommand {
 /// Where to connect and how to print, shared by every admin command.
 #[derive(Debug, Clone, Args)]
 pub struct ConnectArgs {
-    /// Address of any node of the cluster.
+    /// Address of any node of the cluster (several, separated by commas, are tried in order).
     #[arg(
         long,
         global = true,

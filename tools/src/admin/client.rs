@@ -66,17 +66,33 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to the bootstrap node.
+    /// Connects to the first node of `bootstrap` (`HOST:PORT`, or several separated by
+    /// commas, tried in order) that answers.
     ///
     /// # Errors
-    /// As [`Connection::connect`].
+    /// The error of the last node tried, as [`Connection::connect`] gives it.
     pub fn connect(bootstrap: &str) -> Result<Self, AdminError> {
-        Ok(Self {
-            bootstrap: Connection::connect(bootstrap)?,
-            others: HashMap::new(),
-            brokers: HashMap::new(),
-            coordinators: HashMap::new(),
-        })
+        let mut last = None;
+        for addr in bootstrap
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+        {
+            match Connection::connect(addr) {
+                Ok(conn) => {
+                    return Ok(Self {
+                        bootstrap: conn,
+                        others: HashMap::new(),
+                        brokers: HashMap::new(),
+                        coordinators: HashMap::new(),
+                    })
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            AdminError::Invalid(format!("no address in --bootstrap {bootstrap:?}"))
+        }))
     }
 
     /// The bootstrap node's connection, for requests any node answers.
