@@ -243,6 +243,7 @@ impl Engine {
                 first_error.get_or_insert(EngineError::Start("a shard thread panicked".to_owned()));
             }
         }
+        self.handle.mark_stopped();
         tracing::info!("engine stopped");
         first_error.map_or(Ok(()), Err)
     }

@@ -16,10 +16,13 @@
 //! Once the engine has shut down, every method answers [`EngineError::ShuttingDown`].
 
 use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use spindle_log::Offset;
+use tokio::sync::Notify;
 
 use crate::shard::mesh::{self, Job};
 use crate::shard::state::Routes;
@@ -39,6 +42,10 @@ struct HandleInner {
     /// One inbox per shard, by shard index.
     inboxes: Vec<flume::Sender<Job>>,
     routes: Routes,
+    /// Set once every shard thread has ended: nothing sent will ever be answered.
+    stopped: AtomicBool,
+    /// Wakes callers still waiting for an answer when the engine has stopped.
+    stop: Notify,
 }
 
 impl EngineHandle {
@@ -197,12 +204,25 @@ impl EngineHandle {
                     self.inner.inboxes.len()
                 )
             });
+        // Registered before the check, so a stop between the check and the wait still wakes us.
+        let mut stopped = pin!(self.inner.stop.notified());
+        stopped.as_mut().enable();
+        if self.inner.stopped.load(Ordering::SeqCst) {
+            return Err(EngineError::ShuttingDown);
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         inbox
             .send_async(mesh::job(f, reply))
             .await
             .map_err(|_| EngineError::ShuttingDown)?;
-        answer.await.map_err(|_| EngineError::ShuttingDown)
+        // A job still queued when the shards ended is never answered (nor dropped: the
+        // exited executor keeps its receive loop); the stop notification ends the wait.
+        let answered = async { answer.await.map_err(|_| EngineError::ShuttingDown) };
+        let stop = async {
+            stopped.await;
+            Err(EngineError::ShuttingDown)
+        };
+        futures_lite::future::or(answered, stop).await
     }
 
     /// Allocates a new idempotent producer id, as [`Shard::init_producer_id`].
@@ -219,8 +239,19 @@ impl EngineHandle {
 
     pub(crate) fn new(inboxes: Vec<flume::Sender<Job>>, routes: Routes) -> Self {
         Self {
-            inner: Arc::new(HandleInner { inboxes, routes }),
+            inner: Arc::new(HandleInner {
+                inboxes,
+                routes,
+                stopped: AtomicBool::new(false),
+                stop: Notify::new(),
+            }),
         }
+    }
+
+    /// Marks the engine stopped (every shard thread has ended) and wakes every waiting caller.
+    pub(crate) fn mark_stopped(&self) {
+        self.inner.stopped.store(true, Ordering::SeqCst);
+        self.inner.stop.notify_waiters();
     }
 
     /// The shard owning `tp` by the routing table, or the metadata owner when the table does
