@@ -170,3 +170,13 @@ def test_kafka_consumer_and_grpc_subscriber_share_a_group(spindle, grpc_clients,
         call.cancel()
     finally:
         kafka.close()
+
+
+def test_a_commit_outside_the_log_falls_back_to_reset(grpc_clients, topic):
+    create_topic(grpc_clients, topic)
+    produce(grpc_clients, topic, 3)
+    group = f"stale-{topic}"
+    commit(grpc_clients, group, topic, 1000)
+    # As a member, and reading named partitions: both start at `reset` (earliest by default).
+    assert [r.offset for r in subscribe(grpc_clients, topic, 3, group=group)] == [0, 1, 2]
+    assert [r.offset for r in subscribe(grpc_clients, topic, 3, group=group, partitions=[0])] == [0, 1, 2]

@@ -192,11 +192,21 @@ impl ConsumerService {
                     continue;
                 }
                 Some(Start::Group(_)) => {
-                    if let Some(&(_, offset)) = committed.iter().find(|(p, _)| *p == partition) {
-                        positions.push((partition, offset));
-                        continue;
-                    }
-                    reset
+                    let committed = committed
+                        .iter()
+                        .find(|(p, _)| *p == partition)
+                        .map(|&(_, offset)| offset);
+                    let engine = &self.ctx.engine;
+                    let offset = subscription::from_committed(
+                        engine,
+                        &request.topic,
+                        partition,
+                        committed,
+                        reset,
+                    )
+                    .await?;
+                    positions.push((partition, offset));
+                    continue;
                 }
                 Some(Start::TimestampMs(ms)) => OffsetSpec::Timestamp(*ms),
                 Some(Start::Position(position)) => match StartPosition::try_from(*position) {

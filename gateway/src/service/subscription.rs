@@ -116,10 +116,13 @@ impl Subscription {
             let committed = committed_offsets::fetch(&self.ctx.engine, group, &self.topic).await?;
             let mut positions = Vec::with_capacity(partitions.len());
             for &partition in &partitions {
-                let offset = match committed.iter().find(|(p, _)| *p == partition) {
-                    Some(&(_, offset)) => offset,
-                    None => resolve(&self.ctx.engine, &self.topic, partition, reset).await?,
-                };
+                let committed = committed
+                    .iter()
+                    .find(|(p, _)| *p == partition)
+                    .map(|&(_, offset)| offset);
+                let offset =
+                    from_committed(&self.ctx.engine, &self.topic, partition, committed, reset)
+                        .await?;
                 positions.push((partition, offset));
             }
             let notice = SubscribeResponse {
@@ -248,6 +251,37 @@ pub async fn resolve(
             .map_or(Offset(0), |(offset, _)| offset),
     };
     i64::try_from(offset.0).map_err(|_| Status::internal("offset beyond i64"))
+}
+
+/// Where a group starts reading a partition: its committed offset while that is still in the
+/// log, else (no commit, or retention removed the records) `reset`, as Kafka consumers do with
+/// `auto.offset.reset`.
+///
+/// # Errors
+/// The engine's failure.
+pub async fn from_committed(
+    engine: &EngineHandle,
+    topic: &str,
+    partition: u32,
+    committed: Option<i64>,
+    reset: OffsetSpec,
+) -> Result<i64, Status> {
+    if let Some(offset) = committed {
+        let earliest = resolve(engine, topic, partition, OffsetSpec::Earliest).await?;
+        let latest = resolve(engine, topic, partition, OffsetSpec::Latest).await?;
+        if (earliest..=latest).contains(&offset) {
+            return Ok(offset);
+        }
+        tracing::info!(
+            topic,
+            partition,
+            offset,
+            earliest,
+            latest,
+            "committed offset is outside the log; using the reset position"
+        );
+    }
+    resolve(engine, topic, partition, reset).await
 }
 
 /// Splits records into responses of bounded count and size.
