@@ -555,3 +555,49 @@ fn a_live_group_shows_its_members_and_refuses_a_reset() {
     );
     stop(&mut consumer, STOP_TIMEOUT);
 }
+
+/// Runs the real `spindle` binary with `args`.
+fn spindle_binary(args: &[&str]) -> Outcome {
+    let output = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args(args)
+        .env_remove("SPINDLE_BOOTSTRAP")
+        .output()
+        .unwrap();
+    Outcome {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+#[test]
+#[ignore = "runs once tools/src/bin/spindle.rs wires in admin::AdminCommand (see docs/CLI.md)"]
+fn the_spindle_binary_runs_the_admin_commands() {
+    let server = Server::start();
+    let b = server.kafka.as_str();
+    let created = spindle_binary(&["topic", "create", "orders", "-p", "2", "--bootstrap", b]);
+    assert!(created.ok().contains("created topic orders"));
+    let list = spindle_binary(&["topic", "list", "--json", "--bootstrap", b]).json();
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "orders"),
+        "{list}"
+    );
+    let info = spindle_binary(&["cluster", "info", "--json", "--bootstrap", b]).json();
+    assert_eq!(info["brokers"].as_array().unwrap().len(), 1, "{info}");
+
+    let unknown = spindle_binary(&["topic", "describe", "nope", "--bootstrap", b]);
+    assert_eq!(unknown.code, 1);
+    assert_eq!(unknown.stderr, "spindle: unknown topic: nope\n");
+    let usage = spindle_binary(&["topic", "alter", "orders", "--bootstrap", b]);
+    assert_eq!(usage.code, 2, "{usage:?}");
+    let closed = format!("127.0.0.1:{}", free_port());
+    let unreachable = spindle_binary(&["group", "list", "--bootstrap", &closed]);
+    assert_eq!(unreachable.code, 1);
+    assert!(
+        unreachable.stderr.contains("cannot reach a Kafka server"),
+        "{unreachable:?}"
+    );
+}
