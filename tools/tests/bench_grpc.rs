@@ -6,13 +6,13 @@ use std::process::Command;
 
 use spindle_server::Server;
 
-#[test]
-fn grpc_count_run_reports_every_batch_acknowledged() {
-    let server = Server::start("grpc");
+fn count_run_reports_every_batch_acknowledged(name: &str, extra: &[&str]) {
+    let server = Server::start(name);
     let output = Command::new(env!("CARGO_BIN_EXE_spindle-bench"))
         .arg("grpc")
         .arg("--endpoint")
         .arg(format!("http://{}", server.grpc))
+        .args(extra)
         .args(["--count", "1000", "--producers", "2", "--partitions", "2"])
         .args(["--message-bytes", "100", "--batch-bytes", "1000", "--json"])
         .output()
@@ -29,4 +29,14 @@ fn grpc_count_run_reports_every_batch_acknowledged() {
     assert_eq!(v["messages"].as_u64(), Some(1000), "{v}");
     assert_eq!(v["batches"].as_u64(), Some(100), "{v}");
     assert!(v["latency_us"]["p99"].is_u64(), "{v}");
+}
+
+#[test]
+fn grpc_unary_count_run_reports_every_batch_acknowledged() {
+    count_run_reports_every_batch_acknowledged("grpc-unary", &[]);
+}
+
+#[test]
+fn grpc_stream_count_run_reports_every_batch_acknowledged() {
+    count_run_reports_every_batch_acknowledged("grpc-stream", &["--stream", "--in-flight", "8"]);
 }

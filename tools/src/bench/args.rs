@@ -99,6 +99,9 @@ pub struct GrpcArgs {
     /// A topic config `KEY=VALUE` sent with CreateTopic when the topic is created (repeatable).
     #[arg(long = "topic-config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub topic_configs: Vec<(String, String)>,
+    /// Send on one `ProduceStream` per producer instead of unary `Produce` calls.
+    #[arg(long)]
+    pub stream: bool,
     /// The workload.
     #[command(flatten)]
     pub load: LoadArgs,

@@ -2,23 +2,30 @@
 //! gateway's own protos (`spindle_gateway::proto`).
 //!
 //! The gateway takes plain records and builds the Kafka batch itself, so the unit of work here
-//! is a `Produce` call carrying one batch's worth of records for one partition. Each producer
-//! owns one HTTP/2 channel (as a separate client process would) and keeps up to `--in-flight`
-//! calls outstanding on it; all producers run as tasks on one tokio thread, through the same
+//! is a `Produce` call carrying one batch's worth of records for one partition (or, with
+//! `--stream`, one message on a `ProduceStream`, which the gateway acknowledges in order).
+//! Each producer owns one HTTP/2 channel (as a separate client process would) and keeps up to
+//! `--in-flight` requests outstanding on it; all producers run as tasks on one tokio thread, through the same
 //! loop as the embedded mode ([`producer_task`]), so the two modes' figures compare.
 
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use bytes::Bytes;
+use futures::channel::{mpsc, oneshot};
+use futures::FutureExt;
 use kafka_protocol::records::Compression;
 use rand::distributions::Alphanumeric;
 use rand::{Rng, SeedableRng};
 use serde_json::json;
 use spindle_gateway::proto::admin_client::AdminClient;
 use spindle_gateway::proto::producer_client::ProducerClient;
-use spindle_gateway::proto::{ConfigEntry, CreateTopicRequest, ProduceRequest, Record};
+use spindle_gateway::proto::{
+    ConfigEntry, CreateTopicRequest, ProduceAck, ProduceRequest, ProduceStreamRequest, Record,
+};
 use tonic::transport::Channel;
 
 use crate::bench::args::GrpcArgs;
@@ -141,20 +148,18 @@ async fn drive(
         Progress::new(!load.json, load.stop()),
         start,
     );
-    let token = args.token.as_deref();
-    let tasks = clients.iter().enumerate().map(|(i, client)| {
-        producer_task::run(&setup, i, move |n| {
-            let mut client = client.clone();
-            let message = ProduceRequest {
-                topic: load.topic.clone(),
-                partition: Some(((i + n) % load.partitions as usize) as u32),
-                records: batches[n % batches.len()].clone(),
-            };
-            async move {
-                client.produce(request(message, token)?).await?;
-                Ok(())
-            }
-        })
+    let work = Work {
+        topic: &load.topic,
+        partitions: load.partitions as usize,
+        batches,
+        token: args.token.as_deref(),
+    };
+    let tasks = clients.into_iter().enumerate().map(|(i, client)| {
+        if args.stream {
+            stream_producer(&setup, i, client, &work).boxed_local()
+        } else {
+            unary_producer(&setup, i, client, &work).boxed_local()
+        }
     });
     let outcomes = futures::future::join_all(tasks).await;
     let elapsed = start.elapsed();
@@ -167,6 +172,7 @@ async fn drive(
         mode: "grpc",
         config: json!({
             "endpoint": args.endpoint,
+            "stream": args.stream,
             "topic_configs": args.topic_configs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
             "topic": load.topic,
             "partitions": load.partitions,
@@ -187,4 +193,126 @@ async fn drive(
         first_error: all.first_error,
         consume: None,
     })
+}
+
+/// What every request of a run is made of.
+struct Work<'a> {
+    topic: &'a str,
+    partitions: usize,
+    batches: &'a [Vec<Record>],
+    token: Option<&'a str>,
+}
+
+impl Work<'_> {
+    /// Request `n` of producer `index`: the next batch, for the next partition.
+    fn message(&self, index: usize, n: usize) -> ProduceRequest {
+        ProduceRequest {
+            topic: self.topic.to_owned(),
+            partition: Some(((index + n) % self.partitions) as u32),
+            records: self.batches[n % self.batches.len()].clone(),
+        }
+    }
+}
+
+/// A producer of unary `Produce` calls, `--in-flight` at a time on its channel.
+async fn unary_producer(
+    setup: &TaskSetup<'_>,
+    index: usize,
+    client: ProducerClient<Channel>,
+    work: &Work<'_>,
+) -> ProducerOutcome {
+    producer_task::run(setup, index, |n| {
+        let mut client = client.clone();
+        let message = work.message(index, n);
+        async move {
+            client.produce(request(message, work.token)?).await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// A producer on one `ProduceStream`: requests go out on the stream and the gateway answers
+/// them in order, so a FIFO of one-shot replies matches each acknowledgement to its request.
+async fn stream_producer(
+    setup: &TaskSetup<'_>,
+    index: usize,
+    mut client: ProducerClient<Channel>,
+    work: &Work<'_>,
+) -> ProducerOutcome {
+    let (requests, outbound) = mpsc::unbounded::<ProduceStreamRequest>();
+    let mut acks = match open_stream(&mut client, outbound, work.token).await {
+        Ok(acks) => acks,
+        Err(e) => {
+            setup.throughput.error();
+            return ProducerOutcome {
+                first_error: Some(format!("{e:#}")),
+                ..ProducerOutcome::default()
+            };
+        }
+    };
+    let waiting: RefCell<VecDeque<(u64, oneshot::Sender<anyhow::Result<()>>)>> = RefCell::default();
+    let closed = Cell::new(false);
+    let (waiting, closed) = (&waiting, &closed);
+    let reader = async move {
+        let ended = loop {
+            match acks.message().await {
+                Ok(Some(ack)) => {
+                    let Some((sequence, reply)) = waiting.borrow_mut().pop_front() else {
+                        break anyhow::anyhow!("an acknowledgement for no request");
+                    };
+                    let result = if ack.sequence != sequence {
+                        Err(anyhow::anyhow!(
+                            "ack {} for request {sequence}",
+                            ack.sequence
+                        ))
+                    } else if ack.code != 0 {
+                        Err(anyhow::anyhow!("code {}: {}", ack.code, ack.message))
+                    } else {
+                        Ok(())
+                    };
+                    // The producer may have stopped waiting; nothing is lost then.
+                    drop(reply.send(result));
+                }
+                Ok(None) => break anyhow::anyhow!("the produce stream ended"),
+                Err(status) => break anyhow::Error::from(status),
+            }
+        };
+        closed.set(true);
+        for (_, reply) in waiting.borrow_mut().drain(..) {
+            drop(reply.send(Err(anyhow::anyhow!("{ended:#}"))));
+        }
+    };
+    let producing = producer_task::run(setup, index, move |n| {
+        let (reply, answer) = oneshot::channel();
+        if !closed.get() {
+            let message = ProduceStreamRequest {
+                sequence: n as u64,
+                request: Some(work.message(index, n)),
+            };
+            if requests.unbounded_send(message).is_ok() {
+                waiting.borrow_mut().push_back((n as u64, reply));
+            }
+        }
+        // A request that could not be sent drops its reply, which fails it below.
+        async move {
+            answer
+                .await
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the produce stream is closed")))
+        }
+    });
+    // Finishing the producer drops `requests`, which ends the stream and then the reader.
+    futures::future::join(producing, reader).await.0
+}
+
+async fn open_stream(
+    client: &mut ProducerClient<Channel>,
+    outbound: mpsc::UnboundedReceiver<ProduceStreamRequest>,
+    token: Option<&str>,
+) -> anyhow::Result<tonic::Streaming<ProduceAck>> {
+    let response = client
+        .produce_stream(request(outbound, token)?)
+        .await
+        .context("opening a produce stream")?;
+    Ok(response.into_inner())
 }
