@@ -21,11 +21,11 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::{Rc, Weak};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::channel::oneshot;
 
-use super::limits::{NAME_BYTES_MAX, TICK_INTERVAL};
+use super::limits::{INITIAL_REBALANCE_DELAY, NAME_BYTES_MAX, TICK_INTERVAL};
 use super::member::{
     HeartbeatRequest, JoinRequest, JoinResponse, MemberDescription, MemberIdentity, SyncRequest,
     SyncResponse,
@@ -95,6 +95,8 @@ pub struct GroupCoordinator {
     /// Makes generated member ids unique within this run; `id_salt` across runs.
     member_seq: Cell<u64>,
     id_salt: u64,
+    /// The initial rebalance delay of new groups.
+    initial_delay: Duration,
 }
 
 impl GroupCoordinator {
@@ -108,13 +110,23 @@ impl GroupCoordinator {
     pub async fn recover(shard: &Shard) -> Result<Rc<GroupCoordinator>> {
         let offsets_tp = TopicPartition::new(OFFSETS_TOPIC, shard.id().0);
         let offsets = super::replay::replay(shard, &offsets_tp).await?;
-        let coordinator = Rc::new(GroupCoordinator::new(offsets_tp, offsets, shard.id().0));
+        let coordinator = Rc::new(GroupCoordinator::new(
+            offsets_tp,
+            offsets,
+            shard.id().0,
+            INITIAL_REBALANCE_DELAY,
+        ));
         start_timer(shard, Rc::downgrade(&coordinator));
         Ok(coordinator)
     }
 
     /// A coordinator holding `offsets`, with no groups yet.
-    fn new(offsets_tp: TopicPartition, offsets: OffsetStore, shard_index: u32) -> Self {
+    fn new(
+        offsets_tp: TopicPartition,
+        offsets: OffsetStore,
+        shard_index: u32,
+        initial_delay: Duration,
+    ) -> Self {
         let salt = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
@@ -126,6 +138,7 @@ impl GroupCoordinator {
             sync_waiters: RefCell::new(HashMap::new()),
             member_seq: Cell::new(0),
             id_salt: salt ^ u64::from(shard_index).rotate_left(48),
+            initial_delay,
         }
     }
 
@@ -141,7 +154,7 @@ impl GroupCoordinator {
             let mut groups = self.groups.borrow_mut();
             let group = groups
                 .entry(req.group_id.clone())
-                .or_insert_with(|| Group::new(&req.group_id));
+                .or_insert_with(|| Group::new(&req.group_id, self.initial_delay));
             let reply = group.join(Instant::now(), &req, fresh_id);
             tracing::debug!(group = %req.group_id, member = %req.member_id, ?reply, state = ?group.state(), "join");
             let notices = group.take_notices();

@@ -17,6 +17,7 @@ fn coordinator() -> Rc<GroupCoordinator> {
         TopicPartition::new(OFFSETS_TOPIC, 0),
         OffsetStore::default(),
         0,
+        Duration::ZERO,
     ))
 }
 

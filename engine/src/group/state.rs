@@ -18,6 +18,13 @@
 //! A rebalance completes when every known member has rejoined and no member id handed out by
 //! KIP-394 is still outstanding, or when the rebalance deadline (the longest rebalance timeout of
 //! the members) passes; members that did not rejoin by then are removed.
+//!
+//! The first join into an empty group waits an initial delay (Kafka's
+//! `group.initial.rebalance.delay.ms`), extended by each member joining meanwhile, so that
+//! consumers started together share one generation instead of rebalancing once per arrival. It
+//! also lets a leader's first assignment see the subscribed topics' metadata: kafka-python 3.0
+//! stops heartbeating if a rebalance that its own metadata refresh started completes while its
+//! `poll()` has timed out, which a second generation right after the first provokes.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -111,11 +118,15 @@ pub(crate) struct Group {
     /// Member ids handed out with MEMBER_ID_REQUIRED, with the instant they lapse.
     pending_members: HashMap<String, Instant>,
     rebalance_deadline: Option<Instant>,
+    /// How long the first join into an empty group waits for more members.
+    initial_delay: Duration,
+    /// While set, a join does not complete before this instant (the initial delay).
+    join_not_before: Option<Instant>,
     outbox: Vec<Notice>,
 }
 
 impl Group {
-    pub(crate) fn new(id: &str) -> Group {
+    pub(crate) fn new(id: &str, initial_delay: Duration) -> Group {
         Group {
             id: id.to_owned(),
             state: GroupState::Empty,
@@ -127,6 +138,8 @@ impl Group {
             static_members: HashMap::new(),
             pending_members: HashMap::new(),
             rebalance_deadline: None,
+            initial_delay,
+            join_not_before: None,
             outbox: Vec::new(),
         }
     }
@@ -245,10 +258,12 @@ impl Group {
                 .insert(instance.clone(), member_id.clone());
         }
         self.members.insert(member_id.clone(), member);
+        let was_empty = self.state == GroupState::Empty;
         if self.state != GroupState::PreparingRebalance {
             self.prepare_rebalance(now);
         }
         self.extend_rebalance_deadline(now, req.rebalance_timeout);
+        self.delay_initial_join(now, was_empty);
         self.maybe_complete_join(now);
         Ok(self.reply_to_joiner(member_id))
     }
@@ -324,6 +339,16 @@ impl Group {
         self.rebalance_deadline = Some(now + timeout);
     }
 
+    /// Starts the initial delay when the first member joins an empty group, and extends it
+    /// (never past the rebalance deadline) for each member joining while it runs.
+    fn delay_initial_join(&mut self, now: Instant, was_empty: bool) {
+        let until = now + self.initial_delay;
+        let until = self.rebalance_deadline.map_or(until, |d| until.min(d));
+        if was_empty || self.join_not_before.is_some() {
+            self.join_not_before = Some(until);
+        }
+    }
+
     /// A member joining mid-rebalance may have a longer rebalance timeout than the deadline.
     fn extend_rebalance_deadline(&mut self, now: Instant, timeout: Duration) {
         if let Some(deadline) = &mut self.rebalance_deadline {
@@ -333,9 +358,11 @@ impl Group {
 
     fn maybe_complete_join(&mut self, now: Instant) {
         let all_joined = self.members.values().all(|m| m.awaiting_join);
+        let delay_over = self.join_not_before.is_none_or(|t| now >= t);
         if self.state == GroupState::PreparingRebalance
             && all_joined
             && self.pending_members.is_empty()
+            && delay_over
         {
             self.complete_join(now);
         }
@@ -356,6 +383,7 @@ impl Group {
         }
         self.generation = self.generation.wrapping_add(1).max(1);
         self.rebalance_deadline = None;
+        self.join_not_before = None;
         if self.members.is_empty() {
             self.state = GroupState::Empty;
             self.protocol_name = None;
@@ -658,9 +686,8 @@ impl Group {
     }
 
     /// Advances time: lapses outstanding member ids, removes members whose session expired and
-    /// completes a join whose deadline passed.
+    /// completes a join whose deadline or initial delay passed.
     pub(crate) fn tick(&mut self, now: Instant) {
-        let before = self.pending_members.len();
         self.pending_members.retain(|_, deadline| *deadline > now);
         // Members waiting in a join are covered by the rebalance deadline, not their session.
         let preparing = self.state == GroupState::PreparingRebalance;
@@ -677,7 +704,8 @@ impl Group {
         let deadline_passed = self.rebalance_deadline.is_some_and(|d| d <= now);
         if self.state == GroupState::PreparingRebalance && deadline_passed {
             self.complete_join(now);
-        } else if self.pending_members.len() != before {
+        } else {
+            // Lapsed member ids or the end of the initial delay may let the join complete.
             self.maybe_complete_join(now);
         }
     }

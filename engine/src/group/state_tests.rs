@@ -89,7 +89,7 @@ fn join_notice(notices: &[Notice], member: &str) -> JoinResponse {
 
 /// Brings a group to Stable with members "a" (leader) and "b" at generation 2.
 fn stable_pair(now: Instant) -> Group {
-    let mut g = Group::new("g");
+    let mut g = Group::new("g", Duration::ZERO);
     let first = done(g.join(now, &range(b"meta-a"), "a".into()));
     assert_eq!(first.generation, 1);
     // "b" joins: the group waits for "a" to rejoin.
@@ -110,7 +110,7 @@ fn stable_pair(now: Instant) -> Group {
 #[test]
 fn join_of_two_members_gives_leader_all_metadata_and_followers_none() {
     let now = Instant::now();
-    let mut g = Group::new("g");
+    let mut g = Group::new("g", Duration::ZERO);
     done(g.join(now, &range(b"meta-a"), "a".into()));
     g.join(now, &range(b"meta-b"), "b".into()).unwrap();
     let a = done(g.join(now, &join_req("a", &[("range", b"meta-a")]), "x".into()));
@@ -131,7 +131,7 @@ fn join_of_two_members_gives_leader_all_metadata_and_followers_none() {
 #[test]
 fn sync_distributes_the_leaders_assignments() {
     let now = Instant::now();
-    let mut g = Group::new("g");
+    let mut g = Group::new("g", Duration::ZERO);
     done(g.join(now, &range(b"a"), "a".into()));
     g.join(now, &range(b"b"), "b".into()).unwrap();
     done(g.join(now, &join_req("a", &[("range", b"a")]), "x".into()));
@@ -165,7 +165,7 @@ fn sync_distributes_the_leaders_assignments() {
 #[test]
 fn chosen_protocol_is_supported_by_all_members() {
     let now = Instant::now();
-    let mut g = Group::new("g");
+    let mut g = Group::new("g", Duration::ZERO);
     done(g.join(
         now,
         &join_req("", &[("sticky", b""), ("range", b"")]),
@@ -242,7 +242,7 @@ fn leave_triggers_rebalance_and_remaining_member_gets_everything() {
 #[test]
 fn last_member_leaving_empties_the_group() {
     let now = Instant::now();
-    let mut g = Group::new("g");
+    let mut g = Group::new("g", Duration::ZERO);
     done(g.join(now, &range(b"a"), "a".into()));
     let who = MemberIdentity {
         member_id: "a".into(),
@@ -294,7 +294,7 @@ fn rebalance_deadline_drops_members_that_did_not_rejoin() {
 #[test]
 fn first_join_without_member_id_requires_one() {
     let now = Instant::now();
-    let mut g = Group::new("g");
+    let mut g = Group::new("g", Duration::ZERO);
     let mut req = range(b"a");
     req.require_known_member_id = true;
     assert_eq!(
@@ -315,7 +315,7 @@ fn first_join_without_member_id_requires_one() {
 #[test]
 fn static_member_rejoining_fences_its_old_id() {
     let now = Instant::now();
-    let mut g = Group::new("g");
+    let mut g = Group::new("g", Duration::ZERO);
     let mut req = range(b"a");
     req.group_instance_id = Some("instance-1".into());
     let first = done(g.join(now, &req, "old".into()));
@@ -353,7 +353,7 @@ fn sync_with_wrong_generation_is_illegal() {
 #[test]
 fn rebalance_before_leader_syncs_tells_waiting_followers_to_rejoin() {
     let now = Instant::now();
-    let mut g = Group::new("g");
+    let mut g = Group::new("g", Duration::ZERO);
     done(g.join(now, &range(b"a"), "a".into()));
     g.join(now, &range(b"b"), "b".into()).unwrap();
     done(g.join(now, &join_req("a", &[("range", b"a")]), "x".into()));
@@ -370,7 +370,7 @@ fn rebalance_before_leader_syncs_tells_waiting_followers_to_rejoin() {
 #[test]
 fn session_timeout_out_of_range_is_refused() {
     let now = Instant::now();
-    let mut g = Group::new("g");
+    let mut g = Group::new("g", Duration::ZERO);
     let mut req = range(b"a");
     req.session_timeout = Duration::from_millis(10);
     assert_eq!(
@@ -405,4 +405,37 @@ fn commits_are_checked_against_member_and_generation() {
         g.check_commit(now, "a", None, 3),
         Err(GroupError::RebalanceInProgress)
     );
+}
+
+#[test]
+fn first_join_waits_the_initial_delay_for_more_members() {
+    let start = Instant::now();
+    let delay = Duration::from_secs(3);
+    let mut g = Group::new("g", delay);
+    assert_eq!(
+        g.join(start, &range(b"a"), "a".into()),
+        Ok(JoinReply::Wait("a".into()))
+    );
+    // A second member joining during the delay extends it.
+    let second = start + Duration::from_secs(2);
+    assert_eq!(
+        g.join(second, &range(b"b"), "b".into()),
+        Ok(JoinReply::Wait("b".into()))
+    );
+    g.tick(start + delay);
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    g.tick(second + delay);
+    let notices = g.take_notices();
+    let a = join_notice(&notices, "a");
+    let b = join_notice(&notices, "b");
+    assert_eq!((a.generation, b.generation), (1, 1));
+    assert_eq!(a.members.len(), 2);
+    // Later rebalances are not delayed: they complete once everyone has rejoined.
+    let now = second + delay;
+    let c = g.join(now, &range(b"c"), "c".into()).unwrap();
+    assert_eq!(c, JoinReply::Wait("c".into()));
+    g.join(now, &join_req("a", &[("range", b"a")]), "x".into())
+        .unwrap();
+    let b = done(g.join(now, &join_req("b", &[("range", b"b")]), "x".into()));
+    assert_eq!(b.generation, 2);
 }
