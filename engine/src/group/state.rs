@@ -209,6 +209,11 @@ impl Group {
                 req.member_id.clone()
             }
             (None, true) if req.require_known_member_id => {
+                // Outstanding ids count against the group's size, so a client looping on first
+                // joins cannot grow the map without bound.
+                if self.members.len() + self.pending_members.len() >= MEMBERS_PER_GROUP_MAX {
+                    return Err(GroupError::GroupMaxSizeReached);
+                }
                 let deadline = now + req.session_timeout;
                 self.pending_members
                     .insert(fresh_member_id.clone(), deadline);
