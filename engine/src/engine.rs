@@ -21,6 +21,7 @@ use crate::limits::{HANDLE_INBOX_CAPACITY, MESH_CHANNEL_CAPACITY};
 use crate::metadata::{io_error, Metadata};
 use crate::shard::executor::{self, ShardThread};
 use crate::shard::lifecycle::{self, ShardStart};
+use crate::shard::state::Routes;
 use crate::{EngineError, EngineHandle, Result, Shard, ShardId, TopicConfig};
 
 /// How shard threads are placed on CPUs.
@@ -110,31 +111,9 @@ impl Engine {
             .map(|_| flume::bounded(HANDLE_INBOX_CAPACITY))
             .unzip();
         let handle = EngineHandle::new(senders, routes.clone());
-        let mesh = (shards > 1).then(|| MeshBuilder::full(shards, MESH_CHANNEL_CAPACITY));
-        let spin = config.spin_before_park_us.map(Duration::from_micros);
-        let mut started: Vec<ShardThread> = Vec::with_capacity(shards);
-        for (i, (placement, inbox)) in placements.into_iter().zip(receivers).enumerate() {
-            let start = ShardStart {
-                id: ShardId(i as u32),
-                count: shards,
-                config: config.clone(),
-                mesh: mesh.clone(),
-                inbox,
-                metadata: metadata.clone(),
-                routes: routes.clone(),
-            };
-            match executor::spawn(start, placement, io_memory, spin) {
-                Ok(thread) => started.push(thread),
-                Err(e) => {
-                    for thread in started {
-                        if thread.go.send(false).is_err() || thread.thread.join().is_err() {
-                            tracing::warn!("a shard thread ended early");
-                        }
-                    }
-                    return Err(e);
-                }
-            }
-        }
+        let started = spawn_shards(
+            &config, placements, receivers, &metadata, &routes, io_memory,
+        )?;
         let mut engine = Engine {
             handle,
             threads: Vec::with_capacity(shards),
@@ -180,6 +159,45 @@ impl Engine {
         let mut engine = self;
         engine.stop()
     }
+}
+
+/// Starts one thread per shard, in shard order (see `shard/executor.rs`); on failure, ends the
+/// threads already started.
+fn spawn_shards(
+    config: &EngineConfig,
+    placements: Vec<glommio::Placement>,
+    inboxes: Vec<flume::Receiver<crate::shard::mesh::Job>>,
+    metadata: &Metadata,
+    routes: &Routes,
+    io_memory: usize,
+) -> Result<Vec<ShardThread>> {
+    let shards = placements.len();
+    let mesh = (shards > 1).then(|| MeshBuilder::full(shards, MESH_CHANNEL_CAPACITY));
+    let spin = config.spin_before_park_us.map(Duration::from_micros);
+    let mut started: Vec<ShardThread> = Vec::with_capacity(shards);
+    for (i, (placement, inbox)) in placements.into_iter().zip(inboxes).enumerate() {
+        let start = ShardStart {
+            id: ShardId(i as u32),
+            count: shards,
+            config: config.clone(),
+            mesh: mesh.clone(),
+            inbox,
+            metadata: metadata.clone(),
+            routes: routes.clone(),
+        };
+        match executor::spawn(start, placement, io_memory, spin) {
+            Ok(thread) => started.push(thread),
+            Err(e) => {
+                for thread in started {
+                    if thread.go.send(false).is_err() || thread.thread.join().is_err() {
+                        tracing::warn!("a shard thread ended early");
+                    }
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(started)
 }
 
 /// One shutdown phase, run on every shard.

@@ -90,5 +90,24 @@ fn offsets_out_of_range_are_refused() {
     let earliest =
         block_on(handle.list_offset(&tp, spindle_engine::OffsetSpec::Earliest)).expect("earliest");
     assert_eq!(earliest, Some((Offset(0), -1)));
+
+    // By timestamp: the first record at or after the time asked, with its timestamp. The
+    // records above carry the current time; these are a day ahead, one second apart.
+    let base = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+        + 86_400_000;
+    let mut timed = common::records("t", 3);
+    for (i, r) in timed.iter_mut().enumerate() {
+        r.timestamp_ms = Some(base + 1_000 * (i as i64 + 1));
+    }
+    block_on(handle.produce_records(&tp, timed)).expect("produce");
+    let at = |ts| block_on(handle.list_offset(&tp, spindle_engine::OffsetSpec::Timestamp(ts)));
+    assert_eq!(
+        at(base + 1_500).expect("by time"),
+        Some((Offset(3), base + 2_000))
+    );
+    assert_eq!(at(base + 10_000).expect("by time"), None);
     engine.shutdown().expect("shutdown");
 }
