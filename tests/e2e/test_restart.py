@@ -4,7 +4,10 @@ mid-way through a topic when the server restarted resumes from its committed off
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import time
 
 from confluent_kafka import TopicPartition as CTP
 
@@ -116,3 +119,35 @@ def test_group_resumes_from_committed_offsets_after_restart(fresh_spindle, topic
         )
     values = sorted(m.value() for m in before + rest)
     assert values == sorted(f"p{p}-{i}".encode() for p in range(PARTITIONS) for i in range(PER_PARTITION))
+
+
+def test_sigterm_the_moment_ready_is_printed_is_clean(tmp_path):
+    """A supervisor may stop the server as soon as it says it is ready: from the ready line on,
+    SIGTERM must mean a clean stop (exit 0), never the default action of the signal."""
+    for attempt in range(5):
+        server = conftest.Spindle(data_dir=tmp_path / f"data{attempt}", log_path=tmp_path / "unused.log")
+        proc = subprocess.Popen(
+            server.args(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=dict(os.environ, NO_COLOR="1"),
+            preexec_fn=conftest._die_with_parent,
+        )
+        try:
+            deadline = time.monotonic() + conftest.START_TIMEOUT_S
+            for line in proc.stdout:
+                if line.startswith(conftest.READY_LINE.encode()):
+                    proc.send_signal(signal.SIGTERM)
+                    break
+                assert time.monotonic() < deadline, "no ready line in time"
+            else:
+                raise AssertionError(f"spindle exited with {proc.wait(timeout=10)} before its ready line")
+            proc.communicate(timeout=conftest.STOP_TIMEOUT_S)
+            assert proc.returncode == 0, (
+                f"attempt {attempt}: exit {proc.returncode} on SIGTERM right after ready"
+            )
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
