@@ -12,6 +12,8 @@ import logging
 import subprocess
 import time
 
+import kafka
+
 from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
@@ -154,6 +156,30 @@ def assert_no_more(cons: Consumer, quiet_s: float = 1.0) -> None:
             raise AssertionError(
                 f"unexpected extra message at {msg.partition()}/{msg.offset()}: {msg.value()!r}"
             )
+
+
+def kafka_python_consume(bootstrap: str, topic: str, count: int, timeout_s: float = OP_TIMEOUT_S) -> list:
+    """Reads `count` records of partition 0 from the beginning with kafka-python (bounded)."""
+    cons = kafka.KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        request_timeout_ms=10_000,
+        fetch_max_wait_ms=100,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    try:
+        tp = kafka.TopicPartition(topic, 0)
+        cons.assign([tp])
+        cons.seek_to_beginning(tp)
+        got = []
+        deadline = time.monotonic() + timeout_s
+        while len(got) < count and time.monotonic() < deadline:
+            for batch in cons.poll(timeout_ms=200).values():
+                got.extend(batch)
+        assert len(got) == count, f"kafka-python consumed {len(got)} of {count}"
+        return got
+    finally:
+        cons.close()
 
 
 def kcat(bootstrap: str, *args: str, stdin: bytes | None = None, timeout_s: float = 30.0) -> bytes:

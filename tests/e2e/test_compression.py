@@ -5,11 +5,10 @@ headers right (record counts, offsets)."""
 
 from __future__ import annotations
 
-import time
 
 import pytest
 from confluent_kafka import TopicPartition as CTP
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from kafka import codec as kafka_codec
 
 import clients
@@ -50,23 +49,7 @@ def require_kafka_python_codec(codec: str) -> None:
 
 
 def kafka_python_read(bootstrap: str, topic: str) -> list[tuple]:
-    cons = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        request_timeout_ms=10_000,
-        fetch_max_wait_ms=100,
-    )
-    try:
-        tp = TopicPartition(topic, 0)
-        cons.assign([tp])
-        cons.seek_to_beginning(tp)
-        got = []
-        deadline = time.monotonic() + 15
-        while len(got) < COUNT and time.monotonic() < deadline:
-            for batch in cons.poll(timeout_ms=200).values():
-                got.extend(batch)
-    finally:
-        cons.close()
+    got = clients.kafka_python_consume(bootstrap, topic, COUNT)
     assert [r.offset for r in got] == list(range(COUNT))
     return [(r.key, r.value, list(r.headers)) for r in got]
 

@@ -4,11 +4,10 @@ confluent-kafka, kafka-python and kcat, and across clients."""
 
 from __future__ import annotations
 
-import time
 
 from confluent_kafka import TIMESTAMP_CREATE_TIME
 from confluent_kafka import TopicPartition as CTP
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 
 import clients
 
@@ -67,29 +66,6 @@ def test_confluent_roundtrip_keys_headers_timestamps(spindle, topic_name):
     assert [confluent_view(m) for m in got] == [expected_view(r) for r in records]
 
 
-def kafka_python_consume(bootstrap: str, topic: str, count: int, timeout_s: float = 15.0) -> list:
-    cons = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        request_timeout_ms=10_000,
-        fetch_max_wait_ms=100,
-        max_partition_fetch_bytes=4 * 1024 * 1024,
-    )
-    try:
-        tp = TopicPartition(topic, 0)
-        cons.assign([tp])
-        cons.seek_to_beginning(tp)
-        got = []
-        deadline = time.monotonic() + timeout_s
-        while len(got) < count and time.monotonic() < deadline:
-            for batch in cons.poll(timeout_ms=200).values():
-                got.extend(batch)
-        assert len(got) == count, f"kafka-python consumed {len(got)} of {count}"
-        return got
-    finally:
-        cons.close()
-
-
 def kafka_python_view(rec) -> tuple:
     assert rec.timestamp_type == 0, "expected CreateTime"
     return (rec.key, rec.value, norm_headers(rec.headers), rec.timestamp)
@@ -120,7 +96,8 @@ def test_kafka_python_roundtrip_and_cross_client(spindle, topic_name):
 
     # kafka-python reads back what it wrote...
     assert [
-        kafka_python_view(r) for r in kafka_python_consume(spindle.bootstrap, topic_name, len(records))
+        kafka_python_view(r)
+        for r in clients.kafka_python_consume(spindle.bootstrap, topic_name, len(records))
     ] == [expected_view(r) for r in records]
     # ...and librdkafka reads the same bytes.
     cons = clients.consumer(spindle.bootstrap)
@@ -136,7 +113,7 @@ def test_confluent_records_read_by_kafka_python(spindle, topic_name):
         clients.producer(spindle.bootstrap), topic_name, [dict(r, partition=0) for r in records]
     )
 
-    got = kafka_python_consume(spindle.bootstrap, topic_name, len(records))
+    got = clients.kafka_python_consume(spindle.bootstrap, topic_name, len(records))
 
     assert [r.offset for r in got] == list(range(len(records)))
     assert [kafka_python_view(r) for r in got] == [expected_view(r) for r in records]
