@@ -19,6 +19,7 @@ mod handle;
 pub mod limits;
 mod log_api;
 mod metadata;
+pub mod metrics;
 mod partition;
 mod shard;
 mod topic;

@@ -107,6 +107,7 @@ async fn recover(start: ShardStart) -> Result<Shard> {
         exit: Event::default(),
         owner,
         routes: start.routes,
+        metrics: crate::metrics::ShardMetrics::default(),
     };
     let shard = Shard::new(Rc::new(state));
     if let Some(receivers) = receivers {

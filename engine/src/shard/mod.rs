@@ -260,6 +260,7 @@ impl Shard {
             .mesh
             .as_ref()
             .expect("an engine with more than one shard has a mesh");
+        self.inner.metrics.cross_shard_messages.add(1);
         let (reply, answer) = tokio::sync::oneshot::channel();
         mesh.send(target.0 as usize, mesh::job(f, reply))
             .await
@@ -274,6 +275,11 @@ impl Shard {
             .get()
             .cloned()
             .expect("the group coordinator is recovered before any service starts")
+    }
+
+    /// This shard's counters (see [`crate::metrics`]).
+    pub fn metrics(&self) -> &crate::metrics::ShardMetrics {
+        &self.inner.metrics
     }
 
     /// Spawns request work on this shard's request task queue.
@@ -319,7 +325,11 @@ impl Shard {
     }
 
     async fn produce_local(&self, tp: &TopicPartition, records: Bytes) -> Result<ProduceOutcome> {
-        self.local(tp)?.produce(records).await
+        let bytes = records.len() as u64;
+        let outcome = self.local(tp)?.produce(records).await?;
+        let appended = outcome.last_offset.0 + 1 - outcome.base_offset.0;
+        self.inner.metrics.record_append(appended, bytes);
+        Ok(outcome)
     }
 
     fn owner_or_unknown(&self, tp: &TopicPartition) -> Result<ShardId> {

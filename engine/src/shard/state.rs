@@ -88,6 +88,8 @@ pub(crate) struct ShardState {
     /// Set on the metadata owner (shard 0) only.
     pub owner: Option<crate::admin::MetadataOwner>,
     pub routes: Routes,
+    /// This shard's counters, read by scrapes through a message.
+    pub metrics: crate::metrics::ShardMetrics,
 }
 
 impl ShardState {

@@ -18,6 +18,7 @@
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use futures_lite::future;
@@ -64,6 +65,7 @@ pub(crate) async fn serve(
         tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
     tracing::debug!(%peer, shard = %shard.id(), "kafka connection opened");
+    let _open = OpenConnection::new(&shard);
     let (read_half, write_half) = futures_lite::io::split(stream);
     let (queue, answers) = local_channel::new_bounded(MAX_IN_FLIGHT_PER_CONNECTION);
     future::zip(
@@ -72,6 +74,22 @@ pub(crate) async fn serve(
     )
     .await;
     tracing::debug!(%peer, "kafka connection closed");
+}
+
+/// Counts a connection as open on its shard until dropped, however the connection ends.
+struct OpenConnection<'a>(&'a Shard);
+
+impl<'a> OpenConnection<'a> {
+    fn new(shard: &'a Shard) -> Self {
+        shard.metrics().connection_opened();
+        Self(shard)
+    }
+}
+
+impl Drop for OpenConnection<'_> {
+    fn drop(&mut self) {
+        self.0.metrics().connection_closed();
+    }
 }
 
 /// Reads, decodes and spawns requests until the stream ends, a request is refused, the writer
@@ -123,6 +141,8 @@ fn start_request(
     shard: &Shard,
     config: &Arc<KafkaConfig>,
 ) -> Option<Pending> {
+    // The frame reader strips the 4-byte length prefix; count it too.
+    shard.metrics().bytes_in.add(frame.len() as u64 + 4);
     let pending = match dispatch::decode(frame) {
         Ok(Decoded::Request {
             api_key,
@@ -169,7 +189,19 @@ fn start_request(
 
 /// Handles one request to its encoded answer.
 async fn handle(ctx: RequestContext, api_key: ApiKey, body: RequestKind) -> Outcome {
-    let response = match dispatch::answer(&ctx, body).await {
+    let started = Instant::now();
+    let outcome = answer(&ctx, api_key, body).await;
+    let metrics = ctx.shard.metrics();
+    if let Outcome::Answer(bytes) = &outcome {
+        metrics.bytes_out.add(bytes.len() as u64);
+    }
+    let failed = matches!(outcome, Outcome::Close);
+    metrics.record_kafka_request(api_key as i16, started.elapsed(), failed);
+    outcome
+}
+
+async fn answer(ctx: &RequestContext, api_key: ApiKey, body: RequestKind) -> Outcome {
+    let response = match dispatch::answer(ctx, body).await {
         Answer::Response(response) => response,
         Answer::Silent => return Outcome::Silent,
         Answer::Unrouted => {

@@ -1,0 +1,313 @@
+//! [`Scrape`]: every shard's [`ShardSnapshot`] gathered at one moment, rendered as one
+//! Prometheus exposition.
+//!
+//! Snapshots are built on their shard by [`snapshot`] and cross threads as plain data. Values
+//! that depend on more than one shard are computed here, after gathering: a group's committed
+//! offsets live on its coordinator shard while the partition's high watermark lives on the
+//! partition's owner, so the lag is `high watermark - committed` joined by topic-partition.
+
+use std::collections::HashMap;
+
+use super::exposition::{Exposition, Kind};
+use super::shard_metrics::RequestSnapshot;
+use crate::{Shard, ShardId};
+
+/// One partition's log as its owner sees it at scrape time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionSnapshot {
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: u32,
+    /// First offset still in the log.
+    pub log_start_offset: u64,
+    /// Offset after the last readable record.
+    pub high_watermark: u64,
+    /// Bytes on disk.
+    pub size_bytes: u64,
+}
+
+/// One committed offset of a group, from its coordinator shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupOffsetSnapshot {
+    /// Group id.
+    pub group: String,
+    /// Topic name.
+    pub topic: String,
+    /// Partition index.
+    pub partition: u32,
+    /// The committed offset (the next record the group will read).
+    pub committed: i64,
+}
+
+/// One shard's numbers at one moment; `Send`, built on the shard by [`snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardSnapshot {
+    /// The shard.
+    pub shard: ShardId,
+    /// Kafka requests by API.
+    pub kafka: Vec<RequestSnapshot>,
+    /// Kafka bytes read.
+    pub bytes_in: u64,
+    /// Kafka bytes written.
+    pub bytes_out: u64,
+    /// Kafka connections open.
+    pub connections_open: u64,
+    /// Records appended.
+    pub records_appended: u64,
+    /// Batch bytes appended.
+    pub bytes_appended: u64,
+    /// Jobs sent to other shards.
+    pub cross_shard_messages: u64,
+    /// The partitions this shard owns.
+    pub partitions: Vec<PartitionSnapshot>,
+    /// Committed offsets of the groups this shard coordinates.
+    pub group_offsets: Vec<GroupOffsetSnapshot>,
+}
+
+/// Copies `shard`'s counters and computes its partition and group gauges. Runs on the shard.
+pub fn snapshot(shard: &Shard) -> ShardSnapshot {
+    let state = shard.state();
+    let metrics = &state.metrics;
+    let mut partitions: Vec<PartitionSnapshot> = state
+        .partitions
+        .borrow()
+        .iter()
+        .map(|(tp, p)| {
+            let s = p.state(state.id);
+            PartitionSnapshot {
+                topic: tp.topic.to_string(),
+                partition: s.partition.0,
+                log_start_offset: s.log_start_offset.0,
+                high_watermark: s.high_watermark.0,
+                size_bytes: s.size_bytes,
+            }
+        })
+        .collect();
+    partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    ShardSnapshot {
+        shard: state.id,
+        kafka: metrics.kafka_snapshot(),
+        bytes_in: metrics.bytes_in.get(),
+        bytes_out: metrics.bytes_out.get(),
+        connections_open: metrics.connections_open(),
+        records_appended: metrics.records_appended.get(),
+        bytes_appended: metrics.bytes_appended.get(),
+        cross_shard_messages: metrics.cross_shard_messages.get(),
+        partitions,
+        group_offsets: group_offsets(shard),
+    }
+}
+
+/// Every committed offset of the groups `shard` coordinates.
+fn group_offsets(shard: &Shard) -> Vec<GroupOffsetSnapshot> {
+    let Some(groups) = shard.state().groups.get() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for listing in groups.list_groups() {
+        for (tp, committed) in groups.fetch_offsets(&listing.group_id, None) {
+            let Some(committed) = committed else { continue };
+            out.push(GroupOffsetSnapshot {
+                group: listing.group_id.clone(),
+                topic: tp.topic.to_string(),
+                partition: tp.partition.0,
+                committed: committed.offset,
+            });
+        }
+    }
+    out
+}
+
+/// Every shard's snapshot, in shard order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scrape {
+    /// One per shard.
+    pub shards: Vec<ShardSnapshot>,
+}
+
+impl Scrape {
+    /// The high watermark of every partition of every shard, by (topic, partition).
+    fn high_watermarks(&self) -> HashMap<(&str, u32), u64> {
+        self.shards
+            .iter()
+            .flat_map(|s| &s.partitions)
+            .map(|p| ((p.topic.as_str(), p.partition), p.high_watermark))
+            .collect()
+    }
+
+    /// The whole exposition.
+    pub fn render(&self) -> String {
+        let mut e = Exposition::default();
+        self.render_kafka(&mut e);
+        self.render_shard_counters(&mut e);
+        self.render_partitions(&mut e);
+        self.render_groups(&mut e);
+        e.finish()
+    }
+
+    fn render_kafka(&self, e: &mut Exposition) {
+        type Pick = fn(&RequestSnapshot) -> u64;
+        let counters: [(&str, &str, Pick); 2] = [
+            (
+                "spindle_kafka_requests_total",
+                "Kafka requests handled, by shard and API.",
+                |r| r.requests,
+            ),
+            (
+                "spindle_kafka_request_errors_total",
+                "Kafka requests that ended without a normal answer, by shard and API.",
+                |r| r.errors,
+            ),
+        ];
+        for (name, help, pick) in counters {
+            e.family(name, help, Kind::Counter);
+            for s in &self.shards {
+                let shard = s.shard.to_string();
+                for r in &s.kafka {
+                    e.sample(name, &[("shard", &shard), ("api", &r.api)], pick(r));
+                }
+            }
+        }
+        let name = "spindle_kafka_request_duration_seconds";
+        e.family(
+            name,
+            "Time from a decoded Kafka request to its encoded answer.",
+            Kind::Histogram,
+        );
+        for s in &self.shards {
+            let shard = s.shard.to_string();
+            for r in &s.kafka {
+                e.histogram(name, &[("shard", &shard), ("api", &r.api)], &r.latency);
+            }
+        }
+    }
+
+    fn render_shard_counters(&self, e: &mut Exposition) {
+        type Pick = fn(&ShardSnapshot) -> u64;
+        let families: [(&str, &str, Kind, Pick); 7] = [
+            (
+                "spindle_kafka_bytes_received_total",
+                "Kafka request bytes read.",
+                Kind::Counter,
+                |s| s.bytes_in,
+            ),
+            (
+                "spindle_kafka_bytes_sent_total",
+                "Kafka answer bytes written.",
+                Kind::Counter,
+                |s| s.bytes_out,
+            ),
+            (
+                "spindle_kafka_connections_open",
+                "Kafka connections open.",
+                Kind::Gauge,
+                |s| s.connections_open,
+            ),
+            (
+                "spindle_records_appended_total",
+                "Records appended to the shard's partitions, internal topics included.",
+                Kind::Counter,
+                |s| s.records_appended,
+            ),
+            (
+                "spindle_bytes_appended_total",
+                "Record batch bytes appended to the shard's partitions.",
+                Kind::Counter,
+                |s| s.bytes_appended,
+            ),
+            (
+                "spindle_cross_shard_messages_total",
+                "Jobs this shard sent to other shards.",
+                Kind::Counter,
+                |s| s.cross_shard_messages,
+            ),
+            (
+                "spindle_partitions_owned",
+                "Partitions this shard owns.",
+                Kind::Gauge,
+                |s| s.partitions.len() as u64,
+            ),
+        ];
+        for (name, help, kind, pick) in families {
+            e.family(name, help, kind);
+            for s in &self.shards {
+                e.sample(name, &[("shard", &s.shard.to_string())], pick(s));
+            }
+        }
+    }
+
+    fn render_partitions(&self, e: &mut Exposition) {
+        type Pick = fn(&PartitionSnapshot) -> u64;
+        let families: [(&str, &str, Pick); 3] = [
+            (
+                "spindle_partition_log_start_offset",
+                "First offset still in the partition's log.",
+                |p| p.log_start_offset,
+            ),
+            (
+                "spindle_partition_high_watermark",
+                "Offset after the partition's last readable record.",
+                |p| p.high_watermark,
+            ),
+            (
+                "spindle_partition_size_bytes",
+                "Bytes the partition's log holds on disk.",
+                |p| p.size_bytes,
+            ),
+        ];
+        for (name, help, pick) in families {
+            e.family(name, help, Kind::Gauge);
+            for s in &self.shards {
+                for p in &s.partitions {
+                    let partition = p.partition.to_string();
+                    e.sample(
+                        name,
+                        &[("topic", &p.topic), ("partition", &partition)],
+                        pick(p),
+                    );
+                }
+            }
+        }
+    }
+
+    fn render_groups(&self, e: &mut Exposition) {
+        let offsets: Vec<&GroupOffsetSnapshot> =
+            self.shards.iter().flat_map(|s| &s.group_offsets).collect();
+        let name = "spindle_group_committed_offset";
+        e.family(name, "A consumer group's committed offset.", Kind::Gauge);
+        for o in &offsets {
+            let partition = o.partition.to_string();
+            let labels = [
+                ("group", o.group.as_str()),
+                ("topic", &o.topic),
+                ("partition", &partition),
+            ];
+            e.sample(name, &labels, o.committed);
+        }
+        let high_watermarks = self.high_watermarks();
+        let name = "spindle_group_lag";
+        e.family(
+            name,
+            "Records between a group's committed offset and the partition's high watermark.",
+            Kind::Gauge,
+        );
+        for o in &offsets {
+            // A commit for a partition that no longer exists has no lag to report.
+            let Some(hw) = high_watermarks.get(&(o.topic.as_str(), o.partition)) else {
+                continue;
+            };
+            let lag = i64::try_from(*hw)
+                .unwrap_or(i64::MAX)
+                .saturating_sub(o.committed)
+                .max(0);
+            let partition = o.partition.to_string();
+            let labels = [
+                ("group", o.group.as_str()),
+                ("topic", &o.topic),
+                ("partition", &partition),
+            ];
+            e.sample(name, &labels, lag);
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! [`ShardMetrics`]: the counters one shard keeps about its own work.
+//!
+//! Every field is a plain `Cell` or `RefCell` in shard-local state: the hot path pays an add,
+//! never an atomic or a lock, and no other thread ever reads these cells. A scrape reads them
+//! by message ([`crate::metrics::gather`] runs [`crate::metrics::snapshot`] on every shard),
+//! which copies them into a `Send` [`ShardSnapshot`](crate::metrics::ShardSnapshot).
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::histogram::{HistogramSnapshot, LatencyHistogram};
+
+/// A monotonically increasing shard-local count.
+#[derive(Debug, Default)]
+pub struct Counter(Cell<u64>);
+
+impl Counter {
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.set(self.0.get().wrapping_add(n));
+    }
+
+    /// The current count.
+    pub fn get(&self) -> u64 {
+        self.0.get()
+    }
+}
+
+/// Requests, failures and latency of one request kind (a Kafka API).
+#[derive(Debug, Default)]
+pub(crate) struct RequestStats {
+    pub(crate) requests: u64,
+    pub(crate) errors: u64,
+    pub(crate) latency: LatencyHistogram,
+}
+
+/// One request kind's numbers, copied off the shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestSnapshot {
+    /// The request kind (a Kafka API name such as `Produce`).
+    pub api: String,
+    /// Requests handled.
+    pub requests: u64,
+    /// Requests that failed (see [`ShardMetrics::record_kafka_request`]).
+    pub errors: u64,
+    /// Time from decoded request to encoded answer.
+    pub latency: HistogramSnapshot,
+}
+
+/// What one shard counts about its own work.
+#[derive(Debug, Default)]
+pub struct ShardMetrics {
+    /// Kafka requests by API key.
+    kafka: RefCell<BTreeMap<i16, RequestStats>>,
+    /// Kafka frame bytes read, length prefix included.
+    pub bytes_in: Counter,
+    /// Kafka answer bytes written, length prefix included.
+    pub bytes_out: Counter,
+    /// Kafka connections open on this shard.
+    connections_open: Cell<u64>,
+    /// Records appended to this shard's partitions (internal topics included).
+    pub records_appended: Counter,
+    /// Batch bytes appended to this shard's partitions.
+    pub bytes_appended: Counter,
+    /// Jobs this shard sent to another shard.
+    pub cross_shard_messages: Counter,
+}
+
+impl ShardMetrics {
+    /// Counts one Kafka request: `failed` when it ended without a normal answer (the connection
+    /// closed on it, or its handler reported an error for the whole request).
+    pub fn record_kafka_request(&self, api_key: i16, elapsed: Duration, failed: bool) {
+        let mut kafka = self.kafka.borrow_mut();
+        let stats = kafka.entry(api_key).or_default();
+        stats.requests += 1;
+        stats.errors += u64::from(failed);
+        stats.latency.record(elapsed);
+    }
+
+    /// A Kafka connection opened on this shard.
+    pub fn connection_opened(&self) {
+        self.connections_open.set(self.connections_open.get() + 1);
+    }
+
+    /// A Kafka connection on this shard closed.
+    ///
+    /// # Panics
+    /// When more connections close than opened (a bug in the caller).
+    pub fn connection_closed(&self) {
+        let open = self.connections_open.get();
+        assert!(open > 0, "a connection closed that never opened");
+        self.connections_open.set(open - 1);
+    }
+
+    /// Kafka connections open now.
+    pub fn connections_open(&self) -> u64 {
+        self.connections_open.get()
+    }
+
+    /// Counts records appended by one produce.
+    pub(crate) fn record_append(&self, records: u64, bytes: u64) {
+        self.records_appended.add(records);
+        self.bytes_appended.add(bytes);
+    }
+
+    /// Every Kafka API's numbers, named.
+    pub(crate) fn kafka_snapshot(&self) -> Vec<RequestSnapshot> {
+        self.kafka
+            .borrow()
+            .iter()
+            .map(|(key, stats)| RequestSnapshot {
+                api: api_name(*key),
+                requests: stats.requests,
+                errors: stats.errors,
+                latency: stats.latency.snapshot(),
+            })
+            .collect()
+    }
+}
+
+/// The Kafka API's name (`Produce`), or its number when the codec does not know it.
+fn api_name(key: i16) -> String {
+    match kafka_protocol::messages::ApiKey::try_from(key) {
+        Ok(api) => format!("{api:?}"),
+        Err(()) => key.to_string(),
+    }
+}
