@@ -77,6 +77,26 @@ fn cross_shard(handle: &EngineHandle, iters: u64, record: bool) -> (Duration, Ve
     .expect("run_on shard 0")
 }
 
+/// As [`cross_shard`], but shard 0 reaches shard 1 through its flume inbox (a handle) instead
+/// of the glommio mesh: the same job and one-shot reply, another channel.
+fn cross_shard_via_inbox(handle: &EngineHandle, iters: u64) -> Vec<u64> {
+    let inner = handle.clone();
+    block_on(handle.run_on(ShardId(0), move |_shard| async move {
+        let mut samples = Vec::with_capacity(iters as usize);
+        for _ in 0..iters {
+            let t = Instant::now();
+            let id = inner
+                .run_on(ShardId(1), |other| async move { other.id() })
+                .await
+                .expect("run_on");
+            assert_eq!(id, ShardId(1));
+            samples.push(t.elapsed().as_nanos() as u64);
+        }
+        samples
+    }))
+    .expect("run_on shard 0")
+}
+
 /// `iters` round trips plain thread → shard 1 → plain thread through the handle.
 fn from_handle(handle: &EngineHandle, iters: u64, record: bool) -> (Duration, Vec<u64>) {
     let mut samples = Vec::new();
@@ -165,6 +185,10 @@ fn report() {
         println!(
             "  cross-shard run_on, {label:<22} {}",
             percentiles(cross_shard(&handle, n, true).1)
+        );
+        println!(
+            "  shard -> shard via inbox, {label:<16} {}",
+            percentiles(cross_shard_via_inbox(&handle, n))
         );
         println!(
             "  handle -> shard, {label:<25} {}",
