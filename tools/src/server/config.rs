@@ -21,6 +21,8 @@ use spindle_net::limits::{DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES_CEILING, MIN_
 
 /// Default Kafka listen address.
 pub const DEFAULT_KAFKA_LISTEN: &str = "127.0.0.1:9092";
+/// Default admin HTTP listen address (`/metrics`, `/health`, `/ready`).
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9644";
 /// Default data directory.
 pub const DEFAULT_DATA_DIR: &str = "./data";
 /// Log levels accepted by `log_level`.
@@ -80,6 +82,9 @@ pub struct ServeArgs {
     /// Run the gRPC gateway: true or false [default: true].
     #[arg(long, env = "SPINDLE_GRPC_ENABLED", value_name = "BOOL")]
     pub grpc_enabled: Option<String>,
+    /// Admin HTTP listen address (/metrics, /health, /ready), IP:PORT [default: 127.0.0.1:9644].
+    #[arg(long, env = "SPINDLE_ADMIN_LISTEN", value_name = "ADDR")]
+    pub admin_listen: Option<String>,
     /// Number of shards; 0 is one per CPU [default: 0].
     #[arg(long, env = "SPINDLE_SHARDS", value_name = "N")]
     pub shards: Option<String>,
@@ -132,6 +137,8 @@ pub struct FileConfig {
     kafka: KafkaFile,
     grpc: Option<GatewayConfig>,
     #[serde(default)]
+    admin: AdminFile,
+    #[serde(default)]
     topic_defaults: TopicDefaultsFile,
 }
 
@@ -143,6 +150,13 @@ struct KafkaFile {
     advertise: Option<String>,
     max_frame_bytes: Option<usize>,
     auto_create_topics: Option<bool>,
+}
+
+/// The `[admin]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminFile {
+    listen: Option<String>,
 }
 
 /// The `[topic_defaults]` table. Numbers use -1 for "none", as Kafka does.
@@ -169,6 +183,8 @@ pub struct ServeConfig {
     pub advertise_given: bool,
     /// The gateway's settings.
     pub grpc: GatewayConfig,
+    /// Where the admin HTTP endpoint listens.
+    pub admin_listen: SocketAddr,
     /// Log level for the tracing subscriber when RUST_LOG is not set.
     pub log_level: String,
 }
@@ -255,11 +271,25 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<ServeConfig, ConfigErro
     if let Some(enabled) = pick(&args.grpc_enabled, "--grpc-enabled", None, "true or false")? {
         grpc.enabled = enabled;
     }
+    let admin_listen = pick(
+        &args.admin_listen,
+        "--admin-listen",
+        file.admin.listen.clone(),
+        "an IP:PORT address",
+    )?
+    .unwrap_or_else(|| DEFAULT_ADMIN_LISTEN.to_owned());
+    let admin_listen = admin_listen.trim().parse().map_err(|_| {
+        ConfigError::new(
+            "admin.listen",
+            format!("{admin_listen:?} is not an IP:PORT address such as {DEFAULT_ADMIN_LISTEN}"),
+        )
+    })?;
     Ok(ServeConfig {
         engine,
         kafka,
         advertise_given,
         grpc,
+        admin_listen,
         log_level,
     })
 }

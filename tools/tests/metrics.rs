@@ -1,0 +1,332 @@
+//! End-to-end test of the admin HTTP endpoint: the real `spindle serve` on free loopback ports,
+//! a known Kafka workload sent with the tools' own Kafka client (raw v2 batches, one Produce
+//! request each, then a simple offset commit), and `/metrics`, `/health`, `/ready` read over
+//! plain HTTP. The counters must match the workload exactly.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    CreateTopicsRequest, GroupId, OffsetCommitRequest, ProduceRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::Compression;
+use spindle_tools::admin::client::Client;
+use spindle_tools::bench::batch::{BatchShape, Template};
+
+/// How long a server may take to print its ready line.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a server may take to stop after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+/// Produce requests sent, one batch each.
+const BATCHES: usize = 5;
+/// Records per batch.
+const RECORDS_PER_BATCH: usize = 40;
+/// Bytes of each record's value.
+const VALUE_BYTES: usize = 100;
+/// Records produced in all.
+const RECORDS: u64 = (BATCHES * RECORDS_PER_BATCH) as u64;
+/// The offset the group commits.
+const COMMITTED: i64 = 73;
+/// Produce v9: names topics, and the client and server both speak it.
+const PRODUCE_VERSION: i16 = 9;
+/// OffsetCommit v8: generation -1 is a simple commit.
+const OFFSET_COMMIT_VERSION: i16 = 8;
+
+/// A running `spindle serve`, stopped on drop.
+struct Server {
+    child: Child,
+    kafka: String,
+    admin: String,
+    data_dir: PathBuf,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Server {
+    fn start() -> Self {
+        let data_dir = std::env::temp_dir().join(format!(
+            "spindle-metrics-test-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let kafka = format!("127.0.0.1:{}", free_port());
+        let grpc = format!("127.0.0.1:{}", free_port());
+        let admin = format!("127.0.0.1:{}", free_port());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["--kafka-listen", &kafka, "--grpc-listen", &grpc])
+            .args(["--admin-listen", &admin])
+            .env("SPINDLE_LOG_LEVEL", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if line.starts_with("spindle ready") && tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let server = Self {
+            child,
+            kafka,
+            admin,
+            data_dir,
+        };
+        match rx.recv_timeout(READY_TIMEOUT) {
+            Ok(line) => {
+                assert!(
+                    line.contains(&format!("admin={}", server.admin)),
+                    "ready line names the admin address: {line}"
+                );
+                server
+            }
+            Err(_) => panic!("spindle serve printed no ready line within {READY_TIMEOUT:?}"),
+        }
+    }
+
+    /// `GET path` over plain HTTP/1.1: the status code and the body.
+    fn get(&self, path: &str) -> (u16, String) {
+        let mut stream = TcpStream::connect(&self.admin).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.admin
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        (status, body.to_owned())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        stop(&mut self.child, STOP_TIMEOUT);
+        if let Err(e) = std::fs::remove_dir_all(&self.data_dir) {
+            eprintln!("cannot remove {}: {e}", self.data_dir.display());
+        }
+    }
+}
+
+/// SIGTERM to `child` by its PID, then SIGKILL if it has not exited within `timeout`.
+fn stop(child: &mut Child, timeout: Duration) {
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on the PID of a child this test spawned and has not reaped.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("process {pid} ignored SIGTERM for {timeout:?}; killing it");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// The sum of every sample of `name` whose labels include all of `labels`.
+fn sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples(text, name, labels).iter().sum()
+}
+
+/// The values of every sample of `name` whose labels include all of `labels`.
+fn samples(text: &str, name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            if metric != name {
+                return None;
+            }
+            let all = labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+            all.then(|| value.parse().unwrap())
+        })
+        .collect()
+}
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_owned()))
+}
+
+fn create_topic(client: &mut Client, topic: &str) {
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(topic_name(topic))
+            .with_num_partitions(1)
+            .with_replication_factor(1)])
+        .with_timeout_ms(10_000);
+    let response = client.bootstrap().call(&request).unwrap();
+    assert_eq!(response.topics[0].error_code, 0, "CreateTopics");
+}
+
+/// Sends every batch in its own Produce request (acks=1); returns the bytes sent in batches.
+fn produce(client: &mut Client, topic: &str, batches: &[Template]) -> u64 {
+    let mut bytes = 0;
+    for batch in batches {
+        let records: Bytes = batch.bytes.clone();
+        bytes += records.len() as u64;
+        let request = ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic_name(topic))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(records))])]);
+        let response = client
+            .bootstrap()
+            .call_at(&request, PRODUCE_VERSION)
+            .unwrap();
+        let partition = &response.responses[0].partition_responses[0];
+        assert_eq!(partition.error_code, 0, "Produce");
+    }
+    bytes
+}
+
+fn commit(client: &mut Client, group: &str, topic: &str, offset: i64) {
+    let request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+        .with_generation_id_or_member_epoch(-1)
+        .with_member_id(StrBytes::default())
+        .with_topics(vec![OffsetCommitRequestTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(vec![OffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(offset)])]);
+    let response = client
+        .coordinator(group)
+        .unwrap()
+        .call_at(&request, OFFSET_COMMIT_VERSION)
+        .unwrap();
+    assert_eq!(
+        response.topics[0].partitions[0].error_code, 0,
+        "OffsetCommit"
+    );
+}
+
+#[test]
+fn health_ready_and_unknown_paths() {
+    let server = Server::start();
+    assert_eq!(server.get("/health"), (200, "alive\n".to_owned()));
+    assert_eq!(server.get("/ready"), (200, "ready\n".to_owned()));
+    assert_eq!(server.get("/nope").0, 404);
+    assert_eq!(server.get("/metrics?x=1").0, 200);
+}
+
+#[test]
+fn metrics_count_a_known_workload_exactly() {
+    let server = Server::start();
+    let topic = "metrics-topic".to_owned();
+    let group = "metrics-group";
+    let mut client = Client::connect(&server.kafka).unwrap();
+    create_topic(&mut client, &topic);
+
+    let shape = BatchShape {
+        records: RECORDS_PER_BATCH,
+        message_bytes: VALUE_BYTES,
+        compression: Compression::None,
+    };
+    let batches = Template::build_set(&shape, BATCHES).unwrap();
+    let batch_bytes = produce(&mut client, &topic, &batches);
+
+    // Before any commit only the workload has appended records.
+    let (status, text) = server.get("/metrics");
+    assert_eq!(status, 200);
+    assert_eq!(
+        sum(&text, "spindle_records_appended_total", &[]),
+        RECORDS as f64
+    );
+    assert_eq!(
+        sum(&text, "spindle_bytes_appended_total", &[]),
+        batch_bytes as f64
+    );
+    let tp = [("topic", topic.as_str()), ("partition", "0")];
+    assert_eq!(
+        samples(&text, "spindle_partition_high_watermark", &tp),
+        vec![RECORDS as f64]
+    );
+    assert_eq!(
+        samples(&text, "spindle_partition_log_start_offset", &tp),
+        vec![0.0]
+    );
+    assert!(samples(&text, "spindle_partition_size_bytes", &tp)[0] >= batch_bytes as f64);
+    let produce_api = [("api", "Produce")];
+    assert!(sum(&text, "spindle_kafka_requests_total", &produce_api) >= BATCHES as f64);
+    assert_eq!(
+        sum(&text, "spindle_kafka_request_errors_total", &produce_api),
+        0.0
+    );
+    assert_eq!(
+        sum(
+            &text,
+            "spindle_kafka_request_duration_seconds_bucket",
+            &[("api", "Produce"), ("le", "+Inf")]
+        ),
+        sum(&text, "spindle_kafka_requests_total", &produce_api)
+    );
+    assert!(sum(&text, "spindle_kafka_connections_open", &[]) >= 1.0);
+    assert!(sum(&text, "spindle_kafka_bytes_received_total", &[]) > batch_bytes as f64);
+    assert!(sum(&text, "spindle_kafka_bytes_sent_total", &[]) > 0.0);
+    // The topic's partition and one __consumer_offsets partition per shard.
+    let shards = samples(&text, "spindle_partitions_owned", &[]).len();
+    assert!(shards >= 1);
+    assert_eq!(
+        sum(&text, "spindle_partitions_owned", &[]),
+        (shards + 1) as f64
+    );
+
+    commit(&mut client, group, &topic, COMMITTED);
+    let (_, text) = server.get("/metrics");
+    let gtp = [
+        ("group", group),
+        ("topic", topic.as_str()),
+        ("partition", "0"),
+    ];
+    assert_eq!(
+        samples(&text, "spindle_group_committed_offset", &gtp),
+        vec![COMMITTED as f64]
+    );
+    assert_eq!(
+        samples(&text, "spindle_group_lag", &gtp),
+        vec![(RECORDS as i64 - COMMITTED) as f64]
+    );
+    // The commit is one record in __consumer_offsets.
+    assert_eq!(
+        sum(&text, "spindle_records_appended_total", &[]),
+        (RECORDS + 1) as f64
+    );
+}
