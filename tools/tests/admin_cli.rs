@@ -288,6 +288,18 @@ fn errors_name_what_is_wrong_and_exit_non_zero() {
         "{}",
         again.stderr
     );
+    let tolerated = spindle(
+        b,
+        &["topic", "create", "twice", "--if-not-exists", "--json"],
+    )
+    .json();
+    assert_eq!(tolerated["created"], false, "{tolerated}");
+    let skipped = spindle(
+        b,
+        &["topic", "delete", "no-such-topic", "twice", "--if-exists"],
+    )
+    .ok();
+    assert_eq!(skipped, "deleted topic twice\n");
 
     let closed = format!("127.0.0.1:{}", free_port());
     let fallback = format!("{closed},{b}");

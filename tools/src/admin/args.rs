@@ -63,6 +63,9 @@ pub enum TopicCommand {
         /// A topic configuration, e.g. `retention.ms=86400000`; repeatable.
         #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
         configs: Vec<(String, String)>,
+        /// Succeed without changing anything when the topic already exists.
+        #[arg(long)]
+        if_not_exists: bool,
     },
     /// List topics.
     List,
@@ -96,6 +99,9 @@ pub enum TopicCommand {
         /// The topics' names.
         #[arg(required = true)]
         names: Vec<String>,
+        /// Skip topics that do not exist instead of failing.
+        #[arg(long)]
+        if_exists: bool,
     },
 }
 

@@ -30,6 +30,8 @@ const RESOURCE_TOPIC: i8 = 2;
 /// IncrementalAlterConfigs operations.
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
+/// TOPIC_ALREADY_EXISTS.
+const TOPIC_ALREADY_EXISTS: i16 = 36;
 
 /// Runs one topic command.
 ///
@@ -42,7 +44,16 @@ pub fn run(client: &mut Client, cmd: TopicCommand, out: &mut Printer) -> Result<
             partitions,
             replication_factor,
             configs,
-        } => create(client, &name, partitions, replication_factor, &configs, out),
+            if_not_exists,
+        } => {
+            let spec = TopicSpec {
+                name,
+                partitions,
+                replication_factor,
+                configs,
+            };
+            create(client, &spec, if_not_exists, out)
+        }
         TopicCommand::List => list(client, out),
         TopicCommand::Describe { name } => describe(client, &name, out),
         TopicCommand::Alter {
@@ -51,7 +62,7 @@ pub fn run(client: &mut Client, cmd: TopicCommand, out: &mut Printer) -> Result<
             set,
             delete,
         } => alter(client, &name, partitions, &set, &delete, out),
-        TopicCommand::Delete { names } => delete_topics(client, &names, out),
+        TopicCommand::Delete { names, if_exists } => delete_topics(client, &names, if_exists, out),
     }
 }
 
@@ -59,22 +70,37 @@ fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_owned()))
 }
 
+/// The topic `topic create` asks for.
+struct TopicSpec {
+    name: String,
+    partitions: Option<i32>,
+    replication_factor: Option<i16>,
+    configs: Vec<(String, String)>,
+}
+
 /// What `topic create` reports.
 #[derive(Debug, Serialize)]
 struct Created {
     topic: String,
+    /// False when `--if-not-exists` found the topic already there.
+    created: bool,
     partitions: i32,
     replication_factor: Option<i16>,
 }
 
 fn create(
     client: &mut Client,
-    name: &str,
-    partitions: Option<i32>,
-    replication_factor: Option<i16>,
-    configs: &[(String, String)],
+    spec: &TopicSpec,
+    if_not_exists: bool,
     out: &mut Printer,
 ) -> Result<(), AdminError> {
+    let TopicSpec {
+        name,
+        partitions,
+        replication_factor,
+        configs,
+    } = spec;
+    let (name, partitions, replication_factor) = (name.as_str(), *partitions, *replication_factor);
     let configs = configs
         .iter()
         .map(|(k, v)| {
@@ -100,6 +126,20 @@ fn create(
         .ok_or_else(|| {
             AdminError::Invalid(format!("the server did not answer for topic {name}"))
         })?;
+    if result.error_code == TOPIC_ALREADY_EXISTS && if_not_exists {
+        let existing = Created {
+            topic: name.to_owned(),
+            created: false,
+            partitions: i32::try_from(client.partitions(name)?.len()).unwrap_or(i32::MAX),
+            replication_factor: None,
+        };
+        return out.print(&existing, |c| {
+            format!(
+                "topic {} already exists with {} partition(s)\n",
+                c.topic, c.partitions
+            )
+        });
+    }
     AdminError::check(result.error_code, result.error_message.as_deref(), || {
         format!("creating topic {name}")
     })?;
@@ -115,6 +155,7 @@ fn create(
         .or(replication_factor);
     let created = Created {
         topic: name.to_owned(),
+        created: true,
         partitions,
         replication_factor,
     };
@@ -419,6 +460,7 @@ struct Deleted {
 fn delete_topics(
     client: &mut Client,
     names: &[String],
+    if_exists: bool,
     out: &mut Printer,
 ) -> Result<(), AdminError> {
     let version = client.bootstrap().version::<DeleteTopicsRequest>()?;
@@ -441,6 +483,9 @@ fn delete_topics(
     let mut failure = None;
     for r in &response.responses {
         let name = r.name.as_ref().map_or_else(String::new, |n| n.to_string());
+        if r.error_code == UNKNOWN_TOPIC_OR_PARTITION && if_exists {
+            continue;
+        }
         let outcome = if r.error_code == UNKNOWN_TOPIC_OR_PARTITION {
             Err(AdminError::UnknownTopic(name.clone()))
         } else {
