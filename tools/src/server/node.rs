@@ -20,7 +20,6 @@ use spindle_engine::{Engine, EngineError};
 use spindle_gateway::Gateway;
 use spindle_net::kafka;
 
-use crate::server::admin_http::AdminServer;
 use crate::server::config::ServeConfig;
 use crate::server::preflight;
 
@@ -41,6 +40,7 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
         n => n,
     };
     preflight::check(shards_hint).map_err(|e| anyhow!("cannot start: {e}"))?;
+    let signals = watch_signals()?;
 
     let reservation = kafka::reserve_listen_addr(config.kafka.listen)?;
     let mut kafka_config = config.kafka.clone();
@@ -49,7 +49,6 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
         kafka_config.advertised_port = reservation.addr().port();
     }
     let kafka_config = Arc::new(kafka_config);
-    let (admin, admin_shown) = start_admin(&config);
 
     let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, String>>();
     let service_config = Arc::clone(&kafka_config);
@@ -78,30 +77,24 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
 
     let (gateway, grpc_shown) = start_gateway(&config, &engine);
     let shards = ready_shards(&config, shards_hint);
-    if let Some(admin) = &admin {
-        admin.set_engine(engine.handle());
-        admin.mark_ready();
-    }
     println!(
-        "spindle ready: kafka={} advertised={}:{} grpc={} data={} shards={} admin={}",
+        "spindle ready: kafka={} advertised={}:{} grpc={} data={} shards={}",
         kafka_config.listen,
         kafka_config.advertised_host,
         kafka_config.advertised_port,
         grpc_shown,
         config.engine.data_dir.display(),
-        shards,
-        admin_shown
+        shards
     );
     std::io::stdout()
         .flush()
         .context("cannot write the ready line")?;
     tracing::info!(kafka = %kafka_config.listen, shards, "serving");
 
-    let signal = wait_for_signal()?;
+    let signal = signals
+        .recv()
+        .map_err(|_| anyhow!("stopped watching SIGINT/SIGTERM"))?;
     tracing::info!(signal, "stopping");
-    if let Some(admin) = &admin {
-        admin.mark_stopping();
-    }
     stop(engine, gateway)
 }
 
@@ -127,21 +120,6 @@ fn ready_shards(config: &ServeConfig, hint: usize) -> usize {
     }
 }
 
-/// Starts the admin HTTP endpoint before the engine, so `/health` answers during recovery; one
-/// that cannot bind (say, a second node on the same host) leaves the node serving without it.
-fn start_admin(config: &ServeConfig) -> (Option<AdminServer>, String) {
-    match AdminServer::start(config.admin_listen) {
-        Ok(admin) => {
-            let addr = admin.local_addr().to_string();
-            (Some(admin), addr)
-        }
-        Err(e) => {
-            tracing::warn!(error = %format!("{e:#}"), "admin HTTP endpoint not started");
-            (None, "unavailable".to_owned())
-        }
-    }
-}
-
 /// Starts the gateway if enabled; a gateway that cannot start leaves Kafka serving alone.
 fn start_gateway(config: &ServeConfig, engine: &Engine) -> (Option<Gateway>, String) {
     if !config.grpc.enabled {
@@ -159,10 +137,15 @@ fn start_gateway(config: &ServeConfig, engine: &Engine) -> (Option<Gateway>, Str
     }
 }
 
-/// Blocks until SIGINT or SIGTERM; returns the signal's name. A thread keeps watching after
-/// that, and a second signal exits the process at once.
-fn wait_for_signal() -> anyhow::Result<&'static str> {
+/// Installs the SIGINT/SIGTERM handlers and returns the channel that delivers the first signal.
+/// A thread keeps watching after that, and a second signal exits the process at once.
+///
+/// The handlers are in place when this returns, before the engine starts and long before the
+/// ready line: a supervisor that stops the node the moment it reports ready gets a clean stop,
+/// never the signal's default action.
+fn watch_signals() -> anyhow::Result<mpsc::Receiver<&'static str>> {
     let (first_tx, first_rx) = mpsc::channel();
+    let (installed_tx, installed_rx) = mpsc::channel::<Result<(), String>>();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -177,11 +160,14 @@ fn wait_for_signal() -> anyhow::Result<&'static str> {
                 let (mut term, mut int) = match watched {
                     Ok(pair) => pair,
                     Err(e) => {
-                        // The main thread sees the channel close and reports it.
-                        tracing::error!(error = %e, "cannot watch SIGINT/SIGTERM");
+                        // The main thread reports it; nothing else to do here.
+                        drop(installed_tx.send(Err(e.to_string())));
                         return;
                     }
                 };
+                if installed_tx.send(Ok(())).is_err() {
+                    return;
+                }
                 let name = tokio::select! {
                     _ = term.recv() => "SIGTERM",
                     _ = int.recv() => "SIGINT",
@@ -198,9 +184,11 @@ fn wait_for_signal() -> anyhow::Result<&'static str> {
             });
         })
         .context("cannot start the signal thread")?;
-    first_rx
+    installed_rx
         .recv()
-        .map_err(|_| anyhow!("cannot watch SIGINT/SIGTERM"))
+        .map_err(|_| anyhow!("the signal thread ended before watching SIGINT/SIGTERM"))?
+        .map_err(|e| anyhow!("cannot watch SIGINT/SIGTERM: {e}"))?;
+    Ok(first_rx)
 }
 
 fn stop(engine: Engine, gateway: Option<Gateway>) -> anyhow::Result<()> {
