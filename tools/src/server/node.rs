@@ -20,6 +20,7 @@ use spindle_engine::{Engine, EngineError};
 use spindle_gateway::Gateway;
 use spindle_net::kafka;
 
+use crate::server::admin_http::AdminServer;
 use crate::server::config::ServeConfig;
 use crate::server::preflight;
 
@@ -49,6 +50,7 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
         kafka_config.advertised_port = reservation.addr().port();
     }
     let kafka_config = Arc::new(kafka_config);
+    let (admin, admin_shown) = start_admin(&config);
 
     let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, String>>();
     let service_config = Arc::clone(&kafka_config);
@@ -77,14 +79,19 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
 
     let (gateway, grpc_shown) = start_gateway(&config, &engine);
     let shards = ready_shards(&config, shards_hint);
+    if let Some(admin) = &admin {
+        admin.set_engine(engine.handle());
+        admin.mark_ready();
+    }
     println!(
-        "spindle ready: kafka={} advertised={}:{} grpc={} data={} shards={}",
+        "spindle ready: kafka={} advertised={}:{} grpc={} data={} shards={} admin={}",
         kafka_config.listen,
         kafka_config.advertised_host,
         kafka_config.advertised_port,
         grpc_shown,
         config.engine.data_dir.display(),
-        shards
+        shards,
+        admin_shown
     );
     std::io::stdout()
         .flush()
@@ -95,6 +102,9 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
         .recv()
         .map_err(|_| anyhow!("stopped watching SIGINT/SIGTERM"))?;
     tracing::info!(signal, "stopping");
+    if let Some(admin) = &admin {
+        admin.mark_stopping();
+    }
     stop(engine, gateway)
 }
 
@@ -117,6 +127,21 @@ fn ready_shards(config: &ServeConfig, hint: usize) -> usize {
     match config.engine.shards {
         0 => hint,
         n => n,
+    }
+}
+
+/// Starts the admin HTTP endpoint before the engine, so `/health` answers during recovery; one
+/// that cannot bind (say, a second node on the same host) leaves the node serving without it.
+fn start_admin(config: &ServeConfig) -> (Option<AdminServer>, String) {
+    match AdminServer::start(config.admin_listen) {
+        Ok(admin) => {
+            let addr = admin.local_addr().to_string();
+            (Some(admin), addr)
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "admin HTTP endpoint not started");
+            (None, "unavailable".to_owned())
+        }
     }
 }
 
