@@ -76,6 +76,8 @@ impl Server {
             .arg(&data_dir)
             .args(["--kafka-listen", &kafka, "--grpc-listen", &grpc])
             .args(["--admin-listen", &admin])
+            // Every acknowledged produce is synced, so the fsync count is known.
+            .args(["--fsync-policy", "batch"])
             .env("SPINDLE_LOG_LEVEL", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -299,6 +301,7 @@ fn metrics_count_a_known_workload_exactly() {
         sum(&text, "spindle_kafka_requests_total", &produce_api)
     );
     assert!(sum(&text, "spindle_kafka_connections_open", &[]) >= 1.0);
+    assert!(sum(&text, "spindle_fsyncs_total", &[]) >= BATCHES as f64);
     assert!(sum(&text, "spindle_kafka_bytes_received_total", &[]) > batch_bytes as f64);
     assert!(sum(&text, "spindle_kafka_bytes_sent_total", &[]) > 0.0);
     // The topic's partition and one __consumer_offsets partition per shard.

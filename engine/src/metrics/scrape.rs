@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use super::exposition::{Exposition, Kind};
 use super::shard_metrics::RequestSnapshot;
-use crate::{Shard, ShardId};
+use crate::{Shard, ShardId, TopicPartition};
 
 /// One partition's log as its owner sees it at scrape time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +59,8 @@ pub struct ShardSnapshot {
     pub bytes_appended: u64,
     /// Jobs sent to other shards.
     pub cross_shard_messages: u64,
+    /// fdatasync calls on the shard's logs.
+    pub fsyncs: u64,
     /// The partitions this shard owns.
     pub partitions: Vec<PartitionSnapshot>,
     /// Committed offsets of the groups this shard coordinates.
@@ -84,6 +86,13 @@ pub fn snapshot(shard: &Shard) -> ShardSnapshot {
             }
         })
         .collect();
+    let syncs: Vec<(TopicPartition, u64)> = state
+        .partitions
+        .borrow()
+        .iter()
+        .map(|(tp, p)| (tp.clone(), p.syncs()))
+        .collect();
+    let fsyncs = metrics.collect_fsyncs(&syncs);
     partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     ShardSnapshot {
         shard: state.id,
@@ -94,6 +103,7 @@ pub fn snapshot(shard: &Shard) -> ShardSnapshot {
         records_appended: metrics.records_appended.get(),
         bytes_appended: metrics.bytes_appended.get(),
         cross_shard_messages: metrics.cross_shard_messages.get(),
+        fsyncs,
         partitions,
         group_offsets: group_offsets(shard),
     }
@@ -185,7 +195,7 @@ impl Scrape {
 
     fn render_shard_counters(&self, e: &mut Exposition) {
         type Pick = fn(&ShardSnapshot) -> u64;
-        let families: [(&str, &str, Kind, Pick); 7] = [
+        let families: [(&str, &str, Kind, Pick); 8] = [
             (
                 "spindle_kafka_bytes_received_total",
                 "Kafka request bytes read.",
@@ -221,6 +231,12 @@ impl Scrape {
                 "Jobs this shard sent to other shards.",
                 Kind::Counter,
                 |s| s.cross_shard_messages,
+            ),
+            (
+                "spindle_fsyncs_total",
+                "fdatasync calls on the shard's logs (counted by the logs, read at scrape time).",
+                Kind::Counter,
+                |s| s.fsyncs,
             ),
             (
                 "spindle_partitions_owned",

@@ -6,10 +6,11 @@
 //! which copies them into a `Send` [`ShardSnapshot`](crate::metrics::ShardSnapshot).
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use super::histogram::{HistogramSnapshot, LatencyHistogram};
+use crate::TopicPartition;
 
 /// A monotonically increasing shard-local count.
 #[derive(Debug, Default)]
@@ -65,6 +66,10 @@ pub struct ShardMetrics {
     pub bytes_appended: Counter,
     /// Jobs this shard sent to another shard.
     pub cross_shard_messages: Counter,
+    /// fdatasync calls on this shard's logs, as of the last scrape.
+    fsyncs: Counter,
+    /// Each open log's sync count when it was last added to `fsyncs`.
+    syncs_seen: RefCell<HashMap<TopicPartition, u64>>,
 }
 
 impl ShardMetrics {
@@ -102,6 +107,26 @@ impl ShardMetrics {
     pub(crate) fn record_append(&self, records: u64, bytes: u64) {
         self.records_appended.add(records);
         self.bytes_appended.add(bytes);
+    }
+
+    /// Adds the syncs each log made since the last call to the shard's fsync count and returns
+    /// the count. The logs count their own syncs (no cost here on the write path); a log that
+    /// reports fewer than last seen was re-opened and counts from zero.
+    pub(crate) fn collect_fsyncs(&self, logs: &[(TopicPartition, u64)]) -> u64 {
+        let mut seen = self.syncs_seen.borrow_mut();
+        let mut next = HashMap::with_capacity(logs.len());
+        for (tp, syncs) in logs {
+            let before = seen.remove(tp).unwrap_or(0);
+            let new = if *syncs >= before {
+                syncs - before
+            } else {
+                *syncs
+            };
+            self.fsyncs.add(new);
+            next.insert(tp.clone(), *syncs);
+        }
+        *seen = next;
+        self.fsyncs.get()
     }
 
     /// Every Kafka API's numbers, named.

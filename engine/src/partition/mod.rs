@@ -288,6 +288,11 @@ impl Partition {
         })
     }
 
+    /// fdatasync calls on the partition's log since it was opened.
+    pub(crate) fn syncs(&self) -> u64 {
+        self.log.io_stats().syncs
+    }
+
     /// The partition's live state.
     pub(crate) fn state(&self, shard: ShardId) -> PartitionState {
         PartitionState {
