@@ -53,6 +53,10 @@ pub struct EngineConfig {
     /// Spin this many µs before parking an idle shard (cheaper cross-shard wake-ups when shards
     /// own their cores); `None` parks at once.
     pub spin_before_park_us: Option<u64>,
+    /// Memory budget of each shard for its logs' tail caches and its connections' request
+    /// buffers (see [`crate::MemoryBudget`]); at least
+    /// [`crate::limits::SHARD_MEMORY_BYTES_MIN`].
+    pub shard_memory_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -65,6 +69,7 @@ impl Default for EngineConfig {
             auto_create_topics: true,
             default_partitions: 1,
             spin_before_park_us: None,
+            shard_memory_bytes: crate::limits::SHARD_MEMORY_BYTES_DEFAULT,
         }
     }
 }
@@ -95,6 +100,13 @@ impl Engine {
         config: EngineConfig,
         service: impl Fn(Shard) + Send + Sync + 'static,
     ) -> Result<Engine> {
+        if config.shard_memory_bytes < crate::limits::SHARD_MEMORY_BYTES_MIN {
+            return Err(EngineError::Start(format!(
+                "shard memory budget {} bytes is below the minimum of {} bytes",
+                config.shard_memory_bytes,
+                crate::limits::SHARD_MEMORY_BYTES_MIN
+            )));
+        }
         let placements = executor::placements(&config)?;
         let shards = placements.len();
         executor::probe_io_uring()?;

@@ -18,6 +18,7 @@ pub mod group;
 mod handle;
 pub mod limits;
 mod log_api;
+mod memory;
 mod metadata;
 pub mod metrics;
 mod partition;
@@ -28,6 +29,7 @@ pub use api::{FetchOutcome, FetchRequest, OffsetSpec, ProduceOutcome, Record, Re
 pub use engine::{Engine, EngineConfig, Placement};
 pub use error::EngineError;
 pub use handle::EngineHandle;
+pub use memory::{MemoryBudget, RequestReservation};
 pub use metadata::CONSUMER_OFFSETS_TOPIC;
 pub use shard::{Shard, ShardId};
 pub use spindle_log::{FsyncPolicy, Offset};

@@ -40,6 +40,19 @@ impl TailCache {
         }
     }
 
+    /// Changes the capacity, evicting the oldest batches beyond it at once.
+    pub fn set_capacity(&mut self, capacity_bytes: usize) {
+        self.capacity_bytes = capacity_bytes;
+        while self.bytes > self.capacity_bytes && self.batches.len() > 1 {
+            self.pop_front();
+        }
+    }
+
+    /// Bytes of batches held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// Adds the newest batch, evicting the oldest ones beyond the budget.
     pub fn push(&mut self, batch: CachedBatch) {
         if let Some(back) = self.batches.back() {
@@ -143,5 +156,9 @@ mod tests {
         );
         c.drop_before(Offset(20));
         assert!(c.read(Offset(10), Offset(40), 1000).is_none());
+        c.push(b(30, 39, 100));
+        c.set_capacity(100);
+        assert_eq!(c.bytes(), 100);
+        assert!(c.read(Offset(20), Offset(40), 1000).is_none());
     }
 }

@@ -123,6 +123,11 @@ impl Partition {
         Ok(())
     }
 
+    /// Bounds the log's tail cache to this partition's share of the shard's memory budget.
+    pub(crate) fn set_tail_cache_bytes(&self, bytes: usize) {
+        self.log.set_tail_cache_bytes(bytes);
+    }
+
     /// The partition's directory.
     pub(crate) fn dir(&self) -> &Path {
         &self.dir

@@ -90,6 +90,7 @@ async fn recover(start: ShardStart) -> Result<Shard> {
         None => (None, None),
     };
     let owner = (start.id == METADATA_OWNER).then(|| MetadataOwner::new(&start.metadata));
+    let memory = crate::MemoryBudget::new(start.config.shard_memory_bytes);
     let state = ShardState {
         id: start.id,
         count: start.count,
@@ -108,6 +109,7 @@ async fn recover(start: ShardStart) -> Result<Shard> {
         owner,
         routes: start.routes,
         metrics: crate::metrics::ShardMetrics::default(),
+        memory,
     };
     let shard = Shard::new(Rc::new(state));
     if let Some(receivers) = receivers {

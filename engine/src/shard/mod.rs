@@ -282,6 +282,11 @@ impl Shard {
         &self.inner.metrics
     }
 
+    /// This shard's memory budget: connections reserve their request buffers from it.
+    pub fn memory(&self) -> &crate::MemoryBudget {
+        &self.inner.memory
+    }
+
     /// Spawns request work on this shard's request task queue.
     pub fn spawn_request(&self, fut: impl Future<Output = ()> + 'static) {
         glommio::spawn_local_into(self.inner.tasks.track(fut), self.inner.request_queue)

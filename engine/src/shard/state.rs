@@ -90,6 +90,8 @@ pub(crate) struct ShardState {
     pub routes: Routes,
     /// This shard's counters, read by scrapes through a message.
     pub metrics: crate::metrics::ShardMetrics,
+    /// The shard's memory budget: tail caches and request buffers.
+    pub memory: crate::MemoryBudget,
 }
 
 impl ShardState {
@@ -168,7 +170,17 @@ impl ShardState {
             }
         }
         *self.metadata.borrow_mut() = next;
+        self.share_cache_memory();
         first_error.map_or(Ok(()), Err)
+    }
+
+    /// Divides the cache share of the memory budget evenly among the shard's logs.
+    fn share_cache_memory(&self) {
+        let partitions = self.partitions.borrow();
+        let per_log = self.memory.tail_cache_bytes_per_log(partitions.len());
+        for partition in partitions.values() {
+            partition.set_tail_cache_bytes(per_log);
+        }
     }
 }
 

@@ -195,6 +195,18 @@ impl Log {
         }
     }
 
+    /// Bounds the in-memory tail cache to `bytes` (it always keeps the newest batch), evicting
+    /// the oldest cached batches at once; reads for them go to the segment files. The owner of
+    /// a memory budget calls this as its share for the log changes.
+    pub fn set_tail_cache_bytes(&self, bytes: usize) {
+        self.state.borrow_mut().tail.set_capacity(bytes);
+    }
+
+    /// Bytes of batches held in the tail cache.
+    pub fn tail_cache_bytes(&self) -> usize {
+        self.state.borrow().tail.bytes()
+    }
+
     /// The leader epoch written into appended batches from now on (0 until set).
     pub fn set_leader_epoch(&self, epoch: i32) {
         self.state.borrow_mut().leader_epoch = epoch;

@@ -11,6 +11,11 @@
 //! so the produces of one connection reach the engine in the order the client sent them (an
 //! idempotent producer's sequence numbers depend on it).
 //!
+//! Before it reads a frame's body the reading half reserves the frame's length from the shard's
+//! memory budget ([`spindle_engine::MemoryBudget`]), and the writing half gives it back once the
+//! answer is written. When the shard's request memory is spent, the reader waits instead of
+//! reading: the socket's receive window fills and TCP pushes back on the client.
+//!
 //! A broken frame, an unknown API or an undecodable body ends the reading half with a warning
 //! naming the peer; the answers already owed are still written, then the socket closes. Nothing
 //! a client sends can fail another connection.
@@ -26,7 +31,7 @@ use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWrite
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
 use kafka_protocol::messages::{ApiKey, RequestKind};
-use spindle_engine::Shard;
+use spindle_engine::{MemoryBudget, RequestReservation, Shard};
 
 use crate::kafka::connections::StopWatch;
 use crate::kafka::context::RequestContext;
@@ -52,6 +57,9 @@ enum Pending {
     /// Being handled.
     Running(glommio::Task<Outcome>),
 }
+
+/// A request in the writer's queue with the memory its frame holds until the answer is written.
+type Queued = (Pending, RequestReservation);
 
 /// Serves one accepted connection until the peer closes it, it misbehaves, or the engine stops.
 pub(crate) async fn serve(
@@ -96,7 +104,7 @@ impl Drop for OpenConnection<'_> {
 /// is gone or the engine stops.
 async fn read_requests(
     read_half: impl AsyncRead + Unpin,
-    queue: LocalSender<Pending>,
+    queue: LocalSender<Queued>,
     peer: SocketAddr,
     shard: &Shard,
     config: &Arc<KafkaConfig>,
@@ -105,14 +113,17 @@ async fn read_requests(
     let buffered = BufReader::with_capacity(READ_BUFFER_BYTES, read_half);
     let mut frames = FrameReader::new(buffered, config.max_frame_bytes);
     loop {
-        let next = future::or(async { Some(frames.next().await) }, async {
-            stop.stopped().await;
-            None
-        })
+        let next = future::or(
+            async { Some(read_frame(&mut frames, shard.memory()).await) },
+            async {
+                stop.stopped().await;
+                None
+            },
+        )
         .await;
-        let frame = match next {
+        let (frame, memory) = match next {
             None => break,
-            Some(Ok(frame)) => frame,
+            Some(Ok(read)) => read,
             Some(Err(FrameError::Closed)) => break,
             Some(Err(FrameError::Io(e))) => {
                 // A client that resets its connection has done nothing wrong.
@@ -127,10 +138,21 @@ async fn read_requests(
         let Some(pending) = start_request(frame, peer, shard, config) else {
             break;
         };
-        if queue.send(pending).await.is_err() {
+        if queue.send((pending, memory)).await.is_err() {
             break;
         }
     }
+}
+
+/// Reads the next frame once its length is reserved from the shard's memory budget.
+async fn read_frame(
+    frames: &mut FrameReader<impl AsyncRead + Unpin>,
+    memory: &MemoryBudget,
+) -> Result<(Bytes, RequestReservation), FrameError> {
+    let len = frames.next_length().await?;
+    let reservation = memory.reserve_request(len).await;
+    let frame = frames.read_body(len, len).await?;
+    Ok((frame, reservation))
 }
 
 /// Decodes one frame and starts handling it; `None` when the request is refused and the
@@ -222,7 +244,7 @@ async fn answer(ctx: &RequestContext, api_key: ApiKey, body: RequestKind) -> Out
 /// reader is done and every owed answer is written, or the socket fails.
 async fn write_answers(
     write_half: impl AsyncWrite + Unpin,
-    answers: LocalReceiver<Pending>,
+    answers: LocalReceiver<Queued>,
     peer: SocketAddr,
 ) {
     let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, write_half);
@@ -236,10 +258,12 @@ async fn write_answers(
                 answers.recv().await
             }
         };
+        let Some((next, _memory)) = next else {
+            break;
+        };
         let outcome = match next {
-            None => break,
-            Some(Pending::Ready(outcome)) => outcome,
-            Some(Pending::Running(task)) => {
+            Pending::Ready(outcome) => outcome,
+            Pending::Running(task) => {
                 let mut task = pin!(task);
                 match future::poll_once(task.as_mut()).await {
                     Some(outcome) => outcome,

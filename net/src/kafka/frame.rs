@@ -1,14 +1,17 @@
 //! Kafka framing: every request is a 4-byte big-endian length followed by that many bytes.
 //!
 //! The body is read into memory that grows with the bytes that actually arrive, so a client that
-//! announces a large frame and sends nothing holds no more than its read buffer.
+//! announces a large frame and sends nothing holds no more than its read buffer; unless the
+//! connection has reserved the frame's length from the shard's memory budget first (it does,
+//! between [`FrameReader::next_length`] and [`FrameReader::read_body`]), then the whole body is
+//! allocated at once.
 
 use std::io;
 
 use bytes::Bytes;
 use futures_lite::io::{AsyncRead, AsyncReadExt};
 
-use crate::limits::{FRAME_BUFFER_INITIAL_BYTES, MIN_FRAME_BYTES};
+use crate::limits::MIN_FRAME_BYTES;
 
 /// Why a frame could not be read. Every variant but [`FrameError::Closed`] is the client's fault
 /// or the network's, and ends the connection.
@@ -57,7 +60,19 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     ///
     /// # Errors
     /// [`FrameError::Closed`] at a clean end of stream, any other variant for a broken frame.
+    #[cfg(test)]
     pub(crate) async fn next(&mut self) -> Result<Bytes, FrameError> {
+        use crate::limits::FRAME_BUFFER_INITIAL_BYTES;
+        let len = self.next_length().await?;
+        self.read_body(len, FRAME_BUFFER_INITIAL_BYTES).await
+    }
+
+    /// The next frame's length prefix, validated; read the body with [`FrameReader::read_body`]
+    /// (a connection reserves the memory in between).
+    ///
+    /// # Errors
+    /// As [`FrameReader::next`].
+    pub(crate) async fn next_length(&mut self) -> Result<usize, FrameError> {
         let mut prefix = [0u8; 4];
         let got = read_full(&mut self.inner, &mut prefix).await?;
         if got == 0 {
@@ -74,7 +89,21 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 len: i64::from(len),
                 max: self.max_frame_bytes,
             })?;
-        let mut body = Vec::with_capacity(len.min(FRAME_BUFFER_INITIAL_BYTES));
+        Ok(len)
+    }
+
+    /// The body of a frame whose length [`FrameReader::next_length`] returned, read into a
+    /// buffer of `capacity` bytes at first: the whole length when the memory is reserved
+    /// (no regrowth, no slack beyond the reservation), less to grow only as bytes arrive.
+    ///
+    /// # Errors
+    /// [`FrameError::Truncated`] or [`FrameError::Io`].
+    pub(crate) async fn read_body(
+        &mut self,
+        len: usize,
+        capacity: usize,
+    ) -> Result<Bytes, FrameError> {
+        let mut body = Vec::with_capacity(capacity.min(len));
         let wanted = u64::try_from(len).map_err(|_| FrameError::BadLength {
             len: i64::MAX,
             max: self.max_frame_bytes,

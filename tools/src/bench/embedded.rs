@@ -66,6 +66,7 @@ fn engine_config(args: &EmbeddedArgs) -> EngineConfig {
         auto_create_topics: false,
         default_partitions: args.load.partitions,
         spin_before_park_us: None,
+        shard_memory_bytes: spindle_engine::limits::SHARD_MEMORY_BYTES_DEFAULT,
     }
 }
 

@@ -14,7 +14,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use serde::Deserialize;
-use spindle_engine::{EngineConfig, Placement, TopicConfig};
+use spindle_engine::limits::{SHARD_MEMORY_BYTES_DEFAULT, SHARD_MEMORY_BYTES_MIN};
+use spindle_engine::{EngineConfig, MemoryBudget, Placement, TopicConfig};
 use spindle_gateway::GatewayConfig;
 use spindle_net::kafka::KafkaConfig;
 use spindle_net::limits::{DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES_CEILING, MIN_FRAME_BYTES};
@@ -85,6 +86,9 @@ pub struct ServeArgs {
     /// Admin HTTP listen address (/metrics, /health, /ready), IP:PORT [default: 127.0.0.1:9644].
     #[arg(long, env = "SPINDLE_ADMIN_LISTEN", value_name = "ADDR")]
     pub admin_listen: Option<String>,
+    /// Memory budget of each shard for tail caches and request buffers [default: 536870912].
+    #[arg(long, env = "SPINDLE_SHARD_MEMORY_BYTES", value_name = "BYTES")]
+    pub shard_memory_bytes: Option<String>,
     /// Number of shards; 0 is one per CPU [default: 0].
     #[arg(long, env = "SPINDLE_SHARDS", value_name = "N")]
     pub shards: Option<String>,
@@ -131,6 +135,7 @@ pub struct FileConfig {
     cluster_id: Option<String>,
     data_dir: Option<PathBuf>,
     shards: Option<usize>,
+    shard_memory_bytes: Option<usize>,
     placement: Option<String>,
     log_level: Option<String>,
     #[serde(default)]
@@ -349,8 +354,27 @@ fn engine_config(file: &FileConfig, args: &ServeArgs) -> Result<EngineConfig, Co
         )?
         .unwrap_or(defaults.auto_create_topics),
         default_partitions,
+        shard_memory_bytes: shard_memory_bytes(file, args)?,
         ..defaults
     })
+}
+
+/// The shard memory budget: at least the engine's minimum.
+fn shard_memory_bytes(file: &FileConfig, args: &ServeArgs) -> Result<usize, ConfigError> {
+    let bytes = pick(
+        &args.shard_memory_bytes,
+        "--shard-memory-bytes",
+        file.shard_memory_bytes,
+        "a byte count",
+    )?
+    .unwrap_or(SHARD_MEMORY_BYTES_DEFAULT);
+    if bytes < SHARD_MEMORY_BYTES_MIN {
+        return Err(ConfigError::new(
+            "shard_memory_bytes",
+            format!("{bytes}: must be at least {SHARD_MEMORY_BYTES_MIN} (8 MiB)"),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// The topic defaults: the engine's, with each given key set through [`TopicConfig::set`], which
@@ -453,6 +477,19 @@ fn kafka_config(
         kafka.cluster_id = id;
     }
     kafka.max_frame_bytes = max_frame_bytes(file, args)?;
+    // A frame is read only once its length is reserved from the shard's request memory, so the
+    // largest frame must fit in it.
+    let request_share = MemoryBudget::request_share_of(engine.shard_memory_bytes);
+    if kafka.max_frame_bytes > request_share {
+        return Err(ConfigError::new(
+            "kafka.max_frame_bytes",
+            format!(
+                "{}: larger than the request share ({request_share} bytes, a quarter) of \
+                 shard_memory_bytes {}: lower it or raise shard_memory_bytes",
+                kafka.max_frame_bytes, engine.shard_memory_bytes
+            ),
+        ));
+    }
     kafka.auto_create_topics = engine.auto_create_topics;
     kafka.default_partitions = engine.default_partitions;
     kafka.topic_defaults = engine.topic_defaults.clone();
@@ -554,6 +591,31 @@ mod tests {
         let file = parse("[kafka]\nlisten = \"0.0.0.0:9092\"\n").unwrap();
         let err = kafka_config(&file, &ServeArgs::default(), &EngineConfig::default()).unwrap_err();
         assert_eq!(err.key, "kafka.advertise");
+    }
+
+    #[test]
+    fn shard_memory_is_checked_against_its_minimum_and_the_frame_limit() {
+        let args = ServeArgs {
+            shard_memory_bytes: Some("1000".into()),
+            ..ServeArgs::default()
+        };
+        let err = engine_config(&FileConfig::default(), &args).unwrap_err();
+        assert_eq!(err.key, "shard_memory_bytes");
+        let file = parse("shard_memory_bytes = 33554432\n").unwrap();
+        let engine = engine_config(&file, &ServeArgs::default()).unwrap();
+        assert_eq!(engine.shard_memory_bytes, 32 << 20);
+        let err = kafka_config(&file, &ServeArgs::default(), &engine).unwrap_err();
+        assert_eq!(err.key, "kafka.max_frame_bytes");
+        assert!(
+            err.message.contains("shard_memory_bytes"),
+            "{}",
+            err.message
+        );
+        let args = ServeArgs {
+            max_frame_bytes: Some("8388608".into()),
+            ..ServeArgs::default()
+        };
+        assert!(kafka_config(&file, &args, &engine).is_ok());
     }
 
     #[test]

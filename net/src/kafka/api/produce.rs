@@ -52,7 +52,11 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Produce
                 .with_partition_responses(partitions)
         })
         .collect();
-    ProduceResponse::default().with_responses(responses)
+    // Under memory pressure the client is asked to hold back (KIP-219: it mutes the connection
+    // for this long), beside the TCP backpressure of a connection that stops reading.
+    ProduceResponse::default()
+        .with_responses(responses)
+        .with_throttle_time_ms(ctx.shard.memory().throttle_time_ms())
 }
 
 /// Writes one partition's batches.
