@@ -25,6 +25,7 @@ use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
 use crate::auth::Authenticator;
+use crate::call_metrics::{CallMetrics, Counted};
 use crate::config::{GatewayConfig, TlsConfig};
 use crate::error::GatewayError;
 use crate::limits::{GRPC_MESSAGE_BYTES_MAX, RUNTIME_THREADS_MAX, SHUTDOWN_GRACE};
@@ -41,6 +42,7 @@ pub struct Gateway {
     local_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     thread: Option<JoinHandle<()>>,
+    call_metrics: Arc<CallMetrics>,
 }
 
 impl Gateway {
@@ -85,7 +87,8 @@ impl Gateway {
             .add_service(health_service)
             .add_service(reflection().build_v1()?)
             .add_service(reflection().build_v1alpha()?);
-        let router = add_spindle_services(router, &ctx, authenticator);
+        let call_metrics = Arc::new(CallMetrics::default());
+        let router = add_spindle_services(router, &ctx, authenticator, &call_metrics);
         let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
         let serve = serve(router, incoming, health, Arc::clone(&ctx));
         let thread = std::thread::Builder::new()
@@ -97,12 +100,18 @@ impl Gateway {
             local_addr,
             shutdown,
             thread: Some(thread),
+            call_metrics,
         })
     }
 
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The gRPC calls counted by method, for the admin endpoint's `/metrics`.
+    pub fn call_metrics(&self) -> Arc<CallMetrics> {
+        Arc::clone(&self.call_metrics)
     }
 
     /// Stops accepting, ends streams and joins the runtime.
@@ -148,26 +157,36 @@ fn add_spindle_services(
     router: Router,
     ctx: &Arc<Context>,
     authenticator: Authenticator,
+    metrics: &Arc<CallMetrics>,
 ) -> Router {
     let auth = move |request| authenticator.intercept(request);
     router
-        .add_service(InterceptedService::new(
-            ProducerServer::new(ProducerService::new(Arc::clone(ctx)))
-                .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-                .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
-            auth.clone(),
+        .add_service(Counted::new(
+            InterceptedService::new(
+                ProducerServer::new(ProducerService::new(Arc::clone(ctx)))
+                    .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+                    .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
+                auth.clone(),
+            ),
+            Arc::clone(metrics),
         ))
-        .add_service(InterceptedService::new(
-            ConsumerServer::new(ConsumerService::new(Arc::clone(ctx)))
-                .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-                .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
-            auth.clone(),
+        .add_service(Counted::new(
+            InterceptedService::new(
+                ConsumerServer::new(ConsumerService::new(Arc::clone(ctx)))
+                    .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+                    .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
+                auth.clone(),
+            ),
+            Arc::clone(metrics),
         ))
-        .add_service(InterceptedService::new(
-            AdminServer::new(AdminService::new(Arc::clone(ctx)))
-                .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-                .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
-            auth,
+        .add_service(Counted::new(
+            InterceptedService::new(
+                AdminServer::new(AdminService::new(Arc::clone(ctx)))
+                    .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+                    .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
+                auth,
+            ),
+            Arc::clone(metrics),
         ))
 }
 

@@ -16,6 +16,7 @@
 //! | decoding stored Kafka batches | `batch_decoder.rs` |
 //! | committed offsets through the group coordinator | `committed_offsets.rs` |
 //! | subscribers as consumer group members | `group_member.rs` |
+//! | gRPC calls counted by method | `call_metrics.rs` |
 //! | every bound | `limits.rs` |
 //!
 //! The generated code is public in [`proto`] so Rust clients share the server's types.
@@ -24,6 +25,7 @@
 mod auth;
 mod batch_decoder;
 mod bridge;
+mod call_metrics;
 mod committed_offsets;
 mod config;
 mod error;
@@ -39,6 +41,7 @@ mod topic_cache;
 
 pub use auth::{Authenticator, Principal, TopicPattern};
 pub use bridge::Gateway;
+pub use call_metrics::CallMetrics;
 pub use config::{
     AuthConfig, GatewayConfig, Operation, PermissionConfig, QuotaConfig, TlsConfig, TokenConfig,
 };

@@ -21,6 +21,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
+use spindle_gateway::proto::admin_client::AdminClient;
+use spindle_gateway::proto::{DescribeTopicRequest, ListTopicsRequest};
 use spindle_tools::admin::client::Client;
 use spindle_tools::bench::batch::{BatchShape, Template};
 
@@ -47,6 +49,7 @@ const OFFSET_COMMIT_VERSION: i16 = 8;
 struct Server {
     child: Child,
     kafka: String,
+    grpc: String,
     admin: String,
     data_dir: PathBuf,
 }
@@ -96,6 +99,7 @@ impl Server {
         let server = Self {
             child,
             kafka,
+            grpc,
             admin,
             data_dir,
         };
@@ -331,5 +335,54 @@ fn metrics_count_a_known_workload_exactly() {
     assert_eq!(
         sum(&text, "spindle_records_appended_total", &[]),
         (RECORDS + 1) as f64
+    );
+}
+
+#[test]
+fn grpc_calls_are_counted_by_method() {
+    let server = Server::start();
+    let endpoint = format!("http://{}", server.grpc);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut admin = AdminClient::connect(endpoint).await.unwrap();
+        admin
+            .list_topics(ListTopicsRequest {
+                include_internal: false,
+            })
+            .await
+            .unwrap();
+        let missing = admin
+            .describe_topic(DescribeTopicRequest {
+                name: "no-such-topic".to_owned(),
+            })
+            .await;
+        assert!(missing.is_err());
+    });
+    let (_, text) = server.get("/metrics");
+    let list = [("method", "/spindle.v1.Admin/ListTopics")];
+    let describe = [("method", "/spindle.v1.Admin/DescribeTopic")];
+    assert_eq!(
+        samples(&text, "spindle_grpc_requests_total", &list),
+        vec![1.0]
+    );
+    assert_eq!(
+        samples(&text, "spindle_grpc_request_errors_total", &list),
+        vec![0.0]
+    );
+    assert_eq!(
+        samples(&text, "spindle_grpc_requests_total", &describe),
+        vec![1.0]
+    );
+    assert_eq!(
+        samples(&text, "spindle_grpc_request_errors_total", &describe),
+        vec![1.0]
+    );
+    let inf = [("method", "/spindle.v1.Admin/ListTopics"), ("le", "+Inf")];
+    assert_eq!(
+        samples(&text, "spindle_grpc_request_duration_seconds_bucket", &inf),
+        vec![1.0]
     );
 }

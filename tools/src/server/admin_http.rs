@@ -20,6 +20,7 @@ use std::time::Duration;
 use anyhow::Context;
 use spindle_engine::metrics::{self, CONTENT_TYPE};
 use spindle_engine::EngineHandle;
+use spindle_gateway::CallMetrics;
 
 /// Connections served at once; more are closed without an answer.
 pub const CONNECTIONS_MAX: usize = 16;
@@ -34,6 +35,7 @@ const HEADERS_MAX: usize = 32;
 #[derive(Default)]
 struct NodeState {
     engine: OnceLock<EngineHandle>,
+    calls: OnceLock<Arc<CallMetrics>>,
     ready: AtomicBool,
     serving: AtomicUsize,
 }
@@ -71,6 +73,13 @@ impl AdminServer {
     pub fn set_engine(&self, engine: EngineHandle) {
         if self.state.engine.set(engine).is_err() {
             tracing::debug!("admin endpoint already has an engine");
+        }
+    }
+
+    /// Adds the gateway's gRPC call counts to `/metrics`.
+    pub fn set_call_metrics(&self, calls: Arc<CallMetrics>) {
+        if self.state.calls.set(calls).is_err() {
+            tracing::debug!("admin endpoint already has the gRPC call counts");
         }
     }
 
@@ -209,11 +218,17 @@ fn scrape(state: &NodeState) -> Response {
         return Response::text("503 Service Unavailable", "engine starting\n");
     };
     match futures::executor::block_on(metrics::gather(engine)) {
-        Ok(scrape) => Response {
-            status: "200 OK",
-            content_type: CONTENT_TYPE,
-            body: scrape.render(),
-        },
+        Ok(scrape) => {
+            let mut body = scrape.render();
+            if let Some(calls) = state.calls.get() {
+                body.push_str(&calls.render());
+            }
+            Response {
+                status: "200 OK",
+                content_type: CONTENT_TYPE,
+                body,
+            }
+        }
         Err(e) => Response::text("503 Service Unavailable", format!("{e}\n")),
     }
 }

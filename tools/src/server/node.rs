@@ -81,6 +81,9 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
     let shards = ready_shards(&config, shards_hint);
     if let Some(admin) = &admin {
         admin.set_engine(engine.handle());
+        if let Some(gateway) = &gateway {
+            admin.set_call_metrics(gateway.call_metrics());
+        }
         admin.mark_ready();
     }
     println!(
