@@ -203,24 +203,28 @@ fn create_topic(client: &mut Client, topic: &str) {
 fn produce(client: &mut Client, topic: &str, batches: &[Template]) -> u64 {
     let mut bytes = 0;
     for batch in batches {
-        let records: Bytes = batch.bytes.clone();
-        bytes += records.len() as u64;
-        let request = ProduceRequest::default()
-            .with_acks(1)
-            .with_timeout_ms(10_000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(topic_name(topic))
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(records))])]);
-        let response = client
-            .bootstrap()
-            .call_at(&request, PRODUCE_VERSION)
-            .unwrap();
-        let partition = &response.responses[0].partition_responses[0];
-        assert_eq!(partition.error_code, 0, "Produce");
+        bytes += batch.bytes.len() as u64;
+        let error_code = produce_one(client, topic, 0, batch.bytes.clone());
+        assert_eq!(error_code, 0, "Produce");
     }
     bytes
+}
+
+/// One Produce request of one batch; returns the partition's error code.
+fn produce_one(client: &mut Client, topic: &str, partition: i32, records: Bytes) -> i16 {
+    let request = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic_name(topic))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(partition)
+                .with_records(Some(records))])]);
+    let response = client
+        .bootstrap()
+        .call_at(&request, PRODUCE_VERSION)
+        .unwrap();
+    response.responses[0].partition_responses[0].error_code
 }
 
 fn commit(client: &mut Client, group: &str, topic: &str, offset: i64) {
@@ -332,6 +336,19 @@ fn metrics_count_a_known_workload_exactly() {
         vec![(RECORDS as i64 - COMMITTED) as f64]
     );
     // The commit is one record in __consumer_offsets.
+    assert_eq!(
+        sum(&text, "spindle_records_appended_total", &[]),
+        (RECORDS + 1) as f64
+    );
+
+    // A produce to a partition that does not exist is answered with an error code: one error.
+    let refused = produce_one(&mut client, &topic, 7, batches[0].bytes.clone());
+    assert_ne!(refused, 0);
+    let (_, text) = server.get("/metrics");
+    assert_eq!(
+        sum(&text, "spindle_kafka_request_errors_total", &produce_api),
+        1.0
+    );
     assert_eq!(
         sum(&text, "spindle_records_appended_total", &[]),
         (RECORDS + 1) as f64

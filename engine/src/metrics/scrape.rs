@@ -166,7 +166,7 @@ impl Scrape {
             ),
             (
                 "spindle_kafka_request_errors_total",
-                "Kafka requests that ended without a normal answer, by shard and API.",
+                "Kafka requests answered with an error code or that closed the connection, by shard and API.",
                 |r| r.errors,
             ),
         ];

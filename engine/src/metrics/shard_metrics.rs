@@ -73,8 +73,8 @@ pub struct ShardMetrics {
 }
 
 impl ShardMetrics {
-    /// Counts one Kafka request: `failed` when it ended without a normal answer (the connection
-    /// closed on it, or its handler reported an error for the whole request).
+    /// Counts one Kafka request: `failed` when the connection closed on it or its answer carries
+    /// an error code.
     pub fn record_kafka_request(&self, api_key: i16, elapsed: Duration, failed: bool) {
         let mut kafka = self.kafka.borrow_mut();
         let stats = kafka.entry(api_key).or_default();

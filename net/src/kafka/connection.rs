@@ -37,6 +37,7 @@ use crate::kafka::connections::StopWatch;
 use crate::kafka::context::RequestContext;
 use crate::kafka::dispatch::{self, Answer, Decoded};
 use crate::kafka::frame::{FrameError, FrameReader};
+use crate::kafka::response_failure;
 use crate::kafka::KafkaConfig;
 use crate::limits::{MAX_IN_FLIGHT_PER_CONNECTION, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES};
 
@@ -212,30 +213,34 @@ fn start_request(
 /// Handles one request to its encoded answer.
 async fn handle(ctx: RequestContext, api_key: ApiKey, body: RequestKind) -> Outcome {
     let started = Instant::now();
-    let outcome = answer(&ctx, api_key, body).await;
+    let (outcome, failed) = answer(&ctx, api_key, body).await;
     let metrics = ctx.shard.metrics();
     if let Outcome::Answer(bytes) = &outcome {
         metrics.bytes_out.add(bytes.len() as u64);
     }
-    let failed = matches!(outcome, Outcome::Close);
     metrics.record_kafka_request(api_key as i16, started.elapsed(), failed);
     outcome
 }
 
-async fn answer(ctx: &RequestContext, api_key: ApiKey, body: RequestKind) -> Outcome {
+/// The request's outcome, and whether it failed: the connection closes on it, or the answer
+/// carries an error code ([`response_failure::is_failure`]).
+async fn answer(ctx: &RequestContext, api_key: ApiKey, body: RequestKind) -> (Outcome, bool) {
     let response = match dispatch::answer(ctx, body).await {
         Answer::Response(response) => response,
-        Answer::Silent => return Outcome::Silent,
+        Answer::Silent => return (Outcome::Silent, false),
         Answer::Unrouted => {
             tracing::error!(peer = %ctx.peer, api = ?api_key, "served API has no handler; closing kafka connection");
-            return Outcome::Close;
+            return (Outcome::Close, true);
         }
     };
     match dispatch::encode(api_key, ctx.api_version, ctx.correlation_id, &response) {
-        Ok(bytes) => Outcome::Answer(bytes),
+        Ok(bytes) => (
+            Outcome::Answer(bytes),
+            response_failure::is_failure(&response),
+        ),
         Err(e) => {
             tracing::error!(peer = %ctx.peer, error = %e, "closing kafka connection");
-            Outcome::Close
+            (Outcome::Close, true)
         }
     }
 }

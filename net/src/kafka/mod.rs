@@ -20,6 +20,7 @@ mod dispatch;
 mod error_code;
 mod frame;
 mod listener;
+mod response_failure;
 mod versions;
 mod wire;
 
