@@ -276,16 +276,14 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<ServeConfig, ConfigErro
     if let Some(enabled) = pick(&args.grpc_enabled, "--grpc-enabled", None, "true or false")? {
         grpc.enabled = enabled;
     }
-    let admin_listen = pick(
-        &args.admin_listen,
-        "--admin-listen",
-        file.admin.listen.clone(),
-        "an IP:PORT address",
-    )?
-    .unwrap_or_else(|| DEFAULT_ADMIN_LISTEN.to_owned());
+    let (admin_listen, admin_key) = match (&args.admin_listen, &file.admin.listen) {
+        (Some(flag), _) => (flag.clone(), "--admin-listen"),
+        (None, Some(from_file)) => (from_file.clone(), "admin.listen"),
+        (None, None) => (DEFAULT_ADMIN_LISTEN.to_owned(), "admin.listen"),
+    };
     let admin_listen = admin_listen.trim().parse().map_err(|_| {
         ConfigError::new(
-            "admin.listen",
+            admin_key,
             format!("{admin_listen:?} is not an IP:PORT address such as {DEFAULT_ADMIN_LISTEN}"),
         )
     })?;
@@ -616,6 +614,30 @@ mod tests {
             ..ServeArgs::default()
         };
         assert!(kafka_config(&file, &args, &engine).is_ok());
+    }
+
+    #[test]
+    fn admin_listen_comes_from_the_flag_then_the_file_then_the_default() {
+        let default = resolve(FileConfig::default(), &ServeArgs::default()).unwrap();
+        assert_eq!(default.admin_listen.to_string(), DEFAULT_ADMIN_LISTEN);
+        let file = parse("[admin]\nlisten = \"127.0.0.1:1111\"\n").unwrap();
+        let from_file = resolve(file, &ServeArgs::default()).unwrap();
+        assert_eq!(from_file.admin_listen.port(), 1111);
+        let file = parse("[admin]\nlisten = \"127.0.0.1:1111\"\n").unwrap();
+        let args = ServeArgs {
+            admin_listen: Some("127.0.0.1:2222".into()),
+            ..ServeArgs::default()
+        };
+        assert_eq!(resolve(file, &args).unwrap().admin_listen.port(), 2222);
+        let args = ServeArgs {
+            admin_listen: Some("localhost".into()),
+            ..ServeArgs::default()
+        };
+        let err = resolve(FileConfig::default(), &args).unwrap_err();
+        assert_eq!(err.key, "--admin-listen");
+        let file = parse("[admin]\nlisten = \"nowhere\"\n").unwrap();
+        let err = resolve(file, &ServeArgs::default()).unwrap_err();
+        assert_eq!(err.key, "admin.listen");
     }
 
     #[test]
