@@ -310,6 +310,7 @@ fn metrics_count_a_known_workload_exactly() {
     );
     assert!(sum(&text, "spindle_kafka_connections_open", &[]) >= 1.0);
     assert!(sum(&text, "spindle_fsyncs_total", &[]) >= BATCHES as f64);
+    assert!(sum(&text, "spindle_fsync_seconds_total", &[]) > 0.0);
     assert!(sum(&text, "spindle_kafka_bytes_received_total", &[]) > batch_bytes as f64);
     assert!(sum(&text, "spindle_kafka_bytes_sent_total", &[]) > 0.0);
     // The topic's partition and one __consumer_offsets partition per shard.

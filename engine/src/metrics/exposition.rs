@@ -99,7 +99,7 @@ impl Exposition {
 }
 
 /// Microseconds as a decimal number of seconds, without float rounding noise.
-fn seconds(us: u64) -> String {
+pub(crate) fn seconds(us: u64) -> String {
     let (whole, frac) = (us / 1_000_000, us % 1_000_000);
     if frac == 0 {
         return whole.to_string();

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use super::exposition::{Exposition, Kind};
+use super::exposition::{seconds, Exposition, Kind};
 use super::shard_metrics::RequestSnapshot;
 use crate::{Shard, ShardId, TopicPartition};
 
@@ -61,6 +61,8 @@ pub struct ShardSnapshot {
     pub cross_shard_messages: u64,
     /// fdatasync calls on the shard's logs.
     pub fsyncs: u64,
+    /// Microseconds spent in them.
+    pub fsync_micros: u64,
     /// The partitions this shard owns.
     pub partitions: Vec<PartitionSnapshot>,
     /// Committed offsets of the groups this shard coordinates.
@@ -86,13 +88,13 @@ pub fn snapshot(shard: &Shard) -> ShardSnapshot {
             }
         })
         .collect();
-    let syncs: Vec<(TopicPartition, u64)> = state
+    let syncs: Vec<(TopicPartition, (u64, u64))> = state
         .partitions
         .borrow()
         .iter()
         .map(|(tp, p)| (tp.clone(), p.syncs()))
         .collect();
-    let fsyncs = metrics.collect_fsyncs(&syncs);
+    let (fsyncs, fsync_micros) = metrics.collect_fsyncs(&syncs);
     partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     ShardSnapshot {
         shard: state.id,
@@ -104,6 +106,7 @@ pub fn snapshot(shard: &Shard) -> ShardSnapshot {
         bytes_appended: metrics.bytes_appended.get(),
         cross_shard_messages: metrics.cross_shard_messages.get(),
         fsyncs,
+        fsync_micros,
         partitions,
         group_offsets: group_offsets(shard),
     }
@@ -250,6 +253,17 @@ impl Scrape {
             for s in &self.shards {
                 e.sample(name, &[("shard", &s.shard.to_string())], pick(s));
             }
+        }
+        // With spindle_fsyncs_total this gives the mean fsync latency over any window.
+        let name = "spindle_fsync_seconds_total";
+        e.family(
+            name,
+            "Time spent in fdatasync on the shard's logs.",
+            Kind::Counter,
+        );
+        for s in &self.shards {
+            let shard = s.shard.to_string();
+            e.sample(name, &[("shard", &shard)], seconds(s.fsync_micros));
         }
     }
 

@@ -68,8 +68,10 @@ pub struct ShardMetrics {
     pub cross_shard_messages: Counter,
     /// fdatasync calls on this shard's logs, as of the last scrape.
     fsyncs: Counter,
-    /// Each open log's sync count when it was last added to `fsyncs`.
-    syncs_seen: RefCell<HashMap<TopicPartition, u64>>,
+    /// Microseconds spent in those calls.
+    fsync_micros: Counter,
+    /// Each open log's `(syncs, microseconds)` when they were last added to the counters.
+    syncs_seen: RefCell<HashMap<TopicPartition, (u64, u64)>>,
 }
 
 impl ShardMetrics {
@@ -109,24 +111,26 @@ impl ShardMetrics {
         self.bytes_appended.add(bytes);
     }
 
-    /// Adds the syncs each log made since the last call to the shard's fsync count and returns
-    /// the count. The logs count their own syncs (no cost here on the write path); a log that
-    /// reports fewer than last seen was re-opened and counts from zero.
-    pub(crate) fn collect_fsyncs(&self, logs: &[(TopicPartition, u64)]) -> u64 {
+    /// Adds the syncs each log made since the last call, and their time, to the shard's
+    /// counters and returns `(syncs, microseconds)`. The logs count their own syncs (no cost
+    /// here on the write path); a log that reports fewer than last seen was re-opened and
+    /// counts from zero. Syncs of a log closed between two scrapes since the first are lost.
+    pub(crate) fn collect_fsyncs(&self, logs: &[(TopicPartition, (u64, u64))]) -> (u64, u64) {
         let mut seen = self.syncs_seen.borrow_mut();
         let mut next = HashMap::with_capacity(logs.len());
-        for (tp, syncs) in logs {
-            let before = seen.remove(tp).unwrap_or(0);
-            let new = if *syncs >= before {
-                syncs - before
+        for (tp, (syncs, micros)) in logs {
+            let (syncs_before, micros_before) = seen.remove(tp).unwrap_or((0, 0));
+            if *syncs >= syncs_before {
+                self.fsyncs.add(syncs - syncs_before);
+                self.fsync_micros.add(micros.saturating_sub(micros_before));
             } else {
-                *syncs
-            };
-            self.fsyncs.add(new);
-            next.insert(tp.clone(), *syncs);
+                self.fsyncs.add(*syncs);
+                self.fsync_micros.add(*micros);
+            }
+            next.insert(tp.clone(), (*syncs, *micros));
         }
         *seen = next;
-        self.fsyncs.get()
+        (self.fsyncs.get(), self.fsync_micros.get())
     }
 
     /// Every Kafka API's numbers, named.

@@ -293,9 +293,11 @@ impl Partition {
         })
     }
 
-    /// fdatasync calls on the partition's log since it was opened.
-    pub(crate) fn syncs(&self) -> u64 {
-        self.log.io_stats().syncs
+    /// fdatasync calls on the partition's log since it was opened, and the microseconds they
+    /// took.
+    pub(crate) fn syncs(&self) -> (u64, u64) {
+        let stats = self.log.io_stats();
+        (stats.syncs, stats.sync_micros)
     }
 
     /// The partition's live state.

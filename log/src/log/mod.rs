@@ -64,6 +64,8 @@ pub struct IoStats {
     pub writes: u64,
     /// fdatasync calls on segment files.
     pub syncs: u64,
+    /// Microseconds spent in those calls (a statistic only: nothing decides by it).
+    pub sync_micros: u64,
     /// Bytes of batches written.
     pub bytes_written: u64,
 }

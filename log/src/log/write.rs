@@ -318,10 +318,15 @@ impl Log {
         file: &glommio::io::DmaFile,
         path: &std::path::Path,
     ) -> Result<(), LogError> {
+        let started = std::time::Instant::now();
         file.fdatasync()
             .await
             .context(|| format!("syncing {}", path.display()))?;
-        self.bump_stats(|s| s.syncs += 1);
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.bump_stats(|s| {
+            s.syncs += 1;
+            s.sync_micros = s.sync_micros.saturating_add(micros);
+        });
         Ok(())
     }
 }
