@@ -2,12 +2,12 @@
 //! buffers of its connections.
 //!
 //! The budget is split once, at start, into two charged shares of a quarter each and a half of
-//! headroom. The *cache share* is divided evenly among the shard's logs, each capped at the log's own maximum; the shard re-divides it
-//! whenever a partition opens or closes, and a log whose share shrinks drops its oldest cached
-//! batches at once (reads for them go to the segment files). The *request share* is a FIFO
-//! counting semaphore of bytes: a connection reserves a frame's length before it reads the
-//! frame's body and gives the bytes back when the answer has been written. When the share is
-//! spent, the connection stops reading its socket, so the kernel's TCP window pushes back on
+//! headroom. The *cache share* is divided evenly among the shard's logs, each capped at the
+//! log's own maximum; the shard re-divides it whenever a partition opens or closes, and a log
+//! whose share shrinks drops its oldest cached batches at once (reads for them go to the segment
+//! files). The *request share* is a FIFO counting semaphore of bytes: a connection reserves a
+//! frame's length before it reads the frame's body and gives the bytes back once the request is
+//! handled (the frame is freed with it). When the share is spent, the connection stops reading its socket, so the kernel's TCP window pushes back on
 //! the client, and Produce answers carry a throttle time so that Kafka clients also back off on
 //! their own (KIP-219).
 //!
@@ -48,7 +48,7 @@ pub struct MemoryBudget {
     waited_total: Cell<u64>,
 }
 
-/// Request bytes held until dropped (when the request's answer has been written).
+/// Request bytes held until dropped (when the request has been handled).
 #[derive(Debug)]
 pub struct RequestReservation {
     _permit: StaticPermit,

@@ -12,9 +12,10 @@
 //! idempotent producer's sequence numbers depend on it).
 //!
 //! Before it reads a frame's body the reading half reserves the frame's length from the shard's
-//! memory budget ([`spindle_engine::MemoryBudget`]), and the writing half gives it back once the
-//! answer is written. When the shard's request memory is spent, the reader waits instead of
-//! reading: the socket's receive window fills and TCP pushes back on the client.
+//! memory budget ([`spindle_engine::MemoryBudget`]) and gives it back once the request is
+//! handled (its frame freed), not once the answer is written, so a client that does not read its
+//! answers holds no memory others wait for. When the shard's request memory is spent, the reader
+//! waits instead of reading: the socket's receive window fills and TCP pushes back on the client.
 //!
 //! A broken frame, an unknown API or an undecodable body ends the reading half with a warning
 //! naming the peer; the answers already owed are still written, then the socket closes. Nothing
@@ -59,9 +60,6 @@ enum Pending {
     Running(glommio::Task<Outcome>),
 }
 
-/// A request in the writer's queue with the memory its frame holds until the answer is written.
-type Queued = (Pending, RequestReservation);
-
 /// Serves one accepted connection until the peer closes it, it misbehaves, or the engine stops.
 pub(crate) async fn serve(
     stream: TcpStream,
@@ -105,7 +103,7 @@ impl Drop for OpenConnection<'_> {
 /// is gone or the engine stops.
 async fn read_requests(
     read_half: impl AsyncRead + Unpin,
-    queue: LocalSender<Queued>,
+    queue: LocalSender<Pending>,
     peer: SocketAddr,
     shard: &Shard,
     config: &Arc<KafkaConfig>,
@@ -136,10 +134,10 @@ async fn read_requests(
                 break;
             }
         };
-        let Some(pending) = start_request(frame, peer, shard, config) else {
+        let Some(pending) = start_request(frame, memory, peer, shard, config) else {
             break;
         };
-        if queue.send((pending, memory)).await.is_err() {
+        if queue.send(pending).await.is_err() {
             break;
         }
     }
@@ -160,6 +158,7 @@ async fn read_frame(
 /// connection must close.
 fn start_request(
     frame: Bytes,
+    memory: RequestReservation,
     peer: SocketAddr,
     shard: &Shard,
     config: &Arc<KafkaConfig>,
@@ -191,7 +190,13 @@ fn start_request(
                 client = ?ctx.client_id,
                 "request"
             );
-            Pending::Running(glommio::spawn_local(handle(ctx, api_key, *body)))
+            Pending::Running(glommio::spawn_local(async move {
+                let outcome = handle(ctx, api_key, *body).await;
+                // The frame is freed with the request; a client that does not read its answers
+                // must not keep the shard's other connections waiting for memory.
+                drop(memory);
+                outcome
+            }))
         }
         Ok(Decoded::UnsupportedApiVersions { correlation_id }) => {
             match dispatch::encode_unsupported_api_versions(correlation_id) {
@@ -249,7 +254,7 @@ async fn answer(ctx: &RequestContext, api_key: ApiKey, body: RequestKind) -> (Ou
 /// reader is done and every owed answer is written, or the socket fails.
 async fn write_answers(
     write_half: impl AsyncWrite + Unpin,
-    answers: LocalReceiver<Queued>,
+    answers: LocalReceiver<Pending>,
     peer: SocketAddr,
 ) {
     let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, write_half);
@@ -263,12 +268,10 @@ async fn write_answers(
                 answers.recv().await
             }
         };
-        let Some((next, _memory)) = next else {
-            break;
-        };
         let outcome = match next {
-            Pending::Ready(outcome) => outcome,
-            Pending::Running(task) => {
+            None => break,
+            Some(Pending::Ready(outcome)) => outcome,
+            Some(Pending::Running(task)) => {
                 let mut task = pin!(task);
                 match future::poll_once(task.as_mut()).await {
                     Some(outcome) => outcome,
