@@ -7,9 +7,9 @@
 //! whose share shrinks drops its oldest cached batches at once (reads for them go to the segment
 //! files). The *request share* is a FIFO counting semaphore of bytes: a connection reserves a
 //! frame's length before it reads the frame's body and gives the bytes back once the request is
-//! handled (the frame is freed with it). When the share is spent, the connection stops reading its socket, so the kernel's TCP window pushes back on
-//! the client, and Produce answers carry a throttle time so that Kafka clients also back off on
-//! their own (KIP-219).
+//! handled (the frame is freed with it). When the share is spent, the connection stops reading
+//! its socket, so the kernel's TCP window pushes back on the client, and Produce answers carry a
+//! throttle time so that Kafka clients also back off on their own (KIP-219).
 //!
 //! The headroom half pays for what is not charged but follows from the two shares: a write
 //! round copies its pending batches (at most the request share) into one buffer, and cached
