@@ -117,16 +117,20 @@ impl Server {
 
     /// `GET path` over plain HTTP/1.1: the status code and the body.
     fn get(&self, path: &str) -> (u16, String) {
+        let head = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.admin
+        );
+        self.send(head.as_bytes())
+    }
+
+    /// Sends `request` as it is: the status code and the body of the answer.
+    fn send(&self, request: &[u8]) -> (u16, String) {
         let mut stream = TcpStream::connect(&self.admin).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.admin
-        )
-        .unwrap();
+        stream.write_all(request).unwrap();
         let mut answer = String::new();
         stream.read_to_string(&mut answer).unwrap();
         let (head, body) = answer.split_once("\r\n\r\n").unwrap();
@@ -255,6 +259,13 @@ fn health_ready_and_unknown_paths() {
     assert_eq!(server.get("/ready"), (200, "ready\n".to_owned()));
     assert_eq!(server.get("/nope").0, 404);
     assert_eq!(server.get("/metrics?x=1").0, 200);
+    assert_eq!(server.send(b"POST /metrics HTTP/1.1\r\n\r\n").0, 405);
+    assert_eq!(server.send(b"\x00\x01 nonsense\r\n\r\n").0, 400);
+    let oversize = format!(
+        "GET /metrics HTTP/1.1\r\nX-Padding: {}\r\n\r\n",
+        "a".repeat(16 * 1024)
+    );
+    assert_eq!(server.send(oversize.as_bytes()).0, 431);
 }
 
 #[test]

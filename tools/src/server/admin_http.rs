@@ -10,9 +10,12 @@
 //! Limits: at most [`CONNECTIONS_MAX`] connections are served at once (others are closed at
 //! once), a request head may be at most [`REQUEST_BYTES_MAX`] bytes, and a client that sends
 //! or reads nothing for [`IO_TIMEOUT`] is dropped, so a stuck scraper cannot pile up threads.
+//! After answering, the endpoint closes its side and drops what the client still sends (up to
+//! 64 KiB, one second): closing a socket with unread input resets it, and the client would
+//! lose the answer (a 431 to an oversize request, for one).
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -30,6 +33,11 @@ pub const REQUEST_BYTES_MAX: usize = 8 * 1024;
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Headers parsed at most.
 const HEADERS_MAX: usize = 32;
+/// Bytes read and dropped after answering a request that was not read whole, so the close does
+/// not reset the connection (and lose the answer) while the client is still sending.
+const DRAIN_BYTES_MAX: usize = 64 * 1024;
+/// How long that draining may take.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What the endpoint knows of the node.
 #[derive(Default)]
@@ -164,6 +172,26 @@ fn serve(mut stream: TcpStream, state: &NodeState) {
         .and_then(|()| stream.flush());
     if let Err(e) = written {
         tracing::debug!(error = %e, "admin HTTP write failed");
+        return;
+    }
+    drain(&mut stream);
+}
+
+/// Ends our side and reads what the client still sends (bounded in bytes and time) until it
+/// closes, so that unread input does not turn the close into a reset.
+fn drain(stream: &mut TcpStream) {
+    if stream.shutdown(Shutdown::Write).is_err()
+        || stream.set_read_timeout(Some(DRAIN_TIMEOUT)).is_err()
+    {
+        return;
+    }
+    let mut sink = [0u8; 4096];
+    let mut drained = 0;
+    while drained < DRAIN_BYTES_MAX {
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => drained += n,
+        }
     }
 }
 
