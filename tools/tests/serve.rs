@@ -186,3 +186,39 @@ fn flags_win_over_the_environment() {
     assert!(!out.status.success());
     assert!(stderr.contains("--kafka-listen"), "{stderr}");
 }
+
+#[test]
+fn a_gateway_that_cannot_start_stops_the_node_with_the_cause() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let config = dir.path().join("spindle.toml");
+    std::fs::write(
+        &config,
+        "[grpc]\nlisten = \"127.0.0.1:0\"\n[grpc.tls]\ncert_path = \"/nonexistent/server.pem\"\nkey_path = \"/nonexistent/server.key\"\n",
+    )
+    .unwrap();
+    let out = spindle()
+        .args([
+            "serve",
+            "--kafka-listen",
+            "127.0.0.1:0",
+            "--placement",
+            "unbound",
+        ])
+        .arg("--admin-listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "started despite the bad TLS files: {stdout}"
+    );
+    assert!(!stdout.contains("spindle ready"), "{stdout}");
+    assert!(stderr.contains("gRPC gateway"), "cause not named: {stderr}");
+    assert!(stderr.contains("server.pem"), "file not named: {stderr}");
+}

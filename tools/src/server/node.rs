@@ -77,7 +77,15 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
     }
     drop(reservation);
 
-    let (gateway, grpc_shown) = start_gateway(&config, &engine);
+    let (gateway, grpc_shown) = match start_gateway(&config, &engine) {
+        Ok(started) => started,
+        Err(e) => {
+            if let Err(stop) = engine.shutdown() {
+                tracing::error!(error = %stop, "shutdown after a failed start also failed");
+            }
+            return Err(e);
+        }
+    };
     let shards = ready_shards(&config, shards_hint);
     if let Some(admin) = &admin {
         admin.set_engine(engine.handle());
@@ -148,21 +156,20 @@ fn start_admin(config: &ServeConfig) -> (Option<AdminServer>, String) {
     }
 }
 
-/// Starts the gateway if enabled; a gateway that cannot start leaves Kafka serving alone.
-fn start_gateway(config: &ServeConfig, engine: &Engine) -> (Option<Gateway>, String) {
+/// Starts the gateway if enabled. A gateway that was asked for but cannot start (address taken,
+/// unreadable TLS material) stops the node's start: serving Kafka alone would hide a wrong
+/// `[grpc]` section from the operator.
+fn start_gateway(
+    config: &ServeConfig,
+    engine: &Engine,
+) -> anyhow::Result<(Option<Gateway>, String)> {
     if !config.grpc.enabled {
-        return (None, "disabled".to_owned());
+        return Ok((None, "disabled".to_owned()));
     }
-    match Gateway::start(config.grpc.clone(), engine.handle()) {
-        Ok(gateway) => {
-            let addr = gateway.local_addr().to_string();
-            (Some(gateway), addr)
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, listen = %config.grpc.listen, "gRPC gateway not started; serving Kafka only");
-            (None, "unavailable".to_owned())
-        }
-    }
+    let gateway = Gateway::start(config.grpc.clone(), engine.handle())
+        .with_context(|| format!("cannot start the gRPC gateway on {}", config.grpc.listen))?;
+    let addr = gateway.local_addr().to_string();
+    Ok((Some(gateway), addr))
 }
 
 /// Installs the SIGINT/SIGTERM handlers and returns the channel that delivers the first signal.
