@@ -47,6 +47,10 @@ pub struct EmbeddedArgs {
     /// When the log syncs: `never`, `batch` (before every acknowledgement) or `interval:MS`.
     #[arg(long, default_value = "never")]
     pub fsync: FsyncArg,
+    /// Let idle shards spin this many µs before parking (cheaper wake-ups from the producer
+    /// thread, at the cost of CPU).
+    #[arg(long)]
+    pub spin_before_park_us: Option<u64>,
     /// The workload.
     #[command(flatten)]
     pub load: LoadArgs,

@@ -65,7 +65,7 @@ fn engine_config(args: &EmbeddedArgs) -> EngineConfig {
         topic_defaults: topic_config(args),
         auto_create_topics: false,
         default_partitions: args.load.partitions,
-        spin_before_park_us: None,
+        spin_before_park_us: args.spin_before_park_us,
         shard_memory_bytes: spindle_engine::limits::SHARD_MEMORY_BYTES_DEFAULT,
     }
 }
@@ -133,6 +133,7 @@ fn drive(
             "dir": args.dir,
             "shards": args.shards,
             "fsync": args.fsync.to_string(),
+            "spin_before_park_us": args.spin_before_park_us,
             "topic": load.topic,
             "partitions": load.partitions,
             "producers": load.producers.max(1),
