@@ -152,6 +152,37 @@ pub struct LoadArgs {
     pub plot: Option<PathBuf>,
 }
 
+impl LoadArgs {
+    /// The report's `config`: the workload flags every mode shares, with the producers the run
+    /// actually started and the records each batch holds, then the mode's own keys (`mode`, a
+    /// JSON object) on top.
+    pub fn report_config(
+        &self,
+        producers: usize,
+        records_per_batch: usize,
+        mode: serde_json::Value,
+    ) -> serde_json::Value {
+        let mut config = serde_json::json!({
+            "topic": self.topic,
+            "partitions": self.partitions,
+            "producers": producers,
+            "in_flight": self.in_flight,
+            "message_bytes": self.message_bytes,
+            "batch_bytes": self.batch_bytes,
+            "records_per_batch": records_per_batch,
+            "count": self.count,
+            "duration_secs": self.duration_secs,
+            "rate": self.rate,
+        });
+        if let (serde_json::Value::Object(shared), serde_json::Value::Object(own)) =
+            (&mut config, mode)
+        {
+            shared.extend(own);
+        }
+        config
+    }
+}
+
 /// Default run length when neither `--count` nor `--duration-secs` is given.
 pub const DEFAULT_DURATION_SECS: u64 = 10;
 
@@ -289,6 +320,24 @@ mod tests {
 
     fn parse(line: &str) -> Cli {
         Cli::try_parse_from(line.split_whitespace()).expect("parses")
+    }
+
+    #[test]
+    fn report_config_holds_the_shared_flags_and_the_mode_keys() {
+        let cli = parse("spindle-bench embedded --dir /tmp/x --count 1000 --producers 3 --rate 50");
+        let Mode::Embedded(a) = cli.mode else {
+            panic!("not embedded")
+        };
+        let config = a
+            .load
+            .report_config(3, 64, serde_json::json!({ "shards": 2 }));
+        assert_eq!(config["producers"], 3);
+        assert_eq!(config["records_per_batch"], 64);
+        assert_eq!(config["count"], 1000);
+        assert_eq!(config["rate"], 50);
+        assert_eq!(config["topic"], "spindle-bench");
+        assert_eq!(config["shards"], 2);
+        assert!(config["duration_secs"].is_null(), "{config}");
     }
 
     #[test]

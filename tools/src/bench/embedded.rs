@@ -129,22 +129,16 @@ fn drive(
     }
     Ok(Report {
         mode: "embedded",
-        config: json!({
-            "dir": args.dir,
-            "shards": args.shards,
-            "fsync": args.fsync.to_string(),
-            "spin_before_park_us": args.spin_before_park_us,
-            "topic": load.topic,
-            "partitions": load.partitions,
-            "producers": load.producers.max(1),
-            "in_flight": load.in_flight,
-            "message_bytes": load.message_bytes,
-            "batch_bytes": load.batch_bytes,
-            "records_per_batch": shape.records,
-            "count": load.count,
-            "duration_secs": load.duration_secs,
-            "rate": load.rate,
-        }),
+        config: load.report_config(
+            load.producers.max(1),
+            shape.records,
+            json!({
+                "dir": args.dir,
+                "shards": args.shards,
+                "fsync": args.fsync.to_string(),
+                "spin_before_park_us": args.spin_before_park_us,
+            }),
+        ),
         elapsed,
         totals: throughput.totals(),
         batches: all.batches,

@@ -170,21 +170,15 @@ async fn drive(
     }
     Ok(Report {
         mode: "grpc",
-        config: json!({
+        config: load.report_config(
+            producers,
+            shape.records,
+            json!({
             "endpoint": args.endpoint,
             "stream": args.stream,
             "topic_configs": args.topic_configs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
-            "topic": load.topic,
-            "partitions": load.partitions,
-            "producers": producers,
-            "in_flight": load.in_flight,
-            "message_bytes": load.message_bytes,
-            "batch_bytes": load.batch_bytes,
-            "records_per_batch": shape.records,
-            "count": load.count,
-            "duration_secs": load.duration_secs,
-            "rate": load.rate,
         }),
+        ),
         elapsed,
         totals: throughput.totals(),
         batches: all.batches,

@@ -217,7 +217,10 @@ fn build_report(
     });
     Report {
         mode: "kafka",
-        config: json!({
+        config: load.report_config(
+            load.producers,
+            shape.records,
+            json!({
             "bootstrap": args.bootstrap,
             "acks": args.acks,
             "compression": format!("{:?}", args.compression).to_lowercase(),
@@ -225,18 +228,9 @@ fn build_report(
             "topic_configs": args.topic_configs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
             "consumers": args.consumers,
             "from": format!("{:?}", args.from).to_lowercase(),
-            "topic": load.topic,
-            "partitions": load.partitions,
             "topic_partitions": topic_partitions,
-            "producers": load.producers,
-            "in_flight": load.in_flight,
-            "message_bytes": load.message_bytes,
-            "batch_bytes": load.batch_bytes,
-            "records_per_batch": shape.records,
-            "count": load.count,
-            "duration_secs": load.duration_secs,
-            "rate": load.rate,
         }),
+        ),
         elapsed,
         totals: throughput.totals(),
         batches: all.batches,
