@@ -12,7 +12,7 @@ use std::cell::Cell;
 use glommio::sync::Semaphore;
 
 use crate::limits::{PARTITIONS_PER_TOPIC_MAX, PRODUCER_ID_BLOCK};
-use crate::metadata::{topic_dir, Metadata, TopicMeta, CONSUMER_OFFSETS_TOPIC};
+use crate::metadata::{remove_dir_tree, topic_dir, Metadata, TopicMeta, CONSUMER_OFFSETS_TOPIC};
 use crate::topic::validate_topic_name;
 use crate::{EngineError, Result, Shard, ShardId, TopicConfig, TopicInfo};
 
@@ -132,16 +132,7 @@ pub(crate) async fn delete_topic(shard: &Shard, name: &str) -> Result<()> {
     // Each owning shard removed its partitions' directories; remove the topic's own.
     if let Some(id) = removed {
         let dir = topic_dir(&shard.state().config.data_dir, name, id);
-        glommio::executor()
-            .spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(EngineError::Io {
-                    context: format!("removing {}", dir.display()),
-                    source: e,
-                }),
-            })
-            .await?;
+        remove_dir_tree(dir).await?;
     }
     Ok(())
 }

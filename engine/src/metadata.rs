@@ -233,6 +233,21 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| io_error(format!("syncing directory {}", dir.display()), e))
 }
 
+/// Removes a directory tree on glommio's blocking thread pool, so a large tree does not stall
+/// the shard; a tree that is already gone counts as removed.
+///
+/// # Errors
+/// I/O other than "not found".
+pub(crate) async fn remove_dir_tree(dir: PathBuf) -> Result<()> {
+    glommio::executor()
+        .spawn_blocking(move || match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error(format!("removing {}", dir.display()), e)),
+        })
+        .await
+}
+
 pub(crate) fn io_error(context: String, source: std::io::Error) -> EngineError {
     EngineError::Io { context, source }
 }

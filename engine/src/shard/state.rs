@@ -17,10 +17,10 @@ use glommio::TaskQueueHandle;
 use crate::event::Event;
 use crate::group::GroupCoordinator;
 use crate::log_api::Clock;
-use crate::metadata::{topic_dir, Metadata, TopicMeta};
+use crate::metadata::{remove_dir_tree, topic_dir, Metadata, TopicMeta};
 use crate::partition::Partition;
 use crate::shard::mesh::Mesh;
-use crate::{EngineConfig, EngineError, Result, ShardId, TopicPartition};
+use crate::{EngineConfig, Result, ShardId, TopicPartition};
 
 /// Where handles look up the owning shard of a partition. Written only by the metadata owner
 /// (after every change), read by handles on other threads; never touched on the data path.
@@ -189,16 +189,7 @@ async fn close_partition(partition: &Partition, delete_data: bool) -> Result<()>
     partition.close().await?;
     if delete_data {
         let dir = partition.dir().to_path_buf();
-        glommio::executor()
-            .spawn_blocking(move || match std::fs::remove_dir_all(&dir) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(EngineError::Io {
-                    context: format!("removing {}", dir.display()),
-                    source: e,
-                }),
-            })
-            .await?;
+        remove_dir_tree(dir).await?;
     }
     Ok(())
 }
