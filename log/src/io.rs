@@ -11,6 +11,7 @@ use std::path::Path;
 use glommio::io::{DmaFile, OpenOptions};
 
 use crate::error::{IoContext, LogError};
+use crate::limits::{REMOVE_STEP_BYTES, REMOVE_STEP_PAUSE};
 
 /// Name of the probe file written in a log directory when none exists.
 const PROBE_FILE: &str = ".spindle-io-probe";
@@ -100,6 +101,7 @@ pub(crate) async fn write_whole_file(path: &Path, data: &[u8], sync: bool) -> Re
         file.fdatasync()
             .await
             .context(|| format!("syncing {}", path.display()))?;
+        glommio::timer::sleep(REMOVE_STEP_PAUSE).await;
     }
     file.close()
         .await
@@ -122,6 +124,45 @@ pub(crate) async fn remove_if_exists(path: &Path) -> Result<(), LogError> {
     if !path.exists() {
         return Ok(());
     }
+    glommio::io::remove(path)
+        .await
+        .context(|| format!("removing {}", path.display()))
+}
+
+/// Deletes a file a step at a time: each step cuts [`REMOVE_STEP_BYTES`] off its end and syncs,
+/// so that one file-system journal commit frees at most one step.
+///
+/// Unlinking a whole segment frees all its blocks in one commit. On ext4 mounted with `discard`,
+/// that commit discards them all (about 170 ms for 1 GiB on a virtio disk) and every direct
+/// write to the file system waits for it: produce requests at a steady 500 MB/s saw 150–500 ms
+/// stalls each time retention deleted a segment. RocksDB deletes files in chunks for the same
+/// reason.
+///
+/// # Errors
+/// [`LogError::Io`] if the file cannot be opened, truncated, synced or removed.
+pub(crate) async fn remove_gradually(path: &Path) -> Result<(), LogError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .dma_open(path)
+        .await
+        .context(|| format!("opening {} to delete it", path.display()))?;
+    let mut size = file
+        .file_size()
+        .await
+        .context(|| format!("sizing {}", path.display()))?;
+    while size > REMOVE_STEP_BYTES {
+        size = (size - 1) / REMOVE_STEP_BYTES * REMOVE_STEP_BYTES;
+        file.truncate(size)
+            .await
+            .context(|| format!("truncating {} to {size} bytes", path.display()))?;
+        file.fdatasync()
+            .await
+            .context(|| format!("syncing {}", path.display()))?;
+        glommio::timer::sleep(REMOVE_STEP_PAUSE).await;
+    }
+    file.close()
+        .await
+        .context(|| format!("closing {}", path.display()))?;
     glommio::io::remove(path)
         .await
         .context(|| format!("removing {}", path.display()))

@@ -14,6 +14,14 @@ pub const TAIL_CACHE_BYTES_MAX: usize = 8 << 20;
 pub const WRITE_CHUNK_BYTES: usize = 1 << 20;
 /// Segment files are preallocated in steps of this many bytes.
 pub const PREALLOCATE_STEP_BYTES: u64 = 16 << 20;
+/// Segment files that retention retires are kept, up to this many per log, for the next rolls to
+/// write over (see `Log::roll_locked`); the rest are deleted.
+pub const SPARE_SEGMENTS_MAX: usize = 4;
+/// A segment that retention deletes is truncated by at most this many bytes per file-system
+/// commit (see `io::remove_gradually`).
+pub const REMOVE_STEP_BYTES: u64 = 16 << 20;
+/// Pause between two such steps, so that deleting leaves the disk to appends most of the time.
+pub const REMOVE_STEP_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
 /// Reads from a segment file fetch at least this many bytes at a time.
 pub const READ_WINDOW_BYTES: usize = 256 << 10;
 /// Default segment size before rolling.

@@ -199,3 +199,65 @@ fn offset_for_timestamp_finds_the_record_inside_a_batch() {
         assert_eq!(at(121).await.unwrap(), None);
     });
 }
+
+#[test]
+fn retired_segments_are_written_over_by_later_rolls_and_recover_after_a_crash() {
+    let dir = tempdir();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let config = LogConfig {
+            segment_bytes: 4096,
+            ..LogConfig::default()
+        };
+        let (log, _) = open(&path, config.clone()).await;
+        append_n(&log, 40, 2, 400, 0);
+        log.flush().await.unwrap();
+        assert!(log.segment_count() >= 8);
+        log.set_config(LogConfig {
+            retention_bytes: Some(8192),
+            ..config.clone()
+        });
+        let out = log.enforce_retention().await.unwrap();
+        assert!(out.segments_deleted >= 5, "{out:?}");
+        let retired = || {
+            std::fs::read_dir(&path)
+                .unwrap()
+                .filter(|e| {
+                    let name = e.as_ref().unwrap().file_name();
+                    name.to_str().unwrap().ends_with(".log.retired")
+                })
+                .count()
+        };
+        assert_eq!(
+            retired(),
+            4,
+            "four retired files are kept, the rest deleted"
+        );
+
+        // Small batches: the new segments end well before the old bytes of the files they reuse.
+        append_n(&log, 60, 1, 100, 100);
+        log.flush().await.unwrap();
+        assert!(log.io_stats().segments_recycled >= 1);
+        assert!(retired() < 4);
+        let before = read_all(&log, log.start_offset()).await;
+        let (start, next) = (log.start_offset(), log.next_offset());
+        let mut expected = start.0;
+        for b in &before {
+            assert_eq!(base_of(b), expected, "batches continue each other");
+            let h = spindle_log::batch::BatchHeader::parse(b).unwrap();
+            expected = h.last_offset() as u64 + 1;
+        }
+        assert_eq!(expected, next.0);
+
+        // A crash: the log is dropped without closing, so the reused active file keeps its old
+        // bytes past the new segment's end. Reopening ends the log exactly where it was.
+        drop(log);
+        let (log, _) = open(&path, config).await;
+        assert_eq!((log.start_offset(), log.next_offset()), (start, next));
+        assert_eq!(read_all(&log, start).await, before);
+        let info = log.append(batch(1, 10, 500)).unwrap();
+        assert_eq!(info.base_offset, next);
+        log.flush().await.unwrap();
+        log.close().await.unwrap();
+    });
+}

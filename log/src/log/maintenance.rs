@@ -5,7 +5,7 @@ use std::rc::Rc;
 use super::{Log, RetentionOutcome};
 use crate::error::{IoContext, LogError};
 use crate::io;
-use crate::limits::READ_WINDOW_BYTES;
+use crate::limits::{READ_WINDOW_BYTES, SPARE_SEGMENTS_MAX};
 use crate::offset::Offset;
 use crate::segment::{log_path, Appender, BatchCursor, Segment, Step, NO_TIMESTAMP};
 
@@ -187,7 +187,36 @@ impl Log {
     /// # Errors
     /// [`LogError::Io`] if rolling or a removal fails; [`LogError::Closed`].
     pub async fn enforce_retention(&self) -> Result<RetentionOutcome, LogError> {
-        let _permit = self.lock().await?;
+        let victims = {
+            let _permit = self.lock().await?;
+            self.retire_segments().await?
+        };
+        // The files go without the write lock: retiring waits for reads, deleting is slow on
+        // purpose (`io::remove_gradually`), and appends need not wait for either.
+        let mut outcome = RetentionOutcome::default();
+        for victim in victims {
+            outcome.segments_deleted += 1;
+            outcome.bytes_deleted += victim.disk_bytes();
+            tracing::debug!(file = %victim.path.display(), "retention: retiring segment");
+            let retired = victim.retire(&self.dir).await?;
+            let spare = retired.unread && {
+                let mut st = self.state.borrow_mut();
+                let room = !st.closed && st.spares.len() < SPARE_SEGMENTS_MAX;
+                if room {
+                    st.spares.push(retired.path.clone());
+                }
+                room
+            };
+            if !spare {
+                io::remove_gradually(&retired.path).await?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Rolls the active segment if it is too old, and takes the segments that retention deletes
+    /// out of the log. Requires the write lock.
+    async fn retire_segments(&self) -> Result<Vec<Segment>, LogError> {
         let config = self.config();
         let now = self.clock.now_ms();
         let aged = {
@@ -206,7 +235,7 @@ impl Log {
         if aged {
             self.roll_locked().await?;
         }
-        let mut outcome = RetentionOutcome::default();
+        let mut victims = Vec::new();
         loop {
             let victim = {
                 let mut st = self.state.borrow_mut();
@@ -229,12 +258,9 @@ impl Log {
                 st.tail.drop_before(start);
                 victim
             };
-            outcome.segments_deleted += 1;
-            outcome.bytes_deleted += victim.disk_bytes();
-            tracing::debug!(file = %victim.path.display(), "retention: deleting segment");
-            victim.remove_files(&self.dir).await?;
+            victims.push(victim);
         }
-        Ok(outcome)
+        Ok(victims)
     }
 
     /// Flushes, syncs and closes every file. Later calls fail with [`LogError::Closed`];

@@ -68,6 +68,8 @@ pub struct IoStats {
     pub sync_micros: u64,
     /// Bytes of batches written.
     pub bytes_written: u64,
+    /// Segments started in a retired segment's file rather than a new one.
+    pub segments_recycled: u64,
 }
 
 /// One partition's append-only log in one directory.
@@ -96,6 +98,8 @@ struct State {
     tail: TailCache,
     leader_epoch: i32,
     closed: bool,
+    /// Retired segment files for the next rolls to write over (see `Log::roll_locked`).
+    spares: Vec<PathBuf>,
 }
 
 impl State {
@@ -160,6 +164,7 @@ impl Log {
                 tail: TailCache::new(TAIL_CACHE_BYTES_MAX),
                 leader_epoch: 0,
                 closed: false,
+                spares: recovered.spares,
             }),
             write_lock: Semaphore::new(1),
             rounds: group_commit::Rounds::default(),

@@ -295,11 +295,7 @@ impl Log {
         }
         write_index_files(indexes, policy != FsyncPolicy::Never).await?;
         let new_path = log_path(&self.dir, base);
-        let new_file = io::open_rw(&new_path).await?;
-        new_file
-            .truncate(0)
-            .await
-            .context(|| format!("truncating {}", new_path.display()))?;
+        let new_file = self.start_segment_file(&new_path).await?;
         let appender = Appender::resume(&new_file, &new_path, 0).await?;
         if policy == FsyncPolicy::Batch {
             io::sync_dir(&self.dir)?;
@@ -310,6 +306,40 @@ impl Log {
         st.appender = appender;
         tracing::debug!(dir = %self.dir.display(), base = %base, "rolled to a new segment");
         Ok(())
+    }
+
+    /// Opens the file of a new segment: a spare (a retired segment's file) renamed into place if
+    /// there is one, else a new empty file.
+    ///
+    /// Writing over a spare's blocks is a plain overwrite, which the file system does with no
+    /// journal work. Writing into fresh preallocated (unwritten) extents makes ext4 convert them
+    /// as each write completes, and a later fdatasync commit the journal: on a virtio disk that
+    /// measured about twice the latency and half the throughput of overwrites. A spare's old
+    /// bytes beyond the new segment's end are never read: reads stop at the segment's size, and
+    /// recovery stops at the first batch that does not continue the log (the old batches' offsets
+    /// are all below the new segment's base).
+    async fn start_segment_file(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<glommio::io::DmaFile, LogError> {
+        let spare = self.state.borrow_mut().spares.pop();
+        if let Some(spare) = spare {
+            match glommio::io::rename(&spare, path).await {
+                Ok(()) => {
+                    self.bump_stats(|s| s.segments_recycled += 1);
+                    return io::open_rw(path).await;
+                }
+                Err(e) => {
+                    // Left where it is: the next open deletes or adopts it.
+                    tracing::warn!(file = %spare.display(), error = %e, "cannot reuse a retired segment file");
+                }
+            }
+        }
+        let file = io::open_rw(path).await?;
+        file.truncate(0)
+            .await
+            .context(|| format!("truncating {}", path.display()))?;
+        Ok(file)
     }
 
     /// fdatasyncs one segment file and counts it.

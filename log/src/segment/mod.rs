@@ -12,6 +12,7 @@ mod recovery;
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::time::Duration;
 
 use glommio::io::DmaFile;
 
@@ -21,7 +22,7 @@ pub use index::SegmentIndex;
 pub(crate) use index::SegmentSummary;
 pub(crate) use recovery::recover;
 
-use crate::error::LogError;
+use crate::error::{IoContext, LogError};
 use crate::io;
 use crate::offset::Offset;
 
@@ -41,6 +42,30 @@ pub(crate) fn index_path(dir: &Path, base: Offset) -> PathBuf {
 /// Path of the time index of the segment at `base` in `dir`.
 pub(crate) fn time_index_path(dir: &Path, base: Offset) -> PathBuf {
     dir.join(format!("{:020}.timeindex", base.0))
+}
+
+/// Suffix added to a segment's log file when retention takes it out of the log. Such a file is
+/// never read again: it is kept as a spare for a later roll to write over, or deleted.
+pub(crate) const RETIRED_SUFFIX: &str = ".retired";
+
+/// How long retiring a segment waits for reads still holding its file.
+const READS_GRACE: Duration = Duration::from_secs(10);
+/// How often it checks whether those reads are done.
+const READS_POLL: Duration = Duration::from_millis(10);
+
+/// Where a segment's log file goes when retention retires it.
+pub(crate) fn retired_path(log: &Path) -> PathBuf {
+    let mut name = log.as_os_str().to_owned();
+    name.push(RETIRED_SUFFIX);
+    PathBuf::from(name)
+}
+
+/// A segment's log file that retention took out of the log.
+pub(crate) struct Retired {
+    /// Its path, ending in [`RETIRED_SUFFIX`].
+    pub path: PathBuf,
+    /// Whether every read that held the file has finished, so it may be written over.
+    pub unread: bool,
 }
 
 /// Writes index files encoded by [`Segment::encoded_indexes`].
@@ -153,6 +178,28 @@ impl Segment {
         io::remove_if_exists(&self.path).await?;
         io::remove_if_exists(&index_path(dir, self.base)).await?;
         io::remove_if_exists(&time_index_path(dir, self.base)).await
+    }
+
+    /// Takes a segment out of the log's directory for good: renames its log file out of the log
+    /// (so a crash never brings it back, whatever happens to it next), removes its index files,
+    /// and waits up to [`READS_GRACE`] for reads still holding the file to finish.
+    ///
+    /// # Errors
+    /// [`LogError::Io`] if the rename or a removal fails.
+    pub async fn retire(self, dir: &Path) -> Result<Retired, LogError> {
+        let path = retired_path(&self.path);
+        glommio::io::rename(&self.path, &path)
+            .await
+            .context(|| format!("renaming {} to retire it", self.path.display()))?;
+        io::remove_if_exists(&index_path(dir, self.base)).await?;
+        io::remove_if_exists(&time_index_path(dir, self.base)).await?;
+        let mut waited = Duration::ZERO;
+        while Rc::strong_count(&self.file) > 1 && waited < READS_GRACE {
+            glommio::timer::sleep(READS_POLL).await;
+            waited += READS_POLL;
+        }
+        let unread = Rc::strong_count(&self.file) == 1;
+        Ok(Retired { path, unread })
     }
 
     /// Bytes on disk: the log file plus both index files.

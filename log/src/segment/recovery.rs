@@ -13,21 +13,24 @@
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
+use crate::batch::BatchDefect;
 use crate::clock::Clock;
 use crate::config::LogConfig;
 use crate::error::{IoContext, LogError};
 use crate::io;
-use crate::limits::READ_WINDOW_BYTES;
+use crate::limits::{READ_WINDOW_BYTES, SPARE_SEGMENTS_MAX};
 use crate::offset::Offset;
 use crate::segment::{
     index_path, log_path, time_index_path, Appender, BatchCursor, Segment, SegmentIndex, Step,
-    WrittenBatch,
+    WrittenBatch, RETIRED_SUFFIX,
 };
 
 /// Segments found in a directory, the last one open for writing.
 pub(crate) struct Recovered {
     pub segments: Vec<Segment>,
     pub appender: Appender,
+    /// Retired segment files kept for rolls to write over.
+    pub spares: Vec<PathBuf>,
 }
 
 /// Opens and recovers every segment in `dir` (creating an empty one at offset 0 if none).
@@ -40,6 +43,7 @@ pub(crate) async fn recover(
     config: &LogConfig,
     clock: &dyn Clock,
 ) -> Result<Recovered, LogError> {
+    let spares = adopt_retired(dir).await?;
     let bases = list_bases(dir)?;
     let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
     for (i, &base) in bases.iter().enumerate() {
@@ -77,7 +81,35 @@ pub(crate) async fn recover(
     let file = Rc::new(io::open_rw(&active.path).await?);
     active.file = file;
     let appender = Appender::resume(&active.file, &active.path, active.size).await?;
-    Ok(Recovered { segments, appender })
+    Ok(Recovered {
+        segments,
+        appender,
+        spares,
+    })
+}
+
+/// Keeps up to [`SPARE_SEGMENTS_MAX`] of the segment files that retention had retired as spares,
+/// and deletes the others.
+async fn adopt_retired(dir: &Path) -> Result<Vec<PathBuf>, LogError> {
+    let mut retired = Vec::new();
+    let entries = std::fs::read_dir(dir).context(|| format!("listing {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.context(|| format!("listing {}", dir.display()))?;
+        let is_retired = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.ends_with(RETIRED_SUFFIX));
+        if is_retired {
+            retired.push(entry.path());
+        }
+    }
+    retired.sort_unstable();
+    let extra = retired.split_off(retired.len().min(SPARE_SEGMENTS_MAX));
+    for path in extra {
+        tracing::debug!(file = %path.display(), "deleting a retired segment");
+        io::remove_gradually(&path).await?;
+    }
+    Ok(retired)
 }
 
 /// Base offsets of the `.log` files in `dir`, ascending.
@@ -177,7 +209,10 @@ async fn scan(
             ),
             Step::End => break,
             Step::Damaged { position, reason } => {
-                if !cursor.looks_unwritten().await? {
+                // A whole batch from before this segment's base is what a reused (spare) file
+                // held before: the end of the log, not damage.
+                let leftover = matches!(reason, BatchDefect::OffsetGap { found, .. } if found < base.to_kafka());
+                if !leftover && !cursor.looks_unwritten().await? {
                     tracing::warn!(
                         file = %path.display(),
                         position,
