@@ -64,6 +64,17 @@ pub(crate) async fn open_rw(path: &Path) -> Result<DmaFile, LogError> {
         .context(|| format!("opening {} for writing", path.display()))
 }
 
+/// Opens an existing file for DMA writes that are durable when they complete (`O_DSYNC`).
+pub(crate) async fn open_dsync(path: &Path) -> Result<DmaFile, LogError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_DSYNC)
+        .dma_open(path)
+        .await
+        .context(|| format!("opening {} for durable writes", path.display()))
+}
+
 /// Opens an existing file for DMA reads.
 pub(crate) async fn open_ro(path: &Path) -> Result<DmaFile, LogError> {
     DmaFile::open(path)

@@ -101,3 +101,52 @@ fn fsync_never_syncs_only_on_close_and_interval_leaves_it_to_sync() {
         assert_eq!(log.io_stats().syncs, 1);
     });
 }
+
+/// Whether this process holds `path` open with `O_DSYNC` (from /proc/self/fdinfo).
+fn open_with_dsync(path: &std::path::Path) -> bool {
+    let target = std::fs::canonicalize(path).unwrap();
+    std::fs::read_dir("/proc/self/fd").unwrap().any(|entry| {
+        let entry = entry.unwrap();
+        if std::fs::read_link(entry.path()).ok().as_deref() != Some(target.as_path()) {
+            return false;
+        }
+        let info = std::fs::read_to_string(format!(
+            "/proc/self/fdinfo/{}",
+            entry.file_name().to_str().unwrap()
+        ))
+        .unwrap_or_default();
+        info.lines()
+            .find_map(|l| l.strip_prefix("flags:"))
+            .and_then(|f| i64::from_str_radix(f.trim(), 8).ok())
+            .is_some_and(|flags| flags & i64::from(libc::O_DSYNC) != 0)
+    })
+}
+
+#[test]
+fn fsync_batch_writes_through_an_o_dsync_handle_and_never_does_not() {
+    let dir = tempdir();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let (log, _) = open(&path, LogConfig::default()).await;
+        let segment = path.join(format!("{:020}.log", 0));
+        log.append(batch(1, 100, 0)).unwrap();
+        log.flush().await.unwrap();
+        assert!(!open_with_dsync(&segment), "fsync never: plain writes");
+
+        log.set_config(LogConfig {
+            fsync: FsyncPolicy::Batch,
+            ..LogConfig::default()
+        });
+        let before = log.io_stats();
+        log.append(batch(1, 100, 0)).unwrap();
+        log.flush().await.unwrap();
+        assert!(open_with_dsync(&segment), "fsync batch: an O_DSYNC handle");
+        let after = log.io_stats();
+        assert_eq!(
+            (after.writes - before.writes, after.syncs - before.syncs),
+            (1, 1),
+            "one write round, which is also the sync"
+        );
+        log.close().await.unwrap();
+    });
+}

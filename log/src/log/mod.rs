@@ -62,9 +62,9 @@ pub struct RetentionOutcome {
 pub struct IoStats {
     /// Flush rounds that wrote data (each one or more concurrent DMA writes).
     pub writes: u64,
-    /// fdatasync calls on segment files.
+    /// Syncs: fdatasync calls on segment files, and write rounds made durable by `O_DSYNC`.
     pub syncs: u64,
-    /// Microseconds spent in those calls (a statistic only: nothing decides by it).
+    /// Microseconds spent in those (a statistic only: nothing decides by it).
     pub sync_micros: u64,
     /// Bytes of batches written.
     pub bytes_written: u64,

@@ -164,8 +164,8 @@ impl Log {
                 self.roll_locked().await?;
                 continue;
             }
-            self.write_round().await?;
-            if self.config.borrow().fsync == FsyncPolicy::Batch {
+            let durable = self.config.borrow().fsync == FsyncPolicy::Batch;
+            if !self.write_round(durable).await? && durable {
                 self.sync().await?;
             }
             tracing::trace!(dir = %self.dir.display(), from = %hw, "flushed");
@@ -191,12 +191,24 @@ impl Log {
     }
 
     /// Writes as many pending batches as fit in the active segment, in one round of DMA writes.
-    async fn write_round(&self) -> Result<(), LogError> {
+    /// With `durable`, writes through the segment's `O_DSYNC` handle, so that the round is on
+    /// stable storage when its writes complete; returns whether it did.
+    ///
+    /// One `O_DSYNC` write is cheaper than a write and then an fdatasync: over blocks already
+    /// written (a reused segment file) it is a single FUA write, 64 KiB durable in about the time
+    /// of a 4 KiB `dd oflag=dsync`, against 1.3–1.6 × that for write + fdatasync.
+    async fn write_round(&self, durable: bool) -> Result<bool, LogError> {
+        let durable_file = if durable {
+            self.durable_handle().await
+        } else {
+            None
+        };
         let segment_bytes = self.config.borrow().segment_bytes;
         let (plan, batches) = {
             let mut st = self.state.borrow_mut();
             let active = st.active();
-            let (size, file, path) = (active.size, active.file.clone(), active.path.clone());
+            let file = durable_file.clone().unwrap_or_else(|| active.file.clone());
+            let (size, path) = (active.size, active.path.clone());
             let mut count = 0;
             let mut end = size;
             for b in &st.pending {
@@ -215,6 +227,7 @@ impl Log {
             )
         };
         let bytes = plan.data_bytes();
+        let started = std::time::Instant::now();
         let outcome = match plan.execute().await {
             Ok(outcome) => outcome,
             Err(e) => {
@@ -259,11 +272,45 @@ impl Log {
         let (start, next) = (st.start_offset, st.next_offset);
         st.set_watermarks(start, hw, next);
         drop(st);
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let synced = durable_file.is_some();
         self.bump_stats(|s| {
             s.writes += 1;
             s.bytes_written += bytes;
+            if synced {
+                s.syncs += 1;
+                s.sync_micros = s.sync_micros.saturating_add(micros);
+            }
         });
-        Ok(())
+        Ok(synced)
+    }
+
+    /// The active segment's `O_DSYNC` handle, opened on first use; `None` (and a warning) if it
+    /// cannot be opened, in which case the round is followed by an fdatasync instead.
+    async fn durable_handle(&self) -> Option<Rc<glommio::io::DmaFile>> {
+        let path = {
+            let st = self.state.borrow();
+            if let Some(file) = st.appender.durable_file() {
+                return Some(file);
+            }
+            st.active().path.clone()
+        };
+        match io::open_dsync(&path).await {
+            Ok(file) => {
+                let file = Rc::new(file);
+                let mut st = self.state.borrow_mut();
+                // A roll or truncation while the file opened gave the log another segment.
+                if st.active().path != path {
+                    return None;
+                }
+                st.appender.set_durable_file(file.clone());
+                Some(file)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open a durable handle; syncing after writes instead");
+                None
+            }
+        }
     }
 
     /// Seals the active segment (truncate to its real length, sync unless fsync is `Never`, write

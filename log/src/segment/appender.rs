@@ -50,6 +50,8 @@ pub(crate) struct Appender {
     tail_block: Vec<u8>,
     /// The file's size: bytes allocated by fallocate (or written) so far.
     preallocated: u64,
+    /// A second handle on the file opened with `O_DSYNC`, for the rounds that must be durable.
+    durable: Option<Rc<DmaFile>>,
 }
 
 /// One flush's worth of I/O, prepared while the state is borrowed, executed without it.
@@ -97,7 +99,18 @@ impl Appender {
             alignment,
             tail_block,
             preallocated,
+            durable: None,
         })
+    }
+
+    /// The `O_DSYNC` handle on the segment file, if one is open.
+    pub fn durable_file(&self) -> Option<Rc<DmaFile>> {
+        self.durable.clone()
+    }
+
+    /// Keeps an `O_DSYNC` handle on the segment file for durable rounds.
+    pub fn set_durable_file(&mut self, file: Rc<DmaFile>) {
+        self.durable = Some(file);
     }
 
     /// Prepares writing `data` after the segment's `size` bytes; `segment_bytes` bounds the

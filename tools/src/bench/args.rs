@@ -51,6 +51,10 @@ pub struct EmbeddedArgs {
     /// thread, at the cost of CPU).
     #[arg(long)]
     pub spin_before_park_us: Option<u64>,
+    /// A topic config `KEY=VALUE` for the bench topic when it is created (repeatable), e.g.
+    /// `retention.bytes=2147483648`; `--fsync` wins over `fsync.policy`.
+    #[arg(long = "topic-config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub topic_configs: Vec<(String, String)>,
     /// The workload.
     #[command(flatten)]
     pub load: LoadArgs,

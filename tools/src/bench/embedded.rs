@@ -43,7 +43,7 @@ pub fn run(args: &EmbeddedArgs) -> anyhow::Result<()> {
     let templates = Template::build_set(&shape, limits::TEMPLATES_PER_PRODUCER)?;
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
-    let engine = Engine::start(engine_config(args)).context("starting the engine")?;
+    let engine = Engine::start(engine_config(args)?).context("starting the engine")?;
     let outcome = drive(args, &engine.handle(), &shape, &templates);
     let shutdown = engine.shutdown().context("shutting the engine down");
     let report = outcome?;
@@ -51,9 +51,9 @@ pub fn run(args: &EmbeddedArgs) -> anyhow::Result<()> {
     report.emit(&args.load)
 }
 
-fn engine_config(args: &EmbeddedArgs) -> EngineConfig {
+fn engine_config(args: &EmbeddedArgs) -> anyhow::Result<EngineConfig> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    EngineConfig {
+    Ok(EngineConfig {
         data_dir: PathBuf::from(&args.dir),
         shards: args.shards,
         // Pinning refuses more shards than CPUs; floating shards let a 2-core machine try more.
@@ -62,19 +62,23 @@ fn engine_config(args: &EmbeddedArgs) -> EngineConfig {
         } else {
             Placement::Unbound
         },
-        topic_defaults: topic_config(args),
+        topic_defaults: topic_config(args)?,
         auto_create_topics: false,
         default_partitions: args.load.partitions,
         spin_before_park_us: args.spin_before_park_us,
         shard_memory_bytes: spindle_engine::limits::SHARD_MEMORY_BYTES_DEFAULT,
-    }
+    })
 }
 
-fn topic_config(args: &EmbeddedArgs) -> TopicConfig {
-    TopicConfig {
-        fsync: args.fsync.0,
-        ..TopicConfig::default()
+fn topic_config(args: &EmbeddedArgs) -> anyhow::Result<TopicConfig> {
+    let mut config = TopicConfig::default();
+    for (key, value) in &args.topic_configs {
+        config
+            .set(key, value)
+            .with_context(|| format!("--topic-config {key}={value}"))?;
     }
+    config.fsync = args.fsync.0;
+    Ok(config)
 }
 
 fn drive(
@@ -137,6 +141,7 @@ fn drive(
                 "shards": args.shards,
                 "fsync": args.fsync.to_string(),
                 "spin_before_park_us": args.spin_before_park_us,
+                "topic_configs": args.topic_configs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
             }),
         ),
         elapsed,
@@ -153,7 +158,7 @@ fn drive(
 async fn ensure_topic(handle: &EngineHandle, args: &EmbeddedArgs) -> anyhow::Result<()> {
     let load = &args.load;
     match handle
-        .create_topic(&load.topic, load.partitions, topic_config(args))
+        .create_topic(&load.topic, load.partitions, topic_config(args)?)
         .await
     {
         Ok(_) => Ok(()),
