@@ -179,6 +179,25 @@ pub(crate) async fn remove_gradually(path: &Path) -> Result<(), LogError> {
         .context(|| format!("removing {}", path.display()))
 }
 
+/// Syncs a directory through io_uring (the shard thread does not block), so that file creations
+/// and removals in it survive a power loss.
+///
+/// # Errors
+/// [`LogError::Io`] if the directory cannot be opened or synced.
+pub(crate) async fn sync_dir_async(dir: &Path) -> Result<(), LogError> {
+    let handle = glommio::io::Directory::open(dir)
+        .await
+        .context(|| format!("opening directory {}", dir.display()))?;
+    handle
+        .sync()
+        .await
+        .context(|| format!("syncing directory {}", dir.display()))?;
+    handle
+        .close()
+        .await
+        .context(|| format!("closing directory {}", dir.display()))
+}
+
 /// Syncs a directory so that file creations and removals in it survive a power loss.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
     std::fs::File::open(dir)

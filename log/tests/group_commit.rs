@@ -144,6 +144,15 @@ fn fsync_batch_writes_through_an_o_dsync_handle_and_never_does_not() {
         let after = log.io_stats();
         assert_eq!(
             (after.writes - before.writes, after.syncs - before.syncs),
+            (1, 2),
+            "the bytes written before batch are synced once, then the round is durable"
+        );
+        let before = after;
+        log.append(batch(1, 100, 0)).unwrap();
+        log.flush().await.unwrap();
+        let after = log.io_stats();
+        assert_eq!(
+            (after.writes - before.writes, after.syncs - before.syncs),
             (1, 1),
             "one write round, which is also the sync"
         );

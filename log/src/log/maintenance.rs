@@ -173,7 +173,7 @@ impl Log {
             .await
             .context(|| format!("truncating {}", path.display()))?;
         let appender = Appender::resume(&file, &path, 0).await?;
-        io::sync_dir(&self.dir)?;
+        io::sync_dir_async(&self.dir).await?;
         let mut st = self.state.borrow_mut();
         st.segments.push(Segment::empty(base, Rc::new(file), path));
         st.appender = appender;

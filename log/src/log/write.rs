@@ -199,7 +199,7 @@ impl Log {
     /// of a 4 KiB `dd oflag=dsync`, against 1.3–1.6 × that for write + fdatasync.
     async fn write_round(&self, durable: bool) -> Result<bool, LogError> {
         let durable_file = if durable {
-            self.durable_handle().await
+            self.durable_handle().await?
         } else {
             None
         };
@@ -287,36 +287,48 @@ impl Log {
 
     /// The active segment's `O_DSYNC` handle, opened on first use; `None` (and a warning) if it
     /// cannot be opened, in which case the round is followed by an fdatasync instead.
-    async fn durable_handle(&self) -> Option<Rc<glommio::io::DmaFile>> {
-        let path = {
+    ///
+    /// An `O_DSYNC` write makes only its own blocks durable, so when the segment already holds
+    /// bytes (written before `fsync.policy` became `batch`, or found on open) the file is
+    /// fdatasynced once first: from then on every byte of the segment is durable, which lets
+    /// the roll skip its sync.
+    async fn durable_handle(&self) -> Result<Option<Rc<glommio::io::DmaFile>>, LogError> {
+        let (path, file, size) = {
             let st = self.state.borrow();
             if let Some(file) = st.appender.durable_file() {
-                return Some(file);
+                return Ok(Some(file));
             }
-            st.active().path.clone()
+            let a = st.active();
+            (a.path.clone(), a.file.clone(), a.size)
         };
-        match io::open_dsync(&path).await {
-            Ok(file) => {
-                let file = Rc::new(file);
-                let mut st = self.state.borrow_mut();
-                // A roll or truncation while the file opened gave the log another segment.
-                if st.active().path != path {
-                    return None;
-                }
-                st.appender.set_durable_file(file.clone());
-                Some(file)
-            }
+        let durable = match io::open_dsync(&path).await {
+            Ok(durable) => Rc::new(durable),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot open a durable handle; syncing after writes instead");
-                None
+                return Ok(None);
             }
+        };
+        if size > 0 {
+            self.sync_file(&file, &path).await?;
         }
+        let mut st = self.state.borrow_mut();
+        // A roll or truncation while the file opened gave the log another segment.
+        if st.active().path != path {
+            return Ok(None);
+        }
+        st.appender.set_durable_file(durable.clone());
+        Ok(Some(durable))
     }
 
-    /// Seals the active segment (truncate to its real length, sync unless fsync is `Never`, write
-    /// its indexes) and opens a new one at its next offset. Requires the write lock.
+    /// Seals the active segment and opens a new one at its next offset. Requires the write lock.
+    ///
+    /// Sealing truncates the file to its real length, syncs it unless fsync is `never` or every
+    /// byte of it is already durable (`batch` rounds written through the `O_DSYNC` handle), and
+    /// writes its indexes without syncing them: a crash can leave them missing or stale, and
+    /// opening the log rebuilds them. Under `batch` the directory is synced (through io_uring) so
+    /// the new segment's name is durable before anything is acknowledged in it.
     pub(super) async fn roll_locked(&self) -> Result<(), LogError> {
-        let (file, path, size, base, indexes) = {
+        let (file, path, size, base, indexes, durable) = {
             let st = self.state.borrow();
             if st.closed {
                 return Err(self.closed_error());
@@ -331,21 +343,22 @@ impl Log {
                 a.size,
                 a.next,
                 a.encoded_indexes(&self.dir),
+                st.appender.durable_file().is_some(),
             )
         };
         let policy = self.config.borrow().fsync;
         file.truncate(size)
             .await
             .context(|| format!("truncating {} to {size} bytes", path.display()))?;
-        if policy != FsyncPolicy::Never {
+        if policy != FsyncPolicy::Never && !(policy == FsyncPolicy::Batch && durable) {
             self.sync_file(&file, &path).await?;
         }
-        write_index_files(indexes, policy != FsyncPolicy::Never).await?;
+        write_index_files(indexes, false).await?;
         let new_path = log_path(&self.dir, base);
         let new_file = self.start_segment_file(&new_path).await?;
         let appender = Appender::resume(&new_file, &new_path, 0).await?;
         if policy == FsyncPolicy::Batch {
-            io::sync_dir(&self.dir)?;
+            io::sync_dir_async(&self.dir).await?;
         }
         let mut st = self.state.borrow_mut();
         st.segments
