@@ -30,7 +30,7 @@ pub const PRODUCER_ID_BLOCK: i64 = 1000;
 pub const FETCH_MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// How often each shard enforces retention on its partitions.
-pub const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(5);
+pub const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Shortest and longest tick of the interval-fsync timer (the tick follows the smallest
 /// `interval:MS` among the shard's partitions, clamped to this range).

@@ -15,8 +15,11 @@ pub const WRITE_CHUNK_BYTES: usize = 1 << 20;
 /// Segment files are preallocated in steps of this many bytes.
 pub const PREALLOCATE_STEP_BYTES: u64 = 16 << 20;
 /// Segment files that retention retires are kept, up to this many per log, for the next rolls to
-/// write over (see `Log::roll_locked`); the rest are deleted.
-pub const SPARE_SEGMENTS_MAX: usize = 4;
+/// write over (see `Log::start_segment_file`); the rest are deleted.
+pub const SPARE_SEGMENTS_MAX: usize = 2;
+/// A spare segment file that no roll has taken for this long is deleted, so that only logs that
+/// keep rolling keep spares (as Kafka keeps deleted segments for `file.delete.delay.ms`).
+pub const SPARE_IDLE_MS: i64 = 60_000;
 /// A segment that retention deletes is truncated by at most this many bytes per file-system
 /// commit (see `io::remove_gradually`).
 pub const REMOVE_STEP_BYTES: u64 = 16 << 20;

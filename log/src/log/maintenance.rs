@@ -2,10 +2,12 @@
 
 use std::rc::Rc;
 
-use super::{Log, RetentionOutcome};
+use std::path::PathBuf;
+
+use super::{Log, RetentionOutcome, Spare};
 use crate::error::{IoContext, LogError};
 use crate::io;
-use crate::limits::{READ_WINDOW_BYTES, SPARE_SEGMENTS_MAX};
+use crate::limits::{READ_WINDOW_BYTES, SPARE_IDLE_MS, SPARE_SEGMENTS_MAX};
 use crate::offset::Offset;
 use crate::segment::{log_path, Appender, BatchCursor, Segment, Step, NO_TIMESTAMP};
 
@@ -187,6 +189,19 @@ impl Log {
     /// # Errors
     /// [`LogError::Io`] if rolling or a removal fails; [`LogError::Closed`].
     pub async fn enforce_retention(&self) -> Result<RetentionOutcome, LogError> {
+        let now = self.clock.now_ms();
+        let idle: Vec<PathBuf> = {
+            let mut st = self.state.borrow_mut();
+            let (idle, kept) = std::mem::take(&mut st.spares)
+                .into_iter()
+                .partition(|s| now.saturating_sub(s.since_ms) >= SPARE_IDLE_MS);
+            st.spares = kept;
+            idle.into_iter().map(|s| s.path).collect()
+        };
+        for path in idle {
+            tracing::debug!(file = %path.display(), "deleting an idle spare segment file");
+            io::remove_gradually(&path).await?;
+        }
         let victims = {
             let _permit = self.lock().await?;
             self.retire_segments().await?
@@ -203,7 +218,10 @@ impl Log {
                 let mut st = self.state.borrow_mut();
                 let room = !st.closed && st.spares.len() < SPARE_SEGMENTS_MAX;
                 if room {
-                    st.spares.push(retired.path.clone());
+                    st.spares.push(Spare {
+                        path: retired.path.clone(),
+                        since_ms: now,
+                    });
                 }
                 room
             };

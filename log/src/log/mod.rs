@@ -98,8 +98,15 @@ struct State {
     tail: TailCache,
     leader_epoch: i32,
     closed: bool,
-    /// Retired segment files for the next rolls to write over (see `Log::roll_locked`).
-    spares: Vec<PathBuf>,
+    /// Retired segment files for the next rolls to write over (see `Log::start_segment_file`).
+    spares: Vec<Spare>,
+}
+
+/// A retired segment file kept for a roll to write over.
+struct Spare {
+    path: PathBuf,
+    /// Clock time when it became a spare.
+    since_ms: i64,
 }
 
 impl State {
@@ -143,6 +150,7 @@ impl Log {
         std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
         prepare_thread_io(dir).await?;
         let recovered = recover(dir, &config, &*clock).await?;
+        let opened_ms = clock.now_ms();
         let start = recovered.segments[0].base;
         let next = recovered
             .segments
@@ -164,7 +172,14 @@ impl Log {
                 tail: TailCache::new(TAIL_CACHE_BYTES_MAX),
                 leader_epoch: 0,
                 closed: false,
-                spares: recovered.spares,
+                spares: recovered
+                    .spares
+                    .into_iter()
+                    .map(|path| Spare {
+                        path,
+                        since_ms: opened_ms,
+                    })
+                    .collect(),
             }),
             write_lock: Semaphore::new(1),
             rounds: group_commit::Rounds::default(),

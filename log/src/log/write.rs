@@ -382,7 +382,7 @@ impl Log {
         &self,
         path: &std::path::Path,
     ) -> Result<glommio::io::DmaFile, LogError> {
-        let spare = self.state.borrow_mut().spares.pop();
+        let spare = self.state.borrow_mut().spares.pop().map(|s| s.path);
         if let Some(spare) = spare {
             match glommio::io::rename(&spare, path).await {
                 Ok(()) => {
