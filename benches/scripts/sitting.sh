@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# One sitting of the docs/BENCHMARKS.md figures, run from the repository root after
+# `cargo build --release --bin spindle --bin spindle-bench`. Each configuration runs $RUNS times
+# for $SECS s; JSON per run in $OUT, the server's /metrics after each Kafka configuration, and a
+# table of medians at the end. Data goes under $WORK (on the disk being measured, not tmpfs).
+# Every topic is capped by retention.bytes: at 1-2 GB/s the default retention fills a disk in
+# a minute.
+set -u
+B=${BIN:-target/release}; OUT=${OUT:-bench-sitting}; WORK=${WORK:-/tmp/spindle-sitting}
+DISK_REF=${DISK_REF:-../shared/bench/disk-reference.sh}
+D=$WORK/data; E=$WORK/emb
+rm -rf $OUT; mkdir -p $OUT $WORK
+SECS=${SECS:-8}; RUNS=${RUNS:-3}
+ref() { $DISK_REF $WORK/ref 1024; }
+{ date -u +%FT%TZ; nproc; lscpu | grep "Model name"; uname -r; uptime; } > $OUT/machine.txt
+echo "ref-before $(ref)" > $OUT/ref.txt
+emb() { local name=$1; shift; for i in $(seq $RUNS); do rm -rf $E; $B/spindle-bench embedded --dir $E --json --duration-secs $SECS --shards 1 --partitions 1 "$@" > $OUT/$name.$i.json 2>/dev/null; done; rm -rf $E; }
+emb emb-never-if8 --producers 2 --in-flight 8 --fsync never --topic-config retention.bytes=2147483648
+emb emb-never-if32 --producers 2 --in-flight 32 --fsync never --topic-config retention.bytes=2147483648
+SMALL="--topic-config segment.bytes=134217728 --topic-config retention.bytes=268435456"
+emb emb-batch-p1-64k --producers 1 --in-flight 1 --fsync batch $SMALL
+emb emb-batch-p16-64k --producers 16 --in-flight 1 --fsync batch $SMALL
+emb emb-batch-p1-4k --producers 1 --in-flight 1 --fsync batch --batch-bytes 4096 $SMALL
+emb emb-batch-p16-4k --producers 16 --in-flight 1 --fsync batch --batch-bytes 4096 $SMALL
+echo "ref-middle $(ref)" >> $OUT/ref.txt
+serve() { rm -rf $D; $B/spindle serve --data-dir $D --kafka-listen 127.0.0.1:19092 --grpc-enabled false --admin-listen 127.0.0.1:19094 --shards 1 --retention-bytes 2147483648 > $OUT/server.log 2>&1 & SERVER=$!; for _ in $(seq 100); do grep -q "spindle ready" $OUT/server.log && break; sleep 0.1; done; }
+unserve() { curl -s 127.0.0.1:19094/metrics > $OUT/metrics-$1.txt; kill -TERM $SERVER; wait $SERVER; rm -rf $D; }
+kaf() { local name=$1; shift; serve; for i in $(seq $RUNS); do $B/spindle-bench kafka --bootstrap 127.0.0.1:19092 --topic $name-$i --json --duration-secs $SECS "$@" > $OUT/$name.$i.json 2>/dev/null; done; unserve $name; }
+med() { python3 -c "import json,statistics,sys;print(int(statistics.median(json.load(open(f))['messages_per_sec'] for f in sys.argv[1:])))" "$@"; }
+for inf in 8 32; do
+  kaf kafka-acks1-if$inf --acks 1 --producers 2 --in-flight $inf
+  half=$(( $(med $OUT/kafka-acks1-if$inf.[0-9].json) / 2 ))
+  echo "if$inf half $half" >> $OUT/half.txt
+  kaf kafka-half-if$inf --acks 1 --producers 2 --in-flight $inf --rate $half
+done
+kaf kafka-batch-p2 --acks 1 --producers 2 --in-flight 8 --topic-config fsync.policy=batch
+kaf kafka-batch-p16-4k --acks 1 --producers 16 --in-flight 1 --batch-bytes 4096 --topic-config fsync.policy=batch --topic-config segment.bytes=134217728 --topic-config retention.bytes=268435456
+echo "ref-after $(ref)" >> $OUT/ref.txt
+uptime >> $OUT/machine.txt
+python3 - $OUT <<'PY'  # the table of medians
+import json,glob,statistics,sys,os,collections
+out=sys.argv[1]; runs=collections.defaultdict(list)
+for f in sorted(glob.glob(out+'/*.json')):
+    name=os.path.basename(f).rsplit('.',2)[0]; runs[name].append(json.load(open(f)))
+for name,rs in runs.items():
+    m=lambda k: statistics.median(r[k] for r in rs)
+    l=lambda k: statistics.median(r['latency_us'][k] for r in rs)
+    print(f"{name:24s} MB/s {m('bytes_per_sec')/1e6:7.0f} [{', '.join(str(round(r['bytes_per_sec']/1e6)) for r in rs)}]  p50 {l('p50'):6.0f} p99 {l('p99'):7.0f} [{', '.join(str(r['latency_us']['p99']) for r in rs)}] p999 {l('p999'):7.0f} max {l('max'):7.0f} errors {sum(r['errors'] for r in rs)}")
+PY
+cat $OUT/ref.txt
