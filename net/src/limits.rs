@@ -14,8 +14,9 @@ pub const MIN_FRAME_BYTES: usize = 8;
 /// connection stops reading until the oldest answer is written (backpressure, bounded memory).
 pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 32;
 
-/// Kafka connections one shard serves at once; more are accepted and closed with a warning.
-pub const MAX_CONNECTIONS_PER_SHARD: usize = 10_000;
+/// Default number of Kafka connections one shard serves at once; more are accepted and closed
+/// with a warning. High enough that open files, not this, bound a node by default.
+pub const DEFAULT_MAX_CONNECTIONS_PER_SHARD: usize = 100_000;
 
 /// Size of the buffered reader in front of each connection's socket.
 pub const READ_BUFFER_BYTES: usize = 64 * 1024;

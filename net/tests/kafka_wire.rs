@@ -32,14 +32,21 @@ struct Node {
 
 impl Node {
     fn start() -> Node {
+        Node::start_with(2, |_| {})
+    }
+
+    /// A node of `shards` shards whose Kafka config `tweak` adjusts.
+    fn start_with(shards: usize, tweak: impl FnOnce(&mut KafkaConfig)) -> Node {
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         let reservation = kafka::reserve_listen_addr("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = reservation.addr();
-        let config = Arc::new(KafkaConfig::new(addr));
+        let mut config = KafkaConfig::new(addr);
+        tweak(&mut config);
+        let config = Arc::new(config);
         let (tx, rx) = std::sync::mpsc::channel();
         let engine_config = EngineConfig {
             data_dir: dir.path().to_path_buf(),
-            shards: 2,
+            shards,
             placement: Placement::Unbound,
             ..EngineConfig::default()
         };
@@ -106,7 +113,6 @@ fn call<R: Request>(stream: &mut TcpStream, version: i16, req: &R) -> R::Respons
     R::Response::decode(&mut resp, version).unwrap()
 }
 
-/// True when the server closed the connection (EOF), within the timeout.
 /// Whether the server closed the connection: end of stream, or a reset (a server that closes a
 /// socket with unread bytes in it sends RST instead of FIN). One read decides: reading again
 /// after a reset would see end of stream.
@@ -536,4 +542,36 @@ fn every_served_version_answers_and_decodes() {
         }
     }
     assert!(covered > 80, "only {covered} API versions exercised");
+}
+
+#[test]
+fn connections_beyond_the_per_shard_limit_are_closed_and_a_freed_slot_is_reused() {
+    let node = Node::start_with(1, |c| c.max_connections_per_shard = 2);
+    let mut first = node.connect();
+    let mut second = node.connect();
+    for conn in [&mut first, &mut second] {
+        let resp: ApiVersionsResponse = call(conn, 3, &ApiVersionsRequest::default());
+        assert_eq!(resp.error_code, 0);
+    }
+    let mut third = node.connect();
+    third
+        .write_all(&frame(3, 7, &ApiVersionsRequest::default()))
+        .unwrap();
+    assert!(closed(&mut third), "a third connection is refused");
+    let resp: ApiVersionsResponse = call(&mut second, 3, &ApiVersionsRequest::default());
+    assert_eq!(
+        resp.error_code, 0,
+        "the connections within the limit still work"
+    );
+
+    drop(first);
+    // The shard frees the slot once it reads the end of the first connection.
+    let served = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        let mut conn = node.connect();
+        conn.write_all(&frame(3, 7, &ApiVersionsRequest::default()))
+            .is_ok()
+            && read_frame(&mut conn).is_some()
+    });
+    assert!(served, "a connection after one closed is served");
 }

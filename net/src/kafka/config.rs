@@ -4,7 +4,10 @@ use std::net::SocketAddr;
 
 use spindle_engine::TopicConfig;
 
-use crate::limits::{DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES_CEILING, MIN_FRAME_BYTES};
+use crate::limits::{
+    DEFAULT_MAX_CONNECTIONS_PER_SHARD, DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES_CEILING,
+    MIN_FRAME_BYTES,
+};
 use crate::NetError;
 
 /// The Kafka server's settings, shared read-only by every shard.
@@ -23,6 +26,8 @@ pub struct KafkaConfig {
     pub cluster_id: String,
     /// Largest request frame accepted; a larger length prefix closes the connection.
     pub max_frame_bytes: usize,
+    /// Connections one shard serves at once; more are accepted and closed with a warning.
+    pub max_connections_per_shard: usize,
     /// Whether Metadata and Produce for an unknown topic create it.
     pub auto_create_topics: bool,
     /// Partition count of auto-created topics and of CreateTopics asking for the default (-1).
@@ -43,6 +48,7 @@ impl KafkaConfig {
             node_id: 0,
             cluster_id: "spindle".to_owned(),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            max_connections_per_shard: DEFAULT_MAX_CONNECTIONS_PER_SHARD,
             auto_create_topics: true,
             default_partitions: 1,
             topic_defaults: TopicConfig::default(),
@@ -59,6 +65,11 @@ impl KafkaConfig {
                 "max_frame_bytes {} is outside {MIN_FRAME_BYTES}..={MAX_FRAME_BYTES_CEILING}",
                 self.max_frame_bytes
             )));
+        }
+        if self.max_connections_per_shard == 0 {
+            return Err(NetError::Config(
+                "max_connections_per_shard must be at least 1".to_owned(),
+            ));
         }
         if self.default_partitions == 0 {
             return Err(NetError::Config(

@@ -25,7 +25,6 @@ use spindle_engine::Shard;
 
 use crate::kafka::connections::Connections;
 use crate::kafka::{connection, KafkaConfig};
-use crate::limits::MAX_CONNECTIONS_PER_SHARD;
 use crate::NetError;
 
 /// Backlog of each shard's listening socket.
@@ -127,11 +126,11 @@ async fn accept_loop(listener: TcpListener, shard: Shard, config: Arc<KafkaConfi
                 continue;
             }
         };
-        if connections.len() >= MAX_CONNECTIONS_PER_SHARD {
+        if connections.len() >= config.max_connections_per_shard {
             tracing::warn!(
                 %peer,
                 shard = %shard.id(),
-                limit = MAX_CONNECTIONS_PER_SHARD,
+                limit = config.max_connections_per_shard,
                 "refusing kafka connection: too many open on this shard"
             );
             continue;

@@ -74,6 +74,9 @@ pub struct ServeArgs {
     /// Largest Kafka request frame in bytes [default: 104857600].
     #[arg(long, env = "SPINDLE_MAX_FRAME_BYTES", value_name = "BYTES")]
     pub max_frame_bytes: Option<String>,
+    /// Kafka connections each shard serves at once [default: 100000].
+    #[arg(long, env = "SPINDLE_MAX_CONNECTIONS_PER_SHARD", value_name = "N")]
+    pub max_connections_per_shard: Option<String>,
     /// Create unknown topics on Metadata requests: true or false [default: true].
     #[arg(long, env = "SPINDLE_AUTO_CREATE_TOPICS", value_name = "BOOL")]
     pub auto_create_topics: Option<String>,
@@ -154,6 +157,7 @@ struct KafkaFile {
     listen: Option<String>,
     advertise: Option<String>,
     max_frame_bytes: Option<usize>,
+    max_connections_per_shard: Option<usize>,
     auto_create_topics: Option<bool>,
 }
 
@@ -475,6 +479,20 @@ fn kafka_config(
         kafka.cluster_id = id;
     }
     kafka.max_frame_bytes = max_frame_bytes(file, args)?;
+    if let Some(n) = pick(
+        &args.max_connections_per_shard,
+        "--max-connections-per-shard",
+        file.kafka.max_connections_per_shard,
+        "a connection count",
+    )? {
+        if n == 0 {
+            return Err(ConfigError::new(
+                "kafka.max_connections_per_shard",
+                "0: must be at least 1".to_owned(),
+            ));
+        }
+        kafka.max_connections_per_shard = n;
+    }
     // A frame is read only once its length is reserved from the shard's request memory, so the
     // largest frame must fit in it.
     let request_share = MemoryBudget::request_share_of(engine.shard_memory_bytes);
@@ -614,6 +632,23 @@ mod tests {
             ..ServeArgs::default()
         };
         assert!(kafka_config(&file, &args, &engine).is_ok());
+    }
+
+    #[test]
+    fn connection_limit_comes_from_the_flag_then_the_file_and_refuses_zero() {
+        let engine = EngineConfig::default();
+        let (kafka, _) =
+            kafka_config(&FileConfig::default(), &ServeArgs::default(), &engine).unwrap();
+        assert_eq!(kafka.max_connections_per_shard, 100_000);
+        let file = parse("[kafka]\nmax_connections_per_shard = 20000\n").unwrap();
+        let (kafka, _) = kafka_config(&file, &ServeArgs::default(), &engine).unwrap();
+        assert_eq!(kafka.max_connections_per_shard, 20_000);
+        let args = ServeArgs {
+            max_connections_per_shard: Some("0".into()),
+            ..ServeArgs::default()
+        };
+        let err = kafka_config(&file, &args, &engine).unwrap_err();
+        assert_eq!(err.key, "kafka.max_connections_per_shard");
     }
 
     #[test]
