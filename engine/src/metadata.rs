@@ -223,6 +223,65 @@ pub(crate) fn topic_dir(data_dir: &Path, name: &str, id: u64) -> PathBuf {
     data_dir.join("topics").join(format!("{name}-{id}"))
 }
 
+/// Where deleted partitions' directories wait to be freed.
+pub(crate) fn trash_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("trash")
+}
+
+/// Moves a deleted partition's directory into the trash at once, and frees it in the background
+/// a step at a time (`spindle_log::remove_tree_gradually`): unlinking gigabytes at once stalls
+/// every write to the disk (docs/FORMAT.md, "Retired segments"), and the deletion of a large
+/// topic would outlast a client's request timeout. Whatever a shutdown interrupts is freed at
+/// the next start ([`empty_trash`]).
+///
+/// # Errors
+/// I/O creating the trash or renaming into it (a directory already gone is fine).
+pub(crate) async fn discard_dir(data_dir: &Path, dir: &Path) -> Result<()> {
+    let trash = trash_dir(data_dir);
+    fs::create_dir_all(&trash).map_err(|e| io_error(format!("creating {}", trash.display()), e))?;
+    // topics/<name>-<id>/<partition> becomes trash/<name>-<id>-<partition>: unique, since a
+    // topic id is never reused.
+    let name = match (dir.parent().and_then(Path::file_name), dir.file_name()) {
+        (Some(topic), Some(partition)) => format!(
+            "{}-{}",
+            topic.to_string_lossy(),
+            partition.to_string_lossy()
+        ),
+        _ => dir.to_string_lossy().replace('/', "_"),
+    };
+    let target = trash.join(name);
+    match fs::rename(dir, &target) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(io_error(
+                format!("moving {} to the trash", dir.display()),
+                e,
+            ))
+        }
+    }
+    free_in_background(target);
+    Ok(())
+}
+
+/// Frees what an earlier run left in the trash, in the background.
+pub(crate) fn empty_trash(data_dir: &Path) {
+    if let Ok(entries) = fs::read_dir(trash_dir(data_dir)) {
+        for entry in entries.flatten() {
+            free_in_background(entry.path());
+        }
+    }
+}
+
+fn free_in_background(path: PathBuf) {
+    glommio::spawn_local(async move {
+        if let Err(e) = spindle_log::remove_tree_gradually(&path).await {
+            tracing::warn!(dir = %path.display(), error = %e, "freeing deleted data failed");
+        }
+    })
+    .detach();
+}
+
 /// Syncs a directory so a rename or a new entry in it survives a power loss.
 ///
 /// # Errors

@@ -104,3 +104,59 @@ fn restart_with_more_shards_keeps_data_and_places_offsets_per_shard() {
     );
     engine.shutdown().expect("shutdown");
 }
+
+#[test]
+fn a_deleted_topic_leaves_the_topics_directory_at_once_and_its_data_is_freed() {
+    let dir = common::temp_dir();
+    let topics = dir.path().join("topics");
+    let trash = dir.path().join("trash");
+    let topic_dirs = |prefix: &str| {
+        std::fs::read_dir(&topics)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_str().unwrap().starts_with(prefix)
+            })
+            .count()
+    };
+    let trash_entries = || std::fs::read_dir(&trash).map_or(0, |d| d.count());
+    let wait_for_empty_trash = || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while trash_entries() > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        trash_entries()
+    };
+    {
+        let engine = common::start(dir.path(), 2);
+        let handle = engine.handle();
+        block_on(handle.create_topic("big", 2, TopicConfig::default())).expect("create");
+        for p in 0..2 {
+            let tp = TopicPartition::new("big", p);
+            block_on(handle.produce_records(&tp, common::records("x", 50))).expect("produce");
+        }
+        assert_eq!(topic_dirs("big-"), 1);
+        block_on(handle.delete_topic("big")).expect("delete");
+        assert_eq!(
+            topic_dirs("big-"),
+            0,
+            "the topic's directory is gone at once"
+        );
+        assert_eq!(
+            wait_for_empty_trash(),
+            0,
+            "its data is freed in the background"
+        );
+        engine.shutdown().expect("shutdown");
+    }
+    // What a stop interrupted is freed at the next start.
+    std::fs::create_dir_all(trash.join("left-1-0")).unwrap();
+    std::fs::write(
+        trash.join("left-1-0").join("00000000000000000000.log"),
+        vec![7u8; 40 << 20],
+    )
+    .unwrap();
+    let engine = common::start(dir.path(), 2);
+    assert_eq!(wait_for_empty_trash(), 0, "the trash is emptied on start");
+    engine.shutdown().expect("shutdown");
+}

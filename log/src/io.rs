@@ -179,6 +179,36 @@ pub(crate) async fn remove_gradually(path: &Path) -> Result<(), LogError> {
         .context(|| format!("removing {}", path.display()))
 }
 
+/// Removes a directory tree without stalling the disk: files larger than one step go through
+/// [`remove_gradually`], the rest are unlinked, then the directories. A tree already gone is fine.
+///
+/// # Errors
+/// [`LogError::Io`] if an entry cannot be listed, cut or removed.
+pub async fn remove_tree_gradually(dir: &Path) -> Result<(), LogError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).context(|| format!("listing {}", dir.display())),
+    };
+    for entry in entries {
+        let entry = entry.context(|| format!("listing {}", dir.display()))?;
+        let path = entry.path();
+        let meta = entry
+            .metadata()
+            .context(|| format!("reading metadata of {}", path.display()))?;
+        if meta.is_dir() {
+            Box::pin(remove_tree_gradually(&path)).await?;
+        } else if meta.len() > REMOVE_STEP_BYTES {
+            remove_gradually(&path).await?;
+        } else {
+            glommio::io::remove(&path)
+                .await
+                .context(|| format!("removing {}", path.display()))?;
+        }
+    }
+    std::fs::remove_dir(dir).context(|| format!("removing {}", dir.display()))
+}
+
 /// Syncs a directory through io_uring (the shard thread does not block), so that file creations
 /// and removals in it survive a power loss.
 ///

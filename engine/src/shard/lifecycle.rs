@@ -128,6 +128,9 @@ async fn recover(start: ShardStart) -> Result<Shard> {
     if shard.state().groups.set(groups).is_err() {
         unreachable!("the group coordinator is recovered once per shard");
     }
+    if start.id.0 == 0 {
+        crate::metadata::empty_trash(&shard.state().config.data_dir);
+    }
     shard.spawn_background(retention_loop(shard.clone()));
     shard.spawn_background(fsync_loop(shard.clone()));
     Ok(shard)

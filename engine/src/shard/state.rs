@@ -8,7 +8,7 @@
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::{Arc, RwLock};
 
@@ -17,7 +17,7 @@ use glommio::TaskQueueHandle;
 use crate::event::Event;
 use crate::group::GroupCoordinator;
 use crate::log_api::Clock;
-use crate::metadata::{remove_dir_tree, topic_dir, Metadata, TopicMeta};
+use crate::metadata::{discard_dir, topic_dir, Metadata, TopicMeta};
 use crate::partition::Partition;
 use crate::shard::mesh::Mesh;
 use crate::{EngineConfig, Result, ShardId, TopicPartition};
@@ -141,7 +141,7 @@ impl ShardState {
             };
             let deleted = next.topics.get(&*tp.topic).map(|m| m.id)
                 != previous.topics.get(&*tp.topic).map(|m| m.id);
-            if let Err(e) = close_partition(&partition, deleted).await {
+            if let Err(e) = close_partition(&partition, deleted, &self.config.data_dir).await {
                 tracing::error!(partition = %tp, error = %e, "closing partition failed");
                 first_error.get_or_insert(e);
             }
@@ -184,12 +184,11 @@ impl ShardState {
     }
 }
 
-/// Closes a partition and, when its topic was deleted, removes its data.
-async fn close_partition(partition: &Partition, delete_data: bool) -> Result<()> {
+/// Closes a partition and, when its topic was deleted, moves its data to the trash.
+async fn close_partition(partition: &Partition, delete_data: bool, data_dir: &Path) -> Result<()> {
     partition.close().await?;
     if delete_data {
-        let dir = partition.dir().to_path_buf();
-        remove_dir_tree(dir).await?;
+        discard_dir(data_dir, partition.dir()).await?;
     }
     Ok(())
 }
