@@ -8,15 +8,18 @@
 //!
 //! `ProduceStream` keeps up to [`PRODUCE_STREAM_IN_FLIGHT_MAX`] requests in flight and answers
 //! them in order. While that many are pending it stops reading the stream, so HTTP/2 flow
-//! control pushes back on the client instead of the server queueing without bound.
+//! control pushes back on the client instead of the server queueing without bound. Its requests
+//! are also *appended* in order, as a Kafka connection's are: each waits for its [`Turn`], until
+//! the one before it has handed its records to the engine, and only the acknowledgements overlap.
 
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
+use std::task::Poll;
 
 use futures::stream::{FuturesOrdered, StreamExt};
 use futures::Stream;
 use spindle_engine::{Record, RecordHeader, TopicPartition};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -53,7 +56,7 @@ impl Producer for ProducerService {
         request: Request<ProduceRequest>,
     ) -> Result<Response<ProduceResponse>, Status> {
         let principal = Principal::of(&request)?;
-        let offsets = produce(&self.ctx, &principal, request.into_inner()).await?;
+        let offsets = produce(&self.ctx, &principal, request.into_inner(), None).await?;
         Ok(Response::new(ProduceResponse { offsets }))
     }
 
@@ -87,6 +90,7 @@ async fn pump(
 ) {
     let mut in_flight = FuturesOrdered::new();
     let mut inbound_open = true;
+    let mut previous: Option<oneshot::Receiver<()>> = None;
     loop {
         tokio::select! {
             Some(ack) = in_flight.next(), if !in_flight.is_empty() => {
@@ -99,7 +103,9 @@ async fn pump(
                     Ok(Some(message)) => {
                         let ctx = Arc::clone(ctx);
                         let principal = principal.clone();
-                        in_flight.push_back(async move { acknowledge(&ctx, &principal, message).await });
+                        let (handed, next) = oneshot::channel();
+                        let turn = Turn { after: previous.replace(next), handed };
+                        in_flight.push_back(async move { acknowledge(&ctx, &principal, message, turn).await });
                     }
                     Ok(None) => inbound_open = false,
                     Err(status) => {
@@ -113,13 +119,32 @@ async fn pump(
     }
 }
 
+/// A stream request's place in the append order: it appends once `after` (the request before it
+/// handed its records to the engine, or failed) resolves, and resolves `handed` when it has.
+/// Dropping `handed` counts as resolving it, so a request that fails early does not block the
+/// rest.
+struct Turn {
+    after: Option<oneshot::Receiver<()>>,
+    handed: oneshot::Sender<()>,
+}
+
+impl Turn {
+    async fn wait(&mut self) {
+        if let Some(after) = self.after.take() {
+            // An error only means the earlier request ended without appending.
+            let _ = after.await;
+        }
+    }
+}
+
 async fn acknowledge(
     ctx: &Context,
     principal: &Principal,
     message: ProduceStreamRequest,
+    turn: Turn,
 ) -> ProduceAck {
     let result = match message.request {
-        Some(request) => produce(ctx, principal, request).await,
+        Some(request) => produce(ctx, principal, request, Some(turn)).await,
         None => Err(invalid_argument("request", &"missing")),
     };
     match result {
@@ -143,7 +168,11 @@ async fn produce(
     ctx: &Context,
     principal: &Principal,
     request: ProduceRequest,
+    mut turn: Option<Turn>,
 ) -> Result<Vec<RecordOffset>, Status> {
+    if let Some(turn) = turn.as_mut() {
+        turn.wait().await;
+    }
     if request.topic.is_empty() {
         return Err(invalid_argument("topic", &"empty"));
     }
@@ -169,8 +198,19 @@ async fn produce(
             (partition, indexes, outcome)
         }
     });
+    let mut appends = pin!(futures::future::join_all(appends));
+    // The first poll hands every group to the engine (each call queues its job on the owning
+    // shard before it waits); the next request of the stream may go once that is done.
+    let first = futures::poll!(appends.as_mut());
+    if let Some(turn) = turn {
+        let _ = turn.handed.send(());
+    }
+    let outcomes = match first {
+        Poll::Ready(outcomes) => outcomes,
+        Poll::Pending => appends.await,
+    };
     let mut offsets = vec![RecordOffset::default(); count];
-    for (partition, indexes, outcome) in futures::future::join_all(appends).await {
+    for (partition, indexes, outcome) in outcomes {
         let outcome = outcome.map_err(status::from_engine)?;
         let base = i64::try_from(outcome.base_offset.0)
             .map_err(|_| Status::internal("offset beyond i64"))?;
