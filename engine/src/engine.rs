@@ -78,6 +78,57 @@ impl Default for EngineConfig {
 pub struct Engine {
     handle: EngineHandle,
     threads: Vec<JoinHandle<()>>,
+    /// Held while the engine lives; dropped last, after the shard threads.
+    _lock: DataDirLock,
+}
+
+/// An exclusive lock on a data directory (`flock` on `DATA/.lock`), so that two processes never
+/// open the same logs: the second gets a clear error instead of corrupting them.
+struct DataDirLock {
+    /// The locked file; closing it (on drop) releases the lock.
+    _file: std::fs::File,
+}
+
+impl DataDirLock {
+    const FILE: &'static str = ".lock";
+
+    fn acquire(data_dir: &std::path::Path) -> Result<DataDirLock> {
+        use std::io::{Read, Seek, Write};
+        let path = data_dir.join(Self::FILE);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| io_error(format!("opening {}", path.display()), e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                return Err(EngineError::Start(format!(
+                    "data directory {} is in use by another Spindle process{}",
+                    data_dir.display(),
+                    if holder.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (pid {holder})")
+                    }
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(io_error(format!("locking {}", path.display()), e));
+            }
+        }
+        // The pid is for the message above; the lock itself is what protects.
+        let _ = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| writeln!(file, "{}", std::process::id()));
+        Ok(DataDirLock { _file: file })
+    }
 }
 
 impl Engine {
@@ -113,6 +164,7 @@ impl Engine {
         let io_memory = executor::io_memory_per_shard(shards)?;
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| io_error(format!("creating {}", config.data_dir.display()), e))?;
+        let lock = DataDirLock::acquire(&config.data_dir)?;
         let mut metadata = Metadata::load(&config.data_dir)?.unwrap_or_default();
         if metadata.fit_to_shards(shards) {
             metadata.version += 1;
@@ -129,6 +181,7 @@ impl Engine {
         let mut engine = Engine {
             handle,
             threads: Vec::with_capacity(shards),
+            _lock: lock,
         };
         let mut first_error = None;
         for thread in &started {

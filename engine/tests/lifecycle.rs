@@ -185,3 +185,24 @@ fn retention_task_deletes_old_segments() {
     );
     engine.shutdown().expect("shutdown");
 }
+
+#[test]
+fn a_second_engine_on_the_same_data_dir_is_refused_until_the_first_stops() {
+    let dir = common::temp_dir();
+    let first = common::start(dir.path(), 1);
+    let Err(err) = Engine::start(common::config(dir.path(), 1)) else {
+        panic!("a second engine started on a data directory in use");
+    };
+    let message = err.to_string();
+    assert!(
+        message.contains("in use by another Spindle process"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("pid {}", std::process::id())),
+        "{message}"
+    );
+    first.shutdown().expect("shutdown");
+    let again = common::start(dir.path(), 1);
+    again.shutdown().expect("shutdown");
+}
