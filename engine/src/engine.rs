@@ -94,6 +94,7 @@ impl DataDirLock {
 
     fn acquire(data_dir: &std::path::Path) -> Result<DataDirLock> {
         use std::io::{Read, Seek, Write};
+        use std::os::fd::AsRawFd;
         let path = data_dir.join(Self::FILE);
         let mut file = std::fs::OpenOptions::new()
             .read(true)
@@ -102,25 +103,25 @@ impl DataDirLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| io_error(format!("opening {}", path.display()), e))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                let holder = holder.trim();
-                return Err(EngineError::Start(format!(
-                    "data directory {} is in use by another Spindle process{}",
-                    data_dir.display(),
-                    if holder.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (pid {holder})")
-                    }
-                )));
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
+        // flock rather than `File::try_lock`, which is newer than the supported Rust version.
+        // SAFETY: flock on a descriptor this function owns; no memory is passed.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::WouldBlock {
                 return Err(io_error(format!("locking {}", path.display()), e));
             }
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            return Err(EngineError::Start(format!(
+                "data directory {} is in use by another Spindle process{}",
+                data_dir.display(),
+                if holder.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (pid {holder})")
+                }
+            )));
         }
         // The pid is for the message above; the lock itself is what protects.
         let _ = file

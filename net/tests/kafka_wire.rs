@@ -120,8 +120,18 @@ fn closed(stream: &mut TcpStream) -> bool {
     let mut buf = [0u8; 1];
     match stream.read(&mut buf) {
         Ok(0) => true,
-        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
-        Ok(_) => false,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+            ) =>
+        {
+            true
+        }
+        other => {
+            eprintln!("the connection still reads: {other:?}");
+            false
+        }
     }
 }
 
