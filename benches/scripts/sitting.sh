@@ -11,10 +11,13 @@ DISK_REF=${DISK_REF:-../shared/bench/disk-reference.sh}
 D=$WORK/data; E=$WORK/emb
 rm -rf $OUT; mkdir -p $OUT $WORK
 SECS=${SECS:-8}; RUNS=${RUNS:-3}
+# Removing gigabytes of an earlier run's data makes the file system discard them in its next
+# journal commit, which stalls the disk for a while: let that pass before measuring.
+clean() { rm -rf "$@"; sync; sleep ${SETTLE:-5}; }
 ref() { $DISK_REF $WORK/ref 1024; }
 { date -u +%FT%TZ; nproc; lscpu | grep "Model name"; uname -r; uptime; } > $OUT/machine.txt
 echo "ref-before $(ref)" > $OUT/ref.txt
-emb() { local name=$1; shift; for i in $(seq $RUNS); do rm -rf $E; $B/spindle-bench embedded --dir $E --json --duration-secs $SECS --shards 1 --partitions 1 "$@" > $OUT/$name.$i.json 2>/dev/null; done; rm -rf $E; }
+emb() { local name=$1; shift; for i in $(seq $RUNS); do clean $E; $B/spindle-bench embedded --dir $E --json --duration-secs $SECS --shards 1 --partitions 1 "$@" > $OUT/$name.$i.json 2>/dev/null; done; rm -rf $E; }
 emb emb-never-if8 --producers 2 --in-flight 8 --fsync never --topic-config retention.bytes=2147483648
 emb emb-never-if32 --producers 2 --in-flight 32 --fsync never --topic-config retention.bytes=2147483648
 SMALL="--topic-config segment.bytes=134217728 --topic-config retention.bytes=268435456"
@@ -23,7 +26,7 @@ emb emb-batch-p16-64k --producers 16 --in-flight 1 --fsync batch $SMALL
 emb emb-batch-p1-4k --producers 1 --in-flight 1 --fsync batch --batch-bytes 4096 $SMALL
 emb emb-batch-p16-4k --producers 16 --in-flight 1 --fsync batch --batch-bytes 4096 $SMALL
 echo "ref-middle $(ref)" >> $OUT/ref.txt
-serve() { rm -rf $D; $B/spindle serve --data-dir $D --kafka-listen 127.0.0.1:19092 --grpc-enabled false --admin-listen 127.0.0.1:19094 --shards 1 --retention-bytes 2147483648 > $OUT/server.log 2>&1 & SERVER=$!; for _ in $(seq 100); do grep -q "spindle ready" $OUT/server.log && break; sleep 0.1; done; }
+serve() { clean $D; $B/spindle serve --data-dir $D --kafka-listen 127.0.0.1:19092 --grpc-enabled false --admin-listen 127.0.0.1:19094 --shards 1 --retention-bytes 2147483648 > $OUT/server.log 2>&1 & SERVER=$!; for _ in $(seq 100); do grep -q "spindle ready" $OUT/server.log && break; sleep 0.1; done; }
 unserve() { curl -s 127.0.0.1:19094/metrics > $OUT/metrics-$1.txt; kill -TERM $SERVER; wait $SERVER; rm -rf $D; }
 kaf() { local name=$1; shift; serve; for i in $(seq $RUNS); do $B/spindle-bench kafka --bootstrap 127.0.0.1:19092 --topic $name-$i --json --duration-secs $SECS "$@" > $OUT/$name.$i.json 2>/dev/null; done; unserve $name; }
 med() { python3 -c "import json,statistics,sys;print(int(statistics.median(json.load(open(f))['messages_per_sec'] for f in sys.argv[1:])))" "$@"; }
