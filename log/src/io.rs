@@ -6,7 +6,7 @@
 //! first; `Log::open` calls it, keyed by executor id, so callers need do nothing.
 
 use std::cell::Cell;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use glommio::io::{DmaFile, OpenOptions};
 
@@ -177,6 +177,18 @@ pub(crate) async fn remove_gradually(path: &Path) -> Result<(), LogError> {
     glommio::io::remove(path)
         .await
         .context(|| format!("removing {}", path.display()))
+}
+
+/// Deletes a file with [`remove_gradually`] in a task of its own on this executor; a failure is
+/// logged. A file that a stop leaves behind is a retired segment, which the next open adopts or
+/// deletes.
+pub(crate) fn remove_in_background(path: PathBuf) {
+    glommio::spawn_local(async move {
+        if let Err(e) = remove_gradually(&path).await {
+            tracing::warn!(file = %path.display(), error = %e, "deleting a retired segment failed");
+        }
+    })
+    .detach();
 }
 
 /// Removes a directory tree without stalling the disk: files larger than one step go through

@@ -200,14 +200,15 @@ impl Log {
         };
         for path in idle {
             tracing::debug!(file = %path.display(), "deleting an idle spare segment file");
-            io::remove_gradually(&path).await?;
+            io::remove_in_background(path);
         }
         let victims = {
             let _permit = self.lock().await?;
             self.retire_segments().await?
         };
-        // The files go without the write lock: retiring waits for reads, deleting is slow on
-        // purpose (`io::remove_gradually`), and appends need not wait for either.
+        // The files go without the write lock: retiring waits for reads, and appends need not
+        // wait for it. Deleting is slow on purpose (`io::remove_gradually`) and runs in its own
+        // task, so that neither the shard's other partitions nor a shutdown wait for it.
         let mut outcome = RetentionOutcome::default();
         for victim in victims {
             outcome.segments_deleted += 1;
@@ -226,7 +227,7 @@ impl Log {
                 room
             };
             if !spare {
-                io::remove_gradually(&retired.path).await?;
+                io::remove_in_background(retired.path);
             }
         }
         Ok(outcome)
