@@ -112,7 +112,6 @@ pub(crate) async fn write_whole_file(path: &Path, data: &[u8], sync: bool) -> Re
         file.fdatasync()
             .await
             .context(|| format!("syncing {}", path.display()))?;
-        glommio::timer::sleep(REMOVE_STEP_PAUSE).await;
     }
     file.close()
         .await
