@@ -229,7 +229,7 @@ pub(crate) fn trash_dir(data_dir: &Path) -> PathBuf {
 }
 
 /// Moves a deleted partition's directory into the trash at once, and frees it in the background
-/// a step at a time (`spindle_log::remove_tree_gradually`): unlinking gigabytes at once stalls
+/// a step at a time (`spindle_log::remove_in_background`): unlinking gigabytes at once stalls
 /// every write to the disk (docs/FORMAT.md, "Retired segments"), and the deletion of a large
 /// topic would outlast a client's request timeout. Whatever a shutdown interrupts is freed at
 /// the next start ([`empty_trash`]).
@@ -260,7 +260,7 @@ pub(crate) async fn discard_dir(data_dir: &Path, dir: &Path) -> Result<()> {
             ))
         }
     }
-    free_in_background(target);
+    spindle_log::remove_in_background(target);
     Ok(())
 }
 
@@ -268,18 +268,9 @@ pub(crate) async fn discard_dir(data_dir: &Path, dir: &Path) -> Result<()> {
 pub(crate) fn empty_trash(data_dir: &Path) {
     if let Ok(entries) = fs::read_dir(trash_dir(data_dir)) {
         for entry in entries.flatten() {
-            free_in_background(entry.path());
+            spindle_log::remove_in_background(entry.path());
         }
     }
-}
-
-fn free_in_background(path: PathBuf) {
-    glommio::spawn_local(async move {
-        if let Err(e) = spindle_log::remove_tree_gradually(&path).await {
-            tracing::warn!(dir = %path.display(), error = %e, "freeing deleted data failed");
-        }
-    })
-    .detach();
 }
 
 /// Syncs a directory so a rename or a new entry in it survives a power loss.

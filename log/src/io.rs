@@ -178,46 +178,45 @@ pub(crate) async fn remove_gradually(path: &Path) -> Result<(), LogError> {
         .context(|| format!("removing {}", path.display()))
 }
 
-/// Deletes a file with [`remove_gradually`] in a task of its own on this executor; a failure is
-/// logged. A file that a stop leaves behind is a retired segment, which the next open adopts or
-/// deletes.
-pub(crate) fn remove_in_background(path: PathBuf) {
+/// Deletes a file or a directory tree with [`remove_tree_gradually`] in a task of its own on
+/// this executor; a failure is logged. What a stop leaves behind is found again at the next
+/// start: a retired segment, which the next open adopts or deletes, or a topic in the trash.
+pub fn remove_in_background(path: PathBuf) {
     glommio::spawn_local(async move {
-        if let Err(e) = remove_gradually(&path).await {
-            tracing::warn!(file = %path.display(), error = %e, "deleting a retired segment failed");
+        if let Err(e) = remove_tree_gradually(&path).await {
+            tracing::warn!(path = %path.display(), error = %e, "freeing deleted data failed");
         }
     })
     .detach();
 }
 
-/// Removes a directory tree without stalling the disk: files larger than one step go through
-/// [`remove_gradually`], the rest are unlinked, then the directories. A tree already gone is fine.
+/// Removes a file or a directory tree without stalling the disk: files larger than one step go
+/// through [`remove_gradually`], the rest are unlinked, then the directories. A path already gone
+/// is fine.
 ///
 /// # Errors
 /// [`LogError::Io`] if an entry cannot be listed, cut or removed.
-pub async fn remove_tree_gradually(dir: &Path) -> Result<(), LogError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
+pub(crate) async fn remove_tree_gradually(path: &Path) -> Result<(), LogError> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).context(|| format!("listing {}", dir.display())),
+        Err(e) => return Err(e).context(|| format!("reading metadata of {}", path.display())),
     };
-    for entry in entries {
-        let entry = entry.context(|| format!("listing {}", dir.display()))?;
-        let path = entry.path();
-        let meta = entry
-            .metadata()
-            .context(|| format!("reading metadata of {}", path.display()))?;
-        if meta.is_dir() {
-            Box::pin(remove_tree_gradually(&path)).await?;
-        } else if meta.len() > REMOVE_STEP_BYTES {
-            remove_gradually(&path).await?;
+    if !meta.is_dir() {
+        return if meta.len() > REMOVE_STEP_BYTES {
+            remove_gradually(path).await
         } else {
-            glommio::io::remove(&path)
+            glommio::io::remove(path)
                 .await
-                .context(|| format!("removing {}", path.display()))?;
-        }
+                .context(|| format!("removing {}", path.display()))
+        };
     }
-    std::fs::remove_dir(dir).context(|| format!("removing {}", dir.display()))
+    let entries = std::fs::read_dir(path).context(|| format!("listing {}", path.display()))?;
+    for entry in entries {
+        let entry = entry.context(|| format!("listing {}", path.display()))?;
+        Box::pin(remove_tree_gradually(&entry.path())).await?;
+    }
+    std::fs::remove_dir(path).context(|| format!("removing {}", path.display()))
 }
 
 /// Syncs a directory through io_uring (the shard thread does not block), so that file creations

@@ -43,7 +43,7 @@ pub mod testing;
 pub use crate::clock::{Clock, SystemClock};
 pub use crate::config::{FsyncPolicy, LogConfig};
 pub use crate::error::LogError;
-pub use crate::io::{prepare_thread_io, remove_tree_gradually};
+pub use crate::io::{prepare_thread_io, remove_in_background};
 pub use crate::log::{AppendInfo, IoStats, Log, RetentionOutcome};
 pub use crate::offset::Offset;
 #[doc(hidden)]
