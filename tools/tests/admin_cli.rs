@@ -7,104 +7,18 @@
 //! PID when the test ends (also when it fails). Outcomes are the exit status, stdout and
 //! stderr: 0 on success, 1 with a `spindle: …` line naming what failed, 2 for usage errors.
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use spindle_server::{free_port, stop, Server};
 
-/// How long a server may take to print its ready line.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a server may take to stop after SIGTERM before it is killed.
+mod spindle_server;
+
+/// How long the consumer may take to stop after SIGTERM before it is killed.
 const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long to wait for a consumer group to settle.
 const GROUP_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A running `spindle serve`, stopped on drop.
-struct Server {
-    child: Child,
-    kafka: String,
-    data_dir: PathBuf,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Server {
-    fn start() -> Self {
-        let data_dir = std::env::temp_dir().join(format!(
-            "spindle-admin-test-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&data_dir).unwrap();
-        let kafka = format!("127.0.0.1:{}", free_port());
-        let grpc = format!("127.0.0.1:{}", free_port());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_spindle"))
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .args(["--kafka-listen", &kafka, "--grpc-listen", &grpc])
-            .env("SPINDLE_LOG_LEVEL", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if line.starts_with("spindle ready") && tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let server = Self {
-            child,
-            kafka,
-            data_dir,
-        };
-        match rx.recv_timeout(READY_TIMEOUT) {
-            Ok(_) => server,
-            Err(_) => panic!("spindle serve printed no ready line within {READY_TIMEOUT:?}"),
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        stop(&mut self.child, STOP_TIMEOUT);
-        if let Err(e) = std::fs::remove_dir_all(&self.data_dir) {
-            eprintln!("cannot remove {}: {e}", self.data_dir.display());
-        }
-    }
-}
-
-/// SIGTERM to `child` by its PID, then SIGKILL if it has not exited within `timeout`.
-fn stop(child: &mut Child, timeout: Duration) {
-    let pid = libc::pid_t::try_from(child.id()).unwrap();
-    // SAFETY: kill(2) on the PID of a child this test spawned and has not reaped.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if child.try_wait().unwrap().is_some() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    eprintln!("process {pid} ignored SIGTERM for {timeout:?}; killing it");
-    child.kill().unwrap();
-    child.wait().unwrap();
-}
 
 /// What one command gave: its exit status, stdout and stderr.
 #[derive(Debug)]
@@ -173,7 +87,7 @@ fn partition_field(doc: &Value, partition: i64, field: &str) -> Value {
 
 #[test]
 fn topic_create_list_describe_alter_delete() {
-    let server = Server::start();
+    let server = Server::start_with("admin", &[]);
     let b = server.kafka.as_str();
 
     let created = spindle(
@@ -250,7 +164,7 @@ fn topic_create_list_describe_alter_delete() {
 
 #[test]
 fn errors_name_what_is_wrong_and_exit_non_zero() {
-    let server = Server::start();
+    let server = Server::start_with("admin", &[]);
     let b = server.kafka.as_str();
 
     let unknown = spindle(b, &["topic", "describe", "no-such-topic"]);
@@ -318,7 +232,7 @@ fn errors_name_what_is_wrong_and_exit_non_zero() {
 
 #[test]
 fn cluster_info_names_the_node() {
-    let server = Server::start();
+    let server = Server::start_with("admin", &[]);
     let info = spindle(&server.kafka, &["cluster", "info", "--json"]).json();
     let brokers = info["brokers"].as_array().unwrap();
     assert_eq!(brokers.len(), 1, "{info}");
@@ -332,7 +246,7 @@ fn cluster_info_names_the_node() {
 
 #[test]
 fn group_offsets_lag_and_reset() {
-    let server = Server::start();
+    let server = Server::start_with("admin", &[]);
     let b = server.kafka.as_str();
     spindle(b, &["topic", "create", "events", "--partitions", "2"]).ok();
     produce(b, "events", 0, 5);
@@ -449,7 +363,7 @@ fn group_offsets_lag_and_reset() {
 
 #[test]
 fn reset_to_a_timestamp_finds_the_first_record_at_or_after_it() {
-    let server = Server::start();
+    let server = Server::start_with("admin", &[]);
     let b = server.kafka.as_str();
     spindle(b, &["topic", "create", "ticks", "--partitions", "1"]).ok();
     produce(b, "ticks", 0, 3);
@@ -484,7 +398,7 @@ fn reset_to_a_timestamp_finds_the_first_record_at_or_after_it() {
 
 #[test]
 fn a_live_group_shows_its_members_and_refuses_a_reset() {
-    let server = Server::start();
+    let server = Server::start_with("admin", &[]);
     let b = server.kafka.as_str();
     spindle(b, &["topic", "create", "clicks", "--partitions", "2"]).ok();
     produce(b, "clicks", 0, 2);

@@ -17,12 +17,12 @@
 //! delete the old segments: the earliest offset moves and the segment files leave the disk.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -33,13 +33,11 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use kafka_protocol::records::Compression;
+use spindle_server::Server;
 use spindle_tools::admin::client::{Client, EARLIEST};
 use spindle_tools::bench::batch::{BatchShape, Template};
 
-/// How long a server may take to print its ready line.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a server may take to stop after SIGTERM before it is killed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+mod spindle_server;
 
 /// The shard memory budget the pressure test runs with.
 const BUDGET_BYTES: u64 = 32 << 20;
@@ -61,69 +59,13 @@ const PRODUCE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Produce request version sent (flexible, with throttle time).
 const PRODUCE_VERSION: i16 = 9;
 
-/// A running `spindle serve`, stopped on drop.
-struct Server {
-    child: Child,
-    kafka: String,
-    data_dir: PathBuf,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A one-shard node started with `extra` flags.
+fn start_server(extra: &[&str]) -> Server {
+    let flags: Vec<&str> = ["--shards", "1"].iter().chain(extra).copied().collect();
+    Server::start_with("memory", &flags)
 }
 
 impl Server {
-    fn start(extra: &[&str]) -> Self {
-        let data_dir = std::env::temp_dir().join(format!(
-            "spindle-memory-test-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&data_dir).unwrap();
-        let kafka = format!("127.0.0.1:{}", free_port());
-        let grpc = format!("127.0.0.1:{}", free_port());
-        let admin = format!("127.0.0.1:{}", free_port());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_spindle"))
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .args(["--kafka-listen", &kafka, "--grpc-listen", &grpc])
-            .args(["--admin-listen", &admin, "--shards", "1"])
-            .args(extra)
-            .env("SPINDLE_LOG_LEVEL", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if line.starts_with("spindle ready") && tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let server = Self {
-            child,
-            kafka,
-            data_dir,
-        };
-        match rx.recv_timeout(READY_TIMEOUT) {
-            Ok(_) => server,
-            Err(_) => panic!("spindle serve printed no ready line within {READY_TIMEOUT:?}"),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// `spindle ARGS… --bootstrap KAFKA`, which must succeed.
     fn admin(&self, args: &[&str]) {
         let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
@@ -136,29 +78,6 @@ impl Server {
             "spindle {args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
-        // SAFETY: kill(2) on the PID of a child this test spawned and has not reaped.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline {
-            if self.child.try_wait().unwrap().is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if self.child.try_wait().unwrap().is_none() {
-            eprintln!("process {pid} ignored SIGTERM for {STOP_TIMEOUT:?}; killing it");
-            self.child.kill().unwrap();
-            self.child.wait().unwrap();
-        }
-        if let Err(e) = std::fs::remove_dir_all(&self.data_dir) {
-            eprintln!("cannot remove {}: {e}", self.data_dir.display());
-        }
     }
 }
 
@@ -326,7 +245,7 @@ fn read_back(kafka: &str, topic: &str) -> BTreeMap<i64, i32> {
 
 #[test]
 fn producer_outrunning_the_budget_is_throttled_and_memory_stays_bounded() {
-    let server = Server::start(&[
+    let server = start_server(&[
         "--shard-memory-bytes",
         &BUDGET_BYTES.to_string(),
         "--max-frame-bytes",
@@ -426,7 +345,7 @@ fn earliest(kafka: &str, topic: &str) -> i64 {
 
 #[test]
 fn retention_changed_at_run_time_deletes_old_segments() {
-    let server = Server::start(&[]);
+    let server = start_server(&[]);
     let topic = "retained";
     server.admin(&[
         "topic",
@@ -476,7 +395,7 @@ fn retention_changed_at_run_time_deletes_old_segments() {
 
 #[test]
 fn a_client_that_reads_no_answers_does_not_stall_other_connections() {
-    let server = Server::start(&[
+    let server = start_server(&[
         "--shard-memory-bytes",
         &BUDGET_BYTES.to_string(),
         "--max-frame-bytes",

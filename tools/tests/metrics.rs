@@ -3,12 +3,9 @@
 //! request each, then a simple offset commit), and `/metrics`, `/health`, `/ready` read over
 //! plain HTTP. The counters must match the workload exactly.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -23,13 +20,12 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
 use spindle_gateway::proto::admin_client::AdminClient;
 use spindle_gateway::proto::{DescribeTopicRequest, ListTopicsRequest};
+use spindle_server::Server;
 use spindle_tools::admin::client::Client;
 use spindle_tools::bench::batch::{BatchShape, Template};
 
-/// How long a server may take to print its ready line.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a server may take to stop after SIGTERM before it is killed.
-const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+mod spindle_server;
+
 /// Produce requests sent, one batch each.
 const BATCHES: usize = 5;
 /// Records per batch.
@@ -45,76 +41,18 @@ const PRODUCE_VERSION: i16 = 9;
 /// OffsetCommit v8: generation -1 is a simple commit.
 const OFFSET_COMMIT_VERSION: i16 = 8;
 
-/// A running `spindle serve`, stopped on drop.
-struct Server {
-    child: Child,
-    kafka: String,
-    grpc: String,
-    admin: String,
-    data_dir: PathBuf,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A node whose every acknowledged produce is synced, so the fsync count is known.
+fn start_server() -> Server {
+    let server = Server::start_with("metrics", &["--fsync-policy", "batch"]);
+    assert!(
+        server.ready.contains(&format!("admin={}", server.admin)),
+        "ready line names the admin address: {}",
+        server.ready
+    );
+    server
 }
 
 impl Server {
-    fn start() -> Self {
-        let data_dir = std::env::temp_dir().join(format!(
-            "spindle-metrics-test-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
-        std::fs::create_dir_all(&data_dir).unwrap();
-        let kafka = format!("127.0.0.1:{}", free_port());
-        let grpc = format!("127.0.0.1:{}", free_port());
-        let admin = format!("127.0.0.1:{}", free_port());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_spindle"))
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .args(["--kafka-listen", &kafka, "--grpc-listen", &grpc])
-            .args(["--admin-listen", &admin])
-            // Every acknowledged produce is synced, so the fsync count is known.
-            .args(["--fsync-policy", "batch"])
-            .env("SPINDLE_LOG_LEVEL", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { return };
-                if line.starts_with("spindle ready") && tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        let server = Self {
-            child,
-            kafka,
-            grpc,
-            admin,
-            data_dir,
-        };
-        match rx.recv_timeout(READY_TIMEOUT) {
-            Ok(line) => {
-                assert!(
-                    line.contains(&format!("admin={}", server.admin)),
-                    "ready line names the admin address: {line}"
-                );
-                server
-            }
-            Err(_) => panic!("spindle serve printed no ready line within {READY_TIMEOUT:?}"),
-        }
-    }
-
     /// `GET path` over plain HTTP/1.1: the status code and the body.
     fn get(&self, path: &str) -> (u16, String) {
         let head = format!(
@@ -137,32 +75,6 @@ impl Server {
         let status = head.split(' ').nth(1).unwrap().parse().unwrap();
         (status, body.to_owned())
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        stop(&mut self.child, STOP_TIMEOUT);
-        if let Err(e) = std::fs::remove_dir_all(&self.data_dir) {
-            eprintln!("cannot remove {}: {e}", self.data_dir.display());
-        }
-    }
-}
-
-/// SIGTERM to `child` by its PID, then SIGKILL if it has not exited within `timeout`.
-fn stop(child: &mut Child, timeout: Duration) {
-    let pid = libc::pid_t::try_from(child.id()).unwrap();
-    // SAFETY: kill(2) on the PID of a child this test spawned and has not reaped.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if child.try_wait().unwrap().is_some() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    eprintln!("process {pid} ignored SIGTERM for {timeout:?}; killing it");
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 /// The sum of every sample of `name` whose labels include all of `labels`.
@@ -254,7 +166,7 @@ fn commit(client: &mut Client, group: &str, topic: &str, offset: i64) {
 
 #[test]
 fn health_ready_and_unknown_paths() {
-    let server = Server::start();
+    let server = start_server();
     assert_eq!(server.get("/health"), (200, "alive\n".to_owned()));
     assert_eq!(server.get("/ready"), (200, "ready\n".to_owned()));
     assert_eq!(server.get("/nope").0, 404);
@@ -270,7 +182,7 @@ fn health_ready_and_unknown_paths() {
 
 #[test]
 fn metrics_count_a_known_workload_exactly() {
-    let server = Server::start();
+    let server = start_server();
     let topic = "metrics-topic".to_owned();
     let group = "metrics-group";
     let mut client = Client::connect(&server.kafka).unwrap();
@@ -369,7 +281,7 @@ fn metrics_count_a_known_workload_exactly() {
 
 #[test]
 fn grpc_calls_are_counted_by_method() {
-    let server = Server::start();
+    let server = start_server();
     let endpoint = format!("http://{}", server.grpc);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

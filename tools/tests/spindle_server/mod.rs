@@ -1,86 +1,131 @@
-//! A real `spindle serve` child process for the bench tests.
+//! A real `spindle serve` child process for the tools' end-to-end tests: Kafka, gRPC and the
+//! admin HTTP endpoint on free loopback ports, its own data directory, and a stop by SIGTERM to
+//! its PID (SIGKILL if it does not exit in time) when dropped, also when the test fails.
 
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// A `spindle serve` child on its own data directory, stopped (by its PID) on drop.
+/// How long a server may take to print its ready line.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a server may take to stop after SIGTERM before it is killed.
+const STOP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running `spindle serve`, stopped on drop.
 pub struct Server {
     child: Child,
-    dir: PathBuf,
+    /// Its data directory, removed on drop.
+    pub data_dir: PathBuf,
     /// The Kafka listener, host:port.
     pub kafka: String,
     /// The gRPC listener, host:port.
     pub grpc: String,
+    /// The admin HTTP listener, host:port.
+    pub admin: String,
+    /// The `spindle ready: …` line the server printed.
+    pub ready: String,
+}
+
+/// A loopback port free at the time of the call.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Server {
-    /// Starts a one-shard node with both listeners on free ports; `name` keeps concurrent
+    /// A one-shard node with every other setting at its default; `name` keeps concurrent
     /// tests' data directories apart.
     pub fn start(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("spindle-bench-kafka-{name}-{}", std::process::id()));
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).expect("clear stale dir");
-        }
+        Self::start_with(name, &["--shards", "1"])
+    }
+
+    /// A node started with `extra` flags after the listen addresses and the data directory.
+    pub fn start_with(name: &str, extra: &[&str]) -> Self {
+        let data_dir = std::env::temp_dir().join(format!(
+            "spindle-{name}-test-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        let kafka = format!("127.0.0.1:{}", free_port());
+        let grpc = format!("127.0.0.1:{}", free_port());
+        let admin = format!("127.0.0.1:{}", free_port());
         let mut child = Command::new(env!("CARGO_BIN_EXE_spindle"))
             .arg("serve")
             .arg("--data-dir")
-            .arg(&dir)
-            .args([
-                "--kafka-listen",
-                "127.0.0.1:0",
-                "--grpc-listen",
-                "127.0.0.1:0",
-            ])
-            .args(["--shards", "1", "--log-level", "warn"])
+            .arg(&data_dir)
+            .args(["--kafka-listen", &kafka, "--grpc-listen", &grpc])
+            .args(["--admin-listen", &admin])
+            .args(extra)
+            .env("SPINDLE_LOG_LEVEL", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::inherit())
             .spawn()
-            .expect("spindle serve starts");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut ready = None;
-        for line in BufReader::new(stdout).lines() {
-            let line = line.expect("reads stdout");
-            if line.starts_with("spindle ready:") {
-                ready = Some(line);
-                break;
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if line.starts_with("spindle ready") && tx.send(line).is_err() {
+                    return;
+                }
             }
-            assert!(Instant::now() < deadline, "spindle serve not ready in time");
-        }
-        let ready = ready.expect("spindle serve printed its ready line");
-        let field = |key: &str| {
-            ready
-                .split_whitespace()
-                .find_map(|f| f.strip_prefix(key))
-                .unwrap_or_else(|| panic!("no {key} in {ready:?}"))
-                .to_owned()
-        };
-        let (kafka, grpc) = (field("kafka="), field("grpc="));
-        Self {
+        });
+        let mut server = Self {
             child,
-            dir,
+            data_dir,
             kafka,
             grpc,
+            admin,
+            ready: String::new(),
+        };
+        match rx.recv_timeout(READY_TIMEOUT) {
+            Ok(line) => {
+                server.ready = line;
+                server
+            }
+            Err(_) => panic!("spindle serve printed no ready line within {READY_TIMEOUT:?}"),
         }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
-        if let Err(e) = self.child.kill() {
-            eprintln!("killing spindle serve: {e}");
-        }
-        if let Err(e) = self.child.wait() {
-            eprintln!("waiting for spindle serve: {e}");
-        }
-        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-            eprintln!("leaving {}: {e}", self.dir.display());
+        stop(&mut self.child, STOP_TIMEOUT);
+        if let Err(e) = std::fs::remove_dir_all(&self.data_dir) {
+            eprintln!("cannot remove {}: {e}", self.data_dir.display());
         }
     }
+}
+
+/// SIGTERM to `child` by its PID, then SIGKILL if it has not exited within `timeout`.
+pub fn stop(child: &mut Child, timeout: Duration) {
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on the PID of a child this test spawned and has not reaped.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!("process {pid} ignored SIGTERM for {timeout:?}; killing it");
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
