@@ -7,6 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod spindle_server;
+
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -221,4 +223,43 @@ fn a_gateway_that_cannot_start_stops_the_node_with_the_cause() {
     assert!(!stdout.contains("spindle ready"), "{stdout}");
     assert!(stderr.contains("gRPC gateway"), "cause not named: {stderr}");
     assert!(stderr.contains("server.pem"), "file not named: {stderr}");
+}
+
+#[test]
+fn a_second_node_on_a_data_directory_in_use_refuses_to_start_and_the_first_keeps_serving() {
+    let first = spindle_server::Server::start("lock");
+    let out = spindle()
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(&first.data_dir)
+        .args(["--kafka-listen", "127.0.0.1:0", "--grpc-enabled", "false"])
+        .args([
+            "--admin-listen",
+            &format!("127.0.0.1:{}", spindle_server::free_port()),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the second node must not start");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "is in use by another Spindle process (pid {})",
+            first.pid()
+        )),
+        "{stderr}"
+    );
+    let mut conn = TcpStream::connect(&first.kafka).unwrap();
+    conn.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    // ApiVersions v0, correlation id 1, no client id: the first node still answers.
+    conn.write_all(&[0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 1, 0xff, 0xff])
+        .unwrap();
+    let mut len = [0u8; 4];
+    conn.read_exact(&mut len).unwrap();
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    conn.read_exact(&mut body).unwrap();
+    assert_eq!(
+        &body[..4],
+        &[0, 0, 0, 1],
+        "answered with its correlation id"
+    );
 }
