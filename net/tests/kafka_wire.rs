@@ -118,7 +118,14 @@ fn call<R: Request>(stream: &mut TcpStream, version: i16, req: &R) -> R::Respons
 /// after a reset would see end of stream.
 fn closed(stream: &mut TcpStream) -> bool {
     let mut buf = [0u8; 1];
-    match stream.read(&mut buf) {
+    // A read that a signal interrupts (EINTR) says nothing about the connection: retry it.
+    let outcome = loop {
+        match stream.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => break other,
+        }
+    };
+    match outcome {
         Ok(0) => true,
         Err(e)
             if matches!(
