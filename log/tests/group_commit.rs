@@ -159,3 +159,78 @@ fn fsync_batch_writes_through_an_o_dsync_handle_and_never_does_not() {
         log.close().await.unwrap();
     });
 }
+
+#[test]
+fn producers_arriving_at_different_moments_are_acknowledged_in_order() {
+    let dir = tempdir();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let (log, _) = open(&path, LogConfig::default()).await;
+        let log = Rc::new(log);
+        // Producers that append and flush in a loop, arriving at different moments (some while
+        // a round is on the device): each must see its own batch acknowledged, in order.
+        const ROUNDS: usize = 200;
+        let tasks: Vec<_> = (0..FLUSHERS)
+            .map(|p| {
+                let log = log.clone();
+                glommio::spawn_local(async move {
+                    for i in 0..ROUNDS {
+                        for _ in 0..p % 4 {
+                            futures_lite::future::yield_now().await;
+                        }
+                        let info = log.append(batch(3, 700, (p * ROUNDS + i) as i64)).unwrap();
+                        let hw = log.flush().await.unwrap();
+                        assert!(hw > info.last_offset, "acknowledged only once written");
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await;
+        }
+        let stats = log.io_stats();
+        assert!(
+            stats.writes < (FLUSHERS * ROUNDS) as u64,
+            "flushers that arrive while a round is on its way share the next: {stats:?}"
+        );
+        let total = (FLUSHERS * ROUNDS * 3) as u64;
+        assert_eq!(log.high_watermark(), Offset(total));
+        let batches = read_all(&log, Offset(0)).await;
+        let bases: Vec<u64> = batches.iter().map(|b| base_of(b)).collect();
+        let expected: Vec<u64> = (0..(FLUSHERS * ROUNDS) as u64).map(|i| i * 3).collect();
+        assert_eq!(bases, expected, "batches back to back, in offset order");
+        log.close().await.unwrap();
+        let (reopened, _) = open(&path, LogConfig::default()).await;
+        assert_eq!(reopened.next_offset(), Offset(total));
+        assert_eq!(read_all(&reopened, Offset(0)).await, batches);
+    });
+}
+
+#[test]
+fn a_flush_dropped_while_its_round_is_on_the_device_loses_nothing() {
+    let dir = tempdir();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let (log, _) = open(&path, LogConfig::default()).await;
+        log.append(batch(2, 100, 0)).unwrap();
+        {
+            // Poll the flush until its round has started, then drop it (as when the client
+            // that sent the produce hangs up).
+            let mut flush = std::pin::pin!(log.flush());
+            for _ in 0..3 {
+                assert!(futures_lite::future::poll_once(&mut flush).await.is_none());
+            }
+        }
+        log.append(batch(2, 100, 1)).unwrap();
+        assert_eq!(log.flush().await.unwrap(), Offset(4));
+        let bases: Vec<u64> = read_all(&log, Offset(0))
+            .await
+            .iter()
+            .map(|b| base_of(b))
+            .collect();
+        assert_eq!(bases, vec![0, 2]);
+        log.close().await.unwrap();
+        let (reopened, _) = open(&path, LogConfig::default()).await;
+        assert_eq!(reopened.next_offset(), Offset(4));
+    });
+}

@@ -1,13 +1,18 @@
-//! Group commit: flushers that find a write in flight wait for it instead of queueing for the
-//! lock.
+//! Group commit: flushers share write rounds.
 //!
-//! A flusher first checks whether the high watermark already covers what it appended; if not, it
-//! tries to take the write lock and become the writer, which writes *everything* pending (its own
-//! batches and those of everyone who appended meanwhile) in one round. Flushers that find the lock
-//! taken wait for the round to end, then check again: most find their batches written and return
-//! without any I/O; the first that does not becomes the next writer. A queue on the lock instead
-//! would hand it to flushers whose batches were already written, one by one, each writing a
-//! single new batch: no grouping at all.
+//! A flusher first checks whether the high watermark already covers what it appended. If some of
+//! its batches are still queued and no round is on its way, it starts a round with *everything*
+//! queued (its own batches and those of everyone who appended meanwhile); otherwise it waits for
+//! the next change and checks again. Most flushers find their batches in a round someone else
+//! started and do no I/O of their own; a queue on a lock instead would hand the lock to flushers
+//! whose batches were already written, one by one: no grouping at all.
+//!
+//! A round's writes are waited for in a task of their own, so a round completes even if the
+//! flush that started it is dropped (a client that hangs up mid-request). The round then *settles* (its
+//! batches are indexed, cached and acknowledged by moving the high watermark) in whichever
+//! flusher looks first. If it failed, its batches go back to the front of the queue in order,
+//! the appender rewinds to where the round started, and the flushers that were waiting get the
+//! error; the next flush rewrites the batches at the same positions.
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
@@ -15,32 +20,35 @@ use std::task::{Poll, Waker};
 
 use glommio::sync::Permit;
 
-/// Counts ended write rounds (and lock releases) and wakes whoever waits for the next.
+use crate::error::LogError;
+
+/// Counts changes (a round's writes ended, a round settled, the write lock was released) and
+/// wakes whoever waits for the next.
 #[derive(Debug, Default)]
-pub(super) struct Rounds {
-    ended: Cell<u64>,
+pub(super) struct Progress {
+    changes: Cell<u64>,
     waiters: RefCell<Vec<Waker>>,
 }
 
-impl Rounds {
-    /// How many rounds have ended so far.
-    pub fn ended(&self) -> u64 {
-        self.ended.get()
+impl Progress {
+    /// How many changes there have been so far.
+    pub fn seen(&self) -> u64 {
+        self.changes.get()
     }
 
-    /// Marks a round ended and wakes every waiter.
-    pub fn end_round(&self) {
-        self.ended.set(self.ended.get() + 1);
+    /// Records a change and wakes every waiter.
+    pub fn notify(&self) {
+        self.changes.set(self.changes.get() + 1);
         let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
         for w in waiters {
             w.wake();
         }
     }
 
-    /// Waits until a round ends after `seen` rounds had.
+    /// Waits until a change after the first `seen`.
     pub async fn after(&self, seen: u64) {
         poll_fn(|cx| {
-            if self.ended.get() != seen {
+            if self.changes.get() != seen {
                 Poll::Ready(())
             } else {
                 self.waiters.borrow_mut().push(cx.waker().clone());
@@ -51,23 +59,63 @@ impl Rounds {
     }
 }
 
-/// The write lock, held; releasing it ends a round.
+/// How one round's writes ended, set by the task that runs them.
+#[derive(Debug, Default)]
+pub(super) struct RoundWrites {
+    outcome: RefCell<Option<Result<(), LogError>>>,
+}
+
+impl RoundWrites {
+    /// Records the outcome.
+    pub fn set(&self, outcome: Result<(), LogError>) {
+        *self.outcome.borrow_mut() = Some(outcome);
+    }
+
+    /// `None` while writes are in flight, then whether they all succeeded.
+    pub fn succeeded(&self) -> Option<bool> {
+        self.outcome.borrow().as_ref().map(Result::is_ok)
+    }
+
+    /// A copy of the error, if the writes failed.
+    pub fn error(&self) -> Option<LogError> {
+        match self.outcome.borrow().as_ref() {
+            Some(Err(e)) => Some(again(e)),
+            _ => None,
+        }
+    }
+}
+
+/// A copy of a write error, for each flusher that waited on the failed rounds.
+pub(super) fn again(e: &LogError) -> LogError {
+    match e {
+        LogError::Io { context, source } => LogError::Io {
+            context: context.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        other => LogError::Io {
+            context: "writing the log".to_owned(),
+            source: std::io::Error::other(other.to_string()),
+        },
+    }
+}
+
+/// The write lock, held; releasing it is a change.
 pub(super) struct WriteGuard<'a> {
     _permit: Permit<'a>,
-    rounds: &'a Rounds,
+    progress: &'a Progress,
 }
 
 impl<'a> WriteGuard<'a> {
-    pub fn new(permit: Permit<'a>, rounds: &'a Rounds) -> Self {
+    pub fn new(permit: Permit<'a>, progress: &'a Progress) -> Self {
         WriteGuard {
             _permit: permit,
-            rounds,
+            progress,
         }
     }
 }
 
 impl Drop for WriteGuard<'_> {
     fn drop(&mut self) {
-        self.rounds.end_round();
+        self.progress.notify();
     }
 }

@@ -6,11 +6,11 @@
 //! its I/O, and borrows again to record the outcome.
 //!
 //! Watermarks, in order: `start_offset <= high_watermark <= next_offset`. `append` moves
-//! `next_offset` (memory only); a flush writes the pending batches and moves `high_watermark`
-//! once their writes have completed, which is what makes them readable and acknowledged. One
-//! write at a time holds `write_lock`; flushers that arrive while a write is in flight wait for
-//! it to end, and the first of them not yet covered writes everything appended meanwhile in one
-//! go (group commit, see `group_commit`).
+//! `next_offset` (memory only); a flush writes the pending batches in a round and moves
+//! `high_watermark` once the round's writes have completed, which is what makes them readable
+//! and acknowledged. One round is on its way at a time, and flushers share it (group commit,
+//! see `group_commit`). Rolls, truncation, retention and close hold `write_lock`, which waits
+//! for the round on its way and keeps new ones from starting.
 
 mod group_commit;
 mod maintenance;
@@ -78,10 +78,10 @@ pub struct Log {
     clock: Rc<dyn Clock>,
     config: RefCell<LogConfig>,
     state: RefCell<State>,
-    /// Held by whoever writes, rolls, truncates, deletes or closes.
+    /// Held by whoever rolls, truncates, deletes or closes.
     write_lock: Semaphore,
-    /// Wakes flushers when a write round ends.
-    rounds: group_commit::Rounds,
+    /// Wakes flushers when a round's writes end, a round settles or the lock is released.
+    progress: Rc<group_commit::Progress>,
     stats: Cell<IoStats>,
 }
 
@@ -93,8 +93,13 @@ struct State {
     start_offset: Offset,
     high_watermark: Offset,
     next_offset: Offset,
-    /// Appended, not yet written, oldest first.
+    /// Appended, not yet in a write round, oldest first.
     pending: VecDeque<write::PendingBatch>,
+    /// The write round on its way, if any.
+    round: Option<write::Round>,
+    /// Write rounds that failed so far, and the last one's error.
+    failures: u64,
+    last_failure: Option<LogError>,
     tail: TailCache,
     leader_epoch: i32,
     closed: bool,
@@ -169,6 +174,9 @@ impl Log {
                 high_watermark: next,
                 next_offset: next,
                 pending: VecDeque::new(),
+                round: None,
+                failures: 0,
+                last_failure: None,
                 tail: TailCache::new(TAIL_CACHE_BYTES_MAX),
                 leader_epoch: 0,
                 closed: false,
@@ -182,7 +190,7 @@ impl Log {
                     .collect(),
             }),
             write_lock: Semaphore::new(1),
-            rounds: group_commit::Rounds::default(),
+            progress: Rc::default(),
             stats: Cell::new(IoStats::default()),
         })
     }

@@ -1,17 +1,18 @@
 //! The write path: append (memory only), flush (group-committed DMA writes), sync and roll.
 
 use std::rc::Rc;
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
-use super::group_commit::WriteGuard;
+use super::group_commit::{self, RoundWrites, WriteGuard};
 use super::{AppendInfo, Log};
 use crate::batch::{frame, rewrite_base, validate, BatchDefect};
 use crate::config::FsyncPolicy;
 use crate::error::{IoContext, LogError};
 use crate::io;
 use crate::offset::Offset;
-use crate::segment::{log_path, write_index_files, Appender, Segment, WrittenBatch};
+use crate::segment::{log_path, write_index_files, Appender, AppenderMark, Segment, WrittenBatch};
 use crate::tail_cache::CachedBatch;
 
 impl Log {
@@ -74,8 +75,8 @@ impl Log {
     }
 
     /// Writes everything appended before the call, and syncs it if the fsync policy is `Batch`.
-    /// Concurrent callers share one write and one sync (group commit). Once it returns, what was
-    /// appended before the call survives a process kill.
+    /// Concurrent callers share write rounds (group commit, see `group_commit`). Once it
+    /// returns, what was appended before the call survives a process kill.
     ///
     /// # Errors
     /// [`LogError::Io`] if a write or sync fails (the batches stay queued for the next flush),
@@ -88,28 +89,7 @@ impl Log {
             }
             st.next_offset
         };
-        loop {
-            let seen = self.rounds.ended();
-            {
-                let st = self.state.borrow();
-                if st.closed {
-                    return Err(self.closed_error());
-                }
-                if st.high_watermark >= target.min(st.next_offset) {
-                    return Ok(st.high_watermark);
-                }
-            }
-            match self.write_lock.try_acquire_permit(1) {
-                Ok(permit) => {
-                    let _guard = WriteGuard::new(permit, &self.rounds);
-                    // Let the tasks that are ready (producers woken by the last round) append
-                    // first, so that their batches join this write instead of the next.
-                    futures_lite::future::yield_now().await;
-                    return self.flush_locked(target).await;
-                }
-                Err(_) => self.rounds.after(seen).await,
-            }
-        }
+        self.flush_to(target, false).await
     }
 
     /// Syncs written data to the device now (the engine calls it on the `IntervalMs` timer).
@@ -136,21 +116,40 @@ impl Log {
         self.roll_locked().await
     }
 
-    /// Takes the write lock.
+    /// Takes the write lock, then waits for a round already on its way to settle: whoever holds
+    /// the lock has the segment files to itself.
     pub(super) async fn lock(&self) -> Result<WriteGuard<'_>, LogError> {
         let permit = self
             .write_lock
             .acquire_permit(1)
             .await
             .map_err(|_| self.closed_error())?;
-        Ok(WriteGuard::new(permit, &self.rounds))
+        let guard = WriteGuard::new(permit, &self.progress);
+        loop {
+            let seen = self.progress.seen();
+            self.settle();
+            if self.state.borrow().round.is_none() {
+                return Ok(guard);
+            }
+            self.progress.after(seen).await;
+        }
     }
 
     /// Writes pending batches until the high watermark reaches `target` (or the log end, if a
     /// truncation moved it below `target`). Requires the write lock.
     pub(super) async fn flush_locked(&self, target: Offset) -> Result<Offset, LogError> {
+        self.flush_to(target, true).await
+    }
+
+    /// Starts and settles rounds until the high watermark reaches `target` (or the log end).
+    /// `locked`: the caller holds the write lock, so a roll happens in place.
+    async fn flush_to(&self, target: Offset, locked: bool) -> Result<Offset, LogError> {
+        let failures = self.state.borrow().failures;
+        let mut gathered = false;
         loop {
-            let (roll_now, hw) = {
+            let seen = self.progress.seen();
+            self.settle();
+            let step = {
                 let st = self.state.borrow();
                 if st.closed {
                     return Err(self.closed_error());
@@ -158,30 +157,64 @@ impl Log {
                 if st.high_watermark >= target.min(st.next_offset) {
                     return Ok(st.high_watermark);
                 }
-                (self.active_is_full(&st), st.high_watermark)
+                if st.failures != failures {
+                    return Err(st
+                        .last_failure
+                        .as_ref()
+                        .map_or_else(|| self.closed_error(), group_commit::again));
+                }
+                self.next_step(&st, target, locked)
             };
-            if roll_now {
-                self.roll_locked().await?;
-                continue;
+            match step {
+                Next::Wait => self.progress.after(seen).await,
+                Next::Roll if locked => self.roll_locked().await?,
+                Next::Roll => {
+                    let _permit = self.lock().await?;
+                    if self.needs_roll(&self.state.borrow()) {
+                        self.roll_locked().await?;
+                    }
+                }
+                Next::Write if !locked && !gathered => {
+                    // Let the tasks that are ready (producers woken by the last round) append
+                    // first, so that their batches join this round instead of the next.
+                    gathered = true;
+                    futures_lite::future::yield_now().await;
+                }
+                Next::Write => {
+                    gathered = false;
+                    let durable = self.config.borrow().fsync == FsyncPolicy::Batch;
+                    if durable {
+                        self.open_durable_handle().await?;
+                    }
+                    self.start_round(target, locked, durable);
+                }
             }
-            let durable = self.config.borrow().fsync == FsyncPolicy::Batch;
-            if !self.write_round(durable).await? && durable {
-                self.sync().await?;
-            }
-            tracing::trace!(dir = %self.dir.display(), from = %hw, "flushed");
+        }
+    }
+
+    /// What a flusher whose batches end before `target` does next.
+    fn next_step(&self, st: &super::State, target: Offset, locked: bool) -> Next {
+        let queued = st.pending.front().is_some_and(|b| b.base < target);
+        // Without the lock, a roll, truncation or close holding it goes first.
+        if !queued || st.round.is_some() || (!locked && self.write_lock.available() == 0) {
+            Next::Wait
+        } else if self.needs_roll(st) {
+            Next::Roll
+        } else {
+            Next::Write
         }
     }
 
     /// Whether the next pending batch must go to a new segment (by size or age).
-    fn active_is_full(&self, st: &super::State) -> bool {
+    fn needs_roll(&self, st: &super::State) -> bool {
         let config = self.config.borrow();
-        let active = st.active();
-        if active.size == 0 {
+        let size = st.active().size;
+        if size == 0 {
             return false;
         }
         let next_len = st.pending.front().map_or(0, |b| b.bytes.len() as u64);
-        let by_size = active.size + next_len > config.segment_bytes;
-        let by_age = match (config.segment_ms, active.first_write_ms) {
+        let by_size = size + next_len > config.segment_bytes;
+        let by_age = match (config.segment_ms, st.active().first_write_ms) {
             (Some(ms), Some(first)) => {
                 self.clock.now_ms().saturating_sub(first) >= i64::try_from(ms).unwrap_or(i64::MAX)
             }
@@ -190,72 +223,99 @@ impl Log {
         by_size || by_age
     }
 
-    /// Writes as many pending batches as fit in the active segment, in one round of DMA writes.
-    /// With `durable`, writes through the segment's `O_DSYNC` handle, so that the round is on
-    /// stable storage when its writes complete; returns whether it did.
+    /// Plans a round of every pending batch that fits in the active segment, submits its writes
+    /// and leaves waiting for them to a task of its own; nothing happens if the state changed
+    /// so that this flusher should not write now. A `durable` round goes through the
+    /// segment's `O_DSYNC` handle, so that it is on stable storage when its writes complete
+    /// (or, without one, is followed by an fdatasync).
     ///
     /// One `O_DSYNC` write is cheaper than a write and then an fdatasync: over blocks already
     /// written (a reused segment file) it is a single FUA write, 64 KiB durable in about the time
     /// of a 4 KiB `dd oflag=dsync`, against 1.3–1.6 × that for write + fdatasync.
-    async fn write_round(&self, durable: bool) -> Result<bool, LogError> {
-        let durable_file = if durable {
-            self.durable_handle().await?
-        } else {
-            None
-        };
+    fn start_round(&self, target: Offset, locked: bool, durable: bool) {
         let segment_bytes = self.config.borrow().segment_bytes;
-        let (plan, batches) = {
-            let mut st = self.state.borrow_mut();
-            let active = st.active();
-            let file = durable_file.clone().unwrap_or_else(|| active.file.clone());
-            let (size, path) = (active.size, active.path.clone());
-            let mut count = 0;
-            let mut end = size;
-            for b in &st.pending {
-                let len = b.bytes.len() as u64;
-                if end > size && end + len > segment_bytes {
-                    break;
-                }
-                end += len;
-                count += 1;
+        let mut st = self.state.borrow_mut();
+        if self.next_step(&st, target, locked) != Next::Write {
+            return;
+        }
+        let active = st.active();
+        let size = active.size;
+        let dsync = st.appender.durable_file().filter(|_| durable);
+        let file = dsync.clone().unwrap_or_else(|| active.file.clone());
+        let path = active.path.clone();
+        let sync_after = (durable && dsync.is_none()).then(|| (active.file.clone(), path.clone()));
+        let mut count = 0;
+        let mut end = size;
+        for b in &st.pending {
+            let len = b.bytes.len() as u64;
+            if end > size && end + len > segment_bytes {
+                break;
             }
-            let taken = patched_copies(st.pending.drain(..count), end - size);
-            let data = taken.iter().map(|b| b.bytes.clone()).collect();
-            (
-                st.appender.plan(file, path, size, data, segment_bytes),
-                taken,
-            )
-        };
-        let bytes = plan.data_bytes();
-        let started = std::time::Instant::now();
-        let outcome = match plan.execute().await {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                // Nothing is acknowledged; the batches go back to the front of the queue and the
-                // next flush rewrites them at the same positions.
-                let mut st = self.state.borrow_mut();
-                let epoch = st.leader_epoch;
-                for b in batches.into_iter().rev() {
-                    st.pending.push_front(PendingBatch {
-                        base: b.base,
-                        last: b.last,
-                        max_timestamp: b.max_timestamp,
-                        leader_epoch: epoch,
-                        bytes: b.bytes,
-                    });
-                }
-                return Err(e);
+            end += len;
+            count += 1;
+        }
+        let batches = patched_copies(st.pending.drain(..count), end - size);
+        let data = batches.iter().map(|b| b.bytes.clone()).collect();
+        let (plan, mark) = st.appender.plan(file, path, size, data, segment_bytes);
+        let writes = Rc::new(RoundWrites::default());
+        st.round = Some(Round {
+            batches,
+            durable,
+            writes: writes.clone(),
+            mark,
+            started: Instant::now(),
+        });
+        drop(st);
+        // The writes are submitted now; the task only waits for them, so that the round ends
+        // even if this flush is dropped.
+        let round_writes = plan.start();
+        let progress = self.progress.clone();
+        glommio::spawn_local(async move {
+            let mut outcome = round_writes.await;
+            if let (Ok(()), Some((file, path))) = (&outcome, sync_after) {
+                outcome = file
+                    .fdatasync()
+                    .await
+                    .context(|| format!("syncing {}", path.display()));
             }
+            writes.set(outcome);
+            progress.notify();
+        })
+        .detach();
+    }
+
+    /// Settles the round on its way if its writes have ended: if they succeeded, indexes its
+    /// batches, caches them and moves the high watermark; if they failed, puts its batches back
+    /// at the front of the queue (see `group_commit`).
+    fn settle(&self) {
+        let mut st = self.state.borrow_mut();
+        let outcome = match &st.round {
+            Some(round) => round.writes.succeeded(),
+            None => None,
         };
+        let Some(succeeded) = outcome else {
+            return;
+        };
+        let round = st.round.take().expect("a round on its way");
+        if succeeded {
+            self.record_round(&mut st, round);
+        } else {
+            self.requeue_round(&mut st, round);
+        }
+        drop(st);
+        self.progress.notify();
+    }
+
+    /// Records a settled round's batches in the active segment and the tail cache.
+    fn record_round(&self, st: &mut super::State, round: Round) {
         let interval = self.config.borrow().index_interval_bytes;
         let now = self.clock.now_ms();
-        let mut st = self.state.borrow_mut();
-        st.appender.finish(outcome);
         let active = st.active_mut();
         if active.first_write_ms.is_none() {
             active.first_write_ms = Some(now);
         }
-        for b in &batches {
+        let mut bytes = 0;
+        for b in &round.batches {
             let written = WrittenBatch {
                 position: active.size,
                 len: b.bytes.len(),
@@ -264,39 +324,59 @@ impl Log {
                 max_timestamp: b.max_timestamp,
             };
             active.record_batch(&written, interval);
+            bytes += b.bytes.len() as u64;
         }
         let hw = active.next;
-        for b in batches {
+        for b in round.batches {
             st.tail.push(b);
         }
         let (start, next) = (st.start_offset, st.next_offset);
         st.set_watermarks(start, hw, next);
-        drop(st);
-        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let synced = durable_file.is_some();
+        let micros = u64::try_from(round.started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.bump_stats(|s| {
             s.writes += 1;
             s.bytes_written += bytes;
-            if synced {
+            if round.durable {
                 s.syncs += 1;
                 s.sync_micros = s.sync_micros.saturating_add(micros);
             }
         });
-        Ok(synced)
     }
 
-    /// The active segment's `O_DSYNC` handle, opened on first use; `None` (and a warning) if it
-    /// cannot be opened, in which case the round is followed by an fdatasync instead.
+    /// After a failed round: its batches go back to the front of the queue in order and the
+    /// appender rewinds to where the round started.
+    fn requeue_round(&self, st: &mut super::State, round: Round) {
+        let error = round.writes.error();
+        st.appender.rewind(round.mark);
+        let epoch = st.leader_epoch;
+        for b in round.batches.into_iter().rev() {
+            st.pending.push_front(PendingBatch {
+                base: b.base,
+                last: b.last,
+                max_timestamp: b.max_timestamp,
+                leader_epoch: epoch,
+                bytes: b.bytes,
+            });
+        }
+        if let Some(e) = &error {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "write failed; the batches stay queued");
+        }
+        st.failures += 1;
+        st.last_failure = error;
+    }
+
+    /// Opens the active segment's `O_DSYNC` handle if it is not open; without one (and a
+    /// warning) durable rounds are followed by an fdatasync instead.
     ///
     /// An `O_DSYNC` write makes only its own blocks durable, so when the segment already holds
     /// bytes (written before `fsync.policy` became `batch`, or found on open) the file is
     /// fdatasynced once first: from then on every byte of the segment is durable, which lets
     /// the roll skip its sync.
-    async fn durable_handle(&self) -> Result<Option<Rc<glommio::io::DmaFile>>, LogError> {
+    async fn open_durable_handle(&self) -> Result<(), LogError> {
         let (path, file, size) = {
             let st = self.state.borrow();
-            if let Some(file) = st.appender.durable_file() {
-                return Ok(Some(file));
+            if st.appender.durable_file().is_some() {
+                return Ok(());
             }
             let a = st.active();
             (a.path.clone(), a.file.clone(), a.size)
@@ -305,7 +385,7 @@ impl Log {
             Ok(durable) => Rc::new(durable),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot open a durable handle; syncing after writes instead");
-                return Ok(None);
+                return Ok(());
             }
         };
         if size > 0 {
@@ -313,11 +393,10 @@ impl Log {
         }
         let mut st = self.state.borrow_mut();
         // A roll or truncation while the file opened gave the log another segment.
-        if st.active().path != path {
-            return Ok(None);
+        if st.active().path == path && st.appender.durable_file().is_none() {
+            st.appender.set_durable_file(durable);
         }
-        st.appender.set_durable_file(durable.clone());
-        Ok(Some(durable))
+        Ok(())
     }
 
     /// Seals the active segment and opens a new one at its next offset. Requires the write lock.
@@ -430,6 +509,29 @@ pub(super) struct PendingBatch {
     pub max_timestamp: i64,
     pub leader_epoch: i32,
     pub bytes: Bytes,
+}
+
+/// A write round on its way: planned, its writes started, not yet settled.
+pub(super) struct Round {
+    /// Its batches, patched, in order (what the tail cache gets once it settles).
+    batches: Vec<CachedBatch>,
+    /// Whether it is on stable storage when its writes complete.
+    durable: bool,
+    writes: Rc<RoundWrites>,
+    /// The appender before it was planned.
+    mark: AppenderMark,
+    started: Instant,
+}
+
+/// What a flusher does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Nothing it can do now: its batches are on their way, or a round or the lock must end.
+    Wait,
+    /// Roll to a new segment first.
+    Roll,
+    /// Start a round.
+    Write,
 }
 
 /// Copies a write round's batches into one buffer, patching each one's base offset and leader

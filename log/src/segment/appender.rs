@@ -2,22 +2,31 @@
 //!
 //! O_DIRECT wants every write aligned in position and length (`DmaFile::alignment()`, 512 bytes
 //! here; the appender uses 4 KiB, the ext4 block, since ext4 serialises direct writes that are
-//! not block-aligned, halving throughput). Batches have any length, so the appender keeps the *tail block*: the bytes of the last,
-//! partially filled aligned block. Each write starts at that block's aligned position, carries the
-//! tail block again followed by the new batches, and is zero-padded to the alignment. The padding
-//! lies beyond the segment's real length; recovery reads it as "never written" and a seal or close
-//! truncates the file to its real length.
+//! not block-aligned, halving throughput). Batches have any length, so the appender keeps the
+//! *tail block*: the bytes of the last, partially filled aligned block. Each round's writes start
+//! at that block's aligned position, carry the tail block again followed by the new batches, and
+//! are zero-padded to the alignment. The padding lies beyond the segment's real length; recovery
+//! reads it as "never written" and a seal or close truncates the file to its real length.
 //!
-//! A flush's bytes are cut into `WRITE_CHUNK_BYTES` DMA buffers that are all submitted at once, so
-//! one large flush keeps several writes in flight. The file is preallocated in
+//! Write rounds go one at a time: each round rewrites the tail block that the round before it
+//! wrote with fewer bytes, and the device may complete two writes in flight in either order.
+//! (Pipelining rounds, with only that block's write held back until the earlier round's had
+//! completed, measured slower on a virtio disk: the extra dependent write per round cost more
+//! than the overlap saved. See docs/BENCHMARKS.md.)
+//!
+//! A round's bytes are cut into `WRITE_CHUNK_BYTES` DMA buffers that are all submitted at once,
+//! so one large round keeps several writes in flight. The file is preallocated in
 //! `PREALLOCATE_STEP_BYTES` steps (fallocate without `KEEP_SIZE`), so writes do not change the
 //! file size and fdatasync has no size metadata to commit.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::rc::Rc;
 
 use bytes::Bytes;
 use glommio::io::DmaFile;
+use glommio::Task;
 
 use crate::error::{IoContext, LogError};
 use crate::io::short_write;
@@ -46,24 +55,33 @@ pub(crate) struct WrittenBatch {
 #[derive(Debug)]
 pub(crate) struct Appender {
     alignment: u64,
-    /// Bytes of the segment from its last aligned position to its real end.
+    /// Bytes of the segment from its last aligned position to its end, rounds planned included.
     tail_block: Vec<u8>,
-    /// The file's size: bytes allocated by fallocate (or written) so far.
+    /// The file's size: bytes allocated by fallocate (or written) so far, or planned to be.
     preallocated: u64,
     /// A second handle on the file opened with `O_DSYNC`, for the rounds that must be durable.
     durable: Option<Rc<DmaFile>>,
 }
 
-/// One flush's worth of I/O, prepared while the state is borrowed, executed without it.
+/// One write round's I/O, prepared while the log's state is borrowed and run without it (in a
+/// task of its own, so that it completes even if the flush that started it is dropped).
 pub(crate) struct WritePlan {
     file: Rc<DmaFile>,
     path: PathBuf,
     alignment: u64,
-    start: u64,
+    /// Aligned position where the round's first write starts (the tail block's position).
+    stream_start: u64,
     tail_block: Vec<u8>,
     preallocate_to: Option<u64>,
     data: Vec<Bytes>,
     data_bytes: u64,
+}
+
+/// The appender as it was before a round was planned, to go back to if the round fails.
+#[derive(Debug)]
+pub(crate) struct AppenderMark {
+    tail_block: Vec<u8>,
+    preallocated: u64,
 }
 
 impl Appender {
@@ -113,75 +131,105 @@ impl Appender {
         self.durable = Some(file);
     }
 
-    /// Prepares writing `data` after the segment's `size` bytes; `segment_bytes` bounds the
-    /// preallocation.
+    /// Plans writing `data` after the segment's first `size` bytes and moves the appender past
+    /// them as if the writes had completed. `segment_bytes` bounds the preallocation. If the
+    /// round fails, [`Appender::rewind`] with the returned mark undoes the move.
     pub fn plan(
-        &self,
+        &mut self,
         file: Rc<DmaFile>,
         path: PathBuf,
         size: u64,
         data: Vec<Bytes>,
         segment_bytes: u64,
-    ) -> WritePlan {
+    ) -> (WritePlan, AppenderMark) {
         let data_bytes: u64 = data.iter().map(|b| b.len() as u64).sum();
         let end = align_up(size + data_bytes, self.alignment);
         let preallocate_to = (end > self.preallocated).then(|| {
             let step = align_up(end, PREALLOCATE_STEP_BYTES);
             step.min(end.max(align_up(segment_bytes, self.alignment)))
         });
-        WritePlan {
+        let stream_start = size - self.tail_block.len() as u64;
+        let partial = usize::try_from((size + data_bytes) % self.alignment).unwrap_or(0);
+        let new_tail = last_bytes(&self.tail_block, &data, partial);
+        let mark = AppenderMark {
+            tail_block: std::mem::replace(&mut self.tail_block, new_tail),
+            preallocated: self.preallocated,
+        };
+        if let Some(to) = preallocate_to {
+            self.preallocated = to;
+        }
+        let plan = WritePlan {
             file,
             path,
             alignment: self.alignment,
-            start: size,
-            tail_block: self.tail_block.clone(),
+            stream_start,
+            tail_block: mark.tail_block.clone(),
             preallocate_to,
             data,
             data_bytes,
-        }
+        };
+        (plan, mark)
     }
 
-    /// Records a completed plan's outcome.
-    pub fn finish(&mut self, outcome: WriteOutcome) {
-        self.tail_block = outcome.tail_block;
-        self.preallocated = self.preallocated.max(outcome.file_bytes);
+    /// Goes back to where the appender was before the round that `mark` came from.
+    pub fn rewind(&mut self, mark: AppenderMark) {
+        self.tail_block = mark.tail_block;
+        self.preallocated = mark.preallocated;
     }
 }
 
-/// What a completed write leaves behind.
-pub(crate) struct WriteOutcome {
-    tail_block: Vec<u8>,
-    file_bytes: u64,
+/// The last `n` bytes of `head` followed by `pieces`.
+fn last_bytes(head: &[u8], pieces: &[Bytes], n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n);
+    let mut need = n;
+    for piece in pieces
+        .iter()
+        .rev()
+        .map(|b| &b[..])
+        .chain(std::iter::once(head))
+    {
+        if need == 0 {
+            break;
+        }
+        let take = need.min(piece.len());
+        let mut chunk = piece[piece.len() - take..].to_vec();
+        chunk.extend_from_slice(&out);
+        out = chunk;
+        need -= take;
+    }
+    out
 }
 
 impl WritePlan {
-    /// Bytes of batches this plan writes.
-    pub fn data_bytes(&self) -> u64 {
-        self.data_bytes
-    }
-
-    /// Preallocates if needed, then writes all chunks concurrently and waits for them all.
+    /// Starts the round: submits every chunk's write at once (each in a task of its own), or,
+    /// if the file must grow first, does that in the returned future and then submits them.
+    /// The future ends when all writes have.
     ///
     /// # Errors
     /// [`LogError::Io`] if fallocate or a write fails or writes short.
-    pub async fn execute(self) -> Result<WriteOutcome, LogError> {
-        let mut file_bytes = 0;
-        if let Some(to) = self.preallocate_to {
-            self.file
-                .pre_allocate(to, false)
-                .await
-                .context(|| format!("preallocating {} bytes of {}", to, self.path.display()))?;
-            file_bytes = to;
+    pub fn start(self) -> Pin<Box<dyn Future<Output = Result<(), LogError>>>> {
+        match self.preallocate_to {
+            None => Box::pin(all_of(self.submit())),
+            Some(to) => Box::pin(async move {
+                self.file
+                    .pre_allocate(to, false)
+                    .await
+                    .context(|| format!("preallocating {} bytes of {}", to, self.path.display()))?;
+                all_of(self.submit()).await
+            }),
         }
-        let stream_start = self.start - self.tail_block.len() as u64;
+    }
+
+    /// Copies the tail block and the batches into DMA buffers of at most `WRITE_CHUNK_BYTES`
+    /// and submits a write for each.
+    fn submit(&self) -> Vec<Task<Result<(), LogError>>> {
         let stream_len = self.tail_block.len() + usize::try_from(self.data_bytes).unwrap_or(0);
         let align = usize::try_from(self.alignment).unwrap_or(4096);
         let mut pieces = std::iter::once(&self.tail_block[..])
             .chain(self.data.iter().map(|b| &b[..]))
             .filter(|p| !p.is_empty());
         let mut current: &[u8] = pieces.next().unwrap_or(&[]);
-        let mut tasks = Vec::with_capacity(stream_len / WRITE_CHUNK_BYTES + 1);
-        let mut tail_block = Vec::new();
+        let mut writes = Vec::with_capacity(stream_len / WRITE_CHUNK_BYTES + 1);
         let mut done = 0usize;
         while done < stream_len {
             let chunk = (stream_len - done).min(WRITE_CHUNK_BYTES);
@@ -199,33 +247,43 @@ impl WritePlan {
                 filled += n;
             }
             out[chunk..].fill(0);
-            if done + chunk == stream_len {
-                let partial = chunk % align;
-                tail_block.extend_from_slice(&out[chunk - partial..chunk]);
-            }
-            let position = stream_start + done as u64;
-            let file = self.file.clone();
-            tasks.push((
-                position,
-                padded,
-                glommio::spawn_local(async move { file.write_at(buf, position).await }),
-            ));
+            let position = self.stream_start + done as u64;
+            let (file, path) = (self.file.clone(), self.path.clone());
+            writes.push(glommio::spawn_local(async move {
+                write_chunk(&file, &path, buf, position, padded).await
+            }));
             done += chunk;
         }
-        for (position, padded, task) in tasks {
-            let written = task
-                .await
-                .context(|| format!("writing {} at byte {position}", self.path.display()))?;
-            if written != padded {
-                return Err(short_write(&self.path, written, padded));
-            }
-            file_bytes = file_bytes.max(position + padded as u64);
-        }
-        Ok(WriteOutcome {
-            tail_block,
-            file_bytes,
-        })
+        writes
     }
+}
+
+/// Waits for every write; the first error wins.
+async fn all_of(writes: Vec<Task<Result<(), LogError>>>) -> Result<(), LogError> {
+    let mut outcome = Ok(());
+    for write in writes {
+        let result = write.await;
+        outcome = outcome.and(result);
+    }
+    outcome
+}
+
+/// Writes one padded chunk at `position` and checks that all of it went.
+async fn write_chunk(
+    file: &DmaFile,
+    path: &Path,
+    buf: glommio::io::DmaBuffer,
+    position: u64,
+    padded: usize,
+) -> Result<(), LogError> {
+    let written = file
+        .write_at(buf, position)
+        .await
+        .context(|| format!("writing {} at byte {position}", path.display()))?;
+    if written != padded {
+        return Err(short_write(path, written, padded));
+    }
+    Ok(())
 }
 
 /// Rounds `v` up to a multiple of `to` (a power of two or any positive step).
