@@ -21,10 +21,6 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_SHARD: usize = 100_000;
 /// Size of the buffered reader in front of each connection's socket.
 pub const READ_BUFFER_BYTES: usize = 64 * 1024;
 
-/// Memory set aside for a frame's body before its bytes arrive; larger frames grow as they are
-/// read, so a client that announces a large frame and stalls holds no more than this.
-pub const FRAME_BUFFER_INITIAL_BYTES: usize = 256 * 1024;
-
 /// Size of the buffered writer behind each connection's socket; answers queued together are
 /// written with one system call.
 pub const WRITE_BUFFER_BYTES: usize = 64 * 1024;

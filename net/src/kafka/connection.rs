@@ -150,7 +150,7 @@ async fn read_frame(
 ) -> Result<(Bytes, RequestReservation), FrameError> {
     let len = frames.next_length().await?;
     let reservation = memory.reserve_request(len).await;
-    let frame = frames.read_body(len, len).await?;
+    let frame = frames.read_body(len).await?;
     Ok((frame, reservation))
 }
 

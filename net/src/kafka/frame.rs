@@ -62,9 +62,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// [`FrameError::Closed`] at a clean end of stream, any other variant for a broken frame.
     #[cfg(test)]
     pub(crate) async fn next(&mut self) -> Result<Bytes, FrameError> {
-        use crate::limits::FRAME_BUFFER_INITIAL_BYTES;
         let len = self.next_length().await?;
-        self.read_body(len, FRAME_BUFFER_INITIAL_BYTES).await
+        self.read_body(len).await
     }
 
     /// The next frame's length prefix, validated; read the body with [`FrameReader::read_body`]
@@ -92,31 +91,16 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         Ok(len)
     }
 
-    /// The body of a frame whose length [`FrameReader::next_length`] returned, read into a
-    /// buffer of `capacity` bytes at first: the whole length when the memory is reserved
-    /// (no regrowth, no slack beyond the reservation), less to grow only as bytes arrive.
+    /// The body of a frame whose length [`FrameReader::next_length`] returned, read straight
+    /// into a buffer of that length (the connection has reserved the memory for it).
     ///
     /// # Errors
     /// [`FrameError::Truncated`] or [`FrameError::Io`].
-    pub(crate) async fn read_body(
-        &mut self,
-        len: usize,
-        capacity: usize,
-    ) -> Result<Bytes, FrameError> {
-        let mut body = Vec::with_capacity(capacity.min(len));
-        let wanted = u64::try_from(len).map_err(|_| FrameError::BadLength {
-            len: i64::MAX,
-            max: self.max_frame_bytes,
-        })?;
-        (&mut self.inner)
-            .take(wanted)
-            .read_to_end(&mut body)
-            .await?;
-        if body.len() < len {
-            return Err(FrameError::Truncated {
-                expected: len,
-                got: body.len(),
-            });
+    pub(crate) async fn read_body(&mut self, len: usize) -> Result<Bytes, FrameError> {
+        let mut body = vec![0u8; len];
+        let got = read_full(&mut self.inner, &mut body).await?;
+        if got < len {
+            return Err(FrameError::Truncated { expected: len, got });
         }
         Ok(Bytes::from(body))
     }
@@ -193,5 +177,32 @@ mod tests {
         wire.extend_from_slice(b"only ten b");
         let got = frames(&wire, 100);
         assert!(matches!(&got[..], [Err(e)] if e.contains("expected 20 bytes, got 10")));
+    }
+
+    #[test]
+    fn a_long_body_is_read_whole_or_reported_truncated() {
+        let body = vec![7u8; 5000];
+        let mut wire = (body.len() as i32).to_be_bytes().to_vec();
+        wire.extend_from_slice(&body);
+        block_on(async {
+            let mut reader = FrameReader::new(&wire[..], 1 << 20);
+            let len = reader.next_length().await.unwrap();
+            let got = reader.read_body(len).await.unwrap();
+            assert_eq!(&got[..], &body[..]);
+
+            let mut reader = FrameReader::new(&wire[..4000], 1 << 20);
+            let len = reader.next_length().await.unwrap();
+            let err = reader.read_body(len).await.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    FrameError::Truncated {
+                        expected: 5000,
+                        got: 3996
+                    }
+                ),
+                "{err}"
+            );
+        });
     }
 }
