@@ -85,6 +85,43 @@ fn embedded_count_run_prints_one_json_object_with_the_documented_keys() {
 }
 
 #[test]
+fn a_warm_up_runs_first_and_counts_in_no_figure() {
+    let dir = TempDir::new("spindle-bench-warmup");
+    let output = Command::new(env!("CARGO_BIN_EXE_spindle-bench"))
+        .arg("embedded")
+        .arg("--dir")
+        .arg(dir.0.join("data"))
+        .args([
+            "--count",
+            "640",
+            "--warmup-secs",
+            "1",
+            "--json",
+            "--rate",
+            "2000",
+        ])
+        .output()
+        .expect("spindle-bench runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "exit {:?}: {stderr}",
+        output.status
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("stdout is one JSON object");
+    // At 2000 msgs/s the warm-up sends about 2000 messages; only the 640 after it count.
+    assert_eq!(v["messages"].as_u64(), Some(640), "{v}");
+    assert_eq!(v["batches"].as_u64(), Some(10), "{v}");
+    assert_eq!(v["config"]["warmup_secs"].as_u64(), Some(1), "{v}");
+    let elapsed = v["elapsed_secs"].as_f64().unwrap_or(f64::MAX);
+    assert!(
+        elapsed < 0.9,
+        "the measured part excludes the warm-up: {elapsed} s"
+    );
+}
+
+#[test]
 fn bad_flags_fail_with_a_message_and_no_json() {
     let output = Command::new(env!("CARGO_BIN_EXE_spindle-bench"))
         .args(["embedded", "--in-flight", "0", "--json", "--count", "10"])

@@ -142,6 +142,10 @@ pub struct LoadArgs {
     /// Produce this many messages in all, then stop.
     #[arg(long)]
     pub count: Option<u64>,
+    /// Offer the same load for this long first and leave it out of every figure (a fresh
+    /// topic's first segment, connections and caches warming up).
+    #[arg(long, default_value_t = 0)]
+    pub warmup_secs: u64,
     /// Target messages per second over all producers (open loop); the maximum when absent.
     #[arg(long)]
     pub rate: Option<u64>,
@@ -176,6 +180,7 @@ impl LoadArgs {
             "records_per_batch": records_per_batch,
             "count": self.count,
             "duration_secs": self.duration_secs,
+            "warmup_secs": self.warmup_secs,
             "rate": self.rate,
         });
         if let (serde_json::Value::Object(shared), serde_json::Value::Object(own)) =
@@ -208,6 +213,11 @@ impl LoadArgs {
                 Stop::Duration(Duration::from_secs(secs.unwrap_or(DEFAULT_DURATION_SECS)))
             }
         }
+    }
+
+    /// How long the unmeasured warm-up lasts.
+    pub fn warmup(&self) -> Duration {
+        Duration::from_secs(self.warmup_secs)
     }
 
     /// Checks the flags against each other and against [`limits`].
@@ -248,6 +258,11 @@ impl LoadArgs {
                 limits::DURATION_SECS_MAX
             );
         }
+        ensure!(
+            self.warmup_secs <= limits::DURATION_SECS_MAX,
+            "--warmup-secs must be 0..={}",
+            limits::DURATION_SECS_MAX
+        );
         ensure!(self.count != Some(0), "--count must be at least 1");
         ensure!(self.rate != Some(0), "--rate must be at least 1");
         Ok(())

@@ -98,7 +98,7 @@ fn drive(
     let partitions: Vec<TopicPartition> = (0..load.partitions)
         .map(|p| TopicPartition::new(load.topic.as_str(), p))
         .collect();
-    let plan = Plan::new(load.stop(), start, shape.records as u64);
+    let plan = Plan::new(load.stop(), start, shape.records as u64, load.warmup());
     let setup = TaskSetup {
         plan: &plan,
         throughput: &throughput,
@@ -108,8 +108,8 @@ fn drive(
         producers: load.producers.max(1),
         in_flight: load.in_flight,
     };
-    let progress = Progress::new(!load.json, load.stop());
-    let sampler = Sampler::start(throughput.clone(), progress, start);
+    let progress = Progress::new(!load.json, load.stop(), load.warmup());
+    let sampler = Sampler::start(throughput.clone(), progress, plan.measure_from());
     let producers = (0..setup.producers).map(|i| {
         let partitions = &partitions;
         producer_task::run(&setup, i, move |n| {
@@ -125,7 +125,7 @@ fn drive(
         })
     });
     let outcomes = runtime.block_on(futures::future::join_all(producers));
-    let elapsed = start.elapsed();
+    let elapsed = plan.measure_from().elapsed();
     let series = sampler.stop();
     let mut all = ProducerOutcome::default();
     for o in outcomes {

@@ -133,7 +133,7 @@ async fn drive(
     }
     let throughput = Arc::new(Throughput::default());
     let start = Instant::now();
-    let plan = Plan::new(load.stop(), start, shape.records as u64);
+    let plan = Plan::new(load.stop(), start, shape.records as u64, load.warmup());
     let setup = TaskSetup {
         plan: &plan,
         throughput: &throughput,
@@ -145,8 +145,8 @@ async fn drive(
     };
     let sampler = Sampler::start(
         throughput.clone(),
-        Progress::new(!load.json, load.stop()),
-        start,
+        Progress::new(!load.json, load.stop(), load.warmup()),
+        plan.measure_from(),
     );
     let work = Work {
         topic: &load.topic,
@@ -162,7 +162,7 @@ async fn drive(
         }
     });
     let outcomes = futures::future::join_all(tasks).await;
-    let elapsed = start.elapsed();
+    let elapsed = plan.measure_from().elapsed();
     let series = sampler.stop();
     let mut all = ProducerOutcome::default();
     for o in outcomes {

@@ -37,14 +37,19 @@ impl ProducerOutcome {
         self.first_error = self.first_error.take().or(other.first_error);
     }
 
-    /// Counts a completed request that was intended at `intended`.
+    /// Counts a completed request that was intended at `intended`, unless `plan` says that was
+    /// during the warm-up.
     pub fn complete(
         &mut self,
+        plan: &Plan,
         intended: Instant,
         result: anyhow::Result<()>,
         shape: &BatchShape,
         throughput: &Throughput,
     ) {
+        if !plan.measured(intended) {
+            return;
+        }
         self.latency.record(intended.elapsed());
         match result {
             Ok(()) => {
@@ -124,7 +129,7 @@ where
         tokio::select! {
             biased;
             Some((at, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                out.complete(at, result, &setup.shape, setup.throughput);
+                out.complete(setup.plan, at, result, &setup.shape, setup.throughput);
             }
             () = tokio::time::sleep_until(wake.into()), if can_send => {}
         }
@@ -152,7 +157,7 @@ mod tests {
     #[test]
     fn count_run_sends_every_batch_and_counts_failures() {
         let start = Instant::now();
-        let plan = Plan::new(Stop::Count(100), start, 10);
+        let plan = Plan::new(Stop::Count(100), start, 10, Duration::ZERO);
         let throughput = Throughput::default();
         let setup = setup(&plan, &throughput, None);
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -176,7 +181,7 @@ mod tests {
     #[test]
     fn in_flight_window_is_never_exceeded() {
         use std::cell::Cell;
-        let plan = Plan::new(Stop::Count(200), Instant::now(), 10);
+        let plan = Plan::new(Stop::Count(200), Instant::now(), 10, Duration::ZERO);
         let throughput = Throughput::default();
         let setup = setup(&plan, &throughput, None);
         let outstanding = Cell::new(0usize);
@@ -202,7 +207,7 @@ mod tests {
     fn paced_run_offers_the_asked_rate() {
         // 2000 msgs/s in batches of 10: 200 batches/s, so 20 batches take about 95 ms.
         let start = Instant::now();
-        let plan = Plan::new(Stop::Count(200), start, 10);
+        let plan = Plan::new(Stop::Count(200), start, 10, Duration::ZERO);
         let throughput = Throughput::default();
         let setup = setup(&plan, &throughput, Some(2000));
         let runtime = tokio::runtime::Builder::new_current_thread()

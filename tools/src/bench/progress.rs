@@ -17,9 +17,9 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// A progress display for a run that ends at `stop`, shown only if `wanted` and stderr is
-    /// a terminal.
-    pub fn new(wanted: bool, stop: Stop) -> Self {
+    /// A progress display for a run that ends at `stop` after a warm-up of `warmup`, shown
+    /// only if `wanted` and stderr is a terminal.
+    pub fn new(wanted: bool, stop: Stop, warmup: Duration) -> Self {
         if !wanted || !std::io::stderr().is_terminal() {
             return Self::disabled();
         }
@@ -36,6 +36,9 @@ impl Progress {
         let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
         if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style);
+        }
+        if !warmup.is_zero() {
+            bar.set_message(format!("warming up for {} s", warmup.as_secs()));
         }
         bar.enable_steady_tick(Duration::from_millis(200));
         Self {

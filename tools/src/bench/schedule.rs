@@ -3,6 +3,8 @@
 //! [`Plan`] is shared by all producers of a run: for `--count` runs it hands out batches from one
 //! atomic budget (so the total is exact to a batch whatever the producers' speeds); for
 //! `--duration-secs` runs it answers whether a batch's intended time is before the deadline.
+//! With `--warmup-secs` the same load runs for that long first, and nothing intended during
+//! the warm-up is measured or taken from the count (as OpenMessaging Benchmark's warm-up).
 //!
 //! [`Schedule`] is one producer's clock. With `--rate` it is open loop: batch `k` is intended
 //! at `start + phase + k * interval` whatever happened to earlier batches, and latency is
@@ -19,30 +21,48 @@ use crate::bench::args::Stop;
 /// A run's end, shared by its producers.
 #[derive(Debug)]
 pub struct Plan {
+    measure_from: Instant,
     deadline: Option<Instant>,
     batches_left: AtomicU64,
 }
 
 impl Plan {
-    /// The plan of a run that started at `start`, with `records_per_batch` records a batch.
-    /// Count runs round up to whole batches.
-    pub fn new(stop: Stop, start: Instant, records_per_batch: u64) -> Self {
+    /// The plan of a run that started at `start`, with `records_per_batch` records a batch, and
+    /// measures from `warmup` after it. Count runs round up to whole batches.
+    pub fn new(stop: Stop, start: Instant, records_per_batch: u64, warmup: Duration) -> Self {
+        let measure_from = start + warmup;
         match stop {
             Stop::Count(n) => Self {
+                measure_from,
                 deadline: None,
                 batches_left: AtomicU64::new(n.div_ceil(records_per_batch.max(1))),
             },
             Stop::Duration(d) => Self {
-                deadline: Some(start + d),
+                measure_from,
+                deadline: Some(measure_from + d),
                 batches_left: AtomicU64::new(u64::MAX),
             },
         }
     }
 
-    /// Whether a batch intended at `intended` should be sent; takes it from the budget if so.
+    /// When the measured part of the run starts (the run's start when there is no warm-up).
+    pub fn measure_from(&self) -> Instant {
+        self.measure_from
+    }
+
+    /// Whether a batch intended at `intended` counts in the figures (it is past the warm-up).
+    pub fn measured(&self, intended: Instant) -> bool {
+        intended >= self.measure_from
+    }
+
+    /// Whether a batch intended at `intended` should be sent; takes it from the budget if so
+    /// (warm-up batches take nothing).
     pub fn claim(&self, intended: Instant) -> bool {
         if let Some(deadline) = self.deadline {
             return intended < deadline;
+        }
+        if !self.measured(intended) {
+            return true;
         }
         self.batches_left
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
@@ -114,7 +134,7 @@ mod tests {
     #[test]
     fn count_plan_hands_out_whole_batches_once() {
         let start = Instant::now();
-        let plan = Plan::new(Stop::Count(1000), start, 64);
+        let plan = Plan::new(Stop::Count(1000), start, 64, Duration::ZERO);
         let claimed = (0..100).filter(|_| plan.claim(start)).count();
         assert_eq!(claimed, 16); // 1000 / 64 rounded up
         assert!(!plan.expired(start + Duration::from_secs(3600)));
@@ -123,10 +143,38 @@ mod tests {
     #[test]
     fn duration_plan_stops_at_the_deadline() {
         let start = Instant::now();
-        let plan = Plan::new(Stop::Duration(Duration::from_secs(2)), start, 64);
+        let plan = Plan::new(
+            Stop::Duration(Duration::from_secs(2)),
+            start,
+            64,
+            Duration::ZERO,
+        );
         assert!(plan.claim(start + Duration::from_secs(1)));
         assert!(!plan.claim(start + Duration::from_secs(2)));
         assert!(plan.expired(start + Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn warm_up_is_sent_but_neither_measured_nor_counted() {
+        let start = Instant::now();
+        let warmup = Duration::from_secs(5);
+        let plan = Plan::new(Stop::Count(128), start, 64, warmup);
+        assert_eq!(plan.measure_from(), start + warmup);
+        assert!(!plan.measured(start + Duration::from_secs(4)));
+        let during = (0..10)
+            .filter(|_| plan.claim(start + Duration::from_secs(1)))
+            .count();
+        assert_eq!(during, 10, "warm-up batches take nothing from the count");
+        let after = (0..10).filter(|_| plan.claim(start + warmup)).count();
+        assert_eq!(after, 2, "the count is all measured: 128 / 64");
+        assert!(plan.measured(start + warmup));
+
+        let plan = Plan::new(Stop::Duration(Duration::from_secs(2)), start, 64, warmup);
+        assert!(plan.claim(start + Duration::from_secs(6)));
+        assert!(
+            !plan.claim(start + Duration::from_secs(7)),
+            "2 s after the warm-up"
+        );
     }
 
     #[test]

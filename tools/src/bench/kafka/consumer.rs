@@ -53,10 +53,11 @@ pub struct ConsumeSetup<'a> {
     pub producers_done: &'a AtomicBool,
     /// Shared counters.
     pub throughput: &'a Arc<Throughput>,
-    /// The run's start.
-    pub start: Instant,
-    /// Wall clock (ms since the epoch) at `start`.
+    /// Wall clock (ms since the epoch) at the run's start: records stamped earlier were not
+    /// produced by this run and are counted but not timed.
     pub start_wall_ms: i64,
+    /// When the warm-up ends: what arrives before is not counted.
+    pub measure_from: Instant,
 }
 
 /// What one consumer measured.
@@ -145,7 +146,7 @@ fn finished(
     if !setup.with_producers {
         return match setup.stop {
             Stop::Count(n) => setup.throughput.totals().consumed_messages >= n,
-            Stop::Duration(d) => now >= setup.start + d,
+            Stop::Duration(d) => now >= setup.measure_from + d,
         };
     }
     if !setup.producers_done.load(Ordering::Acquire) {
@@ -227,11 +228,12 @@ fn count_batches(
             .map_or(0, |d| d.as_micros()),
     )
     .unwrap_or(i64::MAX);
+    let measured = Instant::now() >= setup.measure_from;
     while let Some(header) = BatchHeader::parse(rest) {
         let Some(next) = rest.get(header.total_len..) else {
             break;
         };
-        if header.last_offset() >= next_offset {
+        if header.last_offset() >= next_offset && measured {
             out.messages += header.record_count;
             out.bytes += header.total_len as u64;
             setup
@@ -244,8 +246,8 @@ fn count_batches(
                 }
             }
             out.last_record_at = Some(Instant::now());
-            next_offset = header.last_offset() + 1;
         }
+        next_offset = next_offset.max(header.last_offset() + 1);
         rest = next;
     }
     next_offset

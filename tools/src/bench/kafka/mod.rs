@@ -80,7 +80,7 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
     let throughput = Arc::new(Throughput::default());
     let start = Instant::now();
     let start_wall_ms = now_ms();
-    let plan = Plan::new(load.stop(), start, shape.records as u64);
+    let plan = Plan::new(load.stop(), start, shape.records as u64, load.warmup());
     let producers_done = AtomicBool::new(false);
     let produce = ProduceSetup {
         cluster: &cluster,
@@ -106,13 +106,13 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
         stop: load.stop(),
         producers_done: &producers_done,
         throughput: &throughput,
-        start,
         start_wall_ms,
+        measure_from: plan.measure_from(),
     };
     let sampler = Sampler::start(
         throughput.clone(),
-        Progress::new(!load.json, load.stop()),
-        start,
+        Progress::new(!load.json, load.stop(), load.warmup()),
+        plan.measure_from(),
     );
     let (producer_outcomes, producers_elapsed, consumer_outcomes) = std::thread::scope(|s| {
         let consumers: Vec<_> = (0..args.consumers)
@@ -132,7 +132,7 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
             })
             .collect();
         let produced: Vec<ProducerOutcome> = producers.into_iter().map(join_or_default).collect();
-        let elapsed = start.elapsed();
+        let elapsed = plan.measure_from().elapsed();
         producers_done.store(true, Ordering::Release);
         let consumed: Vec<ConsumerOutcome> = consumers.into_iter().map(join_or_default).collect();
         (produced, elapsed, consumed)
@@ -142,7 +142,7 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
         args,
         &shape,
         cluster.leaders.len(),
-        start,
+        plan.measure_from(),
         producers_elapsed,
         series,
         &throughput,

@@ -179,7 +179,7 @@ impl Sender<'_, '_> {
             }
             writer.send(&frame)?;
             if setup.acks == 0 {
-                out.complete(intended, Ok(()), &setup.shape, setup.throughput);
+                out.complete(setup.plan, intended, Ok(()), &setup.shape, setup.throughput);
             }
         }
         Ok(())
@@ -235,7 +235,13 @@ fn receive(
         let fatal = result
             .as_ref()
             .is_err_and(|e| e.downcast_ref::<PartitionError>().is_none());
-        out.complete(p.intended, result, &setup.shape, setup.throughput);
+        out.complete(
+            setup.plan,
+            p.intended,
+            result,
+            &setup.shape,
+            setup.throughput,
+        );
         if fatal {
             // The connection is unusable: stop, which makes the writer stop.
             return out;
@@ -322,7 +328,12 @@ mod tests {
         let c = cluster(vec![0]);
         let shape = BatchShape::filling(1000, 100, Compression::None);
         let templates = Template::build_set(&shape, 1).expect("builds");
-        let plan = Plan::new(crate::bench::args::Stop::Count(1), Instant::now(), 10);
+        let plan = Plan::new(
+            crate::bench::args::Stop::Count(1),
+            Instant::now(),
+            10,
+            std::time::Duration::ZERO,
+        );
         let throughput = Arc::new(Throughput::default());
         let setup = ProduceSetup {
             cluster: &c,
