@@ -3,6 +3,8 @@
 # `cargo build --release --bin spindle --bin spindle-bench`. Each configuration runs $RUNS times
 # for $SECS s; JSON per run in $OUT, the server's /metrics after each Kafka configuration, and a
 # table of medians at the end. Data goes under $WORK (on the disk being measured, not tmpfs).
+# Every run first offers its load for $WARMUP s unmeasured (`--warmup-secs`): a fresh topic's
+# first writes go into new extents of a new file and are slower for a few hundred ms.
 # Every topic is capped by retention.bytes: at 1-2 GB/s the default retention fills a disk in
 # a minute.
 set -u
@@ -10,14 +12,14 @@ B=${BIN:-target/release}; OUT=${OUT:-bench-sitting}; WORK=${WORK:-/tmp/spindle-s
 DISK_REF=${DISK_REF:-../shared/bench/disk-reference.sh}
 D=$WORK/data; E=$WORK/emb
 rm -rf $OUT; mkdir -p $OUT $WORK
-SECS=${SECS:-8}; RUNS=${RUNS:-3}
+SECS=${SECS:-8}; RUNS=${RUNS:-3}; WARMUP=${WARMUP:-2}
 # Removing gigabytes of an earlier run's data makes the file system discard them in its next
 # journal commit, which stalls the disk for a while: let that pass before measuring.
 clean() { rm -rf "$@"; sync; sleep ${SETTLE:-5}; }
 ref() { $DISK_REF $WORK/ref 1024; }
 { date -u +%FT%TZ; nproc; lscpu | grep "Model name"; uname -r; uptime; } > $OUT/machine.txt
 echo "ref-before $(ref)" > $OUT/ref.txt
-emb() { local name=$1; shift; for i in $(seq $RUNS); do clean $E; $B/spindle-bench embedded --dir $E --json --duration-secs $SECS --shards 1 --partitions 1 "$@" > $OUT/$name.$i.json 2>/dev/null; done; rm -rf $E; }
+emb() { local name=$1; shift; for i in $(seq $RUNS); do clean $E; $B/spindle-bench embedded --dir $E --json --duration-secs $SECS --warmup-secs $WARMUP --shards 1 --partitions 1 "$@" > $OUT/$name.$i.json 2>/dev/null; done; rm -rf $E; }
 emb emb-never-if8 --producers 2 --in-flight 8 --fsync never --topic-config retention.bytes=2147483648
 emb emb-never-if32 --producers 2 --in-flight 32 --fsync never --topic-config retention.bytes=2147483648
 SMALL="--topic-config segment.bytes=134217728 --topic-config retention.bytes=268435456"
@@ -28,7 +30,7 @@ emb emb-batch-p16-4k --producers 16 --in-flight 1 --fsync batch --batch-bytes 40
 echo "ref-middle $(ref)" >> $OUT/ref.txt
 serve() { clean $D; $B/spindle serve --data-dir $D --kafka-listen 127.0.0.1:19092 --grpc-enabled false --admin-listen 127.0.0.1:19094 --shards 1 --retention-bytes 2147483648 > $OUT/server.log 2>&1 & SERVER=$!; for _ in $(seq 100); do grep -q "spindle ready" $OUT/server.log && break; sleep 0.1; done; }
 unserve() { curl -s 127.0.0.1:19094/metrics > $OUT/metrics-$1.txt; kill -TERM $SERVER; wait $SERVER; rm -rf $D; }
-kaf() { local name=$1; shift; serve; for i in $(seq $RUNS); do $B/spindle-bench kafka --bootstrap 127.0.0.1:19092 --topic $name-$i --json --duration-secs $SECS "$@" > $OUT/$name.$i.json 2>/dev/null; done; unserve $name; }
+kaf() { local name=$1; shift; serve; for i in $(seq $RUNS); do $B/spindle-bench kafka --bootstrap 127.0.0.1:19092 --topic $name-$i --json --duration-secs $SECS --warmup-secs $WARMUP "$@" > $OUT/$name.$i.json 2>/dev/null; done; unserve $name; }
 med() { python3 -c "import json,statistics,sys;print(int(statistics.median(json.load(open(f))['messages_per_sec'] for f in sys.argv[1:])))" "$@"; }
 for inf in 8 32; do
   kaf kafka-acks1-if$inf --acks 1 --producers 2 --in-flight $inf
