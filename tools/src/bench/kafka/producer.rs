@@ -24,7 +24,7 @@ use crate::bench::batch::{stamp, BatchShape, Template};
 use crate::bench::kafka::cluster::{topic_name, Cluster};
 use crate::bench::kafka::connection::{encode_request, Connection, Reader, Writer};
 use crate::bench::producer_task::ProducerOutcome;
-use crate::bench::schedule::{Plan, Schedule};
+use crate::bench::schedule::{precise_sleeps_on_this_thread, Plan, Schedule};
 use crate::bench::throughput::Throughput;
 
 /// What every producer of a run shares.
@@ -140,6 +140,9 @@ impl Sender<'_, '_> {
     /// outstanding answers and finishes.
     fn run(self, mut writer: Writer, out: &mut ProducerOutcome) -> anyhow::Result<()> {
         let setup = self.setup;
+        if setup.rate.is_some() {
+            precise_sleeps_on_this_thread();
+        }
         let version = setup.cluster.versions.produce;
         let mut schedule = Schedule::new(
             setup.start,
