@@ -149,6 +149,12 @@ impl Partition {
             .map(|(i, h)| (i, ProducerBatch::new(h.0, h.1, h.2, h.3)))
             .collect();
         if let Some(duplicate) = self.judge_sequences(&idempotent, headers.len())? {
+            // The original may still be on its way to the disk (or back in the queue after a
+            // failed write): the retry is acknowledged only once the original is written, as
+            // the original would have been.
+            if self.log.high_watermark() <= duplicate.last_offset {
+                self.log.flush().await?;
+            }
             return Ok(duplicate);
         }
         // No await between judging and appending: nothing else on this shard can append between.
@@ -385,5 +391,60 @@ impl Partition {
         self.log.sync().await?;
         self.log.close().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spindle_log::testing::BatchBuilder;
+    use spindle_log::SystemClock;
+
+    #[test]
+    fn a_retry_is_acknowledged_only_once_its_original_is_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t-0");
+        glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let clock: Rc<dyn Clock> = Rc::new(SystemClock);
+                let partition = Rc::new(
+                    Partition::open(
+                        TopicPartition::new("t", 0),
+                        path,
+                        &TopicConfig::default(),
+                        clock,
+                    )
+                    .await
+                    .expect("open"),
+                );
+                let batch = BatchBuilder::new(1_000)
+                    .producer(7, 0, 0)
+                    .records(3, 10)
+                    .build();
+                // The original appends and goes to write; the retry arrives meanwhile.
+                let original = glommio::spawn_local({
+                    let (partition, batch) = (partition.clone(), batch.clone());
+                    async move { partition.produce(batch).await.expect("original") }
+                });
+                futures_lite::future::yield_now().await;
+                assert_eq!(
+                    partition.log.next_offset(),
+                    Offset(3),
+                    "the original appended"
+                );
+                let retry = partition.produce(batch).await.expect("retry");
+                assert!(
+                    partition.log.high_watermark() > retry.last_offset,
+                    "the retry was acknowledged before its original was written"
+                );
+                let original = original.await;
+                assert_eq!(
+                    (retry.base_offset, retry.last_offset),
+                    (original.base_offset, original.last_offset)
+                );
+            })
+            .expect("executor")
+            .join()
+            .expect("executor thread");
     }
 }
