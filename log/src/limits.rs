@@ -12,6 +12,10 @@ pub const BATCH_BYTES_MAX: usize = 16 << 20;
 pub const TAIL_CACHE_BYTES_MAX: usize = 8 << 20;
 /// One DMA write carries at most this many bytes; larger flushes issue several concurrently.
 pub const WRITE_CHUNK_BYTES: usize = 1 << 20;
+/// One write round takes at most this many bytes of queued batches (and at least one batch):
+/// the round's copy and its DMA buffers are memory no budget sees, so a deep queue is written
+/// in several rounds rather than doubled in memory at once.
+pub const ROUND_BYTES_MAX: u64 = 8 << 20;
 /// Segment files are preallocated in steps of this many bytes.
 pub const PREALLOCATE_STEP_BYTES: u64 = 16 << 20;
 /// Segment files that retention retires are kept, up to this many per log, for the next rolls to
@@ -38,6 +42,7 @@ pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
 
 const _: () = assert!(BATCH_HEADER_BYTES == 61);
 const _: () = assert!(WRITE_CHUNK_BYTES % 4096 == 0);
+const _: () = assert!(ROUND_BYTES_MAX >= WRITE_CHUNK_BYTES as u64);
 const _: () = assert!(PREALLOCATE_STEP_BYTES % (WRITE_CHUNK_BYTES as u64) == 0);
 const _: () = assert!(TAIL_CACHE_BYTES_MAX >= BATCH_BYTES_MAX / 2);
 const _: () = assert!(SEGMENT_BYTES_MAX > SEGMENT_BYTES_DEFAULT);

@@ -234,3 +234,20 @@ fn a_flush_dropped_while_its_round_is_on_the_device_loses_nothing() {
         assert_eq!(reopened.next_offset(), Offset(4));
     });
 }
+
+#[test]
+fn a_deep_queue_is_written_in_rounds_of_bounded_size() {
+    let dir = tempdir();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let (log, _) = open(&path, LogConfig::default()).await;
+        // Twelve batches of about 1 MiB queue up before one flush: over ROUND_BYTES_MAX (8 MiB),
+        // so they go in two rounds, not one copy of all of them at once.
+        append_n(&log, 12, 64, 16 << 10, 0);
+        let before = log.io_stats();
+        assert_eq!(log.flush().await.unwrap(), Offset(12 * 64));
+        let after = log.io_stats();
+        assert_eq!(after.writes - before.writes, 2, "{after:?}");
+        assert_eq!(read_all(&log, Offset(0)).await.len(), 12);
+    });
+}

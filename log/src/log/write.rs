@@ -11,6 +11,7 @@ use crate::batch::{frame, rewrite_base, validate, BatchDefect};
 use crate::config::FsyncPolicy;
 use crate::error::{IoContext, LogError};
 use crate::io;
+use crate::limits::ROUND_BYTES_MAX;
 use crate::offset::Offset;
 use crate::segment::{log_path, write_index_files, Appender, AppenderMark, Segment, WrittenBatch};
 use crate::tail_cache::CachedBatch;
@@ -223,9 +224,9 @@ impl Log {
         by_size || by_age
     }
 
-    /// Plans a round of every pending batch that fits in the active segment, submits its writes
-    /// and leaves waiting for them to a task of its own; nothing happens if the state changed
-    /// so that this flusher should not write now. A `durable` round goes through the
+    /// Plans a round of the pending batches that fit in the active segment (up to
+    /// `ROUND_BYTES_MAX`), submits its writes and leaves waiting for them to a task of its own;
+    /// nothing happens if the state changed so that this flusher should not write now. A `durable` round goes through the
     /// segment's `O_DSYNC` handle, so that it is on stable storage when its writes complete
     /// (or, without one, is followed by an fdatasync).
     ///
@@ -249,7 +250,7 @@ impl Log {
         let mut end = size;
         for b in &st.pending {
             let len = b.bytes.len() as u64;
-            if end > size && end + len > segment_bytes {
+            if end > size && (end + len > segment_bytes || end + len - size > ROUND_BYTES_MAX) {
                 break;
             }
             end += len;
