@@ -1,16 +1,17 @@
 //! Group commit: flushers share write rounds.
 //!
 //! A flusher first checks whether the high watermark already covers what it appended. If some of
-//! its batches are still queued and no round is on its way, it starts a round with *everything*
-//! queued (its own batches and those of everyone who appended meanwhile); otherwise it waits for
+//! its batches are still queued and no round is on its way, it starts a round with everything
+//! queued, up to `ROUND_BYTES_MAX` (its own batches and those of everyone who appended
+//! meanwhile); otherwise it waits for
 //! the next change and checks again. Most flushers find their batches in a round someone else
 //! started and do no I/O of their own; a queue on a lock instead would hand the lock to flushers
 //! whose batches were already written, one by one: no grouping at all.
 //!
 //! A round's writes are waited for in a task of their own, so a round completes even if the
-//! flush that started it is dropped (a client that hangs up mid-request). The round then *settles* (its
-//! batches are indexed, cached and acknowledged by moving the high watermark) in whichever
-//! flusher looks first. If it failed, its batches go back to the front of the queue in order,
+//! flush that started it is dropped (a client that hangs up mid-request). The round then
+//! *settles* (its batches are indexed, cached and acknowledged by moving the high watermark) in
+//! whichever flusher looks first. If it failed, its batches go back to the front of the queue in order,
 //! the appender rewinds to where the round started, and the flushers that were waiting get the
 //! error; the next flush rewrites the batches at the same positions.
 
@@ -85,7 +86,7 @@ impl RoundWrites {
     }
 }
 
-/// A copy of a write error, for each flusher that waited on the failed rounds.
+/// A copy of a write error, for each flusher that waited on the failed round.
 pub(super) fn again(e: &LogError) -> LogError {
     match e {
         LogError::Io { context, source } => LogError::Io {
