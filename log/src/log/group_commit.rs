@@ -3,10 +3,10 @@
 //! A flusher first checks whether the high watermark already covers what it appended. If some of
 //! its batches are still queued and no round is on its way, it starts a round with everything
 //! queued, up to `ROUND_BYTES_MAX` (its own batches and those of everyone who appended
-//! meanwhile); otherwise it waits for
-//! the next change and checks again. Most flushers find their batches in a round someone else
-//! started and do no I/O of their own; a queue on a lock instead would hand the lock to flushers
-//! whose batches were already written, one by one: no grouping at all.
+//! meanwhile); otherwise it waits for the next change and checks again. Most flushers find their
+//! batches in a round someone else started and do no I/O of their own; a queue on a lock
+//! instead would hand the lock to flushers whose batches were already written, one by one: no
+//! grouping at all.
 //!
 //! A round's writes are waited for in a task of their own, so a round completes even if the
 //! flush that started it is dropped (a client that hangs up mid-request). The round then
