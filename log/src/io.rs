@@ -178,7 +178,7 @@ pub(crate) async fn remove_gradually(path: &Path) -> Result<(), LogError> {
         .context(|| format!("removing {}", path.display()))
 }
 
-/// Deletes a file or a directory tree with [`remove_tree_gradually`] in a task of its own on
+/// Deletes a file or a directory tree with `remove_tree_gradually` in a task of its own on
 /// this executor; a failure is logged. What a stop leaves behind is found again at the next
 /// start: a retired segment, which the next open adopts or deletes, or a topic in the trash.
 pub fn remove_in_background(path: PathBuf) {

@@ -2,7 +2,7 @@
 //!
 //! The log stores batches exactly as producers sent them, except for the base offset and the
 //! partition leader epoch, which it assigns (both lie outside the CRC, so the producer's CRC
-//! stays valid). [`header`] gives a typed zero-copy view of the header, [`validate`] decides what
+//! stays valid). `header` gives a typed zero-copy view of the header, [`validate`] decides what
 //! a good batch is, and [`batches`] splits a `records` blob into its batches.
 
 mod header;
