@@ -11,9 +11,9 @@
 //! A round's writes are waited for in a task of their own, so a round completes even if the
 //! flush that started it is dropped (a client that hangs up mid-request). The round then
 //! *settles* (its batches are indexed, cached and acknowledged by moving the high watermark) in
-//! whichever flusher looks first. If it failed, its batches go back to the front of the queue in order,
-//! the appender rewinds to where the round started, and the flushers that were waiting get the
-//! error; the next flush rewrites the batches at the same positions.
+//! whichever flusher looks first. If it failed, its batches go back to the front of the queue in
+//! order and the flushers that were waiting get the error; the next flush rewrites the batches
+//! at the same positions.
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
@@ -22,6 +22,7 @@ use std::task::{Poll, Waker};
 use glommio::sync::Permit;
 
 use crate::error::LogError;
+use crate::segment::WriteOutcome;
 
 /// Counts changes (a round's writes ended, a round settled, the write lock was released) and
 /// wakes whoever waits for the next.
@@ -60,29 +61,21 @@ impl Progress {
     }
 }
 
-/// How one round's writes ended, set by the task that runs them.
+/// How one round's writes ended, set by the task that runs them and taken by the settle.
 #[derive(Debug, Default)]
 pub(super) struct RoundWrites {
-    outcome: RefCell<Option<Result<(), LogError>>>,
+    outcome: RefCell<Option<Result<WriteOutcome, LogError>>>,
 }
 
 impl RoundWrites {
     /// Records the outcome.
-    pub fn set(&self, outcome: Result<(), LogError>) {
+    pub fn set(&self, outcome: Result<WriteOutcome, LogError>) {
         *self.outcome.borrow_mut() = Some(outcome);
     }
 
-    /// `None` while writes are in flight, then whether they all succeeded.
-    pub fn succeeded(&self) -> Option<bool> {
-        self.outcome.borrow().as_ref().map(Result::is_ok)
-    }
-
-    /// A copy of the error, if the writes failed.
-    pub fn error(&self) -> Option<LogError> {
-        match self.outcome.borrow().as_ref() {
-            Some(Err(e)) => Some(again(e)),
-            _ => None,
-        }
+    /// The outcome, once the writes have ended.
+    pub fn take(&self) -> Option<Result<WriteOutcome, LogError>> {
+        self.outcome.borrow_mut().take()
     }
 }
 

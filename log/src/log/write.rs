@@ -13,7 +13,7 @@ use crate::error::{IoContext, LogError};
 use crate::io;
 use crate::limits::ROUND_BYTES_MAX;
 use crate::offset::Offset;
-use crate::segment::{log_path, write_index_files, Appender, AppenderMark, Segment, WrittenBatch};
+use crate::segment::{log_path, write_index_files, Appender, Segment, WrittenBatch};
 use crate::tail_cache::CachedBatch;
 
 impl Log {
@@ -258,13 +258,12 @@ impl Log {
         }
         let batches = patched_copies(st.pending.drain(..count), end - size);
         let data = batches.iter().map(|b| b.bytes.clone()).collect();
-        let (plan, mark) = st.appender.plan(file, path, size, data, segment_bytes);
+        let plan = st.appender.plan(file, path, size, data, segment_bytes);
         let writes = Rc::new(RoundWrites::default());
         st.round = Some(Round {
             batches,
             durable,
             writes: writes.clone(),
-            mark,
             started: Instant::now(),
         });
         drop(st);
@@ -274,11 +273,14 @@ impl Log {
         let progress = self.progress.clone();
         glommio::spawn_local(async move {
             let mut outcome = round_writes.await;
-            if let (Ok(()), Some((file, path))) = (&outcome, sync_after) {
-                outcome = file
+            if let (Ok(_), Some((file, path))) = (&outcome, sync_after) {
+                if let Err(e) = file
                     .fdatasync()
                     .await
-                    .context(|| format!("syncing {}", path.display()));
+                    .context(|| format!("syncing {}", path.display()))
+                {
+                    outcome = Err(e);
+                }
             }
             writes.set(outcome);
             progress.notify();
@@ -291,18 +293,16 @@ impl Log {
     /// at the front of the queue (see `group_commit`).
     fn settle(&self) {
         let mut st = self.state.borrow_mut();
-        let outcome = match &st.round {
-            Some(round) => round.writes.succeeded(),
-            None => None,
-        };
-        let Some(succeeded) = outcome else {
+        let Some(outcome) = st.round.as_ref().and_then(|round| round.writes.take()) else {
             return;
         };
         let round = st.round.take().expect("a round on its way");
-        if succeeded {
-            self.record_round(&mut st, round);
-        } else {
-            self.requeue_round(&mut st, round);
+        match outcome {
+            Ok(written) => {
+                st.appender.finish(written);
+                self.record_round(&mut st, round);
+            }
+            Err(e) => self.requeue_round(&mut st, round, e),
         }
         drop(st);
         self.progress.notify();
@@ -345,11 +345,8 @@ impl Log {
         });
     }
 
-    /// After a failed round: its batches go back to the front of the queue in order and the
-    /// appender rewinds to where the round started.
-    fn requeue_round(&self, st: &mut super::State, round: Round) {
-        let error = round.writes.error();
-        st.appender.rewind(round.mark);
+    /// After a failed round: its batches go back to the front of the queue in order.
+    fn requeue_round(&self, st: &mut super::State, round: Round, error: LogError) {
         let epoch = st.leader_epoch;
         for b in round.batches.into_iter().rev() {
             st.pending.push_front(PendingBatch {
@@ -360,11 +357,9 @@ impl Log {
                 bytes: b.bytes,
             });
         }
-        if let Some(e) = &error {
-            tracing::warn!(dir = %self.dir.display(), error = %e, "write failed; the batches stay queued");
-        }
+        tracing::warn!(dir = %self.dir.display(), error = %error, "write failed; the batches stay queued");
         st.failures += 1;
-        st.last_failure = error;
+        st.last_failure = Some(error);
     }
 
     /// Opens the active segment's `O_DSYNC` handle if it is not open; without one (and a
@@ -520,8 +515,6 @@ pub(super) struct Round {
     /// Whether it is on stable storage when its writes complete.
     durable: bool,
     writes: Rc<RoundWrites>,
-    /// The appender before it was planned.
-    mark: AppenderMark,
     started: Instant,
 }
 

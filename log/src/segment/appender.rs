@@ -55,9 +55,9 @@ pub(crate) struct WrittenBatch {
 #[derive(Debug)]
 pub(crate) struct Appender {
     alignment: u64,
-    /// Bytes of the segment from its last aligned position to its end, rounds planned included.
+    /// Bytes of the segment from its last aligned position to its real end.
     tail_block: Vec<u8>,
-    /// The file's size: bytes allocated by fallocate (or written) so far, or planned to be.
+    /// The file's size: bytes allocated by fallocate (or written) so far.
     preallocated: u64,
     /// A second handle on the file opened with `O_DSYNC`, for the rounds that must be durable.
     durable: Option<Rc<DmaFile>>,
@@ -77,11 +77,11 @@ pub(crate) struct WritePlan {
     data_bytes: u64,
 }
 
-/// The appender as it was before a round was planned, to go back to if the round fails.
+/// What a completed round leaves behind, for [`Appender::finish`].
 #[derive(Debug)]
-pub(crate) struct AppenderMark {
+pub(crate) struct WriteOutcome {
     tail_block: Vec<u8>,
-    preallocated: u64,
+    file_bytes: u64,
 }
 
 impl Appender {
@@ -131,73 +131,39 @@ impl Appender {
         self.durable = Some(file);
     }
 
-    /// Plans writing `data` after the segment's first `size` bytes and moves the appender past
-    /// them as if the writes had completed. `segment_bytes` bounds the preallocation. If the
-    /// round fails, [`Appender::rewind`] with the returned mark undoes the move.
+    /// Plans writing `data` after the segment's first `size` bytes; `segment_bytes` bounds the
+    /// preallocation.
     pub fn plan(
-        &mut self,
+        &self,
         file: Rc<DmaFile>,
         path: PathBuf,
         size: u64,
         data: Vec<Bytes>,
         segment_bytes: u64,
-    ) -> (WritePlan, AppenderMark) {
+    ) -> WritePlan {
         let data_bytes: u64 = data.iter().map(|b| b.len() as u64).sum();
         let end = align_up(size + data_bytes, self.alignment);
         let preallocate_to = (end > self.preallocated).then(|| {
             let step = align_up(end, PREALLOCATE_STEP_BYTES);
             step.min(end.max(align_up(segment_bytes, self.alignment)))
         });
-        let stream_start = size - self.tail_block.len() as u64;
-        let partial = usize::try_from((size + data_bytes) % self.alignment).unwrap_or(0);
-        let new_tail = last_bytes(&self.tail_block, &data, partial);
-        let mark = AppenderMark {
-            tail_block: std::mem::replace(&mut self.tail_block, new_tail),
-            preallocated: self.preallocated,
-        };
-        if let Some(to) = preallocate_to {
-            self.preallocated = to;
-        }
-        let plan = WritePlan {
+        WritePlan {
             file,
             path,
             alignment: self.alignment,
-            stream_start,
-            tail_block: mark.tail_block.clone(),
+            stream_start: size - self.tail_block.len() as u64,
+            tail_block: self.tail_block.clone(),
             preallocate_to,
             data,
             data_bytes,
-        };
-        (plan, mark)
-    }
-
-    /// Goes back to where the appender was before the round that `mark` came from.
-    pub fn rewind(&mut self, mark: AppenderMark) {
-        self.tail_block = mark.tail_block;
-        self.preallocated = mark.preallocated;
-    }
-}
-
-/// The last `n` bytes of `head` followed by `pieces`.
-fn last_bytes(head: &[u8], pieces: &[Bytes], n: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(n);
-    let mut need = n;
-    for piece in pieces
-        .iter()
-        .rev()
-        .map(|b| &b[..])
-        .chain(std::iter::once(head))
-    {
-        if need == 0 {
-            break;
         }
-        let take = need.min(piece.len());
-        let mut chunk = piece[piece.len() - take..].to_vec();
-        chunk.extend_from_slice(&out);
-        out = chunk;
-        need -= take;
     }
-    out
+
+    /// Records a completed round's outcome.
+    pub fn finish(&mut self, outcome: WriteOutcome) {
+        self.tail_block = outcome.tail_block;
+        self.preallocated = self.preallocated.max(outcome.file_bytes);
+    }
 }
 
 impl WritePlan {
@@ -207,22 +173,22 @@ impl WritePlan {
     ///
     /// # Errors
     /// [`LogError::Io`] if fallocate or a write fails or writes short.
-    pub fn start(self) -> Pin<Box<dyn Future<Output = Result<(), LogError>>>> {
+    pub fn start(self) -> Pin<Box<dyn Future<Output = Result<WriteOutcome, LogError>>>> {
         match self.preallocate_to {
-            None => Box::pin(all_of(self.submit())),
+            None => Box::pin(all_of(self.submit(), 0)),
             Some(to) => Box::pin(async move {
                 self.file
                     .pre_allocate(to, false)
                     .await
                     .context(|| format!("preallocating {} bytes of {}", to, self.path.display()))?;
-                all_of(self.submit()).await
+                all_of(self.submit(), to).await
             }),
         }
     }
 
     /// Copies the tail block and the batches into DMA buffers of at most `WRITE_CHUNK_BYTES`
-    /// and submits a write for each.
-    fn submit(&self) -> Vec<Task<Result<(), LogError>>> {
+    /// and submits a write for each; returns them and the new tail block.
+    fn submit(&self) -> Submitted {
         let stream_len = self.tail_block.len() + usize::try_from(self.data_bytes).unwrap_or(0);
         let align = usize::try_from(self.alignment).unwrap_or(4096);
         let mut pieces = std::iter::once(&self.tail_block[..])
@@ -230,6 +196,7 @@ impl WritePlan {
             .filter(|p| !p.is_empty());
         let mut current: &[u8] = pieces.next().unwrap_or(&[]);
         let mut writes = Vec::with_capacity(stream_len / WRITE_CHUNK_BYTES + 1);
+        let mut tail_block = Vec::new();
         let mut done = 0usize;
         while done < stream_len {
             let chunk = (stream_len - done).min(WRITE_CHUNK_BYTES);
@@ -247,25 +214,40 @@ impl WritePlan {
                 filled += n;
             }
             out[chunk..].fill(0);
+            if done + chunk == stream_len {
+                let partial = chunk % align;
+                tail_block.extend_from_slice(&out[chunk - partial..chunk]);
+            }
             let position = self.stream_start + done as u64;
             let (file, path) = (self.file.clone(), self.path.clone());
             writes.push(glommio::spawn_local(async move {
-                write_chunk(&file, &path, buf, position, padded).await
+                write_chunk(&file, &path, buf, position, padded).await?;
+                Ok(position + padded as u64)
             }));
             done += chunk;
         }
-        writes
+        Submitted { writes, tail_block }
     }
 }
 
-/// Waits for every write; the first error wins.
-async fn all_of(writes: Vec<Task<Result<(), LogError>>>) -> Result<(), LogError> {
-    let mut outcome = Ok(());
-    for write in writes {
+/// A round's writes on their way, and the tail block they leave.
+struct Submitted {
+    /// Each resolves to the file position after its chunk.
+    writes: Vec<Task<Result<u64, LogError>>>,
+    tail_block: Vec<u8>,
+}
+
+/// Waits for every write (the first error wins); `file_bytes` is the size preallocation gave.
+async fn all_of(submitted: Submitted, file_bytes: u64) -> Result<WriteOutcome, LogError> {
+    let mut outcome = Ok(file_bytes);
+    for write in submitted.writes {
         let result = write.await;
-        outcome = outcome.and(result);
+        outcome = outcome.and_then(|bytes| result.map(|end| bytes.max(end)));
     }
-    outcome
+    Ok(WriteOutcome {
+        tail_block: submitted.tail_block,
+        file_bytes: outcome?,
+    })
 }
 
 /// Writes one padded chunk at `position` and checks that all of it went.

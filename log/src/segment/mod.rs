@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use glommio::io::DmaFile;
 
-pub(crate) use appender::{Appender, AppenderMark, WrittenBatch};
+pub(crate) use appender::{Appender, WriteOutcome, WrittenBatch};
 pub(crate) use cursor::{BatchCursor, FoundBatch, Step};
 pub use index::SegmentIndex;
 pub(crate) use index::SegmentSummary;
