@@ -1,7 +1,11 @@
 //! Runs the real `spindle-bench embedded` binary on the real disk and checks its JSON report.
 
+mod spindle_server;
+
 use std::path::PathBuf;
 use std::process::Command;
+
+use spindle_server::bench_json;
 
 /// A fresh directory under the system temp dir (on the real disk here), removed on drop.
 struct TempDir(PathBuf);
@@ -30,34 +34,25 @@ fn embedded_count_run_prints_one_json_object_with_the_documented_keys() {
     let dir = TempDir::new("spindle-bench-smoke");
     let json_out = dir.0.join("report.json");
     let plot = dir.0.join("report.svg");
-    let output = Command::new(env!("CARGO_BIN_EXE_spindle-bench"))
-        .arg("embedded")
-        .arg("--dir")
-        .arg(dir.0.join("data"))
-        .args([
-            "--count",
-            "1000",
-            "--json",
-            "--producers",
-            "2",
-            "--partitions",
-            "2",
-        ])
-        .arg("--json-out")
-        .arg(&json_out)
-        .arg("--plot")
-        .arg(&plot)
-        .output()
-        .expect("spindle-bench runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "exit {:?}: {stderr}",
-        output.status
+    let v = bench_json(
+        Command::new(env!("CARGO_BIN_EXE_spindle-bench"))
+            .arg("embedded")
+            .arg("--dir")
+            .arg(dir.0.join("data"))
+            .args([
+                "--count",
+                "1000",
+                "--json",
+                "--producers",
+                "2",
+                "--partitions",
+                "2",
+            ])
+            .arg("--json-out")
+            .arg(&json_out)
+            .arg("--plot")
+            .arg(&plot),
     );
-    let stdout = String::from_utf8(output.stdout).expect("utf8 stdout");
-    assert_eq!(stdout.trim().lines().count(), 1, "one JSON line: {stdout}");
-    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("stdout is JSON");
     // 1000 messages of 1 KiB in 64-record batches round up to 16 batches.
     assert_eq!(v["messages"].as_u64(), Some(1024), "{v}");
     assert_eq!(v["batches"].as_u64(), Some(16), "{v}");
@@ -87,29 +82,14 @@ fn embedded_count_run_prints_one_json_object_with_the_documented_keys() {
 #[test]
 fn a_warm_up_runs_first_and_counts_in_no_figure() {
     let dir = TempDir::new("spindle-bench-warmup");
-    let output = Command::new(env!("CARGO_BIN_EXE_spindle-bench"))
-        .arg("embedded")
-        .arg("--dir")
-        .arg(dir.0.join("data"))
-        .args([
-            "--count",
-            "640",
-            "--warmup-secs",
-            "1",
-            "--json",
-            "--rate",
-            "2000",
-        ])
-        .output()
-        .expect("spindle-bench runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "exit {:?}: {stderr}",
-        output.status
+    let v = bench_json(
+        Command::new(env!("CARGO_BIN_EXE_spindle-bench"))
+            .arg("embedded")
+            .arg("--dir")
+            .arg(dir.0.join("data"))
+            .args(["--count", "640", "--warmup-secs", "1", "--json"])
+            .args(["--rate", "2000"]),
     );
-    let v: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("stdout is one JSON object");
     // At 2000 msgs/s the warm-up sends about 2000 messages; only the 640 after it count.
     assert_eq!(v["messages"].as_u64(), Some(640), "{v}");
     assert_eq!(v["batches"].as_u64(), Some(10), "{v}");

@@ -4,26 +4,19 @@ mod spindle_server;
 
 use std::process::Command;
 
-use spindle_server::Server;
+use spindle_server::{bench_json, Server};
 
 fn count_run_reports_every_batch_acknowledged(name: &str, extra: &[&str]) {
     let server = Server::start(name);
-    let output = Command::new(env!("CARGO_BIN_EXE_spindle-bench"))
-        .arg("grpc")
-        .arg("--endpoint")
-        .arg(format!("http://{}", server.grpc))
-        .args(extra)
-        .args(["--count", "1000", "--producers", "2", "--partitions", "2"])
-        .args(["--message-bytes", "100", "--batch-bytes", "1000", "--json"])
-        .output()
-        .expect("spindle-bench runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "exit {:?}: {stderr}",
-        output.status
+    let v = bench_json(
+        Command::new(env!("CARGO_BIN_EXE_spindle-bench"))
+            .arg("grpc")
+            .arg("--endpoint")
+            .arg(format!("http://{}", server.grpc))
+            .args(extra)
+            .args(["--count", "1000", "--producers", "2", "--partitions", "2"])
+            .args(["--message-bytes", "100", "--batch-bytes", "1000", "--json"]),
     );
-    let v: serde_json::Value = serde_json::from_slice(&output.stdout).expect("one JSON object");
     assert_eq!(v["mode"].as_str(), Some("grpc"), "{v}");
     assert_eq!(v["errors"].as_u64(), Some(0), "{v}");
     assert_eq!(v["messages"].as_u64(), Some(1000), "{v}");

@@ -5,22 +5,15 @@ mod spindle_server;
 
 use std::process::Command;
 
-use spindle_server::Server;
+use spindle_server::{bench_json, Server};
 
 fn bench(args: &[&str]) -> serde_json::Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_spindle-bench"))
-        .arg("kafka")
-        .args(args)
-        .arg("--json")
-        .output()
-        .expect("spindle-bench runs");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "exit {:?}: {stderr}",
-        output.status
-    );
-    serde_json::from_slice(&output.stdout).expect("stdout is one JSON object")
+    bench_json(
+        Command::new(env!("CARGO_BIN_EXE_spindle-bench"))
+            .arg("kafka")
+            .args(args)
+            .arg("--json"),
+    )
 }
 
 #[test]

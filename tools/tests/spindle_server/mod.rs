@@ -129,3 +129,18 @@ pub fn stop(child: &mut Child, timeout: Duration) {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// Runs a `spindle-bench … --json` command line, asserts that it exits 0 (showing its stderr
+/// if not) and that stdout is one line, and returns that line's JSON object.
+pub fn bench_json(command: &mut Command) -> serde_json::Value {
+    let output = command.output().expect("spindle-bench runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "exit {:?}: {stderr}",
+        output.status
+    );
+    let stdout = String::from_utf8(output.stdout).expect("utf8 stdout");
+    assert_eq!(stdout.trim().lines().count(), 1, "one JSON line: {stdout}");
+    serde_json::from_str(stdout.trim()).expect("stdout is one JSON object")
+}
