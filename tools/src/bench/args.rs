@@ -438,5 +438,9 @@ mod tests {
         load.in_flight = 1;
         load.message_bytes = limits::MESSAGE_BYTES_MAX + 1;
         assert!(load.validate().is_err());
+        load.message_bytes = 1;
+        load.warmup_secs = limits::DURATION_SECS_MAX + 1;
+        let err = load.validate().expect_err("too long a warm-up").to_string();
+        assert!(err.contains("--warmup-secs"), "{err}");
     }
 }
