@@ -54,6 +54,19 @@ impl EngineHandle {
         self.inner.inboxes.len()
     }
 
+    /// The shard that coordinates `group_id` (see [`Shard::group_coordinator`]), for
+    /// [`EngineHandle::run_on`].
+    pub fn group_coordinator(&self, group_id: &str) -> ShardId {
+        let routes = match self.inner.routes.read() {
+            Ok(routes) => routes,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let placement = routes
+            .get(crate::CONSUMER_OFFSETS_TOPIC)
+            .map_or(&[][..], |p| &p[..]);
+        crate::group::coordinator_in(placement, group_id)
+    }
+
     /// As [`Shard::produce`].
     ///
     /// # Errors

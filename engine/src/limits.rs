@@ -9,6 +9,11 @@ pub const SHARDS_MAX: usize = 256;
 /// Most partitions one topic may have.
 pub const PARTITIONS_PER_TOPIC_MAX: u32 = 10_000;
 
+/// Fewest partitions the internal offsets topic is created with (one per shard when there are
+/// more shards). The count never changes afterwards: it decides which partition holds a group's
+/// commits (Redpanda's default is 16, Kafka's 50).
+pub const OFFSETS_PARTITIONS_MIN: usize = 16;
+
 /// Longest topic name (Kafka's limit).
 pub const TOPIC_NAME_LEN_MAX: usize = 249;
 

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::limits::OFFSETS_PARTITIONS_MIN;
 use crate::{EngineError, Result, ShardId, TopicConfig, TopicInfo};
 
 /// The internal topic holding committed consumer offsets: one partition per shard, partition
@@ -99,8 +100,9 @@ impl Metadata {
     }
 
     /// Makes the metadata fit `shards` shards: partitions placed on shards that no longer
-    /// exist move to `partition % shards`, and the offsets topic gets one partition per shard
-    /// (created at first start). Returns whether anything changed.
+    /// exist move to `partition % shards`, and the offsets topic is created at first start
+    /// (with `max(OFFSETS_PARTITIONS_MIN, shards)` partitions, a count it keeps) and spread
+    /// over the shards, partition *p* on shard `p % shards`. Returns whether anything changed.
     pub(crate) fn fit_to_shards(&mut self, shards: usize) -> bool {
         let mut changed = false;
         for meta in self.topics.values_mut() {
@@ -127,16 +129,13 @@ impl Metadata {
                         ..TopicConfig::default()
                     },
                     internal: true,
-                    placement: Vec::new(),
+                    placement: vec![ShardId(0); OFFSETS_PARTITIONS_MIN.max(shards)],
                 }
             });
-        for i in offsets.placement.len()..shards {
-            offsets.placement.push(ShardId(i as u32));
-            changed = true;
-        }
-        for (i, shard) in offsets.placement.iter_mut().enumerate().take(shards) {
-            if shard.0 as usize != i {
-                *shard = ShardId(i as u32);
+        for (p, shard) in offsets.placement.iter_mut().enumerate() {
+            let spread = ShardId((p % shards) as u32);
+            if *shard != spread {
+                *shard = spread;
                 changed = true;
             }
         }
@@ -418,18 +417,37 @@ mod tests {
     }
 
     #[test]
-    fn placement_spreads_evenly_and_offsets_follow_shards() {
+    fn placement_spreads_evenly_and_offsets_keep_their_partition_count() {
         let mut m = Metadata::default();
         assert!(m.fit_to_shards(2));
         let offsets = &m.topics[CONSUMER_OFFSETS_TOPIC];
-        assert_eq!(offsets.placement, vec![ShardId(0), ShardId(1)]);
+        assert_eq!(offsets.placement.len(), OFFSETS_PARTITIONS_MIN);
+        assert_eq!(offsets.placement[..3], [ShardId(0), ShardId(1), ShardId(0)]);
         assert!(offsets.internal);
         assert_eq!(
             m.place(4, 2),
             vec![ShardId(0), ShardId(1), ShardId(0), ShardId(1)]
         );
         assert!(!m.fit_to_shards(2));
+        // More shards: the same partitions, spread over all of them.
         assert!(m.fit_to_shards(3));
-        assert_eq!(m.topics[CONSUMER_OFFSETS_TOPIC].placement.len(), 3);
+        let offsets = &m.topics[CONSUMER_OFFSETS_TOPIC];
+        assert_eq!(offsets.placement.len(), OFFSETS_PARTITIONS_MIN);
+        assert_eq!(
+            offsets.placement[..4],
+            [ShardId(0), ShardId(1), ShardId(2), ShardId(0)]
+        );
+        assert!(m.fit_to_shards(1));
+        assert!(m.topics[CONSUMER_OFFSETS_TOPIC]
+            .placement
+            .iter()
+            .all(|s| *s == ShardId(0)));
+        // A first start with more shards than the minimum: one partition per shard.
+        let mut wide = Metadata::default();
+        wide.fit_to_shards(OFFSETS_PARTITIONS_MIN + 4);
+        assert_eq!(
+            wide.topics[CONSUMER_OFFSETS_TOPIC].placement.len(),
+            OFFSETS_PARTITIONS_MIN + 4
+        );
     }
 }

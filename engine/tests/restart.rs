@@ -84,7 +84,7 @@ fn topics_and_records_survive_restart() {
 }
 
 #[test]
-fn restart_with_more_shards_keeps_data_and_places_offsets_per_shard() {
+fn restart_with_more_shards_keeps_data_and_spreads_the_offsets_topic() {
     let dir = common::temp_dir();
     {
         let engine = common::start(dir.path(), 1);
@@ -96,8 +96,15 @@ fn restart_with_more_shards_keeps_data_and_places_offsets_per_shard() {
     }
     let engine = common::start(dir.path(), 3);
     let handle = engine.handle();
+    // The offsets topic keeps its partition count and spreads over the three shards.
     let offsets = block_on(handle.describe_topic("__consumer_offsets")).expect("describe");
-    assert_eq!(offsets.partitions.len(), 3);
+    assert_eq!(
+        offsets.partitions.len(),
+        spindle_engine::limits::OFFSETS_PARTITIONS_MIN
+    );
+    let shards: std::collections::BTreeSet<u32> =
+        offsets.partitions.iter().map(|p| p.shard.0).collect();
+    assert_eq!(shards.into_iter().collect::<Vec<_>>(), vec![0, 1, 2]);
     assert_eq!(
         all_values(&handle, &TopicPartition::new("grow", 1)).len(),
         3

@@ -5,7 +5,7 @@
 //! so it survives a restart and a Kafka consumer of the same group sees it (and the reverse).
 //! Each call runs on the group's coordinator shard through [`EngineHandle::run_on`].
 
-use spindle_engine::group::{self, CommittedOffset, OffsetCommit};
+use spindle_engine::group::{CommittedOffset, OffsetCommit};
 use spindle_engine::{EngineHandle, TopicPartition};
 use tonic::Status;
 
@@ -46,7 +46,7 @@ pub async fn commit(
             })
             .collect(),
     };
-    let target = group::coordinator_shard(group_id, engine.shard_count());
+    let target = engine.group_coordinator(group_id);
     let outcome = engine
         .run_on(target, move |shard| async move {
             shard.local_groups().commit_offsets(&shard, commit).await
@@ -73,7 +73,7 @@ pub async fn fetch(
     group_id: &str,
     topic: &str,
 ) -> Result<Vec<(u32, i64)>, Status> {
-    let target = group::coordinator_shard(group_id, engine.shard_count());
+    let target = engine.group_coordinator(group_id);
     let group_id = group_id.to_string();
     let topic = topic.to_string();
     let offsets = engine

@@ -25,7 +25,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use spindle_engine::group::{
-    self, GroupError, HeartbeatRequest, JoinRequest, JoinResponse, JoinedMember, MemberIdentity,
+    GroupError, HeartbeatRequest, JoinRequest, JoinResponse, JoinedMember, MemberIdentity,
     Protocol, SyncRequest, SyncResponse,
 };
 use spindle_engine::{EngineHandle, ShardId};
@@ -60,7 +60,7 @@ pub struct GroupMember {
 impl GroupMember {
     /// A member of `group_id` subscribed to `topic`, not joined yet.
     pub fn new(engine: EngineHandle, group_id: &str, topic: &str) -> Self {
-        let coordinator = group::coordinator_shard(group_id, engine.shard_count());
+        let coordinator = engine.group_coordinator(group_id);
         Self {
             engine,
             coordinator,

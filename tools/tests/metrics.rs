@@ -236,12 +236,13 @@ fn metrics_count_a_known_workload_exactly() {
     assert!(sum(&text, "spindle_fsync_seconds_total", &[]) > 0.0);
     assert!(sum(&text, "spindle_kafka_bytes_received_total", &[]) > batch_bytes as f64);
     assert!(sum(&text, "spindle_kafka_bytes_sent_total", &[]) > 0.0);
-    // The topic's partition and one __consumer_offsets partition per shard.
+    // The topic's partition and the __consumer_offsets partitions (16, or one per shard).
     let shards = samples(&text, "spindle_partitions_owned", &[]).len();
     assert!(shards >= 1);
+    let offsets_partitions = spindle_engine::limits::OFFSETS_PARTITIONS_MIN.max(shards);
     assert_eq!(
         sum(&text, "spindle_partitions_owned", &[]),
-        (shards + 1) as f64
+        (offsets_partitions + 1) as f64
     );
 
     commit(&mut client, group, &topic, COMMITTED);

@@ -6,18 +6,23 @@ use std::rc::Rc;
 use super::coordinator::{GroupCoordinator, GroupDescription};
 use crate::{Result, Shard, ShardId};
 
-/// The shard that coordinates `group_id`: `crc32(group_id) % shard_count`. Stable across
-/// restarts as long as the shard count is, since it also decides which partition of the
-/// offsets topic holds the group's commits.
-///
-/// # Panics
-/// If `shard_count` is 0 (an engine always has a shard).
-pub fn coordinator_shard(group_id: &str, shard_count: usize) -> ShardId {
-    assert!(shard_count > 0, "an engine has at least one shard");
+/// The partition of the offsets topic that holds `group_id`'s commits:
+/// `crc32(group_id) % partitions`. The offsets topic keeps the partition count it was created
+/// with, so a group's commits stay in one partition whatever the shard count of later starts.
+pub(crate) fn offsets_partition(group_id: &str, partitions: usize) -> u32 {
     let hash = crc32fast::hash(group_id.as_bytes());
-    // u32 % (a count that fits in u32) fits in u32.
-    let count = u32::try_from(shard_count).unwrap_or(u32::MAX);
-    ShardId(hash % count)
+    // u32 % (a count that fits in u32) fits in u32; an empty topic is treated as one partition.
+    hash % u32::try_from(partitions.max(1)).unwrap_or(u32::MAX)
+}
+
+/// The shard that coordinates `group_id`: the owner of its offsets partition, given the offsets
+/// topic's `placement` (shard 0 if the topic has none).
+pub(crate) fn coordinator_in(placement: &[ShardId], group_id: &str) -> ShardId {
+    let partition = offsets_partition(group_id, placement.len());
+    placement
+        .get(partition as usize)
+        .copied()
+        .unwrap_or(crate::shard::METADATA_OWNER)
 }
 
 /// Runs `f` on the coordinator shard of `group_id` with that shard's context and group
@@ -31,7 +36,7 @@ where
     F: FnOnce(Shard, Rc<GroupCoordinator>) -> Fut + Send + 'static,
     Fut: Future<Output = T> + 'static,
 {
-    let target = coordinator_shard(group_id, shard.shard_count());
+    let target = shard.group_coordinator(group_id);
     shard
         .run_on(target, move |s: Shard| {
             let groups = s.local_groups();

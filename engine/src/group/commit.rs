@@ -54,7 +54,10 @@ impl GroupCoordinator {
                 .iter()
                 .map(|(tp, offset)| offset_record(&commit.group_id, tp, Some(offset), now_ms))
                 .collect();
-            match shard.produce_records(self.offsets_tp(), records).await {
+            match shard
+                .produce_records(&self.offsets_tp(&commit.group_id), records)
+                .await
+            {
                 Ok(appended) => {
                     for ((tp, offset), log_offset) in chunk.iter().zip(appended.base_offset.0..) {
                         self.store_offset(&commit.group_id, tp.clone(), offset.clone(), log_offset);
@@ -101,7 +104,10 @@ impl GroupCoordinator {
                 .iter()
                 .map(|tp| offset_record(group_id, tp, None, now_ms))
                 .collect();
-            if let Err(e) = shard.produce_records(self.offsets_tp(), records).await {
+            if let Err(e) = shard
+                .produce_records(&self.offsets_tp(group_id), records)
+                .await
+            {
                 tracing::warn!(group = %group_id, error = %e, "group deletion not stored");
                 return Err(append_error(&e));
             }

@@ -1,8 +1,8 @@
 //! [`GroupCoordinator`]: the groups one shard coordinates, their waiting requests, their timer
 //! and their committed offsets.
 //!
-//! Group `g` is coordinated by shard `crc32(g) % shard_count` ([`super::coordinator_shard`]);
-//! every request about it runs there, so a group's state is touched by one thread only and
+//! Group `g` is coordinated by the shard that owns its partition of the offsets topic
+//! ([`crate::Shard::group_coordinator`]); every request about it runs there, so a group's state is touched by one thread only and
 //! needs no lock. The state machine ([`super::state`]) is pure; this layer gives it the clock,
 //! parks the requests it tells to wait (a JoinGroup until the rebalance completes, a follower's
 //! SyncGroup until the leader's assignment arrives) on one-shot channels, and delivers the
@@ -10,9 +10,9 @@
 //! ([`super::limits::TICK_INTERVAL`]) to expire sessions and close rebalances whose deadline
 //! passed.
 //!
-//! Committed offsets go to this shard's partition of `__consumer_offsets` before they are
-//! answered or visible (see [`super::record`] for the format); [`GroupCoordinator::recover`]
-//! replays that partition at start.
+//! Committed offsets go to the group's partition of `__consumer_offsets` (one this shard owns)
+//! before they are answered or visible (see [`super::record`] for the format);
+//! [`GroupCoordinator::recover`] replays this shard's partitions at start.
 //!
 //! Trap: no `RefCell` borrow is held across an `.await`. Every await (an append, a waiting
 //! request) happens after the state machine call returned and its borrow ended, so a second
@@ -86,8 +86,8 @@ pub struct OffsetCommit {
 
 /// The coordinator of the groups whose coordinator shard this is.
 pub struct GroupCoordinator {
-    /// This shard's partition of the offsets topic.
-    offsets_tp: TopicPartition,
+    /// How many partitions the offsets topic has (which one holds a group's commits).
+    offsets_partitions: usize,
     groups: RefCell<HashMap<String, Group>>,
     offsets: RefCell<OffsetStore>,
     join_waiters: Waiters<JoinResponse>,
@@ -100,7 +100,7 @@ pub struct GroupCoordinator {
 }
 
 impl GroupCoordinator {
-    /// Rebuilds this shard's groups and committed offsets from its partition of the internal
+    /// Rebuilds this shard's groups and committed offsets from its partitions of the internal
     /// offsets topic. Called once per shard at start, after its partitions are open and before
     /// any service starts. Also starts the coordinator's timer on the shard's background queue;
     /// it ends when the engine stops.
@@ -108,10 +108,23 @@ impl GroupCoordinator {
     /// # Errors
     /// I/O reading the offsets log.
     pub async fn recover(shard: &Shard) -> Result<Rc<GroupCoordinator>> {
-        let offsets_tp = TopicPartition::new(OFFSETS_TOPIC, shard.id().0);
-        let offsets = super::replay::replay(shard, &offsets_tp).await?;
+        let placement = shard
+            .state()
+            .metadata
+            .borrow()
+            .topics
+            .get(OFFSETS_TOPIC)
+            .map(|t| t.placement.clone())
+            .unwrap_or_default();
+        let mut offsets = OffsetStore::default();
+        for (p, owner) in placement.iter().enumerate() {
+            if *owner == shard.id() {
+                let tp = TopicPartition::new(OFFSETS_TOPIC, p as u32);
+                super::replay::replay(shard, &tp, &mut offsets).await?;
+            }
+        }
         let coordinator = Rc::new(GroupCoordinator::new(
-            offsets_tp,
+            placement.len(),
             offsets,
             shard.id().0,
             INITIAL_REBALANCE_DELAY,
@@ -122,7 +135,7 @@ impl GroupCoordinator {
 
     /// A coordinator holding `offsets`, with no groups yet.
     fn new(
-        offsets_tp: TopicPartition,
+        offsets_partitions: usize,
         offsets: OffsetStore,
         shard_index: u32,
         initial_delay: Duration,
@@ -131,7 +144,7 @@ impl GroupCoordinator {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         GroupCoordinator {
-            offsets_tp,
+            offsets_partitions,
             groups: RefCell::new(HashMap::new()),
             offsets: RefCell::new(offsets),
             join_waiters: RefCell::new(HashMap::new()),
@@ -380,8 +393,10 @@ impl GroupCoordinator {
         )
     }
 
-    pub(crate) fn offsets_tp(&self) -> &TopicPartition {
-        &self.offsets_tp
+    /// The partition of the offsets topic that holds `group_id`'s commits.
+    pub(crate) fn offsets_tp(&self, group_id: &str) -> TopicPartition {
+        let partition = super::api::offsets_partition(group_id, self.offsets_partitions);
+        TopicPartition::new(OFFSETS_TOPIC, partition)
     }
 
     /// Stores a commit whose record was appended at `log_offset`.

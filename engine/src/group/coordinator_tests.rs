@@ -14,7 +14,7 @@ use crate::group::member::Protocol;
 
 fn coordinator() -> Rc<GroupCoordinator> {
     Rc::new(GroupCoordinator::new(
-        TopicPartition::new(OFFSETS_TOPIC, 0),
+        1,
         OffsetStore::default(),
         0,
         Duration::ZERO,

@@ -11,9 +11,13 @@ use crate::{Engine, EngineConfig, EngineHandle, Placement, TopicConfig, TopicPar
 const SHARDS: usize = 2;
 
 fn start(dir: &std::path::Path) -> Engine {
+    start_with(dir, SHARDS)
+}
+
+fn start_with(dir: &std::path::Path, shards: usize) -> Engine {
     Engine::start(EngineConfig {
         data_dir: dir.to_path_buf(),
-        shards: SHARDS,
+        shards,
         placement: Placement::Unbound,
         auto_create_topics: false,
         ..EngineConfig::default()
@@ -46,7 +50,7 @@ fn commit(
             .map(|(p, o)| (TopicPartition::new("t", *p), offset(*o, "meta")))
             .collect(),
     };
-    let target = coordinator_shard(group_id, handle.shard_count());
+    let target = handle.group_coordinator(group_id);
     block_on(handle.run_on(target, move |shard| async move {
         shard.local_groups().commit_offsets(&shard, commit).await
     }))
@@ -56,7 +60,7 @@ fn commit(
 
 fn fetch(handle: &EngineHandle, group_id: &str) -> Vec<(u32, i64)> {
     let id = group_id.to_owned();
-    let target = coordinator_shard(group_id, handle.shard_count());
+    let target = handle.group_coordinator(group_id);
     let found = block_on(handle.run_on(target, move |shard| async move {
         shard.local_groups().fetch_offsets(&id, None)
     }))
@@ -69,7 +73,7 @@ fn fetch(handle: &EngineHandle, group_id: &str) -> Vec<(u32, i64)> {
 
 fn delete(handle: &EngineHandle, group_id: &str) -> Result<(), GroupError> {
     let ids = vec![group_id.to_owned()];
-    let target = coordinator_shard(group_id, handle.shard_count());
+    let target = handle.group_coordinator(group_id);
     let mut results = block_on(handle.run_on(target, move |shard| async move {
         shard.local_groups().delete_groups(&shard, &ids).await
     }))
@@ -114,6 +118,34 @@ fn commits_and_tombstones_survive_restart() {
 }
 
 #[test]
+fn commits_survive_restarts_with_another_shard_count() {
+    let dir = tempfile::tempdir_in(std::env::temp_dir()).expect("temp dir");
+    let groups: Vec<String> = (0..12).map(|i| format!("group-{i}")).collect();
+    {
+        let engine = start_with(dir.path(), 2);
+        let handle = engine.handle();
+        block_on(handle.create_topic("t", 1, TopicConfig::default())).expect("create");
+        for (i, group) in (10..).zip(&groups) {
+            let outcome = commit(&handle, group, -1, &[(0, i)]);
+            assert!(outcome.iter().all(|(_, r)| r.is_ok()), "{outcome:?}");
+        }
+        engine.shutdown().expect("shutdown");
+    }
+    for shards in [3, 1, 2] {
+        let engine = start_with(dir.path(), shards);
+        let handle = engine.handle();
+        for (i, group) in (10..).zip(&groups) {
+            assert_eq!(
+                fetch(&handle, group),
+                vec![(0, i)],
+                "{group} after a restart with {shards} shards"
+            );
+        }
+        engine.shutdown().expect("shutdown");
+    }
+}
+
+#[test]
 fn commits_are_checked_against_topics_and_generations() {
     let dir = tempfile::tempdir_in(std::env::temp_dir()).expect("temp dir");
     let engine = start(dir.path());
@@ -130,7 +162,7 @@ fn commits_are_checked_against_topics_and_generations() {
         group_instance_id: None,
         offsets: vec![(TopicPartition::new("t", 0), offset(8, ""))],
     };
-    let target = coordinator_shard("g", SHARDS);
+    let target = handle.group_coordinator("g");
     let result = block_on(handle.run_on(target, move |shard| async move {
         shard.local_groups().commit_offsets(&shard, refused).await
     }))

@@ -1,11 +1,13 @@
 //! Consumer groups: the classic rebalance protocol and committed offsets.
 //!
-//! Every group has one coordinator shard, `crc32(group id) % shard_count`
-//! ([`coordinator_shard`]); all of the group's requests run there, on that shard's
-//! [`GroupCoordinator`] (reached with [`crate::Shard::local_groups`]), so a group's state has a
-//! single owner and no lock. Committed offsets of the group live in the same shard's partition
-//! of the internal topic [`OFFSETS_TOPIC`] (partition *i* on shard *i*), so a commit is a local
-//! append.
+//! A group's committed offsets live in partition `crc32(group id) % partitions` of the internal
+//! topic [`OFFSETS_TOPIC`], and the shard that owns that partition is the group's coordinator
+//! ([`crate::Shard::group_coordinator`], [`crate::EngineHandle::group_coordinator`]): all of the
+//! group's requests run there, on that shard's [`GroupCoordinator`] (reached with
+//! [`crate::Shard::local_groups`]), so a group's state has a single owner and no lock, and a
+//! commit is a local append. The offsets topic keeps the partition count it was created with
+//! (like Kafka's `offsets.topic.num.partitions`); when the shard count changes between starts
+//! its partitions move to other shards, and each group's commits move with its partition.
 //!
 //! Layout:
 //! - [`state`]: one group's state machine (Empty → PreparingRebalance → CompletingRebalance →
@@ -24,9 +26,9 @@
 //!     groups.commit_offsets(&shard, commit).await
 //! }).await?;
 //! ```
-//! From any thread, [`crate::EngineHandle::run_on`] with [`coordinator_shard`] does the same:
+//! From any thread, [`crate::EngineHandle::run_on`] with the group's coordinator does the same:
 //! ```ignore
-//! let target = group::coordinator_shard("orders", handle.shard_count());
+//! let target = handle.group_coordinator("orders");
 //! let offsets = handle.run_on(target, move |shard| async move {
 //!     shard.local_groups().fetch_offsets("orders", None)
 //! }).await?;
@@ -45,7 +47,8 @@ mod record;
 mod replay;
 pub mod state;
 
-pub use api::{coordinator_shard, list_all_groups, on_coordinator};
+pub(crate) use api::coordinator_in;
+pub use api::{list_all_groups, on_coordinator};
 pub use commit::CommitOutcome;
 pub use coordinator::{GroupCoordinator, GroupDescription, GroupListing, OffsetCommit};
 pub use error::GroupError;
@@ -56,8 +59,8 @@ pub use member::{
 pub use offsets::CommittedOffset;
 pub use state::GroupState;
 
-/// The internal topic holding committed offsets: one partition per shard, partition *i* on
-/// shard *i* (created by the engine's metadata at first start).
+/// The internal topic holding committed offsets, created at first start with
+/// [`crate::limits::OFFSETS_PARTITIONS_MIN`] partitions or one per shard if there are more.
 pub const OFFSETS_TOPIC: &str = crate::CONSUMER_OFFSETS_TOPIC;
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Replay of a shard's partition of `__consumer_offsets` into its [`OffsetStore`] at start.
+//! Replay of a shard's partitions of `__consumer_offsets` into its [`OffsetStore`] at start.
 //!
 //! The partition is read from its log start to its high watermark, batch by batch; each
 //! record is applied in order (last commit wins, a tombstone deletes). A record this build
@@ -13,13 +13,16 @@ use super::limits::RECOVERY_FETCH_BYTES;
 use super::offsets::OffsetStore;
 use crate::{EngineError, FetchRequest, Offset, Result, Shard, TopicPartition};
 
-/// Reads the whole offsets partition `tp` and returns the offsets it holds.
+/// Reads the whole offsets partition `tp` into `store`.
 ///
 /// # Errors
 /// I/O reading the log. A missing offsets partition is not an error: it is reported and
 /// replayed as empty.
-pub(crate) async fn replay(shard: &Shard, tp: &TopicPartition) -> Result<OffsetStore> {
-    let mut store = OffsetStore::default();
+pub(crate) async fn replay(
+    shard: &Shard,
+    tp: &TopicPartition,
+    store: &mut OffsetStore,
+) -> Result<()> {
     let mut next = Offset(0);
     let mut records = 0u64;
     loop {
@@ -38,7 +41,7 @@ pub(crate) async fn replay(shard: &Shard, tp: &TopicPartition) -> Result<OffsetS
             }
             Err(EngineError::UnknownTopic(_) | EngineError::UnknownPartition { .. }) => {
                 tracing::warn!(%tp, "offsets partition missing; starting with no committed offsets");
-                return Ok(store);
+                return Ok(());
             }
             Err(e) => return Err(e),
         };
@@ -46,12 +49,12 @@ pub(crate) async fn replay(shard: &Shard, tp: &TopicPartition) -> Result<OffsetS
         for batch in &outcome.batches {
             let Some(after) = batch_end(batch) else {
                 tracing::warn!(%tp, offset = next.0, "short batch in offsets log; stopping replay");
-                return Ok(store);
+                return Ok(());
             };
             if after <= next.0 {
                 continue;
             }
-            records += apply_batch(&mut store, tp, batch, next);
+            records += apply_batch(store, tp, batch, next);
             next = Offset(after);
         }
         if next == before || next >= outcome.high_watermark {
@@ -59,7 +62,7 @@ pub(crate) async fn replay(shard: &Shard, tp: &TopicPartition) -> Result<OffsetS
         }
     }
     tracing::debug!(%tp, records, "offsets replayed");
-    Ok(store)
+    Ok(())
 }
 
 /// The offset after a v2 batch's last record, read from its header (base offset at bytes 0..8,

@@ -268,6 +268,17 @@ impl Shard {
         answer.await.map_err(|_| EngineError::ShuttingDown)
     }
 
+    /// The shard that coordinates `group_id`: the owner of the group's partition of the offsets
+    /// topic (see [`crate::group`]).
+    pub fn group_coordinator(&self, group_id: &str) -> ShardId {
+        let metadata = self.state().metadata.borrow();
+        let placement = metadata
+            .topics
+            .get(crate::CONSUMER_OFFSETS_TOPIC)
+            .map_or(&[][..], |t| &t.placement[..]);
+        crate::group::coordinator_in(placement, group_id)
+    }
+
     /// This shard's group coordinator (for the groups whose coordinator this shard is).
     pub fn local_groups(&self) -> Rc<GroupCoordinator> {
         self.inner
