@@ -38,12 +38,6 @@ pub const GRPC_MESSAGE_BYTES_MAX: usize = 64 << 20;
 /// How long a topic's partition count is trusted before asking the engine again.
 pub const TOPIC_CACHE_TTL: Duration = Duration::from_secs(1);
 
-/// Retries of a produce or read answered "unknown topic" while the owning shard's metadata
-/// catches up with a topic just created (pauses 5, 10, 20, 40, 80 ms: 155 ms in all).
-pub const METADATA_LAG_RETRIES: u32 = 5;
-/// The first pause of those retries; each next one doubles.
-pub const METADATA_LAG_PAUSE_FIRST: Duration = Duration::from_millis(5);
-
 /// How long `shutdown` waits for open calls to finish before dropping them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 

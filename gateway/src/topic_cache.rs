@@ -10,10 +10,10 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
-use spindle_engine::{EngineError, EngineHandle};
+use spindle_engine::EngineHandle;
 use tonic::Status;
 
-use crate::limits::{METADATA_LAG_PAUSE_FIRST, METADATA_LAG_RETRIES, TOPIC_CACHE_TTL};
+use crate::limits::TOPIC_CACHE_TTL;
 use crate::status;
 
 /// Topic name to (partition count, when learnt).
@@ -55,32 +55,4 @@ impl TopicCache {
         let (count, learnt) = entries.get(topic)?;
         (learnt.elapsed() < TOPIC_CACHE_TTL).then_some(*count)
     }
-}
-
-/// Runs `call` again while the engine answers "unknown topic or partition" for a topic the
-/// metadata owner already listed, a few times with a growing pause.
-///
-/// Why: `create_topic` returns once the metadata owner has the topic, and the owning shard's
-/// copy of the metadata follows by message a moment later; a produce or fetch sent in between
-/// would fail a topic that exists. Kafka clients retry such errors themselves; a gRPC caller
-/// should not have to.
-///
-/// # Errors
-/// The last error of `call`.
-pub async fn while_metadata_lags<T, F, Fut>(mut call: F) -> Result<T, EngineError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, EngineError>>,
-{
-    let mut pause = METADATA_LAG_PAUSE_FIRST;
-    for _ in 0..METADATA_LAG_RETRIES {
-        match call().await {
-            Err(EngineError::UnknownTopic(_) | EngineError::UnknownPartition { .. }) => {
-                tokio::time::sleep(pause).await;
-                pause *= 2;
-            }
-            done => return done,
-        }
-    }
-    call().await
 }

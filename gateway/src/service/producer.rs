@@ -33,7 +33,6 @@ use crate::proto::{
     ProduceAck, ProduceRequest, ProduceResponse, ProduceStreamRequest, RecordOffset,
 };
 use crate::status::{self, invalid_argument};
-use crate::topic_cache::while_metadata_lags;
 
 /// The `Producer` service.
 pub struct ProducerService {
@@ -193,8 +192,7 @@ async fn produce(
     let appends = groups.into_iter().map(|(partition, indexes, records)| {
         let tp = TopicPartition::new(request.topic.as_str(), partition);
         async move {
-            let outcome =
-                while_metadata_lags(|| ctx.engine.produce_records(&tp, records.clone())).await;
+            let outcome = ctx.engine.produce_records(&tp, records).await;
             (partition, indexes, outcome)
         }
     });

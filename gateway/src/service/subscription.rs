@@ -33,7 +33,6 @@ use crate::group_member::GroupMember;
 use crate::limits::{SUBSCRIBE_RECORDS_PER_RESPONSE_MAX, SUBSCRIBE_RESPONSE_BYTES_TARGET};
 use crate::proto::{Assignment, ConsumedRecord, SubscribeResponse};
 use crate::status;
-use crate::topic_cache::while_metadata_lags;
 
 /// A queued response and the gauge that counts its bytes until it is sent.
 pub type Queued = (Result<SubscribeResponse, Status>, Option<GaugeGuard>);
@@ -186,7 +185,7 @@ impl Subscription {
             min_bytes: 1,
         };
         async move {
-            let outcome = while_metadata_lags(|| engine.fetch(request.clone())).await;
+            let outcome = engine.fetch(request).await;
             (partition, position, outcome)
         }
     }
