@@ -25,6 +25,14 @@ pub const READ_BUFFER_BYTES: usize = 64 * 1024;
 /// written with one system call.
 pub const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
+/// Default cap on the bytes one Fetch answer carries, whatever the client asks, like Kafka's
+/// broker setting `fetch.max.bytes` (55 MiB). The first batch of an answer is returned whole
+/// even if it is larger, so a consumer never stalls on it.
+pub const DEFAULT_FETCH_MAX_BYTES: usize = 55 * 1024 * 1024;
+
+/// Smallest `fetch_max_bytes` an operator may configure (Kafka's lower bound too).
+pub const MIN_FETCH_MAX_BYTES: usize = 1024;
+
 /// The longest a Fetch may wait for `min_bytes`, whatever the client asks (Kafka clients ask
 /// 500 ms by default).
 pub const MAX_FETCH_WAIT_MS: u64 = 30_000;
@@ -33,5 +41,7 @@ pub const MAX_FETCH_WAIT_MS: u64 = 30_000;
 pub const MAX_ADMIN_RESOURCES: usize = 10_000;
 
 const _: () = assert!(MIN_FRAME_BYTES < DEFAULT_MAX_FRAME_BYTES);
+const _: () = assert!(MIN_FETCH_MAX_BYTES <= DEFAULT_FETCH_MAX_BYTES);
+const _: () = assert!(DEFAULT_FETCH_MAX_BYTES <= i32::MAX as usize);
 const _: () = assert!(DEFAULT_MAX_FRAME_BYTES <= MAX_FRAME_BYTES_CEILING);
 const _: () = assert!(MAX_IN_FLIGHT_PER_CONNECTION > 0);

@@ -592,3 +592,77 @@ fn connections_beyond_the_per_shard_limit_are_closed_and_a_freed_slot_is_reused(
     });
     assert!(served, "a connection after one closed is served");
 }
+
+#[test]
+fn fetch_answers_are_capped_by_the_server_whatever_the_client_asks() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+
+    const CAP: usize = 4096;
+    let node = Node::start_with(1, |c| c.fetch_max_bytes = CAP);
+    let mut conn = node.connect();
+    let name = TopicName(StrBytes::from_static_str("capped"));
+    let created: CreateTopicsResponse = call(
+        &mut conn,
+        5,
+        &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+            .with_name(name.clone())
+            .with_num_partitions(1)
+            .with_replication_factor(1)]),
+    );
+    assert_eq!(created.topics[0].error_code, 0);
+    // Offset 0: one batch larger than the cap; offsets 1..=8: batches of about 1 KiB.
+    let large = "L".repeat(CAP + 1000);
+    let small = "s".repeat(1000);
+    let values: Vec<&str> = std::iter::once(large.as_str())
+        .chain(std::iter::repeat_n(small.as_str(), 8))
+        .collect();
+    for value in values {
+        let produced: ProduceResponse = call(
+            &mut conn,
+            7,
+            &ProduceRequest::default()
+                .with_acks(1)
+                .with_timeout_ms(5000)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(name.clone())
+                    .with_partition_data(vec![PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(batch(&[value])))])]),
+        );
+        assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+    }
+    let fetch = |conn: &mut TcpStream, offset: i64| -> (Bytes, Vec<i64>) {
+        let fetched: FetchResponse = call(
+            conn,
+            11,
+            &FetchRequest::default()
+                .with_max_wait_ms(0)
+                .with_max_bytes(i32::MAX)
+                .with_topics(vec![FetchTopic::default()
+                    .with_topic(name.clone())
+                    .with_partitions(vec![FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(i32::MAX)])]),
+        );
+        let part = &fetched.responses[0].partitions[0];
+        assert_eq!(part.error_code, 0);
+        let records = part.records.clone().unwrap();
+        let offsets = RecordBatchDecoder::decode_all(&mut records.clone())
+            .unwrap()
+            .iter()
+            .flat_map(|s| s.records.iter().map(|r| r.offset))
+            .collect();
+        (records, offsets)
+    };
+    // A first batch larger than the cap still comes whole, and alone.
+    let (records, offsets) = fetch(&mut conn, 0);
+    assert!(records.len() > CAP);
+    assert_eq!(offsets, vec![0]);
+    // Otherwise the answer stops within the cap: three of the eight small batches fit.
+    let (records, offsets) = fetch(&mut conn, 1);
+    assert!(records.len() <= CAP, "{} bytes", records.len());
+    assert_eq!(offsets, vec![1, 2, 3]);
+}

@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use spindle_engine::TopicConfig;
 
 use crate::limits::{
-    DEFAULT_MAX_CONNECTIONS_PER_SHARD, DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES_CEILING,
-    MIN_FRAME_BYTES,
+    DEFAULT_FETCH_MAX_BYTES, DEFAULT_MAX_CONNECTIONS_PER_SHARD, DEFAULT_MAX_FRAME_BYTES,
+    MAX_FRAME_BYTES_CEILING, MIN_FETCH_MAX_BYTES, MIN_FRAME_BYTES,
 };
 use crate::NetError;
 
@@ -26,6 +26,9 @@ pub struct KafkaConfig {
     pub cluster_id: String,
     /// Largest request frame accepted; a larger length prefix closes the connection.
     pub max_frame_bytes: usize,
+    /// Most bytes one Fetch answer carries, whatever the client asks (Kafka's broker setting
+    /// `fetch.max.bytes`); the first batch is returned whole even if larger.
+    pub fetch_max_bytes: usize,
     /// Connections one shard serves at once; more are accepted and closed with a warning.
     pub max_connections_per_shard: usize,
     /// Whether Metadata and Produce for an unknown topic create it.
@@ -48,6 +51,7 @@ impl KafkaConfig {
             node_id: 0,
             cluster_id: "spindle".to_owned(),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            fetch_max_bytes: DEFAULT_FETCH_MAX_BYTES,
             max_connections_per_shard: DEFAULT_MAX_CONNECTIONS_PER_SHARD,
             auto_create_topics: true,
             default_partitions: 1,
@@ -64,6 +68,13 @@ impl KafkaConfig {
             return Err(NetError::Config(format!(
                 "max_frame_bytes {} is outside {MIN_FRAME_BYTES}..={MAX_FRAME_BYTES_CEILING}",
                 self.max_frame_bytes
+            )));
+        }
+        if !(MIN_FETCH_MAX_BYTES..=i32::MAX as usize).contains(&self.fetch_max_bytes) {
+            return Err(NetError::Config(format!(
+                "fetch_max_bytes {} is outside {MIN_FETCH_MAX_BYTES}..={}",
+                self.fetch_max_bytes,
+                i32::MAX
             )));
         }
         if self.max_connections_per_shard == 0 {

@@ -18,7 +18,10 @@ use spindle_engine::limits::{SHARD_MEMORY_BYTES_DEFAULT, SHARD_MEMORY_BYTES_MIN}
 use spindle_engine::{EngineConfig, MemoryBudget, Placement, TopicConfig};
 use spindle_gateway::GatewayConfig;
 use spindle_net::kafka::KafkaConfig;
-use spindle_net::limits::{DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES_CEILING, MIN_FRAME_BYTES};
+use spindle_net::limits::{
+    DEFAULT_FETCH_MAX_BYTES, DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES_CEILING, MIN_FETCH_MAX_BYTES,
+    MIN_FRAME_BYTES,
+};
 
 /// Default Kafka listen address.
 pub const DEFAULT_KAFKA_LISTEN: &str = "127.0.0.1:9092";
@@ -74,6 +77,9 @@ pub struct ServeArgs {
     /// Largest Kafka request frame in bytes [default: 104857600].
     #[arg(long, env = "SPINDLE_MAX_FRAME_BYTES", value_name = "BYTES")]
     pub max_frame_bytes: Option<String>,
+    /// Most bytes one Kafka Fetch answer carries, whatever the client asks [default: 57671680].
+    #[arg(long, env = "SPINDLE_FETCH_MAX_BYTES", value_name = "BYTES")]
+    pub fetch_max_bytes: Option<String>,
     /// Kafka connections each shard serves at once [default: 100000].
     #[arg(long, env = "SPINDLE_MAX_CONNECTIONS_PER_SHARD", value_name = "N")]
     pub max_connections_per_shard: Option<String>,
@@ -157,6 +163,7 @@ struct KafkaFile {
     listen: Option<String>,
     advertise: Option<String>,
     max_frame_bytes: Option<usize>,
+    fetch_max_bytes: Option<usize>,
     max_connections_per_shard: Option<usize>,
     auto_create_topics: Option<bool>,
 }
@@ -479,6 +486,7 @@ fn kafka_config(
         kafka.cluster_id = id;
     }
     kafka.max_frame_bytes = max_frame_bytes(file, args)?;
+    kafka.fetch_max_bytes = fetch_max_bytes(file, args)?;
     if let Some(n) = pick(
         &args.max_connections_per_shard,
         "--max-connections-per-shard",
@@ -539,6 +547,24 @@ fn advertised_address(
         )),
         None => Ok(None),
     }
+}
+
+fn fetch_max_bytes(file: &FileConfig, args: &ServeArgs) -> Result<usize, ConfigError> {
+    let bytes = pick(
+        &args.fetch_max_bytes,
+        "--fetch-max-bytes",
+        file.kafka.fetch_max_bytes,
+        "a byte count",
+    )?
+    .unwrap_or(DEFAULT_FETCH_MAX_BYTES);
+    let ceiling = i32::MAX as usize;
+    if !(MIN_FETCH_MAX_BYTES..=ceiling).contains(&bytes) {
+        return Err(ConfigError::new(
+            "kafka.fetch_max_bytes",
+            format!("{bytes}: allowed: {MIN_FETCH_MAX_BYTES}..={ceiling}"),
+        ));
+    }
+    Ok(bytes)
 }
 
 fn max_frame_bytes(file: &FileConfig, args: &ServeArgs) -> Result<usize, ConfigError> {
@@ -649,6 +675,24 @@ mod tests {
         };
         let err = kafka_config(&file, &args, &engine).unwrap_err();
         assert_eq!(err.key, "kafka.max_connections_per_shard");
+    }
+
+    #[test]
+    fn fetch_cap_comes_from_the_flag_then_the_file_and_refuses_less_than_1_kib() {
+        let engine = EngineConfig::default();
+        let (kafka, _) =
+            kafka_config(&FileConfig::default(), &ServeArgs::default(), &engine).unwrap();
+        assert_eq!(kafka.fetch_max_bytes, 55 << 20);
+        let file = parse("[kafka]\nfetch_max_bytes = 1048576\n").unwrap();
+        let (kafka, _) = kafka_config(&file, &ServeArgs::default(), &engine).unwrap();
+        assert_eq!(kafka.fetch_max_bytes, 1 << 20);
+        let args = ServeArgs {
+            fetch_max_bytes: Some("100".into()),
+            ..ServeArgs::default()
+        };
+        let err = kafka_config(&file, &args, &engine).unwrap_err();
+        assert_eq!(err.key, "kafka.fetch_max_bytes");
+        assert!(err.message.contains("1024..="), "{}", err.message);
     }
 
     #[test]

@@ -137,6 +137,13 @@ fn broker_entries(ctx: &RequestContext) -> Vec<DescribeConfigsResourceResult> {
             true,
         ),
         entry(
+            "fetch.max.bytes",
+            config.fetch_max_bytes.to_string(),
+            SOURCE_STATIC_BROKER,
+            TYPE_INT,
+            true,
+        ),
+        entry(
             "socket.request.max.bytes",
             config.max_frame_bytes.to_string(),
             SOURCE_STATIC_BROKER,

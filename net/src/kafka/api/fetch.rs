@@ -8,7 +8,9 @@
 //!
 //! `max_bytes` bounds the whole answer and `partition_max_bytes` each partition, except that the
 //! first batch of the answer is always returned whole, so a batch larger than the limits cannot
-//! stall a consumer (Kafka's rule since KIP-74).
+//! stall a consumer (Kafka's rule since KIP-74). `max_bytes` is itself capped by the server's
+//! `fetch_max_bytes` (Kafka's broker `fetch.max.bytes`), so no client can make one answer, or
+//! one partition's read, larger than that.
 //!
 //! Fetch sessions (KIP-227) are not kept: the answer's session id is 0, which tells the client
 //! to send full requests, and an incremental request gets FETCH_SESSION_ID_NOT_FOUND.
@@ -67,7 +69,10 @@ pub(crate) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResp
     );
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
     let deadline = Instant::now() + max_wait;
-    let mut slots = plan(&req);
+    let max_bytes = usize::try_from(req.max_bytes)
+        .unwrap_or(0)
+        .min(ctx.config.fetch_max_bytes);
+    let mut slots = plan(&req, max_bytes);
 
     read_all(ctx, &mut slots, Duration::ZERO).await;
     let gathered: usize = slots.iter().map(Slot::bytes).sum();
@@ -75,12 +80,13 @@ pub(crate) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResp
     if !done && !max_wait.is_zero() {
         long_poll(ctx, &mut slots, deadline, min_bytes.max(1) - gathered).await;
     }
-    respond(&req, slots, usize::try_from(req.max_bytes).unwrap_or(0))
+    respond(&req, slots, max_bytes)
 }
 
-/// One slot per requested partition, in request order.
-fn plan(req: &FetchRequest) -> Vec<Slot> {
-    let max_bytes = usize::try_from(req.max_bytes).unwrap_or(0).max(1);
+/// One slot per requested partition, in request order, each to read at most `max_bytes` (the
+/// answer's budget) or its own `partition_max_bytes` if that is less.
+fn plan(req: &FetchRequest, max_bytes: usize) -> Vec<Slot> {
+    let max_bytes = max_bytes.max(1);
     let mut slots = Vec::new();
     for (t, topic) in req.topics.iter().enumerate() {
         for part in &topic.partitions {
