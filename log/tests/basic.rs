@@ -292,3 +292,33 @@ fn retired_segments_are_written_over_by_later_rolls_and_recover_after_a_crash() 
         log.close().await.unwrap();
     });
 }
+
+#[test]
+fn a_batch_nothing_else_refers_to_is_patched_in_place_and_one_still_shared_is_copied() {
+    let dir = tempdir();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let (log, _) = open(&path, LogConfig::default()).await;
+        log.append(batch(2, 10, 10)).unwrap();
+        let unique = batch(3, 10, 20);
+        let unique_at = unique.as_ptr();
+        log.append(unique).unwrap();
+        let shared = batch(4, 10, 30);
+        let kept = shared.clone();
+        log.append(shared).unwrap();
+        log.flush().await.unwrap();
+        let read = log.read(Offset(0), 1 << 20).await.unwrap();
+        let bases: Vec<u64> = read.iter().map(|b| base_of(b)).collect();
+        assert_eq!(bases, vec![0, 2, 5]);
+        // The unique batch is served from the very memory it came in, patched there.
+        assert_eq!(read[1].as_ptr(), unique_at);
+        // The shared one was copied: the caller's bytes are untouched.
+        assert_ne!(read[2].as_ptr(), kept.as_ptr());
+        assert_eq!(base_of(&kept), 0);
+        log.close().await.unwrap();
+        // What reached the file is the patched bytes either way.
+        let (log, _) = open(&path, LogConfig::default()).await;
+        assert_eq!(read_all(&log, Offset(0)).await, read);
+        log.close().await.unwrap();
+    });
+}

@@ -41,11 +41,21 @@ impl Log {
                 records: records_total,
             });
         }
-        // No copy here: the batches are queued as received (zero-copy slices of `records`); the
-        // write round copies them once, patching base offset and leader epoch on the way, and the
-        // patched copy is what the file and the tail cache get.
+        // No copy here. When nothing else refers to the buffer `records` lives in (a Kafka
+        // request of one partition, once the server dropped the rest of the request), base
+        // offsets and leader epochs are patched in place and the batches are queued as they
+        // are; otherwise they are queued as received (zero-copy slices of `records`), and the
+        // write round copies them once, patching on the way. Either way the patched bytes are
+        // what the file and the tail cache get.
         let len = records.len();
         let epoch = st.leader_epoch;
+        let (records, patched) = match records.try_into_mut() {
+            Ok(mut owned) => {
+                patch_in_place(&mut owned, base, epoch);
+                (owned.freeze(), true)
+            }
+            Err(shared) => (shared, false),
+        };
         let mut next = base;
         let mut position = 0;
         while position < len {
@@ -60,6 +70,7 @@ impl Log {
                 max_timestamp: max_ts,
                 leader_epoch: epoch,
                 bytes: records.slice(position..position + total),
+                patched,
             });
             next = last.plus(1);
             position += total;
@@ -256,7 +267,7 @@ impl Log {
             end += len;
             count += 1;
         }
-        let batches = patched_copies(st.pending.drain(..count), end - size);
+        let batches = patched_copies(st.pending.drain(..count));
         let data = batches.iter().map(|b| b.bytes.clone()).collect();
         let plan = st.appender.plan(file, path, size, data, segment_bytes);
         let writes = Rc::new(RoundWrites::default());
@@ -355,6 +366,8 @@ impl Log {
                 max_timestamp: b.max_timestamp,
                 leader_epoch: epoch,
                 bytes: b.bytes,
+                // The epoch may have changed since: patch again.
+                patched: false,
             });
         }
         tracing::warn!(dir = %self.dir.display(), error = %error, "write failed; the batches stay queued");
@@ -506,6 +519,8 @@ pub(super) struct PendingBatch {
     pub max_timestamp: i64,
     pub leader_epoch: i32,
     pub bytes: Bytes,
+    /// Whether `bytes` already carry `base` and `leader_epoch` (patched in place at append).
+    pub patched: bool,
 }
 
 /// A write round on its way: planned, its writes started, not yet settled.
@@ -529,28 +544,50 @@ enum Next {
     Write,
 }
 
-/// Copies a write round's batches into one buffer, patching each one's base offset and leader
-/// epoch (both outside the CRC): one allocation and one copy per round, none per record.
-fn patched_copies(
-    batches: impl Iterator<Item = PendingBatch>,
-    total_bytes: u64,
-) -> Vec<CachedBatch> {
-    let mut buf = BytesMut::with_capacity(usize::try_from(total_bytes).unwrap_or(0));
-    let mut spans = Vec::new();
-    for b in batches {
+/// Patches every batch of a validated append in place: base offsets from `base` on, and the
+/// leader epoch (both outside the CRC).
+fn patch_in_place(records: &mut [u8], base: Offset, epoch: i32) {
+    let mut next = base;
+    let mut position = 0;
+    while position < records.len() {
+        let (total, last_delta) = {
+            let (h, total) = frame(&records[position..]).expect("validated above");
+            (total, h.last_offset_delta())
+        };
+        rewrite_base(&mut records[position..], next.to_kafka(), epoch);
+        next = next.plus(u64::try_from(last_delta).expect("validated delta") + 1);
+        position += total;
+    }
+}
+
+/// A write round's batches, patched: those patched at append as they are, the others copied
+/// into one buffer, patching each one's base offset and leader epoch (both outside the CRC) on
+/// the way: at most one allocation and one copy per round, none per record.
+fn patched_copies(batches: impl Iterator<Item = PendingBatch>) -> Vec<CachedBatch> {
+    let batches: Vec<PendingBatch> = batches.collect();
+    let to_copy: usize = batches
+        .iter()
+        .filter(|b| !b.patched)
+        .map(|b| b.bytes.len())
+        .sum();
+    let mut buf = BytesMut::with_capacity(to_copy);
+    for b in batches.iter().filter(|b| !b.patched) {
         let at = buf.len();
         buf.extend_from_slice(&b.bytes);
         rewrite_base(&mut buf[at..], b.base.to_kafka(), b.leader_epoch);
-        spans.push((b.base, b.last, b.max_timestamp, b.bytes.len()));
     }
-    let mut frozen = buf.freeze();
-    spans
+    let mut copies = buf.freeze();
+    batches
         .into_iter()
-        .map(|(base, last, max_timestamp, len)| CachedBatch {
-            base,
-            last,
-            max_timestamp,
-            bytes: frozen.split_to(len),
+        .map(|b| CachedBatch {
+            base: b.base,
+            last: b.last,
+            max_timestamp: b.max_timestamp,
+            bytes: if b.patched {
+                b.bytes
+            } else {
+                copies.split_to(b.bytes.len())
+            },
         })
         .collect()
 }

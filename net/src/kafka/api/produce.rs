@@ -5,11 +5,14 @@
 //! stores them, and the broker never decompresses. Transactions are not supported, so a
 //! transactional produce is refused per partition.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use futures::future::join_all;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use spindle_engine::{EngineError, ProduceOutcome, TopicPartition};
 
 use crate::kafka::context::RequestContext;
@@ -25,30 +28,25 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Produce
     } else {
         None
     };
-    let writes = req.topic_data.iter().flat_map(|topic| {
-        topic.partition_data.iter().map(move |part| {
-            let records = part.records.clone();
-            let topic = topic.name.0.as_str();
-            async move {
-                match refusal {
-                    Some(kind) => Err(kind.code()),
-                    None => write(ctx, topic, part.index, records).await,
-                }
+    let (topics, batches) = take_batches(req);
+    let writes = batches
+        .into_iter()
+        .map(|(topic, partition, records)| async move {
+            match refusal {
+                Some(kind) => Err(kind.code()),
+                None => write(ctx, topic, partition, records).await,
             }
-        })
-    });
+        });
     let mut results = join_all(writes).await.into_iter();
-    let responses = req
-        .topic_data
-        .iter()
-        .map(|topic| {
-            let partitions = topic
-                .partition_data
-                .iter()
-                .map(|part| partition_response(part.index, results.next()))
+    let responses = topics
+        .into_iter()
+        .map(|(name, partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|index| partition_response(index, results.next()))
                 .collect();
             TopicProduceResponse::default()
-                .with_name(topic.name.clone())
+                .with_name(name)
                 .with_partition_responses(partitions)
         })
         .collect();
@@ -59,10 +57,33 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Produce
         .with_throttle_time_ms(ctx.shard.memory().throttle_time_ms())
 }
 
+/// Takes the request apart: each topic's name (copied) and partition indexes, for the answer,
+/// and each partition's batches, in request order. Nothing else of the request outlives this
+/// call, so when the request carries one partition its batches are the only reference to the
+/// frame they were decoded from, and the log patches their offsets in place rather than
+/// copying them (`spindle_log::Log::append`).
+fn take_batches(req: ProduceRequest) -> (Vec<(TopicName, Vec<i32>)>, Vec<Batches>) {
+    let mut topics = Vec::with_capacity(req.topic_data.len());
+    let mut batches = Vec::new();
+    for topic in req.topic_data {
+        let name: Arc<str> = Arc::from(topic.name.0.as_str());
+        let mut indexes = Vec::with_capacity(topic.partition_data.len());
+        for part in topic.partition_data {
+            indexes.push(part.index);
+            batches.push((Arc::clone(&name), part.index, part.records));
+        }
+        topics.push((TopicName(StrBytes::from_string(name.to_string())), indexes));
+    }
+    (topics, batches)
+}
+
+/// One partition's share of a Produce request: topic, partition index, batches.
+type Batches = (Arc<str>, i32, Option<Bytes>);
+
 /// Writes one partition's batches.
 async fn write(
     ctx: &RequestContext,
-    topic: &str,
+    topic: Arc<str>,
     partition: i32,
     records: Option<Bytes>,
 ) -> Result<ProduceOutcome, i16> {
