@@ -226,6 +226,36 @@ fn a_gateway_that_cannot_start_stops_the_node_with_the_cause() {
 }
 
 #[test]
+fn a_second_node_on_a_kafka_port_in_use_refuses_to_start() {
+    // Both nodes bind with SO_REUSEPORT, which alone would let the second share the port and
+    // take half of the first one's new connections.
+    let first = spindle_server::Server::start("port-taken");
+    let other_dir = tempfile::tempdir().unwrap();
+    let out = spindle()
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(other_dir.path())
+        .args(["--kafka-listen", &first.kafka, "--grpc-enabled", "false"])
+        .args([
+            "--admin-listen",
+            &format!("127.0.0.1:{}", spindle_server::free_port()),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "the second node must not start: {stdout}"
+    );
+    assert!(!stdout.contains("spindle ready"), "{stdout}");
+    assert!(
+        stderr.contains(&format!("cannot listen on {}", first.kafka)),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_second_node_on_a_data_directory_in_use_refuses_to_start_and_the_first_keeps_serving() {
     let first = spindle_server::Server::start("lock");
     let out = spindle()

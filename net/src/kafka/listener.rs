@@ -11,6 +11,12 @@
 //! Port 0 (tests) needs care: each shard binding port 0 would get its own port. So the port is
 //! chosen once, before the shards start, by [`reserve_listen_addr`], which binds (without
 //! listening) a socket that holds the port until every shard has bound it.
+//!
+//! Trap: `SO_REUSEPORT` lets any process of the same user bind a port that is already being
+//! listened on, and the kernel then splits new connections between the two. A second node
+//! started by mistake on a busy port would start without a word and take half the clients. So
+//! [`reserve_listen_addr`] first binds the address without `SO_REUSEPORT`, which fails while
+//! any other socket listens on it, as every other server's bind does.
 
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd};
@@ -55,7 +61,8 @@ impl ListenReservation {
 /// [`NetError::Bind`] when the address is in use or not local.
 pub fn reserve_listen_addr(addr: SocketAddr) -> Result<ListenReservation, NetError> {
     let bind_err = |source| NetError::Bind { addr, source };
-    let socket = reuse_port_socket(addr).map_err(bind_err)?;
+    let free = exclusive_probe(addr).map_err(bind_err)?;
+    let socket = reuse_port_socket(free).map_err(bind_err)?;
     let bound = socket
         .local_addr()
         .map_err(bind_err)?
@@ -92,6 +99,19 @@ pub fn start(shard: Shard, config: Arc<KafkaConfig>) -> Result<SocketAddr, NetEr
 
 /// A TCP socket with `SO_REUSEPORT` (so every shard can bind the address) and `SO_REUSEADDR` (so
 /// a restart can bind while old connections linger in TIME_WAIT), bound to `addr`.
+/// Binds `addr` without `SO_REUSEPORT` and lets it go: fails (address in use) while another
+/// socket listens on it, and resolves port 0. `SO_REUSEADDR` keeps the connections a previous
+/// run left in TIME_WAIT from blocking a restart.
+fn exclusive_probe(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| std::io::Error::other("not an IP socket"))
+}
+
 fn reuse_port_socket(addr: SocketAddr) -> std::io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_port(true)?;
@@ -146,4 +166,43 @@ async fn accept_loop(listener: TcpListener, shard: Shard, config: Arc<KafkaConfi
     drop(listener);
     connections.stop_all();
     tracing::debug!(shard = %shard.id(), "kafka listener stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_another_node_listens_on_is_refused_though_both_use_reuse_port() {
+        let first = reserve_listen_addr("127.0.0.1:0".parse().expect("address"))
+            .expect("a free port is reserved");
+        let other_node = reuse_port_socket(first.addr()).expect("binds beside the reservation");
+        other_node.listen(8).expect("listens");
+        drop(first);
+        let err = reserve_listen_addr(other_node_addr(&other_node)).unwrap_err();
+        assert!(
+            matches!(&err, NetError::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse),
+            "{err}"
+        );
+        drop(other_node);
+    }
+
+    #[test]
+    fn a_port_left_with_no_listener_is_reserved_again() {
+        let addr = {
+            let first =
+                reserve_listen_addr("127.0.0.1:0".parse().expect("address")).expect("reserved");
+            first.addr()
+        };
+        let again = reserve_listen_addr(addr).expect("the port is free again");
+        assert_eq!(again.addr(), addr);
+    }
+
+    fn other_node_addr(socket: &Socket) -> SocketAddr {
+        socket
+            .local_addr()
+            .expect("bound")
+            .as_socket()
+            .expect("an IP socket")
+    }
 }

@@ -58,7 +58,8 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
         let count = shard.shard_count();
         let bound = kafka::start(shard, Arc::clone(&service_config))
             .map(|_| count)
-            .map_err(|e| e.to_string());
+            // The error and its causes, as `{:#}` of anyhow prints them.
+            .map_err(|e| format!("{:#}", anyhow::Error::new(e)));
         // The receiver outlives start-up; if it is gone the node is already failing.
         if ready_tx.send(bound).is_err() {
             tracing::debug!("start-up already abandoned");
