@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use spindle_engine::{Engine, EngineError};
 use spindle_gateway::Gateway;
-use spindle_net::kafka;
+use spindle_net::kafka::{self, KafkaConfig};
 
 use crate::server::admin_http::AdminServer;
 use crate::server::config::ServeConfig;
@@ -51,43 +51,12 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
     }
     let kafka_config = Arc::new(kafka_config);
     let (admin, admin_shown) = start_admin(&config);
-
-    let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, String>>();
-    let service_config = Arc::clone(&kafka_config);
-    let engine = Engine::start_with_services(config.engine.clone(), move |shard| {
-        let count = shard.shard_count();
-        let bound = kafka::start(shard, Arc::clone(&service_config))
-            .map(|_| count)
-            // The error and its causes, as `{:#}` of anyhow prints them.
-            .map_err(|e| format!("{:#}", anyhow::Error::new(e)));
-        // The receiver outlives start-up; if it is gone the node is already failing.
-        if ready_tx.send(bound).is_err() {
-            tracing::debug!("start-up already abandoned");
-        }
-    })
-    .map_err(|e| match e {
-        EngineError::Start(reason) => anyhow!("cannot start the engine: {reason}"),
-        other => anyhow!("cannot start the engine: {other}"),
-    })?;
-
-    if let Err(e) = await_listeners(&ready_rx) {
-        if let Err(stop) = engine.shutdown() {
-            tracing::error!(error = %stop, "shutdown after a failed start also failed");
-        }
-        return Err(e);
-    }
+    let engine = start_engine(&config, &kafka_config)?;
     drop(reservation);
-
     let (gateway, grpc_shown) = match start_gateway(&config, &engine) {
         Ok(started) => started,
-        Err(e) => {
-            if let Err(stop) = engine.shutdown() {
-                tracing::error!(error = %stop, "shutdown after a failed start also failed");
-            }
-            return Err(e);
-        }
+        Err(e) => return Err(abandon(engine, e)),
     };
-    let shards = ready_shards(&config, shards_hint);
     if let Some(admin) = &admin {
         admin.set_engine(engine.handle());
         if let Some(gateway) = &gateway {
@@ -95,6 +64,7 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
         }
         admin.mark_ready();
     }
+    let shards = ready_shards(&config, shards_hint);
     println!(
         "spindle ready: kafka={} advertised={}:{} grpc={} data={} shards={} admin={}",
         kafka_config.listen,
@@ -118,6 +88,40 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
         admin.mark_stopping();
     }
     stop(engine, gateway)
+}
+
+/// Starts the engine with the Kafka server on every shard, and waits until every shard's
+/// listener is bound; on failure the engine is shut down again.
+fn start_engine(config: &ServeConfig, kafka_config: &Arc<KafkaConfig>) -> anyhow::Result<Engine> {
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, String>>();
+    let service_config = Arc::clone(kafka_config);
+    let engine = Engine::start_with_services(config.engine.clone(), move |shard| {
+        let count = shard.shard_count();
+        let bound = kafka::start(shard, Arc::clone(&service_config))
+            .map(|_| count)
+            // The error and its causes, as `{:#}` of anyhow prints them.
+            .map_err(|e| format!("{:#}", anyhow::Error::new(e)));
+        // The receiver outlives start-up; if it is gone the node is already failing.
+        if ready_tx.send(bound).is_err() {
+            tracing::debug!("start-up already abandoned");
+        }
+    })
+    .map_err(|e| match e {
+        EngineError::Start(reason) => anyhow!("cannot start the engine: {reason}"),
+        other => anyhow!("cannot start the engine: {other}"),
+    })?;
+    match await_listeners(&ready_rx) {
+        Ok(()) => Ok(engine),
+        Err(e) => Err(abandon(engine, e)),
+    }
+}
+
+/// Shuts down the engine of a node whose start failed with `error`, and returns `error`.
+fn abandon(engine: Engine, error: anyhow::Error) -> anyhow::Error {
+    if let Err(stop) = engine.shutdown() {
+        tracing::error!(error = %stop, "shutdown after a failed start also failed");
+    }
+    error
 }
 
 /// Waits until every shard reports its listener bound; the first report gives the count.

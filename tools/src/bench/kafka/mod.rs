@@ -42,21 +42,7 @@ use crate::bench::producer_task::ProducerOutcome;
 /// output files. Failed requests during the run are counted, not returned.
 pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
     let load = &args.load;
-    load.validate()?;
-    ensure!(
-        matches!(args.acks, -1..=1),
-        "--acks must be 0, 1 or -1, got {}",
-        args.acks
-    );
-    ensure!(
-        args.consumers <= limits::CONSUMERS_MAX,
-        "--consumers must be at most {}",
-        limits::CONSUMERS_MAX
-    );
-    ensure!(
-        load.producers > 0 || args.consumers > 0,
-        "nothing to do: --producers 0 and --consumers 0"
-    );
+    validate(args)?;
     let shape = shape(args);
     let templates = Template::build_set(&shape, limits::TEMPLATES_PER_PRODUCER)?;
     let cluster = Cluster::discover(
@@ -114,29 +100,8 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
         Progress::new(!load.json, load.stop(), load.warmup()),
         plan.measure_from(),
     );
-    let (producer_outcomes, producers_elapsed, consumer_outcomes) = std::thread::scope(|s| {
-        let consumers: Vec<_> = (0..args.consumers)
-            .map(|i| {
-                s.spawn({
-                    let consume = &consume;
-                    move || consumer::run(consume, i)
-                })
-            })
-            .collect();
-        let producers: Vec<_> = (0..load.producers)
-            .map(|i| {
-                s.spawn({
-                    let produce = &produce;
-                    move || producer::run(produce, i)
-                })
-            })
-            .collect();
-        let produced: Vec<ProducerOutcome> = producers.into_iter().map(join_or_default).collect();
-        let elapsed = plan.measure_from().elapsed();
-        producers_done.store(true, Ordering::Release);
-        let consumed: Vec<ConsumerOutcome> = consumers.into_iter().map(join_or_default).collect();
-        (produced, elapsed, consumed)
-    });
+    let (producer_outcomes, producers_elapsed, consumer_outcomes) =
+        run_threads(&produce, &consume, &producers_done);
     let series = sampler.stop();
     let report = build_report(
         args,
@@ -150,6 +115,54 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
         consumer_outcomes,
     );
     report.emit(load)
+}
+
+/// Refuses flag combinations that cannot make a run.
+fn validate(args: &KafkaArgs) -> anyhow::Result<()> {
+    args.load.validate()?;
+    ensure!(
+        matches!(args.acks, -1..=1),
+        "--acks must be 0, 1 or -1, got {}",
+        args.acks
+    );
+    ensure!(
+        args.consumers <= limits::CONSUMERS_MAX,
+        "--consumers must be at most {}",
+        limits::CONSUMERS_MAX
+    );
+    ensure!(
+        args.load.producers > 0 || args.consumers > 0,
+        "nothing to do: --producers 0 and --consumers 0"
+    );
+    Ok(())
+}
+
+/// Runs every producer and consumer on a thread of its own until the plan ends; returns the
+/// producers' outcomes, the measured time until the last producer finished, and the
+/// consumers' outcomes (with producers, consumers stop once they have caught up after the
+/// producers finished, or a drain timeout later).
+fn run_threads(
+    produce: &ProduceSetup<'_>,
+    consume: &ConsumeSetup<'_>,
+    producers_done: &AtomicBool,
+) -> (
+    Vec<ProducerOutcome>,
+    std::time::Duration,
+    Vec<ConsumerOutcome>,
+) {
+    std::thread::scope(|s| {
+        let consumers: Vec<_> = (0..consume.consumers)
+            .map(|i| s.spawn(move || consumer::run(consume, i)))
+            .collect();
+        let producers: Vec<_> = (0..produce.producers)
+            .map(|i| s.spawn(move || producer::run(produce, i)))
+            .collect();
+        let produced: Vec<ProducerOutcome> = producers.into_iter().map(join_or_default).collect();
+        let elapsed = produce.plan.measure_from().elapsed();
+        producers_done.store(true, Ordering::Release);
+        let consumed: Vec<ConsumerOutcome> = consumers.into_iter().map(join_or_default).collect();
+        (produced, elapsed, consumed)
+    })
 }
 
 fn join_or_default<T: Default>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
