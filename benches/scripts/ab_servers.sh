@@ -8,11 +8,13 @@
 #
 # Usage: benches/scripts/ab_servers.sh BIN_A BIN_B [spindle-bench kafka flags...]
 #   e.g. ab_servers.sh /tmp/spindle-old target/release/spindle --rate 300000
-# Environment: RUNS (3), SECS (8), BENCH (target/release/spindle-bench), WORK (/tmp/spindle-ab,
-# on the disk being measured). Every topic is capped at 1 GiB of retention.
+# Environment: RUNS (3), SECS (8), PRODUCERS (2), IN_FLIGHT (8), BENCH
+# (target/release/spindle-bench), WORK (/tmp/spindle-ab, on the disk being measured). Every
+# topic is capped at 1 GiB of retention.
 set -u
 A=$1; B=$2; shift 2
 RUNS=${RUNS:-3}; SECS=${SECS:-8}; BENCH=${BENCH:-target/release/spindle-bench}
+PRODUCERS=${PRODUCERS:-2}; IN_FLIGHT=${IN_FLIGHT:-8}
 WORK=${WORK:-/tmp/spindle-ab}; KAFKA=127.0.0.1:19092; ADMIN=127.0.0.1:19094
 
 run_one() {
@@ -28,7 +30,7 @@ run_one() {
     local before after out within
     before=$(awk '{print $14 + $15}' /proc/$pid/stat)
     out=$("$BENCH" kafka --bootstrap $KAFKA --topic ab --json --duration-secs "$SECS" \
-        --warmup-secs 2 --acks 1 --producers 2 --in-flight 8 "$@" 2>/dev/null)
+        --warmup-secs 2 --acks 1 --producers "$PRODUCERS" --in-flight "$IN_FLIGHT" "$@" 2>/dev/null)
     after=$(awk '{print $14 + $15}' /proc/$pid/stat)
     within=$(curl -s "http://$ADMIN/metrics" | python3 -c '
 import re, sys

@@ -16,6 +16,11 @@ pub const WRITE_CHUNK_BYTES: usize = 1 << 20;
 /// the round's copy and its DMA buffers are memory no budget sees, so a deep queue is written
 /// in several rounds rather than doubled in memory at once.
 pub const ROUND_BYTES_MAX: u64 = 8 << 20;
+/// Longest a flusher waits before a durable round for the producers the last round answered to
+/// append again (see `group_commit`); the wait is also at most a third of the last round.
+pub const GATHER_WAIT_MAX: std::time::Duration = std::time::Duration::from_micros(200);
+/// A gathering flusher stops waiting once no batch has been appended for this long.
+pub const GATHER_GAP_MAX: std::time::Duration = std::time::Duration::from_micros(40);
 /// Segment files are preallocated in steps of this many bytes.
 pub const PREALLOCATE_STEP_BYTES: u64 = 16 << 20;
 /// Segment files that retention retires are kept, up to this many per log, for the next rolls to
@@ -46,3 +51,4 @@ const _: () = assert!(ROUND_BYTES_MAX >= WRITE_CHUNK_BYTES as u64);
 const _: () = assert!(PREALLOCATE_STEP_BYTES % (WRITE_CHUNK_BYTES as u64) == 0);
 const _: () = assert!(TAIL_CACHE_BYTES_MAX >= BATCH_BYTES_MAX / 2);
 const _: () = assert!(SEGMENT_BYTES_MAX > SEGMENT_BYTES_DEFAULT);
+const _: () = assert!(GATHER_GAP_MAX.as_nanos() <= GATHER_WAIT_MAX.as_nanos());

@@ -251,3 +251,78 @@ fn a_deep_queue_is_written_in_rounds_of_bounded_size() {
         assert_eq!(read_all(&log, Offset(0)).await.len(), 12);
     });
 }
+
+/// A durable log whose last round carried `FLUSHERS` batches.
+async fn after_a_round_of_many(path: &std::path::Path) -> Rc<spindle_log::Log> {
+    let config = LogConfig {
+        fsync: FsyncPolicy::Batch,
+        ..LogConfig::default()
+    };
+    let (log, _) = open(path, config).await;
+    let log = Rc::new(log);
+    for _ in 0..FLUSHERS {
+        log.append(batch(1, 100, 0)).unwrap();
+    }
+    log.flush().await.unwrap();
+    log
+}
+
+#[test]
+fn a_durable_round_waits_for_the_producers_the_last_one_answered() {
+    let dir = tempdir();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let log = after_a_round_of_many(&path).await;
+        let before = log.io_stats();
+        // The first producer appends and flushes at once; the others are a step behind (one
+        // yield), as producers answered by the same round come back one after another.
+        let tasks: Vec<_> = (0..FLUSHERS)
+            .map(|i| {
+                let log = log.clone();
+                glommio::spawn_local(async move {
+                    if i > 0 {
+                        futures_lite::future::yield_now().await;
+                    }
+                    let info = log.append(batch(1, 100, 0)).unwrap();
+                    assert!(log.flush().await.unwrap() > info.last_offset);
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await;
+        }
+        let after = log.io_stats();
+        assert_eq!(
+            after.writes - before.writes,
+            1,
+            "the first flusher gathered the others' batches into its round"
+        );
+    });
+}
+
+#[test]
+fn a_gathering_flush_that_is_dropped_leaves_the_others_to_write() {
+    let dir = tempdir();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let log = after_a_round_of_many(&path).await;
+        log.append(batch(1, 100, 0)).unwrap();
+        // This flush starts gathering (fewer batches queued than the last round carried) and
+        // is dropped while it waits.
+        let gathering = {
+            let log = log.clone();
+            glommio::spawn_local(async move { log.flush().await })
+        };
+        futures_lite::future::yield_now().await;
+        futures_lite::future::yield_now().await;
+        gathering.cancel().await;
+        let info = log.append(batch(1, 100, 0)).unwrap();
+        let hw = futures_lite::future::or(async { log.flush().await.unwrap() }, async {
+            glommio::timer::sleep(std::time::Duration::from_secs(10)).await;
+            panic!("the flush waits for a gathering flusher that is gone");
+        })
+        .await;
+        assert!(hw > info.last_offset, "both batches written");
+        assert_eq!(log.next_offset(), hw);
+    });
+}

@@ -8,6 +8,13 @@
 //! instead would hand the lock to flushers whose batches were already written, one by one: no
 //! grouping at all.
 //!
+//! Before a durable round the flusher that starts it may first *gather*: while fewer batches
+//! are queued than the last durable round carried, it waits (up to a third of that round's
+//! time, at most `GATHER_WAIT_MAX`, and only while appends keep coming `GATHER_GAP_MAX` apart)
+//! for the producers that round answered to append again, and the other flushers wait for the
+//! round it then starts. Without it, a producer answered by a round and appending again a few
+//! tens of microseconds after the next round started waits for that round and then its own.
+//!
 //! A round's writes are waited for in a task of their own, so a round completes even if the
 //! flush that started it is dropped (a client that hangs up mid-request). The round then
 //! *settles* (its batches are indexed, cached and acknowledged by moving the high watermark) in
@@ -110,6 +117,27 @@ impl<'a> WriteGuard<'a> {
 
 impl Drop for WriteGuard<'_> {
     fn drop(&mut self) {
+        self.progress.notify();
+    }
+}
+
+/// A flusher gathering batches for the next round: while it lives the other flushers wait;
+/// when it ends (the round starts, or the flusher is dropped) they are woken to look again.
+pub(super) struct Gathering<'a> {
+    flag: &'a Cell<bool>,
+    progress: &'a Progress,
+}
+
+impl<'a> Gathering<'a> {
+    pub fn start(flag: &'a Cell<bool>, progress: &'a Progress) -> Self {
+        flag.set(true);
+        Gathering { flag, progress }
+    }
+}
+
+impl Drop for Gathering<'_> {
+    fn drop(&mut self) {
+        self.flag.set(false);
         self.progress.notify();
     }
 }

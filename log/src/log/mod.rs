@@ -82,6 +82,10 @@ pub struct Log {
     write_lock: Semaphore,
     /// Wakes flushers when a round's writes end, a round settles or the lock is released.
     progress: Rc<group_commit::Progress>,
+    /// Wakes a flusher gathering batches for a durable round when a batch is appended.
+    appended: group_commit::Progress,
+    /// Whether a flusher is gathering batches for the next durable round (the others wait).
+    gathering: Cell<bool>,
     stats: Cell<IoStats>,
 }
 
@@ -105,6 +109,9 @@ struct State {
     closed: bool,
     /// Retired segment files for the next rolls to write over (see `Log::start_segment_file`).
     spares: Vec<Spare>,
+    /// The last durable round's batch count and duration, which the next one's gathering goes
+    /// by (see `group_commit`).
+    last_durable_round: Option<(usize, std::time::Duration)>,
 }
 
 /// A retired segment file kept for a roll to write over.
@@ -188,9 +195,12 @@ impl Log {
                         since_ms: opened_ms,
                     })
                     .collect(),
+                last_durable_round: None,
             }),
             write_lock: Semaphore::new(1),
             progress: Rc::default(),
+            appended: group_commit::Progress::default(),
+            gathering: Cell::new(false),
             stats: Cell::new(IoStats::default()),
         })
     }

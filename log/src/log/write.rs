@@ -5,13 +5,13 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 
-use super::group_commit::{self, RoundWrites, WriteGuard};
+use super::group_commit::{self, Gathering, RoundWrites, WriteGuard};
 use super::{AppendInfo, Log};
 use crate::batch::{frame, rewrite_base, validate, BatchDefect};
 use crate::config::FsyncPolicy;
 use crate::error::{IoContext, LogError};
 use crate::io;
-use crate::limits::ROUND_BYTES_MAX;
+use crate::limits::{GATHER_GAP_MAX, GATHER_WAIT_MAX, ROUND_BYTES_MAX};
 use crate::offset::Offset;
 use crate::segment::{log_path, write_index_files, Appender, Segment, WrittenBatch};
 use crate::tail_cache::CachedBatch;
@@ -77,6 +77,8 @@ impl Log {
         }
         let (start, hw) = (st.start_offset, st.high_watermark);
         st.set_watermarks(start, hw, next);
+        drop(st);
+        self.appended.notify();
         Ok(AppendInfo {
             base_offset: base,
             last_offset: Offset(next.0 - 1),
@@ -188,9 +190,11 @@ impl Log {
                 }
                 Next::Write if !locked && !gathered => {
                     // Let the tasks that are ready (producers woken by the last round) append
-                    // first, so that their batches join this round instead of the next.
+                    // first, so that their batches join this round instead of the next; before a
+                    // durable round, wait a moment for those still on their way.
                     gathered = true;
                     futures_lite::future::yield_now().await;
+                    self.gather().await;
                 }
                 Next::Write => {
                     gathered = false;
@@ -204,11 +208,60 @@ impl Log {
         }
     }
 
+    /// Before a durable round, while fewer batches are queued than the last durable round
+    /// carried, waits for more to be appended: up to a third of that round's time, at most
+    /// `GATHER_WAIT_MAX`, and only while appends keep coming at most `GATHER_GAP_MAX` apart.
+    /// The producers that round answered are appending again; one that misses this round would
+    /// wait for it and then for its own, about twice as long. This is the delay of PostgreSQL's
+    /// `commit_delay` and MySQL's `binlog_group_commit_sync_delay`, sized from the last round.
+    /// Meanwhile the other flushers wait for the round this one starts.
+    async fn gather(&self) {
+        let Some(wait) = self.gather_wait() else {
+            return;
+        };
+        let _gathering = Gathering::start(&self.gathering, &self.progress);
+        let deadline = Instant::now() + wait;
+        while self.gather_wait().is_some() {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            // Producers answered together append again in a burst; once none has come for
+            // `GATHER_GAP_MAX`, the rest are far behind and waiting for them costs everyone.
+            let seen = self.appended.seen();
+            let appended = async {
+                self.appended.after(seen).await;
+                true
+            };
+            let quiet = async {
+                glommio::timer::sleep(left.min(GATHER_GAP_MAX)).await;
+                false
+            };
+            if !futures_lite::future::or(appended, quiet).await {
+                break;
+            }
+        }
+    }
+
+    /// How long to gather before the next round: `None` unless it is durable and fewer batches
+    /// are queued than the last durable round carried.
+    fn gather_wait(&self) -> Option<std::time::Duration> {
+        if self.config.borrow().fsync != FsyncPolicy::Batch {
+            return None;
+        }
+        let st = self.state.borrow();
+        let (batches, took) = st.last_durable_round?;
+        (st.pending.len() < batches).then(|| (took / 3).min(GATHER_WAIT_MAX))
+    }
+
     /// What a flusher whose batches end before `target` does next.
     fn next_step(&self, st: &super::State, target: Offset, locked: bool) -> Next {
         let queued = st.pending.front().is_some_and(|b| b.base < target);
-        // Without the lock, a roll, truncation or close holding it goes first.
-        if !queued || st.round.is_some() || (!locked && self.write_lock.available() == 0) {
+        // Without the lock, a roll, truncation or close holding it goes first, and a flusher
+        // gathering for the next round starts it.
+        if !queued
+            || st.round.is_some()
+            || (!locked && (self.write_lock.available() == 0 || self.gathering.get()))
+        {
             Next::Wait
         } else if self.needs_roll(st) {
             Next::Roll
@@ -340,12 +393,17 @@ impl Log {
             bytes += b.bytes.len() as u64;
         }
         let hw = active.next;
+        let batches = round.batches.len();
         for b in round.batches {
             st.tail.push(b);
         }
         let (start, next) = (st.start_offset, st.next_offset);
         st.set_watermarks(start, hw, next);
-        let micros = u64::try_from(round.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let took = round.started.elapsed();
+        if round.durable {
+            st.last_durable_round = Some((batches, took));
+        }
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.bump_stats(|s| {
             s.writes += 1;
             s.bytes_written += bytes;
