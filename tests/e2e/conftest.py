@@ -78,6 +78,8 @@ class Spindle:
     grpc_port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
     starts: int = 0
+    # --shards for the next start; None: SPINDLE_TEST_SHARDS if set, else the server's default.
+    shards: int | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -100,7 +102,9 @@ class Spindle:
             "--grpc-listen",
             self.grpc_addr,
         ]
-        if "SPINDLE_TEST_SHARDS" in os.environ:
+        if self.shards is not None:
+            args += ["--shards", str(self.shards)]
+        elif "SPINDLE_TEST_SHARDS" in os.environ:
             args += ["--shards", os.environ["SPINDLE_TEST_SHARDS"]]
         return args
 

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+import zlib
 
 from confluent_kafka import TopicPartition as CTP
 
@@ -119,6 +120,32 @@ def test_group_resumes_from_committed_offsets_after_restart(fresh_spindle, topic
         )
     values = sorted(m.value() for m in before + rest)
     assert values == sorted(f"p{p}-{i}".encode() for p in range(PARTITIONS) for i in range(PER_PARTITION))
+
+
+def test_committed_offsets_survive_a_restart_with_another_shard_count(fresh_spindle, topic_name):
+    """Commits are stored by group in the offsets topic; a node restarted with another shard
+    count (another --shards, or the default one-per-CPU on another machine) must find them."""
+    bootstrap = fresh_spindle.bootstrap
+    clients.create_topic(bootstrap, topic_name)
+    produce_values(bootstrap, topic_name, [f"v{i}".encode() for i in range(10)])
+    # Groups that crc32(group) % 2 put on the second of two shards: the ones a layout following
+    # the shard count would lose when the node comes back with one.
+    groups = [g for g in (f"{topic_name}-g{i}" for i in range(40)) if zlib.crc32(g.encode()) % 2 == 1][:3]
+    fresh_spindle.shards = 2
+    fresh_spindle.restart()
+    for offset, group in enumerate(groups, start=3):
+        committer = clients.consumer(bootstrap, group)
+        committer.commit(offsets=[CTP(topic_name, 0, offset)], asynchronous=False)
+        committer.close()
+
+    for shards in (1, 2):
+        fresh_spindle.shards = shards
+        fresh_spindle.restart()
+        for offset, group in enumerate(groups, start=3):
+            reader = clients.consumer(bootstrap, group)
+            committed = reader.committed([CTP(topic_name, 0)], timeout=10)
+            reader.close()
+            assert committed[0].offset == offset, f"{group} after a restart with {shards} shard(s)"
 
 
 def test_sigterm_the_moment_ready_is_printed_is_clean(tmp_path):
