@@ -278,18 +278,58 @@ fn a_second_node_on_a_data_directory_in_use_refuses_to_start_and_the_first_keeps
         )),
         "{stderr}"
     );
-    let mut conn = TcpStream::connect(&first.kafka).unwrap();
-    conn.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    // ApiVersions v0, correlation id 1, no client id: the first node still answers.
-    conn.write_all(&[0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 1, 0xff, 0xff])
-        .unwrap();
-    let mut len = [0u8; 4];
-    conn.read_exact(&mut len).unwrap();
-    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
-    conn.read_exact(&mut body).unwrap();
-    assert_eq!(
-        &body[..4],
-        &[0, 0, 0, 1],
-        "answered with its correlation id"
+    assert!(
+        answers_api_versions(&mut kafka_connection(&first)),
+        "the first node still answers"
     );
+}
+
+#[test]
+fn connections_beyond_the_per_shard_limit_are_refused_and_the_others_keep_serving() {
+    let server = spindle_server::Server::start_with(
+        "connection-limit",
+        &["--shards", "1", "--max-connections-per-shard", "2"],
+    );
+    let mut first = kafka_connection(&server);
+    let mut second = kafka_connection(&server);
+    assert!(answers_api_versions(&mut first));
+    assert!(answers_api_versions(&mut second));
+    assert!(
+        !answers_api_versions(&mut kafka_connection(&server)),
+        "a third connection is closed"
+    );
+    assert!(
+        answers_api_versions(&mut second),
+        "the connections within the limit still work"
+    );
+    drop(first);
+    // The shard frees the slot once it reads the end of the first connection.
+    let served = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        answers_api_versions(&mut kafka_connection(&server))
+    });
+    assert!(served, "a connection after one closed is served");
+}
+
+fn kafka_connection(server: &spindle_server::Server) -> TcpStream {
+    let conn = TcpStream::connect(&server.kafka).unwrap();
+    conn.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    conn
+}
+
+/// Sends ApiVersions v0 (correlation id 1, no client id); whether an answer to it came back
+/// rather than the end of the connection.
+fn answers_api_versions(conn: &mut TcpStream) -> bool {
+    if conn
+        .write_all(&[0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 1, 0xff, 0xff])
+        .is_err()
+    {
+        return false;
+    }
+    let mut len = [0u8; 4];
+    if conn.read_exact(&mut len).is_err() {
+        return false;
+    }
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    conn.read_exact(&mut body).is_ok() && body.starts_with(&[0, 0, 0, 1])
 }
