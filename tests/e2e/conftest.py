@@ -1,9 +1,5 @@
-"""Fixtures that run the real `spindle serve` binary for the end-to-end suites.
-
-Each server gets free loopback ports (bound to port 0 and released just before the start) and a
-fresh data directory under pytest's tmp dir, which lives on the real disk: tmpfs would hide
-O_DIRECT alignment bugs and fsync costs. Readiness is the "spindle ready" line in the server's
-log, or, until the server prints one, the Kafka port accepting TCP.
+"""Fixtures that run the real `spindle serve` binary for the end-to-end suite (the process
+itself is tests/spindle_process.py, shared with tests/grpc).
 
 Two scopes:
   - `spindle`: one server per test module, for tests that only need a working broker (each uses
@@ -11,204 +7,36 @@ Two scopes:
   - `fresh_spindle`: one server per test, for tests that restart it or feed it garbage, so that a
     crash is blamed on the test that caused it.
 
-Only the PID we started is ever signalled (SIGTERM, then SIGKILL after a timeout), and the
-server is asked to die with pytest (PR_SET_PDEATHSIG) so a killed test run leaves no orphan. When
-a test fails, the tail of the server's log is attached to its report.
+When a test fails, the tail of the server's log is attached to its report.
 """
 
 from __future__ import annotations
 
-import ctypes
-import os
-import signal
-import socket
-import subprocess
-import time
+import sys
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-READY_LINE = "spindle ready"
-START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
-PORT_GRACE_S = 3.0
-LOG_TAIL_LINES = 200
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from spindle_process import (  # noqa: E402  (after the path that finds it)
+    READY_LINE,
+    SERVERS,
+    START_TIMEOUT_S,
+    STOP_TIMEOUT_S,
+    Spindle,
+    attach_logs,
+    die_with_parent,
+)
 
-def spindle_binary() -> Path:
-    """The server binary under test: $SPINDLE_BIN, else the workspace's debug build."""
-    if "SPINDLE_BIN" in os.environ:
-        return Path(os.environ["SPINDLE_BIN"])
-    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO_ROOT / "target"))
-    return target / "debug" / "spindle"
-
-
-def free_port() -> int:
-    """A loopback TCP port that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec: SIGTERM it if the test process dies first."""
-    pr_set_pdeathsig = 1
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-
-def port_accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-@dataclass
-class Spindle:
-    """One running `spindle serve` process and where to reach it."""
-
-    data_dir: Path
-    log_path: Path
-    kafka_port: int = field(default_factory=free_port)
-    grpc_port: int = field(default_factory=free_port)
-    proc: subprocess.Popen | None = None
-    starts: int = 0
-    # --shards for the next start; None: SPINDLE_TEST_SHARDS if set, else the server's default.
-    shards: int | None = None
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.kafka_port}"
-
-    @property
-    def grpc_addr(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    def args(self) -> list[str]:
-        args = [
-            str(spindle_binary()),
-            "serve",
-            "--data-dir",
-            str(self.data_dir),
-            "--kafka-listen",
-            self.bootstrap,
-            "--kafka-advertise",
-            self.bootstrap,
-            "--grpc-listen",
-            self.grpc_addr,
-        ]
-        if self.shards is not None:
-            args += ["--shards", str(self.shards)]
-        elif "SPINDLE_TEST_SHARDS" in os.environ:
-            args += ["--shards", os.environ["SPINDLE_TEST_SHARDS"]]
-        return args
-
-    def start(self) -> None:
-        binary = spindle_binary()
-        if not binary.exists():
-            pytest.fail(
-                f"{binary} does not exist: build it first with "
-                "`cargo build -p spindle-tools --bin spindle` (or set SPINDLE_BIN)"
-            )
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.starts += 1
-        log = open(self.log_path, "ab")
-        log.write(f"\n---- start #{self.starts}: {' '.join(self.args())}\n".encode())
-        log.flush()
-        log_offset = log.tell()
-        env = dict(os.environ)
-        env.setdefault("RUST_LOG", "info")
-        env.setdefault("RUST_BACKTRACE", "1")
-        env.setdefault("NO_COLOR", "1")  # plain text in the log that failed tests show
-        self.proc = subprocess.Popen(
-            self.args(),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            preexec_fn=_die_with_parent,
-        )
-        log.close()
-        self._wait_ready(log_offset)
-
-    def _wait_ready(self, log_offset: int) -> None:
-        """Waits for the ready line; a server that accepts on its Kafka port but prints no ready
-        line within PORT_GRACE_S is taken as ready too (servers that do not print one)."""
-        deadline = time.monotonic() + START_TIMEOUT_S
-        port_open_since = None
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(
-                    f"spindle exited with {self.proc.returncode} before it was ready:\n" + self.log_tail()
-                )
-            with open(self.log_path, "rb") as log:
-                log.seek(log_offset)
-                if READY_LINE.encode() in log.read():
-                    return
-            if port_open_since is None and port_accepts(self.kafka_port):
-                port_open_since = time.monotonic()
-            if port_open_since is not None and time.monotonic() - port_open_since > PORT_GRACE_S:
-                return
-            time.sleep(0.05)
-        self.stop()
-        pytest.fail(
-            f"spindle not ready after {START_TIMEOUT_S}s (no '{READY_LINE}' line, "
-            f"port {self.kafka_port} closed):\n" + self.log_tail()
-        )
-
-    def stop(self, sig: int = signal.SIGTERM) -> int | None:
-        """Stops our own process: `sig`, then SIGKILL after a timeout. Returns its exit code."""
-        if self.proc is None:
-            return None
-        proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            proc.send_signal(sig)
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=STOP_TIMEOUT_S)
-        return proc.returncode
-
-    def restart(self, sig: int = signal.SIGTERM) -> int | None:
-        """Stops the server with `sig` and starts it again on the same ports and data dir.
-
-        Returns the exit code of the stopped process.
-        """
-        code = self.stop(sig)
-        self.start()
-        return code
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
-
-
-def _make_spindle(base: Path) -> Spindle:
-    base.mkdir(parents=True, exist_ok=True)
-    server = Spindle(data_dir=base / "data", log_path=base / "spindle.log")
-    while server.grpc_port == server.kafka_port:
-        server.grpc_port = free_port()
-    return server
+__all__ = ["READY_LINE", "START_TIMEOUT_S", "STOP_TIMEOUT_S", "Spindle", "die_with_parent"]
 
 
 def _run(request: pytest.FixtureRequest, server: Spindle):
     """Runs `server` for the fixture's scope. At teardown the server must exit with 0 on
     SIGTERM: a crash or a hang on the way out fails the test (or module) that used it."""
-    servers = request.config.stash.setdefault(_SERVERS, [])
+    servers = request.config.stash.setdefault(SERVERS, [])
     servers.append(server)
     try:
         server.start()
@@ -220,19 +48,16 @@ def _run(request: pytest.FixtureRequest, server: Spindle):
         pytest.fail(f"spindle exited with {code} when stopped with SIGTERM:\n{server.log_tail()}")
 
 
-_SERVERS = pytest.StashKey[list]()
-
-
 @pytest.fixture(scope="module")
 def spindle(request, tmp_path_factory):
     """A server shared by the tests of one module."""
-    yield from _run(request, _make_spindle(tmp_path_factory.mktemp("spindle")))
+    yield from _run(request, Spindle(base=tmp_path_factory.mktemp("spindle")))
 
 
 @pytest.fixture
 def fresh_spindle(request, tmp_path):
     """A server of this test's own, for restarts and hostile input."""
-    yield from _run(request, _make_spindle(tmp_path / "spindle"))
+    yield from _run(request, Spindle(base=tmp_path / "spindle"))
 
 
 @pytest.fixture
@@ -246,8 +71,4 @@ def topic_name(request) -> str:
 def pytest_runtest_makereport(item, call):
     """Attaches the running servers' log tails to a failed test's report."""
     outcome = yield
-    report = outcome.get_result()
-    if report.failed:
-        for server in item.config.stash.get(_SERVERS, []):
-            state = "running" if server.alive() else "not running"
-            report.sections.append((f"spindle log ({server.bootstrap}, {state})", server.log_tail()))
+    attach_logs(item, outcome.get_result())

@@ -152,14 +152,14 @@ def test_sigterm_the_moment_ready_is_printed_is_clean(tmp_path):
     """A supervisor may stop the server as soon as it says it is ready: from the ready line on,
     SIGTERM must mean a clean stop (exit 0), never the default action of the signal."""
     for attempt in range(5):
-        server = conftest.Spindle(data_dir=tmp_path / f"data{attempt}", log_path=tmp_path / "unused.log")
+        server = conftest.Spindle(base=tmp_path / f"server{attempt}")
         proc = subprocess.Popen(
             server.args(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             env=dict(os.environ, NO_COLOR="1"),
-            preexec_fn=conftest._die_with_parent,
+            preexec_fn=conftest.die_with_parent,
         )
         try:
             deadline = time.monotonic() + conftest.START_TIMEOUT_S

@@ -3,34 +3,30 @@
 Stubs are generated at collection time from gateway/proto with grpc_tools.protoc into a temp
 dir (nothing generated is checked in), together with the standard grpc.health.v1 definition.
 
-Servers run on free loopback ports with a fresh data dir under pytest's tmp dir (the real disk,
-not tmpfs). A server with auth, quotas or TLS is started from a TOML file given with --config.
-Only the PIDs we started are signalled; the child dies with pytest (PR_SET_PDEATHSIG). When a
-test fails, the tail of its server's log is attached to the report.
+Servers are tests/spindle_process.py's, shared with tests/e2e: free loopback ports, a fresh data
+dir on the real disk, only our own PIDs signalled. A server with auth, quotas or TLS is started
+from a TOML file given with --config. When a test fails, the tail of its server's log is attached
+to the report.
 """
 
 from __future__ import annotations
 
-import ctypes
 import importlib
-import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from spindle_process import REPO_ROOT, SERVERS, Spindle, attach_logs  # noqa: E402
+
 PROTO_ROOT = REPO_ROOT / "gateway" / "proto"
-READY_LINE = "spindle ready"
-START_TIMEOUT_S = 30.0
-STOP_TIMEOUT_S = 10.0
 RPC_TIMEOUT_S = 15.0
 
 HEALTH_PROTO = """
@@ -148,25 +144,6 @@ __all__ = [
 ]
 
 
-def spindle_binary() -> Path:
-    """The server binary under test: $SPINDLE_BIN, else the workspace's debug build."""
-    if "SPINDLE_BIN" in os.environ:
-        return Path(os.environ["SPINDLE_BIN"])
-    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO_ROOT / "target"))
-    return target / "debug" / "spindle"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 @dataclass
 class Clients:
     """Stubs on one channel, with the metadata (token) every call carries."""
@@ -190,95 +167,8 @@ class Clients:
         self.channel.close()
 
 
-@dataclass
-class Spindle:
-    """One running `spindle serve` process."""
-
-    base: Path
-    config_toml: str | None = None
-    kafka_port: int = field(default_factory=free_port)
-    grpc_port: int = field(default_factory=free_port)
-    proc: subprocess.Popen | None = None
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.kafka_port}"
-
-    @property
-    def grpc_addr(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.base / "spindle.log"
-
-    def start(self) -> None:
-        binary = spindle_binary()
-        if not binary.exists():
-            pytest.fail(f"{binary} does not exist: `cargo build -p spindle-tools --bin spindle`")
-        self.base.mkdir(parents=True, exist_ok=True)
-        while self.grpc_port == self.kafka_port:
-            self.grpc_port = free_port()
-        args = [
-            str(binary),
-            "serve",
-            "--data-dir",
-            str(self.base / "data"),
-            "--kafka-listen",
-            self.bootstrap,
-            "--kafka-advertise",
-            self.bootstrap,
-            "--grpc-listen",
-            self.grpc_addr,
-        ]
-        if self.config_toml is not None:
-            config = self.base / "spindle.toml"
-            config.write_text(self.config_toml)
-            args += ["--config", str(config)]
-        if "SPINDLE_TEST_SHARDS" in os.environ:
-            args += ["--shards", os.environ["SPINDLE_TEST_SHARDS"]]
-        env = dict(os.environ)
-        env.setdefault("RUST_LOG", "info,spindle_gateway=debug")
-        env.setdefault("RUST_BACKTRACE", "1")
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                preexec_fn=_die_with_parent,
-            )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"spindle exited with {self.proc.returncode}:\n{self.log_tail()}")
-            if READY_LINE in self.log_text():
-                return
-            time.sleep(0.05)
-        self.stop()
-        pytest.fail(f"spindle not ready after {START_TIMEOUT_S}s:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=STOP_TIMEOUT_S)
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, lines: int = 150) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
+class GatewaySpindle(Spindle):
+    """A server whose gateway the suite talks to."""
 
     def clients(self, token: str | None = None, credentials=None) -> Clients:
         if credentials is None:
@@ -289,19 +179,18 @@ class Spindle:
         return Clients(channel, metadata)
 
 
-_SERVERS = pytest.StashKey[list]()
-
-
-def start_server(request: pytest.FixtureRequest, base: Path, config_toml: str | None = None) -> Spindle:
-    server = Spindle(base=base, config_toml=config_toml)
-    request.config.stash.setdefault(_SERVERS, []).append(server)
+def start_server(
+    request: pytest.FixtureRequest, base: Path, config_toml: str | None = None
+) -> GatewaySpindle:
+    server = GatewaySpindle(base=base, config_toml=config_toml, rust_log="info,spindle_gateway=debug")
+    request.config.stash.setdefault(SERVERS, []).append(server)
     request.addfinalizer(server.stop)
     server.start()
     return server
 
 
 @pytest.fixture(scope="module")
-def spindle(request, tmp_path_factory) -> Spindle:
+def spindle(request, tmp_path_factory) -> GatewaySpindle:
     """A server without auth, shared by the tests of one module."""
     return start_server(request, tmp_path_factory.mktemp("spindle"))
 
@@ -323,10 +212,7 @@ def topic(request) -> str:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
-    report = outcome.get_result()
-    if report.failed:
-        for server in item.config.stash.get(_SERVERS, []):
-            report.sections.append((f"spindle log {server.base}", server.log_tail()))
+    attach_logs(item, outcome.get_result())
 
 
 def create_topic(clients: Clients, name: str, partitions: int = 1):
