@@ -1,4 +1,4 @@
-//! [`Group`]: one group's state machine of the classic rebalance protocol.
+//! `Group`: one group's state machine of the classic rebalance protocol.
 //!
 //! ```text
 //!            join                 all joined / deadline           leader syncs
@@ -9,10 +9,10 @@
 //! ```
 //!
 //! The machine is pure: it never reads the clock (every call takes `now`), never waits and
-//! never writes. A call answers its own caller at once ([`JoinReply::Done`]) or tells it to wait
-//! ([`JoinReply::Wait`]); answers due to *other* members (the join completes for everyone when
+//! never writes. A call answers its own caller at once (`JoinReply::Done`) or tells it to wait
+//! (`JoinReply::Wait`); answers due to *other* members (the join completes for everyone when
 //! the last one arrives, followers get their assignment when the leader syncs) are queued as
-//! [`Notice`]s that the coordinator drains after every call and delivers to the waiting requests.
+//! `Notice`s that the coordinator drains after every call and delivers to the waiting requests.
 //! That keeps every transition testable without timers or tasks.
 //!
 //! A rebalance completes when every known member has rejoined and no member id handed out by

@@ -1,12 +1,12 @@
 //! The Kafka wire-protocol server.
 //!
-//! Every shard runs the whole server: it binds the Kafka port itself (see [`listener`]), reads
+//! Every shard runs the whole server: it binds the Kafka port itself (see `listener`), reads
 //! its connections, and answers each request through its [`spindle_engine::Shard`] context,
 //! which serves local partitions in place and routes the rest over the engine's mesh.
 //!
-//! A request travels: [`frame`] (length-prefixed bytes) → [`dispatch`] (header and body decoded
+//! A request travels: `frame` (length-prefixed bytes) → `dispatch` (header and body decoded
 //! with the `kafka-protocol` crate, routed to one file under `api/`, answer encoded) →
-//! [`connection`] (answers written strictly in request order). [`versions`] is the single table
+//! `connection` (answers written strictly in request order). `versions` is the single table
 //! of the API versions served: dispatch refuses what is not in it and ApiVersions advertises it.
 
 mod api;
