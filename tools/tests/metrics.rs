@@ -207,6 +207,8 @@ fn metrics_count_a_known_workload_exactly() {
         sum(&text, "spindle_bytes_appended_total", &[]),
         batch_bytes as f64
     );
+    // Each Produce request carried one partition: its batches were patched in place, not copied.
+    assert_eq!(sum(&text, "spindle_bytes_copied_total", &[]), 0.0);
     let tp = [("topic", topic.as_str()), ("partition", "0")];
     assert_eq!(
         samples(&text, "spindle_partition_high_watermark", &tp),

@@ -57,6 +57,8 @@ pub struct ShardSnapshot {
     pub records_appended: u64,
     /// Batch bytes appended.
     pub bytes_appended: u64,
+    /// Of those, bytes a write copied to patch their offsets.
+    pub bytes_copied: u64,
     /// Jobs sent to other shards.
     pub cross_shard_messages: u64,
     /// fdatasync calls on the shard's logs.
@@ -104,6 +106,7 @@ pub fn snapshot(shard: &Shard) -> ShardSnapshot {
         connections_open: metrics.connections_open(),
         records_appended: metrics.records_appended.get(),
         bytes_appended: metrics.bytes_appended.get(),
+        bytes_copied: metrics.bytes_copied.get(),
         cross_shard_messages: metrics.cross_shard_messages.get(),
         fsyncs,
         fsync_micros,
@@ -198,7 +201,7 @@ impl Scrape {
 
     fn render_shard_counters(&self, e: &mut Exposition) {
         type Pick = fn(&ShardSnapshot) -> u64;
-        let families: [(&str, &str, Kind, Pick); 8] = [
+        let families: [(&str, &str, Kind, Pick); 9] = [
             (
                 "spindle_kafka_bytes_received_total",
                 "Kafka request bytes read.",
@@ -228,6 +231,12 @@ impl Scrape {
                 "Record batch bytes appended to the shard's partitions.",
                 Kind::Counter,
                 |s| s.bytes_appended,
+            ),
+            (
+                "spindle_bytes_copied_total",
+                "Of those, bytes a write copied to patch their offsets (their buffer was shared).",
+                Kind::Counter,
+                |s| s.bytes_copied,
             ),
             (
                 "spindle_cross_shard_messages_total",

@@ -64,6 +64,9 @@ pub struct ShardMetrics {
     pub records_appended: Counter,
     /// Batch bytes appended to this shard's partitions.
     pub bytes_appended: Counter,
+    /// Of those, bytes a write round copied to patch their offsets, because their buffer was
+    /// shared (a Kafka request for several partitions); the others were patched in place.
+    pub bytes_copied: Counter,
     /// Jobs this shard sent to another shard.
     pub cross_shard_messages: Counter,
     /// fdatasync calls on this shard's logs, as of the last scrape.
@@ -105,10 +108,11 @@ impl ShardMetrics {
         self.connections_open.get()
     }
 
-    /// Counts records appended by one produce.
-    pub(crate) fn record_append(&self, records: u64, bytes: u64) {
+    /// Counts records appended by one produce, and the bytes its write copied to patch them.
+    pub(crate) fn record_append(&self, records: u64, bytes: u64, copied: u64) {
         self.records_appended.add(records);
         self.bytes_appended.add(bytes);
+        self.bytes_copied.add(copied);
     }
 
     /// Adds the syncs each log made since the last call, and their time, to the shard's

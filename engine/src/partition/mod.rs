@@ -133,11 +133,12 @@ impl Partition {
         &self.dir
     }
 
-    /// Appends `records` and returns once they are written (see the module doc).
+    /// Appends `records` and returns once they are written (see the module doc), with the
+    /// bytes the write copied to patch their offsets.
     ///
     /// # Errors
     /// Oversize or invalid batches, producer sequence or epoch errors, I/O.
-    pub(crate) async fn produce(&self, records: Bytes) -> Result<ProduceOutcome> {
+    pub(crate) async fn produce(&self, records: Bytes) -> Result<(ProduceOutcome, usize)> {
         if self.closing.get() {
             return Err(EngineError::ShuttingDown);
         }
@@ -155,7 +156,7 @@ impl Partition {
             if self.log.high_watermark() <= duplicate.last_offset {
                 self.log.flush().await?;
             }
-            return Ok(duplicate);
+            return Ok((duplicate, 0));
         }
         // No await between judging and appending: nothing else on this shard can append between.
         let info = self.log.append(records).map_err(|e| match e {
@@ -176,12 +177,13 @@ impl Partition {
         }
         self.log.flush().await?;
         self.appended.notify();
-        Ok(ProduceOutcome {
+        let outcome = ProduceOutcome {
             base_offset: info.base_offset,
             last_offset: info.last_offset,
             log_start_offset: self.log.start_offset(),
             log_append_time_ms: -1,
-        })
+        };
+        Ok((outcome, info.bytes_to_copy))
     }
 
     /// Checks every batch against `max.message.bytes`; returns each batch's producer fields
@@ -424,7 +426,7 @@ mod tests {
                 // The original appends and goes to write; the retry arrives meanwhile.
                 let original = glommio::spawn_local({
                     let (partition, batch) = (partition.clone(), batch.clone());
-                    async move { partition.produce(batch).await.expect("original") }
+                    async move { partition.produce(batch).await.expect("original").0 }
                 });
                 futures_lite::future::yield_now().await;
                 assert_eq!(
@@ -432,7 +434,7 @@ mod tests {
                     Offset(3),
                     "the original appended"
                 );
-                let retry = partition.produce(batch).await.expect("retry");
+                let (retry, _) = partition.produce(batch).await.expect("retry");
                 assert!(
                     partition.log.high_watermark() > retry.last_offset,
                     "the retry was acknowledged before its original was written"

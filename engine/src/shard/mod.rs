@@ -342,9 +342,11 @@ impl Shard {
 
     async fn produce_local(&self, tp: &TopicPartition, records: Bytes) -> Result<ProduceOutcome> {
         let bytes = records.len() as u64;
-        let outcome = self.local(tp)?.produce(records).await?;
+        let (outcome, copied) = self.local(tp)?.produce(records).await?;
         let appended = outcome.last_offset.0 + 1 - outcome.base_offset.0;
-        self.inner.metrics.record_append(appended, bytes);
+        self.inner
+            .metrics
+            .record_append(appended, bytes, copied as u64);
         Ok(outcome)
     }
 

@@ -46,6 +46,9 @@ pub struct AppendInfo {
     pub batches: u32,
     /// Bytes appended.
     pub bytes: usize,
+    /// Of those, bytes the write round will copy to patch their offsets: 0 when they were
+    /// patched in place (nothing else referred to their buffer).
+    pub bytes_to_copy: usize,
 }
 
 /// What a retention run removed.

@@ -85,6 +85,7 @@ impl Log {
             max_timestamp_ms,
             batches,
             bytes: len,
+            bytes_to_copy: if patched { 0 } else { len },
         })
     }
 
