@@ -252,7 +252,9 @@ fn a_deep_queue_is_written_in_rounds_of_bounded_size() {
     });
 }
 
-/// A durable log whose last round carried `FLUSHERS` batches.
+/// A durable log whose last round carried `FLUSHERS` batches. They are large (64 KiB each), so
+/// that the round takes a few milliseconds and the next round's gathering may wait its longest
+/// (`GATHER_WAIT_MAX`), whatever the disk and the build.
 async fn after_a_round_of_many(path: &std::path::Path) -> Rc<spindle_log::Log> {
     let config = LogConfig {
         fsync: FsyncPolicy::Batch,
@@ -261,7 +263,7 @@ async fn after_a_round_of_many(path: &std::path::Path) -> Rc<spindle_log::Log> {
     let (log, _) = open(path, config).await;
     let log = Rc::new(log);
     for _ in 0..FLUSHERS {
-        log.append(batch(1, 100, 0)).unwrap();
+        log.append(batch(64, 1000, 0)).unwrap();
     }
     log.flush().await.unwrap();
     log
