@@ -1,7 +1,10 @@
 //! `spindle-bench embedded`: produce into an engine started in this process.
 //!
-//! This is the ceiling the network modes are compared with: the same pre-built batches go
-//! straight into [`EngineHandle::produce`] with no sockets or codecs in between. The producers
+//! This is the ceiling the network modes are compared with: pre-built batches go straight into
+//! [`EngineHandle::produce`] with no sockets or codecs in between. Each produce hands over a
+//! fresh copy of its batch, as an application producing new data does and as the Kafka mode's
+//! freshly encoded requests do, so the engine may patch it in place; a shared template would
+//! make every write round copy it instead. The producers
 //! are async tasks on one tokio thread (the engine's shards own the other cores, so more
 //! driver threads would only steal their CPU); each keeps up to `--in-flight` produce requests
 //! outstanding, and the handle's futures wake that thread when a shard answers.
@@ -14,6 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
+use bytes::Bytes;
 use kafka_protocol::records::Compression;
 use serde_json::json;
 use spindle_engine::{
@@ -114,7 +118,7 @@ fn drive(
         let partitions = &partitions;
         producer_task::run(&setup, i, move |n| {
             let tp = &partitions[(i + n) % partitions.len()];
-            let batch = templates[n % templates.len()].bytes.clone();
+            let batch = Bytes::copy_from_slice(&templates[n % templates.len()].bytes);
             async move {
                 handle
                     .produce(tp, batch)
