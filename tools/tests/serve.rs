@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -214,13 +214,7 @@ fn a_gateway_that_cannot_start_stops_the_node_with_the_cause() {
         .arg(&config)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "started despite the bad TLS files: {stdout}"
-    );
-    assert!(!stdout.contains("spindle ready"), "{stdout}");
+    let stderr = refused_start(&out, "despite the bad TLS files");
     assert!(stderr.contains("gRPC gateway"), "cause not named: {stderr}");
     assert!(stderr.contains("server.pem"), "file not named: {stderr}");
 }
@@ -242,13 +236,7 @@ fn a_second_node_on_a_kafka_port_in_use_refuses_to_start() {
         ])
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "the second node must not start: {stdout}"
-    );
-    assert!(!stdout.contains("spindle ready"), "{stdout}");
+    let stderr = refused_start(&out, "on a port in use");
     assert!(
         stderr.contains(&format!("cannot listen on {}", first.kafka)),
         "{stderr}"
@@ -269,8 +257,7 @@ fn a_second_node_on_a_data_directory_in_use_refuses_to_start_and_the_first_keeps
         ])
         .output()
         .unwrap();
-    assert!(!out.status.success(), "the second node must not start");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused_start(&out, "on a data directory in use");
     assert!(
         stderr.contains(&format!(
             "is in use by another Spindle process (pid {})",
@@ -309,6 +296,15 @@ fn connections_beyond_the_per_shard_limit_are_refused_and_the_others_keep_servin
         answers_api_versions(&mut kafka_connection(&server))
     });
     assert!(served, "a connection after one closed is served");
+}
+
+/// Asserts that a `spindle serve` run ended without serving (a failure exit, no ready line);
+/// returns its stderr, which names the cause.
+fn refused_start(out: &Output, situation: &str) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "started {situation}: {stdout}");
+    assert!(!stdout.contains("spindle ready"), "{stdout}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn kafka_connection(server: &spindle_server::Server) -> TcpStream {
