@@ -10,6 +10,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -485,8 +486,20 @@ fn kafka_config(
     )? {
         kafka.cluster_id = id;
     }
-    kafka.max_frame_bytes = max_frame_bytes(file, args)?;
-    kafka.fetch_max_bytes = fetch_max_bytes(file, args)?;
+    kafka.max_frame_bytes = byte_limit(
+        (&args.max_frame_bytes, "--max-frame-bytes"),
+        file.kafka.max_frame_bytes,
+        DEFAULT_MAX_FRAME_BYTES,
+        MIN_FRAME_BYTES..=MAX_FRAME_BYTES_CEILING,
+        "kafka.max_frame_bytes",
+    )?;
+    kafka.fetch_max_bytes = byte_limit(
+        (&args.fetch_max_bytes, "--fetch-max-bytes"),
+        file.kafka.fetch_max_bytes,
+        DEFAULT_FETCH_MAX_BYTES,
+        MIN_FETCH_MAX_BYTES..=i32::MAX as usize,
+        "kafka.fetch_max_bytes",
+    )?;
     if let Some(n) = pick(
         &args.max_connections_per_shard,
         "--max-connections-per-shard",
@@ -549,36 +562,19 @@ fn advertised_address(
     }
 }
 
-fn fetch_max_bytes(file: &FileConfig, args: &ServeArgs) -> Result<usize, ConfigError> {
-    let bytes = pick(
-        &args.fetch_max_bytes,
-        "--fetch-max-bytes",
-        file.kafka.fetch_max_bytes,
-        "a byte count",
-    )?
-    .unwrap_or(DEFAULT_FETCH_MAX_BYTES);
-    let ceiling = i32::MAX as usize;
-    if !(MIN_FETCH_MAX_BYTES..=ceiling).contains(&bytes) {
+/// A byte limit: the flag, else the file, else `default`; refused under `key` outside `allowed`.
+fn byte_limit(
+    flag: (&Option<String>, &str),
+    file: Option<usize>,
+    default: usize,
+    allowed: RangeInclusive<usize>,
+    key: &str,
+) -> Result<usize, ConfigError> {
+    let bytes = pick(flag.0, flag.1, file, "a byte count")?.unwrap_or(default);
+    if !allowed.contains(&bytes) {
         return Err(ConfigError::new(
-            "kafka.fetch_max_bytes",
-            format!("{bytes}: allowed: {MIN_FETCH_MAX_BYTES}..={ceiling}"),
-        ));
-    }
-    Ok(bytes)
-}
-
-fn max_frame_bytes(file: &FileConfig, args: &ServeArgs) -> Result<usize, ConfigError> {
-    let bytes = pick(
-        &args.max_frame_bytes,
-        "--max-frame-bytes",
-        file.kafka.max_frame_bytes,
-        "a byte count",
-    )?
-    .unwrap_or(DEFAULT_MAX_FRAME_BYTES);
-    if !(MIN_FRAME_BYTES..=MAX_FRAME_BYTES_CEILING).contains(&bytes) {
-        return Err(ConfigError::new(
-            "kafka.max_frame_bytes",
-            format!("{bytes}: allowed: {MIN_FRAME_BYTES}..={MAX_FRAME_BYTES_CEILING}"),
+            key,
+            format!("{bytes}: allowed: {}..={}", allowed.start(), allowed.end()),
         ));
     }
     Ok(bytes)
