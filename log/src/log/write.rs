@@ -291,9 +291,9 @@ impl Log {
 
     /// Plans a round of the pending batches that fit in the active segment (up to
     /// `ROUND_BYTES_MAX`), submits its writes and leaves waiting for them to a task of its own;
-    /// nothing happens if the state changed so that this flusher should not write now. A `durable` round goes through the
-    /// segment's `O_DSYNC` handle, so that it is on stable storage when its writes complete
-    /// (or, without one, is followed by an fdatasync).
+    /// nothing happens if the state changed so that this flusher should not write now. A
+    /// `durable` round goes through the segment's `O_DSYNC` handle, so that it is on stable
+    /// storage when its writes complete (or, without one, is followed by an fdatasync).
     ///
     /// One `O_DSYNC` write is cheaper than a write and then an fdatasync: over blocks already
     /// written (a reused segment file) the kernel has no metadata to commit, only the write and
