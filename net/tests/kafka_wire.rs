@@ -266,22 +266,15 @@ fn batch(values: &[&str]) -> Bytes {
     buf.freeze()
 }
 
-#[test]
-fn produce_fetch_and_list_offsets_round_trip() {
+/// Creates topic `name` with `partitions` partitions through CreateTopics v5.
+fn create_topic(conn: &mut TcpStream, name: &TopicName, partitions: i32) {
     use kafka_protocol::messages::create_topics_request::CreatableTopic;
-    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-
-    let node = Node::start();
-    let mut conn = node.connect();
-    let name = TopicName(StrBytes::from_static_str("round-trip"));
     let created: CreateTopicsResponse = call(
-        &mut conn,
+        conn,
         5,
         &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
             .with_name(name.clone())
-            .with_num_partitions(3)
+            .with_num_partitions(partitions)
             .with_replication_factor(1)]),
     );
     assert_eq!(
@@ -289,6 +282,18 @@ fn produce_fetch_and_list_offsets_round_trip() {
         "{:?}",
         created.topics[0].error_message
     );
+}
+
+#[test]
+fn produce_fetch_and_list_offsets_round_trip() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+
+    let node = Node::start();
+    let mut conn = node.connect();
+    let name = TopicName(StrBytes::from_static_str("round-trip"));
+    create_topic(&mut conn, &name, 3);
 
     let meta: MetadataResponse = call(&mut conn, 9, &MetadataRequest::default().with_topics(None));
     let topic = meta
@@ -595,7 +600,6 @@ fn connections_beyond_the_per_shard_limit_are_closed_and_a_freed_slot_is_reused(
 
 #[test]
 fn fetch_answers_are_capped_by_the_server_whatever_the_client_asks() {
-    use kafka_protocol::messages::create_topics_request::CreatableTopic;
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 
@@ -603,15 +607,7 @@ fn fetch_answers_are_capped_by_the_server_whatever_the_client_asks() {
     let node = Node::start_with(1, |c| c.fetch_max_bytes = CAP);
     let mut conn = node.connect();
     let name = TopicName(StrBytes::from_static_str("capped"));
-    let created: CreateTopicsResponse = call(
-        &mut conn,
-        5,
-        &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
-            .with_name(name.clone())
-            .with_num_partitions(1)
-            .with_replication_factor(1)]),
-    );
-    assert_eq!(created.topics[0].error_code, 0);
+    create_topic(&mut conn, &name, 1);
     // Offset 0: one batch larger than the cap; offsets 1..=8: batches of about 1 KiB.
     let large = "L".repeat(CAP + 1000);
     let small = "s".repeat(1000);
