@@ -1,8 +1,8 @@
 """The real `spindle serve` binary as a child process, shared by the end-to-end suites
 (tests/e2e, tests/grpc).
 
-Each server gets free loopback ports (bound to port 0 and released just before the start) and a
-data directory on the real disk (pytest's tmp dir): tmpfs would hide O_DIRECT alignment bugs and
+Each server gets free loopback ports below the kernel's ephemeral range (so that no client
+connection can take one as its local port before the server binds it) and a data directory on the real disk (pytest's tmp dir): tmpfs would hide O_DIRECT alignment bugs and
 fsync costs. Readiness is the "spindle ready" line the server prints to its log, or, for a
 server that prints none, its Kafka port accepting TCP for a while.
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -43,11 +44,35 @@ def spindle_binary() -> Path:
     return target / "debug" / "spindle"
 
 
+# The lowest port handed to a test server; Linux's default ephemeral range starts at 32768.
+TEST_PORT_LOW = 20000
+HANDED_OUT: set[int] = set()
+
+
+def ephemeral_low() -> int:
+    """The lowest port the kernel picks for outgoing connections."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """A loopback TCP port that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback TCP port below the ephemeral range that nothing listens on right now and that
+    this process has not handed out before."""
+    high = max(ephemeral_low(), TEST_PORT_LOW + 1000)
+    for _ in range(10_000):
+        port = random.randrange(TEST_PORT_LOW, high)
+        if port in HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        HANDED_OUT.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port in {TEST_PORT_LOW}..{high}")
 
 
 def die_with_parent() -> None:
@@ -84,8 +109,6 @@ class Spindle:
 
     def __post_init__(self) -> None:
         self.base.mkdir(parents=True, exist_ok=True)
-        while self.grpc_port == self.kafka_port:
-            self.grpc_port = free_port()
 
     @property
     def data_dir(self) -> Path:

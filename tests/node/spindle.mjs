@@ -21,15 +21,39 @@ export function spindleBinary() {
   return path.join(target, 'debug', 'spindle');
 }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
+// The lowest port handed to a test server; Linux's default ephemeral range starts at 32768.
+const TEST_PORT_LOW = 20000;
+const handedOut = new Set();
+
+function ephemeralLow() {
+  try {
+    const low = Number.parseInt(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8'), 10);
+    return Number.isNaN(low) ? 32768 : low;
+  } catch {
+    return 32768;
+  }
+}
+
+function canListen(port) {
+  return new Promise((resolve) => {
     const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
   });
+}
+
+// A loopback port below the kernel's ephemeral range (so that no client connection can take it
+// as its local port before the server binds it), free now and not handed out before.
+async function freePort() {
+  const high = Math.max(ephemeralLow(), TEST_PORT_LOW + 1000);
+  for (let attempt = 0; attempt < 10_000; attempt += 1) {
+    const port = TEST_PORT_LOW + Math.floor(Math.random() * (high - TEST_PORT_LOW));
+    if (!handedOut.has(port) && await canListen(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free loopback port in ${TEST_PORT_LOW}..${high}`);
 }
 
 function portAccepts(port) {
@@ -64,8 +88,7 @@ export class Spindle {
     }
     const dir = mkdtempSync(path.join(os.tmpdir(), 'spindle-node-'));
     const kafkaPort = await freePort();
-    let grpcPort = await freePort();
-    while (grpcPort === kafkaPort) grpcPort = await freePort();
+    const grpcPort = await freePort();
     const server = new Spindle(dir, kafkaPort, grpcPort);
     await server.#launch(binary);
     return server;

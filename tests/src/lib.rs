@@ -7,11 +7,12 @@
 //! the real disk, and is stopped by its own PID (SIGTERM, then SIGKILL after a timeout).
 #![deny(missing_docs)]
 
+use rand::Rng;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -32,15 +33,49 @@ pub fn spindle_binary() -> Option<PathBuf> {
     path.exists().then_some(path)
 }
 
-/// A loopback address with a port nothing listens on right now.
+/// Where the kernel picks ports for outgoing connections when
+/// `/proc/sys/net/ipv4/ip_local_port_range` cannot be read (Linux's default).
+const DEFAULT_EPHEMERAL_LOW: u16 = 32768;
+/// The lowest port handed to a test server.
+const TEST_PORT_LOW: u16 = 20000;
+
+/// A loopback address with a port nothing listens on right now, for a server a test starts.
+///
+/// The port lies below the kernel's ephemeral range, so no client connection of a concurrent
+/// test can take it as its local port between this call and the server's bind (a port from
+/// `bind(0)` can be taken so, which once stopped a test server with "Address already in use").
+/// Within this process no port is handed out twice.
 ///
 /// # Panics
-/// If no port can be bound on 127.0.0.1.
+/// If no port in the range can be bound on 127.0.0.1.
 pub fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free loopback port");
-    listener
-        .local_addr()
-        .expect("local address of a bound listener")
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
+/// The port of [`free_addr`].
+///
+/// # Panics
+/// If no port in the range can be bound on 127.0.0.1.
+pub fn free_port() -> u16 {
+    static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let ports = TEST_PORT_LOW..ephemeral_low().max(TEST_PORT_LOW + 1000);
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..10_000 {
+        let port = rand::thread_rng().gen_range(ports.clone());
+        if !handed_out.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.push(port);
+            return port;
+        }
+    }
+    panic!("no free loopback port in {ports:?}");
+}
+
+/// The lowest port of the kernel's ephemeral range.
+fn ephemeral_low() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(DEFAULT_EPHEMERAL_LOW)
 }
 
 /// One running `spindle serve`.
@@ -69,10 +104,7 @@ impl Server {
         let log_path = dir.path().join("spindle.log");
         let log = std::fs::File::create(&log_path).expect("create the server log");
         let kafka = free_addr();
-        let mut grpc = free_addr();
-        while grpc == kafka {
-            grpc = free_addr();
-        }
+        let grpc = free_addr();
         let mut child = Command::new(binary)
             .arg("serve")
             .arg("--data-dir")

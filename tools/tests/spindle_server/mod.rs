@@ -6,7 +6,6 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -32,14 +31,7 @@ pub struct Server {
     pub ready: String,
 }
 
-/// A loopback port free at the time of the call.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use spindle_tests::free_port;
 
 impl Server {
     /// A one-shard node with every other setting at its default; `name` keeps concurrent
