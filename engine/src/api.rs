@@ -28,7 +28,8 @@ pub struct FetchRequest {
     pub tp: TopicPartition,
     /// First offset wanted; the answer starts at the batch holding it.
     pub offset: Offset,
-    /// Byte budget. At least one whole batch is returned even when it is larger (Kafka semantics).
+    /// Byte budget. At least one whole batch is returned even when it is larger (Kafka
+    /// semantics); 0 asks for no batches, only the watermarks.
     pub max_bytes: usize,
     /// Wait up to this long for at least `min_bytes` to arrive (long poll, woken by the append).
     pub max_wait: Duration,

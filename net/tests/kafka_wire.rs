@@ -662,3 +662,78 @@ fn fetch_answers_are_capped_by_the_server_whatever_the_client_asks() {
     assert!(records.len() <= CAP, "{} bytes", records.len());
     assert_eq!(offsets, vec![1, 2, 3]);
 }
+
+#[test]
+fn a_fetch_over_many_partitions_fills_its_budget_in_request_order_and_reports_every_watermark() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+
+    const PARTITIONS: i32 = 20;
+    let node = Node::start();
+    let mut conn = node.connect();
+    let name = TopicName(StrBytes::from_static_str("budgeted"));
+    create_topic(&mut conn, &name, PARTITIONS);
+    // Partition p holds p % 3 + 1 batches of about 1 KiB each.
+    let value = "v".repeat(1000);
+    let one = batch(&[value.as_str()]);
+    for p in 0..PARTITIONS {
+        for _ in 0..=p % 3 {
+            let produced: ProduceResponse = call(
+                &mut conn,
+                7,
+                &ProduceRequest::default()
+                    .with_acks(1)
+                    .with_timeout_ms(5000)
+                    .with_topic_data(vec![TopicProduceData::default()
+                        .with_name(name.clone())
+                        .with_partition_data(vec![PartitionProduceData::default()
+                            .with_index(p)
+                            .with_records(Some(one.clone()))])]),
+            );
+            assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+        }
+    }
+    // Room for three and a half batches: partition 0's one, partition 1's two, none after.
+    let budget = one.len() * 7 / 2;
+    let fetched: FetchResponse = call(
+        &mut conn,
+        11,
+        &FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_max_bytes(i32::try_from(budget).unwrap())
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(name.clone())
+                .with_partitions(
+                    (0..PARTITIONS)
+                        .map(|p| {
+                            FetchPartition::default()
+                                .with_partition(p)
+                                .with_fetch_offset(0)
+                                .with_partition_max_bytes(1 << 20)
+                        })
+                        .collect(),
+                )]),
+    );
+    let parts = &fetched.responses[0].partitions;
+    assert_eq!(parts.len(), PARTITIONS as usize);
+    for (p, part) in (0..PARTITIONS).zip(parts) {
+        assert_eq!(part.partition_index, p);
+        assert_eq!(part.error_code, 0, "partition {p}");
+        assert_eq!(part.high_watermark, i64::from(p % 3 + 1), "partition {p}");
+        assert_eq!(part.log_start_offset, 0, "partition {p}");
+        let records = part.records.clone().unwrap_or_default();
+        let batches = if records.is_empty() {
+            0
+        } else {
+            RecordBatchDecoder::decode_all(&mut records.clone())
+                .unwrap()
+                .len()
+        };
+        let expected = match p {
+            0 => 1,
+            1 => 2,
+            _ => 0,
+        };
+        assert_eq!(batches, expected, "partition {p}");
+    }
+}

@@ -277,7 +277,7 @@ impl Partition {
                 high_watermark,
             });
         }
-        let batches = if req.offset == high_watermark {
+        let batches = if req.offset == high_watermark || req.max_bytes == 0 {
             Vec::new()
         } else {
             self.log.read(req.offset, req.max_bytes).await?

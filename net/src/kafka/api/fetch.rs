@@ -1,10 +1,13 @@
 //! Fetch: stored batches returned as they are, with Kafka's long poll across partitions.
 //!
-//! Every partition of the request is read at once, without waiting. If that already gives
-//! `min_bytes` (or an error to report) the answer goes out at once. Otherwise the partitions
-//! that returned nothing are read again, concurrently, each allowed to wait until `max_wait`
-//! for its first bytes (the engine wakes the read on append, no polling); the answer goes out
-//! as soon as the bytes gathered reach `min_bytes`, or at `max_wait`.
+//! The partitions are read first without waiting, in request order, `FETCH_READ_GROUP` at once:
+//! each read is allowed what the answer's budget had left when its group started (Kafka's broker
+//! reads them one by one, each with what is left), and once the budget is spent the rest are
+//! asked only for their watermarks. If that already gives `min_bytes` (or an error to report)
+//! the answer goes out at once. Otherwise the partitions that returned nothing are read again,
+//! concurrently, each allowed to wait until `max_wait` for its first bytes (the engine wakes the
+//! read on append, no polling); the answer goes out as soon as the bytes gathered reach
+//! `min_bytes`, or at `max_wait`.
 //!
 //! `max_bytes` bounds the whole answer and `partition_max_bytes` each partition, except that the
 //! first batch of the answer is always returned whole, so a batch larger than the limits cannot
@@ -29,7 +32,7 @@ use spindle_engine::{EngineError, FetchOutcome, TopicPartition};
 use crate::kafka::context::RequestContext;
 use crate::kafka::error_code;
 use crate::kafka::wire::{offset_from_wire, offset_to_wire, partition_from_wire};
-use crate::limits::MAX_FETCH_WAIT_MS;
+use crate::limits::{FETCH_READ_GROUP, MAX_FETCH_WAIT_MS};
 
 /// One partition of the request and what was read from it.
 struct Slot {
@@ -74,11 +77,12 @@ pub(crate) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResp
         .min(ctx.config.fetch_max_bytes);
     let mut slots = plan(&req, max_bytes);
 
-    read_all(ctx, &mut slots, Duration::ZERO).await;
+    read_in_order(ctx, &mut slots, max_bytes).await;
     let gathered: usize = slots.iter().map(Slot::bytes).sum();
     let done = gathered >= min_bytes.max(1) || slots.iter().any(Slot::failed);
     if !done && !max_wait.is_zero() {
-        long_poll(ctx, &mut slots, deadline, min_bytes.max(1) - gathered).await;
+        let wanted = min_bytes.max(1) - gathered;
+        long_poll(ctx, &mut slots, deadline, wanted, max_bytes - gathered).await;
     }
     respond(&req, slots, max_bytes)
 }
@@ -117,13 +121,33 @@ fn plan(req: &FetchRequest, max_bytes: usize) -> Vec<Slot> {
     slots
 }
 
-/// Reads every readable slot at once, none waiting longer than `wait`.
-async fn read_all(ctx: &RequestContext, slots: &mut [Slot], wait: Duration) {
-    let reads: Vec<_> = slots
+/// Reads the slots without waiting, in request order, `FETCH_READ_GROUP` at once, each group's
+/// reads allowed what the `max_bytes` budget had left when the group started; once it is spent,
+/// the rest only for their watermarks.
+async fn read_in_order(ctx: &RequestContext, slots: &mut [Slot], max_bytes: usize) {
+    let (mut left, mut next, len) = (max_bytes, 0, slots.len());
+    while next < len {
+        let end = if left == 0 {
+            len
+        } else {
+            (next + FETCH_READ_GROUP).min(len)
+        };
+        let group = &mut slots[next..end];
+        next = end;
+        read_group(ctx, group, left).await;
+        let got: usize = group.iter().map(Slot::bytes).sum();
+        left = left.saturating_sub(got);
+    }
+}
+
+/// Reads every readable slot of `group` at once, none waiting, each allowed at most `budget`
+/// bytes (0: only the watermarks).
+async fn read_group(ctx: &RequestContext, group: &mut [Slot], budget: usize) {
+    let reads: Vec<_> = group
         .iter()
         .map(|slot| {
             slot.read.clone().ok().map(|mut r| {
-                r.max_wait = wait;
+                r.max_bytes = read_budget(r.max_bytes, budget);
                 r
             })
         })
@@ -134,13 +158,26 @@ async fn read_all(ctx: &RequestContext, slots: &mut [Slot], wait: Duration) {
             None => None,
         }
     });
-    for (slot, outcome) in slots.iter_mut().zip(join_all(reads).await) {
+    for (slot, outcome) in group.iter_mut().zip(join_all(reads).await) {
         slot.outcome = outcome;
     }
 }
 
-/// Waits for the slots that have nothing yet until `wanted` more bytes arrive or the deadline.
-async fn long_poll(ctx: &RequestContext, slots: &mut [Slot], deadline: Instant, wanted: usize) {
+/// What one partition's read may take: its own limit, or what is `left` of the answer's budget
+/// if that is less.
+fn read_budget(partition_max: usize, left: usize) -> usize {
+    partition_max.min(left)
+}
+
+/// Waits for the slots that have nothing yet until `wanted` more bytes arrive or the deadline;
+/// each may bring at most what is `left` of the answer's budget.
+async fn long_poll(
+    ctx: &RequestContext,
+    slots: &mut [Slot],
+    deadline: Instant,
+    wanted: usize,
+    left: usize,
+) {
     let remaining = deadline.saturating_duration_since(Instant::now());
     let mut waits: FuturesUnordered<_> = slots
         .iter()
@@ -150,6 +187,7 @@ async fn long_poll(ctx: &RequestContext, slots: &mut [Slot], deadline: Instant, 
         .map(|(i, mut read)| {
             read.max_wait = remaining;
             read.min_bytes = 1;
+            read.max_bytes = read_budget(read.max_bytes, left.max(1));
             async move { (i, ctx.shard.fetch(read).await) }
         })
         .collect();
