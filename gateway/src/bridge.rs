@@ -160,34 +160,25 @@ fn add_spindle_services(
     metrics: &Arc<CallMetrics>,
 ) -> Router {
     let auth = move |request| authenticator.intercept(request);
+    // The generated servers share no trait for their size limits, so one macro wraps each the
+    // same way: limits, then the interceptor, then the call counter.
+    macro_rules! wrapped {
+        ($server:ident, $service:ident) => {
+            Counted::new(
+                InterceptedService::new(
+                    $server::new($service::new(Arc::clone(ctx)))
+                        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+                        .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
+                    auth.clone(),
+                ),
+                Arc::clone(metrics),
+            )
+        };
+    }
     router
-        .add_service(Counted::new(
-            InterceptedService::new(
-                ProducerServer::new(ProducerService::new(Arc::clone(ctx)))
-                    .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-                    .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
-                auth.clone(),
-            ),
-            Arc::clone(metrics),
-        ))
-        .add_service(Counted::new(
-            InterceptedService::new(
-                ConsumerServer::new(ConsumerService::new(Arc::clone(ctx)))
-                    .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-                    .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
-                auth.clone(),
-            ),
-            Arc::clone(metrics),
-        ))
-        .add_service(Counted::new(
-            InterceptedService::new(
-                AdminServer::new(AdminService::new(Arc::clone(ctx)))
-                    .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-                    .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
-                auth,
-            ),
-            Arc::clone(metrics),
-        ))
+        .add_service(wrapped!(ProducerServer, ProducerService))
+        .add_service(wrapped!(ConsumerServer, ConsumerService))
+        .add_service(wrapped!(AdminServer, AdminService))
 }
 
 /// Serves until shutdown begins, reporting health on the way in and out.
