@@ -284,6 +284,24 @@ fn create_topic(conn: &mut TcpStream, name: &TopicName, partitions: i32) {
     );
 }
 
+/// Produces `records` to one partition with acks=1 through Produce v7 and checks it succeeded.
+fn produce_one(conn: &mut TcpStream, name: &TopicName, partition: i32, records: Bytes) {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    let produced: ProduceResponse = call(
+        conn,
+        7,
+        &ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name.clone())
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(records))])]),
+    );
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+}
+
 #[test]
 fn produce_fetch_and_list_offsets_round_trip() {
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -601,7 +619,6 @@ fn connections_beyond_the_per_shard_limit_are_closed_and_a_freed_slot_is_reused(
 #[test]
 fn fetch_answers_are_capped_by_the_server_whatever_the_client_asks() {
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 
     const CAP: usize = 4096;
     let node = Node::start_with(1, |c| c.fetch_max_bytes = CAP);
@@ -615,19 +632,7 @@ fn fetch_answers_are_capped_by_the_server_whatever_the_client_asks() {
         .chain(std::iter::repeat_n(small.as_str(), 8))
         .collect();
     for value in values {
-        let produced: ProduceResponse = call(
-            &mut conn,
-            7,
-            &ProduceRequest::default()
-                .with_acks(1)
-                .with_timeout_ms(5000)
-                .with_topic_data(vec![TopicProduceData::default()
-                    .with_name(name.clone())
-                    .with_partition_data(vec![PartitionProduceData::default()
-                        .with_index(0)
-                        .with_records(Some(batch(&[value])))])]),
-        );
-        assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+        produce_one(&mut conn, &name, 0, batch(&[value]));
     }
     let fetch = |conn: &mut TcpStream, offset: i64| -> (Bytes, Vec<i64>) {
         let fetched: FetchResponse = call(
@@ -666,7 +671,6 @@ fn fetch_answers_are_capped_by_the_server_whatever_the_client_asks() {
 #[test]
 fn a_fetch_over_many_partitions_fills_its_budget_in_request_order_and_reports_every_watermark() {
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 
     const PARTITIONS: i32 = 20;
     let node = Node::start();
@@ -678,19 +682,7 @@ fn a_fetch_over_many_partitions_fills_its_budget_in_request_order_and_reports_ev
     let one = batch(&[value.as_str()]);
     for p in 0..PARTITIONS {
         for _ in 0..=p % 3 {
-            let produced: ProduceResponse = call(
-                &mut conn,
-                7,
-                &ProduceRequest::default()
-                    .with_acks(1)
-                    .with_timeout_ms(5000)
-                    .with_topic_data(vec![TopicProduceData::default()
-                        .with_name(name.clone())
-                        .with_partition_data(vec![PartitionProduceData::default()
-                            .with_index(p)
-                            .with_records(Some(one.clone()))])]),
-            );
-            assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+            produce_one(&mut conn, &name, p, one.clone());
         }
     }
     // Room for three and a half batches: partition 0's one, partition 1's two, none after.
