@@ -3,20 +3,8 @@
 
 mod common;
 
-use std::time::Duration;
-
 use futures::executor::block_on;
-use spindle_engine::{FetchRequest, Offset, TopicConfig, TopicPartition};
-
-fn read(tp: &TopicPartition, offset: u64, max_bytes: usize) -> FetchRequest {
-    FetchRequest {
-        tp: tp.clone(),
-        offset: Offset(offset),
-        max_bytes,
-        max_wait: Duration::ZERO,
-        min_bytes: 0,
-    }
-}
+use spindle_engine::{Offset, TopicConfig, TopicPartition};
 
 #[test]
 fn a_zero_budget_returns_the_watermarks_and_no_batches() {
@@ -30,13 +18,13 @@ fn a_zero_budget_returns_the_watermarks_and_no_batches() {
             block_on(handle.produce_records(&tp, common::records("r", 2))).expect("produce");
         }
 
-        let none = block_on(handle.fetch(read(&tp, 2, 0))).expect("fetch");
+        let none = block_on(handle.fetch(common::read_request(&tp, 2, 0))).expect("fetch");
         assert!(none.batches.is_empty(), "partition {p}: {:?}", none.batches);
         assert_eq!(none.high_watermark, Offset(6));
         assert_eq!(none.log_start_offset, Offset(0));
 
         // One byte still brings the whole batch holding the offset, and only that one.
-        let one = block_on(handle.fetch(read(&tp, 2, 1))).expect("fetch");
+        let one = block_on(handle.fetch(common::read_request(&tp, 2, 1))).expect("fetch");
         assert_eq!(
             common::decode(&one.batches),
             vec![(2, "r-0".to_owned()), (3, "r-1".to_owned())]

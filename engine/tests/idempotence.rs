@@ -3,22 +3,8 @@
 
 mod common;
 
-use std::time::Duration;
-
 use futures::executor::block_on;
-use spindle_engine::{EngineError, FetchRequest, Offset, TopicConfig, TopicPartition};
-
-fn stored(handle: &spindle_engine::EngineHandle, tp: &TopicPartition) -> Vec<(i64, String)> {
-    let out = block_on(handle.fetch(FetchRequest {
-        tp: tp.clone(),
-        offset: Offset(0),
-        max_bytes: 1 << 20,
-        max_wait: Duration::ZERO,
-        min_bytes: 0,
-    }))
-    .expect("fetch");
-    common::decode(&out.batches)
-}
+use spindle_engine::{EngineError, Offset, TopicConfig, TopicPartition};
 
 #[test]
 fn duplicate_batch_is_answered_with_its_offsets_and_stored_once() {
@@ -47,7 +33,7 @@ fn duplicate_batch_is_answered_with_its_offsets_and_stored_once() {
             (second.base_offset, second.last_offset),
             (Offset(3), Offset(4))
         );
-        assert_eq!(stored(&handle, &tp).len(), 5, "stored once");
+        assert_eq!(common::fetch_all(&handle, &tp).len(), 5, "stored once");
 
         // A gap: sequence 7 when 5 is expected.
         let gap =
@@ -82,7 +68,7 @@ fn duplicate_batch_is_answered_with_its_offsets_and_stored_once() {
             matches!(fenced, EngineError::InvalidProducerEpoch { .. }),
             "{fenced:?}"
         );
-        assert_eq!(stored(&handle, &tp).len(), 6);
+        assert_eq!(common::fetch_all(&handle, &tp).len(), 6);
     }
     engine.shutdown().expect("shutdown");
 }

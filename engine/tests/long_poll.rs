@@ -10,11 +10,9 @@ use spindle_engine::{EngineError, FetchRequest, Offset, TopicConfig, TopicPartit
 
 fn wait_request(tp: &TopicPartition, offset: u64, max_wait: Duration) -> FetchRequest {
     FetchRequest {
-        tp: tp.clone(),
-        offset: Offset(offset),
-        max_bytes: 1 << 20,
         max_wait,
         min_bytes: 1,
+        ..common::read_request(tp, offset, 1 << 20)
     }
 }
 

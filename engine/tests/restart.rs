@@ -6,18 +6,10 @@ mod common;
 use std::time::Duration;
 
 use futures::executor::block_on;
-use spindle_engine::{FetchRequest, Offset, TopicConfig, TopicPartition};
+use spindle_engine::{TopicConfig, TopicPartition};
 
 fn all_values(handle: &spindle_engine::EngineHandle, tp: &TopicPartition) -> Vec<String> {
-    let out = block_on(handle.fetch(FetchRequest {
-        tp: tp.clone(),
-        offset: Offset(0),
-        max_bytes: 1 << 20,
-        max_wait: Duration::ZERO,
-        min_bytes: 0,
-    }))
-    .expect("fetch");
-    common::decode(&out.batches)
+    common::fetch_all(handle, tp)
         .into_iter()
         .map(|r| r.1)
         .collect()

@@ -10,18 +10,6 @@ use spindle_engine::{
     FetchRequest, Offset, ShardId, TopicConfig, TopicPartition, CONSUMER_OFFSETS_TOPIC,
 };
 
-fn fetch_all(handle: &spindle_engine::EngineHandle, tp: &TopicPartition) -> Vec<(i64, String)> {
-    let out = block_on(handle.fetch(FetchRequest {
-        tp: tp.clone(),
-        offset: Offset(0),
-        max_bytes: 1 << 20,
-        max_wait: Duration::ZERO,
-        min_bytes: 0,
-    }))
-    .expect("fetch");
-    common::decode(&out.batches)
-}
-
 #[test]
 fn partitions_on_both_shards_serve_plain_threads_and_tokio() {
     let dir = common::temp_dir();
@@ -82,7 +70,10 @@ fn partitions_on_both_shards_serve_plain_threads_and_tokio() {
 
     for p in 0..4 {
         let tp = TopicPartition::new("orders", p);
-        let values: Vec<String> = fetch_all(&handle, &tp).into_iter().map(|r| r.1).collect();
+        let values: Vec<String> = common::fetch_all(&handle, &tp)
+            .into_iter()
+            .map(|r| r.1)
+            .collect();
         let p0 = format!("p{p}-0");
         assert_eq!(values.len(), 5, "partition {p}: {values:?}");
         assert_eq!(values[0], p0);

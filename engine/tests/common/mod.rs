@@ -3,14 +3,18 @@
 #![allow(dead_code)]
 
 use std::path::Path;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures::executor::block_on;
 use kafka_protocol::indexmap::IndexMap;
 use kafka_protocol::records::{
     Compression, Record as KafkaRecord, RecordBatchDecoder, RecordBatchEncoder,
     RecordEncodeOptions, TimestampType,
 };
-use spindle_engine::{Engine, EngineConfig, Placement, Record};
+use spindle_engine::{
+    Engine, EngineConfig, EngineHandle, FetchRequest, Offset, Placement, Record, TopicPartition,
+};
 
 /// An engine with `shards` unbound shards on `dir` (a directory on the real disk).
 pub fn start(dir: &Path, shards: usize) -> Engine {
@@ -33,6 +37,23 @@ pub fn temp_dir() -> tempfile::TempDir {
         .prefix("spindle-engine-test")
         .tempdir_in(std::env::temp_dir())
         .expect("temp dir")
+}
+
+/// A read of `tp` from `offset` of at most `max_bytes`, waiting for nothing.
+pub fn read_request(tp: &TopicPartition, offset: u64, max_bytes: usize) -> FetchRequest {
+    FetchRequest {
+        tp: tp.clone(),
+        offset: Offset(offset),
+        max_bytes,
+        max_wait: Duration::ZERO,
+        min_bytes: 0,
+    }
+}
+
+/// The records of `tp` from its offset 0 (up to 1 MiB of batches), decoded.
+pub fn fetch_all(handle: &EngineHandle, tp: &TopicPartition) -> Vec<(i64, String)> {
+    let out = block_on(handle.fetch(read_request(tp, 0, 1 << 20))).expect("fetch");
+    decode(&out.batches)
 }
 
 /// Plain records with values `"{prefix}-{i}"`.
