@@ -27,17 +27,9 @@ struct Fetched {
 /// Answers one OffsetFetch request.
 pub(crate) async fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFetchResponse {
     if ctx.api_version < 8 {
-        let asked = req.topics.map(|topics| {
-            topics
-                .into_iter()
-                .flat_map(|t| {
-                    let name = t.name.0.as_str().to_owned();
-                    t.partition_indexes
-                        .into_iter()
-                        .map(move |p| (name.clone(), p))
-                })
-                .collect()
-        });
+        let asked = req
+            .topics
+            .map(|topics| asked(topics.into_iter().map(|t| (t.name, t.partition_indexes))));
         let (error_code, fetched) = fetch_group(ctx, req.group_id.0.as_str(), asked).await;
         return OffsetFetchResponse::default()
             .with_error_code(error_code)
@@ -45,17 +37,9 @@ pub(crate) async fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> Off
     }
     let mut groups = Vec::with_capacity(req.groups.len());
     for g in req.groups {
-        let asked = g.topics.map(|topics| {
-            topics
-                .into_iter()
-                .flat_map(|t| {
-                    let name = t.name.0.as_str().to_owned();
-                    t.partition_indexes
-                        .into_iter()
-                        .map(move |p| (name.clone(), p))
-                })
-                .collect()
-        });
+        let asked = g
+            .topics
+            .map(|topics| asked(topics.into_iter().map(|t| (t.name, t.partition_indexes))));
         let (error_code, fetched) = fetch_group(ctx, g.group_id.0.as_str(), asked).await;
         groups.push(
             OffsetFetchResponseGroup::default()
@@ -65,6 +49,17 @@ pub(crate) async fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> Off
         );
     }
     OffsetFetchResponse::default().with_groups(groups)
+}
+
+/// The (topic, partition) pairs a request's topics name, in order (v1–v7 and v8+ carry them in
+/// types of their own).
+fn asked(topics: impl Iterator<Item = (TopicName, Vec<i32>)>) -> Vec<(String, i32)> {
+    topics
+        .flat_map(|(name, partitions)| {
+            let name = name.0.as_str().to_owned();
+            partitions.into_iter().map(move |p| (name.clone(), p))
+        })
+        .collect()
 }
 
 /// Reads one group's offsets on its coordinator: the partitions asked, or all when `None`.
