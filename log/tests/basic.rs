@@ -293,6 +293,66 @@ fn retired_segments_are_written_over_by_later_rolls_and_recover_after_a_crash() 
     });
 }
 
+/// A batch of one record that is exactly `len` bytes long.
+fn batch_of_len(len: usize, ts: i64) -> bytes::Bytes {
+    let probe = batch(1, len, ts).len();
+    let exact = batch(1, len - (probe - len), ts);
+    assert_eq!(exact.len(), len);
+    exact
+}
+
+#[test]
+fn a_reused_file_keeps_no_old_bytes_right_after_a_round_that_ends_on_a_block() {
+    let dir = tempdir();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let config = LogConfig {
+            segment_bytes: 12_000,
+            ..LogConfig::default()
+        };
+        let (log, _) = open(&path, config.clone()).await;
+        // Segments of four 3,000-byte batches: a block boundary falls inside an old batch.
+        for i in 0..24 {
+            log.append(batch_of_len(3000, i)).unwrap();
+        }
+        log.flush().await.unwrap();
+        log.set_config(LogConfig {
+            retention_bytes: Some(12_000),
+            ..config.clone()
+        });
+        log.enforce_retention().await.unwrap();
+        // Fill the active segment, then roll into a reused file with one 4,096-byte batch.
+        let recycled = log.io_stats().segments_recycled;
+        let mut ts = 100;
+        while log.io_stats().segments_recycled == recycled {
+            log.append(batch_of_len(3000, ts)).unwrap();
+            log.flush().await.unwrap();
+            ts += 1;
+        }
+        let active = std::fs::read_dir(&path)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .max()
+            .unwrap();
+        let next = log.next_offset();
+        log.append(batch_of_len(4096 - 3000, ts)).unwrap();
+        log.flush().await.unwrap();
+        let bytes = std::fs::read(&active).unwrap();
+        assert!(bytes.len() >= 8192, "{} bytes", bytes.len());
+        assert!(
+            bytes[4096..8192].iter().all(|&b| b == 0),
+            "the block after the data still holds the reused file's old bytes"
+        );
+
+        // A crash, and the log ends right after that batch.
+        drop(log);
+        let (log, _) = open(&path, config).await;
+        assert_eq!(log.next_offset(), next.plus(1));
+        log.close().await.unwrap();
+    });
+}
+
 #[test]
 fn a_batch_nothing_else_refers_to_is_patched_in_place_and_one_still_shared_is_copied() {
     let dir = tempdir();

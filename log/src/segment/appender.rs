@@ -8,6 +8,11 @@
 //! are zero-padded to the alignment. The padding lies beyond the segment's real length; recovery
 //! reads it as "never written" and a seal or close truncates the file to its real length.
 //!
+//! A reused file (a spare) holds its old bytes beyond the new segment's end. When a round ends
+//! exactly on a block boundary inside them, it also writes the next block as zeros: otherwise,
+//! after a crash, recovery would find the old bytes right after the last batch, most likely
+//! from the middle of an old batch, and report damage where the log simply ends.
+//!
 //! Write rounds go one at a time: each round rewrites the tail block that the round before it
 //! wrote with fewer bytes, and the device may complete two writes in flight in either order.
 //! (Pipelining rounds, with only that block's write held back until the earlier round's had
@@ -59,6 +64,8 @@ pub(crate) struct Appender {
     tail_block: Vec<u8>,
     /// The file's size: bytes allocated by fallocate (or written) so far.
     preallocated: u64,
+    /// Bytes before this position, beyond the segment's end, may be a reused file's old data.
+    stale_to: u64,
     /// A second handle on the file opened with `O_DSYNC`, for the rounds that must be durable.
     durable: Option<Rc<DmaFile>>,
 }
@@ -72,6 +79,9 @@ pub(crate) struct WritePlan {
     /// Aligned position where the round's first write starts (the tail block's position).
     stream_start: u64,
     tail_block: Vec<u8>,
+    /// Whether the round ends on a block boundary in front of a reused file's old bytes, and so
+    /// writes one more block of zeros.
+    zero_block_after: bool,
     preallocate_to: Option<u64>,
     data: Vec<Bytes>,
     data_bytes: u64,
@@ -116,6 +126,7 @@ impl Appender {
         Ok(Appender {
             alignment,
             tail_block,
+            stale_to: if preallocated > size { preallocated } else { 0 },
             preallocated,
             durable: None,
         })
@@ -142,7 +153,8 @@ impl Appender {
         segment_bytes: u64,
     ) -> WritePlan {
         let data_bytes: u64 = data.iter().map(|b| b.len() as u64).sum();
-        let end = align_up(size + data_bytes, self.alignment);
+        let real_end = size + data_bytes;
+        let end = align_up(real_end, self.alignment);
         let preallocate_to = (end > self.preallocated).then(|| {
             let step = align_up(end, PREALLOCATE_STEP_BYTES);
             step.min(end.max(align_up(segment_bytes, self.alignment)))
@@ -153,6 +165,7 @@ impl Appender {
             alignment: self.alignment,
             stream_start: size - self.tail_block.len() as u64,
             tail_block: self.tail_block.clone(),
+            zero_block_after: real_end % self.alignment == 0 && real_end < self.stale_to,
             preallocate_to,
             data,
             data_bytes,
@@ -200,7 +213,13 @@ impl WritePlan {
         let mut done = 0usize;
         while done < stream_len {
             let chunk = (stream_len - done).min(WRITE_CHUNK_BYTES);
-            let padded = chunk.div_ceil(align) * align;
+            let last = done + chunk == stream_len;
+            let padded = chunk.div_ceil(align) * align
+                + if last && self.zero_block_after {
+                    align
+                } else {
+                    0
+                };
             let mut buf = self.file.alloc_dma_buffer(padded);
             let out = buf.as_bytes_mut();
             let mut filled = 0;
@@ -214,7 +233,7 @@ impl WritePlan {
                 filled += n;
             }
             out[chunk..].fill(0);
-            if done + chunk == stream_len {
+            if last {
                 let partial = chunk % align;
                 tail_block.extend_from_slice(&out[chunk - partial..chunk]);
             }
