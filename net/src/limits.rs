@@ -30,9 +30,10 @@ pub const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 /// even if it is larger, so a consumer never stalls on it.
 pub const DEFAULT_FETCH_MAX_BYTES: usize = 55 * 1024 * 1024;
 
-/// A Fetch reads its partitions in request order, this many at once, each allowed what the
-/// answer's budget had left when its group started; once the budget is spent the rest are asked
-/// only for their watermarks. So one answer reads at most this many times its budget, whatever
+/// A Fetch reads its partitions in request order, this many at once (all at once when their
+/// per-partition limits together fit in what is left), each allowed what the answer's budget
+/// had left when its group started; once the budget is spent the rest are asked only for their
+/// watermarks. So one answer reads at most this many times its budget, whatever
 /// the number of partitions it names.
 pub const FETCH_READ_GROUP: usize = 8;
 

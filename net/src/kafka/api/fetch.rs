@@ -121,13 +121,21 @@ fn plan(req: &FetchRequest, max_bytes: usize) -> Vec<Slot> {
     slots
 }
 
-/// Reads the slots without waiting, in request order, `FETCH_READ_GROUP` at once, each group's
-/// reads allowed what the `max_bytes` budget had left when the group started; once it is spent,
-/// the rest only for their watermarks.
+/// Reads the slots without waiting, in request order, `FETCH_READ_GROUP` at once (all at once
+/// if their own limits fit in what is left), each group's reads allowed what the `max_bytes`
+/// budget had left when the group started; once it is spent, the rest only for their
+/// watermarks.
 async fn read_in_order(ctx: &RequestContext, slots: &mut [Slot], max_bytes: usize) {
     let (mut left, mut next, len) = (max_bytes, 0, slots.len());
     while next < len {
-        let end = if left == 0 {
+        // All the rest at once when they cannot overshoot the budget together (the common
+        // case of a few partitions), or when only their watermarks are wanted.
+        let rest: usize = slots[next..]
+            .iter()
+            .filter_map(|slot| slot.read.as_ref().ok())
+            .map(|read| read.max_bytes)
+            .fold(0, usize::saturating_add);
+        let end = if left == 0 || rest <= left {
             len
         } else {
             (next + FETCH_READ_GROUP).min(len)
