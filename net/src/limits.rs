@@ -33,8 +33,8 @@ pub const DEFAULT_FETCH_MAX_BYTES: usize = 55 * 1024 * 1024;
 /// A Fetch reads its partitions in request order, this many at once (all at once when their
 /// per-partition limits together fit in what is left), each allowed what the answer's budget
 /// had left when its group started; once the budget is spent the rest are asked only for their
-/// watermarks. So one answer reads at most this many times its budget, whatever
-/// the number of partitions it names.
+/// watermarks. So one answer reads at most this many times its budget, whatever the number of
+/// partitions it names.
 pub const FETCH_READ_GROUP: usize = 8;
 
 /// Smallest `fetch_max_bytes` an operator may configure (Kafka's lower bound too).

@@ -97,8 +97,6 @@ pub fn start(shard: Shard, config: Arc<KafkaConfig>) -> Result<SocketAddr, NetEr
     Ok(bound)
 }
 
-/// A TCP socket with `SO_REUSEPORT` (so every shard can bind the address) and `SO_REUSEADDR` (so
-/// a restart can bind while old connections linger in TIME_WAIT), bound to `addr`.
 /// Binds `addr` without `SO_REUSEPORT` and lets it go: fails (address in use) while another
 /// socket listens on it, and resolves port 0. `SO_REUSEADDR` keeps the connections a previous
 /// run left in TIME_WAIT from blocking a restart.
@@ -112,6 +110,8 @@ fn exclusive_probe(addr: SocketAddr) -> std::io::Result<SocketAddr> {
         .ok_or_else(|| std::io::Error::other("not an IP socket"))
 }
 
+/// A TCP socket with `SO_REUSEPORT` (so every shard can bind the address) and `SO_REUSEADDR` (so
+/// a restart can bind while old connections linger in TIME_WAIT), bound to `addr`.
 fn reuse_port_socket(addr: SocketAddr) -> std::io::Result<Socket> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_port(true)?;

@@ -127,14 +127,11 @@ fn plan(req: &FetchRequest, max_bytes: usize) -> Vec<Slot> {
 /// watermarks.
 async fn read_in_order(ctx: &RequestContext, slots: &mut [Slot], max_bytes: usize) {
     let (mut left, mut next, len) = (max_bytes, 0, slots.len());
+    // What the unread slots' own limits add up to.
+    let mut rest = limits_total(slots);
     while next < len {
         // All the rest at once when they cannot overshoot the budget together (the common
         // case of a few partitions), or when only their watermarks are wanted.
-        let rest: usize = slots[next..]
-            .iter()
-            .filter_map(|slot| slot.read.as_ref().ok())
-            .map(|read| read.max_bytes)
-            .fold(0, usize::saturating_add);
         let end = if left == 0 || rest <= left {
             len
         } else {
@@ -142,10 +139,20 @@ async fn read_in_order(ctx: &RequestContext, slots: &mut [Slot], max_bytes: usiz
         };
         let group = &mut slots[next..end];
         next = end;
+        rest = rest.saturating_sub(limits_total(group));
         read_group(ctx, group, left).await;
         let got: usize = group.iter().map(Slot::bytes).sum();
         left = left.saturating_sub(got);
     }
+}
+
+/// The sum of the readable slots' own byte limits (saturating).
+fn limits_total(slots: &[Slot]) -> usize {
+    slots
+        .iter()
+        .filter_map(|slot| slot.read.as_ref().ok())
+        .map(|read| read.max_bytes)
+        .fold(0, usize::saturating_add)
 }
 
 /// Reads every readable slot of `group` at once, none waiting, each allowed at most `budget`
