@@ -56,25 +56,18 @@ impl Log {
             }
             Err(shared) => (shared, false),
         };
-        let mut next = base;
-        let mut position = 0;
-        while position < len {
-            let (total, last_delta, max_ts) = {
-                let (h, total) = frame(&records[position..]).expect("validated above");
-                (total, h.last_offset_delta(), h.max_timestamp())
-            };
-            let last = next.plus(u64::try_from(last_delta).expect("validated delta"));
+        let mut walk = BatchWalk::new(base);
+        while let Some(b) = walk.next(&records) {
             st.pending.push_back(PendingBatch {
-                base: next,
-                last,
-                max_timestamp: max_ts,
+                base: b.base,
+                last: b.last,
+                max_timestamp: b.max_timestamp,
                 leader_epoch: epoch,
-                bytes: records.slice(position..position + total),
+                bytes: records.slice(b.range),
                 patched,
             });
-            next = last.plus(1);
-            position += total;
         }
+        let next = walk.next_offset();
         let (start, hw) = (st.start_offset, st.high_watermark);
         st.set_watermarks(start, hw, next);
         drop(st);
@@ -606,16 +599,57 @@ enum Next {
 /// Patches every batch of a validated append in place: base offsets from `base` on, and the
 /// leader epoch (both outside the CRC).
 fn patch_in_place(records: &mut [u8], base: Offset, epoch: i32) {
-    let mut next = base;
-    let mut position = 0;
-    while position < records.len() {
-        let (total, last_delta) = {
-            let (h, total) = frame(&records[position..]).expect("validated above");
-            (total, h.last_offset_delta())
+    let mut walk = BatchWalk::new(base);
+    while let Some(b) = walk.next(records) {
+        rewrite_base(&mut records[b.range], b.base.to_kafka(), epoch);
+    }
+}
+
+/// Walks the batches of a validated append in order, giving each one's place in the buffer and
+/// the offsets it gets (from `base` on). It takes the buffer at each step, so that the caller
+/// may patch the batch it was just given.
+struct BatchWalk {
+    next: Offset,
+    position: usize,
+}
+
+/// One batch of a [`BatchWalk`].
+struct WalkedBatch {
+    range: std::ops::Range<usize>,
+    base: Offset,
+    last: Offset,
+    max_timestamp: i64,
+}
+
+impl BatchWalk {
+    fn new(base: Offset) -> Self {
+        BatchWalk {
+            next: base,
+            position: 0,
+        }
+    }
+
+    /// The next batch of `records` (the same validated bytes at every step), if any is left.
+    fn next(&mut self, records: &[u8]) -> Option<WalkedBatch> {
+        if self.position >= records.len() {
+            return None;
+        }
+        let (header, total) = frame(&records[self.position..]).expect("validated above");
+        let delta = u64::try_from(header.last_offset_delta()).expect("validated delta");
+        let batch = WalkedBatch {
+            range: self.position..self.position + total,
+            base: self.next,
+            last: self.next.plus(delta),
+            max_timestamp: header.max_timestamp(),
         };
-        rewrite_base(&mut records[position..], next.to_kafka(), epoch);
-        next = next.plus(u64::try_from(last_delta).expect("validated delta") + 1);
-        position += total;
+        self.next = batch.last.plus(1);
+        self.position += total;
+        Some(batch)
+    }
+
+    /// The offset after the last batch walked.
+    fn next_offset(&self) -> Offset {
+        self.next
     }
 }
 
