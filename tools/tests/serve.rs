@@ -225,17 +225,7 @@ fn a_second_node_on_a_kafka_port_in_use_refuses_to_start() {
     // take half of the first one's new connections.
     let first = spindle_server::Server::start("port-taken");
     let other_dir = tempfile::tempdir().unwrap();
-    let out = spindle()
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(other_dir.path())
-        .args(["--kafka-listen", &first.kafka, "--grpc-enabled", "false"])
-        .args([
-            "--admin-listen",
-            &format!("127.0.0.1:{}", spindle_server::free_port()),
-        ])
-        .output()
-        .unwrap();
+    let out = second_node(other_dir.path(), &first.kafka);
     let stderr = refused_start(&out, "on a port in use");
     assert!(
         stderr.contains(&format!("cannot listen on {}", first.kafka)),
@@ -246,17 +236,7 @@ fn a_second_node_on_a_kafka_port_in_use_refuses_to_start() {
 #[test]
 fn a_second_node_on_a_data_directory_in_use_refuses_to_start_and_the_first_keeps_serving() {
     let first = spindle_server::Server::start("lock");
-    let out = spindle()
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(&first.data_dir)
-        .args(["--kafka-listen", "127.0.0.1:0", "--grpc-enabled", "false"])
-        .args([
-            "--admin-listen",
-            &format!("127.0.0.1:{}", spindle_server::free_port()),
-        ])
-        .output()
-        .unwrap();
+    let out = second_node(&first.data_dir, "127.0.0.1:0");
     let stderr = refused_start(&out, "on a data directory in use");
     assert!(
         stderr.contains(&format!(
@@ -328,4 +308,20 @@ fn answers_api_versions(conn: &mut TcpStream) -> bool {
     }
     let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
     conn.read_exact(&mut body).is_ok() && body.starts_with(&[0, 0, 0, 1])
+}
+
+/// Runs a second `spindle serve` (no gRPC, its own admin port) on `data_dir` and `kafka_listen`
+/// until it exits, which a refused start does at once.
+fn second_node(data_dir: &std::path::Path, kafka_listen: &str) -> std::process::Output {
+    spindle()
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--kafka-listen", kafka_listen, "--grpc-enabled", "false"])
+        .args([
+            "--admin-listen",
+            &format!("127.0.0.1:{}", spindle_server::free_port()),
+        ])
+        .output()
+        .unwrap()
 }
