@@ -6,6 +6,12 @@
 //! the intended time, so a stall shows up in the figures rather than slowing the offered load
 //! (see [`crate::bench::schedule`]). It polls completions and the send timer together, so a
 //! completion is timed when it happens, not when the producer next gets round to it.
+//!
+//! The send timer is `async-io`'s, not tokio's: tokio rounds every sleep up to its 1 ms tick,
+//! so a paced batch left up to a millisecond late and that lateness was charged to the engine
+//! (at 50,000 msgs/s the median latency read 1.2 ms where the engine took 0.2 ms). `async-io`
+//! keeps its timers on a thread of its own that sleeps to the microsecond and wakes the
+//! producer's task from there.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -131,7 +137,7 @@ where
             Some((at, result)) = in_flight.next(), if !in_flight.is_empty() => {
                 out.complete(setup.plan, at, result, &setup.shape, setup.throughput);
             }
-            () = tokio::time::sleep_until(wake.into()), if can_send => {}
+            _ = async_io::Timer::at(wake), if can_send => {}
         }
     }
 }
