@@ -5,8 +5,13 @@
 //! consumers to measure end-to-end latency stamps the send time into the batch header
 //! ([`stamp`]): the first and max timestamps sit in the CRC-covered part of the header, so the
 //! CRC must change too. Rather than re-hashing the whole batch, [`Template`] keeps the CRC of
-//! the bytes after the header and [`stamp`] combines it with the CRC of the patched header
-//! (`crc32c_combine`), which costs the same for a 1 KiB batch as for a 1 MiB one.
+//! the bytes after the header, and [`stamp`] combines it with the CRC of the patched header,
+//! which costs the same for a 1 KiB batch as for a 1 MiB one. The combination is linear in the
+//! header's CRC: it advances that CRC over the tail's length (a fixed linear map of its 32 bits)
+//! and XORs the tail's CRC. `crc32c_combine` works that map out anew at every call (about
+//! 20 µs, a fifth of the producer's CPU at 10,000 requests a second), so the template keeps
+//! the map's image of each of the 32 bits instead, taken from `crc32c_combine` once, and a stamp
+//! is 32 XORs.
 //!
 //! Record values are pseudo-random letters and digits (seeded per template), so compression
 //! codecs see text-like data that neither vanishes nor resists compression; every record carries its index in the batch as
@@ -73,6 +78,8 @@ pub struct Template {
     pub bytes: Bytes,
     /// CRC32C of `bytes[HEADER_BYTES..]`, for [`stamp`].
     tail_crc: u32,
+    /// Bit `i` of a header CRC, advanced over the tail: `crc32c_combine(1 << i, 0, tail length)`.
+    advance: [u32; 32],
 }
 
 impl Template {
@@ -120,10 +127,21 @@ impl Template {
         buf[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
         verify(&buf).context("the encoder's batch")?;
         let tail_crc = crc32c::crc32c(&buf[HEADER_BYTES..]);
+        let tail_len = buf.len() - HEADER_BYTES;
+        let advance = std::array::from_fn(|bit| crc32c::crc32c_combine(1 << bit, 0, tail_len));
         Ok(Self {
             bytes: buf.freeze(),
             tail_crc,
+            advance,
         })
+    }
+
+    /// The CRC32C of a batch whose header (from the CRC's start) hashes to `head` and whose
+    /// tail is this template's: what `crc32c_combine(head, tail_crc, tail length)` gives.
+    fn crc_with_head(&self, head: u32) -> u32 {
+        (0..32)
+            .filter(|bit| head & (1 << bit) != 0)
+            .fold(self.tail_crc, |crc, bit| crc ^ self.advance[bit])
     }
 
     /// Builds `count` templates of `shape` with distinct contents.
@@ -158,7 +176,7 @@ pub fn stamp(batch: &mut [u8], template: &Template, timestamp_ms: i64) {
     batch[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
         .copy_from_slice(&timestamp_ms.to_be_bytes());
     let head = crc32c::crc32c(&batch[CRC_START..HEADER_BYTES]);
-    let crc = crc32c::crc32c_combine(head, template.tail_crc, len - HEADER_BYTES);
+    let crc = template.crc_with_head(head);
     batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
@@ -254,6 +272,25 @@ mod tests {
         assert_eq!(first_timestamp_ms(&copy), Some(1_234_567));
         let sets = RecordBatchDecoder::decode_all(&mut Bytes::from(copy)).expect("decodes");
         assert!(sets[0].records.iter().all(|r| r.timestamp == 1_234_567));
+    }
+
+    #[test]
+    fn stamp_crc_matches_crc32c_combine_for_any_header() {
+        for (bytes, compression) in [
+            (1024, Compression::None),
+            (65536, Compression::None),
+            (16384, Compression::Lz4),
+        ] {
+            let t = Template::build(&BatchShape::filling(bytes, 100, compression), 3, 1000)
+                .expect("builds");
+            let tail_len = t.bytes.len() - HEADER_BYTES;
+            for head in [0, 1, 0x8000_0000, 0xdead_beef, u32::MAX] {
+                assert_eq!(
+                    t.crc_with_head(head),
+                    crc32c::crc32c_combine(head, t.tail_crc, tail_len)
+                );
+            }
+        }
     }
 
     #[test]
