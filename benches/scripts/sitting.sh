@@ -37,6 +37,8 @@ for inf in 8 32; do
   half=$(( $(med $OUT/kafka-acks1-if$inf.[0-9].json) / 2 ))
   echo "if$inf half $half" >> $OUT/half.txt
   kaf kafka-half-if$inf --acks 1 --producers 2 --in-flight $inf --rate $half
+  # The engine alone at the same offered load: what of the Kafka latency is the engine's.
+  emb emb-half-if$inf --producers 2 --in-flight $inf --fsync never --rate $half --topic-config retention.bytes=2147483648
 done
 kaf kafka-batch-p2 --acks 1 --producers 2 --in-flight 8 --topic-config fsync.policy=batch
 kaf kafka-batch-p16-4k --acks 1 --producers 16 --in-flight 1 --batch-bytes 4096 --topic-config fsync.policy=batch --topic-config segment.bytes=134217728 --topic-config retention.bytes=268435456
