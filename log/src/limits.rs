@@ -23,8 +23,9 @@ pub const GATHER_WAIT_MAX: std::time::Duration = std::time::Duration::from_micro
 pub const GATHER_GAP_MAX: std::time::Duration = std::time::Duration::from_micros(40);
 /// Segment files are preallocated in steps of this many bytes.
 pub const PREALLOCATE_STEP_BYTES: u64 = 16 << 20;
-/// Segment files that retention retires are kept, up to this many per log, for the next rolls to
-/// write over (see `Log::start_segment_file`); the rest are deleted.
+/// Segment files that retention retires are kept, up to this many per log or as many as the log
+/// rolled since retention last ran if that is more, for the next rolls to write over (see
+/// `Log::start_segment_file`); the rest are deleted.
 pub const SPARE_SEGMENTS_MAX: usize = 2;
 /// A spare segment file that no roll has taken for this long is deleted, so that only logs that
 /// keep rolling keep spares (as Kafka keeps deleted segments for `file.delete.delay.ms`).

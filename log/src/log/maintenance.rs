@@ -2,8 +2,6 @@
 
 use std::rc::Rc;
 
-use std::path::PathBuf;
-
 use super::{Log, RetentionOutcome, Spare};
 use crate::error::{IoContext, LogError};
 use crate::io;
@@ -186,20 +184,30 @@ impl Log {
     /// segments while the log's segment bytes exceed `retention_bytes`, and those whose newest
     /// record is older than `retention_ms`. Never deletes the active segment.
     ///
+    /// Their files become spares for the next rolls to write over, as many as the log rolled
+    /// since the last run (at least `SPARE_SEGMENTS_MAX`): a log that rolls faster than
+    /// retention runs would otherwise delete files only to create as many new ones, and both
+    /// cost the disk (see `start_segment_file` and `io::remove_gradually`). Spares beyond that
+    /// count, and those no roll has taken for `SPARE_IDLE_MS`, are deleted.
+    ///
     /// # Errors
     /// [`LogError::Io`] if rolling or a removal fails; [`LogError::Closed`].
     pub async fn enforce_retention(&self) -> Result<RetentionOutcome, LogError> {
         let now = self.clock.now_ms();
-        let idle: Vec<PathBuf> = {
+        let (unwanted, spares_wanted) = {
             let mut st = self.state.borrow_mut();
-            let (idle, kept) = std::mem::take(&mut st.spares)
+            let wanted = SPARE_SEGMENTS_MAX.max(std::mem::take(&mut st.rolls_since_retention));
+            let (mut unwanted, mut kept): (Vec<Spare>, Vec<Spare>) = std::mem::take(&mut st.spares)
                 .into_iter()
                 .partition(|s| now.saturating_sub(s.since_ms) >= SPARE_IDLE_MS);
+            // The oldest go first; rolls take the newest.
+            let surplus = kept.len().saturating_sub(wanted);
+            unwanted.extend(kept.drain(..surplus));
             st.spares = kept;
-            idle.into_iter().map(|s| s.path).collect()
+            (unwanted, wanted)
         };
-        for path in idle {
-            tracing::debug!(file = %path.display(), "deleting an idle spare segment file");
+        for Spare { path, .. } in unwanted {
+            tracing::debug!(file = %path.display(), "deleting a spare segment file no roll needs");
             io::remove_in_background(path);
         }
         let victims = {
@@ -217,7 +225,7 @@ impl Log {
             let retired = victim.retire(&self.dir).await?;
             let spare = retired.unread && {
                 let mut st = self.state.borrow_mut();
-                let room = !st.closed && st.spares.len() < SPARE_SEGMENTS_MAX;
+                let room = !st.closed && st.spares.len() < spares_wanted;
                 if room {
                     st.spares.push(Spare {
                         path: retired.path.clone(),

@@ -112,6 +112,9 @@ struct State {
     closed: bool,
     /// Retired segment files for the next rolls to write over (see `Log::start_segment_file`).
     spares: Vec<Spare>,
+    /// Segments rolled since retention last ran: about how many spares the rolls before its
+    /// next run will take.
+    rolls_since_retention: usize,
     /// The last durable round's batch count and duration, which the next one's gathering goes
     /// by (see `group_commit`).
     last_durable_round: Option<(usize, std::time::Duration)>,
@@ -198,6 +201,7 @@ impl Log {
                         since_ms: opened_ms,
                     })
                     .collect(),
+                rolls_since_retention: 0,
                 last_durable_round: None,
             }),
             write_lock: Semaphore::new(1),

@@ -505,6 +505,7 @@ impl Log {
         st.segments
             .push(Segment::empty(base, Rc::new(new_file), new_path));
         st.appender = appender;
+        st.rolls_since_retention += 1;
         tracing::debug!(dir = %self.dir.display(), base = %base, "rolled to a new segment");
         Ok(())
     }
