@@ -128,7 +128,18 @@ fn drive(
             }
         })
     });
-    let outcomes = runtime.block_on(futures::future::join_all(producers));
+    // Syncs are counted from the end of the warm-up, as the batches are.
+    let syncs_at_start = async {
+        async_io::Timer::at(plan.measure_from()).await;
+        syncs_so_far(handle).await
+    };
+    let (outcomes, syncs_at_start) = runtime.block_on(futures::future::join(
+        futures::future::join_all(producers),
+        syncs_at_start,
+    ));
+    let syncs = runtime
+        .block_on(syncs_so_far(handle))?
+        .saturating_sub(syncs_at_start?);
     let elapsed = plan.measure_from().elapsed();
     let series = sampler.stop();
     let mut all = ProducerOutcome::default();
@@ -155,7 +166,16 @@ fn drive(
         series,
         first_error: all.first_error,
         consume: None,
+        syncs: (syncs > 0).then_some(syncs),
     })
+}
+
+/// Syncs the engine's shards have made since start (durable write rounds and fdatasyncs).
+async fn syncs_so_far(handle: &EngineHandle) -> anyhow::Result<u64> {
+    let scrape = spindle_engine::metrics::gather(handle)
+        .await
+        .context("reading the engine's counters")?;
+    Ok(scrape.shards.iter().map(|s| s.fsyncs).sum())
 }
 
 /// Creates the bench topic, or accepts an existing one with enough partitions.

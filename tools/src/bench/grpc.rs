@@ -186,6 +186,7 @@ async fn drive(
         series,
         first_error: all.first_error,
         consume: None,
+        syncs: None,
     })
 }
 

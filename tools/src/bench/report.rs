@@ -4,7 +4,9 @@
 //! compare an embedded run with a Kafka-protocol run: `messages_per_sec`, `bytes_per_sec`
 //! (payload: record values only, no keys or framing), `latency_us` (per produce request, from
 //! its intended send time to its acknowledgement), `errors`, `throughput_series` and
-//! `config` (the flags of the run). Consumers, where a mode has them, add `consume`.
+//! `config` (the flags of the run). Consumers, where a mode has them, add `consume`; the
+//! embedded mode adds `syncs` when its writes were synced (group commit at work: how many
+//! batches each sync made durable).
 
 use std::io::Write;
 use std::path::Path;
@@ -53,6 +55,9 @@ pub struct Report {
     pub first_error: Option<String>,
     /// Consumer figures, when the run had consumers.
     pub consume: Option<ConsumeReport>,
+    /// Syncs the engine made during the measured part of the run, when it made any (embedded
+    /// mode: durable write rounds and fdatasyncs).
+    pub syncs: Option<u64>,
 }
 
 fn per_sec(n: u64, elapsed: Duration) -> f64 {
@@ -75,6 +80,15 @@ impl Report {
         per_sec(self.totals.produced_bytes, self.elapsed)
     }
 
+    /// Acknowledged batches per sync: how many producers' batches one group commit carried.
+    fn batches_per_sync(&self, syncs: u64) -> f64 {
+        if syncs > 0 {
+            self.batches as f64 / syncs as f64
+        } else {
+            0.0
+        }
+    }
+
     /// The JSON report.
     pub fn to_json(&self) -> Value {
         let mut v = json!({
@@ -93,6 +107,13 @@ impl Report {
             "latency_histogram": self.latency.buckets(),
             "throughput_series": self.series,
         });
+        if let Some(syncs) = self.syncs {
+            v["syncs"] = json!({
+                "count": syncs,
+                "per_sec": per_sec(syncs, self.elapsed),
+                "batches_per_sync": self.batches_per_sync(syncs),
+            });
+        }
         if let Some(c) = &self.consume {
             v["consume"] = json!({
                 "elapsed_secs": c.elapsed.as_secs_f64(),
@@ -130,6 +151,14 @@ impl Report {
                 self.bytes_per_sec() / 1e6
             )?;
             write_latency(out, "produce latency", &self.latency)?;
+            if let Some(syncs) = self.syncs {
+                writeln!(
+                    out,
+                    "syncs: {syncs} ({:.0}/s), {:.1} batches per sync",
+                    per_sec(syncs, self.elapsed),
+                    self.batches_per_sync(syncs)
+                )?;
+            }
         }
         if let Some(c) = &self.consume {
             writeln!(
@@ -227,6 +256,7 @@ mod tests {
             }],
             first_error: None,
             consume: None,
+            syncs: None,
         }
     }
 
@@ -243,6 +273,24 @@ mod tests {
         assert!(v["throughput_series"].is_array());
         assert!(v["latency_histogram"].is_array());
         assert!(v.get("consume").is_none());
+        assert!(v.get("syncs").is_none());
+    }
+
+    #[test]
+    fn syncs_say_how_many_batches_each_carried() {
+        let mut r = sample_report();
+        r.syncs = Some(4);
+        let v = r.to_json();
+        assert_eq!(v["syncs"]["count"].as_u64(), Some(4));
+        assert_eq!(v["syncs"]["per_sec"].as_f64(), Some(2.0));
+        assert_eq!(v["syncs"]["batches_per_sync"].as_f64(), Some(4.0));
+        let mut out = Vec::new();
+        r.write_text(&mut out).expect("writes");
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(
+            text.contains("syncs: 4 (2/s), 4.0 batches per sync"),
+            "{text}"
+        );
     }
 
     #[test]

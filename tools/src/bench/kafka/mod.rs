@@ -251,5 +251,6 @@ fn build_report(
         series,
         first_error,
         consume,
+        syncs: None,
     }
 }
