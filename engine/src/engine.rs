@@ -43,6 +43,10 @@ pub struct EngineConfig {
     pub shards: usize,
     /// CPU placement of shard threads.
     pub placement: Placement,
+    /// The CPUs pinned shards run on, shard `i` on the `i`-th (Seastar's and Redpanda's
+    /// `--cpuset`); `None` is every online CPU. With `shards` 0 there is one shard per CPU of
+    /// the set. Only with [`Placement::Pinned`].
+    pub cpuset: Option<Vec<usize>>,
     /// Configuration of topics created without one (and the base that overrides apply to).
     pub topic_defaults: TopicConfig,
     /// Whether produce/metadata for an unknown topic creates it (Kafka's
@@ -65,6 +69,7 @@ impl Default for EngineConfig {
             data_dir: PathBuf::from("./data"),
             shards: 0,
             placement: Placement::Pinned,
+            cpuset: None,
             topic_defaults: TopicConfig::default(),
             auto_create_topics: true,
             default_partitions: 1,

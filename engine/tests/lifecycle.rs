@@ -90,6 +90,49 @@ fn more_pinned_shards_than_cpus_is_refused_with_a_hint() {
 }
 
 #[test]
+fn a_cpuset_places_one_shard_on_each_of_its_cpus() {
+    let dir = common::temp_dir();
+    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let last = online - 1;
+    let engine = Engine::start(EngineConfig {
+        placement: Placement::Pinned,
+        cpuset: Some(vec![last]),
+        ..common::config(dir.path(), 0)
+    })
+    .expect("start");
+    let handle = engine.handle();
+    assert_eq!(
+        handle.shard_count(),
+        1,
+        "shards 0 is one per CPU of the set"
+    );
+    // SAFETY: sched_getcpu takes no argument and only reads the calling thread's CPU.
+    let cpu = block_on(handle.run_on(ShardId(0), |_| async { unsafe { libc::sched_getcpu() } }))
+        .expect("run_on");
+    assert_eq!(cpu, last as i32);
+    engine.shutdown().expect("shutdown");
+
+    for (cpuset, placement, why) in [
+        (vec![online + 64], Placement::Pinned, "not online"),
+        (vec![last, last], Placement::Pinned, "twice"),
+        (vec![], Placement::Pinned, "no CPU"),
+        (vec![last], Placement::Unbound, "Pinned"),
+    ] {
+        let err = Engine::start(EngineConfig {
+            placement,
+            cpuset: Some(cpuset.clone()),
+            ..common::config(dir.path(), 0)
+        })
+        .err()
+        .expect("refused");
+        assert!(
+            matches!(&err, EngineError::Start(msg) if msg.contains(why)),
+            "{cpuset:?}: {err}"
+        );
+    }
+}
+
+#[test]
 fn heavy_cross_shard_traffic_both_ways_does_not_deadlock() {
     let dir = common::temp_dir();
     let engine = common::start(dir.path(), 2);

@@ -8,8 +8,9 @@
 //!   registers each shard's `io_memory` with three rings, falling back to unregistered buffers
 //!   (slower) when the limit is exceeded (trap 6). `io_memory` is therefore sized from the
 //!   limit: `limit / (shards × 3)`, between 64 KiB and glommio's default of 10 MiB, and logged.
-//! - **Placement**: [`Placement::Pinned`] binds shard `i` to the `i`-th online CPU and refuses
-//!   more shards than CPUs with a message suggesting [`Placement::Unbound`] (trap 8).
+//! - **Placement**: [`Placement::Pinned`] binds shard `i` to the `i`-th online CPU (or of the
+//!   configured CPU set) and refuses more shards than CPUs with a message suggesting
+//!   [`Placement::Unbound`] (trap 8), and a CPU set that names a CPU that is not online.
 //!
 //! Executors are created one after another, in shard order: glommio orders mesh peers by
 //! executor id, so this makes a shard's position in the mesh equal its index.
@@ -27,13 +28,18 @@ use crate::{EngineConfig, EngineError, Placement, Result};
 /// How many shards to run and where each one's thread goes.
 ///
 /// # Errors
-/// [`EngineError::Start`] for too many shards, or more pinned shards than CPUs.
+/// [`EngineError::Start`] for too many shards, more pinned shards than CPUs, or a CPU set that
+/// is empty, names a CPU twice or one that is not online, or comes with unbound placement.
 pub(crate) fn placements(config: &EngineConfig) -> Result<Vec<glommio::Placement>> {
-    let cpus: Vec<usize> = glommio::CpuSet::online()
+    let online: Vec<usize> = glommio::CpuSet::online()
         .map_err(|e| EngineError::Start(format!("reading the CPU topology: {e}")))?
         .into_iter()
         .map(|location| location.cpu)
         .collect();
+    let cpus = match &config.cpuset {
+        None => online,
+        Some(set) => checked_cpuset(set, &online, config.placement)?,
+    };
     let shards = if config.shards == 0 {
         cpus.len().max(1)
     } else {
@@ -47,8 +53,13 @@ pub(crate) fn placements(config: &EngineConfig) -> Result<Vec<glommio::Placement
     match config.placement {
         Placement::Pinned => {
             if shards > cpus.len() {
+                let place = if config.cpuset.is_some() {
+                    "in the CPU set"
+                } else {
+                    "online"
+                };
                 return Err(EngineError::Start(format!(
-                    "{shards} pinned shards asked for but only {} CPUs are online; use fewer \
+                    "{shards} pinned shards asked for but only {} CPUs are {place}; use fewer \
                      shards or Placement::Unbound",
                     cpus.len()
                 )));
@@ -60,6 +71,31 @@ pub(crate) fn placements(config: &EngineConfig) -> Result<Vec<glommio::Placement
         }
         Placement::Unbound => Ok(vec![glommio::Placement::Unbound; shards]),
     }
+}
+
+/// `set` as the CPUs to pin shards to, once it is known to be usable.
+fn checked_cpuset(set: &[usize], online: &[usize], placement: Placement) -> Result<Vec<usize>> {
+    let refuse = |why: String| Err(EngineError::Start(format!("CPU set {set:?}: {why}")));
+    if placement != Placement::Pinned {
+        return refuse("a CPU set pins shards, so it needs Placement::Pinned".to_owned());
+    }
+    if set.is_empty() {
+        return refuse("names no CPU".to_owned());
+    }
+    if let Some((i, cpu)) = set.iter().enumerate().find(|(i, c)| set[..*i].contains(c)) {
+        return refuse(format!("CPU {cpu} is named twice (position {i})"));
+    }
+    let offline: Vec<usize> = set
+        .iter()
+        .copied()
+        .filter(|c| !online.contains(c))
+        .collect();
+    if !offline.is_empty() {
+        return refuse(format!(
+            "CPUs {offline:?} are not online (online: {online:?})"
+        ));
+    }
+    Ok(set.to_vec())
 }
 
 /// Sets up (and closes) an io_uring, so a blocked io_uring is reported clearly instead of by

@@ -66,6 +66,7 @@ fn engine_config(args: &EmbeddedArgs) -> anyhow::Result<EngineConfig> {
         } else {
             Placement::Unbound
         },
+        cpuset: None,
         topic_defaults: topic_config(args)?,
         auto_create_topics: false,
         default_partitions: args.load.partitions,

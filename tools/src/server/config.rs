@@ -105,6 +105,9 @@ pub struct ServeArgs {
     /// Shard placement: pinned (one per CPU) or unbound [default: pinned].
     #[arg(long, env = "SPINDLE_PLACEMENT", value_name = "MODE")]
     pub placement: Option<String>,
+    /// CPUs to pin shards to, in shard order, e.g. 1 or 0,2-3 [default: every online CPU].
+    #[arg(long, env = "SPINDLE_CPUSET", value_name = "LIST")]
+    pub cpuset: Option<String>,
     /// This node's id [default: 0].
     #[arg(long, env = "SPINDLE_NODE_ID", value_name = "N")]
     pub node_id: Option<String>,
@@ -147,6 +150,7 @@ pub struct FileConfig {
     shards: Option<usize>,
     shard_memory_bytes: Option<usize>,
     placement: Option<String>,
+    cpuset: Option<String>,
     log_level: Option<String>,
     #[serde(default)]
     kafka: KafkaFile,
@@ -309,6 +313,48 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<ServeConfig, ConfigErro
     })
 }
 
+/// The `cpuset` list (`1`, `0,2-3`), from the flag or else the file; `None` when neither sets it.
+fn cpuset(file: &FileConfig, args: &ServeArgs) -> Result<Option<Vec<usize>>, ConfigError> {
+    let (key, raw) = match (&args.cpuset, &file.cpuset) {
+        (Some(raw), _) => ("--cpuset", raw),
+        (None, Some(raw)) => ("cpuset", raw),
+        (None, None) => return Ok(None),
+    };
+    parse_cpu_list(raw).map(Some).map_err(|why| {
+        ConfigError::new(
+            key,
+            format!("{raw:?}: {why}; allowed: CPU numbers and ranges, such as 1 or 0,2-3"),
+        )
+    })
+}
+
+/// Parses a CPU list: numbers and `A-B` ranges (A ≤ B) separated by commas, in the order given,
+/// each CPU once.
+fn parse_cpu_list(raw: &str) -> Result<Vec<usize>, String> {
+    let number = |s: &str| {
+        s.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("{:?} is not a CPU number", s.trim()))
+    };
+    let mut cpus = Vec::new();
+    for item in raw.split(',') {
+        let (first, last) = match item.split_once('-') {
+            Some((a, b)) => (number(a)?, number(b)?),
+            None => (number(item)?, number(item)?),
+        };
+        if first > last {
+            return Err(format!("the range {first}-{last} runs backwards"));
+        }
+        for cpu in first..=last {
+            if cpus.contains(&cpu) {
+                return Err(format!("CPU {cpu} is named twice"));
+            }
+            cpus.push(cpu);
+        }
+    }
+    Ok(cpus)
+}
+
 fn engine_config(file: &FileConfig, args: &ServeArgs) -> Result<EngineConfig, ConfigError> {
     let defaults = EngineConfig::default();
     let placement = match pick(
@@ -355,6 +401,7 @@ fn engine_config(file: &FileConfig, args: &ServeArgs) -> Result<EngineConfig, Co
         )?
         .unwrap_or(defaults.shards),
         placement,
+        cpuset: cpuset(file, args)?,
         topic_defaults: topic_defaults(file, args)?,
         auto_create_topics: pick(
             &args.auto_create_topics,
@@ -629,6 +676,35 @@ mod tests {
         let file = parse("[kafka]\nlisten = \"0.0.0.0:9092\"\n").unwrap();
         let err = kafka_config(&file, &ServeArgs::default(), &EngineConfig::default()).unwrap_err();
         assert_eq!(err.key, "kafka.advertise");
+    }
+
+    #[test]
+    fn cpuset_lists_cpus_in_order_and_names_its_key_when_bad() {
+        assert_eq!(parse_cpu_list("1"), Ok(vec![1]));
+        assert_eq!(parse_cpu_list("3, 0-1"), Ok(vec![3, 0, 1]));
+        for bad in ["", "a", "1,,2", "2-1", "0-1,1", "-1", "1-"] {
+            assert!(parse_cpu_list(bad).is_err(), "{bad:?} accepted");
+        }
+        let file = parse("cpuset = \"0,2-3\"\n").unwrap();
+        let engine = engine_config(&file, &ServeArgs::default()).unwrap();
+        assert_eq!(engine.cpuset, Some(vec![0, 2, 3]));
+        let args = ServeArgs {
+            cpuset: Some("1".into()),
+            ..ServeArgs::default()
+        };
+        let engine = engine_config(&file, &args).unwrap();
+        assert_eq!(engine.cpuset, Some(vec![1]), "the flag wins over the file");
+        let args = ServeArgs {
+            cpuset: Some("1-0".into()),
+            ..ServeArgs::default()
+        };
+        let err = engine_config(&file, &args).unwrap_err();
+        assert_eq!(err.key, "--cpuset");
+        assert!(err.message.contains("backwards"), "{}", err.message);
+        let file = parse("cpuset = \"one\"\n").unwrap();
+        let err = engine_config(&file, &ServeArgs::default()).unwrap_err();
+        assert_eq!(err.key, "cpuset");
+        assert!(err.message.contains("0,2-3"), "{}", err.message);
     }
 
     #[test]
