@@ -494,10 +494,18 @@ impl Log {
         if policy != FsyncPolicy::Never && !(policy == FsyncPolicy::Batch && durable) {
             self.sync_file(&file, &path).await?;
         }
-        write_index_files(indexes, false).await?;
+        // The sealed segment's indexes and the new segment's file are independent (indexes that a
+        // crash leaves missing or stale are rebuilt on open): one waits for the other's I/O.
         let new_path = log_path(&self.dir, base);
-        let new_file = self.start_segment_file(&new_path).await?;
-        let appender = Appender::resume(&new_file, &new_path, 0).await?;
+        let new_segment = async {
+            let file = self.start_segment_file(&new_path).await?;
+            let appender = Appender::resume(&file, &new_path, 0).await?;
+            Ok::<_, LogError>((file, appender))
+        };
+        let (indexed, opened) =
+            futures_lite::future::zip(write_index_files(indexes, false), new_segment).await;
+        indexed?;
+        let (new_file, appender) = opened?;
         if policy == FsyncPolicy::Batch {
             io::sync_dir_async(&self.dir).await?;
         }

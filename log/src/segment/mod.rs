@@ -68,18 +68,20 @@ pub(crate) struct Retired {
     pub unread: bool,
 }
 
-/// Writes index files encoded by [`Segment::encoded_indexes`].
+/// Writes index files encoded by [`Segment::encoded_indexes`], both at once.
 ///
 /// # Errors
 /// [`LogError::Io`] if a write fails.
 pub(crate) async fn write_index_files(
-    files: [(PathBuf, Vec<u8>); 2],
+    [(offsets, offset_bytes), (times, time_bytes)]: [(PathBuf, Vec<u8>); 2],
     sync: bool,
 ) -> Result<(), LogError> {
-    for (path, bytes) in files {
-        io::write_whole_file(&path, &bytes, sync).await?;
-    }
-    Ok(())
+    let (offsets, times) = futures_lite::future::zip(
+        io::write_whole_file(&offsets, &offset_bytes, sync),
+        io::write_whole_file(&times, &time_bytes, sync),
+    )
+    .await;
+    offsets.and(times)
 }
 
 /// One segment of a partition log.
