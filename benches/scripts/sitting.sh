@@ -6,7 +6,8 @@
 # Every run first offers its load for $WARMUP s unmeasured (`--warmup-secs`): a fresh topic's
 # first writes go into new extents of a new file and are slower for a few hundred ms.
 # Every topic is capped by retention.bytes: at 1-2 GB/s the default retention fills a disk in
-# a minute.
+# a minute. The CPU time of each load-generator run, and of the server over each Kafka
+# configuration, goes to $OUT/cpu.txt: on a small machine the two share the CPUs.
 set -u
 B=${BIN:-target/release}; OUT=${OUT:-bench-sitting}; WORK=${WORK:-/tmp/spindle-sitting}
 DISK_REF=${DISK_REF:-../shared/bench/disk-reference.sh}
@@ -19,7 +20,9 @@ clean() { rm -rf "$@"; sync; sleep ${SETTLE:-5}; }
 ref() { $DISK_REF $WORK/ref 1024; }
 { date -u +%FT%TZ; nproc; lscpu | grep "Model name"; uname -r; uptime; } > $OUT/machine.txt
 echo "ref-before $(ref)" > $OUT/ref.txt
-emb() { local name=$1; shift; for i in $(seq $RUNS); do clean $E; $B/spindle-bench embedded --dir $E --json --duration-secs $SECS --warmup-secs $WARMUP --shards 1 --partitions 1 "$@" > $OUT/$name.$i.json 2>/dev/null; done; rm -rf $E; }
+# `time` (the shell keyword) prints user and system CPU seconds of the run to cpu.txt.
+timed() { local TIMEFORMAT="$1 cpu user %U s sys %S s"; shift; { time "$@" 2>/dev/null; } 2>> $OUT/cpu.txt; }
+emb() { local name=$1; shift; for i in $(seq $RUNS); do clean $E; timed $name.$i $B/spindle-bench embedded --dir $E --json --duration-secs $SECS --warmup-secs $WARMUP --shards 1 --partitions 1 "$@" > $OUT/$name.$i.json; done; rm -rf $E; }
 emb emb-never-if8 --producers 2 --in-flight 8 --fsync never --topic-config retention.bytes=2147483648
 emb emb-never-if32 --producers 2 --in-flight 32 --fsync never --topic-config retention.bytes=2147483648
 SMALL="--topic-config segment.bytes=134217728 --topic-config retention.bytes=268435456"
@@ -29,8 +32,8 @@ emb emb-batch-p1-4k --producers 1 --in-flight 1 --fsync batch --batch-bytes 4096
 emb emb-batch-p16-4k --producers 16 --in-flight 1 --fsync batch --batch-bytes 4096 $SMALL
 echo "ref-middle $(ref)" >> $OUT/ref.txt
 serve() { clean $D; $B/spindle serve --data-dir $D --kafka-listen 127.0.0.1:19092 --grpc-enabled false --admin-listen 127.0.0.1:19094 --shards 1 --retention-bytes 2147483648 > $OUT/server.log 2>&1 & SERVER=$!; for _ in $(seq 100); do grep -q "spindle ready" $OUT/server.log && break; sleep 0.1; done; }
-unserve() { curl -s 127.0.0.1:19094/metrics > $OUT/metrics-$1.txt; kill -TERM $SERVER; wait $SERVER; rm -rf $D; }
-kaf() { local name=$1; shift; serve; for i in $(seq $RUNS); do $B/spindle-bench kafka --bootstrap 127.0.0.1:19092 --topic $name-$i --json --duration-secs $SECS --warmup-secs $WARMUP "$@" > $OUT/$name.$i.json 2>/dev/null; done; unserve $name; }
+unserve() { curl -s 127.0.0.1:19094/metrics > $OUT/metrics-$1.txt; awk -v n="$1" -v hz="$(getconf CLK_TCK)" '{printf "%s server cpu user %.2f s sys %.2f s\n", n, $14 / hz, $15 / hz}' /proc/$SERVER/stat >> $OUT/cpu.txt; kill -TERM $SERVER; wait $SERVER; rm -rf $D; }
+kaf() { local name=$1; shift; serve; for i in $(seq $RUNS); do timed $name.$i $B/spindle-bench kafka --bootstrap 127.0.0.1:19092 --topic $name-$i --json --duration-secs $SECS --warmup-secs $WARMUP "$@" > $OUT/$name.$i.json; done; unserve $name; }
 med() { python3 -c "import json,statistics,sys;print(int(statistics.median(json.load(open(f))['messages_per_sec'] for f in sys.argv[1:])))" "$@"; }
 for inf in 8 32; do
   kaf kafka-acks1-if$inf --acks 1 --producers 2 --in-flight $inf
@@ -55,3 +58,4 @@ for name,rs in runs.items():
     print(f"{name:24s} MB/s {m('bytes_per_sec')/1e6:7.0f} [{', '.join(str(round(r['bytes_per_sec']/1e6)) for r in rs)}]  p50 {l('p50'):6.0f} p99 {l('p99'):7.0f} [{', '.join(str(r['latency_us']['p99']) for r in rs)}] p999 {l('p999'):7.0f} max {l('max'):7.0f} errors {sum(r['errors'] for r in rs)}")
 PY
 cat $OUT/ref.txt
+cat $OUT/cpu.txt
