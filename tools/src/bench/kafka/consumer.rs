@@ -8,7 +8,9 @@
 //! `--from start`) are counted but not timed.
 //!
 //! A consumer stops once the producers are done and it has caught up with the high watermark
-//! of every partition it reads, when a consume-only run reaches its count or deadline, or
+//! of every partition it reads, as fetches sent after the producers were done report it (an
+//! earlier answer can predate the last acknowledged batch), when a consume-only run reaches its
+//! count or deadline, or
 //! [`limits::DRAIN_TIMEOUT_SECS`] after the producers finished.
 
 use std::collections::HashMap;
@@ -123,13 +125,18 @@ fn consume(
     }
     let mut drain_deadline: Option<Instant> = None;
     while !readers.is_empty() {
+        // A Fetch answered before the last produce was acknowledged carries a high watermark
+        // without it: only a round of fetches sent after the producers were done can say the
+        // consumer has caught up with everything they wrote.
+        let producers_were_done = setup.producers_done.load(Ordering::Acquire);
         for (conn, positions) in &mut readers {
             fetch(setup, conn, positions, out)?;
         }
-        let caught_up = readers
-            .iter()
-            .flat_map(|(_, ps)| ps)
-            .all(|p| p.next_offset >= p.high_watermark);
+        let caught_up = producers_were_done
+            && readers
+                .iter()
+                .flat_map(|(_, ps)| ps)
+                .all(|p| p.next_offset >= p.high_watermark);
         if finished(setup, caught_up, &mut drain_deadline) {
             return Ok(());
         }
