@@ -329,12 +329,17 @@ fn cpuset(file: &FileConfig, args: &ServeArgs) -> Result<Option<Vec<usize>>, Con
 }
 
 /// Parses a CPU list: numbers and `A-B` ranges (A ≤ B) separated by commas, in the order given,
-/// each CPU once.
+/// each CPU once. A CPU number is below `CPU_SETSIZE`, the most an affinity mask can name, which
+/// also keeps a range such as `0-99999999999` from being expanded.
 fn parse_cpu_list(raw: &str) -> Result<Vec<usize>, String> {
-    let number = |s: &str| {
-        s.trim()
-            .parse::<usize>()
-            .map_err(|_| format!("{:?} is not a CPU number", s.trim()))
+    let cpus_max = usize::try_from(libc::CPU_SETSIZE).unwrap_or(1024);
+    let number = |s: &str| match s.trim().parse::<usize>() {
+        Ok(cpu) if cpu < cpus_max => Ok(cpu),
+        Ok(cpu) => Err(format!(
+            "CPU {cpu} is beyond the last possible ({})",
+            cpus_max - 1
+        )),
+        Err(_) => Err(format!("{:?} is not a CPU number", s.trim())),
     };
     let mut cpus = Vec::new();
     for item in raw.split(',') {
@@ -682,7 +687,17 @@ mod tests {
     fn cpuset_lists_cpus_in_order_and_names_its_key_when_bad() {
         assert_eq!(parse_cpu_list("1"), Ok(vec![1]));
         assert_eq!(parse_cpu_list("3, 0-1"), Ok(vec![3, 0, 1]));
-        for bad in ["", "a", "1,,2", "2-1", "0-1,1", "-1", "1-"] {
+        for bad in [
+            "",
+            "a",
+            "1,,2",
+            "2-1",
+            "0-1,1",
+            "-1",
+            "1-",
+            "1024",
+            "0-99999999999",
+        ] {
             assert!(parse_cpu_list(bad).is_err(), "{bad:?} accepted");
         }
         let file = parse("cpuset = \"0,2-3\"\n").unwrap();
