@@ -162,6 +162,7 @@ fn config_check_names_the_bad_key() {
         ("[kafka]\nlisen = \"127.0.0.1:1\"\n", "lisen"),
         ("[kafka]\nlisten = \"nowhere\"\n", "kafka.listen"),
         ("placement = \"spread\"\n", "placement"),
+        ("cpuset = \"3-1\"\n", "cpuset"),
         ("log_level = \"loud\"\n", "log_level"),
     ] {
         let bad = dir.path().join("bad.toml");
@@ -249,6 +250,51 @@ fn a_second_node_on_a_data_directory_in_use_refuses_to_start_and_the_first_keeps
         answers_api_versions(&mut kafka_connection(&first)),
         "the first node still answers"
     );
+}
+
+#[test]
+fn a_node_serves_from_the_cpu_its_cpuset_names_and_refuses_one_that_is_not_online() {
+    let last = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
+    let server = spindle_server::Server::start_with("cpuset", &["--cpuset", &last.to_string()]);
+    assert!(answers_api_versions(&mut kafka_connection(&server)));
+    // The shard's threads (glommio's helper threads take its name and its CPU): (name, CPUs).
+    let shard_threads: Vec<(String, String)> =
+        std::fs::read_dir(format!("/proc/{}/task", server.pid()))
+            .unwrap()
+            .filter_map(|task| {
+                let task = task.unwrap().path();
+                let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+                let status = std::fs::read_to_string(task.join("status")).unwrap_or_default();
+                let cpus = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?
+                    .trim()
+                    .to_owned();
+                comm.starts_with("spindle-shard")
+                    .then(|| (comm.trim().to_owned(), cpus))
+            })
+            .collect();
+    assert!(!shard_threads.is_empty());
+    for (name, cpus) in &shard_threads {
+        assert_eq!(name, "spindle-shard-0", "one shard: {shard_threads:?}");
+        assert_eq!(
+            cpus,
+            &last.to_string(),
+            "pinned to CPU {last}: {shard_threads:?}"
+        );
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = spindle()
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--kafka-listen", "127.0.0.1:0", "--grpc-enabled", "false"])
+        .args(["--admin-listen", "127.0.0.1:0", "--cpuset", "1023"])
+        .output()
+        .unwrap();
+    let stderr = refused_start(&out, "on an offline CPU");
+    assert!(stderr.contains("are not online"), "{stderr}");
 }
 
 #[test]
