@@ -67,6 +67,7 @@ fn embedded_count_run_prints_one_json_object_with_the_documented_keys() {
     }
     assert_eq!(v["latency_us"]["count"].as_u64(), Some(16), "{v}");
     assert_eq!(v["config"]["fsync"].as_str(), Some("never"), "{v}");
+    assert!(v.get("syncs").is_none(), "nothing synced: {v}");
     let saved: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&json_out).expect("json-out written"))
             .expect("json-out is JSON");
@@ -77,6 +78,25 @@ fn embedded_count_run_prints_one_json_object_with_the_documented_keys() {
         "an SVG: {}",
         &svg[..svg.len().min(80)]
     );
+}
+
+#[test]
+fn a_durable_run_reports_its_syncs_and_the_batches_each_carried() {
+    let dir = TempDir::new("spindle-bench-syncs");
+    let v = bench_json(
+        Command::new(env!("CARGO_BIN_EXE_spindle-bench"))
+            .arg("embedded")
+            .arg("--dir")
+            .arg(dir.0.join("data"))
+            .args(["--count", "2048", "--json", "--fsync", "batch"])
+            .args(["--producers", "4", "--in-flight", "1"]),
+    );
+    assert_eq!(v["batches"].as_u64(), Some(32), "{v}");
+    let syncs = v["syncs"]["count"].as_u64().unwrap_or(0);
+    // Every acknowledged batch was synced by some round; rounds carry one batch or more.
+    assert!((1..=32).contains(&syncs), "{v}");
+    let per_sync = v["syncs"]["batches_per_sync"].as_f64().unwrap_or(0.0);
+    assert!((per_sync - 32.0 / syncs as f64).abs() < 1e-9, "{v}");
 }
 
 #[test]
