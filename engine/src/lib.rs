@@ -29,7 +29,7 @@ pub use api::{FetchOutcome, FetchRequest, OffsetSpec, ProduceOutcome, Record, Re
 pub use engine::{Engine, EngineConfig, Placement};
 pub use error::EngineError;
 pub use handle::EngineHandle;
-pub use memory::{MemoryBudget, RequestReservation};
+pub use memory::{AnswerReservation, MemoryBudget, RequestReservation};
 pub use metadata::CONSUMER_OFFSETS_TOPIC;
 pub use shard::{Shard, ShardId};
 pub use spindle_log::{FsyncPolicy, Offset};

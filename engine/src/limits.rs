@@ -58,18 +58,29 @@ pub const MEMLOCK_MIN: u64 = 512 << 10;
 /// io_uring rings per glommio executor, each registering the shard's `io_memory`.
 pub const RINGS_PER_SHARD: usize = 3;
 
-/// Default memory budget of one shard for its logs' tail caches and its connections' request
-/// buffers (see `memory.rs`); its request share (a quarter) holds the default largest frame.
+/// Default memory budget of one shard for its logs' tail caches, its Fetch answers and its
+/// connections' request buffers (see `memory.rs`); its request share (a quarter) holds the
+/// default largest frame.
 pub const SHARD_MEMORY_BYTES_DEFAULT: usize = 512 << 20;
 
 /// Smallest shard memory budget accepted: below it a shard could not hold one large request and
 /// some cache at once.
 pub const SHARD_MEMORY_BYTES_MIN: usize = 8 << 20;
 
-/// The tail caches get one part in this many of the shard memory budget, request buffers
-/// another; the other half is headroom for the copies of in-flight batches the log makes (see
-/// `memory.rs`).
-pub const SHARD_MEMORY_SHARE_DIVISOR: usize = 4;
+/// The tail caches get one part in this many of the shard memory budget, Fetch answers another
+/// (see `memory.rs`).
+pub const SHARD_MEMORY_CACHE_DIVISOR: usize = 8;
+
+/// Fetch answers get one part in this many of the shard memory budget.
+pub const SHARD_MEMORY_FETCH_DIVISOR: usize = 8;
+
+/// Request buffers get one part in this many of the shard memory budget; the other half is
+/// headroom for the copies of in-flight batches the log makes (see `memory.rs`).
+pub const SHARD_MEMORY_REQUEST_DIVISOR: usize = 4;
+
+/// A Fetch answer may always read this much (or what it asked, if less), even when the shard's
+/// fetch share is spent, so that no consumer waits for another's answers to be written.
+pub const FETCH_GRANT_FLOOR_BYTES: usize = 1 << 20;
 
 /// No log caches more than this, whatever its share of the budget.
 pub const TAIL_CACHE_BYTES_PER_LOG_MAX: usize = spindle_log::limits::TAIL_CACHE_BYTES_MAX;
@@ -82,4 +93,10 @@ const _: () = assert!(FSYNC_TICK_MIN.as_nanos() < FSYNC_TICK_MAX.as_nanos());
 const _: () = assert!(PRODUCER_ID_BLOCK > 0);
 const _: () = assert!(MESH_CHANNEL_CAPACITY > 0 && HANDLE_INBOX_CAPACITY > 0);
 const _: () = assert!(SHARD_MEMORY_BYTES_MIN <= SHARD_MEMORY_BYTES_DEFAULT);
-const _: () = assert!(SHARD_MEMORY_SHARE_DIVISOR >= 4 && THROTTLE_TIME_MS_MAX > 0);
+// The charged shares (cache, fetch answers, requests) leave at least half the budget as headroom.
+const _: () = assert!(
+    SHARD_MEMORY_CACHE_DIVISOR >= 8
+        && SHARD_MEMORY_FETCH_DIVISOR >= 8
+        && SHARD_MEMORY_REQUEST_DIVISOR >= 4
+);
+const _: () = assert!(THROTTLE_TIME_MS_MAX > 0 && FETCH_GRANT_FLOOR_BYTES > 0);

@@ -1,21 +1,31 @@
-//! [`MemoryBudget`]: one shard's memory budget for the tail caches of its logs and the request
-//! buffers of its connections.
+//! [`MemoryBudget`]: one shard's memory budget for the tail caches of its logs, the Fetch
+//! answers and the request buffers of its connections.
 //!
-//! The budget is split once, at start, into two charged shares of a quarter each and a half of
-//! headroom. The *cache share* is divided evenly among the shard's logs, each capped at the
-//! log's own maximum; the shard re-divides it whenever a partition opens or closes, and a log
-//! whose share shrinks drops its oldest cached batches at once (reads for them go to the segment
-//! files). The *request share* is a FIFO counting semaphore of bytes: a connection reserves a
-//! frame's length before it reads the frame's body and gives the bytes back once the request is
-//! handled (the frame is freed with it). When the share is spent, the connection stops reading
-//! its socket, so the kernel's TCP window pushes back on the client, and Produce answers carry a
-//! throttle time so that Kafka clients also back off on their own (KIP-219).
+//! The budget is split once, at start, into three charged shares (an eighth for the caches, an
+//! eighth for Fetch answers, a quarter for requests) and a half of headroom. The *cache share*
+//! is divided evenly among the shard's logs, each capped at the log's own maximum; the shard
+//! re-divides it whenever a partition opens or closes, and a log whose share shrinks drops its
+//! oldest cached batches at once (reads for them go to the segment files). The *request share*
+//! is a FIFO counting semaphore of bytes: a connection reserves a frame's length before it reads
+//! the frame's body and gives the bytes back once the request is handled (the frame is freed
+//! with it). When the share is spent, the connection stops reading its socket, so the kernel's
+//! TCP window pushes back on the client, and Produce answers carry a throttle time so that Kafka
+//! clients also back off on their own (KIP-219).
 //!
-//! The headroom half pays for what is not charged but follows from the two shares: a write
+//! The *fetch share* bounds what Fetch answers read and hold until they are written to their
+//! sockets (the bytes read from segment files, and the encoded answer). A Fetch is granted what
+//! it asks or what is left of the share, whichever is less, but never less than
+//! [`FETCH_GRANT_FLOOR_BYTES`] (or what it asked, if less), and never waits: under pressure
+//! answers get smaller instead, so a consumer that does not read its answers cannot hold up
+//! another, and produce requests never wait for fetches. Once encoded, the answer is charged
+//! its real size until it is written. The share can so be exceeded by at most the floor (or one
+//! batch, which an answer always carries whole) per Fetch in progress.
+//!
+//! The headroom half pays for what is not charged but follows from the request share: a write
 //! round copies its pending batches (at most the request share) into one buffer, and cached
 //! batches are slices of such round buffers, so the oldest cached batch may keep the rest of
 //! its round (at most the request share again) alive. Frames + round copies + pinned rounds +
-//! cache is therefore at most the whole budget.
+//! cache + answers is therefore at most the whole budget, beyond the fetch floors above.
 //!
 //! Everything is shard-local (`Cell`, `Rc`, glommio's `!Send` semaphore): no atomics on the hot
 //! path, where a reservation that fits costs one borrow and a subtraction.
@@ -33,7 +43,8 @@ use std::rc::Rc;
 use glommio::sync::{Semaphore, StaticPermit};
 
 use crate::limits::{
-    SHARD_MEMORY_SHARE_DIVISOR, TAIL_CACHE_BYTES_PER_LOG_MAX, THROTTLE_TIME_MS_MAX,
+    FETCH_GRANT_FLOOR_BYTES, SHARD_MEMORY_CACHE_DIVISOR, SHARD_MEMORY_FETCH_DIVISOR,
+    SHARD_MEMORY_REQUEST_DIVISOR, TAIL_CACHE_BYTES_PER_LOG_MAX, THROTTLE_TIME_MS_MAX,
 };
 
 /// One shard's memory budget (see the module doc).
@@ -42,6 +53,9 @@ pub struct MemoryBudget {
     cache_bytes: usize,
     request_bytes: usize,
     requests: Rc<Semaphore>,
+    fetch_bytes: usize,
+    /// Fetch answer bytes charged now (may exceed `fetch_bytes` by the floors).
+    fetch_used: Rc<Cell<usize>>,
     /// Reservations waiting for bytes to be given back right now.
     waiting: Cell<usize>,
     /// Reservations that had to wait, since start.
@@ -54,6 +68,38 @@ pub struct RequestReservation {
     _permit: StaticPermit,
 }
 
+/// Fetch answer bytes charged to the fetch share until dropped (when the answer is written).
+#[derive(Debug)]
+pub struct AnswerReservation {
+    used: Rc<Cell<usize>>,
+    bytes: usize,
+}
+
+impl AnswerReservation {
+    /// The bytes charged.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Charges exactly `bytes` from now on: what the answer really holds, which may be more than
+    /// was granted (an answer's first batch is always whole) or less (most answers).
+    pub fn set(&mut self, bytes: usize) {
+        self.used.set(
+            self.used
+                .get()
+                .saturating_sub(self.bytes)
+                .saturating_add(bytes),
+        );
+        self.bytes = bytes;
+    }
+}
+
+impl Drop for AnswerReservation {
+    fn drop(&mut self) {
+        self.used.set(self.used.get().saturating_sub(self.bytes));
+    }
+}
+
 impl MemoryBudget {
     /// A budget of `limit_bytes` for one shard.
     ///
@@ -61,13 +107,15 @@ impl MemoryBudget {
     /// If `limit_bytes` is zero (configuration validates a minimum long before).
     pub fn new(limit_bytes: usize) -> Self {
         assert!(limit_bytes > 0, "a shard memory budget must be positive");
-        let cache_bytes = limit_bytes / SHARD_MEMORY_SHARE_DIVISOR;
+        let cache_bytes = limit_bytes / SHARD_MEMORY_CACHE_DIVISOR;
         let request_bytes = Self::request_share_of(limit_bytes);
         MemoryBudget {
             limit_bytes,
             cache_bytes,
             request_bytes,
             requests: Rc::new(Semaphore::new(request_bytes as u64)),
+            fetch_bytes: limit_bytes / SHARD_MEMORY_FETCH_DIVISOR,
+            fetch_used: Rc::new(Cell::new(0)),
             waiting: Cell::new(0),
             waited_total: Cell::new(0),
         }
@@ -90,7 +138,40 @@ impl MemoryBudget {
 
     /// The request share of `limit_bytes`, for validating a frame limit before start.
     pub fn request_share_of(limit_bytes: usize) -> usize {
-        limit_bytes / SHARD_MEMORY_SHARE_DIVISOR
+        limit_bytes / SHARD_MEMORY_REQUEST_DIVISOR
+    }
+
+    /// The share of the budget for Fetch answers.
+    pub fn fetch_bytes(&self) -> usize {
+        self.fetch_bytes
+    }
+
+    /// Fetch answer bytes charged now.
+    pub fn fetch_bytes_used(&self) -> usize {
+        self.fetch_used.get()
+    }
+
+    /// Grants a Fetch answer up to `wanted` bytes of the fetch share, without waiting: what is
+    /// left of the share if that is less, but at least [`FETCH_GRANT_FLOOR_BYTES`] (or
+    /// `wanted`, if less).
+    pub fn grant_answer(&self, wanted: usize) -> AnswerReservation {
+        let mut answer = AnswerReservation {
+            used: Rc::clone(&self.fetch_used),
+            bytes: 0,
+        };
+        answer.set(self.grantable(wanted));
+        answer
+    }
+
+    /// Grants `answer` up to `more` bytes beyond what it holds, by the rule of
+    /// [`MemoryBudget::grant_answer`].
+    pub fn grow_answer(&self, answer: &mut AnswerReservation, more: usize) {
+        answer.set(answer.bytes() + self.grantable(more));
+    }
+
+    fn grantable(&self, wanted: usize) -> usize {
+        let left = self.fetch_bytes.saturating_sub(self.fetch_used.get());
+        wanted.min(left).max(wanted.min(FETCH_GRANT_FLOOR_BYTES))
     }
 
     /// Each log's tail cache capacity when the shard holds `logs` logs.
@@ -161,7 +242,10 @@ mod tests {
     #[test]
     fn shares_and_per_log_cache() {
         let budget = MemoryBudget::new(64 << 20);
-        assert_eq!(budget.cache_bytes() + budget.request_bytes(), 32 << 20);
+        assert_eq!(
+            budget.cache_bytes() + budget.fetch_bytes() + budget.request_bytes(),
+            32 << 20
+        );
         assert_eq!(
             MemoryBudget::request_share_of(64 << 20),
             budget.request_bytes()
@@ -170,7 +254,7 @@ mod tests {
             budget.tail_cache_bytes_per_log(0),
             TAIL_CACHE_BYTES_PER_LOG_MAX
         );
-        assert_eq!(budget.tail_cache_bytes_per_log(1000), (16 << 20) / 1000);
+        assert_eq!(budget.tail_cache_bytes_per_log(1000), (8 << 20) / 1000);
     }
 
     #[test]
@@ -201,5 +285,37 @@ mod tests {
             drop(all);
             assert_eq!(budget.request_bytes_used(), 0);
         });
+    }
+
+    #[test]
+    fn fetch_answers_get_what_is_left_but_never_less_than_the_floor() {
+        let budget = MemoryBudget::new(64 << 20);
+        let share = budget.fetch_bytes();
+        assert_eq!(share, 8 << 20);
+        // Asking less than the share gets it all.
+        let small = budget.grant_answer(3 << 20);
+        assert_eq!(small.bytes(), 3 << 20);
+        // Asking more gets what is left.
+        let big = budget.grant_answer(55 << 20);
+        assert_eq!(big.bytes(), 5 << 20);
+        assert_eq!(budget.fetch_bytes_used(), share);
+        // With the share spent, the floor (or less, if less is asked), without waiting.
+        let floor = budget.grant_answer(55 << 20);
+        assert_eq!(floor.bytes(), FETCH_GRANT_FLOOR_BYTES);
+        let tiny = budget.grant_answer(100);
+        assert_eq!(tiny.bytes(), 100);
+        assert_eq!(
+            budget.fetch_bytes_used(),
+            share + FETCH_GRANT_FLOOR_BYTES + 100
+        );
+        drop((floor, tiny));
+        // An answer is charged what it really holds once encoded.
+        let mut big = big;
+        big.set(1000);
+        assert_eq!(budget.fetch_bytes_used(), (3 << 20) + 1000);
+        budget.grow_answer(&mut big, 64 << 20);
+        assert_eq!(big.bytes(), share - (3 << 20));
+        drop((small, big));
+        assert_eq!(budget.fetch_bytes_used(), 0);
     }
 }

@@ -12,6 +12,13 @@
 //! up unread Fetch answers and then sends more produce bytes than the request share must not
 //! keep another connection from being answered.
 //!
+//! `pipelined_fetches_of_old_data_stay_within_the_fetch_share` stores 48 MiB, then pipelines 32
+//! Fetches of all of it from offset 0 on one connection and reads none of their answers for a
+//! second: each answer must stay within the shard's fetch share (an eighth of the budget) and
+//! still carry a batch, another consumer must be answered meanwhile, and the server's resident
+//! memory must stay under the budget plus the fixed overhead. (Before answers were charged, the
+//! 32 answers of up to 48 MiB each kept the other consumer waiting beyond 5 s.)
+//!
 //! `retention_changed_at_run_time_deletes_old_segments` rolls many small segments, lowers
 //! `retention.bytes` with `spindle topic alter`, and waits for the shard's retention task to
 //! delete the old segments: the earliest offset moves and the segment files leave the disk.
@@ -29,7 +36,8 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, FetchRequest, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, TopicName,
+    ApiKey, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, RequestHeader,
+    ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use kafka_protocol::records::Compression;
@@ -121,8 +129,8 @@ fn produce_frame(topic: &str, batch: Bytes, correlation_id: i32) -> Vec<u8> {
 }
 
 /// One length-prefixed Fetch request (v12) of partition 0 of `topic` from `offset`, answering
-/// up to 4 MiB at once.
-fn fetch_frame(topic: &str, offset: i64, correlation_id: i32) -> Vec<u8> {
+/// up to `max_bytes` at once.
+fn fetch_frame(topic: &str, offset: i64, correlation_id: i32, max_bytes: i32) -> Vec<u8> {
     const VERSION: i16 = 12;
     let header = RequestHeader::default()
         .with_request_api_key(ApiKey::Fetch as i16)
@@ -133,13 +141,13 @@ fn fetch_frame(topic: &str, offset: i64, correlation_id: i32) -> Vec<u8> {
         .with_replica_id(kafka_protocol::messages::BrokerId(-1))
         .with_max_wait_ms(0)
         .with_min_bytes(1)
-        .with_max_bytes(4 << 20)
+        .with_max_bytes(max_bytes)
         .with_topics(vec![FetchTopic::default()
             .with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
             .with_partitions(vec![FetchPartition::default()
                 .with_partition(0)
                 .with_fetch_offset(offset)
-                .with_partition_max_bytes(4 << 20)])]);
+                .with_partition_max_bytes(max_bytes)])]);
     let mut body = BytesMut::new();
     header
         .encode(&mut body, FetchRequest::header_version(VERSION))
@@ -148,6 +156,23 @@ fn fetch_frame(topic: &str, offset: i64, correlation_id: i32) -> Vec<u8> {
     let mut frame = (body.len() as i32).to_be_bytes().to_vec();
     frame.extend_from_slice(&body);
     frame
+}
+
+/// Reads one length-prefixed Fetch response (v12): its correlation id and partition 0's records.
+fn read_fetch_response(stream: &mut TcpStream) -> (i32, Bytes) {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).unwrap();
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut body).unwrap();
+    let mut body = Bytes::from(body);
+    let header = ResponseHeader::decode(&mut body, FetchResponse::header_version(12)).unwrap();
+    let response = FetchResponse::decode(&mut body, 12).unwrap();
+    let part = &response.responses[0].partitions[0];
+    assert_eq!(part.error_code, 0, "fetch failed: {part:?}");
+    (
+        header.correlation_id,
+        part.records.clone().unwrap_or_default(),
+    )
 }
 
 /// Reads one length-prefixed Produce response.
@@ -321,6 +346,103 @@ fn producer_outrunning_the_budget_is_throttled_and_memory_stays_bounded() {
     }
 }
 
+/// Samples `pid`'s resident memory every 10 ms until `done`, keeping the peak.
+fn sample_peak_rss(pid: u32, done: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut peak = 0;
+        while !done.load(Ordering::Relaxed) {
+            peak = peak.max(rss_bytes(pid));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        peak
+    })
+}
+
+#[test]
+fn pipelined_fetches_of_old_data_stay_within_the_fetch_share() {
+    let server = start_server(&[
+        "--shard-memory-bytes",
+        &BUDGET_BYTES.to_string(),
+        "--max-frame-bytes",
+        &(4u64 << 20).to_string(),
+    ]);
+    let topic = "old-data";
+    server.admin(&["topic", "create", topic, "--partitions", "1"]);
+    let shape = BatchShape::filling(BATCH_BYTES, 1000, Compression::None);
+    let template = Template::build(&shape, 3, 1_700_000_000_000).unwrap();
+    let mut filler = TcpStream::connect(&server.kafka).unwrap();
+    filler
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    // Far more than the caches hold, so the fetches read segment files.
+    const STORED_BATCHES: i32 = 48;
+    for id in 0..STORED_BATCHES {
+        filler
+            .write_all(&produce_frame(topic, template.bytes.clone(), id))
+            .unwrap();
+        let (_, response) = read_produce_response(&mut filler);
+        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+    }
+    let fetch_share = BUDGET_BYTES as usize / 8;
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = sample_peak_rss(server.pid(), done.clone());
+
+    // 32 pipelined Fetches of everything from offset 0 (48 MiB each, were it allowed), none of
+    // whose answers is read for a second.
+    const FETCHES: i32 = 32;
+    let mut greedy = TcpStream::connect(&server.kafka).unwrap();
+    greedy
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    for id in 0..FETCHES {
+        greedy
+            .write_all(&fetch_frame(topic, 0, id, 64 << 20))
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_secs(1));
+
+    // Meanwhile another consumer is answered at once, with at least the floor.
+    let mut other = TcpStream::connect(&server.kafka).unwrap();
+    other
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    other
+        .write_all(&fetch_frame(topic, 0, 7, 64 << 20))
+        .unwrap();
+    let (id, records) = read_fetch_response(&mut other);
+    assert_eq!(id, 7);
+    assert!(
+        !records.is_empty() && records.len() <= fetch_share,
+        "the other consumer got {} bytes",
+        records.len()
+    );
+
+    let mut sizes = Vec::new();
+    for expected in 0..FETCHES {
+        let (id, records) = read_fetch_response(&mut greedy);
+        assert_eq!(id, expected, "answers come back in request order");
+        sizes.push(records.len());
+    }
+    done.store(true, Ordering::Relaxed);
+    let peak = sampler.join().unwrap();
+    eprintln!(
+        "fetch share {} MiB: answer sizes {sizes:?}; peak RSS {} MiB",
+        fetch_share >> 20,
+        peak >> 20
+    );
+    // Each answer is granted at most the share and starts at offset 0 with a whole batch.
+    for size in &sizes {
+        assert!(
+            *size >= template.bytes.len() && *size <= fetch_share,
+            "answer of {size} bytes: must hold a batch and stay within the fetch share"
+        );
+    }
+    assert!(
+        peak <= BUDGET_BYTES + FIXED_OVERHEAD_BYTES,
+        "peak RSS {peak} above budget {BUDGET_BYTES} + overhead {FIXED_OVERHEAD_BYTES}"
+    );
+}
+
 /// Segment files (`*.log`) under the data directory.
 fn segment_files(dir: &Path) -> usize {
     let mut count = 0;
@@ -424,7 +546,7 @@ fn a_client_that_reads_no_answers_does_not_stall_other_connections() {
     let stalled = TcpStream::connect(&server.kafka).unwrap();
     let mut stalled_writer = stalled.try_clone().unwrap();
     let (fetch, produce) = (
-        fetch_frame(topic, 0, 0),
+        fetch_frame(topic, 0, 0, 4 << 20),
         produce_frame(topic, template.bytes, 0),
     );
     let writer = std::thread::spawn(move || {

@@ -21,6 +21,7 @@
 //! naming the peer; the answers already owed are still written, then the socket closes. Nothing
 //! a client sends can fail another connection.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
@@ -32,7 +33,7 @@ use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWrite
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
 use kafka_protocol::messages::{ApiKey, RequestKind};
-use spindle_engine::{MemoryBudget, RequestReservation, Shard};
+use spindle_engine::{AnswerReservation, MemoryBudget, RequestReservation, Shard};
 
 use crate::kafka::connections::StopWatch;
 use crate::kafka::context::RequestContext;
@@ -44,8 +45,9 @@ use crate::limits::{MAX_IN_FLIGHT_PER_CONNECTION, READ_BUFFER_BYTES, WRITE_BUFFE
 
 /// What a handled request leaves for the writer.
 enum Outcome {
-    /// An encoded answer, length prefix included.
-    Answer(Bytes),
+    /// An encoded answer, length prefix included, and the memory charged for it until it is
+    /// written (Fetch answers).
+    Answer(Bytes, Option<AnswerReservation>),
     /// No answer is owed (Produce with acks=0).
     Silent,
     /// The answer could not be encoded: the connection closes rather than skip an answer.
@@ -181,6 +183,7 @@ fn start_request(
                 advertised_host: config.advertised_host.clone(),
                 advertised_port: i32::from(config.advertised_port),
                 config: Arc::clone(config),
+                answer_memory: RefCell::new(None),
             };
             tracing::trace!(
                 %peer,
@@ -200,7 +203,7 @@ fn start_request(
         }
         Ok(Decoded::UnsupportedApiVersions { correlation_id }) => {
             match dispatch::encode_unsupported_api_versions(correlation_id) {
-                Ok(bytes) => Pending::Ready(Outcome::Answer(bytes)),
+                Ok(bytes) => Pending::Ready(Outcome::Answer(bytes, None)),
                 Err(e) => {
                     tracing::error!(%peer, error = %e, "closing kafka connection");
                     Pending::Ready(Outcome::Close)
@@ -220,7 +223,7 @@ async fn handle(ctx: RequestContext, api_key: ApiKey, body: RequestKind) -> Outc
     let started = Instant::now();
     let (outcome, failed) = answer(&ctx, api_key, body).await;
     let metrics = ctx.shard.metrics();
-    if let Outcome::Answer(bytes) = &outcome {
+    if let Outcome::Answer(bytes, _) = &outcome {
         metrics.bytes_out.add(bytes.len() as u64);
     }
     metrics.record_kafka_request(api_key as i16, started.elapsed(), failed);
@@ -239,10 +242,17 @@ async fn answer(ctx: &RequestContext, api_key: ApiKey, body: RequestKind) -> (Ou
         }
     };
     match dispatch::encode(api_key, ctx.api_version, ctx.correlation_id, &response) {
-        Ok(bytes) => (
-            Outcome::Answer(bytes),
-            response_failure::is_failure(&response),
-        ),
+        Ok(bytes) => {
+            // From now on the answer holds its encoded bytes, not what its reads were granted.
+            let memory = ctx.answer_memory.borrow_mut().take().map(|mut memory| {
+                memory.set(bytes.len());
+                memory
+            });
+            (
+                Outcome::Answer(bytes, memory),
+                response_failure::is_failure(&response),
+            )
+        }
         Err(e) => {
             tracing::error!(peer = %ctx.peer, error = %e, "closing kafka connection");
             (Outcome::Close, true)
@@ -285,7 +295,9 @@ async fn write_answers(
             }
         };
         match outcome {
-            Outcome::Answer(bytes) => {
+            // The answer's memory is given back once its bytes are in the socket (or the
+            // buffer in front of it).
+            Outcome::Answer(bytes, _memory) => {
                 if let Err(e) = out.write_all(&bytes).await {
                     tracing::debug!(%peer, error = %e, "kafka write failed");
                     return;

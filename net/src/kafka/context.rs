@@ -1,9 +1,10 @@
 //! What every Kafka API handler is given besides its request body.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use spindle_engine::Shard;
+use spindle_engine::{AnswerReservation, Shard};
 
 use crate::kafka::KafkaConfig;
 
@@ -30,4 +31,13 @@ pub(crate) struct RequestContext {
     pub advertised_port: i32,
     /// The server's configuration (topic defaults, auto-creation, cluster id).
     pub config: Arc<KafkaConfig>,
+    /// Memory the answer holds until it is written (a Fetch's share of the shard's budget).
+    pub answer_memory: RefCell<Option<AnswerReservation>>,
+}
+
+impl RequestContext {
+    /// Keeps `memory` charged until the answer has been written to the socket.
+    pub fn hold_until_written(&self, memory: AnswerReservation) {
+        *self.answer_memory.borrow_mut() = Some(memory);
+    }
 }

@@ -15,6 +15,12 @@
 //! `fetch_max_bytes` (Kafka's broker `fetch.max.bytes`), so no client can make one answer, or
 //! one partition's read, larger than that.
 //!
+//! Memory: before reading, the answer is granted up to `max_bytes` of the shard's fetch share
+//! ([`spindle_engine::MemoryBudget::grant_answer`]: what is left of it, never less than a floor,
+//! never waiting) and reads only that much. While it long-polls it holds only what it has read;
+//! what arrives is granted again before the answer takes it. The connection keeps the answer's
+//! encoded size charged until it is written.
+//!
 //! Fetch sessions (KIP-227) are not kept: the answer's session id is 0, which tells the client
 //! to send full requests, and an incremental request gets FETCH_SESSION_ID_NOT_FOUND.
 
@@ -75,16 +81,29 @@ pub(crate) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResp
     let max_bytes = usize::try_from(req.max_bytes)
         .unwrap_or(0)
         .min(ctx.config.fetch_max_bytes);
-    let mut slots = plan(&req, max_bytes);
+    let memory = ctx.shard.memory();
+    let mut granted = memory.grant_answer(max_bytes);
+    let mut slots = plan(&req, granted.bytes());
 
-    read_in_order(ctx, &mut slots, max_bytes).await;
+    read_in_order(ctx, &mut slots, granted.bytes()).await;
     let gathered: usize = slots.iter().map(Slot::bytes).sum();
     let done = gathered >= min_bytes.max(1) || slots.iter().any(Slot::failed);
     if !done && !max_wait.is_zero() {
+        // An idle consumer's wait must not hold memory others could read with.
+        granted.set(gathered);
         let wanted = min_bytes.max(1) - gathered;
-        long_poll(ctx, &mut slots, deadline, wanted, max_bytes - gathered).await;
+        let left = max_bytes.saturating_sub(gathered);
+        long_poll(ctx, &mut slots, deadline, wanted, left).await;
+        let arrived = slots
+            .iter()
+            .map(Slot::bytes)
+            .sum::<usize>()
+            .saturating_sub(gathered);
+        memory.grow_answer(&mut granted, arrived);
     }
-    respond(&req, slots, max_bytes)
+    let response = respond(&req, slots, granted.bytes());
+    ctx.hold_until_written(granted);
+    response
 }
 
 /// One slot per requested partition, in request order, each to read at most `max_bytes` (the
