@@ -43,6 +43,11 @@ pub const SEGMENT_BYTES_DEFAULT: u64 = 1 << 30;
 pub const SEGMENT_BYTES_MAX: u64 = (u32::MAX as u64) - (BATCH_BYTES_MAX as u64) - (1 << 20);
 /// Smallest accepted segment size.
 pub const SEGMENT_BYTES_MIN: u64 = 4096;
+/// Largest span of offsets one segment holds (last offset − base offset): index entries store
+/// offsets relative to the segment's base in 32 bits. A batch's records count comes from the
+/// client and compressed batches are not opened, so a few small batches can claim billions of
+/// offsets; the log rolls before one would leave this span.
+pub const SEGMENT_OFFSET_SPAN_MAX: u64 = u32::MAX as u64;
 /// Default spacing of sparse offset index entries.
 pub const INDEX_INTERVAL_BYTES_DEFAULT: u32 = 4096;
 

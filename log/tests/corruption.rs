@@ -174,3 +174,85 @@ fn damage_appearing_under_a_running_log_is_never_returned() {
         assert_eq!(before.len(), 5, "a read stops before the damage");
     });
 }
+
+/// A compressed batch (its records are not opened) claiming `i32::MAX` records: a valid header
+/// and CRC over a few bytes of payload.
+fn batch_claiming_i32_max_records() -> bytes::Bytes {
+    let mut b = batch(1, 10, 0).to_vec();
+    b[22] |= 1; // attributes: gzip
+    b[23..27].copy_from_slice(&(i32::MAX - 1).to_be_bytes()); // last offset delta
+    b[57..61].copy_from_slice(&i32::MAX.to_be_bytes()); // records count
+    spindle_log::testing::fix_crc(&mut b);
+    b.into()
+}
+
+#[test]
+fn batches_claiming_billions_of_offsets_roll_the_log_instead_of_breaking_its_index() {
+    let dir = tempdir();
+    let path = dir.path().to_path_buf();
+    const CLAIMS: u64 = 5;
+    let span = i32::MAX as u64; // offsets each batch claims
+    run(move || async move {
+        let config = LogConfig {
+            index_interval_bytes: 1,
+            ..LogConfig::default()
+        };
+        let (log, _) = open(&path, config.clone()).await;
+        for i in 0..CLAIMS {
+            let appended = log.append(batch_claiming_i32_max_records()).unwrap();
+            assert_eq!(appended.base_offset, Offset(i * span));
+        }
+        log.flush().await.unwrap();
+        log.close().await.unwrap();
+        // Each segment spans at most 2^32 - 1 offsets: two such batches per segment.
+        let segments: Vec<u64> = std::fs::read_dir(&path)
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().into_string().unwrap();
+                name.strip_suffix(".log").map(|stem| stem.parse().unwrap())
+            })
+            .collect();
+        let mut segments = segments;
+        segments.sort_unstable();
+        assert_eq!(segments, vec![0, 2 * span, 4 * span]);
+        // Reopening recovers all of them, readable from every batch's base.
+        let (log, _) = open(&path, config).await;
+        assert_eq!(log.high_watermark(), Offset(CLAIMS * span));
+        let all = read_all(&log, Offset(0)).await;
+        let bases: Vec<u64> = all.iter().map(|b| base_of(b)).collect();
+        assert_eq!(bases, (0..CLAIMS).map(|i| i * span).collect::<Vec<_>>());
+        for i in 0..CLAIMS {
+            let got = log.read(Offset(i * span + 12345), 1).await.unwrap();
+            assert_eq!(base_of(&got[0]), i * span);
+        }
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_segment_holding_offsets_beyond_its_span_ends_before_them_and_odd_names_are_ignored() {
+    let dir = tempdir();
+    let path = dir.path().to_path_buf();
+    let span = i32::MAX as u64;
+    // Three claiming batches written back to back in one segment file, as no roll would allow:
+    // the third reaches beyond 2^32 - 1 offsets from the segment's base.
+    let mut file = Vec::new();
+    for i in 0..3u64 {
+        let mut b = batch_claiming_i32_max_records().to_vec();
+        b[0..8].copy_from_slice(&((i * span) as i64).to_be_bytes());
+        file.extend_from_slice(&b);
+    }
+    std::fs::write(seg(&path, 0, "log"), &file).unwrap();
+    // A file named like a segment but past any Kafka offset (u64::MAX).
+    std::fs::write(path.join("18446744073709551615.log"), b"not a segment").unwrap();
+    run(move || async move {
+        let (log, _) = open(&path, LogConfig::default()).await;
+        assert_eq!(log.high_watermark(), Offset(2 * span));
+        let all = read_all(&log, Offset(0)).await;
+        assert_eq!(all.len(), 2);
+        // The log goes on from there.
+        let appended = log.append(batch(1, 10, 0)).unwrap();
+        assert_eq!(appended.base_offset, Offset(2 * span));
+        log.close().await.unwrap();
+    });
+}

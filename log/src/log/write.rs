@@ -11,7 +11,7 @@ use crate::batch::{frame, rewrite_base, validate, BatchDefect};
 use crate::config::FsyncPolicy;
 use crate::error::{IoContext, LogError};
 use crate::io;
-use crate::limits::{GATHER_GAP_MAX, GATHER_WAIT_MAX, ROUND_BYTES_MAX};
+use crate::limits::{GATHER_GAP_MAX, GATHER_WAIT_MAX, ROUND_BYTES_MAX, SEGMENT_OFFSET_SPAN_MAX};
 use crate::offset::Offset;
 use crate::segment::{log_path, write_index_files, Appender, Segment, WrittenBatch};
 use crate::tail_cache::CachedBatch;
@@ -273,13 +273,17 @@ impl Log {
         }
         let next_len = st.pending.front().map_or(0, |b| b.bytes.len() as u64);
         let by_size = size + next_len > config.segment_bytes;
+        let by_offsets = st
+            .pending
+            .front()
+            .is_some_and(|b| !fits_offsets(st.active().base, b));
         let by_age = match (config.segment_ms, st.active().first_write_ms) {
             (Some(ms), Some(first)) => {
                 self.clock.now_ms().saturating_sub(first) >= i64::try_from(ms).unwrap_or(i64::MAX)
             }
             _ => false,
         };
-        by_size || by_age
+        by_size || by_age || by_offsets
     }
 
     /// Plans a round of the pending batches that fit in the active segment (up to
@@ -304,11 +308,13 @@ impl Log {
         let file = dsync.clone().unwrap_or_else(|| active.file.clone());
         let path = active.path.clone();
         let sync_after = (durable && dsync.is_none()).then(|| (active.file.clone(), path.clone()));
+        let base = active.base;
         let mut count = 0;
         let mut end = size;
         for b in &st.pending {
             let len = b.bytes.len() as u64;
-            if end > size && (end + len > segment_bytes || end + len - size > ROUND_BYTES_MAX) {
+            let full = end + len > segment_bytes || !fits_offsets(base, b);
+            if end > size && (full || end + len - size > ROUND_BYTES_MAX) {
                 break;
             }
             end += len;
@@ -569,6 +575,13 @@ impl Log {
         });
         Ok(())
     }
+}
+
+/// Whether `batch` may go into the segment based at `base`: its offsets stay within
+/// [`SEGMENT_OFFSET_SPAN_MAX`] of the base (an empty segment takes any batch: its base is the
+/// batch's base, and a batch spans at most `i32::MAX` offsets).
+fn fits_offsets(base: Offset, batch: &PendingBatch) -> bool {
+    batch.last.0.saturating_sub(base.0) <= SEGMENT_OFFSET_SPAN_MAX
 }
 
 /// A batch appended but not yet written: the producer's bytes as received, and what the write

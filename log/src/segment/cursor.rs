@@ -13,7 +13,9 @@ use glommio::io::{DmaFile, ReadResult};
 
 use crate::batch::{validate, BatchDefect, BatchHeader};
 use crate::error::{IoContext, LogError};
-use crate::limits::{BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD_BYTES, READ_WINDOW_BYTES};
+use crate::limits::{
+    BATCH_BYTES_MAX, BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD_BYTES, READ_WINDOW_BYTES,
+};
 use crate::offset::Offset;
 
 /// A batch found by the cursor.
@@ -123,8 +125,12 @@ impl BatchCursor {
             let w = self.window_slice();
             i32::from_be_bytes([w[8], w[9], w[10], w[11]])
         };
+        // A length beyond what any batch may have is damage: it is not read (up to 2 GiB).
         let total = match usize::try_from(declared) {
-            Ok(l) if l + BATCH_LOG_OVERHEAD_BYTES >= BATCH_HEADER_BYTES => {
+            Ok(l)
+                if (BATCH_HEADER_BYTES..=BATCH_BYTES_MAX)
+                    .contains(&(l + BATCH_LOG_OVERHEAD_BYTES)) =>
+            {
                 l + BATCH_LOG_OVERHEAD_BYTES
             }
             _ => return Ok(self.damaged(BatchDefect::BadLength { declared })),

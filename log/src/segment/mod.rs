@@ -127,11 +127,15 @@ impl Segment {
     pub fn record_batch(&mut self, b: &WrittenBatch, index_interval_bytes: u32) {
         assert_eq!(b.position, self.size, "batches are written back to back");
         assert_eq!(b.base, self.next, "offsets follow without gaps");
+        // Rolls keep a segment's offsets within `SEGMENT_OFFSET_SPAN_MAX` of its base and its
+        // size below 4 GiB, and recovery ends a segment before a batch outside them; an entry
+        // that could not be stored is left out rather than wrapped (the index is sparse).
         if self.bytes_since_index >= u64::from(index_interval_bytes) {
-            let relative = u32::try_from(b.base.0 - self.base.0).expect("relative offset fits u32");
-            let position = u32::try_from(b.position).expect("segment position fits u32");
-            self.index.push(relative, position, self.max_timestamp);
-            self.bytes_since_index = 0;
+            let relative = u32::try_from(b.base.0.saturating_sub(self.base.0));
+            if let (Ok(relative), Ok(position)) = (relative, u32::try_from(b.position)) {
+                self.index.push(relative, position, self.max_timestamp);
+                self.bytes_since_index = 0;
+            }
         }
         self.bytes_since_index += b.len as u64;
         self.size += b.len as u64;

@@ -18,7 +18,7 @@ use crate::clock::Clock;
 use crate::config::LogConfig;
 use crate::error::{IoContext, LogError};
 use crate::io;
-use crate::limits::{READ_WINDOW_BYTES, SPARE_SEGMENTS_MAX};
+use crate::limits::{READ_WINDOW_BYTES, SEGMENT_OFFSET_SPAN_MAX, SPARE_SEGMENTS_MAX};
 use crate::offset::Offset;
 use crate::segment::{
     index_path, log_path, time_index_path, Appender, BatchCursor, Segment, SegmentIndex, Step,
@@ -123,8 +123,13 @@ fn list_bases(dir: &Path) -> Result<Vec<Offset>, LogError> {
             continue;
         };
         if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
-            if let Ok(base) = stem.parse::<u64>() {
-                bases.push(Offset(base));
+            // Kafka offsets are `i64`: a name beyond that is no segment this log wrote.
+            match stem.parse::<u64>() {
+                Ok(base) if i64::try_from(base).is_ok() => bases.push(Offset(base)),
+                _ => tracing::warn!(
+                    file = %entry.path().display(),
+                    "ignoring a segment file whose base offset is beyond any Kafka offset"
+                ),
             }
         }
     }
@@ -197,6 +202,16 @@ async fn scan(
     let mut intact = true;
     loop {
         match cursor.next().await? {
+            Step::Batch(b) if b.last.0.saturating_sub(base.0) > SEGMENT_OFFSET_SPAN_MAX => {
+                tracing::warn!(
+                    file = %path.display(),
+                    position = b.position,
+                    offset = %b.base,
+                    "log ends before a batch whose offsets reach beyond the segment's span: truncating"
+                );
+                intact = false;
+                break;
+            }
             Step::Batch(b) => segment.record_batch(
                 &WrittenBatch {
                     position: b.position,
