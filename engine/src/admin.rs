@@ -173,6 +173,7 @@ pub(crate) async fn alter_topic_config(
             .topics
             .get_mut(name)
             .ok_or_else(|| EngineError::UnknownTopic(name.to_owned()))?;
+        refuse_internal(name, meta)?;
         meta.config = config;
         Ok(())
     })

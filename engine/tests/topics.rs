@@ -134,3 +134,32 @@ fn config_and_partitions_change_at_run_time() {
     assert!(matches!(err, EngineError::UnknownTopic(_)), "{err:?}");
     engine.shutdown().expect("shutdown");
 }
+
+#[test]
+fn clients_cannot_write_to_or_reconfigure_the_offsets_topic() {
+    let dir = common::temp_dir();
+    let engine = common::start(dir.path(), 2);
+    let handle = engine.handle();
+    let offsets = spindle_engine::CONSUMER_OFFSETS_TOPIC;
+    for partition in 0..2 {
+        let tp = TopicPartition::new(offsets, partition);
+        let err = block_on(handle.produce_records(&tp, common::records("forged", 1))).unwrap_err();
+        assert!(matches!(err, EngineError::InvalidTopic { .. }), "{err:?}");
+        let err =
+            block_on(handle.produce(&tp, common::idempotent_batch(-1, -1, -1, 1))).unwrap_err();
+        assert!(matches!(err, EngineError::InvalidTopic { .. }), "{err:?}");
+    }
+    let mut config = TopicConfig::default();
+    config.set("retention.ms", "0").expect("set");
+    let err = block_on(handle.alter_topic_config(offsets, config)).unwrap_err();
+    assert!(matches!(err, EngineError::InvalidTopic { .. }), "{err:?}");
+    let described = block_on(handle.describe_topic(offsets)).expect("describe");
+    assert_eq!(described.info.config.retention_ms, None);
+    let stored: u64 = described
+        .partitions
+        .iter()
+        .map(|p| p.high_watermark.0)
+        .sum();
+    assert_eq!(stored, 0, "nothing was written to the offsets topic");
+    engine.shutdown().expect("shutdown");
+}

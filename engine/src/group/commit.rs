@@ -55,7 +55,7 @@ impl GroupCoordinator {
                 .map(|(tp, offset)| offset_record(&commit.group_id, tp, Some(offset), now_ms))
                 .collect();
             match shard
-                .produce_records(&self.offsets_tp(&commit.group_id), records)
+                .append_internal_records(&self.offsets_tp(&commit.group_id), records)
                 .await
             {
                 Ok(appended) => {
@@ -105,7 +105,7 @@ impl GroupCoordinator {
                 .map(|tp| offset_record(group_id, tp, None, now_ms))
                 .collect();
             if let Err(e) = shard
-                .produce_records(&self.offsets_tp(group_id), records)
+                .append_internal_records(&self.offsets_tp(group_id), records)
                 .await
             {
                 tracing::warn!(group = %group_id, error = %e, "group deletion not stored");

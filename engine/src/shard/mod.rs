@@ -64,6 +64,22 @@ impl Shard {
     /// # Errors
     /// Unknown topic/partition, invalid batch, sequence or epoch errors, oversize batch, I/O.
     pub async fn produce(&self, tp: &TopicPartition, records: Bytes) -> Result<ProduceOutcome> {
+        refuse_internal_write(tp)?;
+        self.append_to(tp, records).await
+    }
+
+    /// Appends plain records to an internal topic (the group coordinator's offsets log), which
+    /// [`Shard::produce`] refuses to clients.
+    pub(crate) async fn append_internal_records(
+        &self,
+        tp: &TopicPartition,
+        records: Vec<Record>,
+    ) -> Result<ProduceOutcome> {
+        let batch = batch_builder::encode(&records, self.inner.clock.now_ms())?;
+        self.append_to(tp, batch).await
+    }
+
+    async fn append_to(&self, tp: &TopicPartition, records: Bytes) -> Result<ProduceOutcome> {
         let owner = self.route_produce(tp).await?;
         if owner == self.id() {
             return self.produce_local(tp, records).await;
@@ -387,6 +403,18 @@ impl Shard {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Refuses a client's write to an internal topic, as Kafka does: the offsets log holds what the
+/// group coordinator replays at start, and only the coordinator writes it.
+fn refuse_internal_write(tp: &TopicPartition) -> Result<()> {
+    if &*tp.topic == crate::CONSUMER_OFFSETS_TOPIC {
+        return Err(EngineError::InvalidTopic {
+            name: tp.topic.to_string(),
+            reason: "internal topics cannot be written to".to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// The shard that owns the metadata (decision 7) and hands out producer ids.
