@@ -41,6 +41,9 @@ pub enum GroupError {
     /// The coordinator cannot serve now (the offsets log refused the write, shutting down);
     /// clients retry after finding the coordinator again.
     CoordinatorNotAvailable,
+    /// A request beyond the coordinator's limits (too many protocols, metadata or assignment
+    /// too large), with what was wrong.
+    InvalidRequest(String),
 }
 
 impl GroupError {
@@ -62,6 +65,7 @@ impl GroupError {
             GroupError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
             GroupError::InvalidCommitOffsetSize => ResponseError::InvalidCommitOffsetSize,
             GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+            GroupError::InvalidRequest(_) => ResponseError::InvalidRequest,
         };
         error.code()
     }
@@ -71,6 +75,7 @@ impl std::fmt::Display for GroupError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             GroupError::MemberIdRequired(id) => write!(f, "member id required: rejoin as {id}"),
+            GroupError::InvalidRequest(why) => write!(f, "invalid request: {why}"),
             other => write!(f, "{other:?}"),
         }
     }

@@ -24,6 +24,15 @@ pub const MEMBERS_PER_GROUP_MAX: usize = 10_000;
 /// stores names with a `u16` length.
 pub const NAME_BYTES_MAX: usize = 1_024;
 
+/// Most protocols one member may offer in a JoinGroup (Kafka consumers offer one to three
+/// assignors). Choosing the group's protocol compares every member's list with every other's.
+pub const PROTOCOLS_PER_MEMBER_MAX: usize = 64;
+
+/// Most bytes of protocol metadata one member may send in a JoinGroup, all protocols together
+/// (a consumer's subscription: its topic names and user data), and most bytes of one member's
+/// assignment in a SyncGroup. The coordinator keeps both for as long as the member lives.
+pub const MEMBER_METADATA_BYTES_MAX: usize = 1 << 20;
+
 /// Longest metadata string stored with a committed offset (Kafka's `offset.metadata.max.bytes`).
 pub const OFFSET_METADATA_BYTES_MAX: usize = 4_096;
 

@@ -170,7 +170,7 @@ impl Member {
             client_host: req.client_host.clone(),
             session_timeout: req.session_timeout,
             rebalance_timeout: req.rebalance_timeout.min(REBALANCE_TIMEOUT_MAX),
-            protocols: req.protocols.clone(),
+            protocols: owned(&req.protocols),
             assignment: Bytes::new(),
             last_seen: now,
             awaiting_join: false,
@@ -184,7 +184,7 @@ impl Member {
         self.client_host.clone_from(&req.client_host);
         self.session_timeout = req.session_timeout;
         self.rebalance_timeout = req.rebalance_timeout.min(REBALANCE_TIMEOUT_MAX);
-        self.protocols.clone_from(&req.protocols);
+        self.protocols = owned(&req.protocols);
         self.last_seen = now;
     }
 
@@ -204,4 +204,16 @@ impl Member {
     pub(crate) fn session_expired(&self, now: Instant) -> bool {
         now.saturating_duration_since(self.last_seen) >= self.session_timeout
     }
+}
+
+/// The protocols with their metadata copied out of the request frame it arrived in, so that a
+/// member kept for hours does not keep the whole frame alive.
+fn owned(protocols: &[Protocol]) -> Vec<Protocol> {
+    protocols
+        .iter()
+        .map(|p| Protocol {
+            name: p.name.clone(),
+            metadata: Bytes::copy_from_slice(&p.metadata),
+        })
+        .collect()
 }

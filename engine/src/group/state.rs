@@ -32,7 +32,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::limits::{
-    MEMBERS_PER_GROUP_MAX, REBALANCE_TIMEOUT_MAX, SESSION_TIMEOUT_MAX, SESSION_TIMEOUT_MIN,
+    MEMBERS_PER_GROUP_MAX, MEMBER_METADATA_BYTES_MAX, PROTOCOLS_PER_MEMBER_MAX,
+    REBALANCE_TIMEOUT_MAX, SESSION_TIMEOUT_MAX, SESSION_TIMEOUT_MIN,
 };
 use super::member::{
     HeartbeatRequest, JoinRequest, JoinResponse, JoinedMember, Member, MemberDescription,
@@ -188,6 +189,7 @@ impl Group {
         if req.session_timeout < SESSION_TIMEOUT_MIN || req.session_timeout > SESSION_TIMEOUT_MAX {
             return Err(GroupError::InvalidSessionTimeout);
         }
+        check_protocols(req)?;
         if req.protocol_type.is_empty() || req.protocols.is_empty() || !self.accepts(req) {
             return Err(GroupError::InconsistentGroupProtocol);
         }
@@ -540,6 +542,16 @@ impl Group {
         if type_differs || name_differs {
             return Err(GroupError::InconsistentGroupProtocol);
         }
+        if let Some((id, a)) = req
+            .assignments
+            .iter()
+            .find(|(_, a)| a.len() > MEMBER_METADATA_BYTES_MAX)
+        {
+            return Err(GroupError::InvalidRequest(format!(
+                "the assignment of {id} is {} bytes, more than {MEMBER_METADATA_BYTES_MAX}",
+                a.len()
+            )));
+        }
         if let Some(member) = self.members.get_mut(&req.member_id) {
             member.last_seen = now;
         }
@@ -568,7 +580,8 @@ impl Group {
         }
         for (id, assignment) in assignments {
             if let Some(member) = self.members.get_mut(id) {
-                member.assignment = assignment.clone();
+                // Copied out of the request frame, which it would otherwise keep alive.
+                member.assignment = Bytes::copy_from_slice(assignment);
             }
         }
         self.state = GroupState::Stable;
@@ -752,3 +765,20 @@ impl Group {
 #[cfg(test)]
 #[path = "state_tests.rs"]
 mod tests;
+
+/// Refuses a join whose protocols are beyond the coordinator's limits.
+fn check_protocols(req: &JoinRequest) -> Result<(), GroupError> {
+    if req.protocols.len() > PROTOCOLS_PER_MEMBER_MAX {
+        return Err(GroupError::InvalidRequest(format!(
+            "{} protocols offered, at most {PROTOCOLS_PER_MEMBER_MAX} accepted",
+            req.protocols.len()
+        )));
+    }
+    let metadata: usize = req.protocols.iter().map(|p| p.metadata.len()).sum();
+    if metadata > MEMBER_METADATA_BYTES_MAX {
+        return Err(GroupError::InvalidRequest(format!(
+            "{metadata} bytes of protocol metadata, at most {MEMBER_METADATA_BYTES_MAX} accepted"
+        )));
+    }
+    Ok(())
+}

@@ -439,3 +439,45 @@ fn first_join_waits_the_initial_delay_for_more_members() {
     let b = done(g.join(now, &join_req("b", &[("range", b"b")]), "x".into()));
     assert_eq!(b.generation, 2);
 }
+
+#[test]
+fn joins_and_syncs_beyond_the_limits_are_refused_and_the_group_stays_as_it_was() {
+    let now = Instant::now();
+    let mut g = stable_pair(now);
+    // Too many protocols.
+    let mut many = join_req("", &[]);
+    many.protocols = (0..=crate::group::limits::PROTOCOLS_PER_MEMBER_MAX)
+        .map(|i| Protocol {
+            name: format!("p{i}"),
+            metadata: Bytes::new(),
+        })
+        .collect();
+    let err = g.join(now, &many, "c".into()).unwrap_err();
+    assert!(matches!(err, GroupError::InvalidRequest(_)), "{err:?}");
+    assert_eq!(err.kafka_code(), 42, "INVALID_REQUEST");
+    // Too much metadata.
+    let mut fat = join_req("", &[]);
+    fat.protocols = vec![Protocol {
+        name: "range".into(),
+        metadata: Bytes::from(vec![
+            0u8;
+            crate::group::limits::MEMBER_METADATA_BYTES_MAX + 1
+        ]),
+    }];
+    let err = g.join(now, &fat, "d".into()).unwrap_err();
+    assert!(matches!(err, GroupError::InvalidRequest(_)), "{err:?}");
+    assert_eq!(g.state(), GroupState::Stable);
+    // A leader's assignment too large for one member.
+    let mut sync = sync_req("a", 2, &[("a", b"p0")]);
+    sync.assignments.push((
+        "b".to_owned(),
+        Bytes::from(vec![
+            0u8;
+            crate::group::limits::MEMBER_METADATA_BYTES_MAX + 1
+        ]),
+    ));
+    let err = g.sync(now, &sync).unwrap_err();
+    assert!(matches!(err, GroupError::InvalidRequest(_)), "{err:?}");
+    assert_eq!(g.state(), GroupState::Stable);
+    assert!(heartbeat(&mut g, now, "b", 2).is_ok());
+}
