@@ -28,6 +28,12 @@ pub const HANDLE_INBOX_CAPACITY: usize = 4096;
 /// allows five in-flight requests per idempotent producer).
 pub const PRODUCER_BATCHES_REMEMBERED: usize = 5;
 
+/// Most idempotent producers one partition remembers. Producer ids come from clients, so the
+/// table is bounded: a new producer beyond this evicts the one that wrote least recently
+/// (Kafka instead forgets producers idle for `producer.id.expiration.ms`, a day); a retry from an
+/// evicted producer is then not recognised as a duplicate.
+pub const PRODUCERS_PER_PARTITION_MAX: usize = 4096;
+
 /// Producer ids reserved (and persisted) at a time, so a restart never reuses one.
 pub const PRODUCER_ID_BLOCK: i64 = 1000;
 

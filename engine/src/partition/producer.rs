@@ -9,13 +9,15 @@
 //! The table is rebuilt on open by reading the batch headers of the active segment, so a restart
 //! keeps answering duplicates of recently acknowledged batches. A producer whose batches all lie
 //! in older segments is unknown after a restart; its next batch is accepted at any sequence,
-//! as Kafka does once a producer's state has expired.
+//! as Kafka does once a producer's state has expired. The table holds at most
+//! [`PRODUCERS_PER_PARTITION_MAX`] producers: a new one beyond that evicts the producer that
+//! wrote least recently.
 
 use std::collections::{HashMap, VecDeque};
 
 use spindle_log::Offset;
 
-use crate::limits::PRODUCER_BATCHES_REMEMBERED;
+use crate::limits::{PRODUCERS_PER_PARTITION_MAX, PRODUCER_BATCHES_REMEMBERED};
 use crate::EngineError;
 
 /// The producer fields of one batch header.
@@ -133,6 +135,11 @@ impl ProducerTable {
         base_offset: Offset,
         last_offset: Offset,
     ) {
+        if !self.producers.contains_key(&batch.producer_id)
+            && self.producers.len() >= PRODUCERS_PER_PARTITION_MAX
+        {
+            self.evict_least_recent();
+        }
         let entry = self.producers.entry(batch.producer_id).or_default();
         if batch.epoch != entry.epoch {
             entry.epoch = batch.epoch;
@@ -147,6 +154,18 @@ impl ProducerTable {
             base_offset,
             last_offset,
         });
+    }
+
+    /// Forgets the producer whose last batch is the oldest in the log.
+    fn evict_least_recent(&mut self) {
+        let oldest = self
+            .producers
+            .iter()
+            .min_by_key(|(_, entry)| entry.batches.back().map(|b| b.last_offset))
+            .map(|(id, _)| *id);
+        if let Some(id) = oldest {
+            self.producers.remove(&id);
+        }
     }
 
     /// A copy holding only the given producers, to judge several batches of one request in
@@ -235,6 +254,24 @@ mod tests {
             t.check(&batch(0, 1, 1)),
             Ok(Verdict::Duplicate(_))
         ));
+    }
+
+    #[test]
+    fn the_table_is_bounded_and_forgets_the_least_recent_producer() {
+        let mut table = ProducerTable::default();
+        let max = PRODUCERS_PER_PARTITION_MAX as i64;
+        for id in 0..=max {
+            let b = ProducerBatch::new(id, 0, 0, 0);
+            table.record(&b, Offset(id as u64), Offset(id as u64));
+        }
+        assert_eq!(table.len(), PRODUCERS_PER_PARTITION_MAX);
+        // Producer 0 wrote least recently and is forgotten: its next batch is accepted at any
+        // sequence; producer 1 is still known and a gap is refused.
+        assert!(matches!(
+            table.check(&ProducerBatch::new(0, 0, 7, 0)),
+            Ok(Verdict::Append)
+        ));
+        assert!(table.check(&ProducerBatch::new(1, 0, 7, 0)).is_err());
     }
 
     #[test]
