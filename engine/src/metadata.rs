@@ -362,6 +362,9 @@ impl Body {
     fn into_metadata(self) -> Result<Metadata> {
         let mut topics = BTreeMap::new();
         for record in self.topics {
+            // The name becomes a directory name: the file's checksum guards against damage,
+            // not against a name no topic could have been created with.
+            crate::topic::validate_topic_name(&record.name)?;
             let mut config = TopicConfig::default();
             for (key, value) in &record.config {
                 config.set(key, value)?;
@@ -414,6 +417,22 @@ mod tests {
         fs::write(&path, text).unwrap();
         let err = Metadata::load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("checksum mismatch"), "{err}");
+
+        // A name no topic could have, with a checksum that matches: refused, not used as a
+        // directory name.
+        let mut bad = Metadata::default();
+        bad.topics.insert(
+            "../../escape".to_owned(),
+            TopicMeta {
+                id: 1,
+                config: TopicConfig::default(),
+                internal: false,
+                placement: vec![ShardId(0)],
+            },
+        );
+        bad.persist(dir.path()).unwrap();
+        let err = Metadata::load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("escape"), "{err}");
     }
 
     #[test]

@@ -135,7 +135,7 @@ fn check_partition(
 }
 
 /// One record of the offsets log; `None` writes a tombstone.
-fn offset_record(
+pub(super) fn offset_record(
     group_id: &str,
     tp: &TopicPartition,
     offset: Option<&CommittedOffset>,

@@ -73,8 +73,18 @@ fn batch_end(batch: &[u8]) -> Option<u64> {
     u64::try_from(base.checked_add(i64::from(delta))?.checked_add(1)?).ok()
 }
 
+/// The compression codec bits of a batch's attributes.
+const COMPRESSION_BITS: i16 = 0x07;
+
 /// Applies the records of one batch at or after `from`; returns how many were applied.
 fn apply_batch(store: &mut OffsetStore, tp: &TopicPartition, batch: &Bytes, from: Offset) -> u64 {
+    // The coordinator writes plain batches only; a compressed one did not come from it, and
+    // decompressing it has no bound on what it expands to.
+    let attributes = batch.get(21..23).map(|a| i16::from_be_bytes([a[0], a[1]]));
+    if attributes.is_none_or(|a| a & COMPRESSION_BITS != 0) {
+        tracing::warn!(%tp, "compressed or truncated batch in offsets log skipped");
+        return 0;
+    }
     let mut buf = batch.clone();
     let set = match RecordBatchDecoder::decode(&mut buf) {
         Ok(set) => set,
@@ -102,4 +112,39 @@ fn apply_batch(store: &mut OffsetStore, tp: &TopicPartition, batch: &Bytes, from
         }
     }
     applied
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::commit::offset_record;
+    use crate::group::offsets::CommittedOffset;
+
+    #[test]
+    fn plain_batches_replay_and_compressed_ones_are_skipped_unopened() {
+        let tp = TopicPartition::new(crate::CONSUMER_OFFSETS_TOPIC, 0);
+        let committed = CommittedOffset {
+            offset: 42,
+            leader_epoch: -1,
+            metadata: None,
+            commit_timestamp_ms: 0,
+        };
+        let record = offset_record("g", &TopicPartition::new("t", 0), Some(&committed), 0);
+        let plain = crate::batch_builder::encode(&[record], 0).unwrap();
+        let mut compressed = plain.to_vec();
+        compressed[22] |= 1; // gzip, as a forged batch could claim
+        let mut store = OffsetStore::default();
+        assert_eq!(
+            apply_batch(&mut store, &tp, &Bytes::from(compressed), Offset(0)),
+            0
+        );
+        assert!(store.get("g", &TopicPartition::new("t", 0)).is_none());
+        assert_eq!(apply_batch(&mut store, &tp, &plain, Offset(0)), 1);
+        assert_eq!(
+            store
+                .get("g", &TopicPartition::new("t", 0))
+                .map(|c| c.offset),
+            Some(42)
+        );
+    }
 }

@@ -190,8 +190,12 @@ fn first_record_at_or_after(bytes: &[u8], b: &FoundBatch, ts: i64) -> (Offset, i
         let Ok(r) = record else { return fallback };
         let record_ts = base_ts.saturating_add(r.timestamp_delta);
         if record_ts >= ts {
+            // The delta is the producer's: kept within the batch's own offsets.
             let delta = u64::try_from(r.offset_delta).unwrap_or(0);
-            return (b.base.plus(delta), record_ts);
+            return (
+                Offset(b.base.0.saturating_add(delta)).min(b.last),
+                record_ts,
+            );
         }
     }
     fallback
