@@ -13,6 +13,7 @@ use crate::kafka::authorized_operations::{self, CLUSTER, TOPIC};
 use crate::kafka::context::RequestContext;
 use crate::kafka::error_code;
 use crate::kafka::wire::count_to_wire;
+use crate::limits::MAX_ADMIN_RESOURCES;
 
 /// Answers one Metadata request.
 pub(crate) async fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
@@ -48,7 +49,10 @@ pub(crate) async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Metada
             .collect(),
         Some(names) => {
             let mut entries = Vec::with_capacity(names.len());
-            for name in names {
+            for (i, name) in names.into_iter().enumerate() {
+                // As many topics as one CreateTopics may name are created per request; the
+                // rest are answered unknown, and a client retries them.
+                let may_create = may_create && i < MAX_ADMIN_RESOURCES;
                 entries.push(requested_topic(ctx, &name, may_create, topic_ops).await);
             }
             entries
