@@ -10,6 +10,27 @@ pub const MAX_FRAME_BYTES_CEILING: usize = i32::MAX as usize;
 /// The smallest well-formed request: api key, api version and correlation id.
 pub const MIN_FRAME_BYTES: usize = 8;
 
+/// Default time the body of a frame may take to arrive once its length is read and its memory
+/// reserved, beyond the time its bytes take at [`FRAME_BODY_MIN_BYTES_PER_SEC`]. A client that
+/// announces a frame and stalls holds that memory, and the shard's request memory is handed out
+/// in FIFO order, so every later request of the shard may wait behind it: this bounds that wait.
+/// Generous, like Kafka clients' 30 s request timeout, so a real client on a slow link is never
+/// cut off.
+pub const DEFAULT_FRAME_BODY_TIMEOUT_MS: u64 = 30_000;
+
+/// Shortest frame body timeout an operator may configure: a frame's body follows its length in
+/// the same write of any real client, so a tenth of a second is ample on any network.
+pub const MIN_FRAME_BODY_TIMEOUT_MS: u64 = 100;
+
+/// Longest frame body timeout an operator may configure (an hour): beyond that a stalled client
+/// holds its memory as good as forever.
+pub const MAX_FRAME_BODY_TIMEOUT_MS: u64 = 3_600_000;
+
+/// The slowest rate a frame's body is allowed to arrive at (1 MiB/s, a tenth of a 100 Mbit/s
+/// link) on top of the frame body timeout: a 100 MiB frame has 100 s more, a small one none to
+/// speak of.
+pub const FRAME_BODY_MIN_BYTES_PER_SEC: u64 = 1024 * 1024;
+
 /// Requests read from one connection and not yet answered. When the client pipelines more, the
 /// connection stops reading until the oldest answer is written (backpressure, bounded memory).
 pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 32;
@@ -52,3 +73,6 @@ const _: () = assert!(MIN_FETCH_MAX_BYTES <= DEFAULT_FETCH_MAX_BYTES);
 const _: () = assert!(DEFAULT_FETCH_MAX_BYTES <= i32::MAX as usize);
 const _: () = assert!(DEFAULT_MAX_FRAME_BYTES <= MAX_FRAME_BYTES_CEILING);
 const _: () = assert!(MAX_IN_FLIGHT_PER_CONNECTION > 0);
+const _: () = assert!(MIN_FRAME_BODY_TIMEOUT_MS <= DEFAULT_FRAME_BODY_TIMEOUT_MS);
+const _: () = assert!(DEFAULT_FRAME_BODY_TIMEOUT_MS <= MAX_FRAME_BODY_TIMEOUT_MS);
+const _: () = assert!(FRAME_BODY_MIN_BYTES_PER_SEC > 0);

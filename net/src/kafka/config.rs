@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use spindle_engine::TopicConfig;
 
 use crate::limits::{
-    DEFAULT_FETCH_MAX_BYTES, DEFAULT_MAX_CONNECTIONS_PER_SHARD, DEFAULT_MAX_FRAME_BYTES,
-    MAX_FRAME_BYTES_CEILING, MIN_FETCH_MAX_BYTES, MIN_FRAME_BYTES,
+    DEFAULT_FETCH_MAX_BYTES, DEFAULT_FRAME_BODY_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS_PER_SHARD,
+    DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BODY_TIMEOUT_MS, MAX_FRAME_BYTES_CEILING,
+    MIN_FETCH_MAX_BYTES, MIN_FRAME_BODY_TIMEOUT_MS, MIN_FRAME_BYTES,
 };
 use crate::NetError;
 
@@ -26,6 +27,10 @@ pub struct KafkaConfig {
     pub cluster_id: String,
     /// Largest request frame accepted; a larger length prefix closes the connection.
     pub max_frame_bytes: usize,
+    /// How long a frame's body may take to arrive once its memory is reserved, beyond the time
+    /// its bytes take at [`crate::limits::FRAME_BODY_MIN_BYTES_PER_SEC`]; a connection whose
+    /// body is later is closed, so a stalled client cannot keep the shard's request memory.
+    pub frame_body_timeout_ms: u64,
     /// Most bytes one Fetch answer carries, whatever the client asks (Kafka's broker setting
     /// `fetch.max.bytes`); the first batch is returned whole even if larger.
     pub fetch_max_bytes: usize,
@@ -51,6 +56,7 @@ impl KafkaConfig {
             node_id: 0,
             cluster_id: "spindle".to_owned(),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            frame_body_timeout_ms: DEFAULT_FRAME_BODY_TIMEOUT_MS,
             fetch_max_bytes: DEFAULT_FETCH_MAX_BYTES,
             max_connections_per_shard: DEFAULT_MAX_CONNECTIONS_PER_SHARD,
             auto_create_topics: true,
@@ -68,6 +74,15 @@ impl KafkaConfig {
             return Err(NetError::Config(format!(
                 "max_frame_bytes {} is outside {MIN_FRAME_BYTES}..={MAX_FRAME_BYTES_CEILING}",
                 self.max_frame_bytes
+            )));
+        }
+        if !(MIN_FRAME_BODY_TIMEOUT_MS..=MAX_FRAME_BODY_TIMEOUT_MS)
+            .contains(&self.frame_body_timeout_ms)
+        {
+            return Err(NetError::Config(format!(
+                "frame_body_timeout_ms {} is outside \
+                 {MIN_FRAME_BODY_TIMEOUT_MS}..={MAX_FRAME_BODY_TIMEOUT_MS}",
+                self.frame_body_timeout_ms
             )));
         }
         if !(MIN_FETCH_MAX_BYTES..=i32::MAX as usize).contains(&self.fetch_max_bytes) {

@@ -16,16 +16,21 @@
 //! handled (its frame freed), not once the answer is written, so a client that does not read its
 //! answers holds no memory others wait for. When the shard's request memory is spent, the reader
 //! waits instead of reading: the socket's receive window fills and TCP pushes back on the client.
+//! The reservation is FIFO, so a frame whose body never comes would keep its memory and every
+//! connection queued behind it waiting: once the memory is reserved the body must arrive within
+//! [`frame::body_timeout`] (the configured `frame_body_timeout_ms` plus the time of its bytes at
+//! a modest minimum rate), or the connection is closed and the memory given back. The deadline
+//! starts only once the memory is held, because waiting for memory is not the client's doing.
 //!
-//! A broken frame, an unknown API or an undecodable body ends the reading half with a warning
-//! naming the peer; the answers already owed are still written, then the socket closes. Nothing
-//! a client sends can fail another connection.
+//! A broken frame, a body that misses its deadline, an unknown API or an undecodable body ends
+//! the reading half with a warning naming the peer; the answers already owed are still written,
+//! then the socket closes. Nothing a client sends can fail another connection.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_lite::future;
@@ -38,10 +43,13 @@ use spindle_engine::{AnswerReservation, MemoryBudget, RequestReservation, Shard}
 use crate::kafka::connections::StopWatch;
 use crate::kafka::context::RequestContext;
 use crate::kafka::dispatch::{self, Answer, Decoded};
-use crate::kafka::frame::{FrameError, FrameReader};
+use crate::kafka::frame::{self, FrameError, FrameReader};
 use crate::kafka::response_failure;
 use crate::kafka::KafkaConfig;
-use crate::limits::{MAX_IN_FLIGHT_PER_CONNECTION, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES};
+use crate::limits::{
+    MAX_FRAME_BODY_TIMEOUT_MS, MAX_IN_FLIGHT_PER_CONNECTION, MIN_FRAME_BODY_TIMEOUT_MS,
+    READ_BUFFER_BYTES, WRITE_BUFFER_BYTES,
+};
 
 /// What a handled request leaves for the writer.
 enum Outcome {
@@ -113,9 +121,16 @@ async fn read_requests(
 ) {
     let buffered = BufReader::with_capacity(READ_BUFFER_BYTES, read_half);
     let mut frames = FrameReader::new(buffered, config.max_frame_bytes);
+    // `KafkaConfig::validate` refuses a timeout outside the range; an embedded user who skips
+    // it still gets a deadline that neither cuts every frame off nor overflows the timer.
+    let body_timeout = Duration::from_millis(
+        config
+            .frame_body_timeout_ms
+            .clamp(MIN_FRAME_BODY_TIMEOUT_MS, MAX_FRAME_BODY_TIMEOUT_MS),
+    );
     loop {
         let next = future::or(
-            async { Some(read_frame(&mut frames, shard.memory()).await) },
+            async { Some(read_frame(&mut frames, shard.memory(), body_timeout).await) },
             async {
                 stop.stopped().await;
                 None
@@ -145,14 +160,30 @@ async fn read_requests(
     }
 }
 
-/// Reads the next frame once its length is reserved from the shard's memory budget.
+/// Reads the next frame once its length is reserved from the shard's memory budget; its body
+/// must then arrive within [`frame::body_timeout`] of `body_timeout` (see the module doc).
 async fn read_frame(
     frames: &mut FrameReader<impl AsyncRead + Unpin>,
     memory: &MemoryBudget,
+    body_timeout: Duration,
 ) -> Result<(Bytes, RequestReservation), FrameError> {
     let len = frames.next_length().await?;
     let reservation = memory.reserve_request(len).await;
-    let frame = frames.read_body(len).await?;
+    let mut body = pin!(frames.read_body(len));
+    // Most bodies are already in the read buffer: no timer for those.
+    if let Some(read) = future::poll_once(body.as_mut()).await {
+        return Ok((read?, reservation));
+    }
+    let timeout = frame::body_timeout(len, body_timeout);
+    // When the deadline wins, the partly read body is dropped here and the reservation on return.
+    let frame = future::or(body, async {
+        glommio::timer::sleep(timeout).await;
+        Err(FrameError::SlowBody {
+            len,
+            timeout_ms: timeout.as_millis(),
+        })
+    })
+    .await?;
     Ok((frame, reservation))
 }
 

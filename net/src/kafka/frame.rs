@@ -4,14 +4,17 @@
 //! announces a large frame and sends nothing holds no more than its read buffer; unless the
 //! connection has reserved the frame's length from the shard's memory budget first (it does,
 //! between [`FrameReader::next_length`] and [`FrameReader::read_body`]), then the whole body is
-//! allocated at once.
+//! allocated at once. The connection therefore gives the body a deadline, [`body_timeout`]: a
+//! client that announces a frame and stalls would otherwise hold the reserved memory forever,
+//! and keep every request queued behind it for the shard's memory waiting too.
 
 use std::io;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_lite::io::{AsyncRead, AsyncReadExt};
 
-use crate::limits::MIN_FRAME_BYTES;
+use crate::limits::{FRAME_BODY_MIN_BYTES_PER_SEC, MIN_FRAME_BYTES};
 
 /// Why a frame could not be read. Every variant but [`FrameError::Closed`] is the client's fault
 /// or the network's, and ends the connection.
@@ -36,9 +39,25 @@ pub(crate) enum FrameError {
         /// Bytes received before the end.
         got: usize,
     },
+    /// The body did not arrive within its [`body_timeout`].
+    #[error("frame body of {len} bytes not received within {timeout_ms} ms")]
+    SlowBody {
+        /// The announced length.
+        len: usize,
+        /// The deadline it missed.
+        timeout_ms: u128,
+    },
     /// The socket failed.
     #[error("read failed: {0}")]
     Io(#[from] io::Error),
+}
+
+/// How long the body of a frame of `len` bytes may take to arrive: `base` (the configured frame
+/// body timeout) plus the time its bytes take at [`FRAME_BODY_MIN_BYTES_PER_SEC`].
+pub(crate) fn body_timeout(len: usize, base: Duration) -> Duration {
+    let len = u64::try_from(len).unwrap_or(u64::MAX);
+    let transfer_ms = len.saturating_mul(1000) / FRAME_BODY_MIN_BYTES_PER_SEC;
+    base.saturating_add(Duration::from_millis(transfer_ms))
 }
 
 /// Reads whole frames from a byte stream.
@@ -177,6 +196,21 @@ mod tests {
         wire.extend_from_slice(b"only ten b");
         let got = frames(&wire, 100);
         assert!(matches!(&got[..], [Err(e)] if e.contains("expected 20 bytes, got 10")));
+    }
+
+    #[test]
+    fn a_body_has_the_base_timeout_plus_its_bytes_at_the_minimum_rate() {
+        let base = Duration::from_secs(30);
+        assert_eq!(body_timeout(100, base), base);
+        assert_eq!(
+            body_timeout(100 << 20, base),
+            Duration::from_secs(30 + 100 * (1 << 20) / FRAME_BODY_MIN_BYTES_PER_SEC)
+        );
+        assert_eq!(
+            body_timeout(usize::MAX, Duration::MAX),
+            Duration::MAX,
+            "saturates"
+        );
     }
 
     #[test]

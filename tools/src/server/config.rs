@@ -20,8 +20,9 @@ use spindle_engine::{EngineConfig, MemoryBudget, Placement, TopicConfig};
 use spindle_gateway::GatewayConfig;
 use spindle_net::kafka::KafkaConfig;
 use spindle_net::limits::{
-    DEFAULT_FETCH_MAX_BYTES, DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES_CEILING, MIN_FETCH_MAX_BYTES,
-    MIN_FRAME_BYTES,
+    DEFAULT_FETCH_MAX_BYTES, DEFAULT_FRAME_BODY_TIMEOUT_MS, DEFAULT_MAX_FRAME_BYTES,
+    MAX_FRAME_BODY_TIMEOUT_MS, MAX_FRAME_BYTES_CEILING, MIN_FETCH_MAX_BYTES,
+    MIN_FRAME_BODY_TIMEOUT_MS, MIN_FRAME_BYTES,
 };
 
 /// Default Kafka listen address.
@@ -78,6 +79,9 @@ pub struct ServeArgs {
     /// Largest Kafka request frame in bytes [default: 104857600].
     #[arg(long, env = "SPINDLE_MAX_FRAME_BYTES", value_name = "BYTES")]
     pub max_frame_bytes: Option<String>,
+    /// Time a Kafka request's body may take to arrive, plus 1 s per MiB [default: 30000].
+    #[arg(long, env = "SPINDLE_FRAME_BODY_TIMEOUT_MS", value_name = "MS")]
+    pub frame_body_timeout_ms: Option<String>,
     /// Most bytes one Kafka Fetch answer carries, whatever the client asks [default: 57671680].
     #[arg(long, env = "SPINDLE_FETCH_MAX_BYTES", value_name = "BYTES")]
     pub fetch_max_bytes: Option<String>,
@@ -168,6 +172,7 @@ struct KafkaFile {
     listen: Option<String>,
     advertise: Option<String>,
     max_frame_bytes: Option<usize>,
+    frame_body_timeout_ms: Option<u64>,
     fetch_max_bytes: Option<usize>,
     max_connections_per_shard: Option<usize>,
     auto_create_topics: Option<bool>,
@@ -545,6 +550,22 @@ fn kafka_config(
         MIN_FRAME_BYTES..=MAX_FRAME_BYTES_CEILING,
         "kafka.max_frame_bytes",
     )?;
+    let timeout_ms = pick(
+        &args.frame_body_timeout_ms,
+        "--frame-body-timeout-ms",
+        file.kafka.frame_body_timeout_ms,
+        "a number of milliseconds",
+    )?
+    .unwrap_or(DEFAULT_FRAME_BODY_TIMEOUT_MS);
+    if !(MIN_FRAME_BODY_TIMEOUT_MS..=MAX_FRAME_BODY_TIMEOUT_MS).contains(&timeout_ms) {
+        return Err(ConfigError::new(
+            "kafka.frame_body_timeout_ms",
+            format!(
+                "{timeout_ms}: allowed: {MIN_FRAME_BODY_TIMEOUT_MS}..={MAX_FRAME_BODY_TIMEOUT_MS}"
+            ),
+        ));
+    }
+    kafka.frame_body_timeout_ms = timeout_ms;
     kafka.fetch_max_bytes = byte_limit(
         (&args.fetch_max_bytes, "--fetch-max-bytes"),
         file.kafka.fetch_max_bytes,
@@ -780,6 +801,38 @@ mod tests {
         let err = kafka_config(&file, &args, &engine).unwrap_err();
         assert_eq!(err.key, "kafka.fetch_max_bytes");
         assert!(err.message.contains("1024..="), "{}", err.message);
+    }
+
+    #[test]
+    fn frame_body_timeout_comes_from_the_flag_then_the_file_and_refuses_out_of_range() {
+        let engine = EngineConfig::default();
+        let (kafka, _) =
+            kafka_config(&FileConfig::default(), &ServeArgs::default(), &engine).unwrap();
+        assert_eq!(kafka.frame_body_timeout_ms, 30_000);
+        let file = parse("[kafka]\nframe_body_timeout_ms = 5000\n").unwrap();
+        let (kafka, _) = kafka_config(&file, &ServeArgs::default(), &engine).unwrap();
+        assert_eq!(kafka.frame_body_timeout_ms, 5_000);
+        let args = ServeArgs {
+            frame_body_timeout_ms: Some("1000".into()),
+            ..ServeArgs::default()
+        };
+        let (kafka, _) = kafka_config(&file, &args, &engine).unwrap();
+        assert_eq!(kafka.frame_body_timeout_ms, 1_000);
+        for bad in ["0", "3600001"] {
+            let args = ServeArgs {
+                frame_body_timeout_ms: Some(bad.into()),
+                ..ServeArgs::default()
+            };
+            let err = kafka_config(&file, &args, &engine).unwrap_err();
+            assert_eq!(err.key, "kafka.frame_body_timeout_ms");
+            assert!(err.message.contains("100..="), "{}", err.message);
+        }
+        let args = ServeArgs {
+            frame_body_timeout_ms: Some("soon".into()),
+            ..ServeArgs::default()
+        };
+        let err = kafka_config(&file, &args, &engine).unwrap_err();
+        assert_eq!(err.key, "--frame-body-timeout-ms");
     }
 
     #[test]
