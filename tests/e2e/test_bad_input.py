@@ -5,6 +5,9 @@ bad input costs at most the connection that sent it.
 What the server must do with the bad connection itself, following Kafka's broker:
   - a frame it cannot read (size prefix over the limit or negative, a request that does not
     decode, an unknown API key): close the connection, without reading a gigabyte first;
+  - a request whose body is followed by bytes it does not account for: close the connection
+    without handling the request (a small batch padded that way would otherwise keep the whole
+    frame in memory);
   - ApiVersions at a version it does not know: error 35 (UNSUPPORTED_VERSION) with the supported
     ranges in a v0-shaped body, and the connection stays usable (clients then retry at v0);
   - a batch whose CRC does not match: CORRUPT_MESSAGE (2) for that partition only; the other
@@ -81,6 +84,23 @@ def test_truncated_request_body_closes_connection(fresh_spindle):
         assert conn.closed_by_peer(CLOSE_WITHIN_S), (
             "a request body shorter than its fields must close the connection"
         )
+    assert_still_serving(fresh_spindle)
+
+
+def test_trailing_bytes_after_request_body_close_connection(fresh_spindle, topic_name):
+    bootstrap = fresh_spindle.bootstrap
+    clients.create_topic(bootstrap, topic_name, partitions=1)
+    batch = wire.record_batch([wire.Record(value=b"padded", key=b"k")])
+    with wire.Connection(bootstrap) as conn:
+        # Produce v3 of one small batch, followed by 64 KiB that belong to no field.
+        partitions = wire.array([wire.i32(0) + wire.nbytes(batch)])
+        body = wire.string(None) + wire.i16(-1) + wire.i32(10_000)
+        body += wire.array([wire.string(topic_name) + partitions])
+        conn.send_request(wire.PRODUCE, 3, body + b"\x00" * 65536)
+        assert conn.closed_by_peer(CLOSE_WITHIN_S), "bytes after a request's body must close the connection"
+    with wire.Connection(bootstrap) as conn:
+        error, high_watermark, records = conn.fetch(topic_name, 0)
+        assert (error, high_watermark, records) == (wire.NONE, 0, b""), "the padded batch was stored"
     assert_still_serving(fresh_spindle)
 
 

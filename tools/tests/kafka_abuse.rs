@@ -6,6 +6,9 @@
 //! request on the shard waits for memory. Once the frame body deadline (lowered with
 //! `--frame-body-timeout-ms`) has passed, the server closes the two connections and another one
 //! is answered again.
+//!
+//! `a_request_followed_by_extra_bytes_closes_its_connection` pads a valid request with bytes
+//! after its body: the connection is closed and another one is served.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -145,4 +148,22 @@ fn a_stalled_frame_body_is_cut_off_and_its_memory_given_back() {
     // The shard serves as before.
     let mut again = server.connect();
     api_versions(&mut again, 2).unwrap();
+}
+
+#[test]
+fn a_request_followed_by_extra_bytes_closes_its_connection() {
+    let server = Server::start("kafka-abuse-trailing");
+    let mut padded = server.connect();
+    let request = ApiVersionsRequest::default()
+        .with_client_software_name(StrBytes::from_static_str("kafka-abuse-test"))
+        .with_client_software_version(StrBytes::from_static_str("1"));
+    padded
+        .write_all(&frame_with(&request, 3, 1, &[0u8; 4096]))
+        .unwrap();
+    assert!(
+        closed_by_server(&mut padded),
+        "a request with bytes after its body was served"
+    );
+    let mut other = server.connect();
+    api_versions(&mut other, 2).unwrap();
 }

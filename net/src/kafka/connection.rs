@@ -22,9 +22,10 @@
 //! a modest minimum rate), or the connection is closed and the memory given back. The deadline
 //! starts only once the memory is held, because waiting for memory is not the client's doing.
 //!
-//! A broken frame, a body that misses its deadline, an unknown API or an undecodable body ends
-//! the reading half with a warning naming the peer; the answers already owed are still written,
-//! then the socket closes. Nothing a client sends can fail another connection.
+//! A broken frame, a body that misses its deadline, an unknown API or an undecodable body (or
+//! one followed by bytes it does not account for) ends the reading half with a warning naming
+//! the peer; the answers already owed are still written, then the socket closes. Nothing a
+//! client sends can fail another connection.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;

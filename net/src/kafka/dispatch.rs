@@ -5,6 +5,11 @@
 //! or a body the codec cannot read is a [`RequestError`] and the connection closes (as Kafka
 //! closes it). The one exception is ApiVersions at an unknown version, which is answered with
 //! UNSUPPORTED_VERSION in a v0 body so the client can pick a version it shares with us.
+//!
+//! A body must also fill its frame exactly: bytes after it are refused like an undecodable body.
+//! Produce batches and group metadata are zero-copy slices of the frame, so a small batch padded
+//! with trailing bytes would otherwise keep a frame of up to `max_frame_bytes` alive long after
+//! its memory reservation was given back.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
@@ -60,6 +65,16 @@ pub(crate) enum RequestError {
         /// What the codec reported.
         reason: String,
     },
+    /// The header and body decode but leave bytes of the frame unread.
+    #[error("{key:?} v{version} request followed by {bytes} bytes after its body")]
+    TrailingBytes {
+        /// The API.
+        key: ApiKey,
+        /// The version asked for.
+        version: i16,
+        /// Bytes of the frame after the body.
+        bytes: usize,
+    },
     /// The response could not be encoded (a bug: a field set at a version that lacks it).
     #[error("cannot encode the {key:?} v{version} response: {reason}")]
     Encode {
@@ -100,6 +115,13 @@ pub(crate) fn decode(frame: Bytes) -> Result<Decoded, RequestError> {
             .map_err(|e| malformed(api_key, version, e))?;
         let body = RequestKind::decode(api_key, &mut rest, version)
             .map_err(|e| malformed(api_key, version, e))?;
+        if rest.has_remaining() {
+            return Err(RequestError::TrailingBytes {
+                key: api_key,
+                version,
+                bytes: rest.remaining(),
+            });
+        }
         Ok((header, body))
     });
     let (header, body) =
@@ -283,4 +305,55 @@ fn finish_frame(mut buf: BytesMut) -> Option<Bytes> {
     let len = i32::try_from(buf.len() - 4).ok()?;
     buf[..4].copy_from_slice(&len.to_be_bytes());
     Some(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest};
+    use kafka_protocol::protocol::{Request, StrBytes};
+
+    /// `request` at `version` as a frame without its length prefix, with `extra` bytes after it.
+    fn frame<R: Request>(request: &R, version: i16, extra: &[u8]) -> Bytes {
+        let mut body = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(9)
+            .with_client_id(Some(StrBytes::from_static_str("dispatch-test")))
+            .encode(&mut body, R::header_version(version))
+            .unwrap();
+        request.encode(&mut body, version).unwrap();
+        body.extend_from_slice(extra);
+        body.freeze()
+    }
+
+    #[test]
+    fn a_body_that_fills_its_frame_decodes() {
+        let request = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("test"))
+            .with_client_software_version(StrBytes::from_static_str("1"));
+        let decoded = decode(frame(&request, 3, &[])).unwrap();
+        assert!(matches!(
+            decoded,
+            Decoded::Request { api_key: ApiKey::ApiVersions, header, .. } if header.correlation_id == 9
+        ));
+    }
+
+    #[test]
+    fn bytes_after_the_body_are_refused_naming_the_api() {
+        let request = MetadataRequest::default().with_topics(Some(Vec::new()));
+        for (version, extra) in [(1, &[0u8][..]), (12, &[0u8; 4096][..])] {
+            let err = decode(frame(&request, version, extra)).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    RequestError::TrailingBytes { key: ApiKey::Metadata, version: v, bytes }
+                        if v == version && bytes == extra.len()
+                ),
+                "v{version}: {err}"
+            );
+            assert!(err.to_string().contains("Metadata"), "{err}");
+        }
+    }
 }
