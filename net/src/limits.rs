@@ -65,6 +65,12 @@ pub const MIN_FETCH_MAX_BYTES: usize = 1024;
 /// 500 ms by default).
 pub const MAX_FETCH_WAIT_MS: u64 = 30_000;
 
+/// Partition lookups one ListOffsets request runs at once, in request order. A lookup by
+/// timestamp reads a window of a segment file (256 KiB), and a 100 MiB request can name millions
+/// of partitions, so one request holds at most this many windows (4 MiB) while the engine still
+/// overlaps the lookups' disk reads and cross-shard trips.
+pub const LIST_OFFSETS_LOOKUPS_AT_ONCE: usize = 16;
+
 /// Topics one CreateTopics, DeleteTopics, CreatePartitions or config request may name.
 pub const MAX_ADMIN_RESOURCES: usize = 10_000;
 
@@ -76,3 +82,4 @@ const _: () = assert!(MAX_IN_FLIGHT_PER_CONNECTION > 0);
 const _: () = assert!(MIN_FRAME_BODY_TIMEOUT_MS <= DEFAULT_FRAME_BODY_TIMEOUT_MS);
 const _: () = assert!(DEFAULT_FRAME_BODY_TIMEOUT_MS <= MAX_FRAME_BODY_TIMEOUT_MS);
 const _: () = assert!(FRAME_BODY_MIN_BYTES_PER_SEC > 0);
+const _: () = assert!(LIST_OFFSETS_LOOKUPS_AT_ONCE > 0);

@@ -7,19 +7,32 @@
 //! `--frame-body-timeout-ms`) has passed, the server closes the two connections and another one
 //! is answered again.
 //!
+//! `list_offsets_over_many_entries_looks_them_up_a_few_at_a_time` sends one ListOffsets that
+//! names the same partition thousands of times by timestamp, each a lookup that reads a window
+//! of the segment file: the server's resident memory must not grow with the number of entries.
+//!
 //! `a_request_followed_by_extra_bytes_closes_its_connection` pads a valid request with bytes
 //! after its body: the connection is closed and another one is served.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    ApiVersionsRequest, ApiVersionsResponse, BrokerId, ListOffsetsRequest, ProduceRequest,
+    RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::records::Compression;
 use spindle_server::Server;
+use spindle_tools::admin::client::Client;
+use spindle_tools::bench::batch::{BatchShape, Template};
 
 mod spindle_server;
 
@@ -27,6 +40,20 @@ mod spindle_server;
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Server {
+    /// `spindle ARGS… --bootstrap KAFKA`, which must succeed.
+    fn admin(&self, args: &[&str]) {
+        let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .args(args)
+            .args(["--bootstrap", &self.kafka])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "spindle {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// A raw connection to the Kafka port that gives up reading after [`ANSWER_TIMEOUT`].
     fn connect(&self) -> TcpStream {
         let stream = TcpStream::connect(&self.kafka).unwrap();
@@ -100,6 +127,40 @@ fn closed_by_server(stream: &mut TcpStream) -> bool {
     }
 }
 
+/// Produces `batch` to each of `partitions` of `topic`, which must succeed.
+fn produce_to(kafka: &str, topic: &str, partitions: i32, batch: &Bytes) {
+    let mut client = Client::connect(kafka).unwrap();
+    for partition in 0..partitions {
+        let request = ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(10_000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(topic_name(topic))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(batch.clone()))])]);
+        let response = client.bootstrap().call(&request).unwrap();
+        let part = &response.responses[0].partition_responses[0];
+        assert_eq!(part.error_code, 0, "produce to {partition}: {part:?}");
+    }
+}
+
+fn topic_name(topic: &str) -> TopicName {
+    TopicName(StrBytes::from_string(topic.to_owned()))
+}
+
+/// The resident memory of process `pid` in bytes, from `/proc/PID/status`.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
 #[test]
 fn a_stalled_frame_body_is_cut_off_and_its_memory_given_back() {
     // An 8 MiB budget leaves a 2 MiB request share: two 1 MiB frames fill it. The body deadline
@@ -148,6 +209,68 @@ fn a_stalled_frame_body_is_cut_off_and_its_memory_given_back() {
     // The shard serves as before.
     let mut again = server.connect();
     api_versions(&mut again, 2).unwrap();
+}
+
+#[test]
+fn list_offsets_over_many_entries_looks_them_up_a_few_at_a_time() {
+    let server = Server::start("kafka-abuse-list-offsets");
+    let topic = "looked-up";
+    server.admin(&["topic", "create", topic, "--partitions", "1"]);
+    // 1 MiB in the segment, so every lookup by timestamp reads a full 256 KiB window of it.
+    let shape = BatchShape::filling(128 << 10, 1000, Compression::None);
+    let template = Template::build(&shape, 9, 1_700_000_000_000).unwrap();
+    for _ in 0..8 {
+        produce_to(&server.kafka, topic, 1, &template.bytes);
+    }
+
+    // 2048 lookups of 256 KiB each would be 512 MiB if they all ran at once.
+    const ENTRIES: usize = 2048;
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default()
+            .with_name(topic_name(topic))
+            .with_partitions(
+                (0..ENTRIES)
+                    .map(|_| {
+                        ListOffsetsPartition::default()
+                            .with_partition_index(0)
+                            .with_timestamp(0)
+                    })
+                    .collect(),
+            )]);
+    let mut client = Client::connect(&server.kafka).unwrap();
+    let before = rss_bytes(server.pid());
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (done, pid) = (Arc::clone(&done), server.pid());
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while !done.load(Ordering::Relaxed) {
+                peak = rss_bytes(pid).max(peak);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            peak
+        })
+    };
+    let response = client.bootstrap().call(&request).unwrap();
+    done.store(true, Ordering::Relaxed);
+    let peak = sampler.join().unwrap().max(rss_bytes(server.pid()));
+    let partitions = &response.topics[0].partitions;
+    assert_eq!(partitions.len(), ENTRIES);
+    for p in partitions {
+        assert_eq!((p.error_code, p.offset), (0, 0), "{p:?}");
+    }
+    let grown = peak.saturating_sub(before);
+    eprintln!(
+        "list offsets: RSS {} MiB before, peak {} MiB",
+        before >> 20,
+        peak >> 20
+    );
+    assert!(
+        grown < 64 << 20,
+        "resident memory grew by {} MiB for one ListOffsets",
+        grown >> 20
+    );
 }
 
 #[test]

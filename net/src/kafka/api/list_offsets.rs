@@ -1,7 +1,10 @@
 //! ListOffsets: earliest (-2), latest (-1) or the first offset at or after a timestamp, for each
-//! partition asked, all partitions at once.
+//! partition asked, [`LIST_OFFSETS_LOOKUPS_AT_ONCE`] partitions at once, answered in request
+//! order. A lookup by timestamp reads a window of a segment file, and one request may name
+//! millions of partitions (the same one again and again, too), so the lookups are not all
+//! started together.
 
-use futures::future::join_all;
+use futures::stream::{self, StreamExt};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -12,6 +15,7 @@ use spindle_engine::{OffsetSpec, TopicPartition};
 use crate::kafka::context::RequestContext;
 use crate::kafka::error_code;
 use crate::kafka::wire::{offset_to_wire, partition_from_wire};
+use crate::limits::LIST_OFFSETS_LOOKUPS_AT_ONCE;
 
 /// Kafka's special timestamps.
 const LATEST: i64 = -1;
@@ -35,7 +39,11 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> Lis
             )
         })
     });
-    let mut results = join_all(lookups).await.into_iter();
+    let results: Vec<_> = stream::iter(lookups)
+        .buffered(LIST_OFFSETS_LOOKUPS_AT_ONCE)
+        .collect()
+        .await;
+    let mut results = results.into_iter();
     let topics = req
         .topics
         .iter()
