@@ -7,6 +7,10 @@
 //! `--frame-body-timeout-ms`) has passed, the server closes the two connections and another one
 //! is answered again.
 //!
+//! `a_fetch_never_reads_or_answers_beyond_its_max_bytes` asks a Fetch over ten partitions that
+//! hold a batch each for at most 64 KiB, but for `min_bytes` of `i32::MAX`: the answer must
+//! carry only the first batch (whole, as Kafka's rule has it), not a batch of every partition.
+//!
 //! `list_offsets_over_many_entries_looks_them_up_a_few_at_a_time` sends one ListOffsets that
 //! names the same partition thousands of times by timestamp, each a lookup that reads a window
 //! of the segment file: the server's resident memory must not grow with the number of entries.
@@ -22,11 +26,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiVersionsRequest, ApiVersionsResponse, BrokerId, ListOffsetsRequest, ProduceRequest,
-    RequestHeader, ResponseHeader, TopicName,
+    ApiVersionsRequest, ApiVersionsResponse, BrokerId, FetchRequest, ListOffsetsRequest,
+    ProduceRequest, RequestHeader, ResponseHeader, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use kafka_protocol::records::Compression;
@@ -209,6 +214,63 @@ fn a_stalled_frame_body_is_cut_off_and_its_memory_given_back() {
     // The shard serves as before.
     let mut again = server.connect();
     api_versions(&mut again, 2).unwrap();
+}
+
+#[test]
+fn a_fetch_never_reads_or_answers_beyond_its_max_bytes() {
+    let server = Server::start("kafka-abuse-fetch");
+    let topic = "spread";
+    const PARTITIONS: i32 = 10;
+    server.admin(&[
+        "topic",
+        "create",
+        topic,
+        "--partitions",
+        &PARTITIONS.to_string(),
+    ]);
+    let shape = BatchShape::filling(60 << 10, 1000, Compression::None);
+    let template = Template::build(&shape, 5, 1_700_000_000_000).unwrap();
+    produce_to(&server.kafka, topic, PARTITIONS, &template.bytes);
+
+    const MAX_BYTES: i32 = 64 << 10;
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(2_000)
+        .with_min_bytes(i32::MAX)
+        .with_max_bytes(MAX_BYTES)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic_name(topic))
+            .with_partitions(
+                (0..PARTITIONS)
+                    .map(|p| {
+                        FetchPartition::default()
+                            .with_partition(p)
+                            .with_fetch_offset(0)
+                            .with_partition_max_bytes(1 << 20)
+                    })
+                    .collect(),
+            )]);
+    let mut client = Client::connect(&server.kafka).unwrap();
+    let response = client.bootstrap().call(&request).unwrap();
+    let partitions = &response.responses[0].partitions;
+    assert_eq!(partitions.len(), PARTITIONS as usize);
+    let sizes: Vec<usize> = partitions
+        .iter()
+        .map(|p| p.records.as_ref().map_or(0, Bytes::len))
+        .collect();
+    for p in partitions {
+        assert_eq!(p.error_code, 0, "{p:?}");
+        assert_eq!(p.high_watermark, i64::from(template.record_count()));
+    }
+    // The first batch is returned whole although larger than what is left after it; no other
+    // fits in the rest of the 64 KiB.
+    let total: usize = sizes.iter().sum();
+    assert_eq!(
+        total,
+        template.bytes.len(),
+        "answer of {total} bytes for max_bytes {MAX_BYTES}: {sizes:?}"
+    );
+    assert_eq!(sizes[0], template.bytes.len(), "{sizes:?}");
 }
 
 #[test]

@@ -4,10 +4,15 @@
 //! each read is allowed what the answer's budget had left when its group started (Kafka's broker
 //! reads them one by one, each with what is left), and once the budget is spent the rest are
 //! asked only for their watermarks. If that already gives `min_bytes` (or an error to report)
-//! the answer goes out at once. Otherwise the partitions that returned nothing are read again,
-//! concurrently, each allowed to wait until `max_wait` for its first bytes (the engine wakes the
-//! read on append, no polling); the answer goes out as soon as the bytes gathered reach
-//! `min_bytes`, or at `max_wait`.
+//! the answer goes out at once. Otherwise the partitions that were allowed bytes and returned
+//! none (they are at their high watermark) are read again, concurrently, each allowed to wait
+//! until `max_wait` for its first bytes (the engine wakes the read on append, no polling) and to
+//! bring what is left of `max_bytes`; the answer goes out as soon as the bytes gathered reach
+//! `min_bytes`, or at `max_wait`. The partitions asked only for their watermarks are not read
+//! again: they were skipped because the budget was spent, not because they had nothing, and
+//! each read returns at least a whole batch, so reading them would take a batch of every one of
+//! them. For the same reason `min_bytes` is capped at `max_bytes` (Kafka allows an answer to
+//! return early once it is full): a client asking `i32::MAX` must not keep the answer reading.
 //!
 //! `max_bytes` bounds the whole answer and `partition_max_bytes` each partition, except that the
 //! first batch of the answer is always returned whole, so a batch larger than the limits cannot
@@ -48,6 +53,8 @@ struct Slot {
     index: i32,
     /// The engine's read, or the error code found before reading.
     read: Result<spindle_engine::FetchRequest, i16>,
+    /// The bytes the first read was allowed: 0 when it asked only for the watermarks.
+    allowed_bytes: usize,
     /// What came back.
     outcome: Option<Result<FetchOutcome, EngineError>>,
 }
@@ -58,6 +65,13 @@ impl Slot {
             Some(Ok(outcome)) => outcome.bytes(),
             _ => 0,
         }
+    }
+
+    /// Whether the partition was allowed bytes and had none: it is at its high watermark, and
+    /// the long poll waits for what is appended to it.
+    fn awaits_data(&self) -> bool {
+        self.allowed_bytes > 0
+            && matches!(&self.outcome, Some(Ok(outcome)) if outcome.batches.is_empty())
     }
 
     fn failed(&self) -> bool {
@@ -76,16 +90,19 @@ pub(crate) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResp
             .unwrap_or(0)
             .min(MAX_FETCH_WAIT_MS),
     );
-    let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0);
     let deadline = Instant::now() + max_wait;
     let max_bytes = usize::try_from(req.max_bytes)
         .unwrap_or(0)
         .min(ctx.config.fetch_max_bytes);
+    // An answer is full at `max_bytes`: waiting for more would only read what it cannot carry.
+    let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0).min(max_bytes);
     let memory = ctx.shard.memory();
     let mut granted = memory.grant_answer(max_bytes);
     let mut slots = plan(&req, granted.bytes());
 
-    read_in_order(ctx, &mut slots, granted.bytes()).await;
+    // At least one byte, so that a client asking `max_bytes` 0 still gets the first batch (the
+    // first batch of an answer is returned whole whatever the limits).
+    read_in_order(ctx, &mut slots, granted.bytes().max(1)).await;
     let gathered: usize = slots.iter().map(Slot::bytes).sum();
     let done = gathered >= min_bytes.max(1) || slots.iter().any(Slot::failed);
     if !done && !max_wait.is_zero() {
@@ -99,7 +116,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResp
             .map(Slot::bytes)
             .sum::<usize>()
             .saturating_sub(gathered);
-        memory.grow_answer(&mut granted, arrived);
+        memory.grow_answer(&mut granted, arrived.min(left));
     }
     let response = respond(&req, slots, granted.bytes());
     ctx.hold_until_written(granted);
@@ -133,6 +150,7 @@ fn plan(req: &FetchRequest, max_bytes: usize) -> Vec<Slot> {
                 topic: t,
                 index: part.partition,
                 read,
+                allowed_bytes: 0,
                 outcome: None,
             });
         }
@@ -193,6 +211,9 @@ async fn read_group(ctx: &RequestContext, group: &mut [Slot], budget: usize) {
         }
     });
     for (slot, outcome) in group.iter_mut().zip(join_all(reads).await) {
+        if let Ok(read) = &slot.read {
+            slot.allowed_bytes = read_budget(read.max_bytes, budget);
+        }
         slot.outcome = outcome;
     }
 }
@@ -203,8 +224,8 @@ fn read_budget(partition_max: usize, left: usize) -> usize {
     partition_max.min(left)
 }
 
-/// Waits for the slots that have nothing yet until `wanted` more bytes arrive or the deadline;
-/// each may bring at most what is `left` of the answer's budget.
+/// Waits for the slots that await data ([`Slot::awaits_data`]) until `wanted` more bytes arrive
+/// or the deadline; each may bring at most what is `left` of the answer's budget.
 async fn long_poll(
     ctx: &RequestContext,
     slots: &mut [Slot],
@@ -216,7 +237,7 @@ async fn long_poll(
     let mut waits: FuturesUnordered<_> = slots
         .iter()
         .enumerate()
-        .filter(|(_, slot)| slot.bytes() == 0)
+        .filter(|(_, slot)| slot.awaits_data())
         .filter_map(|(i, slot)| slot.read.clone().ok().map(|r| (i, r)))
         .map(|(i, mut read)| {
             read.max_wait = remaining;
@@ -347,6 +368,46 @@ mod tests {
 
     fn batches(sizes: &[usize]) -> Vec<Bytes> {
         sizes.iter().map(|&n| Bytes::from(vec![7u8; n])).collect()
+    }
+
+    fn slot(allowed_bytes: usize, outcome: Option<Result<FetchOutcome, EngineError>>) -> Slot {
+        Slot {
+            topic: 0,
+            index: 0,
+            read: Ok(spindle_engine::FetchRequest {
+                tp: TopicPartition::new("t", 0),
+                offset: spindle_engine::Offset(0),
+                max_bytes: 1 << 20,
+                max_wait: Duration::ZERO,
+                min_bytes: 0,
+            }),
+            allowed_bytes,
+            outcome,
+        }
+    }
+
+    fn found(sizes: &[usize]) -> Option<Result<FetchOutcome, EngineError>> {
+        Some(Ok(FetchOutcome {
+            batches: batches(sizes),
+            ..FetchOutcome::default()
+        }))
+    }
+
+    #[test]
+    fn only_partitions_allowed_bytes_that_found_none_await_data() {
+        assert!(
+            slot(4096, found(&[])).awaits_data(),
+            "at its high watermark"
+        );
+        assert!(
+            !slot(0, found(&[])).awaits_data(),
+            "asked only for its watermarks: the budget was spent, it may well hold data"
+        );
+        assert!(!slot(4096, found(&[100])).awaits_data(), "already has data");
+        assert!(!slot(4096, None).awaits_data(), "not read");
+        let mut refused = slot(0, None);
+        refused.read = Err(ResponseError::UnknownTopicOrPartition.code());
+        assert!(!refused.awaits_data());
     }
 
     #[test]
