@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use spindle_tools::admin::{self, AdminCommand};
-use spindle_tools::server::alloc::WireSafeAllocator;
+use spindle_tools::server::alloc::{self, WireSafeAllocator};
 use spindle_tools::server::config::{self, ServeArgs};
 use spindle_tools::server::node;
 
@@ -73,6 +73,11 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     init_logging(&config.log_level);
+    if !alloc::keep_freed_memory_for_reuse() {
+        tracing::warn!(
+            "the system allocator refused its settings; large buffers are remapped on every use"
+        );
+    }
     match node::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
