@@ -358,31 +358,42 @@ fn sample_peak_rss(pid: u32, done: Arc<AtomicBool>) -> std::thread::JoinHandle<u
     })
 }
 
-#[test]
-fn pipelined_fetches_of_old_data_stay_within_the_fetch_share() {
+/// A one-shard node with the test budget and 4 MiB frames, holding one-partition `topic`, and
+/// a template of [`BATCH_BYTES`] whose records carry `seed`.
+fn budgeted_server_with_topic(topic: &str, seed: u64) -> (Server, Template) {
     let server = start_server(&[
         "--shard-memory-bytes",
         &BUDGET_BYTES.to_string(),
         "--max-frame-bytes",
         &(4u64 << 20).to_string(),
     ]);
-    let topic = "old-data";
     server.admin(&["topic", "create", topic, "--partitions", "1"]);
     let shape = BatchShape::filling(BATCH_BYTES, 1000, Compression::None);
-    let template = Template::build(&shape, 3, 1_700_000_000_000).unwrap();
+    let template = Template::build(&shape, seed, 1_700_000_000_000).unwrap();
+    (server, template)
+}
+
+/// Produces `batches` copies of `template` to partition 0 of `topic`, one at a time.
+fn fill(server: &Server, topic: &str, template: &Template, batches: i32) {
     let mut filler = TcpStream::connect(&server.kafka).unwrap();
     filler
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    // Far more than the caches hold, so the fetches read segment files.
-    const STORED_BATCHES: i32 = 48;
-    for id in 0..STORED_BATCHES {
+    for id in 0..batches {
         filler
             .write_all(&produce_frame(topic, template.bytes.clone(), id))
             .unwrap();
         let (_, response) = read_produce_response(&mut filler);
         assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
     }
+}
+
+#[test]
+fn pipelined_fetches_of_old_data_stay_within_the_fetch_share() {
+    let (server, template) = budgeted_server_with_topic("old-data", 3);
+    let topic = "old-data";
+    // Far more than the caches hold, so the fetches read segment files.
+    fill(&server, topic, &template, 48);
     let fetch_share = BUDGET_BYTES as usize / 8;
     let done = Arc::new(AtomicBool::new(false));
     let sampler = sample_peak_rss(server.pid(), done.clone());
@@ -519,27 +530,9 @@ fn retention_changed_at_run_time_deletes_old_segments() {
 
 #[test]
 fn a_client_that_reads_no_answers_does_not_stall_other_connections() {
-    let server = start_server(&[
-        "--shard-memory-bytes",
-        &BUDGET_BYTES.to_string(),
-        "--max-frame-bytes",
-        &(4u64 << 20).to_string(),
-    ]);
+    let (server, template) = budgeted_server_with_topic("stall", 5);
     let topic = "stall";
-    server.admin(&["topic", "create", topic, "--partitions", "1"]);
-    let shape = BatchShape::filling(BATCH_BYTES, 1000, Compression::None);
-    let template = Template::build(&shape, 5, 1_700_000_000_000).unwrap();
-    let mut filler = TcpStream::connect(&server.kafka).unwrap();
-    filler
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    for id in 0..16 {
-        filler
-            .write_all(&produce_frame(topic, template.bytes.clone(), id))
-            .unwrap();
-        let (_, response) = read_produce_response(&mut filler);
-        assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
-    }
+    fill(&server, topic, &template, 16);
 
     // The stalled client asks for far more answer bytes than the sockets buffer, then sends
     // more produce bytes than the request share, and never reads.
