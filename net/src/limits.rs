@@ -31,6 +31,15 @@ pub const MAX_FRAME_BODY_TIMEOUT_MS: u64 = 3_600_000;
 /// speak of.
 pub const FRAME_BODY_MIN_BYTES_PER_SEC: u64 = 1024 * 1024;
 
+/// Bytes a request may leave in its frame after its body and still be served; more close the
+/// connection. Produce batches and group metadata are slices of the frame, so a small body padded
+/// with many bytes would keep the whole frame alive after its memory is given back (Kafka's
+/// broker ignores such bytes, but it copies what it keeps). A few are let through because
+/// librdkafka (2.16 and before, its issue #5049) writes the null topic array of a flexible
+/// Metadata request as a 1-byte length followed by 3 zero bytes; 16 leave room for a few such
+/// arrays and pin nothing worth speaking of.
+pub const MAX_TRAILING_BYTES: usize = 16;
+
 /// Requests read from one connection and not yet answered. When the client pipelines more, the
 /// connection stops reading until the oldest answer is written (backpressure, bounded memory).
 pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 32;

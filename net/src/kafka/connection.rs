@@ -23,9 +23,9 @@
 //! starts only once the memory is held, because waiting for memory is not the client's doing.
 //!
 //! A broken frame, a body that misses its deadline, an unknown API or an undecodable body (or
-//! one followed by bytes it does not account for) ends the reading half with a warning naming
-//! the peer; the answers already owed are still written, then the socket closes. Nothing a
-//! client sends can fail another connection.
+//! one followed by more than a few bytes it does not account for) ends the reading half with a
+//! warning naming the peer; the answers already owed are still written, then the socket
+//! closes. Nothing a client sends can fail another connection.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;

@@ -6,10 +6,11 @@
 //! closes it). The one exception is ApiVersions at an unknown version, which is answered with
 //! UNSUPPORTED_VERSION in a v0 body so the client can pick a version it shares with us.
 //!
-//! A body must also fill its frame exactly: bytes after it are refused like an undecodable body.
-//! Produce batches and group metadata are zero-copy slices of the frame, so a small batch padded
-//! with trailing bytes would otherwise keep a frame of up to `max_frame_bytes` alive long after
-//! its memory reservation was given back.
+//! A body must also fill its frame: more than [`MAX_TRAILING_BYTES`] after it are refused like
+//! an undecodable body. Produce batches and group metadata are zero-copy slices of the frame, so
+//! a small batch padded with trailing bytes would otherwise keep a frame of up to
+//! `max_frame_bytes` alive long after its memory reservation was given back. The few bytes let
+//! through are for librdkafka, whose all-topics Metadata request carries 3 (see the constant).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
@@ -21,6 +22,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use crate::kafka::api;
 use crate::kafka::context::RequestContext;
 use crate::kafka::versions;
+use crate::limits::MAX_TRAILING_BYTES;
 
 /// A request read off the wire.
 #[derive(Debug)]
@@ -65,7 +67,8 @@ pub(crate) enum RequestError {
         /// What the codec reported.
         reason: String,
     },
-    /// The header and body decode but leave bytes of the frame unread.
+    /// The header and body decode but leave more than [`MAX_TRAILING_BYTES`] of the frame
+    /// unread.
     #[error("{key:?} v{version} request followed by {bytes} bytes after its body")]
     TrailingBytes {
         /// The API.
@@ -115,7 +118,7 @@ pub(crate) fn decode(frame: Bytes) -> Result<Decoded, RequestError> {
             .map_err(|e| malformed(api_key, version, e))?;
         let body = RequestKind::decode(api_key, &mut rest, version)
             .map_err(|e| malformed(api_key, version, e))?;
-        if rest.has_remaining() {
+        if rest.remaining() > MAX_TRAILING_BYTES {
             return Err(RequestError::TrailingBytes {
                 key: api_key,
                 version,
@@ -343,7 +346,10 @@ mod tests {
     #[test]
     fn bytes_after_the_body_are_refused_naming_the_api() {
         let request = MetadataRequest::default().with_topics(Some(Vec::new()));
-        for (version, extra) in [(1, &[0u8][..]), (12, &[0u8; 4096][..])] {
+        for (version, extra) in [
+            (1, &[0u8; MAX_TRAILING_BYTES + 1][..]),
+            (12, &[0u8; 4096][..]),
+        ] {
             let err = decode(frame(&request, version, extra)).unwrap_err();
             assert!(
                 matches!(
@@ -355,5 +361,34 @@ mod tests {
             );
             assert!(err.to_string().contains("Metadata"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_few_bytes_after_the_body_are_let_through() {
+        let request = MetadataRequest::default().with_topics(Some(Vec::new()));
+        let decoded = decode(frame(&request, 12, &[0u8; MAX_TRAILING_BYTES])).unwrap();
+        assert!(matches!(
+            decoded,
+            Decoded::Request {
+                api_key: ApiKey::Metadata,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn librdkafkas_all_topics_metadata_request_is_served() {
+        // Metadata v13 for all topics as librdkafka 2.16 sends it: the null topic array is a
+        // 0 length followed by the 3 zero bytes left of a 4-byte placeholder.
+        let frame = Bytes::from_static(
+            b"\x00\x03\x00\x0d\x00\x00\x00\x04\x00\x07rdkafka\x00\
+              \x00\x00\x00\x00\x01\x00\x00",
+        );
+        let decoded = decode(frame).unwrap();
+        assert!(matches!(
+            decoded,
+            Decoded::Request { api_key: ApiKey::Metadata, body, .. }
+                if matches!(&*body, RequestKind::Metadata(req) if req.topics.is_none())
+        ));
     }
 }
