@@ -14,6 +14,7 @@
 //! | engine errors as gRPC statuses | `status.rs` |
 //! | produce, subscribe, admin | `service/` |
 //! | decoding stored Kafka batches | `batch_decoder.rs` |
+//! | decompressing them, bounded | `decompressor.rs` |
 //! | committed offsets through the group coordinator | `committed_offsets.rs` |
 //! | subscribers as consumer group members | `group_member.rs` |
 //! | gRPC calls counted by method | `call_metrics.rs` |
@@ -28,6 +29,7 @@ mod bridge;
 mod call_metrics;
 mod committed_offsets;
 mod config;
+mod decompressor;
 mod error;
 mod gauges;
 mod group_member;

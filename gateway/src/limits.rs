@@ -3,6 +3,9 @@
 //! A subscriber's memory is bounded by `SUBSCRIBE_QUEUE_MESSAGES` decoded responses plus the
 //! one read in progress per partition (at most `SUBSCRIBE_MAX_BYTES_MAX` each), whatever the
 //! client does: once the queue is full the subscription task waits and stops reading the log.
+//! A read stops decoding once its batches have decompressed to its byte budget, so it holds at
+//! most that budget plus one batch of `DECOMPRESSED_BATCH_BYTES_MAX`, however well the stored
+//! batches compress.
 
 use std::time::Duration;
 
@@ -32,6 +35,23 @@ pub const PRODUCE_STREAM_IN_FLIGHT_MAX: usize = 16;
 /// Most records in one produce request.
 pub const PRODUCE_RECORDS_MAX: usize = 100_000;
 
+/// Most bytes the records of one stored batch may decompress to: a batch that would expand past
+/// this is not decoded, and its subscriber gets RESOURCE_EXHAUSTED naming it. The log bounds a
+/// batch by its stored size only, and a few KiB of zstd can expand to gigabytes in the process
+/// that also runs the shards. Four times the largest stored batch lets ordinary records (text,
+/// JSON, logs, which compress by a few times) through even in batches of the largest size, and
+/// bounds what one batch costs while it is decoded.
+pub const DECOMPRESSED_BATCH_BYTES_MAX: usize = 4 * spindle_engine::MESSAGE_BYTES_MAX as usize;
+/// Fewest bytes a v2 record takes: one each for its length, attributes, timestamp delta, offset
+/// delta, key length, value length and header count.
+pub const RECORD_BYTES_MIN: usize = 7;
+/// Most records one stored batch may declare: as many as the largest uncompressed batch the log
+/// accepts can hold. Each decoded record costs a few hundred bytes of memory whatever its size,
+/// so a compressed batch of empty records must not decode into more of them than an
+/// uncompressed batch could.
+pub const RECORDS_PER_BATCH_MAX: usize =
+    spindle_engine::MESSAGE_BYTES_MAX as usize / RECORD_BYTES_MIN;
+
 /// Largest gRPC message accepted or sent (tonic's default is 4 MiB).
 pub const GRPC_MESSAGE_BYTES_MAX: usize = 64 << 20;
 
@@ -45,6 +65,8 @@ const _: () = assert!(SUBSCRIBE_MAX_BYTES_DEFAULT <= SUBSCRIBE_MAX_BYTES_MAX);
 const _: () = assert!(SUBSCRIBE_MAX_BYTES_MAX < GRPC_MESSAGE_BYTES_MAX);
 const _: () = assert!(RUNTIME_THREADS_DEFAULT <= RUNTIME_THREADS_MAX);
 const _: () = assert!(SUBSCRIBE_QUEUE_MESSAGES > 0 && PRODUCE_STREAM_IN_FLIGHT_MAX > 0);
+const _: () = assert!(DECOMPRESSED_BATCH_BYTES_MAX >= spindle_engine::MESSAGE_BYTES_MAX as usize);
+const _: () = assert!(RECORDS_PER_BATCH_MAX <= i32::MAX as usize);
 /// A `SubscribeResponse` is sent once its records hold this many bytes (a large read is split,
 /// so decompressed batches never make one oversized message).
 pub const SUBSCRIBE_RESPONSE_BYTES_TARGET: usize = 1 << 20;

@@ -114,7 +114,7 @@ def test_grpc_produce_is_read_by_kafka_byte_for_byte(spindle, grpc_clients, topi
         assert message.headers() == [("h1", f"v{i}".encode()), ("null-header", None)]
 
 
-@pytest.mark.parametrize("compression", ["none", "lz4", "zstd"])
+@pytest.mark.parametrize("compression", ["none", "gzip", "snappy", "lz4", "zstd"])
 def test_kafka_produce_is_read_by_grpc_byte_for_byte(spindle, grpc_clients, topic, compression):
     create_topic(grpc_clients, topic)
     producer = Producer(
@@ -136,6 +136,54 @@ def test_kafka_produce_is_read_by_grpc_byte_for_byte(spindle, grpc_clients, topi
         assert [(h.key, h.value) for h in record.headers] == headers
         assert record.timestamp_ms == BASE_TS + i
         assert record.partition == 0
+
+
+def test_a_batch_expanding_past_the_gateways_limit_fails_only_its_subscription(
+    spindle, grpc_clients, topic
+):
+    """A few KiB of zstd that expand past the gateway's decompression limit (64 MiB): the
+    subscriber is told which batch and where to resume; the gateway goes on serving."""
+    create_topic(grpc_clients, topic)
+
+    def produce_one(value: bytes) -> int:
+        response = grpc_clients.call(
+            grpc_clients.producer.Produce,
+            producer_pb2.ProduceRequest(
+                topic=topic, partition=0, records=[record_pb2.Record(value=value)]
+            ),
+        )
+        return response.offsets[0].offset
+
+    assert [produce_one(b"before-0"), produce_one(b"before-1")] == [0, 1]
+    producer = Producer(
+        {
+            "bootstrap.servers": spindle.bootstrap,
+            "compression.type": "zstd",
+            "message.max.bytes": 200_000_000,
+        }
+    )
+    producer.produce(topic, value=bytes(80 << 20), partition=0)
+    assert producer.flush(30) == 0
+    assert produce_one(b"after") == 3
+
+    call = grpc_clients.consumer.Subscribe(
+        consumer_pb2.SubscribeRequest(
+            topic=topic, position=consumer_pb2.START_POSITION_EARLIEST, max_wait_ms=200
+        ),
+        timeout=RPC_TIMEOUT_S,
+    )
+    got = []
+    with pytest.raises(grpc.RpcError) as failure:
+        for response in call:
+            got.extend(response.records)
+    assert [r.value for r in got] == [b"before-0", b"before-1"]
+    assert failure.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, failure.value.details()
+    details = failure.value.details()
+    for part in (f'topic "{topic}" partition 0', "offsets 2..=2", "subscribe from offset 3"):
+        assert part in details, details
+
+    after = subscribe(grpc_clients, topic, 1, offset=3)
+    assert [(r.offset, r.value) for r in after] == [(3, b"after")]
 
 
 def test_subscribe_from_offset_and_latest(grpc_clients, topic):

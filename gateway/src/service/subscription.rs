@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use tonic::Status;
 
 use super::Context;
-use crate::batch_decoder::{self, record_bytes};
+use crate::batch_decoder::{self, record_bytes, ReadAt};
 use crate::committed_offsets;
 use crate::gauges::{Gauge, GaugeGuard};
 use crate::group_member::GroupMember;
@@ -199,7 +199,12 @@ impl Subscription {
         outcome: FetchOutcome,
         queue: &mpsc::Sender<Queued>,
     ) -> Result<Option<i64>, Status> {
-        let decoded = batch_decoder::decode(partition, position, &outcome.batches)?;
+        let at = ReadAt {
+            topic: &self.topic,
+            partition,
+            position,
+        };
+        let decoded = batch_decoder::decode(at, self.max_bytes, &outcome.batches)?;
         if decoded.next_offset == position && !outcome.batches.is_empty() {
             // Batches that hold nothing at or after the position would be read again forever.
             return Err(Status::internal(format!(
