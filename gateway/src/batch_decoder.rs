@@ -8,13 +8,17 @@
 //!
 //! The log checked each batch when it was appended (framing, CRC, records count = last offset
 //! delta + 1, and the records themselves when uncompressed), but not what a compressed batch
-//! expands to, and the gateway runs in the shards' process. So:
+//! expands to nor the offsets its records claim, and the gateway runs in the shards' process.
+//! So:
 //! - decompression goes through [`crate::decompressor`], which stops at
 //!   [`DECOMPRESSED_BATCH_BYTES_MAX`]; a batch past it, or declaring more than
 //!   [`RECORDS_PER_BATCH_MAX`] records, ends the subscription with RESOURCE_EXHAUSTED naming the
 //!   batch's offsets, from after which a client can subscribe again;
 //! - a read decodes batches only until they have decompressed to its byte budget and leaves the
-//!   rest for the next read, so a read of many small, well-compressed batches is bounded too.
+//!   rest for the next read, so a read of many small, well-compressed batches is bounded too;
+//! - the position moves by the batch header (base offset + last offset delta + 1, the offsets
+//!   the log assigned), never by a record's own offset delta: a record whose offset is outside
+//!   its batch's range, or not after the record before it, is skipped (and logged).
 //!
 //! The decoder keeps headers in a map, so a record with two headers of the same key is read back
 //! with the last of them only.
@@ -35,8 +39,8 @@ use crate::proto::{ConsumedRecord, Header};
 pub struct Decoded {
     /// Records at or after the position, in offset order, without control records.
     pub records: Vec<ConsumedRecord>,
-    /// The offset after the last record seen (control records included), or the position if
-    /// nothing was at or after it.
+    /// The offset after the last batch decoded (by its header), or the position if no batch
+    /// reached it.
     pub next_offset: i64,
 }
 
@@ -100,8 +104,11 @@ fn decode_within(
             }
             let batch = BatchHeader::read(&buf)
                 .map_err(|why| at.data_loss(at.position, &why))
-                .and_then(|header| decode_batch(at, &header, limits, &mut buf));
-            let (records, bytes) = match batch {
+                .and_then(|header| {
+                    let (records, bytes) = decode_batch(at, &header, limits, &mut buf)?;
+                    Ok((header, records, bytes))
+                });
+            let (header, records, bytes) = match batch {
                 Ok(batch) => batch,
                 // Serve what came before the batch at fault: the next read starts at it and
                 // answers the error.
@@ -109,8 +116,8 @@ fn decode_within(
                 Err(status) => return Err(status),
             };
             decompressed_bytes = decompressed_bytes.saturating_add(bytes);
-            let next_offset = take(at, records, &mut decoded.records);
-            decoded.next_offset = decoded.next_offset.max(next_offset);
+            take(at, &header, records, &mut decoded.records);
+            decoded.next_offset = decoded.next_offset.max(header.next_offset);
         }
     }
     Ok(decoded)
@@ -158,19 +165,32 @@ fn decode_batch(
 }
 
 /// Moves the records of one batch at or after the position, control records aside, into `out`;
-/// returns the offset after the last of them (control records included), or the position.
-fn take(at: ReadAt<'_>, records: Vec<Record>, out: &mut Vec<ConsumedRecord>) -> i64 {
-    let mut next_offset = at.position;
+/// skips (and logs) those whose offset its header does not allow.
+fn take(at: ReadAt<'_>, header: &BatchHeader, records: Vec<Record>, out: &mut Vec<ConsumedRecord>) {
+    let mut previous: Option<i64> = None;
+    let mut stray = 0usize;
     for record in records {
-        if record.offset < at.position {
+        let allowed = (header.base_offset..header.next_offset).contains(&record.offset)
+            && previous.is_none_or(|p| record.offset > p);
+        if !allowed {
+            stray += 1;
             continue;
         }
-        next_offset = next_offset.max(record.offset + 1);
-        if !record.control {
+        previous = Some(record.offset);
+        if record.offset >= at.position && !record.control {
             out.push(consumed(at.partition, record));
         }
     }
-    next_offset
+    if stray > 0 {
+        tracing::warn!(
+            topic = at.topic,
+            partition = at.partition,
+            base_offset = header.base_offset,
+            next_offset = header.next_offset,
+            stray,
+            "records whose offsets are outside their batch's range or out of order were skipped"
+        );
+    }
 }
 
 impl ReadAt<'_> {
@@ -390,6 +410,16 @@ mod tests {
         bytes.freeze()
     }
 
+    /// Records with these offset deltas and nothing else (null key and value, no header), as
+    /// a records section: each is 7 bytes, the least a record takes.
+    fn records_with_deltas(deltas: &[i8]) -> Vec<u8> {
+        let zigzag = |v: i8| ((v << 1) ^ (v >> 7)) as u8;
+        deltas
+            .iter()
+            .flat_map(|&delta| [zigzag(6), 0, 0, zigzag(delta), zigzag(-1), zigzag(-1), 0])
+            .collect()
+    }
+
     /// A zstd frame of `blocks` RLE blocks of 128 KiB zeros: 4 bytes per 128 KiB of output.
     fn zstd_zeros(blocks: usize) -> Vec<u8> {
         const BLOCK_BYTES: u32 = 128 << 10;
@@ -516,6 +546,34 @@ mod tests {
         let inflated = patched(&stored, 0, 99_999, 100_000);
         let err = decode(at(0), UNBOUNDED, &[inflated]).unwrap_err();
         assert_eq!(err.code(), Code::DataLoss, "{}", err.message());
+    }
+
+    #[test]
+    fn the_next_offset_comes_from_the_batch_header_not_the_records() {
+        for codec in [Compression::None, Compression::Lz4] {
+            // Record deltas 0, 1, 1000 in a batch whose header says offsets 10..=12.
+            let records = [record(0, 10), record(1, 10), record(1000, 10)];
+            let crafted = patched(&encode(&records, codec), 10, 2, 3);
+            let decoded = decode(at(10), UNBOUNDED, &[crafted]).unwrap();
+            assert_eq!(offsets(&decoded), [10, 11], "{codec:?}");
+            assert_eq!(decoded.next_offset, 13);
+        }
+        for codec in [Compression::None, Compression::Zstd] {
+            // Offsets 10, 5, 12, 12, 13 in a batch of 10..=14: the one before the batch and
+            // the repeated one are skipped.
+            let section = records_with_deltas(&[0, -5, 2, 2, 3]);
+            let section = match codec {
+                Compression::Zstd => zstd::encode_all(&section[..], 3).unwrap(),
+                _ => section,
+            };
+            let crafted = raw_batch(10, 5, codec, &section);
+            let decoded = decode(at(0), UNBOUNDED, std::slice::from_ref(&crafted)).unwrap();
+            assert_eq!(offsets(&decoded), [10, 12, 13], "{codec:?}");
+            assert_eq!(decoded.next_offset, 15);
+            let decoded = decode(at(13), UNBOUNDED, &[crafted]).unwrap();
+            assert_eq!(offsets(&decoded), [13]);
+            assert_eq!(decoded.next_offset, 15);
+        }
     }
 
     #[test]
