@@ -18,12 +18,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedTopic;
-use kafka_protocol::messages::{
-    ConsumerProtocolAssignment, ConsumerProtocolSubscription, TopicName,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
+use bytes::Bytes;
 use spindle_engine::group::{
     GroupError, HeartbeatRequest, JoinRequest, JoinResponse, JoinedMember, MemberIdentity,
     Protocol, SyncRequest, SyncResponse,
@@ -31,6 +26,7 @@ use spindle_engine::group::{
 use spindle_engine::{EngineHandle, ShardId};
 use tonic::Status;
 
+use crate::consumer_protocol;
 use crate::status;
 
 /// How often a member proves it is alive.
@@ -41,8 +37,6 @@ pub const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 pub const REBALANCE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Joins retried after the coordinator asks (member id required, rebalance restarted).
 const JOIN_ATTEMPTS_MAX: usize = 10;
-/// Newest consumer protocol version this code reads.
-const CONSUMER_PROTOCOL_VERSION_MAX: i16 = 3;
 const ASSIGNOR: &str = "range";
 
 const _: () = assert!(HEARTBEAT_INTERVAL.as_millis() * 3 <= SESSION_TIMEOUT.as_millis());
@@ -95,7 +89,7 @@ impl GroupMember {
                 protocol_type: "consumer".to_string(),
                 protocols: vec![Protocol {
                     name: ASSIGNOR.to_string(),
-                    metadata: subscription_metadata(&self.topic),
+                    metadata: consumer_protocol::subscription(&self.topic),
                 }],
             };
             let joined = self
@@ -121,7 +115,7 @@ impl GroupMember {
             self.generation = joined.generation;
             let synced = self.sync(&joined).await?;
             match synced {
-                Ok(synced) => return Ok(assigned_partitions(&synced.assignment, &self.topic)),
+                Ok(synced) => return Ok(self.assigned_partitions(&synced.assignment)),
                 Err(GroupError::RebalanceInProgress | GroupError::IllegalGeneration) => continue,
                 Err(GroupError::UnknownMemberId) => {
                     self.member_id.clear();
@@ -161,6 +155,19 @@ impl GroupMember {
             })
             .await
             .map_err(status::from_engine)
+    }
+
+    /// This member's partitions of the topic in the assignment the leader sent; none when it
+    /// does not decode (the leader may be any Kafka client), until the next rebalance.
+    fn assigned_partitions(&self, assignment: &Bytes) -> Vec<u32> {
+        consumer_protocol::assigned_partitions(assignment, &self.topic).unwrap_or_else(|err| {
+            tracing::warn!(
+                group = %self.group_id,
+                %err,
+                "the assignment does not decode; reading nothing until the next rebalance"
+            );
+            Vec::new()
+        })
     }
 
     /// Heartbeats until the group needs this member to rejoin (`Ok`).
@@ -238,11 +245,21 @@ async fn assign(
         .collect();
     let subscriptions: Vec<(String, Vec<String>)> = members
         .iter()
-        .map(|m| (m.member_id.clone(), subscribed_topics(&m.metadata)))
+        .map(|m| {
+            let topics = consumer_protocol::subscribed_topics(&m.metadata).unwrap_or_else(|err| {
+                tracing::warn!(
+                    member = %m.member_id,
+                    %err,
+                    "subscription metadata does not decode; the member is assigned nothing"
+                );
+                Vec::new()
+            });
+            (m.member_id.clone(), topics)
+        })
         .collect();
     Ok(range_assign(&subscriptions, &partition_counts)
         .into_iter()
-        .map(|(member, topics)| (member, assignment_bytes(&topics)))
+        .map(|(member, topics)| (member, consumer_protocol::assignment(&topics)))
         .collect())
 }
 
@@ -282,68 +299,6 @@ pub fn range_assign(
     assignment
 }
 
-/// A `ConsumerProtocolSubscription` (v0) to one topic, with its version prefix.
-fn subscription_metadata(topic: &str) -> Bytes {
-    let subscription = ConsumerProtocolSubscription::default()
-        .with_topics(vec![StrBytes::from_string(topic.to_string())]);
-    encode_versioned(&subscription)
-}
-
-fn assignment_bytes(topics: &BTreeMap<String, Vec<u32>>) -> Bytes {
-    let assigned = topics
-        .iter()
-        .map(|(topic, partitions)| {
-            AssignedTopic::default()
-                .with_topic(TopicName(StrBytes::from_string(topic.clone())))
-                .with_partitions(partitions.iter().map(|&p| p as i32).collect())
-        })
-        .collect();
-    encode_versioned(&ConsumerProtocolAssignment::default().with_assigned_partitions(assigned))
-}
-
-fn encode_versioned<M: Encodable>(message: &M) -> Bytes {
-    let mut buf = BytesMut::new();
-    buf.put_i16(0);
-    // Encoding a message built here into memory cannot fail at version 0.
-    if let Err(err) = message.encode(&mut buf, 0) {
-        panic!("encoding consumer protocol data failed: {err}");
-    }
-    buf.freeze()
-}
-
-/// The topics of a member's subscription metadata; none when it does not decode (a member of
-/// another protocol type never reaches here: the coordinator checks the type).
-fn subscribed_topics(metadata: &Bytes) -> Vec<String> {
-    let mut buf = metadata.clone();
-    if buf.remaining() < 2 {
-        return Vec::new();
-    }
-    let version = buf.get_i16().clamp(0, CONSUMER_PROTOCOL_VERSION_MAX);
-    ConsumerProtocolSubscription::decode(&mut buf, version)
-        .map(|s| s.topics.iter().map(|t| t.to_string()).collect())
-        .unwrap_or_default()
-}
-
-/// The partitions of `topic` in an assignment; none when it does not decode.
-fn assigned_partitions(assignment: &Bytes, topic: &str) -> Vec<u32> {
-    let mut buf = assignment.clone();
-    if buf.remaining() < 2 {
-        return Vec::new();
-    }
-    let version = buf.get_i16().clamp(0, CONSUMER_PROTOCOL_VERSION_MAX);
-    let Ok(assignment) = ConsumerProtocolAssignment::decode(&mut buf, version) else {
-        return Vec::new();
-    };
-    let mut partitions: Vec<u32> = assignment
-        .assigned_partitions
-        .iter()
-        .filter(|t| &*t.topic.0 == topic)
-        .flat_map(|t| t.partitions.iter().filter_map(|&p| u32::try_from(p).ok()))
-        .collect();
-    partitions.sort_unstable();
-    partitions
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,23 +326,5 @@ mod tests {
         let assignment = range_assign(&subs, &counts);
         assert_eq!(assignment["a"]["t"], [0]);
         assert!(assignment["b"].is_empty() && assignment["c"].is_empty());
-    }
-
-    #[test]
-    fn consumer_protocol_round_trips() {
-        assert_eq!(
-            subscribed_topics(&subscription_metadata("orders")),
-            ["orders"]
-        );
-        let topics = BTreeMap::from([
-            ("orders".to_string(), vec![2, 0]),
-            ("x".to_string(), vec![1]),
-        ]);
-        assert_eq!(
-            assigned_partitions(&assignment_bytes(&topics), "orders"),
-            [0, 2]
-        );
-        assert!(assigned_partitions(&Bytes::from_static(b"\x00"), "orders").is_empty());
-        assert!(subscribed_topics(&Bytes::from_static(b"\x00\x00\xff")).is_empty());
     }
 }

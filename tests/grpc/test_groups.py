@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import struct
+
 from confluent_kafka import Consumer, TopicPartition
 
 from gateway_harness import consumer_pb2, create_topic, producer_pb2, record_pb2
@@ -180,3 +183,70 @@ def test_a_commit_outside_the_log_falls_back_to_reset(grpc_clients, topic):
     # As a member, and reading named partitions: both start at `reset` (earliest by default).
     assert [r.offset for r in subscribe(grpc_clients, topic, 3, group=group)] == [0, 1, 2]
     assert [r.offset for r in subscribe(grpc_clients, topic, 3, group=group, partitions=[0])] == [0, 1, 2]
+
+
+def kafka_string(text: str) -> bytes:
+    raw = text.encode()
+    return struct.pack(">h", len(raw)) + raw
+
+
+def join_group_v0(bootstrap: str, group: str, metadata: bytes) -> socket.socket:
+    """Sends a JoinGroup v0 (correlation id 1) offering `range` with this metadata on a raw
+    Kafka connection, as any client can; the answer comes when the rebalance completes."""
+    host, port = bootstrap.rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    body = (
+        struct.pack(">hhi", 11, 0, 1)
+        + kafka_string("raw-member")
+        + kafka_string(group)
+        + struct.pack(">i", 10_000)
+        + kafka_string("")
+        + kafka_string("consumer")
+        + struct.pack(">i", 1)
+        + kafka_string("range")
+        + struct.pack(">i", len(metadata))
+        + metadata
+    )
+    sock.sendall(struct.pack(">i", len(body)) + body)
+    return sock
+
+
+def read_frame(sock: socket.socket) -> bytes:
+    def exactly(n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = sock.recv(n - len(data))
+            assert chunk, "connection closed"
+            data += chunk
+        return data
+
+    (size,) = struct.unpack(">i", exactly(4))
+    return exactly(size)
+
+
+def test_a_member_whose_metadata_does_not_decode_gets_nothing_and_the_group_goes_on(
+    grpc_clients, spindle, topic
+):
+    create_topic(grpc_clients, topic, partitions=2)
+    group = f"malformed-{topic}"
+    leader = member(grpc_clients, topic, group)
+    assert assignments(leader, 1) == [[0, 1]]
+    # Version 0, then a count of 2^31 - 1 topics followed by three bytes.
+    hostile = join_group_v0(spindle.bootstrap, group, b"\x00\x00\x7f\xff\xff\xff\x00\x01a")
+    try:
+        # The gRPC member rejoins at its next heartbeat and, as the leader, assigns with the
+        # other member's metadata: it cannot read it, so it keeps both partitions.
+        answer = read_frame(hostile)
+        correlation_id, error_code = struct.unpack(">ih", answer[:6])
+        assert (correlation_id, error_code) == (1, 0)
+        assert assignments(leader, 1) == [[0, 1]]
+        produce(grpc_clients, topic, 2)
+        records = []
+        for response in leader:
+            records.extend(response.records)
+            if len(records) >= 2:
+                break
+        assert [r.offset for r in records] == [0, 1]
+    finally:
+        hostile.close()
+        leader.cancel()
