@@ -28,7 +28,7 @@ use crate::auth::Authenticator;
 use crate::call_metrics::{CallMetrics, Counted};
 use crate::config::{GatewayConfig, TlsConfig};
 use crate::error::GatewayError;
-use crate::limits::{GRPC_MESSAGE_BYTES_MAX, RUNTIME_THREADS_MAX, SHUTDOWN_GRACE};
+use crate::limits::{GRPC_MESSAGE_BYTES_MAX, SHUTDOWN_GRACE};
 use crate::partitioner::Partitioner;
 use crate::proto::admin_server::AdminServer;
 use crate::proto::consumer_server::ConsumerServer;
@@ -53,12 +53,7 @@ impl Gateway {
     /// The listen address cannot be bound, TLS material cannot be read, the configuration is
     /// inconsistent (bad topic pattern, zero quota, thread count).
     pub fn start(config: GatewayConfig, engine: EngineHandle) -> Result<Gateway, GatewayError> {
-        if !(1..=RUNTIME_THREADS_MAX).contains(&config.runtime_threads) {
-            return Err(GatewayError::Config(format!(
-                "runtime_threads must be 1..={RUNTIME_THREADS_MAX}, not {}",
-                config.runtime_threads
-            )));
-        }
+        config.validate()?;
         let authenticator = Authenticator::new(config.auth.as_ref())?;
         let quotas = Quotas::new(config.quota, config.auth.as_ref())?;
         let tls = config.tls.as_ref().map(load_tls).transpose()?;

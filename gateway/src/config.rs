@@ -33,7 +33,10 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::auth::Authenticator;
 use crate::limits;
+use crate::quota::Quotas;
+use crate::GatewayError;
 
 /// The `[grpc]` table.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -63,6 +66,27 @@ impl Default for GatewayConfig {
             auth: None,
             quota: None,
         }
+    }
+}
+
+impl GatewayConfig {
+    /// Checks what can be checked without starting anything: the thread count, the tokens and
+    /// their grants, and the quotas. `spindle serve` calls it with the rest of the configuration,
+    /// before the engine opens the data directory, and so does `spindle config check`.
+    ///
+    /// # Errors
+    /// [`GatewayError::Config`] saying what is wrong.
+    pub fn validate(&self) -> Result<(), GatewayError> {
+        if !(1..=limits::RUNTIME_THREADS_MAX).contains(&self.runtime_threads) {
+            return Err(GatewayError::Config(format!(
+                "runtime_threads must be 1..={}, not {}",
+                limits::RUNTIME_THREADS_MAX,
+                self.runtime_threads
+            )));
+        }
+        Authenticator::new(self.auth.as_ref())?;
+        Quotas::new(self.quota, self.auth.as_ref())?;
+        Ok(())
     }
 }
 

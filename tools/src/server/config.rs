@@ -297,6 +297,10 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<ServeConfig, ConfigErro
     if let Some(enabled) = pick(&args.grpc_enabled, "--grpc-enabled", None, "true or false")? {
         grpc.enabled = enabled;
     }
+    if grpc.enabled {
+        grpc.validate()
+            .map_err(|e| ConfigError::new("grpc", e.to_string()))?;
+    }
     let (admin_listen, admin_key) = match (&args.admin_listen, &file.admin.listen) {
         (Some(flag), _) => (flag.clone(), "--admin-listen"),
         (None, Some(from_file)) => (from_file.clone(), "admin.listen"),
@@ -673,6 +677,26 @@ mod tests {
     fn unknown_keys_are_named() {
         let err = parse("[kafka]\nlisen = \"127.0.0.1:1\"\n").unwrap_err();
         assert!(err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn grpc_settings_are_checked_with_the_rest_unless_the_gateway_is_off() {
+        let file = || parse("[grpc]\nruntime_threads = 0\n").unwrap();
+        let err = resolve(file(), &ServeArgs::default()).unwrap_err();
+        assert_eq!(err.key, "grpc");
+        assert!(err.message.contains("runtime_threads"), "{}", err.message);
+        let off = ServeArgs {
+            grpc_enabled: Some("false".into()),
+            ..ServeArgs::default()
+        };
+        assert!(resolve(file(), &off).is_ok());
+        let empty_token = parse(
+            "[grpc.auth]\ntokens = [{ principal = \"p\", token = \"\", permissions = [] }]\n",
+        )
+        .unwrap();
+        let err = resolve(empty_token, &ServeArgs::default()).unwrap_err();
+        assert_eq!(err.key, "grpc");
+        assert!(err.message.contains("empty token"), "{}", err.message);
     }
 
     #[test]
