@@ -119,7 +119,7 @@ const TRIM_THRESHOLD_BYTES: i32 = 256 << 20;
 /// joined records, the encoded answer) and frees them once written. With glibc's defaults each
 /// of those became a fresh mapping or a heap grown and trimmed back, so every answer paid for
 /// faulting in and zeroing its pages: a third of the server's CPU while consumers read from
-/// disk. With the heaps keeping up to [`TRIM_THRESHOLD_BYTES`] free, reading old data took
+/// disk. With the heaps keeping up to 256 MiB free, reading old data took
 /// 0.7–1.0 CPU-seconds per GB instead of 2.3 (docs/BENCHMARKS.md). Returns false if glibc
 /// refused a setting.
 pub fn keep_freed_memory_for_reuse() -> bool {
