@@ -20,7 +20,6 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,7 +34,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use kafka_protocol::records::Compression;
-use spindle_server::Server;
+use spindle_server::{rss_bytes, Server};
 use spindle_tools::admin::client::Client;
 use spindle_tools::bench::batch::{BatchShape, Template};
 
@@ -45,20 +44,6 @@ mod spindle_server;
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Server {
-    /// `spindle ARGS… --bootstrap KAFKA`, which must succeed.
-    fn admin(&self, args: &[&str]) {
-        let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
-            .args(args)
-            .args(["--bootstrap", &self.kafka])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "spindle {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
     /// A raw connection to the Kafka port that gives up reading after [`ANSWER_TIMEOUT`].
     fn connect(&self) -> TcpStream {
         let stream = TcpStream::connect(&self.kafka).unwrap();
@@ -152,18 +137,6 @@ fn produce_to(kafka: &str, topic: &str, partitions: i32, batch: &Bytes) {
 
 fn topic_name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.to_owned()))
-}
-
-/// The resident memory of process `pid` in bytes, from `/proc/PID/status`.
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kib * 1024
 }
 
 #[test]

@@ -27,7 +27,6 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,7 +40,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use kafka_protocol::records::Compression;
-use spindle_server::Server;
+use spindle_server::{rss_bytes, Server};
 use spindle_tools::admin::client::{Client, EARLIEST};
 use spindle_tools::bench::batch::{BatchShape, Template};
 
@@ -73,34 +72,6 @@ const PRODUCE_VERSION: i16 = 9;
 fn start_server(extra: &[&str]) -> Server {
     let flags: Vec<&str> = ["--shards", "1"].iter().chain(extra).copied().collect();
     Server::start_with("memory", &flags)
-}
-
-impl Server {
-    /// `spindle ARGS… --bootstrap KAFKA`, which must succeed.
-    fn admin(&self, args: &[&str]) {
-        let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
-            .args(args)
-            .args(["--bootstrap", &self.kafka])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "spindle {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-/// The process's resident memory in bytes, from `/proc/PID/status`.
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    kib * 1024
 }
 
 /// One length-prefixed Produce request of `batch` to partition 0 of `topic`.

@@ -94,6 +94,33 @@ impl Server {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// `spindle ARGS… --bootstrap KAFKA` (an admin command against this node), which must
+    /// succeed.
+    pub fn admin(&self, args: &[&str]) {
+        let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
+            .args(args)
+            .args(["--bootstrap", &self.kafka])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "spindle {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The resident memory of process `pid` in bytes, from `/proc/PID/status`.
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    kib * 1024
 }
 
 impl Drop for Server {
