@@ -48,7 +48,9 @@ pub fn invalid_argument(field: &str, why: &dyn std::fmt::Display) -> Status {
 pub fn from_group(err: GroupError) -> Status {
     let message = err.to_string();
     match err {
-        GroupError::InvalidGroupId => invalid_argument("group", &message),
+        GroupError::InvalidGroupId | GroupError::InvalidRequest(_) => {
+            invalid_argument("group", &message)
+        }
         GroupError::OffsetMetadataTooLarge | GroupError::InvalidCommitOffsetSize => {
             invalid_argument("offsets", &message)
         }
@@ -88,5 +90,24 @@ mod tests {
         });
         assert_eq!(invalid.code(), Code::InvalidArgument);
         assert!(invalid.message().starts_with("partitions: "));
+    }
+
+    #[test]
+    fn group_refusals_map_to_precise_codes() {
+        let too_big = from_group(GroupError::InvalidRequest("64 protocols at most".into()));
+        assert_eq!(too_big.code(), Code::InvalidArgument);
+        assert!(
+            too_big.message().starts_with("group: "),
+            "{}",
+            too_big.message()
+        );
+        assert_eq!(
+            from_group(GroupError::CoordinatorNotAvailable).code(),
+            Code::Unavailable
+        );
+        assert_eq!(
+            from_group(GroupError::RebalanceInProgress).code(),
+            Code::FailedPrecondition
+        );
     }
 }
