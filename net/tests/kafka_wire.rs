@@ -729,3 +729,26 @@ fn a_fetch_over_many_partitions_fills_its_budget_in_request_order_and_reports_ev
         assert_eq!(batches, expected, "partition {p}");
     }
 }
+
+#[test]
+fn a_setting_out_of_range_stops_the_listener_from_starting() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let mut config = KafkaConfig::new("127.0.0.1:0".parse().unwrap());
+    config.frame_body_timeout_ms = 0;
+    let config = Arc::new(config);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let engine_config = EngineConfig {
+        data_dir: dir.path().to_path_buf(),
+        shards: 1,
+        placement: Placement::Unbound,
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start_with_services(engine_config, move |shard| {
+        tx.send(kafka::start(shard, Arc::clone(&config)).map(|_| ()))
+            .unwrap();
+    })
+    .unwrap();
+    let err = rx.recv_timeout(IO_TIMEOUT).unwrap().unwrap_err();
+    assert!(err.to_string().contains("frame_body_timeout_ms"), "{err}");
+    engine.shutdown().unwrap();
+}

@@ -122,8 +122,8 @@ async fn read_requests(
 ) {
     let buffered = BufReader::with_capacity(READ_BUFFER_BYTES, read_half);
     let mut frames = FrameReader::new(buffered, config.max_frame_bytes);
-    // `KafkaConfig::validate` refuses a timeout outside the range; an embedded user who skips
-    // it still gets a deadline that neither cuts every frame off nor overflows the timer.
+    // `kafka::start` refuses a timeout outside the range (`KafkaConfig::validate`); the clamp
+    // only keeps this function safe on its own.
     let body_timeout = Duration::from_millis(
         config
             .frame_body_timeout_ms

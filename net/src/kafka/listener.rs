@@ -78,8 +78,10 @@ pub fn reserve_listen_addr(addr: SocketAddr) -> Result<ListenReservation, NetErr
 /// the engine begins to shut down. Returns the bound address.
 ///
 /// # Errors
+/// [`NetError::Config`] when a setting is outside its range ([`KafkaConfig::validate`]);
 /// [`NetError::Bind`] when the address cannot be bound.
 pub fn start(shard: Shard, config: Arc<KafkaConfig>) -> Result<SocketAddr, NetError> {
+    config.validate()?;
     let addr = config.listen;
     let bind_err = |source| NetError::Bind { addr, source };
     let socket = reuse_port_socket(addr).map_err(bind_err)?;
