@@ -26,6 +26,19 @@ pub const MIN_FRAME_BODY_TIMEOUT_MS: u64 = 100;
 /// holds its memory as good as forever.
 pub const MAX_FRAME_BODY_TIMEOUT_MS: u64 = 3_600_000;
 
+/// Default time a connection may go without sending a request before it is closed, like Kafka's
+/// `connections.max.idle.ms` (10 minutes). Clients reconnect when they need to; a peer that
+/// vanished without closing (a crashed host, a lost network) stops holding its socket and
+/// buffers.
+pub const DEFAULT_CONNECTIONS_MAX_IDLE_MS: u64 = 600_000;
+
+/// Shortest idle time an operator may configure: Kafka clients send a request at least every
+/// few seconds while they work (heartbeats every 3 s by default).
+pub const MIN_CONNECTIONS_MAX_IDLE_MS: u64 = 1_000;
+
+/// Longest idle time an operator may configure (a week).
+pub const MAX_CONNECTIONS_MAX_IDLE_MS: u64 = 604_800_000;
+
 /// The slowest rate a frame's body is allowed to arrive at (1 MiB/s, a tenth of a 100 Mbit/s
 /// link) on top of the frame body timeout: a 100 MiB frame has 100 s more, a small one none to
 /// speak of.
@@ -89,6 +102,8 @@ const _: () = assert!(DEFAULT_FETCH_MAX_BYTES <= i32::MAX as usize);
 const _: () = assert!(DEFAULT_MAX_FRAME_BYTES <= MAX_FRAME_BYTES_CEILING);
 const _: () = assert!(MAX_IN_FLIGHT_PER_CONNECTION > 0);
 const _: () = assert!(MIN_FRAME_BODY_TIMEOUT_MS <= DEFAULT_FRAME_BODY_TIMEOUT_MS);
+const _: () = assert!(MIN_CONNECTIONS_MAX_IDLE_MS <= DEFAULT_CONNECTIONS_MAX_IDLE_MS);
+const _: () = assert!(DEFAULT_CONNECTIONS_MAX_IDLE_MS <= MAX_CONNECTIONS_MAX_IDLE_MS);
 const _: () = assert!(DEFAULT_FRAME_BODY_TIMEOUT_MS <= MAX_FRAME_BODY_TIMEOUT_MS);
 const _: () = assert!(FRAME_BODY_MIN_BYTES_PER_SEC > 0);
 const _: () = assert!(LIST_OFFSETS_LOOKUPS_AT_ONCE > 0);

@@ -17,6 +17,10 @@
 //!
 //! `a_request_followed_by_extra_bytes_closes_its_connection` pads a valid request with bytes
 //! after its body: the connection is closed and another one is served.
+//!
+//! `a_connection_that_sends_nothing_for_its_idle_time_is_closed_and_a_busy_one_is_not` lowers
+//! `--connections-max-idle-ms` to a second: a connection that asks nothing more is closed, one
+//! that keeps asking stays served.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -324,4 +328,27 @@ fn a_request_followed_by_extra_bytes_closes_its_connection() {
     );
     let mut other = server.connect();
     api_versions(&mut other, 2).unwrap();
+}
+
+#[test]
+fn a_connection_that_sends_nothing_for_its_idle_time_is_closed_and_a_busy_one_is_not() {
+    let server = Server::start_with("kafka-abuse-idle", &["--connections-max-idle-ms", "1000"]);
+    let mut quiet = server.connect();
+    let mut busy = server.connect();
+    api_versions(&mut quiet, 1).unwrap();
+    let started = Instant::now();
+    // The busy connection asks something every 300 ms for 2.5 s, well past the idle time.
+    for id in 0..9 {
+        api_versions(&mut busy, id).unwrap_or_else(|e| panic!("busy request {id}: {e}"));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        closed_by_server(&mut quiet),
+        "the quiet connection is closed"
+    );
+    eprintln!(
+        "quiet connection closed; busy one answered for {:?}",
+        started.elapsed()
+    );
+    api_versions(&mut busy, 100).expect("the busy connection is still served");
 }

@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use spindle_engine::TopicConfig;
 
 use crate::limits::{
-    DEFAULT_FETCH_MAX_BYTES, DEFAULT_FRAME_BODY_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS_PER_SHARD,
-    DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BODY_TIMEOUT_MS, MAX_FRAME_BYTES_CEILING,
+    DEFAULT_CONNECTIONS_MAX_IDLE_MS, DEFAULT_FETCH_MAX_BYTES, DEFAULT_FRAME_BODY_TIMEOUT_MS,
+    DEFAULT_MAX_CONNECTIONS_PER_SHARD, DEFAULT_MAX_FRAME_BYTES, MAX_CONNECTIONS_MAX_IDLE_MS,
+    MAX_FRAME_BODY_TIMEOUT_MS, MAX_FRAME_BYTES_CEILING, MIN_CONNECTIONS_MAX_IDLE_MS,
     MIN_FETCH_MAX_BYTES, MIN_FRAME_BODY_TIMEOUT_MS, MIN_FRAME_BYTES,
 };
 use crate::NetError;
@@ -31,6 +32,9 @@ pub struct KafkaConfig {
     /// its bytes take at [`crate::limits::FRAME_BODY_MIN_BYTES_PER_SEC`]; a connection whose
     /// body is later is closed, so a stalled client cannot keep the shard's request memory.
     pub frame_body_timeout_ms: u64,
+    /// How long a connection may go without sending a request before it is closed (Kafka's
+    /// `connections.max.idle.ms`).
+    pub connections_max_idle_ms: u64,
     /// Most bytes one Fetch answer carries, whatever the client asks (Kafka's broker setting
     /// `fetch.max.bytes`); the first batch is returned whole even if larger.
     pub fetch_max_bytes: usize,
@@ -57,6 +61,7 @@ impl KafkaConfig {
             cluster_id: "spindle".to_owned(),
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             frame_body_timeout_ms: DEFAULT_FRAME_BODY_TIMEOUT_MS,
+            connections_max_idle_ms: DEFAULT_CONNECTIONS_MAX_IDLE_MS,
             fetch_max_bytes: DEFAULT_FETCH_MAX_BYTES,
             max_connections_per_shard: DEFAULT_MAX_CONNECTIONS_PER_SHARD,
             auto_create_topics: true,
@@ -83,6 +88,15 @@ impl KafkaConfig {
                 "frame_body_timeout_ms {} is outside \
                  {MIN_FRAME_BODY_TIMEOUT_MS}..={MAX_FRAME_BODY_TIMEOUT_MS}",
                 self.frame_body_timeout_ms
+            )));
+        }
+        if !(MIN_CONNECTIONS_MAX_IDLE_MS..=MAX_CONNECTIONS_MAX_IDLE_MS)
+            .contains(&self.connections_max_idle_ms)
+        {
+            return Err(NetError::Config(format!(
+                "connections_max_idle_ms {} is outside \
+                 {MIN_CONNECTIONS_MAX_IDLE_MS}..={MAX_CONNECTIONS_MAX_IDLE_MS}",
+                self.connections_max_idle_ms
             )));
         }
         if !(MIN_FETCH_MAX_BYTES..=i32::MAX as usize).contains(&self.fetch_max_bytes) {

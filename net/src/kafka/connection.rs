@@ -22,6 +22,11 @@
 //! a modest minimum rate), or the connection is closed and the memory given back. The deadline
 //! starts only once the memory is held, because waiting for memory is not the client's doing.
 //!
+//! A connection that sends no request for `connections_max_idle_ms` (Kafka's
+//! `connections.max.idle.ms`, 10 minutes by default) is closed: its client reconnects when it
+//! needs to, and a peer that vanished without closing stops holding the socket. The idle timer
+//! starts only when the next request's length is not already buffered.
+//!
 //! A broken frame, a body that misses its deadline, an unknown API or an undecodable body (or
 //! one followed by more than a few bytes it does not account for) ends the reading half with a
 //! warning naming the peer; the answers already owed are still written, then the socket
@@ -48,8 +53,8 @@ use crate::kafka::frame::{self, FrameError, FrameReader};
 use crate::kafka::response_failure;
 use crate::kafka::KafkaConfig;
 use crate::limits::{
-    MAX_FRAME_BODY_TIMEOUT_MS, MAX_IN_FLIGHT_PER_CONNECTION, MIN_FRAME_BODY_TIMEOUT_MS,
-    READ_BUFFER_BYTES, WRITE_BUFFER_BYTES,
+    MAX_CONNECTIONS_MAX_IDLE_MS, MAX_FRAME_BODY_TIMEOUT_MS, MAX_IN_FLIGHT_PER_CONNECTION,
+    MIN_CONNECTIONS_MAX_IDLE_MS, MIN_FRAME_BODY_TIMEOUT_MS, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES,
 };
 
 /// What a handled request leaves for the writer.
@@ -124,14 +129,21 @@ async fn read_requests(
     let mut frames = FrameReader::new(buffered, config.max_frame_bytes);
     // `kafka::start` refuses a timeout outside the range (`KafkaConfig::validate`); the clamp
     // only keeps this function safe on its own.
-    let body_timeout = Duration::from_millis(
-        config
-            .frame_body_timeout_ms
-            .clamp(MIN_FRAME_BODY_TIMEOUT_MS, MAX_FRAME_BODY_TIMEOUT_MS),
-    );
+    let timeouts = Timeouts {
+        body: Duration::from_millis(
+            config
+                .frame_body_timeout_ms
+                .clamp(MIN_FRAME_BODY_TIMEOUT_MS, MAX_FRAME_BODY_TIMEOUT_MS),
+        ),
+        idle: Duration::from_millis(
+            config
+                .connections_max_idle_ms
+                .clamp(MIN_CONNECTIONS_MAX_IDLE_MS, MAX_CONNECTIONS_MAX_IDLE_MS),
+        ),
+    };
     loop {
         let next = future::or(
-            async { Some(read_frame(&mut frames, shard.memory(), body_timeout).await) },
+            async { Some(read_frame(&mut frames, shard.memory(), &timeouts).await) },
             async {
                 stop.stopped().await;
                 None
@@ -142,6 +154,10 @@ async fn read_requests(
             None => break,
             Some(Ok(read)) => read,
             Some(Err(FrameError::Closed)) => break,
+            Some(Err(e @ FrameError::Idle { .. })) => {
+                tracing::debug!(%peer, reason = %e, "closing idle kafka connection");
+                break;
+            }
             Some(Err(FrameError::Io(e))) => {
                 // A client that resets its connection has done nothing wrong.
                 tracing::debug!(%peer, error = %e, "kafka connection read failed");
@@ -161,21 +177,30 @@ async fn read_requests(
     }
 }
 
-/// Reads the next frame once its length is reserved from the shard's memory budget; its body
-/// must then arrive within [`frame::body_timeout`] of `body_timeout` (see the module doc).
+/// How long a connection may wait for the parts of a request.
+struct Timeouts {
+    /// For a body once its memory is reserved, before [`frame::body_timeout`] adds its bytes'
+    /// time.
+    body: Duration,
+    /// For the next request to begin.
+    idle: Duration,
+}
+
+/// Reads the next frame once its length is reserved from the shard's memory budget: the length
+/// must come within the idle time, the body within [`frame::body_timeout`] (see the module doc).
 async fn read_frame(
     frames: &mut FrameReader<impl AsyncRead + Unpin>,
     memory: &MemoryBudget,
-    body_timeout: Duration,
+    timeouts: &Timeouts,
 ) -> Result<(Bytes, RequestReservation), FrameError> {
-    let len = frames.next_length().await?;
+    let len = next_length(frames, timeouts.idle).await?;
     let reservation = memory.reserve_request(len).await;
     let mut body = pin!(frames.read_body(len));
     // Most bodies are already in the read buffer: no timer for those.
     if let Some(read) = future::poll_once(body.as_mut()).await {
         return Ok((read?, reservation));
     }
-    let timeout = frame::body_timeout(len, body_timeout);
+    let timeout = frame::body_timeout(len, timeouts.body);
     // When the deadline wins, the partly read body is dropped here and the reservation on return.
     let frame = future::or(body, async {
         glommio::timer::sleep(timeout).await;
@@ -186,6 +211,25 @@ async fn read_frame(
     })
     .await?;
     Ok((frame, reservation))
+}
+
+/// The next frame's length, if it begins within `idle`.
+async fn next_length(
+    frames: &mut FrameReader<impl AsyncRead + Unpin>,
+    idle: Duration,
+) -> Result<usize, FrameError> {
+    let mut length = pin!(frames.next_length());
+    // A pipelining client's next length is often buffered already: no timer for it.
+    if let Some(read) = future::poll_once(length.as_mut()).await {
+        return read;
+    }
+    future::or(length, async {
+        glommio::timer::sleep(idle).await;
+        Err(FrameError::Idle {
+            idle_ms: idle.as_millis(),
+        })
+    })
+    .await
 }
 
 /// Decodes one frame and starts handling it; `None` when the request is refused and the

@@ -47,6 +47,12 @@ pub(crate) enum FrameError {
         /// The deadline it missed.
         timeout_ms: u128,
     },
+    /// No request began within the connection's idle time (the normal end of a quiet client).
+    #[error("no request for {idle_ms} ms")]
+    Idle {
+        /// The idle time that passed.
+        idle_ms: u128,
+    },
     /// The socket failed.
     #[error("read failed: {0}")]
     Io(#[from] io::Error),

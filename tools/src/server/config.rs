@@ -20,8 +20,9 @@ use spindle_engine::{EngineConfig, MemoryBudget, Placement, TopicConfig};
 use spindle_gateway::GatewayConfig;
 use spindle_net::kafka::KafkaConfig;
 use spindle_net::limits::{
-    DEFAULT_FETCH_MAX_BYTES, DEFAULT_FRAME_BODY_TIMEOUT_MS, DEFAULT_MAX_FRAME_BYTES,
-    MAX_FRAME_BODY_TIMEOUT_MS, MAX_FRAME_BYTES_CEILING, MIN_FETCH_MAX_BYTES,
+    DEFAULT_CONNECTIONS_MAX_IDLE_MS, DEFAULT_FETCH_MAX_BYTES, DEFAULT_FRAME_BODY_TIMEOUT_MS,
+    DEFAULT_MAX_FRAME_BYTES, MAX_CONNECTIONS_MAX_IDLE_MS, MAX_FRAME_BODY_TIMEOUT_MS,
+    MAX_FRAME_BYTES_CEILING, MIN_CONNECTIONS_MAX_IDLE_MS, MIN_FETCH_MAX_BYTES,
     MIN_FRAME_BODY_TIMEOUT_MS, MIN_FRAME_BYTES,
 };
 
@@ -82,6 +83,9 @@ pub struct ServeArgs {
     /// Time a Kafka request's body may take to arrive, plus 1 s per MiB [default: 30000].
     #[arg(long, env = "SPINDLE_FRAME_BODY_TIMEOUT_MS", value_name = "MS")]
     pub frame_body_timeout_ms: Option<String>,
+    /// Time a Kafka connection may go without a request before it is closed [default: 600000].
+    #[arg(long, env = "SPINDLE_CONNECTIONS_MAX_IDLE_MS", value_name = "MS")]
+    pub connections_max_idle_ms: Option<String>,
     /// Most bytes one Kafka Fetch answer carries, whatever the client asks [default: 57671680].
     #[arg(long, env = "SPINDLE_FETCH_MAX_BYTES", value_name = "BYTES")]
     pub fetch_max_bytes: Option<String>,
@@ -173,6 +177,7 @@ struct KafkaFile {
     advertise: Option<String>,
     max_frame_bytes: Option<usize>,
     frame_body_timeout_ms: Option<u64>,
+    connections_max_idle_ms: Option<u64>,
     fetch_max_bytes: Option<usize>,
     max_connections_per_shard: Option<usize>,
     auto_create_topics: Option<bool>,
@@ -547,35 +552,37 @@ fn kafka_config(
     )? {
         kafka.cluster_id = id;
     }
-    kafka.max_frame_bytes = byte_limit(
+    kafka.max_frame_bytes = bounded(
         (&args.max_frame_bytes, "--max-frame-bytes"),
         file.kafka.max_frame_bytes,
         DEFAULT_MAX_FRAME_BYTES,
         MIN_FRAME_BYTES..=MAX_FRAME_BYTES_CEILING,
         "kafka.max_frame_bytes",
+        BYTES,
     )?;
-    let timeout_ms = pick(
-        &args.frame_body_timeout_ms,
-        "--frame-body-timeout-ms",
+    kafka.frame_body_timeout_ms = bounded(
+        (&args.frame_body_timeout_ms, "--frame-body-timeout-ms"),
         file.kafka.frame_body_timeout_ms,
-        "a number of milliseconds",
-    )?
-    .unwrap_or(DEFAULT_FRAME_BODY_TIMEOUT_MS);
-    if !(MIN_FRAME_BODY_TIMEOUT_MS..=MAX_FRAME_BODY_TIMEOUT_MS).contains(&timeout_ms) {
-        return Err(ConfigError::new(
-            "kafka.frame_body_timeout_ms",
-            format!(
-                "{timeout_ms}: allowed: {MIN_FRAME_BODY_TIMEOUT_MS}..={MAX_FRAME_BODY_TIMEOUT_MS}"
-            ),
-        ));
-    }
-    kafka.frame_body_timeout_ms = timeout_ms;
-    kafka.fetch_max_bytes = byte_limit(
+        DEFAULT_FRAME_BODY_TIMEOUT_MS,
+        MIN_FRAME_BODY_TIMEOUT_MS..=MAX_FRAME_BODY_TIMEOUT_MS,
+        "kafka.frame_body_timeout_ms",
+        MILLISECONDS,
+    )?;
+    kafka.connections_max_idle_ms = bounded(
+        (&args.connections_max_idle_ms, "--connections-max-idle-ms"),
+        file.kafka.connections_max_idle_ms,
+        DEFAULT_CONNECTIONS_MAX_IDLE_MS,
+        MIN_CONNECTIONS_MAX_IDLE_MS..=MAX_CONNECTIONS_MAX_IDLE_MS,
+        "kafka.connections_max_idle_ms",
+        MILLISECONDS,
+    )?;
+    kafka.fetch_max_bytes = bounded(
         (&args.fetch_max_bytes, "--fetch-max-bytes"),
         file.kafka.fetch_max_bytes,
         DEFAULT_FETCH_MAX_BYTES,
         MIN_FETCH_MAX_BYTES..=i32::MAX as usize,
         "kafka.fetch_max_bytes",
+        BYTES,
     )?;
     if let Some(n) = pick(
         &args.max_connections_per_shard,
@@ -639,22 +646,32 @@ fn advertised_address(
     }
 }
 
-/// A byte limit: the flag, else the file, else `default`; refused under `key` outside `allowed`.
-fn byte_limit(
+/// What a byte count setting must be, for errors.
+const BYTES: &str = "a byte count";
+/// What a duration setting must be, for errors.
+const MILLISECONDS: &str = "a number of milliseconds";
+
+/// A numeric setting from the flag (or its variable), else the file, else `default`, refused
+/// under `key` unless it lies in `allowed`; `what` says what the flag's text must be.
+fn bounded<T>(
     flag: (&Option<String>, &str),
-    file: Option<usize>,
-    default: usize,
-    allowed: RangeInclusive<usize>,
+    file: Option<T>,
+    default: T,
+    allowed: RangeInclusive<T>,
     key: &str,
-) -> Result<usize, ConfigError> {
-    let bytes = pick(flag.0, flag.1, file, "a byte count")?.unwrap_or(default);
-    if !allowed.contains(&bytes) {
+    what: &str,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+{
+    let value = pick(flag.0, flag.1, file, what)?.unwrap_or(default);
+    if !allowed.contains(&value) {
         return Err(ConfigError::new(
             key,
-            format!("{bytes}: allowed: {}..={}", allowed.start(), allowed.end()),
+            format!("{value}: allowed: {}..={}", allowed.start(), allowed.end()),
         ));
     }
-    Ok(bytes)
+    Ok(value)
 }
 
 /// `HOST:PORT` with a non-empty host and a non-zero port; IPv6 hosts in brackets.
@@ -825,6 +842,24 @@ mod tests {
         let err = kafka_config(&file, &args, &engine).unwrap_err();
         assert_eq!(err.key, "kafka.fetch_max_bytes");
         assert!(err.message.contains("1024..="), "{}", err.message);
+    }
+
+    #[test]
+    fn connections_max_idle_defaults_to_kafkas_ten_minutes_and_refuses_out_of_range() {
+        let engine = EngineConfig::default();
+        let (kafka, _) =
+            kafka_config(&FileConfig::default(), &ServeArgs::default(), &engine).unwrap();
+        assert_eq!(kafka.connections_max_idle_ms, 600_000);
+        let file = parse("[kafka]\nconnections_max_idle_ms = 60000\n").unwrap();
+        let (kafka, _) = kafka_config(&file, &ServeArgs::default(), &engine).unwrap();
+        assert_eq!(kafka.connections_max_idle_ms, 60_000);
+        let args = ServeArgs {
+            connections_max_idle_ms: Some("999".into()),
+            ..ServeArgs::default()
+        };
+        let err = kafka_config(&file, &args, &engine).unwrap_err();
+        assert_eq!(err.key, "kafka.connections_max_idle_ms");
+        assert!(err.message.contains("1000..=604800000"), "{}", err.message);
     }
 
     #[test]
