@@ -29,6 +29,13 @@ fn append_flush_read_and_reopen() {
         assert_eq!(log.flush().await.unwrap(), Offset(5));
         let all = log.read(Offset(0), 1 << 20).await.unwrap();
         assert_eq!(all.len(), 2);
+        let all_bytes: usize = all.iter().map(|b| b.len()).sum();
+        let stats = log.io_stats();
+        assert_eq!(
+            (stats.bytes_read_cached, stats.bytes_read_from_disk),
+            (all_bytes as u64, 0),
+            "a read of what was just written comes from the tail cache"
+        );
         assert_eq!(base_of(&all[1]), 3);
         let mid = log.read(Offset(4), 1).await.unwrap();
         assert_eq!((mid.len(), base_of(&mid[0])), (1, 3));
@@ -44,6 +51,12 @@ fn append_flush_read_and_reopen() {
             read_all(&log, Offset(0)).await,
             all,
             "disk reads equal cached reads"
+        );
+        let stats = log.io_stats();
+        assert_eq!(
+            (stats.bytes_read_cached, stats.bytes_read_from_disk),
+            (0, all_bytes as u64),
+            "after a reopen the cache is empty and reads come from the segment file"
         );
         let info = log.append(batch(1, 10, 30)).unwrap();
         assert_eq!(info.base_offset, Offset(5));

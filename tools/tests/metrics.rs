@@ -9,12 +9,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    CreateTopicsRequest, GroupId, OffsetCommitRequest, ProduceRequest, TopicName,
+    BrokerId, CreateTopicsRequest, FetchRequest, GroupId, OffsetCommitRequest, ProduceRequest,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::Compression;
@@ -126,6 +128,25 @@ fn produce(client: &mut Client, topic: &str, batches: &[Template]) -> u64 {
     bytes
 }
 
+/// Fetches partition 0 of `topic` from offset 0 in one request; returns the record bytes.
+fn fetch_all(client: &mut Client, topic: &str) -> u64 {
+    let request = FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic_name(topic))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let response = client.bootstrap().call(&request).unwrap();
+    let part = &response.responses[0].partitions[0];
+    assert_eq!(part.error_code, 0, "Fetch");
+    part.records.as_ref().map_or(0, |r| r.len() as u64)
+}
+
 /// One Produce request of one batch; returns the partition's error code.
 fn produce_one(client: &mut Client, topic: &str, partition: i32, records: Bytes) -> i16 {
     let request = ProduceRequest::default()
@@ -195,6 +216,7 @@ fn metrics_count_a_known_workload_exactly() {
     };
     let batches = Template::build_set(&shape, BATCHES).unwrap();
     let batch_bytes = produce(&mut client, &topic, &batches);
+    assert_eq!(fetch_all(&mut client, &topic), batch_bytes, "Fetch from 0");
 
     // Before any commit only the workload has appended records.
     let (status, text) = server.get("/metrics");
@@ -236,6 +258,15 @@ fn metrics_count_a_known_workload_exactly() {
     assert!(sum(&text, "spindle_kafka_connections_open", &[]) >= 1.0);
     assert!(sum(&text, "spindle_fsyncs_total", &[]) >= BATCHES as f64);
     assert!(sum(&text, "spindle_fsync_seconds_total", &[]) > 0.0);
+    // The Fetch read everything just written: from the tail cache, none from the disk.
+    assert_eq!(
+        sum(&text, "spindle_read_bytes_total", &[("source", "cache")]),
+        batch_bytes as f64
+    );
+    assert_eq!(
+        sum(&text, "spindle_read_bytes_total", &[("source", "disk")]),
+        0.0
+    );
     assert!(sum(&text, "spindle_kafka_bytes_received_total", &[]) > batch_bytes as f64);
     assert!(sum(&text, "spindle_kafka_bytes_sent_total", &[]) > 0.0);
     // The topic's partition and the __consumer_offsets partitions (16, or one per shard).

@@ -22,7 +22,7 @@ mod shard_metrics;
 pub use exposition::{Exposition, Kind, CONTENT_TYPE};
 pub use histogram::{HistogramSnapshot, LatencyHistogram, LATENCY_BOUNDS_US};
 pub use scrape::{snapshot, GroupOffsetSnapshot, PartitionSnapshot, Scrape, ShardSnapshot};
-pub use shard_metrics::{Counter, RequestSnapshot, ShardMetrics};
+pub use shard_metrics::{Counter, LogCounters, RequestSnapshot, ShardMetrics};
 
 use crate::{EngineHandle, Result, ShardId};
 

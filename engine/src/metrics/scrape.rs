@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use super::exposition::{seconds, Exposition, Kind};
-use super::shard_metrics::RequestSnapshot;
+use super::shard_metrics::{LogCounters, RequestSnapshot};
 use crate::{Shard, ShardId, TopicPartition};
 
 /// One partition's log as its owner sees it at scrape time.
@@ -61,10 +61,8 @@ pub struct ShardSnapshot {
     pub bytes_copied: u64,
     /// Jobs sent to other shards.
     pub cross_shard_messages: u64,
-    /// fdatasync calls on the shard's logs.
-    pub fsyncs: u64,
-    /// Microseconds spent in them.
-    pub fsync_micros: u64,
+    /// What the shard's logs counted: syncs and their time, bytes read from caches and disk.
+    pub logs: LogCounters,
     /// The partitions this shard owns.
     pub partitions: Vec<PartitionSnapshot>,
     /// Committed offsets of the groups this shard coordinates.
@@ -90,13 +88,13 @@ pub fn snapshot(shard: &Shard) -> ShardSnapshot {
             }
         })
         .collect();
-    let syncs: Vec<(TopicPartition, (u64, u64))> = state
+    let counters: Vec<(TopicPartition, LogCounters)> = state
         .partitions
         .borrow()
         .iter()
-        .map(|(tp, p)| (tp.clone(), p.syncs()))
+        .map(|(tp, p)| (tp.clone(), p.log_counters()))
         .collect();
-    let (fsyncs, fsync_micros) = metrics.collect_fsyncs(&syncs);
+    let logs = metrics.collect_log_counters(&counters);
     partitions.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     ShardSnapshot {
         shard: state.id,
@@ -108,8 +106,7 @@ pub fn snapshot(shard: &Shard) -> ShardSnapshot {
         bytes_appended: metrics.bytes_appended.get(),
         bytes_copied: metrics.bytes_copied.get(),
         cross_shard_messages: metrics.cross_shard_messages.get(),
-        fsyncs,
-        fsync_micros,
+        logs,
         partitions,
         group_offsets: group_offsets(shard),
     }
@@ -248,7 +245,7 @@ impl Scrape {
                 "spindle_fsyncs_total",
                 "fdatasync calls on the shard's logs (counted by the logs, read at scrape time).",
                 Kind::Counter,
-                |s| s.fsyncs,
+                |s| s.logs.syncs,
             ),
             (
                 "spindle_partitions_owned",
@@ -272,7 +269,27 @@ impl Scrape {
         );
         for s in &self.shards {
             let shard = s.shard.to_string();
-            e.sample(name, &[("shard", &shard)], seconds(s.fsync_micros));
+            e.sample(name, &[("shard", &shard)], seconds(s.logs.sync_micros));
+        }
+        let name = "spindle_read_bytes_total";
+        e.family(
+            name,
+            "Bytes of batches reads returned, by where they came from: the partitions' tail \
+             caches or their segment files.",
+            Kind::Counter,
+        );
+        for s in &self.shards {
+            let shard = s.shard.to_string();
+            e.sample(
+                name,
+                &[("shard", &shard), ("source", "cache")],
+                s.logs.bytes_read_cached,
+            );
+            e.sample(
+                name,
+                &[("shard", &shard), ("source", "disk")],
+                s.logs.bytes_read_from_disk,
+            );
         }
     }
 

@@ -69,12 +69,53 @@ pub struct ShardMetrics {
     pub bytes_copied: Counter,
     /// Jobs this shard sent to another shard.
     pub cross_shard_messages: Counter,
-    /// fdatasync calls on this shard's logs, as of the last scrape.
-    fsyncs: Counter,
-    /// Microseconds spent in those calls.
-    fsync_micros: Counter,
-    /// Each open log's `(syncs, microseconds)` when they were last added to the counters.
-    syncs_seen: RefCell<HashMap<TopicPartition, (u64, u64)>>,
+    /// What this shard's logs counted, as of the last scrape.
+    logs: Cell<LogCounters>,
+    /// Each open log's counters when they were last added to `logs`.
+    logs_seen: RefCell<HashMap<TopicPartition, LogCounters>>,
+}
+
+/// What a log counts itself (no cost on the shard's hot path), summed over a shard's logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogCounters {
+    /// fdatasync calls, and write rounds made durable by `O_DSYNC`.
+    pub syncs: u64,
+    /// Microseconds spent in those.
+    pub sync_micros: u64,
+    /// Bytes reads returned from the tail caches.
+    pub bytes_read_cached: u64,
+    /// Bytes reads returned from segment files.
+    pub bytes_read_from_disk: u64,
+}
+
+impl LogCounters {
+    /// What was counted since `before`; a log that counts less than `before` was re-opened and
+    /// counts from zero.
+    fn since(self, before: LogCounters) -> LogCounters {
+        if self.syncs < before.syncs
+            || self.bytes_read_cached < before.bytes_read_cached
+            || self.bytes_read_from_disk < before.bytes_read_from_disk
+        {
+            return self;
+        }
+        LogCounters {
+            syncs: self.syncs - before.syncs,
+            sync_micros: self.sync_micros.saturating_sub(before.sync_micros),
+            bytes_read_cached: self.bytes_read_cached - before.bytes_read_cached,
+            bytes_read_from_disk: self.bytes_read_from_disk - before.bytes_read_from_disk,
+        }
+    }
+
+    fn plus(self, other: LogCounters) -> LogCounters {
+        LogCounters {
+            syncs: self.syncs.wrapping_add(other.syncs),
+            sync_micros: self.sync_micros.wrapping_add(other.sync_micros),
+            bytes_read_cached: self.bytes_read_cached.wrapping_add(other.bytes_read_cached),
+            bytes_read_from_disk: self
+                .bytes_read_from_disk
+                .wrapping_add(other.bytes_read_from_disk),
+        }
+    }
 }
 
 impl ShardMetrics {
@@ -115,26 +156,24 @@ impl ShardMetrics {
         self.bytes_copied.add(copied);
     }
 
-    /// Adds the syncs each log made since the last call, and their time, to the shard's
-    /// counters and returns `(syncs, microseconds)`. The logs count their own syncs (no cost
-    /// here on the write path); a log that reports fewer than last seen was re-opened and
-    /// counts from zero. Syncs of a log closed between two scrapes since the first are lost.
-    pub(crate) fn collect_fsyncs(&self, logs: &[(TopicPartition, (u64, u64))]) -> (u64, u64) {
-        let mut seen = self.syncs_seen.borrow_mut();
+    /// Adds what each log counted since the last call to the shard's counters and returns
+    /// them. The logs count for themselves (no cost here on the write or read path); what a
+    /// log closed between two scrapes counted since the first is lost.
+    pub(crate) fn collect_log_counters(
+        &self,
+        logs: &[(TopicPartition, LogCounters)],
+    ) -> LogCounters {
+        let mut seen = self.logs_seen.borrow_mut();
         let mut next = HashMap::with_capacity(logs.len());
-        for (tp, (syncs, micros)) in logs {
-            let (syncs_before, micros_before) = seen.remove(tp).unwrap_or((0, 0));
-            if *syncs >= syncs_before {
-                self.fsyncs.add(syncs - syncs_before);
-                self.fsync_micros.add(micros.saturating_sub(micros_before));
-            } else {
-                self.fsyncs.add(*syncs);
-                self.fsync_micros.add(*micros);
-            }
-            next.insert(tp.clone(), (*syncs, *micros));
+        let mut total = self.logs.get();
+        for (tp, now) in logs {
+            let before = seen.remove(tp).unwrap_or_default();
+            total = total.plus(now.since(before));
+            next.insert(tp.clone(), *now);
         }
         *seen = next;
-        (self.fsyncs.get(), self.fsync_micros.get())
+        self.logs.set(total);
+        total
     }
 
     /// Every Kafka API's numbers, named.

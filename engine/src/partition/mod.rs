@@ -20,6 +20,7 @@ use bytes::Bytes;
 use crate::event::Event;
 use crate::limits::FETCH_MAX_WAIT;
 use crate::log_api::{batch, Clock, Log, LogConfig, Offset};
+use crate::metrics::LogCounters;
 use crate::{
     EngineError, FetchOutcome, FetchRequest, FsyncPolicy, OffsetSpec, PartitionState,
     ProduceOutcome, Result, ShardId, TopicConfig, TopicPartition,
@@ -301,11 +302,15 @@ impl Partition {
         })
     }
 
-    /// fdatasync calls on the partition's log since it was opened, and the microseconds they
-    /// took.
-    pub(crate) fn syncs(&self) -> (u64, u64) {
+    /// What the partition's log has counted since it was opened.
+    pub(crate) fn log_counters(&self) -> LogCounters {
         let stats = self.log.io_stats();
-        (stats.syncs, stats.sync_micros)
+        LogCounters {
+            syncs: stats.syncs,
+            sync_micros: stats.sync_micros,
+            bytes_read_cached: stats.bytes_read_cached,
+            bytes_read_from_disk: stats.bytes_read_from_disk,
+        }
     }
 
     /// The partition's live state.

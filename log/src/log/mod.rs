@@ -73,6 +73,10 @@ pub struct IoStats {
     pub bytes_written: u64,
     /// Segments started in a retired segment's file rather than a new one.
     pub segments_recycled: u64,
+    /// Bytes of batches reads returned from the tail cache.
+    pub bytes_read_cached: u64,
+    /// Bytes of batches reads returned from the segment files.
+    pub bytes_read_from_disk: u64,
 }
 
 /// One partition's append-only log in one directory.

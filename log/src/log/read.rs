@@ -56,6 +56,8 @@ impl Log {
                 return Ok(Vec::new());
             }
             if let Some(batches) = st.tail.read(from, st.high_watermark, max_bytes) {
+                let bytes: usize = batches.iter().map(Bytes::len).sum();
+                self.bump_stats(|s| s.bytes_read_cached += bytes as u64);
                 return Ok(batches);
             }
             self.walk_start(&st, from, None)
@@ -101,6 +103,7 @@ impl Log {
                 }
             }
         }
+        self.bump_stats(|s| s.bytes_read_from_disk += total as u64);
         Ok(out)
     }
 

@@ -176,7 +176,7 @@ async fn syncs_so_far(handle: &EngineHandle) -> anyhow::Result<u64> {
     let scrape = spindle_engine::metrics::gather(handle)
         .await
         .context("reading the engine's counters")?;
-    Ok(scrape.shards.iter().map(|s| s.fsyncs).sum())
+    Ok(scrape.shards.iter().map(|s| s.logs.syncs).sum())
 }
 
 /// Creates the bench topic, or accepts an existing one with enough partitions.
