@@ -20,6 +20,7 @@ use kafka_protocol::records::{
 };
 use spindle_engine::{Engine, EngineConfig, Placement};
 use spindle_net::kafka::{self, KafkaConfig};
+use spindle_tests::{length_prefixed, request_bytes};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -83,18 +84,9 @@ impl Drop for Node {
 }
 
 fn frame<R: Request>(version: i16, correlation_id: i32, req: &R) -> Vec<u8> {
-    let mut body = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(R::KEY)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("kafka-wire-test")))
-        .encode(&mut body, R::header_version(version))
-        .unwrap();
-    req.encode(&mut body, version).unwrap();
-    let mut out = (body.len() as i32).to_be_bytes().to_vec();
-    out.extend_from_slice(&body);
-    out
+    let body = request_bytes(req, version, correlation_id, "kafka-wire-test")
+        .unwrap_or_else(|| panic!("{} v{version} encodes", R::KEY));
+    length_prefixed(&body)
 }
 
 fn read_frame(stream: &mut TcpStream) -> Option<Bytes> {

@@ -7,6 +7,9 @@
 //! the real disk, and is stopped by its own PID (SIGTERM, then SIGKILL after a timeout).
 #![deny(missing_docs)]
 
+use bytes::BytesMut;
+use kafka_protocol::messages::RequestHeader;
+use kafka_protocol::protocol::{Encodable, Request, StrBytes};
 use rand::Rng;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -195,4 +198,32 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.terminate();
     }
+}
+
+/// `request`'s header (with `client_id`) and body at `version`, without the length prefix;
+/// `None` when the codec cannot encode it at that version.
+pub fn request_bytes<R: Request>(
+    request: &R,
+    version: i16,
+    correlation_id: i32,
+    client_id: &'static str,
+) -> Option<BytesMut> {
+    let mut body = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str(client_id)))
+        .encode(&mut body, R::header_version(version))
+        .ok()?;
+    request.encode(&mut body, version).ok()?;
+    Some(body)
+}
+
+/// `body` behind its 4-byte big-endian length: one Kafka frame.
+pub fn length_prefixed(body: &[u8]) -> Vec<u8> {
+    let len = i32::try_from(body.len()).expect("a test frame fits an i32 length");
+    let mut frame = len.to_be_bytes().to_vec();
+    frame.extend_from_slice(body);
+    frame
 }

@@ -28,17 +28,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     ApiVersionsRequest, ApiVersionsResponse, BrokerId, FetchRequest, ListOffsetsRequest,
-    ProduceRequest, RequestHeader, ResponseHeader, TopicName,
+    ProduceRequest, ResponseHeader, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::protocol::{Decodable, HeaderVersion, Request, StrBytes};
 use kafka_protocol::records::Compression;
 use spindle_server::{rss_bytes, Server};
+use spindle_tests::{length_prefixed, request_bytes};
 use spindle_tools::admin::client::Client;
 use spindle_tools::bench::batch::{BatchShape, Template};
 
@@ -59,19 +60,10 @@ impl Server {
 
 /// `request` as one length-prefixed frame at `version`, with `extra` bytes after its body.
 fn frame_with<R: Request>(request: &R, version: i16, correlation_id: i32, extra: &[u8]) -> Vec<u8> {
-    let mut body = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(R::KEY)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("kafka-abuse-test")))
-        .encode(&mut body, R::header_version(version))
-        .unwrap();
-    request.encode(&mut body, version).unwrap();
+    let mut body = request_bytes(request, version, correlation_id, "kafka-abuse-test")
+        .unwrap_or_else(|| panic!("{} v{version} encodes", R::KEY));
     body.extend_from_slice(extra);
-    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&body);
-    frame
+    length_prefixed(&body)
 }
 
 /// Reads one length-prefixed answer; `None` when the server closed the connection first.

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
@@ -21,11 +21,12 @@ use kafka_protocol::messages::offset_commit_request::{
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Encodable, Request, StrBytes};
+use kafka_protocol::protocol::{Request, StrBytes};
 use kafka_protocol::records::Compression;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use spindle_server::Server;
+use spindle_tests::{length_prefixed, request_bytes};
 use spindle_tools::bench::batch::{BatchShape, Template};
 
 mod spindle_server;
@@ -49,17 +50,7 @@ fn topic() -> TopicName {
 /// Adds `request` (header and body, no length prefix) at every version the codec encodes it at.
 fn encodings<R: Request>(request: &R, out: &mut Vec<Vec<u8>>) {
     for version in R::VERSIONS.min..=R::VERSIONS.max {
-        let mut body = BytesMut::new();
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(7)
-            .with_client_id(Some(StrBytes::from_static_str("fuzz")));
-        if header.encode(&mut body, R::header_version(version)).is_ok()
-            && request.encode(&mut body, version).is_ok()
-        {
-            out.push(body.to_vec());
-        }
+        out.extend(request_bytes(request, version, 7, "fuzz").map(|body| body.to_vec()));
     }
 }
 
@@ -204,9 +195,7 @@ fn mutate(seed: &[u8], rng: &mut StdRng) -> Vec<u8> {
         2 => body.truncate(8 + rng.gen_range(0..tail)),
         _ => body.extend((0..rng.gen_range(1..64)).map(|_| rng.gen::<u8>())),
     }
-    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&body);
-    frame
+    length_prefixed(&body)
 }
 
 /// Writes `frames` on one connection, half-closes it and reads until the server closes it or

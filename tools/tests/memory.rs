@@ -31,16 +31,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, RequestHeader,
-    ResponseHeader, TopicName,
+    FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, ResponseHeader, TopicName,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::protocol::{Decodable, HeaderVersion, StrBytes};
 use kafka_protocol::records::Compression;
 use spindle_server::{rss_bytes, Server};
+use spindle_tests::{length_prefixed, request_bytes};
 use spindle_tools::admin::client::{Client, EARLIEST};
 use spindle_tools::bench::batch::{BatchShape, Template};
 
@@ -76,11 +76,6 @@ fn start_server(extra: &[&str]) -> Server {
 
 /// One length-prefixed Produce request of `batch` to partition 0 of `topic`.
 fn produce_frame(topic: &str, batch: Bytes, correlation_id: i32) -> Vec<u8> {
-    let header = RequestHeader::default()
-        .with_request_api_key(ApiKey::Produce as i16)
-        .with_request_api_version(PRODUCE_VERSION)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("memory-test")));
     let request = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(30_000)
@@ -89,25 +84,13 @@ fn produce_frame(topic: &str, batch: Bytes, correlation_id: i32) -> Vec<u8> {
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(0)
                 .with_records(Some(batch))])]);
-    let mut body = BytesMut::new();
-    header
-        .encode(&mut body, ProduceRequest::header_version(PRODUCE_VERSION))
-        .unwrap();
-    request.encode(&mut body, PRODUCE_VERSION).unwrap();
-    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&body);
-    frame
+    let body = request_bytes(&request, PRODUCE_VERSION, correlation_id, "memory-test").unwrap();
+    length_prefixed(&body)
 }
 
 /// One length-prefixed Fetch request (v12) of partition 0 of `topic` from `offset`, answering
 /// up to `max_bytes` at once.
 fn fetch_frame(topic: &str, offset: i64, correlation_id: i32, max_bytes: i32) -> Vec<u8> {
-    const VERSION: i16 = 12;
-    let header = RequestHeader::default()
-        .with_request_api_key(ApiKey::Fetch as i16)
-        .with_request_api_version(VERSION)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("memory-test")));
     let request = FetchRequest::default()
         .with_replica_id(kafka_protocol::messages::BrokerId(-1))
         .with_max_wait_ms(0)
@@ -119,14 +102,8 @@ fn fetch_frame(topic: &str, offset: i64, correlation_id: i32, max_bytes: i32) ->
                 .with_partition(0)
                 .with_fetch_offset(offset)
                 .with_partition_max_bytes(max_bytes)])]);
-    let mut body = BytesMut::new();
-    header
-        .encode(&mut body, FetchRequest::header_version(VERSION))
-        .unwrap();
-    request.encode(&mut body, VERSION).unwrap();
-    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&body);
-    frame
+    let body = request_bytes(&request, 12, correlation_id, "memory-test").unwrap();
+    length_prefixed(&body)
 }
 
 /// Reads one length-prefixed Fetch response (v12): its correlation id and partition 0's records.
