@@ -35,15 +35,18 @@ pub const SPARE_IDLE_MS: i64 = 60_000;
 pub const REMOVE_STEP_BYTES: u64 = 16 << 20;
 /// Pause between two such steps, so that deleting leaves the disk to appends most of the time.
 pub const REMOVE_STEP_PAUSE: std::time::Duration = std::time::Duration::from_millis(10);
-/// Walks through a segment file (recovery, index rebuilds, the short walks from an index entry
-/// that truncation and timestamp lookups make) read at least this many bytes at a time.
+/// The short walks from an index entry that truncation and timestamp lookups make read at least
+/// this many bytes of a segment file at a time.
 pub const READ_WINDOW_BYTES: usize = 256 << 10;
-/// A read for a consumer fetches up to this many bytes of a segment file at a time (at least
-/// what one batch needs, at most what it may return plus an index interval). Each window is one
-/// DMA read awaited before the next, so reading old data pays one device round trip per
-/// window: consumers reading from disk got 593-617 MB/s at 0.59-0.67 CPU-s per GB with 256 KiB
-/// windows and 649-722 MB/s at 0.47-0.57 with 1 MiB (docs/BENCHMARKS.md).
-pub const FETCH_WINDOW_BYTES_MAX: usize = 1 << 20;
+/// Long reads of a segment file (a consumer's read of old data, at most what it may return plus
+/// an index interval; recovery's scan of a whole segment) fetch up to this many bytes at a
+/// time. Each window is one DMA read awaited before the next, so a long read pays one device
+/// round trip per window: consumers reading from disk got 593-617 MB/s at 0.59-0.67 CPU-s per
+/// GB with 256 KiB windows and 649-722 MB/s at 0.47-0.57 with 1 MiB (docs/BENCHMARKS.md).
+pub const LONG_READ_WINDOW_BYTES: usize = 1 << 20;
+/// Recovery reports its progress through a segment it scans every this many bytes, and how
+/// long the scan took if the segment was at least this large.
+pub const SCAN_PROGRESS_BYTES: u64 = 256 << 20;
 /// Default segment size before rolling.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 1 << 30;
 /// Largest accepted segment size: positions in the offset index are 32-bit.

@@ -28,9 +28,6 @@ use crate::{
 use producer::{ProducerBatch, ProducerTable, Verdict};
 use spindle_log::LogError;
 
-/// Bytes read at a time while rebuilding the producer table on open.
-const PRODUCER_SCAN_CHUNK_BYTES: usize = 1 << 20;
-
 /// One partition on its owning shard.
 pub(crate) struct Partition {
     tp: TopicPartition,
@@ -88,40 +85,29 @@ impl Partition {
             synced_to: Cell::new(Offset(0)),
         };
         partition.synced_to.set(partition.log.high_watermark());
-        partition.rebuild_producers().await?;
+        partition.rebuild_producers();
         Ok(partition)
     }
 
-    async fn rebuild_producers(&self) -> Result<()> {
-        let mut from = self.log.active_segment_base();
-        let end = self.log.high_watermark();
+    /// Rebuilds the producer table from the idempotent batches recovery found in the active
+    /// segment (read once, by recovery's own scan).
+    fn rebuild_producers(&self) {
         let mut table = ProducerTable::default();
-        while from < end {
-            let chunk = self.log.read(from, PRODUCER_SCAN_CHUNK_BYTES).await?;
-            if chunk.is_empty() {
-                break;
-            }
-            for raw in &chunk {
-                let header = batch::BatchHeader::parse(raw)?;
-                let base = Offset(u64::try_from(header.base_offset()).unwrap_or(0));
-                let last = Offset(base.0 + u64::try_from(header.last_offset_delta()).unwrap_or(0));
-                if header.producer_id() >= 0 {
-                    let pb = ProducerBatch::new(
-                        header.producer_id(),
-                        header.producer_epoch(),
-                        header.base_sequence(),
-                        header.last_offset_delta(),
-                    );
-                    table.record(&pb, base, last);
-                }
-                from = Offset(last.0 + 1);
-            }
+        for header in self.log.take_recovered_producer_batches() {
+            let base = Offset(u64::try_from(header.base_offset()).unwrap_or(0));
+            let delta = u64::try_from(header.last_offset_delta()).unwrap_or(0);
+            let pb = ProducerBatch::new(
+                header.producer_id(),
+                header.producer_epoch(),
+                header.base_sequence(),
+                header.last_offset_delta(),
+            );
+            table.record(&pb, base, Offset(base.0.saturating_add(delta)));
         }
         if table.len() > 0 {
             tracing::debug!(partition = %self.tp, producers = table.len(), "producer state rebuilt");
         }
         *self.producers.borrow_mut() = table;
-        Ok(())
     }
 
     /// Bounds the log's tail cache to this partition's share of the shard's memory budget.

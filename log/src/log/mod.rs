@@ -24,6 +24,7 @@ use std::rc::Rc;
 
 use glommio::sync::Semaphore;
 
+use crate::batch::BatchHeader;
 use crate::clock::Clock;
 use crate::config::LogConfig;
 use crate::error::LogError;
@@ -94,6 +95,8 @@ pub struct Log {
     /// Whether a flusher is gathering batches for the next durable round (the others wait).
     gathering: Cell<bool>,
     stats: Cell<IoStats>,
+    /// The headers of the active segment's idempotent batches found by recovery, until taken.
+    recovered_producer_batches: RefCell<Vec<BatchHeader>>,
 }
 
 /// Mutable state of a log; never borrowed across an `.await`.
@@ -213,6 +216,7 @@ impl Log {
             appended: group_commit::Progress::default(),
             gathering: Cell::new(false),
             stats: Cell::new(IoStats::default()),
+            recovered_producer_batches: RefCell::new(recovered.producer_batches),
         })
     }
 
@@ -282,6 +286,13 @@ impl Log {
     /// Number of segments.
     pub fn segment_count(&self) -> usize {
         self.state.borrow().segments.len()
+    }
+
+    /// The headers of the idempotent batches (producer id ≥ 0) that recovery found in the
+    /// active segment, in log order; empty after the first call. A partition rebuilds its
+    /// producers' state from them without reading the segment again.
+    pub fn take_recovered_producer_batches(&self) -> Vec<BatchHeader> {
+        std::mem::take(&mut *self.recovered_producer_batches.borrow_mut())
     }
 
     /// I/O counters since open.

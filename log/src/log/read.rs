@@ -14,7 +14,7 @@ use glommio::io::DmaFile;
 use super::Log;
 use crate::batch::{BatchHeader, Records};
 use crate::error::LogError;
-use crate::limits::{FETCH_WINDOW_BYTES_MAX, READ_WINDOW_BYTES};
+use crate::limits::{LONG_READ_WINDOW_BYTES, READ_WINDOW_BYTES};
 use crate::offset::Offset;
 use crate::segment::{BatchCursor, FoundBatch, Step};
 
@@ -66,7 +66,7 @@ impl Log {
         let interval = self.config.borrow().index_interval_bytes as usize;
         let window = max_bytes
             .saturating_add(interval)
-            .clamp(MIN_READ_WINDOW_BYTES, FETCH_WINDOW_BYTES_MAX);
+            .clamp(MIN_READ_WINDOW_BYTES, LONG_READ_WINDOW_BYTES);
         let mut cursor = BatchCursor::new(
             start.file,
             start.path.clone(),

@@ -12,13 +12,16 @@
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::time::Instant;
 
-use crate::batch::BatchDefect;
+use crate::batch::{BatchDefect, BatchHeader};
 use crate::clock::Clock;
 use crate::config::LogConfig;
 use crate::error::{IoContext, LogError};
 use crate::io;
-use crate::limits::{READ_WINDOW_BYTES, SEGMENT_OFFSET_SPAN_MAX, SPARE_SEGMENTS_MAX};
+use crate::limits::{
+    LONG_READ_WINDOW_BYTES, SCAN_PROGRESS_BYTES, SEGMENT_OFFSET_SPAN_MAX, SPARE_SEGMENTS_MAX,
+};
 use crate::offset::Offset;
 use crate::segment::{
     index_path, log_path, time_index_path, Appender, BatchCursor, Segment, SegmentIndex, Step,
@@ -31,6 +34,8 @@ pub(crate) struct Recovered {
     pub appender: Appender,
     /// Retired segment files kept for rolls to write over.
     pub spares: Vec<PathBuf>,
+    /// The headers of the active segment's idempotent batches (producer id ≥ 0), in order.
+    pub producer_batches: Vec<BatchHeader>,
 }
 
 /// Opens and recovers every segment in `dir` (creating an empty one at offset 0 if none).
@@ -46,6 +51,7 @@ pub(crate) async fn recover(
     let spares = adopt_retired(dir).await?;
     let bases = list_bases(dir)?;
     let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
+    let mut producer_batches = Vec::new();
     for (i, &base) in bases.iter().enumerate() {
         let successor = bases.get(i + 1).copied();
         if let Some(next_base) = successor {
@@ -54,7 +60,9 @@ pub(crate) async fn recover(
                 continue;
             }
         }
-        let (segment, intact) = scan(dir, base, successor, config, clock).await?;
+        producer_batches.clear();
+        let (segment, intact) =
+            scan(dir, base, successor, config, clock, &mut producer_batches).await?;
         let is_last = successor.is_none() || !intact;
         if !is_last {
             segment.write_indexes(dir, false).await?;
@@ -85,6 +93,7 @@ pub(crate) async fn recover(
         segments,
         appender,
         spares,
+        producer_batches,
     })
 }
 
@@ -174,15 +183,18 @@ async fn load_indexed(
     }))
 }
 
-/// Scans a segment, checking every batch and rebuilding its index. Truncates the file after the
-/// last good batch. Returns the segment and whether it ended exactly where its successor begins
-/// (always true for the last segment unless damaged).
+/// Scans a segment, checking every batch and rebuilding its index, and adds the headers of its
+/// idempotent batches to `producer_batches` (so that the partition need not read the active
+/// segment again). Truncates the file after the last good batch. Returns the segment and
+/// whether it ended exactly where its successor begins (always true for the last segment
+/// unless damaged).
 async fn scan(
     dir: &Path,
     base: Offset,
     successor: Option<Offset>,
     config: &LogConfig,
     clock: &dyn Clock,
+    producer_batches: &mut Vec<BatchHeader>,
 ) -> Result<(Segment, bool), LogError> {
     let path = log_path(dir, base);
     let file = Rc::new(io::open_rw(&path).await?);
@@ -197,11 +209,25 @@ async fn scan(
         0,
         base,
         file_bytes,
-        READ_WINDOW_BYTES,
+        LONG_READ_WINDOW_BYTES,
     );
+    let started = Instant::now();
+    let mut next_report = SCAN_PROGRESS_BYTES;
     let mut intact = true;
     loop {
-        match cursor.next().await? {
+        let step = cursor.next().await?;
+        if let Step::Batch(b) = &step {
+            if b.position >= next_report {
+                tracing::info!(
+                    file = %path.display(),
+                    scanned_mib = b.position >> 20,
+                    file_mib = file_bytes >> 20,
+                    "recovering: scanning a segment"
+                );
+                next_report += SCAN_PROGRESS_BYTES;
+            }
+        }
+        match step {
             Step::Batch(b) if b.last.0.saturating_sub(base.0) > SEGMENT_OFFSET_SPAN_MAX => {
                 tracing::warn!(
                     file = %path.display(),
@@ -212,16 +238,23 @@ async fn scan(
                 intact = false;
                 break;
             }
-            Step::Batch(b) => segment.record_batch(
-                &WrittenBatch {
-                    position: b.position,
-                    len: b.len,
-                    base: b.base,
-                    last: b.last,
-                    max_timestamp: b.max_timestamp,
-                },
-                config.index_interval_bytes,
-            ),
+            Step::Batch(b) => {
+                if let Ok(header) = BatchHeader::parse(cursor.bytes(&b)) {
+                    if header.producer_id() >= 0 {
+                        producer_batches.push(*header);
+                    }
+                }
+                segment.record_batch(
+                    &WrittenBatch {
+                        position: b.position,
+                        len: b.len,
+                        base: b.base,
+                        last: b.last,
+                        max_timestamp: b.max_timestamp,
+                    },
+                    config.index_interval_bytes,
+                );
+            }
             Step::End => break,
             Step::Damaged { position, reason } => {
                 // A whole batch from before this segment's base is what a reused (spare) file
@@ -240,6 +273,14 @@ async fn scan(
                 break;
             }
         }
+    }
+    if segment.size >= SCAN_PROGRESS_BYTES {
+        tracing::info!(
+            file = %path.display(),
+            mib = segment.size >> 20,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "segment scanned"
+        );
     }
     if let Some(next_base) = successor {
         if intact && segment.next != next_base {
