@@ -20,9 +20,6 @@ sleep 1.5
     --producers 2 --in-flight 8 > /dev/null 2>&1
 sleep 1
 kill -9 $pid; wait $pid 2>/dev/null
-# The kernel tears a dead process's io_uring rings down in the background: its listening socket
-# can outlive it for a moment.
-sleep 1
 started=$(date +%s.%N)
 serve second.log
 until grep -q "spindle ready" "$WORK/second.log"; do

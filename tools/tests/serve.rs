@@ -26,9 +26,14 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Server::start_on("127.0.0.1:0")
+    }
+
+    /// A two-shard node listening for Kafka on `kafka_listen`, once it reports ready.
+    fn start_on(kafka_listen: &str) -> Server {
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         let mut child = spindle()
-            .args(["serve", "--kafka-listen", "127.0.0.1:0", "--shards", "2"])
+            .args(["serve", "--kafka-listen", kafka_listen, "--shards", "2"])
             .args(["--placement", "unbound", "--grpc-enabled", "false"])
             .arg("--data-dir")
             .arg(dir.path())
@@ -232,6 +237,23 @@ fn a_second_node_on_a_kafka_port_in_use_refuses_to_start() {
         stderr.contains(&format!("cannot listen on {}", first.kafka)),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_kafka_address_released_soon_after_the_start_is_taken_once_free() {
+    // A listener holds the address for half a second, as a killed node's sockets do for a few
+    // milliseconds while the kernel tears its rings down.
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = holder.local_addr().unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        drop(holder);
+    });
+    let mut server = Server::start_on(&addr.to_string());
+    release.join().unwrap();
+    assert_eq!(server.kafka, addr);
+    assert!(answers(&mut server.connect(), 1));
+    assert_eq!(server.terminate(), Some(0));
 }
 
 #[test]

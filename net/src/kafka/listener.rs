@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_lite::future;
 use glommio::net::TcpListener;
@@ -39,6 +39,13 @@ const LISTEN_BACKLOG: i32 = 1024;
 /// How long the accept loop rests after an accept error (such as running out of descriptors)
 /// before trying again, so an error it cannot fix does not spin the shard.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+/// How long a start waits for a Kafka address in use to be released (see
+/// [`probe_until_released`]): the sockets of a killed process are gone within milliseconds.
+const ADDRESS_RELEASE_WAIT: Duration = Duration::from_secs(2);
+
+/// How often the address is tried meanwhile.
+const ADDRESS_RELEASE_POLL: Duration = Duration::from_millis(20);
 
 /// A bound, non-listening socket that holds the Kafka port while the shards bind it.
 #[derive(Debug)]
@@ -61,7 +68,7 @@ impl ListenReservation {
 /// [`NetError::Bind`] when the address is in use or not local.
 pub fn reserve_listen_addr(addr: SocketAddr) -> Result<ListenReservation, NetError> {
     let bind_err = |source| NetError::Bind { addr, source };
-    let free = exclusive_probe(addr).map_err(bind_err)?;
+    let free = probe_until_released(addr).map_err(bind_err)?;
     let socket = reuse_port_socket(free).map_err(bind_err)?;
     let bound = socket
         .local_addr()
@@ -97,6 +104,29 @@ pub fn start(shard: Shard, config: Arc<KafkaConfig>) -> Result<SocketAddr, NetEr
         .clone()
         .spawn_request(accept_loop(listener, shard, config));
     Ok(bound)
+}
+
+/// [`exclusive_probe`], retried for up to [`ADDRESS_RELEASE_WAIT`] while the address is in use.
+///
+/// A process killed with SIGKILL leaves its io_uring rings to be torn down by the kernel in the
+/// background, and the listening socket an accept was pending on is closed only then: a node
+/// restarted the moment its predecessor was reaped once failed with "Address already in use".
+/// A port that another live server holds is still refused, two seconds later.
+fn probe_until_released(addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    let deadline = Instant::now() + ADDRESS_RELEASE_WAIT;
+    let mut waited = false;
+    loop {
+        match exclusive_probe(addr) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                if !waited {
+                    tracing::info!(%addr, "address in use: waiting for it to be released");
+                    waited = true;
+                }
+                std::thread::sleep(ADDRESS_RELEASE_POLL);
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Binds `addr` without `SO_REUSEPORT` and lets it go: fails (address in use) while another
