@@ -4,7 +4,8 @@
 # consumers from the tail for 8 s after 1 s of warm-up, with the extra flags given (e.g.
 # `--rate 400000`), and prints produce and consume rates, the end-to-end latency, and how much
 # the server read from storage meanwhile (`read_bytes` of /proc/PID/io): none when every Fetch
-# is served from the tail cache.
+# is served from the tail cache; and what its reads returned from the caches and from disk
+# (`spindle_read_bytes_total`).
 #
 # Usage: benches/scripts/consume_at_tail.sh BIN [spindle-bench kafka flags...]
 # Environment: BENCH (target/release/spindle-bench), WORK (/tmp/spindle-tail).
@@ -27,4 +28,6 @@ print("produce %.0f MB/s, p99 %s us; consume %.0f MB/s, end to end p50 %s us, p9
 read_after=$(awk '/^read_bytes/ {print $2}' /proc/$pid/io)
 written=$(awk '/^write_bytes/ {print $2}' /proc/$pid/io)
 echo "server read $(( (read_after - read_before) >> 20 )) MiB from storage, wrote $(( written >> 20 )) MiB"
+curl -s http://127.0.0.1:19094/metrics | awk '/^spindle_read_bytes_total/ {
+    match($0, /source="[a-z]+"/); printf "reads returned %d MiB from the %s\n", $2 / 1048576, substr($0, RSTART + 8, RLENGTH - 9) }'
 kill $pid; wait $pid 2>/dev/null
