@@ -11,6 +11,7 @@ use kafka_protocol::records::RecordBatchDecoder;
 
 use super::limits::RECOVERY_FETCH_BYTES;
 use super::offsets::OffsetStore;
+use crate::log_api::batch::BatchHeader;
 use crate::{EngineError, FetchRequest, Offset, Result, Shard, TopicPartition};
 
 /// Reads the whole offsets partition `tp` into `store`.
@@ -73,15 +74,12 @@ fn batch_end(batch: &[u8]) -> Option<u64> {
     u64::try_from(base.checked_add(i64::from(delta))?.checked_add(1)?).ok()
 }
 
-/// The compression codec bits of a batch's attributes.
-const COMPRESSION_BITS: i16 = 0x07;
-
 /// Applies the records of one batch at or after `from`; returns how many were applied.
 fn apply_batch(store: &mut OffsetStore, tp: &TopicPartition, batch: &Bytes, from: Offset) -> u64 {
     // The coordinator writes plain batches only; a compressed one did not come from it, and
     // decompressing it has no bound on what it expands to.
-    let attributes = batch.get(21..23).map(|a| i16::from_be_bytes([a[0], a[1]]));
-    if attributes.is_none_or(|a| a & COMPRESSION_BITS != 0) {
+    let compression = BatchHeader::parse(batch).map(|header| header.compression());
+    if compression.map_or(true, |codec| codec != 0) {
         tracing::warn!(%tp, "compressed or truncated batch in offsets log skipped");
         return 0;
     }
