@@ -11,9 +11,11 @@ use crate::batch::{frame, rewrite_base, validate, BatchDefect};
 use crate::config::FsyncPolicy;
 use crate::error::{IoContext, LogError};
 use crate::io;
-use crate::limits::{GATHER_GAP_MAX, GATHER_WAIT_MAX, ROUND_BYTES_MAX, SEGMENT_OFFSET_SPAN_MAX};
+use crate::limits::{GATHER_GAP_MAX, GATHER_WAIT_MAX, ROUND_BYTES_MAX};
 use crate::offset::Offset;
-use crate::segment::{log_path, write_index_files, Appender, Segment, WrittenBatch};
+use crate::segment::{
+    log_path, within_offset_span, write_index_files, Appender, Segment, WrittenBatch,
+};
 use crate::tail_cache::CachedBatch;
 
 impl Log {
@@ -276,7 +278,7 @@ impl Log {
         let by_offsets = st
             .pending
             .front()
-            .is_some_and(|b| !fits_offsets(st.active().base, b));
+            .is_some_and(|b| !within_offset_span(st.active().base, b.last));
         let by_age = match (config.segment_ms, st.active().first_write_ms) {
             (Some(ms), Some(first)) => {
                 self.clock.now_ms().saturating_sub(first) >= i64::try_from(ms).unwrap_or(i64::MAX)
@@ -313,7 +315,7 @@ impl Log {
         let mut end = size;
         for b in &st.pending {
             let len = b.bytes.len() as u64;
-            let full = end + len > segment_bytes || !fits_offsets(base, b);
+            let full = end + len > segment_bytes || !within_offset_span(base, b.last);
             if end > size && (full || end + len - size > ROUND_BYTES_MAX) {
                 break;
             }
@@ -575,13 +577,6 @@ impl Log {
         });
         Ok(())
     }
-}
-
-/// Whether `batch` may go into the segment based at `base`: its offsets stay within
-/// [`SEGMENT_OFFSET_SPAN_MAX`] of the base (an empty segment takes any batch: its base is the
-/// batch's base, and a batch spans at most `i32::MAX` offsets).
-fn fits_offsets(base: Offset, batch: &PendingBatch) -> bool {
-    batch.last.0.saturating_sub(base.0) <= SEGMENT_OFFSET_SPAN_MAX
 }
 
 /// A batch appended but not yet written: the producer's bytes as received, and what the write

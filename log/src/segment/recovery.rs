@@ -19,13 +19,11 @@ use crate::clock::Clock;
 use crate::config::LogConfig;
 use crate::error::{IoContext, LogError};
 use crate::io;
-use crate::limits::{
-    LONG_READ_WINDOW_BYTES, SCAN_PROGRESS_BYTES, SEGMENT_OFFSET_SPAN_MAX, SPARE_SEGMENTS_MAX,
-};
+use crate::limits::{LONG_READ_WINDOW_BYTES, SCAN_PROGRESS_BYTES, SPARE_SEGMENTS_MAX};
 use crate::offset::Offset;
 use crate::segment::{
-    index_path, log_path, time_index_path, Appender, BatchCursor, Segment, SegmentIndex, Step,
-    WrittenBatch, RETIRED_SUFFIX,
+    index_path, log_path, time_index_path, within_offset_span, Appender, BatchCursor, Segment,
+    SegmentIndex, Step, WrittenBatch, RETIRED_SUFFIX,
 };
 
 /// Segments found in a directory, the last one open for writing.
@@ -215,30 +213,27 @@ async fn scan(
     let mut next_report = SCAN_PROGRESS_BYTES;
     let mut intact = true;
     loop {
-        let step = cursor.next().await?;
-        if let Step::Batch(b) = &step {
-            if b.position >= next_report {
-                tracing::info!(
-                    file = %path.display(),
-                    scanned_mib = b.position >> 20,
-                    file_mib = file_bytes >> 20,
-                    "recovering: scanning a segment"
-                );
-                next_report += SCAN_PROGRESS_BYTES;
-            }
-        }
-        match step {
-            Step::Batch(b) if b.last.0.saturating_sub(base.0) > SEGMENT_OFFSET_SPAN_MAX => {
-                tracing::warn!(
-                    file = %path.display(),
-                    position = b.position,
-                    offset = %b.base,
-                    "log ends before a batch whose offsets reach beyond the segment's span: truncating"
-                );
-                intact = false;
-                break;
-            }
+        match cursor.next().await? {
             Step::Batch(b) => {
+                if b.position >= next_report {
+                    tracing::info!(
+                        file = %path.display(),
+                        scanned_mib = b.position >> 20,
+                        file_mib = file_bytes >> 20,
+                        "recovering: scanning a segment"
+                    );
+                    next_report += SCAN_PROGRESS_BYTES;
+                }
+                if !within_offset_span(base, b.last) {
+                    tracing::warn!(
+                        file = %path.display(),
+                        position = b.position,
+                        offset = %b.base,
+                        "log ends before a batch whose offsets reach beyond the segment's span: truncating"
+                    );
+                    intact = false;
+                    break;
+                }
                 if let Ok(header) = BatchHeader::parse(cursor.bytes(&b)) {
                     if header.producer_id() >= 0 {
                         producer_batches.push(*header);
