@@ -33,6 +33,7 @@
 //! closes. Nothing a client sends can fail another connection.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
@@ -193,41 +194,36 @@ async fn read_frame(
     memory: &MemoryBudget,
     timeouts: &Timeouts,
 ) -> Result<(Bytes, RequestReservation), FrameError> {
-    let len = next_length(frames, timeouts.idle).await?;
+    let idle = timeouts.idle;
+    let len = within(frames.next_length(), idle, || FrameError::Idle {
+        idle_ms: idle.as_millis(),
+    })
+    .await?;
     let reservation = memory.reserve_request(len).await;
-    let mut body = pin!(frames.read_body(len));
-    // Most bodies are already in the read buffer: no timer for those.
-    if let Some(read) = future::poll_once(body.as_mut()).await {
-        return Ok((read?, reservation));
-    }
     let timeout = frame::body_timeout(len, timeouts.body);
     // When the deadline wins, the partly read body is dropped here and the reservation on return.
-    let frame = future::or(body, async {
-        glommio::timer::sleep(timeout).await;
-        Err(FrameError::SlowBody {
-            len,
-            timeout_ms: timeout.as_millis(),
-        })
+    let frame = within(frames.read_body(len), timeout, || FrameError::SlowBody {
+        len,
+        timeout_ms: timeout.as_millis(),
     })
     .await?;
     Ok((frame, reservation))
 }
 
-/// The next frame's length, if it begins within `idle`.
-async fn next_length(
-    frames: &mut FrameReader<impl AsyncRead + Unpin>,
-    idle: Duration,
-) -> Result<usize, FrameError> {
-    let mut length = pin!(frames.next_length());
-    // A pipelining client's next length is often buffered already: no timer for it.
-    if let Some(read) = future::poll_once(length.as_mut()).await {
-        return read;
+/// `read`'s outcome, or `late()` if it does not finish within `limit`. What is already in the
+/// read buffer (a pipelining client's next length, most bodies) is taken without arming a timer.
+async fn within<T>(
+    read: impl Future<Output = Result<T, FrameError>>,
+    limit: Duration,
+    late: impl FnOnce() -> FrameError,
+) -> Result<T, FrameError> {
+    let mut read = pin!(read);
+    if let Some(done) = future::poll_once(read.as_mut()).await {
+        return done;
     }
-    future::or(length, async {
-        glommio::timer::sleep(idle).await;
-        Err(FrameError::Idle {
-            idle_ms: idle.as_millis(),
-        })
+    future::or(read, async {
+        glommio::timer::sleep(limit).await;
+        Err(late())
     })
     .await
 }
