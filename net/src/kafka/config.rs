@@ -75,37 +75,26 @@ impl KafkaConfig {
     /// # Errors
     /// [`NetError::Config`] naming the setting and its allowed range.
     pub fn validate(&self) -> Result<(), NetError> {
-        if !(MIN_FRAME_BYTES..=MAX_FRAME_BYTES_CEILING).contains(&self.max_frame_bytes) {
-            return Err(NetError::Config(format!(
-                "max_frame_bytes {} is outside {MIN_FRAME_BYTES}..={MAX_FRAME_BYTES_CEILING}",
-                self.max_frame_bytes
-            )));
-        }
-        if !(MIN_FRAME_BODY_TIMEOUT_MS..=MAX_FRAME_BODY_TIMEOUT_MS)
-            .contains(&self.frame_body_timeout_ms)
-        {
-            return Err(NetError::Config(format!(
-                "frame_body_timeout_ms {} is outside \
-                 {MIN_FRAME_BODY_TIMEOUT_MS}..={MAX_FRAME_BODY_TIMEOUT_MS}",
-                self.frame_body_timeout_ms
-            )));
-        }
-        if !(MIN_CONNECTIONS_MAX_IDLE_MS..=MAX_CONNECTIONS_MAX_IDLE_MS)
-            .contains(&self.connections_max_idle_ms)
-        {
-            return Err(NetError::Config(format!(
-                "connections_max_idle_ms {} is outside \
-                 {MIN_CONNECTIONS_MAX_IDLE_MS}..={MAX_CONNECTIONS_MAX_IDLE_MS}",
-                self.connections_max_idle_ms
-            )));
-        }
-        if !(MIN_FETCH_MAX_BYTES..=i32::MAX as usize).contains(&self.fetch_max_bytes) {
-            return Err(NetError::Config(format!(
-                "fetch_max_bytes {} is outside {MIN_FETCH_MAX_BYTES}..={}",
-                self.fetch_max_bytes,
-                i32::MAX
-            )));
-        }
+        in_range(
+            "max_frame_bytes",
+            self.max_frame_bytes,
+            MIN_FRAME_BYTES..=MAX_FRAME_BYTES_CEILING,
+        )?;
+        in_range(
+            "frame_body_timeout_ms",
+            self.frame_body_timeout_ms,
+            MIN_FRAME_BODY_TIMEOUT_MS..=MAX_FRAME_BODY_TIMEOUT_MS,
+        )?;
+        in_range(
+            "connections_max_idle_ms",
+            self.connections_max_idle_ms,
+            MIN_CONNECTIONS_MAX_IDLE_MS..=MAX_CONNECTIONS_MAX_IDLE_MS,
+        )?;
+        in_range(
+            "fetch_max_bytes",
+            self.fetch_max_bytes,
+            MIN_FETCH_MAX_BYTES..=i32::MAX as usize,
+        )?;
         if self.max_connections_per_shard == 0 {
             return Err(NetError::Config(
                 "max_connections_per_shard must be at least 1".to_owned(),
@@ -129,4 +118,20 @@ impl KafkaConfig {
         }
         Ok(())
     }
+}
+
+/// Refuses `value` of setting `name` outside `allowed`, naming both.
+fn in_range<T: PartialOrd + std::fmt::Display>(
+    name: &str,
+    value: T,
+    allowed: std::ops::RangeInclusive<T>,
+) -> Result<(), NetError> {
+    if allowed.contains(&value) {
+        return Ok(());
+    }
+    Err(NetError::Config(format!(
+        "{name} {value} is outside {}..={}",
+        allowed.start(),
+        allowed.end()
+    )))
 }
