@@ -196,10 +196,11 @@ fn limits_total(slots: &[Slot]) -> usize {
 /// bytes (0: only the watermarks).
 async fn read_group(ctx: &RequestContext, group: &mut [Slot], budget: usize) {
     let reads: Vec<_> = group
-        .iter()
+        .iter_mut()
         .map(|slot| {
             slot.read.clone().ok().map(|mut r| {
                 r.max_bytes = read_budget(r.max_bytes, budget);
+                slot.allowed_bytes = r.max_bytes;
                 r
             })
         })
@@ -211,9 +212,6 @@ async fn read_group(ctx: &RequestContext, group: &mut [Slot], budget: usize) {
         }
     });
     for (slot, outcome) in group.iter_mut().zip(join_all(reads).await) {
-        if let Ok(read) = &slot.read {
-            slot.allowed_bytes = read_budget(read.max_bytes, budget);
-        }
         slot.outcome = outcome;
     }
 }
