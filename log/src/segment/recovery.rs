@@ -210,65 +210,14 @@ async fn scan(
         LONG_READ_WINDOW_BYTES,
     );
     let started = Instant::now();
-    let mut next_report = SCAN_PROGRESS_BYTES;
-    let mut intact = true;
-    loop {
-        match cursor.next().await? {
-            Step::Batch(b) => {
-                if b.position >= next_report {
-                    tracing::info!(
-                        file = %path.display(),
-                        scanned_mib = b.position >> 20,
-                        file_mib = file_bytes >> 20,
-                        "recovering: scanning a segment"
-                    );
-                    next_report += SCAN_PROGRESS_BYTES;
-                }
-                if !within_offset_span(base, b.last) {
-                    tracing::warn!(
-                        file = %path.display(),
-                        position = b.position,
-                        offset = %b.base,
-                        "log ends before a batch whose offsets reach beyond the segment's span: truncating"
-                    );
-                    intact = false;
-                    break;
-                }
-                if let Ok(header) = BatchHeader::parse(cursor.bytes(&b)) {
-                    if header.producer_id() >= 0 {
-                        producer_batches.push(*header);
-                    }
-                }
-                segment.record_batch(
-                    &WrittenBatch {
-                        position: b.position,
-                        len: b.len,
-                        base: b.base,
-                        last: b.last,
-                        max_timestamp: b.max_timestamp,
-                    },
-                    config.index_interval_bytes,
-                );
-            }
-            Step::End => break,
-            Step::Damaged { position, reason } => {
-                // A whole batch from before this segment's base is what a reused (spare) file
-                // held before: the end of the log, not damage.
-                let leftover = matches!(reason, BatchDefect::OffsetGap { found, .. } if found < base.to_kafka());
-                if !leftover && !cursor.looks_unwritten().await? {
-                    tracing::warn!(
-                        file = %path.display(),
-                        position,
-                        offset = %cursor.expected_base(),
-                        %reason,
-                        "log ends before a damaged batch: truncating"
-                    );
-                    intact = false;
-                }
-                break;
-            }
-        }
-    }
+    let mut intact = scan_batches(
+        &mut cursor,
+        &mut segment,
+        file_bytes,
+        config,
+        producer_batches,
+    )
+    .await?;
     if segment.size >= SCAN_PROGRESS_BYTES {
         tracing::info!(
             file = %path.display(),
@@ -297,6 +246,88 @@ async fn scan(
         segment.first_write_ms = Some(clock.now_ms());
     }
     Ok((segment, intact))
+}
+
+/// Walks `segment`'s file with `cursor`, recording every good batch in `segment` and the headers
+/// of the idempotent ones in `producer_batches`, and logging progress every
+/// [`SCAN_PROGRESS_BYTES`]. Returns whether the walk ended cleanly: `false` when a batch reaches
+/// beyond the segment's offset span or is damaged.
+async fn scan_batches(
+    cursor: &mut BatchCursor,
+    segment: &mut Segment,
+    file_bytes: u64,
+    config: &LogConfig,
+    producer_batches: &mut Vec<BatchHeader>,
+) -> Result<bool, LogError> {
+    let base = segment.base;
+    let mut next_report = SCAN_PROGRESS_BYTES;
+    loop {
+        let b = match cursor.next().await? {
+            Step::Batch(b) => b,
+            Step::End => return Ok(true),
+            Step::Damaged { position, reason } => {
+                return is_clean_end(cursor, base, &segment.path, position, reason).await;
+            }
+        };
+        if b.position >= next_report {
+            tracing::info!(
+                file = %segment.path.display(),
+                scanned_mib = b.position >> 20,
+                file_mib = file_bytes >> 20,
+                "recovering: scanning a segment"
+            );
+            next_report += SCAN_PROGRESS_BYTES;
+        }
+        if !within_offset_span(base, b.last) {
+            tracing::warn!(
+                file = %segment.path.display(),
+                position = b.position,
+                offset = %b.base,
+                "log ends before a batch whose offsets reach beyond the segment's span: truncating"
+            );
+            return Ok(false);
+        }
+        if let Ok(header) = BatchHeader::parse(cursor.bytes(&b)) {
+            if header.producer_id() >= 0 {
+                producer_batches.push(*header);
+            }
+        }
+        segment.record_batch(
+            &WrittenBatch {
+                position: b.position,
+                len: b.len,
+                base: b.base,
+                last: b.last,
+                max_timestamp: b.max_timestamp,
+            },
+            config.index_interval_bytes,
+        );
+    }
+}
+
+/// Whether the bytes at `position`, which are not a good batch, end the segment cleanly: they
+/// were never written, or they are a whole batch from before the segment's `base`, which is what
+/// a reused (spare) file held before. Anything else is damage, and is logged.
+async fn is_clean_end(
+    cursor: &mut BatchCursor,
+    base: Offset,
+    path: &Path,
+    position: u64,
+    reason: BatchDefect,
+) -> Result<bool, LogError> {
+    let leftover =
+        matches!(reason, BatchDefect::OffsetGap { found, .. } if found < base.to_kafka());
+    if leftover || cursor.looks_unwritten().await? {
+        return Ok(true);
+    }
+    tracing::warn!(
+        file = %path.display(),
+        position,
+        offset = %cursor.expected_base(),
+        %reason,
+        "log ends before a damaged batch: truncating"
+    );
+    Ok(false)
 }
 
 /// Removes the three files of the segment at `base`.
