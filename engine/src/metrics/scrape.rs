@@ -154,6 +154,7 @@ impl Scrape {
         let mut e = Exposition::default();
         self.render_kafka(&mut e);
         self.render_shard_counters(&mut e);
+        self.render_log_counters(&mut e);
         self.render_partitions(&mut e);
         self.render_groups(&mut e);
         e.finish()
@@ -196,6 +197,7 @@ impl Scrape {
         }
     }
 
+    /// One sample per shard of each of its plain counters and gauges.
     fn render_shard_counters(&self, e: &mut Exposition) {
         type Pick = fn(&ShardSnapshot) -> u64;
         let families: [(&str, &str, Kind, Pick); 9] = [
@@ -260,6 +262,11 @@ impl Scrape {
                 e.sample(name, &[("shard", &s.shard.to_string())], pick(s));
             }
         }
+    }
+
+    /// The shards' log counters that are not a plain count per shard: time spent syncing, and
+    /// bytes read by where they came from.
+    fn render_log_counters(&self, e: &mut Exposition) {
         // With spindle_fsyncs_total this gives the mean fsync latency over any window.
         let name = "spindle_fsync_seconds_total";
         e.family(
