@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Instant;
 
-use glommio::channels::channel_mesh::{Full, MeshBuilder};
+use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers};
 use glommio::{Latency, Shares};
 
 use crate::admin::MetadataOwner;
@@ -71,24 +71,7 @@ async fn recover(start: ShardStart) -> Result<Shard> {
         executor.create_task_queue(Shares::Static(1000), Latency::NotImportant, "request");
     let background_queue =
         executor.create_task_queue(Shares::Static(100), Latency::NotImportant, "background");
-    let (mesh, receivers) = match start.mesh {
-        Some(builder) => {
-            let (senders, receivers) = builder
-                .join()
-                .await
-                .map_err(|e| EngineError::Start(format!("joining the channel mesh: {e}")))?;
-            // Peers are ordered by executor id, and executors are created in shard order.
-            if senders.peer_id() != start.id.0 as usize {
-                return Err(EngineError::Start(format!(
-                    "shard {} got mesh position {}",
-                    start.id,
-                    senders.peer_id()
-                )));
-            }
-            (Some(Mesh::new(senders)), Some(receivers))
-        }
-        None => (None, None),
-    };
+    let (mesh, receivers) = join_mesh(start.mesh, start.id).await?;
     let owner = (start.id == METADATA_OWNER).then(|| MetadataOwner::new(&start.metadata));
     let memory = crate::MemoryBudget::new(start.config.shard_memory_bytes);
     let state = ShardState {
@@ -134,6 +117,30 @@ async fn recover(start: ShardStart) -> Result<Shard> {
     shard.spawn_background(retention_loop(shard.clone()));
     shard.spawn_background(fsync_loop(shard.clone()));
     Ok(shard)
+}
+
+/// Joins the channel mesh, when the engine has more than one shard, and checks that this shard
+/// got the position of its id.
+async fn join_mesh(
+    builder: Option<MeshBuilder<Job, Full>>,
+    id: ShardId,
+) -> Result<(Option<Mesh>, Option<Receivers<Job>>)> {
+    let Some(builder) = builder else {
+        return Ok((None, None));
+    };
+    let (senders, receivers) = builder
+        .join()
+        .await
+        .map_err(|e| EngineError::Start(format!("joining the channel mesh: {e}")))?;
+    // Peers are ordered by executor id, and executors are created in shard order.
+    if senders.peer_id() != id.0 as usize {
+        return Err(EngineError::Start(format!(
+            "shard {} got mesh position {}",
+            id,
+            senders.peer_id()
+        )));
+    }
+    Ok((Some(Mesh::new(senders)), Some(receivers)))
 }
 
 /// Sleeps for `period` or until shutdown begins; returns whether the shard is stopping.
