@@ -1,0 +1,252 @@
+//! Merging and checking `spindle serve` settings: each layer's precedence, and errors that name
+//! the key at fault.
+
+use super::*;
+
+fn parse(toml_text: &str) -> Result<FileConfig, String> {
+    toml::from_str(toml_text).map_err(|e| e.to_string())
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    let err = parse("[kafka]\nlisen = \"127.0.0.1:1\"\n").unwrap_err();
+    assert!(err.contains("lisen"), "{err}");
+}
+
+#[test]
+fn grpc_settings_are_checked_with_the_rest_unless_the_gateway_is_off() {
+    let file = || parse("[grpc]\nruntime_threads = 0\n").unwrap();
+    let err = resolve(file(), &ServeArgs::default()).unwrap_err();
+    assert_eq!(err.key, "grpc");
+    assert!(err.message.contains("runtime_threads"), "{}", err.message);
+    let off = ServeArgs {
+        grpc_enabled: Some("false".into()),
+        ..ServeArgs::default()
+    };
+    assert!(resolve(file(), &off).is_ok());
+    let empty_token =
+        parse("[grpc.auth]\ntokens = [{ principal = \"p\", token = \"\", permissions = [] }]\n")
+            .unwrap();
+    let err = resolve(empty_token, &ServeArgs::default()).unwrap_err();
+    assert_eq!(err.key, "grpc");
+    assert!(err.message.contains("empty token"), "{}", err.message);
+}
+
+#[test]
+fn flags_win_over_the_file() {
+    let file = parse("[kafka]\nlisten = \"127.0.0.1:1111\"\n").unwrap();
+    let args = ServeArgs {
+        kafka_listen: Some("127.0.0.1:2222".into()),
+        ..ServeArgs::default()
+    };
+    let (kafka, _) = kafka_config(&file, &args, &EngineConfig::default()).unwrap();
+    assert_eq!(kafka.listen.port(), 2222);
+    assert_eq!(kafka.advertised_port, 2222);
+}
+
+#[test]
+fn bad_values_name_their_key() {
+    let args = ServeArgs {
+        shards: Some("many".into()),
+        ..ServeArgs::default()
+    };
+    let err = engine_config(&FileConfig::default(), &args).unwrap_err();
+    assert_eq!(err.key, "--shards");
+    let file = parse("placement = \"spread\"\n").unwrap();
+    let err = engine_config(&file, &ServeArgs::default()).unwrap_err();
+    assert_eq!(err.key, "placement");
+    assert!(err.message.contains("pinned, unbound"));
+    let file = parse("[kafka]\nlisten = \"0.0.0.0:9092\"\n").unwrap();
+    let err = kafka_config(&file, &ServeArgs::default(), &EngineConfig::default()).unwrap_err();
+    assert_eq!(err.key, "kafka.advertise");
+}
+
+#[test]
+fn cpuset_lists_cpus_in_order_and_names_its_key_when_bad() {
+    assert_eq!(parse_cpu_list("1"), Ok(vec![1]));
+    assert_eq!(parse_cpu_list("3, 0-1"), Ok(vec![3, 0, 1]));
+    for bad in [
+        "",
+        "a",
+        "1,,2",
+        "2-1",
+        "0-1,1",
+        "-1",
+        "1-",
+        "1024",
+        "0-99999999999",
+    ] {
+        assert!(parse_cpu_list(bad).is_err(), "{bad:?} accepted");
+    }
+    let file = parse("cpuset = \"0,2-3\"\n").unwrap();
+    let engine = engine_config(&file, &ServeArgs::default()).unwrap();
+    assert_eq!(engine.cpuset, Some(vec![0, 2, 3]));
+    let args = ServeArgs {
+        cpuset: Some("1".into()),
+        ..ServeArgs::default()
+    };
+    let engine = engine_config(&file, &args).unwrap();
+    assert_eq!(engine.cpuset, Some(vec![1]), "the flag wins over the file");
+    let args = ServeArgs {
+        cpuset: Some("1-0".into()),
+        ..ServeArgs::default()
+    };
+    let err = engine_config(&file, &args).unwrap_err();
+    assert_eq!(err.key, "--cpuset");
+    assert!(err.message.contains("backwards"), "{}", err.message);
+    let file = parse("cpuset = \"one\"\n").unwrap();
+    let err = engine_config(&file, &ServeArgs::default()).unwrap_err();
+    assert_eq!(err.key, "cpuset");
+    assert!(err.message.contains("0,2-3"), "{}", err.message);
+}
+
+#[test]
+fn shard_memory_is_checked_against_its_minimum_and_the_frame_limit() {
+    let args = ServeArgs {
+        shard_memory_bytes: Some("1000".into()),
+        ..ServeArgs::default()
+    };
+    let err = engine_config(&FileConfig::default(), &args).unwrap_err();
+    assert_eq!(err.key, "shard_memory_bytes");
+    let file = parse("shard_memory_bytes = 33554432\n").unwrap();
+    let engine = engine_config(&file, &ServeArgs::default()).unwrap();
+    assert_eq!(engine.shard_memory_bytes, 32 << 20);
+    let err = kafka_config(&file, &ServeArgs::default(), &engine).unwrap_err();
+    assert_eq!(err.key, "kafka.max_frame_bytes");
+    assert!(
+        err.message.contains("shard_memory_bytes"),
+        "{}",
+        err.message
+    );
+    let args = ServeArgs {
+        max_frame_bytes: Some("8388608".into()),
+        ..ServeArgs::default()
+    };
+    assert!(kafka_config(&file, &args, &engine).is_ok());
+}
+
+#[test]
+fn connection_limit_comes_from_the_flag_then_the_file_and_refuses_zero() {
+    let engine = EngineConfig::default();
+    let (kafka, _) = kafka_config(&FileConfig::default(), &ServeArgs::default(), &engine).unwrap();
+    assert_eq!(kafka.max_connections_per_shard, 100_000);
+    let file = parse("[kafka]\nmax_connections_per_shard = 20000\n").unwrap();
+    let (kafka, _) = kafka_config(&file, &ServeArgs::default(), &engine).unwrap();
+    assert_eq!(kafka.max_connections_per_shard, 20_000);
+    let args = ServeArgs {
+        max_connections_per_shard: Some("0".into()),
+        ..ServeArgs::default()
+    };
+    let err = kafka_config(&file, &args, &engine).unwrap_err();
+    assert_eq!(err.key, "kafka.max_connections_per_shard");
+}
+
+#[test]
+fn fetch_cap_comes_from_the_flag_then_the_file_and_refuses_less_than_1_kib() {
+    let engine = EngineConfig::default();
+    let (kafka, _) = kafka_config(&FileConfig::default(), &ServeArgs::default(), &engine).unwrap();
+    assert_eq!(kafka.fetch_max_bytes, 55 << 20);
+    let file = parse("[kafka]\nfetch_max_bytes = 1048576\n").unwrap();
+    let (kafka, _) = kafka_config(&file, &ServeArgs::default(), &engine).unwrap();
+    assert_eq!(kafka.fetch_max_bytes, 1 << 20);
+    let args = ServeArgs {
+        fetch_max_bytes: Some("100".into()),
+        ..ServeArgs::default()
+    };
+    let err = kafka_config(&file, &args, &engine).unwrap_err();
+    assert_eq!(err.key, "kafka.fetch_max_bytes");
+    assert!(err.message.contains("1024..="), "{}", err.message);
+}
+
+#[test]
+fn connections_max_idle_defaults_to_kafkas_ten_minutes_and_refuses_out_of_range() {
+    let engine = EngineConfig::default();
+    let (kafka, _) = kafka_config(&FileConfig::default(), &ServeArgs::default(), &engine).unwrap();
+    assert_eq!(kafka.connections_max_idle_ms, 600_000);
+    let file = parse("[kafka]\nconnections_max_idle_ms = 60000\n").unwrap();
+    let (kafka, _) = kafka_config(&file, &ServeArgs::default(), &engine).unwrap();
+    assert_eq!(kafka.connections_max_idle_ms, 60_000);
+    let args = ServeArgs {
+        connections_max_idle_ms: Some("999".into()),
+        ..ServeArgs::default()
+    };
+    let err = kafka_config(&file, &args, &engine).unwrap_err();
+    assert_eq!(err.key, "kafka.connections_max_idle_ms");
+    assert!(err.message.contains("1000..=604800000"), "{}", err.message);
+}
+
+#[test]
+fn frame_body_timeout_comes_from_the_flag_then_the_file_and_refuses_out_of_range() {
+    let engine = EngineConfig::default();
+    let (kafka, _) = kafka_config(&FileConfig::default(), &ServeArgs::default(), &engine).unwrap();
+    assert_eq!(kafka.frame_body_timeout_ms, 30_000);
+    let file = parse("[kafka]\nframe_body_timeout_ms = 5000\n").unwrap();
+    let (kafka, _) = kafka_config(&file, &ServeArgs::default(), &engine).unwrap();
+    assert_eq!(kafka.frame_body_timeout_ms, 5_000);
+    let args = ServeArgs {
+        frame_body_timeout_ms: Some("1000".into()),
+        ..ServeArgs::default()
+    };
+    let (kafka, _) = kafka_config(&file, &args, &engine).unwrap();
+    assert_eq!(kafka.frame_body_timeout_ms, 1_000);
+    for bad in ["0", "3600001"] {
+        let args = ServeArgs {
+            frame_body_timeout_ms: Some(bad.into()),
+            ..ServeArgs::default()
+        };
+        let err = kafka_config(&file, &args, &engine).unwrap_err();
+        assert_eq!(err.key, "kafka.frame_body_timeout_ms");
+        assert!(err.message.contains("100..="), "{}", err.message);
+    }
+    let args = ServeArgs {
+        frame_body_timeout_ms: Some("soon".into()),
+        ..ServeArgs::default()
+    };
+    let err = kafka_config(&file, &args, &engine).unwrap_err();
+    assert_eq!(err.key, "--frame-body-timeout-ms");
+}
+
+#[test]
+fn admin_listen_comes_from_the_flag_then_the_file_then_the_default() {
+    let default = resolve(FileConfig::default(), &ServeArgs::default()).unwrap();
+    assert_eq!(default.admin_listen.to_string(), DEFAULT_ADMIN_LISTEN);
+    let file = parse("[admin]\nlisten = \"127.0.0.1:1111\"\n").unwrap();
+    let from_file = resolve(file, &ServeArgs::default()).unwrap();
+    assert_eq!(from_file.admin_listen.port(), 1111);
+    let file = parse("[admin]\nlisten = \"127.0.0.1:1111\"\n").unwrap();
+    let args = ServeArgs {
+        admin_listen: Some("127.0.0.1:2222".into()),
+        ..ServeArgs::default()
+    };
+    assert_eq!(resolve(file, &args).unwrap().admin_listen.port(), 2222);
+    let args = ServeArgs {
+        admin_listen: Some("localhost".into()),
+        ..ServeArgs::default()
+    };
+    let err = resolve(FileConfig::default(), &args).unwrap_err();
+    assert_eq!(err.key, "--admin-listen");
+    let file = parse("[admin]\nlisten = \"nowhere\"\n").unwrap();
+    let err = resolve(file, &ServeArgs::default()).unwrap_err();
+    assert_eq!(err.key, "admin.listen");
+}
+
+#[test]
+fn advertise_overrides_the_listen_address() {
+    let args = ServeArgs {
+        kafka_advertise: Some("broker.example:19092".into()),
+        ..ServeArgs::default()
+    };
+    let (kafka, given) =
+        kafka_config(&FileConfig::default(), &args, &EngineConfig::default()).unwrap();
+    assert!(given);
+    assert_eq!(
+        (kafka.advertised_host.as_str(), kafka.advertised_port),
+        ("broker.example", 19092)
+    );
+    assert_eq!(
+        parse_host_port("[::1]:9092"),
+        Some(("::1".to_owned(), 9092))
+    );
+    assert_eq!(parse_host_port("host:0"), None);
+    assert_eq!(parse_host_port(":9092"), None);
+}
