@@ -88,20 +88,10 @@ struct Created {
     replication_factor: Option<i16>,
 }
 
-fn create(
-    client: &mut Client,
-    spec: &TopicSpec,
-    if_not_exists: bool,
-    out: &mut Printer,
-) -> Result<(), AdminError> {
-    let TopicSpec {
-        name,
-        partitions,
-        replication_factor,
-        configs,
-    } = spec;
-    let (name, partitions, replication_factor) = (name.as_str(), *partitions, *replication_factor);
-    let configs = configs
+/// The CreateTopics request for `spec`; what it leaves out is asked of the server's defaults.
+fn create_request(spec: &TopicSpec) -> CreateTopicsRequest {
+    let configs = spec
+        .configs
         .iter()
         .map(|(k, v)| {
             CreatableTopicConfig::default()
@@ -111,14 +101,25 @@ fn create(
         .collect();
     // -1 asks for the server's default (CreateTopics v4 and later).
     let topic = CreatableTopic::default()
-        .with_name(topic_name(name))
-        .with_num_partitions(partitions.unwrap_or(-1))
-        .with_replication_factor(replication_factor.unwrap_or(-1))
+        .with_name(topic_name(&spec.name))
+        .with_num_partitions(spec.partitions.unwrap_or(-1))
+        .with_replication_factor(spec.replication_factor.unwrap_or(-1))
         .with_configs(configs);
-    let request = CreateTopicsRequest::default()
+    CreateTopicsRequest::default()
         .with_topics(vec![topic])
-        .with_timeout_ms(limits::SERVER_TIMEOUT_MS);
-    let response = client.bootstrap().call(&request)?;
+        .with_timeout_ms(limits::SERVER_TIMEOUT_MS)
+}
+
+/// Creates the topic `spec` describes; with `if_not_exists`, reports one already there instead.
+fn create(
+    client: &mut Client,
+    spec: &TopicSpec,
+    if_not_exists: bool,
+    out: &mut Printer,
+) -> Result<(), AdminError> {
+    let (name, partitions, replication_factor) =
+        (spec.name.as_str(), spec.partitions, spec.replication_factor);
+    let response = client.bootstrap().call(&create_request(spec))?;
     let result = response
         .topics
         .iter()
