@@ -143,31 +143,29 @@ fn drive(
         .saturating_sub(syncs_at_start?);
     let elapsed = plan.measure_from().elapsed();
     let series = sampler.stop();
-    let mut all = ProducerOutcome::default();
-    for o in outcomes {
-        all.merge(o);
-    }
+    let config = load.report_config(setup.producers, shape.records, mode_config(args));
+    let outcome = ProducerOutcome::merged(outcomes);
     Ok(Report {
-        mode: "embedded",
-        config: load.report_config(
-            load.producers.max(1),
-            shape.records,
-            json!({
-                "dir": args.dir,
-                "shards": args.shards,
-                "fsync": args.fsync.to_string(),
-                "spin_before_park_us": args.spin_before_park_us,
-                "topic_configs": args.topic_configs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
-            }),
-        ),
-        elapsed,
-        totals: throughput.totals(),
-        batches: all.batches,
-        latency: all.latency,
-        series,
-        first_error: all.first_error,
-        consume: None,
         syncs: (syncs > 0).then_some(syncs),
+        ..Report::produced(
+            "embedded",
+            config,
+            elapsed,
+            throughput.totals(),
+            series,
+            outcome,
+        )
+    })
+}
+
+/// The report's `config` keys of this mode.
+fn mode_config(args: &EmbeddedArgs) -> serde_json::Value {
+    json!({
+        "dir": args.dir,
+        "shards": args.shards,
+        "fsync": args.fsync.to_string(),
+        "spin_before_park_us": args.spin_before_park_us,
+        "topic_configs": args.topic_configs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
     })
 }
 

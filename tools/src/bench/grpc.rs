@@ -123,14 +123,7 @@ async fn drive(
     let load = &args.load;
     ensure_topic(args).await?;
     let producers = load.producers.max(1);
-    let mut clients: Vec<ProducerClient<Channel>> = Vec::with_capacity(producers);
-    for _ in 0..producers {
-        let client = ProducerClient::connect(args.endpoint.clone())
-            .await
-            .with_context(|| format!("connecting to {}", args.endpoint))?
-            .max_encoding_message_size(limits::BATCH_BYTES_MAX * 2);
-        clients.push(client);
-    }
+    let clients = connect_producers(args, producers).await?;
     let throughput = Arc::new(Throughput::default());
     let start = Instant::now();
     let plan = Plan::new(load.stop(), start, shape.records as u64, load.warmup());
@@ -164,29 +157,40 @@ async fn drive(
     let outcomes = futures::future::join_all(tasks).await;
     let elapsed = plan.measure_from().elapsed();
     let series = sampler.stop();
-    let mut all = ProducerOutcome::default();
-    for o in outcomes {
-        all.merge(o);
-    }
-    Ok(Report {
-        mode: "grpc",
-        config: load.report_config(
-            producers,
-            shape.records,
-            json!({
-            "endpoint": args.endpoint,
-            "stream": args.stream,
-            "topic_configs": args.topic_configs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
-        }),
-        ),
+    let config = load.report_config(producers, shape.records, mode_config(args));
+    let outcome = ProducerOutcome::merged(outcomes);
+    Ok(Report::produced(
+        "grpc",
+        config,
         elapsed,
-        totals: throughput.totals(),
-        batches: all.batches,
-        latency: all.latency,
+        throughput.totals(),
         series,
-        first_error: all.first_error,
-        consume: None,
-        syncs: None,
+        outcome,
+    ))
+}
+
+/// One client per producer, each on an HTTP/2 channel of its own.
+async fn connect_producers(
+    args: &GrpcArgs,
+    producers: usize,
+) -> anyhow::Result<Vec<ProducerClient<Channel>>> {
+    let mut clients = Vec::with_capacity(producers);
+    for _ in 0..producers {
+        let client = ProducerClient::connect(args.endpoint.clone())
+            .await
+            .with_context(|| format!("connecting to {}", args.endpoint))?
+            .max_encoding_message_size(limits::BATCH_BYTES_MAX * 2);
+        clients.push(client);
+    }
+    Ok(clients)
+}
+
+/// The report's `config` keys of this mode.
+fn mode_config(args: &GrpcArgs) -> serde_json::Value {
+    json!({
+        "endpoint": args.endpoint,
+        "stream": args.stream,
+        "topic_configs": args.topic_configs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
     })
 }
 

@@ -43,6 +43,15 @@ impl ProducerOutcome {
         self.first_error = self.first_error.take().or(other.first_error);
     }
 
+    /// All of `outcomes` merged into one, in order (so the earliest first error wins).
+    pub fn merged(outcomes: impl IntoIterator<Item = ProducerOutcome>) -> ProducerOutcome {
+        let mut all = ProducerOutcome::default();
+        for o in outcomes {
+            all.merge(o);
+        }
+        all
+    }
+
     /// Counts a completed request that was intended at `intended`, unless `plan` says that was
     /// during the warm-up.
     pub fn complete(

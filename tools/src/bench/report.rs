@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use crate::bench::args::LoadArgs;
 use crate::bench::latency::Latency;
 use crate::bench::plot;
+use crate::bench::producer_task::ProducerOutcome;
 use crate::bench::throughput::{Sample, Totals};
 
 /// What the consumers of a run measured.
@@ -70,6 +71,30 @@ fn per_sec(n: u64, elapsed: Duration) -> f64 {
 }
 
 impl Report {
+    /// The report of a run with producers only, from their merged `outcome`: no consumer
+    /// figures and no sync count (a mode that counts syncs sets `syncs` itself).
+    pub fn produced(
+        mode: &'static str,
+        config: Value,
+        elapsed: Duration,
+        totals: Totals,
+        series: Vec<Sample>,
+        outcome: ProducerOutcome,
+    ) -> Report {
+        Report {
+            mode,
+            config,
+            elapsed,
+            totals,
+            batches: outcome.batches,
+            latency: outcome.latency,
+            series,
+            first_error: outcome.first_error,
+            consume: None,
+            syncs: None,
+        }
+    }
+
     /// Acknowledged messages per second over the run.
     pub fn messages_per_sec(&self) -> f64 {
         per_sec(self.totals.produced_messages, self.elapsed)

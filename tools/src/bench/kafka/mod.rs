@@ -13,6 +13,7 @@ pub mod consumer;
 pub mod producer;
 pub mod versions;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -52,16 +53,7 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
         &args.topic_configs,
     )
     .with_context(|| format!("talking to {}", args.bootstrap))?;
-    let partitions: Vec<i32> = (0..cluster.leaders.len() as i32).collect();
-    let start_offsets = if args.consumers > 0 {
-        let at = match args.from {
-            StartArg::Start => -2,
-            StartArg::Tail => -1,
-        };
-        cluster.offsets(&load.topic, &partitions, at)?
-    } else {
-        Default::default()
-    };
+    let start_offsets = start_offsets(args, &cluster)?;
 
     let throughput = Arc::new(Throughput::default());
     let start = Instant::now();
@@ -115,6 +107,20 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
         consumer_outcomes,
     );
     report.emit(load)
+}
+
+/// Where the consumers start in each partition (`--from`: the start or the tail), by partition;
+/// empty without consumers.
+fn start_offsets(args: &KafkaArgs, cluster: &Cluster) -> anyhow::Result<HashMap<i32, i64>> {
+    if args.consumers == 0 {
+        return Ok(HashMap::new());
+    }
+    let partitions: Vec<i32> = (0..cluster.leaders.len() as i32).collect();
+    let at = match args.from {
+        StartArg::Start => -2,
+        StartArg::Tail => -1,
+    };
+    cluster.offsets(&args.load.topic, &partitions, at)
 }
 
 /// Refuses flag combinations that cannot make a run.
@@ -205,10 +211,7 @@ fn build_report(
     consumers: Vec<ConsumerOutcome>,
 ) -> Report {
     let load = &args.load;
-    let mut all = ProducerOutcome::default();
-    for o in producers {
-        all.merge(o);
-    }
+    let mut all = ProducerOutcome::merged(producers);
     let mut first_error = all.first_error.take();
     let consume = (args.consumers > 0).then(|| {
         let mut c = ConsumeReport {
