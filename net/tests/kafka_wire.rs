@@ -609,6 +609,34 @@ fn connections_beyond_the_per_shard_limit_are_closed_and_a_freed_slot_is_reused(
 }
 
 #[test]
+fn the_server_keeps_its_connections_alive_with_tcp_keepalive() {
+    let node = Node::start_with(1, |_| {});
+    let mut conn = node.connect();
+    let resp: ApiVersionsResponse = call(&mut conn, 3, &ApiVersionsRequest::default());
+    assert_eq!(resp.error_code, 0);
+    // The server's end of the connection, as the kernel lists it: local address the node's,
+    // remote the client's. An idle socket with SO_KEEPALIVE has its keepalive timer armed
+    // (timer kind 2 in /proc/net/tcp); without it, no timer (0).
+    let hex = |a: SocketAddr| match a {
+        SocketAddr::V4(v4) => format!(
+            "{:08X}:{:04X}",
+            u32::from_le_bytes(v4.ip().octets()),
+            v4.port()
+        ),
+        SocketAddr::V6(_) => panic!("the test node listens on IPv4"),
+    };
+    let (server, client) = (hex(node.addr), hex(conn.local_addr().unwrap()));
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let timer = table
+        .lines()
+        .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 5 && f[1] == server && f[2] == client)
+        .map(|f| f[5].split(':').next().unwrap_or_default().to_owned())
+        .expect("the server's socket is listed");
+    assert_eq!(timer, "02", "keepalive timer armed on the server's socket");
+}
+
+#[test]
 fn fetch_answers_are_capped_by_the_server_whatever_the_client_asks() {
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 

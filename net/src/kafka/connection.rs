@@ -88,6 +88,9 @@ pub(crate) async fn serve(
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
     }
+    if let Err(e) = set_keepalive(&stream) {
+        tracing::debug!(%peer, error = %e, "cannot set SO_KEEPALIVE");
+    }
     tracing::debug!(%peer, shard = %shard.id(), "kafka connection opened");
     let _open = OpenConnection::new(&shard);
     let (read_half, write_half) = futures_lite::io::split(stream);
@@ -114,6 +117,16 @@ impl Drop for OpenConnection<'_> {
     fn drop(&mut self) {
         self.0.metrics().connection_closed();
     }
+}
+
+/// Turns on TCP keepalive, as Kafka does for its connections: a client whose machine vanished
+/// (power lost, cable pulled) sends no FIN, and without probes its connection, and a long poll
+/// or answer memory it holds, would last until `connections_max_idle_ms`.
+fn set_keepalive(stream: &TcpStream) -> std::io::Result<()> {
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    // SAFETY: the descriptor belongs to `stream`, which outlives this borrow.
+    let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+    socket2::SockRef::from(&fd).set_keepalive(true)
 }
 
 /// Reads, decodes and spawns requests until the stream ends, a request is refused, the writer
