@@ -14,8 +14,9 @@
 //!   [`DECOMPRESSED_BATCH_BYTES_MAX`]; a batch past it, or declaring more than
 //!   [`RECORDS_PER_BATCH_MAX`] records, ends the subscription with RESOURCE_EXHAUSTED naming the
 //!   batch's offsets, from after which a client can subscribe again;
-//! - a read decodes batches only until they have decompressed to its byte budget and leaves the
-//!   rest for the next read, so a read of many small, well-compressed batches is bounded too;
+//! - a read decodes batches only until their records cost its byte budget (their decompressed
+//!   bytes plus [`DECODED_RECORD_OVERHEAD_BYTES`] each) and leaves the rest for the next read,
+//!   so a read of many small, well-compressed batches, or of many tiny records, is bounded too;
 //! - the position moves by the batch header (base offset + last offset delta + 1, the offsets
 //!   the log assigned), never by a record's own offset delta: a record whose offset is outside
 //!   its batch's range, or not after the record before it, is skipped (and logged).
@@ -31,7 +32,10 @@ use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
 use tonic::Status;
 
 use crate::decompressor::{self, DecompressError};
-use crate::limits::{DECOMPRESSED_BATCH_BYTES_MAX, RECORDS_PER_BATCH_MAX, RECORD_BYTES_MIN};
+use crate::limits::{
+    DECODED_RECORD_OVERHEAD_BYTES, DECOMPRESSED_BATCH_BYTES_MAX, RECORDS_PER_BATCH_MAX,
+    RECORD_BYTES_MIN,
+};
 use crate::proto::{ConsumedRecord, Header};
 
 /// Records decoded from one read, and where the next read starts.
@@ -68,8 +72,9 @@ const LIMITS: Limits = Limits {
 };
 
 /// Decodes the `batches` of one read, keeping records from `at.position` on, and stops before a
-/// batch once those decoded have decompressed to `budget_bytes` (after at least one that
-/// reaches the position). A batch that cannot be decoded after others that reach the position
+/// batch once those decoded cost `budget_bytes` (their decompressed bytes plus
+/// [`DECODED_RECORD_OVERHEAD_BYTES`] per record; after at least one batch that reaches the
+/// position). A batch that cannot be decoded after others that reach the position
 /// ends the read early instead of failing it: the next read starts at that batch and fails.
 ///
 /// # Errors
@@ -93,21 +98,24 @@ fn decode_within(
         records: Vec::new(),
         next_offset: at.position,
     };
-    let mut decompressed_bytes = 0usize;
+    // What the records decoded so far cost in memory (see `cost`).
+    let mut decoded_cost = 0usize;
     for batch in batches {
         // One `Bytes` may hold several batches back to back: decode until it is used up.
         let mut buf = batch.clone();
         while !buf.is_empty() {
-            if decompressed_bytes >= budget_bytes && decoded.next_offset > at.position {
+            if decoded_cost >= budget_bytes && decoded.next_offset > at.position {
                 // The next read starts at `next_offset` and reads the rest again.
                 return Ok(decoded);
             }
+            let stored_bytes = buf.len();
             let batch = BatchHeader::read(&buf)
                 .map_err(|why| at.data_loss(at.position, &why))
                 .and_then(|header| {
                     let (records, bytes) = decode_batch(at, &header, limits, &mut buf)?;
                     Ok((header, records, bytes))
                 });
+            let stored_bytes = stored_bytes - buf.len();
             let (header, records, bytes) = match batch {
                 Ok(batch) => batch,
                 // Serve what came before the batch at fault: the next read starts at it and
@@ -115,7 +123,8 @@ fn decode_within(
                 Err(_) if decoded.next_offset > at.position => return Ok(decoded),
                 Err(status) => return Err(status),
             };
-            decompressed_bytes = decompressed_bytes.saturating_add(bytes);
+            decoded_cost =
+                decoded_cost.saturating_add(cost(bytes.max(stored_bytes), records.len()));
             take(at, &header, records, &mut decoded.records);
             decoded.next_offset = decoded.next_offset.max(header.next_offset);
         }
@@ -123,8 +132,14 @@ fn decode_within(
     Ok(decoded)
 }
 
+/// What decoding a batch's `records` from `bytes` of records costs in memory: the bytes (the
+/// records' keys and values point into them) and each record's own structures.
+fn cost(bytes: usize, records: usize) -> usize {
+    bytes.saturating_add(records.saturating_mul(DECODED_RECORD_OVERHEAD_BYTES))
+}
+
 /// Decodes the batch at the front of `buf` (consuming it): its records, and the bytes they
-/// decompressed to.
+/// decompressed to (0 for an uncompressed batch).
 fn decode_batch(
     at: ReadAt<'_>,
     header: &BatchHeader,
@@ -581,13 +596,22 @@ mod tests {
         let batches: Vec<Bytes> = (0..4)
             .map(|i| batch(i * 10, 10, Compression::Zstd))
             .collect();
-        let one_batch_bytes = decode(at(0), UNBOUNDED, &batches[..1])
-            .unwrap()
-            .records
-            .iter()
-            .map(record_bytes)
-            .sum::<usize>();
-        let decoded = decode(at(0), one_batch_bytes + 1, &batches).unwrap();
+        let decompressed = |b: &Bytes| {
+            let mut buf = b.clone();
+            let size = Cell::new(0);
+            RecordBatchDecoder::decode_with_custom_compression(
+                &mut buf,
+                Some(|r: &mut Bytes, c| {
+                    let out = decompressor::decompress(r, c, usize::MAX)?;
+                    size.set(out.len());
+                    Ok(out)
+                }),
+            )
+            .unwrap();
+            size.get()
+        };
+        let one_batch = cost(decompressed(&batches[0]), 10);
+        let decoded = decode(at(0), one_batch + 1, &batches).unwrap();
         assert_eq!(decoded.next_offset, 20);
         assert_eq!(offsets(&decoded), (0..20).collect::<Vec<_>>());
         // A read always gets past the position, whatever its budget.
@@ -598,5 +622,37 @@ mod tests {
         let joined: Vec<u8> = batches.iter().flat_map(|b| b.to_vec()).collect();
         let decoded = decode(at(0), 0, &[Bytes::from(joined)]).unwrap();
         assert_eq!(decoded.next_offset, 10);
+    }
+
+    #[test]
+    fn the_budget_counts_what_each_decoded_record_costs_beyond_its_bytes() {
+        // Uncompressed batches of empty records: a 128 KiB budget holds all 8 as stored, but
+        // not what the 1,000 decoded records of one cost.
+        let batches: Vec<Bytes> = (0..8)
+            .map(|i| {
+                let records: Vec<Record> = (i * 1000..(i + 1) * 1000)
+                    .map(|o| Record {
+                        key: None,
+                        headers: IndexMap::new(),
+                        ..record(o, 0)
+                    })
+                    .collect();
+                encode(&records, Compression::None)
+            })
+            .collect();
+        let stored: usize = batches.iter().map(Bytes::len).sum();
+        assert!(stored < 128 << 10, "{stored} bytes stored");
+        let decoded = decode(at(0), 128 << 10, &batches).unwrap();
+        assert_eq!(
+            decoded.records.len(),
+            1000,
+            "one batch, then the budget is spent"
+        );
+        assert_eq!(decoded.next_offset, 1000);
+        let decoded = decode(at(0), 8 * cost(batches[0].len(), 1000), &batches).unwrap();
+        assert_eq!(
+            decoded.next_offset, 8000,
+            "a budget for all of them reads all of them"
+        );
     }
 }

@@ -1,11 +1,13 @@
 //! Every bound the gateway keeps: queues, in-flight requests, request sizes.
 //!
 //! A subscriber's memory is bounded by `SUBSCRIBE_QUEUE_MESSAGES` decoded responses plus the
-//! one read in progress per partition (at most `SUBSCRIBE_MAX_BYTES_MAX` each), whatever the
-//! client does: once the queue is full the subscription task waits and stops reading the log.
-//! A read stops decoding once its batches have decompressed to its byte budget, so it holds at
-//! most that budget plus one batch of `DECOMPRESSED_BATCH_BYTES_MAX`, however well the stored
-//! batches compress.
+//! one read in progress per partition, whatever the client does: once the queue is full the
+//! subscription task waits and stops reading the log. The reads of one subscription together
+//! ask for at most `SUBSCRIBE_READS_BYTES_MAX` (each at most `max_bytes`, at least
+//! `SUBSCRIBE_READ_BYTES_MIN`, and a read returns at least one whole batch). A read stops
+//! decoding once its records cost its byte budget (decompressed bytes plus
+//! `DECODED_RECORD_OVERHEAD_BYTES` per record), so it holds at most that budget plus one batch
+//! of `DECOMPRESSED_BATCH_BYTES_MAX`, however well the stored batches compress.
 
 use std::time::Duration;
 
@@ -28,6 +30,18 @@ pub const SUBSCRIBE_MAX_BYTES_MAX: usize = 16 << 20;
 pub const SUBSCRIBE_RECORDS_PER_RESPONSE_MAX: usize = 1000;
 /// Most partitions one subscription may read.
 pub const SUBSCRIBE_PARTITIONS_MAX: usize = 4096;
+/// What the reads of one subscription may ask for together: a subscription of many partitions
+/// reads each with a smaller budget (as Kafka's `fetch.max.bytes` bounds one Fetch of many
+/// partitions), so its reads in flight stay near this whatever `max_bytes` it asked for.
+pub const SUBSCRIBE_READS_BYTES_MAX: usize = 64 << 20;
+/// The smallest budget of one partition's read, however many partitions share
+/// [`SUBSCRIBE_READS_BYTES_MAX`] (a read still returns at least one whole batch).
+pub const SUBSCRIBE_READ_BYTES_MIN: usize = 16 << 10;
+/// What a decoded record costs beyond its key, value and headers (the decoder's record and the
+/// gRPC message's, measured at about 290 bytes together): a read stops decoding once its
+/// records cost its byte budget, so a budget of tiny records does not decode into a hundred
+/// times its size.
+pub const DECODED_RECORD_OVERHEAD_BYTES: usize = 256;
 
 /// Produce requests of one `ProduceStream` being written at once; beyond this the server
 /// stops reading the stream and HTTP/2 flow control holds the client back.
@@ -62,6 +76,12 @@ pub const TOPIC_CACHE_TTL: Duration = Duration::from_secs(1);
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 const _: () = assert!(SUBSCRIBE_MAX_BYTES_DEFAULT <= SUBSCRIBE_MAX_BYTES_MAX);
+const _: () = assert!(SUBSCRIBE_READ_BYTES_MIN <= SUBSCRIBE_MAX_BYTES_DEFAULT);
+const _: () = assert!(SUBSCRIBE_MAX_BYTES_MAX <= SUBSCRIBE_READS_BYTES_MAX);
+const _: () = assert!(
+    SUBSCRIBE_READ_BYTES_MIN * SUBSCRIBE_PARTITIONS_MAX <= SUBSCRIBE_READS_BYTES_MAX,
+    "a subscription of the most partitions stays within its reads' budget"
+);
 const _: () = assert!(SUBSCRIBE_MAX_BYTES_MAX < GRPC_MESSAGE_BYTES_MAX);
 const _: () = assert!(RUNTIME_THREADS_DEFAULT <= RUNTIME_THREADS_MAX);
 const _: () = assert!(SUBSCRIBE_QUEUE_MESSAGES > 0 && PRODUCE_STREAM_IN_FLIGHT_MAX > 0);

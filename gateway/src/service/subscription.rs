@@ -30,7 +30,10 @@ use crate::batch_decoder::{self, record_bytes, ReadAt};
 use crate::committed_offsets;
 use crate::gauges::{Gauge, GaugeGuard};
 use crate::group_member::GroupMember;
-use crate::limits::{SUBSCRIBE_RECORDS_PER_RESPONSE_MAX, SUBSCRIBE_RESPONSE_BYTES_TARGET};
+use crate::limits::{
+    SUBSCRIBE_READS_BYTES_MAX, SUBSCRIBE_READ_BYTES_MIN, SUBSCRIBE_RECORDS_PER_RESPONSE_MAX,
+    SUBSCRIBE_RESPONSE_BYTES_TARGET,
+};
 use crate::proto::{Assignment, ConsumedRecord, SubscribeResponse};
 use crate::status;
 
@@ -62,7 +65,7 @@ pub struct Subscription {
     pub plan: Plan,
     /// Long-poll time of one read.
     pub max_wait: Duration,
-    /// Byte budget of one read.
+    /// Byte budget of one read (less when many partitions share the subscription's budget).
     pub max_bytes: usize,
 }
 
@@ -148,9 +151,10 @@ impl Subscription {
         positions: &[(u32, i64)],
         queue: &mpsc::Sender<Queued>,
     ) -> Result<(), Status> {
+        let max_bytes = read_budget(self.max_bytes, positions.len());
         let mut reads: FuturesUnordered<_> = positions
             .iter()
-            .map(|&(partition, offset)| self.read(partition, offset))
+            .map(|&(partition, offset)| self.read(partition, offset, max_bytes))
             .collect();
         if reads.is_empty() {
             // Nothing assigned: wait (for a rebalance, the client or shutdown).
@@ -158,19 +162,23 @@ impl Subscription {
         }
         while let Some((partition, position, result)) = reads.next().await {
             let outcome = result.map_err(status::from_engine)?;
-            match self.deliver(partition, position, outcome, queue).await? {
-                Some(next) => reads.push(self.read(partition, next)),
+            match self
+                .deliver(partition, position, outcome, max_bytes, queue)
+                .await?
+            {
+                Some(next) => reads.push(self.read(partition, next, max_bytes)),
                 None => return Ok(()),
             }
         }
         Ok(())
     }
 
-    /// One long-poll read of `partition` from `position`.
+    /// One long-poll read of `partition` from `position`, of up to `max_bytes`.
     fn read(
         &self,
         partition: u32,
         position: i64,
+        max_bytes: usize,
     ) -> impl std::future::Future<Output = (u32, i64, Result<FetchOutcome, EngineError>)> + Send + 'static
     {
         let engine = self.ctx.engine.clone();
@@ -180,7 +188,7 @@ impl Subscription {
                 partition: spindle_engine::PartitionId(partition),
             },
             offset: Offset(position.max(0) as u64),
-            max_bytes: self.max_bytes,
+            max_bytes,
             max_wait: self.max_wait,
             min_bytes: 1,
         };
@@ -190,13 +198,14 @@ impl Subscription {
         }
     }
 
-    /// Decodes one read, queues its records and returns the next position (`None`: the client
-    /// is gone).
+    /// Decodes one read (records costing up to `max_bytes`), queues its records and returns the
+    /// next position (`None`: the client is gone).
     async fn deliver(
         &self,
         partition: u32,
         position: i64,
         outcome: FetchOutcome,
+        max_bytes: usize,
         queue: &mpsc::Sender<Queued>,
     ) -> Result<Option<i64>, Status> {
         let at = ReadAt {
@@ -204,7 +213,7 @@ impl Subscription {
             partition,
             position,
         };
-        let decoded = batch_decoder::decode(at, self.max_bytes, &outcome.batches)?;
+        let decoded = batch_decoder::decode(at, max_bytes, &outcome.batches)?;
         if decoded.next_offset == position && !outcome.batches.is_empty() {
             // Batches that hold nothing at or after the position would be read again forever.
             return Err(Status::internal(format!(
@@ -229,6 +238,14 @@ impl Subscription {
         }
         Ok(Some(decoded.next_offset))
     }
+}
+
+/// What one read of a subscription of `partitions` partitions may ask for: the subscriber's
+/// `max_bytes`, or its share of [`SUBSCRIBE_READS_BYTES_MAX`] when that is less, never below
+/// [`SUBSCRIBE_READ_BYTES_MIN`].
+fn read_budget(max_bytes: usize, partitions: usize) -> usize {
+    let share = SUBSCRIBE_READS_BYTES_MAX / partitions.max(1);
+    max_bytes.min(share.max(SUBSCRIBE_READ_BYTES_MIN))
 }
 
 /// The offset a ListOffsets-style query names; a timestamp after every record is the end.
@@ -307,4 +324,34 @@ fn chunks(records: Vec<ConsumedRecord>) -> Vec<Vec<ConsumedRecord>> {
         chunks.push(current);
     }
     chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::{SUBSCRIBE_MAX_BYTES_MAX, SUBSCRIBE_PARTITIONS_MAX};
+
+    #[test]
+    fn many_partitions_share_the_subscriptions_read_budget() {
+        let mib = 1 << 20;
+        assert_eq!(
+            read_budget(mib, 1),
+            mib,
+            "one partition reads what it asked"
+        );
+        assert_eq!(read_budget(mib, 64), mib);
+        assert_eq!(
+            read_budget(SUBSCRIBE_MAX_BYTES_MAX, 64),
+            mib,
+            "64 x 16 MiB is shared"
+        );
+        assert_eq!(read_budget(mib, 1024), 64 << 10);
+        assert_eq!(
+            read_budget(mib, SUBSCRIBE_PARTITIONS_MAX),
+            SUBSCRIBE_READ_BYTES_MIN,
+            "never below the floor"
+        );
+        assert_eq!(read_budget(mib, 100_000), SUBSCRIBE_READ_BYTES_MIN);
+        assert_eq!(read_budget(mib, 0), mib);
+    }
 }
