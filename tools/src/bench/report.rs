@@ -38,7 +38,7 @@ pub struct ConsumeReport {
 /// Everything one run measured.
 #[derive(Debug, Clone)]
 pub struct Report {
-    /// `embedded` or `kafka`.
+    /// `embedded`, `kafka` or `grpc`.
     pub mode: &'static str,
     /// The run's settings, echoed into the JSON.
     pub config: Value,
