@@ -68,6 +68,11 @@ pub const READ_BUFFER_BYTES: usize = 64 * 1024;
 /// written with one system call.
 pub const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
+/// A Fetch answer's records of at least this many bytes are written to the socket from the
+/// buffer that holds them, not copied into the answer (see `kafka::answer`): smaller ones are
+/// copied into the write buffer anyway.
+pub const STORED_PIECE_MIN_BYTES: usize = WRITE_BUFFER_BYTES;
+
 /// Default cap on the bytes one Fetch answer carries, whatever the client asks, like Kafka's
 /// broker setting `fetch.max.bytes` (55 MiB). The first batch of an answer is returned whole
 /// even if it is larger, so a consumer never stalls on it.

@@ -47,6 +47,7 @@ use glommio::net::TcpStream;
 use kafka_protocol::messages::{ApiKey, RequestKind};
 use spindle_engine::{AnswerReservation, MemoryBudget, RequestReservation, Shard};
 
+use crate::kafka::answer::EncodedAnswer;
 use crate::kafka::connections::StopWatch;
 use crate::kafka::context::RequestContext;
 use crate::kafka::dispatch::{self, Answer, Decoded};
@@ -62,7 +63,7 @@ use crate::limits::{
 enum Outcome {
     /// An encoded answer, length prefix included, and the memory charged for it until it is
     /// written (Fetch answers).
-    Answer(Bytes, Option<AnswerReservation>),
+    Answer(EncodedAnswer, Option<AnswerReservation>),
     /// No answer is owed (Produce with acks=0).
     Silent,
     /// The answer could not be encoded: the connection closes rather than skip an answer.
@@ -288,7 +289,7 @@ fn start_request(
         }
         Ok(Decoded::UnsupportedApiVersions { correlation_id }) => {
             match dispatch::encode_unsupported_api_versions(correlation_id) {
-                Ok(bytes) => Pending::Ready(Outcome::Answer(bytes, None)),
+                Ok(answer) => Pending::Ready(Outcome::Answer(answer, None)),
                 Err(e) => {
                     tracing::error!(%peer, error = %e, "closing kafka connection");
                     Pending::Ready(Outcome::Close)
@@ -308,8 +309,8 @@ async fn handle(ctx: RequestContext, api_key: ApiKey, body: RequestKind) -> Outc
     let started = Instant::now();
     let (outcome, failed) = answer(&ctx, api_key, body).await;
     let metrics = ctx.shard.metrics();
-    if let Outcome::Answer(bytes, _) = &outcome {
-        metrics.bytes_out.add(bytes.len() as u64);
+    if let Outcome::Answer(answer, _) = &outcome {
+        metrics.bytes_out.add(answer.len() as u64);
     }
     metrics.record_kafka_request(api_key as i16, started.elapsed(), failed);
     outcome
@@ -327,14 +328,14 @@ async fn answer(ctx: &RequestContext, api_key: ApiKey, body: RequestKind) -> (Ou
         }
     };
     match dispatch::encode(api_key, ctx.api_version, ctx.correlation_id, &response) {
-        Ok(bytes) => {
+        Ok(answer) => {
             // From now on the answer holds its encoded bytes, not what its reads were granted.
             let memory = ctx.answer_memory.borrow_mut().take().map(|mut memory| {
-                memory.set(bytes.len());
+                memory.set(answer.len());
                 memory
             });
             (
-                Outcome::Answer(bytes, memory),
+                Outcome::Answer(answer, memory),
                 response_failure::is_failure(&response),
             )
         }
@@ -382,10 +383,12 @@ async fn write_answers(
         match outcome {
             // The answer's memory is given back once its bytes are in the socket (or the
             // buffer in front of it).
-            Outcome::Answer(bytes, _memory) => {
-                if let Err(e) = out.write_all(&bytes).await {
-                    tracing::debug!(%peer, error = %e, "kafka write failed");
-                    return;
+            Outcome::Answer(answer, _memory) => {
+                for piece in answer.pieces() {
+                    if let Err(e) = out.write_all(piece).await {
+                        tracing::debug!(%peer, error = %e, "kafka write failed");
+                        return;
+                    }
                 }
             }
             Outcome::Silent => {}

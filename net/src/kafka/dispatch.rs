@@ -12,13 +12,14 @@
 //! `max_frame_bytes` alive long after its memory reservation was given back. The few bytes let
 //! through are for librdkafka, whose all-topics Metadata request carries 3 (see the constant).
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
 
+use crate::kafka::answer::{AnswerBuf, EncodedAnswer};
 use crate::kafka::api;
 use crate::kafka::context::RequestContext;
 use crate::kafka::versions;
@@ -251,7 +252,8 @@ async fn answer_group(ctx: &RequestContext, body: RequestKind) -> Answer {
     Answer::Response(Box::new(response))
 }
 
-/// Encodes a response with its length prefix and header, ready to write.
+/// Encodes a response with its length prefix and header, ready to write; a Fetch answer's
+/// large records stay where they are stored (see [`crate::kafka::answer`]).
 ///
 /// # Errors
 /// [`RequestError::Encode`] when the codec refuses the response (a server bug).
@@ -260,38 +262,48 @@ pub(crate) fn encode(
     version: i16,
     correlation_id: i32,
     response: &ResponseKind,
-) -> Result<Bytes, RequestError> {
-    let mut buf = BytesMut::with_capacity(size_hint(response));
-    buf.put_i32(0);
+) -> Result<EncodedAnswer, RequestError> {
+    let records = fetched_records(response);
+    let copied: usize = records
+        .clone()
+        .filter(|r| !AnswerBuf::is_stored(r))
+        .map(Bytes::len)
+        .sum();
+    let mut buf = AnswerBuf::new(copied + ANSWER_OVERHEAD_BYTES, records);
     ResponseHeader::default()
         .with_correlation_id(correlation_id)
         .encode(&mut buf, api_key.response_header_version(version))
         .map_err(|e| encode_failed(api_key, version, e))?;
-    response
-        .encode(&mut buf, version)
-        .map_err(|e| encode_failed(api_key, version, e))?;
-    finish_frame(buf).ok_or_else(|| encode_failed(api_key, version, "response over 2 GiB"))
+    match response {
+        // The one answer that carries records: encoded through `AnswerBuf` itself.
+        ResponseKind::Fetch(fetch) => fetch.encode(&mut buf, version),
+        other => other.encode(buf.piece_mut(), version),
+    }
+    .map_err(|e| encode_failed(api_key, version, e))?;
+    buf.finish()
+        .ok_or_else(|| encode_failed(api_key, version, "response over 2 GiB"))
 }
 
-/// Roughly how large the encoded response is, so that a Fetch answer carrying megabytes of
-/// records is written into one buffer instead of one that doubles its way there.
-fn size_hint(response: &ResponseKind) -> usize {
-    const OVERHEAD_BYTES: usize = 1024;
-    let records = match response {
-        ResponseKind::Fetch(fetch) => fetch
-            .responses
-            .iter()
-            .flat_map(|t| &t.partitions)
-            .map(|p| p.records.as_ref().map_or(0, Bytes::len))
-            .sum(),
-        _ => 0,
+/// Room for what an answer holds besides records (headers, topic and partition fields).
+const ANSWER_OVERHEAD_BYTES: usize = 1024;
+
+/// The records a Fetch answer carries, in the order they are encoded (none for other APIs).
+fn fetched_records(response: &ResponseKind) -> impl Iterator<Item = &Bytes> + Clone {
+    let topics = match response {
+        ResponseKind::Fetch(fetch) => &fetch.responses[..],
+        _ => &[],
     };
-    records + OVERHEAD_BYTES
+    topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .filter_map(|p| p.records.as_ref())
 }
 
 /// The answer to ApiVersions at an unsupported version: v0 body, UNSUPPORTED_VERSION, and the
 /// served ranges so the client can retry at one of them.
-pub(crate) fn encode_unsupported_api_versions(correlation_id: i32) -> Result<Bytes, RequestError> {
+pub(crate) fn encode_unsupported_api_versions(
+    correlation_id: i32,
+) -> Result<EncodedAnswer, RequestError> {
     let response = ApiVersionsResponse::default()
         .with_error_code(ResponseError::UnsupportedVersion.code())
         .with_api_keys(api::api_versions::served_keys());
@@ -303,16 +315,10 @@ pub(crate) fn encode_unsupported_api_versions(correlation_id: i32) -> Result<Byt
     )
 }
 
-/// Writes the length prefix into the first four bytes; `None` if the frame exceeds `i32::MAX`.
-fn finish_frame(mut buf: BytesMut) -> Option<Bytes> {
-    let len = i32::try_from(buf.len() - 4).ok()?;
-    buf[..4].copy_from_slice(&len.to_be_bytes());
-    Some(buf.freeze())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::BytesMut;
     use kafka_protocol::messages::{ApiVersionsRequest, MetadataRequest};
     use kafka_protocol::protocol::{Request, StrBytes};
 
