@@ -3,7 +3,9 @@
 //! A Spindle node coordinates every group itself (inside the node, each group has a coordinator
 //! shard, which the group APIs route to), so the answer is always this node. v4+ asks for many
 //! keys at once. Transactions are not supported: a transactional key is answered
-//! COORDINATOR_NOT_AVAILABLE with a message saying so.
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED with a message saying so. That error is fatal to
+//! transactional clients (librdkafka, the Java client), which then fail at once with the message;
+//! COORDINATOR_NOT_AVAILABLE, which is retriable, left them retrying until their timeout.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -59,7 +61,7 @@ fn coordinator(ctx: &RequestContext, key_type: i8, key: StrBytes) -> Coordinator
             .with_host(StrBytes::from_string(ctx.advertised_host.clone()))
             .with_port(ctx.advertised_port),
         KEY_TYPE_TRANSACTION => refuse(
-            ResponseError::CoordinatorNotAvailable,
+            ResponseError::TransactionalIdAuthorizationFailed,
             "transactions are not supported by Spindle",
         ),
         _ => refuse(
