@@ -1,6 +1,7 @@
 """Restarts: the server announces readiness and stops cleanly on SIGTERM; acknowledged records
-survive both a clean stop and a SIGKILL, also one that strikes while a producer streams; topic configs survive; and a consumer group that was
-mid-way through a topic when the server restarted resumes from its committed offsets."""
+survive both a clean stop and a SIGKILL, also one that strikes while a producer streams; topic
+configs survive; and a consumer group that was mid-way through a topic when the server
+restarted resumes from its committed offsets."""
 
 from __future__ import annotations
 
