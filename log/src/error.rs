@@ -40,7 +40,7 @@ pub enum LogError {
         records: u64,
     },
     /// An I/O operation failed.
-    #[error("{context}")]
+    #[error("{context}: {source}")]
     Io {
         /// What was being done, naming the file.
         context: String,

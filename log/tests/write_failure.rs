@@ -1,7 +1,7 @@
 //! A write round that fails: nothing is acknowledged, the batches stay queued in order, and the
 //! next flush writes them. The failure comes from the kernel: a file-size limit (RLIMIT_FSIZE)
-//! below the segment's preallocation makes fallocate and writes fail with EFBIG. The limit is
-//! per process, so this test has a binary of its own.
+//! below what the round writes makes fallocate and writes fail with EFBIG. The limit is per
+//! process, so this test has a binary of its own.
 
 mod common;
 
@@ -33,7 +33,7 @@ fn a_failed_round_acknowledges_nothing_and_the_next_flush_writes_its_batches_in_
     run(move || async move {
         let (log, _) = open(&path, LogConfig::default()).await;
         let log = Rc::new(log);
-        set_file_size_limit(64 << 10);
+        set_file_size_limit(1);
         let tasks: Vec<_> = (0..FLUSHERS)
             .map(|i| {
                 let log = log.clone();

@@ -82,7 +82,10 @@ pub(crate) struct WritePlan {
     /// Whether the round ends on a block boundary in front of a reused file's old bytes, and so
     /// writes one more block of zeros.
     zero_block_after: bool,
+    /// Where the file must grow to first, if it must: a whole preallocation step.
     preallocate_to: Option<u64>,
+    /// The block-aligned end of the round's writes: what the file must hold at least.
+    end: u64,
     data: Vec<Bytes>,
     data_bytes: u64,
 }
@@ -167,6 +170,7 @@ impl Appender {
             tail_block: self.tail_block.clone(),
             zero_block_after: real_end % self.alignment == 0 && real_end < self.stale_to,
             preallocate_to,
+            end,
             data,
             data_bytes,
         }
@@ -190,12 +194,29 @@ impl WritePlan {
         match self.preallocate_to {
             None => Box::pin(all_of(self.submit(), 0)),
             Some(to) => Box::pin(async move {
-                self.file
-                    .pre_allocate(to, false)
-                    .await
-                    .context(|| format!("preallocating {} bytes of {}", to, self.path.display()))?;
-                all_of(self.submit(), to).await
+                let file_bytes = self.grow_file(to).await?;
+                all_of(self.submit(), file_bytes).await
             }),
+        }
+    }
+
+    /// Grows the file to `to`, or, when the file system has no room for a whole step (a nearly
+    /// full disk), to just what this round writes, so that the disk fills to its last blocks
+    /// before appends fail. Returns the size the file was grown to.
+    async fn grow_file(&self, to: u64) -> Result<u64, LogError> {
+        let grow = |size: u64| async move {
+            self.file
+                .pre_allocate(size, false)
+                .await
+                .context(|| format!("preallocating {size} bytes of {}", self.path.display()))
+        };
+        match grow(to).await {
+            Ok(()) => Ok(to),
+            Err(e) if self.end < to => {
+                tracing::debug!(error = %e, needed = self.end, "preallocation step refused; growing only as needed");
+                grow(self.end).await.map(|()| self.end)
+            }
+            Err(e) => Err(e),
         }
     }
 
