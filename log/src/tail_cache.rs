@@ -96,9 +96,9 @@ impl TailCache {
         }
     }
 
-    /// Drops every batch before `start`.
+    /// Drops every batch that ends before `start` (the one holding `start` stays).
     pub fn drop_before(&mut self, start: Offset) {
-        while self.batches.front().is_some_and(|b| b.base < start) {
+        while self.batches.front().is_some_and(|b| b.last < start) {
             self.pop_front();
         }
     }

@@ -1,4 +1,5 @@
-//! The log end to end on real files: append, flush, read, reopen, roll, truncate, retention.
+//! The log end to end on real files: append, flush, read, reopen, roll, truncate, retention,
+//! deleting records.
 
 mod common;
 
@@ -179,6 +180,73 @@ fn retention_by_size_and_age_and_roll_by_age() {
         assert_eq!(log.segment_count(), 1);
         assert_eq!(log.start_offset(), log.next_offset());
         assert!(log.active_segment_base() > before);
+    });
+}
+
+#[test]
+fn deleted_records_stay_deleted_and_retention_removes_their_segments() {
+    let dir = tempdir();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let config = LogConfig {
+            segment_bytes: 4096,
+            ..LogConfig::default()
+        };
+        let (log, _) = open(&path, config.clone()).await;
+        append_n(&log, 30, 2, 400, 0);
+        log.flush().await.unwrap();
+        let segments = log.segment_count();
+        assert!(segments >= 4);
+        // Offset 25 lies inside a batch (2 records each) of a later segment.
+        assert_eq!(
+            log.delete_records_before(Some(Offset(25))).await.unwrap(),
+            Offset(25)
+        );
+        assert_eq!(log.start_offset(), Offset(25));
+        assert!(matches!(
+            log.read(Offset(24), 10).await,
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        let from_start = log.read(Offset(25), 10).await.unwrap();
+        assert_eq!(
+            base_of(&from_start[0]),
+            24,
+            "the batch holding the start is read whole"
+        );
+        assert_eq!(
+            log.delete_records_before(Some(Offset(10))).await.unwrap(),
+            Offset(25),
+            "the start never moves back"
+        );
+        assert!(matches!(
+            log.delete_records_before(Some(Offset(61))).await,
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        let out = log.enforce_retention().await.unwrap();
+        assert!(out.segments_deleted >= 1);
+        assert_eq!(
+            log.segment_count(),
+            segments - out.segments_deleted as usize
+        );
+        assert_eq!(
+            log.start_offset(),
+            Offset(25),
+            "retention keeps the start inside the segment"
+        );
+        log.close().await.unwrap();
+
+        let (log, _) = open(&path, config).await;
+        assert_eq!(
+            log.start_offset(),
+            Offset(25),
+            "deleted records stay deleted after a restart"
+        );
+        assert!(matches!(
+            log.read(Offset(24), 10).await,
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        assert_eq!(log.delete_records_before(None).await.unwrap(), Offset(60));
+        assert!(read_all(&log, Offset(60)).await.is_empty());
     });
 }
 

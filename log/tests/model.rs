@@ -1,5 +1,5 @@
-//! Random sequences of append, flush, read, roll, retention, truncate, timestamp lookups and
-//! reopen (clean or not) against a simple in-memory model of the log.
+//! Random sequences of append, flush, read, roll, retention, truncate, deleting records,
+//! timestamp lookups and reopen (clean or not) against a simple in-memory model of the log.
 
 mod common;
 
@@ -35,6 +35,9 @@ enum Op {
     Timestamp {
         ts: i64,
     },
+    DeleteRecords {
+        pick: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -48,6 +51,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<u64>().prop_map(|pick| Op::Truncate { pick }),
         1 => any::<bool>().prop_map(|clean| Op::Reopen { clean }),
         1 => (0i64..110).prop_map(|ts| Op::Timestamp { ts }),
+        1 => any::<u64>().prop_map(|pick| Op::DeleteRecords { pick }),
     ]
 }
 
@@ -157,8 +161,12 @@ async fn apply(
             log.set_config(config.clone());
             let start = log.start_offset().0;
             assert!(start >= model.start && start <= model.hw);
-            assert!(start == model.hw || model.batches.iter().any(|b| b.base == start));
-            model.batches.retain(|b| b.base >= start);
+            assert!(
+                start == model.start
+                    || start == model.hw
+                    || model.batches.iter().any(|b| b.base == start)
+            );
+            model.batches.retain(|b| b.last >= start);
             model.start = start;
         }
         Op::Truncate { pick } => {
@@ -177,7 +185,23 @@ async fn apply(
                     ..Model::default()
                 };
             } else {
-                model.cut_at(to);
+                // The batch holding `to` goes whole; if records were deleted up to within it,
+                // nothing remains and the log continues at its base offset.
+                let cut = model
+                    .batches
+                    .iter()
+                    .find(|b| b.last >= to)
+                    .map_or(model.next, |b| b.base);
+                if cut <= model.start && cut < model.hw {
+                    *model = Model {
+                        start: cut,
+                        hw: cut,
+                        next: cut,
+                        ..Model::default()
+                    };
+                } else {
+                    model.cut_at(to);
+                }
             }
         }
         Op::Reopen { clean } => {
@@ -191,12 +215,32 @@ async fn apply(
             let (reopened, _) = open(path, config.clone()).await;
             *log = reopened;
         }
+        Op::DeleteRecords { pick } => {
+            let before = (pick % 6 != 0).then(|| model.start + pick % (model.hw - model.start + 3));
+            match log.delete_records_before(before.map(Offset)).await {
+                Ok(start) => {
+                    let wanted = before.unwrap_or(model.hw);
+                    assert!(wanted <= model.hw, "deleting below {wanted} should fail");
+                    model.start = model.start.max(wanted);
+                    assert_eq!(start, Offset(model.start));
+                    let first = model.start;
+                    model.batches.retain(|b| b.last >= first);
+                }
+                Err(LogError::OffsetOutOfRange { .. }) => {
+                    assert!(
+                        before.is_some_and(|b| b > model.hw),
+                        "deleting below {before:?} failed"
+                    );
+                }
+                Err(e) => panic!("deleting below {before:?}: {e}"),
+            }
+        }
         Op::Timestamp { ts } => {
             let expected = model
                 .batches
                 .iter()
                 .find(|b| b.base < model.hw && b.ts >= ts)
-                .map(|b| (Offset(b.base), b.ts));
+                .map(|b| (Offset(b.base.max(model.start)), b.ts));
             assert_eq!(
                 log.offset_for_timestamp(ts).await.unwrap(),
                 expected,

@@ -157,6 +157,8 @@ impl Log {
 
     /// Removes every segment and starts an empty one at `base`.
     async fn reset_to(&self, base: Offset) -> Result<(), LogError> {
+        // A start offset records were deleted below no longer means anything here.
+        super::start_offset::forget(&self.dir).await?;
         let removed = {
             let mut st = self.state.borrow_mut();
             st.pending.clear();
@@ -181,8 +183,9 @@ impl Log {
     }
 
     /// Rolls the active segment if it is older than `segment_ms`, then deletes the oldest whole
-    /// segments while the log's segment bytes exceed `retention_bytes`, and those whose newest
-    /// record is older than `retention_ms`. Never deletes the active segment.
+    /// segments while the log's segment bytes exceed `retention_bytes`, those whose newest
+    /// record is older than `retention_ms`, and those wholly below a start offset that deleting
+    /// records set. Never deletes the active segment.
     ///
     /// Their files become spares for the next rolls to write over, as many as the log rolled
     /// since the last run (at least `SPARE_SEGMENTS_MAX`): a log that rolls faster than
@@ -275,11 +278,13 @@ impl Log {
                 let by_age = config.retention_ms.is_some_and(|ms| {
                     oldest.max_timestamp < now.saturating_sub(i64::try_from(ms).unwrap_or(i64::MAX))
                 });
-                if !(by_size || by_age) {
+                // Records deleted by hand (`delete_records_before`) to its end or beyond.
+                let deleted = oldest.next <= st.start_offset;
+                if !(by_size || by_age || deleted) {
                     break;
                 }
                 let victim = st.segments.remove(0);
-                let start = st.segments[0].base;
+                let start = st.segments[0].base.max(st.start_offset);
                 let (hw, next) = (st.high_watermark, st.next_offset);
                 st.set_watermarks(start, hw, next);
                 st.tail.drop_before(start);

@@ -15,6 +15,7 @@
 mod group_commit;
 mod maintenance;
 mod read;
+mod start_offset;
 mod write;
 
 use std::cell::{Cell, RefCell};
@@ -176,12 +177,14 @@ impl Log {
         prepare_thread_io(dir).await?;
         let recovered = recover(dir, &config, &*clock).await?;
         let opened_ms = clock.now_ms();
-        let start = recovered.segments[0].base;
         let next = recovered
             .segments
             .last()
             .expect("recovery yields a segment")
             .next;
+        // Records deleted below a later offset stay deleted (see `start_offset`).
+        let first = recovered.segments[0].base;
+        let start = start_offset::load(dir).map_or(first, |s| s.clamp(first, next));
         tracing::debug!(dir = %dir.display(), %start, %next, segments = recovered.segments.len(), "log opened");
         Ok(Log {
             dir: dir.to_path_buf(),

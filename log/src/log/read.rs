@@ -107,8 +107,8 @@ impl Log {
         Ok(out)
     }
 
-    /// The first offset whose record timestamp is at or after `ts_ms`, with that timestamp;
-    /// `None` if no written record is that recent.
+    /// The first offset at or after the start whose record timestamp is at or after `ts_ms`,
+    /// with that timestamp; `None` if no written record is that recent.
     ///
     /// # Errors
     /// [`LogError::Corrupt`] if a batch on the way no longer checks; [`LogError::Io`];
@@ -117,39 +117,30 @@ impl Log {
         &self,
         ts_ms: i64,
     ) -> Result<Option<(Offset, i64)>, LogError> {
-        let start = {
-            let st = self.state.borrow();
-            if st.closed {
-                return Err(self.closed_error());
-            }
-            let Some(segment) = st.segments.iter().find(|s| s.max_timestamp >= ts_ms) else {
-                return Ok(None);
-            };
-            let from = segment.base;
-            self.walk_start(&st, from, Some(ts_ms))
-        };
-        let mut cursor = BatchCursor::new(
-            start.file,
-            start.path.clone(),
-            start.position,
-            start.expected_base,
-            start.end,
-            READ_WINDOW_BYTES,
-        );
+        // The first segment that may hold such a record, then the next: records deleted below
+        // the start (see `start_offset`) may have been the only recent ones of a segment.
+        let mut walked: Option<Offset> = None;
         loop {
-            match cursor.next().await? {
-                Step::Batch(b) if b.max_timestamp >= ts_ms => {
-                    return Ok(Some(first_record_at_or_after(cursor.bytes(&b), &b, ts_ms)));
+            let (start, start_offset) = {
+                let st = self.state.borrow();
+                if st.closed {
+                    return Err(self.closed_error());
                 }
-                Step::Batch(_) => continue,
-                Step::End => return Ok(None),
-                Step::Damaged { position, reason } => {
-                    return Err(LogError::Corrupt {
-                        file: start.path,
-                        position,
-                        reason,
-                    })
-                }
+                let Some(segment) = st.segments.iter().find(|s| {
+                    walked.is_none_or(|w| s.base > w)
+                        && s.next > st.start_offset
+                        && s.max_timestamp >= ts_ms
+                }) else {
+                    return Ok(None);
+                };
+                walked = Some(segment.base);
+                (
+                    self.walk_start(&st, segment.base, Some(ts_ms)),
+                    st.start_offset,
+                )
+            };
+            if let Some(found) = walk_for_timestamp(start, ts_ms, start_offset).await? {
+                return Ok(Some(found));
             }
         }
     }
@@ -175,13 +166,56 @@ impl Log {
     }
 }
 
+/// Walks one segment from `start` for the first record at or after offset `from` whose
+/// timestamp is at or after `ts_ms`.
+async fn walk_for_timestamp(
+    start: WalkStart,
+    ts_ms: i64,
+    from: Offset,
+) -> Result<Option<(Offset, i64)>, LogError> {
+    let mut cursor = BatchCursor::new(
+        start.file,
+        start.path.clone(),
+        start.position,
+        start.expected_base,
+        start.end,
+        READ_WINDOW_BYTES,
+    );
+    loop {
+        match cursor.next().await? {
+            Step::Batch(b) if b.max_timestamp >= ts_ms && b.last >= from => {
+                let found = first_record_at_or_after(cursor.bytes(&b), &b, ts_ms, from);
+                if found.is_some() {
+                    return Ok(found);
+                }
+            }
+            Step::Batch(_) => continue,
+            Step::End => return Ok(None),
+            Step::Damaged { position, reason } => {
+                return Err(LogError::Corrupt {
+                    file: start.path,
+                    position,
+                    reason,
+                })
+            }
+        }
+    }
+}
+
 /// Attribute bit 3: timestamps are the broker's append time (all records carry max timestamp).
 const LOG_APPEND_TIME_BIT: i16 = 0x08;
 
-/// Within a batch whose max timestamp is at or after `ts`, the first record that is: exact for
-/// uncompressed create-time batches, the batch's base offset and max timestamp otherwise.
-fn first_record_at_or_after(bytes: &[u8], b: &FoundBatch, ts: i64) -> (Offset, i64) {
-    let fallback = (b.base, b.max_timestamp);
+/// Within a batch whose max timestamp is at or after `ts` and that ends at or after `from`, the
+/// first record at or after both: exact for uncompressed create-time batches, the batch's base
+/// offset (at least `from`) and max timestamp otherwise. `None` when the batch's records at or
+/// after `from` are all older than `ts`.
+fn first_record_at_or_after(
+    bytes: &[u8],
+    b: &FoundBatch,
+    ts: i64,
+    from: Offset,
+) -> Option<(Offset, i64)> {
+    let fallback = Some((b.base.max(from), b.max_timestamp));
     let Ok(header) = BatchHeader::parse(bytes) else {
         return fallback;
     };
@@ -192,14 +226,12 @@ fn first_record_at_or_after(bytes: &[u8], b: &FoundBatch, ts: i64) -> (Offset, i
     for record in Records::new(&bytes[crate::limits::BATCH_HEADER_BYTES..]) {
         let Ok(r) = record else { return fallback };
         let record_ts = base_ts.saturating_add(r.timestamp_delta);
-        if record_ts >= ts {
-            // The delta is the producer's: kept within the batch's own offsets.
-            let delta = u64::try_from(r.offset_delta).unwrap_or(0);
-            return (
-                Offset(b.base.0.saturating_add(delta)).min(b.last),
-                record_ts,
-            );
+        // The delta is the producer's: kept within the batch's own offsets.
+        let delta = u64::try_from(r.offset_delta).unwrap_or(0);
+        let offset = Offset(b.base.0.saturating_add(delta)).min(b.last);
+        if record_ts >= ts && offset >= from {
+            return Some((offset, record_ts));
         }
     }
-    fallback
+    None
 }
