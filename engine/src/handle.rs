@@ -123,6 +123,22 @@ impl EngineHandle {
         .await?
     }
 
+    /// As [`Shard::delete_records`].
+    ///
+    /// # Errors
+    /// As [`Shard::delete_records`].
+    pub async fn delete_records(
+        &self,
+        tp: &TopicPartition,
+        before: Option<Offset>,
+    ) -> Result<Offset> {
+        let tp = tp.clone();
+        self.run_on(self.route(&tp), move |s| async move {
+            s.delete_records(&tp, before).await
+        })
+        .await?
+    }
+
     /// As [`Shard::create_topic`].
     ///
     /// # Errors

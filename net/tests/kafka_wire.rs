@@ -447,6 +447,18 @@ fn request_for(key: ApiKey, version: i16, topic: &TopicName, step: i32) -> Optio
                 DeleteTopicsRequest::default().with_topic_names(vec![name])
             })
         }
+        // Deleting below the log start keeps every record the later steps read.
+        ApiKey::DeleteRecords => {
+            RequestKind::DeleteRecords(DeleteRecordsRequest::default().with_topics(vec![
+                delete_records_request::DeleteRecordsTopic::default()
+                    .with_name(topic.clone())
+                    .with_partitions(vec![
+                        delete_records_request::DeleteRecordsPartition::default()
+                            .with_partition_index(0)
+                            .with_offset(0),
+                    ]),
+            ]))
+        }
         ApiKey::InitProducerId => RequestKind::InitProducerId(InitProducerIdRequest::default()),
         ApiKey::DescribeConfigs => {
             RequestKind::DescribeConfigs(DescribeConfigsRequest::default().with_resources(vec![

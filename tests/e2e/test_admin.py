@@ -175,3 +175,33 @@ def test_kafka_python_admin_lifecycle(spindle, topic_name):
         wait_until(lambda: partition_count(spindle.bootstrap, topic_name) is None, f"{topic_name} gone")
     finally:
         admin.close()
+
+
+def test_delete_records_moves_the_log_start(spindle, topic_name):
+    """AdminClient.delete_records (DeleteRecords): the low watermark moves to the offset given,
+    consumers from the beginning start there, an offset past the end is refused, and -1 deletes
+    everything written."""
+    from confluent_kafka import OFFSET_END
+    from confluent_kafka import TopicPartition as CTP
+
+    clients.create_topic(spindle.bootstrap, topic_name)
+    prod = clients.producer(spindle.bootstrap)
+    clients.produce_sync(prod, topic_name, [{"value": f"r{i}".encode(), "partition": 0} for i in range(20)])
+    admin = clients.admin(spindle.bootstrap)
+
+    deleted = admin.delete_records([CTP(topic_name, 0, 8)])
+    assert [f.result(30).low_watermark for f in deleted.values()] == [8]
+    cons = clients.consumer(spindle.bootstrap, extra={"auto.offset.reset": "earliest"})
+    assert cons.get_watermark_offsets(CTP(topic_name, 0), timeout=10) == (8, 20)
+    cons.assign([CTP(topic_name, 0, 0)])  # below the start: reset to the earliest, 8
+    got = clients.consume(cons, 12)
+    assert [(m.offset(), m.value()) for m in got] == [(i, f"r{i}".encode()) for i in range(8, 20)]
+    cons.close()
+
+    past_end = admin.delete_records([CTP(topic_name, 0, 25)])
+    with pytest.raises(KafkaException) as refused:
+        list(past_end.values())[0].result(30)
+    assert refused.value.args[0].code() == KafkaError.OFFSET_OUT_OF_RANGE
+
+    everything = admin.delete_records([CTP(topic_name, 0, OFFSET_END)])
+    assert [f.result(30).low_watermark for f in everything.values()] == [20]

@@ -226,3 +226,18 @@ def test_sigterm_the_moment_ready_is_printed_is_clean(tmp_path):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(timeout=10)
+
+
+def test_deleted_records_stay_deleted_after_a_restart(fresh_spindle, topic_name):
+    clients.create_topic(fresh_spindle.bootstrap, topic_name)
+    values = [f"d{i}".encode() for i in range(30)]
+    assert produce_values(fresh_spindle.bootstrap, topic_name, values) == list(range(30))
+    admin = clients.admin(fresh_spindle.bootstrap)
+    deleted = admin.delete_records([CTP(topic_name, 0, 17)])
+    assert [f.result(30).low_watermark for f in deleted.values()] == [17]
+
+    assert fresh_spindle.restart(signal.SIGKILL) == -signal.SIGKILL
+
+    cons = clients.consumer(fresh_spindle.bootstrap)
+    assert cons.get_watermark_offsets(CTP(topic_name, 0), timeout=10) == (17, 30)
+    cons.close()

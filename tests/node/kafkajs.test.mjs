@@ -1,6 +1,6 @@
 // kafkajs against the real server: topic administration, produce/consume with keys and
-// headers, a consumer group that resumes from its commits, and reading data that was already
-// there before the consumer started. Run with `node --test tests/node/` (scripts/test does).
+// headers, a consumer group that resumes from its commits, reading data that was already
+// there before the consumer started, and deleting records. Run with `node --test tests/node/` (scripts/test does).
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -165,4 +165,27 @@ test('a new consumer fetches data that was already there', { timeout: TEST_TIMEO
 
   assert.deepEqual(got.map((m) => m.offset), Array.from({ length: 50 }, (_, i) => String(i)));
   assert.deepEqual(got.map((m) => m.value.toString()).slice(0, 3), ['b0-0', 'b0-1', 'b0-2']);
+});
+
+test('admin deletes the records below an offset', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const topic = topicName('node-delete-records');
+  await createTopic(topic, 1);
+  const producer = kafka.producer();
+  await producer.connect();
+  await producer.send({ topic, acks: -1, messages: Array.from({ length: 10 }, (_, i) => ({ value: `d${i}` })) });
+  await producer.disconnect();
+
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    // kafkajs looks the leader up in metadata it already has (against Kafka too).
+    await admin.fetchTopicMetadata({ topics: [topic] });
+    await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset: '6' }] });
+    const offsets = await admin.fetchTopicOffsets(topic);
+    assert.deepEqual(offsets.map((o) => [o.partition, o.low, o.high]), [[0, '6', '10']]);
+  } finally {
+    await admin.disconnect();
+  }
+  const got = await consume(kafka.consumer({ groupId: topicName('after-delete'), ...CONSUMER_OPTIONS }), topic, 4);
+  assert.deepEqual(got.map((m) => [m.offset, m.value.toString()]), [['6', 'd6'], ['7', 'd7'], ['8', 'd8'], ['9', 'd9']]);
 });

@@ -11,6 +11,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
@@ -159,6 +162,14 @@ fn seeds(batch: Bytes) -> Vec<Vec<u8>> {
         &mut out,
     );
     encodings(&DeleteTopicsRequest::default(), &mut out);
+    encodings(
+        &DeleteRecordsRequest::default().with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("fuzz")))
+            .with_partitions(vec![DeleteRecordsPartition::default()
+                .with_partition_index(0)
+                .with_offset(0)])]),
+        &mut out,
+    );
     encodings(&CreatePartitionsRequest::default(), &mut out);
     encodings(&DescribeConfigsRequest::default(), &mut out);
     encodings(&AlterConfigsRequest::default(), &mut out);

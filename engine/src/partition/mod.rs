@@ -276,6 +276,28 @@ impl Partition {
         })
     }
 
+    /// Deletes the records below `before` (the high watermark if `None`); the log start offset.
+    ///
+    /// # Errors
+    /// [`EngineError::OffsetOutOfRange`] when `before` is above the high watermark; I/O.
+    pub(crate) async fn delete_records(&self, before: Option<Offset>) -> Result<Offset> {
+        self.log
+            .delete_records_before(before)
+            .await
+            .map_err(|e| match e {
+                LogError::OffsetOutOfRange {
+                    requested,
+                    start,
+                    end,
+                } => EngineError::OffsetOutOfRange {
+                    requested,
+                    log_start: start,
+                    high_watermark: end,
+                },
+                other => other.into(),
+            })
+    }
+
     /// Resolves a ListOffsets query.
     ///
     /// # Errors

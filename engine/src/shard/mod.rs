@@ -141,6 +141,30 @@ impl Shard {
         .await?
     }
 
+    /// Deletes a partition's records below `before` (its high watermark if `None`), as Kafka's
+    /// DeleteRecords: the log start offset moves there, for good. Returns the new log start
+    /// offset (unchanged if it was already past `before`).
+    ///
+    /// # Errors
+    /// Unknown topic/partition; the internal offsets topic (refused as a write);
+    /// [`crate::EngineError::OffsetOutOfRange`] when `before` is above the high watermark; I/O.
+    pub async fn delete_records(
+        &self,
+        tp: &TopicPartition,
+        before: Option<Offset>,
+    ) -> Result<Offset> {
+        refuse_internal_write(tp)?;
+        let owner = self.owner_or_unknown(tp)?;
+        if owner == self.id() {
+            return self.local(tp)?.delete_records(before).await;
+        }
+        let tp = tp.clone();
+        self.run_on(owner, move |s| async move {
+            s.local(&tp)?.delete_records(before).await
+        })
+        .await?
+    }
+
     /// Creates a topic, places its partitions on shards and persists the metadata.
     ///
     /// # Errors
