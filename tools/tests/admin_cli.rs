@@ -163,6 +163,66 @@ fn topic_create_list_describe_alter_delete() {
 }
 
 #[test]
+fn delete_records_moves_the_start_of_the_chosen_partitions() {
+    let server = Server::start_with("admin", &[]);
+    let b = server.kafka.as_str();
+    spindle(b, &["topic", "create", "events", "--partitions", "2"]).ok();
+    produce(b, "events", 0, 10);
+    produce(b, "events", 1, 5);
+
+    let one = spindle(
+        b,
+        &[
+            "topic",
+            "delete-records",
+            "events",
+            "--before",
+            "4",
+            "--partition",
+            "0",
+            "--json",
+        ],
+    )
+    .json();
+    assert_eq!(
+        one,
+        serde_json::json!([{"topic": "events", "partition": 0, "start_offset": 4}])
+    );
+    let described = spindle(b, &["topic", "describe", "events", "--json"]).json();
+    assert_eq!(partition_field(&described, 0, "start_offset"), 4);
+    assert_eq!(partition_field(&described, 1, "start_offset"), 0);
+
+    let table = spindle(b, &["topic", "delete-records", "events", "--before", "end"]).ok();
+    assert_eq!(
+        table,
+        "PARTITION  START\n        0     10\n        1      5\n"
+    );
+
+    let past_end = spindle(b, &["topic", "delete-records", "events", "--before", "99"]);
+    assert_eq!(past_end.code, 1, "{past_end:?}");
+    assert!(past_end.stderr.contains("events-0"), "{}", past_end.stderr);
+    let no_partition = spindle(
+        b,
+        &[
+            "topic",
+            "delete-records",
+            "events",
+            "--before",
+            "1",
+            "--partition",
+            "7",
+        ],
+    );
+    assert_eq!(no_partition.code, 1);
+    assert_eq!(
+        no_partition.stderr,
+        "spindle: topic events has no partition 7\n"
+    );
+    let bad_offset = spindle(b, &["topic", "delete-records", "events", "--before", "-3"]);
+    assert_eq!(bad_offset.code, 2, "{bad_offset:?}");
+}
+
+#[test]
 fn errors_name_what_is_wrong_and_exit_non_zero() {
     let server = Server::start_with("admin", &[]);
     let b = server.kafka.as_str();

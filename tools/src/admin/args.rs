@@ -94,6 +94,18 @@ pub enum TopicCommand {
         #[arg(long, value_name = "KEY")]
         delete: Vec<String>,
     },
+    /// Delete the records below an offset (Kafka's DeleteRecords): the partitions' start
+    /// offset moves there for good.
+    DeleteRecords {
+        /// The topic's name.
+        name: String,
+        /// Delete every record below this offset; `end` deletes every record written.
+        #[arg(long, value_name = "OFFSET|end", value_parser = parse_before)]
+        before: i64,
+        /// Only this partition (repeatable); all of the topic's partitions when not given.
+        #[arg(short, long = "partition", value_name = "PARTITION", value_parser = clap::value_parser!(i32).range(0..))]
+        partitions: Vec<i32>,
+    },
     /// Delete topics and all their records.
     Delete {
         /// The topics' names.
@@ -182,6 +194,18 @@ pub enum ClusterCommand {
 }
 
 /// Parses `KEY=VALUE` (the value may itself contain `=`; the key may not be empty).
+/// An offset to delete below: a record offset, or `end` (DeleteRecords' -1, the high watermark).
+fn parse_before(text: &str) -> Result<i64, String> {
+    match text.trim() {
+        "end" => Ok(-1),
+        t => t
+            .parse::<u64>()
+            .ok()
+            .and_then(|o| i64::try_from(o).ok())
+            .ok_or_else(|| format!("expected an offset (0 or more) or `end`, got {text:?}")),
+    }
+}
+
 fn parse_key_value(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((key, value)) if !key.trim().is_empty() => {

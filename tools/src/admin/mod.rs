@@ -6,7 +6,7 @@
 //! - [`args`]: the command line (clap); wrong arguments fail there with exit status 2;
 //! - [`connection`]: one blocking connection, frames and API version negotiation;
 //! - [`client`]: routing to the bootstrap node, partition leaders and group coordinators;
-//! - [`topic`], [`group`], [`reset`], [`cluster`]: the commands;
+//! - [`topic`], [`records`], [`group`], [`reset`], [`cluster`]: the commands;
 //! - [`table`]: aligned human tables and the `--json` switch;
 //! - [`error`]: what can fail, worded for operators; [`limits`]: timeouts and sizes.
 //!
@@ -22,6 +22,7 @@ pub mod connection;
 pub mod error;
 pub mod group;
 pub mod limits;
+pub mod records;
 pub mod reset;
 pub mod table;
 pub mod topic;

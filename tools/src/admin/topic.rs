@@ -23,6 +23,7 @@ use crate::admin::args::TopicCommand;
 use crate::admin::client::{Client, PartitionLeader, EARLIEST, LATEST, UNKNOWN_TOPIC_OR_PARTITION};
 use crate::admin::error::AdminError;
 use crate::admin::limits;
+use crate::admin::records;
 use crate::admin::table::{Printer, Table};
 
 /// The config resource type of a topic in DescribeConfigs and IncrementalAlterConfigs.
@@ -62,6 +63,11 @@ pub fn run(client: &mut Client, cmd: TopicCommand, out: &mut Printer) -> Result<
             set,
             delete,
         } => alter(client, &name, partitions, &set, &delete, out),
+        TopicCommand::DeleteRecords {
+            name,
+            before,
+            partitions,
+        } => records::delete(client, &name, before, &partitions, out),
         TopicCommand::Delete { names, if_exists } => delete_topics(client, &names, if_exists, out),
     }
 }
