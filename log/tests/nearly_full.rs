@@ -10,19 +10,6 @@ use common::*;
 use spindle_log::testing::batch;
 use spindle_log::{LogConfig, Offset};
 
-fn set_file_size_limit(bytes: libc::rlim_t) {
-    let limit = libc::rlimit {
-        rlim_cur: bytes,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: plain libc calls with valid arguments; ignoring SIGXFSZ turns the signal a write
-    // past the limit raises into the EFBIG error.
-    unsafe {
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
-    }
-}
-
 #[test]
 fn a_round_is_written_where_a_whole_preallocation_step_does_not_fit() {
     let dir = tempdir();

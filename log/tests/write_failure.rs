@@ -13,19 +13,6 @@ use spindle_log::{LogConfig, LogError, Offset};
 
 const FLUSHERS: usize = 6;
 
-fn set_file_size_limit(bytes: libc::rlim_t) {
-    let limit = libc::rlimit {
-        rlim_cur: bytes,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: plain libc calls with valid arguments; ignoring SIGXFSZ turns the signal a write
-    // past the limit raises into the EFBIG error this test is about.
-    unsafe {
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
-    }
-}
-
 #[test]
 fn a_failed_round_acknowledges_nothing_and_the_next_flush_writes_its_batches_in_order() {
     let dir = tempdir();

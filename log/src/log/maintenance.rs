@@ -56,14 +56,7 @@ impl Log {
             let st = self.state.borrow();
             self.walk_start(&st, to, None)
         };
-        let mut cursor = BatchCursor::new(
-            start.file,
-            start.path.clone(),
-            start.position,
-            start.expected_base,
-            start.end,
-            READ_WINDOW_BYTES,
-        );
+        let mut cursor = start.cursor(READ_WINDOW_BYTES);
         let (position, cut) = loop {
             match cursor.next().await? {
                 Step::Batch(b) if b.last >= to => break (b.position, b.base),

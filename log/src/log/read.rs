@@ -30,6 +30,20 @@ pub(super) struct WalkStart {
     pub(super) end: u64,
 }
 
+impl WalkStart {
+    /// A cursor that walks from here, reading `window_bytes` at a time.
+    pub(super) fn cursor(&self, window_bytes: usize) -> BatchCursor {
+        BatchCursor::new(
+            self.file.clone(),
+            self.path.clone(),
+            self.position,
+            self.expected_base,
+            self.end,
+            window_bytes,
+        )
+    }
+}
+
 impl Log {
     /// Whole batches starting with the one holding `from`, below the high watermark, up to
     /// `max_bytes` but always at least one batch when any is available; empty when `from` is the
@@ -67,14 +81,7 @@ impl Log {
         let window = max_bytes
             .saturating_add(interval)
             .clamp(MIN_READ_WINDOW_BYTES, LONG_READ_WINDOW_BYTES);
-        let mut cursor = BatchCursor::new(
-            start.file,
-            start.path.clone(),
-            start.position,
-            start.expected_base,
-            start.end,
-            window,
-        );
+        let mut cursor = start.cursor(window);
         let mut out = Vec::new();
         let mut total = 0usize;
         loop {
@@ -173,14 +180,7 @@ async fn walk_for_timestamp(
     ts_ms: i64,
     from: Offset,
 ) -> Result<Option<(Offset, i64)>, LogError> {
-    let mut cursor = BatchCursor::new(
-        start.file,
-        start.path.clone(),
-        start.position,
-        start.expected_base,
-        start.end,
-        READ_WINDOW_BYTES,
-    );
+    let mut cursor = start.cursor(READ_WINDOW_BYTES);
     loop {
         match cursor.next().await? {
             Step::Batch(b) if b.max_timestamp >= ts_ms && b.last >= from => {

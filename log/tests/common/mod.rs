@@ -76,3 +76,19 @@ pub fn base_of(b: &[u8]) -> u64 {
         .unwrap()
         .base_offset() as u64
 }
+
+/// Limits the size of the files this process may write (RLIMIT_FSIZE) to `bytes`, so that
+/// fallocate and writes beyond it fail with EFBIG, as a full disk makes them fail with ENOSPC.
+/// The limit is per process: a test that sets it has a test binary of its own.
+pub fn set_file_size_limit(bytes: libc::rlim_t) {
+    let limit = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: plain libc calls with valid arguments; ignoring SIGXFSZ turns the signal a write
+    // past the limit raises into the EFBIG error.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+    }
+}
