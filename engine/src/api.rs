@@ -64,6 +64,8 @@ pub enum OffsetSpec {
     Latest,
     /// The first offset whose timestamp is at least this many ms since the epoch.
     Timestamp(i64),
+    /// The first offset with the largest timestamp of the partition (KIP-734).
+    MaxTimestamp,
 }
 
 /// One header of a plain record.

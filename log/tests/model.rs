@@ -1,5 +1,6 @@
 //! Random sequences of append, flush, read, roll, retention, truncate, deleting records,
-//! timestamp lookups and reopen (clean or not) against a simple in-memory model of the log.
+//! timestamp lookups (also of the largest timestamp) and reopen (clean or not) against a simple
+//! in-memory model of the log.
 
 mod common;
 
@@ -38,6 +39,7 @@ enum Op {
     DeleteRecords {
         pick: u64,
     },
+    MaxTimestamp,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -52,6 +54,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<bool>().prop_map(|clean| Op::Reopen { clean }),
         1 => (0i64..110).prop_map(|ts| Op::Timestamp { ts }),
         1 => any::<u64>().prop_map(|pick| Op::DeleteRecords { pick }),
+        1 => Just(Op::MaxTimestamp),
     ]
 }
 
@@ -234,6 +237,20 @@ async fn apply(
                 }
                 Err(e) => panic!("deleting below {before:?}: {e}"),
             }
+        }
+        Op::MaxTimestamp => {
+            let readable = || {
+                model
+                    .batches
+                    .iter()
+                    .filter(|b| b.base < model.hw && b.last >= model.start)
+            };
+            let expected = readable().map(|b| b.ts).max().and_then(|max| {
+                readable()
+                    .find(|b| b.ts == max)
+                    .map(|b| (Offset(b.base.max(model.start)), max))
+            });
+            assert_eq!(log.offset_of_max_timestamp().await.unwrap(), expected);
         }
         Op::Timestamp { ts } => {
             let expected = model

@@ -1,5 +1,5 @@
 """ListOffsets: earliest, latest (the offset after the last record, not after the last batch's
-base offset) and by timestamp (the first offset whose timestamp is at or after the one asked),
+base offset), the largest timestamp and by timestamp (the first offset whose timestamp is at or after the one asked),
 through confluent-kafka's consumer (get_watermark_offsets, offsets_for_times) and AdminClient
 (list_offsets), kafka-python and kcat."""
 
@@ -64,6 +64,22 @@ def test_admin_list_offsets(spindle, topic_name):
     assert offset(OffsetSpec.earliest()) == 0
     assert offset(OffsetSpec.latest()) == COUNT
     assert offset(OffsetSpec.for_timestamp(T0 + 5 * STEP_MS)) == 5
+
+
+def test_admin_list_offsets_max_timestamp(spindle, topic_name):
+    """OffsetSpec.max_timestamp (ListOffsets -3, KIP-734): the first record with the largest
+    timestamp, which need not be the last one; a later batch of older records does not move it."""
+    clients.create_topic(spindle.bootstrap, topic_name)
+    deltas = [0, 50, 20, 50, 10]
+    first = [wire.Record(value=b"m", timestamp_delta=d) for d in deltas]
+    later = [wire.Record(value=b"o", timestamp_delta=d) for d in (0, 5)]
+    with wire.Connection(spindle.bootstrap) as conn:
+        assert conn.produce(topic_name, {0: wire.record_batch(first, base_timestamp=T0)}) == {0: (wire.NONE, 0)}
+        assert conn.produce(topic_name, {0: wire.record_batch(later, base_timestamp=T0)}) == {0: (wire.NONE, 5)}
+    admin = clients.admin(spindle.bootstrap)
+    tp = CTP(topic_name, 0)
+    found = admin.list_offsets({tp: OffsetSpec.max_timestamp()}, request_timeout=10)[tp].result(timeout=10)
+    assert (found.offset, found.timestamp) == (1, T0 + 50)
 
 
 def test_kafka_python_offsets(spindle, topic_name):

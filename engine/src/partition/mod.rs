@@ -307,6 +307,7 @@ impl Partition {
             OffsetSpec::Earliest => Some((self.log.start_offset(), -1)),
             OffsetSpec::Latest => Some((self.log.high_watermark(), -1)),
             OffsetSpec::Timestamp(ts) => self.log.offset_for_timestamp(ts).await?,
+            OffsetSpec::MaxTimestamp => self.log.offset_of_max_timestamp().await?,
         })
     }
 

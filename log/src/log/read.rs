@@ -16,7 +16,7 @@ use crate::batch::{BatchHeader, Records};
 use crate::error::LogError;
 use crate::limits::{LONG_READ_WINDOW_BYTES, READ_WINDOW_BYTES};
 use crate::offset::Offset;
-use crate::segment::{BatchCursor, FoundBatch, Step};
+use crate::segment::{BatchCursor, FoundBatch, Step, NO_TIMESTAMP};
 
 /// Smallest window a fetch reads from disk at once.
 const MIN_READ_WINDOW_BYTES: usize = 16 << 10;
@@ -152,6 +152,45 @@ impl Log {
         }
     }
 
+    /// The first record at or after the start that has the log's largest timestamp, with that
+    /// timestamp (Kafka's ListOffsets -3, KIP-734); `None` when no record is readable.
+    ///
+    /// # Errors
+    /// [`LogError::Corrupt`] if a batch on the way no longer checks; [`LogError::Io`];
+    /// [`LogError::Closed`].
+    pub async fn offset_of_max_timestamp(&self) -> Result<Option<(Offset, i64)>, LogError> {
+        let (partial, whole_max, start_offset) = {
+            let st = self.state.borrow();
+            if st.closed {
+                return Err(self.closed_error());
+            }
+            let mut live = st
+                .segments
+                .iter()
+                .filter(|s| s.next > st.start_offset && s.base < st.high_watermark)
+                .peekable();
+            // A segment that records were deleted from up to its middle knows the largest
+            // timestamp of all its records, deleted ones included: walk what remains of it.
+            let partial = live
+                .next_if(|s| s.base < st.start_offset)
+                .map(|_| self.walk_start(&st, st.start_offset, None));
+            let whole_max = live
+                .map(|s| s.max_timestamp)
+                .filter(|&ts| ts != NO_TIMESTAMP)
+                .max();
+            (partial, whole_max, st.start_offset)
+        };
+        let partial_max = match partial {
+            Some(start) => max_timestamp_from(start, start_offset).await?,
+            None => None,
+        };
+        let Some(max) = partial_max.max(whole_max) else {
+            return Ok(None);
+        };
+        // The first record at or after the start whose timestamp reaches the largest one.
+        self.offset_for_timestamp(max).await
+    }
+
     /// Where to start walking the segment holding `from` (or, with `ts`, the segment's first
     /// batch that may hold a record at or after `ts`).
     pub(super) fn walk_start(&self, st: &super::State, from: Offset, ts: Option<i64>) -> WalkStart {
@@ -169,6 +208,31 @@ impl Log {
             position,
             expected_base: segment.base.plus(u64::from(relative)),
             end: segment.size,
+        }
+    }
+}
+
+/// The largest timestamp of the batches from `start` to the end of its segment that end at or
+/// after offset `from`.
+async fn max_timestamp_from(start: WalkStart, from: Offset) -> Result<Option<i64>, LogError> {
+    let mut cursor = start.cursor(LONG_READ_WINDOW_BYTES);
+    let mut max = None;
+    loop {
+        match cursor.next().await? {
+            Step::Batch(b) if b.base >= from => max = max.max(Some(b.max_timestamp)),
+            // The batch holding `from`: only its records from there on count.
+            Step::Batch(b) if b.last >= from => {
+                max = max.max(Some(max_record_timestamp_from(cursor.bytes(&b), &b, from)));
+            }
+            Step::Batch(_) => continue,
+            Step::End => return Ok(max),
+            Step::Damaged { position, reason } => {
+                return Err(LogError::Corrupt {
+                    file: start.path,
+                    position,
+                    reason,
+                })
+            }
         }
     }
 }
@@ -200,6 +264,29 @@ async fn walk_for_timestamp(
             }
         }
     }
+}
+
+/// The largest timestamp of a batch's records at or after `from`: exact for uncompressed
+/// create-time batches, the batch's max timestamp otherwise.
+fn max_record_timestamp_from(bytes: &[u8], b: &FoundBatch, from: Offset) -> i64 {
+    let Ok(header) = BatchHeader::parse(bytes) else {
+        return b.max_timestamp;
+    };
+    if header.compression() != 0 || header.attributes() & LOG_APPEND_TIME_BIT != 0 {
+        return b.max_timestamp;
+    }
+    let base_ts = header.base_timestamp();
+    let mut max = NO_TIMESTAMP;
+    for record in Records::new(&bytes[crate::limits::BATCH_HEADER_BYTES..]) {
+        let Ok(r) = record else {
+            return b.max_timestamp;
+        };
+        let delta = u64::try_from(r.offset_delta).unwrap_or(0);
+        if Offset(b.base.0.saturating_add(delta)) >= from {
+            max = max.max(base_ts.saturating_add(r.timestamp_delta));
+        }
+    }
+    max
 }
 
 /// Attribute bit 3: timestamps are the broker's append time (all records carry max timestamp).

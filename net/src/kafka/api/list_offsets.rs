@@ -1,5 +1,5 @@
-//! ListOffsets: earliest (-2), latest (-1) or the first offset at or after a timestamp, for each
-//! partition asked, [`LIST_OFFSETS_LOOKUPS_AT_ONCE`] partitions at once, answered in request
+//! ListOffsets: earliest (-2), latest (-1), the first offset with the largest timestamp (-3), or
+//! the first offset at or after a timestamp, for each partition asked, [`LIST_OFFSETS_LOOKUPS_AT_ONCE`] partitions at once, answered in request
 //! order. A lookup by timestamp reads a window of a segment file, and one request may name
 //! millions of partitions (the same one again and again, too), so the lookups are not all
 //! started together.
@@ -20,7 +20,7 @@ use crate::limits::LIST_OFFSETS_LOOKUPS_AT_ONCE;
 /// Kafka's special timestamps.
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
-/// The offset of the record with the largest timestamp (KIP-734): not kept by Spindle.
+/// The offset of the record with the largest timestamp (KIP-734).
 const MAX_TIMESTAMP: i64 = -3;
 /// The earliest offset still on local storage (KIP-405): all storage is local here.
 const EARLIEST_LOCAL: i64 = -4;
@@ -92,7 +92,7 @@ async fn lookup(
         LATEST => OffsetSpec::Latest,
         EARLIEST | EARLIEST_LOCAL => OffsetSpec::Earliest,
         LATEST_TIERED => return Ok((-1, -1)),
-        MAX_TIMESTAMP => return Err(ResponseError::UnsupportedVersion.code()),
+        MAX_TIMESTAMP => OffsetSpec::MaxTimestamp,
         ts if ts >= 0 => OffsetSpec::Timestamp(ts),
         _ => return Err(ResponseError::InvalidRequest.code()),
     };
