@@ -447,6 +447,13 @@ fn request_for(key: ApiKey, version: i16, topic: &TopicName, step: i32) -> Optio
                 DeleteTopicsRequest::default().with_topic_names(vec![name])
             })
         }
+        ApiKey::DescribeLogDirs => {
+            RequestKind::DescribeLogDirs(DescribeLogDirsRequest::default().with_topics(Some(vec![
+                describe_log_dirs_request::DescribableLogDirTopic::default()
+                    .with_topic(topic.clone())
+                    .with_partitions(vec![0]),
+            ])))
+        }
         // Deleting below the log start keeps every record the later steps read.
         ApiKey::DeleteRecords => {
             RequestKind::DeleteRecords(DeleteRecordsRequest::default().with_topics(vec![

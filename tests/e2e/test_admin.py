@@ -205,3 +205,30 @@ def test_delete_records_moves_the_log_start(spindle, topic_name):
 
     everything = admin.delete_records([CTP(topic_name, 0, OFFSET_END)])
     assert [f.result(30).low_watermark for f in everything.values()] == [20]
+
+
+def test_kafka_python_describe_log_dirs_shows_partition_sizes(spindle, topic_name):
+    """DescribeLogDirs (kafka-log-dirs.sh, the topic sizes of Kafka UIs): the data directory,
+    each asked partition's size on disk, and the file system's total and usable bytes."""
+    clients.create_topic(spindle.bootstrap, topic_name, partitions=2)
+    prod = clients.producer(spindle.bootstrap)
+    clients.produce_sync(prod, topic_name, [{"value": b"x" * 1000, "partition": 0} for _ in range(50)])
+    admin = KafkaAdminClient(bootstrap_servers=spindle.bootstrap, request_timeout_ms=10_000)
+    try:
+        [broker] = admin.describe_log_dirs()
+        [log_dir] = broker["log_dirs"]
+        assert log_dir["error_code"] == 0
+        assert log_dir["total_bytes"] > 0 and 0 <= log_dir["usable_bytes"] <= log_dir["total_bytes"]
+        sizes = {
+            p["partition_index"]: p["partition_size"]
+            for t in log_dir["topics"]
+            if t["name"] == topic_name
+            for p in t["partitions"]
+        }
+        assert sizes.keys() == {0, 1}
+        assert sizes[0] >= 50 * 1000 > sizes[1], sizes
+        [only] = admin.describe_log_dirs(topic_partitions={topic_name: [1]})
+        [asked] = only["log_dirs"][0]["topics"]
+        assert (asked["name"], [p["partition_index"] for p in asked["partitions"]]) == (topic_name, [1])
+    finally:
+        admin.close()

@@ -162,6 +162,7 @@ fn seeds(batch: Bytes) -> Vec<Vec<u8>> {
         &mut out,
     );
     encodings(&DeleteTopicsRequest::default(), &mut out);
+    encodings(&DescribeLogDirsRequest::default(), &mut out);
     encodings(
         &DeleteRecordsRequest::default().with_topics(vec![DeleteRecordsTopic::default()
             .with_name(TopicName(StrBytes::from_static_str("fuzz")))

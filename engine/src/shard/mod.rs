@@ -218,6 +218,11 @@ impl Shard {
         .await?
     }
 
+    /// The node's data directory, which holds every partition's log.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.state().config.data_dir.clone()
+    }
+
     /// Every topic, from this shard's read-only copy of the metadata.
     pub fn topics(&self) -> Vec<TopicInfo> {
         self.inner.metadata.borrow().topic_infos()

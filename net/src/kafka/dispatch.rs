@@ -186,6 +186,9 @@ pub(crate) async fn answer(ctx: &RequestContext, body: RequestKind) -> Answer {
         RequestKind::CreateTopics(req) => {
             ResponseKind::CreateTopics(api::create_topics::handle(ctx, req).await)
         }
+        RequestKind::DescribeLogDirs(req) => {
+            ResponseKind::DescribeLogDirs(api::describe_log_dirs::handle(ctx, req).await)
+        }
         RequestKind::DeleteRecords(req) => {
             ResponseKind::DeleteRecords(api::delete_records::handle(ctx, req).await)
         }

@@ -53,6 +53,9 @@ pub(crate) fn is_failure(response: &ResponseKind) -> bool {
         ResponseKind::InitProducerId(r) => r.error_code != 0,
         ResponseKind::CreateTopics(r) => r.topics.iter().any(|t| t.error_code != 0),
         ResponseKind::DeleteTopics(r) => r.responses.iter().any(|t| t.error_code != 0),
+        ResponseKind::DescribeLogDirs(r) => {
+            r.error_code != 0 || r.results.iter().any(|d| d.error_code != 0)
+        }
         ResponseKind::DeleteRecords(r) => r
             .topics
             .iter()
