@@ -82,7 +82,7 @@ fn file_system_bytes(dir: &Path) -> Option<(i64, i64)> {
         }
         stats
     };
-    let block = u64::from(stats.f_frsize);
+    let block = stats.f_frsize;
     let bytes = |blocks: u64| i64::try_from(blocks.saturating_mul(block)).unwrap_or(i64::MAX);
     Some((bytes(stats.f_blocks), bytes(stats.f_bavail)))
 }
