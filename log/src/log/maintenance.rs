@@ -58,17 +58,10 @@ impl Log {
         };
         let mut cursor = start.cursor(READ_WINDOW_BYTES);
         let (position, cut) = loop {
-            match cursor.next().await? {
-                Step::Batch(b) if b.last >= to => break (b.position, b.base),
-                Step::Batch(_) => continue,
-                Step::End => break (cursor.position(), cursor.expected_base()),
-                Step::Damaged { position, reason } => {
-                    return Err(LogError::Corrupt {
-                        file: start.path,
-                        position,
-                        reason,
-                    })
-                }
+            match cursor.next_checked().await? {
+                Some(b) if b.last >= to => break (b.position, b.base),
+                Some(_) => continue,
+                None => break (cursor.position(), cursor.expected_base()),
             }
         };
         if cut <= self.state.borrow().start_offset {

@@ -217,24 +217,15 @@ impl Log {
 async fn max_timestamp_from(start: WalkStart, from: Offset) -> Result<Option<i64>, LogError> {
     let mut cursor = start.cursor(LONG_READ_WINDOW_BYTES);
     let mut max = None;
-    loop {
-        match cursor.next().await? {
-            Step::Batch(b) if b.base >= from => max = max.max(Some(b.max_timestamp)),
+    while let Some(b) = cursor.next_checked().await? {
+        if b.base >= from {
+            max = max.max(Some(b.max_timestamp));
+        } else if b.last >= from {
             // The batch holding `from`: only its records from there on count.
-            Step::Batch(b) if b.last >= from => {
-                max = max.max(Some(max_record_timestamp_from(cursor.bytes(&b), &b, from)));
-            }
-            Step::Batch(_) => continue,
-            Step::End => return Ok(max),
-            Step::Damaged { position, reason } => {
-                return Err(LogError::Corrupt {
-                    file: start.path,
-                    position,
-                    reason,
-                })
-            }
+            max = max.max(Some(max_record_timestamp_from(cursor.bytes(&b), &b, from)));
         }
     }
+    Ok(max)
 }
 
 /// Walks one segment from `start` for the first record at or after offset `from` whose
@@ -245,25 +236,15 @@ async fn walk_for_timestamp(
     from: Offset,
 ) -> Result<Option<(Offset, i64)>, LogError> {
     let mut cursor = start.cursor(READ_WINDOW_BYTES);
-    loop {
-        match cursor.next().await? {
-            Step::Batch(b) if b.max_timestamp >= ts_ms && b.last >= from => {
-                let found = first_record_at_or_after(cursor.bytes(&b), &b, ts_ms, from);
-                if found.is_some() {
-                    return Ok(found);
-                }
-            }
-            Step::Batch(_) => continue,
-            Step::End => return Ok(None),
-            Step::Damaged { position, reason } => {
-                return Err(LogError::Corrupt {
-                    file: start.path,
-                    position,
-                    reason,
-                })
+    while let Some(b) = cursor.next_checked().await? {
+        if b.max_timestamp >= ts_ms && b.last >= from {
+            let found = first_record_at_or_after(cursor.bytes(&b), &b, ts_ms, from);
+            if found.is_some() {
+                return Ok(found);
             }
         }
     }
+    Ok(None)
 }
 
 /// The largest timestamp of a batch's records at or after `from`: exact for uncompressed

@@ -163,6 +163,24 @@ impl BatchCursor {
         Ok(Step::Batch(found))
     }
 
+    /// The next good batch, `None` at the end of the range; here damage is an error
+    /// ([`LogError::Corrupt`] naming the file and position), for walks over what recovery has
+    /// already checked.
+    ///
+    /// # Errors
+    /// [`LogError::Corrupt`]; [`LogError::Io`] if a read fails.
+    pub async fn next_checked(&mut self) -> Result<Option<FoundBatch>, LogError> {
+        match self.next().await? {
+            Step::Batch(b) => Ok(Some(b)),
+            Step::End => Ok(None),
+            Step::Damaged { position, reason } => Err(LogError::Corrupt {
+                file: self.path.clone(),
+                position,
+                reason,
+            }),
+        }
+    }
+
     /// Whether the bytes at the cursor look never written (all zero), as after preallocation or
     /// the padding of the last aligned block, rather than damaged.
     pub async fn looks_unwritten(&mut self) -> Result<bool, LogError> {
