@@ -393,3 +393,92 @@ fn second_node(data_dir: &std::path::Path, kafka_listen: &str) -> std::process::
         .output()
         .unwrap()
 }
+
+/// A child process killed (SIGKILL) when dropped, also when the test fails.
+struct KilledOnDrop(Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _killed = self.0.kill();
+            let _reaped = self.0.wait();
+        }
+    }
+}
+
+/// Runs `spindle serve` (one shard, info logs to `log`) on `data_dir` and `kafka_listen`, and
+/// waits for its ready line.
+fn logged_node(
+    data_dir: &std::path::Path,
+    kafka_listen: &str,
+    log: &std::path::Path,
+) -> KilledOnDrop {
+    let mut child = spindle()
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args([
+            "--kafka-listen",
+            kafka_listen,
+            "--grpc-enabled",
+            "false",
+            "--shards",
+            "1",
+        ])
+        .args([
+            "--admin-listen",
+            &format!("127.0.0.1:{}", spindle_server::free_port()),
+        ])
+        .env("SPINDLE_LOG_LEVEL", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let node = KilledOnDrop(child);
+    let mut ready = String::new();
+    BufReader::new(stdout).read_line(&mut ready).unwrap();
+    assert!(ready.starts_with("spindle ready"), "{ready:?}");
+    node
+}
+
+#[test]
+fn recovery_of_a_large_segment_reports_its_progress() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let kafka = format!("127.0.0.1:{}", spindle_server::free_port());
+    let (first_log, second_log) = (dir.path().join("first.log"), dir.path().join("second.log"));
+    let data = dir.path().join("data");
+    let node = logged_node(&data, &kafka, &first_log);
+    // About 300 MiB in one partition: its active segment passes one progress step (256 MiB).
+    spindle_server::bench_json(
+        Command::new(env!("CARGO_BIN_EXE_spindle-bench"))
+            .args(["kafka", "--bootstrap", &kafka, "--topic", "big", "--json"])
+            .args([
+                "--count",
+                "300000",
+                "--acks",
+                "1",
+                "--producers",
+                "2",
+                "--in-flight",
+                "8",
+            ]),
+    );
+    // A crash: the active segment is recovered by a scan on the next start.
+    drop(node);
+
+    let mut node = logged_node(&data, &kafka, &second_log);
+    let log = std::fs::read_to_string(&second_log).unwrap();
+    let progress = log
+        .lines()
+        .find(|l| l.contains("recovering: scanning a segment"))
+        .unwrap_or_else(|| panic!("no progress line in the restart's log:\n{log}"));
+    assert!(progress.contains("scanned_mib=256"), "{progress}");
+    assert!(progress.contains("00000000000000000000.log"), "{progress}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("segment scanned") && l.contains("elapsed_ms=")),
+        "{log}"
+    );
+    spindle_server::stop(&mut node.0, STOP_TIMEOUT);
+}
