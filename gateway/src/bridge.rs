@@ -30,6 +30,7 @@ use crate::config::{GatewayConfig, TlsConfig};
 use crate::error::GatewayError;
 use crate::limits::{GRPC_MESSAGE_BYTES_MAX, SHUTDOWN_GRACE};
 use crate::partitioner::Partitioner;
+use crate::produce_memory::ProduceMemory;
 use crate::proto::admin_server::AdminServer;
 use crate::proto::consumer_server::ConsumerServer;
 use crate::proto::producer_server::ProducerServer;
@@ -157,21 +158,27 @@ fn add_spindle_services(
     let auth = move |request| authenticator.intercept(request);
     // The generated servers share no trait for their size limits, so one macro wraps each the
     // same way: limits, then the interceptor, then the call counter.
-    macro_rules! wrapped {
+    macro_rules! intercepted {
         ($server:ident, $service:ident) => {
-            Counted::new(
-                InterceptedService::new(
-                    $server::new($service::new(Arc::clone(ctx)))
-                        .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
-                        .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
-                    auth.clone(),
-                ),
-                Arc::clone(metrics),
+            InterceptedService::new(
+                $server::new($service::new(Arc::clone(ctx)))
+                    .max_decoding_message_size(GRPC_MESSAGE_BYTES_MAX)
+                    .max_encoding_message_size(GRPC_MESSAGE_BYTES_MAX),
+                auth.clone(),
             )
         };
     }
+    macro_rules! wrapped {
+        ($server:ident, $service:ident) => {
+            Counted::new(intercepted!($server, $service), Arc::clone(metrics))
+        };
+    }
     router
-        .add_service(wrapped!(ProducerServer, ProducerService))
+        // Unary Produce calls wait for their bytes of a gateway-wide budget before they are read.
+        .add_service(Counted::new(
+            ProduceMemory::new(intercepted!(ProducerServer, ProducerService)),
+            Arc::clone(metrics),
+        ))
         .add_service(wrapped!(ConsumerServer, ConsumerService))
         .add_service(wrapped!(AdminServer, AdminService))
 }

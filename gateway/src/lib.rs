@@ -37,6 +37,7 @@ mod gauges;
 mod group_member;
 pub mod limits;
 mod partitioner;
+mod produce_memory;
 pub mod proto;
 mod quota;
 mod service;

@@ -69,6 +69,14 @@ pub const RECORDS_PER_BATCH_MAX: usize =
 /// Largest gRPC message accepted or sent (tonic's default is 4 MiB).
 pub const GRPC_MESSAGE_BYTES_MAX: usize = 64 << 20;
 
+/// Bytes of unary `Produce` calls received and handled at once, gateway-wide (see
+/// `produce_memory`): four calls of the largest message, or many of ordinary size.
+pub const PRODUCE_BYTES_IN_FLIGHT_MAX: usize = 4 * GRPC_MESSAGE_BYTES_MAX;
+const _: () = assert!(
+    PRODUCE_BYTES_IN_FLIGHT_MAX >= GRPC_MESSAGE_BYTES_MAX + 1024,
+    "a call of the largest message fits in the budget"
+);
+
 /// How long a topic's partition count is trusted before asking the engine again.
 pub const TOPIC_CACHE_TTL: Duration = Duration::from_secs(1);
 
