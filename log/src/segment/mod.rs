@@ -30,7 +30,6 @@ use crate::offset::Offset;
 /// The max timestamp of a segment without batches.
 pub(crate) const NO_TIMESTAMP: i64 = i64::MIN;
 
-/// Path of the log file of the segment at `base` in `dir`.
 /// Whether a batch whose last offset is `last` may lie in the segment based at `base`: its
 /// offsets stay within [`SEGMENT_OFFSET_SPAN_MAX`] of the base, so every index entry's relative
 /// offset fits 32 bits. Rolls keep to it, and recovery ends a segment before a batch that does
@@ -40,6 +39,7 @@ pub(crate) fn within_offset_span(base: Offset, last: Offset) -> bool {
     last.0.saturating_sub(base.0) <= SEGMENT_OFFSET_SPAN_MAX
 }
 
+/// Path of the log file of the segment at `base` in `dir`.
 pub(crate) fn log_path(dir: &Path, base: Offset) -> PathBuf {
     dir.join(format!("{:020}.log", base.0))
 }
