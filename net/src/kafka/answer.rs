@@ -62,17 +62,27 @@ pub(crate) struct AnswerBuf {
 }
 
 impl AnswerBuf {
-    /// A buffer for an answer whose encoding copies about `copied_bytes`, keeping the buffers
-    /// of `records` by reference wherever they are large enough ([`AnswerBuf::is_stored`]).
-    pub(crate) fn new<'a>(copied_bytes: usize, records: impl Iterator<Item = &'a Bytes>) -> Self {
-        let mut piece = BytesMut::with_capacity(copied_bytes + 4);
+    /// A buffer for an answer that carries `records`, kept by reference wherever they are large
+    /// enough ([`AnswerBuf::is_stored`]) and copied otherwise, and about `other_bytes` of
+    /// everything else (headers, topic and partition fields).
+    pub(crate) fn new<'a>(other_bytes: usize, records: impl Iterator<Item = &'a Bytes>) -> Self {
+        let mut stored = Vec::new();
+        let mut copied_bytes = 0;
+        for r in records {
+            if Self::is_stored(r) {
+                stored.push(r.clone());
+            } else {
+                copied_bytes += r.len();
+            }
+        }
+        let mut piece = BytesMut::with_capacity(other_bytes + copied_bytes + 4);
         piece.put_i32(0);
         AnswerBuf {
             first: None,
             pieces: Vec::new(),
             piece,
             finished_bytes: 0,
-            stored: records.filter(|r| Self::is_stored(r)).cloned().collect(),
+            stored,
             next_stored: 0,
         }
     }
@@ -84,7 +94,7 @@ impl AnswerBuf {
     }
 
     /// Whether a records buffer this large becomes a piece of its own.
-    pub(crate) fn is_stored(records: &Bytes) -> bool {
+    fn is_stored(records: &Bytes) -> bool {
         records.len() >= STORED_PIECE_MIN_BYTES
     }
 

@@ -269,13 +269,7 @@ pub(crate) fn encode(
     correlation_id: i32,
     response: &ResponseKind,
 ) -> Result<EncodedAnswer, RequestError> {
-    let records = fetched_records(response);
-    let copied: usize = records
-        .clone()
-        .filter(|r| !AnswerBuf::is_stored(r))
-        .map(Bytes::len)
-        .sum();
-    let mut buf = AnswerBuf::new(copied + ANSWER_OVERHEAD_BYTES, records);
+    let mut buf = AnswerBuf::new(ANSWER_OVERHEAD_BYTES, fetched_records(response));
     ResponseHeader::default()
         .with_correlation_id(correlation_id)
         .encode(&mut buf, api_key.response_header_version(version))
@@ -294,7 +288,7 @@ pub(crate) fn encode(
 const ANSWER_OVERHEAD_BYTES: usize = 1024;
 
 /// The records a Fetch answer carries, in the order they are encoded (none for other APIs).
-fn fetched_records(response: &ResponseKind) -> impl Iterator<Item = &Bytes> + Clone {
+fn fetched_records(response: &ResponseKind) -> impl Iterator<Item = &Bytes> {
     let topics = match response {
         ResponseKind::Fetch(fetch) => &fetch.responses[..],
         _ => &[],
