@@ -42,16 +42,21 @@ pub(crate) async fn handle(
         let sizes = described
             .partitions
             .iter()
-            .filter(|p| {
-                let index = i32::try_from(p.partition.0).unwrap_or(i32::MAX);
+            .map(|p| {
+                (
+                    i32::try_from(p.partition.0).unwrap_or(i32::MAX),
+                    p.size_bytes,
+                )
+            })
+            .filter(|(index, _)| {
                 partitions
                     .as_ref()
-                    .is_none_or(|asked| asked.contains(&index))
+                    .is_none_or(|asked| asked.contains(index))
             })
-            .map(|p| {
+            .map(|(index, size)| {
                 DescribeLogDirsPartition::default()
-                    .with_partition_index(i32::try_from(p.partition.0).unwrap_or(i32::MAX))
-                    .with_partition_size(i64::try_from(p.size_bytes).unwrap_or(i64::MAX))
+                    .with_partition_index(index)
+                    .with_partition_size(i64::try_from(size).unwrap_or(i64::MAX))
             })
             .collect();
         topics.push(

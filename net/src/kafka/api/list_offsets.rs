@@ -1,5 +1,6 @@
 //! ListOffsets: earliest (-2), latest (-1), the first offset with the largest timestamp (-3), or
-//! the first offset at or after a timestamp, for each partition asked, [`LIST_OFFSETS_LOOKUPS_AT_ONCE`] partitions at once, answered in request
+//! the first offset at or after a timestamp, for each partition asked,
+//! [`LIST_OFFSETS_LOOKUPS_AT_ONCE`] partitions at once, answered in request
 //! order. A lookup by timestamp reads a window of a segment file, and one request may name
 //! millions of partitions (the same one again and again, too), so the lookups are not all
 //! started together.
