@@ -177,19 +177,12 @@ impl Client {
         partitions: &[PartitionLeader],
         timestamp: i64,
     ) -> Result<BTreeMap<TopicPartition, Option<i64>>, AdminError> {
-        let mut by_leader: BTreeMap<i32, BTreeMap<&str, Vec<i32>>> = BTreeMap::new();
-        for p in partitions {
-            if p.leader < 0 {
-                return Err(AdminError::Invalid(format!(
-                    "partition {}-{} has no leader right now",
-                    p.topic, p.partition
-                )));
-            }
-            let topics = by_leader.entry(p.leader).or_default();
-            topics.entry(&p.topic).or_default().push(p.partition);
-        }
         let mut offsets = BTreeMap::new();
-        for (leader, topics) in by_leader {
+        for (leader, led) in by_leader(partitions)? {
+            let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+            for p in led {
+                topics.entry(&p.topic).or_default().push(p.partition);
+            }
             let request = list_offsets_request(&topics, timestamp);
             let response = self.broker(leader)?.call(&request)?;
             for t in response.topics {
@@ -283,6 +276,26 @@ impl Client {
             Entry::Vacant(e) => Ok(e.insert(Connection::connect(addr)?)),
         }
     }
+}
+
+/// `partitions` grouped by their leader's node id, so that each leader is asked once.
+///
+/// # Errors
+/// [`AdminError::Invalid`] for a partition without a leader.
+pub fn by_leader<'a>(
+    partitions: impl IntoIterator<Item = &'a PartitionLeader>,
+) -> Result<BTreeMap<i32, Vec<&'a PartitionLeader>>, AdminError> {
+    let mut led: BTreeMap<i32, Vec<&PartitionLeader>> = BTreeMap::new();
+    for p in partitions {
+        if p.leader < 0 {
+            return Err(AdminError::Invalid(format!(
+                "partition {}-{} has no leader right now",
+                p.topic, p.partition
+            )));
+        }
+        led.entry(p.leader).or_default().push(p);
+    }
+    Ok(led)
 }
 
 /// A ListOffsets request as a consumer sends it (replica id -1, read uncommitted).

@@ -2,8 +2,6 @@
 //! DeleteRecords, what `kafka-delete-records.sh` sends). Each partition's request goes to its
 //! leader; the answer is each partition's new start offset (its low watermark).
 
-use std::collections::BTreeMap;
-
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
@@ -11,7 +9,7 @@ use kafka_protocol::messages::{DeleteRecordsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use serde::Serialize;
 
-use crate::admin::client::{Client, PartitionLeader};
+use crate::admin::client::{by_leader, Client, PartitionLeader};
 use crate::admin::error::AdminError;
 use crate::admin::limits;
 use crate::admin::table::{Printer, Table};
@@ -51,27 +49,16 @@ pub fn delete(
             })
             .collect::<Result<_, _>>()?
     };
-    let mut by_leader: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
-    for p in chosen {
-        if p.leader < 0 {
-            return Err(AdminError::Invalid(format!(
-                "partition {topic}-{} has no leader right now",
-                p.partition
-            )));
-        }
-        by_leader.entry(p.leader).or_default().push(p.partition);
-    }
     let mut deleted = Vec::new();
-    for (leader, indexes) in by_leader {
+    for (leader, led) in by_leader(chosen)? {
         let request = DeleteRecordsRequest::default()
             .with_topics(vec![DeleteRecordsTopic::default()
                 .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
                 .with_partitions(
-                    indexes
-                        .iter()
-                        .map(|&p| {
+                    led.iter()
+                        .map(|p| {
                             DeleteRecordsPartition::default()
-                                .with_partition_index(p)
+                                .with_partition_index(p.partition)
                                 .with_offset(before)
                         })
                         .collect(),
