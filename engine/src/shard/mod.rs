@@ -131,9 +131,6 @@ impl Shard {
         spec: OffsetSpec,
     ) -> Result<Option<(Offset, i64)>> {
         let owner = self.owner_or_unknown(tp)?;
-        if owner == self.id() {
-            return self.local(tp)?.list_offset(spec).await;
-        }
         let tp = tp.clone();
         self.run_on(owner, move |s| async move {
             s.local(&tp)?.list_offset(spec).await
@@ -155,9 +152,6 @@ impl Shard {
     ) -> Result<Offset> {
         refuse_internal_write(tp)?;
         let owner = self.owner_or_unknown(tp)?;
-        if owner == self.id() {
-            return self.local(tp)?.delete_records(before).await;
-        }
         let tp = tp.clone();
         self.run_on(owner, move |s| async move {
             s.local(&tp)?.delete_records(before).await
