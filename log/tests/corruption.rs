@@ -256,3 +256,24 @@ fn a_segment_holding_offsets_beyond_its_span_ends_before_them_and_odd_names_are_
         log.close().await.unwrap();
     });
 }
+
+#[test]
+fn an_unreadable_or_outdated_start_offset_file_is_not_trusted() {
+    let dir = tempdir();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        fill(&path, LogConfig::default()).await;
+        let next = Offset((BATCHES * RECORDS) as u64);
+        // Not a number: ignored, the log starts at its first segment.
+        std::fs::write(path.join("log-start-offset"), "garbage\n").unwrap();
+        let (log, _) = open(&path, LogConfig::default()).await;
+        assert_eq!(log.start_offset(), Offset(0));
+        assert_eq!(read_all(&log, Offset(0)).await.len(), BATCHES);
+        log.close().await.unwrap();
+        // Beyond the log end (the log was cut after it was written): the log end.
+        std::fs::write(path.join("log-start-offset"), "999999\n").unwrap();
+        let (log, _) = open(&path, LogConfig::default()).await;
+        assert_eq!((log.start_offset(), log.next_offset()), (next, next));
+        log.close().await.unwrap();
+    });
+}
