@@ -1,11 +1,13 @@
 //! Consumer groups' committed offsets, stored by the engine's group coordinator.
 //!
-//! A gRPC commit is a *simple* commit (generation -1): the group coordinator accepts it for any
-//! group without membership, writes it to `__consumer_offsets` and answers once it is stored,
-//! so it survives a restart and a Kafka consumer of the same group sees it (and the reverse).
+//! A gRPC commit is the gateway's ([`Committer::Gateway`]): the Commit call carries no member
+//! id, so the group coordinator accepts it whatever the group's state (a Kafka commit from
+//! outside the group is refused while the group has members). It is written to
+//! `__consumer_offsets` and answered once stored, so it survives a restart and a Kafka consumer
+//! of the same group sees it (and the reverse).
 //! Each call runs on the group's coordinator shard through [`EngineHandle::run_on`].
 
-use spindle_engine::group::{CommittedOffset, OffsetCommit};
+use spindle_engine::group::{CommittedOffset, Committer, OffsetCommit};
 use spindle_engine::{EngineHandle, TopicPartition};
 use tonic::Status;
 
@@ -30,9 +32,7 @@ pub async fn commit(
     }
     let commit = OffsetCommit {
         group_id: group_id.to_string(),
-        generation: -1,
-        member_id: String::new(),
-        group_instance_id: None,
+        committer: Committer::Gateway,
         offsets: offsets
             .into_iter()
             .map(|(partition, offset)| {

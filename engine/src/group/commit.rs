@@ -21,9 +21,8 @@ impl GroupCoordinator {
     /// Commits offsets for a group and returns once they are stored (appended to the offsets
     /// log). Must run on the group's coordinator shard, with that shard's context.
     ///
-    /// A commit with `generation >= 0` must come from a current member; one with generation -1
-    /// is a simple commit, accepted for any group (consumers that assign partitions themselves,
-    /// tools, the gRPC gateway).
+    /// A member's commit must come from the current generation; an outsider's is accepted
+    /// only while the group has no members; the gateway's always (see [`super::Committer`]).
     ///
     /// # Errors
     /// For the whole commit: [`GroupError::InvalidGroupId`], [`GroupError::UnknownMemberId`],

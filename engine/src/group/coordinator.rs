@@ -67,21 +67,51 @@ pub struct GroupDescription {
     pub offsets: Vec<(TopicPartition, CommittedOffset)>,
 }
 
-/// An offset commit: who commits (a member of a generation, or anyone with generation -1) and
-/// what.
+/// An offset commit: who commits and what.
 #[derive(Debug, Clone)]
 pub struct OffsetCommit {
     /// The group.
     pub group_id: String,
-    /// The committer's generation; -1 for a simple commit outside group management, which is
-    /// accepted for any group.
-    pub generation: i32,
-    /// The committer's member id (checked when `generation >= 0`).
-    pub member_id: String,
-    /// The committer's `group.instance.id`, if static.
-    pub group_instance_id: Option<String>,
+    /// Who commits, which decides whether the group accepts the commit now.
+    pub committer: Committer,
     /// The offsets. Their `commit_timestamp_ms` is replaced by the coordinator's clock.
     pub offsets: Vec<(TopicPartition, CommittedOffset)>,
+}
+
+/// Who commits offsets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Committer {
+    /// A member of the group's current generation: a Kafka consumer under group management.
+    Member {
+        /// The generation the member belongs to.
+        generation: i32,
+        /// The member's id.
+        member_id: String,
+        /// Its `group.instance.id`, if static.
+        group_instance_id: Option<String>,
+    },
+    /// A commit from outside group management (Kafka's generation -1 with no member id): a
+    /// consumer that assigns itself partitions, an offset-reset tool. As in Kafka, accepted
+    /// only while the group has no members, whose own commits it would otherwise overwrite.
+    Outsider,
+    /// The gRPC gateway's Commit call, made for its group subscriptions by a call that carries
+    /// no member id: accepted whatever the group's state.
+    Gateway,
+}
+
+impl Committer {
+    /// The committer a Kafka OffsetCommit names: generation -1 without a member or instance id
+    /// is an outsider, anything else claims membership and is checked as such.
+    pub fn from_kafka(generation: i32, member_id: &str, group_instance_id: Option<&str>) -> Self {
+        if generation < 0 && member_id.is_empty() && group_instance_id.is_none() {
+            return Self::Outsider;
+        }
+        Self::Member {
+            generation,
+            member_id: member_id.to_owned(),
+            group_instance_id: group_instance_id.map(str::to_owned),
+        }
+    }
 }
 
 /// The coordinator of the groups whose coordinator shard this is.
@@ -374,23 +404,31 @@ impl GroupCoordinator {
         }
     }
 
-    /// Whether `group_id` may commit now as `generation`/`member_id` (see [`OffsetCommit`]);
-    /// a member's commit also counts as a sign of life.
+    /// Whether `commit`'s committer may commit to its group now (see [`Committer`]); a
+    /// member's commit also counts as a sign of life.
     pub(crate) fn check_commit(&self, commit: &OffsetCommit) -> Result<(), GroupError> {
         check_name(&commit.group_id)?;
-        if commit.generation < 0 {
-            return Ok(());
-        }
         let mut groups = self.groups.borrow_mut();
-        let group = groups
-            .get_mut(&commit.group_id)
-            .ok_or(GroupError::IllegalGeneration)?;
-        group.check_commit(
-            Instant::now(),
-            &commit.member_id,
-            commit.group_instance_id.as_ref(),
-            commit.generation,
-        )
+        let group = groups.get_mut(&commit.group_id);
+        match (&commit.committer, group) {
+            (Committer::Gateway, _) | (Committer::Outsider, None) => Ok(()),
+            (Committer::Outsider, Some(group)) if group.is_vacant() => Ok(()),
+            (Committer::Outsider, Some(_)) => Err(GroupError::UnknownMemberId),
+            (Committer::Member { .. }, None) => Err(GroupError::IllegalGeneration),
+            (
+                Committer::Member {
+                    generation,
+                    member_id,
+                    group_instance_id,
+                },
+                Some(group),
+            ) => group.check_commit(
+                Instant::now(),
+                member_id,
+                group_instance_id.as_ref(),
+                *generation,
+            ),
+        }
     }
 
     /// The partition of the offsets topic that holds `group_id`'s commits.

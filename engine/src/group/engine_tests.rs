@@ -37,14 +37,12 @@ fn offset(value: i64, metadata: &str) -> CommittedOffset {
 fn commit(
     handle: &EngineHandle,
     group_id: &str,
-    generation: i32,
+    committer: Committer,
     offsets: &[(u32, i64)],
 ) -> CommitOutcome {
     let commit = OffsetCommit {
         group_id: group_id.to_owned(),
-        generation,
-        member_id: String::new(),
-        group_instance_id: None,
+        committer,
         offsets: offsets
             .iter()
             .map(|(p, o)| (TopicPartition::new("t", *p), offset(*o, "meta")))
@@ -56,6 +54,25 @@ fn commit(
     }))
     .expect("coordinator shard runs")
     .expect("commit accepted")
+}
+
+/// Whether a commit of one offset to partition 0 of topic "t" is accepted as a whole.
+fn try_commit(
+    handle: &EngineHandle,
+    group_id: &str,
+    committer: Committer,
+) -> Result<(), GroupError> {
+    let commit = OffsetCommit {
+        group_id: group_id.to_owned(),
+        committer,
+        offsets: vec![(TopicPartition::new("t", 0), offset(1, ""))],
+    };
+    let target = handle.group_coordinator(group_id);
+    block_on(handle.run_on(target, move |shard| async move {
+        shard.local_groups().commit_offsets(&shard, commit).await
+    }))
+    .expect("coordinator shard runs")
+    .map(drop)
 }
 
 fn fetch(handle: &EngineHandle, group_id: &str) -> Vec<(u32, i64)> {
@@ -89,9 +106,9 @@ fn commits_and_tombstones_survive_restart() {
         let handle = engine.handle();
         block_on(handle.create_topic("t", 2, TopicConfig::default())).expect("create");
         for outcome in [
-            commit(&handle, "g1", -1, &[(0, 5), (1, 7)]),
-            commit(&handle, "g1", -1, &[(0, 9)]),
-            commit(&handle, "g2", -1, &[(0, 1)]),
+            commit(&handle, "g1", Committer::Outsider, &[(0, 5), (1, 7)]),
+            commit(&handle, "g1", Committer::Outsider, &[(0, 9)]),
+            commit(&handle, "g2", Committer::Outsider, &[(0, 1)]),
         ] {
             assert!(outcome.iter().all(|(_, r)| r.is_ok()), "{outcome:?}");
         }
@@ -126,7 +143,7 @@ fn commits_survive_restarts_with_another_shard_count() {
         let handle = engine.handle();
         block_on(handle.create_topic("t", 1, TopicConfig::default())).expect("create");
         for (i, group) in (10..).zip(&groups) {
-            let outcome = commit(&handle, group, -1, &[(0, i)]);
+            let outcome = commit(&handle, group, Committer::Outsider, &[(0, i)]);
             assert!(outcome.iter().all(|(_, r)| r.is_ok()), "{outcome:?}");
         }
         engine.shutdown().expect("shutdown");
@@ -151,15 +168,13 @@ fn commits_are_checked_against_topics_and_generations() {
     let engine = start(dir.path());
     let handle = engine.handle();
     block_on(handle.create_topic("t", 1, TopicConfig::default())).expect("create");
-    let outcome = commit(&handle, "g", -1, &[(0, 3), (5, 4)]);
+    let outcome = commit(&handle, "g", Committer::Outsider, &[(0, 3), (5, 4)]);
     assert_eq!(outcome[0].1, Ok(()));
     assert_eq!(outcome[1].1, Err(GroupError::UnknownTopicOrPartition));
     // A generation-based commit for a group nobody joined is refused as a whole.
     let refused = OffsetCommit {
         group_id: "g".to_owned(),
-        generation: 4,
-        member_id: "m".to_owned(),
-        group_instance_id: None,
+        committer: Committer::from_kafka(4, "m", None),
         offsets: vec![(TopicPartition::new("t", 0), offset(8, ""))],
     };
     let target = handle.group_coordinator("g");
@@ -198,10 +213,18 @@ fn commits_are_checked_against_topics_and_generations() {
         .expect("coordinator shard runs")
     };
     assert_eq!(state(&handle), GroupState::CompletingRebalance);
+    // With a member in the group, a commit from outside it is refused (as Kafka does), while
+    // the gateway's, made for its own subscriptions, is taken.
+    assert_eq!(
+        try_commit(&handle, "g", Committer::Outsider),
+        Err(GroupError::UnknownMemberId)
+    );
+    assert_eq!(try_commit(&handle, "g", Committer::Gateway), Ok(()));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while state(&handle) != GroupState::Empty && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(state(&handle), GroupState::Empty);
+    assert_eq!(try_commit(&handle, "g", Committer::Outsider), Ok(()));
     engine.shutdown().expect("shutdown");
 }

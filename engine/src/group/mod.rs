@@ -50,7 +50,7 @@ pub mod state;
 pub(crate) use api::coordinator_in;
 pub use api::{list_all_groups, on_coordinator};
 pub use commit::CommitOutcome;
-pub use coordinator::{GroupCoordinator, GroupDescription, GroupListing, OffsetCommit};
+pub use coordinator::{Committer, GroupCoordinator, GroupDescription, GroupListing, OffsetCommit};
 pub use error::GroupError;
 pub use member::{
     HeartbeatRequest, JoinRequest, JoinResponse, JoinedMember, MemberDescription, MemberIdentity,

@@ -4,7 +4,7 @@
 //! The new offsets are committed as an admin does in Kafka: OffsetCommit with generation -1
 //! and an empty member id, which the coordinator accepts only while the group has no members.
 //! The group's state is checked first so a running group is refused with a clear message
-//! instead of an ILLEGAL_GENERATION code; a group that has never existed may be given offsets
+//! instead of an UNKNOWN_MEMBER_ID code; a group that has never existed may be given offsets
 //! (its consumers then start from them). The plan is always computed and shown; it is
 //! committed only with `--execute`, so the default is a dry run.
 //!

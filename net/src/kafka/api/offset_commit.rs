@@ -1,8 +1,9 @@
 //! OffsetCommit: a group stores its consumers' positions.
 //!
-//! Routed to the group's coordinator shard, which checks the member and generation (when the
-//! generation is ≥ 0; -1 is a simple commit, accepted for any group) and appends the offsets to
-//! its partition of `__consumer_offsets` before answering. Every partition is answered, in the
+//! Routed to the group's coordinator shard, which checks the committer and appends the offsets
+//! to its partition of `__consumer_offsets` before answering. A commit with generation -1 and
+//! no member id comes from outside group management (an `assign()` consumer, an offset-reset
+//! tool) and, as in Kafka, is refused with UNKNOWN_MEMBER_ID while the group has members. Every partition is answered, in the
 //! order asked.
 
 use kafka_protocol::error::ResponseError;
@@ -10,7 +11,7 @@ use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
-use spindle_engine::group::{self, CommittedOffset, OffsetCommit};
+use spindle_engine::group::{self, CommittedOffset, Committer, OffsetCommit};
 use spindle_engine::TopicPartition;
 
 use crate::kafka::context::RequestContext;
@@ -35,12 +36,11 @@ pub(crate) async fn handle(ctx: &RequestContext, req: OffsetCommitRequest) -> Of
     }
     let commit = OffsetCommit {
         group_id: req.group_id.0.as_str().to_owned(),
-        generation: req.generation_id_or_member_epoch,
-        member_id: req.member_id.as_str().to_owned(),
-        group_instance_id: req
-            .group_instance_id
-            .as_ref()
-            .map(|s| s.as_str().to_owned()),
+        committer: Committer::from_kafka(
+            req.generation_id_or_member_epoch,
+            req.member_id.as_str(),
+            req.group_instance_id.as_ref().map(|s| s.as_str()),
+        ),
         offsets,
     };
     let group_id = commit.group_id.clone();
