@@ -8,11 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
-    FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest,
-    MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader, RequestKind, ResponseHeader,
-    TopicName,
+    FetchRequest, FetchResponse, GroupId, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
+    JoinGroupResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse,
+    ProduceRequest, ProduceResponse, RequestHeader, RequestKind, ResponseHeader, SyncGroupRequest,
+    SyncGroupResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use kafka_protocol::records::{
@@ -790,4 +792,88 @@ fn a_setting_out_of_range_stops_the_listener_from_starting() {
     let err = rx.recv_timeout(IO_TIMEOUT).unwrap().unwrap_err();
     assert!(err.to_string().contains("frame_body_timeout_ms"), "{err}");
     engine.shutdown().unwrap();
+}
+
+/// A JoinGroup of the static member `instance` with no member id (a first start or a restart).
+fn static_join(conn: &mut TcpStream, version: i16, instance: &'static str) -> JoinGroupResponse {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    let req = JoinGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("static-group")))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_group_instance_id(Some(StrBytes::from_static_str(instance)))
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![JoinGroupRequestProtocol::default()
+            .with_name(StrBytes::from_static_str("range"))
+            .with_metadata(Bytes::from_static(b"subscription"))]);
+    let joined: JoinGroupResponse = call(conn, version, &req);
+    assert_eq!(joined.error_code, 0, "JoinGroup v{version}");
+    joined
+}
+
+/// A SyncGroup of the static member "i-a"; returns the assignment it is given.
+fn static_sync(conn: &mut TcpStream, joined: &JoinGroupResponse, assignment: &[u8]) -> Bytes {
+    use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+    let assignments = if assignment.is_empty() {
+        Vec::new()
+    } else {
+        vec![SyncGroupRequestAssignment::default()
+            .with_member_id(joined.member_id.clone())
+            .with_assignment(Bytes::copy_from_slice(assignment))]
+    };
+    let req = SyncGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("static-group")))
+        .with_generation_id(joined.generation_id)
+        .with_member_id(joined.member_id.clone())
+        .with_group_instance_id(Some(StrBytes::from_static_str("i-a")))
+        .with_assignments(assignments);
+    let synced: SyncGroupResponse = call(conn, 3, &req);
+    assert_eq!(synced.error_code, 0);
+    synced.assignment
+}
+
+#[test]
+fn a_static_leader_restarting_into_a_stable_group_keeps_its_assignment_without_a_rebalance() {
+    let node = Node::start();
+    let mut conn = node.connect();
+    let first = static_join(&mut conn, 9, "i-a");
+    assert_eq!((first.generation_id, first.skip_assignment), (1, false));
+    assert_eq!(first.leader, first.member_id);
+    assert_eq!(
+        static_sync(&mut conn, &first, b"p0"),
+        Bytes::from_static(b"p0")
+    );
+
+    // Restarted (a new connection, no member id): the same generation, a new member id that
+    // leads, told at v9 to skip the assignment, and given the assignment it had.
+    let mut conn = node.connect();
+    let again = static_join(&mut conn, 9, "i-a");
+    assert_eq!((again.generation_id, again.skip_assignment), (1, true));
+    assert_ne!(again.member_id, first.member_id);
+    assert_eq!(again.leader, again.member_id);
+    assert_eq!(again.members.len(), 1);
+    assert_eq!(
+        static_sync(&mut conn, &again, b""),
+        Bytes::from_static(b"p0")
+    );
+
+    // Before v9 the answer cannot say so; the leader assigns again and keeps what it had.
+    let old = static_join(&mut conn, 5, "i-a");
+    assert_eq!(old.generation_id, 1);
+    assert_eq!(
+        static_sync(&mut conn, &old, b"other"),
+        Bytes::from_static(b"p0")
+    );
+
+    // The ids the instance had before are fenced.
+    let heartbeat: HeartbeatResponse = call(
+        &mut conn,
+        3,
+        &HeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str("static-group")))
+            .with_generation_id(1)
+            .with_member_id(first.member_id.clone())
+            .with_group_instance_id(Some(StrBytes::from_static_str("i-a"))),
+    );
+    assert_eq!(heartbeat.error_code, ResponseError::FencedInstanceId.code());
 }

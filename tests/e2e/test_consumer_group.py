@@ -19,17 +19,27 @@ PER_PARTITION = 10
 class Member:
     """One group member that records what it consumed and commits each record explicitly."""
 
-    def __init__(self, bootstrap: str, group: str, topic: str, name: str):
+    def __init__(self, bootstrap: str, group: str, topic: str, name: str, extra: dict | None = None):
         self.name = name
-        self.consumer = clients.consumer(bootstrap, group, {"client.id": name})
+        self.consumer = clients.consumer(bootstrap, group, {"client.id": name, **(extra or {})})
+        self.cooperative = (extra or {}).get("partition.assignment.strategy") == "cooperative-sticky"
         self.assignment: set[int] = set()
+        self.revoked: list[set[int]] = []
         self.seen: list[tuple[int, int, bytes]] = []
         self.consumer.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
 
     def _on_assign(self, consumer, partitions):
-        self.assignment = {tp.partition for tp in partitions}
+        # An eager rebalance hands over the whole assignment, a cooperative one what is added.
+        if self.cooperative:
+            consumer.incremental_assign(partitions)
+            self.assignment |= {tp.partition for tp in partitions}
+        else:
+            self.assignment = {tp.partition for tp in partitions}
 
     def _on_revoke(self, consumer, partitions):
+        if self.cooperative:
+            consumer.incremental_unassign(partitions)
+        self.revoked.append({tp.partition for tp in partitions})
         self.assignment -= {tp.partition for tp in partitions}
 
     def poll_once(self, timeout_s: float = 0.1) -> None:
@@ -111,6 +121,78 @@ def test_group_member_leaves_and_other_takes_over(spindle, topic_name):
     committed = check.committed([CTP(topic_name, p) for p in range(PARTITIONS)], timeout=10)
     check.close()
     assert {tp.partition: tp.offset for tp in committed} == {p: 2 * PER_PARTITION for p in range(PARTITIONS)}
+
+
+def assert_each_once(members: list[Member], expected: set[bytes]) -> None:
+    positions = [(p, o) for m in members for p, o, _ in m.seen]
+    duplicates = {pos for pos in positions if positions.count(pos) > 1}
+    assert not duplicates, f"consumed twice: {sorted(duplicates)}"
+    assert {v for m in members for _, _, v in m.seen} == expected
+
+
+def test_static_member_restarts_without_a_rebalance(spindle, topic_name):
+    """A member with a group.instance.id that restarts within its session timeout gets its
+    partitions back and the other member is not disturbed (KIP-345): no revocation, no pause."""
+    clients.create_topic(spindle.bootstrap, topic_name, partitions=PARTITIONS)
+    group = f"static-{topic_name}"
+    first = produce_round(spindle.bootstrap, topic_name, 1)
+    static = {"session.timeout.ms": 10_000}
+    a = Member(spindle.bootstrap, group, topic_name, "static-a", {**static, "group.instance.id": "a"})
+    b = Member(spindle.bootstrap, group, topic_name, "static-b", {**static, "group.instance.id": "b"})
+    poll_until(
+        [a, b],
+        lambda: len(a.assignment) == 2 and len(b.assignment) == 2 and len(a.seen) + len(b.seen) == len(first),
+        "both static members hold two partitions each and the first round is consumed",
+    )
+    a_partitions, b_revoked = set(a.assignment), len(b.revoked)
+
+    # A static member leaves no LeaveGroup behind when it closes: its slot waits for it.
+    a.consumer.close()
+    second = produce_round(spindle.bootstrap, topic_name, 2)
+    restarted = Member(spindle.bootstrap, group, topic_name, "static-a2", {**static, "group.instance.id": "a"})
+    poll_until(
+        [restarted, b],
+        lambda: len(restarted.seen) + len(b.seen) - PER_PARTITION * 2 >= len(second),
+        "the restarted member and the other consume the second round",
+    )
+    assert restarted.assignment == a_partitions
+    assert len(b.revoked) == b_revoked, f"the restart made static-b give up partitions: {b.revoked}"
+    restarted.consumer.close()
+    b.consumer.close()
+    assert_each_once([a, restarted, b], first | second)
+
+
+def test_cooperative_sticky_members_hand_over_only_what_moves(spindle, topic_name):
+    """librdkafka's cooperative-sticky assignor over the classic protocol: a second member takes
+    two partitions from the first, which keeps consuming the other two, and takes them back when
+    the second leaves; every record is consumed once."""
+    clients.create_topic(spindle.bootstrap, topic_name, partitions=PARTITIONS)
+    group = f"coop-{topic_name}"
+    cooperative = {"partition.assignment.strategy": "cooperative-sticky"}
+    first = produce_round(spindle.bootstrap, topic_name, 1)
+    a = Member(spindle.bootstrap, group, topic_name, "coop-a", cooperative)
+    poll_until([a], lambda: len(a.seen) == len(first), "the first member consumes the first round")
+    assert a.assignment == set(range(PARTITIONS))
+
+    b = Member(spindle.bootstrap, group, topic_name, "coop-b", cooperative)
+    second = produce_round(spindle.bootstrap, topic_name, 2)
+    poll_until(
+        [a, b],
+        lambda: len(a.assignment) == 2 and len(b.assignment) == 2 and len(a.seen) + len(b.seen) == 2 * len(first),
+        "the members hold two partitions each and the second round is consumed",
+    )
+    # Only what moved was revoked: the first member never gave up everything.
+    assert all(len(r) < PARTITIONS for r in a.revoked), a.revoked
+
+    b.consumer.close()
+    third = produce_round(spindle.bootstrap, topic_name, 3)
+    poll_until(
+        [a],
+        lambda: a.assignment == set(range(PARTITIONS)) and len(a.seen) + len(b.seen) == 3 * len(first),
+        "the first member takes the partitions back and consumes the third round",
+    )
+    a.consumer.close()
+    assert_each_once([a, b], first | second | third)
 
 
 def test_kafka_python_group_commits_and_resumes(spindle, topic_name):

@@ -71,6 +71,9 @@ pub struct JoinResponse {
     pub member_id: String,
     /// Every member with its metadata when the receiver is the leader; empty otherwise.
     pub members: Vec<JoinedMember>,
+    /// The leader need not assign: the generation's assignments stand (a static leader that
+    /// restarted into a stable group; JoinGroup v9's `skip_assignment`).
+    pub skip_assignment: bool,
 }
 
 /// A member's request for its assignment; the leader's carries everyone's.

@@ -196,8 +196,17 @@ impl Group {
         let member_id = match (&req.group_instance_id, req.member_id.is_empty()) {
             (Some(instance), true) => {
                 // A static member restarting takes over its instance's slot under a new id;
-                // the old id is fenced.
+                // the old id is fenced. Into a stable group, with the same protocols, it keeps
+                // its assignment and nobody rebalances (what static membership is for).
                 if let Some(old) = self.static_members.get(instance).cloned() {
+                    if self.state == GroupState::Stable
+                        && self
+                            .members
+                            .get(&old)
+                            .is_some_and(|m| m.protocols == req.protocols)
+                    {
+                        return Ok(self.replace_static_member(now, req, &old, fresh_member_id));
+                    }
                     self.remove_member(now, &old, GroupError::FencedInstanceId);
                 }
                 return self.join_new_member(now, req, fresh_member_id);
@@ -273,6 +282,31 @@ impl Group {
         self.delay_initial_join(now, was_empty);
         self.maybe_complete_join(now);
         Ok(self.reply_to_joiner(member_id))
+    }
+
+    /// Moves a static member of a stable group to its new id, keeping its assignment, and
+    /// answers its join with the current generation. A leader is told to skip the assignment.
+    fn replace_static_member(
+        &mut self,
+        now: Instant,
+        req: &JoinRequest,
+        old_id: &str,
+        new_id: String,
+    ) -> JoinReply {
+        if let Some(mut member) = self.members.remove(old_id) {
+            member.id.clone_from(&new_id);
+            member.update(req, now);
+            self.members.insert(new_id.clone(), member);
+        }
+        if let Some(instance) = &req.group_instance_id {
+            self.static_members.insert(instance.clone(), new_id.clone());
+        }
+        if self.leader.as_deref() == Some(old_id) {
+            self.leader = Some(new_id.clone());
+        }
+        let mut response = self.join_response(&new_id);
+        response.skip_assignment = self.leader.as_deref() == Some(new_id.as_str());
+        JoinReply::Done(response)
     }
 
     fn join_existing_member(
@@ -464,6 +498,7 @@ impl Group {
             leader: self.leader.clone().unwrap_or_default(),
             member_id: member_id.to_owned(),
             members,
+            skip_assignment: false,
         }
     }
 

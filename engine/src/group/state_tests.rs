@@ -336,6 +336,92 @@ fn static_member_rejoining_fences_its_old_id() {
     );
 }
 
+/// Brings a group to Stable with static members "a" (instance "inst-a", leader, assigned "p0")
+/// and "b" ("inst-b", assigned "p1") at generation 2.
+fn static_stable_pair(now: Instant) -> Group {
+    let mut g = Group::new("g", Duration::ZERO);
+    let mut a = range(b"meta-a");
+    a.group_instance_id = Some("inst-a".into());
+    done(g.join(now, &a, "a".into()));
+    let mut b = range(b"meta-b");
+    b.group_instance_id = Some("inst-b".into());
+    g.join(now, &b, "b".into()).unwrap();
+    a.member_id = "a".into();
+    done(g.join(now, &a, "x".into()));
+    g.take_notices();
+    let mut leader = sync_req("a", 2, &[("a", b"p0"), ("b", b"p1")]);
+    leader.group_instance_id = Some("inst-a".into());
+    assert!(matches!(g.sync(now, &leader), Ok(SyncReply::Done(_))));
+    let mut follower = sync_req("b", 2, &[]);
+    follower.group_instance_id = Some("inst-b".into());
+    assert!(matches!(g.sync(now, &follower), Ok(SyncReply::Done(_))));
+    assert_eq!(g.state(), GroupState::Stable);
+    g
+}
+
+/// A static member's restart as it reaches the group: no member id, its instance id.
+fn restart(instance: &str, meta: &'static [u8]) -> JoinRequest {
+    let mut req = range(meta);
+    req.group_instance_id = Some(instance.into());
+    req
+}
+
+fn static_sync(g: &mut Group, now: Instant, member: &str, instance: &str) -> Bytes {
+    let mut req = sync_req(member, 2, &[]);
+    req.group_instance_id = Some(instance.into());
+    match g.sync(now, &req) {
+        Ok(SyncReply::Done(r)) => r.assignment,
+        other => panic!("expected an assignment, got {other:?}"),
+    }
+}
+
+#[test]
+fn static_member_restarting_into_a_stable_group_keeps_its_assignment() {
+    let now = Instant::now();
+    let mut g = static_stable_pair(now);
+    // The follower comes back under a new id: same generation, same partitions, no rebalance.
+    let b = done(g.join(now, &restart("inst-b", b"meta-b"), "b2".into()));
+    assert_eq!(
+        (b.generation, b.member_id.as_str(), b.skip_assignment),
+        (2, "b2", false)
+    );
+    assert_eq!(g.state(), GroupState::Stable);
+    assert!(g.take_notices().is_empty());
+    assert_eq!(
+        static_sync(&mut g, now, "b2", "inst-b"),
+        Bytes::from_static(b"p1")
+    );
+    let old = HeartbeatRequest {
+        group_id: "g".into(),
+        generation: 2,
+        member_id: "b".into(),
+        group_instance_id: Some("inst-b".into()),
+    };
+    assert_eq!(g.heartbeat(now, &old), Err(GroupError::FencedInstanceId));
+    // The leader comes back: it stays leader, sees the members and is told not to reassign.
+    let a = done(g.join(now, &restart("inst-a", b"meta-a"), "a2".into()));
+    assert_eq!(
+        (a.generation, a.leader.as_str(), a.skip_assignment),
+        (2, "a2", true)
+    );
+    assert_eq!(a.members.len(), 2);
+    assert_eq!(g.state(), GroupState::Stable);
+    assert_eq!(
+        static_sync(&mut g, now, "a2", "inst-a"),
+        Bytes::from_static(b"p0")
+    );
+}
+
+#[test]
+fn static_member_restarting_with_another_subscription_rebalances() {
+    let now = Instant::now();
+    let mut g = static_stable_pair(now);
+    let reply = g.join(now, &restart("inst-b", b"meta-b-changed"), "b2".into());
+    assert_eq!(reply, Ok(JoinReply::Wait("b2".into())));
+    assert_eq!(g.state(), GroupState::PreparingRebalance);
+    assert!(!g.has_member("b"));
+}
+
 #[test]
 fn sync_with_wrong_generation_is_illegal() {
     let now = Instant::now();

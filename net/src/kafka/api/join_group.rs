@@ -54,6 +54,9 @@ pub(crate) async fn handle(ctx: &RequestContext, req: JoinGroupRequest) -> JoinG
             .with_protocol_name(Some(StrBytes::from_string(joined.protocol_name)))
             .with_leader(StrBytes::from_string(joined.leader))
             .with_member_id(StrBytes::from_string(joined.member_id))
+            // Only v9 can say so; an older leader assigns again and SyncGroup, the group being
+            // stable, answers everyone with the assignment they already had.
+            .with_skip_assignment(joined.skip_assignment && version >= 9)
             .with_members(
                 joined
                     .members
