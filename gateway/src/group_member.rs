@@ -20,13 +20,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use spindle_engine::group::{
-    GroupError, HeartbeatRequest, JoinRequest, JoinResponse, JoinedMember, MemberIdentity,
-    Protocol, SyncRequest, SyncResponse,
+    consumer_protocol, GroupError, HeartbeatRequest, JoinRequest, JoinResponse, JoinedMember,
+    MemberIdentity, Protocol, SyncRequest, SyncResponse,
 };
 use spindle_engine::{EngineHandle, ShardId};
 use tonic::Status;
 
-use crate::consumer_protocol;
 use crate::status;
 
 /// How often a member proves it is alive.

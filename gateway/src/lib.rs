@@ -17,7 +17,7 @@
 //! | decompressing them, bounded | `decompressor.rs` |
 //! | committed offsets through the group coordinator | `committed_offsets.rs` |
 //! | subscribers as consumer group members | `group_member.rs` |
-//! | their subscriptions and assignments in Kafka's format | `consumer_protocol.rs` |
+//! | their subscriptions and assignments in Kafka's format | `spindle_engine::group::consumer_protocol` |
 //! | gRPC calls counted by method | `call_metrics.rs` |
 //! | every bound | `limits.rs` |
 //!
@@ -30,7 +30,6 @@ mod bridge;
 mod call_metrics;
 mod committed_offsets;
 mod config;
-mod consumer_protocol;
 mod decompressor;
 mod error;
 mod gauges;

@@ -526,6 +526,17 @@ fn request_for(key: ApiKey, version: i16, topic: &TopicName, step: i32) -> Optio
         ApiKey::DeleteGroups => RequestKind::DeleteGroups(
             DeleteGroupsRequest::default().with_groups_names(vec![group()]),
         ),
+        ApiKey::OffsetDelete => RequestKind::OffsetDelete(
+            OffsetDeleteRequest::default()
+                .with_group_id(group())
+                .with_topics(vec![
+                    offset_delete_request::OffsetDeleteRequestTopic::default()
+                        .with_name(topic.clone())
+                        .with_partitions(vec![
+                            offset_delete_request::OffsetDeleteRequestPartition::default(),
+                        ]),
+                ]),
+        ),
         // Join/Sync park until the group settles, and the rest need a live member: the group
         // coordinator's own tests cover them.
         _ => return None,

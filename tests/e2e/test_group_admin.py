@@ -121,3 +121,37 @@ def test_kafka_python_admin_removes_a_static_member_by_instance_id(spindle, topi
         assert description["members"] == []
     finally:
         admin.close()
+
+
+def test_kafka_python_deletes_offsets_except_of_subscribed_topics(spindle, topic_name):
+    """OffsetDelete (`kafka-consumer-groups.sh --delete-offsets`): an inactive group's offset
+    goes for good; while a member subscribes to the topic, its offsets stay."""
+    import kafka
+    from kafka import KafkaAdminClient
+
+    bootstrap = spindle.bootstrap
+    clients.create_topic(bootstrap, topic_name, partitions=PARTITIONS)
+    produce(bootstrap, topic_name)
+    group = f"offset-delete-{topic_name}"
+    consumer = clients.consumer(bootstrap, group)
+    consumer.subscribe([topic_name])
+    clients.consume(consumer, PARTITIONS * PER_PARTITION)
+    consumer.commit(asynchronous=False)
+    consumer.close()
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+    try:
+        outcome = admin.delete_group_offsets(group, [kafka.TopicPartition(topic_name, 0)])
+        assert [error.__name__ for error in outcome.values()] == ["NoError"], outcome
+        assert committed(clients.admin(bootstrap), group) == {1: PER_PARTITION, 2: PER_PARTITION}
+
+        # A member subscribed to the topic again: its offsets are the group's to keep.
+        member = clients.consumer(bootstrap, group)
+        member.subscribe([topic_name])
+        clients.consume(member, PER_PARTITION)  # partition 0, from the start
+        outcome = admin.delete_group_offsets(group, [kafka.TopicPartition(topic_name, 1)])
+        assert [error.__name__ for error in outcome.values()] == ["GroupSubscribedToTopicError"], outcome
+        member.close()
+        assert committed(clients.admin(bootstrap), group)[1] == PER_PARTITION
+    finally:
+        admin.close()

@@ -1,4 +1,4 @@
-//! Writing to the offsets log: offset commits and group deletion.
+//! Writing to the offsets log: offset commits, group deletion and offset deletion.
 //!
 //! A commit is checked against the group (generation and member), each partition against the
 //! topic metadata, and the accepted offsets are appended to this shard's partition of
@@ -7,6 +7,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::coordinator::check_name;
 use super::coordinator::{GroupCoordinator, OffsetCommit};
 use super::limits::{COMMIT_RECORDS_PER_BATCH_MAX, OFFSET_METADATA_BYTES_MAX};
 use super::offsets::CommittedOffset;
@@ -97,6 +98,58 @@ impl GroupCoordinator {
 
     async fn delete_group(&self, shard: &Shard, group_id: &str) -> Result<(), GroupError> {
         let partitions = self.deletable(group_id)?;
+        self.write_tombstones(shard, group_id, &partitions).await?;
+        self.forget_group(group_id);
+        Ok(())
+    }
+
+    /// Deletes a group's committed offsets of some partitions (OffsetDelete): a tombstone is
+    /// written for each that has one, then it is forgotten. A group with no members loses any
+    /// of them; one with members only those of topics none of its members subscribes to, and
+    /// only if it is a consumer group (as in Kafka). Must run on the group's coordinator shard.
+    ///
+    /// # Errors
+    /// For the whole request: [`GroupError::InvalidGroupId`], [`GroupError::GroupIdNotFound`],
+    /// [`GroupError::NonEmptyGroup`], [`GroupError::CoordinatorNotAvailable`] when the
+    /// tombstones could not be written. Per partition, in the order given:
+    /// [`GroupError::UnknownTopicOrPartition`], [`GroupError::GroupSubscribedToTopic`].
+    pub async fn delete_offsets(
+        &self,
+        shard: &Shard,
+        group_id: &str,
+        partitions: Vec<TopicPartition>,
+    ) -> Result<CommitOutcome, GroupError> {
+        check_name(group_id)?;
+        let subscribed = self.offset_deletion_scope(group_id)?;
+        let mut outcome: CommitOutcome = Vec::with_capacity(partitions.len());
+        let mut doomed = Vec::new();
+        for tp in partitions {
+            let result = if !partition_exists(shard, &tp) {
+                Err(GroupError::UnknownTopicOrPartition)
+            } else if subscribed.as_ref().is_some_and(|s| s.includes(&tp.topic)) {
+                Err(GroupError::GroupSubscribedToTopic)
+            } else {
+                Ok(())
+            };
+            if result.is_ok() && self.committed(group_id, &tp).is_some() {
+                doomed.push(tp.clone());
+            }
+            outcome.push((tp, result));
+        }
+        self.write_tombstones(shard, group_id, &doomed).await?;
+        for tp in &doomed {
+            self.forget_offset(group_id, tp);
+        }
+        Ok(outcome)
+    }
+
+    /// Appends a tombstone for each of `partitions`' offsets of `group_id`.
+    async fn write_tombstones(
+        &self,
+        shard: &Shard,
+        group_id: &str,
+        partitions: &[TopicPartition],
+    ) -> Result<(), GroupError> {
         let now_ms = unix_ms();
         for chunk in partitions.chunks(COMMIT_RECORDS_PER_BATCH_MAX) {
             let records = chunk
@@ -107,13 +160,18 @@ impl GroupCoordinator {
                 .append_internal_records(&self.offsets_tp(group_id), records)
                 .await
             {
-                tracing::warn!(group = %group_id, error = %e, "group deletion not stored");
+                tracing::warn!(group = %group_id, error = %e, "offset tombstones not stored");
                 return Err(append_error(&e));
             }
         }
-        self.forget_group(group_id);
         Ok(())
     }
+}
+
+fn partition_exists(shard: &Shard, tp: &TopicPartition) -> bool {
+    shard
+        .topic(&tp.topic)
+        .is_some_and(|t| tp.partition.0 < t.partitions)
 }
 
 fn check_partition(
@@ -121,10 +179,7 @@ fn check_partition(
     tp: &TopicPartition,
     offset: &CommittedOffset,
 ) -> Result<(), GroupError> {
-    let known = shard
-        .topic(&tp.topic)
-        .is_some_and(|t| tp.partition.0 < t.partitions);
-    if !known {
+    if !partition_exists(shard, tp) {
         return Err(GroupError::UnknownTopicOrPartition);
     }
     if offset.metadata.as_ref().map_or(0, String::len) > OFFSET_METADATA_BYTES_MAX {

@@ -31,7 +31,7 @@ use super::member::{
     SyncResponse,
 };
 use super::offsets::{CommittedOffset, OffsetStore};
-use super::state::{Group, GroupState, JoinReply, Notice, SyncReply};
+use super::state::{Group, GroupState, JoinReply, Notice, Subscribed, SyncReply};
 use super::{GroupError, OFFSETS_TOPIC};
 use crate::{Result, Shard, TopicPartition};
 
@@ -467,6 +467,33 @@ impl GroupCoordinator {
             return Err(GroupError::GroupIdNotFound);
         }
         Ok(partitions)
+    }
+
+    /// What OffsetDelete may remove from `group_id` (see [`GroupCoordinator::delete_offsets`]):
+    /// `None` for any partition (no members), else the subscriptions that keep theirs.
+    pub(crate) fn offset_deletion_scope(
+        &self,
+        group_id: &str,
+    ) -> Result<Option<Subscribed>, GroupError> {
+        match self.groups.borrow().get(group_id) {
+            Some(group) if !group.is_vacant() => group
+                .subscriptions()
+                .map(Some)
+                .ok_or(GroupError::NonEmptyGroup),
+            Some(_) => Ok(None),
+            None if self.offsets.borrow().group(group_id).is_some() => Ok(None),
+            None => Err(GroupError::GroupIdNotFound),
+        }
+    }
+
+    /// The offset `group_id` committed for `tp`, if any.
+    pub(crate) fn committed(&self, group_id: &str, tp: &TopicPartition) -> Option<CommittedOffset> {
+        self.offsets.borrow().get(group_id, tp).cloned()
+    }
+
+    /// Forgets one committed offset whose tombstone is written.
+    pub(crate) fn forget_offset(&self, group_id: &str, tp: &TopicPartition) {
+        self.offsets.borrow_mut().remove(group_id, tp);
     }
 
     /// Forgets a deleted group: its offsets (whose tombstones are written) and, if nobody joined

@@ -98,6 +98,103 @@ fn delete(handle: &EngineHandle, group_id: &str) -> Result<(), GroupError> {
     results.pop().expect("one result").1
 }
 
+/// Joins a member with a session of 1 s (it never heartbeats) and one protocol, "range".
+fn join(
+    handle: &EngineHandle,
+    group_id: &str,
+    protocol_type: &str,
+    metadata: bytes::Bytes,
+) -> JoinResponse {
+    let join = JoinRequest {
+        group_id: group_id.to_owned(),
+        member_id: String::new(),
+        group_instance_id: None,
+        require_known_member_id: false,
+        client_id: "test".to_owned(),
+        client_host: "/127.0.0.1".to_owned(),
+        session_timeout: Duration::from_millis(1_000),
+        rebalance_timeout: Duration::from_millis(1_000),
+        protocol_type: protocol_type.to_owned(),
+        protocols: vec![Protocol {
+            name: "range".to_owned(),
+            metadata,
+        }],
+    };
+    let target = handle.group_coordinator(group_id);
+    block_on(handle.run_on(target, move |shard| async move {
+        shard.local_groups().join(join).await
+    }))
+    .expect("coordinator shard runs")
+    .expect("joined")
+}
+
+fn delete_offsets(
+    handle: &EngineHandle,
+    group_id: &str,
+    partitions: &[(&str, u32)],
+) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+    let id = group_id.to_owned();
+    let partitions = partitions
+        .iter()
+        .map(|(topic, p)| TopicPartition::new(*topic, *p))
+        .collect();
+    let target = handle.group_coordinator(group_id);
+    let outcome = block_on(handle.run_on(target, move |shard| async move {
+        shard
+            .local_groups()
+            .delete_offsets(&shard, &id, partitions)
+            .await
+    }))
+    .expect("coordinator shard runs")?;
+    Ok(outcome.into_iter().map(|(_, r)| r).collect())
+}
+
+#[test]
+fn offsets_are_deleted_unless_the_members_subscribe_to_their_topic() {
+    let dir = tempfile::tempdir_in(std::env::temp_dir()).expect("temp dir");
+    {
+        let engine = start(dir.path());
+        let handle = engine.handle();
+        block_on(handle.create_topic("t", 2, TopicConfig::default())).expect("create");
+        block_on(handle.create_topic("u", 1, TopicConfig::default())).expect("create");
+        commit(&handle, "g", Committer::Outsider, &[(0, 5), (1, 7)]);
+        assert_eq!(
+            delete_offsets(&handle, "nobody", &[("t", 0)]),
+            Err(GroupError::GroupIdNotFound)
+        );
+        // Without members any partition's offset may go.
+        assert_eq!(
+            delete_offsets(&handle, "g", &[("t", 0), ("t", 9)]),
+            Ok(vec![Ok(()), Err(GroupError::UnknownTopicOrPartition)])
+        );
+        assert_eq!(fetch(&handle, "g"), vec![(1, 7)]);
+        // A member subscribed to "u" keeps the offsets of "u", not those of "t".
+        let subscription = consumer_protocol::subscription("u");
+        join(&handle, "g", "consumer", subscription);
+        assert_eq!(
+            delete_offsets(&handle, "g", &[("u", 0), ("t", 1)]),
+            Ok(vec![Err(GroupError::GroupSubscribedToTopic), Ok(())])
+        );
+        assert!(fetch(&handle, "g").is_empty());
+        // A group that is not a consumer group gives up nothing while it has members.
+        join(
+            &handle,
+            "h",
+            "connect",
+            bytes::Bytes::from_static(b"opaque"),
+        );
+        assert_eq!(
+            delete_offsets(&handle, "h", &[("t", 0)]),
+            Err(GroupError::NonEmptyGroup)
+        );
+        engine.shutdown().expect("shutdown");
+    }
+    // The deletions were tombstones in the offsets log: a restart does not bring them back.
+    let engine = start(dir.path());
+    assert!(fetch(&engine.handle(), "g").is_empty());
+    engine.shutdown().expect("shutdown");
+}
+
 #[test]
 fn commits_and_tombstones_survive_restart() {
     let dir = tempfile::tempdir_in(std::env::temp_dir()).expect("temp dir");
@@ -185,26 +282,7 @@ fn commits_are_checked_against_topics_and_generations() {
     assert_eq!(result.unwrap_err(), GroupError::IllegalGeneration);
     assert_eq!(fetch(&handle, "g"), vec![(0, 3)]);
     // The coordinator's timer runs on the shard: a member that never heartbeats is expired.
-    let join = JoinRequest {
-        group_id: "g".to_owned(),
-        member_id: String::new(),
-        group_instance_id: None,
-        require_known_member_id: false,
-        client_id: "test".to_owned(),
-        client_host: "/127.0.0.1".to_owned(),
-        session_timeout: Duration::from_millis(1_000),
-        rebalance_timeout: Duration::from_millis(1_000),
-        protocol_type: "consumer".to_owned(),
-        protocols: vec![Protocol {
-            name: "range".to_owned(),
-            metadata: bytes::Bytes::new(),
-        }],
-    };
-    let joined = block_on(handle.run_on(target, move |shard| async move {
-        shard.local_groups().join(join).await
-    }))
-    .expect("coordinator shard runs")
-    .expect("joined");
+    let joined = join(&handle, "g", "consumer", bytes::Bytes::new());
     assert_eq!(joined.generation, 1);
     let state = |handle: &EngineHandle| {
         block_on(handle.run_on(target, |shard| async move {

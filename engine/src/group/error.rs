@@ -34,6 +34,8 @@ pub enum GroupError {
     GroupIdNotFound,
     /// The topic or partition of a commit does not exist.
     UnknownTopicOrPartition,
+    /// OffsetDelete of a topic the group's members are subscribed to.
+    GroupSubscribedToTopic,
     /// A commit's metadata string is too long.
     OffsetMetadataTooLarge,
     /// A commit too large for the offsets log.
@@ -62,6 +64,7 @@ impl GroupError {
             GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
             GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
             GroupError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+            GroupError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
             GroupError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
             GroupError::InvalidCommitOffsetSize => ResponseError::InvalidCommitOffsetSize,
             GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,

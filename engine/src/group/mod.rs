@@ -14,6 +14,7 @@
 //!   Stable), pure: it takes `now` and queues answers instead of waiting or writing;
 //! - `coordinator`: the shard's groups, the waiting requests, the timer, reads;
 //! - `commit`: offset commits and group deletion, which write to the offsets log;
+//! - [`consumer_protocol`]: reading and writing members' subscriptions and assignments;
 //! - `record`: the byte format of the offsets log; `offsets`: the in-memory map; `replay`: the
 //!   replay at start;
 //! - `api`: routing helpers for callers on any shard or thread (the Kafka server, the gRPC
@@ -38,6 +39,7 @@
 
 mod api;
 mod commit;
+pub mod consumer_protocol;
 mod coordinator;
 mod error;
 mod limits;

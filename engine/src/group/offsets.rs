@@ -109,16 +109,19 @@ impl OffsetStore {
                 let offset = decode_value(value)?;
                 self.insert(&key.group, key.tp, offset, log_offset);
             }
-            None => {
-                if let Some(offsets) = self.groups.get_mut(&key.group) {
-                    offsets.remove(&key.tp);
-                    if offsets.is_empty() {
-                        self.groups.remove(&key.group);
-                    }
-                }
-            }
+            None => self.remove(&key.group, &key.tp),
         }
         Ok(())
+    }
+
+    /// Forgets one committed offset (its tombstone is in the log).
+    pub(crate) fn remove(&mut self, group: &str, tp: &TopicPartition) {
+        if let Some(offsets) = self.groups.get_mut(group) {
+            offsets.remove(tp);
+            if offsets.is_empty() {
+                self.groups.remove(group);
+            }
+        }
     }
 }
 

@@ -26,11 +26,12 @@
 //! stops heartbeating if a rebalance that its own metadata refresh started completes while its
 //! `poll()` has timed out, which a second generation right after the first provokes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::consumer_protocol;
 use super::limits::{
     MEMBERS_PER_GROUP_MAX, MEMBER_METADATA_BYTES_MAX, PROTOCOLS_PER_MEMBER_MAX,
     REBALANCE_TIMEOUT_MAX, SESSION_TIMEOUT_MAX, SESSION_TIMEOUT_MIN,
@@ -102,6 +103,24 @@ pub(crate) enum Notice {
     },
 }
 
+/// The topics a consumer group's members subscribe to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Subscribed {
+    /// These topics.
+    Topics(BTreeSet<String>),
+    /// Any topic, as far as anyone can tell: a member's subscription could not be read.
+    All,
+}
+
+impl Subscribed {
+    pub(crate) fn includes(&self, topic: &str) -> bool {
+        match self {
+            Subscribed::Topics(topics) => topics.contains(topic),
+            Subscribed::All => true,
+        }
+    }
+}
+
 /// One group's membership and rebalance state.
 #[derive(Debug)]
 pub(crate) struct Group {
@@ -161,6 +180,26 @@ impl Group {
     /// apart).
     pub(crate) fn is_vacant(&self) -> bool {
         self.members.is_empty() && self.pending_members.is_empty()
+    }
+
+    /// What OffsetDelete may remove while the group has members: `None` when it may remove
+    /// nothing (the group is not a consumer group, so its members' use of offsets is unknown);
+    /// else the topics its members subscribe to, `Subscribed::All` when a subscription does not
+    /// read (the safe answer).
+    pub(crate) fn subscriptions(&self) -> Option<Subscribed> {
+        if self.protocol_type() != "consumer" {
+            return None;
+        }
+        let mut topics = BTreeSet::new();
+        for member in self.members.values() {
+            for protocol in &member.protocols {
+                match consumer_protocol::subscribed_topics(&protocol.metadata) {
+                    Ok(subscribed) => topics.extend(subscribed),
+                    Err(_) => return Some(Subscribed::All),
+                }
+            }
+        }
+        Some(Subscribed::Topics(topics))
     }
 
     #[cfg(test)]

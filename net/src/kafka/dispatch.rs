@@ -251,6 +251,9 @@ async fn answer_group(ctx: &RequestContext, body: RequestKind) -> Answer {
         RequestKind::DeleteGroups(req) => {
             ResponseKind::DeleteGroups(api::delete_groups::handle(ctx, req).await)
         }
+        RequestKind::OffsetDelete(req) => {
+            ResponseKind::OffsetDelete(api::offset_delete::handle(ctx, req).await)
+        }
         // `decode` admits only the APIs in `versions::SERVED`, all matched above; the test
         // `every_served_version_answers_and_decodes` holds the two together.
         _ => return Answer::Unrouted,

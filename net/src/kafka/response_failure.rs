@@ -56,6 +56,13 @@ pub(crate) fn is_failure(response: &ResponseKind) -> bool {
         ResponseKind::DescribeLogDirs(r) => {
             r.error_code != 0 || r.results.iter().any(|d| d.error_code != 0)
         }
+        ResponseKind::OffsetDelete(r) => {
+            r.error_code != 0
+                || r.topics
+                    .iter()
+                    .flat_map(|t| &t.partitions)
+                    .any(|p| p.error_code != 0)
+        }
         ResponseKind::DeleteRecords(r) => r
             .topics
             .iter()

@@ -25,6 +25,43 @@ pub(crate) mod list_groups;
 pub(crate) mod list_offsets;
 pub(crate) mod metadata;
 pub(crate) mod offset_commit;
+pub(crate) mod offset_delete;
 pub(crate) mod offset_fetch;
 pub(crate) mod produce;
 pub(crate) mod sync_group;
+
+use kafka_protocol::error::ResponseError;
+use spindle_engine::group::{CommitOutcome, GroupError};
+
+/// The error code of each partition of a request a group coordinator answered partition by
+/// partition (OffsetCommit, OffsetDelete), handed out in request order. Partitions with a
+/// negative index never reached the coordinator and are UNKNOWN_TOPIC_OR_PARTITION.
+pub(crate) struct PartitionCodes {
+    /// A code for every partition when the request was refused as a whole, else 0.
+    whole: i16,
+    each: std::vec::IntoIter<(spindle_engine::TopicPartition, Result<(), GroupError>)>,
+}
+
+impl PartitionCodes {
+    pub(crate) fn new(whole: i16, outcome: CommitOutcome) -> Self {
+        Self {
+            whole,
+            each: outcome.into_iter(),
+        }
+    }
+
+    /// The code of the next partition of the request, whose index was `partition_index`.
+    pub(crate) fn next(&mut self, partition_index: i32) -> i16 {
+        if partition_index < 0 {
+            return ResponseError::UnknownTopicOrPartition.code();
+        }
+        if self.whole != 0 {
+            return self.whole;
+        }
+        match self.each.next() {
+            Some((_, Ok(()))) => 0,
+            Some((_, Err(e))) => e.kafka_code(),
+            None => ResponseError::UnknownServerError.code(),
+        }
+    }
+}

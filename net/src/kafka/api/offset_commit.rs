@@ -14,6 +14,7 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use spindle_engine::group::{self, CommittedOffset, Committer, OffsetCommit};
 use spindle_engine::TopicPartition;
 
+use super::PartitionCodes;
 use crate::kafka::context::RequestContext;
 
 /// Answers one OffsetCommit request.
@@ -54,7 +55,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: OffsetCommitRequest) -> Of
         Ok(Err(e)) => (e.kafka_code(), Vec::new()),
         Err(_) => (ResponseError::CoordinatorNotAvailable.code(), Vec::new()),
     };
-    let mut each = outcome.into_iter().map(|(_, result)| result);
+    let mut codes = PartitionCodes::new(whole, outcome);
     let topics = req
         .topics
         .into_iter()
@@ -63,20 +64,9 @@ pub(crate) async fn handle(ctx: &RequestContext, req: OffsetCommitRequest) -> Of
                 .partitions
                 .iter()
                 .map(|p| {
-                    let code = if p.partition_index < 0 {
-                        ResponseError::UnknownTopicOrPartition.code()
-                    } else if whole != 0 {
-                        whole
-                    } else {
-                        match each.next() {
-                            Some(Ok(())) => 0,
-                            Some(Err(e)) => e.kafka_code(),
-                            None => ResponseError::UnknownServerError.code(),
-                        }
-                    };
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(code)
+                        .with_error_code(codes.next(p.partition_index))
                 })
                 .collect();
             OffsetCommitResponseTopic::default()

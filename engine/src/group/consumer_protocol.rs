@@ -1,17 +1,18 @@
 //! Kafka's consumer protocol payloads: a member's subscription (its JoinGroup metadata) and its
 //! assignment (what the leader hands it through SyncGroup), each a big-endian `i16` version
-//! followed by the message.
+//! followed by the message. The coordinator reads subscriptions (which topics a group consumes,
+//! for OffsetDelete); the gRPC gateway, whose subscribers are group members, writes both and
+//! reads both.
 //!
-//! What the gateway sends it builds with `kafka_protocol`'s encoders. What it reads comes from
-//! the other members of a group, which may be any Kafka client, so it is read here rather than
-//! by `kafka_protocol`'s decoders: those size a vector by the count the client wrote before
-//! reading a single element (`Vec::with_capacity` of up to 2^31 entries, which aborts the
-//! process when the allocation fails, where no `catch_unwind` helps), and are not written to
-//! refuse every hostile input without panicking. The reader here checks each count against the
-//! bytes left before it allocates, never indexes past its input, and answers [`Malformed`]
-//! instead.
+//! What is written is built with `kafka_protocol`'s encoders. What is read comes from group
+//! members, which may be any Kafka client, so it is read here rather than by `kafka_protocol`'s
+//! decoders: those size a vector by the count the client wrote before reading a single element
+//! (`Vec::with_capacity` of up to 2^31 entries, which aborts the process when the allocation
+//! fails, where no `catch_unwind` helps), and are not written to refuse every hostile input
+//! without panicking. The reader here checks each count against the bytes left before it
+//! allocates, never indexes past its input, and answers [`Malformed`] instead.
 //!
-//! It reads only what the gateway uses: the subscribed topics and the assigned partitions.
+//! It reads only what is used: the subscribed topics and the assigned partitions.
 //! Both lead every version of their message (0 to 3) and Kafka only appends fields in newer
 //! versions, so what follows them (user data, owned partitions, generation, rack) is not read,
 //! and a newer version is read as well.
