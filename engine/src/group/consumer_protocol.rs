@@ -112,25 +112,38 @@ pub fn subscribed_topics(metadata: &[u8]) -> Result<Vec<String>, Malformed> {
 /// # Errors
 /// [`Malformed`] when the bytes are not an assignment.
 pub fn assigned_partitions(assignment: &[u8], topic: &str) -> Result<Vec<u32>, Malformed> {
+    Ok(assigned_topics(assignment)?
+        .remove(topic)
+        .unwrap_or_default())
+}
+
+/// Every topic of an assignment with its partitions, sorted and without repeats (none when it
+/// is empty). A topic named twice has the partitions of both.
+///
+/// # Errors
+/// [`Malformed`] when the bytes are not an assignment.
+pub fn assigned_topics(assignment: &[u8]) -> Result<BTreeMap<String, Vec<u32>>, Malformed> {
+    let mut topics: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     if assignment.is_empty() {
-        return Ok(Vec::new());
+        return Ok(topics);
     }
     let mut reader = Reader::versioned(assignment)?;
-    let mut partitions = Vec::new();
     for _ in 0..reader.count(ASSIGNED_TOPIC_BYTES_MIN)? {
         let name = reader.string()?;
         let count = reader.count(PARTITION_BYTES)?;
+        let partitions = topics.entry(name.to_owned()).or_default();
         for _ in 0..count {
-            let partition = reader.i32()?;
             // A negative partition names none: skip it, as the leader's slip.
-            if let (true, Ok(partition)) = (name == topic, u32::try_from(partition)) {
+            if let Ok(partition) = u32::try_from(reader.i32()?) {
                 partitions.push(partition);
             }
         }
     }
-    partitions.sort_unstable();
-    partitions.dedup();
-    Ok(partitions)
+    for partitions in topics.values_mut() {
+        partitions.sort_unstable();
+        partitions.dedup();
+    }
+    Ok(topics)
 }
 
 /// Reads big-endian fields from the front of a byte slice, refusing what does not fit.
@@ -283,6 +296,10 @@ mod tests {
             assigned_partitions(&partitions, "a"),
             Err(Malformed::Count { .. })
         ));
+        assert!(matches!(
+            assigned_topics(&partitions),
+            Err(Malformed::Count { .. })
+        ));
         assert_eq!(subscribed_topics(b"\x00"), Err(Malformed::Truncated));
         assert_eq!(assigned_partitions(b"\x00", "a"), Err(Malformed::Truncated));
         assert_eq!(
@@ -326,6 +343,7 @@ mod tests {
             for ok in [
                 subscribed_topics(input).is_ok(),
                 assigned_partitions(input, "orders").is_ok(),
+                assigned_topics(input).is_ok(),
             ] {
                 if ok {
                     read += 1;

@@ -6,21 +6,21 @@
 //! lists only the groups it coordinates.
 //!
 //! Members' assignments travel as opaque bytes chosen by the group's protocol; for the
-//! `consumer` protocol they are a version (i16) and a ConsumerProtocolAssignment, decoded here
-//! to show which partitions each member owns. Bytes that do not decode are shown as
-//! undecodable rather than failing the whole command: a broken client must not hide the rest
-//! of its group from the operator.
+//! `consumer` protocol they are a version (i16) and a ConsumerProtocolAssignment, read with
+//! the engine's consumer protocol reader (which refuses hostile counts before allocating) to
+//! show which partitions each member owns. Bytes that do not decode are shown as undecodable
+//! rather than failing the whole command: a broken client must not hide the rest of its group
+//! from the operator.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use bytes::{Buf, Bytes};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::{
-    ConsumerProtocolAssignment, DescribeGroupsRequest, GroupId, ListGroupsRequest,
-    OffsetFetchRequest,
+    DescribeGroupsRequest, GroupId, ListGroupsRequest, OffsetFetchRequest,
 };
-use kafka_protocol::protocol::{Decodable, Message, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use serde::Serialize;
+use spindle_engine::group::consumer_protocol;
 
 use crate::admin::args::GroupCommand;
 use crate::admin::client::{Client, TopicPartition, LATEST};
@@ -153,7 +153,7 @@ pub fn describe_group(client: &mut Client, group: &str) -> Result<GroupState, Ad
             client_id: m.client_id.to_string(),
             client_host: m.client_host.to_string(),
             assignment: if consumer {
-                decode_assignment(m.member_assignment)
+                decode_assignment(&m.member_assignment)
             } else {
                 None
             },
@@ -168,36 +168,23 @@ pub fn describe_group(client: &mut Client, group: &str) -> Result<GroupState, Ad
     })
 }
 
-/// A consumer-protocol assignment: an i16 version, then the body at that version. Versions
-/// above the ones known are read as the highest known (later versions only add fields).
-fn decode_assignment(mut bytes: Bytes) -> Option<Vec<AssignedTopic>> {
-    if bytes.is_empty() {
-        return Some(Vec::new());
-    }
-    if bytes.len() < 2 {
-        return None;
-    }
-    let version = bytes
-        .get_i16()
-        .min(ConsumerProtocolAssignment::VERSIONS.max);
-    if version < 0 {
-        return None;
-    }
-    let assignment = ConsumerProtocolAssignment::decode(&mut bytes, version).ok()?;
-    let mut topics: Vec<AssignedTopic> = assignment
-        .assigned_partitions
+/// A consumer-protocol assignment's topics and partitions, read by the engine's reader, which
+/// refuses hostile counts before it allocates for them: the bytes come from whichever client
+/// led the group.
+fn decode_assignment(bytes: &[u8]) -> Option<Vec<AssignedTopic>> {
+    let topics = consumer_protocol::assigned_topics(bytes).ok()?;
+    let assigned = topics
         .into_iter()
-        .map(|tp| {
-            let mut partitions = tp.partitions;
-            partitions.sort_unstable();
-            AssignedTopic {
-                topic: tp.topic.to_string(),
-                partitions,
-            }
+        .map(|(topic, partitions)| AssignedTopic {
+            topic,
+            // Read from i32s, so each fits one.
+            partitions: partitions
+                .into_iter()
+                .filter_map(|p| i32::try_from(p).ok())
+                .collect(),
         })
         .collect();
-    topics.sort_by(|a, b| a.topic.cmp(&b.topic));
-    Some(topics)
+    Some(assigned)
 }
 
 /// The committed offsets of `group`, for every partition it has committed.
@@ -408,9 +395,9 @@ fn assignment_text(assignment: Option<&[AssignedTopic]>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::BufMut;
+    use bytes::{BufMut, Bytes};
     use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition as Assigned;
-    use kafka_protocol::messages::TopicName;
+    use kafka_protocol::messages::{ConsumerProtocolAssignment, TopicName};
     use kafka_protocol::protocol::Encodable;
 
     fn assignment_bytes(version: i16) -> Bytes {
@@ -428,22 +415,25 @@ mod tests {
     #[test]
     fn consumer_assignments_decode_at_their_version() {
         for version in 0..=3 {
-            let topics = decode_assignment(assignment_bytes(version)).unwrap();
+            let topics = decode_assignment(&assignment_bytes(version)).unwrap();
             assert_eq!(topics.len(), 1);
             assert_eq!(topics[0].topic, "orders");
             assert_eq!(topics[0].partitions, vec![0, 2]);
         }
         assert_eq!(
-            assignment_text(Some(&decode_assignment(assignment_bytes(1)).unwrap())),
+            assignment_text(Some(&decode_assignment(&assignment_bytes(1)).unwrap())),
             "orders:0,2"
         );
     }
 
     #[test]
     fn garbage_assignments_are_shown_as_such() {
-        assert!(decode_assignment(Bytes::from_static(&[0, 1, 0xff])).is_none());
-        assert!(decode_assignment(Bytes::from_static(&[7])).is_none());
-        assert_eq!(decode_assignment(Bytes::new()).map(|t| t.len()), Some(0));
+        assert!(decode_assignment(&[0, 1, 0xff]).is_none());
+        // A count of 2^31 - 1 topics in a few bytes, which a decoder that sizes its vector by
+        // the count would try to allocate for.
+        assert!(decode_assignment(&[0, 0, 0x7f, 0xff, 0xff, 0xff, 0, 1, b'a']).is_none());
+        assert!(decode_assignment(&[7]).is_none());
+        assert_eq!(decode_assignment(&[]).map(|t| t.len()), Some(0));
         assert_eq!(assignment_text(None), "(not decodable)");
     }
 }
