@@ -513,3 +513,93 @@ fn a_live_group_shows_its_members_and_refuses_a_reset() {
     );
     stop(&mut consumer, STOP_TIMEOUT);
 }
+
+#[test]
+fn group_delete_offsets_and_delete() {
+    let server = Server::start_with("admin", &[]);
+    let b = server.kafka.as_str();
+    spindle(b, &["topic", "create", "events", "--partitions", "2"]).ok();
+    produce(b, "events", 0, 5);
+    produce(b, "events", 1, 3);
+    let reset = [
+        "group",
+        "reset-offsets",
+        "audit",
+        "--topic",
+        "events",
+        "--to-latest",
+        "--execute",
+    ];
+    spindle(b, &reset).ok();
+    let committed = |b: &str| -> Vec<i64> {
+        let described = spindle(b, &["group", "describe", "audit", "--json"]).json();
+        described["offsets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| !o["committed_offset"].is_null())
+            .map(|o| o["partition"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(committed(b), vec![0, 1]);
+
+    let deleted = spindle(
+        b,
+        &[
+            "group",
+            "delete-offsets",
+            "audit",
+            "--topic",
+            "events",
+            "-p",
+            "1",
+            "--json",
+        ],
+    )
+    .json();
+    assert_eq!(
+        deleted,
+        serde_json::json!([{"topic": "events", "partition": 1}])
+    );
+    assert_eq!(committed(b), vec![0]);
+    let no_partition = spindle(
+        b,
+        &[
+            "group",
+            "delete-offsets",
+            "audit",
+            "--topic",
+            "events",
+            "-p",
+            "7",
+        ],
+    );
+    assert_eq!(no_partition.code, 1);
+    assert!(
+        no_partition
+            .stderr
+            .contains("topic events has no partition 7"),
+        "{}",
+        no_partition.stderr
+    );
+
+    let table = spindle(b, &["group", "delete", "audit"]).ok();
+    assert_eq!(table, "deleted group audit\n");
+    let again = spindle(b, &["group", "delete", "audit"]);
+    assert_eq!(again.code, 1);
+    assert!(
+        again.stderr.contains("unknown group: audit"),
+        "{}",
+        again.stderr
+    );
+    let gone = spindle(
+        b,
+        &["group", "delete-offsets", "audit", "--topic", "events"],
+    );
+    assert_eq!(gone.code, 1);
+    assert!(
+        gone.stderr.contains("unknown group: audit"),
+        "{}",
+        gone.stderr
+    );
+}

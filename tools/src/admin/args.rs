@@ -140,6 +140,24 @@ pub enum GroupCommand {
     },
     /// Move a group's committed offsets (only while the group has no members).
     ResetOffsets(ResetArgs),
+    /// Delete groups that have no members, with their committed offsets.
+    Delete {
+        /// The group ids.
+        #[arg(required = true)]
+        groups: Vec<String>,
+    },
+    /// Delete a group's committed offsets of a topic (Kafka's OffsetDelete); refused for a
+    /// topic the group's members subscribe to.
+    DeleteOffsets {
+        /// The group id.
+        group: String,
+        /// The topic whose offsets go.
+        #[arg(long)]
+        topic: String,
+        /// Only this partition (repeatable); all of the topic's partitions when not given.
+        #[arg(short, long = "partition", value_name = "PARTITION", value_parser = clap::value_parser!(i32).range(0..))]
+        partitions: Vec<i32>,
+    },
 }
 
 /// `spindle group reset-offsets`.

@@ -278,6 +278,29 @@ impl Client {
     }
 }
 
+/// The partitions of `all` (one topic's) named in `wanted`, in that order; all of them when
+/// `wanted` is empty.
+///
+/// # Errors
+/// [`AdminError::Invalid`] for a partition the topic does not have.
+pub fn select_partitions<'a>(
+    all: &'a [PartitionLeader],
+    topic: &str,
+    wanted: &[i32],
+) -> Result<Vec<&'a PartitionLeader>, AdminError> {
+    if wanted.is_empty() {
+        return Ok(all.iter().collect());
+    }
+    wanted
+        .iter()
+        .map(|&p| {
+            all.iter()
+                .find(|l| l.partition == p)
+                .ok_or_else(|| AdminError::Invalid(format!("topic {topic} has no partition {p}")))
+        })
+        .collect()
+}
+
 /// `partitions` grouped by their leader's node id, so that each leader is asked once.
 ///
 /// # Errors

@@ -1,4 +1,5 @@
-//! `spindle group list|describe`, and the group reads `reset-offsets` shares.
+//! `spindle group list|describe`, and the group reads `reset-offsets` shares (`delete` and
+//! `delete-offsets` are in `group_delete`).
 //!
 //! A group lives on its coordinator: DescribeGroups gives its state and members, OffsetFetch
 //! its committed offsets; ListOffsets (latest) on the partitions' leaders gives the end of
@@ -25,13 +26,13 @@ use spindle_engine::group::consumer_protocol;
 use crate::admin::args::GroupCommand;
 use crate::admin::client::{Client, TopicPartition, LATEST};
 use crate::admin::error::AdminError;
-use crate::admin::reset;
 use crate::admin::table::{Printer, Table, NO_VALUE};
+use crate::admin::{group_delete, reset};
 
 /// Highest OffsetFetch version used: v10 names topics by id only.
 const OFFSET_FETCH_VERSION_MAX: i16 = 9;
 /// GROUP_ID_NOT_FOUND.
-const GROUP_ID_NOT_FOUND: i16 = 69;
+pub(crate) const GROUP_ID_NOT_FOUND: i16 = 69;
 
 /// Runs one group command.
 ///
@@ -42,6 +43,12 @@ pub fn run(client: &mut Client, cmd: GroupCommand, out: &mut Printer) -> Result<
         GroupCommand::List => list(client, out),
         GroupCommand::Describe { group } => describe(client, &group, out),
         GroupCommand::ResetOffsets(args) => reset::run(client, &args, out),
+        GroupCommand::Delete { groups } => group_delete::delete_groups(client, &groups, out),
+        GroupCommand::DeleteOffsets {
+            group,
+            topic,
+            partitions,
+        } => group_delete::delete_offsets(client, &group, &topic, &partitions, out),
     }
 }
 

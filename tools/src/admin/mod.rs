@@ -21,6 +21,7 @@ pub mod cluster;
 pub mod connection;
 pub mod error;
 pub mod group;
+pub mod group_delete;
 pub mod limits;
 pub mod records;
 pub mod reset;

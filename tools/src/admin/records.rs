@@ -9,7 +9,7 @@ use kafka_protocol::messages::{DeleteRecordsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use serde::Serialize;
 
-use crate::admin::client::{by_leader, Client, PartitionLeader};
+use crate::admin::client::{by_leader, select_partitions, Client};
 use crate::admin::error::AdminError;
 use crate::admin::limits;
 use crate::admin::table::{Printer, Table};
@@ -37,18 +37,7 @@ pub fn delete(
     out: &mut Printer,
 ) -> Result<(), AdminError> {
     let all = client.partitions(topic)?;
-    let chosen: Vec<&PartitionLeader> = if partitions.is_empty() {
-        all.iter().collect()
-    } else {
-        partitions
-            .iter()
-            .map(|&p| {
-                all.iter().find(|l| l.partition == p).ok_or_else(|| {
-                    AdminError::Invalid(format!("topic {topic} has no partition {p}"))
-                })
-            })
-            .collect::<Result<_, _>>()?
-    };
+    let chosen = select_partitions(&all, topic, partitions)?;
     let mut deleted = Vec::new();
     for (leader, led) in by_leader(chosen)? {
         let request = DeleteRecordsRequest::default()
