@@ -1,6 +1,6 @@
 // kafkajs against the real server: topic administration, produce/consume with keys and
 // headers, a consumer group that resumes from its commits, reading data that was already
-// there before the consumer started, and deleting records. Run with `node --test tests/node/` (scripts/test does).
+// there before the consumer started, deleting records, and group administration. Run with `node --test tests/node/` (scripts/test does).
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -188,4 +188,56 @@ test('admin deletes the records below an offset', { timeout: TEST_TIMEOUT_MS }, 
   }
   const got = await consume(kafka.consumer({ groupId: topicName('after-delete'), ...CONSUMER_OPTIONS }), topic, 4);
   assert.deepEqual(got.map((m) => [m.offset, m.value.toString()]), [['6', 'd6'], ['7', 'd7'], ['8', 'd8'], ['9', 'd9']]);
+});
+
+test('admin lists, describes, resets and deletes a consumer group', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const topic = topicName('node-group-admin');
+  await createTopic(topic, 2);
+  const groupId = topicName('admin-group');
+  const producer = kafka.producer();
+  await producer.connect();
+  await producer.send({ topic, acks: -1, messages: Array.from({ length: 10 }, (_, i) => ({ partition: i % 2, value: `a${i}` })) });
+  await producer.disconnect();
+
+  const admin = kafka.admin();
+  await admin.connect();
+  const consumer = kafka.consumer({ groupId, ...CONSUMER_OPTIONS });
+  try {
+    // A running member: the group is listed and described with it.
+    const seen = [];
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`consumed ${seen.length} of 10`)), CONSUME_TIMEOUT_MS);
+      consumer.run({
+        eachMessage: async ({ message }) => {
+          seen.push(message.offset);
+          if (seen.length === 10) {
+            clearTimeout(timer);
+            resolve();
+          }
+        },
+      }).catch(reject);
+    });
+    const { groups } = await admin.listGroups();
+    assert.ok(groups.some((g) => g.groupId === groupId && g.protocolType === 'consumer'), JSON.stringify(groups));
+    const { groups: [described] } = await admin.describeGroups([groupId]);
+    assert.equal(described.state, 'Stable');
+    assert.equal(described.members.length, 1);
+
+    // Offsets cannot be set under a running member (kafkajs checks the state it describes).
+    await assert.rejects(admin.setOffsets({ groupId, topic, partitions: [{ partition: 0, offset: '1' }] }), /no running instances/);
+    await consumer.disconnect();
+
+    await admin.setOffsets({ groupId, topic, partitions: [{ partition: 0, offset: '1' }, { partition: 1, offset: '2' }] });
+    const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
+    assert.deepEqual(offsets.partitions.map((p) => [p.partition, p.offset]).sort(), [[0, '1'], [1, '2']]);
+
+    await admin.deleteGroups([groupId]);
+    const { groups: after } = await admin.listGroups();
+    assert.ok(!after.some((g) => g.groupId === groupId), JSON.stringify(after));
+  } finally {
+    await consumer.disconnect();
+    await admin.disconnect();
+  }
 });
