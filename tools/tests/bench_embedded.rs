@@ -100,6 +100,22 @@ fn a_durable_run_reports_its_syncs_and_the_batches_each_carried() {
 }
 
 #[test]
+fn producers_on_the_shards_write_every_batch_to_partitions_of_two_shards() {
+    let dir = TempDir::new("spindle-bench-on-shards");
+    let v = bench_json(
+        Command::new(env!("CARGO_BIN_EXE_spindle-bench"))
+            .arg("embedded")
+            .arg("--dir")
+            .arg(dir.0.join("data"))
+            .args(["--count", "4096", "--json", "--producers-on-shards"])
+            .args(["--shards", "2", "--partitions", "4", "--producers", "3"]),
+    );
+    assert_eq!(v["batches"].as_u64(), Some(64), "{v}");
+    assert_eq!(v["messages"].as_u64(), Some(4096), "{v}");
+    assert_eq!(v["config"]["producers_on_shards"], true, "{v}");
+}
+
+#[test]
 fn a_warm_up_runs_first_and_counts_in_no_figure() {
     let dir = TempDir::new("spindle-bench-warmup");
     let v = bench_json(

@@ -51,6 +51,11 @@ pub struct EmbeddedArgs {
     /// thread, at the cost of CPU).
     #[arg(long)]
     pub spin_before_park_us: Option<u64>,
+    /// Run the producers as tasks on the shard that owns their first partition (as the Kafka
+    /// server's connections run), instead of on a thread of their own: no wake-up of another
+    /// thread between an acknowledgement and the next produce.
+    #[arg(long)]
+    pub producers_on_shards: bool,
     /// A topic config `KEY=VALUE` for the bench topic when it is created (repeatable), e.g.
     /// `retention.bytes=2147483648`; `--fsync` wins over `fsync.policy`.
     #[arg(long = "topic-config", value_name = "KEY=VALUE", value_parser = parse_key_value)]

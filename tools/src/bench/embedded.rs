@@ -7,7 +7,10 @@
 //! make every write round copy it instead. The producers
 //! are async tasks on one tokio thread (the engine's shards own the other cores, so more
 //! driver threads would only steal their CPU); each keeps up to `--in-flight` produce requests
-//! outstanding, and the handle's futures wake that thread when a shard answers.
+//! outstanding, and the handle's futures wake that thread when a shard answers. With
+//! `--producers-on-shards` each producer is instead a task on the shard that owns its first
+//! partition and produces through that shard, as the Kafka server's connections do: no other
+//! thread is woken between an acknowledgement and the next produce.
 //!
 //! Producer `i` writes its batches to partitions `i, i + 1, …` round robin, so any number of
 //! producers spreads evenly over any number of partitions (and hence shards).
@@ -21,7 +24,8 @@ use bytes::Bytes;
 use kafka_protocol::records::Compression;
 use serde_json::json;
 use spindle_engine::{
-    Engine, EngineConfig, EngineError, EngineHandle, Placement, TopicConfig, TopicPartition,
+    Engine, EngineConfig, EngineError, EngineHandle, Placement, ShardId, TopicConfig,
+    TopicPartition,
 };
 
 use crate::bench::args::EmbeddedArgs;
@@ -103,7 +107,12 @@ fn drive(
     let partitions: Vec<TopicPartition> = (0..load.partitions)
         .map(|p| TopicPartition::new(load.topic.as_str(), p))
         .collect();
-    let plan = Plan::new(load.stop(), start, shape.records as u64, load.warmup());
+    let plan = Arc::new(Plan::new(
+        load.stop(),
+        start,
+        shape.records as u64,
+        load.warmup(),
+    ));
     let setup = TaskSetup {
         plan: &plan,
         throughput: &throughput,
@@ -115,29 +124,21 @@ fn drive(
     };
     let progress = Progress::new(!load.json, load.stop(), load.warmup());
     let sampler = Sampler::start(throughput.clone(), progress, plan.measure_from());
-    let producers = (0..setup.producers).map(|i| {
-        let partitions = &partitions;
-        producer_task::run(&setup, i, move |n| {
-            let tp = &partitions[(i + n) % partitions.len()];
-            let batch = Bytes::copy_from_slice(&templates[n % templates.len()].bytes);
-            async move {
-                handle
-                    .produce(tp, batch)
-                    .await
-                    .map(|_| ())
-                    .map_err(anyhow::Error::from)
-            }
-        })
-    });
+    let producers = async {
+        if args.producers_on_shards {
+            on_shards(handle, &setup, (&plan, &throughput), &partitions, templates).await
+        } else {
+            on_this_thread(handle, &setup, &partitions, templates).await
+        }
+    };
     // Syncs are counted from the end of the warm-up, as the batches are.
     let syncs_at_start = async {
         async_io::Timer::at(plan.measure_from()).await;
         syncs_so_far(handle).await
     };
-    let (outcomes, syncs_at_start) = runtime.block_on(futures::future::join(
-        futures::future::join_all(producers),
-        syncs_at_start,
-    ));
+    let (outcomes, syncs_at_start) =
+        runtime.block_on(futures::future::join(producers, syncs_at_start));
+    let outcomes = outcomes?;
     let syncs = runtime
         .block_on(syncs_so_far(handle))?
         .saturating_sub(syncs_at_start?);
@@ -159,12 +160,98 @@ fn drive(
 }
 
 /// The report's `config` keys of this mode.
+/// The producers as tasks of this thread, producing through the handle.
+async fn on_this_thread(
+    handle: &EngineHandle,
+    setup: &TaskSetup<'_>,
+    partitions: &[TopicPartition],
+    templates: &[Template],
+) -> anyhow::Result<Vec<ProducerOutcome>> {
+    let producers = (0..setup.producers).map(|i| {
+        producer_task::run(setup, i, move |n| {
+            let tp = &partitions[(i + n) % partitions.len()];
+            let batch = Bytes::copy_from_slice(&templates[n % templates.len()].bytes);
+            async move {
+                handle
+                    .produce(tp, batch)
+                    .await
+                    .map(|_| ())
+                    .map_err(anyhow::Error::from)
+            }
+        })
+    });
+    Ok(futures::future::join_all(producers).await)
+}
+
+/// Each producer as a task on the shard that owns its first partition, producing through that
+/// shard (which forwards to the owners of its other partitions).
+async fn on_shards(
+    handle: &EngineHandle,
+    setup: &TaskSetup<'_>,
+    (plan, throughput): (&Arc<Plan>, &Arc<Throughput>),
+    partitions: &[TopicPartition],
+    templates: &[Template],
+) -> anyhow::Result<Vec<ProducerOutcome>> {
+    let partitions: Arc<[TopicPartition]> = partitions.into();
+    let templates: Arc<[Template]> = templates.into();
+    let mut producers = Vec::with_capacity(setup.producers);
+    for i in 0..setup.producers {
+        let first = partitions[i % partitions.len()].clone();
+        let owner = handle
+            .run_on(
+                ShardId(0),
+                move |shard| async move { shard.owner_of(&first) },
+            )
+            .await?
+            .context("the bench topic's partition has no owner")?;
+        let (partitions, templates) = (partitions.clone(), templates.clone());
+        let (plan, throughput) = (plan.clone(), throughput.clone());
+        let (shape, start, rate, count, in_flight) = (
+            setup.shape,
+            setup.start,
+            setup.rate,
+            setup.producers,
+            setup.in_flight,
+        );
+        producers.push(handle.run_on(owner, move |shard| async move {
+            let setup = TaskSetup {
+                plan: &plan,
+                throughput: &throughput,
+                shape,
+                start,
+                rate,
+                producers: count,
+                in_flight,
+            };
+            producer_task::run(&setup, i, |n| {
+                let tp = &partitions[(i + n) % partitions.len()];
+                let batch = Bytes::copy_from_slice(&templates[n % templates.len()].bytes);
+                let shard = &shard;
+                async move {
+                    shard
+                        .produce(tp, batch)
+                        .await
+                        .map(|_| ())
+                        .map_err(anyhow::Error::from)
+                }
+            })
+            .await
+        }));
+    }
+    let outcomes = futures::future::join_all(producers).await;
+    outcomes
+        .into_iter()
+        .map(|o| o.map_err(anyhow::Error::from))
+        .collect()
+}
+
 fn mode_config(args: &EmbeddedArgs) -> serde_json::Value {
     json!({
         "dir": args.dir,
         "shards": args.shards,
         "fsync": args.fsync.to_string(),
         "spin_before_park_us": args.spin_before_park_us,
+        "producers_on_shards": args.producers_on_shards,
         "topic_configs": args.topic_configs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
     })
 }
