@@ -1,6 +1,7 @@
 // kafkajs against the real server: topic administration, produce/consume with keys and
 // headers, a consumer group that resumes from its commits, reading data that was already
-// there before the consumer started, deleting records, and group administration. Run with `node --test tests/node/` (scripts/test does).
+// there before the consumer started, deleting records, and group administration. Run with
+// `node --test tests/node/` (scripts/test does).
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
