@@ -312,6 +312,9 @@ fn retired_segments_are_written_over_by_later_rolls_and_recover_after_a_crash() 
         let out = log.enforce_retention().await.unwrap();
         assert!(out.segments_deleted >= 5, "{out:?}");
         let rolled = log.segment_count() - 1 + out.segments_deleted as usize;
+        // With no spare yet, every roll went into a new file.
+        let stats = log.io_stats();
+        assert_eq!((stats.segments_new, stats.segments_recycled), (rolled as u64, 0));
         let retired = || {
             std::fs::read_dir(&path)
                 .unwrap()
@@ -335,9 +338,16 @@ fn retired_segments_are_written_over_by_later_rolls_and_recover_after_a_crash() 
         );
 
         // Small batches: the new segments end well before the old bytes of the files they reuse.
+        let segments_before = log.segment_count();
         append_n(&log, 60, 1, 100, 100);
         log.flush().await.unwrap();
-        assert!(log.io_stats().segments_recycled >= 1);
+        let stats = log.io_stats();
+        assert!(stats.segments_recycled >= 1);
+        assert_eq!(
+            stats.segments_new + stats.segments_recycled,
+            (rolled + log.segment_count() - segments_before) as u64,
+            "every roll counted once, by the file it went into"
+        );
         assert!(retired() < 2);
         let before = read_all(&log, log.start_offset()).await;
         let (start, next) = (log.start_offset(), log.next_offset());

@@ -272,6 +272,11 @@ fn metrics_count_a_known_workload_exactly() {
     // The topic's partition and the __consumer_offsets partitions (16, or one per shard).
     let shards = samples(&text, "spindle_partitions_owned", &[]).len();
     assert!(shards >= 1);
+    // Every shard reports the segments its logs rolled into, by file (none rolled here).
+    for file in ["new", "recycled"] {
+        let started = samples(&text, "spindle_segments_started_total", &[("file", file)]);
+        assert_eq!(started, vec![0.0; shards], "{file}");
+    }
     let offsets_partitions = spindle_engine::limits::OFFSETS_PARTITIONS_MIN.max(shards);
     assert_eq!(
         sum(&text, "spindle_partitions_owned", &[]),

@@ -264,8 +264,8 @@ impl Scrape {
         }
     }
 
-    /// The shards' log counters that are not a plain count per shard: time spent syncing, and
-    /// bytes read by where they came from.
+    /// The shards' log counters that are not a plain count per shard: time spent syncing,
+    /// bytes read by where they came from, and segments started by the file they went into.
     fn render_log_counters(&self, e: &mut Exposition) {
         // With spindle_fsyncs_total this gives the mean fsync latency over any window.
         let name = "spindle_fsync_seconds_total";
@@ -296,6 +296,26 @@ impl Scrape {
                 name,
                 &[("shard", &shard), ("source", "disk")],
                 s.logs.bytes_read_from_disk,
+            );
+        }
+        let name = "spindle_segments_started_total";
+        e.family(
+            name,
+            "Segments the shard's logs rolled into, by file: a new one (whose first writes go \
+             into fresh extents, slower on most file systems) or a retired segment's, reused.",
+            Kind::Counter,
+        );
+        for s in &self.shards {
+            let shard = s.shard.to_string();
+            e.sample(
+                name,
+                &[("shard", &shard), ("file", "new")],
+                s.logs.segments_new,
+            );
+            e.sample(
+                name,
+                &[("shard", &shard), ("file", "recycled")],
+                s.logs.segments_recycled,
             );
         }
     }

@@ -86,6 +86,10 @@ pub struct LogCounters {
     pub bytes_read_cached: u64,
     /// Bytes reads returned from segment files.
     pub bytes_read_from_disk: u64,
+    /// Segments rolled into a new file.
+    pub segments_new: u64,
+    /// Segments rolled into a retired segment's file.
+    pub segments_recycled: u64,
 }
 
 impl LogCounters {
@@ -95,6 +99,8 @@ impl LogCounters {
         if self.syncs < before.syncs
             || self.bytes_read_cached < before.bytes_read_cached
             || self.bytes_read_from_disk < before.bytes_read_from_disk
+            || self.segments_new < before.segments_new
+            || self.segments_recycled < before.segments_recycled
         {
             return self;
         }
@@ -103,6 +109,8 @@ impl LogCounters {
             sync_micros: self.sync_micros.saturating_sub(before.sync_micros),
             bytes_read_cached: self.bytes_read_cached - before.bytes_read_cached,
             bytes_read_from_disk: self.bytes_read_from_disk - before.bytes_read_from_disk,
+            segments_new: self.segments_new - before.segments_new,
+            segments_recycled: self.segments_recycled - before.segments_recycled,
         }
     }
 
@@ -114,6 +122,8 @@ impl LogCounters {
             bytes_read_from_disk: self
                 .bytes_read_from_disk
                 .wrapping_add(other.bytes_read_from_disk),
+            segments_new: self.segments_new.wrapping_add(other.segments_new),
+            segments_recycled: self.segments_recycled.wrapping_add(other.segments_recycled),
         }
     }
 }

@@ -319,6 +319,8 @@ impl Partition {
             sync_micros: stats.sync_micros,
             bytes_read_cached: stats.bytes_read_cached,
             bytes_read_from_disk: stats.bytes_read_from_disk,
+            segments_new: stats.segments_new,
+            segments_recycled: stats.segments_recycled,
         }
     }
 

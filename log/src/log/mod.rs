@@ -73,6 +73,8 @@ pub struct IoStats {
     pub sync_micros: u64,
     /// Bytes of batches written.
     pub bytes_written: u64,
+    /// Segments started in a new file (whose first writes go into fresh extents).
+    pub segments_new: u64,
     /// Segments started in a retired segment's file rather than a new one.
     pub segments_recycled: u64,
     /// Bytes of batches reads returned from the tail cache.

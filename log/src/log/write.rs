@@ -557,6 +557,7 @@ impl Log {
         file.truncate(0)
             .await
             .context(|| format!("truncating {}", path.display()))?;
+        self.bump_stats(|s| s.segments_new += 1);
         Ok(file)
     }
 
