@@ -314,7 +314,10 @@ fn retired_segments_are_written_over_by_later_rolls_and_recover_after_a_crash() 
         let rolled = log.segment_count() - 1 + out.segments_deleted as usize;
         // With no spare yet, every roll went into a new file.
         let stats = log.io_stats();
-        assert_eq!((stats.segments_new, stats.segments_recycled), (rolled as u64, 0));
+        assert_eq!(
+            (stats.segments_new, stats.segments_recycled),
+            (rolled as u64, 0)
+        );
         let retired = || {
             std::fs::read_dir(&path)
                 .unwrap()

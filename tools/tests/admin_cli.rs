@@ -34,6 +34,12 @@ impl Outcome {
         self.stdout
     }
 
+    /// Asserts the command failed with exit status 1 and said `what` on stderr.
+    fn fails_with(self, what: &str) {
+        assert_eq!(self.code, 1, "{self:?}");
+        assert!(self.stderr.contains(what), "{}", self.stderr);
+    }
+
     fn json(self) -> Value {
         let text = self.ok();
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
@@ -231,13 +237,7 @@ fn errors_name_what_is_wrong_and_exit_non_zero() {
     assert_eq!(unknown.code, 1);
     assert_eq!(unknown.stderr, "spindle: unknown topic: no-such-topic\n");
     assert_eq!(unknown.stdout, "");
-    let unknown = spindle(b, &["topic", "delete", "no-such-topic"]);
-    assert_eq!(unknown.code, 1);
-    assert!(
-        unknown.stderr.contains("no-such-topic"),
-        "{}",
-        unknown.stderr
-    );
+    spindle(b, &["topic", "delete", "no-such-topic"]).fails_with("no-such-topic");
 
     for wrong in [
         &["topic", "create"][..],
@@ -255,13 +255,7 @@ fn errors_name_what_is_wrong_and_exit_non_zero() {
     }
 
     spindle(b, &["topic", "create", "twice"]).ok();
-    let again = spindle(b, &["topic", "create", "twice"]);
-    assert_eq!(again.code, 1);
-    assert!(
-        again.stderr.contains("TOPIC_ALREADY_EXISTS"),
-        "{}",
-        again.stderr
-    );
+    spindle(b, &["topic", "create", "twice"]).fails_with("TOPIC_ALREADY_EXISTS");
     let tolerated = spindle(
         b,
         &["topic", "create", "twice", "--if-not-exists", "--json"],
@@ -279,15 +273,8 @@ fn errors_name_what_is_wrong_and_exit_non_zero() {
     let fallback = format!("{closed},{b}");
     spindle(&fallback, &["cluster", "info"]).ok();
 
-    let unreachable = spindle(&closed, &["cluster", "info"]);
-    assert_eq!(unreachable.code, 1);
-    assert!(
-        unreachable
-            .stderr
-            .contains(&format!("cannot reach a Kafka server at {closed}")),
-        "{}",
-        unreachable.stderr
-    );
+    spindle(&closed, &["cluster", "info"])
+        .fails_with(&format!("cannot reach a Kafka server at {closed}"));
 }
 
 #[test]
@@ -412,13 +399,7 @@ fn group_offsets_lag_and_reset() {
         table.contains("TOPIC   PARTITION  COMMITTED  END  LAG  MEMBER"),
         "{table}"
     );
-    let unknown = spindle(b, &["group", "describe", "nobody"]);
-    assert_eq!(unknown.code, 1);
-    assert!(
-        unknown.stderr.contains("unknown group: nobody"),
-        "{}",
-        unknown.stderr
-    );
+    spindle(b, &["group", "describe", "nobody"]).fails_with("unknown group: nobody");
 }
 
 #[test]
@@ -493,7 +474,7 @@ fn a_live_group_shows_its_members_and_refuses_a_reset() {
         "{described}"
     );
 
-    let refused = spindle(
+    spindle(
         b,
         &[
             "group",
@@ -504,13 +485,8 @@ fn a_live_group_shows_its_members_and_refuses_a_reset() {
             "--to-earliest",
             "--execute",
         ],
-    );
-    assert_eq!(refused.code, 1);
-    assert!(
-        refused.stderr.contains("group dashboard is Stable"),
-        "{}",
-        refused.stderr
-    );
+    )
+    .fails_with("group dashboard is Stable");
     stop(&mut consumer, STOP_TIMEOUT);
 }
 
@@ -562,7 +538,7 @@ fn group_delete_offsets_and_delete() {
         serde_json::json!([{"topic": "events", "partition": 1}])
     );
     assert_eq!(committed(b), vec![0]);
-    let no_partition = spindle(
+    spindle(
         b,
         &[
             "group",
@@ -573,33 +549,15 @@ fn group_delete_offsets_and_delete() {
             "-p",
             "7",
         ],
-    );
-    assert_eq!(no_partition.code, 1);
-    assert!(
-        no_partition
-            .stderr
-            .contains("topic events has no partition 7"),
-        "{}",
-        no_partition.stderr
-    );
+    )
+    .fails_with("topic events has no partition 7");
 
     let table = spindle(b, &["group", "delete", "audit"]).ok();
     assert_eq!(table, "deleted group audit\n");
-    let again = spindle(b, &["group", "delete", "audit"]);
-    assert_eq!(again.code, 1);
-    assert!(
-        again.stderr.contains("unknown group: audit"),
-        "{}",
-        again.stderr
-    );
-    let gone = spindle(
+    spindle(b, &["group", "delete", "audit"]).fails_with("unknown group: audit");
+    spindle(
         b,
         &["group", "delete-offsets", "audit", "--topic", "events"],
-    );
-    assert_eq!(gone.code, 1);
-    assert!(
-        gone.stderr.contains("unknown group: audit"),
-        "{}",
-        gone.stderr
-    );
+    )
+    .fails_with("unknown group: audit");
 }
