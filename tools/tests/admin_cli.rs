@@ -61,6 +61,20 @@ fn spindle(bootstrap: &str, args: &[&str]) -> Outcome {
     }
 }
 
+/// A server with a topic "events" of two partitions holding `counts` records each.
+fn with_events(counts: [usize; 2]) -> Server {
+    let server = Server::start_with("admin", &[]);
+    spindle(
+        &server.kafka,
+        &["topic", "create", "events", "--partitions", "2"],
+    )
+    .ok();
+    for (partition, count) in (0..).zip(counts) {
+        produce(&server.kafka, "events", partition, count);
+    }
+    server
+}
+
 /// Produces `count` records to `topic` partition `partition` with kcat.
 fn produce(bootstrap: &str, topic: &str, partition: i32, count: usize) {
     let records: String = (0..count).map(|i| format!("record-{i}\n")).collect();
@@ -170,11 +184,8 @@ fn topic_create_list_describe_alter_delete() {
 
 #[test]
 fn delete_records_moves_the_start_of_the_chosen_partitions() {
-    let server = Server::start_with("admin", &[]);
+    let server = with_events([10, 5]);
     let b = server.kafka.as_str();
-    spindle(b, &["topic", "create", "events", "--partitions", "2"]).ok();
-    produce(b, "events", 0, 10);
-    produce(b, "events", 1, 5);
 
     let one = spindle(
         b,
@@ -293,11 +304,8 @@ fn cluster_info_names_the_node() {
 
 #[test]
 fn group_offsets_lag_and_reset() {
-    let server = Server::start_with("admin", &[]);
+    let server = with_events([5, 3]);
     let b = server.kafka.as_str();
-    spindle(b, &["topic", "create", "events", "--partitions", "2"]).ok();
-    produce(b, "events", 0, 5);
-    produce(b, "events", 1, 3);
 
     // Commit offsets for a group with no members (the admin path: generation -1).
     let plan = spindle(
@@ -492,11 +500,8 @@ fn a_live_group_shows_its_members_and_refuses_a_reset() {
 
 #[test]
 fn group_delete_offsets_and_delete() {
-    let server = Server::start_with("admin", &[]);
+    let server = with_events([5, 3]);
     let b = server.kafka.as_str();
-    spindle(b, &["topic", "create", "events", "--partitions", "2"]).ok();
-    produce(b, "events", 0, 5);
-    produce(b, "events", 1, 3);
     let reset = [
         "group",
         "reset-offsets",
