@@ -7,8 +7,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::coordinator::check_name;
-use super::coordinator::{GroupCoordinator, OffsetCommit};
+use super::coordinator::{check_name, GroupCoordinator, OffsetCommit};
 use super::limits::{COMMIT_RECORDS_PER_BATCH_MAX, OFFSET_METADATA_BYTES_MAX};
 use super::offsets::CommittedOffset;
 use super::record::{encode_value, OffsetKey};
@@ -131,7 +130,7 @@ impl GroupCoordinator {
             } else {
                 Ok(())
             };
-            if result.is_ok() && self.committed(group_id, &tp).is_some() {
+            if result.is_ok() && self.has_committed(group_id, &tp) {
                 doomed.push(tp.clone());
             }
             outcome.push((tp, result));

@@ -486,9 +486,9 @@ impl GroupCoordinator {
         }
     }
 
-    /// The offset `group_id` committed for `tp`, if any.
-    pub(crate) fn committed(&self, group_id: &str, tp: &TopicPartition) -> Option<CommittedOffset> {
-        self.offsets.borrow().get(group_id, tp).cloned()
+    /// Whether `group_id` has an offset committed for `tp`.
+    pub(crate) fn has_committed(&self, group_id: &str, tp: &TopicPartition) -> bool {
+        self.offsets.borrow().get(group_id, tp).is_some()
     }
 
     /// Forgets one committed offset whose tombstone is written.
