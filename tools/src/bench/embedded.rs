@@ -159,7 +159,6 @@ fn drive(
     })
 }
 
-/// The report's `config` keys of this mode.
 /// The producers as tasks of this thread, producing through the handle.
 async fn on_this_thread(
     handle: &EngineHandle,
@@ -245,6 +244,7 @@ async fn on_shards(
         .collect()
 }
 
+/// The report's `config` keys of this mode.
 fn mode_config(args: &EmbeddedArgs) -> serde_json::Value {
     json!({
         "dir": args.dir,
