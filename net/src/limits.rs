@@ -7,6 +7,16 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 100 * 1024 * 1024;
 /// Largest frame size an operator may configure: the length prefix is an `i32`.
 pub const MAX_FRAME_BYTES_CEILING: usize = i32::MAX as usize;
 
+/// What a request other than Produce is charged to the shard's request memory per byte of its
+/// frame: the memory its decoded form and its answer may take. Produce requests keep their
+/// batches as slices of the frame, so their decoded form is about their size; the others decode
+/// into one structure per element, each several times the bytes it came from (a ListOffsets
+/// request of 34 MiB naming 3 million partitions took 424 MiB at its peak, 12 times its size).
+/// Charged by this, such requests together never take much more than the request share, and one
+/// larger than the share divided by this is refused (8 MiB with the default shard memory:
+/// Metadata, ListOffsets, OffsetCommit or Fetch for a hundred thousand partitions fit).
+pub const DECODED_BYTES_PER_REQUEST_BYTE: usize = 16;
+
 /// The smallest well-formed request: api key, api version and correlation id.
 pub const MIN_FRAME_BYTES: usize = 8;
 

@@ -206,6 +206,41 @@ fn bad_input_closes_that_connection_only() {
 }
 
 #[test]
+fn a_request_other_than_produce_too_large_to_decode_is_refused_before_its_body() {
+    use spindle_net::limits::DECODED_BYTES_PER_REQUEST_BYTE;
+    let node = Node::start();
+    // The default shard memory's request share is 128 MiB: 8 MiB is the most for ListOffsets.
+    let len = (128 << 20) / DECODED_BYTES_PER_REQUEST_BYTE + 1;
+    let header = |key: ApiKey| {
+        let mut wire = (len as i32).to_be_bytes().to_vec();
+        wire.extend_from_slice(&(key as i16).to_be_bytes());
+        wire
+    };
+    let mut refused = node.connect();
+    refused.write_all(&header(ApiKey::ListOffsets)).unwrap();
+    assert!(closed(&mut refused), "closed without waiting for the body");
+    // A Produce request that large is within the limits: the server waits for its body.
+    let mut produce = node.connect();
+    produce.write_all(&header(ApiKey::Produce)).unwrap();
+    produce
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let waited = produce.read(&mut byte).unwrap_err();
+    assert!(
+        matches!(
+            waited.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{waited}"
+    );
+    // Everyone else is served.
+    let mut conn = node.connect();
+    let versions: ApiVersionsResponse = call(&mut conn, 3, &ApiVersionsRequest::default());
+    assert_eq!(versions.error_code, 0);
+}
+
+#[test]
 fn pipelined_requests_are_answered_in_order() {
     let node = Node::start();
     let mut conn = node.connect();

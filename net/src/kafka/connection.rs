@@ -12,7 +12,9 @@
 //! idempotent producer's sequence numbers depend on it).
 //!
 //! Before it reads a frame's body the reading half reserves the frame's length from the shard's
-//! memory budget ([`spindle_engine::MemoryBudget`]) and gives it back once the request is
+//! memory budget ([`spindle_engine::MemoryBudget`]), [`DECODED_BYTES_PER_REQUEST_BYTE`] times
+//! that for an API other than Produce (what decoding and answering it may take; it reads the
+//! API key with the length to know), and gives it back once the request is
 //! handled (its frame freed), not once the answer is written, so a client that does not read its
 //! answers holds no memory others wait for. When the shard's request memory is spent, the reader
 //! waits instead of reading: the socket's receive window fills and TCP pushes back on the client.
@@ -51,12 +53,13 @@ use crate::kafka::answer::EncodedAnswer;
 use crate::kafka::connections::StopWatch;
 use crate::kafka::context::RequestContext;
 use crate::kafka::dispatch::{self, Answer, Decoded};
-use crate::kafka::frame::{self, FrameError, FrameReader};
+use crate::kafka::frame::{self, FrameError, FrameHeader, FrameReader};
 use crate::kafka::response_failure;
 use crate::kafka::KafkaConfig;
 use crate::limits::{
-    MAX_CONNECTIONS_MAX_IDLE_MS, MAX_FRAME_BODY_TIMEOUT_MS, MAX_IN_FLIGHT_PER_CONNECTION,
-    MIN_CONNECTIONS_MAX_IDLE_MS, MIN_FRAME_BODY_TIMEOUT_MS, READ_BUFFER_BYTES, WRITE_BUFFER_BYTES,
+    DECODED_BYTES_PER_REQUEST_BYTE, MAX_CONNECTIONS_MAX_IDLE_MS, MAX_FRAME_BODY_TIMEOUT_MS,
+    MAX_IN_FLIGHT_PER_CONNECTION, MIN_CONNECTIONS_MAX_IDLE_MS, MIN_FRAME_BODY_TIMEOUT_MS,
+    READ_BUFFER_BYTES, WRITE_BUFFER_BYTES,
 };
 
 /// What a handled request leaves for the writer.
@@ -209,19 +212,44 @@ async fn read_frame(
     timeouts: &Timeouts,
 ) -> Result<(Bytes, RequestReservation), FrameError> {
     let idle = timeouts.idle;
-    let len = within(frames.next_length(), idle, || FrameError::Idle {
+    let header = within(frames.next_header(), idle, || FrameError::Idle {
         idle_ms: idle.as_millis(),
     })
     .await?;
-    let reservation = memory.reserve_request(len).await;
+    let len = header.len;
+    let reservation = memory
+        .reserve_request(request_charge(header, memory)?)
+        .await;
     let timeout = frame::body_timeout(len, timeouts.body);
     // When the deadline wins, the partly read body is dropped here and the reservation on return.
-    let frame = within(frames.read_body(len), timeout, || FrameError::SlowBody {
+    let frame = within(frames.read_body(header), timeout, || FrameError::SlowBody {
         len,
         timeout_ms: timeout.as_millis(),
     })
     .await?;
     Ok((frame, reservation))
+}
+
+/// What a request is charged to the shard's request memory: its bytes for Produce, whose
+/// batches stay slices of the frame; [`DECODED_BYTES_PER_REQUEST_BYTE`] times that for the
+/// others, which decode into far more than their bytes.
+///
+/// # Errors
+/// [`FrameError::TooLargeToDecode`] for a request other than Produce whose charge exceeds the
+/// whole request share: it could never be admitted.
+fn request_charge(header: FrameHeader, memory: &MemoryBudget) -> Result<usize, FrameError> {
+    if header.api_key == ApiKey::Produce as i16 {
+        return Ok(header.len);
+    }
+    let max = memory.request_bytes() / DECODED_BYTES_PER_REQUEST_BYTE;
+    if header.len > max {
+        return Err(FrameError::TooLargeToDecode {
+            api_key: header.api_key,
+            len: header.len,
+            max,
+        });
+    }
+    Ok(header.len * DECODED_BYTES_PER_REQUEST_BYTE)
 }
 
 /// `read`'s outcome, or `late()` if it does not finish within `limit`. What is already in the

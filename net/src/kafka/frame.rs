@@ -14,7 +14,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_lite::io::{AsyncRead, AsyncReadExt};
 
-use crate::limits::{FRAME_BODY_MIN_BYTES_PER_SEC, MIN_FRAME_BYTES};
+use crate::limits::{
+    DECODED_BYTES_PER_REQUEST_BYTE, FRAME_BODY_MIN_BYTES_PER_SEC, MIN_FRAME_BYTES,
+};
 
 /// Why a frame could not be read. Every variant but [`FrameError::Closed`] is the client's fault
 /// or the network's, and ends the connection.
@@ -38,6 +40,22 @@ pub(crate) enum FrameError {
         expected: usize,
         /// Bytes received before the end.
         got: usize,
+    },
+    /// A request of an API other than Produce too large for the memory decoding it may take
+    /// (see [`crate::limits::DECODED_BYTES_PER_REQUEST_BYTE`]).
+    #[error(
+        "a request of API key {api_key} of {len} bytes is more than {max}, the most a request \
+         other than Produce may have (decoding one takes up to \
+         {DECODED_BYTES_PER_REQUEST_BYTE} times its bytes, from a request memory of {share})",
+        share = max * DECODED_BYTES_PER_REQUEST_BYTE
+    )]
+    TooLargeToDecode {
+        /// The request's API key.
+        api_key: i16,
+        /// The announced length.
+        len: usize,
+        /// The most such a request may have.
+        max: usize,
     },
     /// The body did not arrive within its [`body_timeout`].
     #[error("frame body of {len} bytes not received within {timeout_ms} ms")]
@@ -87,16 +105,30 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// [`FrameError::Closed`] at a clean end of stream, any other variant for a broken frame.
     #[cfg(test)]
     pub(crate) async fn next(&mut self) -> Result<Bytes, FrameError> {
-        let len = self.next_length().await?;
-        self.read_body(len).await
+        let header = self.next_header().await?;
+        self.read_body(header).await
     }
 
-    /// The next frame's length prefix, validated; read the body with [`FrameReader::read_body`]
-    /// (a connection reserves the memory in between).
+    /// The next frame's length prefix, validated, and the API key that begins its body; read
+    /// the rest with [`FrameReader::read_body`] (a connection reserves the memory in between,
+    /// how much depending on the API).
     ///
     /// # Errors
     /// As [`FrameReader::next`].
-    pub(crate) async fn next_length(&mut self) -> Result<usize, FrameError> {
+    pub(crate) async fn next_header(&mut self) -> Result<FrameHeader, FrameError> {
+        let len = self.next_length().await?;
+        let mut key = [0u8; 2];
+        let got = read_full(&mut self.inner, &mut key).await?;
+        if got < key.len() {
+            return Err(FrameError::Truncated { expected: len, got });
+        }
+        Ok(FrameHeader {
+            len,
+            api_key: i16::from_be_bytes(key),
+        })
+    }
+
+    async fn next_length(&mut self) -> Result<usize, FrameError> {
         let mut prefix = [0u8; 4];
         let got = read_full(&mut self.inner, &mut prefix).await?;
         if got == 0 {
@@ -116,19 +148,30 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         Ok(len)
     }
 
-    /// The body of a frame whose length [`FrameReader::next_length`] returned, read straight
-    /// into a buffer of that length (the connection has reserved the memory for it).
+    /// The body of the frame [`FrameReader::next_header`] began, its API key included, read
+    /// straight into a buffer of its length (the connection has reserved the memory for it).
     ///
     /// # Errors
     /// [`FrameError::Truncated`] or [`FrameError::Io`].
-    pub(crate) async fn read_body(&mut self, len: usize) -> Result<Bytes, FrameError> {
+    pub(crate) async fn read_body(&mut self, header: FrameHeader) -> Result<Bytes, FrameError> {
+        let len = header.len;
         let mut body = vec![0u8; len];
-        let got = read_full(&mut self.inner, &mut body).await?;
+        body[..2].copy_from_slice(&header.api_key.to_be_bytes());
+        let got = 2 + read_full(&mut self.inner, &mut body[2..]).await?;
         if got < len {
             return Err(FrameError::Truncated { expected: len, got });
         }
         Ok(Bytes::from(body))
     }
+}
+
+/// What a frame's first bytes say: its length and its API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FrameHeader {
+    /// The body's length (the prefix), within the configured bounds.
+    pub(crate) len: usize,
+    /// The API key, the body's first two bytes (not checked here).
+    pub(crate) api_key: i16,
 }
 
 /// Reads until `buf` is full or the stream ends; returns how many bytes were read.
@@ -226,13 +269,20 @@ mod tests {
         wire.extend_from_slice(&body);
         block_on(async {
             let mut reader = FrameReader::new(&wire[..], 1 << 20);
-            let len = reader.next_length().await.unwrap();
-            let got = reader.read_body(len).await.unwrap();
+            let header = reader.next_header().await.unwrap();
+            assert_eq!(
+                header,
+                FrameHeader {
+                    len: 5000,
+                    api_key: 0x0707
+                }
+            );
+            let got = reader.read_body(header).await.unwrap();
             assert_eq!(&got[..], &body[..]);
 
             let mut reader = FrameReader::new(&wire[..4000], 1 << 20);
-            let len = reader.next_length().await.unwrap();
-            let err = reader.read_body(len).await.unwrap_err();
+            let header = reader.next_header().await.unwrap();
+            let err = reader.read_body(header).await.unwrap_err();
             assert!(
                 matches!(
                     err,
