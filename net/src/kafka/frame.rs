@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_lite::io::{AsyncRead, AsyncReadExt};
+use kafka_protocol::messages::ApiKey;
 
 use crate::limits::{
     DECODED_BYTES_PER_REQUEST_BYTE, FRAME_BODY_MIN_BYTES_PER_SEC, MIN_FRAME_BYTES,
@@ -44,9 +45,10 @@ pub(crate) enum FrameError {
     /// A request of an API other than Produce too large for the memory decoding it may take
     /// (see [`crate::limits::DECODED_BYTES_PER_REQUEST_BYTE`]).
     #[error(
-        "a request of API key {api_key} of {len} bytes is more than {max}, the most a request \
-         other than Produce may have (decoding one takes up to \
-         {DECODED_BYTES_PER_REQUEST_BYTE} times its bytes, from a request memory of {share})",
+        "a {api} request of {len} bytes is more than {max}, the most a request other than \
+         Produce may have (decoding one takes up to {DECODED_BYTES_PER_REQUEST_BYTE} times its \
+         bytes, from a request memory of {share})",
+        api = api_name(*api_key),
         share = max * DECODED_BYTES_PER_REQUEST_BYTE
     )]
     TooLargeToDecode {
@@ -74,6 +76,11 @@ pub(crate) enum FrameError {
     /// The socket failed.
     #[error("read failed: {0}")]
     Io(#[from] io::Error),
+}
+
+/// An API's name for messages (`ListOffsets`), or its number when it has none.
+fn api_name(key: i16) -> String {
+    ApiKey::try_from(key).map_or_else(|()| format!("API key {key}"), |api| format!("{api:?}"))
 }
 
 /// How long the body of a frame of `len` bytes may take to arrive: `base` (the configured frame
@@ -235,6 +242,21 @@ mod tests {
                 "{len}: {got:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_request_too_large_to_decode_is_named_by_its_api() {
+        let err = FrameError::TooLargeToDecode {
+            api_key: 2,
+            len: 9 << 20,
+            max: 8 << 20,
+        };
+        assert!(
+            err.to_string()
+                .starts_with("a ListOffsets request of 9437184 bytes"),
+            "{err}"
+        );
+        assert!(api_name(999).contains("API key 999"));
     }
 
     #[test]
