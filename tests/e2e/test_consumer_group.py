@@ -7,10 +7,22 @@ from __future__ import annotations
 
 import time
 
-from confluent_kafka import KafkaError
+import pytest
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import TopicPartition as CTP
 
 import clients
+
+# Members not yet closed. A test that fails leaves its members open; they are closed after it
+# (librdkafka's destroy of a consumer that was never closed can hang, at garbage collection).
+OPEN: list["Member"] = []
+
+
+@pytest.fixture(autouse=True)
+def close_members():
+    yield
+    while OPEN:
+        OPEN[-1].close()
 
 PARTITIONS = 4
 PER_PARTITION = 10
@@ -27,6 +39,13 @@ class Member:
         self.revoked: list[set[int]] = []
         self.seen: list[tuple[int, int, bytes]] = []
         self.consumer.subscribe([topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        OPEN.append(self)
+
+    def close(self) -> None:
+        """Leaves the group (a static member only stops: its slot waits for it)."""
+        if self in OPEN:
+            OPEN.remove(self)
+            self.consumer.close()
 
     def _on_assign(self, consumer, partitions):
         # An eager rebalance hands over the whole assignment, a cooperative one what is added.
@@ -50,7 +69,23 @@ class Member:
             assert msg.error().code() == KafkaError._PARTITION_EOF, f"{self.name}: {msg.error()}"
             return
         self.seen.append((msg.partition(), msg.offset(), msg.value()))
-        self.consumer.commit(message=msg, asynchronous=False)
+        self.commit(msg)
+
+    def commit(self, msg) -> None:
+        """Commits `msg` synchronously. A cooperative member keeps consuming while the group
+        rebalances, so, as against Kafka, a commit may meet the rebalance: sent with the
+        generation that just ended it is ILLEGAL_GENERATION, between the join and the sync
+        REBALANCE_IN_PROGRESS. It is retried, with the new generation, once the group is stable."""
+        retried = (KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.consumer.commit(message=msg, asynchronous=False)
+                return
+            except KafkaException as e:
+                if e.args[0].code() not in retried or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
 
 def poll_until(members: list[Member], done, what: str, timeout_s: float = 30.0) -> None:
@@ -92,7 +127,7 @@ def test_group_member_leaves_and_other_takes_over(spindle, topic_name):
     assert {v for _, _, v in a.seen + b.seen} == first
 
     # b leaves the group; a must take over b's partitions and read only what b did not commit.
-    b.consumer.close()
+    b.close()
     second = produce_round(spindle.bootstrap, topic_name, 2)
     seen_before = len(a.seen)
     poll_until(
@@ -102,7 +137,7 @@ def test_group_member_leaves_and_other_takes_over(spindle, topic_name):
     )
     clients.assert_no_more(a.consumer, quiet_s=1.0)
     taken_over = [(p, o) for p, o, _ in a.seen[seen_before:] if p in b_partitions]
-    a.consumer.close()
+    a.close()
 
     consumed = a.seen + b.seen
     positions = [(p, o) for p, o, _ in consumed]
@@ -147,7 +182,7 @@ def test_static_member_restarts_without_a_rebalance(spindle, topic_name):
     a_partitions, b_revoked = set(a.assignment), len(b.revoked)
 
     # A static member leaves no LeaveGroup behind when it closes: its slot waits for it.
-    a.consumer.close()
+    a.close()
     second = produce_round(spindle.bootstrap, topic_name, 2)
     restarted = Member(spindle.bootstrap, group, topic_name, "static-a2", {**static, "group.instance.id": "a"})
     poll_until(
@@ -157,8 +192,8 @@ def test_static_member_restarts_without_a_rebalance(spindle, topic_name):
     )
     assert restarted.assignment == a_partitions
     assert len(b.revoked) == b_revoked, f"the restart made static-b give up partitions: {b.revoked}"
-    restarted.consumer.close()
-    b.consumer.close()
+    restarted.close()
+    b.close()
     assert_each_once([a, restarted, b], first | second)
 
 
@@ -184,14 +219,14 @@ def test_cooperative_sticky_members_hand_over_only_what_moves(spindle, topic_nam
     # Only what moved was revoked: the first member never gave up everything.
     assert all(len(r) < PARTITIONS for r in a.revoked), a.revoked
 
-    b.consumer.close()
+    b.close()
     third = produce_round(spindle.bootstrap, topic_name, 3)
     poll_until(
         [a],
         lambda: a.assignment == set(range(PARTITIONS)) and len(a.seen) + len(b.seen) == 3 * len(first),
         "the first member takes the partitions back and consumes the third round",
     )
-    a.consumer.close()
+    a.close()
     assert_each_once([a, b], first | second | third)
 
 

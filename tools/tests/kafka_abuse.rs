@@ -155,9 +155,10 @@ fn a_stalled_frame_body_is_cut_off_and_its_memory_given_back() {
     let mut stalled: Vec<TcpStream> = (0..2)
         .map(|_| {
             let mut stream = server.connect();
-            // A length prefix and the start of a header, then nothing.
+            // A length prefix and the start of a Produce header (a request charged its bytes
+            // alone, so a large one is let in), then nothing.
             let mut start = (1i32 << 20).to_be_bytes().to_vec();
-            start.extend_from_slice(&[0, 3, 0, 1]);
+            start.extend_from_slice(&[0, 0, 0, 3]);
             stream.write_all(&start).unwrap();
             stream
         })
