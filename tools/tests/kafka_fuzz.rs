@@ -21,6 +21,9 @@ use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
+use kafka_protocol::messages::offset_delete_request::{
+    OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::*;
@@ -169,6 +172,14 @@ fn seeds(batch: Bytes) -> Vec<Vec<u8>> {
             .with_partitions(vec![DeleteRecordsPartition::default()
                 .with_partition_index(0)
                 .with_offset(0)])]),
+        &mut out,
+    );
+    encodings(
+        &OffsetDeleteRequest::default()
+            .with_group_id(group())
+            .with_topics(vec![OffsetDeleteRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("fuzz")))
+                .with_partitions(vec![OffsetDeleteRequestPartition::default()])]),
         &mut out,
     );
     encodings(&CreatePartitionsRequest::default(), &mut out);
