@@ -453,6 +453,7 @@ fn a_live_group_shows_its_members_and_refuses_a_reset() {
     produce(b, "clicks", 0, 2);
     let mut consumer = Command::new("kcat")
         .args(["-b", b, "-G", "dashboard", "clicks", "-q"])
+        .args(["-X", "group.instance.id=dashboard-1"])
         .stdout(Stdio::null())
         .spawn()
         .expect("kcat must be installed (scripts/test-deps installs it)");
@@ -474,6 +475,15 @@ fn a_live_group_shows_its_members_and_refuses_a_reset() {
     };
     let members = described["members"].as_array().unwrap();
     assert_eq!(members.len(), 1, "{described}");
+    assert_eq!(
+        members[0]["group_instance_id"], "dashboard-1",
+        "{described}"
+    );
+    let table = spindle(b, &["group", "describe", "dashboard"]).ok();
+    assert!(
+        table.contains("INSTANCE") && table.contains("dashboard-1"),
+        "{table}"
+    );
     let assignment = members[0]["assignment"].as_array().unwrap();
     assert_eq!(assignment[0]["topic"], "clicks", "{described}");
     assert_eq!(

@@ -111,6 +111,8 @@ pub struct GroupState {
 pub struct Member {
     /// The member id the coordinator gave it.
     pub member_id: String,
+    /// Its `group.instance.id` when it is a static member.
+    pub group_instance_id: Option<String>,
     /// The client id it connected with.
     pub client_id: String,
     /// Where it connected from.
@@ -157,6 +159,7 @@ pub fn describe_group(client: &mut Client, group: &str) -> Result<GroupState, Ad
         .into_iter()
         .map(|m| Member {
             member_id: m.member_id.to_string(),
+            group_instance_id: m.group_instance_id.map(|id| id.to_string()),
             client_id: m.client_id.to_string(),
             client_host: m.client_host.to_string(),
             assignment: if consumer {
@@ -355,10 +358,13 @@ fn render_description(d: &Description) -> String {
         s.members.len()
     );
     if !s.members.is_empty() {
-        let mut members = Table::new(&["MEMBER", "CLIENT-ID", "HOST", "ASSIGNMENT"]);
+        let mut members = Table::new(&["MEMBER", "INSTANCE", "CLIENT-ID", "HOST", "ASSIGNMENT"]);
         for m in &s.members {
             members.row(vec![
                 m.member_id.clone(),
+                m.group_instance_id
+                    .clone()
+                    .unwrap_or_else(|| "-".to_owned()),
                 m.client_id.clone(),
                 m.client_host.clone(),
                 assignment_text(m.assignment.as_deref()),
