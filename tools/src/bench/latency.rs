@@ -1,4 +1,5 @@
-//! [`Latency`]: an HDR histogram of request latencies in microseconds, and its summaries.
+//! [`Latency`]: an HDR histogram of request latencies in microseconds, and its summaries;
+//! [`LatencySeries`]: one per second of the run.
 //!
 //! Each producer owns one (recording is a few adds, no lock) and the run merges them at the
 //! end. Values above [`limits::LATENCY_US_MAX`] saturate instead of failing, so one pathological
@@ -43,10 +44,75 @@ pub struct Bucket {
     pub count: u64,
 }
 
+/// One second of the latency series: requests intended to be sent in it, and their latency.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LatencySample {
+    /// Seconds since the measured part of the run began, at the end of this second.
+    pub second: u64,
+    /// Requests intended to be sent in this second.
+    pub count: u64,
+    /// Median latency, µs.
+    pub p50: u64,
+    /// 99th percentile, µs.
+    pub p99: u64,
+    /// Slowest, µs.
+    pub max: u64,
+}
+
 /// A latency histogram in µs.
 #[derive(Debug, Clone)]
 pub struct Latency {
     hist: Histogram<u64>,
+}
+
+/// Latency second by second (by each request's intended send time), to tell a steady tail from
+/// stalls: a p99 made of one bad second looks the same in the run's histogram.
+#[derive(Debug, Clone, Default)]
+pub struct LatencySeries {
+    seconds: Vec<Latency>,
+}
+
+impl LatencySeries {
+    /// Records a request intended `since` after the measured part of the run began, that took
+    /// `elapsed`.
+    pub fn record(&mut self, since: Duration, elapsed: Duration) {
+        let second = usize::try_from(since.as_secs())
+            .unwrap_or(usize::MAX)
+            .min(limits::LATENCY_SERIES_SECS_MAX - 1);
+        if self.seconds.len() <= second {
+            self.seconds.resize_with(second + 1, Latency::coarse);
+        }
+        self.seconds[second].record(elapsed);
+    }
+
+    /// Adds every value of `other`, second by second.
+    pub fn merge(&mut self, other: &LatencySeries) {
+        if self.seconds.len() < other.seconds.len() {
+            self.seconds
+                .resize_with(other.seconds.len(), Latency::coarse);
+        }
+        for (mine, theirs) in self.seconds.iter_mut().zip(&other.seconds) {
+            mine.merge(theirs);
+        }
+    }
+
+    /// One sample per second that had requests.
+    pub fn samples(&self) -> Vec<LatencySample> {
+        (1..)
+            .zip(&self.seconds)
+            .filter(|(_, l)| l.count() > 0)
+            .map(|(second, l)| {
+                let s = l.summary();
+                LatencySample {
+                    second,
+                    count: s.count,
+                    p50: s.p50,
+                    p99: s.p99,
+                    max: s.max,
+                }
+            })
+            .collect()
+    }
 }
 
 impl Default for Latency {
@@ -61,7 +127,16 @@ impl Latency {
     /// # Panics
     /// Never: the bounds are constants that `hdrhistogram` accepts.
     pub fn new() -> Self {
-        let hist = Histogram::new_with_bounds(1, limits::LATENCY_US_MAX, limits::LATENCY_SIGFIG)
+        Self::with_sigfig(limits::LATENCY_SIGFIG)
+    }
+
+    /// As [`Latency::new`] with [`limits::LATENCY_SERIES_SIGFIG`] digits, for the series.
+    fn coarse() -> Self {
+        Self::with_sigfig(limits::LATENCY_SERIES_SIGFIG)
+    }
+
+    fn with_sigfig(sigfig: u8) -> Self {
+        let hist = Histogram::new_with_bounds(1, limits::LATENCY_US_MAX, sigfig)
             .expect("constant histogram bounds are valid");
         Self { hist }
     }
@@ -175,6 +250,31 @@ mod tests {
         a.merge(&b);
         assert_eq!(a.count(), 2);
         assert!(a.summary().max >= limits::LATENCY_US_MAX / 2);
+    }
+
+    #[test]
+    fn the_series_counts_each_request_in_its_intended_second() {
+        let mut a = LatencySeries::default();
+        let mut b = LatencySeries::default();
+        a.record(Duration::from_millis(200), Duration::from_micros(100));
+        a.record(Duration::from_millis(2_500), Duration::from_micros(300));
+        b.record(Duration::from_millis(900), Duration::from_micros(5_000));
+        b.record(Duration::from_secs(1_000_000), Duration::from_micros(7));
+        a.merge(&b);
+        let samples = a.samples();
+        let seconds: Vec<(u64, u64)> = samples.iter().map(|s| (s.second, s.count)).collect();
+        let last = limits::LATENCY_SERIES_SECS_MAX as u64;
+        assert_eq!(
+            seconds,
+            vec![(1, 2), (3, 1), (last, 1)],
+            "second 2 had none"
+        );
+        assert!(
+            (4_950..=5_050).contains(&samples[0].max),
+            "{:?}",
+            samples[0]
+        );
+        assert!(samples[0].p50 <= samples[0].p99 && samples[0].p99 <= samples[0].max);
     }
 
     #[test]

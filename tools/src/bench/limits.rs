@@ -33,6 +33,13 @@ pub const LATENCY_US_MAX: u64 = 600_000_000;
 /// Significant decimal digits the histograms keep (3: 0.1 % relative error).
 pub const LATENCY_SIGFIG: u8 = 3;
 
+/// Significant digits of the per-second latency histograms (2: 1 % relative error), coarser than
+/// the run's own so that a producer's hour of them stays small.
+pub const LATENCY_SERIES_SIGFIG: u8 = 2;
+
+/// Seconds the per-second latency series covers; later requests count in its last second.
+pub const LATENCY_SERIES_SECS_MAX: usize = 3600;
+
 /// Largest Kafka response frame accepted from a broker.
 pub const FRAME_BYTES_MAX: usize = 256 << 20;
 

@@ -3,7 +3,8 @@
 //! The JSON keys are the same in every mode where they mean the same thing, so scripts can
 //! compare an embedded run with a Kafka-protocol run: `messages_per_sec`, `bytes_per_sec`
 //! (payload: record values only, no keys or framing), `latency_us` (per produce request, from
-//! its intended send time to its acknowledgement), `errors`, `throughput_series` and
+//! its intended send time to its acknowledgement), `errors`, `throughput_series`,
+//! `latency_series` (count, p50, p99 and max of the requests intended in each second) and
 //! `config` (the flags of the run). Consumers, where a mode has them, add `consume`; the
 //! embedded mode adds `syncs` when its writes were synced (group commit at work: how many
 //! batches each sync made durable).
@@ -16,7 +17,7 @@ use anyhow::Context;
 use serde_json::{json, Value};
 
 use crate::bench::args::LoadArgs;
-use crate::bench::latency::Latency;
+use crate::bench::latency::{Latency, LatencySeries};
 use crate::bench::plot;
 use crate::bench::producer_task::ProducerOutcome;
 use crate::bench::throughput::{Sample, Totals};
@@ -50,6 +51,8 @@ pub struct Report {
     pub batches: u64,
     /// Produce latency per batch.
     pub latency: Latency,
+    /// The same, second by second.
+    pub latency_series: LatencySeries,
     /// Per-second throughput.
     pub series: Vec<Sample>,
     /// The first error met, if any (the rest are only counted).
@@ -88,6 +91,7 @@ impl Report {
             totals,
             batches: outcome.batches,
             latency: outcome.latency,
+            latency_series: outcome.latency_series,
             series,
             first_error: outcome.first_error,
             consume: None,
@@ -131,6 +135,7 @@ impl Report {
             "latency_us": self.latency.summary(),
             "latency_histogram": self.latency.buckets(),
             "throughput_series": self.series,
+            "latency_series": self.latency_series.samples(),
         });
         if let Some(syncs) = self.syncs {
             v["syncs"] = json!({
@@ -273,6 +278,7 @@ mod tests {
             },
             batches: 16,
             latency,
+            latency_series: LatencySeries::default(),
             series: vec![Sample {
                 second: 1.0,
                 messages_per_sec: 500.0,

@@ -251,6 +251,7 @@ fn build_report(
         totals: throughput.totals(),
         batches: all.batches,
         latency: all.latency,
+        latency_series: all.latency_series,
         series,
         first_error,
         consume,
