@@ -115,7 +115,10 @@ fn producers_on_the_shards_write_every_batch_to_partitions_of_two_shards() {
     assert_eq!(v["config"]["producers_on_shards"], true, "{v}");
     // Every batch counts in the second it was meant to be sent in.
     let per_second = v["latency_series"].as_array().unwrap();
-    let counted: u64 = per_second.iter().map(|s| s["count"].as_u64().unwrap()).sum();
+    let counted: u64 = per_second
+        .iter()
+        .map(|s| s["count"].as_u64().unwrap())
+        .sum();
     assert_eq!(counted, 64, "{v}");
 }
 

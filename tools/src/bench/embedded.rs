@@ -154,6 +154,7 @@ fn drive(
             elapsed,
             throughput.totals(),
             series,
+            plan.latency_samples(),
             outcome,
         )
     })

@@ -165,6 +165,7 @@ async fn drive(
         elapsed,
         throughput.totals(),
         series,
+        plan.latency_samples(),
         outcome,
     ))
 }

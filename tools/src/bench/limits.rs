@@ -34,10 +34,11 @@ pub const LATENCY_US_MAX: u64 = 600_000_000;
 pub const LATENCY_SIGFIG: u8 = 3;
 
 /// Significant digits of the per-second latency histograms (2: 1 % relative error), coarser than
-/// the run's own so that a producer's hour of them stays small.
+/// the run's own: about 25 KiB a second, one series for the whole run.
 pub const LATENCY_SERIES_SIGFIG: u8 = 2;
 
-/// Seconds the per-second latency series covers; later requests count in its last second.
+/// Seconds the per-second latency series covers (the first hour, about 90 MiB at most); the
+/// requests of later seconds count in the run's figures only.
 pub const LATENCY_SERIES_SECS_MAX: usize = 3600;
 
 /// Largest Kafka response frame accepted from a broker.

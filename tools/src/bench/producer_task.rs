@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::bench::batch::BatchShape;
-use crate::bench::latency::{Latency, LatencySeries};
+use crate::bench::latency::Latency;
 use crate::bench::limits;
 use crate::bench::schedule::{Plan, Schedule};
 use crate::bench::throughput::Throughput;
@@ -29,8 +29,6 @@ use crate::bench::throughput::Throughput;
 pub struct ProducerOutcome {
     /// Latency per batch, acknowledged or failed.
     pub latency: Latency,
-    /// The same, second by second of the measured run.
-    pub latency_series: LatencySeries,
     /// Batches acknowledged.
     pub batches: u64,
     /// The first error met (the rest are only counted).
@@ -41,7 +39,6 @@ impl ProducerOutcome {
     /// Adds `other`'s figures to these; the earlier first error wins.
     pub fn merge(&mut self, other: ProducerOutcome) {
         self.latency.merge(&other.latency);
-        self.latency_series.merge(&other.latency_series);
         self.batches += other.batches;
         self.first_error = self.first_error.take().or(other.first_error);
     }
@@ -70,10 +67,7 @@ impl ProducerOutcome {
         }
         let elapsed = intended.elapsed();
         self.latency.record(elapsed);
-        self.latency_series.record(
-            intended.saturating_duration_since(plan.measure_from()),
-            elapsed,
-        );
+        plan.record_latency(intended, elapsed);
         match result {
             Ok(()) => {
                 self.batches += 1;

@@ -17,7 +17,7 @@ use anyhow::Context;
 use serde_json::{json, Value};
 
 use crate::bench::args::LoadArgs;
-use crate::bench::latency::{Latency, LatencySeries};
+use crate::bench::latency::{Latency, LatencySample};
 use crate::bench::plot;
 use crate::bench::producer_task::ProducerOutcome;
 use crate::bench::throughput::{Sample, Totals};
@@ -52,7 +52,7 @@ pub struct Report {
     /// Produce latency per batch.
     pub latency: Latency,
     /// The same, second by second.
-    pub latency_series: LatencySeries,
+    pub latency_series: Vec<LatencySample>,
     /// Per-second throughput.
     pub series: Vec<Sample>,
     /// The first error met, if any (the rest are only counted).
@@ -82,6 +82,7 @@ impl Report {
         elapsed: Duration,
         totals: Totals,
         series: Vec<Sample>,
+        latency_series: Vec<LatencySample>,
         outcome: ProducerOutcome,
     ) -> Report {
         Report {
@@ -91,7 +92,7 @@ impl Report {
             totals,
             batches: outcome.batches,
             latency: outcome.latency,
-            latency_series: outcome.latency_series,
+            latency_series,
             series,
             first_error: outcome.first_error,
             consume: None,
@@ -135,7 +136,7 @@ impl Report {
             "latency_us": self.latency.summary(),
             "latency_histogram": self.latency.buckets(),
             "throughput_series": self.series,
-            "latency_series": self.latency_series.samples(),
+            "latency_series": self.latency_series,
         });
         if let Some(syncs) = self.syncs {
             v["syncs"] = json!({
@@ -278,7 +279,7 @@ mod tests {
             },
             batches: 16,
             latency,
-            latency_series: LatencySeries::default(),
+            latency_series: Vec::new(),
             series: vec![Sample {
                 second: 1.0,
                 messages_per_sec: 500.0,

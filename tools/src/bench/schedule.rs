@@ -14,16 +14,20 @@
 //! maximum sustainable load.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::bench::args::Stop;
+use crate::bench::latency::{LatencySample, LatencySeries};
 
-/// A run's end, shared by its producers.
+/// A run's end, shared by its producers, and the latency of its seconds (one series for all of
+/// them, behind a lock taken once per completed request).
 #[derive(Debug)]
 pub struct Plan {
     measure_from: Instant,
     deadline: Option<Instant>,
     batches_left: AtomicU64,
+    latency_series: Mutex<LatencySeries>,
 }
 
 impl Plan {
@@ -36,11 +40,13 @@ impl Plan {
                 measure_from,
                 deadline: None,
                 batches_left: AtomicU64::new(n.div_ceil(records_per_batch.max(1))),
+                latency_series: Mutex::default(),
             },
             Stop::Duration(d) => Self {
                 measure_from,
                 deadline: Some(measure_from + d),
                 batches_left: AtomicU64::new(u64::MAX),
+                latency_series: Mutex::default(),
             },
         }
     }
@@ -53,6 +59,25 @@ impl Plan {
     /// Whether a batch intended at `intended` counts in the figures (it is past the warm-up).
     pub fn measured(&self, intended: Instant) -> bool {
         intended >= self.measure_from
+    }
+
+    /// Counts a measured request intended at `intended` that took `elapsed` in its second.
+    pub fn record_latency(&self, intended: Instant, elapsed: Duration) {
+        let since = intended.saturating_duration_since(self.measure_from);
+        self.series().record(since, elapsed);
+    }
+
+    /// The latency of each second so far.
+    pub fn latency_samples(&self) -> Vec<LatencySample> {
+        self.series().samples()
+    }
+
+    /// The series; a producer that panicked while recording left it whole (one record is one
+    /// histogram add), so a poisoned lock is taken as it is.
+    fn series(&self) -> MutexGuard<'_, LatencySeries> {
+        self.latency_series
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether a batch intended at `intended` should be sent; takes it from the budget if so
@@ -189,6 +214,22 @@ mod tests {
             !plan.claim(start + Duration::from_secs(7)),
             "2 s after the warm-up"
         );
+    }
+
+    #[test]
+    fn latency_is_counted_in_the_second_after_the_warm_up_it_was_meant_for() {
+        let start = Instant::now();
+        let plan = Plan::new(Stop::Count(1000), start, 64, Duration::from_secs(5));
+        let at = |ms| start + Duration::from_millis(ms);
+        plan.record_latency(at(5_100), Duration::from_micros(200));
+        plan.record_latency(at(5_900), Duration::from_micros(400));
+        plan.record_latency(at(7_050), Duration::from_micros(900));
+        let seconds: Vec<(u64, u64)> = plan
+            .latency_samples()
+            .iter()
+            .map(|s| (s.second, s.count))
+            .collect();
+        assert_eq!(seconds, vec![(1, 2), (3, 1)]);
     }
 
     #[test]

@@ -99,7 +99,7 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
         args,
         &shape,
         cluster.leaders.len(),
-        plan.measure_from(),
+        &plan,
         producers_elapsed,
         series,
         &throughput,
@@ -203,7 +203,7 @@ fn build_report(
     args: &KafkaArgs,
     shape: &BatchShape,
     topic_partitions: usize,
-    start: Instant,
+    plan: &Plan,
     elapsed: std::time::Duration,
     series: Vec<crate::bench::throughput::Sample>,
     throughput: &Throughput,
@@ -211,6 +211,7 @@ fn build_report(
     consumers: Vec<ConsumerOutcome>,
 ) -> Report {
     let load = &args.load;
+    let start = plan.measure_from();
     let mut all = ProducerOutcome::merged(producers);
     let mut first_error = all.first_error.take();
     let consume = (args.consumers > 0).then(|| {
@@ -251,7 +252,7 @@ fn build_report(
         totals: throughput.totals(),
         batches: all.batches,
         latency: all.latency,
-        latency_series: all.latency_series,
+        latency_series: plan.latency_samples(),
         series,
         first_error,
         consume,
