@@ -179,3 +179,20 @@ fn unknown_group_is_dead_and_requests_on_it_are_refused() {
     assert!(pool.run_until(c.join(req)).is_err());
     assert!(c.list_groups().is_empty());
 }
+
+#[test]
+fn a_kafka_commit_is_an_outsiders_only_without_generation_member_or_instance() {
+    assert_eq!(Committer::from_kafka(-1, "", None), Committer::Outsider);
+    let member = |generation, id: &str, instance: Option<&str>| Committer::Member {
+        generation,
+        member_id: id.to_owned(),
+        group_instance_id: instance.map(str::to_owned),
+    };
+    // Naming a member or an instance claims membership, checked as such (as Kafka does).
+    assert_eq!(Committer::from_kafka(-1, "m", None), member(-1, "m", None));
+    assert_eq!(
+        Committer::from_kafka(-1, "", Some("i")),
+        member(-1, "", Some("i"))
+    );
+    assert_eq!(Committer::from_kafka(3, "m", None), member(3, "m", None));
+}
