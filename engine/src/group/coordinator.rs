@@ -412,8 +412,10 @@ impl GroupCoordinator {
         let group = groups.get_mut(&commit.group_id);
         match (&commit.committer, group) {
             (Committer::Gateway, _) | (Committer::Outsider, None) => Ok(()),
-            (Committer::Outsider, Some(group)) if group.is_vacant() => Ok(()),
-            (Committer::Outsider, Some(_)) => Err(GroupError::UnknownMemberId),
+            (Committer::Outsider, Some(group)) if group.has_members() => {
+                Err(GroupError::UnknownMemberId)
+            }
+            (Committer::Outsider, Some(_)) => Ok(()),
             (Committer::Member { .. }, None) => Err(GroupError::IllegalGeneration),
             (
                 Committer::Member {

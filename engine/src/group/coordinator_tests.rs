@@ -196,3 +196,34 @@ fn a_kafka_commit_is_an_outsiders_only_without_generation_member_or_instance() {
     );
     assert_eq!(Committer::from_kafka(3, "m", None), member(3, "m", None));
 }
+
+#[test]
+fn an_outsider_may_commit_until_someone_has_joined() {
+    let c = coordinator();
+    let mut pool = LocalPool::new();
+    let outsider = || OffsetCommit {
+        group_id: "g".into(),
+        committer: Committer::Outsider,
+        offsets: Vec::new(),
+    };
+    // An id handed out with MEMBER_ID_REQUIRED is no member yet (Kafka's group is still Empty).
+    let id = match pool.run_until(c.join(join_req("", true))) {
+        Err(GroupError::MemberIdRequired(id)) => id,
+        other => panic!("expected MEMBER_ID_REQUIRED, got {other:?}"),
+    };
+    assert_eq!(c.check_commit(&outsider()), Ok(()));
+    // Once it has joined, the outsider's commit would race the member's own.
+    let joined = spawn(&pool, {
+        let c = Rc::clone(&c);
+        async move { c.join(join_req(&id, true)).await }
+    });
+    pool.run_until_stalled();
+    assert!(
+        joined.borrow().is_some(),
+        "the join completes at once (no initial delay)"
+    );
+    assert_eq!(
+        c.check_commit(&outsider()),
+        Err(GroupError::UnknownMemberId)
+    );
+}

@@ -176,6 +176,12 @@ impl Group {
         self.protocol_type.as_deref().unwrap_or("")
     }
 
+    /// Whether anyone has joined (outstanding member ids from MEMBER_ID_REQUIRED do not count:
+    /// Kafka's group is still Empty then).
+    pub(crate) fn has_members(&self) -> bool {
+        !self.members.is_empty()
+    }
+
     /// No members and no outstanding member ids: the group may be forgotten (its offsets live
     /// apart).
     pub(crate) fn is_vacant(&self) -> bool {
