@@ -86,17 +86,6 @@ impl LatencySeries {
         self.seconds[second].record(elapsed);
     }
 
-    /// Adds every value of `other`, second by second.
-    pub fn merge(&mut self, other: &LatencySeries) {
-        if self.seconds.len() < other.seconds.len() {
-            self.seconds
-                .resize_with(other.seconds.len(), Latency::coarse);
-        }
-        for (mine, theirs) in self.seconds.iter_mut().zip(&other.seconds) {
-            mine.merge(theirs);
-        }
-    }
-
     /// One sample per second that had requests.
     pub fn samples(&self) -> Vec<LatencySample> {
         (1..)
@@ -256,12 +245,10 @@ mod tests {
     #[test]
     fn the_series_counts_each_request_in_its_intended_second() {
         let mut a = LatencySeries::default();
-        let mut b = LatencySeries::default();
         a.record(Duration::from_millis(200), Duration::from_micros(100));
         a.record(Duration::from_millis(2_500), Duration::from_micros(300));
-        b.record(Duration::from_millis(900), Duration::from_micros(5_000));
-        b.record(Duration::from_secs(1_000_000), Duration::from_micros(7));
-        a.merge(&b);
+        a.record(Duration::from_millis(900), Duration::from_micros(5_000));
+        a.record(Duration::from_secs(1_000_000), Duration::from_micros(7));
         let samples = a.samples();
         let seconds: Vec<(u64, u64)> = samples.iter().map(|s| (s.second, s.count)).collect();
         assert_eq!(
