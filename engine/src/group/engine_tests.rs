@@ -34,12 +34,13 @@ fn offset(value: i64, metadata: &str) -> CommittedOffset {
     }
 }
 
-fn commit(
+/// Commits `offsets` (partition of topic "t", offset) to `group_id` as `committer`.
+fn submit(
     handle: &EngineHandle,
     group_id: &str,
     committer: Committer,
     offsets: &[(u32, i64)],
-) -> CommitOutcome {
+) -> Result<CommitOutcome, GroupError> {
     let commit = OffsetCommit {
         group_id: group_id.to_owned(),
         committer,
@@ -53,7 +54,16 @@ fn commit(
         shard.local_groups().commit_offsets(&shard, commit).await
     }))
     .expect("coordinator shard runs")
-    .expect("commit accepted")
+}
+
+/// As [`submit`], for a commit the group accepts as a whole.
+fn commit(
+    handle: &EngineHandle,
+    group_id: &str,
+    committer: Committer,
+    offsets: &[(u32, i64)],
+) -> CommitOutcome {
+    submit(handle, group_id, committer, offsets).expect("commit accepted")
 }
 
 /// Whether a commit of one offset to partition 0 of topic "t" is accepted as a whole.
@@ -62,17 +72,7 @@ fn try_commit(
     group_id: &str,
     committer: Committer,
 ) -> Result<(), GroupError> {
-    let commit = OffsetCommit {
-        group_id: group_id.to_owned(),
-        committer,
-        offsets: vec![(TopicPartition::new("t", 0), offset(1, ""))],
-    };
-    let target = handle.group_coordinator(group_id);
-    block_on(handle.run_on(target, move |shard| async move {
-        shard.local_groups().commit_offsets(&shard, commit).await
-    }))
-    .expect("coordinator shard runs")
-    .map(drop)
+    submit(handle, group_id, committer, &[(0, 1)]).map(drop)
 }
 
 fn fetch(handle: &EngineHandle, group_id: &str) -> Vec<(u32, i64)> {
@@ -269,18 +269,10 @@ fn commits_are_checked_against_topics_and_generations() {
     assert_eq!(outcome[0].1, Ok(()));
     assert_eq!(outcome[1].1, Err(GroupError::UnknownTopicOrPartition));
     // A generation-based commit for a group nobody joined is refused as a whole.
-    let refused = OffsetCommit {
-        group_id: "g".to_owned(),
-        committer: Committer::from_kafka(4, "m", None),
-        offsets: vec![(TopicPartition::new("t", 0), offset(8, ""))],
-    };
-    let target = handle.group_coordinator("g");
-    let result = block_on(handle.run_on(target, move |shard| async move {
-        shard.local_groups().commit_offsets(&shard, refused).await
-    }))
-    .expect("coordinator shard runs");
-    assert_eq!(result.unwrap_err(), GroupError::IllegalGeneration);
+    let refused = submit(&handle, "g", Committer::from_kafka(4, "m", None), &[(0, 8)]);
+    assert_eq!(refused.unwrap_err(), GroupError::IllegalGeneration);
     assert_eq!(fetch(&handle, "g"), vec![(0, 3)]);
+    let target = handle.group_coordinator("g");
     // The coordinator's timer runs on the shard: a member that never heartbeats is expired.
     let joined = join(&handle, "g", "consumer", bytes::Bytes::new());
     assert_eq!(joined.generation, 1);
