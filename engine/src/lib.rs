@@ -8,6 +8,7 @@
 //! handle enters the shards (see `docs/ARCHITECTURE.md`).
 #![deny(missing_docs)]
 
+pub mod access;
 mod admin;
 mod api;
 mod batch_builder;

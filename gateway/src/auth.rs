@@ -3,116 +3,29 @@
 //! A call carries `authorization: Bearer <token>` metadata. The [`Authenticator`] maps the
 //! token to a [`Principal`] before the service sees the call (a tonic interceptor, so a call
 //! with a missing or unknown token never reaches the engine: UNAUTHENTICATED). Each service
-//! then asks [`Principal::check`] for the topic and [`Operation`] it is about to touch
+//! then asks [`PrincipalCheck::check`] for the topic and [`Operation`] it is about to touch
 //! (PERMISSION_DENIED). Without `[grpc.auth]` every call runs as the anonymous principal, who
-//! may do everything.
-//!
-//! Tokens are compared in constant time so the time a refusal takes says nothing about how
-//! much of a token was right.
+//! may do everything. The model (principals, grants, constant-time lookup) is the engine's
+//! [`spindle_engine::access`], which the Kafka listener's SASL authentication shares.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
+pub use spindle_engine::access::{Credentials, Principal, TopicPattern};
+use spindle_engine::access::{Grant, Operation};
 use tonic::{Request, Status};
 
-use crate::config::{AuthConfig, Operation, PermissionConfig};
+use crate::config::{AuthConfig, PermissionConfig};
 use crate::error::GatewayError;
 
-/// Which topics a permission covers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TopicPattern {
-    /// Every topic (`*`).
-    Any,
-    /// Topics whose name starts with this (`prefix*`).
-    Prefix(String),
-    /// Exactly this topic.
-    Exact(String),
-}
-
-impl TopicPattern {
-    /// Parses `*`, `prefix*` or an exact name.
-    ///
-    /// # Errors
-    /// [`GatewayError::Config`] for an empty pattern or a `*` anywhere but at the end.
-    pub fn parse(pattern: &str) -> Result<Self, GatewayError> {
-        let (body, wildcard) = match pattern.strip_suffix('*') {
-            Some(body) => (body, true),
-            None => (pattern, false),
-        };
-        if body.contains('*') {
-            return Err(GatewayError::Config(format!(
-                "topic pattern {pattern:?}: `*` is allowed only at the end"
-            )));
-        }
-        Ok(match (body.is_empty(), wildcard) {
-            (true, true) => TopicPattern::Any,
-            (true, false) => {
-                return Err(GatewayError::Config("empty topic pattern".to_string()));
-            }
-            (false, true) => TopicPattern::Prefix(body.to_string()),
-            (false, false) => TopicPattern::Exact(body.to_string()),
-        })
-    }
-
-    /// Whether `topic` is covered.
-    pub fn matches(&self, topic: &str) -> bool {
-        match self {
-            TopicPattern::Any => true,
-            TopicPattern::Prefix(prefix) => topic.starts_with(prefix.as_str()),
-            TopicPattern::Exact(name) => topic == name,
-        }
-    }
-}
-
-/// One parsed permission.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Grant {
-    pattern: TopicPattern,
-    ops: Vec<Operation>,
-}
-
-/// Who is calling, and what they may do. Handed to services through request extensions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    name: Arc<str>,
-    /// `None` allows everything (auth not configured).
-    grants: Option<Arc<[Grant]>>,
-}
-
-impl Principal {
-    /// The principal of every call when auth is not configured: may do everything.
-    pub fn anonymous() -> Self {
-        Self {
-            name: Arc::from("anonymous"),
-            grants: None,
-        }
-    }
-
-    /// The principal's name, as configured.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Whether the principal may do `op` on `topic`.
-    pub fn allows(&self, op: Operation, topic: &str) -> bool {
-        match &self.grants {
-            None => true,
-            Some(grants) => grants
-                .iter()
-                .any(|g| g.ops.contains(&op) && g.pattern.matches(topic)),
-        }
-    }
-
-    /// Whether the principal may do anything at all on `topic` (used to filter listings).
-    pub fn allows_any(&self, topic: &str) -> bool {
-        [Operation::Read, Operation::Write, Operation::Admin]
-            .into_iter()
-            .any(|op| self.allows(op, topic))
-    }
-
+/// The gRPC face of [`Principal::allows`].
+pub trait PrincipalCheck {
     /// # Errors
     /// PERMISSION_DENIED naming the principal, the operation and the topic.
-    pub fn check(&self, op: Operation, topic: &str) -> Result<(), Status> {
+    fn check(&self, op: Operation, topic: &str) -> Result<(), Status>;
+}
+
+impl PrincipalCheck for Principal {
+    fn check(&self, op: Operation, topic: &str) -> Result<(), Status> {
         if self.allows(op, topic) {
             Ok(())
         } else {
@@ -122,26 +35,26 @@ impl Principal {
             )))
         }
     }
+}
 
-    /// The principal a request was authenticated as (set by [`Authenticator::intercept`]).
-    ///
-    /// # Errors
-    /// UNAUTHENTICATED when the request did not pass through the interceptor, which is a
-    /// wiring bug but must still never let a call through.
-    pub fn of<T>(request: &Request<T>) -> Result<Principal, Status> {
-        request
-            .extensions()
-            .get::<Principal>()
-            .cloned()
-            .ok_or_else(|| Status::unauthenticated("no principal"))
-    }
+/// The principal a request was authenticated as (set by [`Authenticator::intercept`]).
+///
+/// # Errors
+/// UNAUTHENTICATED when the request did not pass through the interceptor, which is a wiring
+/// bug but must still never let a call through.
+pub fn principal_of<T>(request: &Request<T>) -> Result<Principal, Status> {
+    request
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("no principal"))
 }
 
 /// Maps bearer tokens to principals.
 #[derive(Debug, Clone)]
 pub struct Authenticator {
     /// `None` when auth is not configured.
-    tokens: Option<Arc<HashMap<Vec<u8>, Principal>>>,
+    credentials: Option<Arc<Credentials>>,
 }
 
 impl Authenticator {
@@ -151,38 +64,33 @@ impl Authenticator {
     /// [`GatewayError::Config`] for a bad topic pattern, an empty token, or a token listed twice.
     pub fn new(config: Option<&AuthConfig>) -> Result<Self, GatewayError> {
         let Some(config) = config else {
-            return Ok(Self { tokens: None });
+            return Ok(Self { credentials: None });
         };
-        let mut tokens = HashMap::new();
-        for entry in &config.tokens {
-            if entry.token.is_empty() {
-                return Err(GatewayError::Config(format!(
-                    "principal {:?} has an empty token",
-                    entry.principal
-                )));
-            }
-            let grants = entry
-                .permissions
-                .iter()
-                .map(parse_grant)
-                .collect::<Result<Vec<_>, _>>()?;
-            let principal = Principal {
-                name: Arc::from(entry.principal.as_str()),
-                grants: Some(Arc::from(grants)),
-            };
-            if tokens
-                .insert(entry.token.as_bytes().to_vec(), principal)
-                .is_some()
-            {
-                return Err(GatewayError::Config(format!(
-                    "the token of principal {:?} is listed twice",
-                    entry.principal
-                )));
-            }
-        }
+        let entries = config
+            .tokens
+            .iter()
+            .map(|entry| {
+                let grants = entry
+                    .permissions
+                    .iter()
+                    .map(parse_grant)
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((
+                    entry.token.clone(),
+                    Principal::new(&entry.principal, grants),
+                ))
+            })
+            .collect::<Result<Vec<_>, GatewayError>>()?;
+        let credentials = Credentials::new(entries).map_err(GatewayError::Config)?;
         Ok(Self {
-            tokens: Some(Arc::new(tokens)),
+            credentials: Some(Arc::new(credentials)),
         })
+    }
+
+    /// The configured tokens and their principals (`None` without `[grpc.auth]`), for the Kafka
+    /// listener's SASL/PLAIN authentication.
+    pub fn credentials(&self) -> Option<Arc<Credentials>> {
+        self.credentials.clone()
     }
 
     /// Resolves the `authorization` metadata value (`None` when absent).
@@ -191,7 +99,7 @@ impl Authenticator {
     /// UNAUTHENTICATED when auth is configured and the header is missing, malformed or names
     /// no known token.
     pub fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Principal, Status> {
-        let Some(tokens) = &self.tokens else {
+        let Some(credentials) = &self.credentials else {
             return Ok(Principal::anonymous());
         };
         let header = authorization
@@ -200,14 +108,8 @@ impl Authenticator {
             .strip_prefix(b"Bearer ")
             .or_else(|| header.strip_prefix(b"bearer "))
             .ok_or_else(|| Status::unauthenticated("authorization is not `Bearer <token>`"))?;
-        // Compare against every token so the time taken does not depend on which one matched.
-        let mut found = None;
-        for (known, principal) in tokens.iter() {
-            if constant_time_eq(known, token) {
-                found = Some(principal);
-            }
-        }
-        found
+        credentials
+            .by_secret(token)
             .cloned()
             .ok_or_else(|| Status::unauthenticated("unknown token"))
     }
@@ -230,16 +132,9 @@ impl Authenticator {
 
 fn parse_grant(config: &PermissionConfig) -> Result<Grant, GatewayError> {
     Ok(Grant {
-        pattern: TopicPattern::parse(&config.topic)?,
+        pattern: TopicPattern::parse(&config.topic).map_err(GatewayError::Config)?,
         ops: config.ops.clone(),
     })
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -279,19 +174,6 @@ mod tests {
             ],
         };
         Authenticator::new(Some(&config)).unwrap()
-    }
-
-    #[test]
-    fn patterns_parse_and_match() {
-        assert_eq!(TopicPattern::parse("*").unwrap(), TopicPattern::Any);
-        let prefix = TopicPattern::parse("logs.*").unwrap();
-        assert!(prefix.matches("logs.app") && prefix.matches("logs."));
-        assert!(!prefix.matches("logs") && !prefix.matches("xlogs.app"));
-        let exact = TopicPattern::parse("orders").unwrap();
-        assert!(exact.matches("orders") && !exact.matches("orders2"));
-        assert!(TopicPattern::parse("").is_err());
-        assert!(TopicPattern::parse("a*b").is_err());
-        assert!(TopicPattern::parse("**").is_err());
     }
 
     #[test]
@@ -360,7 +242,7 @@ mod tests {
             .metadata_mut()
             .insert("authorization", "Bearer r-token".parse().unwrap());
         let request = auth.intercept(request).unwrap();
-        assert_eq!(Principal::of(&request).unwrap().name(), "reader");
+        assert_eq!(principal_of(&request).unwrap().name(), "reader");
         assert_eq!(
             auth.intercept(Request::new(())).unwrap_err().code(),
             Code::Unauthenticated

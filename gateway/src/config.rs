@@ -32,6 +32,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
+pub use spindle_engine::access::Operation;
 
 use crate::auth::Authenticator;
 use crate::limits;
@@ -144,28 +145,6 @@ pub struct PermissionConfig {
     pub topic: String,
     /// Operations allowed.
     pub ops: Vec<Operation>,
-}
-
-/// What a call does to a topic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Operation {
-    /// Subscribe, commit and read committed offsets, describe.
-    Read,
-    /// Produce.
-    Write,
-    /// Create, delete, describe.
-    Admin,
-}
-
-impl std::fmt::Display for Operation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Operation::Read => "read",
-            Operation::Write => "write",
-            Operation::Admin => "admin",
-        })
-    }
 }
 
 /// A per-principal rate limit (token buckets holding one second of budget).

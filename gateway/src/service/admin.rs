@@ -9,7 +9,7 @@ use spindle_engine::TopicConfig;
 use tonic::{Request, Response, Status};
 
 use super::Context;
-use crate::auth::Principal;
+use crate::auth::{principal_of, PrincipalCheck};
 use crate::config::Operation;
 use crate::gauges::Gauge;
 use crate::proto::admin_server::Admin;
@@ -38,7 +38,7 @@ impl Admin for AdminService {
         &self,
         request: Request<CreateTopicRequest>,
     ) -> Result<Response<TopicInfo>, Status> {
-        let principal = Principal::of(&request)?;
+        let principal = principal_of(&request)?;
         let request = request.into_inner();
         check_name(&request.name)?;
         principal.check(Operation::Admin, &request.name)?;
@@ -66,7 +66,7 @@ impl Admin for AdminService {
         &self,
         request: Request<DeleteTopicRequest>,
     ) -> Result<Response<DeleteTopicResponse>, Status> {
-        let principal = Principal::of(&request)?;
+        let principal = principal_of(&request)?;
         let request = request.into_inner();
         check_name(&request.name)?;
         principal.check(Operation::Admin, &request.name)?;
@@ -84,7 +84,7 @@ impl Admin for AdminService {
         &self,
         request: Request<ListTopicsRequest>,
     ) -> Result<Response<ListTopicsResponse>, Status> {
-        let principal = Principal::of(&request)?;
+        let principal = principal_of(&request)?;
         let include_internal = request.get_ref().include_internal;
         let topics = self
             .ctx
@@ -103,7 +103,7 @@ impl Admin for AdminService {
         &self,
         request: Request<DescribeTopicRequest>,
     ) -> Result<Response<TopicDescription>, Status> {
-        let principal = Principal::of(&request)?;
+        let principal = principal_of(&request)?;
         let name = &request.get_ref().name;
         check_name(name)?;
         if !principal.allows(Operation::Read, name) {
@@ -136,7 +136,7 @@ impl Admin for AdminService {
         &self,
         request: Request<GetGatewayStatusRequest>,
     ) -> Result<Response<GatewayStatus>, Status> {
-        Principal::of(&request)?;
+        principal_of(&request)?;
         let gauges = &self.ctx.gauges;
         Ok(Response::new(GatewayStatus {
             active_subscriptions: gauges.get(Gauge::ActiveSubscriptions),

@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status};
 
 use super::subscription::{self, Plan, Subscription};
 use super::Context;
-use crate::auth::Principal;
+use crate::auth::{principal_of, PrincipalCheck};
 use crate::committed_offsets;
 use crate::config::Operation;
 use crate::group_member::GroupMember;
@@ -58,7 +58,7 @@ impl Consumer for ConsumerService {
         &self,
         request: Request<SubscribeRequest>,
     ) -> Result<Response<RecordStream>, Status> {
-        let principal = Principal::of(&request)?;
+        let principal = principal_of(&request)?;
         let request = request.into_inner();
         if request.topic.is_empty() {
             return Err(invalid_argument("topic", &"empty"));
@@ -102,7 +102,7 @@ impl Consumer for ConsumerService {
         &self,
         request: Request<CommitRequest>,
     ) -> Result<Response<CommitResponse>, Status> {
-        let principal = Principal::of(&request)?;
+        let principal = principal_of(&request)?;
         let request = request.into_inner();
         check_group_topic(&request.group, &request.topic)?;
         principal.check(Operation::Read, &request.topic)?;
@@ -123,7 +123,7 @@ impl Consumer for ConsumerService {
         &self,
         request: Request<FetchCommittedRequest>,
     ) -> Result<Response<FetchCommittedResponse>, Status> {
-        let principal = Principal::of(&request)?;
+        let principal = principal_of(&request)?;
         let request = request.into_inner();
         check_group_topic(&request.group, &request.topic)?;
         principal.check(Operation::Read, &request.topic)?;

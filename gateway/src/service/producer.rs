@@ -24,7 +24,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::Context;
-use crate::auth::Principal;
+use crate::auth::{principal_of, Principal, PrincipalCheck};
 use crate::config::Operation;
 use crate::gauges::Gauge;
 use crate::limits::{PRODUCE_RECORDS_MAX, PRODUCE_STREAM_IN_FLIGHT_MAX};
@@ -54,7 +54,7 @@ impl Producer for ProducerService {
         &self,
         request: Request<ProduceRequest>,
     ) -> Result<Response<ProduceResponse>, Status> {
-        let principal = Principal::of(&request)?;
+        let principal = principal_of(&request)?;
         let offsets = produce(&self.ctx, &principal, request.into_inner(), None).await?;
         Ok(Response::new(ProduceResponse { offsets }))
     }
@@ -65,7 +65,7 @@ impl Producer for ProducerService {
         &self,
         request: Request<Streaming<ProduceStreamRequest>>,
     ) -> Result<Response<AckStream>, Status> {
-        let principal = Principal::of(&request)?;
+        let principal = principal_of(&request)?;
         let inbound = request.into_inner();
         let (acks, rx) = mpsc::channel(PRODUCE_STREAM_IN_FLIGHT_MAX);
         let ctx = Arc::clone(&self.ctx);
