@@ -151,7 +151,9 @@ fn api_versions_advertises_the_data_and_group_apis() {
     assert_eq!(range(ApiKey::Produce).map(|r| r.0), Some(0));
     assert!(range(ApiKey::Fetch).is_some_and(|r| r.0 <= 4 && r.1 >= 11));
     assert!(range(ApiKey::JoinGroup).is_some());
-    assert!(range(ApiKey::SaslHandshake).is_none());
+    assert_eq!(range(ApiKey::SaslHandshake), Some((1, 1)));
+    assert_eq!(range(ApiKey::SaslAuthenticate), Some((0, 2)));
+    assert!(range(ApiKey::EndTxn).is_none());
 }
 
 #[test]
@@ -462,6 +464,14 @@ fn request_for(key: ApiKey, version: i16, topic: &TopicName, step: i32) -> Optio
                 req
             })
         }
+        // Without SASL on the listener both are answered ILLEGAL_SASL_STATE.
+        ApiKey::SaslHandshake => RequestKind::SaslHandshake(
+            kafka_protocol::messages::SaslHandshakeRequest::default().with_mechanism(text("PLAIN")),
+        ),
+        ApiKey::SaslAuthenticate => RequestKind::SaslAuthenticate(
+            kafka_protocol::messages::SaslAuthenticateRequest::default()
+                .with_auth_bytes(Bytes::from_static(b"\0user\0password")),
+        ),
         ApiKey::ApiVersions => RequestKind::ApiVersions(if version >= 3 {
             ApiVersionsRequest::default()
                 .with_client_software_name(text("wire-test"))
@@ -922,4 +932,216 @@ fn a_static_leader_restarting_into_a_stable_group_keeps_its_assignment_without_a
             .with_group_instance_id(Some(StrBytes::from_static_str("i-a"))),
     );
     assert_eq!(heartbeat.error_code, ResponseError::FencedInstanceId.code());
+}
+
+/// A node whose Kafka listener asks for SASL/PLAIN, with three principals: `admin` (admin on
+/// every topic), `writer` (read and write on `orders`) and `reader` (read on every topic).
+fn sasl_node() -> Node {
+    use spindle_engine::access::{Credentials, Grant, Operation, Principal, TopicPattern};
+    let grant = |pattern: &str, ops: &[Operation]| Grant {
+        pattern: TopicPattern::parse(pattern).unwrap(),
+        ops: ops.to_vec(),
+    };
+    let credentials = Credentials::new([
+        (
+            "admin-secret".to_owned(),
+            Principal::new("admin", vec![grant("*", &[Operation::Admin])]),
+        ),
+        (
+            "writer-secret".to_owned(),
+            Principal::new(
+                "writer",
+                vec![grant("orders", &[Operation::Read, Operation::Write])],
+            ),
+        ),
+        (
+            "reader-secret".to_owned(),
+            Principal::new("reader", vec![grant("*", &[Operation::Read])]),
+        ),
+    ])
+    .unwrap();
+    Node::start_with(2, |config| {
+        config.sasl = Some(kafka::SaslConfig {
+            mechanisms: vec![kafka::SaslMechanism::Plain],
+            credentials: Arc::new(credentials),
+        });
+    })
+}
+
+/// SaslHandshake v1 for `mechanism`, then SaslAuthenticate v2 with a PLAIN token; the two
+/// answers' error codes.
+fn sasl_plain(
+    conn: &mut TcpStream,
+    mechanism: &'static str,
+    user: &str,
+    password: &str,
+) -> (i16, i16) {
+    use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+    let handshake = call(
+        conn,
+        1,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism)),
+    );
+    if handshake.error_code != 0 {
+        assert_eq!(handshake.mechanisms, [StrBytes::from_static_str("PLAIN")]);
+        return (handshake.error_code, 0);
+    }
+    let token = format!("\0{user}\0{password}");
+    let authenticated = call(
+        conn,
+        2,
+        &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token)),
+    );
+    (0, authenticated.error_code)
+}
+
+/// A connection authenticated as `user`.
+fn sasl_connect(node: &Node, user: &str) -> TcpStream {
+    let mut conn = node.connect();
+    let (handshake, authenticate) = sasl_plain(&mut conn, "PLAIN", user, &format!("{user}-secret"));
+    assert_eq!((handshake, authenticate), (0, 0), "{user}");
+    conn
+}
+
+fn create_topic_as(conn: &mut TcpStream, name: &TopicName) -> i16 {
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    let created: CreateTopicsResponse = call(
+        conn,
+        5,
+        &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+            .with_name(name.clone())
+            .with_num_partitions(1)
+            .with_replication_factor(1)]),
+    );
+    created.topics[0].error_code
+}
+
+fn produce_as(conn: &mut TcpStream, name: &TopicName) -> i16 {
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    let produced: ProduceResponse = call(
+        conn,
+        7,
+        &ProduceRequest::default()
+            .with_acks(1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name.clone())
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch(&["v"])))])]),
+    );
+    produced.responses[0].partition_responses[0].error_code
+}
+
+fn fetch_as(conn: &mut TcpStream, name: &TopicName) -> (i16, i64) {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    let fetched: FetchResponse = call(
+        conn,
+        11,
+        &FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(name.clone())
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_partition_max_bytes(1 << 20)])]),
+    );
+    let part = &fetched.responses[0].partitions[0];
+    (part.error_code, part.high_watermark)
+}
+
+#[test]
+fn with_sasl_nothing_but_api_versions_and_the_handshake_is_served_before_authentication() {
+    let node = sasl_node();
+    let mut conn = node.connect();
+    let versions: ApiVersionsResponse = call(&mut conn, 3, &ApiVersionsRequest::default());
+    for key in [ApiKey::SaslHandshake, ApiKey::SaslAuthenticate] {
+        assert!(
+            versions.api_keys.iter().any(|k| k.api_key == key as i16),
+            "{key:?} advertised"
+        );
+    }
+    conn.write_all(&frame(9, 8, &MetadataRequest::default().with_topics(None)))
+        .unwrap();
+    assert!(closed(&mut conn), "Metadata before authentication closes");
+
+    let mut conn = node.connect();
+    let (handshake, _) = sasl_plain(&mut conn, "SCRAM-SHA-256", "reader", "reader-secret");
+    assert_eq!(handshake, ResponseError::UnsupportedSaslMechanism.code());
+    assert!(closed(&mut conn), "an unsupported mechanism closes");
+
+    for (user, password) in [
+        ("reader", "wrong"),
+        ("writer", "reader-secret"),
+        ("nobody", "x"),
+    ] {
+        let mut conn = node.connect();
+        let (_, authenticate) = sasl_plain(&mut conn, "PLAIN", user, password);
+        assert_eq!(
+            authenticate,
+            ResponseError::SaslAuthenticationFailed.code(),
+            "{user}/{password}"
+        );
+        assert!(closed(&mut conn), "a failed authentication closes");
+    }
+
+    // The server still serves everyone else.
+    let mut conn = sasl_connect(&node, "reader");
+    let meta: MetadataResponse = call(&mut conn, 9, &MetadataRequest::default().with_topics(None));
+    assert_eq!(meta.brokers.len(), 1);
+}
+
+#[test]
+fn with_sasl_each_principals_grants_decide_per_topic() {
+    let node = sasl_node();
+    let orders = TopicName(StrBytes::from_static_str("orders"));
+    let secret = TopicName(StrBytes::from_static_str("secret"));
+    let mut admin = sasl_connect(&node, "admin");
+    let mut writer = sasl_connect(&node, "writer");
+    let mut reader = sasl_connect(&node, "reader");
+
+    let denied = ResponseError::TopicAuthorizationFailed.code();
+    assert_eq!(create_topic_as(&mut writer, &orders), denied);
+    assert_eq!(create_topic_as(&mut admin, &orders), 0);
+    assert_eq!(create_topic_as(&mut admin, &secret), 0);
+
+    assert_eq!(produce_as(&mut writer, &orders), 0);
+    assert_eq!(produce_as(&mut reader, &orders), denied);
+    assert_eq!(produce_as(&mut writer, &secret), denied);
+    assert_eq!(fetch_as(&mut reader, &orders), (0, 1));
+    assert_eq!(fetch_as(&mut writer, &secret).0, denied);
+
+    // Listings show only topics with a grant; a named topic without one is refused.
+    let meta: MetadataResponse = call(
+        &mut writer,
+        9,
+        &MetadataRequest::default().with_topics(None),
+    );
+    let names: Vec<_> = meta.topics.iter().filter_map(|t| t.name.clone()).collect();
+    assert_eq!(names, [orders]);
+    let meta: MetadataResponse = call(
+        &mut writer,
+        9,
+        &MetadataRequest::default().with_topics(Some(vec![
+            kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(secret.clone())),
+        ])),
+    );
+    assert_eq!(meta.topics[0].error_code, denied);
+    // Auto-creation takes admin on the topic.
+    let meta: MetadataResponse = call(
+        &mut reader,
+        9,
+        &MetadataRequest::default()
+            .with_allow_auto_topic_creation(true)
+            .with_topics(Some(vec![
+                kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                    .with_name(Some(TopicName(StrBytes::from_static_str("fresh")))),
+            ])),
+    );
+    assert_eq!(
+        meta.topics[0].error_code,
+        ResponseError::UnknownTopicOrPartition.code()
+    );
 }

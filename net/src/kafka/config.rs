@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use spindle_engine::TopicConfig;
 
+use crate::kafka::sasl::SaslConfig;
 use crate::limits::{
     DEFAULT_CONNECTIONS_MAX_IDLE_MS, DEFAULT_FETCH_MAX_BYTES, DEFAULT_FRAME_BODY_TIMEOUT_MS,
     DEFAULT_MAX_CONNECTIONS_PER_SHARD, DEFAULT_MAX_FRAME_BYTES, MAX_CONNECTIONS_MAX_IDLE_MS,
@@ -47,6 +48,9 @@ pub struct KafkaConfig {
     /// Configuration of topics created without one; also what DescribeConfigs reports as the
     /// default and what IncrementalAlterConfigs' DELETE restores.
     pub topic_defaults: TopicConfig,
+    /// SASL authentication every connection must pass before it is served (`None`: none, and
+    /// every connection may do everything).
+    pub sasl: Option<SaslConfig>,
 }
 
 impl KafkaConfig {
@@ -67,6 +71,7 @@ impl KafkaConfig {
             auto_create_topics: true,
             default_partitions: 1,
             topic_defaults: TopicConfig::default(),
+            sasl: None,
         }
     }
 
@@ -110,6 +115,14 @@ impl KafkaConfig {
                 "node_id {} must be 0 or more",
                 self.node_id
             )));
+        }
+        if let Some(sasl) = &self.sasl {
+            if sasl.mechanisms.is_empty() || sasl.credentials.is_empty() {
+                return Err(NetError::Config(
+                    "sasl_mechanisms needs at least one mechanism and one principal with a token"
+                        .to_owned(),
+                ));
+            }
         }
         if self.advertised_host.is_empty() || self.advertised_port == 0 {
             return Err(NetError::Config(

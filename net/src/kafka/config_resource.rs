@@ -4,6 +4,8 @@
 use kafka_protocol::error::ResponseError;
 use spindle_engine::{EngineError, TopicConfig};
 
+use spindle_engine::access::Operation;
+
 use crate::kafka::context::RequestContext;
 use crate::kafka::error_code;
 
@@ -77,6 +79,7 @@ pub(crate) async fn alter(
             format!("only topic configurations (resource type {RESOURCE_TOPIC}) can be altered"),
         ));
     }
+    ctx.authorize_explained(Operation::Admin, name)?;
     let Some(info) = ctx.shard.topic(name) else {
         return Err((
             ResponseError::UnknownTopicOrPartition.code(),

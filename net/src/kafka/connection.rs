@@ -46,7 +46,7 @@ use futures_lite::future;
 use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
-use kafka_protocol::messages::{ApiKey, RequestKind};
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use spindle_engine::{AnswerReservation, MemoryBudget, RequestReservation, Shard};
 
 use crate::kafka::answer::EncodedAnswer;
@@ -55,6 +55,7 @@ use crate::kafka::context::RequestContext;
 use crate::kafka::dispatch::{self, Answer, Decoded};
 use crate::kafka::frame::{self, FrameError, FrameHeader, FrameReader};
 use crate::kafka::response_failure;
+use crate::kafka::sasl::Session;
 use crate::kafka::KafkaConfig;
 use crate::limits::{
     DECODED_BYTES_PER_REQUEST_BYTE, MAX_CONNECTIONS_MAX_IDLE_MS, MAX_FRAME_BODY_TIMEOUT_MS,
@@ -145,6 +146,7 @@ async fn read_requests(
 ) {
     let buffered = BufReader::with_capacity(READ_BUFFER_BYTES, read_half);
     let mut frames = FrameReader::new(buffered, config.max_frame_bytes);
+    let mut session = Session::new(config.sasl.as_ref());
     // `kafka::start` refuses a timeout outside the range (`KafkaConfig::validate`); the clamp
     // only keeps this function safe on its own.
     let timeouts = Timeouts {
@@ -186,13 +188,26 @@ async fn read_requests(
                 break;
             }
         };
-        let Some(pending) = start_request(frame, memory, peer, shard, config) else {
-            break;
+        let (pending, last) = match start_request(frame, memory, peer, shard, config, &mut session)
+        {
+            Step::Queue(pending) => (pending, false),
+            Step::Last(pending) => (pending, true),
+            Step::Stop => break,
         };
-        if queue.send(pending).await.is_err() {
+        if queue.send(pending).await.is_err() || last {
             break;
         }
     }
+}
+
+/// What the reader does after a frame.
+enum Step {
+    /// Queue the request and read on.
+    Queue(Pending),
+    /// Queue this answer, then stop reading: the connection closes once it is written.
+    Last(Pending),
+    /// Stop reading at once.
+    Stop,
 }
 
 /// How long a connection may wait for the parts of a request.
@@ -270,27 +285,73 @@ async fn within<T>(
     .await
 }
 
-/// Decodes one frame and starts handling it; `None` when the request is refused and the
-/// connection must close.
+/// Decodes one frame and starts handling it, or answers it at once (the SASL steps); stops
+/// when the request is refused and the connection must close.
 fn start_request(
     frame: Bytes,
     memory: RequestReservation,
     peer: SocketAddr,
     shard: &Shard,
     config: &Arc<KafkaConfig>,
-) -> Option<Pending> {
+    session: &mut Session,
+) -> Step {
     // The frame reader strips the 4-byte length prefix; count it too.
     shard.metrics().bytes_in.add(frame.len() as u64 + 4);
-    let pending = match dispatch::decode(frame) {
+    let (api_key, header, body) = match dispatch::decode(frame) {
         Ok(Decoded::Request {
             api_key,
             header,
             body,
-        }) => {
+        }) => (api_key, header, body),
+        Ok(Decoded::UnsupportedApiVersions { correlation_id }) => {
+            return match dispatch::encode_unsupported_api_versions(correlation_id) {
+                Ok(answer) => Step::Queue(Pending::Ready(Outcome::Answer(answer, None))),
+                Err(e) => {
+                    tracing::error!(%peer, error = %e, "closing kafka connection");
+                    Step::Last(Pending::Ready(Outcome::Close))
+                }
+            };
+        }
+        Err(e) => {
+            tracing::warn!(%peer, reason = %e, "closing kafka connection");
+            return Step::Stop;
+        }
+    };
+    if !session.admits(api_key) {
+        tracing::warn!(%peer, api = ?api_key, "request before SASL authentication; closing kafka connection");
+        return Step::Stop;
+    }
+    let version = header.request_api_version;
+    let correlation_id = header.correlation_id;
+    let sasl = |response: ResponseKind, close: bool| {
+        sasl_answer(
+            shard,
+            peer,
+            api_key,
+            (version, correlation_id),
+            &response,
+            close,
+        )
+    };
+    match *body {
+        RequestKind::SaslHandshake(req) => {
+            let reply = session.handshake(&req);
+            sasl(ResponseKind::SaslHandshake(reply.response), reply.close)
+        }
+        RequestKind::SaslAuthenticate(req) => {
+            let reply = session.authenticate(&req);
+            if reply.close {
+                tracing::warn!(%peer, "SASL authentication failed; closing kafka connection");
+            } else if reply.response.error_code == 0 {
+                tracing::debug!(%peer, principal = %session.principal().name(), "kafka connection authenticated");
+            }
+            sasl(ResponseKind::SaslAuthenticate(reply.response), reply.close)
+        }
+        body => {
             let ctx = RequestContext {
                 shard: shard.clone(),
-                api_version: header.request_api_version,
-                correlation_id: header.correlation_id,
+                api_version: version,
+                correlation_id,
                 client_id: header.client_id.map(|id| id.to_string()),
                 peer,
                 node_id: config.node_id,
@@ -298,6 +359,7 @@ fn start_request(
                 advertised_port: i32::from(config.advertised_port),
                 config: Arc::clone(config),
                 answer_memory: RefCell::new(None),
+                principal: session.principal().clone(),
             };
             tracing::trace!(
                 %peer,
@@ -307,29 +369,44 @@ fn start_request(
                 client = ?ctx.client_id,
                 "request"
             );
-            Pending::Running(glommio::spawn_local(async move {
-                let outcome = handle(ctx, api_key, *body).await;
+            Step::Queue(Pending::Running(glommio::spawn_local(async move {
+                let outcome = handle(ctx, api_key, body).await;
                 // The frame is freed with the request; a client that does not read its answers
                 // must not keep the shard's other connections waiting for memory.
                 drop(memory);
                 outcome
-            }))
+            })))
         }
-        Ok(Decoded::UnsupportedApiVersions { correlation_id }) => {
-            match dispatch::encode_unsupported_api_versions(correlation_id) {
-                Ok(answer) => Pending::Ready(Outcome::Answer(answer, None)),
-                Err(e) => {
-                    tracing::error!(%peer, error = %e, "closing kafka connection");
-                    Pending::Ready(Outcome::Close)
-                }
+    }
+}
+
+/// Encodes a SASL step's answer (`(version, correlation id)` of its request) and counts it.
+fn sasl_answer(
+    shard: &Shard,
+    peer: SocketAddr,
+    api_key: ApiKey,
+    (version, correlation_id): (i16, i32),
+    response: &ResponseKind,
+    close: bool,
+) -> Step {
+    let failed = response_failure::is_failure(response);
+    match dispatch::encode(api_key, version, correlation_id, response) {
+        Ok(answer) => {
+            let metrics = shard.metrics();
+            metrics.bytes_out.add(answer.len() as u64);
+            metrics.record_kafka_request(api_key as i16, Duration::ZERO, failed);
+            let pending = Pending::Ready(Outcome::Answer(answer, None));
+            if close {
+                Step::Last(pending)
+            } else {
+                Step::Queue(pending)
             }
         }
         Err(e) => {
-            tracing::warn!(%peer, reason = %e, "closing kafka connection");
-            return None;
+            tracing::error!(%peer, error = %e, "closing kafka connection");
+            Step::Last(Pending::Ready(Outcome::Close))
         }
-    };
-    Some(pending)
+    }
 }
 
 /// Handles one request to its encoded answer.

@@ -4,6 +4,8 @@ use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use kafka_protocol::error::ResponseError;
+use spindle_engine::access::{Operation, Principal};
 use spindle_engine::{AnswerReservation, Shard};
 
 use crate::kafka::KafkaConfig;
@@ -33,9 +35,43 @@ pub(crate) struct RequestContext {
     pub config: Arc<KafkaConfig>,
     /// Memory the answer holds until it is written (a Fetch's share of the shard's budget).
     pub answer_memory: RefCell<Option<AnswerReservation>>,
+    /// Who sent the request (anonymous, allowed everything, without SASL).
+    pub principal: Principal,
 }
 
 impl RequestContext {
+    /// Whether the request's principal may do `op` on `topic`; handlers answer
+    /// TOPIC_AUTHORIZATION_FAILED for a topic it may not.
+    pub fn allows(&self, op: Operation, topic: &str) -> bool {
+        self.principal.allows(op, topic)
+    }
+
+    /// `Ok` if the principal may do `op` on `topic`, else TOPIC_AUTHORIZATION_FAILED.
+    pub fn authorize(&self, op: Operation, topic: &str) -> Result<(), i16> {
+        if self.allows(op, topic) {
+            Ok(())
+        } else {
+            Err(ResponseError::TopicAuthorizationFailed.code())
+        }
+    }
+
+    /// As [`RequestContext::authorize`], with a message naming the principal, the operation and
+    /// the topic, for the answers that carry one.
+    pub fn authorize_explained(&self, op: Operation, topic: &str) -> Result<(), (i16, String)> {
+        self.authorize(op, topic).map_err(|code| {
+            let who = self.principal.name();
+            (
+                code,
+                format!("principal {who:?} may not {op} topic {topic:?}"),
+            )
+        })
+    }
+
+    /// Whether the principal may see `topic` at all (list and describe it).
+    pub fn sees(&self, topic: &str) -> bool {
+        self.principal.allows_any(topic)
+    }
+
     /// Keeps `memory` charged until the answer has been written to the socket.
     pub fn hold_until_written(&self, memory: AnswerReservation) {
         *self.answer_memory.borrow_mut() = Some(memory);

@@ -22,8 +22,10 @@ mod error_code;
 mod frame;
 mod listener;
 mod response_failure;
+mod sasl;
 mod versions;
 mod wire;
 
 pub use config::KafkaConfig;
 pub use listener::{reserve_listen_addr, start, ListenReservation};
+pub use sasl::{SaslConfig, SaslMechanism};

@@ -68,6 +68,8 @@ pub(crate) fn is_failure(response: &ResponseKind) -> bool {
             .iter()
             .flat_map(|t| &t.partitions)
             .any(|p| p.error_code != 0),
+        ResponseKind::SaslHandshake(r) => r.error_code != 0,
+        ResponseKind::SaslAuthenticate(r) => r.error_code != 0,
         _ => false,
     }
 }

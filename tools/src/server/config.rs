@@ -17,8 +17,8 @@ use clap::Args;
 use serde::Deserialize;
 use spindle_engine::limits::{SHARD_MEMORY_BYTES_DEFAULT, SHARD_MEMORY_BYTES_MIN};
 use spindle_engine::{EngineConfig, MemoryBudget, Placement, TopicConfig};
-use spindle_gateway::GatewayConfig;
-use spindle_net::kafka::KafkaConfig;
+use spindle_gateway::{Authenticator, GatewayConfig};
+use spindle_net::kafka::{KafkaConfig, SaslConfig, SaslMechanism};
 use spindle_net::limits::{
     DEFAULT_CONNECTIONS_MAX_IDLE_MS, DEFAULT_FETCH_MAX_BYTES, DEFAULT_FRAME_BODY_TIMEOUT_MS,
     DEFAULT_MAX_FRAME_BYTES, MAX_CONNECTIONS_MAX_IDLE_MS, MAX_FRAME_BODY_TIMEOUT_MS,
@@ -95,6 +95,11 @@ pub struct ServeArgs {
     /// Create unknown topics on Metadata requests: true or false [default: true].
     #[arg(long, env = "SPINDLE_AUTO_CREATE_TOPICS", value_name = "BOOL")]
     pub auto_create_topics: Option<String>,
+    /// SASL mechanisms Kafka clients must authenticate with, comma-separated: PLAIN, or empty
+    /// for none [default: none]. User names and passwords are `[[grpc.auth.tokens]]` principals
+    /// and tokens.
+    #[arg(long, env = "SPINDLE_KAFKA_SASL_MECHANISMS", value_name = "LIST")]
+    pub kafka_sasl_mechanisms: Option<String>,
     /// gRPC listen address, IP:PORT [default: 127.0.0.1:50051].
     #[arg(long, env = "SPINDLE_GRPC_LISTEN", value_name = "ADDR")]
     pub grpc_listen: Option<String>,
@@ -181,6 +186,7 @@ struct KafkaFile {
     fetch_max_bytes: Option<usize>,
     max_connections_per_shard: Option<usize>,
     auto_create_topics: Option<bool>,
+    sasl_mechanisms: Option<Vec<String>>,
 }
 
 /// The `[admin]` table.
@@ -289,7 +295,7 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<ServeConfig, ConfigErro
         ));
     }
     let engine = engine_config(&file, args)?;
-    let (kafka, advertise_given) = kafka_config(&file, args, &engine)?;
+    let (mut kafka, advertise_given) = kafka_config(&file, args, &engine)?;
     let mut grpc = file.grpc.clone().unwrap_or_default();
     if let Some(listen) = pick(
         &args.grpc_listen,
@@ -306,6 +312,7 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<ServeConfig, ConfigErro
         grpc.validate()
             .map_err(|e| ConfigError::new("grpc", e.to_string()))?;
     }
+    kafka.sasl = kafka_sasl(&file, args, &grpc)?;
     let (admin_listen, admin_key) = match (&args.admin_listen, &file.admin.listen) {
         (Some(flag), _) => (flag.clone(), "--admin-listen"),
         (None, Some(from_file)) => (from_file.clone(), "admin.listen"),
@@ -576,6 +583,51 @@ fn set_kafka_identity(
         kafka.cluster_id = id;
     }
     Ok(())
+}
+
+/// The SASL mechanisms of the Kafka listener (flag, else file) and the principals that may
+/// authenticate with them: those of `[[grpc.auth.tokens]]`, user name = principal, password =
+/// token. `None` when no mechanism is set.
+fn kafka_sasl(
+    file: &FileConfig,
+    args: &ServeArgs,
+    grpc: &GatewayConfig,
+) -> Result<Option<SaslConfig>, ConfigError> {
+    let (names, key) = match (&args.kafka_sasl_mechanisms, &file.kafka.sasl_mechanisms) {
+        (Some(flag), _) => (
+            flag.split(',')
+                .map(|m| m.trim().to_owned())
+                .filter(|m| !m.is_empty())
+                .collect(),
+            "--kafka-sasl-mechanisms",
+        ),
+        (None, Some(from_file)) => (from_file.clone(), "kafka.sasl_mechanisms"),
+        (None, None) => return Ok(None),
+    };
+    if names.is_empty() {
+        return Ok(None);
+    }
+    let mechanisms = names
+        .iter()
+        .map(|name| SaslMechanism::parse(name))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ConfigError::new(key, e))?;
+    let credentials = Authenticator::new(grpc.auth.as_ref())
+        .map_err(|e| ConfigError::new("grpc.auth", e.to_string()))?
+        .credentials()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| {
+            ConfigError::new(
+                key,
+                "needs [[grpc.auth.tokens]]: SASL user names and passwords are their principals \
+                 and tokens"
+                    .to_owned(),
+            )
+        })?;
+    Ok(Some(SaslConfig {
+        mechanisms,
+        credentials,
+    }))
 }
 
 /// The Kafka server's limits: the largest frame, the time a body may take, the idle time of a

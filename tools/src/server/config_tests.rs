@@ -250,3 +250,41 @@ fn advertise_overrides_the_listen_address() {
     assert_eq!(parse_host_port("host:0"), None);
     assert_eq!(parse_host_port(":9092"), None);
 }
+
+#[test]
+fn kafka_sasl_takes_its_principals_from_the_grpc_tokens() {
+    let tokens = "[[grpc.auth.tokens]]\nprincipal = \"app\"\ntoken = \"s3cret\"\n\
+                  permissions = [{ topic = \"*\", ops = [\"read\"] }]\n";
+    let file = parse(&format!("[kafka]\nsasl_mechanisms = [\"PLAIN\"]\n{tokens}")).unwrap();
+    let config = resolve(file, &ServeArgs::default()).unwrap();
+    let sasl = config.kafka.sasl.expect("SASL configured");
+    assert_eq!(sasl.mechanisms, [SaslMechanism::Plain]);
+    let app = sasl.credentials.by_name_and_secret("app", b"s3cret").unwrap();
+    assert!(!app.allows(spindle_engine::access::Operation::Write, "t"));
+    assert!(resolve(parse("").unwrap(), &ServeArgs::default())
+        .unwrap()
+        .kafka
+        .sasl
+        .is_none());
+
+    // Without tokens there is no one to authenticate as.
+    let file = parse("[kafka]\nsasl_mechanisms = [\"PLAIN\"]\n").unwrap();
+    let err = resolve(file, &ServeArgs::default()).unwrap_err();
+    assert_eq!(err.key, "kafka.sasl_mechanisms");
+    assert!(err.message.contains("grpc.auth.tokens"), "{}", err.message);
+
+    // The flag wins over the file, empty turns SASL off, and an unknown name is refused.
+    let file = || parse(&format!("[kafka]\nsasl_mechanisms = [\"PLAIN\"]\n{tokens}")).unwrap();
+    let off = ServeArgs {
+        kafka_sasl_mechanisms: Some(String::new()),
+        ..ServeArgs::default()
+    };
+    assert!(resolve(file(), &off).unwrap().kafka.sasl.is_none());
+    let scram = ServeArgs {
+        kafka_sasl_mechanisms: Some("PLAIN,SCRAM-SHA-256".into()),
+        ..ServeArgs::default()
+    };
+    let err = resolve(file(), &scram).unwrap_err();
+    assert_eq!(err.key, "--kafka-sasl-mechanisms");
+    assert!(err.message.contains("allowed: PLAIN"), "{}", err.message);
+}

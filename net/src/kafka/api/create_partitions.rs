@@ -5,6 +5,8 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use spindle_engine::access::Operation;
+
 use crate::kafka::context::RequestContext;
 use crate::kafka::error_code;
 use crate::limits::MAX_ADMIN_RESOURCES;
@@ -47,6 +49,7 @@ async fn raise(
     count: i32,
     validate_only: bool,
 ) -> Result<(), (i16, String)> {
+    ctx.authorize_explained(Operation::Admin, name)?;
     let Some(info) = ctx.shard.topic(name) else {
         return Err((
             ResponseError::UnknownTopicOrPartition.code(),

@@ -11,6 +11,8 @@ use kafka_protocol::protocol::StrBytes;
 use spindle_engine::{EngineError, TopicConfig};
 
 use crate::kafka::config_resource::{apply, Change};
+use spindle_engine::access::Operation;
+
 use crate::kafka::context::RequestContext;
 use crate::kafka::error_code;
 use crate::kafka::wire::count_to_wire;
@@ -44,6 +46,9 @@ async fn create(
     topic: CreatableTopic,
     validate_only: bool,
 ) -> CreatableTopicResult {
+    if let Err((code, reason)) = ctx.authorize_explained(Operation::Admin, topic.name.0.as_str()) {
+        return refuse(&topic, code, &reason);
+    }
     if !matches!(topic.replication_factor, -1 | 1) {
         let reason = format!(
             "replication factor {} is not available: this node is the only broker",

@@ -8,6 +8,8 @@ use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 use spindle_engine::group::{self, GroupError};
 
+use spindle_engine::access::Operation;
+
 use crate::kafka::context::RequestContext;
 
 /// Answers one DeleteGroups request.
@@ -17,6 +19,9 @@ pub(crate) async fn handle(ctx: &RequestContext, req: DeleteGroupsRequest) -> De
         let id = group_id.0.as_str().to_owned();
         let error_code = if id.is_empty() {
             GroupError::InvalidGroupId.kafka_code()
+        } else if !ctx.principal.allows_everywhere(Operation::Admin) {
+            // Grants name topics, not groups: deleting a group takes admin on every topic.
+            ResponseError::GroupAuthorizationFailed.code()
         } else {
             let routed =
                 group::on_coordinator(&ctx.shard, &id.clone(), move |shard, groups| async move {

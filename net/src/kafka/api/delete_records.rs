@@ -11,6 +11,8 @@ use kafka_protocol::messages::delete_records_response::{
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use spindle_engine::{Offset, TopicPartition};
 
+use spindle_engine::access::Operation;
+
 use crate::kafka::context::RequestContext;
 use crate::kafka::error_code;
 use crate::kafka::wire::{offset_from_wire, offset_to_wire, partition_from_wire};
@@ -64,6 +66,7 @@ async fn delete(
     partition: i32,
     offset: i64,
 ) -> Result<i64, i16> {
+    ctx.authorize(Operation::Admin, topic)?;
     let Some(partition) = partition_from_wire(partition) else {
         return Err(ResponseError::UnknownTopicOrPartition.code());
     };

@@ -6,6 +6,8 @@ use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
+use spindle_engine::access::Operation;
+
 use crate::kafka::context::RequestContext;
 use crate::kafka::error_code;
 use crate::limits::MAX_ADMIN_RESOURCES;
@@ -27,6 +29,14 @@ pub(crate) async fn handle(ctx: &RequestContext, req: DeleteTopicsRequest) -> De
         };
         if i >= MAX_ADMIN_RESOURCES {
             responses.push(result.with_error_code(ResponseError::PolicyViolation.code()));
+            continue;
+        }
+        if let Err((code, reason)) = ctx.authorize_explained(Operation::Admin, name.0.as_str()) {
+            responses.push(
+                result
+                    .with_error_code(code)
+                    .with_error_message(Some(StrBytes::from_string(reason))),
+            );
             continue;
         }
         let result = match ctx.shard.delete_topic(name.0.as_str()).await {

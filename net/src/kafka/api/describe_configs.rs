@@ -42,6 +42,15 @@ fn describe(ctx: &RequestContext, resource: DescribeConfigsResource) -> Describe
         .with_resource_type(resource.resource_type)
         .with_resource_name(resource.resource_name.clone());
     let entries = match resource.resource_type {
+        RESOURCE_TOPIC if !ctx.sees(resource.resource_name.as_str()) => {
+            return result
+                .with_error_code(ResponseError::TopicAuthorizationFailed.code())
+                .with_error_message(Some(StrBytes::from_string(format!(
+                    "principal {:?} has no grant on topic {:?}",
+                    ctx.principal.name(),
+                    resource.resource_name.as_str()
+                ))))
+        }
         RESOURCE_TOPIC => match topic_entries(ctx, resource.resource_name.as_str()) {
             Some(entries) => entries,
             None => {

@@ -35,7 +35,9 @@ pub(crate) async fn handle(
             .collect(),
     };
     let mut topics = Vec::new();
-    for (name, partitions) in wanted.into_iter().take(MAX_ADMIN_RESOURCES) {
+    // Topics the principal has no grant on are left out, like unknown ones.
+    let visible = wanted.into_iter().filter(|(name, _)| ctx.sees(name));
+    for (name, partitions) in visible.take(MAX_ADMIN_RESOURCES) {
         let Ok(described) = ctx.shard.describe_topic(&name).await else {
             continue;
         };

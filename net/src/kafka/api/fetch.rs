@@ -40,6 +40,8 @@ use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, Partition
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use spindle_engine::{EngineError, FetchOutcome, TopicPartition};
 
+use spindle_engine::access::Operation;
+
 use crate::kafka::context::RequestContext;
 use crate::kafka::error_code;
 use crate::kafka::wire::{offset_from_wire, offset_to_wire, partition_from_wire};
@@ -98,7 +100,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResp
     let min_bytes = usize::try_from(req.min_bytes).unwrap_or(0).min(max_bytes);
     let memory = ctx.shard.memory();
     let mut granted = memory.grant_answer(max_bytes);
-    let mut slots = plan(&req, granted.bytes());
+    let mut slots = plan(ctx, &req, granted.bytes());
 
     // At least one byte, so that a client asking `max_bytes` 0 still gets the first batch (the
     // first batch of an answer is returned whole whatever the limits).
@@ -125,18 +127,21 @@ pub(crate) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResp
 
 /// One slot per requested partition, in request order, each to read at most `max_bytes` (the
 /// answer's budget) or its own `partition_max_bytes` if that is less.
-fn plan(req: &FetchRequest, max_bytes: usize) -> Vec<Slot> {
+fn plan(ctx: &RequestContext, req: &FetchRequest, max_bytes: usize) -> Vec<Slot> {
     let max_bytes = max_bytes.max(1);
     let mut slots = Vec::new();
     for (t, topic) in req.topics.iter().enumerate() {
+        let allowed = ctx.authorize(Operation::Read, topic.topic.0.as_str());
         for part in &topic.partitions {
             let read = match (
+                allowed,
                 partition_from_wire(part.partition),
                 offset_from_wire(part.fetch_offset),
             ) {
-                (None, _) => Err(ResponseError::UnknownTopicOrPartition.code()),
-                (_, None) => Err(ResponseError::OffsetOutOfRange.code()),
-                (Some(p), Some(offset)) => Ok(spindle_engine::FetchRequest {
+                (Err(code), _, _) => Err(code),
+                (_, None, _) => Err(ResponseError::UnknownTopicOrPartition.code()),
+                (_, _, None) => Err(ResponseError::OffsetOutOfRange.code()),
+                (Ok(()), Some(p), Some(offset)) => Ok(spindle_engine::FetchRequest {
                     tp: TopicPartition::new(topic.topic.0.as_str(), p),
                     offset,
                     max_bytes: usize::try_from(part.partition_max_bytes)

@@ -86,6 +86,9 @@ async fn lookup(
     partition: i32,
     timestamp: i64,
 ) -> Result<(i64, i64), i16> {
+    if !ctx.sees(topic) {
+        return Err(ResponseError::TopicAuthorizationFailed.code());
+    }
     let Some(partition) = partition_from_wire(partition) else {
         return Err(ResponseError::UnknownTopicOrPartition.code());
     };

@@ -10,6 +10,8 @@ use kafka_protocol::protocol::StrBytes;
 use spindle_engine::{EngineError, TopicInfo};
 
 use crate::kafka::authorized_operations::{self, CLUSTER, TOPIC};
+use spindle_engine::access::Operation;
+
 use crate::kafka::context::RequestContext;
 use crate::kafka::error_code;
 use crate::kafka::wire::count_to_wire;
@@ -45,6 +47,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Metada
             .shard
             .topics()
             .into_iter()
+            .filter(|info| ctx.sees(&info.name))
             .map(|info| topic_entry(ctx, &info, topic_ops))
             .collect(),
         Some(names) => {
@@ -70,17 +73,21 @@ pub(crate) async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Metada
         .with_cluster_authorized_operations(cluster_ops)
 }
 
-/// The entry of one named topic, creating it if allowed.
+/// The entry of one named topic, creating it if allowed. A principal sees only topics it has
+/// a grant on (whether the others exist is not told), and creates only with `admin` on it.
 async fn requested_topic(
     ctx: &RequestContext,
     name: &str,
     may_create: bool,
     topic_ops: i32,
 ) -> MetadataResponseTopic {
+    if !ctx.sees(name) {
+        return error_entry(name, ResponseError::TopicAuthorizationFailed.code());
+    }
     if let Some(info) = ctx.shard.topic(name) {
         return topic_entry(ctx, &info, topic_ops);
     }
-    if !may_create {
+    if !may_create || !ctx.allows(Operation::Admin, name) {
         return error_entry(name, ResponseError::UnknownTopicOrPartition.code());
     }
     let created = ctx

@@ -31,15 +31,25 @@ pub(crate) mod produce;
 pub(crate) mod sync_group;
 
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::TopicName;
+use spindle_engine::access::Operation;
 use spindle_engine::group::{CommitOutcome, GroupError};
+
+use crate::kafka::context::RequestContext;
 
 /// The error code of each partition of a request a group coordinator answered partition by
 /// partition (OffsetCommit, OffsetDelete), handed out in request order. Partitions with a
-/// negative index never reached the coordinator and are UNKNOWN_TOPIC_OR_PARTITION.
+/// negative index never reached the coordinator and are UNKNOWN_TOPIC_OR_PARTITION; those of a
+/// topic the principal may not read never reached it either and are TOPIC_AUTHORIZATION_FAILED.
 pub(crate) struct PartitionCodes {
     /// A code for every partition when the request was refused as a whole, else 0.
     whole: i16,
     each: std::vec::IntoIter<(spindle_engine::TopicPartition, Result<(), GroupError>)>,
+}
+
+/// Whether the request's principal may read `topic`: commit, fetch or delete its offsets.
+pub(crate) fn readable(ctx: &RequestContext, topic: &TopicName) -> bool {
+    ctx.allows(Operation::Read, topic.0.as_str())
 }
 
 impl PartitionCodes {
@@ -50,8 +60,12 @@ impl PartitionCodes {
         }
     }
 
-    /// The code of the next partition of the request, whose index was `partition_index`.
-    pub(crate) fn next(&mut self, partition_index: i32) -> i16 {
+    /// The code of the next partition of the request, whose index was `partition_index`, of a
+    /// topic the principal may (`readable`) or may not read.
+    pub(crate) fn next(&mut self, partition_index: i32, readable: bool) -> i16 {
+        if !readable {
+            return ResponseError::TopicAuthorizationFailed.code();
+        }
         if partition_index < 0 {
             return ResponseError::UnknownTopicOrPartition.code();
         }

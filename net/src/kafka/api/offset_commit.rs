@@ -14,14 +14,14 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use spindle_engine::group::{self, CommittedOffset, Committer, OffsetCommit};
 use spindle_engine::TopicPartition;
 
-use super::PartitionCodes;
+use super::{readable, PartitionCodes};
 use crate::kafka::context::RequestContext;
 
 /// Answers one OffsetCommit request.
 pub(crate) async fn handle(ctx: &RequestContext, req: OffsetCommitRequest) -> OffsetCommitResponse {
     // Partitions that reach the coordinator, in request order; negative indexes never do.
     let mut offsets = Vec::new();
-    for topic in &req.topics {
+    for topic in req.topics.iter().filter(|t| readable(ctx, &t.name)) {
         for p in &topic.partitions {
             if let Ok(partition) = u32::try_from(p.partition_index) {
                 let tp = TopicPartition::new(topic.name.0.as_str(), partition);
@@ -60,13 +60,14 @@ pub(crate) async fn handle(ctx: &RequestContext, req: OffsetCommitRequest) -> Of
         .topics
         .into_iter()
         .map(|topic| {
+            let may_read = readable(ctx, &topic.name);
             let partitions = topic
                 .partitions
                 .iter()
                 .map(|p| {
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(codes.next(p.partition_index))
+                        .with_error_code(codes.next(p.partition_index, may_read))
                 })
                 .collect();
             OffsetCommitResponseTopic::default()

@@ -15,7 +15,7 @@ use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 use spindle_engine::group;
 use spindle_engine::TopicPartition;
 
-use super::PartitionCodes;
+use super::{readable, PartitionCodes};
 use crate::kafka::context::RequestContext;
 
 /// Answers one OffsetDelete request.
@@ -24,6 +24,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: OffsetDeleteRequest) -> Of
     let partitions: Vec<TopicPartition> = req
         .topics
         .iter()
+        .filter(|t| readable(ctx, &t.name))
         .flat_map(|topic| {
             topic.partitions.iter().filter_map(|p| {
                 let partition = u32::try_from(p.partition_index).ok()?;
@@ -50,13 +51,14 @@ pub(crate) async fn handle(ctx: &RequestContext, req: OffsetDeleteRequest) -> Of
         .topics
         .into_iter()
         .map(|topic| {
+            let may_read = readable(ctx, &topic.name);
             let partitions = topic
                 .partitions
                 .iter()
                 .map(|p| {
                     OffsetDeleteResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(codes.next(p.partition_index))
+                        .with_error_code(codes.next(p.partition_index, may_read))
                 })
                 .collect();
             OffsetDeleteResponseTopic::default()

@@ -14,6 +14,8 @@ use kafka_protocol::protocol::StrBytes;
 use spindle_engine::group::{self, CommittedOffset};
 use spindle_engine::TopicPartition;
 
+use spindle_engine::access::Operation;
+
 use crate::kafka::context::RequestContext;
 
 /// One partition's answer.
@@ -71,6 +73,7 @@ async fn fetch_group(
     let tps: Option<Vec<TopicPartition>> = asked.as_ref().map(|asked| {
         asked
             .iter()
+            .filter(|(t, _)| ctx.allows(Operation::Read, t))
             .filter_map(|(t, p)| Some(TopicPartition::new(t.as_str(), u32::try_from(*p).ok()?)))
             .collect()
     });
@@ -83,8 +86,10 @@ async fn fetch_group(
         return (ResponseError::CoordinatorNotAvailable.code(), Vec::new());
     };
     let Some(asked) = asked else {
+        // Topics the principal may not read are left out, as Kafka leaves them out.
         let all = found
             .into_iter()
+            .filter(|(tp, _)| ctx.allows(Operation::Read, &tp.topic))
             .map(|(tp, committed)| Fetched {
                 topic: tp.topic.to_string(),
                 partition: i32::try_from(tp.partition.0).unwrap_or(i32::MAX),
@@ -99,7 +104,9 @@ async fn fetch_group(
     let fetched = asked
         .into_iter()
         .map(|(topic, partition)| {
-            let (committed, error_code) = if partition < 0 {
+            let (committed, error_code) = if !ctx.allows(Operation::Read, &topic) {
+                (None, ResponseError::TopicAuthorizationFailed.code())
+            } else if partition < 0 {
                 (None, ResponseError::UnknownTopicOrPartition.code())
             } else {
                 (found.next().and_then(|(_, c)| c), 0)

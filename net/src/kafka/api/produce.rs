@@ -15,6 +15,8 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use spindle_engine::{EngineError, ProduceOutcome, TopicPartition};
 
+use spindle_engine::access::Operation;
+
 use crate::kafka::context::RequestContext;
 use crate::kafka::error_code;
 use crate::kafka::wire::{offset_to_wire, partition_from_wire};
@@ -87,6 +89,7 @@ async fn write(
     partition: i32,
     records: Option<Bytes>,
 ) -> Result<ProduceOutcome, i16> {
+    ctx.authorize(Operation::Write, &topic)?;
     let Some(partition) = partition_from_wire(partition) else {
         return Err(ResponseError::UnknownTopicOrPartition.code());
     };
