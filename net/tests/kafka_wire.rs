@@ -151,7 +151,8 @@ fn api_versions_advertises_the_data_and_group_apis() {
     assert_eq!(range(ApiKey::Produce).map(|r| r.0), Some(0));
     assert!(range(ApiKey::Fetch).is_some_and(|r| r.0 <= 4 && r.1 >= 11));
     assert!(range(ApiKey::JoinGroup).is_some());
-    assert_eq!(range(ApiKey::SaslHandshake), Some((1, 1)));
+    // Advertised from v0 for older librdkafka, served at v1 only.
+    assert_eq!(range(ApiKey::SaslHandshake), Some((0, 1)));
     assert_eq!(range(ApiKey::SaslAuthenticate), Some((0, 2)));
     assert!(range(ApiKey::EndTxn).is_none());
 }
@@ -612,11 +613,12 @@ fn every_served_version_answers_and_decodes() {
     let mut covered = 0;
     for range in &versions.api_keys {
         let key = ApiKey::try_from(range.api_key).unwrap();
-        // Produce below v3 is advertised for librdkafka's sake but refused.
-        let min = if key == ApiKey::Produce {
-            3
-        } else {
-            range.min_version
+        // Produce below v3 and SaslHandshake v0 are advertised for librdkafka's sake but
+        // refused.
+        let min = match key {
+            ApiKey::Produce => 3,
+            ApiKey::SaslHandshake => 1,
+            _ => range.min_version,
         };
         for version in min..=range.max_version {
             step += 1;

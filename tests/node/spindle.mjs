@@ -4,7 +4,7 @@
 // port accepting TCP, and a stop that signals only the PID it started (SIGTERM, then SIGKILL).
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, readFileSync, closeSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, readFileSync, closeSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -76,12 +76,16 @@ export class Spindle {
     this.kafkaPort = kafkaPort;
     this.grpcPort = grpcPort;
     this.bootstrap = `127.0.0.1:${kafkaPort}`;
+    this.configPath = null;
     this.proc = null;
     this.exit = null;
   }
 
-  /** Starts a server on fresh ports and a fresh data dir; resolves once it is ready. */
-  static async start() {
+  /**
+   * Starts a server on fresh ports and a fresh data dir, with `configToml` (if given) as its
+   * configuration file; resolves once it is ready.
+   */
+  static async start(configToml = null) {
     const binary = spindleBinary();
     if (!existsSync(binary)) {
       throw new Error(`${binary} does not exist: build it with \`cargo build -p spindle-tools --bin spindle\``);
@@ -90,6 +94,10 @@ export class Spindle {
     const kafkaPort = await freePort();
     const grpcPort = await freePort();
     const server = new Spindle(dir, kafkaPort, grpcPort);
+    if (configToml !== null) {
+      server.configPath = path.join(dir, 'spindle.toml');
+      writeFileSync(server.configPath, configToml);
+    }
     await server.#launch(binary);
     return server;
   }
@@ -102,6 +110,7 @@ export class Spindle {
       '--kafka-listen', this.bootstrap,
       '--kafka-advertise', this.bootstrap,
       '--grpc-listen', `127.0.0.1:${this.grpcPort}`,
+      ...(this.configPath ? ['--config', this.configPath] : []),
     ];
     this.proc = spawn(binary, args, {
       stdio: ['ignore', log, log],

@@ -9,6 +9,10 @@
 //! codec cannot read them): librdkafka enables compression only when the advertised range
 //! reaches back to the old message formats (KAFKA-18659), and Kafka 4 does the same.
 //!
+//! SaslHandshake is likewise advertised from v0 but served only at v1 (the tokens then travel
+//! in SaslAuthenticate requests): librdkafka before 2.x offers SASL only to a broker whose
+//! range reaches v0, and then sends v1 when the range goes up to it.
+//!
 //! The codec's `ApiKey::valid_versions` is not always what its message types accept
 //! (InitProducerId claims v6, its request decodes only to v5), so the integration test
 //! `every_served_version_answers_and_decodes` sends every version advertised here.
@@ -57,7 +61,12 @@ pub(crate) const SERVED: &[Served] = &[
     served(ApiKey::SyncGroup, 0, 5),
     served(ApiKey::DescribeGroups, 0, 6),
     served(ApiKey::ListGroups, 0, 5),
-    served(ApiKey::SaslHandshake, 1, 1),
+    Served {
+        key: ApiKey::SaslHandshake,
+        advertised_min: 0,
+        min: 1,
+        max: 1,
+    },
     served(ApiKey::ApiVersions, 0, 4),
     served(ApiKey::CreateTopics, 2, 7),
     served(ApiKey::DeleteTopics, 1, 6),

@@ -259,7 +259,10 @@ fn kafka_sasl_takes_its_principals_from_the_grpc_tokens() {
     let config = resolve(file, &ServeArgs::default()).unwrap();
     let sasl = config.kafka.sasl.expect("SASL configured");
     assert_eq!(sasl.mechanisms, [SaslMechanism::Plain]);
-    let app = sasl.credentials.by_name_and_secret("app", b"s3cret").unwrap();
+    let app = sasl
+        .credentials
+        .by_name_and_secret("app", b"s3cret")
+        .unwrap();
     assert!(!app.allows(spindle_engine::access::Operation::Write, "t"));
     assert!(resolve(parse("").unwrap(), &ServeArgs::default())
         .unwrap()

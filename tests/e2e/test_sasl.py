@@ -1,0 +1,185 @@
+"""SASL/PLAIN on the Kafka listener, with real clients: librdkafka (confluent-kafka and kcat) and
+kafka-python authenticate as the principals of `[[grpc.auth.tokens]]` (user name = principal,
+password = token), and each principal's grants decide what it may do per topic."""
+
+from __future__ import annotations
+
+import functools
+import json
+import subprocess
+import time
+
+import kafka
+import kafka.errors
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+import clients
+from conftest import _run
+from spindle_process import Spindle
+
+CONFIG = """
+[kafka]
+sasl_mechanisms = ["PLAIN"]
+
+[[grpc.auth.tokens]]
+principal = "ops"
+token = "ops-secret"
+permissions = [{ topic = "*", ops = ["admin", "read"] }]
+
+[[grpc.auth.tokens]]
+principal = "orders-app"
+token = "orders-secret"
+permissions = [{ topic = "orders*", ops = ["read", "write"] }]
+
+[[grpc.auth.tokens]]
+principal = "auditor"
+token = "auditor-secret"
+permissions = [{ topic = "*", ops = ["read"] }]
+"""
+
+PASSWORDS = {"ops": "ops-secret", "orders-app": "orders-secret", "auditor": "auditor-secret"}
+
+
+@pytest.fixture(scope="module")
+def secured(request, tmp_path_factory):
+    yield from _run(request, Spindle(base=tmp_path_factory.mktemp("sasl"), config_toml=CONFIG))
+
+
+def sasl(user: str, password: str | None = None) -> dict:
+    return {
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanisms": "PLAIN",
+        "sasl.username": user,
+        "sasl.password": password if password is not None else PASSWORDS[user],
+    }
+
+
+@functools.cache
+def admin_as(bootstrap: str, user: str) -> AdminClient:
+    """Kept alive, like `clients.admin`: a collected AdminClient fails its futures."""
+    return AdminClient({"bootstrap.servers": bootstrap, **clients.COMMON, **sasl(user)})
+
+
+def create(bootstrap: str, user: str, topic: str) -> None:
+    [future] = admin_as(bootstrap, user).create_topics([NewTopic(topic, 2)], operation_timeout=10).values()
+    future.result(timeout=clients.OP_TIMEOUT_S)
+
+
+def delivery_errors(bootstrap: str, user: str, topic: str, count: int) -> list:
+    """Produces `count` records as `user`; the error of each delivery (None when delivered)."""
+    prod = clients.producer(bootstrap, {**sasl(user), "message.timeout.ms": 8_000})
+    errors = []
+    for i in range(count):
+        prod.produce(topic, value=f"{user}-{i}".encode(), key=b"k", on_delivery=lambda err, _msg: errors.append(err))
+    assert prod.flush(15) == 0
+    return errors
+
+
+def test_confluent_clients_authenticate_and_each_grant_decides(secured, topic_name):
+    bootstrap = secured.bootstrap
+    orders = f"orders-{topic_name}"
+    create(bootstrap, "ops", orders)
+    # A principal without admin on the topic may not create it.
+    with pytest.raises(KafkaException) as refused:
+        create(bootstrap, "orders-app", f"orders-other-{topic_name}")
+    assert refused.value.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+    assert delivery_errors(bootstrap, "orders-app", orders, 20) == [None] * 20
+    denied = delivery_errors(bootstrap, "auditor", orders, 3)
+    assert [e.code() for e in denied] == [KafkaError.TOPIC_AUTHORIZATION_FAILED] * 3
+
+    cons = clients.consumer(bootstrap, f"group-{topic_name}", sasl("auditor"))
+    try:
+        cons.subscribe([orders])
+        got = clients.consume(cons, 20)
+        assert sorted(m.value() for m in got) == sorted(f"orders-app-{i}".encode() for i in range(20))
+        cons.commit(asynchronous=False)
+        committed = cons.committed(cons.assignment(), timeout=10)
+        # One key: every record is in one partition, and the other has no commit.
+        assert sorted(tp.offset for tp in committed) == [-1001, 20]
+    finally:
+        cons.close()
+
+
+def test_a_wrong_password_is_refused_and_the_server_serves_the_others(secured, topic_name):
+    bootstrap = secured.bootstrap
+    errors = []
+    prod = clients.producer(
+        bootstrap,
+        {**sasl("orders-app", "not-the-token"), "message.timeout.ms": 3_000, "error_cb": errors.append},
+    )
+    prod.produce(f"orders-{topic_name}", value=b"x")
+    prod.flush(5)
+    assert any(e.code() == KafkaError._AUTHENTICATION for e in errors), errors
+    # A client without SASL at all gets nothing but the closed connection.
+    with pytest.raises(KafkaException):
+        clients.admin(bootstrap).list_topics(timeout=3)
+    # Everyone else is still served.
+    topics = admin_as(bootstrap, "auditor").list_topics(timeout=10).topics
+    assert isinstance(topics, dict)
+    assert "SASL authentication failed" in secured.log_tail()
+
+
+def test_kcat_lists_only_the_topics_its_principal_has_a_grant_on(secured, topic_name):
+    bootstrap = secured.bootstrap
+    mine, theirs = f"orders-kcat-{topic_name}", f"billing-{topic_name}"
+    create(bootstrap, "ops", mine)
+    create(bootstrap, "ops", theirs)
+    auth = ["-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms=PLAIN"]
+
+    def listed(user: str) -> set[str]:
+        creds = ["-X", f"sasl.username={user}", "-X", f"sasl.password={PASSWORDS[user]}"]
+        meta = json.loads(clients.kcat(bootstrap, *auth, *creds, "-L", "-J"))
+        return {t["topic"] for t in meta["topics"]}
+
+    assert mine in listed("orders-app") and theirs not in listed("orders-app")
+    assert {mine, theirs} <= listed("auditor")
+    creds = ["-X", "sasl.username=orders-app", "-X", "sasl.password=orders-secret"]
+    clients.kcat(bootstrap, *auth, *creds, "-P", "-t", mine, "-p", "0", stdin=b"one\ntwo\n")
+    out = clients.kcat(bootstrap, *auth, *creds, "-C", "-t", mine, "-p", "0", "-o", "beginning", "-c", "2", "-e")
+    assert out.split() == [b"one", b"two"]
+    # Producing where the grant does not reach fails.
+    cmd = ["kcat", "-b", bootstrap, *auth, *creds, "-P", "-t", theirs, "-p", "0"]
+    done = subprocess.run(cmd, input=b"x\n", capture_output=True, timeout=30)
+    assert b"authoriz" in done.stderr.lower(), done.stderr
+
+
+def test_kafka_python_authenticates_with_plain(secured, topic_name):
+    bootstrap = secured.bootstrap
+    topic = f"orders-py-{topic_name}"
+    create(bootstrap, "ops", topic)
+    common = {
+        "bootstrap_servers": bootstrap,
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "PLAIN",
+        "request_timeout_ms": 10_000,
+    }
+    prod = kafka.KafkaProducer(**common, sasl_plain_username="orders-app", sasl_plain_password="orders-secret")
+    try:
+        for i in range(5):
+            prod.send(topic, value=f"py-{i}".encode(), partition=0).get(timeout=10)
+    finally:
+        prod.close()
+    cons = kafka.KafkaConsumer(
+        **common, sasl_plain_username="auditor", sasl_plain_password="auditor-secret", fetch_max_wait_ms=100
+    )
+    try:
+        tp = kafka.TopicPartition(topic, 0)
+        cons.assign([tp])
+        cons.seek_to_beginning(tp)
+        got = []
+        deadline = time.monotonic() + clients.OP_TIMEOUT_S
+        while len(got) < 5 and time.monotonic() < deadline:
+            for batch in cons.poll(timeout_ms=200).values():
+                got.extend(r.value for r in batch)
+        assert got == [f"py-{i}".encode() for i in range(5)]
+    finally:
+        cons.close()
+    # A wrong password: the client cannot bootstrap (it retries until its bootstrap timeout).
+    with pytest.raises(kafka.errors.KafkaError):
+        bad = kafka.KafkaProducer(
+            **common, sasl_plain_username="auditor", sasl_plain_password="wrong", bootstrap_timeout_ms=2_000
+        )
+        bad.close()
