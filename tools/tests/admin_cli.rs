@@ -576,3 +576,65 @@ fn group_delete_offsets_and_delete() {
     )
     .fails_with("unknown group: audit");
 }
+
+/// Runs `spindle ARGS… --bootstrap ADDR` as `user` (SASL/PLAIN, the password from the
+/// environment).
+fn spindle_as(bootstrap: &str, user: &str, password: &str, args: &[&str]) -> Outcome {
+    let output = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args(args)
+        .args(["--bootstrap", bootstrap, "--sasl-username", user])
+        .env_remove("SPINDLE_BOOTSTRAP")
+        .env("SPINDLE_SASL_PASSWORD", password)
+        .output()
+        .unwrap();
+    Outcome {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+#[test]
+fn admin_commands_authenticate_with_sasl_plain_and_see_what_their_grants_allow() {
+    let config = std::env::temp_dir().join(format!("spindle-admin-sasl-{}.toml", free_port()));
+    std::fs::write(
+        &config,
+        "[[grpc.auth.tokens]]\nprincipal = \"ops\"\ntoken = \"ops-token\"\n\
+         permissions = [{ topic = \"*\", ops = [\"admin\", \"read\"] }]\n\
+         [[grpc.auth.tokens]]\nprincipal = \"app\"\ntoken = \"app-token\"\n\
+         permissions = [{ topic = \"app.*\", ops = [\"read\", \"write\"] }]\n",
+    )
+    .unwrap();
+    let config_arg = config.to_str().unwrap();
+    let server = Server::start_with(
+        "admin-sasl",
+        &[
+            "--shards",
+            "1",
+            "--config",
+            config_arg,
+            "--kafka-sasl-mechanisms",
+            "PLAIN",
+        ],
+    );
+    let kafka = &server.kafka;
+    for topic in ["app.events", "billing"] {
+        spindle_as(kafka, "ops", "ops-token", &["topic", "create", topic]).ok();
+    }
+    let listed = spindle_as(kafka, "app", "app-token", &["topic", "list", "--json"]).json();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["app.events"], "{listed}");
+    spindle_as(kafka, "app", "app-token", &["topic", "create", "app.more"])
+        .fails_with("TOPIC_AUTHORIZATION_FAILED");
+    spindle_as(kafka, "app", "wrong", &["topic", "list"]).fails_with("SASL_AUTHENTICATION_FAILED");
+    // Without credentials the listener serves nothing but the handshake.
+    assert_eq!(spindle(kafka, &["topic", "list"]).code, 1);
+    // A password without a user name is refused before connecting.
+    spindle(kafka, &["topic", "list", "--sasl-password", "x"]).fails_with("go together");
+    std::fs::remove_file(&config).unwrap();
+}

@@ -24,7 +24,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use crate::admin::connection::Connection;
+use crate::admin::connection::{Connection, PlainCredentials};
 use crate::admin::error::AdminError;
 use crate::admin::limits;
 
@@ -63,6 +63,8 @@ pub struct Client {
     brokers: HashMap<i32, String>,
     /// Coordinator addresses already found, by group.
     coordinators: HashMap<String, String>,
+    /// SASL/PLAIN credentials every connection authenticates with, if any.
+    credentials: Option<PlainCredentials>,
 }
 
 impl Client {
@@ -72,19 +74,32 @@ impl Client {
     /// # Errors
     /// The error of the last node tried, as [`Connection::connect`] gives it.
     pub fn connect(bootstrap: &str) -> Result<Self, AdminError> {
+        Self::connect_as(bootstrap, None)
+    }
+
+    /// As [`Client::connect`], authenticating with `credentials` (SASL/PLAIN) there and on
+    /// every broker it connects to later.
+    ///
+    /// # Errors
+    /// The error of the last node tried, as [`Connection::connect_as`] gives it.
+    pub fn connect_as(
+        bootstrap: &str,
+        credentials: Option<PlainCredentials>,
+    ) -> Result<Self, AdminError> {
         let mut last = None;
         for addr in bootstrap
             .split(',')
             .map(str::trim)
             .filter(|a| !a.is_empty())
         {
-            match Connection::connect(addr) {
+            match Connection::connect_as(addr, credentials.as_ref()) {
                 Ok(conn) => {
                     return Ok(Self {
                         bootstrap: conn,
                         others: HashMap::new(),
                         brokers: HashMap::new(),
                         coordinators: HashMap::new(),
+                        credentials,
                     })
                 }
                 Err(e) => last = Some(e),
@@ -273,7 +288,9 @@ impl Client {
         }
         match self.others.entry(addr.to_owned()) {
             Entry::Occupied(e) => Ok(e.into_mut()),
-            Entry::Vacant(e) => Ok(e.insert(Connection::connect(addr)?)),
+            Entry::Vacant(e) => {
+                Ok(e.insert(Connection::connect_as(addr, self.credentials.as_ref())?))
+            }
         }
     }
 }

@@ -26,6 +26,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{
     Decodable, Encodable, HeaderVersion, Request, StrBytes, VersionRange,
@@ -43,6 +44,25 @@ const API_VERSIONS_FIRST: i16 = 3;
 /// Kafka's UNSUPPORTED_VERSION error code.
 const UNSUPPORTED_VERSION: i16 = 35;
 
+/// A SASL/PLAIN user name and password (on Spindle: a principal and its token).
+#[derive(Clone)]
+pub struct PlainCredentials {
+    /// The user name.
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for PlainCredentials {
+    // The password never reaches a log line or an error through `{:?}`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlainCredentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
 /// A connection to one broker.
 pub struct Connection {
     addr: String,
@@ -59,6 +79,19 @@ impl Connection {
     /// [`AdminError::Unreachable`] when no resolved address accepts the connection within
     /// [`limits::CONNECT_TIMEOUT`]; the errors of [`Connection::call`] for ApiVersions.
     pub fn connect(addr: &str) -> Result<Self, AdminError> {
+        Self::connect_as(addr, None)
+    }
+
+    /// Connects to `addr`, negotiates API versions and, with `credentials`, authenticates with
+    /// SASL/PLAIN (SaslHandshake v1, then SaslAuthenticate).
+    ///
+    /// # Errors
+    /// As [`Connection::connect`]; [`AdminError::Kafka`] when the server refuses the mechanism
+    /// or the credentials.
+    pub fn connect_as(
+        addr: &str,
+        credentials: Option<&PlainCredentials>,
+    ) -> Result<Self, AdminError> {
         let unreachable = |source| AdminError::Unreachable {
             addr: addr.to_owned(),
             source,
@@ -94,7 +127,34 @@ impl Connection {
             served: HashMap::new(),
         };
         conn.negotiate()?;
+        if let Some(credentials) = credentials {
+            conn.authenticate(credentials)?;
+        }
         Ok(conn)
+    }
+
+    /// SASL/PLAIN: the handshake chooses PLAIN, then the token `NUL user NUL password`.
+    fn authenticate(&mut self, credentials: &PlainCredentials) -> Result<(), AdminError> {
+        let handshake = self.call_at(
+            &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+            1,
+        )?;
+        AdminError::check(handshake.error_code, None, || {
+            let offered: Vec<&str> = handshake.mechanisms.iter().map(|m| m.as_str()).collect();
+            format!(
+                "starting SASL/PLAIN with {} (mechanisms offered: {offered:?}; none means the \
+                 server does not ask for SASL)",
+                self.addr
+            )
+        })?;
+        let token = format!("\0{}\0{}", credentials.username, credentials.password);
+        let answer =
+            self.call(&SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token)))?;
+        AdminError::check(
+            answer.error_code,
+            answer.error_message.as_ref().map(|m| m.as_str()),
+            || format!("authenticating as {:?}", credentials.username),
+        )
     }
 
     /// The address this connection was opened to.
