@@ -123,3 +123,7 @@ const _: () = assert!(DEFAULT_CONNECTIONS_MAX_IDLE_MS <= MAX_CONNECTIONS_MAX_IDL
 const _: () = assert!(DEFAULT_FRAME_BODY_TIMEOUT_MS <= MAX_FRAME_BODY_TIMEOUT_MS);
 const _: () = assert!(FRAME_BODY_MIN_BYTES_PER_SEC > 0);
 const _: () = assert!(LIST_OFFSETS_LOOKUPS_AT_ONCE > 0);
+
+/// How long a client has to finish its TLS handshake once connected (`[kafka.tls]`); a client
+/// that takes longer, such as one that speaks plaintext and waits for an answer, is closed.
+pub const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

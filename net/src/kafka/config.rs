@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use spindle_engine::TopicConfig;
 
 use crate::kafka::sasl::SaslConfig;
+use crate::kafka::tls::TlsConfig;
 use crate::limits::{
     DEFAULT_CONNECTIONS_MAX_IDLE_MS, DEFAULT_FETCH_MAX_BYTES, DEFAULT_FRAME_BODY_TIMEOUT_MS,
     DEFAULT_MAX_CONNECTIONS_PER_SHARD, DEFAULT_MAX_FRAME_BYTES, MAX_CONNECTIONS_MAX_IDLE_MS,
@@ -51,6 +52,8 @@ pub struct KafkaConfig {
     /// SASL authentication every connection must pass before it is served (`None`: none, and
     /// every connection may do everything).
     pub sasl: Option<SaslConfig>,
+    /// TLS every connection begins with (`None`: plaintext).
+    pub tls: Option<TlsConfig>,
 }
 
 impl KafkaConfig {
@@ -72,6 +75,7 @@ impl KafkaConfig {
             default_partitions: 1,
             topic_defaults: TopicConfig::default(),
             sasl: None,
+            tls: None,
         }
     }
 

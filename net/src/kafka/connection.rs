@@ -24,6 +24,9 @@
 //! a modest minimum rate), or the connection is closed and the memory given back. The deadline
 //! starts only once the memory is held, because waiting for memory is not the client's doing.
 //!
+//! With `[kafka.tls]` the socket is first wrapped in TLS (see `tls`): the handshake must finish
+//! within [`TLS_HANDSHAKE_TIMEOUT`], and the halves below then read and write through it.
+//!
 //! A connection that sends no request for `connections_max_idle_ms` (Kafka's
 //! `connections.max.idle.ms`, 10 minutes by default) is closed: its client reconnects when it
 //! needs to, and a peer that vanished without closing stops holding the socket. The idle timer
@@ -56,12 +59,14 @@ use crate::kafka::dispatch::{self, Answer, Decoded};
 use crate::kafka::frame::{self, FrameError, FrameHeader, FrameReader};
 use crate::kafka::response_failure;
 use crate::kafka::sasl::Session;
+use crate::kafka::tls::TlsConfig;
 use crate::kafka::KafkaConfig;
 use crate::limits::{
     DECODED_BYTES_PER_REQUEST_BYTE, MAX_CONNECTIONS_MAX_IDLE_MS, MAX_FRAME_BODY_TIMEOUT_MS,
     MAX_IN_FLIGHT_PER_CONNECTION, MIN_CONNECTIONS_MAX_IDLE_MS, MIN_FRAME_BODY_TIMEOUT_MS,
-    READ_BUFFER_BYTES, WRITE_BUFFER_BYTES,
+    READ_BUFFER_BYTES, TLS_HANDSHAKE_TIMEOUT, WRITE_BUFFER_BYTES,
 };
+use futures_rustls::TlsAcceptor;
 
 /// What a handled request leaves for the writer.
 enum Outcome {
@@ -98,14 +103,57 @@ pub(crate) async fn serve(
     }
     tracing::debug!(%peer, shard = %shard.id(), "kafka connection opened");
     let _open = OpenConnection::new(&shard);
+    match config.tls.clone() {
+        None => serve_stream(stream, peer, &shard, config, stop).await,
+        Some(TlsConfig(tls)) => {
+            let handshake = TlsAcceptor::from(tls).accept(stream);
+            let accepted = future::or(
+                async { Some(within_time(handshake, TLS_HANDSHAKE_TIMEOUT).await) },
+                async {
+                    stop.stopped().await;
+                    None
+                },
+            )
+            .await;
+            match accepted {
+                None => {}
+                Some(Some(Ok(stream))) => serve_stream(stream, peer, &shard, config, stop).await,
+                Some(Some(Err(e))) => {
+                    tracing::warn!(%peer, error = %e, "TLS handshake failed; closing kafka connection");
+                }
+                Some(None) => {
+                    tracing::warn!(%peer, timeout_ms = TLS_HANDSHAKE_TIMEOUT.as_millis(), "TLS handshake too slow; closing kafka connection");
+                }
+            }
+        }
+    }
+    tracing::debug!(%peer, "kafka connection closed");
+}
+
+/// `work`'s outcome, or `None` when it takes longer than `limit`.
+async fn within_time<T>(work: impl Future<Output = T>, limit: Duration) -> Option<T> {
+    future::or(async { Some(work.await) }, async {
+        glommio::timer::sleep(limit).await;
+        None
+    })
+    .await
+}
+
+/// Serves the connection's requests over `stream` (the socket, or TLS over it).
+async fn serve_stream(
+    stream: impl AsyncRead + AsyncWrite + Unpin,
+    peer: SocketAddr,
+    shard: &Shard,
+    config: Arc<KafkaConfig>,
+    stop: StopWatch,
+) {
     let (read_half, write_half) = futures_lite::io::split(stream);
     let (queue, answers) = local_channel::new_bounded(MAX_IN_FLIGHT_PER_CONNECTION);
     future::zip(
-        read_requests(read_half, queue, peer, &shard, &config, &stop),
+        read_requests(read_half, queue, peer, shard, &config, &stop),
         write_answers(write_half, answers, peer),
     )
     .await;
-    tracing::debug!(%peer, "kafka connection closed");
 }
 
 /// Counts a connection as open on its shard until dropped, however the connection ends.

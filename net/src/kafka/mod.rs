@@ -23,9 +23,11 @@ mod frame;
 mod listener;
 mod response_failure;
 mod sasl;
+mod tls;
 mod versions;
 mod wire;
 
 pub use config::KafkaConfig;
 pub use listener::{reserve_listen_addr, start, ListenReservation};
 pub use sasl::{SaslConfig, SaslMechanism};
+pub use tls::TlsConfig;

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use spindle_engine::limits::{SHARD_MEMORY_BYTES_DEFAULT, SHARD_MEMORY_BYTES_MIN};
 use spindle_engine::{EngineConfig, MemoryBudget, Placement, TopicConfig};
 use spindle_gateway::{Authenticator, GatewayConfig};
-use spindle_net::kafka::{KafkaConfig, SaslConfig, SaslMechanism};
+use spindle_net::kafka::{KafkaConfig, SaslConfig, SaslMechanism, TlsConfig};
 use spindle_net::limits::{
     DEFAULT_CONNECTIONS_MAX_IDLE_MS, DEFAULT_FETCH_MAX_BYTES, DEFAULT_FRAME_BODY_TIMEOUT_MS,
     DEFAULT_MAX_FRAME_BYTES, MAX_CONNECTIONS_MAX_IDLE_MS, MAX_FRAME_BODY_TIMEOUT_MS,
@@ -187,6 +187,15 @@ struct KafkaFile {
     max_connections_per_shard: Option<usize>,
     auto_create_topics: Option<bool>,
     sasl_mechanisms: Option<Vec<String>>,
+    tls: Option<KafkaTlsFile>,
+}
+
+/// The `[kafka.tls]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KafkaTlsFile {
+    cert_path: PathBuf,
+    key_path: PathBuf,
 }
 
 /// The `[admin]` table.
@@ -313,6 +322,13 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<ServeConfig, ConfigErro
             .map_err(|e| ConfigError::new("grpc", e.to_string()))?;
     }
     kafka.sasl = kafka_sasl(&file, args, &grpc)?;
+    kafka.tls = match &file.kafka.tls {
+        Some(tls) => Some(
+            TlsConfig::load(&tls.cert_path, &tls.key_path)
+                .map_err(|e| ConfigError::new("kafka.tls", e.to_string()))?,
+        ),
+        None => None,
+    };
     let (admin_listen, admin_key) = match (&args.admin_listen, &file.admin.listen) {
         (Some(flag), _) => (flag.clone(), "--admin-listen"),
         (None, Some(from_file)) => (from_file.clone(), "admin.listen"),

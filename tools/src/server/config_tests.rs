@@ -291,3 +291,22 @@ fn kafka_sasl_takes_its_principals_from_the_grpc_tokens() {
     assert_eq!(err.key, "--kafka-sasl-mechanisms");
     assert!(err.message.contains("allowed: PLAIN"), "{}", err.message);
 }
+
+#[test]
+fn kafka_tls_names_the_file_it_cannot_use() {
+    let file = parse(
+        "[kafka.tls]\ncert_path = \"/nonexistent/server.pem\"\nkey_path = \"/nonexistent/server.key\"\n",
+    )
+    .unwrap();
+    let err = resolve(file, &ServeArgs::default()).unwrap_err();
+    assert_eq!(err.key, "kafka.tls");
+    assert!(
+        err.message.contains("/nonexistent/server.pem"),
+        "{}",
+        err.message
+    );
+    assert!(
+        parse("[kafka.tls]\ncert_path = \"a.pem\"\n").is_err(),
+        "key_path is required"
+    );
+}

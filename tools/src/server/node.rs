@@ -78,7 +78,13 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
     std::io::stdout()
         .flush()
         .context("cannot write the ready line")?;
-    tracing::info!(kafka = %kafka_config.listen, shards, "serving");
+    tracing::info!(
+        kafka = %kafka_config.listen,
+        tls = kafka_config.tls.is_some(),
+        sasl = kafka_config.sasl.is_some(),
+        shards,
+        "serving"
+    );
 
     let signal = signals
         .recv()

@@ -1,0 +1,129 @@
+"""TLS on the Kafka listener (`[kafka.tls]`), with real clients: librdkafka (confluent-kafka and
+kcat), kafka-python and, in tests/node, kafkajs speak `SSL`, and `SASL_SSL` where SASL/PLAIN is
+on too; a plaintext client is refused and the server goes on serving. Certificates are made at
+test time with the openssl CLI, as tests/grpc/test_tls.py makes them."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+
+import kafka
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+import clients
+from conftest import _run
+from spindle_process import Spindle
+
+pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_ca_and_cert(d):
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=spindle-test-ca",
+            "-keyout", "ca.key", "-out", "ca.pem", cwd=d)
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+            "-keyout", "server.key", "-out", "server.csr", cwd=d)
+    (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "1", "-extfile", "san.ext", "-out", "server.pem", cwd=d)
+    return d / "ca.pem", d / "server.pem", d / "server.key"
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory):
+    return make_ca_and_cert(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="module")
+def tls_spindle(request, tmp_path_factory, certs):
+    _, cert, key = certs
+    config = f'[kafka.tls]\ncert_path = "{cert}"\nkey_path = "{key}"\n'
+    yield from _run(request, Spindle(base=tmp_path_factory.mktemp("kafka-tls"), config_toml=config))
+
+
+@pytest.fixture(scope="module")
+def sasl_ssl_spindle(request, tmp_path_factory, certs):
+    _, cert, key = certs
+    config = (
+        f'[kafka]\nsasl_mechanisms = ["PLAIN"]\n[kafka.tls]\ncert_path = "{cert}"\nkey_path = "{key}"\n'
+        '[[grpc.auth.tokens]]\nprincipal = "app"\ntoken = "app-secret"\n'
+        'permissions = [{ topic = "*", ops = ["admin", "read", "write"] }]\n'
+    )
+    yield from _run(request, Spindle(base=tmp_path_factory.mktemp("kafka-sasl-ssl"), config_toml=config))
+
+
+def ssl(ca) -> dict:
+    return {"security.protocol": "SSL", "ssl.ca.location": str(ca)}
+
+
+def round_trip(bootstrap: str, topic: str, extra: dict, count: int = 50) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap, **clients.COMMON, **extra})
+    [future] = admin.create_topics([NewTopic(topic, 1)], operation_timeout=10).values()
+    future.result(timeout=clients.OP_TIMEOUT_S)
+    values = [f"v{i}".encode() * 100 for i in range(count)]
+    clients.produce_sync(clients.producer(bootstrap, extra), topic, [{"value": v, "partition": 0} for v in values])
+    cons = clients.consumer(bootstrap, f"g-{topic}", extra)
+    try:
+        cons.subscribe([topic])
+        assert [m.value() for m in clients.consume(cons, count)] == values
+    finally:
+        cons.close()
+
+
+def test_librdkafka_produces_and_consumes_over_tls(tls_spindle, certs, topic_name):
+    ca, _, _ = certs
+    round_trip(tls_spindle.bootstrap, topic_name, ssl(ca))
+
+
+def test_a_plaintext_client_or_one_that_does_not_trust_the_ca_is_refused(tls_spindle, certs, topic_name):
+    ca, _, _ = certs
+    with pytest.raises(KafkaException):
+        clients.admin(tls_spindle.bootstrap).list_topics(timeout=3)
+    errors = []
+    untrusting = AdminClient({"bootstrap.servers": tls_spindle.bootstrap, **clients.COMMON,
+                              "security.protocol": "SSL", "error_cb": errors.append})
+    with pytest.raises(KafkaException):
+        untrusting.list_topics(timeout=3)
+    untrusting.poll(1)  # serves the error callbacks
+    assert any(e.code() == KafkaError._SSL for e in errors), errors
+    # The server still serves a client that trusts it.
+    trusting = AdminClient({"bootstrap.servers": tls_spindle.bootstrap, **clients.COMMON, **ssl(ca)})
+    assert trusting.list_topics(timeout=10).brokers
+    assert "TLS handshake failed" in tls_spindle.log_tail()
+
+
+def test_kcat_and_kafka_python_speak_tls(tls_spindle, certs, topic_name):
+    ca, _, _ = certs
+    bootstrap = tls_spindle.bootstrap
+    tls = ["-X", "security.protocol=SSL", "-X", f"ssl.ca.location={ca}"]
+    clients.kcat(bootstrap, *tls, "-P", "-t", topic_name, "-p", "0", stdin=b"one\ntwo\n")
+    out = clients.kcat(bootstrap, *tls, "-C", "-t", topic_name, "-p", "0", "-o", "beginning", "-c", "2", "-e")
+    assert out.split() == [b"one", b"two"]
+    cons = kafka.KafkaConsumer(bootstrap_servers=bootstrap, security_protocol="SSL", ssl_cafile=str(ca),
+                               request_timeout_ms=10_000, fetch_max_wait_ms=100)
+    try:
+        tp = kafka.TopicPartition(topic_name, 0)
+        cons.assign([tp])
+        cons.seek_to_beginning(tp)
+        got = []
+        deadline = time.monotonic() + clients.OP_TIMEOUT_S
+        while len(got) < 2 and time.monotonic() < deadline:
+            for batch in cons.poll(timeout_ms=200).values():
+                got.extend(r.value for r in batch)
+        assert got == [b"one", b"two"]
+    finally:
+        cons.close()
+
+
+def test_sasl_ssl_authenticates_inside_tls(sasl_ssl_spindle, certs, topic_name):
+    ca, _, _ = certs
+    creds = {**ssl(ca), "security.protocol": "SASL_SSL", "sasl.mechanisms": "PLAIN",
+             "sasl.username": "app", "sasl.password": "app-secret"}
+    round_trip(sasl_ssl_spindle.bootstrap, topic_name, creds, count=10)
