@@ -6,6 +6,7 @@ test time with the openssl CLI, as tests/grpc/test_tls.py makes them."""
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import time
 
@@ -127,3 +128,12 @@ def test_sasl_ssl_authenticates_inside_tls(sasl_ssl_spindle, certs, topic_name):
     creds = {**ssl(ca), "security.protocol": "SASL_SSL", "sasl.mechanisms": "PLAIN",
              "sasl.username": "app", "sasl.password": "app-secret"}
     round_trip(sasl_ssl_spindle.bootstrap, topic_name, creds, count=10)
+
+
+def test_a_client_that_never_starts_its_handshake_is_closed_after_ten_seconds(tls_spindle):
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", tls_spindle.kafka_port), timeout=20) as sock:
+        assert sock.recv(1) == b""
+    waited = time.monotonic() - started
+    assert 9 <= waited <= 15, waited
+    assert "TLS handshake too slow" in tls_spindle.log_tail()
