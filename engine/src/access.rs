@@ -212,6 +212,14 @@ impl Credentials {
         found
     }
 
+    /// Every secret and the principal it identifies, in configuration order (for deriving
+    /// other forms of the secrets, such as SCRAM's salted keys).
+    pub fn entries(&self) -> impl Iterator<Item = (&[u8], &Principal)> {
+        self.entries
+            .iter()
+            .map(|(secret, p)| (secret.as_slice(), p))
+    }
+
     /// Whether no secret is configured.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()

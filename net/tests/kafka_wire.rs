@@ -963,10 +963,10 @@ fn sasl_node() -> Node {
     ])
     .unwrap();
     Node::start_with(2, |config| {
-        config.sasl = Some(kafka::SaslConfig {
-            mechanisms: vec![kafka::SaslMechanism::Plain],
-            credentials: Arc::new(credentials),
-        });
+        config.sasl = Some(
+            kafka::SaslConfig::new(vec![kafka::SaslMechanism::Plain], Arc::new(credentials))
+                .unwrap(),
+        );
     })
 }
 

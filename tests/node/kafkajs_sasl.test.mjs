@@ -1,4 +1,4 @@
-// kafkajs against a Spindle whose Kafka listener asks for SASL/PLAIN: user names and passwords
+// kafkajs against a Spindle whose Kafka listener asks for SASL (PLAIN, SCRAM-SHA-256): user names and passwords
 // are the principals and tokens of `[[grpc.auth.tokens]]`, and each principal's grants decide
 // per topic.
 
@@ -13,7 +13,7 @@ process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 const TEST_TIMEOUT_MS = 60_000;
 const CONFIG = `
 [kafka]
-sasl_mechanisms = ["PLAIN"]
+sasl_mechanisms = ["SCRAM-SHA-256", "PLAIN"]
 
 [[grpc.auth.tokens]]
 principal = "ops"
@@ -39,14 +39,14 @@ after(async () => {
   }
 });
 
-const client = (username, password) => new Kafka({
+const client = (username, password, mechanism = 'plain') => new Kafka({
   clientId: 'spindle-node-sasl',
   brokers: [server.bootstrap],
   logLevel: logLevel.NOTHING,
   connectionTimeout: 3_000,
   requestTimeout: 10_000,
   retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 500 },
-  sasl: { mechanism: 'plain', username, password },
+  sasl: { mechanism, username, password },
 });
 
 test('principals authenticate with PLAIN and their grants decide per topic', { timeout: TEST_TIMEOUT_MS }, async () => {
@@ -91,4 +91,17 @@ test('a wrong password is refused with an authentication error', { timeout: TEST
   const producer = client('events-app', 'not-the-token').producer();
   await assert.rejects(producer.connect(), (e) => /SASL|authentic/i.test(`${e.name} ${e.message}`));
   await producer.disconnect();
+});
+
+test('SCRAM-SHA-256 authenticates without sending the password', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const admin = client('events-app', 'events-secret', 'scram-sha-256').admin();
+  await admin.connect();
+  try {
+    assert.ok(Array.isArray(await admin.listTopics()));
+  } finally {
+    await admin.disconnect();
+  }
+  const bad = client('events-app', 'wrong', 'scram-sha-256').producer();
+  await assert.rejects(bad.connect(), (e) => /SASL|authentic/i.test(`${e.name} ${e.message}`));
+  await bad.disconnect();
 });

@@ -120,14 +120,6 @@ impl KafkaConfig {
                 self.node_id
             )));
         }
-        if let Some(sasl) = &self.sasl {
-            if sasl.mechanisms.is_empty() || sasl.credentials.is_empty() {
-                return Err(NetError::Config(
-                    "sasl_mechanisms needs at least one mechanism and one principal with a token"
-                        .to_owned(),
-                ));
-            }
-        }
         if self.advertised_host.is_empty() || self.advertised_port == 0 {
             return Err(NetError::Config(
                 "the advertised address needs a host and a non-zero port".to_owned(),

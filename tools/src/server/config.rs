@@ -640,10 +640,9 @@ fn kafka_sasl(
                     .to_owned(),
             )
         })?;
-    Ok(Some(SaslConfig {
-        mechanisms,
-        credentials,
-    }))
+    SaslConfig::new(mechanisms, credentials)
+        .map(Some)
+        .map_err(|e| ConfigError::new(key, e))
 }
 
 /// The Kafka server's limits: the largest frame, the time a body may take, the idle time of a

@@ -258,9 +258,9 @@ fn kafka_sasl_takes_its_principals_from_the_grpc_tokens() {
     let file = parse(&format!("[kafka]\nsasl_mechanisms = [\"PLAIN\"]\n{tokens}")).unwrap();
     let config = resolve(file, &ServeArgs::default()).unwrap();
     let sasl = config.kafka.sasl.expect("SASL configured");
-    assert_eq!(sasl.mechanisms, [SaslMechanism::Plain]);
+    assert_eq!(sasl.mechanisms(), [SaslMechanism::Plain]);
     let app = sasl
-        .credentials
+        .credentials()
         .by_name_and_secret("app", b"s3cret")
         .unwrap();
     assert!(!app.allows(spindle_engine::access::Operation::Write, "t"));
@@ -284,10 +284,19 @@ fn kafka_sasl_takes_its_principals_from_the_grpc_tokens() {
     };
     assert!(resolve(file(), &off).unwrap().kafka.sasl.is_none());
     let scram = ServeArgs {
-        kafka_sasl_mechanisms: Some("PLAIN,SCRAM-SHA-256".into()),
+        kafka_sasl_mechanisms: Some("PLAIN, SCRAM-SHA-256".into()),
         ..ServeArgs::default()
     };
-    let err = resolve(file(), &scram).unwrap_err();
+    let both = resolve(file(), &scram).unwrap().kafka.sasl.unwrap();
+    assert_eq!(
+        both.mechanisms(),
+        [SaslMechanism::Plain, SaslMechanism::ScramSha256]
+    );
+    let gssapi = ServeArgs {
+        kafka_sasl_mechanisms: Some("GSSAPI".into()),
+        ..ServeArgs::default()
+    };
+    let err = resolve(file(), &gssapi).unwrap_err();
     assert_eq!(err.key, "--kafka-sasl-mechanisms");
     assert!(err.message.contains("allowed: PLAIN"), "{}", err.message);
 }
