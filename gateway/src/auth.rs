@@ -176,25 +176,19 @@ mod tests {
         Authenticator::new(Some(&config)).unwrap()
     }
 
+    /// The grants themselves are the engine's (`spindle_engine::access` tests them); here, that
+    /// each token finds its principal and a refusal is PERMISSION_DENIED naming the topic.
     #[test]
-    fn permissions_are_per_topic_and_operation() {
+    fn tokens_find_their_principal_and_refusals_are_permission_denied() {
         let auth = authenticator();
         let writer = auth.authenticate(Some(b"Bearer w-token")).unwrap();
         assert_eq!(writer.name(), "writer");
-        assert!(writer.allows(Operation::Write, "orders"));
-        assert!(writer.allows(Operation::Read, "logs.app"));
-        assert!(!writer.allows(Operation::Write, "logs.app"));
-        assert!(!writer.allows(Operation::Admin, "orders"));
-        assert!(!writer.allows_any("payments"));
+        assert!(writer.check(Operation::Write, "orders").is_ok());
         let denied = writer.check(Operation::Write, "logs.app").unwrap_err();
         assert_eq!(denied.code(), Code::PermissionDenied);
         assert!(denied.message().contains("logs.app"));
-
-        let reader = auth.authenticate(Some(b"Bearer r-token")).unwrap();
-        assert!(reader.allows(Operation::Read, "anything"));
-        assert!(!reader.allows(Operation::Write, "anything"));
         let admin = auth.authenticate(Some(b"bearer a-token")).unwrap();
-        assert!(admin.allows(Operation::Admin, "x") && !admin.allows(Operation::Read, "x"));
+        assert_eq!(admin.name(), "admin");
     }
 
     #[test]

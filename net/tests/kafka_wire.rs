@@ -318,6 +318,12 @@ fn create_topic(conn: &mut TcpStream, name: &TopicName, partitions: i32) {
 
 /// Produces `records` to one partition with acks=1 through Produce v7 and checks it succeeded.
 fn produce_one(conn: &mut TcpStream, name: &TopicName, partition: i32, records: Bytes) {
+    assert_eq!(produce_to(conn, name, partition, records), 0);
+}
+
+/// Produces `records` to one partition with acks=1 through Produce v7; the partition's error
+/// code.
+fn produce_to(conn: &mut TcpStream, name: &TopicName, partition: i32, records: Bytes) -> i16 {
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     let produced: ProduceResponse = call(
         conn,
@@ -331,7 +337,7 @@ fn produce_one(conn: &mut TcpStream, name: &TopicName, partition: i32, records: 
                     .with_index(partition)
                     .with_records(Some(records))])]),
     );
-    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+    produced.responses[0].partition_responses[0].error_code
 }
 
 #[test]
@@ -1019,20 +1025,7 @@ fn create_topic_as(conn: &mut TcpStream, name: &TopicName) -> i16 {
 }
 
 fn produce_as(conn: &mut TcpStream, name: &TopicName) -> i16 {
-    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-    let produced: ProduceResponse = call(
-        conn,
-        7,
-        &ProduceRequest::default()
-            .with_acks(1)
-            .with_timeout_ms(5000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(name.clone())
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(0)
-                    .with_records(Some(batch(&["v"])))])]),
-    );
-    produced.responses[0].partition_responses[0].error_code
+    produce_to(conn, name, 0, batch(&["v"]))
 }
 
 fn fetch_as(conn: &mut TcpStream, name: &TopicName) -> (i16, i64) {

@@ -1,13 +1,11 @@
 """TLS on the Kafka listener (`[kafka.tls]`), with real clients: librdkafka (confluent-kafka and
 kcat), kafka-python and, in tests/node, kafkajs speak `SSL`, and `SASL_SSL` where SASL/PLAIN is
 on too; a plaintext client is refused and the server goes on serving. Certificates are made at
-test time with the openssl CLI, as tests/grpc/test_tls.py makes them."""
+test time with the openssl CLI (tests/certificates.py)."""
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
 import time
 
 import kafka
@@ -17,24 +15,10 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 import clients
 from conftest import _run
+from certificates import HAVE_OPENSSL, make_ca_and_cert
 from spindle_process import Spindle
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
-
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def make_ca_and_cert(d):
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=spindle-test-ca",
-            "-keyout", "ca.key", "-out", "ca.pem", cwd=d)
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-            "-keyout", "server.key", "-out", "server.csr", cwd=d)
-    (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-days", "1", "-extfile", "san.ext", "-out", "server.pem", cwd=d)
-    return d / "ca.pem", d / "server.pem", d / "server.key"
+pytestmark = pytest.mark.skipif(not HAVE_OPENSSL, reason="needs the openssl CLI")
 
 
 @pytest.fixture(scope="module")

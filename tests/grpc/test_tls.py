@@ -3,30 +3,14 @@ plaintext, is refused. Certificates are made at test time with the openssl CLI."
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import grpc
 import pytest
 
-from gateway_harness import admin_pb2, health_pb2, start_server
+from gateway_harness import admin_pb2, health_pb2, start_server  # also puts tests/ on the path
 
-pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
+from certificates import HAVE_OPENSSL, make_ca_and_cert  # noqa: E402
 
-
-def openssl(*args, cwd):
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
-def make_ca_and_cert(d):
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=spindle-test-ca",
-            "-keyout", "ca.key", "-out", "ca.pem", cwd=d)
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
-            "-keyout", "server.key", "-out", "server.csr", cwd=d)
-    (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-days", "1", "-extfile", "san.ext", "-out", "server.pem", cwd=d)
-    return d / "ca.pem", d / "server.pem", d / "server.key"
+pytestmark = pytest.mark.skipif(not HAVE_OPENSSL, reason="needs the openssl CLI")
 
 
 @pytest.fixture(scope="module")

@@ -48,12 +48,14 @@ impl Outcome {
 
 /// Runs the real `spindle ARGS… --bootstrap ADDR`.
 fn spindle(bootstrap: &str, args: &[&str]) -> Outcome {
-    let output = Command::new(env!("CARGO_BIN_EXE_spindle"))
+    run(Command::new(env!("CARGO_BIN_EXE_spindle"))
         .args(args)
-        .args(["--bootstrap", bootstrap])
-        .env_remove("SPINDLE_BOOTSTRAP")
-        .output()
-        .unwrap();
+        .args(["--bootstrap", bootstrap]))
+}
+
+/// Runs `command` with no bootstrap from the environment; its exit status and output.
+fn run(command: &mut Command) -> Outcome {
+    let output = command.env_remove("SPINDLE_BOOTSTRAP").output().unwrap();
     Outcome {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8(output.stdout).unwrap(),
@@ -61,7 +63,6 @@ fn spindle(bootstrap: &str, args: &[&str]) -> Outcome {
     }
 }
 
-/// A server with a topic "events" of two partitions holding `counts` records each.
 fn with_events(counts: [usize; 2]) -> Server {
     let server = Server::start_with("admin", &[]);
     spindle(
@@ -580,18 +581,10 @@ fn group_delete_offsets_and_delete() {
 /// Runs `spindle ARGS… --bootstrap ADDR` as `user` (SASL/PLAIN, the password from the
 /// environment).
 fn spindle_as(bootstrap: &str, user: &str, password: &str, args: &[&str]) -> Outcome {
-    let output = Command::new(env!("CARGO_BIN_EXE_spindle"))
+    run(Command::new(env!("CARGO_BIN_EXE_spindle"))
         .args(args)
         .args(["--bootstrap", bootstrap, "--sasl-username", user])
-        .env_remove("SPINDLE_BOOTSTRAP")
-        .env("SPINDLE_SASL_PASSWORD", password)
-        .output()
-        .unwrap();
-    Outcome {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
+        .env("SPINDLE_SASL_PASSWORD", password))
 }
 
 #[test]
