@@ -158,14 +158,18 @@ def assert_no_more(cons: Consumer, quiet_s: float = 1.0) -> None:
             )
 
 
-def kafka_python_consume(bootstrap: str, topic: str, count: int, timeout_s: float = OP_TIMEOUT_S) -> list:
-    """Reads `count` records of partition 0 from the beginning with kafka-python (bounded)."""
+def kafka_python_consume(
+    bootstrap: str, topic: str, count: int, timeout_s: float = OP_TIMEOUT_S, **security
+) -> list:
+    """Reads `count` records of partition 0 from the beginning with kafka-python (bounded);
+    `security` adds the consumer's security settings (`security_protocol`, `ssl_cafile`, ...)."""
     cons = kafka.KafkaConsumer(
         bootstrap_servers=bootstrap,
         enable_auto_commit=False,
         request_timeout_ms=10_000,
         fetch_max_wait_ms=100,
         max_partition_fetch_bytes=4 * 1024 * 1024,
+        **security,
     )
     try:
         tp = kafka.TopicPartition(topic, 0)
