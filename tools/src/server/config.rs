@@ -95,8 +95,8 @@ pub struct ServeArgs {
     /// Create unknown topics on Metadata requests: true or false [default: true].
     #[arg(long, env = "SPINDLE_AUTO_CREATE_TOPICS", value_name = "BOOL")]
     pub auto_create_topics: Option<String>,
-    /// SASL mechanisms Kafka clients must authenticate with, comma-separated: PLAIN, or empty
-    /// for none [default: none]. User names and passwords are `[[grpc.auth.tokens]]` principals
+    /// SASL mechanisms Kafka clients must authenticate with, comma-separated: PLAIN,
+    /// SCRAM-SHA-256, SCRAM-SHA-512, or empty for none [default: none]. User names and passwords are `[[grpc.auth.tokens]]` principals
     /// and tokens.
     #[arg(long, env = "SPINDLE_KAFKA_SASL_MECHANISMS", value_name = "LIST")]
     pub kafka_sasl_mechanisms: Option<String>,
