@@ -106,37 +106,29 @@ pub(crate) async fn serve(
     match config.tls.clone() {
         None => serve_stream(stream, peer, &shard, config, stop).await,
         Some(TlsConfig(tls)) => {
-            let handshake = TlsAcceptor::from(tls).accept(stream);
-            let accepted = future::or(
-                async { Some(within_time(handshake, TLS_HANDSHAKE_TIMEOUT).await) },
-                async {
-                    stop.stopped().await;
-                    None
-                },
-            )
+            let handshake = within(
+                TlsAcceptor::from(tls).accept(stream),
+                TLS_HANDSHAKE_TIMEOUT,
+                || std::io::ErrorKind::TimedOut.into(),
+            );
+            let accepted = future::or(async { Some(handshake.await) }, async {
+                stop.stopped().await;
+                None
+            })
             .await;
             match accepted {
                 None => {}
-                Some(Some(Ok(stream))) => serve_stream(stream, peer, &shard, config, stop).await,
-                Some(Some(Err(e))) => {
-                    tracing::warn!(%peer, error = %e, "TLS handshake failed; closing kafka connection");
-                }
-                Some(None) => {
+                Some(Ok(stream)) => serve_stream(stream, peer, &shard, config, stop).await,
+                Some(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
                     tracing::warn!(%peer, timeout_ms = TLS_HANDSHAKE_TIMEOUT.as_millis(), "TLS handshake too slow; closing kafka connection");
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(%peer, error = %e, "TLS handshake failed; closing kafka connection");
                 }
             }
         }
     }
     tracing::debug!(%peer, "kafka connection closed");
-}
-
-/// `work`'s outcome, or `None` when it takes longer than `limit`.
-async fn within_time<T>(work: impl Future<Output = T>, limit: Duration) -> Option<T> {
-    future::or(async { Some(work.await) }, async {
-        glommio::timer::sleep(limit).await;
-        None
-    })
-    .await
 }
 
 /// Serves the connection's requests over `stream` (the socket, or TLS over it).
@@ -317,11 +309,11 @@ fn request_charge(header: FrameHeader, memory: &MemoryBudget) -> Result<usize, F
 
 /// `read`'s outcome, or `late()` if it does not finish within `limit`. What is already in the
 /// read buffer (a pipelining client's next length, most bodies) is taken without arming a timer.
-async fn within<T>(
-    read: impl Future<Output = Result<T, FrameError>>,
+async fn within<T, E>(
+    read: impl Future<Output = Result<T, E>>,
     limit: Duration,
-    late: impl FnOnce() -> FrameError,
-) -> Result<T, FrameError> {
+    late: impl FnOnce() -> E,
+) -> Result<T, E> {
     let mut read = pin!(read);
     if let Some(done) = future::poll_once(read.as_mut()).await {
         return done;

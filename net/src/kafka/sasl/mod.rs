@@ -145,8 +145,8 @@ enum Stage {
 }
 
 /// One connection's authentication: its stage and the principal its requests run as.
-pub(crate) struct Session {
-    config: Option<SaslConfig>,
+pub(crate) struct Session<'a> {
+    config: Option<&'a SaslConfig>,
     stage: Stage,
     principal: Principal,
 }
@@ -157,12 +157,12 @@ pub(crate) struct Reply<R> {
     pub close: bool,
 }
 
-impl Session {
+impl<'a> Session<'a> {
     /// A new connection's session: open as the anonymous principal without SASL, awaiting the
     /// handshake with it.
-    pub fn new(config: Option<&SaslConfig>) -> Self {
+    pub fn new(config: Option<&'a SaslConfig>) -> Self {
         Self {
-            config: config.cloned(),
+            config,
             stage: if config.is_some() {
                 Stage::AwaitingHandshake
             } else {
@@ -203,7 +203,6 @@ impl Session {
         };
         let Some(config) = self
             .config
-            .as_ref()
             .filter(|_| matches!(self.stage, Stage::AwaitingHandshake))
         else {
             // No SASL on this listener, or a second handshake: Kafka answers the same.
@@ -341,13 +340,15 @@ mod tests {
     #[test]
     fn scram_opens_the_connection_without_the_password_crossing() {
         for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512"] {
-            let mut session = Session::new(Some(&config()));
+            let sasl = config();
+            let mut session = Session::new(Some(&sasl));
             let reply = scram(&mut session, mechanism, "reader", "r-secret");
             assert_eq!(reply.response.error_code, 0, "{mechanism}");
             assert!(!reply.close);
             assert_eq!(session.principal().name(), "reader");
             for (user, password) in [("reader", "wrong"), ("nobody", "r-secret")] {
-                let mut session = Session::new(Some(&config()));
+                let sasl = config();
+                let mut session = Session::new(Some(&sasl));
                 let reply = scram(&mut session, mechanism, user, password);
                 assert_eq!(
                     reply.response.error_code,
@@ -370,7 +371,8 @@ mod tests {
 
     #[test]
     fn plain_opens_the_connection_as_the_principal() {
-        let mut session = Session::new(Some(&config()));
+        let sasl = config();
+        let mut session = Session::new(Some(&sasl));
         assert!(!session.admits(ApiKey::Produce));
         assert!(session.admits(ApiKey::ApiVersions));
         let reply = session.handshake(&handshake("PLAIN"));
@@ -400,7 +402,8 @@ mod tests {
             b"reader\0r-secret",
             b"",
         ] {
-            let mut session = Session::new(Some(&config()));
+            let sasl = config();
+            let mut session = Session::new(Some(&sasl));
             session.handshake(&handshake("PLAIN"));
             let reply = session.authenticate(
                 &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::copy_from_slice(token)),
@@ -414,7 +417,8 @@ mod tests {
             assert!(!session.admits(ApiKey::Metadata));
         }
         // The user's own name as authorization id is the same identity.
-        let mut session = Session::new(Some(&config()));
+        let sasl = config();
+        let mut session = Session::new(Some(&sasl));
         session.handshake(&handshake("PLAIN"));
         let reply = session.authenticate(&authenticate(b"reader\0reader\0r-secret"));
         assert_eq!(reply.response.error_code, 0);
@@ -422,7 +426,8 @@ mod tests {
 
     #[test]
     fn out_of_order_and_unknown_steps_are_refused() {
-        let mut session = Session::new(Some(&config()));
+        let sasl = config();
+        let mut session = Session::new(Some(&sasl));
         let reply = session.authenticate(&authenticate(b"\0reader\0r-secret"));
         assert_eq!(
             reply.response.error_code,
