@@ -578,56 +578,86 @@ fn group_delete_offsets_and_delete() {
     .fails_with("unknown group: audit");
 }
 
-/// Runs `spindle ARGS… --bootstrap ADDR` as `user` (SASL/PLAIN, the password from the
-/// environment).
-fn spindle_as(bootstrap: &str, user: &str, password: &str, args: &[&str]) -> Outcome {
+/// Runs `spindle ARGS… --bootstrap ADDR` as `user` with SASL `mechanism`, the password from
+/// the environment.
+fn spindle_as(
+    bootstrap: &str,
+    mechanism: &str,
+    user: &str,
+    password: &str,
+    args: &[&str],
+) -> Outcome {
     run(Command::new(env!("CARGO_BIN_EXE_spindle"))
         .args(args)
         .args(["--bootstrap", bootstrap, "--sasl-username", user])
+        .args(["--sasl-mechanism", mechanism])
         .env("SPINDLE_SASL_PASSWORD", password))
 }
 
 #[test]
-fn admin_commands_authenticate_with_sasl_plain_and_see_what_their_grants_allow() {
-    let config = std::env::temp_dir().join(format!("spindle-admin-sasl-{}.toml", free_port()));
-    std::fs::write(
-        &config,
-        "[[grpc.auth.tokens]]\nprincipal = \"ops\"\ntoken = \"ops-token\"\n\
-         permissions = [{ topic = \"*\", ops = [\"admin\", \"read\"] }]\n\
-         [[grpc.auth.tokens]]\nprincipal = \"app\"\ntoken = \"app-token\"\n\
-         permissions = [{ topic = \"app.*\", ops = [\"read\", \"write\"] }]\n",
-    )
-    .unwrap();
-    let config_arg = config.to_str().unwrap();
-    let server = Server::start_with(
-        "admin-sasl",
-        &[
-            "--shards",
-            "1",
-            "--config",
-            config_arg,
-            "--kafka-sasl-mechanisms",
-            "PLAIN",
-        ],
-    );
+fn admin_commands_authenticate_with_sasl_and_see_what_their_grants_allow() {
+    let server = Server::start_sasl("admin-sasl", "PLAIN,SCRAM-SHA-512");
     let kafka = &server.kafka;
     for topic in ["app.events", "billing"] {
-        spindle_as(kafka, "ops", "ops-token", &["topic", "create", topic]).ok();
+        spindle_as(
+            kafka,
+            "PLAIN",
+            "ops",
+            "ops-token",
+            &["topic", "create", topic],
+        )
+        .ok();
     }
-    let listed = spindle_as(kafka, "app", "app-token", &["topic", "list", "--json"]).json();
-    let names: Vec<&str> = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["app.events"], "{listed}");
-    spindle_as(kafka, "app", "app-token", &["topic", "create", "app.more"])
+    for mechanism in ["PLAIN", "SCRAM-SHA-512"] {
+        let listed = spindle_as(
+            kafka,
+            mechanism,
+            "app",
+            "app-token",
+            &["topic", "list", "--json"],
+        )
+        .json();
+        let names: Vec<&str> = listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["app.events"], "{mechanism}: {listed}");
+        spindle_as(
+            kafka,
+            mechanism,
+            "app",
+            "app-token",
+            &["topic", "create", "app.more"],
+        )
         .fails_with("TOPIC_AUTHORIZATION_FAILED");
-    spindle_as(kafka, "app", "wrong", &["topic", "list"]).fails_with("SASL_AUTHENTICATION_FAILED");
+        spindle_as(kafka, mechanism, "app", "wrong", &["topic", "list"])
+            .fails_with("SASL_AUTHENTICATION_FAILED");
+    }
+    // A mechanism the listener does not offer is refused, and the answer names those it does.
+    let refused = spindle_as(
+        kafka,
+        "SCRAM-SHA-256",
+        "app",
+        "app-token",
+        &["topic", "list"],
+    );
+    assert!(
+        refused.stderr.contains("SCRAM-SHA-512"),
+        "{}",
+        refused.stderr
+    );
+    refused.fails_with("UNSUPPORTED_SASL_MECHANISM");
     // Without credentials the listener serves nothing but the handshake.
     assert_eq!(spindle(kafka, &["topic", "list"]).code, 1);
-    // A password without a user name is refused before connecting.
+    // A password without a user name, or an unknown mechanism, is refused before connecting.
     spindle(kafka, &["topic", "list", "--sasl-password", "x"]).fails_with("go together");
-    std::fs::remove_file(&config).unwrap();
+    let unknown = spindle(kafka, &["topic", "list", "--sasl-mechanism", "GSSAPI"]);
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("SCRAM-SHA-256"),
+        "{}",
+        unknown.stderr
+    );
 }

@@ -91,3 +91,41 @@ fn acks_zero_paced_run_sends_at_the_asked_rate() {
     // 2000 msgs/s for 1 s in batches of 10: 200 batches.
     assert_eq!(v["batches"].as_u64(), Some(200), "{v}");
 }
+
+#[test]
+fn a_run_logs_in_with_sasl_on_every_connection() {
+    let server = Server::start_sasl("bench-sasl", "PLAIN,SCRAM-SHA-256");
+    let as_app = |password: &str| {
+        Command::new(env!("CARGO_BIN_EXE_spindle-bench"))
+            .arg("kafka")
+            .args(["--bootstrap", &server.kafka, "--topic", "app.bench"])
+            .args([
+                "--sasl-mechanism",
+                "SCRAM-SHA-256",
+                "--sasl-username",
+                "app",
+            ])
+            .env("SPINDLE_SASL_PASSWORD", password)
+            .args(["--producers", "2", "--consumers", "1", "--count", "1000"])
+            .args(["--message-bytes", "100", "--batch-bytes", "1000", "--json"])
+            .output()
+            .unwrap()
+    };
+    // The topic is created by the operator: the bench's principal may not create topics.
+    server.admin_as(
+        "ops",
+        "ops-token",
+        &["topic", "create", "app.bench", "--partitions", "2"],
+    );
+    let run = as_app("app-token");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(v["errors"].as_u64(), Some(0), "{v}");
+    assert_eq!(v["consume"]["messages"].as_u64(), Some(1000), "{v}");
+
+    let refused = as_app("wrong");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success());
+    assert!(stderr.contains("SASL_AUTHENTICATION_FAILED"), "{stderr}");
+}

@@ -8,8 +8,8 @@
 
 use clap::{ArgGroup, Args, Subcommand};
 
-use crate::admin::connection::PlainCredentials;
 use crate::admin::error::AdminError;
+use crate::sasl::{SaslArgs, SaslLogin};
 
 /// Topic, group and cluster administration over the Kafka protocol.
 #[derive(Debug, Clone, Subcommand)]
@@ -34,49 +34,21 @@ pub struct ConnectArgs {
         value_name = "HOST:PORT"
     )]
     pub bootstrap: String,
-    /// SASL/PLAIN user name, for a listener with `kafka.sasl_mechanisms` (a principal).
-    #[arg(
-        long,
-        global = true,
-        env = "SPINDLE_SASL_USERNAME",
-        value_name = "USER"
-    )]
-    pub sasl_username: Option<String>,
-    /// SASL/PLAIN password (the principal's token); prefer the environment variable, which
-    /// other users of the machine cannot read from the process list.
-    #[arg(
-        long,
-        global = true,
-        env = "SPINDLE_SASL_PASSWORD",
-        hide_env_values = true,
-        value_name = "PASSWORD"
-    )]
-    pub sasl_password: Option<String>,
+    /// SASL login, for a listener that asks for it.
+    #[command(flatten)]
+    pub sasl: SaslArgs,
     /// Print one JSON document instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
 }
 
 impl ConnectArgs {
-    /// The SASL/PLAIN credentials, `None` when neither part is given. (Checked here rather
-    /// than with clap's `requires`, which does not see a global flag given after the
-    /// subcommand when its partner comes from the environment.)
+    /// Who logs in, `None` without SASL flags.
     ///
     /// # Errors
-    /// [`AdminError::Invalid`] when only one of the two is given.
-    pub fn credentials(&self) -> Result<Option<PlainCredentials>, AdminError> {
-        match (&self.sasl_username, &self.sasl_password) {
-            (None, None) => Ok(None),
-            (Some(username), Some(password)) => Ok(Some(PlainCredentials {
-                username: username.clone(),
-                password: password.clone(),
-            })),
-            _ => Err(AdminError::Invalid(
-                "--sasl-username and --sasl-password (or SPINDLE_SASL_USERNAME and \
-                 SPINDLE_SASL_PASSWORD) go together"
-                    .to_owned(),
-            )),
-        }
+    /// [`AdminError::Invalid`] when only one of user name and password is given.
+    pub fn login(&self) -> Result<Option<SaslLogin>, AdminError> {
+        self.sasl.login().map_err(AdminError::Invalid)
     }
 }
 

@@ -24,9 +24,10 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use crate::admin::connection::{Connection, PlainCredentials};
+use crate::admin::connection::Connection;
 use crate::admin::error::AdminError;
 use crate::admin::limits;
+use crate::sasl::SaslLogin;
 
 /// ListOffsets timestamp meaning "the offset after the last record".
 pub const LATEST: i64 = -1;
@@ -63,8 +64,8 @@ pub struct Client {
     brokers: HashMap<i32, String>,
     /// Coordinator addresses already found, by group.
     coordinators: HashMap<String, String>,
-    /// SASL/PLAIN credentials every connection authenticates with, if any.
-    credentials: Option<PlainCredentials>,
+    /// The SASL login every connection starts with, if any.
+    login: Option<SaslLogin>,
 }
 
 impl Client {
@@ -77,29 +78,26 @@ impl Client {
         Self::connect_as(bootstrap, None)
     }
 
-    /// As [`Client::connect`], authenticating with `credentials` (SASL/PLAIN) there and on
-    /// every broker it connects to later.
+    /// As [`Client::connect`], logging in with `login` (SASL) there and on every broker it
+    /// connects to later.
     ///
     /// # Errors
     /// The error of the last node tried, as [`Connection::connect_as`] gives it.
-    pub fn connect_as(
-        bootstrap: &str,
-        credentials: Option<PlainCredentials>,
-    ) -> Result<Self, AdminError> {
+    pub fn connect_as(bootstrap: &str, login: Option<SaslLogin>) -> Result<Self, AdminError> {
         let mut last = None;
         for addr in bootstrap
             .split(',')
             .map(str::trim)
             .filter(|a| !a.is_empty())
         {
-            match Connection::connect_as(addr, credentials.as_ref()) {
+            match Connection::connect_as(addr, login.as_ref()) {
                 Ok(conn) => {
                     return Ok(Self {
                         bootstrap: conn,
                         others: HashMap::new(),
                         brokers: HashMap::new(),
                         coordinators: HashMap::new(),
-                        credentials,
+                        login,
                     })
                 }
                 Err(e) => last = Some(e),
@@ -288,9 +286,7 @@ impl Client {
         }
         match self.others.entry(addr.to_owned()) {
             Entry::Occupied(e) => Ok(e.into_mut()),
-            Entry::Vacant(e) => {
-                Ok(e.insert(Connection::connect_as(addr, self.credentials.as_ref())?))
-            }
+            Entry::Vacant(e) => Ok(e.insert(Connection::connect_as(addr, self.login.as_ref())?)),
         }
     }
 }

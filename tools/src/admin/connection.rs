@@ -26,7 +26,6 @@ use std::net::{TcpStream, ToSocketAddrs};
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
-    SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use kafka_protocol::protocol::{
     Decodable, Encodable, HeaderVersion, Request, StrBytes, VersionRange,
@@ -34,6 +33,7 @@ use kafka_protocol::protocol::{
 
 use crate::admin::error::AdminError;
 use crate::admin::limits;
+use crate::sasl::{SaslCall, SaslLogin};
 
 /// The client id every request carries.
 const CLIENT_ID: &str = "spindle-admin";
@@ -43,25 +43,6 @@ const API_VERSIONS_FIRST: i16 = 3;
 
 /// Kafka's UNSUPPORTED_VERSION error code.
 const UNSUPPORTED_VERSION: i16 = 35;
-
-/// A SASL/PLAIN user name and password (on Spindle: a principal and its token).
-#[derive(Clone)]
-pub struct PlainCredentials {
-    /// The user name.
-    pub username: String,
-    /// The password.
-    pub password: String,
-}
-
-impl std::fmt::Debug for PlainCredentials {
-    // The password never reaches a log line or an error through `{:?}`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PlainCredentials")
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
-    }
-}
 
 /// A connection to one broker.
 pub struct Connection {
@@ -82,16 +63,12 @@ impl Connection {
         Self::connect_as(addr, None)
     }
 
-    /// Connects to `addr`, negotiates API versions and, with `credentials`, authenticates with
-    /// SASL/PLAIN (SaslHandshake v1, then SaslAuthenticate).
+    /// Connects to `addr`, negotiates API versions and, with `login`, logs in with SASL.
     ///
     /// # Errors
     /// As [`Connection::connect`]; [`AdminError::Kafka`] when the server refuses the mechanism
     /// or the credentials.
-    pub fn connect_as(
-        addr: &str,
-        credentials: Option<&PlainCredentials>,
-    ) -> Result<Self, AdminError> {
+    pub fn connect_as(addr: &str, login: Option<&SaslLogin>) -> Result<Self, AdminError> {
         let unreachable = |source| AdminError::Unreachable {
             addr: addr.to_owned(),
             source,
@@ -127,34 +104,10 @@ impl Connection {
             served: HashMap::new(),
         };
         conn.negotiate()?;
-        if let Some(credentials) = credentials {
-            conn.authenticate(credentials)?;
+        if let Some(login) = login {
+            login.authenticate(&mut conn)?;
         }
         Ok(conn)
-    }
-
-    /// SASL/PLAIN: the handshake chooses PLAIN, then the token `NUL user NUL password`.
-    fn authenticate(&mut self, credentials: &PlainCredentials) -> Result<(), AdminError> {
-        let handshake = self.call_at(
-            &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
-            1,
-        )?;
-        AdminError::check(handshake.error_code, None, || {
-            let offered: Vec<&str> = handshake.mechanisms.iter().map(|m| m.as_str()).collect();
-            format!(
-                "starting SASL/PLAIN with {} (mechanisms offered: {offered:?}; none means the \
-                 server does not ask for SASL)",
-                self.addr
-            )
-        })?;
-        let token = format!("\0{}\0{}", credentials.username, credentials.password);
-        let answer =
-            self.call(&SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token)))?;
-        AdminError::check(
-            answer.error_code,
-            answer.error_message.as_ref().map(|m| m.as_str()),
-            || format!("authenticating as {:?}", credentials.username),
-        )
     }
 
     /// The address this connection was opened to.
@@ -371,6 +324,18 @@ fn api_name(key: i16) -> &'static str {
         Ok(ApiKey::OffsetCommit) => "OffsetCommit",
         Ok(ApiKey::DescribeCluster) => "DescribeCluster",
         _ => "requested",
+    }
+}
+
+impl SaslCall for Connection {
+    type Error = AdminError;
+
+    fn sasl_call<R: Request>(
+        &mut self,
+        request: &R,
+        version: i16,
+    ) -> Result<R::Response, AdminError> {
+        self.call_at(request, version)
     }
 }
 

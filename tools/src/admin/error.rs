@@ -9,6 +9,8 @@ use std::io;
 
 use kafka_protocol::error::ResponseError;
 
+use crate::sasl::SaslFailure;
+
 /// An admin command failed.
 #[derive(Debug)]
 pub enum AdminError {
@@ -70,6 +72,25 @@ pub enum AdminError {
     Invalid(String),
     /// Writing the output failed (e.g. a closed pipe).
     Output(io::Error),
+    /// This side of a SASL mechanism failed (e.g. the server's SCRAM proof did not verify).
+    Sasl(SaslFailure),
+}
+
+impl From<SaslFailure> for AdminError {
+    fn from(failure: SaslFailure) -> Self {
+        match failure {
+            SaslFailure::Refused {
+                what,
+                code,
+                message,
+            } => Self::Kafka {
+                what,
+                code,
+                message,
+            },
+            other => Self::Sasl(other),
+        }
+    }
 }
 
 impl AdminError {
@@ -158,6 +179,7 @@ impl fmt::Display for AdminError {
             ),
             Self::Invalid(reason) => f.write_str(reason),
             Self::Output(e) => write!(f, "cannot write the output: {e}"),
+            Self::Sasl(failure) => write!(f, "{failure}"),
         }
     }
 }

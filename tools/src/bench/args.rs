@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use spindle_engine::FsyncPolicy;
 
 use crate::bench::limits;
+use crate::sasl::SaslArgs;
 
 /// Spindle's load generator: drives the engine in-process or any Kafka-compatible broker, and
 /// reports throughput and latency percentiles.
@@ -95,6 +96,9 @@ pub struct KafkaArgs {
     /// Broker request timeout for produce (ms).
     #[arg(long, default_value_t = 30_000)]
     pub timeout_ms: i32,
+    /// SASL login, for a broker whose listener asks for it.
+    #[command(flatten)]
+    pub sasl: SaslArgs,
     /// The workload.
     #[command(flatten)]
     pub load: LoadArgs,

@@ -90,6 +90,39 @@ impl Server {
         }
     }
 
+    /// A one-shard node whose Kafka listener asks for SASL with `mechanisms` (comma-separated
+    /// names), with two principals: `ops` (password `ops-token`) may do anything to any
+    /// topic, `app` (password `app-token`) may read and write topics named `app.*`.
+    pub fn start_sasl(name: &str, mechanisms: &str) -> Self {
+        let config = std::env::temp_dir().join(format!(
+            "spindle-{name}-principals-{}-{}.toml",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::write(
+            &config,
+            "[[grpc.auth.tokens]]\nprincipal = \"ops\"\ntoken = \"ops-token\"\n\
+             permissions = [{ topic = \"*\", ops = [\"admin\", \"read\", \"write\"] }]\n\
+             [[grpc.auth.tokens]]\nprincipal = \"app\"\ntoken = \"app-token\"\n\
+             permissions = [{ topic = \"app.*\", ops = [\"read\", \"write\"] }]\n",
+        )
+        .unwrap();
+        let server = Self::start_with(
+            name,
+            &[
+                "--shards",
+                "1",
+                "--config",
+                config.to_str().unwrap(),
+                "--kafka-sasl-mechanisms",
+                mechanisms,
+            ],
+        );
+        // The configuration is read once, at the start.
+        std::fs::remove_file(&config).unwrap();
+        server
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -98,11 +131,22 @@ impl Server {
     /// `spindle ARGS… --bootstrap KAFKA` (an admin command against this node), which must
     /// succeed.
     pub fn admin(&self, args: &[&str]) {
-        let out = Command::new(env!("CARGO_BIN_EXE_spindle"))
-            .args(args)
-            .args(["--bootstrap", &self.kafka])
-            .output()
-            .unwrap();
+        self.run_admin(Command::new(env!("CARGO_BIN_EXE_spindle")).args(args), args);
+    }
+
+    /// As [`Server::admin`], logged in as `user` with SASL/PLAIN.
+    pub fn admin_as(&self, user: &str, password: &str, args: &[&str]) {
+        self.run_admin(
+            Command::new(env!("CARGO_BIN_EXE_spindle"))
+                .args(args)
+                .args(["--sasl-username", user])
+                .env("SPINDLE_SASL_PASSWORD", password),
+            args,
+        );
+    }
+
+    fn run_admin(&self, command: &mut Command, args: &[&str]) {
+        let out = command.args(["--bootstrap", &self.kafka]).output().unwrap();
         assert!(
             out.status.success(),
             "spindle {args:?}: {}",

@@ -16,6 +16,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::bench::kafka::connection::Connection;
 use crate::bench::kafka::versions::Versions;
+use crate::sasl::SaslLogin;
 
 /// Kafka's UNKNOWN_TOPIC_OR_PARTITION.
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -38,6 +39,8 @@ pub struct Cluster {
     /// existing topic may have more than `--partitions`; producers and consumers use them all,
     /// as Kafka clients would).
     pub leaders: Vec<i32>,
+    /// The SASL login every connection starts with, if any.
+    pub login: Option<SaslLogin>,
 }
 
 impl Cluster {
@@ -49,11 +52,12 @@ impl Cluster {
     /// appear in time, or an existing topic with fewer partitions than asked for.
     pub fn discover(
         bootstrap: &str,
+        login: Option<SaslLogin>,
         topic: &str,
         partitions: u32,
         configs: &[(String, String)],
     ) -> anyhow::Result<Self> {
-        let mut conn = Connection::connect(bootstrap)?;
+        let mut conn = Connection::connect(bootstrap, login.as_ref())?;
         let api = conn
             .call(&ApiVersionsRequest::default(), 0)
             .context("ApiVersions")?;
@@ -73,7 +77,15 @@ impl Cluster {
             match t.error_code {
                 0 => {}
                 UNKNOWN_TOPIC_OR_PARTITION if !created => {
-                    create_topic(bootstrap, &meta, versions, topic, partitions, configs)?;
+                    create_topic(
+                        bootstrap,
+                        login.as_ref(),
+                        &meta,
+                        versions,
+                        topic,
+                        partitions,
+                        configs,
+                    )?;
                     created = true;
                     continue;
                 }
@@ -110,6 +122,7 @@ impl Cluster {
                     versions,
                     brokers,
                     leaders,
+                    login,
                 });
             }
             std::thread::sleep(LEADER_POLL_INTERVAL);
@@ -126,6 +139,14 @@ impl Cluster {
             .get(&id)
             .map(String::as_str)
             .with_context(|| format!("broker {id} is not in the metadata"))
+    }
+
+    /// A connection to broker `id`, logged in when the run has a SASL login.
+    ///
+    /// # Errors
+    /// As [`Cluster::address`] and [`Connection::connect`].
+    pub fn connect(&self, id: i32) -> anyhow::Result<Connection> {
+        Connection::connect(self.address(id)?, self.login.as_ref())
     }
 
     /// Distinct leader ids, sorted.
@@ -157,7 +178,7 @@ impl Cluster {
             if mine.is_empty() {
                 continue;
             }
-            let mut conn = Connection::connect(self.address(leader)?)?;
+            let mut conn = self.connect(leader)?;
             let request = ListOffsetsRequest::default()
                 .with_replica_id((-1).into())
                 .with_topics(vec![ListOffsetsTopic::default()
@@ -208,6 +229,7 @@ fn metadata(conn: &mut Connection, version: i16, topic: &str) -> anyhow::Result<
 /// unknown); an answer that it already exists is fine (another run may have raced us).
 fn create_topic(
     bootstrap: &str,
+    login: Option<&SaslLogin>,
     meta: &MetadataResponse,
     versions: Versions,
     topic: &str,
@@ -222,7 +244,7 @@ fn create_topic(
             || bootstrap.to_owned(),
             |b| format!("{}:{}", b.host.as_str(), b.port),
         );
-    let mut conn = Connection::connect(&controller)?;
+    let mut conn = Connection::connect(&controller, login)?;
     // -1 (the broker's default) needs CreateTopics v4; before that, ask for one replica.
     let replication_factor = if versions.create_topics >= 4 { -1 } else { 1 };
     let request = CreateTopicsRequest::default()

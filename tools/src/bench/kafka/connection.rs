@@ -21,6 +21,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 
 use crate::bench::limits;
+use crate::sasl::{SaslCall, SaslLogin};
 
 /// The client id every request carries.
 pub const CLIENT_ID: &str = "spindle-bench";
@@ -32,6 +33,14 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Connection {
     stream: TcpStream,
     next_correlation_id: i32,
+}
+
+impl SaslCall for Connection {
+    type Error = anyhow::Error;
+
+    fn sasl_call<R: Request>(&mut self, request: &R, version: i16) -> anyhow::Result<R::Response> {
+        self.call(request, version)
+    }
 }
 
 /// The half of a split connection that sends.
@@ -46,11 +55,12 @@ pub struct Reader {
 }
 
 impl Connection {
-    /// Connects to `addr` (host:port) with Nagle off (requests are whole frames already).
+    /// Connects to `addr` (host:port) with Nagle off (requests are whole frames already) and,
+    /// with `login`, logs in with SASL before anything else is sent.
     ///
     /// # Errors
-    /// Resolution and connection errors.
-    pub fn connect(addr: &str) -> anyhow::Result<Self> {
+    /// Resolution and connection errors, a refused login.
+    pub fn connect(addr: &str, login: Option<&SaslLogin>) -> anyhow::Result<Self> {
         let addrs: Vec<_> = addr
             .to_socket_addrs()
             .with_context(|| format!("resolving {addr}"))?
@@ -58,10 +68,16 @@ impl Connection {
         let stream =
             TcpStream::connect(&addrs[..]).with_context(|| format!("connecting to {addr}"))?;
         stream.set_nodelay(true).context("setting TCP_NODELAY")?;
-        Ok(Self {
+        let mut conn = Self {
             stream,
             next_correlation_id: 1,
-        })
+        };
+        if let Some(login) = login {
+            login
+                .authenticate(&mut conn)
+                .with_context(|| format!("logging in to {addr}"))?;
+        }
+        Ok(conn)
     }
 
     /// Sends `request` at `version` and waits for its response.

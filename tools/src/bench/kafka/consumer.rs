@@ -118,10 +118,7 @@ fn consume(
     }
     let mut readers = Vec::new();
     for (leader, positions) in by_leader {
-        readers.push((
-            Connection::connect(setup.cluster.address(leader)?)?,
-            positions,
-        ));
+        readers.push((setup.cluster.connect(leader)?, positions));
     }
     let mut drain_deadline: Option<Instant> = None;
     while !readers.is_empty() {

@@ -46,8 +46,10 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
     validate(args)?;
     let shape = shape(args);
     let templates = Template::build_set(&shape, limits::TEMPLATES_PER_PRODUCER)?;
+    let login = args.sasl.login().map_err(anyhow::Error::msg)?;
     let cluster = Cluster::discover(
         &args.bootstrap,
+        login,
         &load.topic,
         load.partitions,
         &args.topic_configs,

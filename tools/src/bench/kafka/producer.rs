@@ -22,7 +22,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use crate::bench::batch::{stamp, BatchShape, Template};
 use crate::bench::kafka::cluster::{topic_name, Cluster};
-use crate::bench::kafka::connection::{encode_request, Connection, Reader, Writer};
+use crate::bench::kafka::connection::{encode_request, Reader, Writer};
 use crate::bench::producer_task::ProducerOutcome;
 use crate::bench::schedule::{precise_sleeps_on_this_thread, Plan, Schedule};
 use crate::bench::throughput::Throughput;
@@ -95,7 +95,7 @@ fn produce(
     out: &mut ProducerOutcome,
 ) -> anyhow::Result<()> {
     let (leader, partitions) = assignment(setup.cluster, setup.producers, index);
-    let conn = Connection::connect(setup.cluster.address(leader)?)?;
+    let conn = setup.cluster.connect(leader)?;
     let (writer, reader) = conn.split()?;
     // The in-flight window: the writer takes a slot before each send, the reader returns it
     // with each answer.
@@ -305,6 +305,7 @@ mod tests {
             },
             brokers: [(0, "a:1".to_owned()), (1, "b:1".to_owned())].into(),
             leaders,
+            login: None,
         }
     }
 
