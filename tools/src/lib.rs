@@ -5,3 +5,4 @@ pub mod admin;
 pub mod bench;
 pub mod sasl;
 pub mod server;
+pub mod transport;

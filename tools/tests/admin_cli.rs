@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use spindle_server::{free_port, stop, Server};
+use spindle_server::{free_port, stop, Certificates, Server};
 
 mod spindle_server;
 
@@ -660,4 +660,29 @@ fn admin_commands_authenticate_with_sasl_and_see_what_their_grants_allow() {
         "{}",
         unknown.stderr
     );
+}
+
+#[test]
+fn admin_commands_reach_a_tls_listener_with_the_ca_they_trust() {
+    let certificates = Certificates::new("admin-tls");
+    let server = Server::start_with_config("admin-tls", &certificates.kafka_tls_table(), &[]);
+    let kafka = &server.kafka;
+    let ca = certificates.ca.to_str().unwrap();
+    spindle(kafka, &["topic", "create", "over-tls", "--tls-ca", ca]).ok();
+    let listed = run(Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args(["topic", "list", "--json", "--bootstrap", kafka])
+        .env("SPINDLE_TLS_CA", ca))
+    .json();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"over-tls"), "{listed}");
+    // Without the CA the handshake (or the plaintext ApiVersions) fails, and says where.
+    spindle(kafka, &["topic", "list"]).fails_with(kafka);
+    let stranger = Certificates::new("admin-tls-stranger");
+    let stranger_ca = stranger.ca.to_str().unwrap();
+    spindle(kafka, &["topic", "list", "--tls-ca", stranger_ca]).fails_with("TLS handshake");
 }

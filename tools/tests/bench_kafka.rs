@@ -5,7 +5,7 @@ mod spindle_server;
 
 use std::process::Command;
 
-use spindle_server::{bench_json, Server};
+use spindle_server::{bench_json, Certificates, Server, PRINCIPALS};
 
 fn bench(args: &[&str]) -> serde_json::Value {
     bench_json(
@@ -128,4 +128,70 @@ fn a_run_logs_in_with_sasl_on_every_connection() {
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success());
     assert!(stderr.contains("SASL_AUTHENTICATION_FAILED"), "{stderr}");
+}
+
+#[test]
+fn a_run_over_tls_trusts_only_the_ca_it_is_given() {
+    let certificates = Certificates::new("bench-tls");
+    let config = format!("{PRINCIPALS}{}", certificates.kafka_tls_table());
+    let server = Server::start_with_config(
+        "bench-tls",
+        &config,
+        &["--kafka-sasl-mechanisms", "SCRAM-SHA-512"],
+    );
+    let run = |ca: Option<&std::path::Path>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_spindle-bench"));
+        command
+            .arg("kafka")
+            .args(["--bootstrap", &server.kafka, "--topic", "tls-bench"])
+            .args([
+                "--sasl-mechanism",
+                "SCRAM-SHA-512",
+                "--sasl-username",
+                "ops",
+            ])
+            .env("SPINDLE_SASL_PASSWORD", "ops-token")
+            .args(["--producers", "2", "--in-flight", "4", "--consumers", "1"])
+            // Requests of 100 KB: more than rustls seals at once by default.
+            .args([
+                "--count",
+                "2000",
+                "--message-bytes",
+                "1000",
+                "--batch-bytes",
+                "100000",
+            ])
+            .arg("--json");
+        if let Some(ca) = ca {
+            command.arg("--tls-ca").arg(ca);
+        }
+        command.output().unwrap()
+    };
+    // SASL_SSL: the pipelined producers' halves share each TLS session.
+    let ok = run(Some(&certificates.ca));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(v["errors"].as_u64(), Some(0), "{v}");
+    assert_eq!(v["messages"].as_u64(), Some(2000), "{v}");
+    assert_eq!(v["consume"]["messages"].as_u64(), Some(2000), "{v}");
+
+    // A CA that did not sign the server's certificate, and no TLS at all, are both refused.
+    let stranger = Certificates::new("bench-tls-stranger");
+    let untrusted = run(Some(&stranger.ca));
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert!(!untrusted.status.success());
+    assert!(
+        stderr.contains("TLS handshake") && stderr.contains("certificate"),
+        "{stderr}"
+    );
+    let plain = run(None);
+    assert!(
+        !plain.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plain.stdout)
+    );
 }

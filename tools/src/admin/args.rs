@@ -9,7 +9,8 @@
 use clap::{ArgGroup, Args, Subcommand};
 
 use crate::admin::error::AdminError;
-use crate::sasl::{SaslArgs, SaslLogin};
+use crate::sasl::SaslArgs;
+use crate::transport::{Security, TlsArgs};
 
 /// Topic, group and cluster administration over the Kafka protocol.
 #[derive(Debug, Clone, Subcommand)]
@@ -34,6 +35,9 @@ pub struct ConnectArgs {
         value_name = "HOST:PORT"
     )]
     pub bootstrap: String,
+    /// TLS, for a listener that serves it.
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// SASL login, for a listener that asks for it.
     #[command(flatten)]
     pub sasl: SaslArgs,
@@ -43,12 +47,16 @@ pub struct ConnectArgs {
 }
 
 impl ConnectArgs {
-    /// Who logs in, `None` without SASL flags.
+    /// TLS and the SASL login these flags ask for.
     ///
     /// # Errors
-    /// [`AdminError::Invalid`] when only one of user name and password is given.
-    pub fn login(&self) -> Result<Option<SaslLogin>, AdminError> {
-        self.sasl.login().map_err(AdminError::Invalid)
+    /// [`AdminError::Invalid`] for a CA file that cannot be used, or only one of user name and
+    /// password.
+    pub fn security(&self) -> Result<Security, AdminError> {
+        Ok(Security {
+            tls: self.tls.client().map_err(AdminError::Invalid)?,
+            login: self.sasl.login().map_err(AdminError::Invalid)?,
+        })
     }
 }
 

@@ -27,7 +27,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::admin::connection::Connection;
 use crate::admin::error::AdminError;
 use crate::admin::limits;
-use crate::sasl::SaslLogin;
+use crate::transport::Security;
 
 /// ListOffsets timestamp meaning "the offset after the last record".
 pub const LATEST: i64 = -1;
@@ -64,8 +64,8 @@ pub struct Client {
     brokers: HashMap<i32, String>,
     /// Coordinator addresses already found, by group.
     coordinators: HashMap<String, String>,
-    /// The SASL login every connection starts with, if any.
-    login: Option<SaslLogin>,
+    /// TLS and the SASL login, for every connection.
+    security: Security,
 }
 
 impl Client {
@@ -75,29 +75,29 @@ impl Client {
     /// # Errors
     /// The error of the last node tried, as [`Connection::connect`] gives it.
     pub fn connect(bootstrap: &str) -> Result<Self, AdminError> {
-        Self::connect_as(bootstrap, None)
+        Self::connect_as(bootstrap, Security::default())
     }
 
-    /// As [`Client::connect`], logging in with `login` (SASL) there and on every broker it
-    /// connects to later.
+    /// As [`Client::connect`], over TLS and logged in (SASL) as `security` says, there and on
+    /// every broker it connects to later.
     ///
     /// # Errors
     /// The error of the last node tried, as [`Connection::connect_as`] gives it.
-    pub fn connect_as(bootstrap: &str, login: Option<SaslLogin>) -> Result<Self, AdminError> {
+    pub fn connect_as(bootstrap: &str, security: Security) -> Result<Self, AdminError> {
         let mut last = None;
         for addr in bootstrap
             .split(',')
             .map(str::trim)
             .filter(|a| !a.is_empty())
         {
-            match Connection::connect_as(addr, login.as_ref()) {
+            match Connection::connect_as(addr, &security) {
                 Ok(conn) => {
                     return Ok(Self {
                         bootstrap: conn,
                         others: HashMap::new(),
                         brokers: HashMap::new(),
                         coordinators: HashMap::new(),
-                        login,
+                        security,
                     })
                 }
                 Err(e) => last = Some(e),
@@ -286,7 +286,7 @@ impl Client {
         }
         match self.others.entry(addr.to_owned()) {
             Entry::Occupied(e) => Ok(e.into_mut()),
-            Entry::Vacant(e) => Ok(e.insert(Connection::connect_as(addr, self.login.as_ref())?)),
+            Entry::Vacant(e) => Ok(e.insert(Connection::connect_as(addr, &self.security)?)),
         }
     }
 }

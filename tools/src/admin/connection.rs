@@ -21,7 +21,6 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
@@ -33,7 +32,8 @@ use kafka_protocol::protocol::{
 
 use crate::admin::error::AdminError;
 use crate::admin::limits;
-use crate::sasl::{SaslCall, SaslLogin};
+use crate::sasl::SaslCall;
+use crate::transport::{Security, Stream};
 
 /// The client id every request carries.
 const CLIENT_ID: &str = "spindle-admin";
@@ -47,7 +47,7 @@ const UNSUPPORTED_VERSION: i16 = 35;
 /// A connection to one broker.
 pub struct Connection {
     addr: String,
-    stream: TcpStream,
+    stream: Stream,
     next_correlation_id: i32,
     /// The server's advertised range for each API key.
     served: HashMap<i16, VersionRange>,
@@ -60,41 +60,31 @@ impl Connection {
     /// [`AdminError::Unreachable`] when no resolved address accepts the connection within
     /// [`limits::CONNECT_TIMEOUT`]; the errors of [`Connection::call`] for ApiVersions.
     pub fn connect(addr: &str) -> Result<Self, AdminError> {
-        Self::connect_as(addr, None)
+        Self::connect_as(addr, &Security::default())
     }
 
-    /// Connects to `addr`, negotiates API versions and, with `login`, logs in with SASL.
+    /// Connects to `addr`, over TLS with `security.tls`, negotiates API versions and, with
+    /// `security.login`, logs in with SASL.
     ///
     /// # Errors
-    /// As [`Connection::connect`]; [`AdminError::Kafka`] when the server refuses the mechanism
-    /// or the credentials.
-    pub fn connect_as(addr: &str, login: Option<&SaslLogin>) -> Result<Self, AdminError> {
-        let unreachable = |source| AdminError::Unreachable {
-            addr: addr.to_owned(),
-            source,
-        };
-        let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address resolved");
-        let mut stream = None;
-        for resolved in addr.to_socket_addrs().map_err(unreachable)? {
-            match TcpStream::connect_timeout(&resolved, limits::CONNECT_TIMEOUT) {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => last = e,
-            }
-        }
-        let stream = stream.ok_or_else(|| unreachable(last))?;
+    /// As [`Connection::connect`] (a failed TLS handshake included); [`AdminError::Kafka`]
+    /// when the server refuses the mechanism or the credentials.
+    pub fn connect_as(addr: &str, security: &Security) -> Result<Self, AdminError> {
+        let stream = Stream::connect(addr, security.tls.as_ref(), limits::CONNECT_TIMEOUT)
+            .map_err(|source| AdminError::Unreachable {
+                addr: addr.to_owned(),
+                source,
+            })?;
         let io = |source| AdminError::Io {
             addr: addr.to_owned(),
             doing: "configuring the connection",
             source,
         };
-        stream.set_nodelay(true).map_err(io)?;
-        stream
+        let socket = stream.socket();
+        socket
             .set_read_timeout(Some(limits::CALL_TIMEOUT))
             .map_err(io)?;
-        stream
+        socket
             .set_write_timeout(Some(limits::CALL_TIMEOUT))
             .map_err(io)?;
         let mut conn = Self {
@@ -104,7 +94,7 @@ impl Connection {
             served: HashMap::new(),
         };
         conn.negotiate()?;
-        if let Some(login) = login {
+        if let Some(login) = &security.login {
             login.authenticate(&mut conn)?;
         }
         Ok(conn)

@@ -65,7 +65,7 @@ pub fn execute(cmd: AdminCommand, out: &mut dyn Write) -> Result<(), AdminError>
         AdminCommand::Cluster(a) => &a.connect,
     };
     let mut printer = Printer::new(connect.json, out);
-    let mut client = Client::connect_as(&connect.bootstrap, connect.login()?)?;
+    let mut client = Client::connect_as(&connect.bootstrap, connect.security()?)?;
     match cmd {
         AdminCommand::Topic(a) => topic::run(&mut client, a.command, &mut printer),
         AdminCommand::Group(a) => group::run(&mut client, a.command, &mut printer),

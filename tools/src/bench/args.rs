@@ -14,6 +14,7 @@ use spindle_engine::FsyncPolicy;
 
 use crate::bench::limits;
 use crate::sasl::SaslArgs;
+use crate::transport::TlsArgs;
 
 /// Spindle's load generator: drives the engine in-process or any Kafka-compatible broker, and
 /// reports throughput and latency percentiles.
@@ -96,6 +97,9 @@ pub struct KafkaArgs {
     /// Broker request timeout for produce (ms).
     #[arg(long, default_value_t = 30_000)]
     pub timeout_ms: i32,
+    /// TLS, for a broker whose listener serves it.
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// SASL login, for a broker whose listener asks for it.
     #[command(flatten)]
     pub sasl: SaslArgs,

@@ -56,3 +56,6 @@ pub const DRAIN_TIMEOUT_SECS: u64 = 30;
 const _: () = assert!(MESSAGE_BYTES_MAX <= BATCH_BYTES_MAX);
 const _: () = assert!(BATCH_BYTES_MAX * TEMPLATES_PER_PRODUCER <= TEMPLATE_BYTES_MAX);
 const _: () = assert!(BATCH_BYTES_MAX < FRAME_BYTES_MAX);
+
+/// How long connecting to a broker (and its TLS handshake) may take.
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

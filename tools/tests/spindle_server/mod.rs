@@ -33,6 +33,77 @@ pub struct Server {
 
 pub use spindle_tests::free_port;
 
+/// Two principals: `ops` (password `ops-token`) may do anything to any topic, `app` (password
+/// `app-token`) may read and write topics named `app.*`.
+pub const PRINCIPALS: &str = "\
+[[grpc.auth.tokens]]
+principal = \"ops\"
+token = \"ops-token\"
+permissions = [{ topic = \"*\", ops = [\"admin\", \"read\", \"write\"] }]
+[[grpc.auth.tokens]]
+principal = \"app\"
+token = \"app-token\"
+permissions = [{ topic = \"app.*\", ops = [\"read\", \"write\"] }]
+";
+
+/// A CA and a certificate it signed for 127.0.0.1, as PEM files in a directory of their own
+/// (removed on drop).
+pub struct Certificates {
+    dir: PathBuf,
+    /// The CA's certificate, for clients to trust.
+    pub ca: PathBuf,
+    /// The server's certificate.
+    pub cert: PathBuf,
+    /// The server's private key.
+    pub key: PathBuf,
+}
+
+impl Certificates {
+    /// Makes a fresh CA and server certificate; `name` keeps concurrent tests apart.
+    pub fn new(name: &str) -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let dir = std::env::temp_dir().join(format!(
+            "spindle-{name}-certs-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let certificates = Self {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("server.pem"),
+            key: dir.join("server.key"),
+            dir,
+        };
+        std::fs::write(&certificates.ca, ca.pem()).unwrap();
+        std::fs::write(&certificates.cert, cert.pem()).unwrap();
+        std::fs::write(&certificates.key, key.serialize_pem()).unwrap();
+        certificates
+    }
+
+    /// The `[kafka.tls]` table that serves these certificates.
+    pub fn kafka_tls_table(&self) -> String {
+        format!(
+            "[kafka.tls]\ncert_path = {:?}\nkey_path = {:?}\n",
+            self.cert.to_str().unwrap(),
+            self.key.to_str().unwrap()
+        )
+    }
+}
+
+impl Drop for Certificates {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 impl Server {
     /// A one-shard node with every other setting at its default; `name` keeps concurrent
     /// tests' data directories apart.
@@ -91,35 +162,25 @@ impl Server {
     }
 
     /// A one-shard node whose Kafka listener asks for SASL with `mechanisms` (comma-separated
-    /// names), with two principals: `ops` (password `ops-token`) may do anything to any
-    /// topic, `app` (password `app-token`) may read and write topics named `app.*`.
+    /// names), with the principals of [`PRINCIPALS`].
     pub fn start_sasl(name: &str, mechanisms: &str) -> Self {
-        let config = std::env::temp_dir().join(format!(
-            "spindle-{name}-principals-{}-{}.toml",
+        Self::start_with_config(name, PRINCIPALS, &["--kafka-sasl-mechanisms", mechanisms])
+    }
+
+    /// A one-shard node configured by the TOML `config` (written to a file the node reads at
+    /// its start), then `extra` flags.
+    pub fn start_with_config(name: &str, config: &str, extra: &[&str]) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "spindle-{name}-config-{}-{}.toml",
             std::process::id(),
             free_port()
         ));
-        std::fs::write(
-            &config,
-            "[[grpc.auth.tokens]]\nprincipal = \"ops\"\ntoken = \"ops-token\"\n\
-             permissions = [{ topic = \"*\", ops = [\"admin\", \"read\", \"write\"] }]\n\
-             [[grpc.auth.tokens]]\nprincipal = \"app\"\ntoken = \"app-token\"\n\
-             permissions = [{ topic = \"app.*\", ops = [\"read\", \"write\"] }]\n",
-        )
-        .unwrap();
-        let server = Self::start_with(
-            name,
-            &[
-                "--shards",
-                "1",
-                "--config",
-                config.to_str().unwrap(),
-                "--kafka-sasl-mechanisms",
-                mechanisms,
-            ],
-        );
+        std::fs::write(&path, config).unwrap();
+        let mut flags = vec!["--shards", "1", "--config", path.to_str().unwrap()];
+        flags.extend_from_slice(extra);
+        let server = Self::start_with(name, &flags);
         // The configuration is read once, at the start.
-        std::fs::remove_file(&config).unwrap();
+        std::fs::remove_file(&path).unwrap();
         server
     }
 

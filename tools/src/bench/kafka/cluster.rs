@@ -16,7 +16,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::bench::kafka::connection::Connection;
 use crate::bench::kafka::versions::Versions;
-use crate::sasl::SaslLogin;
+use crate::transport::Security;
 
 /// Kafka's UNKNOWN_TOPIC_OR_PARTITION.
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
@@ -39,8 +39,8 @@ pub struct Cluster {
     /// existing topic may have more than `--partitions`; producers and consumers use them all,
     /// as Kafka clients would).
     pub leaders: Vec<i32>,
-    /// The SASL login every connection starts with, if any.
-    pub login: Option<SaslLogin>,
+    /// TLS and the SASL login, for every connection.
+    pub security: Security,
 }
 
 impl Cluster {
@@ -52,12 +52,12 @@ impl Cluster {
     /// appear in time, or an existing topic with fewer partitions than asked for.
     pub fn discover(
         bootstrap: &str,
-        login: Option<SaslLogin>,
+        security: Security,
         topic: &str,
         partitions: u32,
         configs: &[(String, String)],
     ) -> anyhow::Result<Self> {
-        let mut conn = Connection::connect(bootstrap, login.as_ref())?;
+        let mut conn = Connection::connect(bootstrap, &security)?;
         let api = conn
             .call(&ApiVersionsRequest::default(), 0)
             .context("ApiVersions")?;
@@ -78,13 +78,7 @@ impl Cluster {
                 0 => {}
                 UNKNOWN_TOPIC_OR_PARTITION if !created => {
                     create_topic(
-                        bootstrap,
-                        login.as_ref(),
-                        &meta,
-                        versions,
-                        topic,
-                        partitions,
-                        configs,
+                        bootstrap, &security, &meta, versions, topic, partitions, configs,
                     )?;
                     created = true;
                     continue;
@@ -122,7 +116,7 @@ impl Cluster {
                     versions,
                     brokers,
                     leaders,
-                    login,
+                    security,
                 });
             }
             std::thread::sleep(LEADER_POLL_INTERVAL);
@@ -141,12 +135,12 @@ impl Cluster {
             .with_context(|| format!("broker {id} is not in the metadata"))
     }
 
-    /// A connection to broker `id`, logged in when the run has a SASL login.
+    /// A connection to broker `id`, over TLS and logged in as the run asks.
     ///
     /// # Errors
     /// As [`Cluster::address`] and [`Connection::connect`].
     pub fn connect(&self, id: i32) -> anyhow::Result<Connection> {
-        Connection::connect(self.address(id)?, self.login.as_ref())
+        Connection::connect(self.address(id)?, &self.security)
     }
 
     /// Distinct leader ids, sorted.
@@ -229,7 +223,7 @@ fn metadata(conn: &mut Connection, version: i16, topic: &str) -> anyhow::Result<
 /// unknown); an answer that it already exists is fine (another run may have raced us).
 fn create_topic(
     bootstrap: &str,
-    login: Option<&SaslLogin>,
+    security: &Security,
     meta: &MetadataResponse,
     versions: Versions,
     topic: &str,
@@ -244,7 +238,7 @@ fn create_topic(
             || bootstrap.to_owned(),
             |b| format!("{}:{}", b.host.as_str(), b.port),
         );
-    let mut conn = Connection::connect(&controller, login)?;
+    let mut conn = Connection::connect(&controller, security)?;
     // -1 (the broker's default) needs CreateTopics v4; before that, ask for one replica.
     let replication_factor = if versions.create_topics >= 4 { -1 } else { 1 };
     let request = CreateTopicsRequest::default()

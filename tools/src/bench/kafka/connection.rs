@@ -1,4 +1,5 @@
-//! [`Connection`]: one blocking TCP connection to a broker speaking the Kafka wire protocol.
+//! [`Connection`]: one blocking connection (TCP, or TLS over it: [`crate::transport`]) to a
+//! broker speaking the Kafka wire protocol.
 //!
 //! Frames are a 4-byte big-endian size followed by a request (header + body) or a response
 //! (header + body), encoded and decoded with the `kafka-protocol` crate. Admin calls use
@@ -12,7 +13,6 @@
 //! socket and the clock that measures latency.
 
 use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context};
@@ -21,7 +21,8 @@ use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 
 use crate::bench::limits;
-use crate::sasl::{SaslCall, SaslLogin};
+use crate::sasl::SaslCall;
+use crate::transport::{ReadHalf, Security, Stream, WriteHalf};
 
 /// The client id every request carries.
 pub const CLIENT_ID: &str = "spindle-bench";
@@ -31,48 +32,35 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A connection to one broker.
 pub struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     next_correlation_id: i32,
-}
-
-impl SaslCall for Connection {
-    type Error = anyhow::Error;
-
-    fn sasl_call<R: Request>(&mut self, request: &R, version: i16) -> anyhow::Result<R::Response> {
-        self.call(request, version)
-    }
 }
 
 /// The half of a split connection that sends.
 pub struct Writer {
-    stream: TcpStream,
+    half: WriteHalf,
     next_correlation_id: i32,
 }
 
 /// The half of a split connection that receives.
 pub struct Reader {
-    stream: TcpStream,
+    half: ReadHalf,
 }
 
 impl Connection {
-    /// Connects to `addr` (host:port) with Nagle off (requests are whole frames already) and,
-    /// with `login`, logs in with SASL before anything else is sent.
+    /// Connects to `addr` (host:port), over TLS with `security.tls`, and with
+    /// `security.login` logs in with SASL before anything else is sent.
     ///
     /// # Errors
-    /// Resolution and connection errors, a refused login.
-    pub fn connect(addr: &str, login: Option<&SaslLogin>) -> anyhow::Result<Self> {
-        let addrs: Vec<_> = addr
-            .to_socket_addrs()
-            .with_context(|| format!("resolving {addr}"))?
-            .collect();
-        let stream =
-            TcpStream::connect(&addrs[..]).with_context(|| format!("connecting to {addr}"))?;
-        stream.set_nodelay(true).context("setting TCP_NODELAY")?;
+    /// Resolution, connection and TLS handshake errors, a refused login.
+    pub fn connect(addr: &str, security: &Security) -> anyhow::Result<Self> {
+        let stream = Stream::connect(addr, security.tls.as_ref(), limits::CONNECT_TIMEOUT)
+            .with_context(|| format!("connecting to {addr}"))?;
         let mut conn = Self {
             stream,
             next_correlation_id: 1,
         };
-        if let Some(login) = login {
+        if let Some(login) = &security.login {
             login
                 .authenticate(&mut conn)
                 .with_context(|| format!("logging in to {addr}"))?;
@@ -89,6 +77,7 @@ impl Connection {
         self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
         let frame = encode_request(request, version, id)?;
         self.stream
+            .socket()
             .set_read_timeout(Some(CALL_TIMEOUT))
             .context("setting a read timeout")?;
         self.stream.write_all(&frame).context("sending a request")?;
@@ -104,16 +93,25 @@ impl Connection {
     /// # Errors
     /// Failure to duplicate the socket.
     pub fn split(self) -> anyhow::Result<(Writer, Reader)> {
-        let read = self.stream.try_clone().context("duplicating the socket")?;
-        read.set_read_timeout(Some(Duration::from_secs(limits::DRAIN_TIMEOUT_SECS)))
+        let (write, read) = self.stream.split().context("duplicating the socket")?;
+        read.socket()
+            .set_read_timeout(Some(Duration::from_secs(limits::DRAIN_TIMEOUT_SECS)))
             .context("setting the read timeout")?;
         Ok((
             Writer {
-                stream: self.stream,
+                half: write,
                 next_correlation_id: self.next_correlation_id,
             },
-            Reader { stream: read },
+            Reader { half: read },
         ))
+    }
+}
+
+impl SaslCall for Connection {
+    type Error = anyhow::Error;
+
+    fn sasl_call<R: Request>(&mut self, request: &R, version: i16) -> anyhow::Result<R::Response> {
+        self.call(request, version)
     }
 }
 
@@ -130,7 +128,7 @@ impl Writer {
     /// # Errors
     /// I/O errors.
     pub fn send(&mut self, frame: &[u8]) -> anyhow::Result<()> {
-        self.stream.write_all(frame).context("sending a request")
+        self.half.send(frame).context("sending a request")
     }
 }
 
@@ -140,7 +138,7 @@ impl Reader {
     /// # Errors
     /// I/O errors, a closed connection, an undecodable response.
     pub fn receive<R: Request>(&mut self, version: i16) -> anyhow::Result<(i32, R::Response)> {
-        let frame = read_frame(&mut self.stream)?;
+        let frame = read_frame(&mut self.half)?;
         decode_response::<R>(frame, version)
     }
 }

@@ -30,6 +30,7 @@ use crate::bench::progress::Progress;
 use crate::bench::report::{ConsumeReport, Report};
 use crate::bench::schedule::Plan;
 use crate::bench::throughput::{Sampler, Throughput};
+use crate::transport::Security;
 
 use self::cluster::Cluster;
 use self::consumer::{ConsumeSetup, ConsumerOutcome};
@@ -46,10 +47,13 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
     validate(args)?;
     let shape = shape(args);
     let templates = Template::build_set(&shape, limits::TEMPLATES_PER_PRODUCER)?;
-    let login = args.sasl.login().map_err(anyhow::Error::msg)?;
+    let security = Security {
+        tls: args.tls.client().map_err(anyhow::Error::msg)?,
+        login: args.sasl.login().map_err(anyhow::Error::msg)?,
+    };
     let cluster = Cluster::discover(
         &args.bootstrap,
-        login,
+        security,
         &load.topic,
         load.partitions,
         &args.topic_configs,

@@ -293,6 +293,7 @@ fn check(got: i32, expected: i32, response: &ProduceResponse) -> anyhow::Result<
 mod tests {
     use super::*;
     use crate::bench::kafka::versions::Versions;
+    use crate::transport::Security;
 
     fn cluster(leaders: Vec<i32>) -> Cluster {
         Cluster {
@@ -305,7 +306,7 @@ mod tests {
             },
             brokers: [(0, "a:1".to_owned()), (1, "b:1".to_owned())].into(),
             leaders,
-            login: None,
+            security: Security::default(),
         }
     }
 
