@@ -14,6 +14,11 @@ pub const PARTITIONS_PER_TOPIC_MAX: u32 = 10_000;
 /// commits (Redpanda's default is 16, Kafka's 50).
 pub const OFFSETS_PARTITIONS_MIN: usize = 16;
 
+/// Segment size of the internal offsets topic, as Kafka's `offsets.topic.segment.bytes`: its
+/// cleaning moves the log start, and only segments wholly below it (never the active one) are
+/// deleted, so a smaller segment gives the disk back sooner.
+pub const OFFSETS_SEGMENT_BYTES: u64 = 100 * 1024 * 1024;
+
 /// Longest topic name (Kafka's limit).
 pub const TOPIC_NAME_LEN_MAX: usize = 249;
 

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::limits::OFFSETS_PARTITIONS_MIN;
+use crate::limits::{OFFSETS_PARTITIONS_MIN, OFFSETS_SEGMENT_BYTES};
 use crate::{EngineError, Result, ShardId, TopicConfig, TopicInfo};
 
 /// The internal topic holding committed consumer offsets: one partition per shard, partition
@@ -126,12 +126,18 @@ impl Metadata {
                         // Committed offsets must outlive any retention.
                         retention_ms: None,
                         retention_bytes: None,
+                        segment_bytes: OFFSETS_SEGMENT_BYTES,
                         ..TopicConfig::default()
                     },
                     internal: true,
                     placement: vec![ShardId(0); OFFSETS_PARTITIONS_MIN.max(shards)],
                 }
             });
+        // Data directories from before the offsets log was cleaned have the default segments.
+        if offsets.config.segment_bytes != OFFSETS_SEGMENT_BYTES {
+            offsets.config.segment_bytes = OFFSETS_SEGMENT_BYTES;
+            changed = true;
+        }
         for (p, shard) in offsets.placement.iter_mut().enumerate() {
             let spread = ShardId((p % shards) as u32);
             if *shard != spread {

@@ -3,9 +3,13 @@
 //! A commit is checked against the group (generation and member), each partition against the
 //! topic metadata, and the accepted offsets are appended to this shard's partition of
 //! `__consumer_offsets` (see [`super::record`]) before they enter the in-memory map and the
-//! commit is answered: an answered commit survives a kill.
+//! commit is answered: an answered commit survives a kill. Every write holds a unit of the
+//! coordinator's write gate while it runs, so that a cleaning of the log ([`super::cleaning`])
+//! never runs beside it.
 
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use glommio::sync::Permit;
 
 use super::coordinator::{check_name, GroupCoordinator, OffsetCommit};
 use super::limits::{COMMIT_RECORDS_PER_BATCH_MAX, OFFSET_METADATA_BYTES_MAX};
@@ -35,9 +39,11 @@ impl GroupCoordinator {
         commit: OffsetCommit,
     ) -> Result<CommitOutcome, GroupError> {
         self.check_commit(&commit)?;
+        let _writing = self.enter_writes().await?;
         let now_ms = unix_ms();
         let mut outcome: CommitOutcome = Vec::with_capacity(commit.offsets.len());
         let mut accepted: Vec<(TopicPartition, CommittedOffset)> = Vec::new();
+        let offsets_tp = self.offsets_tp(&commit.group_id);
         for (tp, mut offset) in commit.offsets {
             match check_partition(shard, &tp, &offset) {
                 Ok(()) => {
@@ -53,14 +59,12 @@ impl GroupCoordinator {
                 .iter()
                 .map(|(tp, offset)| offset_record(&commit.group_id, tp, Some(offset), now_ms))
                 .collect();
-            match shard
-                .append_internal_records(&self.offsets_tp(&commit.group_id), records)
-                .await
-            {
+            match shard.append_internal_records(&offsets_tp, records).await {
                 Ok(appended) => {
                     for ((tp, offset), log_offset) in chunk.iter().zip(appended.base_offset.0..) {
                         self.store_offset(&commit.group_id, tp.clone(), offset.clone(), log_offset);
                     }
+                    self.clean_if_due(shard, &offsets_tp, &appended);
                 }
                 Err(e) => {
                     let error = append_error(&e);
@@ -96,6 +100,7 @@ impl GroupCoordinator {
     }
 
     async fn delete_group(&self, shard: &Shard, group_id: &str) -> Result<(), GroupError> {
+        let _writing = self.enter_writes().await?;
         let partitions = self.deletable(group_id)?;
         self.write_tombstones(shard, group_id, &partitions).await?;
         self.forget_group(group_id);
@@ -119,6 +124,7 @@ impl GroupCoordinator {
         partitions: Vec<TopicPartition>,
     ) -> Result<CommitOutcome, GroupError> {
         check_name(group_id)?;
+        let _writing = self.enter_writes().await?;
         let subscribed = self.offset_deletion_scope(group_id)?;
         let mut outcome: CommitOutcome = Vec::with_capacity(partitions.len());
         let mut doomed = Vec::new();
@@ -142,6 +148,18 @@ impl GroupCoordinator {
         Ok(outcome)
     }
 
+    /// Waits until this write to the offsets log may start (not while a cleaning runs), and
+    /// holds its place until the returned permit is dropped.
+    ///
+    /// # Errors
+    /// [`GroupError::CoordinatorNotAvailable`] when the engine is stopping.
+    async fn enter_writes(&self) -> Result<Permit<'_>, GroupError> {
+        self.write_gate
+            .acquire_permit(1)
+            .await
+            .map_err(|_| GroupError::CoordinatorNotAvailable)
+    }
+
     /// Appends a tombstone for each of `partitions`' offsets of `group_id`.
     async fn write_tombstones(
         &self,
@@ -150,17 +168,18 @@ impl GroupCoordinator {
         partitions: &[TopicPartition],
     ) -> Result<(), GroupError> {
         let now_ms = unix_ms();
+        let offsets_tp = self.offsets_tp(group_id);
         for chunk in partitions.chunks(COMMIT_RECORDS_PER_BATCH_MAX) {
             let records = chunk
                 .iter()
                 .map(|tp| offset_record(group_id, tp, None, now_ms))
                 .collect();
-            if let Err(e) = shard
-                .append_internal_records(&self.offsets_tp(group_id), records)
-                .await
-            {
-                tracing::warn!(group = %group_id, error = %e, "offset tombstones not stored");
-                return Err(append_error(&e));
+            match shard.append_internal_records(&offsets_tp, records).await {
+                Ok(appended) => self.clean_if_due(shard, &offsets_tp, &appended),
+                Err(e) => {
+                    tracing::warn!(group = %group_id, error = %e, "offset tombstones not stored");
+                    return Err(append_error(&e));
+                }
             }
         }
         Ok(())

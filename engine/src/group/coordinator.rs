@@ -12,7 +12,8 @@
 //!
 //! Committed offsets go to the group's partition of `__consumer_offsets` (one this shard owns)
 //! before they are answered or visible (see [`super::record`] for the format);
-//! [`GroupCoordinator::recover`] replays this shard's partitions at start.
+//! [`GroupCoordinator::recover`] replays this shard's partitions at start, and
+//! [`super::cleaning`] keeps them short.
 //!
 //! Trap: no `RefCell` borrow is held across an `.await`. Every await (an append, a waiting
 //! request) happens after the state machine call returned and its borrow ended, so a second
@@ -24,7 +25,9 @@ use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::channel::oneshot;
+use glommio::sync::Semaphore;
 
+use super::cleaning::{CleaningSchedule, WRITE_GATE_UNITS};
 use super::limits::{INITIAL_REBALANCE_DELAY, NAME_BYTES_MAX, TICK_INTERVAL};
 use super::member::{
     HeartbeatRequest, JoinRequest, JoinResponse, MemberDescription, MemberIdentity, SyncRequest,
@@ -127,6 +130,10 @@ pub struct GroupCoordinator {
     id_salt: u64,
     /// The initial rebalance delay of new groups.
     initial_delay: Duration,
+    /// Every write to the offsets log holds a unit; a cleaning holds them all.
+    pub(super) write_gate: Semaphore,
+    /// When the offsets partitions are next cleaned.
+    pub(super) cleaning: RefCell<CleaningSchedule>,
 }
 
 impl GroupCoordinator {
@@ -182,6 +189,8 @@ impl GroupCoordinator {
             member_seq: Cell::new(0),
             id_salt: salt ^ u64::from(shard_index).rotate_left(48),
             initial_delay,
+            write_gate: Semaphore::new(WRITE_GATE_UNITS),
+            cleaning: RefCell::new(CleaningSchedule::default()),
         }
     }
 
@@ -437,6 +446,25 @@ impl GroupCoordinator {
     pub(crate) fn offsets_tp(&self, group_id: &str) -> TopicPartition {
         let partition = super::api::offsets_partition(group_id, self.offsets_partitions);
         TopicPartition::new(OFFSETS_TOPIC, partition)
+    }
+
+    /// Every committed offset of the groups whose commits go to offsets partition `tp`.
+    pub(super) fn live_commits(
+        &self,
+        tp: &TopicPartition,
+    ) -> Vec<(String, TopicPartition, CommittedOffset)> {
+        let offsets = self.offsets.borrow();
+        offsets
+            .group_ids()
+            .filter(|group| self.offsets_tp(group) == *tp)
+            .flat_map(|group| {
+                offsets.group(group).into_iter().flat_map(move |stored| {
+                    stored.iter().map(move |(committed_tp, s)| {
+                        (group.to_owned(), committed_tp.clone(), s.committed.clone())
+                    })
+                })
+            })
+            .collect()
     }
 
     /// Stores a commit whose record was appended at `log_offset`.

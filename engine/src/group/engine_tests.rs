@@ -298,3 +298,65 @@ fn commits_are_checked_against_topics_and_generations() {
     assert_eq!(try_commit(&handle, "g", Committer::Outsider), Ok(()));
     engine.shutdown().expect("shutdown");
 }
+
+#[test]
+fn a_long_offsets_log_is_cleaned_and_replays_to_the_last_commits() {
+    use crate::limits::OFFSETS_PARTITIONS_MIN;
+    use crate::{OffsetSpec, CONSUMER_OFFSETS_TOPIC};
+
+    let offsets_partition =
+        |group: &str| super::api::offsets_partition(group, OFFSETS_PARTITIONS_MIN.max(SHARDS));
+    let log = TopicPartition::new(CONSUMER_OFFSETS_TOPIC, offsets_partition("g"));
+    // A deleted group whose tombstones share g's offsets partition: cleaning must not revive it.
+    let gone = (0..)
+        .map(|i| format!("gone-{i}"))
+        .find(|name| offsets_partition(name) == log.partition.0)
+        .expect("some name lands on g's partition");
+    let bounds = |handle: &EngineHandle| {
+        let at = |spec| {
+            block_on(handle.list_offset(&log, spec))
+                .expect("list offsets")
+                .map_or(0, |(offset, _)| offset.0)
+        };
+        (at(OffsetSpec::Earliest), at(OffsetSpec::Latest))
+    };
+    let partitions: Vec<u32> = (0..100).collect();
+    let dir = tempfile::tempdir_in(std::env::temp_dir()).expect("temp dir");
+    {
+        let engine = start(dir.path());
+        let handle = engine.handle();
+        block_on(handle.create_topic("t", 100, TopicConfig::default())).expect("create");
+        commit(&handle, &gone, Committer::Outsider, &[(0, 1)]);
+        assert_eq!(delete(&handle, &gone), Ok(()));
+        // 150 commits of 100 partitions: the log passes CLEAN_MIN_RECORDS and keeps growing
+        // while the cleaning runs beside the commits.
+        for round in 0..150 {
+            let offsets: Vec<(u32, i64)> = partitions.iter().map(|p| (*p, round)).collect();
+            commit(&handle, "g", Committer::Outsider, &offsets);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while bounds(&handle).0 == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never cleaned: {:?}",
+                bounds(&handle)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let (start, end) = bounds(&handle);
+        assert!(end >= 15_000, "{start}..{end}");
+        // What is left: the 100 live commits rewritten, and the rounds after the cleaning.
+        assert!(end - start < 10_000, "{start}..{end}");
+        let last: Vec<(u32, i64)> = partitions.iter().map(|p| (*p, 149)).collect();
+        assert_eq!(fetch(&handle, "g"), last);
+        engine.shutdown().expect("shutdown");
+    }
+    // A restart replays from the moved start and ends with the same commits.
+    let engine = start(dir.path());
+    let handle = engine.handle();
+    let last: Vec<(u32, i64)> = partitions.iter().map(|p| (*p, 149)).collect();
+    assert_eq!(fetch(&handle, "g"), last);
+    assert!(fetch(&handle, &gone).is_empty());
+    assert!(bounds(&handle).0 > 0);
+    engine.shutdown().expect("shutdown");
+}

@@ -57,3 +57,9 @@ const _: () = assert!(
     COMMIT_RECORDS_PER_BATCH_MAX * (2 * NAME_BYTES_MAX + OFFSET_METADATA_BYTES_MAX + 64)
         < (1 << 20 | 1 << 19)
 );
+
+/// An offsets partition is cleaned once its log holds at least this many records...
+pub const CLEAN_MIN_RECORDS: u64 = 10_000;
+
+/// ...and this many times the live commits its last cleaning kept (see `cleaning`).
+pub const CLEAN_FACTOR: u64 = 4;

@@ -38,6 +38,7 @@
 //! offsets (for lag reports).
 
 mod api;
+mod cleaning;
 mod commit;
 pub mod consumer_protocol;
 mod coordinator;

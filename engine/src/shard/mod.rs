@@ -159,6 +159,20 @@ impl Shard {
         .await?
     }
 
+    /// Moves the log start of a partition of the internal offsets topic that this shard owns
+    /// to `before`: the group coordinator's cleaning, once it has rewritten every live commit
+    /// at or above it. Returns the new log start offset.
+    ///
+    /// # Errors
+    /// A partition this shard does not own; I/O.
+    pub(crate) async fn move_internal_log_start(
+        &self,
+        tp: &TopicPartition,
+        before: Offset,
+    ) -> Result<Offset> {
+        self.local(tp)?.delete_records(Some(before)).await
+    }
+
     /// Creates a topic, places its partitions on shards and persists the metadata.
     ///
     /// # Errors
