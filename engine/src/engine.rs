@@ -61,6 +61,10 @@ pub struct EngineConfig {
     /// buffers (see [`crate::MemoryBudget`]); at least
     /// [`crate::limits::SHARD_MEMORY_BYTES_MIN`].
     pub shard_memory_bytes: usize,
+    /// How long the committed offsets of a group without members outlive its last commit
+    /// (and the last time it had members) before they are deleted, as Kafka's
+    /// `offsets.retention.minutes`; `None` keeps them forever.
+    pub offsets_retention: Option<Duration>,
 }
 
 impl Default for EngineConfig {
@@ -75,6 +79,7 @@ impl Default for EngineConfig {
             default_partitions: 1,
             spin_before_park_us: None,
             shard_memory_bytes: crate::limits::SHARD_MEMORY_BYTES_DEFAULT,
+            offsets_retention: Some(crate::limits::OFFSETS_RETENTION_DEFAULT),
         }
     }
 }

@@ -111,3 +111,8 @@ const _: () = assert!(
         && SHARD_MEMORY_REQUEST_DIVISOR >= 4
 );
 const _: () = assert!(THROTTLE_TIME_MS_MAX > 0 && FETCH_GRANT_FLOOR_BYTES > 0);
+
+/// How long a group without members keeps its committed offsets by default: 7 days, as
+/// Kafka's `offsets.retention.minutes`.
+pub const OFFSETS_RETENTION_DEFAULT: std::time::Duration =
+    std::time::Duration::from_secs(7 * 24 * 3600);

@@ -32,6 +32,7 @@ use std::collections::HashMap;
 use super::commit::offset_record;
 use super::coordinator::GroupCoordinator;
 use super::limits::{CLEAN_FACTOR, CLEAN_MIN_RECORDS, COMMIT_RECORDS_PER_BATCH_MAX};
+use super::offsets::CommittedOffset;
 use crate::{OffsetSpec, ProduceOutcome, Result, Shard, TopicPartition};
 
 /// The units of the write gate: more than there will ever be writers at once.
@@ -126,5 +127,21 @@ impl GroupCoordinator {
             "cleaned the offsets log"
         );
         Ok(())
+    }
+
+    /// Every committed offset of the groups whose commits go to offsets partition `tp`.
+    fn live_commits(&self, tp: &TopicPartition) -> Vec<(String, TopicPartition, CommittedOffset)> {
+        let offsets = self.offsets.borrow();
+        offsets
+            .group_ids()
+            .filter(|group| self.offsets_tp(group) == *tp)
+            .flat_map(|group| {
+                offsets.group(group).into_iter().flat_map(move |stored| {
+                    stored.iter().map(move |(committed_tp, s)| {
+                        (group.to_owned(), committed_tp.clone(), s.committed.clone())
+                    })
+                })
+            })
+            .collect()
     }
 }

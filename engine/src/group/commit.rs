@@ -99,7 +99,11 @@ impl GroupCoordinator {
         results
     }
 
-    async fn delete_group(&self, shard: &Shard, group_id: &str) -> Result<(), GroupError> {
+    pub(super) async fn delete_group(
+        &self,
+        shard: &Shard,
+        group_id: &str,
+    ) -> Result<(), GroupError> {
         let _writing = self.enter_writes().await?;
         let partitions = self.deletable(group_id)?;
         self.write_tombstones(shard, group_id, &partitions).await?;
@@ -233,7 +237,7 @@ fn append_error(e: &EngineError) -> GroupError {
     }
 }
 
-fn unix_ms() -> i64 {
+pub(super) fn unix_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

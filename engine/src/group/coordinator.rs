@@ -12,8 +12,9 @@
 //!
 //! Committed offsets go to the group's partition of `__consumer_offsets` (one this shard owns)
 //! before they are answered or visible (see [`super::record`] for the format);
-//! [`GroupCoordinator::recover`] replays this shard's partitions at start, and
-//! [`super::cleaning`] keeps them short.
+//! [`GroupCoordinator::recover`] replays this shard's partitions at start,
+//! [`super::cleaning`] keeps them short, and [`super::expiry`] deletes the offsets of groups
+//! gone for good.
 //!
 //! Trap: no `RefCell` borrow is held across an `.await`. Every await (an append, a waiting
 //! request) happens after the state machine call returned and its borrow ended, so a second
@@ -28,6 +29,7 @@ use futures::channel::oneshot;
 use glommio::sync::Semaphore;
 
 use super::cleaning::{CleaningSchedule, WRITE_GATE_UNITS};
+use super::expiry::Expiry;
 use super::limits::{INITIAL_REBALANCE_DELAY, NAME_BYTES_MAX, TICK_INTERVAL};
 use super::member::{
     HeartbeatRequest, JoinRequest, JoinResponse, MemberDescription, MemberIdentity, SyncRequest,
@@ -121,8 +123,8 @@ impl Committer {
 pub struct GroupCoordinator {
     /// How many partitions the offsets topic has (which one holds a group's commits).
     offsets_partitions: usize,
-    groups: RefCell<HashMap<String, Group>>,
-    offsets: RefCell<OffsetStore>,
+    pub(super) groups: RefCell<HashMap<String, Group>>,
+    pub(super) offsets: RefCell<OffsetStore>,
     join_waiters: Waiters<JoinResponse>,
     sync_waiters: Waiters<SyncResponse>,
     /// Makes generated member ids unique within this run; `id_salt` across runs.
@@ -134,6 +136,8 @@ pub struct GroupCoordinator {
     pub(super) write_gate: Semaphore,
     /// When the offsets partitions are next cleaned.
     pub(super) cleaning: RefCell<CleaningSchedule>,
+    /// Which groups' committed offsets expire, and when the coordinator last looked.
+    pub(super) expiry: RefCell<Expiry>,
 }
 
 impl GroupCoordinator {
@@ -165,6 +169,7 @@ impl GroupCoordinator {
             offsets,
             shard.id().0,
             INITIAL_REBALANCE_DELAY,
+            shard.state().config.offsets_retention,
         ));
         start_timer(shard, Rc::downgrade(&coordinator));
         Ok(coordinator)
@@ -176,6 +181,7 @@ impl GroupCoordinator {
         offsets: OffsetStore,
         shard_index: u32,
         initial_delay: Duration,
+        offsets_retention: Option<Duration>,
     ) -> Self {
         let salt = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -191,6 +197,7 @@ impl GroupCoordinator {
             initial_delay,
             write_gate: Semaphore::new(WRITE_GATE_UNITS),
             cleaning: RefCell::new(CleaningSchedule::default()),
+            expiry: RefCell::new(Expiry::new(offsets_retention, Instant::now())),
         }
     }
 
@@ -448,25 +455,6 @@ impl GroupCoordinator {
         TopicPartition::new(OFFSETS_TOPIC, partition)
     }
 
-    /// Every committed offset of the groups whose commits go to offsets partition `tp`.
-    pub(super) fn live_commits(
-        &self,
-        tp: &TopicPartition,
-    ) -> Vec<(String, TopicPartition, CommittedOffset)> {
-        let offsets = self.offsets.borrow();
-        offsets
-            .group_ids()
-            .filter(|group| self.offsets_tp(group) == *tp)
-            .flat_map(|group| {
-                offsets.group(group).into_iter().flat_map(move |stored| {
-                    stored.iter().map(move |(committed_tp, s)| {
-                        (group.to_owned(), committed_tp.clone(), s.committed.clone())
-                    })
-                })
-            })
-            .collect()
-    }
-
     /// Stores a commit whose record was appended at `log_offset`.
     pub(crate) fn store_offset(
         &self,
@@ -588,7 +576,11 @@ fn start_timer(shard: &Shard, coordinator: Weak<GroupCoordinator>) {
                 coordinator.sync_waiters.borrow_mut().clear();
                 break;
             }
-            coordinator.tick(Instant::now());
+            let now = Instant::now();
+            coordinator.tick(now);
+            if coordinator.expiry.borrow_mut().check_due(now) {
+                coordinator.expire_offsets(&shard_for_task).await;
+            }
         }
     });
 }

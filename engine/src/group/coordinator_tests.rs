@@ -18,6 +18,7 @@ fn coordinator() -> Rc<GroupCoordinator> {
         OffsetStore::default(),
         0,
         Duration::ZERO,
+        None,
     ))
 }
 
@@ -226,4 +227,42 @@ fn an_outsider_may_commit_until_someone_has_joined() {
         c.check_commit(&outsider()),
         Err(GroupError::UnknownMemberId)
     );
+}
+
+#[test]
+fn offsets_expire_a_retention_after_the_last_commit_members_or_start() {
+    let retention = Duration::from_secs(60);
+    let c = Rc::new(GroupCoordinator::new(
+        1,
+        OffsetStore::default(),
+        0,
+        Duration::ZERO,
+        Some(retention),
+    ));
+    let long_ago = CommittedOffset {
+        offset: 1,
+        leader_epoch: -1,
+        metadata: None,
+        commit_timestamp_ms: 0,
+    };
+    let tp = TopicPartition::new("t", 0);
+    for group in ["idle", "g"] {
+        c.store_offset(group, tp.clone(), long_ago.clone(), 0);
+    }
+    let mut pool = LocalPool::new();
+    pool.run_until(c.join(join_req("", false))).unwrap(); // "g" has a member
+    let now = super::super::commit::unix_ms();
+    let later = now + 2 * 60_000;
+    // Commits from long ago, but the coordinator has just started: nothing goes yet.
+    assert!(c.expired_groups(now).is_empty());
+    // A retention after the start, the group without members goes; "g", seen with a member
+    // at the last look, stays.
+    assert_eq!(c.expired_groups(later), ["idle"]);
+    // Once "g" has no member, it still has a retention from when it was last seen with one.
+    c.tick(Instant::now() + Duration::from_secs(11));
+    assert_eq!(c.describe_group("g").members.len(), 0);
+    assert_eq!(c.expired_groups(later + 30_000), ["idle"]);
+    let mut both = c.expired_groups(later + 61_000);
+    both.sort();
+    assert_eq!(both, ["g", "idle"]);
 }

@@ -360,3 +360,42 @@ fn a_long_offsets_log_is_cleaned_and_replays_to_the_last_commits() {
     assert!(bounds(&handle).0 > 0);
     engine.shutdown().expect("shutdown");
 }
+
+#[test]
+fn offsets_of_a_group_without_members_expire_after_the_retention() {
+    let retention = Duration::from_millis(500);
+    let dir = tempfile::tempdir_in(std::env::temp_dir()).expect("temp dir");
+    {
+        let engine = Engine::start(EngineConfig {
+            data_dir: dir.path().to_path_buf(),
+            shards: SHARDS,
+            placement: Placement::Unbound,
+            auto_create_topics: false,
+            offsets_retention: Some(retention),
+            ..EngineConfig::default()
+        })
+        .expect("engine starts");
+        let handle = engine.handle();
+        block_on(handle.create_topic("t", 1, TopicConfig::default())).expect("create");
+        let committed = std::time::Instant::now();
+        commit(&handle, "idle", Committer::Outsider, &[(0, 3)]);
+        assert_eq!(fetch(&handle, "idle"), vec![(0, 3)]);
+        while !fetch(&handle, "idle").is_empty() {
+            assert!(
+                committed.elapsed() < Duration::from_secs(10),
+                "never expired"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            committed.elapsed() >= retention,
+            "expired after {:?}",
+            committed.elapsed()
+        );
+        engine.shutdown().expect("shutdown");
+    }
+    // The expiry wrote tombstones: a restart keeping offsets forever does not bring them back.
+    let engine = start(dir.path());
+    assert!(fetch(&engine.handle(), "idle").is_empty());
+    engine.shutdown().expect("shutdown");
+}

@@ -63,3 +63,7 @@ pub const CLEAN_MIN_RECORDS: u64 = 10_000;
 
 /// ...and this many times the live commits its last cleaning kept (see `cleaning`).
 pub const CLEAN_FACTOR: u64 = 4;
+
+/// How often a coordinator looks for expired committed offsets (more often when the retention
+/// is shorter than four times this).
+pub const EXPIRY_CHECK_INTERVAL: Duration = Duration::from_secs(60);

@@ -43,6 +43,7 @@ mod commit;
 pub mod consumer_protocol;
 mod coordinator;
 mod error;
+mod expiry;
 mod limits;
 mod member;
 mod offsets;

@@ -76,6 +76,7 @@ fn engine_config(args: &EmbeddedArgs) -> anyhow::Result<EngineConfig> {
         default_partitions: args.load.partitions,
         spin_before_park_us: args.spin_before_park_us,
         shard_memory_bytes: spindle_engine::limits::SHARD_MEMORY_BYTES_DEFAULT,
+        ..EngineConfig::default()
     })
 }
 

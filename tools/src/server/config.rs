@@ -12,6 +12,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args;
 use serde::Deserialize;
@@ -148,6 +149,10 @@ pub struct ServeArgs {
     /// Default max.message.bytes of topics [default: 1572864].
     #[arg(long, env = "SPINDLE_MAX_MESSAGE_BYTES", value_name = "BYTES")]
     pub max_message_bytes: Option<String>,
+    /// How long a group without members keeps its committed offsets after its last commit;
+    /// -1 keeps them forever [default: 604800000].
+    #[arg(long, env = "SPINDLE_OFFSETS_RETENTION_MS", value_name = "MS")]
+    pub offsets_retention_ms: Option<String>,
     /// Log level: error, warn, info, debug or trace; RUST_LOG, when set, wins [default: info].
     #[arg(long, env = "SPINDLE_LOG_LEVEL", value_name = "LEVEL")]
     pub log_level: Option<String>,
@@ -162,6 +167,7 @@ pub struct FileConfig {
     data_dir: Option<PathBuf>,
     shards: Option<usize>,
     shard_memory_bytes: Option<usize>,
+    offsets_retention_ms: Option<i64>,
     placement: Option<String>,
     cpuset: Option<String>,
     log_level: Option<String>,
@@ -454,8 +460,31 @@ fn engine_config(file: &FileConfig, args: &ServeArgs) -> Result<EngineConfig, Co
         .unwrap_or(defaults.auto_create_topics),
         default_partitions,
         shard_memory_bytes: shard_memory_bytes(file, args)?,
+        offsets_retention: offsets_retention(file, args)?,
         ..defaults
     })
+}
+
+/// The committed offsets' retention: -1 keeps them forever, else at least 1 ms.
+fn offsets_retention(file: &FileConfig, args: &ServeArgs) -> Result<Option<Duration>, ConfigError> {
+    let allowed = "-1 (forever) or a number of ms >= 1";
+    let ms = pick(
+        &args.offsets_retention_ms,
+        "--offsets-retention-ms",
+        file.offsets_retention_ms,
+        allowed,
+    )?;
+    match ms {
+        None => Ok(EngineConfig::default().offsets_retention),
+        Some(-1) => Ok(None),
+        Some(ms) => u64::try_from(ms)
+            .ok()
+            .filter(|ms| *ms >= 1)
+            .map(|ms| Some(Duration::from_millis(ms)))
+            .ok_or_else(|| {
+                ConfigError::new("offsets_retention_ms", format!("{ms}: allowed: {allowed}"))
+            }),
+    }
 }
 
 /// The shard memory budget: at least the engine's minimum.

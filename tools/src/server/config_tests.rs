@@ -319,3 +319,32 @@ fn kafka_tls_names_the_file_it_cannot_use() {
         "key_path is required"
     );
 }
+
+#[test]
+fn offsets_retention_is_seven_days_unless_set_and_minus_one_keeps_offsets_forever() {
+    let retention = |toml: &str, flag: Option<&str>| {
+        let args = ServeArgs {
+            offsets_retention_ms: flag.map(str::to_owned),
+            ..ServeArgs::default()
+        };
+        engine_config(&parse(toml).unwrap(), &args).map(|e| e.offsets_retention)
+    };
+    let week = std::time::Duration::from_secs(7 * 24 * 3600);
+    assert_eq!(retention("", None).unwrap(), Some(week));
+    assert_eq!(
+        retention("offsets_retention_ms = -1\n", None).unwrap(),
+        None
+    );
+    let minute = std::time::Duration::from_secs(60);
+    assert_eq!(
+        retention("offsets_retention_ms = -1\n", Some("60000")).unwrap(),
+        Some(minute)
+    );
+    let err = retention("offsets_retention_ms = 0\n", None).unwrap_err();
+    assert_eq!(err.key, "offsets_retention_ms");
+    assert!(err.message.contains("-1 (forever)"), "{}", err.message);
+    assert_eq!(
+        retention("", Some("soon")).unwrap_err().key,
+        "--offsets-retention-ms"
+    );
+}
