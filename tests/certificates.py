@@ -25,3 +25,14 @@ def make_ca_and_cert(d: Path) -> tuple[Path, Path, Path]:
     openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
             "-days", "1", "-extfile", "san.ext", "-out", "server.pem", cwd=d)
     return d / "ca.pem", d / "server.pem", d / "server.key"
+
+
+def make_client_cert(d: Path, name: str) -> tuple[Path, Path]:
+    """Writes a client certificate for common name `name`, signed by the CA that
+    make_ca_and_cert(d) wrote, and its key; (name.pem, name.key)."""
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=d)
+    (d / f"{name}.ext").write_text("extendedKeyUsage=clientAuth\n")
+    openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "1", "-extfile", f"{name}.ext", "-out", f"{name}.pem", cwd=d)
+    return d / f"{name}.pem", d / f"{name}.key"

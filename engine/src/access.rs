@@ -212,6 +212,15 @@ impl Credentials {
         found
     }
 
+    /// The principal named `name` (one identified otherwise than by a secret, such as by a
+    /// client certificate).
+    pub fn by_name(&self, name: &str) -> Option<&Principal> {
+        self.entries
+            .iter()
+            .map(|(_, p)| p)
+            .find(|p| p.name() == name)
+    }
+
     /// Every secret and the principal it identifies, in configuration order (for deriving
     /// other forms of the secrets, such as SCRAM's salted keys).
     pub fn entries(&self) -> impl Iterator<Item = (&[u8], &Principal)> {

@@ -1,6 +1,7 @@
 """TLS on the Kafka listener (`[kafka.tls]`), with real clients: librdkafka (confluent-kafka and
 kcat), kafka-python and, in tests/node, kafkajs speak `SSL`, and `SASL_SSL` where SASL/PLAIN is
-on too; a plaintext client is refused and the server goes on serving. Certificates are made at
+on too; a plaintext client is refused and the server goes on serving. With `client_ca_path`
+clients must show a certificate, whose common name is their principal. Certificates are made at
 test time with the openssl CLI (tests/certificates.py)."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 import clients
 from conftest import _run
-from certificates import HAVE_OPENSSL, make_ca_and_cert
+from certificates import HAVE_OPENSSL, make_ca_and_cert, make_client_cert
 from spindle_process import Spindle
 
 pytestmark = pytest.mark.skipif(not HAVE_OPENSSL, reason="needs the openssl CLI")
@@ -108,3 +109,52 @@ def test_a_client_that_never_starts_its_handshake_is_closed_after_ten_seconds(tl
     waited = time.monotonic() - started
     assert 9 <= waited <= 15, waited
     assert "TLS handshake too slow" in tls_spindle.log_tail()
+
+
+@pytest.fixture(scope="module")
+def mtls_spindle(request, tmp_path_factory, certs):
+    ca, cert, key = certs
+    config = (
+        f'[kafka.tls]\ncert_path = "{cert}"\nkey_path = "{key}"\nclient_ca_path = "{ca}"\n'
+        '[[grpc.auth.tokens]]\nprincipal = "app"\ntoken = "app-secret"\n'
+        'permissions = [{ topic = "app.*", ops = ["admin", "read", "write"] }]\n'
+    )
+    yield from _run(request, Spindle(base=tmp_path_factory.mktemp("kafka-mtls"), config_toml=config))
+
+
+def client_cert(certs, name: str) -> dict:
+    ca, _, _ = certs
+    cert, key = make_client_cert(ca.parent, name)
+    return {**ssl(ca), "ssl.certificate.location": str(cert), "ssl.key.location": str(key)}
+
+
+def test_a_client_certificate_names_the_principal_and_its_grants_apply(mtls_spindle, certs, topic_name):
+    app = client_cert(certs, "app")
+    round_trip(mtls_spindle.bootstrap, f"app.{topic_name}", app, count=10)
+    # The same principal may not create a topic outside its grants.
+    admin = AdminClient({"bootstrap.servers": mtls_spindle.bootstrap, **clients.COMMON, **app})
+    [future] = admin.create_topics([NewTopic(f"other.{topic_name}", 1)], operation_timeout=10).values()
+    with pytest.raises(KafkaException) as refused:
+        future.result(timeout=clients.OP_TIMEOUT_S)
+    assert refused.value.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    # kcat shows the same certificate.
+    tls = ["-X", "security.protocol=SSL", "-X", f"ssl.ca.location={app['ssl.ca.location']}",
+           "-X", f"ssl.certificate.location={app['ssl.certificate.location']}",
+           "-X", f"ssl.key.location={app['ssl.key.location']}"]
+    clients.kcat(mtls_spindle.bootstrap, *tls, "-P", "-t", f"app.{topic_name}", "-p", "0", stdin=b"kcat\n")
+    out = clients.kcat(mtls_spindle.bootstrap, *tls, "-C", "-t", f"app.{topic_name}", "-p", "0",
+                       "-o", "-1", "-c", "1", "-e")
+    assert out.split() == [b"kcat"]
+
+
+def test_no_certificate_or_one_naming_no_principal_is_refused(mtls_spindle, certs):
+    ca, _, _ = certs
+    for extra in (ssl(ca), client_cert(certs, "stranger")):
+        refused = AdminClient({"bootstrap.servers": mtls_spindle.bootstrap, **clients.COMMON, **extra})
+        with pytest.raises(KafkaException):
+            refused.list_topics(timeout=3)
+    log = mtls_spindle.log_tail()
+    assert "CN=stranger names no principal" in log, log
+    # The server still serves a client whose certificate names a principal.
+    app = AdminClient({"bootstrap.servers": mtls_spindle.bootstrap, **clients.COMMON, **client_cert(certs, "app")})
+    assert app.list_topics(timeout=10).brokers

@@ -50,6 +50,7 @@ use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWrite
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use spindle_engine::access::Principal;
 use spindle_engine::{AnswerReservation, MemoryBudget, RequestReservation, Shard};
 
 use crate::kafka::answer::EncodedAnswer;
@@ -104,10 +105,13 @@ pub(crate) async fn serve(
     tracing::debug!(%peer, shard = %shard.id(), "kafka connection opened");
     let _open = OpenConnection::new(&shard);
     match config.tls.clone() {
-        None => serve_stream(stream, peer, &shard, config, stop).await,
-        Some(TlsConfig(tls)) => {
+        None => serve_stream(stream, peer, &shard, config, stop, None).await,
+        Some(TlsConfig {
+            server,
+            client_auth,
+        }) => {
             let handshake = within(
-                TlsAcceptor::from(tls).accept(stream),
+                TlsAcceptor::from(server).accept(stream),
                 TLS_HANDSHAKE_TIMEOUT,
                 || std::io::ErrorKind::TimedOut.into(),
             );
@@ -118,7 +122,23 @@ pub(crate) async fn serve(
             .await;
             match accepted {
                 None => {}
-                Some(Ok(stream)) => serve_stream(stream, peer, &shard, config, stop).await,
+                Some(Ok(stream)) => {
+                    let identity = client_auth.map(|auth| {
+                        let (_, session) = stream.get_ref();
+                        match session.peer_certificates().and_then(|certs| certs.first()) {
+                            Some(cert) => auth.principal_of(cert),
+                            None => Err("no client certificate".to_owned()),
+                        }
+                    });
+                    match identity.transpose() {
+                        Ok(identity) => {
+                            serve_stream(stream, peer, &shard, config, stop, identity).await;
+                        }
+                        Err(reason) => {
+                            tracing::warn!(%peer, %reason, "client certificate refused; closing kafka connection");
+                        }
+                    }
+                }
                 Some(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
                     tracing::warn!(%peer, timeout_ms = TLS_HANDSHAKE_TIMEOUT.as_millis(), "TLS handshake too slow; closing kafka connection");
                 }
@@ -138,11 +158,12 @@ async fn serve_stream(
     shard: &Shard,
     config: Arc<KafkaConfig>,
     stop: StopWatch,
+    identity: Option<Principal>,
 ) {
     let (read_half, write_half) = futures_lite::io::split(stream);
     let (queue, answers) = local_channel::new_bounded(MAX_IN_FLIGHT_PER_CONNECTION);
     future::zip(
-        read_requests(read_half, queue, peer, shard, &config, &stop),
+        read_requests(read_half, queue, peer, shard, &config, &stop, identity),
         write_answers(write_half, answers, peer),
     )
     .await;
@@ -183,10 +204,11 @@ async fn read_requests(
     shard: &Shard,
     config: &Arc<KafkaConfig>,
     stop: &StopWatch,
+    identity: Option<Principal>,
 ) {
     let buffered = BufReader::with_capacity(READ_BUFFER_BYTES, read_half);
     let mut frames = FrameReader::new(buffered, config.max_frame_bytes);
-    let mut session = Session::new(config.sasl.as_ref());
+    let mut session = Session::new(config.sasl.as_ref(), identity);
     // `kafka::start` refuses a timeout outside the range (`KafkaConfig::validate`); the clamp
     // only keeps this function safe on its own.
     let timeouts = Timeouts {

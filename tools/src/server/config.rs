@@ -202,6 +202,7 @@ struct KafkaFile {
 struct KafkaTlsFile {
     cert_path: PathBuf,
     key_path: PathBuf,
+    client_ca_path: Option<PathBuf>,
 }
 
 /// The `[admin]` table.
@@ -328,13 +329,7 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<ServeConfig, ConfigErro
             .map_err(|e| ConfigError::new("grpc", e.to_string()))?;
     }
     kafka.sasl = kafka_sasl(&file, args, &grpc)?;
-    kafka.tls = match &file.kafka.tls {
-        Some(tls) => Some(
-            TlsConfig::load(&tls.cert_path, &tls.key_path)
-                .map_err(|e| ConfigError::new("kafka.tls", e.to_string()))?,
-        ),
-        None => None,
-    };
+    kafka.tls = kafka_tls(&file, &grpc)?;
     let (admin_listen, admin_key) = match (&args.admin_listen, &file.admin.listen) {
         (Some(flag), _) => (flag.clone(), "--admin-listen"),
         (None, Some(from_file)) => (from_file.clone(), "admin.listen"),
@@ -672,6 +667,26 @@ fn kafka_sasl(
     SaslConfig::new(mechanisms, credentials)
         .map(Some)
         .map_err(|e| ConfigError::new(key, e))
+}
+
+/// `[kafka.tls]`: the certificate and key, and with `client_ca_path` client certificates whose
+/// common names name principals of `[[grpc.auth.tokens]]`.
+fn kafka_tls(file: &FileConfig, grpc: &GatewayConfig) -> Result<Option<TlsConfig>, ConfigError> {
+    let Some(tls) = &file.kafka.tls else {
+        return Ok(None);
+    };
+    let loaded = match &tls.client_ca_path {
+        None => TlsConfig::load(&tls.cert_path, &tls.key_path),
+        Some(client_ca) => {
+            let principals = Authenticator::new(grpc.auth.as_ref())
+                .map_err(|e| ConfigError::new("grpc.auth", e.to_string()))?
+                .credentials();
+            TlsConfig::require_client_certs(&tls.cert_path, &tls.key_path, client_ca, principals)
+        }
+    };
+    loaded
+        .map(Some)
+        .map_err(|e| ConfigError::new("kafka.tls", e.to_string()))
 }
 
 /// The Kafka server's limits: the largest frame, the time a body may take, the idle time of a

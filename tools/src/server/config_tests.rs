@@ -318,6 +318,19 @@ fn kafka_tls_names_the_file_it_cannot_use() {
         parse("[kafka.tls]\ncert_path = \"a.pem\"\n").is_err(),
         "key_path is required"
     );
+    // A client CA that cannot be read is named too (it is read before the server's files).
+    let file = parse(
+        "[kafka.tls]\ncert_path = \"a.pem\"\nkey_path = \"a.key\"\n\
+         client_ca_path = \"/nonexistent/clients-ca.pem\"\n",
+    )
+    .unwrap();
+    let err = resolve(file, &ServeArgs::default()).unwrap_err();
+    assert_eq!(err.key, "kafka.tls");
+    assert!(
+        err.message.contains("/nonexistent/clients-ca.pem"),
+        "{}",
+        err.message
+    );
 }
 
 #[test]

@@ -158,9 +158,9 @@ pub(crate) struct Reply<R> {
 }
 
 impl<'a> Session<'a> {
-    /// A new connection's session: open as the anonymous principal without SASL, awaiting the
-    /// handshake with it.
-    pub fn new(config: Option<&'a SaslConfig>) -> Self {
+    /// A new connection's session: awaiting the handshake with SASL; without it open, as the
+    /// principal its client certificate named (`identity`) or else the anonymous principal.
+    pub fn new(config: Option<&'a SaslConfig>, identity: Option<Principal>) -> Self {
         Self {
             config,
             stage: if config.is_some() {
@@ -168,7 +168,7 @@ impl<'a> Session<'a> {
             } else {
                 Stage::Open
             },
-            principal: Principal::anonymous(),
+            principal: identity.unwrap_or_else(Principal::anonymous),
         }
     }
 
@@ -341,14 +341,14 @@ mod tests {
     fn scram_opens_the_connection_without_the_password_crossing() {
         for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512"] {
             let sasl = config();
-            let mut session = Session::new(Some(&sasl));
+            let mut session = Session::new(Some(&sasl), None);
             let reply = scram(&mut session, mechanism, "reader", "r-secret");
             assert_eq!(reply.response.error_code, 0, "{mechanism}");
             assert!(!reply.close);
             assert_eq!(session.principal().name(), "reader");
             for (user, password) in [("reader", "wrong"), ("nobody", "r-secret")] {
                 let sasl = config();
-                let mut session = Session::new(Some(&sasl));
+                let mut session = Session::new(Some(&sasl), None);
                 let reply = scram(&mut session, mechanism, user, password);
                 assert_eq!(
                     reply.response.error_code,
@@ -372,7 +372,7 @@ mod tests {
     #[test]
     fn plain_opens_the_connection_as_the_principal() {
         let sasl = config();
-        let mut session = Session::new(Some(&sasl));
+        let mut session = Session::new(Some(&sasl), None);
         assert!(!session.admits(ApiKey::Produce));
         assert!(session.admits(ApiKey::ApiVersions));
         let reply = session.handshake(&handshake("PLAIN"));
@@ -403,7 +403,7 @@ mod tests {
             b"",
         ] {
             let sasl = config();
-            let mut session = Session::new(Some(&sasl));
+            let mut session = Session::new(Some(&sasl), None);
             session.handshake(&handshake("PLAIN"));
             let reply = session.authenticate(
                 &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::copy_from_slice(token)),
@@ -418,7 +418,7 @@ mod tests {
         }
         // The user's own name as authorization id is the same identity.
         let sasl = config();
-        let mut session = Session::new(Some(&sasl));
+        let mut session = Session::new(Some(&sasl), None);
         session.handshake(&handshake("PLAIN"));
         let reply = session.authenticate(&authenticate(b"reader\0reader\0r-secret"));
         assert_eq!(reply.response.error_code, 0);
@@ -427,7 +427,7 @@ mod tests {
     #[test]
     fn out_of_order_and_unknown_steps_are_refused() {
         let sasl = config();
-        let mut session = Session::new(Some(&sasl));
+        let mut session = Session::new(Some(&sasl), None);
         let reply = session.authenticate(&authenticate(b"\0reader\0r-secret"));
         assert_eq!(
             reply.response.error_code,
@@ -447,7 +447,7 @@ mod tests {
             Arc::new(config().credentials().clone()),
         )
         .unwrap();
-        let mut session = Session::new(Some(&plain_only));
+        let mut session = Session::new(Some(&plain_only), None);
         let reply = session.handshake(&handshake("SCRAM-SHA-256"));
         assert_eq!(
             reply.response.error_code,
@@ -461,7 +461,7 @@ mod tests {
 
     #[test]
     fn without_sasl_the_handshake_is_an_illegal_state_and_all_is_served() {
-        let mut session = Session::new(None);
+        let mut session = Session::new(None, None);
         assert!(session.admits(ApiKey::Produce));
         let reply = session.handshake(&handshake("PLAIN"));
         assert_eq!(
