@@ -20,7 +20,7 @@ use std::time::Duration;
 use clap::Args;
 use rustls::crypto::ring;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 use crate::sasl::SaslLogin;
@@ -36,6 +36,19 @@ pub struct TlsArgs {
     /// connected to (an IP address there is checked as an IP address).
     #[arg(long, global = true, requires = "tls_ca", value_name = "NAME")]
     pub tls_server_name: Option<String>,
+    /// A client certificate (PEM chain) to present, for a listener that asks for one (on
+    /// Spindle: `[kafka.tls] client_ca_path`; its common name is the principal).
+    #[arg(long, global = true, requires_all = ["tls_ca", "tls_key"], env = "SPINDLE_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long,
+        global = true,
+        requires = "tls_cert",
+        env = "SPINDLE_TLS_KEY",
+        value_name = "FILE"
+    )]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl TlsArgs {
@@ -55,11 +68,27 @@ impl TlsArgs {
         if roots.is_empty() {
             return Err(bad(&"no CERTIFICATE block"));
         }
-        let config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        let builder = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+            .with_root_certificates(roots);
+        let config = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                let bad = |flag: &str, path: &PathBuf, e: &dyn std::fmt::Display| {
+                    format!("{flag} {}: {e}", path.display())
+                };
+                let chain = CertificateDer::pem_file_iter(cert)
+                    .map_err(|e| bad("--tls-cert", cert, &e))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| bad("--tls-cert", cert, &e))?;
+                let key =
+                    PrivateKeyDer::from_pem_file(key).map_err(|e| bad("--tls-key", key, &e))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .map_err(|e| bad("--tls-key", cert, &e))?
+            }
+            _ => builder.with_no_client_auth(),
+        };
         Ok(Some(TlsClient {
             config: Arc::new(config),
             server_name: self.tls_server_name.clone(),
@@ -321,6 +350,8 @@ mod tests {
         let args = TlsArgs {
             tls_ca: Some(dir.clone()),
             tls_server_name: None,
+            tls_cert: None,
+            tls_key: None,
         };
         let err = args.client().unwrap_err();
         std::fs::remove_file(&dir).unwrap();
@@ -331,6 +362,8 @@ mod tests {
         let missing = TlsArgs {
             tls_ca: Some("/nonexistent/ca.pem".into()),
             tls_server_name: None,
+            tls_cert: None,
+            tls_key: None,
         };
         assert!(missing
             .client()

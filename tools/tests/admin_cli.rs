@@ -686,3 +686,34 @@ fn admin_commands_reach_a_tls_listener_with_the_ca_they_trust() {
     let stranger_ca = stranger.ca.to_str().unwrap();
     spindle(kafka, &["topic", "list", "--tls-ca", stranger_ca]).fails_with("TLS handshake");
 }
+
+#[test]
+fn admin_commands_present_a_client_certificate_when_the_listener_asks() {
+    let certificates = Certificates::new("admin-mtls");
+    let config = format!(
+        "{}client_ca_path = {:?}\n{}",
+        certificates.kafka_tls_table(),
+        certificates.ca.to_str().unwrap(),
+        spindle_server::PRINCIPALS
+    );
+    let server = Server::start_with_config("admin-mtls", &config, &[]);
+    let kafka = &server.kafka;
+    let ca = certificates.ca.to_str().unwrap();
+    // The certificate's common name, "ops", is a principal with admin rights.
+    let ops = [
+        "--tls-ca",
+        ca,
+        "--tls-cert",
+        certificates.client_cert.to_str().unwrap(),
+        "--tls-key",
+        certificates.client_key.to_str().unwrap(),
+    ];
+    let mut create = vec!["topic", "create", "by-certificate"];
+    create.extend_from_slice(&ops);
+    spindle(kafka, &create).ok();
+    // Without a certificate the handshake fails.
+    spindle(kafka, &["topic", "list", "--tls-ca", ca]).fails_with(kafka);
+    // A key without its certificate is a usage error.
+    let usage = spindle(kafka, &["topic", "list", "--tls-ca", ca, "--tls-key", ca]);
+    assert_eq!(usage.code, 2, "{}", usage.stderr);
+}

@@ -56,6 +56,9 @@ pub struct Certificates {
     pub cert: PathBuf,
     /// The server's private key.
     pub key: PathBuf,
+    /// A client certificate the CA signed for common name `ops`, and its key.
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
 }
 
 impl Certificates {
@@ -76,15 +79,26 @@ impl Certificates {
             .unwrap()
             .signed_by(&key, &ca)
             .unwrap();
+        let client_key = KeyPair::generate().unwrap();
+        let mut client_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        client_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "ops");
+        client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let client_cert = client_params.signed_by(&client_key, &ca).unwrap();
         let certificates = Self {
             ca: dir.join("ca.pem"),
             cert: dir.join("server.pem"),
             key: dir.join("server.key"),
+            client_cert: dir.join("ops.pem"),
+            client_key: dir.join("ops.key"),
             dir,
         };
         std::fs::write(&certificates.ca, ca.pem()).unwrap();
         std::fs::write(&certificates.cert, cert.pem()).unwrap();
         std::fs::write(&certificates.key, key.serialize_pem()).unwrap();
+        std::fs::write(&certificates.client_cert, client_cert.pem()).unwrap();
+        std::fs::write(&certificates.client_key, client_key.serialize_pem()).unwrap();
         certificates
     }
 
