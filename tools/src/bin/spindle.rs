@@ -33,7 +33,7 @@ enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
     #[command(flatten)]
-    Admin(AdminCommand),
+    Admin(Box<AdminCommand>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,7 +50,7 @@ fn main() -> ExitCode {
     match cli.command {
         None => serve(ServeArgs::parse_default()),
         Some(Command::Serve(args)) => serve(*args),
-        Some(Command::Admin(command)) => admin::run(command),
+        Some(Command::Admin(command)) => admin::run(*command),
         Some(Command::Config(ConfigCommand::Check { file })) => match config::check_file(&file) {
             Ok(_) => {
                 println!("{}: ok", file.display());
