@@ -26,21 +26,27 @@ def certs(tmp_path_factory):
     return make_ca_and_cert(tmp_path_factory.mktemp("certs"))
 
 
+def tls_table(certs, client_certs: bool = False) -> str:
+    """The `[kafka.tls]` table serving `certs`, asking clients for certificates the CA signed."""
+    ca, cert, key = certs
+    table = f'[kafka.tls]\ncert_path = "{cert}"\nkey_path = "{key}"\n'
+    return table + (f'client_ca_path = "{ca}"\n' if client_certs else "")
+
+
+def app_principal(topics: str) -> str:
+    return ('[[grpc.auth.tokens]]\nprincipal = "app"\ntoken = "app-secret"\n'
+            f'permissions = [{{ topic = "{topics}", ops = ["admin", "read", "write"] }}]\n')
+
+
 @pytest.fixture(scope="module")
 def tls_spindle(request, tmp_path_factory, certs):
-    _, cert, key = certs
-    config = f'[kafka.tls]\ncert_path = "{cert}"\nkey_path = "{key}"\n'
+    config = tls_table(certs)
     yield from _run(request, Spindle(base=tmp_path_factory.mktemp("kafka-tls"), config_toml=config))
 
 
 @pytest.fixture(scope="module")
 def sasl_ssl_spindle(request, tmp_path_factory, certs):
-    _, cert, key = certs
-    config = (
-        f'[kafka]\nsasl_mechanisms = ["PLAIN"]\n[kafka.tls]\ncert_path = "{cert}"\nkey_path = "{key}"\n'
-        '[[grpc.auth.tokens]]\nprincipal = "app"\ntoken = "app-secret"\n'
-        'permissions = [{ topic = "*", ops = ["admin", "read", "write"] }]\n'
-    )
+    config = '[kafka]\nsasl_mechanisms = ["PLAIN"]\n' + tls_table(certs) + app_principal("*")
     yield from _run(request, Spindle(base=tmp_path_factory.mktemp("kafka-sasl-ssl"), config_toml=config))
 
 
@@ -113,12 +119,7 @@ def test_a_client_that_never_starts_its_handshake_is_closed_after_ten_seconds(tl
 
 @pytest.fixture(scope="module")
 def mtls_spindle(request, tmp_path_factory, certs):
-    ca, cert, key = certs
-    config = (
-        f'[kafka.tls]\ncert_path = "{cert}"\nkey_path = "{key}"\nclient_ca_path = "{ca}"\n'
-        '[[grpc.auth.tokens]]\nprincipal = "app"\ntoken = "app-secret"\n'
-        'permissions = [{ topic = "app.*", ops = ["admin", "read", "write"] }]\n'
-    )
+    config = tls_table(certs, client_certs=True) + app_principal("app.*")
     yield from _run(request, Spindle(base=tmp_path_factory.mktemp("kafka-mtls"), config_toml=config))
 
 

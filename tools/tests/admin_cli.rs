@@ -578,6 +578,16 @@ fn group_delete_offsets_and_delete() {
     .fails_with("unknown group: audit");
 }
 
+/// The topic names of a `topic list --json` answer.
+fn topic_names(listed: &Value) -> Vec<&str> {
+    listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect()
+}
+
 /// Runs `spindle ARGS… --bootstrap ADDR` as `user` with SASL `mechanism`, the password from
 /// the environment.
 fn spindle_as(
@@ -617,12 +627,7 @@ fn admin_commands_authenticate_with_sasl_and_see_what_their_grants_allow() {
             &["topic", "list", "--json"],
         )
         .json();
-        let names: Vec<&str> = listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["name"].as_str().unwrap())
-            .collect();
+        let names = topic_names(&listed);
         assert_eq!(names, ["app.events"], "{mechanism}: {listed}");
         spindle_as(
             kafka,
@@ -673,12 +678,7 @@ fn admin_commands_reach_a_tls_listener_with_the_ca_they_trust() {
         .args(["topic", "list", "--json", "--bootstrap", kafka])
         .env("SPINDLE_TLS_CA", ca))
     .json();
-    let names: Vec<&str> = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = topic_names(&listed);
     assert!(names.contains(&"over-tls"), "{listed}");
     // Without the CA the handshake (or the plaintext ApiVersions) fails, and says where.
     spindle(kafka, &["topic", "list"]).fails_with(kafka);
