@@ -241,3 +241,32 @@ def test_deleted_records_stay_deleted_after_a_restart(fresh_spindle, topic_name)
     cons = clients.consumer(fresh_spindle.bootstrap)
     assert cons.get_watermark_offsets(CTP(topic_name, 0), timeout=10) == (17, 30)
     cons.close()
+
+
+def test_a_group_that_committed_thousands_of_times_resumes_from_its_last_commits(fresh_spindle, topic_name):
+    """Enough commits that the offsets log is cleaned (its live commits rewritten, the old ones
+    dropped: `cleaned the offsets log`), then a SIGKILL: the group's offsets are its last."""
+    partitions = 200
+    bootstrap = fresh_spindle.bootstrap
+    clients.create_topic(bootstrap, topic_name, partitions=partitions)
+    group = f"{topic_name}-group"
+    committer = clients.consumer(bootstrap, group)
+    try:
+        for round_ in range(1, 61):  # 60 commits of 200 offsets: 12,000 records
+            committer.commit(offsets=[CTP(topic_name, p, round_ * 10 + p) for p in range(partitions)],
+                             asynchronous=False)
+    finally:
+        committer.close()
+    deadline = time.monotonic() + 10
+    while "cleaned the offsets log" not in fresh_spindle.log_text():
+        assert time.monotonic() < deadline, "the offsets log was never cleaned"
+        time.sleep(0.1)
+
+    fresh_spindle.restart(signal.SIGKILL)
+
+    reader = clients.consumer(bootstrap, group)
+    try:
+        committed = reader.committed([CTP(topic_name, p) for p in range(partitions)], timeout=clients.OP_TIMEOUT_S)
+    finally:
+        reader.close()
+    assert [tp.offset for tp in committed] == [600 + p for p in range(partitions)]
