@@ -116,3 +116,7 @@ const _: () = assert!(THROTTLE_TIME_MS_MAX > 0 && FETCH_GRANT_FLOOR_BYTES > 0);
 /// Kafka's `offsets.retention.minutes`.
 pub const OFFSETS_RETENTION_DEFAULT: std::time::Duration =
     std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// How often an otherwise idle shard wakes to look for work another thread sent it, in case
+/// the executor missed that thread's wake-up (see `shard::lifecycle::run`).
+pub const WAKE_GUARD_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);

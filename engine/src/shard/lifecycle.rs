@@ -22,7 +22,10 @@ use glommio::{Latency, Shares};
 use crate::admin::MetadataOwner;
 use crate::event::Event;
 use crate::group::GroupCoordinator;
-use crate::limits::{FSYNC_TICK_MAX, FSYNC_TICK_MIN, RETENTION_CHECK_INTERVAL, SERVICE_DRAIN_MAX};
+use crate::limits::{
+    FSYNC_TICK_MAX, FSYNC_TICK_MIN, RETENTION_CHECK_INTERVAL, SERVICE_DRAIN_MAX,
+    WAKE_GUARD_INTERVAL,
+};
 use crate::log_api::SystemClock;
 use crate::metadata::Metadata;
 use crate::shard::mesh::{self, Job, Mesh};
@@ -59,7 +62,29 @@ pub(crate) async fn run(start: ShardStart, ready: std::sync::mpsc::Sender<Result
         tracing::warn!(shard = %id, "engine stopped waiting for the shard");
         return;
     }
-    shard.state().exit.wait_past(exit_seen).await;
+    // Wake at least every `WAKE_GUARD_INTERVAL` until told to exit. glommio 0.9 can miss the
+    // wake-up of a parked executor by another thread (a handle's job), and then sleeps until
+    // something else wakes it; while the shard serves, its timers do, but the shutdown phases
+    // come after the timer tasks ended, and a missed wake-up there would hang the shutdown.
+    // A wake finds any job that arrived meanwhile.
+    let exit = shard.state().exit.wait_past(exit_seen);
+    futures_lite::pin!(exit);
+    loop {
+        let exited = futures_lite::future::or(
+            async {
+                (&mut exit).await;
+                true
+            },
+            async {
+                glommio::timer::sleep(WAKE_GUARD_INTERVAL).await;
+                false
+            },
+        )
+        .await;
+        if exited {
+            break;
+        }
+    }
     tracing::debug!(shard = %id, "shard exits");
 }
 

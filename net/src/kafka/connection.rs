@@ -385,12 +385,13 @@ fn start_request(
     }
     let version = header.request_api_version;
     let correlation_id = header.correlation_id;
+    let started = Instant::now();
     let sasl = |response: ResponseKind, close: bool| {
         sasl_answer(
             shard,
             peer,
             api_key,
-            (version, correlation_id),
+            (version, correlation_id, started),
             &response,
             close,
         )
@@ -447,7 +448,7 @@ fn sasl_answer(
     shard: &Shard,
     peer: SocketAddr,
     api_key: ApiKey,
-    (version, correlation_id): (i16, i32),
+    (version, correlation_id, started): (i16, i32, Instant),
     response: &ResponseKind,
     close: bool,
 ) -> Step {
@@ -456,7 +457,7 @@ fn sasl_answer(
         Ok(answer) => {
             let metrics = shard.metrics();
             metrics.bytes_out.add(answer.len() as u64);
-            metrics.record_kafka_request(api_key as i16, Duration::ZERO, failed);
+            metrics.record_kafka_request(api_key as i16, started.elapsed(), failed);
             let pending = Pending::Ready(Outcome::Answer(answer, None));
             if close {
                 Step::Last(pending)
