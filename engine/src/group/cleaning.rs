@@ -80,6 +80,18 @@ impl GroupCoordinator {
         });
     }
 
+    /// Sets when each of `partitions` is first due, from the live commits replay found, as if a
+    /// cleaning had just kept them (a log replayed whole is not rewritten again at once).
+    pub(super) fn schedule_after_replay(&self, partitions: &[TopicPartition]) {
+        for tp in partitions {
+            let kept = self.live_commits(tp).len() as u64;
+            self.cleaning
+                .borrow_mut()
+                .due_at
+                .insert(tp.partition.0, CLEAN_MIN_RECORDS.max(CLEAN_FACTOR * kept));
+        }
+    }
+
     /// Rewrites the live commits of offsets partition `tp` at its tail and moves its log start
     /// to the first of them (see the module docs).
     async fn clean(&self, shard: &Shard, tp: &TopicPartition) -> Result<()> {

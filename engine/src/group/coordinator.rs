@@ -158,10 +158,12 @@ impl GroupCoordinator {
             .map(|t| t.placement.clone())
             .unwrap_or_default();
         let mut offsets = OffsetStore::default();
+        let mut owned = Vec::new();
         for (p, owner) in placement.iter().enumerate() {
             if *owner == shard.id() {
                 let tp = TopicPartition::new(OFFSETS_TOPIC, p as u32);
                 super::replay::replay(shard, &tp, &mut offsets).await?;
+                owned.push(tp);
             }
         }
         let coordinator = Rc::new(GroupCoordinator::new(
@@ -171,6 +173,7 @@ impl GroupCoordinator {
             INITIAL_REBALANCE_DELAY,
             shard.state().config.offsets_retention,
         ));
+        coordinator.schedule_after_replay(&owned);
         start_timer(shard, Rc::downgrade(&coordinator));
         Ok(coordinator)
     }
