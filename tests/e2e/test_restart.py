@@ -270,3 +270,57 @@ def test_a_group_that_committed_thousands_of_times_resumes_from_its_last_commits
     finally:
         reader.close()
     assert [tp.offset for tp in committed] == [600 + p for p in range(partitions)]
+
+
+def test_acknowledged_commits_survive_kills_while_the_offsets_log_is_cleaned(fresh_spindle, topic_name):
+    """A group commits 50 partitions in a loop (enough that its offsets log is cleaned again and
+    again) while the server is SIGKILLed three times at random moments: after each restart every
+    partition's committed offset is the last acknowledged commit, or the one in flight at the kill."""
+    import threading
+
+    partitions = 50
+    bootstrap = fresh_spindle.bootstrap
+    clients.create_topic(bootstrap, topic_name, partitions=partitions)
+    group = f"{topic_name}-group"
+    rng = random.Random(7)
+    next_round = 1
+    for _ in range(3):
+        acknowledged = [0]
+        stop = threading.Event()
+
+        def commit_rounds(first: int) -> None:
+            committer = clients.consumer(bootstrap, group, {"socket.timeout.ms": 3000})
+            try:
+                round_ = first
+                while not stop.is_set():
+                    try:
+                        committer.commit(offsets=[CTP(topic_name, p, round_) for p in range(partitions)],
+                                         asynchronous=False)
+                    except Exception:  # the server died under the commit
+                        return
+                    acknowledged[0] = round_
+                    round_ += 1
+            finally:
+                committer.close()
+
+        worker = threading.Thread(target=commit_rounds, args=(next_round,))
+        worker.start()
+        time.sleep(rng.uniform(0.5, 1.5))
+        fresh_spindle.restart(signal.SIGKILL)
+        stop.set()
+        worker.join(timeout=30)
+        assert not worker.is_alive()
+        last = acknowledged[0]
+        assert last > next_round, "no commit was acknowledged before the kill"
+        reader = clients.consumer(bootstrap, group)
+        try:
+            committed = reader.committed([CTP(topic_name, p) for p in range(partitions)],
+                                         timeout=clients.OP_TIMEOUT_S)
+        finally:
+            reader.close()
+        for tp in committed:
+            # The commit in flight at the kill may or may not have been stored, and may have been
+            # retried and acknowledged after the restart.
+            assert last <= tp.offset <= last + 1, (tp.partition, tp.offset, last)
+        next_round = max(tp.offset for tp in committed) + 1
+    assert "cleaned the offsets log" in fresh_spindle.log_text()
