@@ -94,13 +94,13 @@ impl GroupCoordinator {
 
     /// Rewrites the live commits of offsets partition `tp` at its tail and moves its log start
     /// to the first of them (see the module docs).
-    async fn clean(&self, shard: &Shard, tp: &TopicPartition) -> Result<()> {
+    pub(super) async fn clean(&self, shard: &Shard, tp: &TopicPartition) -> Result<()> {
         let Ok(_all_writers) = self.write_gate.acquire_permit(WRITE_GATE_UNITS).await else {
             return Ok(()); // the engine is stopping
         };
+        let live = self.live_commits(tp);
         let earliest = shard.list_offset(tp, OffsetSpec::Earliest).await?;
         let old_start = earliest.map_or(0, |(offset, _)| offset.0);
-        let live = self.live_commits(tp);
         let mut new_start = None;
         for chunk in live.chunks(COMMIT_RECORDS_PER_BATCH_MAX) {
             let records = chunk

@@ -404,8 +404,7 @@ fn offsets_of_a_group_without_members_expire_after_the_retention() {
 fn commits_from_many_threads_across_cleanings_replay_to_the_last_ones() {
     // Four threads commit their own partitions with rising offsets while the offsets log passes
     // its cleaning threshold twice; each thread's last acknowledged commit must be what a
-    // restart replays. (The write gate that keeps a commit from landing between a cleaning's
-    // read of the map and its rewrite is not provoked reliably here: the window is narrow.)
+    // restart replays. (The write gate's own race is provoked deterministically below.)
     const THREADS: u32 = 4;
     const PER_THREAD: u32 = 25;
     const ROUNDS: i64 = 250;
@@ -433,5 +432,43 @@ fn commits_from_many_threads_across_cleanings_replay_to_the_last_ones() {
     let engine = start(dir.path());
     let last: Vec<(u32, i64)> = (0..THREADS * PER_THREAD).map(|p| (p, ROUNDS)).collect();
     assert_eq!(fetch(&engine.handle(), "g"), last);
+    engine.shutdown().expect("shutdown");
+}
+
+#[test]
+fn a_cleaning_waits_for_the_commit_in_flight_so_its_rewrite_never_overtakes_it() {
+    let dir = tempfile::tempdir_in(std::env::temp_dir()).expect("temp dir");
+    let group = "g";
+    {
+        let engine = start(dir.path());
+        let handle = engine.handle();
+        block_on(handle.create_topic("t", 1, TopicConfig::default())).expect("create");
+        commit(&handle, group, Committer::Outsider, &[(0, 1)]);
+        let target = handle.group_coordinator(group);
+        block_on(handle.run_on(target, move |shard| async move {
+            let groups = shard.local_groups();
+            let log = groups.offsets_tp(group);
+            // A commit of 2 starts and waits for its append...
+            let in_flight = {
+                let (shard, groups) = (shard.clone(), std::rc::Rc::clone(&groups));
+                glommio::spawn_local(async move {
+                    let commit = OffsetCommit {
+                        group_id: group.to_owned(),
+                        committer: Committer::Outsider,
+                        offsets: vec![(TopicPartition::new("t", 0), offset(2, "meta"))],
+                    };
+                    groups.commit_offsets(&shard, commit).await
+                })
+            };
+            futures_lite::future::yield_now().await;
+            // ...while a cleaning rewrites the live commits: it must see 2, not 1.
+            groups.clean(&shard, &log).await.expect("cleaned");
+            in_flight.await.expect("committed");
+        }))
+        .expect("coordinator shard runs");
+        engine.shutdown().expect("shutdown");
+    }
+    let engine = start(dir.path());
+    assert_eq!(fetch(&engine.handle(), group), vec![(0, 2)]);
     engine.shutdown().expect("shutdown");
 }
