@@ -62,6 +62,25 @@ impl Future for WaitPast<'_> {
     }
 }
 
+/// Waits until `event` resolves or `period` passes, whichever comes first; `true` when the
+/// event did. `event` stays usable for the next wait (a loop that ticks until something ends).
+pub(crate) async fn or_after<F>(event: &mut F, period: std::time::Duration) -> bool
+where
+    F: std::future::Future<Output = ()> + Unpin,
+{
+    futures_lite::future::or(
+        async {
+            event.await;
+            true
+        },
+        async {
+            glommio::timer::sleep(period).await;
+            false
+        },
+    )
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

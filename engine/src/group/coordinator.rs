@@ -559,17 +559,7 @@ fn start_timer(shard: &Shard, coordinator: Weak<GroupCoordinator>) {
     shard.spawn_background(async move {
         let mut stopping = Box::pin(shard_for_task.stopping());
         loop {
-            let stop = futures_lite::future::or(
-                async {
-                    (&mut stopping).await;
-                    true
-                },
-                async {
-                    glommio::timer::sleep(TICK_INTERVAL).await;
-                    false
-                },
-            )
-            .await;
+            let stop = crate::event::or_after(&mut stopping, TICK_INTERVAL).await;
             let Some(coordinator) = coordinator.upgrade() else {
                 break;
             };

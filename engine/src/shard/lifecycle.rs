@@ -69,22 +69,7 @@ pub(crate) async fn run(start: ShardStart, ready: std::sync::mpsc::Sender<Result
     // A wake finds any job that arrived meanwhile.
     let exit = shard.state().exit.wait_past(exit_seen);
     futures_lite::pin!(exit);
-    loop {
-        let exited = futures_lite::future::or(
-            async {
-                (&mut exit).await;
-                true
-            },
-            async {
-                glommio::timer::sleep(WAKE_GUARD_INTERVAL).await;
-                false
-            },
-        )
-        .await;
-        if exited {
-            break;
-        }
-    }
+    while !crate::event::or_after(&mut exit, WAKE_GUARD_INTERVAL).await {}
     tracing::debug!(shard = %id, "shard exits");
 }
 
