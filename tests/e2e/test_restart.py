@@ -305,13 +305,16 @@ def test_acknowledged_commits_survive_kills_while_the_offsets_log_is_cleaned(fre
 
         worker = threading.Thread(target=commit_rounds, args=(next_round,))
         worker.start()
-        time.sleep(rng.uniform(0.5, 1.5))
+        deadline = time.monotonic() + 30
+        while acknowledged[0] < next_round + 3:  # the group is committing: now kill at random
+            assert time.monotonic() < deadline and worker.is_alive(), "the commits did not start"
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 1.0))
         fresh_spindle.restart(signal.SIGKILL)
         stop.set()
         worker.join(timeout=30)
         assert not worker.is_alive()
         last = acknowledged[0]
-        assert last > next_round, "no commit was acknowledged before the kill"
         reader = clients.consumer(bootstrap, group)
         try:
             committed = reader.committed([CTP(topic_name, p) for p in range(partitions)],
