@@ -284,7 +284,7 @@ def test_acknowledged_commits_survive_kills_while_the_offsets_log_is_cleaned(fre
     group = f"{topic_name}-group"
     rng = random.Random(7)
     next_round = 1
-    for _ in range(3):
+    for cycle in range(3):
         acknowledged = [0]
         stop = threading.Event()
 
@@ -306,7 +306,9 @@ def test_acknowledged_commits_survive_kills_while_the_offsets_log_is_cleaned(fre
         worker = threading.Thread(target=commit_rounds, args=(next_round,))
         worker.start()
         deadline = time.monotonic() + 30
-        while acknowledged[0] < next_round + 3:  # the group is committing: now kill at random
+        # The group is committing (the first time, past the 10,000 records that make the offsets
+        # log due for cleaning): now kill at a random moment.
+        while acknowledged[0] < next_round + (250 if cycle == 0 else 3):
             assert time.monotonic() < deadline and worker.is_alive(), "the commits did not start"
             time.sleep(0.01)
         time.sleep(rng.uniform(0.0, 1.0))
