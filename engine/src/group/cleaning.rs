@@ -126,6 +126,7 @@ impl GroupCoordinator {
             },
         };
         shard.move_internal_log_start(tp, new_start).await?;
+        shard.metrics().offsets_cleanings.add(1);
         let kept = live.len() as u64;
         self.cleaning
             .borrow_mut()

@@ -88,6 +88,20 @@ fn fetch(handle: &EngineHandle, group_id: &str) -> Vec<(u32, i64)> {
         .collect()
 }
 
+/// A shard counter summed over the shards.
+fn counted(handle: &EngineHandle, counter: fn(&crate::metrics::ShardMetrics) -> u64) -> u64 {
+    (0..SHARDS)
+        .map(|i| {
+            block_on(
+                handle.run_on(crate::ShardId(i as u32), move |shard| async move {
+                    counter(shard.metrics())
+                }),
+            )
+            .expect("shard runs")
+        })
+        .sum()
+}
+
 fn delete(handle: &EngineHandle, group_id: &str) -> Result<(), GroupError> {
     let ids = vec![group_id.to_owned()];
     let target = handle.group_coordinator(group_id);
@@ -349,6 +363,7 @@ fn a_long_offsets_log_is_cleaned_and_replays_to_the_last_commits() {
         assert!(end - start < 10_000, "{start}..{end}");
         let last: Vec<(u32, i64)> = partitions.iter().map(|p| (*p, 149)).collect();
         assert_eq!(fetch(&handle, "g"), last);
+        assert!(counted(&handle, |m| m.offsets_cleanings.get()) >= 1);
         engine.shutdown().expect("shutdown");
     }
     // A restart replays from the moved start and ends with the same commits.
@@ -392,6 +407,7 @@ fn offsets_of_a_group_without_members_expire_after_the_retention() {
             "expired after {:?}",
             committed.elapsed()
         );
+        assert_eq!(counted(&handle, |m| m.offsets_expired_groups.get()), 1);
         engine.shutdown().expect("shutdown");
     }
     // The expiry wrote tombstones: a restart keeping offsets forever does not bring them back.

@@ -65,10 +65,13 @@ impl GroupCoordinator {
         let expired = self.expired_groups(unix_ms());
         for group in expired {
             match self.delete_group(shard, &group).await {
-                Ok(()) => tracing::info!(
-                    group = %group,
-                    "committed offsets expired: no members and no commit within the offsets retention"
-                ),
+                Ok(()) => {
+                    shard.metrics().offsets_expired_groups.add(1);
+                    tracing::info!(
+                        group = %group,
+                        "committed offsets expired: no members and no commit within the offsets retention"
+                    );
+                }
                 // It rejoined (or was deleted) meanwhile.
                 Err(GroupError::NonEmptyGroup | GroupError::GroupIdNotFound) => {}
                 Err(e) => {

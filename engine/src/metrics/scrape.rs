@@ -61,6 +61,10 @@ pub struct ShardSnapshot {
     pub bytes_copied: u64,
     /// Jobs sent to other shards.
     pub cross_shard_messages: u64,
+    /// Cleanings of the shard's partitions of the offsets log.
+    pub offsets_cleanings: u64,
+    /// Groups whose committed offsets expired.
+    pub offsets_expired_groups: u64,
     /// What the shard's logs counted: syncs and their time, bytes read from caches and disk.
     pub logs: LogCounters,
     /// The partitions this shard owns.
@@ -106,6 +110,8 @@ pub fn snapshot(shard: &Shard) -> ShardSnapshot {
         bytes_appended: metrics.bytes_appended.get(),
         bytes_copied: metrics.bytes_copied.get(),
         cross_shard_messages: metrics.cross_shard_messages.get(),
+        offsets_cleanings: metrics.offsets_cleanings.get(),
+        offsets_expired_groups: metrics.offsets_expired_groups.get(),
         logs,
         partitions,
         group_offsets: group_offsets(shard),
@@ -200,7 +206,7 @@ impl Scrape {
     /// One sample per shard of each of its plain counters and gauges.
     fn render_shard_counters(&self, e: &mut Exposition) {
         type Pick = fn(&ShardSnapshot) -> u64;
-        let families: [(&str, &str, Kind, Pick); 9] = [
+        let families: [(&str, &str, Kind, Pick); 11] = [
             (
                 "spindle_kafka_bytes_received_total",
                 "Kafka request bytes read.",
@@ -242,6 +248,18 @@ impl Scrape {
                 "Jobs this shard sent to other shards.",
                 Kind::Counter,
                 |s| s.cross_shard_messages,
+            ),
+            (
+                "spindle_offsets_log_cleanings_total",
+                "Cleanings of the shard's partitions of __consumer_offsets (live commits rewritten, log start moved).",
+                Kind::Counter,
+                |s| s.offsets_cleanings,
+            ),
+            (
+                "spindle_group_offsets_expired_total",
+                "Groups whose committed offsets expired (no members, nothing committed within the offsets retention).",
+                Kind::Counter,
+                |s| s.offsets_expired_groups,
             ),
             (
                 "spindle_fsyncs_total",

@@ -69,6 +69,10 @@ pub struct ShardMetrics {
     pub bytes_copied: Counter,
     /// Jobs this shard sent to another shard.
     pub cross_shard_messages: Counter,
+    /// Cleanings of this shard's partitions of the offsets log.
+    pub offsets_cleanings: Counter,
+    /// Groups whose committed offsets this shard's coordinator expired.
+    pub offsets_expired_groups: Counter,
     /// What this shard's logs counted, as of the last scrape.
     logs: Cell<LogCounters>,
     /// Each open log's counters when they were last added to `logs`.
