@@ -1,5 +1,6 @@
 //! The byte stream under the admin commands' and `spindle-bench kafka`'s Kafka connections:
-//! plain TCP, or TLS (rustls) when a CA to trust is given ([`TlsArgs`]).
+//! plain TCP, or TLS (rustls) when a CA to trust is given, presenting a client certificate when
+//! one is given too ([`TlsArgs`]).
 //!
 //! Both clients are synchronous: a [`Stream`] is a blocking socket with [`Read`] and [`Write`].
 //! The load generator's producers also [`Stream::split`] theirs into a writing and a reading
@@ -13,7 +14,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, TcpStream, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -60,32 +61,16 @@ impl TlsArgs {
         let Some(ca) = &self.tls_ca else {
             return Ok(None);
         };
-        let bad = |e: &dyn std::fmt::Display| format!("--tls-ca {}: {e}", ca.display());
-        let mut roots = RootCertStore::empty();
-        for cert in CertificateDer::pem_file_iter(ca).map_err(|e| bad(&e))? {
-            roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
-        }
-        if roots.is_empty() {
-            return Err(bad(&"no CERTIFICATE block"));
-        }
         let builder = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS: {e}"))?
-            .with_root_certificates(roots);
+            .with_root_certificates(trusted_roots(ca)?);
         let config = match (&self.tls_cert, &self.tls_key) {
             (Some(cert), Some(key)) => {
-                let bad = |flag: &str, path: &PathBuf, e: &dyn std::fmt::Display| {
-                    format!("{flag} {}: {e}", path.display())
-                };
-                let chain = CertificateDer::pem_file_iter(cert)
-                    .map_err(|e| bad("--tls-cert", cert, &e))?
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| bad("--tls-cert", cert, &e))?;
-                let key =
-                    PrivateKeyDer::from_pem_file(key).map_err(|e| bad("--tls-key", key, &e))?;
+                let (chain, key) = client_identity(cert, key)?;
                 builder
                     .with_client_auth_cert(chain, key)
-                    .map_err(|e| bad("--tls-key", cert, &e))?
+                    .map_err(|e| format!("--tls-key {}: {e}", cert.display()))?
             }
             _ => builder.with_no_client_auth(),
         };
@@ -94,6 +79,36 @@ impl TlsArgs {
             server_name: self.tls_server_name.clone(),
         }))
     }
+}
+
+/// The CA certificates of the PEM file `ca` (`--tls-ca`), at least one.
+fn trusted_roots(ca: &Path) -> Result<RootCertStore, String> {
+    let bad = |e: &dyn std::fmt::Display| format!("--tls-ca {}: {e}", ca.display());
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| bad(&e))? {
+        roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+    }
+    if roots.is_empty() {
+        return Err(bad(&"no CERTIFICATE block"));
+    }
+    Ok(roots)
+}
+
+/// The client certificate chain of `cert` (`--tls-cert`) and its private key `key`
+/// (`--tls-key`).
+fn client_identity(
+    cert: &Path,
+    key: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let bad = |flag: &str, path: &Path, e: &dyn std::fmt::Display| {
+        format!("{flag} {}: {e}", path.display())
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| bad("--tls-cert", cert, &e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad("--tls-cert", cert, &e))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| bad("--tls-key", key, &e))?;
+    Ok((chain, key))
 }
 
 /// How a client reaches the brokers: over TLS or not, logged in with SASL or not.
