@@ -1,5 +1,6 @@
-// kafkajs over TLS (`[kafka.tls]`), with SASL/PLAIN inside it (Kafka's SASL_SSL). The
-// certificates are made at test time with the openssl CLI; without it the test is skipped.
+// kafkajs over TLS (`[kafka.tls]`), with SASL/PLAIN inside it (Kafka's SASL_SSL), and with a
+// client certificate naming the principal (`client_ca_path`). The certificates are made at test
+// time with the openssl CLI; without it the tests are skipped.
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -37,8 +38,19 @@ function makeCerts() {
   return { ca: path.join(dir, 'ca.pem'), cert: path.join(dir, 'server.pem'), key: path.join(dir, 'server.key') };
 }
 
+/** A client certificate for common name `name`, signed by the CA of `makeCerts`' dir. */
+function makeClientCert(dir, name) {
+  const run = (...args) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+  run('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.csr`);
+  writeFileSync(path.join(dir, `${name}.ext`), 'extendedKeyUsage=clientAuth\n');
+  run('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1',
+    '-extfile', `${name}.ext`, '-out', `${name}.pem`);
+  return { cert: path.join(dir, `${name}.pem`), key: path.join(dir, `${name}.key`) };
+}
+
 const skip = hasOpenssl() ? false : 'needs the openssl CLI';
 let server;
+let mtlsServer;
 let certs;
 
 before(async () => {
@@ -57,12 +69,25 @@ principal = "app"
 token = "app-secret"
 permissions = [{ topic = "*", ops = ["admin", "read", "write"] }]
 `);
+  mtlsServer = await Spindle.start(`
+[kafka.tls]
+cert_path = "${certs.cert}"
+key_path = "${certs.key}"
+client_ca_path = "${certs.ca}"
+
+[[grpc.auth.tokens]]
+principal = "app"
+token = "app-secret"
+permissions = [{ topic = "app.*", ops = ["admin", "read", "write"] }]
+`);
 });
 
 after(async () => {
-  const status = await server?.stop();
-  if (status && status.code !== 0) {
-    throw new Error(`spindle exited ${JSON.stringify(status)} on SIGTERM; log tail:\n${server.logTail()}`);
+  for (const node of [server, mtlsServer]) {
+    const status = await node?.stop();
+    if (status && status.code !== 0) {
+      throw new Error(`spindle exited ${JSON.stringify(status)} on SIGTERM; log tail:\n${node.logTail()}`);
+    }
   }
 });
 
@@ -118,4 +143,42 @@ test('a client that does not trust the certificate is refused', { timeout: TEST_
   const producer = client(true).producer();
   await assert.rejects(producer.connect());
   await producer.disconnect();
+});
+
+test('a client certificate names the principal, whose grants apply', { timeout: TEST_TIMEOUT_MS, skip }, async () => {
+  const app = makeClientCert(path.dirname(certs.ca), 'app');
+  const kafka = new Kafka({
+    clientId: 'spindle-node-mtls',
+    brokers: [mtlsServer.bootstrap],
+    logLevel: logLevel.NOTHING,
+    connectionTimeout: 3_000,
+    requestTimeout: 10_000,
+    retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 500 },
+    ssl: { ca: [readFileSync(certs.ca, 'utf8')], cert: readFileSync(app.cert, 'utf8'), key: readFileSync(app.key, 'utf8') },
+  });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const topic = `app.${randomUUID().slice(0, 8)}`;
+    assert.equal(await admin.createTopics({ topics: [{ topic }], waitForLeaders: true }), true);
+    assert.ok((await admin.listTopics()).includes(topic));
+    // Outside its grants the same principal is refused.
+    await assert.rejects(
+      admin.createTopics({ topics: [{ topic: `other.${randomUUID().slice(0, 8)}` }] }),
+      (e) => e.errors?.some((inner) => inner.type === 'TOPIC_AUTHORIZATION_FAILED'),
+    );
+  } finally {
+    await admin.disconnect();
+  }
+  // Without a certificate the handshake fails.
+  const anonymous = new Kafka({
+    clientId: 'spindle-node-mtls',
+    brokers: [mtlsServer.bootstrap],
+    logLevel: logLevel.NOTHING,
+    connectionTimeout: 3_000,
+    retry: { retries: 0 },
+    ssl: { ca: [readFileSync(certs.ca, 'utf8')] },
+  }).admin();
+  await assert.rejects(anonymous.connect());
+  await anonymous.disconnect();
 });
