@@ -221,6 +221,18 @@ impl Credentials {
             .find(|p| p.name() == name)
     }
 
+    /// The principal a verified client certificate (DER) names: the one called as its
+    /// subject's common name (CN), as Kafka names `User:CN=…`.
+    ///
+    /// # Errors
+    /// A message for a certificate that does not parse, has no common name, or names no
+    /// principal.
+    pub fn by_certificate(&self, der: &[u8]) -> Result<&Principal, String> {
+        let name = common_name(der)?;
+        self.by_name(&name)
+            .ok_or_else(|| format!("client certificate CN={name} names no principal"))
+    }
+
     /// Every secret and the principal it identifies, in configuration order (for deriving
     /// other forms of the secrets, such as SCRAM's salted keys).
     pub fn entries(&self) -> impl Iterator<Item = (&[u8], &Principal)> {
@@ -233,6 +245,22 @@ impl Credentials {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+}
+
+/// The common name of a certificate's subject (DER).
+///
+/// # Errors
+/// A message for a certificate that does not parse or has no common name.
+pub fn common_name(der: &[u8]) -> Result<String, String> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| format!("client certificate does not parse: {e}"))?;
+    let name = parsed
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .ok_or_else(|| format!("client certificate {} has no common name", parsed.subject()))?;
+    Ok(name.to_owned())
 }
 
 /// Compares without stopping at the first difference (the lengths may still differ in time).

@@ -124,7 +124,18 @@ impl Authenticator {
             .metadata()
             .get("authorization")
             .map(|value| value.as_bytes());
-        let principal = self.authenticate(header)?;
+        let certificate = request
+            .peer_certs()
+            .and_then(|certs| certs.first().map(|c| c.as_ref().to_vec()));
+        let principal = match (header, certificate, &self.credentials) {
+            // A client certificate (`client_ca_path`) names the principal of a call that
+            // brings no token.
+            (None, Some(der), Some(credentials)) => credentials
+                .by_certificate(&der)
+                .cloned()
+                .map_err(Status::unauthenticated)?,
+            _ => self.authenticate(header)?,
+        };
         request.extensions_mut().insert(principal);
         Ok(request)
     }

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::{Router, TcpIncoming};
-use tonic::transport::{Identity, Server, ServerTlsConfig};
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
@@ -265,5 +265,9 @@ fn load_tls(config: &TlsConfig) -> Result<ServerTlsConfig, GatewayError> {
     };
     let cert = read(&config.cert_path)?;
     let key = read(&config.key_path)?;
-    Ok(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
+    let tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+    Ok(match &config.client_ca_path {
+        Some(ca) => tls.client_ca_root(Certificate::from_pem(read(ca)?)),
+        None => tls,
+    })
 }

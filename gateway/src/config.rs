@@ -99,6 +99,11 @@ pub struct TlsConfig {
     pub cert_path: PathBuf,
     /// PEM private key of the leaf certificate.
     pub key_path: PathBuf,
+    /// PEM CA certificates whose client certificates are required (absent: none asked for).
+    /// A call without a bearer token then runs as the principal its certificate's common name
+    /// names.
+    #[serde(default)]
+    pub client_ca_path: Option<PathBuf>,
 }
 
 /// `[grpc.auth]`: the tokens the gateway accepts.

@@ -125,20 +125,13 @@ impl ClientAuth {
     /// # Errors
     /// A message for a certificate without a common name, or one that names no principal.
     pub(crate) fn principal_of(&self, cert: &CertificateDer<'_>) -> Result<Principal, String> {
-        let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
-            .map_err(|e| format!("client certificate does not parse: {e}"))?;
-        let name = parsed
-            .subject()
-            .iter_common_name()
-            .next()
-            .and_then(|cn| cn.as_str().ok())
-            .ok_or_else(|| format!("client certificate {} has no common name", parsed.subject()))?;
         match &self.principals {
-            None => Ok(Principal::anonymous()),
-            Some(principals) => principals
-                .by_name(name)
-                .cloned()
-                .ok_or_else(|| format!("client certificate CN={name} names no principal")),
+            None => {
+                // Still a certificate with a subject: refuse what Kafka would not map.
+                spindle_engine::access::common_name(cert.as_ref())?;
+                Ok(Principal::anonymous())
+            }
+            Some(principals) => principals.by_certificate(cert.as_ref()).cloned(),
         }
     }
 }
