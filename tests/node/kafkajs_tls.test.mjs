@@ -56,30 +56,22 @@ let certs;
 before(async () => {
   if (skip) return;
   certs = makeCerts();
-  server = await Spindle.start(`
-[kafka]
-sasl_mechanisms = ["PLAIN"]
-
+  // The listener's TLS table (asking for client certificates or not), and the principal "app"
+  // with every operation on `topics`.
+  const tls = (clientCerts) => `
 [kafka.tls]
 cert_path = "${certs.cert}"
 key_path = "${certs.key}"
-
+${clientCerts ? `client_ca_path = "${certs.ca}"` : ''}
+`;
+  const app = (topics) => `
 [[grpc.auth.tokens]]
 principal = "app"
 token = "app-secret"
-permissions = [{ topic = "*", ops = ["admin", "read", "write"] }]
-`);
-  mtlsServer = await Spindle.start(`
-[kafka.tls]
-cert_path = "${certs.cert}"
-key_path = "${certs.key}"
-client_ca_path = "${certs.ca}"
-
-[[grpc.auth.tokens]]
-principal = "app"
-token = "app-secret"
-permissions = [{ topic = "app.*", ops = ["admin", "read", "write"] }]
-`);
+permissions = [{ topic = "${topics}", ops = ["admin", "read", "write"] }]
+`;
+  server = await Spindle.start(`[kafka]\nsasl_mechanisms = ["PLAIN"]\n${tls(false)}${app('*')}`);
+  mtlsServer = await Spindle.start(`${tls(true)}${app('app.*')}`);
 });
 
 after(async () => {
