@@ -48,6 +48,16 @@ pub(super) struct CleaningSchedule {
     running: bool,
 }
 
+impl CleaningSchedule {
+    /// Notes that `partition`'s log now holds `kept` live commits (just rewritten, or just
+    /// replayed): it is next due at [`CLEAN_FACTOR`] times that, and at least
+    /// [`CLEAN_MIN_RECORDS`].
+    fn kept(&mut self, partition: u32, kept: u64) {
+        self.due_at
+            .insert(partition, CLEAN_MIN_RECORDS.max(CLEAN_FACTOR * kept));
+    }
+}
+
 impl GroupCoordinator {
     /// After a write to offsets partition `tp` that left its log as `outcome` says: starts
     /// cleaning the partition in the background if it is due and none is running.
@@ -70,10 +80,10 @@ impl GroupCoordinator {
             }
             schedule.running = true;
         }
-        let (shard, tp) = (shard.clone(), tp.clone());
-        shard.clone().spawn_background(async move {
-            let coordinator = shard.local_groups();
-            if let Err(e) = coordinator.clean(&shard, &tp).await {
+        let (task_shard, tp) = (shard.clone(), tp.clone());
+        shard.spawn_background(async move {
+            let coordinator = task_shard.local_groups();
+            if let Err(e) = coordinator.clean(&task_shard, &tp).await {
                 tracing::warn!(partition = %tp, error = %e, "cleaning the offsets log failed; it is tried again after the next commit");
             }
             coordinator.cleaning.borrow_mut().running = false;
@@ -85,10 +95,7 @@ impl GroupCoordinator {
     pub(super) fn schedule_after_replay(&self, partitions: &[TopicPartition]) {
         for tp in partitions {
             let kept = self.live_commits(tp).len() as u64;
-            self.cleaning
-                .borrow_mut()
-                .due_at
-                .insert(tp.partition.0, CLEAN_MIN_RECORDS.max(CLEAN_FACTOR * kept));
+            self.cleaning.borrow_mut().kept(tp.partition.0, kept);
         }
     }
 
@@ -128,10 +135,7 @@ impl GroupCoordinator {
         shard.move_internal_log_start(tp, new_start).await?;
         shard.metrics().offsets_cleanings.add(1);
         let kept = live.len() as u64;
-        self.cleaning
-            .borrow_mut()
-            .due_at
-            .insert(tp.partition.0, CLEAN_MIN_RECORDS.max(CLEAN_FACTOR * kept));
+        self.cleaning.borrow_mut().kept(tp.partition.0, kept);
         tracing::info!(
             partition = %tp,
             commits_kept = kept,

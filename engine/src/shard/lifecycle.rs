@@ -160,10 +160,9 @@ async fn sleep_unless_stopping(shard: &Shard, period: std::time::Duration) -> bo
     if state.stopped.get() {
         return true;
     }
-    futures_lite::future::or(state.stopping.wait_past(seen), async {
-        glommio::timer::Timer::new(period).await;
-    })
-    .await;
+    let stopping = state.stopping.wait_past(seen);
+    futures_lite::pin!(stopping);
+    crate::event::or_after(&mut stopping, period).await;
     state.stopped.get()
 }
 
@@ -214,10 +213,9 @@ pub(crate) async fn drain(shard: &Shard) {
             break;
         }
         let seen = state.tasks.idle().generation();
-        futures_lite::future::or(state.tasks.idle().wait_past(seen), async {
-            glommio::timer::Timer::new(deadline - now).await;
-        })
-        .await;
+        let idle = state.tasks.idle().wait_past(seen);
+        futures_lite::pin!(idle);
+        crate::event::or_after(&mut idle, deadline - now).await;
     }
 }
 
