@@ -124,14 +124,13 @@ impl Authenticator {
             .metadata()
             .get("authorization")
             .map(|value| value.as_bytes());
-        let certificate = request
-            .peer_certs()
-            .and_then(|certs| certs.first().map(|c| c.as_ref().to_vec()));
-        let principal = match (header, certificate, &self.credentials) {
+        let certificates = request.peer_certs();
+        let leaf = certificates.as_deref().and_then(|chain| chain.first());
+        let principal = match (header, leaf, &self.credentials) {
             // A client certificate (`client_ca_path`) names the principal of a call that
             // brings no token.
-            (None, Some(der), Some(credentials)) => credentials
-                .by_certificate(&der)
+            (None, Some(leaf), Some(credentials)) => credentials
+                .by_certificate(leaf.as_ref())
                 .cloned()
                 .map_err(Status::unauthenticated)?,
             _ => self.authenticate(header)?,

@@ -123,14 +123,11 @@ pub(crate) async fn serve(
             match accepted {
                 None => {}
                 Some(Ok(stream)) => {
-                    let identity = client_auth.map(|auth| {
-                        let (_, session) = stream.get_ref();
-                        match session.peer_certificates().and_then(|certs| certs.first()) {
-                            Some(cert) => auth.principal_of(cert),
-                            None => Err("no client certificate".to_owned()),
-                        }
-                    });
-                    match identity.transpose() {
+                    let (_, session) = stream.get_ref();
+                    let identity = client_auth
+                        .map(|auth| auth.principal_of_peer(session.peer_certificates()))
+                        .transpose();
+                    match identity {
                         Ok(identity) => {
                             serve_stream(stream, peer, &shard, config, stop, identity).await;
                         }

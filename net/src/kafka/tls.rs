@@ -119,6 +119,21 @@ impl TlsConfig {
 }
 
 impl ClientAuth {
+    /// The principal of a connection whose handshake verified `peer` (the client's chain, leaf
+    /// first), as [`ClientAuth::principal_of`] its leaf.
+    ///
+    /// # Errors
+    /// As [`ClientAuth::principal_of`], and for a connection that presented no certificate.
+    pub(crate) fn principal_of_peer(
+        &self,
+        peer: Option<&[CertificateDer<'_>]>,
+    ) -> Result<Principal, String> {
+        match peer.and_then(<[_]>::first) {
+            Some(leaf) => self.principal_of(leaf),
+            None => Err("no client certificate".to_owned()),
+        }
+    }
+
     /// The principal the verified client certificate `cert` names: the principal called as its
     /// subject's common name, or the anonymous principal when no principal is configured.
     ///

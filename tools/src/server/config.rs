@@ -652,21 +652,27 @@ fn kafka_sasl(
         .map(|name| SaslMechanism::parse(name))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ConfigError::new(key, e))?;
-    let credentials = Authenticator::new(grpc.auth.as_ref())
-        .map_err(|e| ConfigError::new("grpc.auth", e.to_string()))?
-        .credentials()
-        .filter(|c| !c.is_empty())
-        .ok_or_else(|| {
-            ConfigError::new(
-                key,
-                "needs [[grpc.auth.tokens]]: SASL user names and passwords are their principals \
+    let credentials = principals(grpc)?.filter(|c| !c.is_empty()).ok_or_else(|| {
+        ConfigError::new(
+            key,
+            "needs [[grpc.auth.tokens]]: SASL user names and passwords are their principals \
                  and tokens"
-                    .to_owned(),
-            )
-        })?;
+                .to_owned(),
+        )
+    })?;
     SaslConfig::new(mechanisms, credentials)
         .map(Some)
         .map_err(|e| ConfigError::new(key, e))
+}
+
+/// The principals of `[[grpc.auth.tokens]]`, which also name Kafka clients (by SASL login or
+/// client certificate); `None` without `[grpc.auth]`.
+fn principals(
+    grpc: &GatewayConfig,
+) -> Result<Option<std::sync::Arc<spindle_engine::access::Credentials>>, ConfigError> {
+    Authenticator::new(grpc.auth.as_ref())
+        .map(|auth| auth.credentials())
+        .map_err(|e| ConfigError::new("grpc.auth", e.to_string()))
 }
 
 /// `[kafka.tls]`: the certificate and key, and with `client_ca_path` client certificates whose
@@ -678,9 +684,7 @@ fn kafka_tls(file: &FileConfig, grpc: &GatewayConfig) -> Result<Option<TlsConfig
     let loaded = match &tls.client_ca_path {
         None => TlsConfig::load(&tls.cert_path, &tls.key_path),
         Some(client_ca) => {
-            let principals = Authenticator::new(grpc.auth.as_ref())
-                .map_err(|e| ConfigError::new("grpc.auth", e.to_string()))?
-                .credentials();
+            let principals = principals(grpc)?;
             TlsConfig::require_client_certs(&tls.cert_path, &tls.key_path, client_ca, principals)
         }
     };
