@@ -366,3 +366,33 @@ fn grpc_calls_are_counted_by_method() {
         vec![1.0]
     );
 }
+
+#[test]
+fn sasl_answers_are_counted_with_the_time_they_took() {
+    use spindle_tools::sasl::{SaslLogin, SaslMechanism};
+    use spindle_tools::transport::Security;
+
+    let server = Server::start_sasl("metrics-sasl", "SCRAM-SHA-256");
+    let login = SaslLogin {
+        mechanism: SaslMechanism::ScramSha256,
+        username: "app".to_owned(),
+        password: "app-token".to_owned(),
+    };
+    let security = Security {
+        tls: None,
+        login: Some(login),
+    };
+    Client::connect_as(&server.kafka, security).expect("logs in with SCRAM");
+    let (status, text) = server.get("/metrics");
+    assert_eq!(status, 200);
+    let sasl = [("api", "SaslAuthenticate")];
+    // SCRAM takes two SaslAuthenticate round trips, each answered by the connection's reader.
+    assert!(
+        sum(&text, "spindle_kafka_requests_total", &sasl) >= 2.0,
+        "{text}"
+    );
+    assert!(
+        sum(&text, "spindle_kafka_request_duration_seconds_sum", &sasl) > 0.0,
+        "{text}"
+    );
+}

@@ -110,6 +110,19 @@ mod tests {
     }
 
     #[test]
+    fn fetch_stops_at_v11_whatever_the_broker_offers() {
+        let v = Versions::negotiate(&broker(&[
+            (ApiKey::Produce, 3, 11),
+            (ApiKey::Fetch, 4, 16),
+            (ApiKey::Metadata, 0, 12),
+            (ApiKey::CreateTopics, 0, 7),
+            (ApiKey::ListOffsets, 0, 9),
+        ]))
+        .expect("negotiates");
+        assert_eq!(v.fetch, 11);
+    }
+
+    #[test]
     fn refuses_a_broker_without_a_common_version() {
         let too_old = broker(&[
             (ApiKey::Produce, 0, 2),
