@@ -197,13 +197,36 @@ fn flags_win_over_the_environment() {
 
 #[test]
 fn a_gateway_that_cannot_start_stops_the_node_with_the_cause() {
+    let certificates = spindle_server::Certificates::new("gateway-refused");
+    let good = format!(
+        "cert_path = {:?}\nkey_path = {:?}\n",
+        certificates.cert.to_str().unwrap(),
+        certificates.key.to_str().unwrap()
+    );
+    for (tls, file) in [
+        (
+            "cert_path = \"/nonexistent/server.pem\"\nkey_path = \"/nonexistent/server.key\"\n"
+                .to_owned(),
+            "server.pem",
+        ),
+        (
+            format!("{good}client_ca_path = \"/nonexistent/clients-ca.pem\"\n"),
+            "clients-ca.pem",
+        ),
+    ] {
+        let stderr = refused_gateway(&format!(
+            "[grpc]\nlisten = \"127.0.0.1:0\"\n[grpc.tls]\n{tls}"
+        ));
+        assert!(stderr.contains("gRPC gateway"), "cause not named: {stderr}");
+        assert!(stderr.contains(file), "file not named: {stderr}");
+    }
+}
+
+/// Starts a node configured by `toml`, whose gateway must refuse to start; its stderr.
+fn refused_gateway(toml: &str) -> String {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let config = dir.path().join("spindle.toml");
-    std::fs::write(
-        &config,
-        "[grpc]\nlisten = \"127.0.0.1:0\"\n[grpc.tls]\ncert_path = \"/nonexistent/server.pem\"\nkey_path = \"/nonexistent/server.key\"\n",
-    )
-    .unwrap();
+    std::fs::write(&config, toml).unwrap();
     let out = spindle()
         .args([
             "serve",
@@ -220,9 +243,7 @@ fn a_gateway_that_cannot_start_stops_the_node_with_the_cause() {
         .arg(&config)
         .output()
         .unwrap();
-    let stderr = refused_start(&out, "despite the bad TLS files");
-    assert!(stderr.contains("gRPC gateway"), "cause not named: {stderr}");
-    assert!(stderr.contains("server.pem"), "file not named: {stderr}");
+    refused_start(&out, "despite the bad TLS files")
 }
 
 #[test]
