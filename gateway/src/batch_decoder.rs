@@ -10,7 +10,7 @@
 //! delta + 1, and the records themselves when uncompressed), but not what a compressed batch
 //! expands to nor the offsets its records claim, and the gateway runs in the shards' process.
 //! So:
-//! - decompression goes through [`crate::decompressor`], which stops at
+//! - decompression goes through [`spindle_log::batch::codec`], which stops at
 //!   [`DECOMPRESSED_BATCH_BYTES_MAX`]; a batch past it, or declaring more than
 //!   [`RECORDS_PER_BATCH_MAX`] records, ends the subscription with RESOURCE_EXHAUSTED naming the
 //!   batch's offsets, from after which a client can subscribe again;
@@ -31,7 +31,7 @@ use bytes::Bytes;
 use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
 use tonic::Status;
 
-use crate::decompressor::{self, DecompressError};
+use spindle_log::batch::codec::{self as decompressor, DecompressError};
 use crate::limits::{
     DECODED_RECORD_OVERHEAD_BYTES, DECOMPRESSED_BATCH_BYTES_MAX, RECORDS_PER_BATCH_MAX,
     RECORD_BYTES_MIN,

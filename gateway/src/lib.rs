@@ -14,7 +14,7 @@
 //! | engine errors as gRPC statuses | `status.rs` |
 //! | produce, subscribe, admin | `service/` |
 //! | decoding stored Kafka batches | `batch_decoder.rs` |
-//! | decompressing them, bounded | `decompressor.rs` |
+//! | decompressing them, bounded | `spindle_log::batch::codec` |
 //! | committed offsets through the group coordinator | `committed_offsets.rs` |
 //! | subscribers as consumer group members | `group_member.rs` |
 //! | their subscriptions and assignments in Kafka's format | `spindle_engine::group::consumer_protocol` |
@@ -30,7 +30,6 @@ mod bridge;
 mod call_metrics;
 mod committed_offsets;
 mod config;
-mod decompressor;
 mod error;
 mod gauges;
 mod group_member;

@@ -44,7 +44,7 @@ pub use crate::clock::{Clock, SystemClock};
 pub use crate::config::{FsyncPolicy, LogConfig};
 pub use crate::error::LogError;
 pub use crate::io::{prepare_thread_io, remove_in_background};
-pub use crate::log::{AppendInfo, IoStats, Log, RetentionOutcome};
+pub use crate::log::{AppendInfo, Cleanable, CompactionOutcome, IoStats, Log, RetentionOutcome};
 pub use crate::offset::Offset;
 #[doc(hidden)]
 pub use crate::segment::SegmentIndex;

@@ -68,3 +68,7 @@ const _: () = assert!(PREALLOCATE_STEP_BYTES % (WRITE_CHUNK_BYTES as u64) == 0);
 const _: () = assert!(TAIL_CACHE_BYTES_MAX >= BATCH_BYTES_MAX / 2);
 const _: () = assert!(SEGMENT_BYTES_MAX > SEGMENT_BYTES_DEFAULT);
 const _: () = assert!(GATHER_GAP_MAX.as_nanos() <= GATHER_WAIT_MAX.as_nanos());
+
+/// Memory a compaction pass's key map may take before it stops mapping more segments (it maps
+/// at least one whole segment).
+pub const KEY_MAP_BYTES_MAX: usize = 64 << 20;

@@ -29,6 +29,14 @@ impl Offset {
     }
 }
 
+impl Offset {
+    /// The offset of a stored batch header's field, which the log checked is not negative
+    /// (a negative one reads as 0).
+    pub(crate) fn from_stored(v: i64) -> Offset {
+        Offset(u64::try_from(v).unwrap_or(0))
+    }
+}
+
 impl fmt::Display for Offset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)

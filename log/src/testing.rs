@@ -1,10 +1,13 @@
 //! Building valid Kafka v2 record batches for tests and benches.
 //!
 //! The engine builds batches for embedded users with kafka-protocol's encoder; tests and benches
-//! need something smaller and exact: uncompressed batches of N records of M bytes with a correct
-//! CRC-32C, whose timestamps they choose.
+//! need something smaller and exact: batches of N records of M bytes (or of chosen keys and
+//! values, compressed if asked) with a correct CRC-32C, whose timestamps they choose.
 
 use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::records::Compression;
+
+use crate::batch::codec;
 
 use crate::limits::{BATCH_CRC_START, BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD_BYTES};
 
@@ -16,7 +19,9 @@ pub struct BatchBuilder {
     producer_id: i64,
     producer_epoch: i16,
     base_sequence: i32,
-    values: Vec<Vec<u8>>,
+    compression: Compression,
+    /// Each record's key and value (`None`: null).
+    records: Vec<(Option<Vec<u8>>, Option<Vec<u8>>)>,
 }
 
 impl BatchBuilder {
@@ -28,7 +33,8 @@ impl BatchBuilder {
             producer_id: -1,
             producer_epoch: -1,
             base_sequence: -1,
-            values: Vec::new(),
+            compression: Compression::None,
+            records: Vec::new(),
         }
     }
 
@@ -48,10 +54,25 @@ impl BatchBuilder {
         self
     }
 
+    /// Compresses the records with `compression`.
+    #[must_use]
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
     /// Adds a record with a null key and this value.
     #[must_use]
     pub fn record(mut self, value: &[u8]) -> Self {
-        self.values.push(value.to_vec());
+        self.records.push((None, Some(value.to_vec())));
+        self
+    }
+
+    /// Adds a record with this key and value (`None`: null; a null value is a tombstone).
+    #[must_use]
+    pub fn keyed(mut self, key: Option<&[u8]>, value: Option<&[u8]>) -> Self {
+        self.records
+            .push((key.map(<[u8]>::to_vec), value.map(<[u8]>::to_vec)));
         self
     }
 
@@ -59,8 +80,8 @@ impl BatchBuilder {
     #[must_use]
     pub fn records(mut self, count: usize, value_bytes: usize) -> Self {
         for i in 0..count {
-            self.values
-                .push((0..value_bytes).map(|j| (i + j) as u8).collect());
+            self.records
+                .push((None, Some((0..value_bytes).map(|j| (i + j) as u8).collect())));
         }
         self
     }
@@ -70,18 +91,37 @@ impl BatchBuilder {
     /// # Panics
     /// Panics on an empty builder: a batch holds at least one record.
     pub fn build(&self) -> Bytes {
-        assert!(!self.values.is_empty(), "a batch needs at least one record");
-        let mut buf = BytesMut::with_capacity(
-            BATCH_HEADER_BYTES + self.values.iter().map(|v| v.len() + 16).sum::<usize>(),
-        );
-        let count = self.values.len();
+        assert!(!self.records.is_empty(), "a batch needs at least one record");
+        let count = self.records.len();
         let max_ts = self.base_timestamp + self.timestamp_step_ms * (count as i64 - 1);
+        let mut section = Vec::new();
+        let mut record = Vec::new();
+        for (i, (key, value)) in self.records.iter().enumerate() {
+            record.clear();
+            record.push(0); // attributes
+            put_varlong(&mut record, self.timestamp_step_ms * i as i64);
+            put_varlong(&mut record, i as i64);
+            for field in [key, value] {
+                match field {
+                    Some(bytes) => {
+                        put_varlong(&mut record, bytes.len() as i64);
+                        record.extend_from_slice(bytes);
+                    }
+                    None => put_varlong(&mut record, -1),
+                }
+            }
+            put_varlong(&mut record, 0); // no headers
+            put_varlong(&mut section, record.len() as i64);
+            section.extend_from_slice(&record);
+        }
+        let section = codec::compress(&section, self.compression).expect("compressible");
+        let mut buf = BytesMut::with_capacity(BATCH_HEADER_BYTES + section.len());
         buf.put_i64(0); // base offset
         buf.put_i32(0); // batch length, patched below
         buf.put_i32(-1); // partition leader epoch
         buf.put_i8(2); // magic
         buf.put_u32(0); // crc, patched below
-        buf.put_i16(0); // attributes
+        buf.put_i16(self.compression as i16); // attributes: the codec
         buf.put_i32(count as i32 - 1);
         buf.put_i64(self.base_timestamp);
         buf.put_i64(max_ts.max(self.base_timestamp));
@@ -89,27 +129,29 @@ impl BatchBuilder {
         buf.put_i16(self.producer_epoch);
         buf.put_i32(self.base_sequence);
         buf.put_i32(count as i32);
-        let mut record = Vec::new();
-        for (i, value) in self.values.iter().enumerate() {
-            record.clear();
-            record.push(0); // attributes
-            put_varlong(&mut record, self.timestamp_step_ms * i as i64);
-            put_varlong(&mut record, i as i64);
-            put_varlong(&mut record, -1); // null key
-            put_varlong(&mut record, value.len() as i64);
-            record.extend_from_slice(value);
-            put_varlong(&mut record, 0); // no headers
-            let mut len = Vec::with_capacity(5);
-            put_varlong(&mut len, record.len() as i64);
-            buf.put_slice(&len);
-            buf.put_slice(&record);
-        }
+        buf.put_slice(&section);
         let batch_length = (buf.len() - BATCH_LOG_OVERHEAD_BYTES) as i32;
         buf[8..12].copy_from_slice(&batch_length.to_be_bytes());
         let crc = crc32c::crc32c(&buf[BATCH_CRC_START..]);
         buf[17..21].copy_from_slice(&crc.to_be_bytes());
         buf.freeze()
     }
+}
+
+/// A batch at `base_offset` of records with these keys and values (`None`: null), compressed
+/// with `compression`, all with timestamp 0.
+pub fn keyed_batch(
+    base_offset: i64,
+    records: &[(Option<&[u8]>, Option<&[u8]>)],
+    compression: Compression,
+) -> Vec<u8> {
+    let builder = records
+        .iter()
+        .fold(BatchBuilder::new(0), |b, &(k, v)| b.keyed(k, v))
+        .compression(compression);
+    let mut batch = builder.build().to_vec();
+    batch[..8].copy_from_slice(&base_offset.to_be_bytes());
+    batch
 }
 
 /// Writes `v` as a zigzag varint.

@@ -146,6 +146,27 @@ impl BatchHeader {
     }
 }
 
+impl BatchHeader {
+    /// Views the first 61 bytes of a buffer known to hold a whole header, to change it.
+    pub(crate) fn parse_mut(bytes: &mut [u8]) -> &mut BatchHeader {
+        BatchHeader::mut_from_prefix(bytes)
+            .map(|(h, _)| h)
+            .expect("a batch buffer holds its header")
+    }
+    pub(crate) fn set_batch_length(&mut self, length: i32) {
+        self.batch_length.set(length);
+    }
+    pub(crate) fn set_crc(&mut self, crc: u32) {
+        self.crc.set(crc);
+    }
+    pub(crate) fn set_last_offset_delta(&mut self, delta: i32) {
+        self.last_offset_delta.set(delta);
+    }
+    pub(crate) fn set_records_count(&mut self, count: i32) {
+        self.records_count.set(count);
+    }
+}
+
 /// Mutable access for the log, which rewrites the offset and epoch (outside the CRC).
 pub(crate) fn rewrite_base(bytes: &mut [u8], base_offset: i64, leader_epoch: i32) {
     let (header, _) =

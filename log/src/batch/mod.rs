@@ -5,6 +5,8 @@
 //! stays valid). `header` gives a typed zero-copy view of the header, [`validate`] decides what
 //! a good batch is, and [`batches`] splits a `records` blob into its batches.
 
+pub mod clean;
+pub mod codec;
 mod header;
 mod record;
 mod validate;
@@ -14,7 +16,7 @@ use bytes::Bytes;
 pub(crate) use header::rewrite_base;
 pub use header::BatchHeader;
 pub(crate) use record::Records;
-pub use validate::{frame, validate, BatchDefect};
+pub use validate::{frame, validate, validate_stored, BatchDefect};
 
 use crate::error::LogError;
 

@@ -119,13 +119,37 @@ pub fn frame(bytes: &[u8]) -> Result<(&BatchHeader, usize), BatchDefect> {
     Ok((header, total))
 }
 
-/// Fully validates the batch at the front of `bytes`: framing, magic 2, CRC-32C over bytes
-/// 21..end, records count = last offset delta + 1, and for uncompressed batches that the records
-/// fill the batch exactly and number `records_count`. Returns the header and total size.
+/// Fully validates the batch at the front of `bytes` as a producer sent it: framing, magic 2,
+/// CRC-32C over bytes 21..end, records count = last offset delta + 1, and for uncompressed
+/// batches that the records fill the batch exactly and number `records_count`. Returns the
+/// header and total size.
 ///
 /// # Errors
 /// The first [`BatchDefect`] found.
 pub fn validate(bytes: &[u8]) -> Result<(&BatchHeader, usize), BatchDefect> {
+    check(bytes, Origin::Producer)
+}
+
+/// Validates a batch as stored: as [`validate`], except that a batch the cleaner rewrote keeps
+/// its offset range (base offset and last offset delta) with fewer records in it, or none, so
+/// the records count may be anything from 0 to last offset delta + 1.
+///
+/// # Errors
+/// The first [`BatchDefect`] found.
+pub fn validate_stored(bytes: &[u8]) -> Result<(&BatchHeader, usize), BatchDefect> {
+    check(bytes, Origin::Stored)
+}
+
+/// Where a batch being checked comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// From a producer: every offset of its range holds a record.
+    Producer,
+    /// From a segment, possibly rewritten by the cleaner.
+    Stored,
+}
+
+fn check(bytes: &[u8], origin: Origin) -> Result<(&BatchHeader, usize), BatchDefect> {
     let (header, total) = frame(bytes)?;
     if header.magic() != 2 {
         return Err(BatchDefect::BadMagic {
@@ -141,7 +165,11 @@ pub fn validate(bytes: &[u8]) -> Result<(&BatchHeader, usize), BatchDefect> {
     }
     let declared = header.records_count();
     let by_delta = i64::from(header.last_offset_delta()) + 1;
-    if declared < 1 || i64::from(declared) != by_delta {
+    let count_fits = match origin {
+        Origin::Producer => declared >= 1 && i64::from(declared) == by_delta,
+        Origin::Stored => declared >= 0 && by_delta >= 1 && i64::from(declared) <= by_delta,
+    };
+    if !count_fits {
         return Err(BatchDefect::RecordsCount {
             declared,
             found: by_delta,

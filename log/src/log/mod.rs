@@ -12,11 +12,14 @@
 //! see `group_commit`). Rolls, truncation, retention and close hold `write_lock`, which waits
 //! for the round on its way and keeps new ones from starting.
 
+mod compact;
 mod group_commit;
 mod maintenance;
 mod read;
 mod start_offset;
 mod write;
+
+pub use compact::{Cleanable, CompactionOutcome};
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -128,6 +131,9 @@ struct State {
     /// The last durable round's batch count and duration, which the next one's gathering goes
     /// by (see `group_commit`).
     last_durable_round: Option<(usize, std::time::Duration)>,
+    /// Sealed segments ending at or below this offset were cleaned by the last compaction pass
+    /// (see `compact`); since an open, none.
+    cleaned_to: Offset,
 }
 
 /// A retired segment file kept for a roll to write over.
@@ -215,6 +221,7 @@ impl Log {
                     .collect(),
                 rolls_since_retention: 0,
                 last_durable_round: None,
+                cleaned_to: Offset(0),
             }),
             write_lock: Semaphore::new(1),
             progress: Rc::default(),

@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use glommio::io::{DmaFile, ReadResult};
 
-use crate::batch::{validate, BatchDefect, BatchHeader};
+use crate::batch::{validate_stored, BatchDefect, BatchHeader};
 use crate::error::{IoContext, LogError};
 use crate::limits::{
     BATCH_BYTES_MAX, BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD_BYTES, READ_WINDOW_BYTES,
@@ -138,7 +138,7 @@ impl BatchCursor {
         let want = total.min(usize::try_from(remaining).unwrap_or(usize::MAX));
         let available = self.ensure(want).await?;
         let slice = &self.window_slice()[..available.min(total)];
-        let header: BatchHeader = match validate(slice) {
+        let header: BatchHeader = match validate_stored(slice) {
             Ok((h, _)) => *h,
             Err(reason) => return Ok(self.damaged(reason)),
         };

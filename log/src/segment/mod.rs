@@ -58,6 +58,17 @@ pub(crate) fn time_index_path(dir: &Path, base: Offset) -> PathBuf {
 /// never read again: it is kept as a spare for a later roll to write over, or deleted.
 pub(crate) const RETIRED_SUFFIX: &str = ".retired";
 
+/// Suffix of the file compaction rewrites a segment into before that file replaces it; recovery
+/// deletes such a file (a rewrite a crash interrupted).
+pub(crate) const CLEANING_SUFFIX: &str = ".cleaning";
+
+/// The path the segment whose log file is `log` is rewritten into.
+pub(crate) fn cleaning_path(log: &Path) -> PathBuf {
+    let mut name = log.as_os_str().to_owned();
+    name.push(CLEANING_SUFFIX);
+    PathBuf::from(name)
+}
+
 /// How long retiring a segment waits for reads still holding its file.
 const READS_GRACE: Duration = Duration::from_secs(10);
 /// How often it checks whether those reads are done.

@@ -23,7 +23,7 @@ use crate::limits::{LONG_READ_WINDOW_BYTES, SCAN_PROGRESS_BYTES, SPARE_SEGMENTS_
 use crate::offset::Offset;
 use crate::segment::{
     index_path, log_path, time_index_path, within_offset_span, Appender, BatchCursor, Segment,
-    SegmentIndex, Step, WrittenBatch, RETIRED_SUFFIX,
+    SegmentIndex, Step, WrittenBatch, CLEANING_SUFFIX, RETIRED_SUFFIX,
 };
 
 /// Segments found in a directory, the last one open for writing.
@@ -46,6 +46,7 @@ pub(crate) async fn recover(
     config: &LogConfig,
     clock: &dyn Clock,
 ) -> Result<Recovered, LogError> {
+    remove_interrupted_rewrites(dir).await?;
     let spares = adopt_retired(dir).await?;
     let bases = list_bases(dir)?;
     let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
@@ -93,6 +94,24 @@ pub(crate) async fn recover(
         spares,
         producer_batches,
     })
+}
+
+/// Deletes the files compaction was rewriting segments into when the process stopped: the
+/// segments they were to replace are still in place.
+async fn remove_interrupted_rewrites(dir: &Path) -> Result<(), LogError> {
+    let entries = std::fs::read_dir(dir).context(|| format!("listing {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.context(|| format!("listing {}", dir.display()))?;
+        let interrupted = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.ends_with(CLEANING_SUFFIX));
+        if interrupted {
+            tracing::info!(file = %entry.path().display(), "deleting an interrupted compaction rewrite");
+            io::remove_if_exists(&entry.path()).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Keeps up to [`SPARE_SEGMENTS_MAX`] of the segment files that retention had retired as spares,

@@ -1,11 +1,12 @@
-//! Decompression of a stored batch's records with a bound on what it produces.
+//! The codecs of stored batches: bounded decompression, and compression for the cleaner.
 //!
 //! The log bounds a batch by its stored size, which for a compressed batch says little about
-//! what it expands to: a megabyte of zstd can hold tens of gigabytes of zeros, and the log never
-//! decompresses what it stores. `kafka_protocol`'s own codecs decompress into an unbounded
-//! buffer, so the gateway, which shares its process with the shards, decompresses here instead:
-//! every codec stops with [`DecompressError::TooLarge`] as soon as its output would pass the
-//! limit it is given, without allocating for the excess.
+//! what it expands to: a megabyte of zstd can hold tens of gigabytes of zeros. `kafka_protocol`'s
+//! own codecs decompress into an unbounded buffer, so the cleaner and the gRPC gateway, which
+//! share their process with the shards, decompress here instead: every codec stops with
+//! [`DecompressError::TooLarge`] as soon as its output would pass the limit it is given, without
+//! allocating for the excess. Compressing (the cleaner rewrites a batch it removed records from
+//! with the batch's own codec) goes through `kafka_protocol`'s compressors, as clients write.
 //!
 //! The codecs read what Kafka producers write, as `kafka_protocol`'s do: gzip (concatenated
 //! members too, as Java's `GZIPInputStream` reads them), snappy in the xerial framing of the Java
@@ -16,7 +17,8 @@
 
 use std::io::Read;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 use kafka_protocol::records::Compression;
 
 /// Why a batch's records could not be decompressed.
@@ -75,6 +77,29 @@ pub fn decompress(
             read_to_limit(decoder, "zstd", limit_bytes)
         }
         Compression::Snappy => snappy(records, limit_bytes),
+    }
+}
+
+/// Compresses an uncompressed records section with `compression`, as Kafka clients do.
+///
+/// # Errors
+/// The codec's error (none is expected for in-memory input).
+pub fn compress(records: &[u8], compression: Compression) -> Result<Bytes, String> {
+    fn with<C: Compressor<BytesMut, BufMut = BytesMut>>(data: &[u8]) -> Result<Bytes, String> {
+        let mut out = BytesMut::new();
+        C::compress(&mut out, |buf| {
+            buf.extend_from_slice(data);
+            Ok(())
+        })
+        .map_err(|e| format!("{e:#}"))?;
+        Ok(out.freeze())
+    }
+    match compression {
+        Compression::None => Ok(Bytes::copy_from_slice(records)),
+        Compression::Gzip => with::<Gzip>(records),
+        Compression::Snappy => with::<Snappy>(records),
+        Compression::Lz4 => with::<Lz4>(records),
+        Compression::Zstd => with::<Zstd>(records),
     }
 }
 
@@ -155,8 +180,6 @@ fn snappy(records: &[u8], limit_bytes: usize) -> Result<Bytes, DecompressError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::BytesMut;
-    use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
     const CODECS: [Compression; 4] = [
         Compression::Gzip,
@@ -165,24 +188,9 @@ mod tests {
         Compression::Zstd,
     ];
 
-    /// `data` compressed as Kafka clients do, by `kafka_protocol`'s own compressors.
+    /// `data` compressed as Kafka clients do.
     fn compressed(compression: Compression, data: &[u8]) -> Bytes {
-        fn with<C: Compressor<BytesMut, BufMut = BytesMut>>(data: &[u8]) -> Bytes {
-            let mut out = BytesMut::new();
-            C::compress(&mut out, |buf| {
-                buf.extend_from_slice(data);
-                Ok(())
-            })
-            .unwrap();
-            out.freeze()
-        }
-        match compression {
-            Compression::None => Bytes::copy_from_slice(data),
-            Compression::Gzip => with::<Gzip>(data),
-            Compression::Snappy => with::<Snappy>(data),
-            Compression::Lz4 => with::<Lz4>(data),
-            Compression::Zstd => with::<Zstd>(data),
-        }
+        compress(data, compression).unwrap()
     }
 
     fn sample(len: usize) -> Vec<u8> {

@@ -1,0 +1,435 @@
+//! Compaction: keeping only the last record of each key in the sealed segments.
+//!
+//! A pass works as Kafka's cleaner does. It maps each key to its latest offset over the *dirty*
+//! sealed segments (those written since the last pass), as far as [`KEY_MAP_BYTES_MAX`] allows
+//! but at least one segment, then rewrites every sealed segment below the map's end, oldest
+//! first, without the records a later record of the same key supersedes, and without tombstones
+//! (a key with a null value) whose batch is older than the delete retention. Records without a
+//! key stay. The active segment is never touched, so the latest records of a partition are all
+//! there to read, and the offsets a consumer holds stay meaningful: a record keeps its offset.
+//!
+//! A rewritten batch keeps its offset range (see `batch::clean`). Batches emptied entirely go,
+//! and the kept batch before them grows its last offset delta to cover their offsets; where no
+//! kept batch precedes them in the segment, one batch without records covers them. So the
+//! segment's batches still follow one another offset after offset, which recovery and reads
+//! check, and its base and end do not move.
+//!
+//! A segment is rewritten into `<base>.log.cleaning`, synced, and renamed over the segment under
+//! the write lock, if it is still in the log as it was (retention or a truncation may have taken
+//! it meanwhile); its index is rebuilt from the batches written. A crash leaves the old segment
+//! or the new one, and recovery deletes a `.cleaning` file. Reads that started on the old file
+//! finish on it (it stays open until they drop it); the tail cache forgets the batches below
+//! the rewritten segment's end, so later reads see the rewrite. A segment from which nothing goes is left
+//! as it is.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use futures_lite::AsyncWriteExt;
+use glommio::io::{DmaFile, DmaStreamWriter, DmaStreamWriterBuilder, OpenOptions};
+
+use super::Log;
+use crate::batch::clean::{self, Cleaned, KeyedRecord};
+use crate::batch::BatchHeader;
+use crate::error::{IoContext, LogError};
+use crate::io;
+use crate::limits::{KEY_MAP_BYTES_MAX, LONG_READ_WINDOW_BYTES, WRITE_CHUNK_BYTES};
+use crate::offset::Offset;
+use crate::segment::{cleaning_path, BatchCursor, Segment, WrittenBatch, NO_TIMESTAMP};
+
+/// Bytes a key-map entry costs beyond its key (the key's allocation, the offset, the table).
+const KEY_ENTRY_OVERHEAD_BYTES: usize = 48;
+
+/// What a compaction pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactionOutcome {
+    /// Sealed segments read to map keys.
+    pub segments_mapped: u32,
+    /// Segments rewritten (those from which records went).
+    pub segments_rewritten: u32,
+    /// Records removed.
+    pub records_removed: u64,
+    /// Bytes of the rewritten segments before and after.
+    pub bytes_before: u64,
+    /// See `bytes_before`.
+    pub bytes_after: u64,
+}
+
+/// How much of the sealed segments a pass would clean.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cleanable {
+    /// Bytes of sealed segments written since the last pass (all of them after an open).
+    pub dirty_bytes: u64,
+    /// Bytes of all sealed segments.
+    pub sealed_bytes: u64,
+}
+
+/// A sealed segment as a pass found it.
+struct Sealed {
+    base: Offset,
+    next: Offset,
+    size: u64,
+    file: Rc<DmaFile>,
+    path: PathBuf,
+}
+
+impl Sealed {
+    fn cursor(&self) -> BatchCursor {
+        BatchCursor::new(
+            self.file.clone(),
+            self.path.clone(),
+            0,
+            self.base,
+            self.size,
+            LONG_READ_WINDOW_BYTES,
+        )
+    }
+}
+
+/// Each key's latest offset over the mapped segments.
+#[derive(Default)]
+struct KeyMap {
+    latest: HashMap<Vec<u8>, i64>,
+    bytes: usize,
+}
+
+impl KeyMap {
+    fn insert(&mut self, key: &[u8], offset: i64) {
+        match self.latest.get_mut(key) {
+            Some(latest) => *latest = offset,
+            None => {
+                self.bytes += key.len() + KEY_ENTRY_OVERHEAD_BYTES;
+                self.latest.insert(key.to_vec(), offset);
+            }
+        }
+    }
+
+    /// Whether a record stays: no later record of its key is mapped, and it is not a tombstone
+    /// whose batch is older than `tombstone_horizon_ms`.
+    fn keeps(&self, record: &KeyedRecord<'_>, batch_max_timestamp: i64, horizon_ms: i64) -> bool {
+        let Some(key) = record.key else {
+            return true;
+        };
+        if self.latest.get(key).is_some_and(|&latest| record.offset < latest) {
+            return false;
+        }
+        !(record.tombstone && batch_max_timestamp < horizon_ms)
+    }
+}
+
+impl Log {
+    /// The sealed segments' bytes, and how many of them were written since the last pass.
+    pub fn cleanable(&self) -> Cleanable {
+        let st = self.state.borrow();
+        let sealed = &st.segments[..st.segments.len() - 1];
+        Cleanable {
+            dirty_bytes: sealed
+                .iter()
+                .filter(|s| s.next > st.cleaned_to)
+                .map(|s| s.size)
+                .sum(),
+            sealed_bytes: sealed.iter().map(|s| s.size).sum(),
+        }
+    }
+
+    /// Runs one compaction pass (see the module documentation); tombstones go once their batch
+    /// is older than `delete_retention_ms`.
+    ///
+    /// # Errors
+    /// [`LogError::Io`] if a segment cannot be read or its rewrite written, synced or renamed;
+    /// [`LogError::Corrupt`] if a sealed batch no longer checks; [`LogError::Closed`].
+    pub async fn compact(&self, delete_retention_ms: u64) -> Result<CompactionOutcome, LogError> {
+        let horizon_ms = self
+            .clock
+            .now_ms()
+            .saturating_sub(i64::try_from(delete_retention_ms).unwrap_or(i64::MAX));
+        let (sealed, dirty_from) = {
+            let st = self.state.borrow();
+            if st.closed {
+                return Err(self.closed_error());
+            }
+            let sealed: Vec<Sealed> = st.segments[..st.segments.len() - 1]
+                .iter()
+                .map(|s| Sealed {
+                    base: s.base,
+                    next: s.next,
+                    size: s.size,
+                    file: s.file.clone(),
+                    path: s.path.clone(),
+                })
+                .collect();
+            (sealed, st.cleaned_to)
+        };
+        let mut outcome = CompactionOutcome::default();
+        let mut map = KeyMap::default();
+        let mut map_end = None;
+        for segment in sealed.iter().filter(|s| s.next > dirty_from) {
+            if map_end.is_some() && map.bytes >= KEY_MAP_BYTES_MAX {
+                break;
+            }
+            let mut cursor = segment.cursor();
+            while let Some(b) = cursor.next_checked().await? {
+                let mapped = clean::for_each_record(cursor.bytes(&b), |r| {
+                    if let Some(key) = r.key {
+                        map.insert(key, r.offset);
+                    }
+                });
+                if let Err(e) = mapped {
+                    // Its records stay, and supersede nothing: the pass keeps more, never less.
+                    tracing::warn!(file = %segment.path.display(), offset = %b.base, error = %e,
+                        "compaction: a batch's keys cannot be read; it is kept as it is");
+                }
+            }
+            map_end = Some(segment.next);
+            outcome.segments_mapped += 1;
+        }
+        let Some(map_end) = map_end else {
+            return Ok(outcome);
+        };
+        for segment in sealed.iter().filter(|s| s.base < map_end) {
+            let keep = |r: &KeyedRecord<'_>, max_ts: i64| map.keeps(r, max_ts, horizon_ms);
+            let Some(rewrite) = self.rewrite(segment, &keep).await? else {
+                continue;
+            };
+            let (before, after, removed) = (segment.size, rewrite.segment.size, rewrite.removed);
+            if self.replace(segment, rewrite).await? {
+                outcome.segments_rewritten += 1;
+                outcome.records_removed += removed;
+                outcome.bytes_before += before;
+                outcome.bytes_after += after;
+            }
+        }
+        let mut st = self.state.borrow_mut();
+        st.cleaned_to = st.cleaned_to.max(map_end);
+        Ok(outcome)
+    }
+
+    /// Writes `segment` without the records `keep` refuses into its `.cleaning` file; `None`
+    /// (and no file) when every record stays.
+    async fn rewrite(
+        &self,
+        segment: &Sealed,
+        keep: &dyn Fn(&KeyedRecord<'_>, i64) -> bool,
+    ) -> Result<Option<Rewrite>, LogError> {
+        let path = cleaning_path(&segment.path);
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .dma_open(&path)
+            .await
+            .context(|| format!("creating {}", path.display()))?;
+        let mut out = Output {
+            writer: DmaStreamWriterBuilder::new(file)
+                .with_buffer_size(WRITE_CHUNK_BYTES)
+                .build(),
+            path,
+            segment: Segment::empty(segment.base, segment.file.clone(), segment.path.clone()),
+            index_interval_bytes: self.config().index_interval_bytes,
+            pending: None,
+            covered_to: segment.base.to_kafka(),
+            emptied: None,
+        };
+        let mut changed = false;
+        let mut removed = 0u64;
+        let mut cursor = segment.cursor();
+        while let Some(b) = cursor.next_checked().await? {
+            let bytes = cursor.bytes(&b);
+            let header = *BatchHeader::parse(bytes)?;
+            let cleaned = clean::clean_batch(bytes, |r| keep(r, header.max_timestamp()));
+            let kept = match cleaned {
+                Ok(Cleaned::Unchanged) => bytes.to_vec(),
+                Ok(Cleaned::Rewritten(rewritten)) => {
+                    let now = BatchHeader::parse(&rewritten)?.records_count();
+                    removed += u64::try_from(header.records_count() - now).unwrap_or(0);
+                    changed = true;
+                    rewritten
+                }
+                Ok(Cleaned::Emptied) => {
+                    removed += u64::try_from(header.records_count()).unwrap_or(0);
+                    changed = true;
+                    out.note_emptied(&header);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(file = %segment.path.display(), offset = %b.base, error = %e,
+                        "compaction: a batch's records cannot be read; it is kept as it is");
+                    bytes.to_vec()
+                }
+            };
+            out.keep(kept, header.base_offset(), header.last_offset()).await?;
+        }
+        if !changed {
+            out.abandon().await;
+            return Ok(None);
+        }
+        let path = out.path.clone();
+        let cleaned = out.finish(segment.next.to_kafka() - 1).await?;
+        Ok(Some(Rewrite {
+            path,
+            segment: cleaned,
+            removed,
+        }))
+    }
+
+    /// Puts a rewrite in place of `segment` if the log still holds it as it was; returns whether
+    /// it did (otherwise the rewrite is deleted).
+    async fn replace(&self, segment: &Sealed, rewrite: Rewrite) -> Result<bool, LogError> {
+        let Rewrite {
+            path,
+            segment: mut cleaned,
+            ..
+        } = rewrite;
+        let still_there = |st: &super::State| {
+            st.segments[..st.segments.len() - 1]
+                .iter()
+                .position(|s| s.base == segment.base && Rc::ptr_eq(&s.file, &segment.file))
+        };
+        let permit = match self.lock().await {
+            Ok(permit) => permit,
+            Err(e) => {
+                io::remove_if_exists(&path).await?;
+                return Err(e);
+            }
+        };
+        if still_there(&self.state.borrow()).is_none() {
+            drop(permit);
+            io::remove_if_exists(&path).await?;
+            return Ok(false);
+        }
+        glommio::io::rename(&path, &segment.path)
+            .await
+            .context(|| format!("renaming {} over {}", path.display(), segment.path.display()))?;
+        io::sync_dir_async(&self.dir).await?;
+        cleaned.file = Rc::new(io::open_ro(&segment.path).await?);
+        let indexes = cleaned.encoded_indexes(&self.dir);
+        {
+            let mut st = self.state.borrow_mut();
+            let i = still_there(&st).expect("the write lock keeps the segment in the log");
+            cleaned.first_write_ms = st.segments[i].first_write_ms;
+            // Reads of these offsets go to the rewritten file from now on, not to what the tail
+            // cache still holds of them.
+            st.tail.drop_before(cleaned.next);
+            st.segments[i] = cleaned;
+        }
+        drop(permit);
+        // Recovery rebuilds indexes that do not describe their segment, so these need no sync.
+        crate::segment::write_index_files(indexes, false).await?;
+        Ok(true)
+    }
+}
+
+/// A segment rewritten into its `.cleaning` file.
+struct Rewrite {
+    path: PathBuf,
+    /// The segment as rewritten (its `file` is still the old one's until it replaces it).
+    segment: Segment,
+    removed: u64,
+}
+
+/// Where a segment is being rewritten.
+struct Output {
+    writer: DmaStreamWriter,
+    path: PathBuf,
+    /// Accounts the batches written, and builds the index.
+    segment: Segment,
+    index_interval_bytes: u32,
+    /// The last kept batch, held back so that it can still grow over emptied batches after it.
+    pending: Option<Vec<u8>>,
+    /// The offset after those the written and pending batches cover.
+    covered_to: i64,
+    /// Of the emptied batches since then: the largest max timestamp and the first's leader epoch.
+    emptied: Option<(i64, i32)>,
+}
+
+impl Output {
+    fn note_emptied(&mut self, header: &BatchHeader) {
+        let (max_ts, epoch) = self
+            .emptied
+            .unwrap_or((NO_TIMESTAMP, header.partition_leader_epoch()));
+        self.emptied = Some((max_ts.max(header.max_timestamp()), epoch));
+    }
+
+    /// Takes a kept batch covering `base ..= last`.
+    async fn keep(&mut self, batch: Vec<u8>, base: i64, last: i64) -> Result<(), LogError> {
+        self.cover_to(base - 1).await?;
+        if let Some(previous) = self.pending.replace(batch) {
+            self.write(&previous).await?;
+        }
+        self.covered_to = last + 1;
+        Ok(())
+    }
+
+    /// Makes the batches written cover every offset up to `last`: the pending batch grows over
+    /// them, or batches without records stand for them.
+    async fn cover_to(&mut self, last: i64) -> Result<(), LogError> {
+        if last < self.covered_to {
+            return Ok(());
+        }
+        let (max_ts, epoch) = self.emptied.take().unwrap_or((NO_TIMESTAMP, -1));
+        if let Some(pending) = &mut self.pending {
+            let base = BatchHeader::parse(pending)?.base_offset();
+            if let Ok(delta) = i32::try_from(last - base) {
+                clean::extend_last_offset(pending, delta);
+                self.covered_to = last + 1;
+                return Ok(());
+            }
+        }
+        if let Some(previous) = self.pending.take() {
+            self.write(&previous).await?;
+        }
+        while self.covered_to <= last {
+            let span = (last - self.covered_to).min(i64::from(i32::MAX));
+            let delta = i32::try_from(span).unwrap_or(i32::MAX);
+            let empty = clean::empty_batch(self.covered_to, delta, max_ts, epoch);
+            self.write(&empty).await?;
+            self.covered_to += span + 1;
+        }
+        Ok(())
+    }
+
+    async fn write(&mut self, batch: &[u8]) -> Result<(), LogError> {
+        let header = BatchHeader::parse(batch)?;
+        let written = WrittenBatch {
+            position: self.segment.size,
+            len: batch.len(),
+            base: Offset::from_stored(header.base_offset()),
+            last: Offset::from_stored(header.last_offset()),
+            max_timestamp: header.max_timestamp(),
+        };
+        self.writer
+            .write_all(batch)
+            .await
+            .context(|| format!("writing {}", self.path.display()))?;
+        self.segment
+            .record_batch(&written, self.index_interval_bytes);
+        Ok(())
+    }
+
+    /// Writes what is held back, covering the segment's offsets up to `last`, and syncs the
+    /// file; returns the segment as written.
+    async fn finish(mut self, last: i64) -> Result<Segment, LogError> {
+        self.cover_to(last).await?;
+        if let Some(previous) = self.pending.take() {
+            self.write(&previous).await?;
+        }
+        // Closing syncs the file and truncates it to the bytes written.
+        self.writer
+            .close()
+            .await
+            .context(|| format!("closing {}", self.path.display()))?;
+        Ok(self.segment)
+    }
+
+    /// Drops the rewrite and its file.
+    async fn abandon(mut self) {
+        if let Err(e) = self.writer.close().await {
+            tracing::debug!(file = %self.path.display(), error = %e, "closing an unneeded rewrite");
+        }
+        if let Err(e) = io::remove_if_exists(&self.path).await {
+            tracing::warn!(file = %self.path.display(), error = %e, "removing an unneeded rewrite");
+        }
+    }
+}
+

@@ -1,0 +1,243 @@
+//! Compaction against a model: random keyed appends (tombstones, records without a key, every
+//! codec), rolls, passes and reopens; after each pass the log holds exactly what Kafka's cleaner
+//! would leave, every record keeps its offset, and batches still follow one another.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use bytes::Bytes;
+use common::{open, read_all, run, tempdir};
+use kafka_protocol::records::Compression;
+use spindle_log::batch::clean::for_each_record;
+use spindle_log::batch::BatchHeader;
+use spindle_log::testing::BatchBuilder;
+use spindle_log::{Clock, Log, LogConfig, Offset};
+
+/// A record as appended: key and value, `None` for null.
+type Rec = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Every record the log holds, by offset, decoded from what reads return.
+fn records_of(batches: &[Bytes]) -> BTreeMap<i64, Rec> {
+    let mut out = BTreeMap::new();
+    let mut next = None;
+    for b in batches {
+        let h = BatchHeader::parse(b).unwrap();
+        if let Some(n) = next {
+            assert_eq!(h.base_offset(), n, "batches follow one another");
+        }
+        next = Some(h.last_offset() + 1);
+        let mut count = 0;
+        for_each_record(b, |r| {
+            assert!(
+                (h.base_offset()..=h.last_offset()).contains(&r.offset),
+                "a record lies in its batch's range"
+            );
+            let value = if r.tombstone { None } else { Some(()) };
+            let previous = out.insert(r.offset, (r.key.map(<[u8]>::to_vec), value.map(|()| vec![])));
+            assert!(previous.is_none(), "offset {} appears twice", r.offset);
+            count += 1;
+        })
+        .unwrap();
+        assert_eq!(count, h.records_count(), "records count matches the records");
+    }
+    out
+}
+
+/// A tiny deterministic generator, so that a failure names a seed that reproduces it.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+const CODECS: [Compression; 5] = [
+    Compression::None,
+    Compression::Gzip,
+    Compression::Snappy,
+    Compression::Lz4,
+    Compression::Zstd,
+];
+
+fn config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 4096,
+        index_interval_bytes: 256,
+        ..LogConfig::default()
+    }
+}
+
+/// Appends one batch of 1 to 6 records with keys from a small set (a few without a key, a few
+/// tombstones), timestamped `ts`; returns them by offset.
+fn append_random(log: &Log, rng: &mut Lcg, ts: i64) -> Vec<(i64, Rec)> {
+    let n = 1 + rng.below(6) as usize;
+    let mut recs: Vec<Rec> = Vec::new();
+    let mut builder = BatchBuilder::new(ts);
+    for _ in 0..n {
+        let key = match rng.below(12) {
+            0 => None,
+            k => Some(format!("key-{k}").into_bytes()),
+        };
+        let value = if key.is_some() && rng.below(8) == 0 {
+            None
+        } else {
+            Some(vec![b'v'; 10 + rng.below(80) as usize])
+        };
+        builder = builder.keyed(key.as_deref(), value.as_deref());
+        recs.push((key, value));
+    }
+    let codec = CODECS[rng.below(CODECS.len() as u64) as usize];
+    let info = log.append(builder.compression(codec).build()).expect("append");
+    recs.into_iter()
+        .enumerate()
+        .map(|(i, r)| (info.base_offset.to_kafka() + i as i64, r))
+        .collect()
+}
+
+/// What the log must hold after a pass that mapped every sealed segment, given every record
+/// appended (`model`), where the active segment starts, and whether old tombstones went.
+fn expected_after_full_pass(
+    model: &BTreeMap<i64, Rec>,
+    before: &BTreeMap<i64, Rec>,
+    active_base: i64,
+    tombstones_expired: bool,
+) -> BTreeMap<i64, (Option<Vec<u8>>, bool)> {
+    let mut latest_sealed: HashMap<&[u8], i64> = HashMap::new();
+    for (&o, (k, _)) in model.range(..active_base) {
+        if let Some(k) = k {
+            latest_sealed.insert(k, o);
+        }
+    }
+    before
+        .iter()
+        .filter(|(&o, (k, v))| {
+            if o >= active_base {
+                return true;
+            }
+            let Some(k) = k else { return true };
+            latest_sealed[k.as_slice()] == o && !(v.is_none() && tombstones_expired)
+        })
+        .map(|(&o, (k, v))| (o, (k.clone(), v.is_none())))
+        .collect()
+}
+
+fn shape(held: &BTreeMap<i64, Rec>) -> BTreeMap<i64, (Option<Vec<u8>>, bool)> {
+    held.iter()
+        .map(|(&o, (k, v))| (o, (k.clone(), v.is_none())))
+        .collect()
+}
+
+async fn check_seed(dir: &Path, seed: u64) {
+    let mut rng = Lcg(seed);
+    let (mut log, mut clock) = open(dir, config()).await;
+    let mut model: BTreeMap<i64, Rec> = BTreeMap::new();
+    for step in 0..12 {
+        for _ in 0..(20 + rng.below(60)) {
+            let ts = clock.now_ms();
+            model.extend(append_random(&log, &mut rng, ts));
+            if rng.below(25) == 0 {
+                log.roll().await.unwrap();
+            }
+        }
+        log.flush().await.unwrap();
+        let (start, hw) = (log.start_offset(), log.high_watermark());
+        let before = records_of(&read_all(&log, start).await);
+        if rng.below(3) == 0 {
+            // A reopen forgets what was cleaned: the next pass maps every sealed segment.
+            let now = clock.now_ms();
+            log.close().await.unwrap();
+            (log, clock) = open(dir, config()).await;
+            clock.advance(now - clock.now_ms());
+        }
+        let expire = rng.below(2) == 0;
+        let delete_retention_ms = if expire { 0 } else { u64::MAX / 2 };
+        clock.advance(1);
+        let full = log.cleanable().dirty_bytes == log.cleanable().sealed_bytes;
+        let outcome = log.compact(delete_retention_ms).await.unwrap();
+        assert_eq!((log.start_offset(), log.high_watermark()), (start, hw), "seed {seed} step {step}");
+        let after = records_of(&read_all(&log, start).await);
+        // Whatever stays is what was appended there.
+        for (o, rec) in &after {
+            let m = &model[o];
+            assert_eq!((&m.0, m.1.is_none()), (&rec.0, rec.1.is_none()), "seed {seed} offset {o}");
+        }
+        let removed = before.len() - after.len();
+        assert_eq!(removed as u64, outcome.records_removed, "seed {seed} step {step}");
+        if full {
+            let active_base = log.active_segment_base().to_kafka();
+            let want = expected_after_full_pass(&model, &before, active_base, expire);
+            assert_eq!(shape(&after), want, "seed {seed} step {step}: {outcome:?}");
+        }
+        // The active segment is never touched.
+        let active_base = log.active_segment_base().to_kafka();
+        assert_eq!(
+            shape(&before).range(active_base..).count(),
+            shape(&after).range(active_base..).count()
+        );
+        clock.advance(10);
+    }
+    // What the last pass left survives a reopen, indexes and all.
+    let start = log.start_offset();
+    let held = records_of(&read_all(&log, start).await);
+    log.close().await.unwrap();
+    let (log, _clock) = open(dir, config()).await;
+    assert_eq!(records_of(&read_all(&log, start).await), held, "seed {seed}");
+    for (&o, _) in held.iter().step_by(7) {
+        let got = log.read(Offset(o as u64), 1).await.unwrap();
+        let h = BatchHeader::parse(&got[0]).unwrap();
+        assert!(h.base_offset() <= o && o <= h.last_offset(), "a read starts at the batch holding {o}");
+    }
+}
+
+#[test]
+fn compaction_leaves_what_the_model_says() {
+    for seed in 1..=12u64 {
+        run(move || async move {
+            let dir = tempdir();
+            check_seed(dir.path(), seed).await;
+        });
+    }
+}
+
+#[test]
+fn a_rewrite_interrupted_by_a_crash_is_deleted_and_the_segment_kept() {
+    run(|| async {
+        let dir = tempdir();
+        let (log, _clock) = open(dir.path(), config()).await;
+        for i in 0..200 {
+            let key = format!("k{}", i % 5);
+            log.append(BatchBuilder::new(0).keyed(Some(key.as_bytes()), Some(b"value-value")).build())
+                .unwrap();
+        }
+        log.flush().await.unwrap();
+        let before = read_all(&log, Offset(0)).await;
+        log.close().await.unwrap();
+        let segment = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "log"))
+            .unwrap();
+        let leftover = format!("{}.cleaning", segment.display());
+        std::fs::write(&leftover, b"half a rewrite").unwrap();
+        let (log, _clock) = open(dir.path(), config()).await;
+        assert!(!Path::new(&leftover).exists(), "recovery deletes the leftover");
+        assert_eq!(read_all(&log, Offset(0)).await, before);
+        let outcome = log.compact(0).await.unwrap();
+        assert!(outcome.segments_rewritten > 0, "{outcome:?}");
+        assert!(outcome.bytes_after < outcome.bytes_before, "{outcome:?}");
+        let cleaned = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".cleaning"))
+            .count();
+        assert_eq!(cleaned, 0, "a finished pass leaves no rewrite file");
+        // A second pass over clean segments finds nothing dirty.
+        assert_eq!(log.cleanable().dirty_bytes, 0);
+        assert_eq!(log.compact(0).await.unwrap().segments_mapped, 0);
+    });
+}
