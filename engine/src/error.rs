@@ -82,6 +82,14 @@ pub enum EngineError {
         /// The limit.
         max: usize,
     },
+    /// A record without a key sent to a compacted topic, where only keys say what to keep.
+    #[error("topic {topic} is compacted (cleanup.policy={policy}): every record needs a key")]
+    KeylessRecord {
+        /// The topic.
+        topic: String,
+        /// Its cleanup policy.
+        policy: &'static str,
+    },
     /// The batch itself is invalid (length, magic, CRC); the log is untouched.
     #[error("invalid record batch: {0}")]
     InvalidBatch(#[source] LogError),

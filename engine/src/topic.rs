@@ -61,6 +61,72 @@ pub struct TopicConfig {
     pub fsync: FsyncPolicy,
     /// Largest record batch accepted (`max.message.bytes`).
     pub max_message_bytes: u32,
+    /// Whether old segments are deleted, compacted, or both (`cleanup.policy`).
+    pub cleanup_policy: CleanupPolicy,
+    /// How long compaction keeps a tombstone after its batch's max timestamp
+    /// (`delete.retention.ms`).
+    pub delete_retention_ms: u64,
+    /// Compaction runs once the sealed bytes written since the last pass are at least this
+    /// many millionths of all sealed bytes (`min.cleanable.dirty.ratio`, a decimal in Kafka's
+    /// form).
+    pub min_cleanable_dirty_ppm: u32,
+}
+
+/// What happens to a topic's old segments (`cleanup.policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CleanupPolicy {
+    /// Retention deletes whole segments by age and size (`delete`).
+    Delete,
+    /// Compaction keeps the last record of each key; nothing is deleted by age or size
+    /// (`compact`).
+    Compact,
+    /// Both (`compact,delete`).
+    CompactAndDelete,
+}
+
+impl CleanupPolicy {
+    /// Whether retention deletes segments.
+    pub fn deletes(self) -> bool {
+        matches!(
+            self,
+            CleanupPolicy::Delete | CleanupPolicy::CompactAndDelete
+        )
+    }
+
+    /// Whether the partitions are compacted.
+    pub fn compacts(self) -> bool {
+        matches!(
+            self,
+            CleanupPolicy::Compact | CleanupPolicy::CompactAndDelete
+        )
+    }
+
+    fn parse(value: &str) -> Option<CleanupPolicy> {
+        let mut delete = false;
+        let mut compact = false;
+        for part in value.split(',') {
+            match part.trim() {
+                "delete" => delete = true,
+                "compact" => compact = true,
+                _ => return None,
+            }
+        }
+        match (compact, delete) {
+            (false, true) => Some(CleanupPolicy::Delete),
+            (true, false) => Some(CleanupPolicy::Compact),
+            (true, true) => Some(CleanupPolicy::CompactAndDelete),
+            (false, false) => None,
+        }
+    }
+
+    /// The policy in Kafka's form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CleanupPolicy::Delete => "delete",
+            CleanupPolicy::Compact => "compact",
+            CleanupPolicy::CompactAndDelete => "compact,delete",
+        }
+    }
 }
 
 impl Default for TopicConfig {
@@ -72,6 +138,9 @@ impl Default for TopicConfig {
             retention_ms: Some(7 * 24 * 3600 * 1000),
             fsync: FsyncPolicy::Never,
             max_message_bytes: 1 << 20 | 1 << 19,
+            cleanup_policy: CleanupPolicy::Delete,
+            delete_retention_ms: 24 * 3600 * 1000,
+            min_cleanable_dirty_ppm: 500_000,
         }
     }
 }
@@ -86,6 +155,8 @@ impl TopicConfig {
         "fsync.policy",
         "max.message.bytes",
         "cleanup.policy",
+        "delete.retention.ms",
+        "min.cleanable.dirty.ratio",
     ];
 
     /// Sets one key from its Kafka string form. `-1` means "none" for the optional limits.
@@ -130,9 +201,16 @@ impl TopicConfig {
                     .map_err(|_| invalid(&format!("an integer from 1 to {MESSAGE_BYTES_MAX}")))?;
             }
             "cleanup.policy" => {
-                if value != "delete" {
-                    return Err(invalid("delete (compaction is not supported)"));
-                }
+                self.cleanup_policy = CleanupPolicy::parse(value)
+                    .ok_or_else(|| invalid("delete, compact or compact,delete"))?;
+            }
+            "delete.retention.ms" => {
+                self.delete_retention_ms = parse_bounded(value, 0, i64::MAX as u64)
+                    .ok_or_else(|| invalid("an integer >= 0"))?;
+            }
+            "min.cleanable.dirty.ratio" => {
+                self.min_cleanable_dirty_ppm =
+                    parse_ratio_ppm(value).ok_or_else(|| invalid("a decimal from 0 to 1"))?;
             }
             _ => {
                 return Err(invalid(&format!(
@@ -154,7 +232,12 @@ impl TopicConfig {
             ("retention.ms", optional(self.retention_ms)),
             ("fsync.policy", fsync_to_string(self.fsync)),
             ("max.message.bytes", self.max_message_bytes.to_string()),
-            ("cleanup.policy", "delete".to_owned()),
+            ("cleanup.policy", self.cleanup_policy.as_str().to_owned()),
+            ("delete.retention.ms", self.delete_retention_ms.to_string()),
+            (
+                "min.cleanable.dirty.ratio",
+                (f64::from(self.min_cleanable_dirty_ppm) / 1e6).to_string(),
+            ),
         ]
     }
 
@@ -198,6 +281,16 @@ fn parse_optional(value: &str, min: u64) -> Option<Option<u64>> {
         return Some(None);
     }
     parse_bounded(value, min, u64::MAX).map(Some)
+}
+
+/// A decimal from 0 to 1, in millionths.
+fn parse_ratio_ppm(value: &str) -> Option<u32> {
+    let ratio = value.trim().parse::<f64>().ok()?;
+    if !(0.0..=1.0).contains(&ratio) {
+        return None;
+    }
+    // In [0, 1e6]: the cast neither truncates nor wraps.
+    Some((ratio * 1e6).round() as u32)
 }
 
 fn parse_fsync(value: &str) -> Option<FsyncPolicy> {

@@ -4,7 +4,7 @@
 mod common;
 
 use futures::executor::block_on;
-use spindle_engine::{EngineError, FsyncPolicy, TopicConfig, TopicPartition};
+use spindle_engine::{CleanupPolicy, EngineError, FsyncPolicy, TopicConfig, TopicPartition};
 
 #[test]
 fn config_keys_parse_and_print_in_kafka_form() {
@@ -16,7 +16,9 @@ fn config_keys_parse_and_print_in_kafka_form() {
         ("retention.ms", "3600000"),
         ("fsync.policy", "interval:50"),
         ("max.message.bytes", "65536"),
-        ("cleanup.policy", "delete"),
+        ("cleanup.policy", "delete,compact"),
+        ("delete.retention.ms", "0"),
+        ("min.cleanable.dirty.ratio", "0.01"),
     ] {
         c.set(key, value)
             .unwrap_or_else(|e| panic!("{key}={value}: {e}"));
@@ -25,7 +27,15 @@ fn config_keys_parse_and_print_in_kafka_form() {
     assert_eq!(c.segment_ms, Some(60_000));
     assert_eq!(c.retention_bytes, None);
     assert_eq!(c.fsync, FsyncPolicy::IntervalMs(50));
+    assert_eq!(c.cleanup_policy, CleanupPolicy::CompactAndDelete);
+    assert_eq!(
+        (c.delete_retention_ms, c.min_cleanable_dirty_ppm),
+        (0, 10_000)
+    );
     let entries = c.entries();
+    let shown = |key: &str| entries.iter().find(|e| e.0 == key).map(|e| e.1.clone());
+    assert_eq!(shown("cleanup.policy").as_deref(), Some("compact,delete"));
+    assert_eq!(shown("min.cleanable.dirty.ratio").as_deref(), Some("0.01"));
     let keys: Vec<&str> = entries.iter().map(|e| e.0).collect();
     assert_eq!(keys, TopicConfig::KEYS);
     let mut copy = TopicConfig::default();
@@ -47,7 +57,11 @@ fn bad_config_values_are_refused_naming_the_key() {
         ("fsync.policy", "always", "interval:MS"),
         ("fsync.policy", "interval:0", "batch"),
         ("max.message.bytes", "0", "from 1"),
-        ("cleanup.policy", "compact", "delete"),
+        ("cleanup.policy", "shred", "compact,delete"),
+        ("cleanup.policy", "", "compact,delete"),
+        ("delete.retention.ms", "-1", ">= 0"),
+        ("min.cleanable.dirty.ratio", "1.5", "from 0 to 1"),
+        ("min.cleanable.dirty.ratio", "NaN", "from 0 to 1"),
         ("no.such.key", "1", "segment.bytes"),
     ] {
         let err = c.set(key, value).unwrap_err();

@@ -31,12 +31,12 @@ use bytes::Bytes;
 use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
 use tonic::Status;
 
-use spindle_log::batch::codec::{self as decompressor, DecompressError};
 use crate::limits::{
     DECODED_RECORD_OVERHEAD_BYTES, DECOMPRESSED_BATCH_BYTES_MAX, RECORDS_PER_BATCH_MAX,
     RECORD_BYTES_MIN,
 };
 use crate::proto::{ConsumedRecord, Header};
+use spindle_log::batch::codec::{self as decompressor, DecompressError};
 
 /// Records decoded from one read, and where the next read starts.
 #[derive(Debug, Default)]

@@ -24,9 +24,9 @@ pub fn from_engine(err: EngineError) -> Status {
         EngineError::InvalidTopic { .. } => invalid_argument("topic", &err),
         EngineError::InvalidPartitions { .. } => invalid_argument("partitions", &err),
         EngineError::InvalidConfig { .. } => invalid_argument("config", &err),
-        EngineError::MessageTooLarge { .. } | EngineError::InvalidBatch(_) => {
-            invalid_argument("records", &err)
-        }
+        EngineError::MessageTooLarge { .. }
+        | EngineError::InvalidBatch(_)
+        | EngineError::KeylessRecord { .. } => invalid_argument("records", &err),
         EngineError::OffsetOutOfRange { .. } => Status::out_of_range(err.to_string()),
         EngineError::OutOfOrderSequence { .. } | EngineError::InvalidProducerEpoch { .. } => {
             Status::failed_precondition(err.to_string())

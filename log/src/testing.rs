@@ -11,7 +11,13 @@ use crate::batch::codec;
 
 use crate::limits::{BATCH_CRC_START, BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD_BYTES};
 
-/// Builds one uncompressed v2 record batch.
+/// A record's key and value as a test writes them (`None`: null).
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// A record's key and value, owned.
+type OwnedKeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Builds one v2 record batch (uncompressed unless asked).
 #[derive(Debug, Clone)]
 pub struct BatchBuilder {
     base_timestamp: i64,
@@ -21,7 +27,7 @@ pub struct BatchBuilder {
     base_sequence: i32,
     compression: Compression,
     /// Each record's key and value (`None`: null).
-    records: Vec<(Option<Vec<u8>>, Option<Vec<u8>>)>,
+    records: Vec<OwnedKeyValue>,
 }
 
 impl BatchBuilder {
@@ -80,8 +86,10 @@ impl BatchBuilder {
     #[must_use]
     pub fn records(mut self, count: usize, value_bytes: usize) -> Self {
         for i in 0..count {
-            self.records
-                .push((None, Some((0..value_bytes).map(|j| (i + j) as u8).collect())));
+            self.records.push((
+                None,
+                Some((0..value_bytes).map(|j| (i + j) as u8).collect()),
+            ));
         }
         self
     }
@@ -91,7 +99,10 @@ impl BatchBuilder {
     /// # Panics
     /// Panics on an empty builder: a batch holds at least one record.
     pub fn build(&self) -> Bytes {
-        assert!(!self.records.is_empty(), "a batch needs at least one record");
+        assert!(
+            !self.records.is_empty(),
+            "a batch needs at least one record"
+        );
         let count = self.records.len();
         let max_ts = self.base_timestamp + self.timestamp_step_ms * (count as i64 - 1);
         let mut section = Vec::new();
@@ -142,7 +153,7 @@ impl BatchBuilder {
 /// with `compression`, all with timestamp 0.
 pub fn keyed_batch(
     base_offset: i64,
-    records: &[(Option<&[u8]>, Option<&[u8]>)],
+    records: &[KeyValue<'_>],
     compression: Compression,
 ) -> Vec<u8> {
     let builder = records

@@ -35,12 +35,19 @@ fn records_of(batches: &[Bytes]) -> BTreeMap<i64, Rec> {
                 "a record lies in its batch's range"
             );
             let value = if r.tombstone { None } else { Some(()) };
-            let previous = out.insert(r.offset, (r.key.map(<[u8]>::to_vec), value.map(|()| vec![])));
+            let previous = out.insert(
+                r.offset,
+                (r.key.map(<[u8]>::to_vec), value.map(|()| vec![])),
+            );
             assert!(previous.is_none(), "offset {} appears twice", r.offset);
             count += 1;
         })
         .unwrap();
-        assert_eq!(count, h.records_count(), "records count matches the records");
+        assert_eq!(
+            count,
+            h.records_count(),
+            "records count matches the records"
+        );
     }
     out
 }
@@ -50,7 +57,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n
     }
 }
@@ -91,7 +101,9 @@ fn append_random(log: &Log, rng: &mut Lcg, ts: i64) -> Vec<(i64, Rec)> {
         recs.push((key, value));
     }
     let codec = CODECS[rng.below(CODECS.len() as u64) as usize];
-    let info = log.append(builder.compression(codec).build()).expect("append");
+    let info = log
+        .append(builder.compression(codec).build())
+        .expect("append");
     recs.into_iter()
         .enumerate()
         .map(|(i, r)| (info.base_offset.to_kafka() + i as i64, r))
@@ -158,15 +170,26 @@ async fn check_seed(dir: &Path, seed: u64) {
         clock.advance(1);
         let full = log.cleanable().dirty_bytes == log.cleanable().sealed_bytes;
         let outcome = log.compact(delete_retention_ms).await.unwrap();
-        assert_eq!((log.start_offset(), log.high_watermark()), (start, hw), "seed {seed} step {step}");
+        assert_eq!(
+            (log.start_offset(), log.high_watermark()),
+            (start, hw),
+            "seed {seed} step {step}"
+        );
         let after = records_of(&read_all(&log, start).await);
         // Whatever stays is what was appended there.
         for (o, rec) in &after {
             let m = &model[o];
-            assert_eq!((&m.0, m.1.is_none()), (&rec.0, rec.1.is_none()), "seed {seed} offset {o}");
+            assert_eq!(
+                (&m.0, m.1.is_none()),
+                (&rec.0, rec.1.is_none()),
+                "seed {seed} offset {o}"
+            );
         }
         let removed = before.len() - after.len();
-        assert_eq!(removed as u64, outcome.records_removed, "seed {seed} step {step}");
+        assert_eq!(
+            removed as u64, outcome.records_removed,
+            "seed {seed} step {step}"
+        );
         if full {
             let active_base = log.active_segment_base().to_kafka();
             let want = expected_after_full_pass(&model, &before, active_base, expire);
@@ -185,11 +208,18 @@ async fn check_seed(dir: &Path, seed: u64) {
     let held = records_of(&read_all(&log, start).await);
     log.close().await.unwrap();
     let (log, _clock) = open(dir, config()).await;
-    assert_eq!(records_of(&read_all(&log, start).await), held, "seed {seed}");
+    assert_eq!(
+        records_of(&read_all(&log, start).await),
+        held,
+        "seed {seed}"
+    );
     for (&o, _) in held.iter().step_by(7) {
         let got = log.read(Offset(o as u64), 1).await.unwrap();
         let h = BatchHeader::parse(&got[0]).unwrap();
-        assert!(h.base_offset() <= o && o <= h.last_offset(), "a read starts at the batch holding {o}");
+        assert!(
+            h.base_offset() <= o && o <= h.last_offset(),
+            "a read starts at the batch holding {o}"
+        );
     }
 }
 
@@ -210,8 +240,12 @@ fn a_rewrite_interrupted_by_a_crash_is_deleted_and_the_segment_kept() {
         let (log, _clock) = open(dir.path(), config()).await;
         for i in 0..200 {
             let key = format!("k{}", i % 5);
-            log.append(BatchBuilder::new(0).keyed(Some(key.as_bytes()), Some(b"value-value")).build())
-                .unwrap();
+            log.append(
+                BatchBuilder::new(0)
+                    .keyed(Some(key.as_bytes()), Some(b"value-value"))
+                    .build(),
+            )
+            .unwrap();
         }
         log.flush().await.unwrap();
         let before = read_all(&log, Offset(0)).await;
@@ -225,7 +259,10 @@ fn a_rewrite_interrupted_by_a_crash_is_deleted_and_the_segment_kept() {
         let leftover = format!("{}.cleaning", segment.display());
         std::fs::write(&leftover, b"half a rewrite").unwrap();
         let (log, _clock) = open(dir.path(), config()).await;
-        assert!(!Path::new(&leftover).exists(), "recovery deletes the leftover");
+        assert!(
+            !Path::new(&leftover).exists(),
+            "recovery deletes the leftover"
+        );
         assert_eq!(read_all(&log, Offset(0)).await, before);
         let outcome = log.compact(0).await.unwrap();
         assert!(outcome.segments_rewritten > 0, "{outcome:?}");
@@ -236,6 +273,20 @@ fn a_rewrite_interrupted_by_a_crash_is_deleted_and_the_segment_kept() {
             .filter(|e| e.file_name().to_string_lossy().ends_with(".cleaning"))
             .count();
         assert_eq!(cleaned, 0, "a finished pass leaves no rewrite file");
+        // The first segments now hold no record: one read goes on until it finds some.
+        let first = log.read(Offset(0), 1 << 20).await.unwrap();
+        let counts: Vec<i32> = first
+            .iter()
+            .map(|b| BatchHeader::parse(b).unwrap().records_count())
+            .collect();
+        assert_eq!(
+            counts[0], 0,
+            "offset 0 lies in an emptied batch: {counts:?}"
+        );
+        assert!(
+            counts.iter().any(|&c| c > 0),
+            "a read returns records when records follow: {counts:?}"
+        );
         // A second pass over clean segments finds nothing dirty.
         assert_eq!(log.cleanable().dirty_bytes, 0);
         assert_eq!(log.compact(0).await.unwrap().segments_mapped, 0);

@@ -63,6 +63,10 @@ pub struct ShardSnapshot {
     pub cross_shard_messages: u64,
     /// Cleanings of the shard's partitions of the offsets log.
     pub offsets_cleanings: u64,
+    /// Compaction passes over partitions of compacted topics.
+    pub log_compactions: u64,
+    /// Records those passes removed.
+    pub compaction_records_removed: u64,
     /// Groups whose committed offsets expired.
     pub offsets_expired_groups: u64,
     /// What the shard's logs counted: syncs and their time, bytes read from caches and disk.
@@ -111,6 +115,8 @@ pub fn snapshot(shard: &Shard) -> ShardSnapshot {
         bytes_copied: metrics.bytes_copied.get(),
         cross_shard_messages: metrics.cross_shard_messages.get(),
         offsets_cleanings: metrics.offsets_cleanings.get(),
+        log_compactions: metrics.log_compactions.get(),
+        compaction_records_removed: metrics.compaction_records_removed.get(),
         offsets_expired_groups: metrics.offsets_expired_groups.get(),
         logs,
         partitions,
@@ -206,7 +212,7 @@ impl Scrape {
     /// One sample per shard of each of its plain counters and gauges.
     fn render_shard_counters(&self, e: &mut Exposition) {
         type Pick = fn(&ShardSnapshot) -> u64;
-        let families: [(&str, &str, Kind, Pick); 11] = [
+        let families: [(&str, &str, Kind, Pick); 13] = [
             (
                 "spindle_kafka_bytes_received_total",
                 "Kafka request bytes read.",
@@ -254,6 +260,18 @@ impl Scrape {
                 "Cleanings of the shard's partitions of __consumer_offsets (live commits rewritten, log start moved).",
                 Kind::Counter,
                 |s| s.offsets_cleanings,
+            ),
+            (
+                "spindle_log_compactions_total",
+                "Compaction passes over the shard's partitions of compacted topics (cleanup.policy=compact).",
+                Kind::Counter,
+                |s| s.log_compactions,
+            ),
+            (
+                "spindle_log_compaction_records_removed_total",
+                "Records compaction removed (superseded by a later record of their key, or expired tombstones).",
+                Kind::Counter,
+                |s| s.compaction_records_removed,
             ),
             (
                 "spindle_group_offsets_expired_total",

@@ -71,6 +71,10 @@ pub struct ShardMetrics {
     pub cross_shard_messages: Counter,
     /// Cleanings of this shard's partitions of the offsets log.
     pub offsets_cleanings: Counter,
+    /// Compaction passes over partitions of compacted topics.
+    pub log_compactions: Counter,
+    /// Records those passes removed.
+    pub compaction_records_removed: Counter,
     /// Groups whose committed offsets this shard's coordinator expired.
     pub offsets_expired_groups: Counter,
     /// What this shard's logs counted, as of the last scrape.

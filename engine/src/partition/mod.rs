@@ -22,11 +22,11 @@ use crate::limits::FETCH_MAX_WAIT;
 use crate::log_api::{batch, Clock, Log, LogConfig, Offset};
 use crate::metrics::LogCounters;
 use crate::{
-    EngineError, FetchOutcome, FetchRequest, FsyncPolicy, OffsetSpec, PartitionState,
-    ProduceOutcome, Result, ShardId, TopicConfig, TopicPartition,
+    CleanupPolicy, EngineError, FetchOutcome, FetchRequest, FsyncPolicy, OffsetSpec,
+    PartitionState, ProduceOutcome, Result, ShardId, TopicConfig, TopicPartition,
 };
 use producer::{ProducerBatch, ProducerTable, Verdict};
-use spindle_log::LogError;
+use spindle_log::{Cleanable, CompactionOutcome, LogError};
 
 /// One partition on its owning shard.
 pub(crate) struct Partition {
@@ -45,6 +45,38 @@ pub(crate) struct Partition {
     /// For the `interval:MS` fsync timer: when the log was last synced, and up to where.
     last_sync_at: Cell<Instant>,
     synced_to: Cell<Offset>,
+    /// How the partition is compacted, when its topic's `cleanup.policy` says it is.
+    compaction: Cell<Option<Compaction>>,
+}
+
+/// A compacted topic's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Compaction {
+    policy: CleanupPolicy,
+    delete_retention_ms: u64,
+    min_cleanable_dirty_ppm: u32,
+}
+
+impl Compaction {
+    fn of(config: &TopicConfig) -> Option<Compaction> {
+        config.cleanup_policy.compacts().then_some(Compaction {
+            policy: config.cleanup_policy,
+            delete_retention_ms: config.delete_retention_ms,
+            min_cleanable_dirty_ppm: config.min_cleanable_dirty_ppm,
+        })
+    }
+
+    /// Whether a pass is due: some sealed bytes were written since the last one, and they are
+    /// at least the topic's `min.cleanable.dirty.ratio` of all sealed bytes.
+    fn due(self, cleanable: Cleanable) -> bool {
+        let Cleanable {
+            dirty_bytes,
+            sealed_bytes,
+        } = cleanable;
+        dirty_bytes > 0
+            && u128::from(dirty_bytes) * 1_000_000
+                >= u128::from(sealed_bytes) * u128::from(self.min_cleanable_dirty_ppm)
+    }
 }
 
 /// The log configuration a topic configuration asks for.
@@ -52,8 +84,13 @@ pub(crate) fn log_config(config: &TopicConfig) -> LogConfig {
     LogConfig {
         segment_bytes: config.segment_bytes,
         segment_ms: config.segment_ms,
-        retention_bytes: config.retention_bytes,
-        retention_ms: config.retention_ms,
+        // A compacted topic's segments go by compaction alone unless its policy also deletes.
+        retention_bytes: config
+            .retention_bytes
+            .filter(|_| config.cleanup_policy.deletes()),
+        retention_ms: config
+            .retention_ms
+            .filter(|_| config.cleanup_policy.deletes()),
         fsync: config.fsync,
         ..LogConfig::default()
     }
@@ -83,6 +120,7 @@ impl Partition {
             polls_ended: Cell::new(false),
             last_sync_at: Cell::new(Instant::now()),
             synced_to: Cell::new(Offset(0)),
+            compaction: Cell::new(Compaction::of(config)),
         };
         partition.synced_to.set(partition.log.high_watermark());
         partition.rebuild_producers();
@@ -130,6 +168,7 @@ impl Partition {
             return Err(EngineError::ShuttingDown);
         }
         let headers = self.judge_sizes(&records)?;
+        self.judge_keys(&records)?;
         let idempotent: Vec<(usize, ProducerBatch)> = headers
             .iter()
             .enumerate()
@@ -194,6 +233,35 @@ impl Partition {
             ));
         }
         Ok(headers)
+    }
+
+    /// In a compacted topic, refuses a request holding a record without a key, as Kafka does:
+    /// compaction could never tell which such record to keep. Only compacted topics pay for
+    /// reading the records (decompressing them).
+    fn judge_keys(&self, records: &Bytes) -> Result<()> {
+        let Some(compaction) = self.compaction.get() else {
+            return Ok(());
+        };
+        for item in batch::batches(records) {
+            let (_, raw) = item.map_err(EngineError::InvalidBatch)?;
+            let invalid = |reason| {
+                EngineError::InvalidBatch(LogError::InvalidBatch {
+                    position: 0,
+                    reason,
+                })
+            };
+            batch::validate(&raw).map_err(invalid)?;
+            let mut keyless = false;
+            batch::clean::for_each_record(&raw, |r| keyless |= r.key.is_none())
+                .map_err(|_| invalid(batch::BatchDefect::BadRecords))?;
+            if keyless {
+                return Err(EngineError::KeylessRecord {
+                    topic: self.tp.topic.to_string(),
+                    policy: compaction.policy.as_str(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Judges the idempotent batches of one request in order. Returns the original outcome when
@@ -338,6 +406,7 @@ impl Partition {
     /// Applies a new topic configuration at once.
     pub(crate) fn set_config(&self, config: &TopicConfig) {
         self.max_message_bytes.set(config.max_message_bytes);
+        self.compaction.set(Compaction::of(config));
         let wanted = log_config(config);
         if self.log.config() != wanted {
             self.log.set_config(wanted);
@@ -385,6 +454,31 @@ impl Partition {
             );
         }
         Ok(())
+    }
+
+    /// Runs a compaction pass if the topic is compacted and one is due; returns what it did.
+    ///
+    /// # Errors
+    /// I/O, or a sealed batch that no longer checks.
+    pub(crate) async fn compact_if_due(&self) -> Result<Option<CompactionOutcome>> {
+        let Some(compaction) = self.compaction.get() else {
+            return Ok(None);
+        };
+        if !compaction.due(self.log.cleanable()) {
+            return Ok(None);
+        }
+        let outcome = self.log.compact(compaction.delete_retention_ms).await?;
+        if outcome.segments_rewritten > 0 {
+            tracing::info!(
+                partition = %self.tp,
+                segments = outcome.segments_rewritten,
+                records_removed = outcome.records_removed,
+                bytes_before = outcome.bytes_before,
+                bytes_after = outcome.bytes_after,
+                "compaction rewrote segments"
+            );
+        }
+        Ok(Some(outcome))
     }
 
     /// Answers waiting fetches at once, and every later fetch without waiting.

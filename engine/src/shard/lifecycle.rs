@@ -125,6 +125,7 @@ async fn recover(start: ShardStart) -> Result<Shard> {
         crate::metadata::empty_trash(&shard.state().config.data_dir);
     }
     shard.spawn_background(retention_loop(shard.clone()));
+    shard.spawn_background(compaction_loop(shard.clone()));
     shard.spawn_background(fsync_loop(shard.clone()));
     Ok(shard)
 }
@@ -171,6 +172,28 @@ async fn retention_loop(shard: Shard) {
         for partition in shard.state().local_partitions() {
             if let Err(e) = partition.enforce_retention().await {
                 tracing::warn!(error = %e, "retention failed");
+            }
+        }
+    }
+}
+
+/// Compacts the shard's partitions of compacted topics, one at a time, when a pass is due.
+async fn compaction_loop(shard: Shard) {
+    while !sleep_unless_stopping(&shard, RETENTION_CHECK_INTERVAL).await {
+        for partition in shard.state().local_partitions() {
+            if shard.state().stopped.get() {
+                return;
+            }
+            match partition.compact_if_due().await {
+                Ok(Some(outcome)) => {
+                    let metrics = shard.metrics();
+                    metrics.log_compactions.add(1);
+                    metrics
+                        .compaction_records_removed
+                        .add(outcome.records_removed);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "compaction failed"),
             }
         }
     }

@@ -64,7 +64,10 @@ pub enum Cleaned {
 
 /// The records section of a validated batch, decompressed if need be.
 fn records_section(batch: &[u8], header: &BatchHeader) -> Result<Bytes, CleanError> {
-    let section = Bytes::copy_from_slice(&batch[BATCH_HEADER_BYTES..header.total_bytes()]);
+    let section = batch
+        .get(BATCH_HEADER_BYTES..header.total_bytes())
+        .ok_or(CleanError::BadRecord)?;
+    let section = Bytes::copy_from_slice(section);
     match compression_of(header)? {
         Compression::None => Ok(section),
         codec => Ok(codec::decompress(&section, codec, DECOMPRESSED_BYTES_MAX)?),
@@ -123,7 +126,8 @@ fn take_varlong(buf: &mut &[u8]) -> Result<i64, CleanError> {
     Ok(v)
 }
 
-/// Calls `each` with every record of a validated batch, in order (nothing for a control batch).
+/// Calls `each` with every record of a batch, in order (nothing for a control batch). The
+/// batch should have been validated: this reads its records, and checks nothing else.
 ///
 /// # Errors
 /// [`CleanError`] when the records cannot be read.
@@ -131,7 +135,7 @@ pub fn for_each_record(
     batch: &[u8],
     mut each: impl FnMut(&KeyedRecord<'_>),
 ) -> Result<(), CleanError> {
-    let header = header_of(batch);
+    let header = header_of(batch)?;
     if header.is_control() {
         return Ok(());
     }
@@ -151,7 +155,7 @@ pub fn clean_batch(
     batch: &[u8],
     mut keep: impl FnMut(&KeyedRecord<'_>) -> bool,
 ) -> Result<Cleaned, CleanError> {
-    let header = *header_of(batch);
+    let header = *header_of(batch)?;
     if header.is_control() {
         return Ok(Cleaned::Unchanged);
     }
@@ -183,7 +187,12 @@ pub fn clean_batch(
 
 /// A batch with no records covering offsets `base ..= base + last_offset_delta`, which stands
 /// in for batches the cleaner emptied where no kept batch before them can cover their offsets.
-pub fn empty_batch(base: i64, last_offset_delta: i32, max_timestamp: i64, leader_epoch: i32) -> Vec<u8> {
+pub fn empty_batch(
+    base: i64,
+    last_offset_delta: i32,
+    max_timestamp: i64,
+    leader_epoch: i32,
+) -> Vec<u8> {
     let mut out = vec![0u8; BATCH_HEADER_BYTES];
     out[..8].copy_from_slice(&base.to_be_bytes());
     out[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
@@ -215,20 +224,22 @@ fn reseal(batch: &mut [u8], change: impl FnOnce(&mut BatchHeader)) {
     BatchHeader::parse_mut(batch).set_crc(crc);
 }
 
-fn header_of(batch: &[u8]) -> &BatchHeader {
-    BatchHeader::parse(batch).expect("the cleaner reads validated batches")
+fn header_of(batch: &[u8]) -> Result<&BatchHeader, CleanError> {
+    BatchHeader::parse(batch).map_err(|_| CleanError::BadRecord)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::batch::validate_stored;
-    use crate::testing::keyed_batch;
+    use crate::testing::{keyed_batch, KeyValue};
 
     fn keys_of(batch: &[u8]) -> Vec<(i64, Option<Vec<u8>>, bool)> {
         let mut out = Vec::new();
-        for_each_record(batch, |r| out.push((r.offset, r.key.map(<[u8]>::to_vec), r.tombstone)))
-            .unwrap();
+        for_each_record(batch, |r| {
+            out.push((r.offset, r.key.map(<[u8]>::to_vec), r.tombstone))
+        })
+        .unwrap();
         out
     }
 
@@ -241,7 +252,7 @@ mod tests {
             Compression::Lz4,
             Compression::Zstd,
         ] {
-            let records: Vec<(Option<&[u8]>, Option<&[u8]>)> = vec![
+            let records: Vec<KeyValue<'_>> = vec![
                 (Some(b"a"), Some(b"1")),
                 (Some(b"b"), Some(b"2")),
                 (Some(b"a"), None),
@@ -283,7 +294,10 @@ mod tests {
         assert_eq!(total, BATCH_HEADER_BYTES);
         assert_eq!((header.base_offset(), header.last_offset()), (7, 11));
         assert_eq!((header.records_count(), header.max_timestamp()), (0, 1234));
-        assert!(crate::batch::validate(&empty).is_err(), "no producer sends this");
+        assert!(
+            crate::batch::validate(&empty).is_err(),
+            "no producer sends this"
+        );
 
         let mut batch = keyed_batch(0, &[(Some(b"k"), Some(b"v"))], Compression::None);
         extend_last_offset(&mut batch, 9);

@@ -111,7 +111,11 @@ impl KeyMap {
         let Some(key) = record.key else {
             return true;
         };
-        if self.latest.get(key).is_some_and(|&latest| record.offset < latest) {
+        if self
+            .latest
+            .get(key)
+            .is_some_and(|&latest| record.offset < latest)
+        {
             return false;
         }
         !(record.tombstone && batch_max_timestamp < horizon_ms)
@@ -258,7 +262,8 @@ impl Log {
                     bytes.to_vec()
                 }
             };
-            out.keep(kept, header.base_offset(), header.last_offset()).await?;
+            out.keep(kept, header.base_offset(), header.last_offset())
+                .await?;
         }
         if !changed {
             out.abandon().await;
@@ -300,7 +305,13 @@ impl Log {
         }
         glommio::io::rename(&path, &segment.path)
             .await
-            .context(|| format!("renaming {} over {}", path.display(), segment.path.display()))?;
+            .context(|| {
+                format!(
+                    "renaming {} over {}",
+                    path.display(),
+                    segment.path.display()
+                )
+            })?;
         io::sync_dir_async(&self.dir).await?;
         cleaned.file = Rc::new(io::open_ro(&segment.path).await?);
         let indexes = cleaned.encoded_indexes(&self.dir);
@@ -432,4 +443,3 @@ impl Output {
         }
     }
 }
-

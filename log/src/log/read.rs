@@ -54,25 +54,56 @@ impl Log {
     /// [`LogError::Corrupt`] if the first batch on disk no longer checks; [`LogError::Io`];
     /// [`LogError::Closed`].
     pub async fn read(&self, from: Offset, max_bytes: usize) -> Result<Vec<Bytes>, LogError> {
+        let mut out: Vec<Bytes> = Vec::new();
+        let mut at = from;
+        let mut budget = max_bytes;
+        // A segment compaction emptied holds batches without records only: a read that found
+        // nothing else goes on into the next segment, so that no reader is answered with no
+        // record while records follow (librdkafka takes such answers for a record too large
+        // for its fetch size, and reports one after ten in a row).
+        loop {
+            let (batches, next) = self.read_segment(at, budget, from).await?;
+            budget = budget.saturating_sub(batches.iter().map(Bytes::len).sum());
+            let only_empty = batches
+                .iter()
+                .all(|b| BatchHeader::parse(b).is_ok_and(|h| h.records_count() == 0));
+            out.extend(batches);
+            match next {
+                Some(next) if only_empty && budget > 0 && !out.is_empty() => at = next,
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Whole batches starting with the one holding `from`, up to the end of its segment (or of
+    /// the tail cache's part of the log), as [`Log::read`] describes; and where the next segment
+    /// starts, if below the high watermark. `first` is where the whole read started, for its
+    /// error.
+    async fn read_segment(
+        &self,
+        from: Offset,
+        max_bytes: usize,
+        first: Offset,
+    ) -> Result<(Vec<Bytes>, Option<Offset>), LogError> {
         let start = {
             let st = self.state.borrow();
             if st.closed {
                 return Err(self.closed_error());
             }
-            if from < st.start_offset || from > st.high_watermark {
+            if first < st.start_offset || from > st.high_watermark {
                 return Err(LogError::OffsetOutOfRange {
-                    requested: from,
+                    requested: first,
                     start: st.start_offset,
                     end: st.high_watermark,
                 });
             }
             if from == st.high_watermark {
-                return Ok(Vec::new());
+                return Ok((Vec::new(), None));
             }
             if let Some(batches) = st.tail.read(from, st.high_watermark, max_bytes) {
                 let bytes: usize = batches.iter().map(Bytes::len).sum();
                 self.bump_stats(|s| s.bytes_read_cached += bytes as u64);
-                return Ok(batches);
+                return Ok((batches, None));
             }
             self.walk_start(&st, from, None)
         };
@@ -84,6 +115,7 @@ impl Log {
         let mut cursor = start.cursor(window);
         let mut out = Vec::new();
         let mut total = 0usize;
+        let mut ended = false;
         loop {
             match cursor.next().await? {
                 Step::Batch(b) if b.last < from => continue,
@@ -97,7 +129,10 @@ impl Log {
                         break;
                     }
                 }
-                Step::End => break,
+                Step::End => {
+                    ended = true;
+                    break;
+                }
                 Step::Damaged { position, reason } => {
                     if out.is_empty() {
                         return Err(LogError::Corrupt {
@@ -111,7 +146,9 @@ impl Log {
             }
         }
         self.bump_stats(|s| s.bytes_read_from_disk += total as u64);
-        Ok(out)
+        let next = cursor.expected_base();
+        let more = ended && next < self.state.borrow().high_watermark;
+        Ok((out, more.then_some(next)))
     }
 
     /// The first offset at or after the start whose record timestamp is at or after `ts_ms`,

@@ -22,6 +22,8 @@ const TYPE_BOOLEAN: i8 = 1;
 const TYPE_STRING: i8 = 2;
 const TYPE_INT: i8 = 3;
 const TYPE_LONG: i8 = 5;
+const TYPE_DOUBLE: i8 = 6;
+const TYPE_LIST: i8 = 7;
 
 /// Answers one DescribeConfigs request.
 pub(crate) async fn handle(
@@ -106,7 +108,9 @@ fn topic_entries(ctx: &RequestContext, name: &str) -> Option<Vec<DescribeConfigs
 fn topic_key_type(key: &str) -> i8 {
     match key {
         "segment.bytes" | "max.message.bytes" => TYPE_INT,
-        "segment.ms" | "retention.ms" | "retention.bytes" => TYPE_LONG,
+        "segment.ms" | "retention.ms" | "retention.bytes" | "delete.retention.ms" => TYPE_LONG,
+        "min.cleanable.dirty.ratio" => TYPE_DOUBLE,
+        "cleanup.policy" => TYPE_LIST,
         _ => TYPE_STRING,
     }
 }
