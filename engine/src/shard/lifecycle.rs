@@ -27,6 +27,7 @@ use crate::limits::{
     WAKE_GUARD_INTERVAL,
 };
 use crate::log_api::SystemClock;
+use spindle_log::LogError;
 use crate::metadata::Metadata;
 use crate::shard::mesh::{self, Job, Mesh};
 use crate::shard::state::{Routes, ShardState, TaskTracker};
@@ -193,6 +194,8 @@ async fn compaction_loop(shard: Shard) {
                         .add(outcome.records_removed);
                 }
                 Ok(None) => {}
+                // The partition closed under the pass (shutdown, deletion): nothing was lost.
+                Err(EngineError::Log(LogError::Closed { .. })) => {}
                 Err(e) => tracing::warn!(error = %e, "compaction failed"),
             }
         }
