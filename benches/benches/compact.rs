@@ -56,7 +56,9 @@ const KEYS: usize = LOG_BATCHES * RECORDS / 8;
 fn whole_pass(c: &mut Criterion) {
     let mut g = c.benchmark_group("compaction_pass");
     g.sample_size(10);
-    g.throughput(Throughput::Bytes((LOG_BATCHES * RECORDS * VALUE_BYTES) as u64));
+    g.throughput(Throughput::Bytes(
+        (LOG_BATCHES * RECORDS * VALUE_BYTES) as u64,
+    ));
     let batches: Vec<Bytes> = (0..LOG_BATCHES)
         .map(|i| keyed_batch(i * RECORDS, KEYS, Compression::None))
         .collect();

@@ -27,12 +27,12 @@ use crate::limits::{
     WAKE_GUARD_INTERVAL,
 };
 use crate::log_api::SystemClock;
-use spindle_log::LogError;
 use crate::metadata::Metadata;
 use crate::shard::mesh::{self, Job, Mesh};
 use crate::shard::state::{Routes, ShardState, TaskTracker};
 use crate::shard::METADATA_OWNER;
 use crate::{EngineConfig, EngineError, Result, Shard, ShardId};
+use spindle_log::LogError;
 
 /// What a shard thread starts with.
 pub(crate) struct ShardStart {

@@ -64,13 +64,17 @@ impl Log {
         loop {
             let (batches, next) = self.read_segment(at, budget, from).await?;
             budget = budget.saturating_sub(batches.iter().map(Bytes::len).sum());
-            let only_empty = batches
-                .iter()
-                .all(|b| BatchHeader::parse(b).is_ok_and(|h| h.records_count() == 0));
+            let go_on = next.filter(|_| {
+                budget > 0
+                    && !batches.is_empty()
+                    && batches
+                        .iter()
+                        .all(|b| BatchHeader::parse(b).is_ok_and(|h| h.records_count() == 0))
+            });
             out.extend(batches);
-            match next {
-                Some(next) if only_empty && budget > 0 && !out.is_empty() => at = next,
-                _ => return Ok(out),
+            match go_on {
+                Some(next) => at = next,
+                None => return Ok(out),
             }
         }
     }
