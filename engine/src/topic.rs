@@ -133,7 +133,9 @@ impl Default for TopicConfig {
     fn default() -> Self {
         Self {
             segment_bytes: 1 << 30,
-            segment_ms: None,
+            // Kafka's `log.roll.hours`: a quiet partition still rolls weekly, so that retention
+            // (and compaction, which leave the active segment alone) reach its old records.
+            segment_ms: Some(7 * 24 * 3600 * 1000),
             retention_bytes: None,
             retention_ms: Some(7 * 24 * 3600 * 1000),
             fsync: FsyncPolicy::Never,

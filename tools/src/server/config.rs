@@ -140,7 +140,7 @@ pub struct ServeArgs {
     /// Default segment.bytes of topics [default: 1073741824].
     #[arg(long, env = "SPINDLE_SEGMENT_BYTES", value_name = "BYTES")]
     pub segment_bytes: Option<String>,
-    /// Default segment.ms of topics; -1 rolls by size only [default: -1].
+    /// Default segment.ms of topics; -1 rolls by size only [default: 604800000].
     #[arg(long, env = "SPINDLE_SEGMENT_MS", value_name = "MS")]
     pub segment_ms: Option<String>,
     /// Default fsync.policy of topics: batch, interval:MS or never [default: never].
