@@ -292,3 +292,83 @@ fn a_rewrite_interrupted_by_a_crash_is_deleted_and_the_segment_kept() {
         assert_eq!(log.compact(0).await.unwrap().segments_mapped, 0);
     });
 }
+
+/// The names of the segment files in `dir`, in order.
+fn segment_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".log"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn small_segments_are_merged_and_an_interrupted_merge_is_finished_by_recovery() {
+    run(|| async {
+        let dir = tempdir();
+        let (log, _clock) = open(dir.path(), config()).await;
+        // Ten keys over and over: after a pass each 4 KiB segment holds little.
+        for i in 0..400 {
+            let key = format!("k{}", i % 10);
+            let batch = BatchBuilder::new(0)
+                .keyed(Some(key.as_bytes()), Some(&[b'v'; 60]))
+                .build();
+            log.append(batch).unwrap();
+        }
+        log.flush().await.unwrap();
+        let before = segment_files(dir.path());
+        assert!(before.len() > 5, "{before:?}");
+        let saved: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+
+        let outcome = log.compact(0).await.unwrap();
+        assert!(outcome.segments_merged > 0, "{outcome:?}");
+        let after = segment_files(dir.path());
+        assert_eq!(
+            after.len(),
+            before.len() - outcome.segments_merged as usize,
+            "{after:?}"
+        );
+        assert_eq!(log.segment_count(), after.len());
+        let held = records_of(&read_all(&log, Offset(0)).await);
+        let latest: BTreeMap<Vec<u8>, i64> = held
+            .iter()
+            .filter_map(|(&o, (k, _))| k.clone().map(|k| (k, o)))
+            .collect();
+        assert_eq!(latest.len(), 10, "every key is still there");
+        log.close().await.unwrap();
+
+        // A crash after the merged segment took the first one's name, before the others went:
+        // their files are back, and so are the merged segment's old index files.
+        for (name, bytes) in &saved {
+            let merged_away = name.ends_with(".log") && !after.contains(name);
+            let index_of_merged_away = [".index", ".timeindex"].iter().any(|ext| {
+                name.strip_suffix(ext)
+                    .is_some_and(|stem| !after.contains(&format!("{stem}.log")))
+            });
+            if merged_away || index_of_merged_away {
+                std::fs::write(dir.path().join(name), bytes).unwrap();
+            }
+        }
+        assert_eq!(segment_files(dir.path()), before);
+        let (log, _clock) = open(dir.path(), config()).await;
+        assert_eq!(
+            segment_files(dir.path()),
+            after,
+            "recovery removes the merged segments"
+        );
+        assert_eq!(records_of(&read_all(&log, Offset(0)).await), held);
+        assert_eq!(log.high_watermark(), Offset(400));
+    });
+}

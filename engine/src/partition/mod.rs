@@ -472,6 +472,7 @@ impl Partition {
             tracing::info!(
                 partition = %self.tp,
                 segments = outcome.segments_rewritten,
+                merged = outcome.segments_merged,
                 records_removed = outcome.records_removed,
                 bytes_before = outcome.bytes_before,
                 bytes_after = outcome.bytes_after,

@@ -36,7 +36,9 @@ use crate::error::{IoContext, LogError};
 use crate::io;
 use crate::limits::{KEY_MAP_BYTES_MAX, LONG_READ_WINDOW_BYTES, WRITE_CHUNK_BYTES};
 use crate::offset::Offset;
-use crate::segment::{cleaning_path, BatchCursor, Segment, WrittenBatch, NO_TIMESTAMP};
+use crate::segment::{
+    cleaning_path, within_offset_span, BatchCursor, Segment, WrittenBatch, NO_TIMESTAMP,
+};
 
 /// Bytes a key-map entry costs beyond its key (the key's allocation, the offset, the table).
 const KEY_ENTRY_OVERHEAD_BYTES: usize = 48;
@@ -46,8 +48,10 @@ const KEY_ENTRY_OVERHEAD_BYTES: usize = 48;
 pub struct CompactionOutcome {
     /// Sealed segments read to map keys.
     pub segments_mapped: u32,
-    /// Segments rewritten (those from which records went).
+    /// Segments rewritten (those from which records went, and those merged with others).
     pub segments_rewritten: u32,
+    /// Of those, segments merged into the one before them (the segment count fell by this).
+    pub segments_merged: u32,
     /// Records removed.
     pub records_removed: u64,
     /// Bytes of the rewritten segments before and after.
@@ -182,7 +186,7 @@ impl Log {
                 if let Err(e) = mapped {
                     // Its records stay, and supersede nothing: the pass keeps more, never less.
                     tracing::warn!(file = %segment.path.display(), offset = %b.base, error = %e,
-                        "compaction: a batch's keys cannot be read; it is kept as it is");
+                            "compaction: a batch's keys cannot be read; it is kept as it is");
                 }
             }
             map_end = Some(segment.next);
@@ -191,14 +195,21 @@ impl Log {
         let Some(map_end) = map_end else {
             return Ok(outcome);
         };
-        for segment in sealed.iter().filter(|s| s.base < map_end) {
+        let cleanable: Vec<Sealed> = sealed.into_iter().filter(|s| s.base < map_end).collect();
+        let mut start = 0;
+        while start < cleanable.len() {
             let keep = |r: &KeyedRecord<'_>, max_ts: i64| map.keeps(r, max_ts, horizon_ms);
-            let Some(rewrite) = self.rewrite(segment, &keep).await? else {
+            let Some(rewrite) = self.rewrite(&cleanable[start..], &keep).await? else {
+                start += 1;
                 continue;
             };
-            let (before, after, removed) = (segment.size, rewrite.segment.size, rewrite.removed);
-            if self.replace(segment, rewrite).await? {
-                outcome.segments_rewritten += 1;
+            let group = &cleanable[start..start + rewrite.merged];
+            start += rewrite.merged;
+            let before: u64 = group.iter().map(|s| s.size).sum();
+            let (after, removed) = (rewrite.segment.size, rewrite.removed);
+            if self.replace(group, rewrite).await? {
+                outcome.segments_rewritten += u32::try_from(group.len()).unwrap_or(u32::MAX);
+                outcome.segments_merged += u32::try_from(group.len() - 1).unwrap_or(u32::MAX);
                 outcome.records_removed += removed;
                 outcome.bytes_before += before;
                 outcome.bytes_after += after;
@@ -209,14 +220,19 @@ impl Log {
         Ok(outcome)
     }
 
-    /// Writes `segment` without the records `keep` refuses into its `.cleaning` file; `None`
-    /// (and no file) when every record stays.
+    /// Writes the first of `segments`, without the records `keep` refuses, into its
+    /// `.cleaning` file, and goes on with the next ones into the same file while what it wrote
+    /// and the next one fit in one segment (`segment.bytes`, and the offset span an index
+    /// can describe): small segments are merged as they are cleaned. `None` (and no file)
+    /// when it took one segment from which no record went.
     async fn rewrite(
         &self,
-        segment: &Sealed,
+        segments: &[Sealed],
         keep: &dyn Fn(&KeyedRecord<'_>, i64) -> bool,
     ) -> Result<Option<Rewrite>, LogError> {
-        let path = cleaning_path(&segment.path);
+        let first = &segments[0];
+        let segment_bytes = self.config().segment_bytes;
+        let path = cleaning_path(&first.path);
         let file = OpenOptions::new()
             .write(true)
             .create(true)
@@ -229,67 +245,89 @@ impl Log {
                 .with_buffer_size(WRITE_CHUNK_BYTES)
                 .build(),
             path,
-            segment: Segment::empty(segment.base, segment.file.clone(), segment.path.clone()),
+            segment: Segment::empty(first.base, first.file.clone(), first.path.clone()),
             index_interval_bytes: self.config().index_interval_bytes,
             pending: None,
-            covered_to: segment.base.to_kafka(),
+            covered_to: first.base.to_kafka(),
             emptied: None,
         };
         let mut changed = false;
         let mut removed = 0u64;
-        let mut cursor = segment.cursor();
-        while let Some(b) = cursor.next_checked().await? {
-            let bytes = cursor.bytes(&b);
-            let header = *BatchHeader::parse(bytes)?;
-            let cleaned = clean::clean_batch(bytes, |r| keep(r, header.max_timestamp()));
-            let kept = match cleaned {
-                Ok(Cleaned::Unchanged) => bytes.to_vec(),
-                Ok(Cleaned::Rewritten(rewritten)) => {
-                    let now = BatchHeader::parse(&rewritten)?.records_count();
-                    removed += u64::try_from(header.records_count() - now).unwrap_or(0);
-                    changed = true;
-                    rewritten
-                }
-                Ok(Cleaned::Emptied) => {
-                    removed += u64::try_from(header.records_count()).unwrap_or(0);
-                    changed = true;
-                    out.note_emptied(&header);
-                    continue;
-                }
-                Err(e) => {
-                    tracing::warn!(file = %segment.path.display(), offset = %b.base, error = %e,
-                        "compaction: a batch's records cannot be read; it is kept as it is");
-                    bytes.to_vec()
-                }
-            };
-            out.keep(kept, header.base_offset(), header.last_offset())
-                .await?;
+        let mut taken = 0;
+        for (i, segment) in segments.iter().enumerate() {
+            let joins = i == 0
+                || (out.written_bytes() + segment.size <= segment_bytes
+                    && within_offset_span(first.base, Offset(segment.next.0.saturating_sub(1))));
+            if !joins {
+                break;
+            }
+            taken = i + 1;
+            let mut cursor = segment.cursor();
+            while let Some(b) = cursor.next_checked().await? {
+                let bytes = cursor.bytes(&b);
+                let header = *BatchHeader::parse(bytes)?;
+                let cleaned = clean::clean_batch(bytes, |r| keep(r, header.max_timestamp()));
+                let kept = match cleaned {
+                    Ok(Cleaned::Unchanged) => bytes.to_vec(),
+                    Ok(Cleaned::Rewritten(rewritten)) => {
+                        let now = BatchHeader::parse(&rewritten)?.records_count();
+                        removed += u64::try_from(header.records_count() - now).unwrap_or(0);
+                        changed = true;
+                        rewritten
+                    }
+                    Ok(Cleaned::Emptied) => {
+                        removed += u64::try_from(header.records_count()).unwrap_or(0);
+                        changed = true;
+                        out.note_emptied(&header);
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(file = %segment.path.display(), offset = %b.base, error = %e,
+                            "compaction: a batch's records cannot be read; it is kept as it is");
+                        bytes.to_vec()
+                    }
+                };
+                out.keep(kept, header.base_offset(), header.last_offset())
+                    .await?;
+            }
         }
-        if !changed {
+        if !changed && taken == 1 {
             out.abandon().await;
             return Ok(None);
         }
         let path = out.path.clone();
-        let cleaned = out.finish(segment.next.to_kafka() - 1).await?;
+        let last = segments[taken - 1].next.to_kafka() - 1;
+        let cleaned = out.finish(last).await?;
         Ok(Some(Rewrite {
             path,
             segment: cleaned,
+            merged: taken,
             removed,
         }))
     }
 
-    /// Puts a rewrite in place of `segment` if the log still holds it as it was; returns whether
-    /// it did (otherwise the rewrite is deleted).
-    async fn replace(&self, segment: &Sealed, rewrite: Rewrite) -> Result<bool, LogError> {
+    /// Puts a rewrite in place of the segments of `group` if the log still holds them as they
+    /// were; returns whether it did (otherwise the rewrite is deleted). The rewrite takes the
+    /// first segment's name; the others' files go after it is in place (a crash in between
+    /// leaves segments that recovery finds covered by the merged one, and removes).
+    async fn replace(&self, group: &[Sealed], rewrite: Rewrite) -> Result<bool, LogError> {
         let Rewrite {
             path,
             segment: mut cleaned,
             ..
         } = rewrite;
+        let first = &group[0];
         let still_there = |st: &super::State| {
-            st.segments[..st.segments.len() - 1]
+            let sealed = &st.segments[..st.segments.len() - 1];
+            let i = sealed
                 .iter()
-                .position(|s| s.base == segment.base && Rc::ptr_eq(&s.file, &segment.file))
+                .position(|s| s.base == first.base && Rc::ptr_eq(&s.file, &first.file))?;
+            let same = sealed.get(i..i + group.len()).is_some_and(|held| {
+                held.iter()
+                    .zip(group)
+                    .all(|(s, g)| s.base == g.base && Rc::ptr_eq(&s.file, &g.file))
+            });
+            same.then_some(i)
         };
         let permit = match self.lock().await {
             Ok(permit) => permit,
@@ -303,26 +341,26 @@ impl Log {
             io::remove_if_exists(&path).await?;
             return Ok(false);
         }
-        glommio::io::rename(&path, &segment.path)
+        glommio::io::rename(&path, &first.path)
             .await
-            .context(|| {
-                format!(
-                    "renaming {} over {}",
-                    path.display(),
-                    segment.path.display()
-                )
-            })?;
+            .context(|| format!("renaming {} over {}", path.display(), first.path.display()))?;
         io::sync_dir_async(&self.dir).await?;
-        cleaned.file = Rc::new(io::open_ro(&segment.path).await?);
+        cleaned.file = Rc::new(io::open_ro(&first.path).await?);
         let indexes = cleaned.encoded_indexes(&self.dir);
-        {
+        let merged: Vec<Segment> = {
             let mut st = self.state.borrow_mut();
-            let i = still_there(&st).expect("the write lock keeps the segment in the log");
+            let i = still_there(&st).expect("the write lock keeps the segments in the log");
             cleaned.first_write_ms = st.segments[i].first_write_ms;
             // Reads of these offsets go to the rewritten file from now on, not to what the tail
             // cache still holds of them.
             st.tail.drop_before(cleaned.next);
-            st.segments[i] = cleaned;
+            st.segments
+                .splice(i..i + group.len(), [cleaned])
+                .skip(1)
+                .collect()
+        };
+        for segment in &merged {
+            segment.remove_files(&self.dir).await?;
         }
         drop(permit);
         // Recovery rebuilds indexes that do not describe their segment, so these need no sync.
@@ -336,6 +374,8 @@ struct Rewrite {
     path: PathBuf,
     /// The segment as rewritten (its `file` is still the old one's until it replaces it).
     segment: Segment,
+    /// How many segments it replaces (the first one's name, and those merged into it).
+    merged: usize,
     removed: u64,
 }
 
@@ -355,6 +395,11 @@ struct Output {
 }
 
 impl Output {
+    /// Bytes written so far, and held back.
+    fn written_bytes(&self) -> u64 {
+        self.segment.size + self.pending.as_ref().map_or(0, |p| p.len() as u64)
+    }
+
     fn note_emptied(&mut self, header: &BatchHeader) {
         let (max_ts, epoch) = self
             .emptied

@@ -86,6 +86,8 @@ impl Log {
             a.index.truncate_at_position(a.size);
             let start = st.start_offset;
             st.set_watermarks(start, cut, cut);
+            // What is appended again from the cut on has not been compacted.
+            st.cleaned_to = st.cleaned_to.min(cut);
             removed
         };
         for s in &removed {
@@ -150,6 +152,7 @@ impl Log {
             st.pending.clear();
             st.tail.clear();
             st.set_watermarks(base, base, base);
+            st.cleaned_to = base;
             std::mem::take(&mut st.segments)
         };
         for s in &removed {

@@ -51,24 +51,49 @@ pub(crate) async fn recover(
     let bases = list_bases(dir)?;
     let mut segments: Vec<Segment> = Vec::with_capacity(bases.len().max(1));
     let mut producer_batches = Vec::new();
-    for (i, &base) in bases.iter().enumerate() {
-        let successor = bases.get(i + 1).copied();
-        if let Some(next_base) = successor {
+    let mut i = 0;
+    while i < bases.len() {
+        let base = bases[i];
+        if let Some(&next_base) = bases.get(i + 1) {
             if let Some(segment) = load_indexed(dir, base, next_base).await? {
                 segments.push(segment);
+                i += 1;
                 continue;
             }
         }
         producer_batches.clear();
-        let (segment, intact) =
-            scan(dir, base, successor, config, clock, &mut producer_batches).await?;
-        let is_last = successor.is_none() || !intact;
+        let (segment, reached) = scan(
+            dir,
+            base,
+            &bases[i + 1..],
+            config,
+            clock,
+            &mut producer_batches,
+        )
+        .await?;
+        let is_last = match reached {
+            Reached::Successor { covered } => {
+                for &merged in &bases[i + 1..i + 1 + covered] {
+                    tracing::info!(
+                        file = %log_path(dir, merged).display(),
+                        "removing a segment compaction merged into the one before it"
+                    );
+                    remove_segment_files(dir, merged).await?;
+                }
+                i += 1 + covered;
+                i == bases.len()
+            }
+            Reached::End => {
+                i += 1;
+                true
+            }
+        };
         if !is_last {
             segment.write_indexes(dir, false).await?;
         }
         segments.push(segment);
         if is_last {
-            for &later in &bases[i + 1..] {
+            for &later in &bases[i..] {
                 tracing::warn!(
                     file = %log_path(dir, later).display(),
                     "removing segment after damaged segment"
@@ -200,19 +225,28 @@ async fn load_indexed(
     }))
 }
 
+/// Where a scanned segment ended.
+enum Reached {
+    /// Exactly where a later segment begins: the next one, or one after segments it `covered`
+    /// (those a compaction merged into it, whose removal a crash interrupted).
+    Successor { covered: usize },
+    /// At its end, with no later segment to reach (the last one), or short of the next one
+    /// (damage: the log ends here).
+    End,
+}
+
 /// Scans a segment, checking every batch and rebuilding its index, and adds the headers of its
 /// idempotent batches to `producer_batches` (so that the partition need not read the active
-/// segment again). Truncates the file after the last good batch. Returns the segment and
-/// whether it ended exactly where its successor begins (always true for the last segment
-/// unless damaged).
+/// segment again). Truncates the file after the last good batch. Returns the segment and where
+/// it ended among the base offsets of the segments after it (`later`).
 async fn scan(
     dir: &Path,
     base: Offset,
-    successor: Option<Offset>,
+    later: &[Offset],
     config: &LogConfig,
     clock: &dyn Clock,
     producer_batches: &mut Vec<BatchHeader>,
-) -> Result<(Segment, bool), LogError> {
+) -> Result<(Segment, Reached), LogError> {
     let path = log_path(dir, base);
     let file = Rc::new(io::open_rw(&path).await?);
     let file_bytes = file
@@ -229,7 +263,7 @@ async fn scan(
         LONG_READ_WINDOW_BYTES,
     );
     let started = Instant::now();
-    let mut intact = scan_batches(
+    let intact = scan_batches(
         &mut cursor,
         &mut segment,
         file_bytes,
@@ -245,17 +279,20 @@ async fn scan(
             "segment scanned"
         );
     }
-    if let Some(next_base) = successor {
-        if intact && segment.next != next_base {
+    let reached = match later.iter().position(|&b| b == segment.next) {
+        _ if !intact => Reached::End,
+        None if later.is_empty() => Reached::End,
+        Some(covered) => Reached::Successor { covered },
+        None => {
             tracing::warn!(
                 file = %path.display(),
                 next = %segment.next,
-                successor = %next_base,
+                successor = %later[0],
                 "segment does not reach its successor: the log ends here"
             );
-            intact = false;
+            Reached::End
         }
-    }
+    };
     if segment.size != file_bytes {
         file.truncate(segment.size)
             .await
@@ -264,7 +301,7 @@ async fn scan(
     if segment.size > 0 {
         segment.first_write_ms = Some(clock.now_ms());
     }
-    Ok((segment, intact))
+    Ok((segment, reached))
 }
 
 /// Walks `segment`'s file with `cursor`, recording every good batch in `segment` and the headers
