@@ -159,10 +159,23 @@ async fn check_seed(dir: &Path, seed: u64) {
         let (start, hw) = (log.start_offset(), log.high_watermark());
         let before = records_of(&read_all(&log, start).await);
         if rng.below(3) == 0 {
-            // A reopen forgets what was cleaned: the next pass maps every sealed segment.
+            // A reopen remembers what was cleaned; without its checkpoint file, the next pass
+            // maps every sealed segment.
             let now = clock.now_ms();
+            let dirty = log.cleanable().dirty_bytes;
             log.close().await.unwrap();
+            let forget = rng.below(2) == 0;
+            if forget {
+                let _ = std::fs::remove_file(dir.join("cleaner-offset"));
+            }
             (log, clock) = open(dir, config()).await;
+            if !forget {
+                assert_eq!(
+                    log.cleanable().dirty_bytes,
+                    dirty,
+                    "seed {seed}: the checkpoint holds"
+                );
+            }
             clock.advance(now - clock.now_ms());
         }
         let expire = rng.below(2) == 0;
@@ -287,9 +300,17 @@ fn a_rewrite_interrupted_by_a_crash_is_deleted_and_the_segment_kept() {
             counts.iter().any(|&c| c > 0),
             "a read returns records when records follow: {counts:?}"
         );
-        // A second pass over clean segments finds nothing dirty.
+        // A second pass over clean segments finds nothing dirty, also after a restart.
         assert_eq!(log.cleanable().dirty_bytes, 0);
         assert_eq!(log.compact(0).await.unwrap().segments_mapped, 0);
+        log.close().await.unwrap();
+        let (log, _clock) = open(dir.path(), config()).await;
+        assert_eq!(
+            log.cleanable().dirty_bytes,
+            0,
+            "the checkpoint survives a restart"
+        );
+        assert!(log.cleanable().sealed_bytes > 0);
     });
 }
 

@@ -215,8 +215,15 @@ impl Log {
                 outcome.bytes_after += after;
             }
         }
-        let mut st = self.state.borrow_mut();
-        st.cleaned_to = st.cleaned_to.max(map_end);
+        let cleaned_to = {
+            let mut st = self.state.borrow_mut();
+            st.cleaned_to = st.cleaned_to.max(map_end);
+            st.cleaned_to
+        };
+        // Losing it only costs the next pass a reread of what is clean: no sync.
+        super::offset_file::CLEANED_TO
+            .persist(&self.dir, cleaned_to, false)
+            .await?;
         Ok(outcome)
     }
 

@@ -70,7 +70,7 @@ impl Log {
         }
         // Segments wholly at or after the cut go; the one holding it is cut (or goes too if the
         // cut is its first batch, leaving its predecessor active).
-        let removed: Vec<Segment> = {
+        let (removed, forget_cleaned): (Vec<Segment>, bool) = {
             let mut st = self.state.borrow_mut();
             let keep = st.segments.partition_point(|s| s.base < cut);
             assert!(keep >= 1, "the cut lies after the start offset");
@@ -87,9 +87,13 @@ impl Log {
             let start = st.start_offset;
             st.set_watermarks(start, cut, cut);
             // What is appended again from the cut on has not been compacted.
+            let forget_cleaned = st.cleaned_to > cut;
             st.cleaned_to = st.cleaned_to.min(cut);
-            removed
+            (removed, forget_cleaned)
         };
+        if forget_cleaned {
+            super::offset_file::CLEANED_TO.forget(&self.dir).await?;
+        }
         for s in &removed {
             s.remove_files(&self.dir).await?;
         }
@@ -146,7 +150,8 @@ impl Log {
     /// Removes every segment and starts an empty one at `base`.
     async fn reset_to(&self, base: Offset) -> Result<(), LogError> {
         // A start offset records were deleted below no longer means anything here.
-        super::start_offset::forget(&self.dir).await?;
+        super::offset_file::LOG_START.forget(&self.dir).await?;
+        super::offset_file::CLEANED_TO.forget(&self.dir).await?;
         let removed = {
             let mut st = self.state.borrow_mut();
             st.pending.clear();

@@ -15,6 +15,7 @@
 mod compact;
 mod group_commit;
 mod maintenance;
+mod offset_file;
 mod read;
 mod start_offset;
 mod write;
@@ -132,7 +133,7 @@ struct State {
     /// by (see `group_commit`).
     last_durable_round: Option<(usize, std::time::Duration)>,
     /// Sealed segments ending at or below this offset were cleaned by the last compaction pass
-    /// (see `compact`); since an open, none.
+    /// (see `compact`; kept in the `cleaner-offset` file).
     cleaned_to: Offset,
 }
 
@@ -192,7 +193,14 @@ impl Log {
             .next;
         // Records deleted below a later offset stay deleted (see `start_offset`).
         let first = recovered.segments[0].base;
-        let start = start_offset::load(dir).map_or(first, |s| s.clamp(first, next));
+        let start = offset_file::LOG_START
+            .load(dir)
+            .map_or(first, |s| s.clamp(first, next));
+        // Sealed segments below the checkpoint were cleaned before the restart.
+        let active_base = recovered.segments[recovered.segments.len() - 1].base;
+        let cleaned_to = offset_file::CLEANED_TO
+            .load(dir)
+            .map_or(Offset(0), |c| c.min(active_base));
         tracing::debug!(dir = %dir.display(), %start, %next, segments = recovered.segments.len(), "log opened");
         Ok(Log {
             dir: dir.to_path_buf(),
@@ -221,7 +229,7 @@ impl Log {
                     .collect(),
                 rolls_since_retention: 0,
                 last_durable_round: None,
-                cleaned_to: Offset(0),
+                cleaned_to,
             }),
             write_lock: Semaphore::new(1),
             progress: Rc::default(),
