@@ -1,6 +1,7 @@
 // kafkajs against the real server: topic administration, produce/consume with keys and
 // headers, a consumer group that resumes from its commits, reading data that was already
-// there before the consumer started, deleting records, and group administration. Run with
+// there before the consumer started, deleting records, group administration, and reading a
+// compacted topic to its end. Run with
 // `node --test tests/node/` (scripts/test does).
 
 import { after, before, test } from 'node:test';
@@ -241,4 +242,155 @@ test('admin lists, describes, resets and deletes a consumer group', { timeout: T
     await consumer.disconnect();
     await admin.disconnect();
   }
+});
+
+// --- compacted topics ----------------------------------------------------------------------
+// Compacted topics: kafkajs reads a compacted topic (`cleanup.policy=compact`) from the beginning to its end: the
+// offsets rise with holes where the cleaner removed the older records of a key, every record read
+// is the one produced at its offset, each key ends on its latest value, and the consumer does not
+// stall at a hole. tests/e2e/test_compaction.py covers the rest (tombstones, codecs, restarts,
+// the other clients).
+//
+// The cleaner touches only sealed segments, so the topic rolls every 4 KiB (`segment.bytes`, the
+// smallest) and is cleaned as soon as a segment is sealed (`min.cleanable.dirty.ratio=0.01`); each
+// round of keys is one send, one batch of about 2 KiB. The active segment holds at most
+// RECORDS_PER_SEGMENT_MAX of these records (each at least VALUE_BYTES long), so everything below
+// `high watermark - RECORDS_PER_SEGMENT_MAX` is sealed, and once cleaned holds each key at most once.
+
+const COMPACTION_TEST_TIMEOUT_MS = 120_000;
+const READ_TIMEOUT_MS = 20_000;
+// The cleaner checks each partition about every 2 s.
+const COMPACTION_TIMEOUT_MS = 45_000;
+
+const SEGMENT_BYTES = 4096;
+const VALUE_BYTES = 100;
+const RECORDS_PER_SEGMENT_MAX = Math.floor(SEGMENT_BYTES / VALUE_BYTES);
+const KEYS = 20;
+const ROUNDS = 40;
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const keyName = (i) => `key-${String(i).padStart(2, '0')}`;
+const valueOf = (key, round) => `${key}:${round}:`.padEnd(VALUE_BYTES, '.');
+
+async function createCompactedTopic(topic) {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const configEntries = [
+      { name: 'cleanup.policy', value: 'compact' },
+      { name: 'segment.bytes', value: String(SEGMENT_BYTES) },
+      { name: 'min.cleanable.dirty.ratio', value: '0.01' },
+    ];
+    assert.equal(
+      await admin.createTopics({ topics: [{ topic, numPartitions: 1, configEntries }], waitForLeaders: true, timeout: 10_000 }),
+      true,
+    );
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Sends ROUNDS rounds of one value per key (one send, one batch, per round); returns what was sent with its offsets. */
+async function produceRounds(topic) {
+  const keys = Array.from({ length: KEYS }, (_, i) => keyName(i));
+  const producer = kafka.producer();
+  await producer.connect();
+  const sent = [];
+  try {
+    for (let round = 0; round < ROUNDS; round += 1) {
+      const [meta] = await producer.send({
+        topic,
+        acks: -1,
+        messages: keys.map((key) => ({ key, value: valueOf(key, round), partition: 0 })),
+      });
+      assert.equal(meta.errorCode, 0);
+      keys.forEach((key, i) => sent.push({ offset: Number(meta.baseOffset) + i, key, value: valueOf(key, round) }));
+    }
+  } finally {
+    await producer.disconnect();
+  }
+  return sent;
+}
+
+/** The partition's watermarks and every record from its start to its high watermark, read by a new consumer. */
+async function readAll(topic) {
+  const admin = kafka.admin();
+  await admin.connect();
+  let offsets;
+  try {
+    offsets = await admin.fetchTopicOffsets(topic);
+  } finally {
+    await admin.disconnect();
+  }
+  const [{ low, high }] = offsets;
+  const snap = { low: Number(low), high: Number(high), records: [] };
+  if (snap.high === snap.low) return snap;
+  const consumer = kafka.consumer({ groupId: topicName('compacted-reader'), ...CONSUMER_OPTIONS });
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+  let timer;
+  try {
+    await new Promise((resolve, reject) => {
+      timer = setTimeout(() => {
+        const last = snap.records.at(-1)?.offset;
+        reject(new Error(`read ${snap.records.length} records in ${READ_TIMEOUT_MS} ms, the last at offset ${last}, `
+          + `high watermark ${snap.high}: stuck at a hole in the offsets?`));
+      }, READ_TIMEOUT_MS);
+      consumer.run({
+        eachMessage: async ({ message }) => {
+          const offset = Number(message.offset);
+          snap.records.push({ offset, key: message.key?.toString() ?? null, value: message.value?.toString() ?? null });
+          // The record before the high watermark is in the active segment, which is never cleaned.
+          if (offset >= snap.high - 1) resolve();
+        },
+      }).catch(reject);
+    });
+  } finally {
+    clearTimeout(timer);
+    await consumer.disconnect();
+  }
+  return snap;
+}
+
+/** Keys read more than once below the offsets that are surely sealed; empty once the cleaner has run. */
+function repeatedInSealed(snap) {
+  const counts = new Map();
+  for (const r of snap.records) {
+    if (r.offset < snap.high - RECORDS_PER_SEGMENT_MAX) counts.set(r.key, (counts.get(r.key) ?? 0) + 1);
+  }
+  return [...counts].filter(([, n]) => n > 1);
+}
+
+test('kafkajs reads a compacted topic to its end, holes in the offsets and all', { timeout: COMPACTION_TEST_TIMEOUT_MS }, async () => {
+  const topic = topicName('node-compacted');
+  await createCompactedTopic(topic);
+  const sent = await produceRounds(topic);
+  assert.deepEqual(sent.map((r) => r.offset), Array.from({ length: KEYS * ROUNDS }, (_, i) => i));
+
+  const deadline = Date.now() + COMPACTION_TIMEOUT_MS;
+  let snap = await readAll(topic);
+  while (repeatedInSealed(snap).length > 0) {
+    assert.ok(
+      Date.now() < deadline,
+      `not compacted within ${COMPACTION_TIMEOUT_MS} ms: ${snap.records.length} records read, `
+        + `keys repeated below ${snap.high - RECORDS_PER_SEGMENT_MAX}: ${JSON.stringify(repeatedInSealed(snap).slice(0, 5))}`,
+    );
+    await sleep(1_000);
+    snap = await readAll(topic);
+  }
+
+  const offsets = snap.records.map((r) => r.offset);
+  assert.ok(offsets.every((o, i) => i === 0 || o > offsets[i - 1]), `offsets not increasing: ${offsets.slice(0, 50)}`);
+  const produced = new Map(sent.map((r) => [r.offset, r]));
+  for (const r of snap.records) assert.deepEqual(r, produced.get(r.offset), `record at offset ${r.offset}`);
+  assert.ok(snap.records.length < sent.length, `nothing removed: ${snap.records.length} of ${sent.length}`);
+  const latest = new Map(snap.records.map((r) => [r.key, r.value]));
+  assert.deepEqual(
+    [...latest].sort(),
+    Array.from({ length: KEYS }, (_, i) => [keyName(i), valueOf(keyName(i), ROUNDS - 1)]).sort(),
+  );
+  const read = new Set(snap.records.map((r) => r.offset));
+  const lost = sent.slice(-KEYS).filter((r) => !read.has(r.offset));
+  assert.deepEqual(lost, [], 'records of the active segment were removed');
+  assert.deepEqual([snap.low, snap.high], [0, sent.length], 'the log start and the high watermark must not change');
 });
