@@ -329,13 +329,6 @@ mod tests {
     use kafka_protocol::records::{RecordBatchEncoder, RecordEncodeOptions, TimestampType};
     use tonic::Code;
 
-    const CODECS: [Compression; 5] = [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ];
     const UNBOUNDED: usize = usize::MAX;
 
     fn at(position: i64) -> ReadAt<'static> {
@@ -456,7 +449,7 @@ mod tests {
 
     #[test]
     fn decodes_every_batch_and_skips_records_before_the_position() {
-        for codec in CODECS {
+        for codec in spindle_log::batch::codec::ALL {
             let batches = [batch(0, 5, Compression::None), batch(5, 5, codec)];
             let decoded = decode(at(2), UNBOUNDED, &batches).unwrap();
             assert_eq!(offsets(&decoded), [2, 3, 4, 5, 6, 7, 8, 9], "{codec:?}");
@@ -520,7 +513,7 @@ mod tests {
     #[test]
     fn every_codec_stops_at_the_decompressed_limit() {
         let records: Vec<Record> = (0..50).map(|o| record(o, 2000)).collect();
-        for codec in CODECS {
+        for codec in spindle_log::batch::codec::ALL {
             let stored = encode(&records, codec);
             let tight = Limits {
                 decompressed_batch_bytes_max: 20_000,

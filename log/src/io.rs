@@ -82,16 +82,21 @@ pub(crate) async fn open_ro(path: &Path) -> Result<DmaFile, LogError> {
         .context(|| format!("opening {}", path.display()))
 }
 
-/// Writes `data` as the whole content of the file at `path` (replacing it) through DMA: one
-/// aligned write, then a truncate to the real length, then an optional fdatasync.
-pub(crate) async fn write_whole_file(path: &Path, data: &[u8], sync: bool) -> Result<(), LogError> {
-    let file = OpenOptions::new()
+/// Creates the file at `path` for DMA writes, emptying it if it exists.
+pub(crate) async fn create(path: &Path) -> Result<DmaFile, LogError> {
+    OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .dma_open(path)
         .await
-        .context(|| format!("creating {}", path.display()))?;
+        .context(|| format!("creating {}", path.display()))
+}
+
+/// Writes `data` as the whole content of the file at `path` (replacing it) through DMA: one
+/// aligned write, then a truncate to the real length, then an optional fdatasync.
+pub(crate) async fn write_whole_file(path: &Path, data: &[u8], sync: bool) -> Result<(), LogError> {
+    let file = create(path).await?;
     let padded = usize::try_from(file.align_up(data.len() as u64)).unwrap_or(usize::MAX);
     if padded > 0 {
         let mut buf = file.alloc_dma_buffer(padded);

@@ -9,8 +9,8 @@ use std::path::Path;
 
 use bytes::Bytes;
 use common::{open, read_all, run, tempdir};
-use kafka_protocol::records::Compression;
 use spindle_log::batch::clean::for_each_record;
+use spindle_log::batch::codec::ALL;
 use spindle_log::batch::BatchHeader;
 use spindle_log::testing::BatchBuilder;
 use spindle_log::{Clock, Log, LogConfig, Offset};
@@ -65,14 +65,6 @@ impl Lcg {
     }
 }
 
-const CODECS: [Compression; 5] = [
-    Compression::None,
-    Compression::Gzip,
-    Compression::Snappy,
-    Compression::Lz4,
-    Compression::Zstd,
-];
-
 fn config() -> LogConfig {
     LogConfig {
         segment_bytes: 4096,
@@ -100,7 +92,7 @@ fn append_random(log: &Log, rng: &mut Lcg, ts: i64) -> Vec<(i64, Rec)> {
         builder = builder.keyed(key.as_deref(), value.as_deref());
         recs.push((key, value));
     }
-    let codec = CODECS[rng.below(CODECS.len() as u64) as usize];
+    let codec = ALL[rng.below(ALL.len() as u64) as usize];
     let info = log
         .append(builder.compression(codec).build())
         .expect("append");

@@ -245,13 +245,7 @@ mod tests {
 
     #[test]
     fn keeps_offsets_and_range_and_reseals() {
-        for codec in [
-            Compression::None,
-            Compression::Gzip,
-            Compression::Snappy,
-            Compression::Lz4,
-            Compression::Zstd,
-        ] {
+        for codec in crate::batch::codec::ALL {
             let records: Vec<KeyValue<'_>> = vec![
                 (Some(b"a"), Some(b"1")),
                 (Some(b"b"), Some(b"2")),

@@ -21,6 +21,15 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 use kafka_protocol::records::Compression;
 
+/// Every codec a batch may name, `None` first.
+pub const ALL: [Compression; 5] = [
+    Compression::None,
+    Compression::Gzip,
+    Compression::Snappy,
+    Compression::Lz4,
+    Compression::Zstd,
+];
+
 /// Why a batch's records could not be decompressed.
 #[derive(Debug, thiserror::Error)]
 pub enum DecompressError {
@@ -181,13 +190,6 @@ fn snappy(records: &[u8], limit_bytes: usize) -> Result<Bytes, DecompressError> 
 mod tests {
     use super::*;
 
-    const CODECS: [Compression; 4] = [
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ];
-
     /// `data` compressed as Kafka clients do.
     fn compressed(compression: Compression, data: &[u8]) -> Bytes {
         compress(data, compression).unwrap()
@@ -200,7 +202,7 @@ mod tests {
     #[test]
     fn every_codec_reads_what_kafka_clients_write() {
         let data = sample(300_000);
-        for codec in CODECS {
+        for &codec in &ALL[1..] {
             let out = decompress(&compressed(codec, &data), codec, data.len()).unwrap();
             assert_eq!(out, data, "{codec:?}");
         }
@@ -212,7 +214,7 @@ mod tests {
     #[test]
     fn every_codec_stops_one_byte_past_the_limit() {
         let data = vec![0u8; 1 << 20];
-        for codec in CODECS {
+        for &codec in &ALL[1..] {
             let input = compressed(codec, &data);
             assert!(input.len() < data.len() / 20, "{codec:?} compresses zeros");
             let limit_bytes = data.len() - 1;
@@ -245,7 +247,7 @@ mod tests {
     #[test]
     fn garbage_is_corrupt_for_every_codec() {
         let garbage = Bytes::from(sample(1000));
-        for codec in CODECS {
+        for &codec in &ALL[1..] {
             let err = decompress(&garbage, codec, 1 << 20).unwrap_err();
             assert!(matches!(err, DecompressError::Corrupt { .. }), "{codec:?}");
         }

@@ -27,7 +27,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use futures_lite::AsyncWriteExt;
-use glommio::io::{DmaFile, DmaStreamWriter, DmaStreamWriterBuilder, OpenOptions};
+use glommio::io::{DmaFile, DmaStreamWriter, DmaStreamWriterBuilder};
 
 use super::Log;
 use crate::batch::clean::{self, Cleaned, KeyedRecord};
@@ -240,13 +240,7 @@ impl Log {
         let first = &segments[0];
         let segment_bytes = self.config().segment_bytes;
         let path = cleaning_path(&first.path);
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .dma_open(&path)
-            .await
-            .context(|| format!("creating {}", path.display()))?;
+        let file = io::create(&path).await?;
         let mut out = Output {
             writer: DmaStreamWriterBuilder::new(file)
                 .with_buffer_size(WRITE_CHUNK_BYTES)
