@@ -9,7 +9,8 @@
 //! The log checked each batch when it was appended (framing, CRC, records count = last offset
 //! delta + 1, and the records themselves when uncompressed), but not what a compressed batch
 //! expands to nor the offsets its records claim, and the gateway runs in the shards' process.
-//! So:
+//! (In a compacted topic a batch may hold fewer records than its offset range, or none: the
+//! position still moves by the range.) So:
 //! - decompression goes through [`spindle_log::batch::codec`], which stops at
 //!   [`DECOMPRESSED_BATCH_BYTES_MAX`]; a batch past it, or declaring more than
 //!   [`RECORDS_PER_BATCH_MAX`] records, ends the subscription with RESOURCE_EXHAUSTED naming the
