@@ -81,7 +81,7 @@ fn whole_pass(c: &mut Criterion) {
                     }
                     log.roll().await.expect("roll");
                     let t = Instant::now();
-                    let outcome = log.compact(u64::MAX / 2).await.expect("compact");
+                    let outcome = log.compact(u64::MAX / 2, 0).await.expect("compact");
                     let elapsed = t.elapsed();
                     assert!(outcome.records_removed > 0, "{outcome:?}");
                     log.close().await.expect("close");

@@ -17,6 +17,7 @@ mod error;
 mod event;
 pub mod group;
 mod handle;
+mod kept_keys;
 pub mod limits;
 mod log_api;
 mod memory;

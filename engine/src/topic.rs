@@ -1,10 +1,12 @@
 //! Topics: names, partitions and per-topic configuration.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
 use spindle_log::{FsyncPolicy, Offset};
 
+use crate::kept_keys::{self, KEPT_KEYS};
 use crate::limits::TOPIC_NAME_LEN_MAX;
 use crate::{EngineError, ShardId};
 
@@ -70,6 +72,11 @@ pub struct TopicConfig {
     /// many millionths of all sealed bytes (`min.cleanable.dirty.ratio`, a decimal in Kafka's
     /// form).
     pub min_cleanable_dirty_ppm: u32,
+    /// Compaction leaves records younger than this alone (`min.compaction.lag.ms`): it stops
+    /// at the first sealed segment holding one.
+    pub min_compaction_lag_ms: u64,
+    /// Kafka keys kept without effect (see `kept_keys`), those set, by name.
+    pub kept: BTreeMap<&'static str, String>,
 }
 
 /// What happens to a topic's old segments (`cleanup.policy`).
@@ -143,12 +150,14 @@ impl Default for TopicConfig {
             cleanup_policy: CleanupPolicy::Delete,
             delete_retention_ms: 24 * 3600 * 1000,
             min_cleanable_dirty_ppm: 500_000,
+            min_compaction_lag_ms: 0,
+            kept: BTreeMap::new(),
         }
     }
 }
 
 impl TopicConfig {
-    /// Every key [`TopicConfig::set`] accepts.
+    /// Every key Spindle acts on; [`TopicConfig::set`] also accepts [`TopicConfig::kept_keys`].
     pub const KEYS: &'static [&'static str] = &[
         "segment.bytes",
         "segment.ms",
@@ -159,7 +168,15 @@ impl TopicConfig {
         "cleanup.policy",
         "delete.retention.ms",
         "min.cleanable.dirty.ratio",
+        "min.compaction.lag.ms",
     ];
+
+    /// Kafka keys accepted, kept and described without changing what Spindle does (a single
+    /// node has no replicas; batches are stored as produced): `min.insync.replicas`,
+    /// `compression.type`, `message.timestamp.type` (`CreateTime` only), …
+    pub fn kept_keys() -> impl Iterator<Item = &'static str> {
+        KEPT_KEYS.iter().map(|k| k.name)
+    }
 
     /// Sets one key from its Kafka string form. `-1` means "none" for the optional limits.
     ///
@@ -214,20 +231,40 @@ impl TopicConfig {
                 self.min_cleanable_dirty_ppm =
                     parse_ratio_ppm(value).ok_or_else(|| invalid("a decimal from 0 to 1"))?;
             }
-            _ => {
-                return Err(invalid(&format!(
-                    "unknown key; known keys: {}",
-                    Self::KEYS.join(", ")
-                )))
+            "min.compaction.lag.ms" => {
+                self.min_compaction_lag_ms = parse_bounded(value, 0, i64::MAX as u64)
+                    .ok_or_else(|| invalid("an integer >= 0"))?;
+            }
+            other => {
+                let Some(kept) = kept_keys::find(other) else {
+                    return Err(invalid(&format!(
+                        "unknown key; known keys: {}, {}",
+                        Self::KEYS.join(", "),
+                        Self::kept_keys().collect::<Vec<_>>().join(", ")
+                    )));
+                };
+                let value = kept.check(value).map_err(|allowed| invalid(&allowed))?;
+                // Only values other than Kafka's default are held, so equal configurations
+                // compare equal however they were written.
+                if value == kept.default {
+                    self.kept.remove(kept.name);
+                } else {
+                    self.kept.insert(kept.name, value);
+                }
             }
         }
         Ok(())
     }
 
-    /// Every key with its current value in Kafka's string form, in [`TopicConfig::KEYS`] order.
+    /// Every key with its current value in Kafka's string form: [`TopicConfig::KEYS`], then
+    /// [`TopicConfig::kept_keys`], in order.
     pub fn entries(&self) -> Vec<(&'static str, String)> {
         let optional = |v: Option<u64>| v.map_or_else(|| "-1".to_owned(), |v| v.to_string());
-        vec![
+        let kept = KEPT_KEYS.iter().map(|k| {
+            let value = self.kept.get(k.name).map_or(k.default, String::as_str);
+            (k.name, value.to_owned())
+        });
+        let acted = [
             ("segment.bytes", self.segment_bytes.to_string()),
             ("segment.ms", optional(self.segment_ms)),
             ("retention.bytes", optional(self.retention_bytes)),
@@ -240,7 +277,12 @@ impl TopicConfig {
                 "min.cleanable.dirty.ratio",
                 (f64::from(self.min_cleanable_dirty_ppm) / 1e6).to_string(),
             ),
-        ]
+            (
+                "min.compaction.lag.ms",
+                self.min_compaction_lag_ms.to_string(),
+            ),
+        ];
+        acted.into_iter().chain(kept).collect()
     }
 
     /// Checks a whole configuration (one built as a struct rather than through

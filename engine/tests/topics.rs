@@ -19,6 +19,12 @@ fn config_keys_parse_and_print_in_kafka_form() {
         ("cleanup.policy", "delete,compact"),
         ("delete.retention.ms", "0"),
         ("min.cleanable.dirty.ratio", "0.01"),
+        ("min.compaction.lag.ms", "60000"),
+        // Kafka keys kept without effect, as provisioning tools and Kafka Streams set them.
+        ("min.insync.replicas", "2"),
+        ("compression.type", "zstd"),
+        ("message.timestamp.type", "CreateTime"),
+        ("unclean.leader.election.enable", "false"),
     ] {
         c.set(key, value)
             .unwrap_or_else(|e| panic!("{key}={value}: {e}"));
@@ -37,7 +43,25 @@ fn config_keys_parse_and_print_in_kafka_form() {
     assert_eq!(shown("cleanup.policy").as_deref(), Some("compact,delete"));
     assert_eq!(shown("min.cleanable.dirty.ratio").as_deref(), Some("0.01"));
     let keys: Vec<&str> = entries.iter().map(|e| e.0).collect();
-    assert_eq!(keys, TopicConfig::KEYS);
+    let known: Vec<&str> = TopicConfig::KEYS
+        .iter()
+        .copied()
+        .chain(TopicConfig::kept_keys())
+        .collect();
+    assert_eq!(keys, known);
+    assert_eq!(shown("min.insync.replicas").as_deref(), Some("2"));
+    assert_eq!(
+        shown("preallocate").as_deref(),
+        Some("false"),
+        "a kept key not set shows Kafka's default"
+    );
+    assert_eq!(c.min_compaction_lag_ms, 60_000);
+    assert_eq!(
+        c.kept.len(),
+        2,
+        "a kept key set to its default is not held: {:?}",
+        c.kept
+    );
     let mut copy = TopicConfig::default();
     for (k, v) in &entries {
         copy.set(k, v).expect("round trip");
@@ -62,6 +86,16 @@ fn bad_config_values_are_refused_naming_the_key() {
         ("delete.retention.ms", "-1", ">= 0"),
         ("min.cleanable.dirty.ratio", "1.5", "from 0 to 1"),
         ("min.cleanable.dirty.ratio", "NaN", "from 0 to 1"),
+        ("min.compaction.lag.ms", "-1", ">= 0"),
+        (
+            "message.timestamp.type",
+            "LogAppendTime",
+            "LogAppendTime is not supported",
+        ),
+        ("min.insync.replicas", "0", ">= 1"),
+        ("compression.type", "brotli", "zstd"),
+        ("preallocate", "yes", "true or false"),
+        ("flush.messages", "1", "fsync.policy"),
         ("no.such.key", "1", "segment.bytes"),
     ] {
         let err = c.set(key, value).unwrap_err();

@@ -13,7 +13,7 @@ use spindle_log::batch::clean::for_each_record;
 use spindle_log::batch::codec::ALL;
 use spindle_log::batch::BatchHeader;
 use spindle_log::testing::BatchBuilder;
-use spindle_log::{Clock, Log, LogConfig, Offset};
+use spindle_log::{Clock, CompactionOutcome, Log, LogConfig, Offset};
 
 /// A record as appended: key and value, `None` for null.
 type Rec = (Option<Vec<u8>>, Option<Vec<u8>>);
@@ -174,7 +174,7 @@ async fn check_seed(dir: &Path, seed: u64) {
         let delete_retention_ms = if expire { 0 } else { u64::MAX / 2 };
         clock.advance(1);
         let full = log.cleanable().dirty_bytes == log.cleanable().sealed_bytes;
-        let outcome = log.compact(delete_retention_ms).await.unwrap();
+        let outcome = log.compact(delete_retention_ms, 0).await.unwrap();
         assert_eq!(
             (log.start_offset(), log.high_watermark()),
             (start, hw),
@@ -269,7 +269,7 @@ fn a_rewrite_interrupted_by_a_crash_is_deleted_and_the_segment_kept() {
             "recovery deletes the leftover"
         );
         assert_eq!(read_all(&log, Offset(0)).await, before);
-        let outcome = log.compact(0).await.unwrap();
+        let outcome = log.compact(0, 0).await.unwrap();
         assert!(outcome.segments_rewritten > 0, "{outcome:?}");
         assert!(outcome.bytes_after < outcome.bytes_before, "{outcome:?}");
         let cleaned = std::fs::read_dir(dir.path())
@@ -294,7 +294,7 @@ fn a_rewrite_interrupted_by_a_crash_is_deleted_and_the_segment_kept() {
         );
         // A second pass over clean segments finds nothing dirty, also after a restart.
         assert_eq!(log.cleanable().dirty_bytes, 0);
-        assert_eq!(log.compact(0).await.unwrap().segments_mapped, 0);
+        assert_eq!(log.compact(0, 0).await.unwrap().segments_mapped, 0);
         log.close().await.unwrap();
         let (log, _clock) = open(dir.path(), config()).await;
         assert_eq!(
@@ -345,7 +345,7 @@ fn small_segments_are_merged_and_an_interrupted_merge_is_finished_by_recovery() 
             })
             .collect();
 
-        let outcome = log.compact(0).await.unwrap();
+        let outcome = log.compact(0, 0).await.unwrap();
         assert!(outcome.segments_merged > 0, "{outcome:?}");
         let after = segment_files(dir.path());
         assert_eq!(
@@ -383,5 +383,33 @@ fn small_segments_are_merged_and_an_interrupted_merge_is_finished_by_recovery() 
         );
         assert_eq!(records_of(&read_all(&log, Offset(0)).await), held);
         assert_eq!(log.high_watermark(), Offset(400));
+    });
+}
+
+#[test]
+fn records_younger_than_the_minimum_lag_are_left_alone() {
+    run(|| async {
+        let dir = tempdir();
+        let (log, clock) = open(dir.path(), config()).await;
+        for i in 0..200 {
+            let key = format!("k{}", i % 5);
+            let batch = BatchBuilder::new(clock.now_ms())
+                .keyed(Some(key.as_bytes()), Some(&[b'v'; 60]))
+                .build();
+            log.append(batch).unwrap();
+        }
+        log.flush().await.unwrap();
+        assert!(log.segment_count() > 2);
+        clock.advance(500);
+        let outcome = log.compact(0, 1000).await.unwrap();
+        assert_eq!(
+            outcome,
+            CompactionOutcome::default(),
+            "every record is younger than 1 s"
+        );
+        assert_eq!(read_all(&log, Offset(0)).await.len(), 200);
+        clock.advance(500);
+        let outcome = log.compact(0, 1000).await.unwrap();
+        assert!(outcome.records_removed > 0, "{outcome:?}");
     });
 }

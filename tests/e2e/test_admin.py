@@ -62,6 +62,37 @@ def test_create_topic_with_configs_and_describe(spindle, topic_name):
     assert partition_count(spindle.bootstrap, topic_name) == 3
 
 
+# What Kafka Streams sets on its changelog topics, and provisioning tools on any topic: Kafka
+# keys Spindle keeps without acting on them (a single node has no replicas; batches are stored
+# as produced).
+STREAMS_CHANGELOG_CONFIGS = {
+    "cleanup.policy": "compact",
+    "message.timestamp.type": "CreateTime",
+    "min.insync.replicas": "2",
+    "compression.type": "lz4",
+    "min.compaction.lag.ms": "60000",
+}
+
+
+def test_kafka_keys_spindle_keeps_are_accepted_and_described(spindle, topic_name):
+    clients.create_topic(spindle.bootstrap, topic_name, config=STREAMS_CHANGELOG_CONFIGS)
+    configs = clients.describe_topic(spindle.bootstrap, topic_name)
+    for key, value in STREAMS_CHANGELOG_CONFIGS.items():
+        assert configs.get(key) == value, f"{key}: {configs.get(key)!r}"
+    assert configs.get("preallocate") == "false", "a kept key not set shows Kafka's default"
+    produced = clients.produce_sync(
+        clients.producer(spindle.bootstrap), topic_name, [{"key": b"k", "value": b"v", "partition": 0}]
+    )
+    assert produced[0].offset() == 0, "the topic takes records"
+
+    admin = clients.admin(spindle.bootstrap)
+    refused = NewTopic(topic_name + "-lat", 1, 1, config={"message.timestamp.type": "LogAppendTime"})
+    with pytest.raises(KafkaException) as failure:
+        admin.create_topics([refused], request_timeout=T)[refused.topic].result(timeout=T)
+    assert failure.value.args[0].code() == KafkaError.INVALID_CONFIG
+    assert "LogAppendTime is not supported" in failure.value.args[0].str()
+
+
 def test_alter_configs_sets_retention_ms(spindle, topic_name):
     clients.create_topic(spindle.bootstrap, topic_name, config={"retention.ms": "3600000"})
     resource = ConfigResource(ResourceType.TOPIC, topic_name, set_config={"retention.ms": "1000"})

@@ -55,6 +55,7 @@ struct Compaction {
     policy: CleanupPolicy,
     delete_retention_ms: u64,
     min_cleanable_dirty_ppm: u32,
+    min_lag_ms: u64,
 }
 
 impl Compaction {
@@ -63,6 +64,7 @@ impl Compaction {
             policy: config.cleanup_policy,
             delete_retention_ms: config.delete_retention_ms,
             min_cleanable_dirty_ppm: config.min_cleanable_dirty_ppm,
+            min_lag_ms: config.min_compaction_lag_ms,
         })
     }
 
@@ -467,7 +469,10 @@ impl Partition {
         if !compaction.due(self.log.cleanable()) {
             return Ok(None);
         }
-        let outcome = self.log.compact(compaction.delete_retention_ms).await?;
+        let outcome = self
+            .log
+            .compact(compaction.delete_retention_ms, compaction.min_lag_ms)
+            .await?;
         if outcome.segments_rewritten > 0 {
             tracing::info!(
                 partition = %self.tp,

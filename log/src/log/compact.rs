@@ -142,16 +142,21 @@ impl Log {
     }
 
     /// Runs one compaction pass (see the module documentation); tombstones go once their batch
-    /// is older than `delete_retention_ms`.
+    /// is older than `delete_retention_ms`, and the pass stops before the first sealed segment
+    /// holding a record younger than `min_lag_ms` (Kafka's `min.compaction.lag.ms`).
     ///
     /// # Errors
     /// [`LogError::Io`] if a segment cannot be read or its rewrite written, synced or renamed;
     /// [`LogError::Corrupt`] if a sealed batch no longer checks; [`LogError::Closed`].
-    pub async fn compact(&self, delete_retention_ms: u64) -> Result<CompactionOutcome, LogError> {
-        let horizon_ms = self
-            .clock
-            .now_ms()
-            .saturating_sub(i64::try_from(delete_retention_ms).unwrap_or(i64::MAX));
+    pub async fn compact(
+        &self,
+        delete_retention_ms: u64,
+        min_lag_ms: u64,
+    ) -> Result<CompactionOutcome, LogError> {
+        let now = self.clock.now_ms();
+        let before = |ms: u64| now.saturating_sub(i64::try_from(ms).unwrap_or(i64::MAX));
+        let horizon_ms = before(delete_retention_ms);
+        let youngest_allowed = before(min_lag_ms);
         let (sealed, dirty_from) = {
             let st = self.state.borrow();
             if st.closed {
@@ -159,6 +164,7 @@ impl Log {
             }
             let sealed: Vec<Sealed> = st.segments[..st.segments.len() - 1]
                 .iter()
+                .take_while(|s| s.max_timestamp <= youngest_allowed)
                 .map(|s| Sealed {
                     base: s.base,
                     next: s.next,

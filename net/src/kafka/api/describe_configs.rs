@@ -107,10 +107,29 @@ fn topic_entries(ctx: &RequestContext, name: &str) -> Option<Vec<DescribeConfigs
 
 fn topic_key_type(key: &str) -> i8 {
     match key {
-        "segment.bytes" | "max.message.bytes" => TYPE_INT,
-        "segment.ms" | "retention.ms" | "retention.bytes" | "delete.retention.ms" => TYPE_LONG,
+        "segment.bytes"
+        | "max.message.bytes"
+        | "min.insync.replicas"
+        | "index.interval.bytes"
+        | "segment.index.bytes" => TYPE_INT,
+        "segment.ms"
+        | "retention.ms"
+        | "retention.bytes"
+        | "delete.retention.ms"
+        | "min.compaction.lag.ms"
+        | "max.compaction.lag.ms"
+        | "file.delete.delay.ms"
+        | "segment.jitter.ms"
+        | "message.timestamp.difference.max.ms"
+        | "message.timestamp.before.max.ms"
+        | "message.timestamp.after.max.ms" => TYPE_LONG,
         "min.cleanable.dirty.ratio" => TYPE_DOUBLE,
-        "cleanup.policy" => TYPE_LIST,
+        "unclean.leader.election.enable" | "message.downconversion.enable" | "preallocate" => {
+            TYPE_BOOLEAN
+        }
+        "cleanup.policy"
+        | "leader.replication.throttled.replicas"
+        | "follower.replication.throttled.replicas" => TYPE_LIST,
         _ => TYPE_STRING,
     }
 }
