@@ -1,14 +1,12 @@
 //! Kafka topic keys Spindle accepts, keeps and describes without acting on them.
 //!
-//! Tools that create topics pass Kafka settings along: Kafka Streams sets
-//! `message.timestamp.type` on its internal topics, provisioning tools set
-//! `min.insync.replicas` and `compression.type`. Kafka refuses a key it does not know, and so does
+//! Tools that create topics pass Kafka settings along: provisioning tools set
+//! `min.insync.replicas` and `compression.type`, Kafka Streams `min.insync.replicas` on its
+//! internal topics. Kafka refuses a key it does not know, and so does
 //! Spindle; these it knows. Each value is checked as Kafka checks it, then kept (and persisted
 //! and described) as given. None changes what Spindle does: a single node has no replicas to
 //! wait for or throttle, batches are stored as the producer compressed them (Kafka's
-//! `producer`), and segments are preallocated and indexed Spindle's own way. A value whose
-//! behaviour Spindle does not have, and that would surprise a client, is refused instead
-//! (`message.timestamp.type=LogAppendTime`).
+//! `producer`), and segments are preallocated and indexed Spindle's own way.
 
 /// What values a kept key takes.
 #[derive(Debug, Clone, Copy)]
@@ -84,10 +82,6 @@ impl KeptKey {
         let value = value.trim();
         let refused = match self.kind {
             Kind::OneOf(words) if words.contains(&value) => None,
-            Kind::OneOf(["CreateTime"]) => Some(
-                "CreateTime (LogAppendTime is not supported: Spindle keeps the producer's timestamps)"
-                    .to_owned(),
-            ),
             Kind::OneOf(words) => Some(format!("one of {}", words.join(", "))),
             Kind::Long(min) if value.parse::<i64>().is_ok_and(|v| v >= min) => None,
             Kind::Long(min) => Some(format!("an integer >= {min}")),

@@ -36,8 +36,8 @@ pub use metadata::CONSUMER_OFFSETS_TOPIC;
 pub use shard::{Shard, ShardId};
 pub use spindle_log::{FsyncPolicy, Offset};
 pub use topic::{
-    validate_topic_name, CleanupPolicy, PartitionId, PartitionState, TopicConfig, TopicDescription,
-    TopicInfo, TopicPartition, MESSAGE_BYTES_MAX, SEGMENT_BYTES_MIN,
+    validate_topic_name, CleanupPolicy, PartitionId, PartitionState, TimestampType, TopicConfig,
+    TopicDescription, TopicInfo, TopicPartition, MESSAGE_BYTES_MAX, SEGMENT_BYTES_MIN,
 };
 
 /// The result type of every engine operation.

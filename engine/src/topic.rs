@@ -75,8 +75,38 @@ pub struct TopicConfig {
     /// Compaction leaves records younger than this alone (`min.compaction.lag.ms`): it stops
     /// at the first sealed segment holding one.
     pub min_compaction_lag_ms: u64,
+    /// Whether records keep the producer's timestamps or get the append time
+    /// (`message.timestamp.type`).
+    pub timestamp_type: TimestampType,
     /// Kafka keys kept without effect (see `kept_keys`), those set, by name.
     pub kept: BTreeMap<&'static str, String>,
+}
+
+/// Which time a record's timestamp says (`message.timestamp.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampType {
+    /// The time the producer gave each record (`CreateTime`).
+    CreateTime,
+    /// The time the node appended the batch, for every record in it (`LogAppendTime`): the
+    /// node sets the batch's max timestamp and its timestamp-type attribute, as Kafka does.
+    LogAppendTime,
+}
+
+impl TimestampType {
+    fn parse(value: &str) -> Option<TimestampType> {
+        match value.trim() {
+            "CreateTime" => Some(TimestampType::CreateTime),
+            "LogAppendTime" => Some(TimestampType::LogAppendTime),
+            _ => None,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            TimestampType::CreateTime => "CreateTime",
+            TimestampType::LogAppendTime => "LogAppendTime",
+        }
+    }
 }
 
 /// What happens to a topic's old segments (`cleanup.policy`).
@@ -151,6 +181,7 @@ impl Default for TopicConfig {
             delete_retention_ms: 24 * 3600 * 1000,
             min_cleanable_dirty_ppm: 500_000,
             min_compaction_lag_ms: 0,
+            timestamp_type: TimestampType::CreateTime,
             kept: BTreeMap::new(),
         }
     }
@@ -169,11 +200,12 @@ impl TopicConfig {
         "delete.retention.ms",
         "min.cleanable.dirty.ratio",
         "min.compaction.lag.ms",
+        "message.timestamp.type",
     ];
 
     /// Kafka keys accepted, kept and described without changing what Spindle does (a single
     /// node has no replicas; batches are stored as produced): `min.insync.replicas`,
-    /// `compression.type`, `message.timestamp.type` (`CreateTime` only), …
+    /// `compression.type`, …
     pub fn kept_keys() -> impl Iterator<Item = &'static str> {
         KEPT_KEYS.iter().map(|k| k.name)
     }
@@ -235,6 +267,10 @@ impl TopicConfig {
                 self.min_compaction_lag_ms = parse_bounded(value, 0, i64::MAX as u64)
                     .ok_or_else(|| invalid("an integer >= 0"))?;
             }
+            "message.timestamp.type" => {
+                self.timestamp_type = TimestampType::parse(value)
+                    .ok_or_else(|| invalid("CreateTime or LogAppendTime"))?;
+            }
             other => {
                 let Some(kept) = kept_keys::find(other) else {
                     return Err(invalid(&format!(
@@ -280,6 +316,10 @@ impl TopicConfig {
             (
                 "min.compaction.lag.ms",
                 self.min_compaction_lag_ms.to_string(),
+            ),
+            (
+                "message.timestamp.type",
+                self.timestamp_type.as_str().to_owned(),
             ),
         ];
         acted.into_iter().chain(kept).collect()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import (
     AlterConfigOpType,
     ConfigEntry,
@@ -62,9 +62,9 @@ def test_create_topic_with_configs_and_describe(spindle, topic_name):
     assert partition_count(spindle.bootstrap, topic_name) == 3
 
 
-# What Kafka Streams sets on its changelog topics, and provisioning tools on any topic: Kafka
-# keys Spindle keeps without acting on them (a single node has no replicas; batches are stored
-# as produced).
+# What Kafka Streams sets on its changelog topics, and provisioning tools on any topic: some
+# Spindle acts on, others it keeps without acting on them (a single node has no replicas;
+# batches are stored as produced).
 STREAMS_CHANGELOG_CONFIGS = {
     "cleanup.policy": "compact",
     "message.timestamp.type": "CreateTime",
@@ -85,12 +85,27 @@ def test_kafka_keys_spindle_keeps_are_accepted_and_described(spindle, topic_name
     )
     assert produced[0].offset() == 0, "the topic takes records"
 
-    admin = clients.admin(spindle.bootstrap)
-    refused = NewTopic(topic_name + "-lat", 1, 1, config={"message.timestamp.type": "LogAppendTime"})
-    with pytest.raises(KafkaException) as failure:
-        admin.create_topics([refused], request_timeout=T)[refused.topic].result(timeout=T)
-    assert failure.value.args[0].code() == KafkaError.INVALID_CONFIG
-    assert "LogAppendTime is not supported" in failure.value.args[0].str()
+
+
+def test_log_append_time_replaces_the_producers_timestamps(spindle, topic_name):
+    """`message.timestamp.type=LogAppendTime`: the delivery report and the consumer both see
+    the time the node appended the record, marked as such, not the producer's."""
+    clients.create_topic(spindle.bootstrap, topic_name, config={"message.timestamp.type": "LogAppendTime"})
+    before = int(time.time() * 1000)
+    [delivered] = clients.produce_sync(
+        clients.producer(spindle.bootstrap),
+        topic_name,
+        [{"key": b"k", "value": b"v", "partition": 0, "timestamp": 1_000_000}],
+    )
+    after = int(time.time() * 1000)
+    kind, stamp = delivered.timestamp()
+    assert kind == TIMESTAMP_LOG_APPEND_TIME and before <= stamp <= after, (kind, stamp)
+
+    consumer = clients.consumer(spindle.bootstrap, f"{topic_name}-reader")
+    consumer.assign([TopicPartition(topic_name, 0, 0)])
+    [record] = clients.consume(consumer, 1)
+    consumer.close()
+    assert record.timestamp() == (TIMESTAMP_LOG_APPEND_TIME, stamp)
 
 
 def test_alter_configs_sets_retention_ms(spindle, topic_name):

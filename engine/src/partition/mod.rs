@@ -23,7 +23,7 @@ use crate::log_api::{batch, Clock, Log, LogConfig, Offset};
 use crate::metrics::LogCounters;
 use crate::{
     CleanupPolicy, EngineError, FetchOutcome, FetchRequest, FsyncPolicy, OffsetSpec,
-    PartitionState, ProduceOutcome, Result, ShardId, TopicConfig, TopicPartition,
+    PartitionState, ProduceOutcome, Result, ShardId, TimestampType, TopicConfig, TopicPartition,
 };
 use producer::{ProducerBatch, ProducerTable, Verdict};
 use spindle_log::{Cleanable, CompactionOutcome, LogError};
@@ -47,6 +47,10 @@ pub(crate) struct Partition {
     synced_to: Cell<Offset>,
     /// How the partition is compacted, when its topic's `cleanup.policy` says it is.
     compaction: Cell<Option<Compaction>>,
+    /// Whether batches get the append time as their timestamp (`LogAppendTime`).
+    log_append_time: Cell<bool>,
+    /// The clock append times come from (the log's).
+    clock: Rc<dyn Clock>,
 }
 
 /// A compacted topic's settings.
@@ -110,7 +114,7 @@ impl Partition {
         config: &TopicConfig,
         clock: Rc<dyn Clock>,
     ) -> Result<Partition> {
-        let log = Log::open(&dir, log_config(config), clock).await?;
+        let log = Log::open(&dir, log_config(config), clock.clone()).await?;
         let partition = Partition {
             tp,
             dir,
@@ -123,6 +127,8 @@ impl Partition {
             last_sync_at: Cell::new(Instant::now()),
             synced_to: Cell::new(Offset(0)),
             compaction: Cell::new(Compaction::of(config)),
+            log_append_time: Cell::new(config.timestamp_type == TimestampType::LogAppendTime),
+            clock,
         };
         partition.synced_to.set(partition.log.high_watermark());
         partition.rebuild_producers();
@@ -186,6 +192,14 @@ impl Partition {
             }
             return Ok((duplicate, 0));
         }
+        let (records, log_append_time_ms) = if self.log_append_time.get() {
+            let now = self.clock.now_ms();
+            let stamped =
+                batch::with_log_append_time(&records, now).map_err(EngineError::InvalidBatch)?;
+            (stamped, now)
+        } else {
+            (records, -1)
+        };
         // No await between judging and appending: nothing else on this shard can append between.
         let info = self.log.append(records).map_err(|e| match e {
             LogError::InvalidBatch { .. } => EngineError::InvalidBatch(e),
@@ -209,7 +223,7 @@ impl Partition {
             base_offset: info.base_offset,
             last_offset: info.last_offset,
             log_start_offset: self.log.start_offset(),
-            log_append_time_ms: -1,
+            log_append_time_ms,
         };
         Ok((outcome, info.bytes_to_copy))
     }
@@ -409,6 +423,8 @@ impl Partition {
     pub(crate) fn set_config(&self, config: &TopicConfig) {
         self.max_message_bytes.set(config.max_message_bytes);
         self.compaction.set(Compaction::of(config));
+        self.log_append_time
+            .set(config.timestamp_type == TimestampType::LogAppendTime);
         let wanted = log_config(config);
         if self.log.config() != wanted {
             self.log.set_config(wanted);

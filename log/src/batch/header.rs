@@ -48,6 +48,8 @@ const _: () = assert!(std::mem::size_of::<BatchHeader>() == BATCH_HEADER_BYTES);
 
 /// Attribute bits 0-2: the compression codec (0 = none).
 const COMPRESSION_MASK: i16 = 0x07;
+/// Attribute bit 3: the max timestamp is the broker's append time (Kafka's LogAppendTime).
+const LOG_APPEND_TIME_BIT: i16 = 0x08;
 /// Attribute bit 4: part of a transaction.
 const TRANSACTIONAL_BIT: i16 = 0x10;
 /// Attribute bit 5: a control batch (transaction markers).
@@ -127,6 +129,11 @@ impl BatchHeader {
     pub fn compression(&self) -> i16 {
         self.attributes() & COMPRESSION_MASK
     }
+    /// Whether the batch's timestamps are the broker's append time (its max timestamp, for
+    /// every record).
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes() & LOG_APPEND_TIME_BIT != 0
+    }
     /// Whether the batch is part of a transaction.
     pub fn is_transactional(&self) -> bool {
         self.attributes() & TRANSACTIONAL_BIT != 0
@@ -164,6 +171,13 @@ impl BatchHeader {
     }
     pub(crate) fn set_records_count(&mut self, count: i32) {
         self.records_count.set(count);
+    }
+    /// Marks the batch's timestamps as the broker's append time, `now_ms` (Kafka's
+    /// LogAppendTime: consumers then read every record's timestamp as the max timestamp).
+    pub(crate) fn set_log_append_time(&mut self, now_ms: i64) {
+        self.attributes
+            .set(self.attributes.get() | LOG_APPEND_TIME_BIT);
+        self.max_timestamp.set(now_ms);
     }
 }
 

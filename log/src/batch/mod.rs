@@ -11,7 +11,7 @@ mod header;
 mod record;
 mod validate;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 pub(crate) use header::rewrite_base;
 pub use header::BatchHeader;
@@ -45,4 +45,53 @@ pub fn batches(
             }
         }
     })
+}
+
+/// A copy of `records` with every batch's timestamps set to the broker's append time `now_ms`
+/// (Kafka's `message.timestamp.type=LogAppendTime`): the timestamp-type attribute and the max
+/// timestamp change, and with them the CRC-32C, so each batch is validated first, lest a damaged
+/// one be sealed with a good CRC.
+///
+/// # Errors
+/// [`LogError::InvalidBatch`] for the first batch that does not validate.
+pub fn with_log_append_time(records: &Bytes, now_ms: i64) -> Result<Bytes, LogError> {
+    let mut out = BytesMut::from(&records[..]);
+    let mut position = 0;
+    while position < out.len() {
+        let (_, total) = validate(&out[position..])
+            .map_err(|reason| LogError::InvalidBatch { position, reason })?;
+        let batch = &mut out[position..position + total];
+        BatchHeader::parse_mut(batch).set_log_append_time(now_ms);
+        let crc = crc32c::crc32c(&batch[crate::limits::BATCH_CRC_START..]);
+        BatchHeader::parse_mut(batch).set_crc(crc);
+        position += total;
+    }
+    Ok(out.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_append_time_marks_each_batch_and_keeps_it_valid() {
+        let one = crate::testing::batch(3, 10, 1_000);
+        let records = Bytes::from([&one[..], &one[..]].concat());
+        let stamped = with_log_append_time(&records, 5_000).unwrap();
+        let mut seen = 0;
+        for item in batches(&stamped) {
+            let (header, bytes) = item.unwrap();
+            validate(&bytes).unwrap();
+            assert_eq!(header.attributes() & 0x08, 0x08);
+            assert_eq!(
+                (header.base_timestamp(), header.max_timestamp()),
+                (1_000, 5_000)
+            );
+            seen += 1;
+        }
+        assert_eq!(seen, 2);
+        let mut damaged = records.to_vec();
+        damaged[70] ^= 1;
+        assert!(with_log_append_time(&Bytes::from(damaged), 5_000).is_err());
+    }
 }

@@ -294,7 +294,7 @@ fn max_record_timestamp_from(bytes: &[u8], b: &FoundBatch, from: Offset) -> i64 
     let Ok(header) = BatchHeader::parse(bytes) else {
         return b.max_timestamp;
     };
-    if header.compression() != 0 || header.attributes() & LOG_APPEND_TIME_BIT != 0 {
+    if header.compression() != 0 || header.is_log_append_time() {
         return b.max_timestamp;
     }
     let base_ts = header.base_timestamp();
@@ -311,9 +311,6 @@ fn max_record_timestamp_from(bytes: &[u8], b: &FoundBatch, from: Offset) -> i64 
     max
 }
 
-/// Attribute bit 3: timestamps are the broker's append time (all records carry max timestamp).
-const LOG_APPEND_TIME_BIT: i16 = 0x08;
-
 /// Within a batch whose max timestamp is at or after `ts` and that ends at or after `from`, the
 /// first record at or after both: exact for uncompressed create-time batches, the batch's base
 /// offset (at least `from`) and max timestamp otherwise. `None` when the batch's records at or
@@ -328,7 +325,7 @@ fn first_record_at_or_after(
     let Ok(header) = BatchHeader::parse(bytes) else {
         return fallback;
     };
-    if header.compression() != 0 || header.attributes() & LOG_APPEND_TIME_BIT != 0 {
+    if header.compression() != 0 || header.is_log_append_time() {
         return fallback;
     }
     let base_ts = header.base_timestamp();
