@@ -194,7 +194,7 @@ fn take(at: ReadAt<'_>, header: &BatchHeader, records: Vec<Record>, out: &mut Ve
         }
         previous = Some(record.offset);
         if record.offset >= at.position && !record.control {
-            out.push(consumed(at.partition, record));
+            out.push(consumed(at.partition, header, record));
         }
     }
     if stray > 0 {
@@ -241,20 +241,25 @@ struct BatchHeader {
     next_offset: i64,
     /// The declared number of records.
     records_count: usize,
+    /// The largest timestamp; every record's, when the batch carries the append time.
+    max_timestamp: i64,
 }
 
 /// Byte position of the base offset in a v2 batch.
 const BASE_OFFSET_AT: usize = 0;
 /// Byte position of the last offset delta.
 const LAST_OFFSET_DELTA_AT: usize = 23;
+/// Byte position of the max timestamp.
+const MAX_TIMESTAMP_AT: usize = 35;
 /// Byte position of the records count, the header's last field.
 const RECORDS_COUNT_AT: usize = 57;
 
 impl BatchHeader {
     fn read(batch: &[u8]) -> Result<Self, String> {
-        let (Some(base_offset), Some(last_offset_delta), Some(records_count)) = (
+        let (Some(base_offset), Some(last_offset_delta), Some(max_timestamp), Some(records_count)) = (
             be_i64(batch, BASE_OFFSET_AT),
             be_i32(batch, LAST_OFFSET_DELTA_AT),
+            be_i64(batch, MAX_TIMESTAMP_AT),
             be_i32(batch, RECORDS_COUNT_AT),
         ) else {
             return Err(format!(
@@ -276,6 +281,7 @@ impl BatchHeader {
             base_offset,
             next_offset,
             records_count,
+            max_timestamp,
         })
     }
 }
@@ -290,11 +296,21 @@ fn be_i32(bytes: &[u8], at: usize) -> Option<i32> {
     Some(i32::from_be_bytes(field.try_into().ok()?))
 }
 
-fn consumed(partition: u32, record: kafka_protocol::records::Record) -> ConsumedRecord {
+fn consumed(
+    partition: u32,
+    header: &BatchHeader,
+    record: kafka_protocol::records::Record,
+) -> ConsumedRecord {
+    // In a batch stamped with the append time (LogAppendTime), every record's timestamp is the
+    // batch's max timestamp, as Kafka consumers read it.
+    let timestamp_ms = match record.timestamp_type {
+        kafka_protocol::records::TimestampType::LogAppend => header.max_timestamp,
+        kafka_protocol::records::TimestampType::Creation => record.timestamp,
+    };
     ConsumedRecord {
         partition,
         offset: record.offset,
-        timestamp_ms: record.timestamp,
+        timestamp_ms,
         key: record.key,
         value: record.value,
         headers: record

@@ -10,6 +10,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from gateway_harness import (
     RPC_TIMEOUT_S,
+    admin_pb2,
     consumer_pb2,
     create_topic,
     producer_pb2,
@@ -279,3 +280,26 @@ def test_subscribe_to_every_partition(grpc_clients, topic):
     assert by_partition == {
         p: [(i, f"p{p}-{i}".encode()) for i in range(4)] for p in range(3)
     }
+
+
+def test_a_log_append_time_topic_gives_subscribers_the_append_time(grpc_clients, topic):
+    """`message.timestamp.type=LogAppendTime`: the record's own timestamp is replaced by the
+    time the node appended it, which a subscription reports, as Kafka consumers see it."""
+    grpc_clients.call(
+        grpc_clients.admin.CreateTopic,
+        admin_pb2.CreateTopicRequest(
+            name=topic,
+            partitions=1,
+            config=[admin_pb2.ConfigEntry(key="message.timestamp.type", value="LogAppendTime")],
+        ),
+    )
+    before = int(time.time() * 1000)
+    grpc_clients.call(
+        grpc_clients.producer.Produce,
+        producer_pb2.ProduceRequest(topic=topic, partition=0, records=grpc_records(3)),
+    )
+    after = int(time.time() * 1000)
+    got = subscribe(grpc_clients, topic, 3, offset=0)
+    stamps = {r.timestamp_ms for r in got}
+    assert len(stamps) == 1, f"one append time for the batch: {stamps}"
+    assert before <= stamps.pop() <= after
