@@ -89,8 +89,8 @@ fn bad_config_values_are_refused_naming_the_key() {
         ("min.compaction.lag.ms", "-1", ">= 0"),
         (
             "message.timestamp.type",
-            "LogAppendTime",
-            "LogAppendTime is not supported",
+            "WallClock",
+            "CreateTime or LogAppendTime",
         ),
         ("min.insync.replicas", "0", ">= 1"),
         ("compression.type", "brotli", "zstd"),

@@ -1,6 +1,8 @@
 //! Random sequences of append, flush, read, roll, retention, truncate, deleting records,
-//! timestamp lookups (also of the largest timestamp) and reopen (clean or not) against a simple
-//! in-memory model of the log.
+//! timestamp lookups (also of the largest timestamp), compaction and reopen (clean or not)
+//! against a simple in-memory model of the log. The records have no key, so compaction keeps
+//! every one of them byte for byte: what it may change is the segments (it merges small ones),
+//! which every other operation must then find as before.
 
 mod common;
 
@@ -40,6 +42,7 @@ enum Op {
         pick: u64,
     },
     MaxTimestamp,
+    Compact,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -48,13 +51,14 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(records, value, ts)| Op::Append { records, value, ts }),
         3 => Just(Op::Flush),
         4 => (any::<u64>(), 1usize..4000).prop_map(|(pick, max_bytes)| Op::Read { pick, max_bytes }),
-        1 => Just(Op::Roll),
+        2 => Just(Op::Roll),
         1 => (0u64..30_000).prop_map(|bytes| Op::Retention { bytes }),
         1 => any::<u64>().prop_map(|pick| Op::Truncate { pick }),
         1 => any::<bool>().prop_map(|clean| Op::Reopen { clean }),
         1 => (0i64..110).prop_map(|ts| Op::Timestamp { ts }),
         1 => any::<u64>().prop_map(|pick| Op::DeleteRecords { pick }),
         1 => Just(Op::MaxTimestamp),
+        2 => Just(Op::Compact),
     ]
 }
 
@@ -155,6 +159,15 @@ async fn apply(
             }
         }
         Op::Roll => log.roll().await.unwrap(),
+        Op::Compact => {
+            let segments = log.segment_count();
+            let outcome = log.compact(0, 0).await.unwrap();
+            assert_eq!(outcome.records_removed, 0, "records without a key all stay");
+            assert_eq!(
+                log.segment_count(),
+                segments - outcome.segments_merged as usize
+            );
+        }
         Op::Retention { bytes } => {
             log.set_config(LogConfig {
                 retention_bytes: Some(bytes),

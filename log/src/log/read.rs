@@ -62,7 +62,12 @@ impl Log {
         // record while records follow (librdkafka takes such answers for a record too large
         // for its fetch size, and reports one after ten in a row).
         loop {
-            let (batches, next) = self.read_segment(at, budget, from).await?;
+            let (batches, next) = match self.read_segment(at, budget, from).await {
+                Ok(read) => read,
+                // What was read stands (retention may have moved the start meanwhile).
+                Err(_) if !out.is_empty() => return Ok(out),
+                Err(e) => return Err(e),
+            };
             budget = budget.saturating_sub(batches.iter().map(Bytes::len).sum());
             let go_on = next.filter(|_| {
                 budget > 0
