@@ -53,7 +53,6 @@ pub(crate) const KEPT_KEYS: &[KeptKey] = &[
     ),
     key("min.insync.replicas", "1", Kind::Long(1)),
     key("unclean.leader.election.enable", "false", Kind::Bool),
-    key("max.compaction.lag.ms", LONG_MAX, Kind::Long(1)),
     key("message.downconversion.enable", "true", Kind::Bool),
     key("preallocate", "false", Kind::Bool),
     key("file.delete.delay.ms", "60000", Kind::Long(0)),

@@ -75,6 +75,9 @@ pub struct TopicConfig {
     /// Compaction leaves records younger than this alone (`min.compaction.lag.ms`): it stops
     /// at the first sealed segment holding one.
     pub min_compaction_lag_ms: u64,
+    /// A pass runs, whatever the dirty ratio, once sealed records this old wait for one
+    /// (`max.compaction.lag.ms`; Kafka's default, `i64::MAX`, never forces one).
+    pub max_compaction_lag_ms: u64,
     /// Whether records keep the producer's timestamps or get the append time
     /// (`message.timestamp.type`).
     pub timestamp_type: TimestampType,
@@ -181,6 +184,7 @@ impl Default for TopicConfig {
             delete_retention_ms: 24 * 3600 * 1000,
             min_cleanable_dirty_ppm: 500_000,
             min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX as u64,
             timestamp_type: TimestampType::CreateTime,
             kept: BTreeMap::new(),
         }
@@ -200,6 +204,7 @@ impl TopicConfig {
         "delete.retention.ms",
         "min.cleanable.dirty.ratio",
         "min.compaction.lag.ms",
+        "max.compaction.lag.ms",
         "message.timestamp.type",
     ];
 
@@ -267,6 +272,10 @@ impl TopicConfig {
                 self.min_compaction_lag_ms = parse_bounded(value, 0, i64::MAX as u64)
                     .ok_or_else(|| invalid("an integer >= 0"))?;
             }
+            "max.compaction.lag.ms" => {
+                self.max_compaction_lag_ms = parse_bounded(value, 1, i64::MAX as u64)
+                    .ok_or_else(|| invalid("an integer >= 1"))?;
+            }
             "message.timestamp.type" => {
                 self.timestamp_type = TimestampType::parse(value)
                     .ok_or_else(|| invalid("CreateTime or LogAppendTime"))?;
@@ -316,6 +325,10 @@ impl TopicConfig {
             (
                 "min.compaction.lag.ms",
                 self.min_compaction_lag_ms.to_string(),
+            ),
+            (
+                "max.compaction.lag.ms",
+                self.max_compaction_lag_ms.to_string(),
             ),
             (
                 "message.timestamp.type",

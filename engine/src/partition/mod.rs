@@ -60,6 +60,7 @@ struct Compaction {
     delete_retention_ms: u64,
     min_cleanable_dirty_ppm: u32,
     min_lag_ms: u64,
+    max_lag_ms: u64,
 }
 
 impl Compaction {
@@ -69,19 +70,28 @@ impl Compaction {
             delete_retention_ms: config.delete_retention_ms,
             min_cleanable_dirty_ppm: config.min_cleanable_dirty_ppm,
             min_lag_ms: config.min_compaction_lag_ms,
+            max_lag_ms: config.max_compaction_lag_ms,
         })
     }
 
-    /// Whether a pass is due: some sealed bytes were written since the last one, and they are
-    /// at least the topic's `min.cleanable.dirty.ratio` of all sealed bytes.
-    fn due(self, cleanable: Cleanable) -> bool {
+    /// Whether a pass is due at `now_ms`: some sealed bytes were written since the last one,
+    /// and they are at least the topic's `min.cleanable.dirty.ratio` of all sealed bytes, or
+    /// the oldest of them waited `max.compaction.lag.ms`.
+    fn due(self, cleanable: Cleanable, now_ms: i64) -> bool {
         let Cleanable {
             dirty_bytes,
             sealed_bytes,
+            oldest_dirty_timestamp,
         } = cleanable;
-        dirty_bytes > 0
-            && u128::from(dirty_bytes) * 1_000_000
-                >= u128::from(sealed_bytes) * u128::from(self.min_cleanable_dirty_ppm)
+        let by_ratio = u128::from(dirty_bytes) * 1_000_000
+            >= u128::from(sealed_bytes) * u128::from(self.min_cleanable_dirty_ppm);
+        // Kafka's default, `i64::MAX`, never forces a pass; a segment without timestamps
+        // (`i64::MIN`) says nothing of its age.
+        let by_lag = self.max_lag_ms < i64::MAX as u64
+            && oldest_dirty_timestamp.is_some_and(|ts| {
+                ts != i64::MIN && i128::from(now_ms) - i128::from(ts) >= i128::from(self.max_lag_ms)
+            });
+        dirty_bytes > 0 && (by_ratio || by_lag)
     }
 }
 
@@ -482,7 +492,7 @@ impl Partition {
         let Some(compaction) = self.compaction.get() else {
             return Ok(None);
         };
-        if !compaction.due(self.log.cleanable()) {
+        if !compaction.due(self.log.cleanable(), self.clock.now_ms()) {
             return Ok(None);
         }
         let outcome = self
@@ -533,6 +543,38 @@ mod tests {
     use super::*;
     use spindle_log::testing::BatchBuilder;
     use spindle_log::SystemClock;
+
+    #[test]
+    fn a_pass_is_due_by_dirty_ratio_or_by_the_maximum_lag() {
+        let mut config = TopicConfig::default();
+        config.set("cleanup.policy", "compact").expect("valid");
+        config.set("max.compaction.lag.ms", "60000").expect("valid");
+        let compaction = Compaction::of(&config).expect("compacted");
+        let cleanable = |dirty_bytes, oldest| Cleanable {
+            dirty_bytes,
+            sealed_bytes: 1000,
+            oldest_dirty_timestamp: oldest,
+        };
+        // Half the sealed bytes dirty meets the default ratio of 0.5.
+        assert!(compaction.due(cleanable(500, Some(0)), 1_000));
+        assert!(!compaction.due(cleanable(100, Some(0)), 59_999));
+        assert!(
+            compaction.due(cleanable(100, Some(0)), 60_000),
+            "waited the maximum lag"
+        );
+        assert!(
+            !compaction.due(cleanable(0, None), i64::MAX),
+            "nothing dirty"
+        );
+        config
+            .set("max.compaction.lag.ms", "9223372036854775807")
+            .expect("valid");
+        let never = Compaction::of(&config).expect("compacted");
+        assert!(
+            !never.due(cleanable(100, Some(i64::MIN)), i64::MAX),
+            "no overflow"
+        );
+    }
 
     #[test]
     fn a_retry_is_acknowledged_only_once_its_original_is_written() {

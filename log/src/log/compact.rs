@@ -67,6 +67,9 @@ pub struct Cleanable {
     pub dirty_bytes: u64,
     /// Bytes of all sealed segments.
     pub sealed_bytes: u64,
+    /// The max timestamp of the oldest sealed segment written since the last pass: its records
+    /// are at least this old (for Kafka's `max.compaction.lag.ms`).
+    pub oldest_dirty_timestamp: Option<i64>,
 }
 
 /// A sealed segment as a pass found it.
@@ -131,13 +134,11 @@ impl Log {
     pub fn cleanable(&self) -> Cleanable {
         let st = self.state.borrow();
         let sealed = &st.segments[..st.segments.len() - 1];
+        let dirty = || sealed.iter().filter(|s| s.next > st.cleaned_to);
         Cleanable {
-            dirty_bytes: sealed
-                .iter()
-                .filter(|s| s.next > st.cleaned_to)
-                .map(|s| s.size)
-                .sum(),
+            dirty_bytes: dirty().map(|s| s.size).sum(),
             sealed_bytes: sealed.iter().map(|s| s.size).sum(),
+            oldest_dirty_timestamp: dirty().next().map(|s| s.max_timestamp),
         }
     }
 
