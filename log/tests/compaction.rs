@@ -135,6 +135,17 @@ fn shape(held: &BTreeMap<i64, Rec>) -> BTreeMap<i64, (Option<Vec<u8>>, bool)> {
         .collect()
 }
 
+/// Appends `n` one-record batches of 60-byte values, keys `k0 .. k{keys-1}` in turn, at `ts`.
+fn append_cycling_keys(log: &Log, n: usize, keys: usize, ts: i64) {
+    for i in 0..n {
+        let key = format!("k{}", i % keys);
+        let batch = BatchBuilder::new(ts)
+            .keyed(Some(key.as_bytes()), Some(&[b'v'; 60]))
+            .build();
+        log.append(batch).unwrap();
+    }
+}
+
 async fn check_seed(dir: &Path, seed: u64) {
     let mut rng = Lcg(seed);
     let (mut log, mut clock) = open(dir, config()).await;
@@ -243,15 +254,7 @@ fn a_rewrite_interrupted_by_a_crash_is_deleted_and_the_segment_kept() {
     run(|| async {
         let dir = tempdir();
         let (log, _clock) = open(dir.path(), config()).await;
-        for i in 0..200 {
-            let key = format!("k{}", i % 5);
-            log.append(
-                BatchBuilder::new(0)
-                    .keyed(Some(key.as_bytes()), Some(b"value-value"))
-                    .build(),
-            )
-            .unwrap();
-        }
+        append_cycling_keys(&log, 200, 5, 0);
         log.flush().await.unwrap();
         let before = read_all(&log, Offset(0)).await;
         log.close().await.unwrap();
@@ -324,13 +327,7 @@ fn small_segments_are_merged_and_an_interrupted_merge_is_finished_by_recovery() 
         let dir = tempdir();
         let (log, _clock) = open(dir.path(), config()).await;
         // Ten keys over and over: after a pass each 4 KiB segment holds little.
-        for i in 0..400 {
-            let key = format!("k{}", i % 10);
-            let batch = BatchBuilder::new(0)
-                .keyed(Some(key.as_bytes()), Some(&[b'v'; 60]))
-                .build();
-            log.append(batch).unwrap();
-        }
+        append_cycling_keys(&log, 400, 10, 0);
         log.flush().await.unwrap();
         let before = segment_files(dir.path());
         assert!(before.len() > 5, "{before:?}");
@@ -391,13 +388,7 @@ fn records_younger_than_the_minimum_lag_are_left_alone() {
     run(|| async {
         let dir = tempdir();
         let (log, clock) = open(dir.path(), config()).await;
-        for i in 0..200 {
-            let key = format!("k{}", i % 5);
-            let batch = BatchBuilder::new(clock.now_ms())
-                .keyed(Some(key.as_bytes()), Some(&[b'v'; 60]))
-                .build();
-            log.append(batch).unwrap();
-        }
+        append_cycling_keys(&log, 200, 5, clock.now_ms());
         log.flush().await.unwrap();
         assert!(log.segment_count() > 2);
         clock.advance(500);
