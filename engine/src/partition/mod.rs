@@ -263,7 +263,7 @@ impl Partition {
 
     /// In a compacted topic, refuses a request holding a record without a key, as Kafka does:
     /// compaction could never tell which such record to keep. Only compacted topics pay for
-    /// reading the records (decompressing them).
+    /// reading the records (decompressing them a record at a time).
     fn judge_keys(&self, records: &Bytes) -> Result<()> {
         let Some(compaction) = self.compaction.get() else {
             return Ok(());
@@ -277,8 +277,7 @@ impl Partition {
                 })
             };
             batch::validate(&raw).map_err(invalid)?;
-            let mut keyless = false;
-            batch::clean::for_each_record(&raw, |r| keyless |= r.key.is_none())
+            let keyless = batch::clean::has_record_without_key(&raw)
                 .map_err(|_| invalid(batch::BatchDefect::BadRecords))?;
             if keyless {
                 return Err(EngineError::KeylessRecord {

@@ -9,13 +9,17 @@
 //! CRC-32C change. A compressed batch is decompressed (bounded, [`codec::decompress`]), and its
 //! kept records compressed again with the same codec. Control batches are never rewritten.
 
+use std::io::Read;
+
 use bytes::Bytes;
 use kafka_protocol::records::Compression;
 
 use crate::batch::codec::{self, DecompressError};
 use crate::batch::header::BatchHeader;
 use crate::batch::record::read_varlong;
-use crate::limits::{BATCH_CRC_START, BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD_BYTES};
+use crate::limits::{
+    BATCH_BYTES_MAX, BATCH_CRC_START, BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD_BYTES,
+};
 
 /// Most bytes a compressed batch's records may expand to for the cleaner to read them; a batch
 /// past it is kept whole, and its keys are not mapped.
@@ -94,29 +98,100 @@ fn parse_records(section: &[u8], base_offset: i64) -> Result<Vec<KeyedRecord<'_>
         let len = usize::try_from(len).map_err(|_| CleanError::BadRecord)?;
         let end = n.checked_add(len).ok_or(CleanError::BadRecord)?;
         let raw = rest.get(..end).ok_or(CleanError::BadRecord)?;
-        // Attributes (one byte), then the timestamp delta, the offset delta and the key.
-        let mut body = raw[n..].get(1..).ok_or(CleanError::BadRecord)?;
-        let _timestamp_delta = take_varlong(&mut body)?;
-        let offset_delta = take_varlong(&mut body)?;
-        let key_len = take_varlong(&mut body)?;
-        let key = if key_len < 0 {
-            None
-        } else {
-            let len = usize::try_from(key_len).map_err(|_| CleanError::BadRecord)?;
-            let key = body.get(..len).ok_or(CleanError::BadRecord)?;
-            body = &body[len..];
-            Some(key)
-        };
-        let value_len = take_varlong(&mut body)?;
+        let (offset_delta, key, tombstone) = record_fields(&raw[n..])?;
         records.push(KeyedRecord {
             offset: base_offset.saturating_add(offset_delta),
             key,
-            tombstone: value_len < 0,
+            tombstone,
             raw,
         });
         rest = &rest[end..];
     }
     Ok(records)
+}
+
+/// A record body's (after its length) offset delta, key, and whether its value is null.
+fn record_fields(body: &[u8]) -> Result<(i64, Option<&[u8]>, bool), CleanError> {
+    // Attributes (one byte), then the timestamp delta, the offset delta and the key.
+    let mut body = body.get(1..).ok_or(CleanError::BadRecord)?;
+    let _timestamp_delta = take_varlong(&mut body)?;
+    let offset_delta = take_varlong(&mut body)?;
+    let key_len = take_varlong(&mut body)?;
+    let key = if key_len < 0 {
+        None
+    } else {
+        let len = usize::try_from(key_len).map_err(|_| CleanError::BadRecord)?;
+        let key = body.get(..len).ok_or(CleanError::BadRecord)?;
+        body = &body[len..];
+        Some(key)
+    };
+    let value_len = take_varlong(&mut body)?;
+    Ok((offset_delta, key, value_len < 0))
+}
+
+/// Whether a validated batch holds a record without a key (a control batch holds none).
+/// Records are read one at a time from a decompressing stream, so that the memory it takes is
+/// one record's, however far the batch expands; it reads at most [`DECOMPRESSED_BYTES_MAX`] of
+/// records (snappy, whose Kafka framing is not streamed here, is decompressed whole up to that).
+///
+/// # Errors
+/// [`CleanError`] when the records cannot be read.
+pub fn has_record_without_key(batch: &[u8]) -> Result<bool, CleanError> {
+    let header = header_of(batch)?;
+    if header.is_control() {
+        return Ok(false);
+    }
+    let section = batch
+        .get(BATCH_HEADER_BYTES..header.total_bytes())
+        .ok_or(CleanError::BadRecord)?;
+    let Some(mut reader) = codec::reader(section, compression_of(header)?)? else {
+        let section = records_section(batch, header)?;
+        let records = parse_records(&section, header.base_offset())?;
+        return Ok(records.iter().any(|r| r.key.is_none()));
+    };
+    let mut record = Vec::new();
+    // Bounds the time as the stream bounds the memory: a small batch may expand to gigabytes.
+    let mut read = 0usize;
+    while let Some(len) = read_length(&mut reader)? {
+        if len > BATCH_BYTES_MAX {
+            return Err(CleanError::BadRecord);
+        }
+        read = read.saturating_add(len);
+        if read > DECOMPRESSED_BYTES_MAX {
+            return Err(DecompressError::TooLarge {
+                limit_bytes: DECOMPRESSED_BYTES_MAX,
+            }
+            .into());
+        }
+        record.resize(len, 0);
+        reader
+            .read_exact(&mut record)
+            .map_err(|_| CleanError::BadRecord)?;
+        if record_fields(&record)?.1.is_none() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Reads a record's length (a zigzag varint) from `reader`; `None` at the end of the records.
+fn read_length(reader: &mut dyn Read) -> Result<Option<usize>, CleanError> {
+    let mut raw = [0u8; 10];
+    for i in 0..raw.len() {
+        let mut byte = [0u8; 1];
+        match reader.read(&mut byte) {
+            Ok(0) if i == 0 => return Ok(None),
+            Ok(1) => raw[i] = byte[0],
+            _ => return Err(CleanError::BadRecord),
+        }
+        if byte[0] & 0x80 == 0 {
+            let (len, _) = read_varlong(&raw[..=i]).ok_or(CleanError::BadRecord)?;
+            return usize::try_from(len)
+                .map(Some)
+                .map_err(|_| CleanError::BadRecord);
+        }
+    }
+    Err(CleanError::BadRecord)
 }
 
 /// Reads a zigzag varint from the front of `buf` and moves past it.
@@ -297,6 +372,31 @@ mod tests {
         extend_last_offset(&mut batch, 9);
         let (header, _) = validate_stored(&batch).unwrap();
         assert_eq!((header.last_offset(), header.records_count()), (9, 1));
+    }
+
+    #[test]
+    fn a_record_without_a_key_is_found_in_every_codec() {
+        for codec in crate::batch::codec::ALL {
+            let keyed = keyed_batch(0, &[(Some(b"a"), Some(b"1")), (Some(b"b"), None)], codec);
+            assert!(!has_record_without_key(&keyed).unwrap(), "{codec:?}");
+            let mixed = keyed_batch(0, &[(Some(b"a"), Some(b"1")), (None, Some(b"2"))], codec);
+            assert!(has_record_without_key(&mixed).unwrap(), "{codec:?}");
+        }
+    }
+
+    #[test]
+    fn a_batch_expanding_past_the_limit_is_refused() {
+        // 2,049 keyed records of 64 KiB of zeros: just over 128 MiB of records, little zstd.
+        let value = vec![0u8; 64 << 10];
+        let records: Vec<KeyValue<'_>> = (0..2049)
+            .map(|_| (Some(&b"k"[..]), Some(&value[..])))
+            .collect();
+        let bomb = keyed_batch(0, &records, Compression::Zstd);
+        assert!(bomb.len() < 1 << 20, "{} bytes", bomb.len());
+        assert!(matches!(
+            has_record_without_key(&bomb),
+            Err(CleanError::Decompress(DecompressError::TooLarge { .. }))
+        ));
     }
 
     #[test]

@@ -89,6 +89,26 @@ pub fn decompress(
     }
 }
 
+/// A stream of the records section `records` decompressed with `compression`, to read a record
+/// at a time; `None` for snappy (use [`decompress`]).
+///
+/// # Errors
+/// [`DecompressError::Corrupt`] when the codec's frame header does not parse.
+pub fn reader(
+    records: &[u8],
+    compression: Compression,
+) -> Result<Option<Box<dyn Read + '_>>, DecompressError> {
+    Ok(Some(match compression {
+        Compression::None => Box::new(records),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(records)),
+        Compression::Lz4 => Box::new(lz4::Decoder::new(records).map_err(|e| corrupt("lz4", e))?),
+        Compression::Zstd => Box::new(
+            zstd::stream::read::Decoder::with_buffer(records).map_err(|e| corrupt("zstd", e))?,
+        ),
+        Compression::Snappy => return Ok(None),
+    }))
+}
+
 /// Compresses an uncompressed records section with `compression`, as Kafka clients do.
 ///
 /// # Errors
