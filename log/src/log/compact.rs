@@ -14,13 +14,18 @@
 //! segment's batches still follow one another offset after offset, which recovery and reads
 //! check, and its base and end do not move.
 //!
-//! A segment is rewritten into `<base>.log.cleaning`, synced, and renamed over the segment under
-//! the write lock, if it is still in the log as it was (retention or a truncation may have taken
-//! it meanwhile); its index is rebuilt from the batches written. A crash leaves the old segment
-//! or the new one, and recovery deletes a `.cleaning` file. Reads that started on the old file
-//! finish on it (it stays open until they drop it); the tail cache forgets the batches below
-//! the rewritten segment's end, so later reads see the rewrite. A segment from which nothing goes is left
-//! as it is.
+//! A segment is rewritten into `<base>.log.cleaning`, and the rewrite goes on with the segments
+//! after it while what it wrote and the next one fit in `segment_bytes`: small segments merge
+//! into the first one's name. The file is synced and renamed over the first segment under the
+//! write lock, if the segments are still in the log as they were (retention or a truncation may
+//! have taken them meanwhile), then the merged ones' files are removed; the index is rebuilt
+//! from the batches written. A crash leaves the old segments or the new one: recovery deletes a
+//! `.cleaning` file, and removes segments a merged one covers. Reads that started on an old
+//! file finish on it (it stays open until they drop it); the tail cache forgets the batches
+//! below the rewrite's end, so later reads see it. A lone segment from which nothing goes is
+//! left as it is. Where the pass ended is kept in the `cleaner-offset` file (see `offset_file`).
+//! A pass stops before the first sealed segment holding a record younger than the minimum
+//! compaction lag.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
