@@ -242,8 +242,9 @@ impl Log {
     /// Writes the first of `segments`, without the records `keep` refuses, into its
     /// `.cleaning` file, and goes on with the next ones into the same file while what it wrote
     /// and the next one fit in one segment (`segment.bytes`, and the offset span an index
-    /// can describe): small segments are merged as they are cleaned. `None` (and no file)
-    /// when it took one segment from which no record went.
+    /// can describe): small segments are merged as they are cleaned. Nothing is written until
+    /// a record goes or a segment joins (the batches before are then copied as they are), so
+    /// a lone segment from which no record goes is only read: `None`, and no file.
     async fn rewrite(
         &self,
         segments: &[Sealed],
@@ -251,6 +252,72 @@ impl Log {
     ) -> Result<Option<Rewrite>, LogError> {
         let first = &segments[0];
         let segment_bytes = self.config().segment_bytes;
+        let mut out: Option<Output> = None;
+        let mut removed = 0u64;
+        let mut taken = 0;
+        for (i, segment) in segments.iter().enumerate() {
+            if i > 0 {
+                let written = out.as_ref().map_or(first.size, Output::written_bytes);
+                let joins = written + segment.size <= segment_bytes
+                    && within_offset_span(first.base, Offset(segment.next.0.saturating_sub(1)));
+                if !joins {
+                    break;
+                }
+                if out.is_none() {
+                    out = Some(self.start_rewrite(first, first.size).await?);
+                }
+            }
+            taken = i + 1;
+            let mut cursor = segment.cursor();
+            while let Some(b) = cursor.next_checked().await? {
+                let bytes = cursor.bytes(&b);
+                let header = *BatchHeader::parse(bytes)?;
+                let cleaned = clean::clean_batch(bytes, |r| keep(r, header.max_timestamp()))
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(file = %segment.path.display(), offset = %b.base, error = %e,
+                            "compaction: a batch's records cannot be read; it is kept as it is");
+                        Cleaned::Unchanged
+                    });
+                let out = match (&mut out, &cleaned) {
+                    (Some(out), _) => out,
+                    (None, Cleaned::Unchanged) => continue,
+                    (None, _) => out.insert(self.start_rewrite(first, b.position).await?),
+                };
+                match cleaned {
+                    Cleaned::Unchanged => {
+                        out.keep(bytes.to_vec(), header.base_offset(), header.last_offset())
+                            .await?;
+                    }
+                    Cleaned::Rewritten(rewritten) => {
+                        let now = BatchHeader::parse(&rewritten)?.records_count();
+                        removed += u64::try_from(header.records_count() - now).unwrap_or(0);
+                        out.keep(rewritten, header.base_offset(), header.last_offset())
+                            .await?;
+                    }
+                    Cleaned::Emptied => {
+                        removed += u64::try_from(header.records_count()).unwrap_or(0);
+                        out.note_emptied(&header);
+                    }
+                }
+            }
+        }
+        let Some(out) = out else {
+            return Ok(None);
+        };
+        let path = out.path.clone();
+        let last = segments[taken - 1].next.to_kafka() - 1;
+        let cleaned = out.finish(last).await?;
+        Ok(Some(Rewrite {
+            path,
+            segment: cleaned,
+            merged: taken,
+            removed,
+        }))
+    }
+
+    /// Starts rewriting the segments that begin with `first` into its `.cleaning` file, with
+    /// its batches before byte `position` copied as they are.
+    async fn start_rewrite(&self, first: &Sealed, position: u64) -> Result<Output, LogError> {
         let path = cleaning_path(&first.path);
         let file = io::create(&path).await?;
         let mut out = Output {
@@ -264,59 +331,16 @@ impl Log {
             covered_to: first.base.to_kafka(),
             emptied: None,
         };
-        let mut changed = false;
-        let mut removed = 0u64;
-        let mut taken = 0;
-        for (i, segment) in segments.iter().enumerate() {
-            let joins = i == 0
-                || (out.written_bytes() + segment.size <= segment_bytes
-                    && within_offset_span(first.base, Offset(segment.next.0.saturating_sub(1))));
-            if !joins {
+        let mut cursor = first.cursor();
+        while let Some(b) = cursor.next_checked().await? {
+            if b.position >= position {
                 break;
             }
-            taken = i + 1;
-            let mut cursor = segment.cursor();
-            while let Some(b) = cursor.next_checked().await? {
-                let bytes = cursor.bytes(&b);
-                let header = *BatchHeader::parse(bytes)?;
-                let cleaned = clean::clean_batch(bytes, |r| keep(r, header.max_timestamp()));
-                let kept = match cleaned {
-                    Ok(Cleaned::Unchanged) => bytes.to_vec(),
-                    Ok(Cleaned::Rewritten(rewritten)) => {
-                        let now = BatchHeader::parse(&rewritten)?.records_count();
-                        removed += u64::try_from(header.records_count() - now).unwrap_or(0);
-                        changed = true;
-                        rewritten
-                    }
-                    Ok(Cleaned::Emptied) => {
-                        removed += u64::try_from(header.records_count()).unwrap_or(0);
-                        changed = true;
-                        out.note_emptied(&header);
-                        continue;
-                    }
-                    Err(e) => {
-                        tracing::warn!(file = %segment.path.display(), offset = %b.base, error = %e,
-                            "compaction: a batch's records cannot be read; it is kept as it is");
-                        bytes.to_vec()
-                    }
-                };
-                out.keep(kept, header.base_offset(), header.last_offset())
-                    .await?;
-            }
+            let bytes = cursor.bytes(&b).to_vec();
+            out.keep(bytes, b.base.to_kafka(), b.last.to_kafka())
+                .await?;
         }
-        if !changed && taken == 1 {
-            out.abandon().await;
-            return Ok(None);
-        }
-        let path = out.path.clone();
-        let last = segments[taken - 1].next.to_kafka() - 1;
-        let cleaned = out.finish(last).await?;
-        Ok(Some(Rewrite {
-            path,
-            segment: cleaned,
-            merged: taken,
-            removed,
-        }))
+        Ok(out)
     }
 
     /// Puts a rewrite in place of the segments of `group` if the log still holds them as they
@@ -489,15 +513,5 @@ impl Output {
             .await
             .context(|| format!("closing {}", self.path.display()))?;
         Ok(self.segment)
-    }
-
-    /// Drops the rewrite and its file.
-    async fn abandon(mut self) {
-        if let Err(e) = self.writer.close().await {
-            tracing::debug!(file = %self.path.display(), error = %e, "closing an unneeded rewrite");
-        }
-        if let Err(e) = io::remove_if_exists(&self.path).await {
-            tracing::warn!(file = %self.path.display(), error = %e, "removing an unneeded rewrite");
-        }
     }
 }
