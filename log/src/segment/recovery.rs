@@ -124,17 +124,9 @@ pub(crate) async fn recover(
 /// Deletes the files compaction was rewriting segments into when the process stopped: the
 /// segments they were to replace are still in place.
 async fn remove_interrupted_rewrites(dir: &Path) -> Result<(), LogError> {
-    let entries = std::fs::read_dir(dir).context(|| format!("listing {}", dir.display()))?;
-    for entry in entries {
-        let entry = entry.context(|| format!("listing {}", dir.display()))?;
-        let interrupted = entry
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.ends_with(CLEANING_SUFFIX));
-        if interrupted {
-            tracing::info!(file = %entry.path().display(), "deleting an interrupted compaction rewrite");
-            io::remove_if_exists(&entry.path()).await?;
-        }
+    for path in files_ending_with(dir, CLEANING_SUFFIX)? {
+        tracing::info!(file = %path.display(), "deleting an interrupted compaction rewrite");
+        io::remove_if_exists(&path).await?;
     }
     Ok(())
 }
@@ -142,18 +134,7 @@ async fn remove_interrupted_rewrites(dir: &Path) -> Result<(), LogError> {
 /// Keeps up to [`SPARE_SEGMENTS_MAX`] of the segment files that retention had retired as spares,
 /// and deletes the others.
 async fn adopt_retired(dir: &Path) -> Result<Vec<PathBuf>, LogError> {
-    let mut retired = Vec::new();
-    let entries = std::fs::read_dir(dir).context(|| format!("listing {}", dir.display()))?;
-    for entry in entries {
-        let entry = entry.context(|| format!("listing {}", dir.display()))?;
-        let is_retired = entry
-            .file_name()
-            .to_str()
-            .is_some_and(|n| n.ends_with(RETIRED_SUFFIX));
-        if is_retired {
-            retired.push(entry.path());
-        }
-    }
+    let mut retired = files_ending_with(dir, RETIRED_SUFFIX)?;
     retired.sort_unstable();
     let extra = retired.split_off(retired.len().min(SPARE_SEGMENTS_MAX));
     for path in extra {
@@ -161,6 +142,23 @@ async fn adopt_retired(dir: &Path) -> Result<Vec<PathBuf>, LogError> {
         io::remove_gradually(&path).await?;
     }
     Ok(retired)
+}
+
+/// The paths of the files in `dir` whose names end with `suffix`.
+fn files_ending_with(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>, LogError> {
+    let mut found = Vec::new();
+    let entries = std::fs::read_dir(dir).context(|| format!("listing {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.context(|| format!("listing {}", dir.display()))?;
+        if entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.ends_with(suffix))
+        {
+            found.push(entry.path());
+        }
+    }
+    Ok(found)
 }
 
 /// Base offsets of the `.log` files in `dir`, ascending.
