@@ -62,7 +62,7 @@ impl Log {
         // record while records follow (librdkafka takes such answers for a record too large
         // for its fetch size, and reports one after ten in a row).
         loop {
-            let (batches, next) = match self.read_segment(at, budget, from).await {
+            let (batches, next) = match self.read_segment(at, budget).await {
                 Ok(read) => read,
                 // What was read stands (retention may have moved the start meanwhile).
                 Err(_) if !out.is_empty() => return Ok(out),
@@ -86,22 +86,20 @@ impl Log {
 
     /// Whole batches starting with the one holding `from`, up to the end of its segment (or of
     /// the tail cache's part of the log), as [`Log::read`] describes; and where the next segment
-    /// starts, if below the high watermark. `first` is where the whole read started, for its
-    /// error.
+    /// starts, if below the high watermark.
     async fn read_segment(
         &self,
         from: Offset,
         max_bytes: usize,
-        first: Offset,
     ) -> Result<(Vec<Bytes>, Option<Offset>), LogError> {
         let start = {
             let st = self.state.borrow();
             if st.closed {
                 return Err(self.closed_error());
             }
-            if first < st.start_offset || from > st.high_watermark {
+            if from < st.start_offset || from > st.high_watermark {
                 return Err(LogError::OffsetOutOfRange {
-                    requested: first,
+                    requested: from,
                     start: st.start_offset,
                     end: st.high_watermark,
                 });
