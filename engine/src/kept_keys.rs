@@ -46,11 +46,6 @@ pub(crate) const KEPT_KEYS: &[KeptKey] = &[
         "producer",
         Kind::OneOf(&["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"]),
     ),
-    key(
-        "message.timestamp.type",
-        "CreateTime",
-        Kind::OneOf(&["CreateTime"]),
-    ),
     key("min.insync.replicas", "1", Kind::Long(1)),
     key("unclean.leader.election.enable", "false", Kind::Bool),
     key("message.downconversion.enable", "true", Kind::Bool),

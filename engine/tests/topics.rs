@@ -49,6 +49,14 @@ fn config_keys_parse_and_print_in_kafka_form() {
         .chain(TopicConfig::kept_keys())
         .collect();
     assert_eq!(keys, known);
+    let mut unique = keys.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(
+        unique.len(),
+        keys.len(),
+        "each key is described once: {keys:?}"
+    );
     assert_eq!(shown("min.insync.replicas").as_deref(), Some("2"));
     assert_eq!(
         shown("preallocate").as_deref(),
