@@ -35,9 +35,9 @@ pub(crate) fn apply(
     for change in changes {
         match *change {
             Change::Set(key, value) => config.set(key, value)?,
+            // An unknown key has no default: `set` refuses it, naming the keys it knows.
             Change::Reset(key) => {
-                let default = default_of(defaults, key).ok_or_else(|| unknown_key(key))?;
-                config.set(key, &default)?;
+                config.set(key, &default_of(defaults, key).unwrap_or_default())?
             }
         }
     }
@@ -51,14 +51,6 @@ pub(crate) fn default_of(defaults: &TopicConfig, key: &str) -> Option<String> {
         .into_iter()
         .find(|(k, _)| *k == key)
         .map(|(_, v)| v)
-}
-
-fn unknown_key(key: &str) -> EngineError {
-    EngineError::InvalidConfig {
-        key: key.to_owned(),
-        value: String::new(),
-        reason: format!("unknown key; known keys: {}", TopicConfig::KEYS.join(", ")),
-    }
 }
 
 /// Alters the configuration of one resource: `change` computes the new topic configuration from
@@ -97,4 +89,34 @@ pub(crate) async fn alter(
         .map_err(refused)?;
     tracing::info!(topic = %name, "altered topic configuration");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reset_returns_a_key_to_its_default_and_refuses_an_unknown_key() {
+        let mut current = TopicConfig::default();
+        current.set("min.insync.replicas", "2").expect("valid");
+        current.set("retention.ms", "1000").expect("valid");
+        let defaults = TopicConfig::default();
+        let reset = [
+            Change::Reset("min.insync.replicas"),
+            Change::Reset("retention.ms"),
+        ];
+        assert_eq!(
+            apply(&current, &defaults, &reset).expect("known keys"),
+            defaults
+        );
+        let err = apply(&current, &defaults, &[Change::Reset("no.such.key")]).unwrap_err();
+        let EngineError::InvalidConfig { key, reason, .. } = err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(key, "no.such.key");
+        assert!(
+            reason.contains("retention.ms") && reason.contains("min.insync.replicas"),
+            "{reason}"
+        );
+    }
 }
