@@ -258,12 +258,7 @@ fn a_rewrite_interrupted_by_a_crash_is_deleted_and_the_segment_kept() {
         log.flush().await.unwrap();
         let before = read_all(&log, Offset(0)).await;
         log.close().await.unwrap();
-        let segment = std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|x| x == "log"))
-            .unwrap();
+        let segment = dir.path().join(&files_ending_with(dir.path(), ".log")[0]);
         let leftover = format!("{}.cleaning", segment.display());
         std::fs::write(&leftover, b"half a rewrite").unwrap();
         let (log, _clock) = open(dir.path(), config()).await;
@@ -275,12 +270,11 @@ fn a_rewrite_interrupted_by_a_crash_is_deleted_and_the_segment_kept() {
         let outcome = log.compact(0, 0).await.unwrap();
         assert!(outcome.segments_rewritten > 0, "{outcome:?}");
         assert!(outcome.bytes_after < outcome.bytes_before, "{outcome:?}");
-        let cleaned = std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_name().to_string_lossy().ends_with(".cleaning"))
-            .count();
-        assert_eq!(cleaned, 0, "a finished pass leaves no rewrite file");
+        let cleaned = files_ending_with(dir.path(), ".cleaning");
+        assert!(
+            cleaned.is_empty(),
+            "a finished pass leaves no rewrite file: {cleaned:?}"
+        );
         // The first segments now hold no record: one read goes on until it finds some.
         let first = log.read(Offset(0), 1 << 20).await.unwrap();
         let counts: Vec<i32> = first
@@ -309,16 +303,21 @@ fn a_rewrite_interrupted_by_a_crash_is_deleted_and_the_segment_kept() {
     });
 }
 
-/// The names of the segment files in `dir`, in order.
-fn segment_files(dir: &Path) -> Vec<String> {
+/// The names of the files in `dir` ending with `suffix`, in order.
+fn files_ending_with(dir: &Path, suffix: &str) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".log"))
+        .filter(|n| n.ends_with(suffix))
         .collect();
     names.sort();
     names
+}
+
+/// The names of the segment files in `dir`, in order.
+fn segment_files(dir: &Path) -> Vec<String> {
+    files_ending_with(dir, ".log")
 }
 
 #[test]
