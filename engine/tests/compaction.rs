@@ -210,3 +210,24 @@ fn a_topic_altered_to_compact_is_compacted_and_tombstones_expire() {
     }
     engine.shutdown().expect("shutdown");
 }
+
+#[test]
+fn max_compaction_lag_rolls_a_quiet_active_segment_so_its_records_are_compacted() {
+    let dir = common::temp_dir();
+    let engine = common::start(dir.path(), 1);
+    let handle = engine.handle();
+    let mut config = TopicConfig::default();
+    // Default 1 GiB segments and weekly `segment.ms`: only the lag can end the active segment.
+    config.set("cleanup.policy", "compact").expect("valid");
+    config.set("max.compaction.lag.ms", "1000").expect("valid");
+    block_on(handle.create_topic("quiet", 1, config)).expect("create");
+    let tp = TopicPartition::new("quiet", 0);
+    let (keys, rounds) = (5, 10);
+    produce_rounds(&handle, &tp, keys, rounds);
+    // No further append: the roll has to come from the shard's own rounds.
+    let got = wait_compacted(&handle, &tp, keys * rounds);
+    assert_eq!(got.len(), keys, "one record per key: {got:?}");
+    let desc = block_on(handle.describe_topic("quiet")).expect("describe");
+    assert_eq!(desc.partitions[0].high_watermark.0, (keys * rounds) as u64);
+    engine.shutdown().expect("shutdown");
+}

@@ -99,7 +99,7 @@ impl Compaction {
 pub(crate) fn log_config(config: &TopicConfig) -> LogConfig {
     LogConfig {
         segment_bytes: config.segment_bytes,
-        segment_ms: config.segment_ms,
+        segment_ms: roll_after_ms(config),
         // A compacted topic's segments go by compaction alone unless its policy also deletes.
         retention_bytes: config
             .retention_bytes
@@ -109,6 +109,19 @@ pub(crate) fn log_config(config: &TopicConfig) -> LogConfig {
             .filter(|_| config.cleanup_policy.deletes()),
         fsync: config.fsync,
         ..LogConfig::default()
+    }
+}
+
+/// How old the active segment may grow before it rolls: `segment.ms`, or for a compacted topic
+/// `max.compaction.lag.ms` where that is sooner, as in Kafka (KIP-354). Compaction never touches
+/// the active segment, so without the roll a quiet partition's records would wait up to
+/// `segment.ms` (a week by default) however short the lag asked for.
+fn roll_after_ms(config: &TopicConfig) -> Option<u64> {
+    let lag = Some(config.max_compaction_lag_ms)
+        .filter(|&ms| config.cleanup_policy.compacts() && ms < i64::MAX as u64);
+    match (config.segment_ms, lag) {
+        (Some(segment), Some(lag)) => Some(segment.min(lag)),
+        (segment, lag) => segment.or(lag),
     }
 }
 
