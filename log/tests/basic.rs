@@ -251,34 +251,45 @@ fn deleted_records_stay_deleted_and_retention_removes_their_segments() {
 }
 
 #[test]
-fn offset_for_timestamp_finds_the_record_inside_a_batch() {
-    let dir = tempdir();
-    let path = dir.path().to_path_buf();
-    run(move || async move {
-        let (log, _) = open(&path, LogConfig::default()).await;
-        // Offsets 0..3 at 100, 110, 120; then 3..5 at 50, 60 (timestamps need not grow).
-        let b = spindle_log::testing::BatchBuilder::new(100)
-            .timestamp_step(10)
-            .records(3, 8)
-            .build();
-        log.append(b).unwrap();
-        let b = spindle_log::testing::BatchBuilder::new(50)
-            .timestamp_step(10)
-            .records(2, 8)
-            .build();
-        log.append(b).unwrap();
-        assert_eq!(
-            log.offset_for_timestamp(105).await.unwrap(),
-            None,
-            "unwritten"
-        );
-        log.flush().await.unwrap();
-        let at = |ts| log.offset_for_timestamp(ts);
-        assert_eq!(at(105).await.unwrap(), Some((Offset(1), 110)));
-        assert_eq!(at(120).await.unwrap(), Some((Offset(2), 120)));
-        assert_eq!(at(0).await.unwrap(), Some((Offset(0), 100)));
-        assert_eq!(at(121).await.unwrap(), None);
-    });
+fn offset_for_timestamp_finds_the_record_inside_a_batch_of_every_codec() {
+    for codec in spindle_log::batch::codec::ALL {
+        let dir = tempdir();
+        let path = dir.path().to_path_buf();
+        run(move || async move {
+            let (log, _) = open(&path, LogConfig::default()).await;
+            // Offsets 0..3 at 100, 110, 120; then 3..5 at 50, 60 (timestamps need not grow).
+            let b = spindle_log::testing::BatchBuilder::new(100)
+                .timestamp_step(10)
+                .records(3, 8)
+                .compression(codec)
+                .build();
+            log.append(b).unwrap();
+            let b = spindle_log::testing::BatchBuilder::new(50)
+                .timestamp_step(10)
+                .records(2, 8)
+                .compression(codec)
+                .build();
+            log.append(b).unwrap();
+            assert_eq!(
+                log.offset_for_timestamp(105).await.unwrap(),
+                None,
+                "unwritten"
+            );
+            log.flush().await.unwrap();
+            let at = |ts| log.offset_for_timestamp(ts);
+            let what = format!("{codec:?}");
+            assert_eq!(at(105).await.unwrap(), Some((Offset(1), 110)), "{what}");
+            assert_eq!(at(120).await.unwrap(), Some((Offset(2), 120)), "{what}");
+            assert_eq!(at(0).await.unwrap(), Some((Offset(0), 100)), "{what}");
+            assert_eq!(at(121).await.unwrap(), None, "{what}");
+            // The largest timestamp (ListOffsets -3) is a record's, inside its batch.
+            assert_eq!(
+                log.offset_of_max_timestamp().await.unwrap(),
+                Some((Offset(2), 120)),
+                "{what}"
+            );
+        });
+    }
 }
 
 /// Waits (up to 10 s) for background deletions until `count()` satisfies `done`; the last count.

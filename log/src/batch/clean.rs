@@ -9,6 +9,7 @@
 //! CRC-32C change. A compressed batch is decompressed (bounded, [`codec::decompress`]), and its
 //! kept records compressed again with the same codec. Control batches are never rewritten.
 
+use std::borrow::Cow;
 use std::io::Read;
 
 use bytes::Bytes;
@@ -67,14 +68,27 @@ pub enum Cleaned {
 }
 
 /// The records section of a validated batch, decompressed if need be.
-fn records_section(batch: &[u8], header: &BatchHeader) -> Result<Bytes, CleanError> {
+/// A batch's records section as records: as stored when uncompressed, else decompressed (at most
+/// [`DECOMPRESSED_BYTES_MAX`]).
+///
+/// # Errors
+/// [`CleanError`] when the section does not fit the batch, the codec is unknown or the records
+/// do not decompress.
+pub(crate) fn records_section<'a>(
+    batch: &'a [u8],
+    header: &BatchHeader,
+) -> Result<Cow<'a, [u8]>, CleanError> {
     let section = batch
         .get(BATCH_HEADER_BYTES..header.total_bytes())
         .ok_or(CleanError::BadRecord)?;
-    let section = Bytes::copy_from_slice(section);
     match compression_of(header)? {
-        Compression::None => Ok(section),
-        codec => Ok(codec::decompress(&section, codec, DECOMPRESSED_BYTES_MAX)?),
+        Compression::None => Ok(Cow::Borrowed(section)),
+        // The decompressed bytes are the only reference to their buffer: no copy back.
+        codec => Ok(Cow::Owned(Vec::from(codec::decompress(
+            &Bytes::copy_from_slice(section),
+            codec,
+            DECOMPRESSED_BYTES_MAX,
+        )?))),
     }
 }
 

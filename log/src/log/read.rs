@@ -5,6 +5,7 @@
 //! batch checked again (length, magic, CRC-32C, offset continuity) so that nothing damaged on disk
 //! after recovery is ever returned.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -12,6 +13,7 @@ use bytes::Bytes;
 use glommio::io::DmaFile;
 
 use super::Log;
+use crate::batch::clean::records_section;
 use crate::batch::{BatchHeader, Records};
 use crate::error::LogError;
 use crate::limits::{LONG_READ_WINDOW_BYTES, READ_WINDOW_BYTES};
@@ -291,18 +293,26 @@ async fn walk_for_timestamp(
     Ok(None)
 }
 
-/// The largest timestamp of a batch's records at or after `from`: exact for uncompressed
-/// create-time batches, the batch's max timestamp otherwise.
+/// The records of a create-time batch (decompressed where compressed), or `None` where the
+/// batch's own max timestamp must stand for its records': a log-append-time batch (every record
+/// has that time, as Kafka reads it), or one whose records cannot be read.
+fn create_time_records<'a>(bytes: &'a [u8]) -> Option<(i64, Cow<'a, [u8]>)> {
+    let header = BatchHeader::parse(bytes).ok()?;
+    if header.is_log_append_time() {
+        return None;
+    }
+    let records = records_section(bytes, header).ok()?;
+    Some((header.base_timestamp(), records))
+}
+
+/// The largest timestamp of a batch's records at or after `from`: each record's own for
+/// create-time batches, compressed or not, the batch's max timestamp otherwise.
 fn max_record_timestamp_from(bytes: &[u8], b: &FoundBatch, from: Offset) -> i64 {
-    let Ok(header) = BatchHeader::parse(bytes) else {
+    let Some((base_ts, records)) = create_time_records(bytes) else {
         return b.max_timestamp;
     };
-    if header.compression() != 0 || header.is_log_append_time() {
-        return b.max_timestamp;
-    }
-    let base_ts = header.base_timestamp();
     let mut max = NO_TIMESTAMP;
-    for record in Records::new(&bytes[crate::limits::BATCH_HEADER_BYTES..]) {
+    for record in Records::new(&records) {
         let Ok(r) = record else {
             return b.max_timestamp;
         };
@@ -315,8 +325,9 @@ fn max_record_timestamp_from(bytes: &[u8], b: &FoundBatch, from: Offset) -> i64 
 }
 
 /// Within a batch whose max timestamp is at or after `ts` and that ends at or after `from`, the
-/// first record at or after both: exact for uncompressed create-time batches, the batch's base
-/// offset (at least `from`) and max timestamp otherwise. `None` when the batch's records at or
+/// first record at or after both, as Kafka finds it: each record's own timestamp for create-time
+/// batches (a compressed one is decompressed, as Kafka does), the batch's base offset (at least
+/// `from`) and max timestamp for log-append-time batches. `None` when the batch's records at or
 /// after `from` are all older than `ts`.
 fn first_record_at_or_after(
     bytes: &[u8],
@@ -325,14 +336,10 @@ fn first_record_at_or_after(
     from: Offset,
 ) -> Option<(Offset, i64)> {
     let fallback = Some((b.base.max(from), b.max_timestamp));
-    let Ok(header) = BatchHeader::parse(bytes) else {
+    let Some((base_ts, records)) = create_time_records(bytes) else {
         return fallback;
     };
-    if header.compression() != 0 || header.is_log_append_time() {
-        return fallback;
-    }
-    let base_ts = header.base_timestamp();
-    for record in Records::new(&bytes[crate::limits::BATCH_HEADER_BYTES..]) {
+    for record in Records::new(&records) {
         let Ok(r) = record else { return fallback };
         let record_ts = base_ts.saturating_add(r.timestamp_delta);
         // The delta is the producer's: kept within the batch's own offsets.
