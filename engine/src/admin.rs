@@ -12,7 +12,9 @@ use std::cell::Cell;
 use glommio::sync::Semaphore;
 
 use crate::limits::{PARTITIONS_PER_TOPIC_MAX, PRODUCER_ID_BLOCK};
-use crate::metadata::{remove_dir_tree, topic_dir, Metadata, TopicMeta, CONSUMER_OFFSETS_TOPIC};
+use crate::metadata::{
+    new_topic_uuid, remove_dir_tree, topic_dir, Metadata, TopicMeta, CONSUMER_OFFSETS_TOPIC,
+};
 use crate::topic::validate_topic_name;
 use crate::{EngineError, Result, Shard, ShardId, TopicConfig, TopicInfo};
 
@@ -109,6 +111,7 @@ pub(crate) async fn create_topic(
         m.next_topic_id += 1;
         let meta = TopicMeta {
             id,
+            uuid: new_topic_uuid(),
             config,
             internal: false,
             placement,

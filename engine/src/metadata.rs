@@ -38,6 +38,9 @@ pub(crate) struct TopicMeta {
     /// Unique for the engine's lifetime: a topic deleted and created again gets a new id, hence
     /// a new directory.
     pub id: u64,
+    /// Kafka's topic id (KIP-516): a random version-4 UUID, never zero, that clients use to
+    /// tell a topic from a later one of the same name.
+    pub uuid: u128,
     pub config: TopicConfig,
     pub internal: bool,
     /// The owning shard of each partition, by partition index.
@@ -102,7 +105,8 @@ impl Metadata {
     /// Makes the metadata fit `shards` shards: partitions placed on shards that no longer
     /// exist move to `partition % shards`, and the offsets topic is created at first start
     /// (with `max(OFFSETS_PARTITIONS_MIN, shards)` partitions, a count it keeps) and spread
-    /// over the shards, partition *p* on shard `p % shards`. Returns whether anything changed.
+    /// over the shards, partition *p* on shard `p % shards`. Topics from a file written before
+    /// topic ids get theirs. Returns whether anything changed.
     pub(crate) fn fit_to_shards(&mut self, shards: usize) -> bool {
         let mut changed = false;
         for meta in self.topics.values_mut() {
@@ -113,6 +117,10 @@ impl Metadata {
                 }
             }
         }
+        for meta in self.topics.values_mut().filter(|meta| meta.uuid == 0) {
+            meta.uuid = new_topic_uuid();
+            changed = true;
+        }
         let offsets = self
             .topics
             .entry(CONSUMER_OFFSETS_TOPIC.to_owned())
@@ -122,6 +130,7 @@ impl Metadata {
                 self.next_topic_id += 1;
                 TopicMeta {
                     id,
+                    uuid: new_topic_uuid(),
                     config: TopicConfig {
                         // Committed offsets must outlive any retention.
                         retention_ms: None,
@@ -303,6 +312,12 @@ pub(crate) async fn remove_dir_tree(dir: PathBuf) -> Result<()> {
         .await
 }
 
+/// A new Kafka topic id: a random version-4 UUID (never zero: the variant bits are set).
+pub(crate) fn new_topic_uuid() -> u128 {
+    let random: u128 = rand::random();
+    (random & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62)
+}
+
 pub(crate) fn io_error(context: String, source: std::io::Error) -> EngineError {
     EngineError::Io { context, source }
 }
@@ -310,6 +325,7 @@ pub(crate) fn io_error(context: String, source: std::io::Error) -> EngineError {
 fn info(name: &str, meta: &TopicMeta) -> TopicInfo {
     TopicInfo {
         name: name.to_owned(),
+        topic_id: meta.uuid,
         partitions: meta.placement.len() as u32,
         config: meta.config.clone(),
         internal: meta.internal,
@@ -335,6 +351,9 @@ struct Body {
 struct TopicRecord {
     name: String,
     id: u64,
+    /// The topic id as 32 hex digits; absent in files written before topic ids were assigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    uuid: Option<String>,
     internal: bool,
     placement: Vec<u32>,
     config: BTreeMap<String, String>,
@@ -352,6 +371,7 @@ impl Body {
                 .map(|(name, t)| TopicRecord {
                     name: name.clone(),
                     id: t.id,
+                    uuid: Some(format!("{:032x}", t.uuid)),
                     internal: t.internal,
                     placement: t.placement.iter().map(|s| s.0).collect(),
                     config: t
@@ -375,10 +395,27 @@ impl Body {
             for (key, value) in &record.config {
                 config.set(key, value)?;
             }
+            // Zero for a file from before topic ids: `fit_to_shards` gives the topic one.
+            let uuid = match &record.uuid {
+                None => 0,
+                Some(hex) => u128::from_str_radix(hex, 16)
+                    .ok()
+                    .filter(|&id| id != 0)
+                    .ok_or_else(|| {
+                        io_error(
+                            format!("topic {}", record.name),
+                            std::io::Error::new(
+                                std::io::ErrorKind::InvalidData,
+                                format!("bad topic id {hex:?} in the metadata file"),
+                            ),
+                        )
+                    })?,
+            };
             topics.insert(
                 record.name,
                 TopicMeta {
                     id: record.id,
+                    uuid,
                     config,
                     internal: record.internal,
                     placement: record.placement.into_iter().map(ShardId).collect(),
@@ -408,6 +445,7 @@ mod tests {
             "t".to_owned(),
             TopicMeta {
                 id: 9,
+                uuid: new_topic_uuid(),
                 config: TopicConfig::default(),
                 internal: false,
                 placement,
@@ -431,6 +469,7 @@ mod tests {
             "../../escape".to_owned(),
             TopicMeta {
                 id: 1,
+                uuid: new_topic_uuid(),
                 config: TopicConfig::default(),
                 internal: false,
                 placement: vec![ShardId(0)],
@@ -474,5 +513,46 @@ mod tests {
             wide.topics[CONSUMER_OFFSETS_TOPIC].placement.len(),
             OFFSETS_PARTITIONS_MIN + 4
         );
+    }
+
+    #[test]
+    fn topic_ids_are_version_4_uuids_and_older_files_get_them_once() {
+        for _ in 0..100 {
+            let id = uuid_parts(new_topic_uuid());
+            assert_eq!((id.0, id.1), (4, 2), "version 4, RFC 4122 variant");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Metadata::default();
+        m.fit_to_shards(1);
+        let mut old = Body::from_metadata(&m);
+        for topic in &mut old.topics {
+            topic.uuid = None; // as written before topic ids
+        }
+        let body = serde_json::to_string(&old).unwrap();
+        let envelope = Envelope {
+            format: FORMAT,
+            crc32: crc32fast::hash(body.as_bytes()),
+            body,
+        };
+        fs::write(
+            dir.path().join(FILE_NAME),
+            serde_json::to_string(&envelope).unwrap(),
+        )
+        .unwrap();
+        let mut loaded = Metadata::load(dir.path()).unwrap().unwrap();
+        assert!(loaded.topics.values().all(|t| t.uuid == 0));
+        assert!(
+            loaded.fit_to_shards(1),
+            "ids assigned: the file must be written"
+        );
+        assert!(loaded.topics.values().all(|t| t.uuid != 0));
+        loaded.persist(dir.path()).unwrap();
+        let again = Metadata::load(dir.path()).unwrap().unwrap();
+        assert_eq!(again.topics, loaded.topics, "the ids are kept");
+    }
+
+    /// A UUID's version nibble and variant bits.
+    fn uuid_parts(id: u128) -> (u128, u128) {
+        ((id >> 76) & 0xf, (id >> 62) & 0x3)
     }
 }

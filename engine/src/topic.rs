@@ -446,6 +446,9 @@ pub fn validate_topic_name(name: &str) -> Result<(), EngineError> {
 pub struct TopicInfo {
     /// Topic name.
     pub name: String,
+    /// Kafka's topic id (KIP-516): a random version-4 UUID, assigned at creation and kept for
+    /// the topic's life; a topic deleted and created again under its name gets a new one.
+    pub topic_id: u128,
     /// Number of partitions.
     pub partitions: u32,
     /// The topic's configuration.

@@ -409,6 +409,42 @@ fn produce_fetch_and_list_offsets_round_trip() {
         vec![Bytes::from("a"), Bytes::from("b"), Bytes::from("c")]
     );
 
+    // From v13 a Fetch names topics by the id Metadata reported; an id no topic has is
+    // UNKNOWN_TOPIC_ID.
+    assert!(topic.topic_id.is_nil(), "Metadata v9 reports no id...");
+    let by_id = |id: uuid::Uuid| {
+        FetchRequest::default()
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic_id(id)
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(1)
+                    .with_partition_max_bytes(1 << 20)])])
+    };
+    let meta: MetadataResponse = call(&mut conn, 12, &MetadataRequest::default().with_topics(None));
+    let id = meta
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref() == Some(&name))
+        .unwrap()
+        .topic_id;
+    assert!(!id.is_nil(), "...and v10+ does");
+    let fetched: FetchResponse = call(&mut conn, 16, &by_id(id));
+    let topic_answer = &fetched.responses[0];
+    assert_eq!(topic_answer.topic_id, id);
+    let part = &topic_answer.partitions[0];
+    assert_eq!((part.error_code, part.high_watermark), (0, 3));
+    let mut records = part.records.clone().unwrap();
+    assert_eq!(
+        RecordBatchDecoder::decode_all(&mut records).unwrap().len(),
+        1
+    );
+    let unknown: FetchResponse = call(&mut conn, 13, &by_id(uuid::Uuid::from_u128(7)));
+    assert_eq!(
+        unknown.responses[0].partitions[0].error_code,
+        ResponseError::UnknownTopicId.code()
+    );
+
     let listed: ListOffsetsResponse = call(
         &mut conn,
         5,

@@ -4,10 +4,11 @@ partitions, delete; and the errors a wrong request must get."""
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
-from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, KafkaError, KafkaException, TopicCollection, TopicPartition
 from confluent_kafka.admin import (
     AlterConfigOpType,
     ConfigEntry,
@@ -278,3 +279,37 @@ def test_kafka_python_describe_log_dirs_shows_partition_sizes(spindle, topic_nam
         assert (asked["name"], [p["partition_index"] for p in asked["partitions"]]) == (topic_name, [1])
     finally:
         admin.close()
+
+
+def topic_id(bootstrap: str, topic: str) -> str:
+    [description] = [
+        f.result(timeout=T)
+        for f in clients.admin(bootstrap).describe_topics(TopicCollection([topic]), request_timeout=T).values()
+    ]
+    return str(description.topic_id)
+
+
+def test_topic_ids_are_kept_across_a_restart_and_new_for_a_topic_created_again(fresh_spindle, topic_name):
+    """Kafka's topic ids (KIP-516): Metadata reports one per topic, the same after a restart (also
+    a SIGKILL), and a topic deleted and created again under its name gets a new one, by which
+    clients that fetch by id (Fetch v13+) tell the two apart."""
+    clients.create_topic(fresh_spindle.bootstrap, topic_name)
+    first = topic_id(fresh_spindle.bootstrap, topic_name)
+    assert first not in ("", "AAAAAAAAAAAAAAAAAAAAAA"), f"a topic id, not the nil one: {first!r}"
+    other = f"{topic_name}-other"
+    clients.create_topic(fresh_spindle.bootstrap, other)
+    assert topic_id(fresh_spindle.bootstrap, other) != first, "each topic its own id"
+
+    fresh_spindle.restart(signal.SIGKILL)
+    assert topic_id(fresh_spindle.bootstrap, topic_name) == first, "kept across a restart"
+
+    clients.admin(fresh_spindle.bootstrap).delete_topics([topic_name], request_timeout=T)[topic_name].result(timeout=T)
+    wait_until(lambda: partition_count(fresh_spindle.bootstrap, topic_name) is None, f"{topic_name} deleted")
+    clients.create_topic(fresh_spindle.bootstrap, topic_name)
+    assert topic_id(fresh_spindle.bootstrap, topic_name) != first, "a topic created again gets a new id"
+    # Consumers still read the new topic (librdkafka fetches by id where the broker serves v13+).
+    clients.produce_sync(clients.producer(fresh_spindle.bootstrap), topic_name, [{"value": b"again"}])
+    cons = clients.consumer(fresh_spindle.bootstrap)
+    cons.assign([TopicPartition(topic_name, 0, 0)])
+    assert [m.value() for m in clients.consume(cons, 1)] == [b"again"]
+    cons.close()

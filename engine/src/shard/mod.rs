@@ -241,6 +241,17 @@ impl Shard {
         self.inner.metadata.borrow().topic_info(name)
     }
 
+    /// The name of the topic with Kafka topic id `topic_id`, from this shard's copy of the
+    /// metadata.
+    pub fn topic_name(&self, topic_id: u128) -> Option<String> {
+        let metadata = self.inner.metadata.borrow();
+        metadata
+            .topics
+            .iter()
+            .find(|(_, meta)| meta.uuid == topic_id)
+            .map(|(name, _)| name.clone())
+    }
+
     /// The shard that owns a partition, from this shard's copy of the metadata.
     pub fn owner_of(&self, tp: &TopicPartition) -> Option<ShardId> {
         self.inner

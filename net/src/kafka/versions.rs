@@ -2,8 +2,9 @@
 //! ApiVersions advertises, so the two can never disagree.
 //!
 //! Ranges stop where Spindle stops implementing the semantics, not where the codec stops:
-//! Produce and Fetch end at the last versions that name topics (v13 and Fetch v13+ name them by
-//! topic id, which Spindle does not assign), OffsetCommit/OffsetFetch likewise.
+//! Produce and OffsetCommit/OffsetFetch end at the last versions that name topics (Produce v13
+//! and OffsetCommit v10 name them by topic id only); Fetch goes on to v16, naming topics by id
+//! from v13 (v17 and later add fields for replicas only).
 //!
 //! Produce is advertised from v0 although v0–v2 are refused (the connection is closed, as the
 //! codec cannot read them): librdkafka enables compression only when the advertised range
@@ -49,7 +50,7 @@ pub(crate) const SERVED: &[Served] = &[
         min: 3,
         max: 12,
     },
-    served(ApiKey::Fetch, 4, 12),
+    served(ApiKey::Fetch, 4, 16),
     served(ApiKey::ListOffsets, 1, 10),
     served(ApiKey::Metadata, 0, 13),
     served(ApiKey::OffsetCommit, 2, 9),

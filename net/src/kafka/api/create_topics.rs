@@ -9,6 +9,7 @@ use kafka_protocol::messages::create_topics_response::{
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 use spindle_engine::{EngineError, TopicConfig};
+use uuid::Uuid;
 
 use crate::kafka::config_resource::{apply, Change};
 use spindle_engine::access::Operation;
@@ -91,18 +92,22 @@ async fn create(
         Err(e) => return refuse_engine(&topic, &e),
     };
     let given: Vec<&str> = topic.configs.iter().map(|c| c.name.as_str()).collect();
+    // Nil for `validate_only`, as in Kafka: no topic, no id.
+    let mut topic_id = Uuid::nil();
     if !validate_only {
-        if let Err(e) = ctx
+        match ctx
             .shard
             .create_topic(topic.name.0.as_str(), partitions, config.clone())
             .await
         {
-            return refuse_engine(&topic, &e);
+            Ok(info) => topic_id = Uuid::from_u128(info.topic_id),
+            Err(e) => return refuse_engine(&topic, &e),
         }
         tracing::info!(topic = %topic.name.0.as_str(), partitions, "created topic");
     }
     CreatableTopicResult::default()
         .with_name(topic.name)
+        .with_topic_id(topic_id)
         .with_num_partitions(count_to_wire(partitions))
         .with_replication_factor(1)
         .with_configs(Some(described(&config, &given)))

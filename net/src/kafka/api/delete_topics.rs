@@ -1,10 +1,11 @@
-//! DeleteTopics: topics deleted by name. Spindle assigns no topic ids, so a topic named only by
-//! id (v6) is answered UNKNOWN_TOPIC_ID.
+//! DeleteTopics: topics deleted by name, or from v6 by topic id (an id no topic has is answered
+//! UNKNOWN_TOPIC_ID).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
 
 use spindle_engine::access::Operation;
 
@@ -14,15 +15,29 @@ use crate::limits::MAX_ADMIN_RESOURCES;
 
 /// Answers one DeleteTopics request.
 pub(crate) async fn handle(ctx: &RequestContext, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
-    // v6 names topics in `topics`, earlier versions in `topic_names`.
-    let named: Vec<Option<TopicName>> = if ctx.api_version >= 6 {
-        req.topics.into_iter().map(|t| t.name).collect()
+    // v6 names topics in `topics` (by name or by id), earlier versions in `topic_names`.
+    let named: Vec<(Option<TopicName>, Uuid)> = if ctx.api_version >= 6 {
+        req.topics
+            .into_iter()
+            .map(|t| {
+                let name = t.name.or_else(|| {
+                    let name = ctx.shard.topic_name(t.topic_id.as_u128())?;
+                    Some(TopicName(StrBytes::from_string(name)))
+                });
+                (name, t.topic_id)
+            })
+            .collect()
     } else {
-        req.topic_names.into_iter().map(Some).collect()
+        req.topic_names
+            .into_iter()
+            .map(|name| (Some(name), Uuid::nil()))
+            .collect()
     };
     let mut responses = Vec::with_capacity(named.len());
-    for (i, name) in named.into_iter().enumerate() {
-        let result = DeletableTopicResult::default().with_name(name.clone());
+    for (i, (name, topic_id)) in named.into_iter().enumerate() {
+        let result = DeletableTopicResult::default()
+            .with_name(name.clone())
+            .with_topic_id(topic_id);
         let Some(name) = name else {
             responses.push(result.with_error_code(ResponseError::UnknownTopicId.code()));
             continue;

@@ -131,7 +131,18 @@ fn plan(ctx: &RequestContext, req: &FetchRequest, max_bytes: usize) -> Vec<Slot>
     let max_bytes = max_bytes.max(1);
     let mut slots = Vec::new();
     for (t, topic) in req.topics.iter().enumerate() {
-        let allowed = ctx.authorize(Operation::Read, topic.topic.0.as_str());
+        // From v13 topics are named by id; an id no topic has is UNKNOWN_TOPIC_ID.
+        let name = if topic.topic_id.is_nil() {
+            Ok(topic.topic.0.to_string())
+        } else {
+            ctx.shard
+                .topic_name(topic.topic_id.as_u128())
+                .ok_or(ResponseError::UnknownTopicId.code())
+        };
+        let allowed = name
+            .as_deref()
+            .map_err(|&code| code)
+            .and_then(|name| ctx.authorize(Operation::Read, name));
         for part in &topic.partitions {
             let read = match (
                 allowed,
@@ -142,7 +153,7 @@ fn plan(ctx: &RequestContext, req: &FetchRequest, max_bytes: usize) -> Vec<Slot>
                 (_, None, _) => Err(ResponseError::UnknownTopicOrPartition.code()),
                 (_, _, None) => Err(ResponseError::OffsetOutOfRange.code()),
                 (Ok(()), Some(p), Some(offset)) => Ok(spindle_engine::FetchRequest {
-                    tp: TopicPartition::new(topic.topic.0.as_str(), p),
+                    tp: TopicPartition::new(name.as_deref().unwrap_or_default(), p),
                     offset,
                     max_bytes: usize::try_from(part.partition_max_bytes)
                         .unwrap_or(0)
@@ -276,7 +287,11 @@ fn respond(req: &FetchRequest, slots: Vec<Slot>, max_bytes: usize) -> FetchRespo
     let mut topics: Vec<FetchableTopicResponse> = req
         .topics
         .iter()
-        .map(|t| FetchableTopicResponse::default().with_topic(t.topic.clone()))
+        .map(|t| {
+            FetchableTopicResponse::default()
+                .with_topic(t.topic.clone())
+                .with_topic_id(t.topic_id)
+        })
         .collect();
     let mut budget = max_bytes;
     let mut first = true;

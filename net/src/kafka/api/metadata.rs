@@ -8,6 +8,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use spindle_engine::{EngineError, TopicInfo};
+use uuid::Uuid;
 
 use crate::kafka::authorized_operations::{self, CLUSTER, TOPIC};
 use spindle_engine::access::Operation;
@@ -20,13 +21,17 @@ use crate::limits::MAX_ADMIN_RESOURCES;
 /// Answers one Metadata request.
 pub(crate) async fn handle(ctx: &RequestContext, req: MetadataRequest) -> MetadataResponse {
     // v0 asks for every topic with an empty list; later versions with a null one.
-    let wanted: Option<Vec<String>> = match req.topics {
+    // From v10 a topic may be named by its id alone.
+    let wanted: Option<Vec<Result<String, Uuid>>> = match req.topics {
         None => None,
         Some(topics) if topics.is_empty() && ctx.api_version == 0 => None,
         Some(topics) => Some(
             topics
                 .into_iter()
-                .filter_map(|t| t.name.map(|n| n.0.to_string()))
+                .map(|t| match t.name {
+                    Some(name) => Ok(name.0.to_string()),
+                    None => ctx.shard.topic_name(t.topic_id.as_u128()).ok_or(t.topic_id),
+                })
                 .collect(),
         ),
     };
@@ -53,6 +58,17 @@ pub(crate) async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Metada
         Some(names) => {
             let mut entries = Vec::with_capacity(names.len());
             for (i, name) in names.into_iter().enumerate() {
+                let name = match name {
+                    Ok(name) => name,
+                    Err(id) => {
+                        entries.push(
+                            MetadataResponseTopic::default()
+                                .with_error_code(ResponseError::UnknownTopicId.code())
+                                .with_topic_id(id),
+                        );
+                        continue;
+                    }
+                };
                 // As many topics as one CreateTopics may name are created per request; the
                 // rest are answered unknown, and a client retries them.
                 let may_create = may_create && i < MAX_ADMIN_RESOURCES;
@@ -132,6 +148,7 @@ fn topic_entry(ctx: &RequestContext, info: &TopicInfo, operations: i32) -> Metad
         .collect();
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(info.name.clone()))))
+        .with_topic_id(Uuid::from_u128(info.topic_id))
         .with_is_internal(info.internal)
         .with_partitions(partitions)
         .with_topic_authorized_operations(operations)
