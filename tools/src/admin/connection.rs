@@ -12,6 +12,8 @@
 //! - A server that does not serve our ApiVersions version answers UNSUPPORTED_VERSION with a
 //!   v0-shaped body (which may not even decode as the version we sent); we then decode that
 //!   body as v0, read the server's range, and ask again at its highest version.
+//! - Produce and Fetch stop at v12: from v13 they name topics by id, and this client names
+//!   them by name ([`NAMES_TOPICS_UNTIL`]).
 //! - A response's size prefix is checked against [`limits::RESPONSE_BYTES_MAX`] before any
 //!   allocation: pointing `--bootstrap` at an HTTP or TLS port must fail cleanly, not allocate
 //!   gigabytes.
@@ -40,6 +42,10 @@ const CLIENT_ID: &str = "spindle-admin";
 
 /// The ApiVersions version asked first; v3 and later carry the client's name.
 const API_VERSIONS_FIRST: i16 = 3;
+
+/// The last version of each API that names topics by name: this client sends names, so it never
+/// goes past them.
+const NAMES_TOPICS_UNTIL: [(ApiKey, i16); 2] = [(ApiKey::Produce, 12), (ApiKey::Fetch, 12)];
 
 /// Kafka's UNSUPPORTED_VERSION error code.
 const UNSUPPORTED_VERSION: i16 = 35;
@@ -115,7 +121,13 @@ impl Connection {
             api: api_name(R::KEY),
         };
         let served = self.served.get(&R::KEY).ok_or_else(unsupported)?;
-        let both = served.intersect(&R::VERSIONS);
+        let mut both = served.intersect(&R::VERSIONS);
+        if let Some((_, last)) = NAMES_TOPICS_UNTIL
+            .iter()
+            .find(|(key, _)| *key as i16 == R::KEY)
+        {
+            both.max = both.max.min(*last);
+        }
         if both.is_empty() {
             return Err(unsupported());
         }
