@@ -93,3 +93,45 @@ fn oversize_batches_are_refused() {
     block_on(handle.produce_records(&tp, common::records("ok", 1))).expect("small batch");
     engine.shutdown().expect("shutdown");
 }
+
+#[test]
+fn a_retry_after_a_restart_is_known_even_when_its_original_is_in_the_segment_before() {
+    let dir = common::temp_dir();
+    let tp = TopicPartition::new("rolled", 0);
+    let (pid, epoch, original) = {
+        let engine = common::start(dir.path(), 1);
+        let handle = engine.handle();
+        let mut config = TopicConfig::default();
+        config.set("segment.bytes", "4096").expect("valid");
+        block_on(handle.create_topic("rolled", 1, config)).expect("create");
+        let (pid, epoch) = block_on(handle.init_producer_id()).expect("producer id");
+        let original = block_on(handle.produce(&tp, common::idempotent_batch(pid, epoch, 0, 3)))
+            .expect("original");
+        // Another producer's batches (about 1.5 KiB each) fill the segment, and the last starts
+        // the next one: this producer's batch is no longer in the active segment.
+        let (other, other_epoch) = block_on(handle.init_producer_id()).expect("producer id");
+        for seq in [0, 100, 200] {
+            block_on(handle.produce(&tp, common::idempotent_batch(other, other_epoch, seq, 100)))
+                .expect("other");
+        }
+        engine.shutdown().expect("shutdown");
+        (pid, epoch, original)
+    };
+    let engine = common::start(dir.path(), 1);
+    let handle = engine.handle();
+    // The acknowledgement of the original was lost: the producer sends it again.
+    let again = block_on(handle.produce(&tp, common::idempotent_batch(pid, epoch, 0, 3)))
+        .expect("duplicate");
+    assert_eq!(
+        (again.base_offset, again.last_offset),
+        (original.base_offset, original.last_offset),
+        "answered with the original's offsets"
+    );
+    let desc = block_on(handle.describe_topic("rolled")).expect("describe");
+    assert_eq!(
+        desc.partitions[0].high_watermark,
+        Offset(303),
+        "stored once"
+    );
+    engine.shutdown().expect("shutdown");
+}

@@ -496,3 +496,54 @@ fn a_batch_nothing_else_refers_to_is_patched_in_place_and_one_still_shared_is_co
         log.close().await.unwrap();
     });
 }
+
+#[test]
+fn recovery_hands_over_the_producer_batches_of_the_last_4_mib_across_a_roll() {
+    let dir = tempdir();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let config = LogConfig {
+            segment_bytes: 16 << 20,
+            ..LogConfig::default()
+        };
+        let (log, _) = open(&path, config.clone()).await;
+        // 96 idempotent batches of about 64 KiB (6 MiB), then a roll and one small batch.
+        let mut seq = 0;
+        for _ in 0..96 {
+            let b = spindle_log::testing::BatchBuilder::new(1_000)
+                .producer(7, 0, seq)
+                .records(64, 1000)
+                .build();
+            log.append(b).unwrap();
+            seq += 64;
+        }
+        log.flush().await.unwrap();
+        log.roll().await.unwrap();
+        let last = spindle_log::testing::BatchBuilder::new(1_000)
+            .producer(8, 0, 0)
+            .records(1, 10)
+            .build();
+        log.append(last).unwrap();
+        log.close().await.unwrap();
+
+        let (log, _) = open(&path, config).await;
+        let headers = log.take_recovered_producer_batches();
+        let seen: Vec<(i64, i32)> = headers
+            .iter()
+            .map(|h| (h.producer_id(), h.base_sequence()))
+            .collect();
+        let (last, earlier) = seen.split_last().unwrap();
+        assert_eq!(*last, (8, 0), "the active segment's batch comes last");
+        assert!(earlier.iter().all(|&(id, _)| id == 7));
+        // The end of the segment before: about 4 MiB of it, in order, up to its last batch.
+        let seqs: Vec<i32> = earlier.iter().map(|&(_, s)| s).collect();
+        assert!(
+            (60..=70).contains(&seqs.len()),
+            "{} batches of the 96",
+            seqs.len()
+        );
+        assert_eq!(*seqs.last().unwrap(), 95 * 64);
+        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 64), "in log order");
+        assert!(log.take_recovered_producer_batches().is_empty());
+    });
+}

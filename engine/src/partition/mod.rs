@@ -158,8 +158,8 @@ impl Partition {
         Ok(partition)
     }
 
-    /// Rebuilds the producer table from the idempotent batches recovery found in the active
-    /// segment (read once, by recovery's own scan).
+    /// Rebuilds the producer table from the idempotent batches recovery found at the end of the
+    /// log (the active segment, read once by recovery's own scan, and the end of the one before).
     fn rebuild_producers(&self) {
         let mut table = ProducerTable::default();
         for header in self.log.take_recovered_producer_batches() {

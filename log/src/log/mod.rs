@@ -297,7 +297,7 @@ impl Log {
             .sum()
     }
 
-    /// Base offset of the active segment (the engine rebuilds producer state from here).
+    /// Base offset of the active segment.
     pub fn active_segment_base(&self) -> Offset {
         let st = self.state.borrow();
         st.segments.last().map_or(st.next_offset, |s| s.base)
@@ -308,9 +308,10 @@ impl Log {
         self.state.borrow().segments.len()
     }
 
-    /// The headers of the idempotent batches (producer id ≥ 0) that recovery found in the
-    /// active segment, in log order; empty after the first call. A partition rebuilds its
-    /// producers' state from them without reading the segment again.
+    /// The headers of the idempotent batches (producer id ≥ 0) that recovery found in the last
+    /// [`PRODUCER_HISTORY_BYTES`](crate::limits::PRODUCER_HISTORY_BYTES) of the log (at least
+    /// the whole active segment), in log order; empty after the first call. A partition rebuilds
+    /// its producers' state from them without reading the log again.
     pub fn take_recovered_producer_batches(&self) -> Vec<BatchHeader> {
         std::mem::take(&mut *self.recovered_producer_batches.borrow_mut())
     }

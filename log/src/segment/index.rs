@@ -114,6 +114,15 @@ impl SegmentIndex {
         self.entry(i)
     }
 
+    /// The last indexed batch starting at or before byte `position`, as (relative offset, byte
+    /// position), or (0, 0).
+    pub fn entry_at_or_before_position(&self, position: u64) -> (u32, u64) {
+        let i = self
+            .positions
+            .partition_point(|&p| u64::from(p) <= position);
+        self.entry(i)
+    }
+
     /// Where a scan for the first batch with max timestamp >= `ts` may start, as (relative
     /// offset, byte position).
     pub fn entry_for_timestamp(&self, ts: i64) -> (u32, u64) {

@@ -19,7 +19,9 @@ use crate::clock::Clock;
 use crate::config::LogConfig;
 use crate::error::{IoContext, LogError};
 use crate::io;
-use crate::limits::{LONG_READ_WINDOW_BYTES, SCAN_PROGRESS_BYTES, SPARE_SEGMENTS_MAX};
+use crate::limits::{
+    LONG_READ_WINDOW_BYTES, PRODUCER_HISTORY_BYTES, SCAN_PROGRESS_BYTES, SPARE_SEGMENTS_MAX,
+};
 use crate::offset::Offset;
 use crate::segment::{
     index_path, log_path, time_index_path, within_offset_span, Appender, BatchCursor, Segment,
@@ -32,7 +34,8 @@ pub(crate) struct Recovered {
     pub appender: Appender,
     /// Retired segment files kept for rolls to write over.
     pub spares: Vec<PathBuf>,
-    /// The headers of the active segment's idempotent batches (producer id ≥ 0), in order.
+    /// The headers of the idempotent batches (producer id ≥ 0) in the last
+    /// [`PRODUCER_HISTORY_BYTES`] of the log (at least the whole active segment), in order.
     pub producer_batches: Vec<BatchHeader>,
 }
 
@@ -109,6 +112,15 @@ pub(crate) async fn recover(
         segments.push(Segment::empty(Offset(0), file, path));
         io::sync_dir(dir)?;
     }
+    let producer_batches = match segments.as_slice() {
+        [.., before, active] if active.size < PRODUCER_HISTORY_BYTES => {
+            let from = before.size - before.size.min(PRODUCER_HISTORY_BYTES - active.size);
+            let mut history = producer_batches_from(before, from).await;
+            history.extend(producer_batches);
+            history
+        }
+        _ => producer_batches,
+    };
     let active = segments.last_mut().expect("at least one segment");
     let file = Rc::new(io::open_rw(&active.path).await?);
     active.file = file;
@@ -119,6 +131,38 @@ pub(crate) async fn recover(
         spares,
         producer_batches,
     })
+}
+
+/// The headers of the idempotent batches of sealed `segment` from the indexed batch at or before
+/// byte `from` to its end. Best effort: what a damaged batch or a failed read hides is left out
+/// (with a warning), as the segment's own reads would find the damage anyway.
+async fn producer_batches_from(segment: &Segment, from: u64) -> Vec<BatchHeader> {
+    let (relative, position) = segment.index.entry_at_or_before_position(from);
+    let mut cursor = BatchCursor::new(
+        segment.file.clone(),
+        segment.path.clone(),
+        position,
+        segment.base.plus(u64::from(relative)),
+        segment.size,
+        LONG_READ_WINDOW_BYTES,
+    );
+    let mut headers = Vec::new();
+    loop {
+        match cursor.next_checked().await {
+            Ok(Some(b)) => {
+                if let Ok(header) = BatchHeader::parse(cursor.bytes(&b)) {
+                    if header.producer_id() >= 0 {
+                        headers.push(*header);
+                    }
+                }
+            }
+            Ok(None) => return headers,
+            Err(e) => {
+                tracing::warn!(file = %segment.path.display(), error = %e, "reading producer history");
+                return headers;
+            }
+        }
+    }
 }
 
 /// Deletes the files compaction was rewriting segments into when the process stopped: the
