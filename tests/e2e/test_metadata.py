@@ -3,10 +3,13 @@ their partitions and leaders, and topics created on first use (auto-creation is 
 
 from __future__ import annotations
 
+import signal
+
 from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
 
 import clients
+from spindle_process import Spindle
 
 
 def test_confluent_list_topics_shows_broker_and_topic(spindle, topic_name):
@@ -74,3 +77,32 @@ def test_kcat_lists_metadata_as_json(spindle, topic_name):
     assert "error" not in topic, topic
     assert sorted(p["partition"] for p in topic["partitions"]) == [0, 1, 2, 3]
     assert all(p["leader"] == broker["id"] for p in topic["partitions"])
+
+
+def cluster_id(bootstrap: str) -> str:
+    return clients.admin(bootstrap).describe_cluster(request_timeout=10).result(10).cluster_id
+
+
+def test_the_cluster_id_is_made_once_per_data_directory_unless_configured(fresh_spindle, tmp_path):
+    """As Kafka keeps cluster.id in meta.properties: an id of Kafka's form (22 characters of
+    URL-safe base64) made at the first start, the same after a restart (a SIGKILL too), another
+    for another data directory, and a configured one reported as given."""
+    first = cluster_id(fresh_spindle.bootstrap)
+    assert len(first) == 22 and all(c.isalnum() or c in "-_" for c in first), first
+    assert (fresh_spindle.data_dir / "cluster.id").read_text().strip() == first
+    fresh_spindle.restart(signal.SIGKILL)
+    assert cluster_id(fresh_spindle.bootstrap) == first, "kept across a restart"
+
+    other = Spindle(base=tmp_path / "other")
+    other.start()
+    try:
+        assert cluster_id(other.bootstrap) not in ("", first), "each data directory its own id"
+    finally:
+        other.stop()
+
+    configured = Spindle(base=tmp_path / "configured", config_toml='cluster_id = "orders-eu"\n')
+    configured.start()
+    try:
+        assert cluster_id(configured.bootstrap) == "orders-eu"
+    finally:
+        configured.stop()

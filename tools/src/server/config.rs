@@ -125,7 +125,7 @@ pub struct ServeArgs {
     /// This node's id [default: 0].
     #[arg(long, env = "SPINDLE_NODE_ID", value_name = "N")]
     pub node_id: Option<String>,
-    /// Cluster id reported to clients [default: spindle].
+    /// Cluster id reported to clients [default: one made at the first start, kept in DATA_DIR/cluster.id].
     #[arg(long, env = "SPINDLE_CLUSTER_ID", value_name = "ID")]
     pub cluster_id: Option<String>,
     /// Partitions of auto-created topics and of CreateTopics with -1 [default: 1].
@@ -234,6 +234,9 @@ pub struct ServeConfig {
     pub kafka: KafkaConfig,
     /// Whether `--kafka-advertise` (or its key) fixed the advertised address.
     pub advertise_given: bool,
+    /// Whether `--cluster-id` (or its key) set the cluster id; else the node reports the one
+    /// kept in its data directory (`cluster_id::stored`).
+    pub cluster_id_given: bool,
     /// The gateway's settings.
     pub grpc: GatewayConfig,
     /// Where the admin HTTP endpoint listens.
@@ -345,6 +348,7 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<ServeConfig, ConfigErro
         engine,
         kafka,
         advertise_given,
+        cluster_id_given: args.cluster_id.is_some() || file.cluster_id.is_some(),
         grpc,
         admin_listen,
         log_level,

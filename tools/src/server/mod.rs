@@ -9,6 +9,7 @@
 
 pub mod admin_http;
 pub mod alloc;
+pub mod cluster_id;
 pub mod config;
 pub mod node;
 pub mod preflight;

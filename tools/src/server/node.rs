@@ -49,6 +49,9 @@ pub fn run(config: ServeConfig) -> anyhow::Result<()> {
     if !config.advertise_given {
         kafka_config.advertised_port = reservation.addr().port();
     }
+    if !config.cluster_id_given {
+        kafka_config.cluster_id = super::cluster_id::stored(&config.engine.data_dir)?;
+    }
     let kafka_config = Arc::new(kafka_config);
     let (admin, admin_shown) = start_admin(&config);
     let engine = start_engine(&config, &kafka_config)?;
