@@ -13,7 +13,7 @@
 //!   v0-shaped body (which may not even decode as the version we sent); we then decode that
 //!   body as v0, read the server's range, and ask again at its highest version.
 //! - Produce and Fetch stop at v12: from v13 they name topics by id, and this client names
-//!   them by name ([`NAMES_TOPICS_UNTIL`]).
+//!   them by name (`NAMES_TOPICS_UNTIL`).
 //! - A response's size prefix is checked against [`limits::RESPONSE_BYTES_MAX`] before any
 //!   allocation: pointing `--bootstrap` at an HTTP or TLS port must fail cleanly, not allocate
 //!   gigabytes.

@@ -36,6 +36,7 @@ use futures::future::join_all;
 use futures::stream::{FuturesUnordered, StreamExt};
 use futures_lite::future;
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::FetchTopic;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use spindle_engine::{EngineError, FetchOutcome, TopicPartition};
@@ -131,29 +132,22 @@ fn plan(ctx: &RequestContext, req: &FetchRequest, max_bytes: usize) -> Vec<Slot>
     let max_bytes = max_bytes.max(1);
     let mut slots = Vec::new();
     for (t, topic) in req.topics.iter().enumerate() {
-        // From v13 topics are named by id; an id no topic has is UNKNOWN_TOPIC_ID.
-        let name = if topic.topic_id.is_nil() {
-            Ok(topic.topic.0.to_string())
-        } else {
-            ctx.shard
-                .topic_name(topic.topic_id.as_u128())
-                .ok_or(ResponseError::UnknownTopicId.code())
-        };
-        let allowed = name
-            .as_deref()
-            .map_err(|&code| code)
-            .and_then(|name| ctx.authorize(Operation::Read, name));
+        // The topic's name, if the client may read it.
+        let readable = topic_name(ctx, topic).and_then(|name| {
+            ctx.authorize(Operation::Read, &name)?;
+            Ok(name)
+        });
         for part in &topic.partitions {
             let read = match (
-                allowed,
+                &readable,
                 partition_from_wire(part.partition),
                 offset_from_wire(part.fetch_offset),
             ) {
-                (Err(code), _, _) => Err(code),
+                (Err(code), _, _) => Err(*code),
                 (_, None, _) => Err(ResponseError::UnknownTopicOrPartition.code()),
                 (_, _, None) => Err(ResponseError::OffsetOutOfRange.code()),
-                (Ok(()), Some(p), Some(offset)) => Ok(spindle_engine::FetchRequest {
-                    tp: TopicPartition::new(name.as_deref().unwrap_or_default(), p),
+                (Ok(name), Some(p), Some(offset)) => Ok(spindle_engine::FetchRequest {
+                    tp: TopicPartition::new(name.as_str(), p),
                     offset,
                     max_bytes: usize::try_from(part.partition_max_bytes)
                         .unwrap_or(0)
@@ -172,6 +166,17 @@ fn plan(ctx: &RequestContext, req: &FetchRequest, max_bytes: usize) -> Vec<Slot>
         }
     }
     slots
+}
+
+/// The name of a requested topic: as given up to v12, from its id from v13 (an id no topic has
+/// is UNKNOWN_TOPIC_ID).
+fn topic_name(ctx: &RequestContext, topic: &FetchTopic) -> Result<String, i16> {
+    if topic.topic_id.is_nil() {
+        return Ok(topic.topic.0.to_string());
+    }
+    ctx.shard
+        .topic_name(topic.topic_id.as_u128())
+        .ok_or(ResponseError::UnknownTopicId.code())
 }
 
 /// Reads the slots without waiting, in request order, `FETCH_READ_GROUP` at once (all at once
