@@ -144,7 +144,13 @@ fn topic_create_list_describe_alter_delete() {
     assert_eq!(partition_field(&described, 1, "start_offset"), 0);
     assert_eq!(partition_field(&described, 1, "end_offset"), 4);
     assert_eq!(partition_field(&described, 0, "end_offset"), 0);
+    let topic_id = described["topic_id"]
+        .as_str()
+        .expect("a topic id")
+        .to_owned();
+    assert_eq!(topic_id.len(), 22, "Kafka's form: {topic_id}");
     let table = spindle(b, &["topic", "describe", "orders"]).ok();
+    assert!(table.contains(&format!("TopicId: {topic_id}")), "{table}");
     assert!(table.contains("PARTITION  LEADER"), "{table}");
 
     let altered = spindle(

@@ -5,6 +5,8 @@
 //! to the leaders for `describe`. Commands that name a topic check it exists first, through
 //! Metadata, so a misspelt name gives `unknown topic: NAME` rather than a protocol error code.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
@@ -219,6 +221,9 @@ fn list(client: &mut Client, out: &mut Printer) -> Result<(), AdminError> {
 #[derive(Debug, Serialize)]
 struct Description {
     topic: String,
+    /// Kafka's topic id as Kafka's tools print it (URL-safe base64, 22 characters); `None` when
+    /// the server reports none.
+    topic_id: Option<String>,
     partitions: Vec<PartitionInfo>,
     configs: Vec<ConfigEntry>,
 }
@@ -273,8 +278,10 @@ fn describe(client: &mut Client, name: &str, out: &mut Printer) -> Result<(), Ad
         })
         .collect();
     partitions.sort_by_key(|p| p.partition);
+    let id = metadata.topic_id;
     let description = Description {
         topic: name.to_owned(),
+        topic_id: (!id.is_nil()).then(|| URL_SAFE_NO_PAD.encode(id.as_bytes())),
         partitions,
         configs: configs(client, name)?,
     };
@@ -308,8 +315,9 @@ fn render_description(d: &Description) -> String {
         configs.row(vec![c.name.clone(), value, c.source.to_owned()]);
     }
     format!(
-        "Topic: {}  Partitions: {}\n\n{}\n{}",
+        "Topic: {}  TopicId: {}  Partitions: {}\n\n{}\n{}",
         d.topic,
+        d.topic_id.as_deref().unwrap_or("-"),
         d.partitions.len(),
         table.render(),
         configs.render()
@@ -526,6 +534,7 @@ mod tests {
     fn descriptions_render_partitions_then_configs() {
         let d = Description {
             topic: "orders".into(),
+            topic_id: Some("5Lp0jk3uRgi9wkdqhS2ZbA".into()),
             partitions: vec![PartitionInfo {
                 partition: 0,
                 leader: 1,
@@ -543,7 +552,10 @@ mod tests {
             }],
         };
         let text = render_description(&d);
-        assert!(text.starts_with("Topic: orders  Partitions: 1\n"), "{text}");
+        assert!(
+            text.starts_with("Topic: orders  TopicId: 5Lp0jk3uRgi9wkdqhS2ZbA  Partitions: 1\n"),
+            "{text}"
+        );
         assert!(
             text.contains("        0       1         1    1      0  -\n"),
             "{text}"
