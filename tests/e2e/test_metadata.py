@@ -8,6 +8,8 @@ import signal
 from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
 
+from confluent_kafka.admin import ConfigResource, ResourceType
+
 import clients
 from spindle_process import Spindle
 
@@ -106,3 +108,28 @@ def test_the_cluster_id_is_made_once_per_data_directory_unless_configured(fresh_
         assert cluster_id(configured.bootstrap) == "orders-eu"
     finally:
         configured.stop()
+
+
+def broker_configs(admin) -> dict[str, str]:
+    [future] = admin.describe_configs([ConfigResource(ResourceType.BROKER, "0")], request_timeout=10).values()
+    return {name: entry.value for name, entry in future.result(10).items()}
+
+
+def test_broker_configs_show_the_defaults_topics_get_under_kafkas_names(fresh_spindle, topic_name):
+    """What kafka-configs --entity-type brokers and UIs show: the node's identity, and the
+    defaults a topic without overrides gets, under Kafka's broker names."""
+    configs = broker_configs(clients.admin(fresh_spindle.bootstrap))
+    assert configs["broker.id"] == "0"
+    assert configs["advertised.listeners"] == f"PLAINTEXT://{fresh_spindle.bootstrap}"
+    assert configs["default.replication.factor"] == "1"
+    clients.create_topic(fresh_spindle.bootstrap, topic_name)
+    topic = clients.describe_topic(fresh_spindle.bootstrap, topic_name)
+    for topic_key, broker_key in [
+        ("retention.ms", "log.retention.ms"),
+        ("retention.bytes", "log.retention.bytes"),
+        ("segment.bytes", "log.segment.bytes"),
+        ("segment.ms", "log.roll.ms"),
+        ("max.message.bytes", "message.max.bytes"),
+        ("cleanup.policy", "log.cleanup.policy"),
+    ]:
+        assert configs[broker_key] == topic[topic_key], broker_key

@@ -13,7 +13,7 @@ import kafka
 import kafka.errors
 import pytest
 from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 import clients
 from conftest import _run
@@ -211,3 +211,11 @@ def test_kafka_python_authenticates_with_scram(secured, topic_name):
         assert meta.offset == 0
     finally:
         prod.close()
+
+
+def test_advertised_listeners_name_the_sasl_protocol(secured):
+    [future] = admin_as(secured.bootstrap, "ops").describe_configs(
+        [ConfigResource(ResourceType.BROKER, "0")], request_timeout=10
+    ).values()
+    listeners = future.result(10)["advertised.listeners"].value
+    assert listeners == f"SASL_PLAINTEXT://{secured.bootstrap}"

@@ -1,5 +1,7 @@
-//! DescribeConfigs: a topic's every key (defaults marked as such), or a small set of broker
-//! settings.
+//! DescribeConfigs: a topic's every key (defaults marked as such), or a node's settings: its
+//! identity and limits, and the defaults new topics get under Kafka's broker names
+//! (`log.retention.ms` for `retention.ms`, ...), which tools and UIs read to show what a topic
+//! without an override gets.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -134,9 +136,55 @@ fn topic_key_type(key: &str) -> i8 {
     }
 }
 
+/// Kafka's broker key for each topic key whose default the node sets.
+const BROKER_NAMES_OF_TOPIC_KEYS: [(&str, &str); 11] = [
+    ("retention.ms", "log.retention.ms"),
+    ("retention.bytes", "log.retention.bytes"),
+    ("segment.bytes", "log.segment.bytes"),
+    ("segment.ms", "log.roll.ms"),
+    ("max.message.bytes", "message.max.bytes"),
+    ("cleanup.policy", "log.cleanup.policy"),
+    ("message.timestamp.type", "log.message.timestamp.type"),
+    ("delete.retention.ms", "log.cleaner.delete.retention.ms"),
+    (
+        "min.cleanable.dirty.ratio",
+        "log.cleaner.min.cleanable.ratio",
+    ),
+    ("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms"),
+    ("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms"),
+];
+
+/// The listener's security protocol, as Kafka names it in `advertised.listeners`.
+fn security_protocol(ctx: &RequestContext) -> &'static str {
+    match (ctx.config.tls.is_some(), ctx.config.sasl.is_some()) {
+        (false, false) => "PLAINTEXT",
+        (true, false) => "SSL",
+        (false, true) => "SASL_PLAINTEXT",
+        (true, true) => "SASL_SSL",
+    }
+}
+
 fn broker_entries(ctx: &RequestContext) -> Vec<DescribeConfigsResourceResult> {
     let config = &ctx.config;
-    vec![
+    let defaults = config.topic_defaults.entries();
+    let topic_defaults = BROKER_NAMES_OF_TOPIC_KEYS.iter().filter_map(|(key, name)| {
+        let (_, value) = defaults.iter().find(|(k, _)| k == key)?;
+        Some(entry(
+            name,
+            value.clone(),
+            SOURCE_STATIC_BROKER,
+            topic_key_type(key),
+            true,
+        ))
+    });
+    // One node, no replicas: what Kafka's replication keys would say of it.
+    let single_node = [
+        "default.replication.factor",
+        "min.insync.replicas",
+        "offsets.topic.replication.factor",
+    ]
+    .map(|name| entry(name, "1".to_owned(), SOURCE_DEFAULT, TYPE_INT, true));
+    let mut entries = vec![
         entry(
             "broker.id",
             config.node_id.to_string(),
@@ -147,8 +195,10 @@ fn broker_entries(ctx: &RequestContext) -> Vec<DescribeConfigsResourceResult> {
         entry(
             "advertised.listeners",
             format!(
-                "PLAINTEXT://{}:{}",
-                config.advertised_host, config.advertised_port
+                "{}://{}:{}",
+                security_protocol(ctx),
+                config.advertised_host,
+                config.advertised_port
             ),
             SOURCE_STATIC_BROKER,
             TYPE_STRING,
@@ -182,7 +232,24 @@ fn broker_entries(ctx: &RequestContext) -> Vec<DescribeConfigsResourceResult> {
             TYPE_INT,
             true,
         ),
-    ]
+        entry(
+            "connections.max.idle.ms",
+            config.connections_max_idle_ms.to_string(),
+            SOURCE_STATIC_BROKER,
+            TYPE_LONG,
+            true,
+        ),
+        entry(
+            "compression.type",
+            "producer".to_owned(),
+            SOURCE_DEFAULT,
+            TYPE_STRING,
+            true,
+        ),
+    ];
+    entries.extend(topic_defaults);
+    entries.extend(single_node);
+    entries
 }
 
 fn entry(
