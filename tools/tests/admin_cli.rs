@@ -723,3 +723,139 @@ fn admin_commands_present_a_client_certificate_when_the_listener_asks() {
     let usage = spindle(kafka, &["topic", "list", "--tls-ca", ca, "--tls-key", ca]);
     assert_eq!(usage.code, 2, "{}", usage.stderr);
 }
+
+/// `spindle ARGS --bootstrap B` with `input` on its standard input.
+fn spindle_with_input(bootstrap: &str, args: &[&str], input: &str) -> Outcome {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args(args)
+        .args(["--bootstrap", bootstrap])
+        .env_remove("SPINDLE_BOOTSTRAP")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    Outcome {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(output.stdout).unwrap(),
+        stderr: String::from_utf8(output.stderr).unwrap(),
+    }
+}
+
+/// Every record of `topic` as kcat reads it: `partition key value headers`, sorted.
+fn kcat_records(bootstrap: &str, topic: &str) -> Vec<String> {
+    let output = Command::new("kcat")
+        .args(["-b", bootstrap, "-t", topic, "-C", "-e", "-q"])
+        .args(["-f", "%p %k %s %h\n"])
+        .output()
+        .expect("kcat must be installed (scripts/test-deps installs it)");
+    let mut lines: Vec<String> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim_end().to_owned())
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn topic_produce_writes_what_kcat_reads_and_places_keys_as_librdkafka_does() {
+    let server = Server::start_with("admin-produce", &[]);
+    let b = &server.kafka;
+    spindle(b, &["topic", "create", "lines", "--partitions", "3"]).ok();
+    let produced = spindle_with_input(
+        b,
+        &[
+            "topic", "produce", "lines", "-K", ":", "-H", "src=cli", "-z", "lz4", "--json",
+        ],
+        "a:1\nb:2\nc:3\nno key here\r\n",
+    )
+    .json();
+    assert_eq!(produced["records"], 4);
+    // librdkafka (kcat) puts keys a and c on partition 0 and b on 2 (CRC-32 of the key); the
+    // line without a key starts the round robin at partition 0.
+    assert_eq!(
+        kcat_records(b, "lines"),
+        [
+            "0  no key here src=cli",
+            "0 a 1 src=cli",
+            "0 c 3 src=cli",
+            "2 b 2 src=cli"
+        ]
+    );
+    let to_one = spindle_with_input(b, &["topic", "produce", "lines", "-p", "1"], "x\ny\n").ok();
+    assert_eq!(to_one, "produced 2 record(s) to lines\n");
+    spindle_with_input(b, &["topic", "produce", "nowhere"], "x\n").fails_with("unknown topic");
+    spindle_with_input(b, &["topic", "produce", "lines", "-p", "7"], "x\n")
+        .fails_with("has no partition 7");
+}
+
+#[test]
+fn topic_consume_prints_to_the_end_or_follows() {
+    let server = with_events([3, 2]);
+    let b = &server.kafka;
+    let mut all: Vec<String> = spindle(b, &["topic", "consume", "events"])
+        .ok()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    all.sort();
+    assert_eq!(
+        all,
+        ["record-0", "record-0", "record-1", "record-1", "record-2"]
+    );
+
+    let json = spindle(
+        b,
+        &[
+            "topic", "consume", "events", "-p", "0", "--from", "1", "--json",
+        ],
+    )
+    .ok();
+    let records: Vec<Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let offsets: Vec<i64> = records
+        .iter()
+        .map(|r| r["offset"].as_i64().unwrap())
+        .collect();
+    assert_eq!(offsets, [1, 2]);
+    assert_eq!(records[0]["value"], "record-1");
+    assert_eq!(records[0]["partition"], 0);
+
+    let counted = spindle(b, &["topic", "consume", "events", "-n", "2", "-p", "0"]).ok();
+    assert_eq!(counted, "record-0\nrecord-1\n");
+    assert_eq!(
+        spindle(b, &["topic", "consume", "events", "--from", "end"]).ok(),
+        ""
+    );
+
+    // --follow waits at the end for what arrives, here until its one record.
+    let follower = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args([
+            "topic", "consume", "events", "-p", "1", "--from", "end", "--follow",
+        ])
+        .args(["-n", "1", "-K", "/", "--bootstrap", b])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    spindle_with_input(
+        b,
+        &["topic", "produce", "events", "-p", "1", "-K", "/"],
+        "k/late\n",
+    )
+    .ok();
+    let output = follower.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8(output.stdout).unwrap(), "k/late\n");
+
+    let usage = spindle(b, &["topic", "consume", "events", "--from", "soon"]);
+    assert_eq!(usage.code, 2, "a usage error: {usage:?}");
+    assert!(usage
+        .stderr
+        .contains("expected `beginning`, `end` or an offset"));
+    spindle(b, &["topic", "consume", "nowhere"]).fails_with("unknown topic");
+}

@@ -6,6 +6,7 @@
 //! before any connection is made: `KEY=VALUE` shapes, positive partition counts, exactly one
 //! reset target, `--dry-run` against `--execute`.
 
+use crate::admin::console::StartAt;
 use clap::{ArgGroup, Args, Subcommand};
 
 use crate::admin::error::AdminError;
@@ -130,6 +131,46 @@ pub enum TopicCommand {
         #[arg(short, long = "partition", value_name = "PARTITION", value_parser = clap::value_parser!(i32).range(0..))]
         partitions: Vec<i32>,
     },
+    /// Produce records from standard input, one a line (a line is a value, or with
+    /// --key-separator a key, the separator and a value); acknowledged by every replica.
+    Produce {
+        /// The topic's name.
+        name: String,
+        /// Split each line into key and value at the first occurrence of this (a line without
+        /// it has no key).
+        #[arg(short = 'K', long, value_name = "SEP")]
+        key_separator: Option<String>,
+        /// Send every record to this partition (else by key, else round robin).
+        #[arg(short, long, value_parser = clap::value_parser!(i32).range(0..))]
+        partition: Option<i32>,
+        /// A header every record carries, e.g. `source=cli`; repeatable.
+        #[arg(short = 'H', long = "header", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        headers: Vec<(String, String)>,
+        /// Compress the batches.
+        #[arg(short = 'z', long, value_enum, default_value_t = Codec::None)]
+        compression: Codec,
+    },
+    /// Print a topic's records, one a line: from --from to the end the partitions have when
+    /// the command starts, or on as records arrive with --follow.
+    Consume {
+        /// The topic's name.
+        name: String,
+        /// Only this partition (repeatable); all of the topic's partitions when not given.
+        #[arg(short, long = "partition", value_name = "PARTITION", value_parser = clap::value_parser!(i32).range(0..))]
+        partitions: Vec<i32>,
+        /// Where to start in each partition: `beginning`, `end` or an offset.
+        #[arg(short = 'o', long = "from", value_name = "beginning|end|OFFSET", default_value = "beginning", value_parser = parse_start)]
+        from: StartAt,
+        /// Stop after this many records.
+        #[arg(short = 'n', long, value_parser = clap::value_parser!(u64).range(1..))]
+        count: Option<u64>,
+        /// Keep waiting for new records at the end (until --count, or Ctrl-C).
+        #[arg(short, long)]
+        follow: bool,
+        /// Print each record's key, this separator, then its value.
+        #[arg(short = 'K', long, value_name = "SEP")]
+        key_separator: Option<String>,
+    },
     /// Delete topics and all their records.
     Delete {
         /// The topics' names.
@@ -245,6 +286,48 @@ fn parse_before(text: &str) -> Result<i64, String> {
             .ok()
             .and_then(|o| i64::try_from(o).ok())
             .ok_or_else(|| format!("expected an offset (0 or more) or `end`, got {text:?}")),
+    }
+}
+
+/// A codec for `topic produce`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Codec {
+    /// Uncompressed.
+    None,
+    /// gzip.
+    Gzip,
+    /// snappy.
+    Snappy,
+    /// lz4.
+    Lz4,
+    /// zstd.
+    Zstd,
+}
+
+impl Codec {
+    /// The codec as the batch encoder names it.
+    pub fn compression(self) -> kafka_protocol::records::Compression {
+        use kafka_protocol::records::Compression;
+        match self {
+            Codec::None => Compression::None,
+            Codec::Gzip => Compression::Gzip,
+            Codec::Snappy => Compression::Snappy,
+            Codec::Lz4 => Compression::Lz4,
+            Codec::Zstd => Compression::Zstd,
+        }
+    }
+}
+
+fn parse_start(text: &str) -> Result<StartAt, String> {
+    match text.trim() {
+        "beginning" => Ok(StartAt::Beginning),
+        "end" => Ok(StartAt::End),
+        t => t
+            .parse::<u64>()
+            .ok()
+            .and_then(|o| i64::try_from(o).ok())
+            .map(StartAt::Offset)
+            .ok_or_else(|| format!("expected `beginning`, `end` or an offset, got {text:?}")),
     }
 }
 

@@ -23,4 +23,20 @@ pub const COORDINATOR_RETRIES_MAX: u32 = 10;
 /// Pause between two such retries.
 pub const COORDINATOR_RETRY_PAUSE: Duration = Duration::from_millis(200);
 
+/// `topic produce` sends a partition's batch once it holds this many records...
+pub const PRODUCE_BATCH_RECORDS: usize = 1000;
+
+/// ...or this many bytes of keys and values.
+pub const PRODUCE_BATCH_BYTES: usize = 1 << 20;
+
+/// Time the server may take to acknowledge a `topic produce` batch (`acks=all`).
+pub const PRODUCE_TIMEOUT_MS: i32 = 25_000;
+
+/// Bytes `topic consume` asks for in one read of a partition.
+pub const CONSUME_FETCH_BYTES: i32 = 1 << 20;
+
+/// How long a read of `topic consume --follow` waits at the end for records to arrive.
+pub const FOLLOW_WAIT_MS: i32 = 500;
+
 const _: () = assert!((SERVER_TIMEOUT_MS as u64) < CALL_TIMEOUT.as_millis() as u64);
+const _: () = assert!((PRODUCE_TIMEOUT_MS as u64) < CALL_TIMEOUT.as_millis() as u64);

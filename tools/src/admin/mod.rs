@@ -19,6 +19,7 @@ pub mod args;
 pub mod client;
 pub mod cluster;
 pub mod connection;
+pub mod console;
 pub mod error;
 pub mod group;
 pub mod group_delete;

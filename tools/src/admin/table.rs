@@ -105,6 +105,16 @@ impl<'a> Printer<'a> {
         self.json
     }
 
+    /// Writes `text` and a newline as it is, at once (commands that print as they go).
+    ///
+    /// # Errors
+    /// [`AdminError::Output`] when writing fails.
+    pub fn line(&mut self, text: &str) -> Result<(), AdminError> {
+        writeln!(self.out, "{text}")
+            .and_then(|()| self.out.flush())
+            .map_err(AdminError::Output)
+    }
+
     /// Prints `value` as one JSON document, or the text `human` makes of it.
     ///
     /// # Errors

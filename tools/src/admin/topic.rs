@@ -23,6 +23,7 @@ use serde::Serialize;
 
 use crate::admin::args::TopicCommand;
 use crate::admin::client::{Client, PartitionLeader, EARLIEST, LATEST, UNKNOWN_TOPIC_OR_PARTITION};
+use crate::admin::console::{self, ConsumeOptions, ProduceOptions};
 use crate::admin::error::AdminError;
 use crate::admin::limits;
 use crate::admin::records;
@@ -70,6 +71,39 @@ pub fn run(client: &mut Client, cmd: TopicCommand, out: &mut Printer) -> Result<
             before,
             partitions,
         } => records::delete(client, &name, before, &partitions, out),
+        TopicCommand::Produce {
+            name,
+            key_separator,
+            partition,
+            headers,
+            compression,
+        } => {
+            let options = ProduceOptions {
+                key_separator,
+                partition,
+                headers,
+                compression: compression.compression(),
+            };
+            let stdin = std::io::stdin();
+            console::produce(client, &name, &options, &mut stdin.lock(), out)
+        }
+        TopicCommand::Consume {
+            name,
+            partitions,
+            from,
+            count,
+            follow,
+            key_separator,
+        } => {
+            let options = ConsumeOptions {
+                partitions,
+                from,
+                count,
+                follow,
+                key_separator,
+            };
+            console::consume(client, &name, &options, out)
+        }
         TopicCommand::Delete { names, if_exists } => delete_topics(client, &names, if_exists, out),
     }
 }
