@@ -138,10 +138,12 @@ pub fn produce(
             },
             None => (None, text),
         };
+        // A topic's partitions are numbered 0 to count - 1.
+        let index = |i: usize| i32::try_from(i % count).unwrap_or(i32::MAX);
         let partition = match (options.partition, key) {
             (Some(p), _) => p,
-            (None, Some(k)) => leaders[crc32fast::hash(k.as_bytes()) as usize % count].partition,
-            (None, None) => leaders[next_round_robin % count].partition,
+            (None, Some(k)) => index(crc32fast::hash(k.as_bytes()) as usize),
+            (None, None) => index(next_round_robin),
         };
         let batch = pending.entry(partition).or_default();
         batch.bytes += text.len();
