@@ -48,9 +48,11 @@ pub const LONG_READ_WINDOW_BYTES: usize = 1 << 20;
 /// long the scan took if the segment was at least this large.
 pub const SCAN_PROGRESS_BYTES: u64 = 256 << 20;
 /// Recovery reads idempotent producers' batch headers from at least the last this many bytes of
-/// the log: the active segment, and the end of the one before it when the active one is shorter
-/// (a retry after a restart must find its original, also when a roll came between them).
-pub const PRODUCER_HISTORY_BYTES: u64 = 4 << 20;
+/// the log: the active segment, and the ends of the segments before it when the active one is
+/// shorter, so that a retry after a restart finds its original also when rolls came between
+/// them. A batch still unacknowledged when the process stopped was in the last write round or
+/// the one before (an acknowledgement follows its round), hence two rounds' worth.
+pub const PRODUCER_HISTORY_BYTES: u64 = 2 * ROUND_BYTES_MAX;
 /// Default segment size before rolling.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 1 << 30;
 /// Largest accepted segment size: positions in the offset index are 32-bit.

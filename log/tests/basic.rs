@@ -498,18 +498,19 @@ fn a_batch_nothing_else_refers_to_is_patched_in_place_and_one_still_shared_is_co
 }
 
 #[test]
-fn recovery_hands_over_the_producer_batches_of_the_last_4_mib_across_a_roll() {
+fn recovery_hands_over_the_producer_batches_of_the_last_16_mib_across_rolls() {
     let dir = tempdir();
     let path = dir.path().to_path_buf();
     run(move || async move {
         let config = LogConfig {
-            segment_bytes: 16 << 20,
+            segment_bytes: 8 << 20,
             ..LogConfig::default()
         };
         let (log, _) = open(&path, config.clone()).await;
-        // 96 idempotent batches of about 64 KiB (6 MiB), then a roll and one small batch.
+        // 384 idempotent batches of about 64 KiB (24 MiB, over several segments), then a roll
+        // and one small batch.
         let mut seq = 0;
-        for _ in 0..96 {
+        for _ in 0..384 {
             let b = spindle_log::testing::BatchBuilder::new(1_000)
                 .producer(7, 0, seq)
                 .records(64, 1000)
@@ -535,14 +536,18 @@ fn recovery_hands_over_the_producer_batches_of_the_last_4_mib_across_a_roll() {
         let (last, earlier) = seen.split_last().unwrap();
         assert_eq!(*last, (8, 0), "the active segment's batch comes last");
         assert!(earlier.iter().all(|&(id, _)| id == 7));
-        // The end of the segment before: about 4 MiB of it, in order, up to its last batch.
+        // The ends of the segments before: about 16 MiB of them, in order, up to the last batch.
         let seqs: Vec<i32> = earlier.iter().map(|&(_, s)| s).collect();
         assert!(
-            (60..=70).contains(&seqs.len()),
-            "{} batches of the 96",
+            (250..=266).contains(&seqs.len()),
+            "{} batches of the 384",
             seqs.len()
         );
-        assert_eq!(*seqs.last().unwrap(), 95 * 64);
+        assert_eq!(*seqs.last().unwrap(), 383 * 64);
+        assert!(
+            log.segment_count() >= 4,
+            "the window spans several segments"
+        );
         assert!(seqs.windows(2).all(|w| w[1] == w[0] + 64), "in log order");
         assert!(log.take_recovered_producer_batches().is_empty());
     });

@@ -7,9 +7,10 @@
 //! sequence numbers is refused, as is an epoch older than the one seen (a fenced producer).
 //!
 //! The table is rebuilt on open from the batch headers the log's recovery found in its last
-//! 4 MiB (`spindle_log::limits::PRODUCER_HISTORY_BYTES`): the active segment, which recovery
-//! scans anyway, and the end of the segment before it when the active one is shorter, so that a
-//! retry whose original went into the segment before a roll is still recognised. A restart thus
+//! 16 MiB, two write rounds (`spindle_log::limits::PRODUCER_HISTORY_BYTES`): the active
+//! segment, which recovery scans anyway, and the ends of the segments before it when the active
+//! one is shorter, so that a retry whose original went into a segment before a roll is still
+//! recognised. A restart thus
 //! keeps answering duplicates of recently acknowledged batches. A producer whose batches all lie
 //! further back is unknown after a restart; its next batch is accepted at any sequence, as Kafka
 //! does once a producer's state has expired. The table holds at most [`PRODUCERS_PER_PARTITION_MAX`] producers: a new one

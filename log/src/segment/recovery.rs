@@ -112,15 +112,7 @@ pub(crate) async fn recover(
         segments.push(Segment::empty(Offset(0), file, path));
         io::sync_dir(dir)?;
     }
-    let producer_batches = match segments.as_slice() {
-        [.., before, active] if active.size < PRODUCER_HISTORY_BYTES => {
-            let from = before.size - before.size.min(PRODUCER_HISTORY_BYTES - active.size);
-            let mut history = producer_batches_from(before, from).await;
-            history.extend(producer_batches);
-            history
-        }
-        _ => producer_batches,
-    };
+    let producer_batches = with_earlier_history(&segments, producer_batches).await;
     let active = segments.last_mut().expect("at least one segment");
     let file = Rc::new(io::open_rw(&active.path).await?);
     active.file = file;
@@ -131,6 +123,33 @@ pub(crate) async fn recover(
         spares,
         producer_batches,
     })
+}
+
+/// `active_batches` (the active segment's idempotent batch headers) preceded by those of the
+/// sealed segments' ends, back to [`PRODUCER_HISTORY_BYTES`] before the end of the log.
+async fn with_earlier_history(
+    segments: &[Segment],
+    active_batches: Vec<BatchHeader>,
+) -> Vec<BatchHeader> {
+    let Some((active, sealed)) = segments.split_last() else {
+        return active_batches;
+    };
+    let mut wanted = PRODUCER_HISTORY_BYTES.saturating_sub(active.size);
+    let mut earlier = Vec::new();
+    for segment in sealed.iter().rev() {
+        if wanted == 0 {
+            break;
+        }
+        let from = segment.size.saturating_sub(wanted);
+        wanted -= segment.size - from;
+        earlier.push(producer_batches_from(segment, from).await);
+    }
+    earlier
+        .into_iter()
+        .rev()
+        .flatten()
+        .chain(active_batches)
+        .collect()
 }
 
 /// The headers of the idempotent batches of sealed `segment` from the indexed batch at or before
