@@ -50,8 +50,10 @@ pub const SCAN_PROGRESS_BYTES: u64 = 256 << 20;
 /// Recovery reads idempotent producers' batch headers from at least the last this many bytes of
 /// the log: the active segment, and the ends of the segments before it when the active one is
 /// shorter, so that a retry after a restart finds its original also when rolls came between
-/// them. A batch still unacknowledged when the process stopped was in the last write round or
-/// the one before (an acknowledgement follows its round), hence two rounds' worth.
+/// them. Two write rounds' worth: an acknowledgement is sent as its round completes, so the
+/// batches still unacknowledged at a stop are normally in the last round or the one before (an
+/// answer held up longer, behind a client that does not read, may be further back; Kafka's
+/// producer-state snapshots would cover that too).
 pub const PRODUCER_HISTORY_BYTES: u64 = 2 * ROUND_BYTES_MAX;
 /// Default segment size before rolling.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 1 << 30;
