@@ -94,6 +94,7 @@ async fn recover(start: ShardStart) -> Result<Shard> {
         background_queue,
         clock: Rc::new(SystemClock),
         metadata: RefCell::new(Metadata::default()),
+        topic_names: RefCell::new(HashMap::new()),
         partitions: RefCell::new(HashMap::new()),
         groups: OnceCell::new(),
         tasks: Rc::new(TaskTracker::default()),

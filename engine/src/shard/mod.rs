@@ -244,12 +244,7 @@ impl Shard {
     /// The name of the topic with Kafka topic id `topic_id`, from this shard's copy of the
     /// metadata.
     pub fn topic_name(&self, topic_id: u128) -> Option<String> {
-        let metadata = self.inner.metadata.borrow();
-        metadata
-            .topics
-            .iter()
-            .find(|(_, meta)| meta.uuid == topic_id)
-            .map(|(name, _)| name.clone())
+        self.inner.topic_names.borrow().get(&topic_id).cloned()
     }
 
     /// The shard that owns a partition, from this shard's copy of the metadata.

@@ -77,6 +77,8 @@ pub(crate) struct ShardState {
     pub clock: Rc<dyn Clock>,
     /// This shard's read-only copy of the metadata.
     pub metadata: RefCell<Metadata>,
+    /// The names of the topics in `metadata` by Kafka topic id (Fetch v13+ names topics by id).
+    pub topic_names: RefCell<HashMap<u128, String>>,
     pub partitions: RefCell<HashMap<TopicPartition, Rc<Partition>>>,
     pub groups: OnceCell<Rc<GroupCoordinator>>,
     pub tasks: Rc<TaskTracker>,
@@ -169,6 +171,11 @@ impl ShardState {
                 }
             }
         }
+        *self.topic_names.borrow_mut() = next
+            .topics
+            .iter()
+            .map(|(name, meta)| (meta.uuid, name.clone()))
+            .collect();
         *self.metadata.borrow_mut() = next;
         self.share_cache_memory();
         first_error.map_or(Ok(()), Err)
