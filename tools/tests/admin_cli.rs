@@ -761,7 +761,7 @@ fn kcat_records(bootstrap: &str, topic: &str) -> Vec<String> {
 }
 
 #[test]
-fn topic_produce_writes_what_kcat_reads_and_places_keys_as_librdkafka_does() {
+fn topic_produce_writes_what_kcat_reads_and_places_keys_as_kafka_does() {
     let server = Server::start_with("admin-produce", &[]);
     let b = &server.kafka;
     spindle(b, &["topic", "create", "lines", "--partitions", "3"]).ok();
@@ -774,17 +774,50 @@ fn topic_produce_writes_what_kcat_reads_and_places_keys_as_librdkafka_does() {
     )
     .json();
     assert_eq!(produced["records"], 4);
-    // librdkafka (kcat) puts keys a and c on partition 0 and b on 2 (CRC-32 of the key); the
-    // line without a key starts the round robin at partition 0.
-    assert_eq!(
-        kcat_records(b, "lines"),
-        [
-            "0  no key here src=cli",
-            "0 a 1 src=cli",
-            "0 c 3 src=cli",
-            "2 b 2 src=cli"
-        ]
+    // Keys go where Kafka's Java clients put them: librdkafka's murmur2 partitioner agrees.
+    let by_kcat = std::process::Command::new("kcat")
+        .args([
+            "-b",
+            b,
+            "-t",
+            "lines",
+            "-P",
+            "-K",
+            ":",
+            "-X",
+            "partitioner=murmur2_random",
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("kcat must be installed (scripts/test-deps installs it)");
+    std::io::Write::write_all(
+        &mut by_kcat.stdin.as_ref().unwrap(),
+        b"a:kcat\nb:kcat\nc:kcat\n",
+    )
+    .unwrap();
+    assert!(by_kcat.wait_with_output().unwrap().status.success());
+    let records = kcat_records(b, "lines");
+    let partition_of = |key: &str, value: &str| {
+        records
+            .iter()
+            .find(|r| r.split(' ').nth(1) == Some(key) && r.split(' ').nth(2) == Some(value))
+            .and_then(|r| r.split(' ').next())
+            .unwrap_or_else(|| panic!("{key}:{value} in {records:?}"))
+            .to_owned()
+    };
+    for (key, value) in [("a", "1"), ("b", "2"), ("c", "3")] {
+        assert_eq!(
+            partition_of(key, value),
+            partition_of(key, "kcat"),
+            "key {key}"
+        );
+    }
+    // The line without a key starts the round robin at partition 0; headers on every record.
+    assert!(
+        records.contains(&"0  no key here src=cli".to_owned()),
+        "{records:?}"
     );
+    assert_eq!(records.iter().filter(|r| r.ends_with("src=cli")).count(), 4);
     let to_one = spindle_with_input(b, &["topic", "produce", "lines", "-p", "1"], "x\ny\n").ok();
     assert_eq!(to_one, "produced 2 record(s) to lines\n");
     spindle_with_input(b, &["topic", "produce", "nowhere"], "x\n").fails_with("unknown topic");

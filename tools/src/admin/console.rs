@@ -4,8 +4,8 @@
 //!
 //! Produce: each line is a record's value, or with `--key-separator` its key, the separator and
 //! its value (a line without the separator has no key). A record goes to `--partition`, else
-//! by its key as librdkafka's default partitioner places it (CRC-32 of the key modulo the
-//! partition count), else round robin a batch at a time. Batches of at most
+//! by its key as Kafka's Java clients and the gRPC gateway place it (murmur2 of the key, sign
+//! bit cleared, modulo the partition count), else round robin a batch at a time. Batches of at most
 //! [`limits::PRODUCE_BATCH_RECORDS`] records or [`limits::PRODUCE_BATCH_BYTES`] bytes go to the
 //! partition's leader with `acks=all`; the command ends once every batch is acknowledged.
 //!
@@ -28,6 +28,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use serde::Serialize;
+use spindle_gateway::murmur2;
 
 use crate::admin::client::{select_partitions, Client, PartitionLeader, EARLIEST, LATEST};
 use crate::admin::error::AdminError;
@@ -142,7 +143,7 @@ pub fn produce(
         let index = |i: usize| i32::try_from(i % count).unwrap_or(i32::MAX);
         let partition = match (options.partition, key) {
             (Some(p), _) => p,
-            (None, Some(k)) => index(crc32fast::hash(k.as_bytes()) as usize),
+            (None, Some(k)) => index((murmur2(k.as_bytes()) & 0x7fff_ffff) as usize),
             (None, None) => index(next_round_robin),
         };
         let batch = pending.entry(partition).or_default();
