@@ -6,7 +6,8 @@ import time
 
 import grpc
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicCollection, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from gateway_harness import (
     RPC_TIMEOUT_S,
@@ -303,3 +304,17 @@ def test_a_log_append_time_topic_gives_subscribers_the_append_time(grpc_clients,
     stamps = {r.timestamp_ms for r in got}
     assert len(stamps) == 1, f"one append time for the batch: {stamps}"
     assert before <= stamps.pop() <= after
+
+
+def test_a_topic_has_the_same_id_over_grpc_and_kafka(spindle, grpc_clients, topic):
+    created = create_topic(grpc_clients, topic, partitions=2)
+    assert len(created.topic_id) == 16 and any(created.topic_id), created.topic_id
+    listed = grpc_clients.call(grpc_clients.admin.ListTopics, admin_pb2.ListTopicsRequest())
+    [same] = [t for t in listed.topics if t.name == topic]
+    assert same.topic_id == created.topic_id
+    # The Kafka client's view of the same topic: its id's two halves, as signed 64-bit numbers.
+    admin = AdminClient({"bootstrap.servers": spindle.bootstrap})
+    [future] = admin.describe_topics(TopicCollection([topic]), request_timeout=10).values()
+    kafka_id = future.result(10).topic_id
+    assert kafka_id.get_most_significant_bits() == int.from_bytes(created.topic_id[:8], "big", signed=True)
+    assert kafka_id.get_least_significant_bits() == int.from_bytes(created.topic_id[8:], "big", signed=True)

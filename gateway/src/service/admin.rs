@@ -168,5 +168,6 @@ fn topic_info(info: spindle_engine::TopicInfo) -> TopicInfo {
         name: info.name,
         partitions: info.partitions,
         internal: info.internal,
+        topic_id: bytes::Bytes::copy_from_slice(&info.topic_id.to_be_bytes()),
     }
 }
