@@ -1,6 +1,7 @@
 //! Builds one Kafka v2 record batch from plain [`Record`]s, for embedded users who need not
-//! know the batch format. Encoding (varints, CRC-32C) is `kafka-protocol`'s; the batch is
-//! uncompressed and non-idempotent (producer id -1, base sequence -1).
+//! know the batch format, and for tools that send plain records over the Kafka protocol.
+//! Encoding (varints, CRC-32C, compression) is `kafka-protocol`'s; the batch is
+//! non-idempotent (producer id -1, base sequence -1), uncompressed unless asked.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::indexmap::IndexMap;
@@ -13,11 +14,20 @@ use spindle_log::LogError;
 
 use crate::{EngineError, Record, Result};
 
-/// Encodes `records` as one batch; records without a timestamp get `now_ms`.
+/// Encodes `records` as one uncompressed batch; records without a timestamp get `now_ms`.
 ///
 /// # Errors
 /// [`EngineError::InvalidBatch`] when `records` is empty or the encoder fails.
 pub(crate) fn encode(records: &[Record], now_ms: i64) -> Result<Bytes> {
+    encode_batch(records, now_ms, Compression::None)
+}
+
+/// Encodes `records` as one batch compressed with `compression`; records without a timestamp
+/// get `now_ms`.
+///
+/// # Errors
+/// [`EngineError::InvalidBatch`] when `records` is empty or the encoder fails.
+pub fn encode_batch(records: &[Record], now_ms: i64, compression: Compression) -> Result<Bytes> {
     if records.is_empty() {
         return Err(invalid("no records to produce"));
     }
@@ -50,7 +60,7 @@ pub(crate) fn encode(records: &[Record], now_ms: i64) -> Result<Bytes> {
     let mut buf = BytesMut::new();
     let options = RecordEncodeOptions {
         version: 2,
-        compression: Compression::None,
+        compression,
     };
     RecordBatchEncoder::encode(&mut buf, encoded.iter(), &options)
         .map_err(|e| invalid(&format!("encoding the batch failed: {e}")))?;
@@ -84,5 +94,25 @@ mod tests {
         assert_eq!(header.producer_id(), -1);
         assert_eq!(header.base_sequence(), -1);
         spindle_log::batch::validate(raw).unwrap();
+    }
+
+    #[test]
+    fn a_compressed_batch_is_one_batch_of_its_codec() {
+        let records: Vec<Record> = (0..100)
+            .map(|i| Record {
+                key: Some(Bytes::from(format!("k{i}"))),
+                value: Some(Bytes::from("v".repeat(100))),
+                ..Record::default()
+            })
+            .collect();
+        for codec in spindle_log::batch::codec::ALL {
+            let bytes = encode_batch(&records, 1_700_000_000_000, codec).unwrap();
+            let batches: Vec<_> = spindle_log::batch::batches(&bytes).collect();
+            assert_eq!(batches.len(), 1, "{codec:?}");
+            let (header, raw) = batches[0].as_ref().unwrap();
+            assert_eq!(header.last_offset_delta(), 99);
+            assert_eq!(header.compression(), codec as i16, "{codec:?}");
+            spindle_log::batch::validate(raw).unwrap();
+        }
     }
 }

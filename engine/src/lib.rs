@@ -28,6 +28,7 @@ mod shard;
 mod topic;
 
 pub use api::{FetchOutcome, FetchRequest, OffsetSpec, ProduceOutcome, Record, RecordHeader};
+pub use batch_builder::encode_batch;
 pub use engine::{Engine, EngineConfig, Placement};
 pub use error::EngineError;
 pub use handle::EngineHandle;

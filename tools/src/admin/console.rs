@@ -19,15 +19,14 @@ use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
 use serde::Serialize;
+use spindle_engine::{encode_batch, Record as PlainRecord, RecordHeader};
 use spindle_gateway::murmur2;
 
 use crate::admin::client::{select_partitions, Client, PartitionLeader, EARLIEST, LATEST};
@@ -94,7 +93,7 @@ struct ProduceReport<'a> {
 /// The records of one partition waiting to be sent, and what was acknowledged so far.
 #[derive(Debug, Default)]
 struct Pending {
-    records: Vec<Record>,
+    records: Vec<PlainRecord>,
     bytes: usize,
     produced: Option<Produced>,
 }
@@ -148,9 +147,7 @@ pub fn produce(
         };
         let batch = pending.entry(partition).or_default();
         batch.bytes += text.len();
-        batch
-            .records
-            .push(record(key, value, &options.headers, batch.records.len()));
+        batch.records.push(record(key, value, &options.headers));
         if batch.records.len() >= limits::PRODUCE_BATCH_RECORDS
             || batch.bytes >= limits::PRODUCE_BATCH_BYTES
         {
@@ -186,29 +183,19 @@ pub fn produce(
     })
 }
 
-fn record(key: Option<&str>, value: &str, headers: &[(String, String)], index: usize) -> Record {
-    Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: i64::try_from(index).unwrap_or(i64::MAX),
-        sequence: -1,
-        timestamp: now_ms(),
-        key: key.map(|k| Bytes::copy_from_slice(k.as_bytes())),
-        value: Some(Bytes::copy_from_slice(value.as_bytes())),
+fn record(key: Option<&str>, value: &str, headers: &[(String, String)]) -> PlainRecord {
+    let bytes = |text: &str| Bytes::copy_from_slice(text.as_bytes());
+    PlainRecord {
+        key: key.map(bytes),
+        value: Some(bytes(value)),
         headers: headers
             .iter()
-            .map(|(k, v)| {
-                (
-                    StrBytes::from_string(k.clone()),
-                    Some(Bytes::copy_from_slice(v.as_bytes())),
-                )
+            .map(|(k, v)| RecordHeader {
+                key: k.clone(),
+                value: Some(bytes(v)),
             })
             .collect(),
+        timestamp_ms: None,
     }
 }
 
@@ -232,16 +219,8 @@ fn send(
     }
     let records = std::mem::take(&mut batch.records);
     batch.bytes = 0;
-    let mut encoded = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut encoded,
-        records.iter(),
-        &RecordEncodeOptions {
-            version: 2,
-            compression,
-        },
-    )
-    .map_err(|e| AdminError::Invalid(format!("encoding a batch: {e}")))?;
+    let encoded = encode_batch(&records, now_ms(), compression)
+        .map_err(|e| AdminError::Invalid(format!("encoding a batch: {e}")))?;
     let request = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(limits::PRODUCE_TIMEOUT_MS)
@@ -249,7 +228,7 @@ fn send(
             .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
             .with_partition_data(vec![PartitionProduceData::default()
                 .with_index(partition)
-                .with_records(Some(encoded.freeze()))])]);
+                .with_records(Some(encoded))])]);
     let leader = leader_of(leaders, topic, partition)?;
     let response = client.broker(leader)?.call(&request)?;
     let answer = response
