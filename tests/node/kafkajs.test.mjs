@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { Kafka, logLevel } from 'kafkajs';
+import { CompressionTypes, Kafka, logLevel } from 'kafkajs';
 import { Spindle } from './spindle.mjs';
 
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
@@ -96,29 +96,31 @@ test('admin creates a topic and reads its metadata', { timeout: TEST_TIMEOUT_MS 
   }
 });
 
-test('produce and consume with keys and headers', { timeout: TEST_TIMEOUT_MS }, async () => {
-  const topic = topicName('node-keys');
-  await createTopic(topic, 1);
-  const messages = Array.from({ length: 20 }, (_, i) => ({
-    key: `key-${i}`,
-    value: `value-${i}-${'x'.repeat(i)}`,
-    headers: { source: 'kafkajs', index: String(i) },
-    timestamp: String(1_700_000_000_000 + i),
-  }));
+for (const [name, compression] of [['uncompressed', CompressionTypes.None], ['gzip', CompressionTypes.GZIP]]) {
+  test(`produce and consume with keys and headers, ${name}`, { timeout: TEST_TIMEOUT_MS }, async () => {
+    const topic = topicName('node-keys');
+    await createTopic(topic, 1);
+    const messages = Array.from({ length: 20 }, (_, i) => ({
+      key: `key-${i}`,
+      value: `value-${i}-${'x'.repeat(i)}`,
+      headers: { source: 'kafkajs', index: String(i) },
+      timestamp: String(1_700_000_000_000 + i),
+    }));
 
-  const producer = kafka.producer();
-  await producer.connect();
-  const [meta] = await producer.send({ topic, acks: -1, messages });
-  await producer.disconnect();
-  assert.equal(meta.errorCode, 0);
-  assert.equal(meta.baseOffset, '0');
+    const producer = kafka.producer();
+    await producer.connect();
+    const [meta] = await producer.send({ topic, acks: -1, messages, compression });
+    await producer.disconnect();
+    assert.equal(meta.errorCode, 0);
+    assert.equal(meta.baseOffset, '0');
 
-  const got = await consume(kafka.consumer({ groupId: topicName('g'), ...CONSUMER_OPTIONS }), topic, messages.length);
-  assert.deepEqual(
-    got.map((m) => [m.offset, m.key.toString(), m.value.toString(), headersOf(m), m.timestamp]),
-    messages.map((m, i) => [String(i), m.key, m.value, m.headers, m.timestamp]),
-  );
-});
+    const got = await consume(kafka.consumer({ groupId: topicName('g'), ...CONSUMER_OPTIONS }), topic, messages.length);
+    assert.deepEqual(
+      got.map((m) => [m.offset, m.key.toString(), m.value.toString(), headersOf(m), m.timestamp]),
+      messages.map((m, i) => [String(i), m.key, m.value, m.headers, m.timestamp]),
+    );
+  });
+}
 
 test('a consumer group resumes from its committed offsets', { timeout: TEST_TIMEOUT_MS }, async () => {
   const topic = topicName('node-group');
