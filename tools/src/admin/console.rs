@@ -331,6 +331,8 @@ pub fn consume(
                 print_record(out, topic, cursor.partition, &r, options)?;
                 printed += 1;
             }
+            // A read's records reach the reader together, before the next (possibly long) wait.
+            out.flush()?;
         }
     }
     Ok(())

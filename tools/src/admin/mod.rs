@@ -44,9 +44,12 @@ use crate::admin::table::Printer;
 /// Exit status: 0 on success, 1 on any failure (unknown topic or group, server unreachable,
 /// a Kafka error). Usage errors never get here: clap exits with 2 while parsing.
 pub fn run(cmd: AdminCommand) -> ExitCode {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    match execute(cmd, &mut out) {
+    // Buffered: `topic consume` prints a line per record and flushes after each read (stdout
+    // alone would write every line on its own). Dropping the buffer writes what is left.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let outcome = execute(cmd, &mut out);
+    let flushed = out.flush();
+    match outcome.and(flushed.map_err(AdminError::Output)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("spindle: {e}");

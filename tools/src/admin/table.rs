@@ -105,14 +105,21 @@ impl<'a> Printer<'a> {
         self.json
     }
 
-    /// Writes `text` and a newline as it is, at once (commands that print as they go).
+    /// Writes `text` and a newline as it is (commands that print as they go; see
+    /// [`Printer::flush`]).
     ///
     /// # Errors
     /// [`AdminError::Output`] when writing fails.
     pub fn line(&mut self, text: &str) -> Result<(), AdminError> {
-        writeln!(self.out, "{text}")
-            .and_then(|()| self.out.flush())
-            .map_err(AdminError::Output)
+        writeln!(self.out, "{text}").map_err(AdminError::Output)
+    }
+
+    /// Sends what was written on (after a command's lines for one step).
+    ///
+    /// # Errors
+    /// [`AdminError::Output`] when writing fails.
+    pub fn flush(&mut self) -> Result<(), AdminError> {
+        self.out.flush().map_err(AdminError::Output)
     }
 
     /// Prints `value` as one JSON document, or the text `human` makes of it.
