@@ -37,6 +37,23 @@ async fn within<T>(what: &str, call: impl std::future::Future<Output = T>) -> T 
         .unwrap_or_else(|_| panic!("{what} took longer than {CALL_TIMEOUT:?}"))
 }
 
+/// Runs `test` with a client of a fresh server on which topic `name` has `partitions`
+/// partitions (nothing, with a note, when the binary is not built).
+fn with_topic<F, Fut>(name: &str, partitions: i32, test: F)
+where
+    F: FnOnce(Client) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let Some((server, runtime)) = start() else {
+        return;
+    };
+    runtime.block_on(async {
+        let client = client(&server).await;
+        create(&client, name, partitions).await;
+        test(client).await;
+    });
+}
+
 async fn client(server: &Server) -> Client {
     within(
         "connecting",
@@ -101,12 +118,7 @@ async fn read_all(pc: &PartitionClient, from: i64) -> Vec<(i64, Record)> {
 
 #[test]
 fn produces_and_fetches_under_every_codec() {
-    let Some((server, runtime)) = start() else {
-        return;
-    };
-    runtime.block_on(async {
-        let client = client(&server).await;
-        create(&client, "rs-codecs", 2).await;
+    with_topic("rs-codecs", 2, |client| async move {
         let topics = within("list_topics", client.list_topics())
             .await
             .expect("list");
@@ -168,17 +180,11 @@ fn produces_and_fetches_under_every_codec() {
             "partition 0 untouched"
         );
     });
-    drop(server);
 }
 
 #[test]
 fn delete_records_moves_the_earliest_offset_and_fetches_below_it_fail() {
-    let Some((server, runtime)) = start() else {
-        return;
-    };
-    runtime.block_on(async {
-        let client = client(&server).await;
-        create(&client, "rs-delete", 1).await;
+    with_topic("rs-delete", 1, |client| async move {
         let pc = partition(&client, "rs-delete", 0).await;
         let records: Vec<Record> = (0..10).map(|i| record(i, 1_000 + i as i64)).collect();
         within("produce", pc.produce(records, Compression::NoCompression))
@@ -213,17 +219,11 @@ fn delete_records_moves_the_earliest_offset_and_fetches_below_it_fail() {
             .expect("list");
         assert!(topics.iter().all(|t| t.name != "rs-delete"), "{topics:?}");
     });
-    drop(server);
 }
 
 #[test]
 fn stream_consumer_reads_what_arrives_after_it_started() {
-    let Some((server, runtime)) = start() else {
-        return;
-    };
-    runtime.block_on(async {
-        let client = client(&server).await;
-        create(&client, "rs-stream", 1).await;
+    with_topic("rs-stream", 1, |client| async move {
         let pc = Arc::new(partition(&client, "rs-stream", 0).await);
         let mut stream = StreamConsumerBuilder::new(Arc::clone(&pc), StartOffset::Latest)
             .with_max_wait_ms(200)
@@ -255,5 +255,4 @@ fn stream_consumer_reads_what_arrives_after_it_started() {
             .await
             .expect("producer task");
     });
-    drop(server);
 }
