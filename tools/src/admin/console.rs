@@ -242,7 +242,10 @@ fn send(
         || format!("producing to {topic} partition {partition}"),
     )?;
     let n = records.len() as u64;
-    let last = answer.base_offset + i64::try_from(n).unwrap_or(i64::MAX) - 1;
+    // Offsets come from the server: no arithmetic on them may overflow.
+    let last = answer
+        .base_offset
+        .saturating_add(i64::try_from(n).unwrap_or(i64::MAX) - 1);
     let produced = batch.produced.get_or_insert(Produced {
         partition,
         records: 0,
@@ -386,10 +389,13 @@ fn fetch(
     // may hold batches without records; a read may end in a partial batch).
     let whole = spindle_log::batch::batches(data.records.as_ref().unwrap_or(&Bytes::new()))
         .map_while(Result::ok)
-        .map(|(h, _)| h.base_offset() + i64::from(h.last_offset_delta()))
+        .map(|(h, _)| {
+            h.base_offset()
+                .saturating_add(i64::from(h.last_offset_delta()))
+        })
         .last();
     match whole {
-        Some(last) => cursor.next = cursor.next.max(last + 1),
+        Some(last) => cursor.next = cursor.next.max(last.saturating_add(1)),
         // Nothing there although the end was ahead (records deleted meanwhile): stop here
         // rather than ask again forever.
         None if !wait => cursor.end = cursor.next,
