@@ -118,6 +118,16 @@ pub fn produce(
     if count == 0 {
         return Err(AdminError::UnknownTopic(topic.to_owned()));
     }
+    let send_batch = |client: &mut Client, partition: i32, batch: &mut Pending| {
+        send(
+            client,
+            topic,
+            &leaders,
+            partition,
+            batch,
+            options.compression,
+        )
+    };
     let mut pending: BTreeMap<i32, Pending> = BTreeMap::new();
     let mut next_round_robin = 0usize;
     let mut line = String::new();
@@ -151,26 +161,12 @@ pub fn produce(
         if batch.records.len() >= limits::PRODUCE_BATCH_RECORDS
             || batch.bytes >= limits::PRODUCE_BATCH_BYTES
         {
-            send(
-                client,
-                topic,
-                &leaders,
-                partition,
-                batch,
-                options.compression,
-            )?;
+            send_batch(client, partition, batch)?;
             next_round_robin += 1;
         }
     }
     for (&partition, batch) in &mut pending {
-        send(
-            client,
-            topic,
-            &leaders,
-            partition,
-            batch,
-            options.compression,
-        )?;
+        send_batch(client, partition, batch)?;
     }
     let partitions: Vec<Produced> = pending.into_values().filter_map(|p| p.produced).collect();
     let report = ProduceReport {
