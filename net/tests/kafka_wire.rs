@@ -1150,7 +1150,7 @@ fn with_sasl_each_principals_grants_decide_per_topic() {
         &MetadataRequest::default().with_topics(None),
     );
     let names: Vec<_> = meta.topics.iter().filter_map(|t| t.name.clone()).collect();
-    assert_eq!(names, [orders]);
+    assert_eq!(names, std::slice::from_ref(&orders));
     let meta: MetadataResponse = call(
         &mut writer,
         9,
@@ -1160,6 +1160,67 @@ fn with_sasl_each_principals_grants_decide_per_topic() {
         ])),
     );
     assert_eq!(meta.topics[0].error_code, denied);
+    // Asked for by id (v10+), a topic without a grant is refused without telling its name; an
+    // id no topic has is UNKNOWN_TOPIC_ID; a topic with a grant is described.
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    let all: MetadataResponse = call(
+        &mut admin,
+        12,
+        &MetadataRequest::default().with_topics(None),
+    );
+    let id_of = |name: &TopicName| {
+        all.topics
+            .iter()
+            .find(|t| t.name.as_ref() == Some(name))
+            .unwrap()
+            .topic_id
+    };
+    let by_id = |ids: Vec<uuid::Uuid>| {
+        MetadataRequest::default().with_topics(Some(
+            ids.into_iter()
+                .map(|id| {
+                    MetadataRequestTopic::default()
+                        .with_name(None)
+                        .with_topic_id(id)
+                })
+                .collect(),
+        ))
+    };
+    let meta: MetadataResponse = call(
+        &mut writer,
+        12,
+        &by_id(vec![
+            id_of(&secret),
+            uuid::Uuid::from_u128(7),
+            id_of(&orders),
+        ]),
+    );
+    let answers: Vec<_> = meta
+        .topics
+        .iter()
+        .map(|t| (t.error_code, t.name.clone()))
+        .collect();
+    assert_eq!(
+        answers,
+        [
+            (denied, None),
+            (ResponseError::UnknownTopicId.code(), None),
+            (0, Some(orders.clone())),
+        ]
+    );
+    // Nor does deleting it by id (DeleteTopics v6).
+    use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+    let deleted: kafka_protocol::messages::DeleteTopicsResponse = call(
+        &mut writer,
+        6,
+        &kafka_protocol::messages::DeleteTopicsRequest::default().with_topics(vec![
+            DeleteTopicState::default()
+                .with_name(None)
+                .with_topic_id(id_of(&secret)),
+        ]),
+    );
+    let refused = &deleted.responses[0];
+    assert_eq!((refused.error_code, &refused.name), (denied, &None));
     // Auto-creation takes admin on the topic.
     let meta: MetadataResponse = call(
         &mut reader,

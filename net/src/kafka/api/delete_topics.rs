@@ -1,5 +1,5 @@
 //! DeleteTopics: topics deleted by name, or from v6 by topic id (an id no topic has is answered
-//! UNKNOWN_TOPIC_ID).
+//! UNKNOWN_TOPIC_ID; one the principal may not delete, without the topic's name).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
@@ -47,11 +47,13 @@ pub(crate) async fn handle(ctx: &RequestContext, req: DeleteTopicsRequest) -> De
             continue;
         }
         if let Err((code, reason)) = ctx.authorize_explained(Operation::Admin, name.0.as_str()) {
-            responses.push(
-                result
-                    .with_error_code(code)
-                    .with_error_message(Some(StrBytes::from_string(reason))),
-            );
+            // A topic asked for by id keeps its name from a principal that may not delete it.
+            let refused = if topic_id.is_nil() {
+                result.with_error_message(Some(StrBytes::from_string(reason)))
+            } else {
+                result.with_name(None)
+            };
+            responses.push(refused.with_error_code(code));
             continue;
         }
         let result = match ctx.shard.delete_topic(name.0.as_str()).await {

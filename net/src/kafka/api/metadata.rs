@@ -28,10 +28,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Metada
         Some(topics) => Some(
             topics
                 .into_iter()
-                .map(|t| match t.name {
-                    Some(name) => Ok(name.0.to_string()),
-                    None => ctx.shard.topic_name(t.topic_id.as_u128()).ok_or(t.topic_id),
-                })
+                .map(|t| t.name.map(|name| name.0.to_string()).ok_or(t.topic_id))
                 .collect(),
         ),
     };
@@ -61,11 +58,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Metada
                 let name = match name {
                     Ok(name) => name,
                     Err(id) => {
-                        entries.push(
-                            MetadataResponseTopic::default()
-                                .with_error_code(ResponseError::UnknownTopicId.code())
-                                .with_topic_id(id),
-                        );
+                        entries.push(topic_by_id(ctx, id, topic_ops));
                         continue;
                     }
                 };
@@ -87,6 +80,27 @@ pub(crate) async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Metada
         .with_controller_id(node)
         .with_topics(topics)
         .with_cluster_authorized_operations(cluster_ops)
+}
+
+/// The entry of a topic asked for by id (never created). Neither an id no topic has nor one
+/// the principal may not see tells a name.
+fn topic_by_id(ctx: &RequestContext, id: Uuid, topic_ops: i32) -> MetadataResponseTopic {
+    let unnamed = |code: i16| {
+        MetadataResponseTopic::default()
+            .with_error_code(code)
+            .with_name(None)
+            .with_topic_id(id)
+    };
+    let Some(name) = ctx.shard.topic_name(id.as_u128()) else {
+        return unnamed(ResponseError::UnknownTopicId.code());
+    };
+    if !ctx.sees(&name) {
+        return unnamed(ResponseError::TopicAuthorizationFailed.code());
+    }
+    match ctx.shard.topic(&name) {
+        Some(info) => topic_entry(ctx, &info, topic_ops),
+        None => unnamed(ResponseError::UnknownTopicId.code()),
+    }
 }
 
 /// The entry of one named topic, creating it if allowed. A principal sees only topics it has
