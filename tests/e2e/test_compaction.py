@@ -121,7 +121,9 @@ def produce_rounds(bootstrap: str, topic: str, keys: list[bytes], rounds: int, f
     """Produces one value per key per round, each round flushed on its own (one batch, about
     2 KiB uncompressed for 20 keys, so that 4 KiB segments roll every round or few rounds).
     Returns the records with their offsets, in offset order."""
-    prod = clients.producer(bootstrap, {"acks": "all", **(producer_config or {})})
+    # A long linger keeps a round in one batch however slowly this loop runs (flush() sends at
+    # once): a round split in two could straddle a roll, and retention then deletes half of it.
+    prod = clients.producer(bootstrap, {"acks": "all", "linger.ms": 1000, **(producer_config or {})})
     sent: list[Rec] = []
     for round_ in range(first_round, first_round + rounds):
         delivered = clients.produce_sync(
