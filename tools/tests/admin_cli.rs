@@ -821,6 +821,20 @@ fn topic_produce_writes_what_kcat_reads_and_places_keys_as_kafka_does() {
     let to_one = spindle_with_input(b, &["topic", "produce", "lines", "-p", "1"], "x\ny\n").ok();
     assert_eq!(to_one, "produced 2 record(s) to lines\n");
     spindle_with_input(b, &["topic", "produce", "nowhere"], "x\n").fails_with("unknown topic");
+    // A refused batch is reported with the server's reason (Produce v8+ carries it).
+    spindle(
+        b,
+        &[
+            "topic",
+            "create",
+            "table",
+            "--config",
+            "cleanup.policy=compact",
+        ],
+    )
+    .ok();
+    spindle_with_input(b, &["topic", "produce", "table"], "no key\n")
+        .fails_with("INVALID_RECORD (87): topic table is compacted (cleanup.policy=compact): every record needs a key");
     spindle_with_input(b, &["topic", "produce", "lines", "-p", "7"], "x\n")
         .fails_with("has no partition 7");
 }

@@ -4,6 +4,10 @@
 //! The records stay the client's bytes end to end (DESIGN decision 2): the engine validates and
 //! stores them, and the broker never decompresses. Transactions are not supported, so a
 //! transactional produce is refused per partition.
+//!
+//! A partition refused for what the client sent (a batch that does not check, a record without
+//! a key in a compacted topic, a sequence gap, ...) is answered with the error code and, from
+//! v8, the reason as text, as Kafka does; the node's own failures (I/O) with the code alone.
 
 use std::sync::Arc;
 
@@ -35,7 +39,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Produce
         .into_iter()
         .map(|(topic, partition, records)| async move {
             match refusal {
-                Some(kind) => Err(kind.code()),
+                Some(kind) => Err(Refusal::from(kind.code())),
                 None => write(ctx, topic, partition, records).await,
             }
         });
@@ -45,7 +49,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Produce
         .map(|(name, partitions)| {
             let partitions = partitions
                 .into_iter()
-                .map(|index| partition_response(index, results.next()))
+                .map(|index| partition_response(index, results.next(), ctx.api_version))
                 .collect();
             TopicProduceResponse::default()
                 .with_name(name)
@@ -82,24 +86,45 @@ fn take_batches(req: ProduceRequest) -> (Vec<(TopicName, Vec<i32>)>, Vec<Batches
 /// One partition's share of a Produce request: topic, partition index, batches.
 type Batches = (Arc<str>, i32, Option<Bytes>);
 
+/// Why a partition's batches were not written: a Kafka error code, and the reason where the
+/// client caused it.
+#[derive(Debug)]
+struct Refusal {
+    code: i16,
+    message: Option<String>,
+}
+
+impl From<i16> for Refusal {
+    fn from(code: i16) -> Self {
+        Refusal {
+            code,
+            message: None,
+        }
+    }
+}
+
 /// Writes one partition's batches.
 async fn write(
     ctx: &RequestContext,
     topic: Arc<str>,
     partition: i32,
     records: Option<Bytes>,
-) -> Result<ProduceOutcome, i16> {
+) -> Result<ProduceOutcome, Refusal> {
     ctx.authorize(Operation::Write, &topic)?;
     let Some(partition) = partition_from_wire(partition) else {
-        return Err(ResponseError::UnknownTopicOrPartition.code());
+        return Err(ResponseError::UnknownTopicOrPartition.code().into());
     };
     let Some(records) = records.filter(|r| !r.is_empty()) else {
-        return Err(ResponseError::CorruptMessage.code());
+        return Err(ResponseError::CorruptMessage.code().into());
     };
     let tp = TopicPartition::new(topic, partition);
     ctx.shard.produce(&tp, records).await.map_err(|e| {
         log_failure(ctx, &tp, &e);
-        error_code::code_of(&e)
+        let node_failure = matches!(e, EngineError::Log(_) | EngineError::Io { .. });
+        Refusal {
+            code: error_code::code_of(&e),
+            message: (!node_failure).then(|| e.to_string()),
+        }
     })
 }
 
@@ -114,7 +139,8 @@ fn log_failure(ctx: &RequestContext, tp: &TopicPartition, e: &EngineError) {
 
 fn partition_response(
     index: i32,
-    result: Option<Result<ProduceOutcome, i16>>,
+    result: Option<Result<ProduceOutcome, Refusal>>,
+    version: i16,
 ) -> PartitionProduceResponse {
     let base = PartitionProduceResponse::default().with_index(index);
     match result {
@@ -122,8 +148,15 @@ fn partition_response(
             .with_base_offset(offset_to_wire(outcome.base_offset))
             .with_log_append_time_ms(outcome.log_append_time_ms)
             .with_log_start_offset(offset_to_wire(outcome.log_start_offset)),
-        Some(Err(code)) => base
-            .with_error_code(code)
+        Some(Err(refusal)) => base
+            .with_error_code(refusal.code)
+            // The field exists from v8.
+            .with_error_message(
+                refusal
+                    .message
+                    .filter(|_| version >= 8)
+                    .map(StrBytes::from_string),
+            )
             .with_base_offset(-1)
             .with_log_append_time_ms(-1)
             .with_log_start_offset(-1),
