@@ -312,10 +312,9 @@ pub(crate) async fn remove_dir_tree(dir: PathBuf) -> Result<()> {
         .await
 }
 
-/// A new Kafka topic id: a random version-4 UUID (never zero: the variant bits are set).
+/// A new Kafka topic id: a random version-4 UUID (never zero: its version bits are set).
 pub(crate) fn new_topic_uuid() -> u128 {
-    let random: u128 = rand::random();
-    (random & !(0xf << 76) & !(0x3 << 62)) | (0x4 << 76) | (0x2 << 62)
+    uuid::Uuid::new_v4().as_u128()
 }
 
 pub(crate) fn io_error(context: String, source: std::io::Error) -> EngineError {

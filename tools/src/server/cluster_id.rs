@@ -61,10 +61,7 @@ pub fn stored(data_dir: &Path) -> anyhow::Result<String> {
 
 /// A new id: a random version-4 UUID in URL-safe base64 without padding.
 fn new_id() -> String {
-    let mut bytes: [u8; 16] = rand::random();
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    URL_SAFE_NO_PAD.encode(bytes)
+    URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
 }
 
 #[cfg(test)]
