@@ -49,4 +49,4 @@ pub use config::{
     AuthConfig, GatewayConfig, Operation, PermissionConfig, QuotaConfig, TlsConfig, TokenConfig,
 };
 pub use error::GatewayError;
-pub use partitioner::murmur2;
+pub use partitioner::{key_partition, murmur2};

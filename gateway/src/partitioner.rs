@@ -38,6 +38,15 @@ pub fn murmur2(data: &[u8]) -> i32 {
     h as i32
 }
 
+/// The partition of a record with `key` in a topic of `partitions` partitions, as Kafka's Java
+/// clients place it: murmur2 of the key, sign bit cleared, modulo the count.
+///
+/// # Panics
+/// When `partitions` is zero (a topic always has at least one).
+pub fn key_partition(key: &[u8], partitions: u32) -> u32 {
+    (murmur2(key) & 0x7fff_ffff) as u32 % partitions
+}
+
 /// Chooses partitions for records that name none.
 #[derive(Debug, Default)]
 pub struct Partitioner {
@@ -52,7 +61,7 @@ impl Partitioner {
     pub fn partition(&self, key: Option<&[u8]>, partitions: u32) -> u32 {
         assert!(partitions > 0, "a topic has at least one partition");
         match key {
-            Some(key) => (murmur2(key) & 0x7fff_ffff) as u32 % partitions,
+            Some(key) => key_partition(key, partitions),
             None => self.next_unkeyed.fetch_add(1, Ordering::Relaxed) % partitions,
         }
     }

@@ -4,8 +4,8 @@
 //!
 //! Produce: each line is a record's value, or with `--key-separator` its key, the separator and
 //! its value (a line without the separator has no key). A record goes to `--partition`, else
-//! by its key as Kafka's Java clients and the gRPC gateway place it (murmur2 of the key, sign
-//! bit cleared, modulo the partition count), else round robin a batch at a time. Batches of at most
+//! by its key as Kafka's Java clients and the gRPC gateway place it
+//! ([`spindle_gateway::key_partition`]), else round robin a batch at a time. Batches of at most
 //! [`limits::PRODUCE_BATCH_RECORDS`] records or [`limits::PRODUCE_BATCH_BYTES`] bytes go to the
 //! partition's leader with `acks=all`; the command ends once every batch is acknowledged.
 //!
@@ -17,7 +17,6 @@
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -27,12 +26,13 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, Record, RecordBatchDecoder};
 use serde::Serialize;
 use spindle_engine::{encode_batch, Record as PlainRecord, RecordHeader};
-use spindle_gateway::murmur2;
+use spindle_gateway::key_partition;
 
 use crate::admin::client::{select_partitions, Client, PartitionLeader, EARLIEST, LATEST};
 use crate::admin::error::AdminError;
 use crate::admin::limits;
 use crate::admin::table::Printer;
+use crate::bench::batch::now_ms;
 
 /// How `topic produce` makes records of its input.
 #[derive(Debug, Clone)]
@@ -114,7 +114,7 @@ pub fn produce(
     if let Some(p) = options.partition {
         select_partitions(&leaders, topic, &[p])?;
     }
-    let count = leaders.len();
+    let count = u32::try_from(leaders.len()).unwrap_or(u32::MAX);
     if count == 0 {
         return Err(AdminError::UnknownTopic(topic.to_owned()));
     }
@@ -149,11 +149,10 @@ pub fn produce(
             None => (None, text),
         };
         // A topic's partitions are numbered 0 to count - 1.
-        let index = |i: usize| i32::try_from(i % count).unwrap_or(i32::MAX);
         let partition = match (options.partition, key) {
             (Some(p), _) => p,
-            (None, Some(k)) => index((murmur2(k.as_bytes()) & 0x7fff_ffff) as usize),
-            (None, None) => index(next_round_robin),
+            (None, Some(k)) => i32::try_from(key_partition(k.as_bytes(), count)).unwrap_or(0),
+            (None, None) => i32::try_from(next_round_robin % count as usize).unwrap_or(0),
         };
         let batch = pending.entry(partition).or_default();
         batch.bytes += text.len();
@@ -193,12 +192,6 @@ fn record(key: Option<&str>, value: &str, headers: &[(String, String)]) -> Plain
             .collect(),
         timestamp_ms: None,
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Sends `batch`'s records (if any) to `partition`'s leader and notes their offsets.
