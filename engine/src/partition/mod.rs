@@ -127,7 +127,7 @@ fn roll_after_ms(config: &TopicConfig) -> Option<u64> {
 
 impl Partition {
     /// Opens (or creates) the partition's log in `dir`, recovering it, and rebuilds the producer
-    /// table from the active segment.
+    /// table from the end of the log (see `rebuild_producers`).
     ///
     /// # Errors
     /// Log recovery or I/O errors.

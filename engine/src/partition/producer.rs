@@ -10,11 +10,11 @@
 //! 16 MiB, two write rounds (`spindle_log::limits::PRODUCER_HISTORY_BYTES`): the active
 //! segment, which recovery scans anyway, and the ends of the segments before it when the active
 //! one is shorter, so that a retry whose original went into a segment before a roll is still
-//! recognised. A restart thus
-//! keeps answering duplicates of recently acknowledged batches. A producer whose batches all lie
-//! further back is unknown after a restart; its next batch is accepted at any sequence, as Kafka
-//! does once a producer's state has expired. The table holds at most [`PRODUCERS_PER_PARTITION_MAX`] producers: a new one
-//! beyond that evicts the producer that wrote least recently.
+//! recognised. A restart thus keeps answering duplicates of recently acknowledged batches. A
+//! producer whose batches all lie further back is unknown after a restart; its next batch is
+//! accepted at any sequence, as Kafka does once a producer's state has expired. The table holds
+//! at most [`PRODUCERS_PER_PARTITION_MAX`] producers: a new one beyond that evicts the producer
+//! that wrote least recently.
 
 use std::collections::{HashMap, VecDeque};
 

@@ -5,9 +5,9 @@
 //! to the high watermark, also into the middle of a segment: reads below it are refused at once,
 //! and the next retention run deletes the segments wholly below it. So that a restart does not
 //! bring those records back, the new start is written to `log-start-offset` in the log's
-//! directory (durably: see `offset_file`) before it takes effect. On open, the offset found there counts when it lies within
-//! the recovered log: one below the first segment is outdated (retention has passed it), one
-//! above the log end is taken as the log end.
+//! directory (durably: see `offset_file`) before it takes effect. On open, the offset found
+//! there counts when it lies within the recovered log: one below the first segment is outdated
+//! (retention has passed it), one above the log end is taken as the log end.
 
 use super::offset_file::LOG_START;
 use super::Log;

@@ -119,22 +119,19 @@ async fn write(
     };
     let tp = TopicPartition::new(topic, partition);
     ctx.shard.produce(&tp, records).await.map_err(|e| {
-        log_failure(ctx, &tp, &e);
+        // The node's own failure is logged as one and its details stay here; a refusal of what
+        // the client sent goes back to it with its reason.
         let node_failure = matches!(e, EngineError::Log(_) | EngineError::Io { .. });
+        if node_failure {
+            tracing::error!(peer = %ctx.peer, partition = %tp, error = %e, "produce failed");
+        } else {
+            tracing::debug!(peer = %ctx.peer, partition = %tp, error = %e, "produce refused");
+        }
         Refusal {
             code: error_code::code_of(&e),
             message: (!node_failure).then(|| e.to_string()),
         }
     })
-}
-
-fn log_failure(ctx: &RequestContext, tp: &TopicPartition, e: &EngineError) {
-    match e {
-        EngineError::Log(_) | EngineError::Io { .. } => {
-            tracing::error!(peer = %ctx.peer, partition = %tp, error = %e, "produce failed");
-        }
-        _ => tracing::debug!(peer = %ctx.peer, partition = %tp, error = %e, "produce refused"),
-    }
 }
 
 fn partition_response(
