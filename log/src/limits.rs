@@ -53,7 +53,9 @@ pub const SCAN_PROGRESS_BYTES: u64 = 256 << 20;
 /// them. Two write rounds' worth: an acknowledgement is sent as its round completes, so the
 /// batches still unacknowledged at a stop are normally in the last round or the one before (an
 /// answer held up longer, behind a client that does not read, may be further back; Kafka's
-/// producer-state snapshots would cover that too).
+/// producer-state snapshots would cover that too). The cost at a start is bounded: segments
+/// before the active one are read only while the active one, which recovery reads whole
+/// anyway, is shorter than this.
 pub const PRODUCER_HISTORY_BYTES: u64 = 2 * ROUND_BYTES_MAX;
 /// Default segment size before rolling.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 1 << 30;
