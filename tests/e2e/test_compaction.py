@@ -306,6 +306,24 @@ def test_compaction_keeps_the_latest_value_of_each_key(spindle, topic_name):
     assert watermarks(bootstrap, topic_name) == (0, 1000)
 
 
+def test_a_quiet_partition_is_compacted_within_max_compaction_lag(spindle, topic_name):
+    """With 1 GiB segments nothing would seal the records of a partition that stops receiving
+    them; `max.compaction.lag.ms` rolls its active segment once that old (KIP-354), so they are
+    compacted without another record written."""
+    bootstrap = spindle.bootstrap
+    create_compacted(bootstrap, topic_name, segment_bytes=str(1 << 30), max_compaction_lag_ms="1000")
+    keys = key_names(5)
+    sent = produce_rounds(bootstrap, topic_name, keys, 10)
+    snap = wait_for(
+        bootstrap,
+        topic_name,
+        lambda s: len(s.records) == len(keys),
+        lambda s: f"{len(s.records)} records of {len(sent)}",
+    )
+    assert {k: round_of(r.value) for k, r in latest_by_key(snap.records).items()} == {k: 9 for k in keys}
+    assert watermarks(bootstrap, topic_name) == (0, len(sent))
+
+
 # --- (b) tombstones ---------------------------------------------------------------------------
 GONE = key_names(5, "gone")
 KEPT = key_names(5, "kept")
