@@ -135,3 +135,55 @@ fn a_retry_after_a_restart_is_known_even_when_its_original_is_in_the_segment_bef
     );
     engine.shutdown().expect("shutdown");
 }
+
+#[test]
+fn a_producer_is_known_after_a_restart_however_much_was_written_after_its_last_batch() {
+    let dir = common::temp_dir();
+    let tp = TopicPartition::new("busy", 0);
+    let (pid, epoch, original, end) = {
+        let engine = common::start(dir.path(), 1);
+        let handle = engine.handle();
+        let mut config = TopicConfig::default();
+        config.set("segment.bytes", "4194304").expect("valid");
+        block_on(handle.create_topic("busy", 1, config)).expect("create");
+        let (pid, epoch) = block_on(handle.init_producer_id()).expect("producer id");
+        let original = block_on(handle.produce(&tp, common::idempotent_batch(pid, epoch, 0, 3)))
+            .expect("original");
+        // 20 MiB of plain records after it: beyond the last 16 MiB that recovery would read
+        // without the snapshot saved at the close.
+        let value = "x".repeat(1000);
+        for _ in 0..40 {
+            block_on(handle.produce_records(&tp, common::records(&value, 500))).expect("other");
+        }
+        let end = block_on(handle.describe_topic("busy"))
+            .expect("describe")
+            .partitions[0]
+            .high_watermark;
+        engine.shutdown().expect("shutdown");
+        (pid, epoch, original, end)
+    };
+    let engine = common::start(dir.path(), 1);
+    let handle = engine.handle();
+    let again = block_on(handle.produce(&tp, common::idempotent_batch(pid, epoch, 0, 3)))
+        .expect("duplicate");
+    assert_eq!(
+        (again.base_offset, again.last_offset),
+        (original.base_offset, original.last_offset),
+        "answered with the original's offsets"
+    );
+    let gap = block_on(handle.produce(&tp, common::idempotent_batch(pid, epoch, 9, 1)));
+    assert!(
+        matches!(
+            gap,
+            Err(EngineError::OutOfOrderSequence {
+                expected: 3,
+                got: 9,
+                ..
+            })
+        ),
+        "the producer's next sequence is known: {gap:?}"
+    );
+    let desc = block_on(handle.describe_topic("busy")).expect("describe");
+    assert_eq!(desc.partitions[0].high_watermark, end, "nothing stored");
+    engine.shutdown().expect("shutdown");
+}

@@ -36,6 +36,7 @@ mod io;
 pub mod limits;
 mod log;
 mod offset;
+mod producer_snapshot;
 mod segment;
 mod tail_cache;
 pub mod testing;
@@ -46,5 +47,6 @@ pub use crate::error::LogError;
 pub use crate::io::{prepare_thread_io, remove_in_background};
 pub use crate::log::{AppendInfo, Cleanable, CompactionOutcome, IoStats, Log, RetentionOutcome};
 pub use crate::offset::Offset;
+pub use crate::producer_snapshot::{ProducerSnapshot, RecoveredProducers};
 #[doc(hidden)]
 pub use crate::segment::SegmentIndex;

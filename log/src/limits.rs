@@ -47,15 +47,14 @@ pub const LONG_READ_WINDOW_BYTES: usize = 1 << 20;
 /// Recovery reports its progress through a segment it scans every this many bytes, and how
 /// long the scan took if the segment was at least this large.
 pub const SCAN_PROGRESS_BYTES: u64 = 256 << 20;
-/// Recovery reads idempotent producers' batch headers from at least the last this many bytes of
-/// the log: the active segment, and the ends of the segments before it when the active one is
-/// shorter, so that a retry after a restart finds its original also when rolls came between
-/// them. Two write rounds' worth: an acknowledgement is sent as its round completes, so the
-/// batches still unacknowledged at a stop are normally in the last round or the one before (an
-/// answer held up longer, behind a client that does not read, may be further back; Kafka's
-/// producer-state snapshots would cover that too). The cost at a start is bounded: segments
-/// before the active one are read only while the active one, which recovery reads whole
-/// anyway, is shorter than this.
+/// Without a usable producer snapshot (see `producer_snapshot`), recovery reads idempotent
+/// producers' batch headers from at least the last this many bytes of the log: the active
+/// segment, and the ends of the segments before it when the active one is shorter, so that a
+/// retry after a restart finds its original also when rolls came between them. Two write rounds'
+/// worth: an acknowledgement is sent as its round completes, so the batches still
+/// unacknowledged at a stop are normally in the last round or the one before. The cost at a
+/// start is bounded: segments before the active one are read only while the active one, which
+/// recovery reads whole anyway, is shorter than this.
 pub const PRODUCER_HISTORY_BYTES: u64 = 2 * ROUND_BYTES_MAX;
 /// Default segment size before rolling.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 1 << 30;

@@ -528,7 +528,9 @@ fn recovery_hands_over_the_producer_batches_of_the_last_16_mib_across_rolls() {
         log.close().await.unwrap();
 
         let (log, _) = open(&path, config).await;
-        let headers = log.take_recovered_producer_batches();
+        let recovered = log.take_recovered_producers();
+        assert!(recovered.snapshot.is_none(), "none was saved");
+        let headers = recovered.batches;
         let seen: Vec<(i64, i32)> = headers
             .iter()
             .map(|h| (h.producer_id(), h.base_sequence()))
@@ -549,6 +551,6 @@ fn recovery_hands_over_the_producer_batches_of_the_last_16_mib_across_rolls() {
             "the window spans several segments"
         );
         assert!(seqs.windows(2).all(|w| w[1] == w[0] + 64), "in log order");
-        assert!(log.take_recovered_producer_batches().is_empty());
+        assert!(log.take_recovered_producers().batches.is_empty());
     });
 }

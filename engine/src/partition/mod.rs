@@ -34,6 +34,8 @@ pub(crate) struct Partition {
     dir: PathBuf,
     log: Log,
     producers: RefCell<ProducerTable>,
+    /// The offset of the producer snapshot last saved or loaded (see `snapshot_producers`).
+    snapshot_at: Cell<Option<Offset>>,
     /// Notified whenever the high watermark advances or the partition stops serving.
     appended: Event,
     max_message_bytes: Cell<u32>,
@@ -127,7 +129,7 @@ fn roll_after_ms(config: &TopicConfig) -> Option<u64> {
 
 impl Partition {
     /// Opens (or creates) the partition's log in `dir`, recovering it, and rebuilds the producer
-    /// table from the end of the log (see `rebuild_producers`).
+    /// table (see `rebuild_producers`).
     ///
     /// # Errors
     /// Log recovery or I/O errors.
@@ -143,6 +145,7 @@ impl Partition {
             dir,
             log,
             producers: RefCell::default(),
+            snapshot_at: Cell::new(None),
             appended: Event::default(),
             max_message_bytes: Cell::new(config.max_message_bytes),
             closing: Cell::new(false),
@@ -158,11 +161,26 @@ impl Partition {
         Ok(partition)
     }
 
-    /// Rebuilds the producer table from the idempotent batches recovery found at the end of the
-    /// log (the active segment, read once by recovery's own scan, and the end of the one before).
+    /// Rebuilds the producer table from what the log's recovery found: the newest usable
+    /// producer snapshot, if any, and the idempotent batches after it (or without one those at
+    /// the end of the log), read once by recovery itself.
     fn rebuild_producers(&self) {
+        let recovered = self.log.take_recovered_producers();
         let mut table = ProducerTable::default();
-        for header in self.log.take_recovered_producer_batches() {
+        if let Some(snapshot) = recovered.snapshot {
+            match ProducerTable::decode(&snapshot.body) {
+                Some(saved) => table = saved,
+                // The log checked the file's CRC, so this is a format this build does not read.
+                None => tracing::warn!(
+                    partition = %self.tp,
+                    offset = %snapshot.offset,
+                    "ignoring a producer snapshot in an unknown format; producers whose last batch \
+                     is before it are forgotten"
+                ),
+            }
+            self.snapshot_at.set(Some(snapshot.offset));
+        }
+        for header in recovered.batches {
             let base = Offset(u64::try_from(header.base_offset()).unwrap_or(0));
             let delta = u64::try_from(header.last_offset_delta()).unwrap_or(0);
             let pb = ProducerBatch::new(
@@ -537,7 +555,47 @@ impl Partition {
         self.end_long_polls();
     }
 
-    /// Flushes, syncs and closes the log.
+    /// Saves the producer table as a snapshot of the log if the log rolled since the last one,
+    /// so that a restart after a crash reads at most the active segment (and the one before, if
+    /// the crash comes between a roll and this) to know every producer. The shard calls it with
+    /// each retention check.
+    ///
+    /// # Errors
+    /// I/O.
+    pub(crate) async fn snapshot_producers_if_rolled(&self) -> Result<()> {
+        let rolled = self
+            .snapshot_at
+            .get()
+            .is_none_or(|at| at < self.log.active_segment_base());
+        if rolled {
+            self.snapshot_producers().await?;
+        }
+        Ok(())
+    }
+
+    /// Saves the producer table as it is at the high watermark (what was appended but not yet
+    /// written left out) as the log's producer snapshot. Nothing is saved for a partition that
+    /// has never seen an idempotent producer.
+    async fn snapshot_producers(&self) -> Result<()> {
+        let end = self.log.high_watermark();
+        if self.snapshot_at.get() == Some(end) {
+            return Ok(());
+        }
+        let body = {
+            let producers = self.producers.borrow();
+            if producers.len() == 0 && self.snapshot_at.get().is_none() {
+                return Ok(());
+            }
+            producers.encode(end)
+        };
+        self.log.save_producer_snapshot(end, &body).await?;
+        self.snapshot_at.set(Some(end));
+        Ok(())
+    }
+
+    /// Flushes and syncs the log, saves the producer snapshot and closes the log. A snapshot
+    /// that cannot be saved is reported and the close goes on: the next open rebuilds the
+    /// producers from the log's last batches instead.
     ///
     /// # Errors
     /// The first flush, sync or close error.
@@ -545,6 +603,9 @@ impl Partition {
         self.begin_closing();
         self.log.flush().await?;
         self.log.sync().await?;
+        if let Err(e) = self.snapshot_producers().await {
+            tracing::warn!(partition = %self.tp, error = %e, "saving the producer snapshot at close");
+        }
         self.log.close().await?;
         Ok(())
     }
@@ -586,6 +647,60 @@ mod tests {
             !never.due(cleanable(100, Some(i64::MIN)), i64::MAX),
             "no overflow"
         );
+    }
+
+    #[test]
+    fn producers_survive_a_crash_through_the_snapshot_saved_after_a_roll() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t-0");
+        glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let clock: Rc<dyn Clock> = Rc::new(SystemClock);
+                let mut config = TopicConfig::default();
+                config.set("segment.bytes", "4194304").expect("valid");
+                let tp = TopicPartition::new("t", 0);
+                let open = || Partition::open(tp.clone(), path.clone(), &config, clock.clone());
+                let partition = open().await.expect("open");
+                let original = BatchBuilder::new(1_000)
+                    .producer(7, 0, 0)
+                    .records(3, 10)
+                    .build();
+                let (first, _) = partition.produce(original.clone()).await.expect("produce");
+                // 20 MiB of another producer's batches (5 rolls), with the snapshot the shard
+                // saves after each roll.
+                for seq in 0..40 {
+                    let other = BatchBuilder::new(1_000)
+                        .producer(8, 0, seq * 500)
+                        .records(500, 1000)
+                        .build();
+                    partition.produce(other).await.expect("produce");
+                    partition
+                        .snapshot_producers_if_rolled()
+                        .await
+                        .expect("snapshot");
+                }
+                let end = partition.log.next_offset();
+                // A crash: the partition is dropped without closing its log.
+                drop(partition);
+                let partition = open().await.expect("reopen");
+                assert_eq!(partition.log.next_offset(), end);
+                let (again, _) = partition.produce(original).await.expect("retry");
+                assert_eq!(
+                    (again.base_offset, again.last_offset),
+                    (first.base_offset, first.last_offset),
+                    "the retry is known although its original is 20 MiB back"
+                );
+                let next = BatchBuilder::new(1_000)
+                    .producer(8, 0, 40 * 500)
+                    .records(1, 10)
+                    .build();
+                let (stored, _) = partition.produce(next).await.expect("in sequence");
+                assert_eq!(stored.base_offset, end, "producer 8's sequence carried on");
+                partition.close().await.expect("close");
+            })
+            .expect("executor")
+            .join()
+            .expect("executor thread");
     }
 
     #[test]

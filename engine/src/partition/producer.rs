@@ -6,15 +6,16 @@
 //! with the offsets it got the first time, without being stored again. A batch that skips
 //! sequence numbers is refused, as is an epoch older than the one seen (a fenced producer).
 //!
-//! The table is rebuilt on open from the batch headers the log's recovery found in its last
-//! 16 MiB, two write rounds (`spindle_log::limits::PRODUCER_HISTORY_BYTES`): the active
-//! segment, which recovery scans anyway, and the ends of the segments before it when the active
-//! one is shorter, so that a retry whose original went into a segment before a roll is still
-//! recognised. A restart thus keeps answering duplicates of recently acknowledged batches. A
-//! producer whose batches all lie further back is unknown after a restart; its next batch is
-//! accepted at any sequence, as Kafka does once a producer's state has expired. The table holds
-//! at most [`PRODUCERS_PER_PARTITION_MAX`] producers: a new one beyond that evicts the producer
-//! that wrote least recently.
+//! The table survives restarts as Kafka's does: the partition saves it as a producer snapshot
+//! in the log's directory after each roll and at a clean close ([`ProducerTable::encode`]), and
+//! on open decodes the newest usable snapshot and replays onto it the idempotent batches the log
+//! holds after it (see `spindle_log::RecoveredProducers`). Without a usable snapshot (a log from
+//! before snapshots, or one whose snapshot is older than the segment before the active one), the
+//! table is rebuilt from the batches of the log's last 16 MiB, two write rounds, which holds the
+//! originals of the retries a restart normally sees. A producer the table does not know has
+//! its next batch accepted at any sequence, as Kafka does once a producer's state has expired.
+//! The table holds at most [`PRODUCERS_PER_PARTITION_MAX`] producers: a new one beyond that
+//! evicts the producer that wrote least recently.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -187,6 +188,96 @@ impl ProducerTable {
     pub(crate) fn len(&self) -> usize {
         self.producers.len()
     }
+
+    /// The table as it was after every batch below `end` (batches at or above it left out, and
+    /// producers with none left), encoded for a producer snapshot:
+    ///
+    /// ```text
+    /// version u8 = 1 | producers u32 | per producer: id i64, epoch i16, batches u8,
+    ///   per batch: first sequence i32, last sequence i32, base offset u64, last offset u64
+    /// ```
+    ///
+    /// (big-endian). Leaving out the later batches gives the state at `end`: a batch of a new
+    /// epoch clears the ones before it, so a producer whose epoch changed at or above `end` has
+    /// no batch left below it, and replaying from `end` brings it back as it is now.
+    pub(crate) fn encode(&self, end: Offset) -> Vec<u8> {
+        let mut producers: Vec<(i64, i16, Vec<&StoredBatch>)> = self
+            .producers
+            .iter()
+            .map(|(&id, entry)| {
+                let below = entry.batches.iter().filter(|b| b.last_offset < end);
+                (id, entry.epoch, below.collect::<Vec<_>>())
+            })
+            .filter(|(_, _, batches)| !batches.is_empty())
+            .collect();
+        producers.sort_unstable_by_key(|&(id, _, _)| id);
+        let mut out = Vec::with_capacity(5 + producers.len() * (11 + 24 * 2));
+        out.push(SNAPSHOT_VERSION);
+        // At most PRODUCERS_PER_PARTITION_MAX producers, each with at most
+        // PRODUCER_BATCHES_REMEMBERED batches: the counts fit.
+        out.extend_from_slice(&(producers.len() as u32).to_be_bytes());
+        for (id, epoch, batches) in producers {
+            out.extend_from_slice(&id.to_be_bytes());
+            out.extend_from_slice(&epoch.to_be_bytes());
+            out.push(batches.len() as u8);
+            for b in batches {
+                out.extend_from_slice(&b.first_seq.to_be_bytes());
+                out.extend_from_slice(&b.last_seq.to_be_bytes());
+                out.extend_from_slice(&b.base_offset.0.to_be_bytes());
+                out.extend_from_slice(&b.last_offset.0.to_be_bytes());
+            }
+        }
+        out
+    }
+
+    /// The table [`encode`](Self::encode) wrote, or `None` for bytes it could not have written.
+    pub(crate) fn decode(bytes: &[u8]) -> Option<ProducerTable> {
+        let mut r = Reader(bytes);
+        if r.take::<1>()? != [SNAPSHOT_VERSION] {
+            return None;
+        }
+        let count = u32::from_be_bytes(r.take()?) as usize;
+        if count > PRODUCERS_PER_PARTITION_MAX {
+            return None;
+        }
+        let mut table = ProducerTable::default();
+        for _ in 0..count {
+            let id = i64::from_be_bytes(r.take()?);
+            let epoch = i16::from_be_bytes(r.take()?);
+            let [batches] = r.take::<1>()?;
+            if usize::from(batches) > PRODUCER_BATCHES_REMEMBERED {
+                return None;
+            }
+            let mut entry = ProducerEntry {
+                epoch,
+                batches: VecDeque::with_capacity(usize::from(batches)),
+            };
+            for _ in 0..batches {
+                entry.batches.push_back(StoredBatch {
+                    first_seq: i32::from_be_bytes(r.take()?),
+                    last_seq: i32::from_be_bytes(r.take()?),
+                    base_offset: Offset(u64::from_be_bytes(r.take()?)),
+                    last_offset: Offset(u64::from_be_bytes(r.take()?)),
+                });
+            }
+            table.producers.insert(id, entry);
+        }
+        r.0.is_empty().then_some(table)
+    }
+}
+
+/// The version byte of [`ProducerTable::encode`]'s format.
+const SNAPSHOT_VERSION: u8 = 1;
+
+/// Reads fixed-size fields off the front of a byte slice.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (field, rest) = self.0.split_first_chunk::<N>()?;
+        self.0 = rest;
+        Some(*field)
+    }
 }
 
 /// Sequence numbers wrap from `i32::MAX` to 0, as in Kafka.
@@ -275,6 +366,36 @@ mod tests {
             Ok(Verdict::Append)
         ));
         assert!(table.check(&ProducerBatch::new(1, 0, 7, 0)).is_err());
+    }
+
+    #[test]
+    fn a_snapshot_holds_the_state_below_its_offset() {
+        let mut table = ProducerTable::default();
+        table.record(&ProducerBatch::new(7, 0, 0, 2), Offset(0), Offset(2));
+        table.record(&ProducerBatch::new(7, 0, 3, 0), Offset(3), Offset(3));
+        table.record(&ProducerBatch::new(8, 0, 0, 0), Offset(4), Offset(4));
+        // Producer 9's epoch changed at offset 6, at the snapshot's offset: it is left out.
+        table.record(&ProducerBatch::new(9, 0, 0, 0), Offset(5), Offset(5));
+        table.record(&ProducerBatch::new(9, 1, 0, 0), Offset(6), Offset(6));
+        let decoded = ProducerTable::decode(&table.encode(Offset(4))).expect("decodes");
+        assert_eq!(decoded.len(), 1, "only producer 7 wrote below offset 4");
+        assert!(matches!(
+            decoded.check(&ProducerBatch::new(7, 0, 3, 0)),
+            Ok(Verdict::Duplicate(s)) if s.base_offset == Offset(3)
+        ));
+        assert!(decoded.check(&ProducerBatch::new(7, 0, 9, 0)).is_err());
+        let whole = ProducerTable::decode(&table.encode(Offset(7))).expect("decodes");
+        assert_eq!(whole.len(), 3);
+        assert!(matches!(
+            whole.check(&ProducerBatch::new(9, 0, 1, 0)),
+            Err(EngineError::InvalidProducerEpoch { .. })
+        ));
+        // Anything else is refused, never half read.
+        let bytes = table.encode(Offset(7));
+        assert!(ProducerTable::decode(&bytes[..bytes.len() - 1]).is_none());
+        assert!(ProducerTable::decode(&[bytes.as_slice(), &[0]].concat()).is_none());
+        assert!(ProducerTable::decode(&[2]).is_none());
+        assert!(ProducerTable::decode(&[]).is_none());
     }
 
     #[test]

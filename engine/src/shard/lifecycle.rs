@@ -169,11 +169,16 @@ async fn sleep_unless_stopping(shard: &Shard, period: std::time::Duration) -> bo
     state.stopped.get()
 }
 
+/// Enforces retention on the shard's partitions and saves the producer snapshot of those that
+/// rolled, every [`RETENTION_CHECK_INTERVAL`].
 async fn retention_loop(shard: Shard) {
     while !sleep_unless_stopping(&shard, RETENTION_CHECK_INTERVAL).await {
         for partition in shard.state().local_partitions() {
             if let Err(e) = partition.enforce_retention().await {
                 tracing::warn!(error = %e, "retention failed");
+            }
+            if let Err(e) = partition.snapshot_producers_if_rolled().await {
+                tracing::warn!(error = %e, "saving a producer snapshot failed");
             }
         }
     }

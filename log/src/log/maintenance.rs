@@ -12,13 +12,19 @@ use crate::segment::{log_path, Appender, BatchCursor, Segment, Step, NO_TIMESTAM
 impl Log {
     /// Removes every record at or after `to`. The log ends on a batch boundary, so the batch
     /// holding `to` goes entirely (the log end becomes its base offset). `to` at or below the
-    /// start offset empties the log, which then continues at `to`.
+    /// start offset empties the log, which then continues at `to`. Producer snapshots above
+    /// the new end go too.
     ///
     /// # Errors
     /// [`LogError::Io`] if a file cannot be read, truncated, removed or created;
     /// [`LogError::Closed`].
     pub async fn truncate(&self, to: Offset) -> Result<(), LogError> {
         let _permit = self.lock().await?;
+        self.truncate_locked(to).await?;
+        crate::producer_snapshot::remove_above(&self.dir, self.next_offset()).await
+    }
+
+    async fn truncate_locked(&self, to: Offset) -> Result<(), LogError> {
         let (start, hw, next) = {
             let st = self.state.borrow();
             if st.closed {

@@ -29,13 +29,13 @@ use std::rc::Rc;
 
 use glommio::sync::Semaphore;
 
-use crate::batch::BatchHeader;
 use crate::clock::Clock;
 use crate::config::LogConfig;
 use crate::error::LogError;
 use crate::io::prepare_thread_io;
 use crate::limits::TAIL_CACHE_BYTES_MAX;
 use crate::offset::Offset;
+use crate::producer_snapshot::RecoveredProducers;
 use crate::segment::{recover, Appender, Segment};
 use crate::tail_cache::TailCache;
 
@@ -102,8 +102,8 @@ pub struct Log {
     /// Whether a flusher is gathering batches for the next durable round (the others wait).
     gathering: Cell<bool>,
     stats: Cell<IoStats>,
-    /// The headers of the active segment's idempotent batches found by recovery, until taken.
-    recovered_producer_batches: RefCell<Vec<BatchHeader>>,
+    /// The producer snapshot and idempotent batch headers recovery found, until taken.
+    recovered_producers: RefCell<RecoveredProducers>,
 }
 
 /// Mutable state of a log; never borrowed across an `.await`.
@@ -236,7 +236,7 @@ impl Log {
             appended: group_commit::Progress::default(),
             gathering: Cell::new(false),
             stats: Cell::new(IoStats::default()),
-            recovered_producer_batches: RefCell::new(recovered.producer_batches),
+            recovered_producers: RefCell::new(recovered.producers),
         })
     }
 
@@ -308,12 +308,44 @@ impl Log {
         self.state.borrow().segments.len()
     }
 
-    /// The headers of the idempotent batches (producer id ≥ 0) that recovery found in the last
-    /// [`PRODUCER_HISTORY_BYTES`](crate::limits::PRODUCER_HISTORY_BYTES) of the log (at least
-    /// the whole active segment), in log order; empty after the first call. A partition rebuilds
-    /// its producers' state from them without reading the log again.
-    pub fn take_recovered_producer_batches(&self) -> Vec<BatchHeader> {
-        std::mem::take(&mut *self.recovered_producer_batches.borrow_mut())
+    /// What recovery found to rebuild the idempotent producers' state from: the newest usable
+    /// producer snapshot and the headers of the idempotent batches to replay onto it (see
+    /// [`RecoveredProducers`]); empty after the first call. A partition rebuilds its producers'
+    /// state from them without reading the log again.
+    pub fn take_recovered_producers(&self) -> RecoveredProducers {
+        std::mem::take(&mut *self.recovered_producers.borrow_mut())
+    }
+
+    /// Saves `body`, the idempotent producers' state after every batch below `offset`, as the
+    /// log's producer snapshot (see [`RecoveredProducers`]): durably, keeping the previous one.
+    ///
+    /// # Errors
+    /// [`LogError::OffsetOutOfRange`] if `offset` is above the high watermark (a snapshot must
+    /// not describe batches a crash could still lose), [`LogError::InvalidConfig`] for a body
+    /// beyond 64 MiB, [`LogError::Io`], [`LogError::Closed`].
+    pub async fn save_producer_snapshot(
+        &self,
+        offset: Offset,
+        body: &[u8],
+    ) -> Result<(), LogError> {
+        let (start, end) = {
+            let st = self.state.borrow();
+            if st.closed {
+                return Err(self.closed_error());
+            }
+            (st.start_offset, st.high_watermark)
+        };
+        if offset > end {
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                start,
+                end,
+            });
+        }
+        crate::producer_snapshot::save(&self.dir, offset, body).await?;
+        // A truncation below `offset` while the file was written would make it describe batches
+        // the log no longer has.
+        crate::producer_snapshot::remove_above(&self.dir, self.next_offset()).await
     }
 
     /// I/O counters since open.

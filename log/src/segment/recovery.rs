@@ -23,6 +23,7 @@ use crate::limits::{
     LONG_READ_WINDOW_BYTES, PRODUCER_HISTORY_BYTES, SCAN_PROGRESS_BYTES, SPARE_SEGMENTS_MAX,
 };
 use crate::offset::Offset;
+use crate::producer_snapshot::{self, RecoveredProducers};
 use crate::segment::{
     index_path, log_path, time_index_path, within_offset_span, Appender, BatchCursor, Segment,
     SegmentIndex, Step, WrittenBatch, CLEANING_SUFFIX, RETIRED_SUFFIX,
@@ -34,9 +35,9 @@ pub(crate) struct Recovered {
     pub appender: Appender,
     /// Retired segment files kept for rolls to write over.
     pub spares: Vec<PathBuf>,
-    /// The headers of the idempotent batches (producer id ≥ 0) in the last
-    /// [`PRODUCER_HISTORY_BYTES`] of the log (at least the whole active segment), in order.
-    pub producer_batches: Vec<BatchHeader>,
+    /// The newest usable producer snapshot and the idempotent batch headers to replay onto it
+    /// (see `producer_snapshot`).
+    pub producers: RecoveredProducers,
 }
 
 /// Opens and recovers every segment in `dir` (creating an empty one at offset 0 if none).
@@ -112,7 +113,7 @@ pub(crate) async fn recover(
         segments.push(Segment::empty(Offset(0), file, path));
         io::sync_dir(dir)?;
     }
-    let producer_batches = with_earlier_history(&segments, producer_batches).await;
+    let producers = producer_history(dir, &segments, producer_batches).await;
     let active = segments.last_mut().expect("at least one segment");
     let file = Rc::new(io::open_rw(&active.path).await?);
     active.file = file;
@@ -121,8 +122,42 @@ pub(crate) async fn recover(
         segments,
         appender,
         spares,
-        producer_batches,
+        producers,
     })
+}
+
+/// The newest usable producer snapshot and the idempotent batch headers from its offset on, or
+/// without one the headers of the log's last [`PRODUCER_HISTORY_BYTES`]. `active_batches` are
+/// the active segment's, which recovery's scan collected.
+async fn producer_history(
+    dir: &Path,
+    segments: &[Segment],
+    active_batches: Vec<BatchHeader>,
+) -> RecoveredProducers {
+    let Some((active, sealed)) = segments.split_last() else {
+        return RecoveredProducers::default();
+    };
+    let before = sealed.last();
+    let from = before.map_or(active.base, |s| s.base);
+    let Some(snapshot) = producer_snapshot::newest_within(dir, from, active.next) else {
+        return RecoveredProducers {
+            snapshot: None,
+            batches: with_earlier_history(segments, active_batches).await,
+        };
+    };
+    let mut batches = Vec::new();
+    if let Some(before) = before.filter(|_| snapshot.offset < active.base) {
+        let relative = u32::try_from(snapshot.offset.0 - before.base.0).unwrap_or(u32::MAX);
+        let (_, position) = before.index.entry_for(relative);
+        batches = producer_batches_from(before, position).await;
+    }
+    batches.extend(active_batches);
+    let start = i64::try_from(snapshot.offset.0).unwrap_or(i64::MAX);
+    batches.retain(|h| h.base_offset() >= start);
+    RecoveredProducers {
+        snapshot: Some(snapshot),
+        batches,
+    }
 }
 
 /// `active_batches` (the active segment's idempotent batch headers) preceded by those of the
