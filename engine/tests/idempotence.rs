@@ -4,7 +4,9 @@
 mod common;
 
 use futures::executor::block_on;
-use spindle_engine::{EngineError, Offset, TopicConfig, TopicPartition};
+use spindle_engine::{
+    Engine, EngineError, EngineHandle, Offset, ProduceOutcome, TopicConfig, TopicPartition,
+};
 
 #[test]
 fn duplicate_batch_is_answered_with_its_offsets_and_stored_once() {
@@ -94,19 +96,59 @@ fn oversize_batches_are_refused() {
     engine.shutdown().expect("shutdown");
 }
 
+/// Creates `topic` (one partition of `segment_bytes` segments) in a new engine over `dir`,
+/// produces one idempotent batch of 3 records, lets `then` write after it, and restarts the
+/// engine with a clean shutdown. Returns the restarted engine, the producer and the original's
+/// outcome.
+fn produce_then_restart(
+    dir: &std::path::Path,
+    tp: &TopicPartition,
+    segment_bytes: u64,
+    then: impl FnOnce(&EngineHandle),
+) -> (Engine, (i64, i16), ProduceOutcome) {
+    let engine = common::start(dir, 1);
+    let handle = engine.handle();
+    let mut config = TopicConfig::default();
+    config
+        .set("segment.bytes", &segment_bytes.to_string())
+        .expect("valid");
+    block_on(handle.create_topic(&tp.topic, 1, config)).expect("create");
+    let (pid, epoch) = block_on(handle.init_producer_id()).expect("producer id");
+    let original =
+        block_on(handle.produce(tp, common::idempotent_batch(pid, epoch, 0, 3))).expect("original");
+    then(&handle);
+    engine.shutdown().expect("shutdown");
+    (common::start(dir, 1), (pid, epoch), original)
+}
+
+/// Sends the original batch of `produce_then_restart` again, as a producer whose acknowledgement
+/// was lost does, and checks it is answered with the original's offsets.
+fn retry_is_known(
+    handle: &EngineHandle,
+    tp: &TopicPartition,
+    producer: (i64, i16),
+    original: &ProduceOutcome,
+) {
+    let again =
+        block_on(handle.produce(tp, common::idempotent_batch(producer.0, producer.1, 0, 3)))
+            .expect("duplicate");
+    assert_eq!(
+        (again.base_offset, again.last_offset),
+        (original.base_offset, original.last_offset),
+        "answered with the original's offsets"
+    );
+}
+
+fn high_watermark(handle: &EngineHandle, tp: &TopicPartition) -> Offset {
+    let desc = block_on(handle.describe_topic(&tp.topic)).expect("describe");
+    desc.partitions[0].high_watermark
+}
+
 #[test]
 fn a_retry_after_a_restart_is_known_even_when_its_original_is_in_the_segment_before() {
     let dir = common::temp_dir();
     let tp = TopicPartition::new("rolled", 0);
-    let (pid, epoch, original) = {
-        let engine = common::start(dir.path(), 1);
-        let handle = engine.handle();
-        let mut config = TopicConfig::default();
-        config.set("segment.bytes", "4096").expect("valid");
-        block_on(handle.create_topic("rolled", 1, config)).expect("create");
-        let (pid, epoch) = block_on(handle.init_producer_id()).expect("producer id");
-        let original = block_on(handle.produce(&tp, common::idempotent_batch(pid, epoch, 0, 3)))
-            .expect("original");
+    let (engine, producer, original) = produce_then_restart(dir.path(), &tp, 4096, |handle| {
         // Another producer's batches (about 1.5 KiB each) fill the segment, and the last starts
         // the next one: this producer's batch is no longer in the active segment.
         let (other, other_epoch) = block_on(handle.init_producer_id()).expect("producer id");
@@ -114,25 +156,10 @@ fn a_retry_after_a_restart_is_known_even_when_its_original_is_in_the_segment_bef
             block_on(handle.produce(&tp, common::idempotent_batch(other, other_epoch, seq, 100)))
                 .expect("other");
         }
-        engine.shutdown().expect("shutdown");
-        (pid, epoch, original)
-    };
-    let engine = common::start(dir.path(), 1);
+    });
     let handle = engine.handle();
-    // The acknowledgement of the original was lost: the producer sends it again.
-    let again = block_on(handle.produce(&tp, common::idempotent_batch(pid, epoch, 0, 3)))
-        .expect("duplicate");
-    assert_eq!(
-        (again.base_offset, again.last_offset),
-        (original.base_offset, original.last_offset),
-        "answered with the original's offsets"
-    );
-    let desc = block_on(handle.describe_topic("rolled")).expect("describe");
-    assert_eq!(
-        desc.partitions[0].high_watermark,
-        Offset(303),
-        "stored once"
-    );
+    retry_is_known(&handle, &tp, producer, &original);
+    assert_eq!(high_watermark(&handle, &tp), Offset(303), "stored once");
     engine.shutdown().expect("shutdown");
 }
 
@@ -140,37 +167,18 @@ fn a_retry_after_a_restart_is_known_even_when_its_original_is_in_the_segment_bef
 fn a_producer_is_known_after_a_restart_however_much_was_written_after_its_last_batch() {
     let dir = common::temp_dir();
     let tp = TopicPartition::new("busy", 0);
-    let (pid, epoch, original, end) = {
-        let engine = common::start(dir.path(), 1);
-        let handle = engine.handle();
-        let mut config = TopicConfig::default();
-        config.set("segment.bytes", "4194304").expect("valid");
-        block_on(handle.create_topic("busy", 1, config)).expect("create");
-        let (pid, epoch) = block_on(handle.init_producer_id()).expect("producer id");
-        let original = block_on(handle.produce(&tp, common::idempotent_batch(pid, epoch, 0, 3)))
-            .expect("original");
-        // 20 MiB of plain records after it: beyond the last 16 MiB that recovery would read
-        // without the snapshot saved at the close.
-        let value = "x".repeat(1000);
-        for _ in 0..40 {
-            block_on(handle.produce_records(&tp, common::records(&value, 500))).expect("other");
-        }
-        let end = block_on(handle.describe_topic("busy"))
-            .expect("describe")
-            .partitions[0]
-            .high_watermark;
-        engine.shutdown().expect("shutdown");
-        (pid, epoch, original, end)
-    };
-    let engine = common::start(dir.path(), 1);
+    let (engine, (pid, epoch), original) =
+        produce_then_restart(dir.path(), &tp, 4 << 20, |handle| {
+            // 20 MiB of plain records after it: beyond the last 16 MiB that recovery would read
+            // without the snapshot saved at the close.
+            let value = "x".repeat(1000);
+            for _ in 0..40 {
+                block_on(handle.produce_records(&tp, common::records(&value, 500))).expect("other");
+            }
+        });
     let handle = engine.handle();
-    let again = block_on(handle.produce(&tp, common::idempotent_batch(pid, epoch, 0, 3)))
-        .expect("duplicate");
-    assert_eq!(
-        (again.base_offset, again.last_offset),
-        (original.base_offset, original.last_offset),
-        "answered with the original's offsets"
-    );
+    let end = high_watermark(&handle, &tp);
+    retry_is_known(&handle, &tp, (pid, epoch), &original);
     let gap = block_on(handle.produce(&tp, common::idempotent_batch(pid, epoch, 9, 1)));
     assert!(
         matches!(
@@ -183,7 +191,6 @@ fn a_producer_is_known_after_a_restart_however_much_was_written_after_its_last_b
         ),
         "the producer's next sequence is known: {gap:?}"
     );
-    let desc = block_on(handle.describe_topic("busy")).expect("describe");
-    assert_eq!(desc.partitions[0].high_watermark, end, "nothing stored");
+    assert_eq!(high_watermark(&handle, &tp), end, "nothing stored");
     engine.shutdown().expect("shutdown");
 }

@@ -12,6 +12,7 @@ use glommio::io::{DmaFile, OpenOptions};
 
 use crate::error::{IoContext, LogError};
 use crate::limits::{REMOVE_STEP_BYTES, REMOVE_STEP_PAUSE};
+use crate::offset::Offset;
 
 /// Name of the probe file written in a log directory when none exists.
 const PROBE_FILE: &str = ".spindle-io-probe";
@@ -241,6 +242,34 @@ pub(crate) async fn sync_dir_async(dir: &Path) -> Result<(), LogError> {
         .close()
         .await
         .context(|| format!("closing directory {}", dir.display()))
+}
+
+/// The offsets that name files in `dir` as `<offset, 20 digits><suffix>`, ascending. A name
+/// beyond any Kafka offset (`i64`) is no file a log wrote, and is passed over with a warning.
+///
+/// # Errors
+/// [`LogError::Io`] if the directory cannot be listed.
+pub(crate) fn offsets_named(dir: &Path, suffix: &str) -> Result<Vec<Offset>, LogError> {
+    let mut offsets = Vec::new();
+    let entries = std::fs::read_dir(dir).context(|| format!("listing {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.context(|| format!("listing {}", dir.display()))?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(suffix)) else {
+            continue;
+        };
+        if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
+            match stem.parse::<u64>() {
+                Ok(offset) if i64::try_from(offset).is_ok() => offsets.push(Offset(offset)),
+                _ => tracing::warn!(
+                    file = %entry.path().display(),
+                    "ignoring a file whose offset is beyond any Kafka offset"
+                ),
+            }
+        }
+    }
+    offsets.sort_unstable();
+    Ok(offsets)
 }
 
 /// Syncs a directory so that file creations and removals in it survive a power loss.

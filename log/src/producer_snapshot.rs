@@ -63,22 +63,7 @@ fn path(dir: &Path, offset: Offset) -> PathBuf {
 
 /// The offsets of the snapshot files in `dir`, ascending.
 fn list(dir: &Path) -> Result<Vec<Offset>, LogError> {
-    let mut offsets = Vec::new();
-    let entries = std::fs::read_dir(dir).context(|| format!("listing {}", dir.display()))?;
-    for entry in entries {
-        let entry = entry.context(|| format!("listing {}", dir.display()))?;
-        let name = entry.file_name();
-        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(SUFFIX)) else {
-            continue;
-        };
-        if stem.len() == 20 {
-            if let Ok(offset) = stem.parse::<u64>() {
-                offsets.push(Offset(offset));
-            }
-        }
-    }
-    offsets.sort_unstable();
-    Ok(offsets)
+    io::offsets_named(dir, SUFFIX)
 }
 
 fn encode(offset: Offset, body: &[u8]) -> Result<Vec<u8>, LogError> {

@@ -261,27 +261,7 @@ fn files_ending_with(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>, LogError>
 
 /// Base offsets of the `.log` files in `dir`, ascending.
 fn list_bases(dir: &Path) -> Result<Vec<Offset>, LogError> {
-    let mut bases = Vec::new();
-    let entries = std::fs::read_dir(dir).context(|| format!("listing {}", dir.display()))?;
-    for entry in entries {
-        let entry = entry.context(|| format!("listing {}", dir.display()))?;
-        let name = entry.file_name();
-        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".log")) else {
-            continue;
-        };
-        if stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()) {
-            // Kafka offsets are `i64`: a name beyond that is no segment this log wrote.
-            match stem.parse::<u64>() {
-                Ok(base) if i64::try_from(base).is_ok() => bases.push(Offset(base)),
-                _ => tracing::warn!(
-                    file = %entry.path().display(),
-                    "ignoring a segment file whose base offset is beyond any Kafka offset"
-                ),
-            }
-        }
-    }
-    bases.sort_unstable();
-    Ok(bases)
+    io::offsets_named(dir, ".log")
 }
 
 /// A sealed segment whose index files check and describe it exactly, or `None`.
