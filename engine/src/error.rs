@@ -90,6 +90,17 @@ pub enum EngineError {
         /// Its cleanup policy.
         policy: &'static str,
     },
+    /// A record's create time is outside the window the topic allows around the node's clock
+    /// (`message.timestamp.before.max.ms`, `message.timestamp.after.max.ms`).
+    #[error("timestamp {timestamp} of a record is out of range: the topic takes [{min}, {max}]")]
+    InvalidTimestamp {
+        /// The record's timestamp.
+        timestamp: i64,
+        /// The earliest timestamp taken at the time.
+        min: i64,
+        /// The latest timestamp taken at the time.
+        max: i64,
+    },
     /// The batch itself is invalid (length, magic, CRC); the log is untouched.
     #[error("invalid record batch: {0}")]
     InvalidBatch(#[source] LogError),

@@ -37,8 +37,6 @@ const fn key(name: &'static str, default: &'static str, kind: Kind) -> KeptKey {
     }
 }
 
-const LONG_MAX: &str = "9223372036854775807";
-
 /// Every kept key, in the order topics describe them.
 pub(crate) const KEPT_KEYS: &[KeptKey] = &[
     key(
@@ -54,13 +52,6 @@ pub(crate) const KEPT_KEYS: &[KeptKey] = &[
     key("index.interval.bytes", "4096", Kind::Long(0)),
     key("segment.index.bytes", "10485760", Kind::Long(4)),
     key("segment.jitter.ms", "0", Kind::Long(0)),
-    key(
-        "message.timestamp.difference.max.ms",
-        LONG_MAX,
-        Kind::Long(0),
-    ),
-    key("message.timestamp.before.max.ms", LONG_MAX, Kind::Long(0)),
-    key("message.timestamp.after.max.ms", LONG_MAX, Kind::Long(0)),
     key("leader.replication.throttled.replicas", "", Kind::Text),
     key("follower.replication.throttled.replicas", "", Kind::Text),
 ];

@@ -81,6 +81,16 @@ pub struct TopicConfig {
     /// Whether records keep the producer's timestamps or get the append time
     /// (`message.timestamp.type`).
     pub timestamp_type: TimestampType,
+    /// How far behind the node's clock a record's create time may be
+    /// (`message.timestamp.before.max.ms`; `i64::MAX`, the default, is no limit). See
+    /// [`TopicConfig::timestamp_window`].
+    pub timestamp_before_max_ms: u64,
+    /// How far ahead of the node's clock a record's create time may be
+    /// (`message.timestamp.after.max.ms`; `i64::MAX`, the default, is no limit).
+    pub timestamp_after_max_ms: u64,
+    /// Kafka's older form of both (`message.timestamp.difference.max.ms`, deprecated since
+    /// Kafka 3.6): each of the two that is unset takes this one.
+    pub timestamp_difference_max_ms: u64,
     /// Kafka keys kept without effect (see `kept_keys`), those set, by name.
     pub kept: BTreeMap<&'static str, String>,
 }
@@ -186,6 +196,9 @@ impl Default for TopicConfig {
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX as u64,
             timestamp_type: TimestampType::CreateTime,
+            timestamp_before_max_ms: NO_LIMIT_MS,
+            timestamp_after_max_ms: NO_LIMIT_MS,
+            timestamp_difference_max_ms: NO_LIMIT_MS,
             kept: BTreeMap::new(),
         }
     }
@@ -206,6 +219,9 @@ impl TopicConfig {
         "min.compaction.lag.ms",
         "max.compaction.lag.ms",
         "message.timestamp.type",
+        "message.timestamp.before.max.ms",
+        "message.timestamp.after.max.ms",
+        "message.timestamp.difference.max.ms",
     ];
 
     /// Kafka keys accepted, kept and described without changing what Spindle does (a single
@@ -280,6 +296,18 @@ impl TopicConfig {
                 self.timestamp_type = TimestampType::parse(value)
                     .ok_or_else(|| invalid("CreateTime or LogAppendTime"))?;
             }
+            "message.timestamp.before.max.ms" => {
+                self.timestamp_before_max_ms = parse_bounded(value, 0, NO_LIMIT_MS)
+                    .ok_or_else(|| invalid("an integer >= 0"))?;
+            }
+            "message.timestamp.after.max.ms" => {
+                self.timestamp_after_max_ms = parse_bounded(value, 0, NO_LIMIT_MS)
+                    .ok_or_else(|| invalid("an integer >= 0"))?;
+            }
+            "message.timestamp.difference.max.ms" => {
+                self.timestamp_difference_max_ms = parse_bounded(value, 0, NO_LIMIT_MS)
+                    .ok_or_else(|| invalid("an integer >= 0"))?;
+            }
             other => {
                 let Some(kept) = kept_keys::find(other) else {
                     return Err(invalid(&format!(
@@ -334,8 +362,40 @@ impl TopicConfig {
                 "message.timestamp.type",
                 self.timestamp_type.as_str().to_owned(),
             ),
+            (
+                "message.timestamp.before.max.ms",
+                self.timestamp_before_max_ms.to_string(),
+            ),
+            (
+                "message.timestamp.after.max.ms",
+                self.timestamp_after_max_ms.to_string(),
+            ),
+            (
+                "message.timestamp.difference.max.ms",
+                self.timestamp_difference_max_ms.to_string(),
+            ),
         ];
         acted.into_iter().chain(kept).collect()
+    }
+
+    /// How far behind and ahead of the node's clock, in ms, a record's create time may be, as
+    /// Kafka judges it: `message.timestamp.before.max.ms` and `message.timestamp.after.max.ms`,
+    /// each taking `message.timestamp.difference.max.ms` while unset. `None` when nothing is
+    /// limited, or when the topic stamps records with the append time.
+    pub fn timestamp_window(&self) -> Option<(u64, u64)> {
+        let or_difference = |ms: u64| {
+            if ms == NO_LIMIT_MS {
+                self.timestamp_difference_max_ms
+            } else {
+                ms
+            }
+        };
+        let window = (
+            or_difference(self.timestamp_before_max_ms),
+            or_difference(self.timestamp_after_max_ms),
+        );
+        let limited = window != (NO_LIMIT_MS, NO_LIMIT_MS);
+        (limited && self.timestamp_type == TimestampType::CreateTime).then_some(window)
     }
 
     /// Checks a whole configuration (one built as a struct rather than through
@@ -351,6 +411,9 @@ impl TopicConfig {
         Ok(())
     }
 }
+
+/// Kafka's "no limit" for the millisecond limits: `Long.MAX_VALUE`.
+const NO_LIMIT_MS: u64 = i64::MAX as u64;
 
 /// Smallest `segment.bytes` accepted (the log's minimum).
 pub const SEGMENT_BYTES_MIN: u64 = spindle_log::limits::SEGMENT_BYTES_MIN;

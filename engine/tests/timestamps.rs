@@ -1,6 +1,7 @@
 //! `message.timestamp.type=LogAppendTime`: the node stamps each batch with its append time
 //! (attribute and max timestamp, CRC sealed again), answers the produce with that time, and
-//! looks offsets up by it; `CreateTime` keeps the producer's timestamps.
+//! looks offsets up by it; `CreateTime` keeps the producer's timestamps, within the window
+//! around the clock that `message.timestamp.before.max.ms` and `.after.max.ms` set.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures::executor::block_on;
 use kafka_protocol::records::RecordBatchDecoder;
-use spindle_engine::{OffsetSpec, Record, TimestampType, TopicConfig, TopicPartition};
+use spindle_engine::{EngineError, OffsetSpec, Record, TimestampType, TopicConfig, TopicPartition};
 
 fn now_ms() -> i64 {
     let since = SystemTime::now()
@@ -84,5 +85,59 @@ fn log_append_time_replaces_the_producers_timestamps() {
         [1_000_000, 1_000_001, 1_000_002],
         "CreateTime keeps the producer's"
     );
+    engine.shutdown().expect("shutdown");
+}
+
+fn record_at(timestamp_ms: i64) -> Vec<Record> {
+    vec![Record {
+        value: Some(Bytes::from_static(b"v")),
+        timestamp_ms: Some(timestamp_ms),
+        ..Record::default()
+    }]
+}
+
+#[test]
+fn create_times_outside_the_topics_window_are_refused() {
+    let dir = common::temp_dir();
+    let engine = common::start(dir.path(), 1);
+    let handle = engine.handle();
+    let hour = 3_600_000;
+    let mut config = TopicConfig::default();
+    config
+        .set("message.timestamp.before.max.ms", &hour.to_string())
+        .expect("valid");
+    block_on(handle.create_topic("window", 1, config.clone())).expect("create");
+    let tp = TopicPartition::new("window", 0);
+    let produce = |ts| block_on(handle.produce_records(&tp, record_at(ts)));
+    let now = now_ms();
+    produce(now - hour / 2).expect("half an hour old");
+    produce(now + 100 * hour).expect("no limit ahead");
+    let refused = produce(now - 2 * hour).unwrap_err();
+    assert!(
+        matches!(refused, EngineError::InvalidTimestamp { timestamp, .. } if timestamp == now - 2 * hour),
+        "{refused:?}"
+    );
+    // The deprecated difference limits the side left unset: here, ahead.
+    config
+        .set(
+            "message.timestamp.difference.max.ms",
+            &(2 * hour).to_string(),
+        )
+        .expect("valid");
+    block_on(handle.alter_topic_config("window", config)).expect("alter");
+    assert!(matches!(
+        produce(now + 3 * hour),
+        Err(EngineError::InvalidTimestamp { .. })
+    ));
+    produce(now + hour).expect("within the difference");
+    assert!(
+        produce(now - 90 * 60_000).is_err(),
+        "before.max.ms still rules behind"
+    );
+    let high_watermark = block_on(handle.describe_topic("window"))
+        .expect("describe")
+        .partitions[0]
+        .high_watermark;
+    assert_eq!(high_watermark.0, 3, "only the accepted records are stored");
     engine.shutdown().expect("shutdown");
 }

@@ -26,7 +26,8 @@ pub fn from_engine(err: EngineError) -> Status {
         EngineError::InvalidConfig { .. } => invalid_argument("config", &err),
         EngineError::MessageTooLarge { .. }
         | EngineError::InvalidBatch(_)
-        | EngineError::KeylessRecord { .. } => invalid_argument("records", &err),
+        | EngineError::KeylessRecord { .. }
+        | EngineError::InvalidTimestamp { .. } => invalid_argument("records", &err),
         EngineError::OffsetOutOfRange { .. } => Status::out_of_range(err.to_string()),
         EngineError::OutOfOrderSequence { .. } | EngineError::InvalidProducerEpoch { .. } => {
             Status::failed_precondition(err.to_string())

@@ -109,6 +109,39 @@ def test_log_append_time_replaces_the_producers_timestamps(spindle, topic_name):
     assert record.timestamp() == (TIMESTAMP_LOG_APPEND_TIME, stamp)
 
 
+def test_records_outside_the_topics_timestamp_window_are_refused(spindle, topic_name):
+    """`message.timestamp.before.max.ms` (and `.after.max.ms`): a record whose create time is
+    further from the node's clock is refused INVALID_TIMESTAMP, as Kafka refuses it, in a
+    compressed batch too; records within the window are stored."""
+    hour_ms = 3_600_000
+    clients.create_topic(
+        spindle.bootstrap,
+        topic_name,
+        config={"message.timestamp.before.max.ms": str(hour_ms), "message.timestamp.after.max.ms": str(hour_ms)},
+    )
+    assert clients.describe_topic(spindle.bootstrap, topic_name)["message.timestamp.before.max.ms"] == str(hour_ms)
+    now = int(time.time() * 1000)
+    for codec in ("none", "zstd"):
+        prod = clients.producer(spindle.bootstrap, {"compression.type": codec})
+        reports = clients.deliver(
+            prod,
+            topic_name,
+            [
+                {"value": b"old", "partition": 0, "timestamp": now - 2 * hour_ms},
+                {"value": b"ahead", "partition": 0, "timestamp": now + 2 * hour_ms},
+            ],
+        )
+        codes = [err.code() if err else None for err, _ in reports]
+        assert codes == [KafkaError.INVALID_TIMESTAMP] * 2, (codec, reports)
+        clients.produce_sync(prod, topic_name, [{"value": codec.encode(), "partition": 0, "timestamp": now - 60_000}])
+
+    consumer = clients.consumer(spindle.bootstrap, f"{topic_name}-reader")
+    consumer.assign([TopicPartition(topic_name, 0, 0)])
+    stored = [m.value() for m in clients.consume(consumer, 2)]
+    consumer.close()
+    assert stored == [b"none", b"zstd"]
+
+
 def test_alter_configs_sets_retention_ms(spindle, topic_name):
     clients.create_topic(spindle.bootstrap, topic_name, config={"retention.ms": "3600000"})
     resource = ConfigResource(ResourceType.TOPIC, topic_name, set_config={"retention.ms": "1000"})

@@ -51,6 +51,9 @@ pub(crate) struct Partition {
     compaction: Cell<Option<Compaction>>,
     /// Whether batches get the append time as their timestamp (`LogAppendTime`).
     log_append_time: Cell<bool>,
+    /// How far behind and ahead of the clock, in ms, a record's create time may be, if the topic
+    /// limits it (see `TopicConfig::timestamp_window`).
+    timestamp_window: Cell<Option<(u64, u64)>>,
     /// The clock append times come from (the log's).
     clock: Rc<dyn Clock>,
 }
@@ -154,6 +157,7 @@ impl Partition {
             synced_to: Cell::new(Offset(0)),
             compaction: Cell::new(Compaction::of(config)),
             log_append_time: Cell::new(config.timestamp_type == TimestampType::LogAppendTime),
+            timestamp_window: Cell::new(config.timestamp_window()),
             clock,
         };
         partition.synced_to.set(partition.log.high_watermark());
@@ -217,7 +221,7 @@ impl Partition {
             return Err(EngineError::ShuttingDown);
         }
         let headers = self.judge_sizes(&records)?;
-        self.judge_keys(&records)?;
+        self.judge_records(&records)?;
         let idempotent: Vec<(usize, ProducerBatch)> = headers
             .iter()
             .enumerate()
@@ -292,29 +296,52 @@ impl Partition {
         Ok(headers)
     }
 
-    /// In a compacted topic, refuses a request holding a record without a key, as Kafka does:
-    /// compaction could never tell which such record to keep. Only compacted topics pay for
-    /// reading the records (decompressing them a record at a time).
-    fn judge_keys(&self, records: &Bytes) -> Result<()> {
-        let Some(compaction) = self.compaction.get() else {
+    /// Reads the records of every batch where the topic asks for it, as Kafka does: a
+    /// compacted topic refuses a record without a key (compaction could never tell which such
+    /// record to keep), and a topic with a timestamp window (`message.timestamp.before.max.ms`,
+    /// `message.timestamp.after.max.ms`) a record whose create time lies outside it. Other
+    /// topics do not pay for reading the records (decompressing them a record at a time).
+    fn judge_records(&self, records: &Bytes) -> Result<()> {
+        let compaction = self.compaction.get();
+        let window = self.timestamp_window.get().map(|(before, after)| {
+            let now = i128::from(self.clock.now_ms());
+            let clamp = |ms: i128| ms.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+            (
+                clamp(now - i128::from(before)),
+                clamp(now + i128::from(after)),
+            )
+        });
+        if compaction.is_none() && window.is_none() {
             return Ok(());
+        }
+        let invalid = |reason| {
+            EngineError::InvalidBatch(LogError::InvalidBatch {
+                position: 0,
+                reason,
+            })
         };
+        let unreadable = |_| invalid(batch::BatchDefect::BadRecords);
         for item in batch::batches(records) {
             let (_, raw) = item.map_err(EngineError::InvalidBatch)?;
-            let invalid = |reason| {
-                EngineError::InvalidBatch(LogError::InvalidBatch {
-                    position: 0,
-                    reason,
-                })
-            };
             batch::validate(&raw).map_err(invalid)?;
-            let keyless = batch::clean::has_record_without_key(&raw)
-                .map_err(|_| invalid(batch::BatchDefect::BadRecords))?;
-            if keyless {
-                return Err(EngineError::KeylessRecord {
-                    topic: self.tp.topic.to_string(),
-                    policy: compaction.policy.as_str(),
-                });
+            if let Some(compaction) = compaction {
+                if batch::clean::has_record_without_key(&raw).map_err(unreadable)? {
+                    return Err(EngineError::KeylessRecord {
+                        topic: self.tp.topic.to_string(),
+                        policy: compaction.policy.as_str(),
+                    });
+                }
+            }
+            if let Some((min, max)) = window {
+                let outside =
+                    batch::clean::timestamp_outside(&raw, min, max).map_err(unreadable)?;
+                if let Some(timestamp) = outside {
+                    return Err(EngineError::InvalidTimestamp {
+                        timestamp,
+                        min,
+                        max,
+                    });
+                }
             }
         }
         Ok(())
@@ -465,6 +492,7 @@ impl Partition {
         self.compaction.set(Compaction::of(config));
         self.log_append_time
             .set(config.timestamp_type == TimestampType::LogAppendTime);
+        self.timestamp_window.set(config.timestamp_window());
         let wanted = log_config(config);
         if self.log.config() != wanted {
             self.log.set_config(wanted);

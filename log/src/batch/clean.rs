@@ -112,11 +112,11 @@ fn parse_records(section: &[u8], base_offset: i64) -> Result<Vec<KeyedRecord<'_>
         let len = usize::try_from(len).map_err(|_| CleanError::BadRecord)?;
         let end = n.checked_add(len).ok_or(CleanError::BadRecord)?;
         let raw = rest.get(..end).ok_or(CleanError::BadRecord)?;
-        let (offset_delta, key, tombstone) = record_fields(&raw[n..])?;
+        let fields = record_fields(&raw[n..])?;
         records.push(KeyedRecord {
-            offset: base_offset.saturating_add(offset_delta),
-            key,
-            tombstone,
+            offset: base_offset.saturating_add(fields.offset_delta),
+            key: fields.key,
+            tombstone: fields.tombstone,
             raw,
         });
         rest = &rest[end..];
@@ -124,11 +124,20 @@ fn parse_records(section: &[u8], base_offset: i64) -> Result<Vec<KeyedRecord<'_>
     Ok(records)
 }
 
-/// A record body's (after its length) offset delta, key, and whether its value is null.
-fn record_fields(body: &[u8]) -> Result<(i64, Option<&[u8]>, bool), CleanError> {
+/// The fields of a record the log looks at.
+struct RecordFields<'a> {
+    timestamp_delta: i64,
+    offset_delta: i64,
+    key: Option<&'a [u8]>,
+    /// Whether the value is null.
+    tombstone: bool,
+}
+
+/// A record body's (after its length) fields.
+fn record_fields(body: &[u8]) -> Result<RecordFields<'_>, CleanError> {
     // Attributes (one byte), then the timestamp delta, the offset delta and the key.
     let mut body = body.get(1..).ok_or(CleanError::BadRecord)?;
-    let _timestamp_delta = take_varlong(&mut body)?;
+    let timestamp_delta = take_varlong(&mut body)?;
     let offset_delta = take_varlong(&mut body)?;
     let key_len = take_varlong(&mut body)?;
     let key = if key_len < 0 {
@@ -140,13 +149,15 @@ fn record_fields(body: &[u8]) -> Result<(i64, Option<&[u8]>, bool), CleanError> 
         Some(key)
     };
     let value_len = take_varlong(&mut body)?;
-    Ok((offset_delta, key, value_len < 0))
+    Ok(RecordFields {
+        timestamp_delta,
+        offset_delta,
+        key,
+        tombstone: value_len < 0,
+    })
 }
 
 /// Whether a validated batch holds a record without a key (a control batch holds none).
-/// Records are read one at a time from a decompressing stream, so that the memory it takes is
-/// one record's, however far the batch expands; it reads at most [`DECOMPRESSED_BYTES_MAX`] of
-/// records (snappy, whose Kafka framing is not streamed here, is decompressed whole up to that).
 ///
 /// # Errors
 /// [`CleanError`] when the records cannot be read.
@@ -155,13 +166,61 @@ pub fn has_record_without_key(batch: &[u8]) -> Result<bool, CleanError> {
     if header.is_control() {
         return Ok(false);
     }
+    any_record(batch, header, |r| r.key.is_none())
+}
+
+/// The first record timestamp of a validated batch outside `min..=max`, if any. Records without
+/// a timestamp (-1), control batches and log-append-time batches have none to judge, as in
+/// Kafka's check of `message.timestamp.before.max.ms` and `message.timestamp.after.max.ms`.
+///
+/// # Errors
+/// [`CleanError`] when the records cannot be read.
+pub fn timestamp_outside(batch: &[u8], min: i64, max: i64) -> Result<Option<i64>, CleanError> {
+    let header = header_of(batch)?;
+    if header.is_control() || header.is_log_append_time() {
+        return Ok(None);
+    }
+    let base = header.base_timestamp();
+    let mut outside = None;
+    any_record(batch, header, |r| {
+        let ts = base.saturating_add(r.timestamp_delta);
+        let out = ts != UNSET_TIMESTAMP && !(min..=max).contains(&ts);
+        if out {
+            outside = Some(ts);
+        }
+        out
+    })?;
+    Ok(outside)
+}
+
+/// Kafka's `RecordBatch.NO_TIMESTAMP`: a record without a timestamp.
+const UNSET_TIMESTAMP: i64 = -1;
+
+/// Whether any record of a validated batch meets `pred`, stopping at the first that does.
+/// Records are read one at a time from a decompressing stream, so that the memory it takes is
+/// one record's, however far the batch expands; it reads at most [`DECOMPRESSED_BYTES_MAX`] of
+/// records (snappy, whose Kafka framing is not streamed here, is decompressed whole up to that).
+fn any_record(
+    batch: &[u8],
+    header: &BatchHeader,
+    mut pred: impl FnMut(&RecordFields<'_>) -> bool,
+) -> Result<bool, CleanError> {
     let section = batch
         .get(BATCH_HEADER_BYTES..header.total_bytes())
         .ok_or(CleanError::BadRecord)?;
     let Some(mut reader) = codec::reader(section, compression_of(header)?)? else {
         let section = records_section(batch, header)?;
-        let records = parse_records(&section, header.base_offset())?;
-        return Ok(records.iter().any(|r| r.key.is_none()));
+        let mut rest: &[u8] = &section;
+        while !rest.is_empty() {
+            let len =
+                usize::try_from(take_varlong(&mut rest)?).map_err(|_| CleanError::BadRecord)?;
+            let body = rest.get(..len).ok_or(CleanError::BadRecord)?;
+            if pred(&record_fields(body)?) {
+                return Ok(true);
+            }
+            rest = &rest[len..];
+        }
+        return Ok(false);
     };
     let mut record = Vec::new();
     // Bounds the time as the stream bounds the memory: a small batch may expand to gigabytes.
@@ -181,7 +240,7 @@ pub fn has_record_without_key(batch: &[u8]) -> Result<bool, CleanError> {
         reader
             .read_exact(&mut record)
             .map_err(|_| CleanError::BadRecord)?;
-        if record_fields(&record)?.1.is_none() {
+        if pred(&record_fields(&record)?) {
             return Ok(true);
         }
     }
@@ -396,6 +455,36 @@ mod tests {
             let mixed = keyed_batch(0, &[(Some(b"a"), Some(b"1")), (None, Some(b"2"))], codec);
             assert!(has_record_without_key(&mixed).unwrap(), "{codec:?}");
         }
+    }
+
+    #[test]
+    fn a_record_timestamp_outside_a_window_is_found_in_every_codec() {
+        for codec in crate::batch::codec::ALL {
+            // Records at 1000, 1100, 1200 and 1300.
+            let batch = crate::testing::BatchBuilder::new(1_000)
+                .timestamp_step(100)
+                .compression(codec)
+                .records(4, 10)
+                .build();
+            assert_eq!(
+                timestamp_outside(&batch, 1_000, 1_300).ok(),
+                Some(None),
+                "{codec:?}"
+            );
+            assert_eq!(
+                timestamp_outside(&batch, 1_100, 1_300).ok(),
+                Some(Some(1_000)),
+                "{codec:?}"
+            );
+            assert_eq!(
+                timestamp_outside(&batch, 0, 1_250).ok(),
+                Some(Some(1_300)),
+                "{codec:?}"
+            );
+        }
+        // Records without a timestamp are not judged.
+        let unset = crate::testing::BatchBuilder::new(-1).records(2, 10).build();
+        assert_eq!(timestamp_outside(&unset, 0, 10).ok(), Some(None));
     }
 
     #[test]

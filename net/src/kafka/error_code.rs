@@ -20,6 +20,7 @@ pub(crate) fn code_of(err: &EngineError) -> i16 {
         EngineError::MessageTooLarge { .. } => ResponseError::MessageTooLarge,
         EngineError::InvalidBatch(_) => ResponseError::CorruptMessage,
         EngineError::KeylessRecord { .. } => ResponseError::InvalidRecord,
+        EngineError::InvalidTimestamp { .. } => ResponseError::InvalidTimestamp,
         // Retriable: the client tries again, against this node after a restart.
         EngineError::ShuttingDown => ResponseError::NotLeaderOrFollower,
         EngineError::Log(_) | EngineError::Io { .. } => ResponseError::KafkaStorageError,
