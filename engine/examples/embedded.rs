@@ -68,6 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_bytes: 1 << 20,
         max_wait: Duration::from_millis(100),
         min_bytes: 1,
+        isolation: Default::default(),
     }))?;
     println!(
         "fetched {} batch(es), {} bytes, high watermark {}",

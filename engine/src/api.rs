@@ -35,6 +35,30 @@ pub struct FetchRequest {
     pub max_wait: Duration,
     /// Answer as soon as this many bytes are available.
     pub min_bytes: usize,
+    /// Whether records of open transactions are read ([`Isolation::ReadUncommitted`], the
+    /// default) or only those below the last stable offset.
+    pub isolation: Isolation,
+}
+
+/// What a fetch may read of transactional records (Kafka's `isolation.level`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Isolation {
+    /// Everything below the high watermark, open and aborted transactions included.
+    #[default]
+    ReadUncommitted,
+    /// Only what lies below the last stable offset (the first offset of the oldest open
+    /// transaction); the answer lists the aborted transactions its records overlap.
+    ReadCommitted,
+}
+
+/// An aborted transaction a read-committed fetch answer overlaps: the consumer drops this
+/// producer's records from `first_offset` up to the transaction's abort marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTransaction {
+    /// The producer whose transaction was aborted.
+    pub producer_id: i64,
+    /// The transaction's first offset in the partition.
+    pub first_offset: Offset,
 }
 
 /// What a fetch returns.
@@ -44,8 +68,13 @@ pub struct FetchOutcome {
     pub batches: Vec<Bytes>,
     /// Offset after the last record a consumer may read.
     pub high_watermark: Offset,
+    /// The first offset of the oldest open transaction, or the high watermark (Kafka's last
+    /// stable offset).
+    pub last_stable_offset: Offset,
     /// First offset still in the log.
     pub log_start_offset: Offset,
+    /// For a read-committed fetch, the aborted transactions the batches overlap.
+    pub aborted: Vec<AbortedTransaction>,
 }
 
 impl FetchOutcome {
@@ -62,6 +91,9 @@ pub enum OffsetSpec {
     Earliest,
     /// The offset after the last record (the high watermark).
     Latest,
+    /// The last stable offset: the first offset of the oldest open transaction, or the high
+    /// watermark (what a read-committed consumer takes as the end).
+    LastStable,
     /// The first offset whose timestamp is at least this many ms since the epoch.
     Timestamp(i64),
     /// The first offset with the largest timestamp of the partition (KIP-734).

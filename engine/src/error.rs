@@ -104,6 +104,9 @@ pub enum EngineError {
     /// The batch itself is invalid (length, magic, CRC); the log is untouched.
     #[error("invalid record batch: {0}")]
     InvalidBatch(#[source] LogError),
+    /// A transactional request the transaction's state refuses.
+    #[error("transaction: {0}")]
+    Transaction(#[from] crate::txn::TxnError),
     /// The engine is shutting down and takes no new work.
     #[error("the engine is shutting down")]
     ShuttingDown,

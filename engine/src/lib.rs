@@ -26,8 +26,12 @@ pub mod metrics;
 mod partition;
 mod shard;
 mod topic;
+pub mod txn;
 
-pub use api::{FetchOutcome, FetchRequest, OffsetSpec, ProduceOutcome, Record, RecordHeader};
+pub use api::{
+    AbortedTransaction, FetchOutcome, FetchRequest, Isolation, OffsetSpec, ProduceOutcome, Record,
+    RecordHeader,
+};
 pub use batch_builder::encode_batch;
 pub use engine::{Engine, EngineConfig, Placement};
 pub use error::EngineError;

@@ -60,6 +60,7 @@ fn services_run_on_every_shard_and_finish_in_flight_work_at_shutdown() {
             max_bytes: 1 << 20,
             max_wait: Duration::ZERO,
             min_bytes: 0,
+            isolation: Default::default(),
         }))
         .expect("fetch");
         assert_eq!(
@@ -220,6 +221,7 @@ fn retention_task_deletes_old_segments() {
         max_bytes: 1 << 20,
         max_wait: Duration::ZERO,
         min_bytes: 0,
+        isolation: Default::default(),
     }))
     .unwrap_err();
     assert!(

@@ -12,6 +12,7 @@ fn wait_request(tp: &TopicPartition, offset: u64, max_wait: Duration) -> FetchRe
     FetchRequest {
         max_wait,
         min_bytes: 1,
+        isolation: Default::default(),
         ..common::read_request(tp, offset, 1 << 20)
     }
 }

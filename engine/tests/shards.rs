@@ -144,6 +144,7 @@ fn a_shard_serves_partitions_of_other_shards_through_the_mesh() {
                 max_bytes: 1 << 20,
                 max_wait: Duration::ZERO,
                 min_bytes: 0,
+                isolation: Default::default(),
             })
             .await
             .expect("fetch")

@@ -29,9 +29,9 @@ pub fn from_engine(err: EngineError) -> Status {
         | EngineError::KeylessRecord { .. }
         | EngineError::InvalidTimestamp { .. } => invalid_argument("records", &err),
         EngineError::OffsetOutOfRange { .. } => Status::out_of_range(err.to_string()),
-        EngineError::OutOfOrderSequence { .. } | EngineError::InvalidProducerEpoch { .. } => {
-            Status::failed_precondition(err.to_string())
-        }
+        EngineError::OutOfOrderSequence { .. }
+        | EngineError::InvalidProducerEpoch { .. }
+        | EngineError::Transaction(_) => Status::failed_precondition(err.to_string()),
         EngineError::ShuttingDown => Status::unavailable(err.to_string()),
         EngineError::Log(_) | EngineError::Io { .. } | EngineError::Start(_) => {
             tracing::error!(error = %err, "engine failure answered INTERNAL");

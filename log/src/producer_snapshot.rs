@@ -22,7 +22,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::batch::BatchHeader;
+use crate::batch::ProducerBatchHeader;
 use crate::error::{IoContext, LogError};
 use crate::io;
 use crate::offset::Offset;
@@ -54,7 +54,7 @@ pub struct RecoveredProducers {
     /// The headers of the idempotent batches (producer id ≥ 0) to replay, in log order: those
     /// from the snapshot's offset on, or without a snapshot those of the log's last
     /// [`PRODUCER_HISTORY_BYTES`](crate::limits::PRODUCER_HISTORY_BYTES).
-    pub batches: Vec<BatchHeader>,
+    pub batches: Vec<ProducerBatchHeader>,
 }
 
 fn path(dir: &Path, offset: Offset) -> PathBuf {

@@ -26,6 +26,7 @@ pub struct BatchBuilder {
     producer_epoch: i16,
     base_sequence: i32,
     compression: Compression,
+    transactional: bool,
     /// Each record's key and value (`None`: null).
     records: Vec<OwnedKeyValue>,
 }
@@ -40,6 +41,7 @@ impl BatchBuilder {
             producer_epoch: -1,
             base_sequence: -1,
             compression: Compression::None,
+            transactional: false,
             records: Vec::new(),
         }
     }
@@ -57,6 +59,13 @@ impl BatchBuilder {
         self.producer_id = id;
         self.producer_epoch = epoch;
         self.base_sequence = base_sequence;
+        self
+    }
+
+    /// Marks the batch as part of its producer's transaction (the transactional attribute).
+    #[must_use]
+    pub fn transactional(mut self) -> Self {
+        self.transactional = true;
         self
     }
 
@@ -132,7 +141,8 @@ impl BatchBuilder {
         buf.put_i32(-1); // partition leader epoch
         buf.put_i8(2); // magic
         buf.put_u32(0); // crc, patched below
-        buf.put_i16(self.compression as i16); // attributes: the codec
+                        // Attributes: the codec, and bit 4 for a transactional batch.
+        buf.put_i16(self.compression as i16 | if self.transactional { 0x10 } else { 0 });
         buf.put_i32(count as i32 - 1);
         buf.put_i64(self.base_timestamp);
         buf.put_i64(max_ts.max(self.base_timestamp));

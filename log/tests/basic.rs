@@ -533,7 +533,7 @@ fn recovery_hands_over_the_producer_batches_of_the_last_16_mib_across_rolls() {
         let headers = recovered.batches;
         let seen: Vec<(i64, i32)> = headers
             .iter()
-            .map(|h| (h.producer_id(), h.base_sequence()))
+            .map(|h| (h.header.producer_id(), h.header.base_sequence()))
             .collect();
         let (last, earlier) = seen.split_last().unwrap();
         assert_eq!(*last, (8, 0), "the active segment's batch comes last");

@@ -71,7 +71,13 @@ fn recovery_hands_over_the_newest_snapshot_and_the_batches_after_it() {
         let replayed: Vec<(i64, i32, i64)> = recovered
             .batches
             .iter()
-            .map(|h| (h.producer_id(), h.base_sequence(), h.base_offset()))
+            .map(|h| {
+                (
+                    h.header.producer_id(),
+                    h.header.base_sequence(),
+                    h.header.base_offset(),
+                )
+            })
             .collect();
         assert_eq!(
             replayed,
@@ -129,7 +135,7 @@ fn a_snapshot_in_the_segment_before_the_active_one_replays_from_inside_it() {
         let seqs: Vec<i32> = recovered
             .batches
             .iter()
-            .map(|h| h.base_sequence())
+            .map(|h| h.header.base_sequence())
             .collect();
         assert_eq!(
             seqs,

@@ -154,7 +154,10 @@ fn api_versions_advertises_the_data_and_group_apis() {
     // Advertised from v0 for older librdkafka, served at v1 only.
     assert_eq!(range(ApiKey::SaslHandshake), Some((0, 1)));
     assert_eq!(range(ApiKey::SaslAuthenticate), Some((0, 2)));
-    assert!(range(ApiKey::EndTxn).is_none());
+    // The transactional APIs, at the versions before KIP-890's broker-side verification.
+    assert_eq!(range(ApiKey::AddPartitionsToTxn), Some((0, 3)));
+    assert_eq!(range(ApiKey::EndTxn), Some((0, 3)));
+    assert!(range(ApiKey::WriteTxnMarkers).is_none());
 }
 
 #[test]

@@ -111,27 +111,6 @@ def test_kafka_python_idempotent_producer(spindle, topic_name):
     assert read_values(spindle.bootstrap, topic_name, 50) == list(enumerate(values))
 
 
-def test_transactional_producer_fails_at_once_with_a_clear_error(spindle):
-    """Transactions are not supported: librdkafka's init_transactions() must fail fast with a
-    fatal error that says so, not retry until its timeout."""
-    import time
-
-    from confluent_kafka import KafkaException
-
-    prod = clients.producer(spindle.bootstrap, {"transactional.id": "spindle-txn-test"})
-    started = time.monotonic()
-    try:
-        prod.init_transactions(30)
-    except KafkaException as e:
-        error = e.args[0]
-    else:
-        raise AssertionError("init_transactions succeeded against a broker without transactions")
-    elapsed = time.monotonic() - started
-    assert elapsed < 10, f"failed only after {elapsed:.1f} s"
-    assert error.fatal(), error
-    assert "transactions are not supported" in error.str(), error.str()
-
-
 def test_an_idempotent_producer_streaming_through_sigkills_stores_each_record_once(fresh_spindle, topic_name):
     """One idempotent producer (acks=all) streams numbered records while the server is killed
     with SIGKILL three times at random moments and restarted; the producer lives on and retries

@@ -102,6 +102,9 @@ pub enum Committer {
     /// The gRPC gateway's Commit call, made for its group subscriptions by a call that carries
     /// no member id: accepted whatever the group's state.
     Gateway,
+    /// A committed transaction's offsets (Kafka's TxnOffsetCommit, applied at the commit):
+    /// accepted whatever the group's state, as the transaction's own fencing already decided.
+    Transaction,
 }
 
 impl Committer {
@@ -430,7 +433,9 @@ impl GroupCoordinator {
         let mut groups = self.groups.borrow_mut();
         let group = groups.get_mut(&commit.group_id);
         match (&commit.committer, group) {
-            (Committer::Gateway, _) | (Committer::Outsider, None) => Ok(()),
+            (Committer::Gateway | Committer::Transaction, _) | (Committer::Outsider, None) => {
+                Ok(())
+            }
             (Committer::Outsider, Some(group)) if group.has_members() => {
                 Err(GroupError::UnknownMemberId)
             }

@@ -51,7 +51,7 @@ mod record;
 mod replay;
 pub mod state;
 
-pub(crate) use api::coordinator_in;
+pub(crate) use api::{coordinator_in, offsets_partition};
 pub use api::{list_all_groups, on_coordinator};
 pub use commit::CommitOutcome;
 pub use coordinator::{Committer, GroupCoordinator, GroupDescription, GroupListing, OffsetCommit};

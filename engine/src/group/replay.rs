@@ -33,6 +33,7 @@ pub(crate) async fn replay(
             max_bytes: RECOVERY_FETCH_BYTES,
             max_wait: std::time::Duration::ZERO,
             min_bytes: 0,
+            isolation: Default::default(),
         };
         let outcome = match shard.fetch(request).await {
             Ok(outcome) => outcome,

@@ -9,6 +9,7 @@
 //! acknowledged.
 
 mod producer;
+mod txn;
 
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
@@ -22,11 +23,14 @@ use crate::limits::FETCH_MAX_WAIT;
 use crate::log_api::{batch, Clock, Log, LogConfig, Offset};
 use crate::metrics::LogCounters;
 use crate::{
-    CleanupPolicy, EngineError, FetchOutcome, FetchRequest, FsyncPolicy, OffsetSpec,
-    PartitionState, ProduceOutcome, Result, ShardId, TimestampType, TopicConfig, TopicPartition,
+    AbortedTransaction, CleanupPolicy, EngineError, FetchOutcome, FetchRequest, FsyncPolicy,
+    Isolation, OffsetSpec, PartitionState, ProduceOutcome, Result, ShardId, TimestampType,
+    TopicConfig, TopicPartition,
 };
-use producer::{ProducerBatch, ProducerTable, Verdict};
+use producer::{decode_snapshot, encode_snapshot, ProducerBatch, ProducerTable, Verdict};
+use spindle_log::batch::{BatchHeader, TxnMarker};
 use spindle_log::{Cleanable, CompactionOutcome, LogError};
+use txn::Transactions;
 
 /// One partition on its owning shard.
 pub(crate) struct Partition {
@@ -34,6 +38,8 @@ pub(crate) struct Partition {
     dir: PathBuf,
     log: Log,
     producers: RefCell<ProducerTable>,
+    /// Open and aborted transactions (see `txn`).
+    txns: RefCell<Transactions>,
     /// The offset of the producer snapshot last saved or loaded (see `snapshot_producers`).
     snapshot_at: Cell<Option<Offset>>,
     /// Notified whenever the high watermark advances or the partition stops serving.
@@ -100,6 +106,24 @@ impl Compaction {
     }
 }
 
+/// The base and last offsets of a stored batch (the log hands out only whole, checked batches).
+fn batch_span(batch: &[u8]) -> (u64, u64) {
+    BatchHeader::parse(batch).map_or((0, 0), |h| {
+        let offset = |o: i64| u64::try_from(o).unwrap_or(0);
+        (offset(h.base_offset()), offset(h.last_offset()))
+    })
+}
+
+/// The producer fields of a batch header.
+fn producer_batch(header: &BatchHeader) -> ProducerBatch {
+    ProducerBatch::new(
+        header.producer_id(),
+        header.producer_epoch(),
+        header.base_sequence(),
+        header.last_offset_delta(),
+    )
+}
+
 /// The log configuration a topic configuration asks for.
 pub(crate) fn log_config(config: &TopicConfig) -> LogConfig {
     LogConfig {
@@ -148,6 +172,7 @@ impl Partition {
             dir,
             log,
             producers: RefCell::default(),
+            txns: RefCell::default(),
             snapshot_at: Cell::new(None),
             appended: Event::default(),
             max_message_bytes: Cell::new(config.max_message_bytes),
@@ -171,9 +196,10 @@ impl Partition {
     fn rebuild_producers(&self) {
         let recovered = self.log.take_recovered_producers();
         let mut table = ProducerTable::default();
+        let mut txns = Transactions::default();
         if let Some(snapshot) = recovered.snapshot {
-            match ProducerTable::decode(&snapshot.body) {
-                Some(saved) => table = saved,
+            match decode_snapshot(&snapshot.body) {
+                Some(saved) => (table, txns) = saved,
                 // The log checked the file's CRC, so this is a format this build does not read.
                 None => tracing::warn!(
                     partition = %self.tp,
@@ -184,21 +210,30 @@ impl Partition {
             }
             self.snapshot_at.set(Some(snapshot.offset));
         }
-        for header in recovered.batches {
+        for batch in recovered.batches {
+            let header = batch.header;
             let base = Offset(u64::try_from(header.base_offset()).unwrap_or(0));
             let delta = u64::try_from(header.last_offset_delta()).unwrap_or(0);
-            let pb = ProducerBatch::new(
-                header.producer_id(),
-                header.producer_epoch(),
-                header.base_sequence(),
-                header.last_offset_delta(),
+            if let Some(marker) = batch.marker {
+                table.fence(header.producer_id(), header.producer_epoch());
+                txns.on_marker(header.producer_id(), marker == TxnMarker::Abort, base);
+                continue;
+            }
+            table.record(
+                &producer_batch(&header),
+                base,
+                Offset(base.0.saturating_add(delta)),
             );
-            table.record(&pb, base, Offset(base.0.saturating_add(delta)));
+            if header.is_transactional() {
+                txns.on_data(header.producer_id(), base);
+            }
         }
+        txns.forget_below(self.log.start_offset());
         if table.len() > 0 {
             tracing::debug!(partition = %self.tp, producers = table.len(), "producer state rebuilt");
         }
         *self.producers.borrow_mut() = table;
+        *self.txns.borrow_mut() = txns;
     }
 
     /// Bounds the log's tail cache to this partition's share of the shard's memory budget.
@@ -225,8 +260,8 @@ impl Partition {
         let idempotent: Vec<(usize, ProducerBatch)> = headers
             .iter()
             .enumerate()
-            .filter(|(_, h)| h.0 >= 0)
-            .map(|(i, h)| (i, ProducerBatch::new(h.0, h.1, h.2, h.3)))
+            .filter(|(_, h)| h.producer_id() >= 0)
+            .map(|(i, h)| (i, producer_batch(h)))
             .collect();
         if let Some(duplicate) = self.judge_sequences(&idempotent, headers.len())? {
             // The original may still be on its way to the disk (or back in the queue after a
@@ -253,11 +288,15 @@ impl Partition {
         })?;
         if !idempotent.is_empty() {
             let mut producers = self.producers.borrow_mut();
+            let mut txns = self.txns.borrow_mut();
             let mut next = info.base_offset.0;
             for (i, h) in headers.iter().enumerate() {
-                let last = next + u64::try_from(h.3).unwrap_or(0);
+                let last = next + u64::try_from(h.last_offset_delta()).unwrap_or(0);
                 if let Some((_, pb)) = idempotent.iter().find(|(j, _)| *j == i) {
                     producers.record(pb, Offset(next), Offset(last));
+                    if h.is_transactional() {
+                        txns.on_data(pb.producer_id, Offset(next));
+                    }
                 }
                 next = last + 1;
             }
@@ -273,9 +312,9 @@ impl Partition {
         Ok((outcome, info.bytes_to_copy))
     }
 
-    /// Checks every batch against `max.message.bytes`; returns each batch's producer fields
-    /// `(producer id, epoch, base sequence, last offset delta)`.
-    fn judge_sizes(&self, records: &Bytes) -> Result<Vec<(i64, i16, i32, i32)>> {
+    /// Checks every batch against `max.message.bytes`, and refuses control batches (only the
+    /// transaction coordinator writes those); returns each batch's header.
+    fn judge_sizes(&self, records: &Bytes) -> Result<Vec<BatchHeader>> {
         let max = self.max_message_bytes.get() as usize;
         let mut headers = Vec::new();
         for item in batch::batches(records) {
@@ -286,14 +325,53 @@ impl Partition {
                     max,
                 });
             }
-            headers.push((
-                header.producer_id(),
-                header.producer_epoch(),
-                header.base_sequence(),
-                header.last_offset_delta(),
-            ));
+            if header.is_control() {
+                return Err(EngineError::InvalidBatch(LogError::InvalidBatch {
+                    position: 0,
+                    reason: batch::BatchDefect::BadRecords,
+                }));
+            }
+            headers.push(header);
         }
         Ok(headers)
+    }
+
+    /// Ends producer `producer_id`'s transaction in this partition with a marker (see `txn`),
+    /// written with the producer's `epoch` (a coordinator that bumped it fences the older epoch
+    /// here), and returns once the marker is written. A partition the producer wrote nothing to
+    /// in the transaction gets the marker too, as in Kafka.
+    ///
+    /// # Errors
+    /// [`EngineError::InvalidProducerEpoch`] when the partition has seen a later epoch of the
+    /// producer; I/O.
+    pub(crate) async fn write_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        marker: TxnMarker,
+        coordinator_epoch: i32,
+    ) -> Result<Offset> {
+        if self.closing.get() {
+            return Err(EngineError::ShuttingDown);
+        }
+        if self.producers.borrow().epoch_of(producer_id) > Some(epoch) {
+            return Err(EngineError::InvalidProducerEpoch { producer_id, epoch });
+        }
+        let batch = batch::encode_marker(
+            producer_id,
+            epoch,
+            marker,
+            coordinator_epoch,
+            self.clock.now_ms(),
+        );
+        let info = self.log.append(batch)?;
+        self.producers.borrow_mut().fence(producer_id, epoch);
+        self.txns
+            .borrow_mut()
+            .on_marker(producer_id, marker == TxnMarker::Abort, info.base_offset);
+        self.log.flush().await?;
+        self.appended.notify();
+        Ok(info.base_offset)
     }
 
     /// Reads the records of every batch where the topic asks for it, as Kafka does: a
@@ -415,16 +493,51 @@ impl Partition {
                 high_watermark,
             });
         }
-        let batches = if req.offset == high_watermark || req.max_bytes == 0 {
+        let committed = req.isolation == Isolation::ReadCommitted;
+        let end = if committed {
+            self.last_stable_offset()
+        } else {
+            high_watermark
+        };
+        let mut batches = if req.offset >= end || req.max_bytes == 0 {
             Vec::new()
         } else {
             self.log.read(req.offset, req.max_bytes).await?
         };
+        let mut aborted = Vec::new();
+        if committed {
+            // The log reads up to the high watermark; a read-committed answer stops at the last
+            // stable offset, which is always a batch's base offset.
+            let end = self.last_stable_offset();
+            batches.retain(|b| batch_span(b).0 < end.0);
+            if let Some(last) = batches.last() {
+                let to = Offset(batch_span(last).1.saturating_add(1));
+                aborted = self
+                    .txns
+                    .borrow()
+                    .aborted_within(req.offset, to)
+                    .into_iter()
+                    .map(|(producer_id, first_offset)| AbortedTransaction {
+                        producer_id,
+                        first_offset,
+                    })
+                    .collect();
+            }
+        }
         Ok(FetchOutcome {
             batches,
             high_watermark: self.log.high_watermark(),
+            last_stable_offset: self.last_stable_offset(),
             log_start_offset: self.log.start_offset(),
+            aborted,
         })
+    }
+
+    /// The first offset of the oldest open transaction, or the high watermark.
+    pub(crate) fn last_stable_offset(&self) -> Offset {
+        self.txns
+            .borrow()
+            .last_stable_offset(self.log.high_watermark())
     }
 
     /// Deletes the records below `before` (the high watermark if `None`); the log start offset.
@@ -457,6 +570,7 @@ impl Partition {
         Ok(match spec {
             OffsetSpec::Earliest => Some((self.log.start_offset(), -1)),
             OffsetSpec::Latest => Some((self.log.high_watermark(), -1)),
+            OffsetSpec::LastStable => Some((self.last_stable_offset(), -1)),
             OffsetSpec::Timestamp(ts) => self.log.offset_for_timestamp(ts).await?,
             OffsetSpec::MaxTimestamp => self.log.offset_of_max_timestamp().await?,
         })
@@ -614,7 +728,7 @@ impl Partition {
             if producers.len() == 0 && self.snapshot_at.get().is_none() {
                 return Ok(());
             }
-            producers.encode(end)
+            encode_snapshot(&producers, &mut self.txns.borrow_mut(), end)
         };
         self.log.save_producer_snapshot(end, &body).await?;
         self.snapshot_at.set(Some(end));
@@ -724,6 +838,94 @@ mod tests {
                     .build();
                 let (stored, _) = partition.produce(next).await.expect("in sequence");
                 assert_eq!(stored.base_offset, end, "producer 8's sequence carried on");
+                partition.close().await.expect("close");
+            })
+            .expect("executor")
+            .join()
+            .expect("executor thread");
+    }
+
+    /// Everything `partition` returns from offset 0 at `isolation`.
+    async fn read_from_start(partition: &Partition, isolation: Isolation) -> FetchOutcome {
+        let req = FetchRequest {
+            tp: TopicPartition::new("t", 0),
+            offset: Offset(0),
+            max_bytes: 1 << 20,
+            max_wait: Duration::ZERO,
+            min_bytes: 0,
+            isolation,
+        };
+        partition.fetch(&req).await.expect("fetch")
+    }
+
+    #[test]
+    fn transactions_bound_committed_reads_and_survive_a_crash_across_a_snapshot() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t-0");
+        glommio::LocalExecutorBuilder::default()
+            .spawn(move || async move {
+                let clock: Rc<dyn Clock> = Rc::new(SystemClock);
+                let config = TopicConfig::default();
+                let tp = TopicPartition::new("t", 0);
+                let open = || Partition::open(tp.clone(), path.clone(), &config, clock.clone());
+                let partition = open().await.expect("open");
+                let txn_batch = |producer, seq| {
+                    BatchBuilder::new(1_000)
+                        .producer(producer, 0, seq)
+                        .transactional()
+                        .records(2, 10)
+                        .build()
+                };
+                // Producer 7 aborts at 2 (records 0-1), producer 8 opens at 3 and commits at 7
+                // after the snapshot; producer 9 stays open from 5.
+                partition.produce(txn_batch(7, 0)).await.expect("produce");
+                partition
+                    .write_marker(7, 0, TxnMarker::Abort, 0)
+                    .await
+                    .expect("marker");
+                partition.produce(txn_batch(8, 0)).await.expect("produce");
+                partition.produce(txn_batch(9, 0)).await.expect("produce");
+                let committed = read_from_start(&partition, Isolation::ReadCommitted).await;
+                assert_eq!(committed.last_stable_offset, Offset(3));
+                assert_eq!(
+                    committed.batches.len(),
+                    2,
+                    "the aborted batch and its marker"
+                );
+                assert_eq!(
+                    committed.aborted,
+                    vec![AbortedTransaction {
+                        producer_id: 7,
+                        first_offset: Offset(0)
+                    }]
+                );
+                partition.snapshot_producers().await.expect("snapshot");
+                partition
+                    .write_marker(8, 0, TxnMarker::Commit, 0)
+                    .await
+                    .expect("marker");
+                let end = partition.log.next_offset();
+                // A crash: the partition is dropped without closing its log.
+                drop(partition);
+                let partition = open().await.expect("reopen");
+                assert_eq!(partition.log.next_offset(), end);
+                let committed = read_from_start(&partition, Isolation::ReadCommitted).await;
+                assert_eq!(
+                    committed.last_stable_offset,
+                    Offset(5),
+                    "producer 9 is still open"
+                );
+                assert_eq!(committed.aborted.len(), 1);
+                let all = read_from_start(&partition, Isolation::ReadUncommitted).await;
+                assert_eq!(all.last_stable_offset, Offset(5));
+                assert_eq!(all.high_watermark, end);
+                partition
+                    .write_marker(9, 0, TxnMarker::Abort, 0)
+                    .await
+                    .expect("marker");
+                let committed = read_from_start(&partition, Isolation::ReadCommitted).await;
+                assert_eq!(committed.last_stable_offset, partition.log.high_watermark());
+                assert_eq!(committed.aborted.len(), 2);
                 partition.close().await.expect("close");
             })
             .expect("executor")

@@ -21,6 +21,7 @@ use std::collections::{HashMap, VecDeque};
 
 use spindle_log::Offset;
 
+use super::txn::Transactions;
 use crate::limits::{PRODUCERS_PER_PARTITION_MAX, PRODUCER_BATCHES_REMEMBERED};
 use crate::EngineError;
 
@@ -184,23 +185,51 @@ impl ProducerTable {
         copy
     }
 
+    /// The epoch the table holds for `producer_id`, if it knows the producer.
+    pub(crate) fn epoch_of(&self, producer_id: i64) -> Option<i16> {
+        self.producers.get(&producer_id).map(|e| e.epoch)
+    }
+
     /// Producers known.
     pub(crate) fn len(&self) -> usize {
         self.producers.len()
     }
 
-    /// The table as it was after every batch below `end` (batches at or above it left out, and
-    /// producers with none left), encoded for a producer snapshot:
+    /// A transaction marker of `producer_id` at `epoch`: a coordinator that bumped the epoch
+    /// (fencing the producer, or aborting its timed-out transaction) fences the older epoch here
+    /// too, and the producer starts again from any sequence at the new one.
+    pub(crate) fn fence(&mut self, producer_id: i64, epoch: i16) {
+        match self.producers.get_mut(&producer_id) {
+            Some(entry) if epoch <= entry.epoch => {}
+            Some(entry) => {
+                entry.epoch = epoch;
+                entry.batches.clear();
+            }
+            None => {
+                if self.producers.len() >= PRODUCERS_PER_PARTITION_MAX {
+                    self.evict_least_recent();
+                }
+                let entry = ProducerEntry {
+                    epoch,
+                    batches: VecDeque::new(),
+                };
+                self.producers.insert(producer_id, entry);
+            }
+        }
+    }
+
+    /// Appends the table as it was after every batch below `end` (batches at or above it left
+    /// out, and producers with none left) to a snapshot body:
     ///
     /// ```text
-    /// version u8 = 1 | producers u32 | per producer: id i64, epoch i16, batches u8,
+    /// producers u32 | per producer: id i64, epoch i16, batches u8,
     ///   per batch: first sequence i32, last sequence i32, base offset u64, last offset u64
     /// ```
     ///
     /// (big-endian). Leaving out the later batches gives the state at `end`: a batch of a new
     /// epoch clears the ones before it, so a producer whose epoch changed at or above `end` has
     /// no batch left below it, and replaying from `end` brings it back as it is now.
-    pub(crate) fn encode(&self, end: Offset) -> Vec<u8> {
+    pub(crate) fn encode_into(&self, end: Offset, out: &mut Vec<u8>) {
         let mut producers: Vec<(i64, i16, Vec<&StoredBatch>)> = self
             .producers
             .iter()
@@ -211,8 +240,6 @@ impl ProducerTable {
             .filter(|(_, _, batches)| !batches.is_empty())
             .collect();
         producers.sort_unstable_by_key(|&(id, _, _)| id);
-        let mut out = Vec::with_capacity(5 + producers.len() * (11 + 24 * 2));
-        out.push(SNAPSHOT_VERSION);
         // At most PRODUCERS_PER_PARTITION_MAX producers, each with at most
         // PRODUCER_BATCHES_REMEMBERED batches: the counts fit.
         out.extend_from_slice(&(producers.len() as u32).to_be_bytes());
@@ -227,15 +254,10 @@ impl ProducerTable {
                 out.extend_from_slice(&b.last_offset.0.to_be_bytes());
             }
         }
-        out
     }
 
-    /// The table [`encode`](Self::encode) wrote, or `None` for bytes it could not have written.
-    pub(crate) fn decode(bytes: &[u8]) -> Option<ProducerTable> {
-        let mut r = Reader(bytes);
-        if r.take::<1>()? != [SNAPSHOT_VERSION] {
-            return None;
-        }
+    /// The table [`encode_into`](Self::encode_into) wrote, read off `r`.
+    pub(crate) fn decode_from(r: &mut Reader<'_>) -> Option<ProducerTable> {
         let count = u32::from_be_bytes(r.take()?) as usize;
         if count > PRODUCERS_PER_PARTITION_MAX {
             return None;
@@ -262,18 +284,51 @@ impl ProducerTable {
             }
             table.producers.insert(id, entry);
         }
-        r.0.is_empty().then_some(table)
+        Some(table)
     }
 }
 
-/// The version byte of [`ProducerTable::encode`]'s format.
-const SNAPSHOT_VERSION: u8 = 1;
+/// The version byte of a producer snapshot's body: 1 held the producer table alone, 2 the table
+/// and then the partition's transactions.
+const SNAPSHOT_VERSION: u8 = 2;
+
+/// A producer snapshot's body: the version byte, the producer table and the transactions, each
+/// as it was after every batch below `end` (see [`ProducerTable::encode_into`] and
+/// [`Transactions::encode_into`]).
+pub(crate) fn encode_snapshot(
+    table: &ProducerTable,
+    txns: &mut Transactions,
+    end: Offset,
+) -> Vec<u8> {
+    let mut out = vec![SNAPSHOT_VERSION];
+    table.encode_into(end, &mut out);
+    txns.encode_into(end, &mut out);
+    out
+}
+
+/// What [`encode_snapshot`] wrote (or a version 1 body, without transactions), or `None` for
+/// bytes it could not have written.
+pub(crate) fn decode_snapshot(bytes: &[u8]) -> Option<(ProducerTable, Transactions)> {
+    let mut r = Reader::new(bytes);
+    let [version] = r.take::<1>()?;
+    let table = ProducerTable::decode_from(&mut r)?;
+    let txns = match version {
+        1 => Transactions::default(),
+        2 => Transactions::decode_from(&mut r)?,
+        _ => return None,
+    };
+    r.0.is_empty().then_some((table, txns))
+}
 
 /// Reads fixed-size fields off the front of a byte slice.
-struct Reader<'a>(&'a [u8]);
+pub(crate) struct Reader<'a>(&'a [u8]);
 
-impl Reader<'_> {
-    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+impl<'a> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        Reader(bytes)
+    }
+
+    pub(crate) fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
         let (field, rest) = self.0.split_first_chunk::<N>()?;
         self.0 = rest;
         Some(*field)
@@ -377,25 +432,30 @@ mod tests {
         // Producer 9's epoch changed at offset 6, at the snapshot's offset: it is left out.
         table.record(&ProducerBatch::new(9, 0, 0, 0), Offset(5), Offset(5));
         table.record(&ProducerBatch::new(9, 1, 0, 0), Offset(6), Offset(6));
-        let decoded = ProducerTable::decode(&table.encode(Offset(4))).expect("decodes");
+        let snapshot = |end| encode_snapshot(&table, &mut Transactions::default(), end);
+        let decoded = decode_snapshot(&snapshot(Offset(4))).expect("decodes").0;
         assert_eq!(decoded.len(), 1, "only producer 7 wrote below offset 4");
         assert!(matches!(
             decoded.check(&ProducerBatch::new(7, 0, 3, 0)),
             Ok(Verdict::Duplicate(s)) if s.base_offset == Offset(3)
         ));
         assert!(decoded.check(&ProducerBatch::new(7, 0, 9, 0)).is_err());
-        let whole = ProducerTable::decode(&table.encode(Offset(7))).expect("decodes");
+        let whole = decode_snapshot(&snapshot(Offset(7))).expect("decodes").0;
         assert_eq!(whole.len(), 3);
         assert!(matches!(
             whole.check(&ProducerBatch::new(9, 0, 1, 0)),
             Err(EngineError::InvalidProducerEpoch { .. })
         ));
         // Anything else is refused, never half read.
-        let bytes = table.encode(Offset(7));
-        assert!(ProducerTable::decode(&bytes[..bytes.len() - 1]).is_none());
-        assert!(ProducerTable::decode(&[bytes.as_slice(), &[0]].concat()).is_none());
-        assert!(ProducerTable::decode(&[2]).is_none());
-        assert!(ProducerTable::decode(&[]).is_none());
+        let bytes = snapshot(Offset(7));
+        assert!(decode_snapshot(&bytes[..bytes.len() - 1]).is_none());
+        assert!(decode_snapshot(&[bytes.as_slice(), &[0]].concat()).is_none());
+        assert!(decode_snapshot(&[3]).is_none());
+        assert!(decode_snapshot(&[]).is_none());
+        // A version 1 body (the table alone) still reads, with no transactions.
+        let mut v1 = vec![1];
+        table.encode_into(Offset(7), &mut v1);
+        assert_eq!(decode_snapshot(&v1).expect("v1 decodes").0.len(), 3);
     }
 
     #[test]

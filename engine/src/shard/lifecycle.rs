@@ -97,6 +97,7 @@ async fn recover(start: ShardStart) -> Result<Shard> {
         topic_names: RefCell::new(HashMap::new()),
         partitions: RefCell::new(HashMap::new()),
         groups: OnceCell::new(),
+        txns: OnceCell::new(),
         tasks: Rc::new(TaskTracker::default()),
         stopping: Event::default(),
         stopped: Cell::new(false),
@@ -122,6 +123,10 @@ async fn recover(start: ShardStart) -> Result<Shard> {
     let groups = GroupCoordinator::recover(&shard).await?;
     if shard.state().groups.set(groups).is_err() {
         unreachable!("the group coordinator is recovered once per shard");
+    }
+    let txns = crate::txn::TxnCoordinator::recover(&shard)?;
+    if shard.state().txns.set(txns).is_err() {
+        unreachable!("the transaction coordinator is recovered once per shard");
     }
     if start.id.0 == 0 {
         crate::metadata::empty_trash(&shard.state().config.data_dir);
@@ -157,7 +162,7 @@ async fn join_mesh(
 }
 
 /// Sleeps for `period` or until shutdown begins; returns whether the shard is stopping.
-async fn sleep_unless_stopping(shard: &Shard, period: std::time::Duration) -> bool {
+pub(crate) async fn sleep_unless_stopping(shard: &Shard, period: std::time::Duration) -> bool {
     let state = shard.state();
     let seen = state.stopping.generation();
     if state.stopped.get() {

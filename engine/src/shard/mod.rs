@@ -347,6 +347,63 @@ impl Shard {
             .expect("the group coordinator is recovered before any service starts")
     }
 
+    /// This shard's transaction coordinator (for the transactional ids whose coordinator this
+    /// shard is, the same shard as a group of that name).
+    pub fn local_transactions(&self) -> Rc<crate::txn::TxnCoordinator> {
+        self.inner
+            .txns
+            .get()
+            .cloned()
+            .expect("the transaction coordinator is recovered before any service starts")
+    }
+
+    /// The partition count of the offsets topic.
+    pub(crate) fn offsets_partition_count(&self) -> usize {
+        self.offsets_placement().len()
+    }
+
+    /// The partitions of the offsets topic this shard owns.
+    pub(crate) fn owned_offsets_partitions(&self) -> Vec<u32> {
+        let placement = self.offsets_placement();
+        (0u32..)
+            .zip(placement)
+            .filter(|(_, owner)| *owner == self.id())
+            .map(|(p, _)| p)
+            .collect()
+    }
+
+    fn offsets_placement(&self) -> Vec<ShardId> {
+        self.state()
+            .metadata
+            .borrow()
+            .topics
+            .get(crate::CONSUMER_OFFSETS_TOPIC)
+            .map(|t| t.placement.clone())
+            .unwrap_or_default()
+    }
+
+    /// Ends producer `producer_id`'s transaction in `tp` with `marker`, on the partition's
+    /// owner (see `Partition::write_marker`); the marker's offset.
+    ///
+    /// # Errors
+    /// An unknown partition, a later epoch seen there, I/O.
+    pub(crate) async fn write_marker(
+        &self,
+        tp: &TopicPartition,
+        producer_id: i64,
+        epoch: i16,
+        marker: crate::log_api::batch::TxnMarker,
+    ) -> Result<Offset> {
+        let owner = self.owner_or_unknown(tp)?;
+        let tp = tp.clone();
+        self.run_on(owner, move |s| async move {
+            s.local(&tp)?
+                .write_marker(producer_id, epoch, marker, 0)
+                .await
+        })
+        .await?
+    }
+
     /// This shard's counters (see [`crate::metrics`]).
     pub fn metrics(&self) -> &crate::metrics::ShardMetrics {
         &self.inner.metrics

@@ -81,6 +81,8 @@ pub(crate) struct ShardState {
     pub topic_names: RefCell<HashMap<u128, String>>,
     pub partitions: RefCell<HashMap<TopicPartition, Rc<Partition>>>,
     pub groups: OnceCell<Rc<GroupCoordinator>>,
+    /// The transaction coordinator, set once recovered (after the group coordinator).
+    pub txns: OnceCell<Rc<crate::txn::TxnCoordinator>>,
     pub tasks: Rc<TaskTracker>,
     /// Notified once when shutdown begins.
     pub stopping: Event,

@@ -47,6 +47,7 @@ pub fn read_request(tp: &TopicPartition, offset: u64, max_bytes: usize) -> Fetch
         max_bytes,
         max_wait: Duration::ZERO,
         min_bytes: 0,
+        isolation: Default::default(),
     }
 }
 

@@ -191,6 +191,7 @@ impl Subscription {
             max_bytes,
             max_wait: self.max_wait,
             min_bytes: 1,
+            isolation: Default::default(),
         };
         async move {
             let outcome = engine.fetch(request).await;

@@ -7,12 +7,14 @@
 
 pub mod clean;
 pub mod codec;
+mod control;
 mod header;
 mod record;
 mod validate;
 
 use bytes::{Bytes, BytesMut};
 
+pub use control::{encode_marker, marker_of, ProducerBatchHeader, TxnMarker};
 pub(crate) use header::rewrite_base;
 pub use header::BatchHeader;
 pub(crate) use record::Records;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Instant;
 
-use crate::batch::{BatchDefect, BatchHeader};
+use crate::batch::{BatchDefect, ProducerBatchHeader};
 use crate::clock::Clock;
 use crate::config::LogConfig;
 use crate::error::{IoContext, LogError};
@@ -132,7 +132,7 @@ pub(crate) async fn recover(
 async fn producer_history(
     dir: &Path,
     segments: &[Segment],
-    active_batches: Vec<BatchHeader>,
+    active_batches: Vec<ProducerBatchHeader>,
 ) -> RecoveredProducers {
     let Some((active, sealed)) = segments.split_last() else {
         return RecoveredProducers::default();
@@ -153,7 +153,7 @@ async fn producer_history(
     }
     batches.extend(active_batches);
     let start = i64::try_from(snapshot.offset.0).unwrap_or(i64::MAX);
-    batches.retain(|h| h.base_offset() >= start);
+    batches.retain(|h| h.header.base_offset() >= start);
     RecoveredProducers {
         snapshot: Some(snapshot),
         batches,
@@ -164,8 +164,8 @@ async fn producer_history(
 /// sealed segments' ends, back to [`PRODUCER_HISTORY_BYTES`] before the end of the log.
 async fn with_earlier_history(
     segments: &[Segment],
-    active_batches: Vec<BatchHeader>,
-) -> Vec<BatchHeader> {
+    active_batches: Vec<ProducerBatchHeader>,
+) -> Vec<ProducerBatchHeader> {
     let Some((active, sealed)) = segments.split_last() else {
         return active_batches;
     };
@@ -190,7 +190,7 @@ async fn with_earlier_history(
 /// The headers of the idempotent batches of sealed `segment` from the indexed batch at or before
 /// byte `from` to its end. Best effort: what a damaged batch or a failed read hides is left out
 /// (with a warning), as the segment's own reads would find the damage anyway.
-async fn producer_batches_from(segment: &Segment, from: u64) -> Vec<BatchHeader> {
+async fn producer_batches_from(segment: &Segment, from: u64) -> Vec<ProducerBatchHeader> {
     let (relative, position) = segment.index.entry_at_or_before_position(from);
     let mut cursor = BatchCursor::new(
         segment.file.clone(),
@@ -203,13 +203,7 @@ async fn producer_batches_from(segment: &Segment, from: u64) -> Vec<BatchHeader>
     let mut headers = Vec::new();
     loop {
         match cursor.next_checked().await {
-            Ok(Some(b)) => {
-                if let Ok(header) = BatchHeader::parse(cursor.bytes(&b)) {
-                    if header.producer_id() >= 0 {
-                        headers.push(*header);
-                    }
-                }
-            }
+            Ok(Some(b)) => headers.extend(ProducerBatchHeader::of(cursor.bytes(&b))),
             Ok(None) => return headers,
             Err(e) => {
                 tracing::warn!(file = %segment.path.display(), error = %e, "reading producer history");
@@ -321,7 +315,7 @@ async fn scan(
     later: &[Offset],
     config: &LogConfig,
     clock: &dyn Clock,
-    producer_batches: &mut Vec<BatchHeader>,
+    producer_batches: &mut Vec<ProducerBatchHeader>,
 ) -> Result<(Segment, Reached), LogError> {
     let path = log_path(dir, base);
     let file = Rc::new(io::open_rw(&path).await?);
@@ -389,7 +383,7 @@ async fn scan_batches(
     segment: &mut Segment,
     file_bytes: u64,
     config: &LogConfig,
-    producer_batches: &mut Vec<BatchHeader>,
+    producer_batches: &mut Vec<ProducerBatchHeader>,
 ) -> Result<bool, LogError> {
     let base = segment.base;
     let mut next_report = SCAN_PROGRESS_BYTES;
@@ -419,10 +413,8 @@ async fn scan_batches(
             );
             return Ok(false);
         }
-        if let Ok(header) = BatchHeader::parse(cursor.bytes(&b)) {
-            if header.producer_id() >= 0 {
-                producer_batches.push(*header);
-            }
+        if let Some(header) = ProducerBatchHeader::of(cursor.bytes(&b)) {
+            producer_batches.push(header);
         }
         segment.record_batch(
             &WrittenBatch {

@@ -254,6 +254,16 @@ async fn answer_group(ctx: &RequestContext, body: RequestKind) -> Answer {
         RequestKind::OffsetDelete(req) => {
             ResponseKind::OffsetDelete(api::offset_delete::handle(ctx, req).await)
         }
+        RequestKind::AddPartitionsToTxn(req) => {
+            ResponseKind::AddPartitionsToTxn(api::transactions::add_partitions(ctx, req).await)
+        }
+        RequestKind::AddOffsetsToTxn(req) => {
+            ResponseKind::AddOffsetsToTxn(api::transactions::add_offsets(ctx, req).await)
+        }
+        RequestKind::TxnOffsetCommit(req) => {
+            ResponseKind::TxnOffsetCommit(api::transactions::commit_offsets(ctx, req).await)
+        }
+        RequestKind::EndTxn(req) => ResponseKind::EndTxn(api::transactions::end(ctx, req).await),
         // `decode` admits only the APIs in `versions::SERVED`, all matched above; the test
         // `every_served_version_answers_and_decodes` holds the two together.
         _ => return Answer::Unrouted,

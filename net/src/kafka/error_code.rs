@@ -2,6 +2,7 @@
 //! the wire.
 
 use kafka_protocol::error::ResponseError;
+use spindle_engine::txn::TxnError;
 use spindle_engine::EngineError;
 
 /// The Kafka error code a client should see for an engine error.
@@ -21,6 +22,13 @@ pub(crate) fn code_of(err: &EngineError) -> i16 {
         EngineError::InvalidBatch(_) => ResponseError::CorruptMessage,
         EngineError::KeylessRecord { .. } => ResponseError::InvalidRecord,
         EngineError::InvalidTimestamp { .. } => ResponseError::InvalidTimestamp,
+        EngineError::Transaction(e) => match e {
+            TxnError::ProducerFenced { .. } => ResponseError::ProducerFenced,
+            TxnError::UnknownProducer { .. } => ResponseError::InvalidProducerIdMapping,
+            TxnError::Completing => ResponseError::ConcurrentTransactions,
+            TxnError::InvalidState(_) => ResponseError::InvalidTxnState,
+            TxnError::InvalidTimeout(_) => ResponseError::InvalidTransactionTimeout,
+        },
         // Retriable: the client tries again, against this node after a restart.
         EngineError::ShuttingDown => ResponseError::NotLeaderOrFollower,
         EngineError::Log(_) | EngineError::Io { .. } => ResponseError::KafkaStorageError,

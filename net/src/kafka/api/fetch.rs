@@ -26,6 +26,11 @@
 //! what arrives is granted again before the answer takes it. The connection keeps the answer's
 //! encoded size charged until it is written.
 //!
+//! A read-committed fetch (`isolation_level` 1) reads each partition only up to its last stable
+//! offset, the first offset of its oldest open transaction, and lists the aborted transactions
+//! its batches overlap, whose records the consumer drops; its long poll waits for the last
+//! stable offset to move.
+//!
 //! Fetch sessions (KIP-227) are not kept: the answer's session id is 0, which tells the client
 //! to send full requests, and an incremental request gets FETCH_SESSION_ID_NOT_FOUND.
 
@@ -37,9 +42,11 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use futures_lite::future;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchTopic;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
-use spindle_engine::{EngineError, FetchOutcome, TopicPartition};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
+use spindle_engine::{EngineError, FetchOutcome, Isolation, TopicPartition};
 
 use spindle_engine::access::Operation;
 
@@ -81,6 +88,9 @@ impl Slot {
         self.read.is_err() || matches!(self.outcome, Some(Err(_)))
     }
 }
+
+/// `isolation_level` of a consumer that reads only committed transactions.
+const READ_COMMITTED: i8 = 1;
 
 /// Answers one Fetch request.
 pub(crate) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
@@ -130,6 +140,11 @@ pub(crate) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResp
 /// answer's budget) or its own `partition_max_bytes` if that is less.
 fn plan(ctx: &RequestContext, req: &FetchRequest, max_bytes: usize) -> Vec<Slot> {
     let max_bytes = max_bytes.max(1);
+    let isolation = if req.isolation_level == READ_COMMITTED {
+        Isolation::ReadCommitted
+    } else {
+        Isolation::ReadUncommitted
+    };
     let mut slots = Vec::new();
     for (t, topic) in req.topics.iter().enumerate() {
         // The topic's name, if the client may read it.
@@ -154,6 +169,7 @@ fn plan(ctx: &RequestContext, req: &FetchRequest, max_bytes: usize) -> Vec<Slot>
                         .clamp(1, max_bytes),
                     max_wait: Duration::ZERO,
                     min_bytes: 0,
+                    isolation,
                 }),
             };
             slots.push(Slot {
@@ -327,11 +343,20 @@ fn partition_data(
         .with_aborted_transactions(Some(Vec::new()));
     match outcome {
         Some(Ok(outcome)) => {
-            let hw = offset_to_wire(outcome.high_watermark);
+            let aborted = outcome
+                .aborted
+                .iter()
+                .map(|t| {
+                    AbortedTransaction::default()
+                        .with_producer_id(ProducerId(t.producer_id))
+                        .with_first_offset(offset_to_wire(t.first_offset))
+                })
+                .collect();
             let records = take_within(outcome.batches, budget, first);
-            base.with_high_watermark(hw)
-                .with_last_stable_offset(hw)
+            base.with_high_watermark(offset_to_wire(outcome.high_watermark))
+                .with_last_stable_offset(offset_to_wire(outcome.last_stable_offset))
                 .with_log_start_offset(offset_to_wire(outcome.log_start_offset))
+                .with_aborted_transactions(Some(aborted))
                 .with_records(Some(records))
         }
         Some(Err(EngineError::OffsetOutOfRange {
@@ -403,6 +428,7 @@ mod tests {
                 max_bytes: 1 << 20,
                 max_wait: Duration::ZERO,
                 min_bytes: 0,
+                isolation: Default::default(),
             }),
             allowed_bytes,
             outcome,

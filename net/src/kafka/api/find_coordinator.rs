@@ -1,11 +1,8 @@
-//! FindCoordinator: which node coordinates a group.
+//! FindCoordinator: which node coordinates a group or a transactional id.
 //!
-//! A Spindle node coordinates every group itself (inside the node, each group has a coordinator
-//! shard, which the group APIs route to), so the answer is always this node. v4+ asks for many
-//! keys at once. Transactions are not supported: a transactional key is answered
-//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED with a message saying so. That error is fatal to
-//! transactional clients (librdkafka, the Java client), which then fail at once with the message;
-//! COORDINATOR_NOT_AVAILABLE, which is retriable, left them retrying until their timeout.
+//! A Spindle node coordinates every group and transactional id itself (inside the node, each has
+//! a coordinator shard, which the group and transaction APIs route to), so the answer is always
+//! this node. v4+ asks for many keys at once.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -55,15 +52,11 @@ fn coordinator(ctx: &RequestContext, key_type: i8, key: StrBytes) -> Coordinator
             .with_error_message(Some(StrBytes::from_static_str(message)))
     };
     match key_type {
-        KEY_TYPE_GROUP => Coordinator::default()
+        KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => Coordinator::default()
             .with_key(key)
             .with_node_id(BrokerId(ctx.node_id))
             .with_host(StrBytes::from_string(ctx.advertised_host.clone()))
             .with_port(ctx.advertised_port),
-        KEY_TYPE_TRANSACTION => refuse(
-            ResponseError::TransactionalIdAuthorizationFailed,
-            "transactions are not supported by Spindle",
-        ),
         _ => refuse(
             ResponseError::InvalidRequest,
             "unknown coordinator key type",

@@ -28,8 +28,17 @@ const EARLIEST_LOCAL: i64 = -4;
 /// The latest offset in tiered storage (KIP-1005): there is none.
 const LATEST_TIERED: i64 = -5;
 
+/// `isolation_level` of a consumer that reads only committed transactions.
+const READ_COMMITTED: i8 = 1;
+
 /// Answers one ListOffsets request.
 pub(crate) async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> ListOffsetsResponse {
+    // A read-committed consumer's end is the last stable offset, as in Kafka.
+    let latest = if req.isolation_level == READ_COMMITTED {
+        OffsetSpec::LastStable
+    } else {
+        OffsetSpec::Latest
+    };
     let lookups = req.topics.iter().flat_map(|topic| {
         topic.partitions.iter().map(move |part| {
             lookup(
@@ -37,6 +46,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> Lis
                 topic.name.0.as_str(),
                 part.partition_index,
                 part.timestamp,
+                latest,
             )
         })
     });
@@ -85,6 +95,7 @@ async fn lookup(
     topic: &str,
     partition: i32,
     timestamp: i64,
+    latest: OffsetSpec,
 ) -> Result<(i64, i64), i16> {
     if !ctx.sees(topic) {
         return Err(ResponseError::TopicAuthorizationFailed.code());
@@ -93,7 +104,7 @@ async fn lookup(
         return Err(ResponseError::UnknownTopicOrPartition.code());
     };
     let spec = match timestamp {
-        LATEST => OffsetSpec::Latest,
+        LATEST => latest,
         EARLIEST | EARLIEST_LOCAL => OffsetSpec::Earliest,
         LATEST_TIERED => return Ok((-1, -1)),
         MAX_TIMESTAMP => OffsetSpec::MaxTimestamp,

@@ -29,6 +29,7 @@ pub(crate) mod offset_delete;
 pub(crate) mod offset_fetch;
 pub(crate) mod produce;
 pub(crate) mod sync_group;
+pub(crate) mod transactions;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::TopicName;

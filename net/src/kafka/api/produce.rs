@@ -2,8 +2,10 @@
 //! of the request at once, answers gathered in request order.
 //!
 //! The records stay the client's bytes end to end (DESIGN decision 2): the engine validates and
-//! stores them, and the broker never decompresses. Transactions are not supported, so a
-//! transactional produce is refused per partition.
+//! stores them, and the broker never decompresses. A transactional producer's batches are
+//! stored like any other; their partition opens the producer's transaction at the first one
+//! (see `spindle_engine::txn`). As in Kafka before 3.6, the broker does not check that the
+//! partition was added to the transaction first.
 //!
 //! A partition refused for what the client sent (a batch that does not check, a record without
 //! a key in a compacted topic, a sequence gap, ...) is answered with the error code and, from
@@ -27,9 +29,7 @@ use crate::kafka::wire::{offset_to_wire, partition_from_wire};
 
 /// Answers one Produce request (the dispatcher drops the answer when acks is 0).
 pub(crate) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> ProduceResponse {
-    let refusal = if req.transactional_id.is_some() {
-        Some(ResponseError::TransactionalIdAuthorizationFailed)
-    } else if !matches!(req.acks, -1..=1) {
+    let refusal = if !matches!(req.acks, -1..=1) {
         Some(ResponseError::InvalidRequiredAcks)
     } else {
         None

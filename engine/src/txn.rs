@@ -1,0 +1,613 @@
+//! Transactions: the coordinator of transactional producers (Kafka's transaction coordinator).
+//!
+//! A transactional id is coordinated by the shard that coordinates a consumer group of the same
+//! name ([`crate::Shard::group_coordinator`]), so that each id has a single owner and needs no
+//! lock. For each id the coordinator keeps the producer id and epoch, the transaction's phase,
+//! the partitions it wrote to and the offsets it will commit for consumer groups:
+//!
+//! - `init_producer` gives a producer its id and a new epoch, which fences any older instance;
+//!   an open transaction of the old instance is aborted first;
+//! - `add_partitions`, `add_offsets` and `commit_offsets` open the transaction and record what
+//!   it holds;
+//! - `end` writes the commit or abort marker to every partition of the transaction (see
+//!   `Partition::write_marker`), then, for a commit, commits the held offsets to their groups.
+//!
+//! A transaction left open longer than its timeout is aborted by the coordinator's tick, with
+//! the epoch bumped so that the producer that abandoned it is fenced, as in Kafka.
+//!
+//! State is kept in `DATA/transactions/<offsets partition>.json`, one file per partition of the
+//! offsets topic the shard owns, replaced atomically (temporary file, fsync, rename, directory
+//! fsync) at each change and before the change is answered. The phase is written before the
+//! markers (`PrepareCommit`, `PrepareAbort`) and after them (`CompleteCommit`, `CompleteAbort`):
+//! a coordinator that finds a prepared transaction at start writes its markers (again) and
+//! completes it, so a decided transaction always ends as decided.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use glommio::sync::Semaphore;
+use serde::{Deserialize, Serialize};
+
+use crate::group::{self, CommittedOffset, Committer, OffsetCommit};
+use crate::log_api::batch::TxnMarker;
+use crate::{EngineError, Result, Shard, TopicPartition};
+
+/// Longest transaction timeout a producer may ask for (Kafka's `transaction.max.timeout.ms`).
+pub const TRANSACTION_TIMEOUT_MAX_MS: u64 = 15 * 60 * 1000;
+/// How often the coordinator looks for transactions past their timeout and prepared ones to
+/// complete.
+const TICK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Why a transactional request is refused (each is a Kafka error code).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TxnError {
+    /// A newer instance of the producer holds the transactional id (PRODUCER_FENCED).
+    #[error(
+        "producer {producer_id} epoch {epoch} is fenced by a newer epoch of its transactional id"
+    )]
+    ProducerFenced {
+        /// The producer id.
+        producer_id: i64,
+        /// The epoch the request carried.
+        epoch: i16,
+    },
+    /// The id does not belong to this producer, or is unknown (INVALID_PRODUCER_ID_MAPPING).
+    #[error("the transactional id is not mapped to producer {producer_id}")]
+    UnknownProducer {
+        /// The producer id the request carried.
+        producer_id: i64,
+    },
+    /// The transaction is being committed or aborted; try again (CONCURRENT_TRANSACTIONS).
+    #[error("the transaction is completing; retry")]
+    Completing,
+    /// The request does not fit the transaction's phase (INVALID_TXN_STATE).
+    #[error("{0}")]
+    InvalidState(&'static str),
+    /// A timeout above [`TRANSACTION_TIMEOUT_MAX_MS`] (INVALID_TRANSACTION_TIMEOUT).
+    #[error("transaction timeout {0} ms is above the maximum of {TRANSACTION_TIMEOUT_MAX_MS} ms")]
+    InvalidTimeout(u64),
+}
+
+/// Where a transaction stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum Phase {
+    /// No transaction open.
+    Empty,
+    /// Open: partitions or offsets were added.
+    Ongoing,
+    /// Decided, markers being written.
+    PrepareCommit,
+    PrepareAbort,
+    /// Ended; the next AddPartitions opens a new one.
+    CompleteCommit,
+    CompleteAbort,
+}
+
+impl Phase {
+    fn prepared(commit: bool) -> Phase {
+        if commit {
+            Phase::PrepareCommit
+        } else {
+            Phase::PrepareAbort
+        }
+    }
+
+    fn decision(self) -> Option<bool> {
+        match self {
+            Phase::PrepareCommit => Some(true),
+            Phase::PrepareAbort => Some(false),
+            _ => None,
+        }
+    }
+}
+
+/// An offset a transaction commits to a group when it commits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct HeldOffset {
+    group: String,
+    topic: String,
+    partition: u32,
+    offset: i64,
+    leader_epoch: i32,
+    metadata: Option<String>,
+}
+
+/// One transactional id's state, as persisted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Txn {
+    producer_id: i64,
+    epoch: i16,
+    timeout_ms: u64,
+    phase: Phase,
+    /// The partitions written to in the open transaction, as (topic, partition).
+    partitions: BTreeSet<(String, u32)>,
+    /// The groups whose offsets the open transaction commits.
+    groups: BTreeSet<String>,
+    offsets: Vec<HeldOffset>,
+    /// When the open transaction began, ms since the Unix epoch.
+    started_ms: i64,
+}
+
+impl Txn {
+    /// Checks that a request of `producer_id` at `epoch` may act on the transaction now.
+    fn check(&self, producer_id: i64, epoch: i16) -> std::result::Result<(), TxnError> {
+        if producer_id != self.producer_id {
+            return Err(TxnError::UnknownProducer { producer_id });
+        }
+        if epoch != self.epoch {
+            return Err(TxnError::ProducerFenced { producer_id, epoch });
+        }
+        if self.phase.decision().is_some() {
+            return Err(TxnError::Completing);
+        }
+        Ok(())
+    }
+
+    /// Opens a transaction if none is open.
+    fn open(&mut self, now_ms: i64) {
+        if self.phase != Phase::Ongoing {
+            self.phase = Phase::Ongoing;
+            self.partitions.clear();
+            self.groups.clear();
+            self.offsets.clear();
+            self.started_ms = now_ms;
+        }
+    }
+}
+
+/// The file format: every transactional id of one offsets partition.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StateFile {
+    format: u32,
+    txns: BTreeMap<String, Txn>,
+}
+
+const STATE_FORMAT: u32 = 1;
+
+/// The transactional ids one shard coordinates.
+pub struct TxnCoordinator {
+    /// Partitions of the offsets topic (which one an id belongs to).
+    offsets_partitions: usize,
+    dir: PathBuf,
+    /// Per offsets partition, its ids' state.
+    txns: RefCell<BTreeMap<u32, BTreeMap<String, Txn>>>,
+    /// Serialises writes of the state files, so that the last write holds the last state.
+    writing: Semaphore,
+}
+
+/// Runs `f` on the coordinator shard of `transactional_id` with that shard's coordinator.
+///
+/// # Errors
+/// [`EngineError::ShuttingDown`] when the coordinator shard no longer takes work.
+pub async fn on_coordinator<T, F, Fut>(shard: &Shard, transactional_id: &str, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(Shard, Rc<TxnCoordinator>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T> + 'static,
+{
+    let target = shard.group_coordinator(transactional_id);
+    shard
+        .run_on(target, move |s: Shard| {
+            let txns = s.local_transactions();
+            f(s, txns)
+        })
+        .await
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl TxnCoordinator {
+    /// Loads the state of the offsets partitions this shard owns from `DATA/transactions`, and
+    /// starts the tick that completes prepared transactions and aborts timed-out ones.
+    ///
+    /// # Errors
+    /// A state file that cannot be read or parsed.
+    pub(crate) fn recover(shard: &Shard) -> Result<Rc<TxnCoordinator>> {
+        let dir = shard.data_dir().join("transactions");
+        let owned = shard.owned_offsets_partitions();
+        let mut txns = BTreeMap::new();
+        for partition in owned.iter().copied() {
+            let path = state_path(&dir, partition);
+            let loaded = match std::fs::read(&path) {
+                Ok(bytes) => serde_json::from_slice::<StateFile>(&bytes)
+                    .map_err(|e| EngineError::Start(format!("reading {}: {e}", path.display())))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => StateFile::default(),
+                Err(e) => {
+                    return Err(EngineError::Io {
+                        context: format!("reading {}", path.display()),
+                        source: e,
+                    })
+                }
+            };
+            txns.insert(partition, loaded.txns);
+        }
+        let coordinator = Rc::new(TxnCoordinator {
+            offsets_partitions: shard.offsets_partition_count(),
+            dir,
+            txns: RefCell::new(txns),
+            writing: Semaphore::new(1),
+        });
+        let tick = {
+            let (shard, coordinator) = (shard.clone(), coordinator.clone());
+            async move {
+                while !crate::shard::lifecycle::sleep_unless_stopping(&shard, TICK_INTERVAL).await {
+                    coordinator.tick(&shard).await;
+                }
+            }
+        };
+        shard.spawn_background(tick);
+        Ok(coordinator)
+    }
+
+    fn partition_of(&self, transactional_id: &str) -> u32 {
+        group::offsets_partition(transactional_id, self.offsets_partitions)
+    }
+
+    fn get(&self, transactional_id: &str) -> Option<Txn> {
+        let partition = self.partition_of(transactional_id);
+        self.txns
+            .borrow()
+            .get(&partition)?
+            .get(transactional_id)
+            .cloned()
+    }
+
+    /// Stores `txn` for `transactional_id` and writes its partition's state file; returns once
+    /// the file is durable.
+    async fn put(&self, transactional_id: &str, txn: Txn) -> Result<()> {
+        let partition = self.partition_of(transactional_id);
+        self.txns
+            .borrow_mut()
+            .entry(partition)
+            .or_default()
+            .insert(transactional_id.to_owned(), txn);
+        let _permit = self
+            .writing
+            .acquire_permit(1)
+            .await
+            .map_err(|_| EngineError::ShuttingDown)?;
+        let file = StateFile {
+            format: STATE_FORMAT,
+            txns: self
+                .txns
+                .borrow()
+                .get(&partition)
+                .cloned()
+                .unwrap_or_default(),
+        };
+        let text = serde_json::to_vec_pretty(&file).map_err(|e| EngineError::Io {
+            context: "encoding transaction state".to_owned(),
+            source: e.into(),
+        })?;
+        let (dir, path) = (self.dir.clone(), state_path(&self.dir, partition));
+        glommio::executor()
+            .spawn_blocking(move || write_durably(&dir, &path, &text))
+            .await
+    }
+
+    /// Gives the producer of `transactional_id` its id and a new epoch (fencing any older
+    /// instance); an open transaction is aborted first.
+    ///
+    /// # Errors
+    /// [`TxnError::InvalidTimeout`], [`TxnError::Completing`] while a decided transaction's
+    /// markers are written; I/O.
+    pub async fn init_producer(
+        &self,
+        shard: &Shard,
+        transactional_id: &str,
+        timeout_ms: u64,
+    ) -> Result<(i64, i16)> {
+        if timeout_ms == 0 || timeout_ms > TRANSACTION_TIMEOUT_MAX_MS {
+            return Err(TxnError::InvalidTimeout(timeout_ms).into());
+        }
+        let Some(mut txn) = self.get(transactional_id) else {
+            let (producer_id, epoch) = shard.init_producer_id().await?;
+            let txn = Txn {
+                producer_id,
+                epoch,
+                timeout_ms,
+                phase: Phase::Empty,
+                partitions: BTreeSet::new(),
+                groups: BTreeSet::new(),
+                offsets: Vec::new(),
+                started_ms: 0,
+            };
+            self.put(transactional_id, txn).await?;
+            return Ok((producer_id, epoch));
+        };
+        if txn.phase.decision().is_some() {
+            return Err(TxnError::Completing.into());
+        }
+        if txn.phase == Phase::Ongoing {
+            // Aborted at a bumped epoch, which fences the old instance in every partition.
+            self.abort_with_new_epoch(shard, transactional_id, txn)
+                .await?;
+            txn = self
+                .get(transactional_id)
+                .ok_or(TxnError::InvalidState("the transactional id vanished"))?;
+        } else if txn.epoch >= i16::MAX - 1 {
+            // The epoch space is spent: a new producer id starts again at 0.
+            (txn.producer_id, txn.epoch) = shard.init_producer_id().await?;
+        } else {
+            txn.epoch += 1;
+        }
+        txn.timeout_ms = timeout_ms;
+        txn.phase = Phase::Empty;
+        let answer = (txn.producer_id, txn.epoch);
+        self.put(transactional_id, txn).await?;
+        Ok(answer)
+    }
+
+    /// Adds partitions to the producer's transaction, opening one if none is open.
+    ///
+    /// # Errors
+    /// [`TxnError`] for a request the transaction's state refuses; I/O.
+    pub async fn add_partitions(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: Vec<TopicPartition>,
+    ) -> Result<()> {
+        let mut txn = self.checked(transactional_id, producer_id, epoch)?;
+        let before = (txn.phase, txn.partitions.len());
+        txn.open(unix_ms());
+        txn.partitions.extend(
+            partitions
+                .into_iter()
+                .map(|tp| (tp.topic.to_string(), tp.partition.0)),
+        );
+        if (txn.phase, txn.partitions.len()) == before {
+            return Ok(());
+        }
+        self.put(transactional_id, txn).await
+    }
+
+    /// Adds a consumer group's offsets to the producer's transaction (Kafka's AddOffsetsToTxn).
+    ///
+    /// # Errors
+    /// As [`TxnCoordinator::add_partitions`].
+    pub async fn add_offsets(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        group_id: &str,
+    ) -> Result<()> {
+        let mut txn = self.checked(transactional_id, producer_id, epoch)?;
+        txn.open(unix_ms());
+        txn.groups.insert(group_id.to_owned());
+        self.put(transactional_id, txn).await
+    }
+
+    /// Holds offsets to commit to `group_id` when the transaction commits (Kafka's
+    /// TxnOffsetCommit); an abort drops them.
+    ///
+    /// # Errors
+    /// As [`TxnCoordinator::add_partitions`]; [`TxnError::InvalidState`] when the group was not
+    /// added to the transaction.
+    pub async fn commit_offsets(
+        &self,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        group_id: &str,
+        offsets: Vec<(TopicPartition, CommittedOffset)>,
+    ) -> Result<()> {
+        let mut txn = self.checked(transactional_id, producer_id, epoch)?;
+        if txn.phase != Phase::Ongoing || !txn.groups.contains(group_id) {
+            return Err(TxnError::InvalidState(
+                "offsets sent for a group not added to the transaction",
+            )
+            .into());
+        }
+        for (tp, offset) in offsets {
+            let held = HeldOffset {
+                group: group_id.to_owned(),
+                topic: tp.topic.to_string(),
+                partition: tp.partition.0,
+                offset: offset.offset,
+                leader_epoch: offset.leader_epoch,
+                metadata: offset.metadata,
+            };
+            txn.offsets.retain(|o| {
+                (&o.group, &o.topic, o.partition) != (&held.group, &held.topic, held.partition)
+            });
+            txn.offsets.push(held);
+        }
+        self.put(transactional_id, txn).await
+    }
+
+    /// Commits or aborts the producer's transaction: the decision is stored, the markers are
+    /// written to every partition of the transaction, a commit's offsets are committed to their
+    /// groups, and the transaction is complete. Ending a transaction that just ended the same
+    /// way (a retry) succeeds.
+    ///
+    /// # Errors
+    /// [`TxnError`] for a request the transaction's state refuses, [`TxnError::Completing`]
+    /// when markers could not all be written (the tick retries them); I/O.
+    pub async fn end(
+        &self,
+        shard: &Shard,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<()> {
+        let mut txn = self.checked(transactional_id, producer_id, epoch)?;
+        match (txn.phase, commit) {
+            (Phase::Ongoing, _) => {}
+            (Phase::CompleteCommit, true) | (Phase::CompleteAbort, false) => return Ok(()),
+            (Phase::Empty, false) => return Ok(()),
+            _ => return Err(TxnError::InvalidState("no open transaction to end that way").into()),
+        }
+        txn.phase = Phase::prepared(commit);
+        self.put(transactional_id, txn.clone()).await?;
+        self.complete(shard, transactional_id, txn).await
+    }
+
+    /// Writes a prepared transaction's markers (and a commit's offsets) and marks it complete.
+    async fn complete(&self, shard: &Shard, transactional_id: &str, mut txn: Txn) -> Result<()> {
+        let Some(commit) = txn.phase.decision() else {
+            return Ok(());
+        };
+        let marker = if commit {
+            TxnMarker::Commit
+        } else {
+            TxnMarker::Abort
+        };
+        let writes = txn.partitions.iter().map(|(topic, partition)| {
+            let tp = TopicPartition::new(topic.as_str(), *partition);
+            async move {
+                let written = shard
+                    .write_marker(&tp, txn.producer_id, txn.epoch, marker)
+                    .await;
+                (tp, written)
+            }
+        });
+        for (tp, written) in join_all(writes).await {
+            match written {
+                // A partition deleted since has nothing left to mark.
+                Ok(_)
+                | Err(EngineError::UnknownTopic(_) | EngineError::UnknownPartition { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(transactional_id, partition = %tp, error = %e, "writing a transaction marker; will retry");
+                    return Err(TxnError::Completing.into());
+                }
+            }
+        }
+        if commit {
+            self.commit_held_offsets(shard, transactional_id, &txn)
+                .await?;
+        }
+        txn.phase = if commit {
+            Phase::CompleteCommit
+        } else {
+            Phase::CompleteAbort
+        };
+        txn.partitions.clear();
+        txn.groups.clear();
+        txn.offsets.clear();
+        self.put(transactional_id, txn).await
+    }
+
+    async fn commit_held_offsets(
+        &self,
+        shard: &Shard,
+        transactional_id: &str,
+        txn: &Txn,
+    ) -> Result<()> {
+        let mut by_group: BTreeMap<&str, Vec<(TopicPartition, CommittedOffset)>> = BTreeMap::new();
+        for o in &txn.offsets {
+            by_group.entry(&o.group).or_default().push((
+                TopicPartition::new(o.topic.as_str(), o.partition),
+                CommittedOffset {
+                    offset: o.offset,
+                    leader_epoch: o.leader_epoch,
+                    metadata: o.metadata.clone(),
+                    commit_timestamp_ms: 0,
+                },
+            ));
+        }
+        for (group_id, offsets) in by_group {
+            let commit = OffsetCommit {
+                group_id: group_id.to_owned(),
+                committer: Committer::Transaction,
+                offsets,
+            };
+            let group = group_id.to_owned();
+            let done = group::on_coordinator(shard, &group, move |shard, groups| async move {
+                groups.commit_offsets(&shard, commit).await
+            })
+            .await?;
+            if let Err(e) = done {
+                tracing::warn!(transactional_id, group = %group_id, error = %e, "committing a transaction's offsets");
+                return Err(TxnError::Completing.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Aborts `txn`'s open transaction at a bumped epoch.
+    async fn abort_with_new_epoch(
+        &self,
+        shard: &Shard,
+        transactional_id: &str,
+        mut txn: Txn,
+    ) -> Result<()> {
+        txn.epoch = txn.epoch.saturating_add(1);
+        txn.phase = Phase::PrepareAbort;
+        self.put(transactional_id, txn.clone()).await?;
+        self.complete(shard, transactional_id, txn).await
+    }
+
+    /// The transaction of `transactional_id`, checked for a request of `producer_id` at
+    /// `epoch`.
+    fn checked(&self, transactional_id: &str, producer_id: i64, epoch: i16) -> Result<Txn> {
+        let txn = self
+            .get(transactional_id)
+            .ok_or(TxnError::UnknownProducer { producer_id })?;
+        txn.check(producer_id, epoch)?;
+        Ok(txn)
+    }
+
+    /// Completes prepared transactions and aborts those open past their timeout.
+    async fn tick(&self, shard: &Shard) {
+        let now = unix_ms();
+        let due: Vec<(String, Txn)> = self
+            .txns
+            .borrow()
+            .values()
+            .flat_map(|ids| ids.iter())
+            .filter(|(_, t)| {
+                t.phase.decision().is_some()
+                    || (t.phase == Phase::Ongoing
+                        && now.saturating_sub(t.started_ms)
+                            > i64::try_from(t.timeout_ms).unwrap_or(i64::MAX))
+            })
+            .map(|(id, t)| (id.clone(), t.clone()))
+            .collect();
+        for (id, txn) in due {
+            let done = if txn.phase == Phase::Ongoing {
+                tracing::info!(transactional_id = %id, producer_id = txn.producer_id, "aborting a transaction open past its timeout");
+                self.abort_with_new_epoch(shard, &id, txn).await
+            } else {
+                self.complete(shard, &id, txn).await
+            };
+            if let Err(e) = done {
+                tracing::debug!(transactional_id = %id, error = %e, "completing a transaction; will retry");
+            }
+        }
+    }
+}
+
+fn state_path(dir: &Path, partition: u32) -> PathBuf {
+    dir.join(format!("{partition}.json"))
+}
+
+/// Replaces `path` in `dir` with `bytes`: temporary file, fsync, rename, directory fsync.
+fn write_durably(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let io = |what: &str, p: &Path, e: std::io::Error| EngineError::Io {
+        context: format!("{what} {}", p.display()),
+        source: e,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+    let temp = path.with_extension("json.tmp");
+    let mut file = std::fs::File::create(&temp).map_err(|e| io("creating", &temp, e))?;
+    file.write_all(bytes).map_err(|e| io("writing", &temp, e))?;
+    file.sync_all().map_err(|e| io("syncing", &temp, e))?;
+    drop(file);
+    std::fs::rename(&temp, path).map_err(|e| io("renaming to", path, e))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io("syncing", dir, e))
+}
