@@ -155,6 +155,31 @@ test('a consumer group resumes from its committed offsets', { timeout: TEST_TIME
   }
 });
 
+test('a transactional producer commits and aborts; a read-committed consumer sees only the commits', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const topic = topicName('node-txn');
+  await createTopic(topic, 2);
+  const producer = kafka.producer({ transactionalId: topicName('txn'), idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  const round = async (name, commit) => {
+    const transaction = await producer.transaction();
+    await transaction.send({
+      topic,
+      messages: Array.from({ length: 4 }, (_, i) => ({ partition: i % 2, value: `${name}-${i}` })),
+    });
+    await (commit ? transaction.commit() : transaction.abort());
+  };
+  await round('first', true);
+  await round('aborted', false);
+  await round('second', true);
+  await producer.disconnect();
+
+  // kafkajs reads committed records only unless told otherwise: the aborted round, between the
+  // two committed ones in both partitions, must not reach it.
+  const got = await consume(kafka.consumer({ groupId: topicName('txn-reader'), ...CONSUMER_OPTIONS }), topic, 8);
+  const expected = ['first', 'second'].flatMap((name) => Array.from({ length: 4 }, (_, i) => `${name}-${i}`));
+  assert.deepEqual(got.map((m) => m.value.toString()).sort(), expected.sort());
+});
+
 test('a new consumer fetches data that was already there', { timeout: TEST_TIMEOUT_MS }, async () => {
   const topic = topicName('node-existing');
   await createTopic(topic, 1);

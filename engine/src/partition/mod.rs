@@ -370,6 +370,9 @@ impl Partition {
             .borrow_mut()
             .on_marker(producer_id, marker == TxnMarker::Abort, info.base_offset);
         self.log.flush().await?;
+        self.txns
+            .borrow_mut()
+            .forget_ended_below(self.log.high_watermark());
         self.appended.notify();
         Ok(info.base_offset)
     }
@@ -645,6 +648,7 @@ impl Partition {
     /// I/O.
     pub(crate) async fn enforce_retention(&self) -> Result<()> {
         let outcome = self.log.enforce_retention().await?;
+        self.txns.borrow_mut().forget_below(self.log.start_offset());
         if outcome.segments_deleted > 0 {
             tracing::info!(
                 partition = %self.tp,

@@ -14,7 +14,7 @@
 //! snapshot describes the state after every batch below an offset `end` (the high watermark,
 //! see the producer table's `encode`): transactions opened at or above `end` are left out, and
 //! those whose marker lies at or above it are still open there. The ends of the latter are kept
-//! in `ended` until a snapshot no longer needs them.
+//! in `ended` until the high watermark passes their marker.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -79,6 +79,12 @@ impl Transactions {
             .filter(|t| t.first < to && t.marker >= from)
             .map(|t| (t.producer_id, t.first))
             .collect()
+    }
+
+    /// Forgets the ends of transactions whose marker lies below `high_watermark`: every later
+    /// snapshot is taken at the high watermark or above, where they are no longer open.
+    pub(crate) fn forget_ended_below(&mut self, high_watermark: Offset) {
+        self.ended.retain(|t| t.marker >= high_watermark);
     }
 
     /// Forgets the aborted transactions whose marker lies below `log_start`.
