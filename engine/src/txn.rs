@@ -179,7 +179,8 @@ pub struct TxnCoordinator {
     writing: Semaphore,
 }
 
-/// Runs `f` on the coordinator shard of `transactional_id` with that shard's coordinator.
+/// Runs `f` on the coordinator shard of `transactional_id` (that of a group of the same name)
+/// with that shard's transaction coordinator.
 ///
 /// # Errors
 /// [`EngineError::ShuttingDown`] when the coordinator shard no longer takes work.
@@ -189,13 +190,11 @@ where
     F: FnOnce(Shard, Rc<TxnCoordinator>) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = T> + 'static,
 {
-    let target = shard.group_coordinator(transactional_id);
-    shard
-        .run_on(target, move |s: Shard| {
-            let txns = s.local_transactions();
-            f(s, txns)
-        })
-        .await
+    group::on_coordinator(shard, transactional_id, move |s, _| {
+        let txns = s.local_transactions();
+        f(s, txns)
+    })
+    .await
 }
 
 fn unix_ms() -> i64 {

@@ -45,6 +45,8 @@ use crate::kafka::context::RequestContext;
 pub(crate) struct PartitionCodes {
     /// A code for every partition when the request was refused as a whole, else 0.
     whole: i16,
+    /// Whether `whole` answers every partition, 0 included (`all`).
+    uniform: bool,
     each: std::vec::IntoIter<(spindle_engine::TopicPartition, Result<(), GroupError>)>,
 }
 
@@ -57,7 +59,18 @@ impl PartitionCodes {
     pub(crate) fn new(whole: i16, outcome: CommitOutcome) -> Self {
         Self {
             whole,
+            uniform: false,
             each: outcome.into_iter(),
+        }
+    }
+
+    /// The same `code` for every partition that reached the coordinator (a request that
+    /// succeeds or fails as a whole, as TxnOffsetCommit does).
+    pub(crate) fn all(code: i16) -> Self {
+        Self {
+            whole: code,
+            uniform: true,
+            each: Vec::new().into_iter(),
         }
     }
 
@@ -70,7 +83,7 @@ impl PartitionCodes {
         if partition_index < 0 {
             return ResponseError::UnknownTopicOrPartition.code();
         }
-        if self.whole != 0 {
+        if self.whole != 0 || self.uniform {
             return self.whole;
         }
         match self.each.next() {

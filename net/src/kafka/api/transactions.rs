@@ -22,7 +22,7 @@ use spindle_engine::access::Operation;
 use spindle_engine::group::CommittedOffset;
 use spindle_engine::{txn, EngineError, Result, TopicPartition};
 
-use super::readable;
+use super::{readable, PartitionCodes};
 use crate::kafka::context::RequestContext;
 use crate::kafka::error_code;
 
@@ -162,7 +162,7 @@ pub(crate) async fn commit_offsets(
             .await
     })
     .await;
-    let whole = code(ctx, outcome, 3);
+    let mut codes = PartitionCodes::all(code(ctx, outcome, 3));
     let topics = req
         .topics
         .into_iter()
@@ -172,16 +172,9 @@ pub(crate) async fn commit_offsets(
                 .partitions
                 .iter()
                 .map(|p| {
-                    let code = if !may_read {
-                        ResponseError::TopicAuthorizationFailed.code()
-                    } else if p.partition_index < 0 {
-                        ResponseError::UnknownTopicOrPartition.code()
-                    } else {
-                        whole
-                    };
                     TxnOffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(code)
+                        .with_error_code(codes.next(p.partition_index, may_read))
                 })
                 .collect();
             TxnOffsetCommitResponseTopic::default()
