@@ -90,6 +90,10 @@ pub struct KafkaArgs {
     /// Where consumers start reading.
     #[arg(long, value_enum, default_value_t = StartArg::Tail)]
     pub from: StartArg,
+    /// What consumers read of transactions: everything (Kafka's Java default) or only what is
+    /// committed, stopping at open transactions (librdkafka's default).
+    #[arg(long, value_enum, default_value_t = IsolationArg::ReadUncommitted)]
+    pub isolation: IsolationArg,
     /// A topic config `KEY=VALUE` sent with CreateTopics when the topic is created (repeatable),
     /// e.g. `fsync.policy=batch` on Spindle or `min.insync.replicas=2` on Kafka.
     #[arg(long = "topic-config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
@@ -335,6 +339,25 @@ pub enum CompressionArg {
     Lz4,
     /// Zstandard.
     Zstd,
+}
+
+/// `--isolation`: Kafka's `isolation.level` of the consumers' fetches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IsolationArg {
+    /// Every record below the high watermark.
+    ReadUncommitted,
+    /// Only records below the last stable offset; aborted transactions are listed.
+    ReadCommitted,
+}
+
+impl IsolationArg {
+    /// The Fetch request's `isolation_level`.
+    pub fn wire(self) -> i8 {
+        match self {
+            IsolationArg::ReadUncommitted => 0,
+            IsolationArg::ReadCommitted => 1,
+        }
+    }
 }
 
 /// `--from`: where consumers start.

@@ -60,6 +60,8 @@ pub struct ConsumeSetup<'a> {
     pub start_wall_ms: i64,
     /// When the warm-up ends: what arrives before is not counted.
     pub measure_from: Instant,
+    /// The fetches' `isolation_level`.
+    pub isolation_level: i8,
 }
 
 /// What one consumer measured.
@@ -169,6 +171,7 @@ fn fetch(
     out: &mut ConsumerOutcome,
 ) -> anyhow::Result<()> {
     let request = FetchRequest::default()
+        .with_isolation_level(setup.isolation_level)
         .with_max_wait_ms(FETCH_MAX_WAIT_MS)
         .with_min_bytes(1)
         .with_max_bytes(FETCH_MAX_BYTES)

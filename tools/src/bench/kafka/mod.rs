@@ -92,6 +92,7 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
         throughput: &throughput,
         start_wall_ms,
         measure_from: plan.measure_from(),
+        isolation_level: args.isolation.wire(),
     };
     let sampler = Sampler::start(
         throughput.clone(),
