@@ -437,7 +437,7 @@ mod tests {
         let cli = parse(
             "spindle-bench kafka --bootstrap 127.0.0.1:1 --acks -1 --compression zstd \
              --consumers 2 --from start --rate 5000 --duration-secs 3 --producers 4 \
-             --topic-config fsync.policy=batch --topic-config a=b=c",
+             --isolation read-committed --topic-config fsync.policy=batch --topic-config a=b=c",
         );
         let Mode::Kafka(a) = cli.mode else {
             panic!("not kafka")
@@ -446,6 +446,7 @@ mod tests {
         assert_eq!(a.compression, CompressionArg::Zstd);
         assert_eq!(a.from, StartArg::Start);
         assert_eq!(a.consumers, 2);
+        assert_eq!(a.isolation.wire(), 1);
         assert_eq!(
             a.topic_configs,
             vec![
