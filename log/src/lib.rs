@@ -45,7 +45,9 @@ pub use crate::clock::{Clock, SystemClock};
 pub use crate::config::{FsyncPolicy, LogConfig};
 pub use crate::error::LogError;
 pub use crate::io::{prepare_thread_io, remove_in_background};
-pub use crate::log::{AppendInfo, Cleanable, CompactionOutcome, IoStats, Log, RetentionOutcome};
+pub use crate::log::{
+    AppendInfo, Cleanable, CompactionOutcome, IoStats, Log, RetentionOutcome, TxnFate,
+};
 pub use crate::offset::Offset;
 pub use crate::producer_snapshot::{ProducerSnapshot, RecoveredProducers};
 #[doc(hidden)]

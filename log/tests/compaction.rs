@@ -13,7 +13,7 @@ use spindle_log::batch::clean::for_each_record;
 use spindle_log::batch::codec::ALL;
 use spindle_log::batch::BatchHeader;
 use spindle_log::testing::BatchBuilder;
-use spindle_log::{Clock, CompactionOutcome, Log, LogConfig, Offset};
+use spindle_log::{Clock, CompactionOutcome, Log, LogConfig, Offset, TxnFate};
 
 /// A record as appended: key and value, `None` for null.
 type Rec = (Option<Vec<u8>>, Option<Vec<u8>>);
@@ -401,5 +401,50 @@ fn records_younger_than_the_minimum_lag_are_left_alone() {
         clock.advance(500);
         let outcome = log.compact(0, 1000).await.unwrap();
         assert!(outcome.records_removed > 0, "{outcome:?}");
+    });
+}
+
+#[test]
+fn an_aborted_transaction_supersedes_nothing_and_goes_and_an_open_one_stays() {
+    run(|| async {
+        let dir = tempdir();
+        let (log, _clock) = open(dir.path(), config()).await;
+        let plain = |key: &[u8], value: &[u8]| {
+            BatchBuilder::new(1_000)
+                .keyed(Some(key), Some(value))
+                .build()
+        };
+        let in_txn = |producer, key: &[u8], value: &[u8]| {
+            BatchBuilder::new(1_000)
+                .producer(producer, 0, 0)
+                .transactional()
+                .keyed(Some(key), Some(value))
+                .build()
+        };
+        log.append(plain(b"a", b"committed")).unwrap(); // offset 0
+        log.append(in_txn(7, b"a", b"aborted")).unwrap(); // 1, producer 7 aborted
+        log.append(plain(b"b", b"older")).unwrap(); // 2
+        log.append(in_txn(8, b"b", b"open")).unwrap(); // 3, producer 8 still open
+        log.flush().await.unwrap();
+        log.roll().await.unwrap();
+        log.append(plain(b"c", b"tail")).unwrap(); // 4, the active segment
+        log.flush().await.unwrap();
+        let fate = |producer: i64, _: Offset| {
+            if producer == 7 {
+                TxnFate::Aborted
+            } else {
+                TxnFate::Open
+            }
+        };
+        let outcome = log.compact_transactions(0, 0, &fate).await.unwrap();
+        let records = records_of(&read_all(&log, Offset(0)).await);
+        // A plain pass would keep 1, 3 and 4: the transactional records would supersede the
+        // earlier ones of their keys.
+        assert_eq!(
+            records.keys().copied().collect::<Vec<_>>(),
+            vec![0, 2, 3, 4],
+            "the committed `a` and the older `b` stay, the aborted `a` goes"
+        );
+        assert_eq!(outcome.records_removed, 1);
     });
 }

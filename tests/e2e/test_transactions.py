@@ -404,6 +404,55 @@ def test_transaction_left_open_past_its_timeout_is_aborted_by_the_server(spindle
     )
 
 
+def read_to_end(bootstrap: str, topic: str, isolation: str, timeout_s: float = OP_TIMEOUT_S) -> list[tuple]:
+    """Every record of partition 0 up to its end for `isolation`, as (offset, key, value)."""
+    end = high_watermark(bootstrap, topic, 0, isolation)
+    got = []
+    with reader(bootstrap, [(topic, 0)], isolation) as cons:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and (not got or got[-1][0] < end - 1):
+            msg = cons.poll(0.2)
+            if msg is None or msg.error():
+                continue
+            got.append((msg.offset(), msg.key(), msg.value()))
+    assert got and got[-1][0] == end - 1, f"read {len(got)} records, not up to offset {end - 1}"
+    return got
+
+
+def test_compaction_keeps_the_committed_value_over_an_aborted_one(spindle, topic_name):
+    """In a compacted topic, an aborted transaction's newer value of a key must not replace the
+    committed one: compaction drops the aborted record and keeps the committed value, so a
+    read_committed consumer (a Kafka Streams store restoring from its changelog) still finds
+    the key."""
+    clients.create_topic(
+        spindle.bootstrap,
+        topic_name,
+        partitions=1,
+        config={"cleanup.policy": "compact", "segment.bytes": "4096", "min.cleanable.dirty.ratio": "0.01"},
+    )
+    prod = txn_producer(spindle.bootstrap, f"{topic_name}-txn")
+    for value, commit in ((b"committed", True), (b"aborted", False)):
+        prod.begin_transaction()
+        clients.produce_sync(prod, topic_name, [{"key": b"k", "value": value, "partition": 0}])
+        prod.commit_transaction(OP_TIMEOUT_S) if commit else prod.abort_transaction(OP_TIMEOUT_S)
+    # Plain records of other keys after them, so that both lie in sealed segments.
+    filler = clients.producer(spindle.bootstrap)
+    clients.produce_sync(
+        filler,
+        topic_name,
+        [{"key": b"f%d" % (i % 10), "value": b"x" * 200, "partition": 0} for i in range(120)],
+    )
+    deadline = time.monotonic() + 45
+    while True:
+        records = read_to_end(spindle.bootstrap, topic_name, READ_UNCOMMITTED)
+        if not any(value == b"aborted" for _, _, value in records):
+            break
+        assert time.monotonic() < deadline, "compaction did not remove the aborted record in 45 s"
+        time.sleep(1)
+    committed = [value for _, key, value in read_to_end(spindle.bootstrap, topic_name, READ_COMMITTED) if key == b"k"]
+    assert committed == [b"committed"], committed
+
+
 def within(timeout_s: float, what: str, call):
     """Runs `call` on a daemon thread and fails if it does not return within `timeout_s`
     (kafka-python's commit_transaction has no timeout of its own)."""

@@ -673,7 +673,11 @@ impl Partition {
         }
         let outcome = self
             .log
-            .compact(compaction.delete_retention_ms, compaction.min_lag_ms)
+            .compact_transactions(
+                compaction.delete_retention_ms,
+                compaction.min_lag_ms,
+                &|producer_id, base| self.txns.borrow().fate(producer_id, base),
+            )
             .await?;
         if outcome.segments_rewritten > 0 {
             tracing::info!(

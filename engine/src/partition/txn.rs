@@ -18,7 +18,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use spindle_log::Offset;
+use spindle_log::{Offset, TxnFate};
 
 use super::producer::Reader;
 
@@ -70,6 +70,27 @@ impl Transactions {
             .values()
             .min()
             .map_or(high_watermark, |&first| first.min(high_watermark))
+    }
+
+    /// What became of the transaction of `producer_id`'s transactional batch at `base`, for
+    /// compaction.
+    pub(crate) fn fate(&self, producer_id: i64, base: Offset) -> TxnFate {
+        if self
+            .open
+            .get(&producer_id)
+            .is_some_and(|&first| first <= base)
+        {
+            return TxnFate::Open;
+        }
+        let aborted = self
+            .aborted
+            .iter()
+            .any(|t| t.producer_id == producer_id && t.first <= base && base < t.marker);
+        if aborted {
+            TxnFate::Aborted
+        } else {
+            TxnFate::Committed
+        }
     }
 
     /// The aborted transactions with records in `from..to`, as (producer id, first offset).
@@ -174,6 +195,15 @@ mod tests {
             vec![(7, Offset(10))]
         );
         assert!(t.aborted_within(Offset(21), Offset(22)).is_empty());
+        assert_eq!(t.fate(7, Offset(14)), TxnFate::Aborted);
+        assert_eq!(t.fate(8, Offset(12)), TxnFate::Committed);
+        t.on_data(8, Offset(30));
+        assert_eq!(t.fate(8, Offset(30)), TxnFate::Open);
+        assert_eq!(
+            t.fate(8, Offset(12)),
+            TxnFate::Committed,
+            "an earlier transaction"
+        );
         t.forget_below(Offset(21));
         assert!(t.aborted_within(Offset(0), Offset(22)).is_empty());
     }

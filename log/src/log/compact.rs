@@ -26,6 +26,12 @@
 //! left as it is. Where the pass ended is kept in the `cleaner-offset` file (see `offset_file`).
 //! A pass stops before the first sealed segment holding a record younger than the minimum
 //! compaction lag.
+//!
+//! Transactional batches are judged by their transaction's fate, which the log's owner knows
+//! ([`TxnFate`]): an aborted transaction's records supersede nothing and go (a read-committed
+//! consumer would never see them, and they must not take a committed record's place); an open
+//! transaction's records supersede nothing yet and stay; a committed one's are like any other.
+//! Transaction markers (control batches) stay.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -44,6 +50,17 @@ use crate::offset::Offset;
 use crate::segment::{
     cleaning_path, within_offset_span, BatchCursor, Segment, WrittenBatch, NO_TIMESTAMP,
 };
+
+/// What became of the transaction a transactional batch belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnFate {
+    /// Committed: its records are like any other.
+    Committed,
+    /// Aborted: its records go, and supersede nothing.
+    Aborted,
+    /// Still open: its records stay, and supersede nothing yet.
+    Open,
+}
 
 /// Bytes a key-map entry costs beyond its key (the key's allocation, the offset, the table).
 const KEY_ENTRY_OVERHEAD_BYTES: usize = 48;
@@ -159,6 +176,27 @@ impl Log {
         delete_retention_ms: u64,
         min_lag_ms: u64,
     ) -> Result<CompactionOutcome, LogError> {
+        self.compact_transactions(delete_retention_ms, min_lag_ms, &|_, _| TxnFate::Committed)
+            .await
+    }
+
+    /// [`Log::compact`], with `fate(producer id, base offset)` telling what became of each
+    /// transactional batch's transaction (see the module documentation).
+    ///
+    /// # Errors
+    /// As [`Log::compact`].
+    pub async fn compact_transactions(
+        &self,
+        delete_retention_ms: u64,
+        min_lag_ms: u64,
+        fate: &dyn Fn(i64, Offset) -> TxnFate,
+    ) -> Result<CompactionOutcome, LogError> {
+        let fate_of = |bytes: &[u8]| {
+            let header = BatchHeader::parse(bytes).ok()?;
+            let base = Offset(u64::try_from(header.base_offset()).ok()?);
+            (header.is_transactional() && !header.is_control())
+                .then(|| fate(header.producer_id(), base))
+        };
         let now = self.clock.now_ms();
         let before = |ms: u64| now.saturating_sub(i64::try_from(ms).unwrap_or(i64::MAX));
         let horizon_ms = before(delete_retention_ms);
@@ -190,6 +228,12 @@ impl Log {
             }
             let mut cursor = segment.cursor();
             while let Some(b) = cursor.next_checked().await? {
+                if matches!(
+                    fate_of(cursor.bytes(&b)),
+                    Some(TxnFate::Aborted | TxnFate::Open)
+                ) {
+                    continue;
+                }
                 let mapped = clean::for_each_record(cursor.bytes(&b), |r| {
                     if let Some(key) = r.key {
                         map.insert(key, r.offset);
@@ -211,7 +255,7 @@ impl Log {
         let mut start = 0;
         while start < cleanable.len() {
             let keep = |r: &KeyedRecord<'_>, max_ts: i64| map.keeps(r, max_ts, horizon_ms);
-            let Some(rewrite) = self.rewrite(&cleanable[start..], &keep).await? else {
+            let Some(rewrite) = self.rewrite(&cleanable[start..], &keep, &fate_of).await? else {
                 start += 1;
                 continue;
             };
@@ -249,6 +293,7 @@ impl Log {
         &self,
         segments: &[Sealed],
         keep: &dyn Fn(&KeyedRecord<'_>, i64) -> bool,
+        fate: &dyn Fn(&[u8]) -> Option<TxnFate>,
     ) -> Result<Option<Rewrite>, LogError> {
         let first = &segments[0];
         let segment_bytes = self.config().segment_bytes;
@@ -272,12 +317,16 @@ impl Log {
             while let Some(b) = cursor.next_checked().await? {
                 let bytes = cursor.bytes(&b);
                 let header = *BatchHeader::parse(bytes)?;
-                let cleaned = clean::clean_batch(bytes, |r| keep(r, header.max_timestamp()))
-                    .unwrap_or_else(|e| {
-                        tracing::warn!(file = %segment.path.display(), offset = %b.base, error = %e,
+                let cleaned = match fate(bytes) {
+                    Some(TxnFate::Aborted) => Ok(Cleaned::Emptied),
+                    Some(TxnFate::Open) => Ok(Cleaned::Unchanged),
+                    _ => clean::clean_batch(bytes, |r| keep(r, header.max_timestamp())),
+                };
+                let cleaned = cleaned.unwrap_or_else(|e| {
+                    tracing::warn!(file = %segment.path.display(), offset = %b.base, error = %e,
                             "compaction: a batch's records cannot be read; it is kept as it is");
-                        Cleaned::Unchanged
-                    });
+                    Cleaned::Unchanged
+                });
                 let out = match (&mut out, &cleaned) {
                     (Some(out), _) => out,
                     (None, Cleaned::Unchanged) => continue,

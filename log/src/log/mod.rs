@@ -20,7 +20,7 @@ mod read;
 mod start_offset;
 mod write;
 
-pub use compact::{Cleanable, CompactionOutcome};
+pub use compact::{Cleanable, CompactionOutcome, TxnFate};
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
