@@ -179,6 +179,27 @@ pub struct TxnCoordinator {
     writing: Semaphore,
 }
 
+/// Every partition whose offsets for `group_id` an unfinished transaction holds, on any shard:
+/// Kafka's pending transactional offsets, which an OffsetFetch asking for stable offsets
+/// (KIP-447) is told to wait for.
+///
+/// # Errors
+/// [`EngineError::ShuttingDown`] when a shard no longer takes work.
+pub async fn held_offsets(shard: &Shard, group_id: &str) -> Result<Vec<TopicPartition>> {
+    let count = u32::try_from(shard.shard_count()).unwrap_or(u32::MAX);
+    let per_shard = (0..count).map(|i| {
+        let group_id = group_id.to_owned();
+        shard.run_on(crate::ShardId(i), move |s: Shard| async move {
+            s.local_transactions().held_offsets_of(&group_id)
+        })
+    });
+    let mut held = Vec::new();
+    for found in join_all(per_shard).await {
+        held.extend(found?);
+    }
+    Ok(held)
+}
+
 /// Runs `f` on the coordinator shard of `transactional_id` (that of a group of the same name)
 /// with that shard's transaction coordinator.
 ///
@@ -244,6 +265,19 @@ impl TxnCoordinator {
         };
         shard.spawn_background(tick);
         Ok(coordinator)
+    }
+
+    /// The partitions whose offsets for `group_id` this shard's unfinished transactions hold.
+    fn held_offsets_of(&self, group_id: &str) -> Vec<TopicPartition> {
+        self.txns
+            .borrow()
+            .values()
+            .flat_map(|ids| ids.values())
+            .filter(|t| t.phase == Phase::Ongoing || t.phase.decision().is_some())
+            .flat_map(|t| t.offsets.iter())
+            .filter(|o| o.group == group_id)
+            .map(|o| TopicPartition::new(o.topic.as_str(), o.partition))
+            .collect()
     }
 
     fn partition_of(&self, transactional_id: &str) -> u32 {

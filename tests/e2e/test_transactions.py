@@ -269,6 +269,36 @@ def test_consume_transform_produce_commits_offsets_only_with_the_transaction(spi
         again.close()
 
 
+def test_a_consumer_asking_for_stable_offsets_waits_for_the_transaction_holding_them(spindle, topic_name):
+    """KIP-447: while a transaction holds offsets for a group, a read_committed consumer's
+    OffsetFetch asks for stable offsets and is answered UNSTABLE_OFFSET_COMMIT, which librdkafka
+    retries; once the transaction commits it sees the transaction's offset, not the older
+    commit it would otherwise have started from."""
+    clients.create_topic(spindle.bootstrap, topic_name, partitions=1)
+    group = f"{topic_name}-group"
+    setter = clients.consumer(spindle.bootstrap, group)
+    setter.commit(offsets=[CTP(topic_name, 0, 2)], asynchronous=False)
+    meta = setter.consumer_group_metadata()
+    prod = txn_producer(spindle.bootstrap, f"{topic_name}-txn")
+    prod.begin_transaction()
+    produce_in_txn(prod, topic_name, [b"out"])
+    prod.send_offsets_to_transaction([CTP(topic_name, 0, 5)], meta, OP_TIMEOUT_S)
+    setter.close()
+
+    committer = threading.Timer(2.0, lambda: prod.commit_transaction(OP_TIMEOUT_S))
+    committer.start()
+    reader = clients.consumer(spindle.bootstrap, group, {"isolation.level": READ_COMMITTED})
+    try:
+        started = time.monotonic()
+        [committed] = reader.committed([CTP(topic_name, 0)], timeout=OP_TIMEOUT_S)
+        waited = time.monotonic() - started
+    finally:
+        committer.join()
+        reader.close()
+    assert committed.offset == 5, f"saw offset {committed.offset} after {waited:.1f} s"
+    assert waited >= 1.0, f"answered after {waited:.1f} s, before the transaction committed"
+
+
 def test_second_producer_with_the_same_transactional_id_fences_the_first(spindle, topic_name):
     """Producer A begins a transaction and produces; producer B inits with the same
     transactional.id. A's commit then fails with a fatal (fenced) error, A's records stay hidden

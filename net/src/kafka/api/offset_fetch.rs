@@ -2,7 +2,9 @@
 //!
 //! v1–v7 ask for one group, v8+ for a batch of groups; each group is read on its coordinator
 //! shard. A partition without a commit answers offset -1; topics absent (null) ask for every
-//! partition the group has committed.
+//! partition the group has committed. A request asking for stable offsets (v7+, KIP-447; what a
+//! read-committed consumer sends) gets UNSTABLE_OFFSET_COMMIT for a partition whose offset an
+//! unfinished transaction holds for the group, and asks again until it is committed or dropped.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_fetch_response::{
@@ -12,7 +14,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use spindle_engine::group::{self, CommittedOffset};
-use spindle_engine::TopicPartition;
+use spindle_engine::{txn, TopicPartition};
 
 use spindle_engine::access::Operation;
 
@@ -28,11 +30,12 @@ struct Fetched {
 
 /// Answers one OffsetFetch request.
 pub(crate) async fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> OffsetFetchResponse {
+    let stable = ctx.api_version >= 7 && req.require_stable;
     if ctx.api_version < 8 {
         let asked = req
             .topics
             .map(|topics| asked(topics.into_iter().map(|t| (t.name, t.partition_indexes))));
-        let (error_code, fetched) = fetch_group(ctx, req.group_id.0.as_str(), asked).await;
+        let (error_code, fetched) = fetch_group(ctx, req.group_id.0.as_str(), asked, stable).await;
         return OffsetFetchResponse::default()
             .with_error_code(error_code)
             .with_topics(old_topics(fetched, ctx.api_version));
@@ -42,7 +45,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: OffsetFetchRequest) -> Off
         let asked = g
             .topics
             .map(|topics| asked(topics.into_iter().map(|t| (t.name, t.partition_indexes))));
-        let (error_code, fetched) = fetch_group(ctx, g.group_id.0.as_str(), asked).await;
+        let (error_code, fetched) = fetch_group(ctx, g.group_id.0.as_str(), asked, stable).await;
         groups.push(
             OffsetFetchResponseGroup::default()
                 .with_group_id(g.group_id)
@@ -64,8 +67,34 @@ fn asked(topics: impl Iterator<Item = (TopicName, Vec<i32>)>) -> Vec<(String, i3
         .collect()
 }
 
-/// Reads one group's offsets on its coordinator: the partitions asked, or all when `None`.
+/// Reads one group's offsets on its coordinator: the partitions asked, or all when `None`; with
+/// `stable`, those an unfinished transaction holds are answered UNSTABLE_OFFSET_COMMIT.
 async fn fetch_group(
+    ctx: &RequestContext,
+    group_id: &str,
+    asked: Option<Vec<(String, i32)>>,
+    stable: bool,
+) -> (i16, Vec<Fetched>) {
+    let (code, mut fetched) = committed_offsets(ctx, group_id, asked).await;
+    if stable && code == 0 {
+        let Ok(held) = txn::held_offsets(&ctx.shard, group_id).await else {
+            return (ResponseError::CoordinatorNotAvailable.code(), Vec::new());
+        };
+        for f in &mut fetched {
+            let unstable = held.iter().any(|tp| {
+                *tp.topic == *f.topic && i64::from(tp.partition.0) == i64::from(f.partition)
+            });
+            if unstable && f.error_code == 0 {
+                f.committed = None;
+                f.error_code = ResponseError::UnstableOffsetCommit.code();
+            }
+        }
+    }
+    (code, fetched)
+}
+
+/// Reads one group's committed offsets on its coordinator.
+async fn committed_offsets(
     ctx: &RequestContext,
     group_id: &str,
     asked: Option<Vec<(String, i32)>>,
