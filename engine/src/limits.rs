@@ -47,6 +47,10 @@ pub const FETCH_MAX_WAIT: Duration = Duration::from_secs(60);
 
 /// How often each shard enforces retention on its partitions.
 pub const RETENTION_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+/// How often each shard looks for partitions that rolled since their last producer snapshot,
+/// and saves one: recovery after a crash reads producer state from a snapshot no older than the
+/// segment before the active one, so a partition must not roll twice between two looks.
+pub const SNAPSHOT_CHECK_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Shortest and longest tick of the interval-fsync timer (the tick follows the smallest
 /// `interval:MS` among the shard's partitions, clamped to this range).

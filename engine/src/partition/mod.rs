@@ -707,8 +707,8 @@ impl Partition {
 
     /// Saves the producer table as a snapshot of the log if the log rolled since the last one,
     /// so that a restart after a crash reads at most the active segment (and the one before, if
-    /// the crash comes between a roll and this) to know every producer. The shard calls it with
-    /// each retention check.
+    /// the crash comes between a roll and this) to know every producer. The shard calls it every
+    /// `SNAPSHOT_CHECK_INTERVAL`.
     ///
     /// # Errors
     /// I/O.

@@ -24,7 +24,7 @@ use crate::event::Event;
 use crate::group::GroupCoordinator;
 use crate::limits::{
     FSYNC_TICK_MAX, FSYNC_TICK_MIN, RETENTION_CHECK_INTERVAL, SERVICE_DRAIN_MAX,
-    WAKE_GUARD_INTERVAL,
+    SNAPSHOT_CHECK_INTERVAL, WAKE_GUARD_INTERVAL,
 };
 use crate::log_api::SystemClock;
 use crate::metadata::Metadata;
@@ -132,6 +132,7 @@ async fn recover(start: ShardStart) -> Result<Shard> {
         crate::metadata::empty_trash(&shard.state().config.data_dir);
     }
     shard.spawn_background(retention_loop(shard.clone()));
+    shard.spawn_background(snapshot_loop(shard.clone()));
     shard.spawn_background(compaction_loop(shard.clone()));
     shard.spawn_background(fsync_loop(shard.clone()));
     Ok(shard)
@@ -174,14 +175,22 @@ pub(crate) async fn sleep_unless_stopping(shard: &Shard, period: std::time::Dura
     state.stopped.get()
 }
 
-/// Enforces retention on the shard's partitions and saves the producer snapshot of those that
-/// rolled, every [`RETENTION_CHECK_INTERVAL`].
+/// Enforces retention on the shard's partitions every [`RETENTION_CHECK_INTERVAL`].
 async fn retention_loop(shard: Shard) {
     while !sleep_unless_stopping(&shard, RETENTION_CHECK_INTERVAL).await {
         for partition in shard.state().local_partitions() {
             if let Err(e) = partition.enforce_retention().await {
                 tracing::warn!(error = %e, "retention failed");
             }
+        }
+    }
+}
+
+/// Saves the producer snapshot of the shard's partitions that rolled since their last one, every
+/// [`SNAPSHOT_CHECK_INTERVAL`].
+async fn snapshot_loop(shard: Shard) {
+    while !sleep_unless_stopping(&shard, SNAPSHOT_CHECK_INTERVAL).await {
+        for partition in shard.state().local_partitions() {
             if let Err(e) = partition.snapshot_producers_if_rolled().await {
                 tracing::warn!(error = %e, "saving a producer snapshot failed");
             }
