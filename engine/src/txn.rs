@@ -38,6 +38,9 @@ use crate::{EngineError, Result, Shard, TopicPartition};
 
 /// Longest transaction timeout a producer may ask for (Kafka's `transaction.max.timeout.ms`).
 pub const TRANSACTION_TIMEOUT_MAX_MS: u64 = 15 * 60 * 1000;
+/// A transactional id with no transaction open is forgotten after this long without use
+/// (Kafka's `transactional.id.expiration.ms`): its next InitProducerId gets a new producer id.
+pub const TRANSACTIONAL_ID_EXPIRATION_MS: u64 = 7 * 24 * 3600 * 1000;
 /// How often the coordinator looks for transactions past their timeout and prepared ones to
 /// complete.
 const TICK_INTERVAL: Duration = Duration::from_secs(1);
@@ -130,6 +133,21 @@ struct Txn {
     offsets: Vec<HeldOffset>,
     /// When the open transaction began, ms since the Unix epoch.
     started_ms: i64,
+    /// When the id's state last changed (ids kept before this field count from their load).
+    #[serde(default = "unix_ms")]
+    last_used_ms: i64,
+}
+
+/// What the coordinator's tick does with a transactional id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Due {
+    Nothing,
+    /// A decided transaction whose markers are to be written.
+    Complete,
+    /// An open transaction past its timeout.
+    Abort,
+    /// An id idle past [`TRANSACTIONAL_ID_EXPIRATION_MS`] with no transaction open.
+    Expire,
 }
 
 impl Txn {
@@ -145,6 +163,19 @@ impl Txn {
             return Err(TxnError::Completing);
         }
         Ok(())
+    }
+
+    /// What the tick does with this id at `now_ms`.
+    fn due(&self, now_ms: i64) -> Due {
+        let older_than =
+            |since: i64, ms: u64| i128::from(now_ms) - i128::from(since) > i128::from(ms);
+        match self.phase {
+            _ if self.phase.decision().is_some() => Due::Complete,
+            Phase::Ongoing if older_than(self.started_ms, self.timeout_ms) => Due::Abort,
+            Phase::Ongoing => Due::Nothing,
+            _ if older_than(self.last_used_ms, TRANSACTIONAL_ID_EXPIRATION_MS) => Due::Expire,
+            _ => Due::Nothing,
+        }
     }
 
     /// Opens a transaction if none is open.
@@ -293,15 +324,24 @@ impl TxnCoordinator {
             .cloned()
     }
 
-    /// Stores `txn` for `transactional_id` and writes its partition's state file; returns once
-    /// the file is durable.
-    async fn put(&self, transactional_id: &str, txn: Txn) -> Result<()> {
+    /// Stores `txn` for `transactional_id`, stamped as used now (see [`TxnCoordinator::store`]).
+    async fn put(&self, transactional_id: &str, mut txn: Txn) -> Result<()> {
+        txn.last_used_ms = unix_ms();
+        self.store(transactional_id, Some(txn)).await
+    }
+
+    /// Stores `txn` for `transactional_id` (removes the id for `None`) and writes its partition's
+    /// state file; returns once the file is durable.
+    async fn store(&self, transactional_id: &str, txn: Option<Txn>) -> Result<()> {
         let partition = self.partition_of(transactional_id);
-        self.txns
-            .borrow_mut()
-            .entry(partition)
-            .or_default()
-            .insert(transactional_id.to_owned(), txn);
+        {
+            let mut txns = self.txns.borrow_mut();
+            let ids = txns.entry(partition).or_default();
+            match txn {
+                Some(txn) => ids.insert(transactional_id.to_owned(), txn),
+                None => ids.remove(transactional_id),
+            };
+        }
         let _permit = self
             .writing
             .acquire_permit(1)
@@ -352,6 +392,7 @@ impl TxnCoordinator {
                 groups: BTreeSet::new(),
                 offsets: Vec::new(),
                 started_ms: 0,
+                last_used_ms: 0,
             };
             self.put(transactional_id, txn).await?;
             return Ok((producer_id, epoch));
@@ -592,28 +633,31 @@ impl TxnCoordinator {
         Ok(txn)
     }
 
-    /// Completes prepared transactions and aborts those open past their timeout.
+    /// Completes prepared transactions, aborts those open past their timeout and forgets ids
+    /// idle past their expiration.
     async fn tick(&self, shard: &Shard) {
         let now = unix_ms();
-        let due: Vec<(String, Txn)> = self
+        let due: Vec<(String, Txn, Due)> = self
             .txns
             .borrow()
             .values()
             .flat_map(|ids| ids.iter())
-            .filter(|(_, t)| {
-                t.phase.decision().is_some()
-                    || (t.phase == Phase::Ongoing
-                        && now.saturating_sub(t.started_ms)
-                            > i64::try_from(t.timeout_ms).unwrap_or(i64::MAX))
-            })
-            .map(|(id, t)| (id.clone(), t.clone()))
+            .map(|(id, t)| (id, t, t.due(now)))
+            .filter(|(_, _, due)| *due != Due::Nothing)
+            .map(|(id, t, due)| (id.clone(), t.clone(), due))
             .collect();
-        for (id, txn) in due {
-            let done = if txn.phase == Phase::Ongoing {
-                tracing::info!(transactional_id = %id, producer_id = txn.producer_id, "aborting a transaction open past its timeout");
-                self.abort_with_new_epoch(shard, &id, txn).await
-            } else {
-                self.complete(shard, &id, txn).await
+        for (id, txn, due) in due {
+            let done = match due {
+                Due::Abort => {
+                    tracing::info!(transactional_id = %id, producer_id = txn.producer_id, "aborting a transaction open past its timeout");
+                    self.abort_with_new_epoch(shard, &id, txn).await
+                }
+                Due::Complete => self.complete(shard, &id, txn).await,
+                Due::Expire => {
+                    tracing::info!(transactional_id = %id, "forgetting a transactional id unused past its expiration");
+                    self.store(&id, None).await
+                }
+                Due::Nothing => Ok(()),
             };
             if let Err(e) = done {
                 tracing::debug!(transactional_id = %id, error = %e, "completing a transaction; will retry");
@@ -643,4 +687,49 @@ fn write_durably(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| io("syncing", dir, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn txn(phase: Phase, started_ms: i64, last_used_ms: i64) -> Txn {
+        Txn {
+            producer_id: 1,
+            epoch: 0,
+            timeout_ms: 60_000,
+            phase,
+            partitions: BTreeSet::new(),
+            groups: BTreeSet::new(),
+            offsets: Vec::new(),
+            started_ms,
+            last_used_ms,
+        }
+    }
+
+    #[test]
+    fn the_tick_completes_decisions_aborts_timed_out_transactions_and_forgets_idle_ids() {
+        let week = TRANSACTIONAL_ID_EXPIRATION_MS as i64;
+        let now = 10 * week;
+        assert_eq!(txn(Phase::PrepareCommit, 0, 0).due(now), Due::Complete);
+        assert_eq!(txn(Phase::Ongoing, now - 60_001, now).due(now), Due::Abort);
+        assert_eq!(
+            txn(Phase::Ongoing, now - 1_000, 0).due(now),
+            Due::Nothing,
+            "an open transaction never expires"
+        );
+        assert_eq!(
+            txn(Phase::CompleteCommit, 0, now - week - 1).due(now),
+            Due::Expire
+        );
+        assert_eq!(txn(Phase::Empty, 0, now - week + 1).due(now), Due::Nothing);
+    }
+
+    #[test]
+    fn an_id_kept_before_its_last_use_was_recorded_counts_from_its_load() {
+        let json = r#"{"producer_id":1,"epoch":0,"timeout_ms":60000,"phase":"Empty",
+            "partitions":[],"groups":[],"offsets":[],"started_ms":0}"#;
+        let loaded: Txn = serde_json::from_str(json).expect("parses");
+        assert_eq!(loaded.due(unix_ms()), Due::Nothing);
+    }
 }
