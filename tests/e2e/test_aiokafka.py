@@ -157,3 +157,43 @@ def test_a_group_splits_the_topic_hands_it_over_and_resumes_from_commits(spindle
             await third.stop()
 
     run(scenario())
+
+
+def test_transactions_commit_and_abort(spindle, topic_name):
+    """aiokafka's transactional producer (its own transaction code): a committed round is read
+    by an aiokafka read_committed consumer, an aborted one between two committed rounds is not,
+    and a read_uncommitted consumer reads all three."""
+
+    async def scenario():
+        await create(spindle.bootstrap, topic_name, 1)
+        producer = AIOKafkaProducer(bootstrap_servers=spindle.bootstrap, transactional_id=f"{topic_name}-txn")
+        await producer.start()
+        try:
+            for name, commit in (("first", True), ("aborted", False), ("second", True)):
+                await producer.begin_transaction()
+                for i in range(3):
+                    await producer.send_and_wait(topic_name, value=f"{name}-{i}".encode(), partition=0)
+                await (producer.commit_transaction() if commit else producer.abort_transaction())
+        finally:
+            await producer.stop()
+
+        async def read(isolation: str, count: int) -> list[bytes]:
+            consumer = AIOKafkaConsumer(
+                bootstrap_servers=spindle.bootstrap, isolation_level=isolation, auto_offset_reset="earliest"
+            )
+            await consumer.start()
+            try:
+                consumer.assign([TopicPartition(topic_name, 0)])
+                await consumer.seek_to_beginning()
+                got = await drain(consumer, count)
+                got += await drain(consumer, count + 1, timeout_s=1)
+                return [r.value for r in got]
+            finally:
+                await consumer.stop()
+
+        committed = await read("read_committed", 6)
+        assert committed == [f"{n}-{i}".encode() for n in ("first", "second") for i in range(3)], committed
+        everything = await read("read_uncommitted", 9)
+        assert len(everything) == 9 and b"aborted-0" in everything, everything
+
+    run(scenario())
