@@ -562,6 +562,12 @@ impl TxnCoordinator {
             self.commit_held_offsets(shard, transactional_id, &txn)
                 .await?;
         }
+        let counter = if commit {
+            &shard.metrics().txn_commits
+        } else {
+            &shard.metrics().txn_aborts
+        };
+        counter.add(1);
         txn.phase = if commit {
             Phase::CompleteCommit
         } else {
@@ -650,6 +656,7 @@ impl TxnCoordinator {
             let done = match due {
                 Due::Abort => {
                     tracing::info!(transactional_id = %id, producer_id = txn.producer_id, "aborting a transaction open past its timeout");
+                    shard.metrics().txn_timeouts.add(1);
                     self.abort_with_new_epoch(shard, &id, txn).await
                 }
                 Due::Complete => self.complete(shard, &id, txn).await,

@@ -19,6 +19,7 @@ import contextlib
 import signal
 import threading
 import time
+import urllib.request
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
@@ -26,6 +27,8 @@ from confluent_kafka import TopicPartition as CTP
 
 import clients
 from clients import OP_TIMEOUT_S
+from conftest import _run
+from spindle_process import Spindle, free_port
 
 # The errors librdkafka reports to a producer whose epoch was bumped by another instance.
 FENCED = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
@@ -501,6 +504,44 @@ def within(timeout_s: float, what: str, call):
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")
+
+
+@pytest.fixture
+def metered_spindle(request, tmp_path):
+    """A server of this test's own whose admin endpoint (/metrics) listens on a known port."""
+    port = free_port()
+    server = Spindle(base=tmp_path / "spindle", config_toml=f'[admin]\nlisten = "127.0.0.1:{port}"\n')
+    server.admin_port = port
+    yield from _run(request, server)
+
+
+def metric_total(port: int, name: str) -> float:
+    """The sum over every shard of counter `name` in the server's /metrics."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
+def test_the_coordinator_counts_commits_aborts_and_timeouts(metered_spindle, topic_name):
+    """/metrics counts the transactions the coordinators ended: one commit, one abort asked for
+    by the producer, and one abort of a transaction left open past its timeout."""
+    bootstrap, port = metered_spindle.bootstrap, metered_spindle.admin_port
+    clients.create_topic(bootstrap, topic_name)
+    prod = txn_producer(bootstrap, f"{topic_name}-txn")
+    for commit in (True, False):
+        prod.begin_transaction()
+        produce_in_txn(prod, topic_name, [b"v"])
+        prod.commit_transaction(OP_TIMEOUT_S) if commit else prod.abort_transaction(OP_TIMEOUT_S)
+    short = {"transaction.timeout.ms": 3000, "message.timeout.ms": 3000, "socket.timeout.ms": 3000}
+    abandoned = txn_producer(bootstrap, f"{topic_name}-abandoned", short)
+    abandoned.begin_transaction()
+    produce_in_txn(abandoned, topic_name, [b"left"])
+    deadline = time.monotonic() + 30
+    while metric_total(port, "spindle_transactions_timed_out_total") < 1:
+        assert time.monotonic() < deadline, "the open transaction was not aborted within 30 s"
+        time.sleep(0.5)
+    assert metric_total(port, "spindle_transactions_committed_total") == 1
+    assert metric_total(port, "spindle_transactions_aborted_total") == 2
+    assert metric_total(port, "spindle_transactions_timed_out_total") == 1
 
 
 def test_kafka_python_committed_transaction_is_read_by_librdkafka(spindle, topic_name):

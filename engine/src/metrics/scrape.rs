@@ -69,6 +69,12 @@ pub struct ShardSnapshot {
     pub compaction_records_removed: u64,
     /// Groups whose committed offsets expired.
     pub offsets_expired_groups: u64,
+    /// Transactions committed, aborted, and aborted past their timeout.
+    pub txn_commits: u64,
+    /// See `txn_commits`.
+    pub txn_aborts: u64,
+    /// See `txn_commits`.
+    pub txn_timeouts: u64,
     /// What the shard's logs counted: syncs and their time, bytes read from caches and disk.
     pub logs: LogCounters,
     /// The partitions this shard owns.
@@ -118,6 +124,9 @@ pub fn snapshot(shard: &Shard) -> ShardSnapshot {
         log_compactions: metrics.log_compactions.get(),
         compaction_records_removed: metrics.compaction_records_removed.get(),
         offsets_expired_groups: metrics.offsets_expired_groups.get(),
+        txn_commits: metrics.txn_commits.get(),
+        txn_aborts: metrics.txn_aborts.get(),
+        txn_timeouts: metrics.txn_timeouts.get(),
         logs,
         partitions,
         group_offsets: group_offsets(shard),
@@ -212,7 +221,7 @@ impl Scrape {
     /// One sample per shard of each of its plain counters and gauges.
     fn render_shard_counters(&self, e: &mut Exposition) {
         type Pick = fn(&ShardSnapshot) -> u64;
-        let families: [(&str, &str, Kind, Pick); 13] = [
+        let families: [(&str, &str, Kind, Pick); 16] = [
             (
                 "spindle_kafka_bytes_received_total",
                 "Kafka request bytes read.",
@@ -272,6 +281,24 @@ impl Scrape {
                 "Records compaction removed (superseded by a later record of their key, or expired tombstones).",
                 Kind::Counter,
                 |s| s.compaction_records_removed,
+            ),
+            (
+                "spindle_transactions_committed_total",
+                "Transactions the shard's coordinator committed (markers written, offsets committed).",
+                Kind::Counter,
+                |s| s.txn_commits,
+            ),
+            (
+                "spindle_transactions_aborted_total",
+                "Transactions the shard's coordinator aborted: by the producer, to fence it, or past their timeout.",
+                Kind::Counter,
+                |s| s.txn_aborts,
+            ),
+            (
+                "spindle_transactions_timed_out_total",
+                "Transactions the shard's coordinator aborted because they were open past their timeout.",
+                Kind::Counter,
+                |s| s.txn_timeouts,
             ),
             (
                 "spindle_group_offsets_expired_total",

@@ -77,6 +77,13 @@ pub struct ShardMetrics {
     pub compaction_records_removed: Counter,
     /// Groups whose committed offsets this shard's coordinator expired.
     pub offsets_expired_groups: Counter,
+    /// Transactions this shard's coordinator committed.
+    pub txn_commits: Counter,
+    /// Transactions this shard's coordinator aborted (at the producer's request, to fence it,
+    /// or past their timeout).
+    pub txn_aborts: Counter,
+    /// Of those, transactions aborted because they were open past their timeout.
+    pub txn_timeouts: Counter,
     /// What this shard's logs counted, as of the last scrape.
     logs: Cell<LogCounters>,
     /// Each open log's counters when they were last added to `logs`.
