@@ -231,6 +231,37 @@ pub async fn held_offsets(shard: &Shard, group_id: &str) -> Result<Vec<TopicPart
     Ok(held)
 }
 
+/// Checks with `transactional_id`'s coordinator that `tp` is in the open transaction of
+/// `producer_id` at `epoch` (see `Shard::produce_in_transaction`).
+///
+/// # Errors
+/// [`TxnError`] when it is not, [`EngineError::ShuttingDown`].
+pub async fn verify(
+    shard: &Shard,
+    transactional_id: &str,
+    producer_id: i64,
+    epoch: i16,
+    tp: &TopicPartition,
+) -> Result<()> {
+    let (id, tp) = (transactional_id.to_owned(), tp.clone());
+    on_coordinator(shard, transactional_id, move |_, txns| async move {
+        let txn = txns.checked(&id, producer_id, epoch)?;
+        let added = txn.phase == Phase::Ongoing
+            && txn
+                .partitions
+                .contains(&(tp.topic.to_string(), tp.partition.0));
+        if added {
+            Ok(())
+        } else {
+            Err(
+                TxnError::InvalidState("the partition is not in the producer's open transaction")
+                    .into(),
+            )
+        }
+    })
+    .await?
+}
+
 /// Runs `f` on the coordinator shard of `transactional_id` (that of a group of the same name)
 /// with that shard's transaction coordinator.
 ///

@@ -26,12 +26,17 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import TopicPartition as CTP
 
 import clients
+import wire
 from clients import OP_TIMEOUT_S
 from conftest import _run
 from spindle_process import Spindle, free_port
 
 # The errors librdkafka reports to a producer whose epoch was bumped by another instance.
 FENCED = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+
+# Kafka's error code and the record batch attribute bit.
+INVALID_TXN_STATE = 48
+TRANSACTIONAL = 0x10
 
 READ_COMMITTED = "read_committed"
 READ_UNCOMMITTED = "read_uncommitted"
@@ -300,6 +305,29 @@ def test_a_consumer_asking_for_stable_offsets_waits_for_the_transaction_holding_
         reader.close()
     assert committed.offset == 5, f"saw offset {committed.offset} after {waited:.1f} s"
     assert waited >= 1.0, f"answered after {waited:.1f} s, before the transaction committed"
+
+
+def test_a_transactional_batch_for_a_partition_outside_the_transaction_is_refused(spindle, topic_name):
+    """KIP-890's check: a transactional batch for a partition its producer's open transaction
+    did not add -- as a batch that arrives late, after its transaction ended, is -- is refused
+    INVALID_TXN_STATE instead of opening a transaction no marker would ever close, which would
+    hold every read_committed consumer of the partition at it."""
+    clients.create_topic(spindle.bootstrap, topic_name)
+    txn_id = f"{topic_name}-txn"
+    with wire.Connection(spindle.bootstrap) as conn:
+        error, producer_id, epoch = conn.init_producer_id(txn_id)
+        assert error == 0, error
+        batch = wire.record_batch(
+            [wire.Record(value=b"late")],
+            producer_id=producer_id,
+            producer_epoch=epoch,
+            base_sequence=0,
+            attributes=TRANSACTIONAL,
+        )
+        [(error, _)] = conn.produce(topic_name, {0: batch}, transactional_id=txn_id).values()
+    assert error == INVALID_TXN_STATE, error
+    assert high_watermark(spindle.bootstrap, topic_name, 0, READ_COMMITTED) == 0
+    assert high_watermark(spindle.bootstrap, topic_name, 0, READ_UNCOMMITTED) == 0, "nothing stored"
 
 
 def test_second_producer_with_the_same_transactional_id_fences_the_first(spindle, topic_name):

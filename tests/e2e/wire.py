@@ -321,12 +321,17 @@ class Connection:
         return version
 
     def produce(
-        self, topic: str, batches: dict[int, bytes], acks: int = -1, timeout_ms: int = 10_000
+        self,
+        topic: str,
+        batches: dict[int, bytes],
+        acks: int = -1,
+        timeout_ms: int = 10_000,
+        transactional_id: str | None = None,
     ) -> dict[int, tuple[int, int]]:
         """Produce (v3-v8: same request layout); returns {partition: (error, base_offset)}."""
         version = self.pick_version(PRODUCE, 3, 8)
         partitions = [i32(p) + nbytes(b) for p, b in sorted(batches.items())]
-        body = string(None) + i16(acks) + i32(timeout_ms) + array([string(topic) + array(partitions)])
+        body = string(transactional_id) + i16(acks) + i32(timeout_ms) + array([string(topic) + array(partitions)])
         reader = self.request(PRODUCE, version, body)
 
         def partition(r: Reader) -> tuple[int, int, int]:
@@ -343,10 +348,10 @@ class Connection:
         assert [name for name, _ in topics] == [topic], topics
         return {index: (error, base) for index, error, base in topics[0][1]}
 
-    def init_producer_id(self) -> tuple[int, int, int]:
-        """InitProducerId (v0-v1, non-transactional); returns (error, producer_id, epoch)."""
+    def init_producer_id(self, transactional_id: str | None = None) -> tuple[int, int, int]:
+        """InitProducerId (v0-v1); returns (error, producer_id, epoch)."""
         version = self.pick_version(INIT_PRODUCER_ID, 0, 1)
-        reader = self.request(INIT_PRODUCER_ID, version, string(None) + i32(60_000))
+        reader = self.request(INIT_PRODUCER_ID, version, string(transactional_id) + i32(60_000))
         reader.i32()  # throttle_time_ms
         return reader.i16(), reader.i64(), reader.i16()
 

@@ -106,6 +106,14 @@ impl Compaction {
     }
 }
 
+/// A transaction a batch would open in a partition, as verified with the coordinator.
+pub(crate) struct OpeningTxn {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// How many markers of the producer the partition had seen before the check.
+    markers_seen: u64,
+}
+
 /// The base and last offsets of a stored batch (the log hands out only whole, checked batches).
 fn batch_span(batch: &[u8]) -> (u64, u64) {
     BatchHeader::parse(batch).map_or((0, 0), |h| {
@@ -334,6 +342,37 @@ impl Partition {
             headers.push(header);
         }
         Ok(headers)
+    }
+
+    /// The transaction `records` would open here, if they hold a transactional batch of a
+    /// producer with no transaction open in this partition: what the shard verifies with the
+    /// transaction coordinator before the append (see `Shard::produce_in_transaction`).
+    pub(crate) fn transaction_to_verify(&self, records: &Bytes) -> Option<OpeningTxn> {
+        let (header, _) = batch::batches(records).next()?.ok()?;
+        if !header.is_transactional() || header.is_control() || header.producer_id() < 0 {
+            return None;
+        }
+        let txns = self.txns.borrow();
+        (!txns.is_open(header.producer_id())).then(|| OpeningTxn {
+            producer_id: header.producer_id(),
+            epoch: header.producer_epoch(),
+            markers_seen: txns.markers_of(header.producer_id()),
+        })
+    }
+
+    /// Refuses the append of a verified transaction's first batch when a marker for its
+    /// producer came while the coordinator was asked: the transaction it was verified for ended.
+    ///
+    /// # Errors
+    /// [`crate::txn::TxnError::InvalidState`].
+    pub(crate) fn check_still_open(&self, opening: &OpeningTxn) -> Result<()> {
+        if self.txns.borrow().markers_of(opening.producer_id) != opening.markers_seen {
+            return Err(crate::txn::TxnError::InvalidState(
+                "the transaction ended while its batch was verified",
+            )
+            .into());
+        }
+        Ok(())
     }
 
     /// Ends producer `producer_id`'s transaction in this partition with a marker (see `txn`),

@@ -39,6 +39,8 @@ pub(crate) struct Transactions {
     aborted: VecDeque<AbortedTxn>,
     /// Transactions ended since the last snapshot (producer, first offset, marker offset).
     ended: Vec<AbortedTxn>,
+    /// Markers appended since the partition opened, per producer (for `check_still_open`).
+    markers: HashMap<i64, u64>,
 }
 
 impl Transactions {
@@ -49,6 +51,7 @@ impl Transactions {
 
     /// A marker of `producer_id` appended at `offset`; `aborted` for an abort marker.
     pub(crate) fn on_marker(&mut self, producer_id: i64, aborted: bool, offset: Offset) {
+        *self.markers.entry(producer_id).or_default() += 1;
         let Some(first) = self.open.remove(&producer_id) else {
             // The producer wrote nothing here in this transaction: the marker changes nothing.
             return;
@@ -62,6 +65,16 @@ impl Transactions {
             self.aborted.push_back(txn);
         }
         self.ended.push(txn);
+    }
+
+    /// Whether `producer_id` has a transaction open in the partition.
+    pub(crate) fn is_open(&self, producer_id: i64) -> bool {
+        self.open.contains_key(&producer_id)
+    }
+
+    /// How many markers of `producer_id` the partition appended since it opened.
+    pub(crate) fn markers_of(&self, producer_id: i64) -> u64 {
+        self.markers.get(&producer_id).copied().unwrap_or(0)
     }
 
     /// The first offset of the oldest open transaction, or `high_watermark` if that is lower.

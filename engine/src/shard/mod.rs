@@ -65,7 +65,27 @@ impl Shard {
     /// Unknown topic/partition, invalid batch, sequence or epoch errors, oversize batch, I/O.
     pub async fn produce(&self, tp: &TopicPartition, records: Bytes) -> Result<ProduceOutcome> {
         refuse_internal_write(tp)?;
-        self.append_to(tp, records).await
+        self.append_to(tp, records, None).await
+    }
+
+    /// [`Shard::produce`] for a transactional producer (a Kafka Produce naming its
+    /// `transactional_id`): a transactional batch for a partition where the producer has no
+    /// transaction open yet is first checked with the id's coordinator, which must have the
+    /// partition in the producer's open transaction (Kafka's KIP-890 verification). Without the
+    /// check, a batch that arrived late, after its transaction ended, would open a transaction no
+    /// marker ever closes, and hold every read-committed consumer of the partition at it.
+    ///
+    /// # Errors
+    /// As [`Shard::produce`]; [`crate::txn::TxnError`] when the coordinator refuses.
+    pub async fn produce_in_transaction(
+        &self,
+        tp: &TopicPartition,
+        records: Bytes,
+        transactional_id: &str,
+    ) -> Result<ProduceOutcome> {
+        refuse_internal_write(tp)?;
+        self.append_to(tp, records, Some(transactional_id.to_owned()))
+            .await
     }
 
     /// Appends plain records to an internal topic (the group coordinator's offsets log), which
@@ -76,17 +96,22 @@ impl Shard {
         records: Vec<Record>,
     ) -> Result<ProduceOutcome> {
         let batch = batch_builder::encode(&records, self.inner.clock.now_ms())?;
-        self.append_to(tp, batch).await
+        self.append_to(tp, batch, None).await
     }
 
-    async fn append_to(&self, tp: &TopicPartition, records: Bytes) -> Result<ProduceOutcome> {
+    async fn append_to(
+        &self,
+        tp: &TopicPartition,
+        records: Bytes,
+        transactional_id: Option<String>,
+    ) -> Result<ProduceOutcome> {
         let owner = self.route_produce(tp).await?;
         if owner == self.id() {
-            return self.produce_local(tp, records).await;
+            return self.produce_local(tp, records, transactional_id).await;
         }
         let tp = tp.clone();
         self.run_on(owner, move |s| async move {
-            s.produce_local(&tp, records).await
+            s.produce_local(&tp, records, transactional_id).await
         })
         .await?
     }
@@ -456,9 +481,22 @@ impl Shard {
         self.inner.partition(tp).ok_or_else(|| self.unknown(tp))
     }
 
-    async fn produce_local(&self, tp: &TopicPartition, records: Bytes) -> Result<ProduceOutcome> {
+    async fn produce_local(
+        &self,
+        tp: &TopicPartition,
+        records: Bytes,
+        transactional_id: Option<String>,
+    ) -> Result<ProduceOutcome> {
         let bytes = records.len() as u64;
-        let (outcome, copied) = self.local(tp)?.produce(records).await?;
+        let partition = self.local(tp)?;
+        if let Some(id) = transactional_id {
+            if let Some(opening) = partition.transaction_to_verify(&records) {
+                crate::txn::verify(self, &id, opening.producer_id, opening.epoch, tp).await?;
+                // The transaction may have ended while the coordinator answered.
+                partition.check_still_open(&opening)?;
+            }
+        }
+        let (outcome, copied) = partition.produce(records).await?;
         let appended = outcome.last_offset.0 + 1 - outcome.base_offset.0;
         self.inner
             .metrics

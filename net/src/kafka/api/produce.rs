@@ -3,9 +3,9 @@
 //!
 //! The records stay the client's bytes end to end (DESIGN decision 2): the engine validates and
 //! stores them, and the broker never decompresses. A transactional producer's batches are
-//! stored like any other; their partition opens the producer's transaction at the first one
-//! (see `spindle_engine::txn`). As in Kafka before 3.6, the broker does not check that the
-//! partition was added to the transaction first.
+//! stored like any other; their partition opens the producer's transaction at the first one,
+//! once the transaction's coordinator confirms that the partition was added to it (KIP-890's
+//! check, see `Shard::produce_in_transaction`).
 //!
 //! A partition refused for what the client sent (a batch that does not check, a record without
 //! a key in a compacted topic, a sequence gap, ...) is answered with the error code and, from
@@ -34,13 +34,18 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Produce
     } else {
         None
     };
+    let transactional_id = req
+        .transactional_id
+        .as_ref()
+        .map(|id| id.0.as_str().to_owned());
     let (topics, batches) = take_batches(req);
+    let transactional_id = transactional_id.as_deref();
     let writes = batches
         .into_iter()
         .map(|(topic, partition, records)| async move {
             match refusal {
                 Some(kind) => Err(Refusal::from(kind.code())),
-                None => write(ctx, topic, partition, records).await,
+                None => write(ctx, topic, partition, records, transactional_id).await,
             }
         });
     let mut results = join_all(writes).await.into_iter();
@@ -109,6 +114,7 @@ async fn write(
     topic: Arc<str>,
     partition: i32,
     records: Option<Bytes>,
+    transactional_id: Option<&str>,
 ) -> Result<ProduceOutcome, Refusal> {
     ctx.authorize(Operation::Write, &topic)?;
     let Some(partition) = partition_from_wire(partition) else {
@@ -118,7 +124,11 @@ async fn write(
         return Err(ResponseError::CorruptMessage.code().into());
     };
     let tp = TopicPartition::new(topic, partition);
-    ctx.shard.produce(&tp, records).await.map_err(|e| {
+    let written = match transactional_id {
+        Some(id) => ctx.shard.produce_in_transaction(&tp, records, id).await,
+        None => ctx.shard.produce(&tp, records).await,
+    };
+    written.map_err(|e| {
         // The node's own failure is logged as one and its details stay here; a refusal of what
         // the client sent goes back to it with its reason.
         let node_failure = matches!(e, EngineError::Log(_) | EngineError::Io { .. });
