@@ -16,7 +16,9 @@ it wrote to, as in Kafka; librdkafka never hands control records to the applicat
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
+import subprocess
 import threading
 import time
 import urllib.request
@@ -29,7 +31,7 @@ import clients
 import wire
 from clients import OP_TIMEOUT_S
 from conftest import _run
-from spindle_process import Spindle, free_port
+from spindle_process import Spindle, free_port, spindle_binary
 
 # The errors librdkafka reports to a producer whose epoch was bumped by another instance.
 FENCED = {KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
@@ -95,6 +97,18 @@ def high_watermark(bootstrap: str, topic: str, partition: int, isolation: str) -
     finally:
         cons.close()
     return high
+
+
+def describe_partitions(bootstrap: str, topic: str) -> list[dict]:
+    """`spindle topic describe --json`'s partitions: what an operator sees."""
+    out = subprocess.run(
+        [str(spindle_binary()), "topic", "describe", topic, "--json", "--bootstrap", bootstrap],
+        capture_output=True,
+        check=True,
+        text=True,
+        timeout=OP_TIMEOUT_S,
+    ).stdout
+    return json.loads(out)["partitions"]
 
 
 def is_fenced(err: KafkaError) -> bool:
@@ -189,6 +203,8 @@ def test_read_committed_stops_at_the_last_stable_offset_until_commit(spindle, to
             "ListOffsets(latest, read_committed) must report the last stable offset"
         )
         assert high_watermark(bootstrap, topic_name, 0, READ_UNCOMMITTED) == 5
+        [described] = describe_partitions(bootstrap, topic_name)
+        assert (described["end_offset"], described["stable_offset"]) == (5, 2), described
 
         everything = read_exactly(bootstrap, [(topic_name, 0)], len(before) + len(pending), READ_UNCOMMITTED)
         assert values_of(everything) == before + pending

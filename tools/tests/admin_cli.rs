@@ -144,6 +144,11 @@ fn topic_create_list_describe_alter_delete() {
     assert_eq!(partition_field(&described, 1, "start_offset"), 0);
     assert_eq!(partition_field(&described, 1, "end_offset"), 4);
     assert_eq!(partition_field(&described, 0, "end_offset"), 0);
+    assert_eq!(
+        partition_field(&described, 1, "stable_offset"),
+        4,
+        "no transaction open: the end"
+    );
     let topic_id = described["topic_id"]
         .as_str()
         .expect("a topic id")

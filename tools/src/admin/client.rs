@@ -190,13 +190,35 @@ impl Client {
         partitions: &[PartitionLeader],
         timestamp: i64,
     ) -> Result<BTreeMap<TopicPartition, Option<i64>>, AdminError> {
+        self.list_offsets_as(partitions, timestamp, READ_UNCOMMITTED)
+    }
+
+    /// Each partition's last stable offset: the end a read-committed consumer sees (the first
+    /// offset of the oldest open transaction, or the end).
+    ///
+    /// # Errors
+    /// As [`Client::list_offsets`].
+    pub fn last_stable_offsets(
+        &mut self,
+        partitions: &[PartitionLeader],
+    ) -> Result<BTreeMap<TopicPartition, Option<i64>>, AdminError> {
+        self.list_offsets_as(partitions, LATEST, READ_COMMITTED)
+    }
+
+    fn list_offsets_as(
+        &mut self,
+        partitions: &[PartitionLeader],
+        timestamp: i64,
+        isolation_level: i8,
+    ) -> Result<BTreeMap<TopicPartition, Option<i64>>, AdminError> {
         let mut offsets = BTreeMap::new();
         for (leader, led) in by_leader(partitions)? {
             let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
             for p in led {
                 topics.entry(&p.topic).or_default().push(p.partition);
             }
-            let request = list_offsets_request(&topics, timestamp);
+            let request =
+                list_offsets_request(&topics, timestamp).with_isolation_level(isolation_level);
             let response = self.broker(leader)?.call(&request)?;
             for t in response.topics {
                 for p in t.partitions {
@@ -333,6 +355,10 @@ pub fn by_leader<'a>(
     }
     Ok(led)
 }
+
+/// ListOffsets `isolation_level`s.
+const READ_UNCOMMITTED: i8 = 0;
+const READ_COMMITTED: i8 = 1;
 
 /// A ListOffsets request as a consumer sends it (replica id -1, read uncommitted).
 fn list_offsets_request(topics: &BTreeMap<&str, Vec<i32>>, timestamp: i64) -> ListOffsetsRequest {

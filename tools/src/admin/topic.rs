@@ -271,6 +271,9 @@ struct PartitionInfo {
     isr: Vec<i32>,
     start_offset: Option<i64>,
     end_offset: Option<i64>,
+    /// The last stable offset: where read-committed consumers stop (below `end_offset` while a
+    /// transaction is open).
+    stable_offset: Option<i64>,
 }
 
 /// One configuration in `topic describe`.
@@ -296,6 +299,7 @@ fn describe(client: &mut Client, name: &str, out: &mut Printer) -> Result<(), Ad
         .collect();
     let starts = client.list_offsets(&leaders, EARLIEST)?;
     let ends = client.list_offsets(&leaders, LATEST)?;
+    let stable = client.last_stable_offsets(&leaders)?;
     let mut partitions: Vec<PartitionInfo> = metadata
         .partitions
         .iter()
@@ -308,6 +312,7 @@ fn describe(client: &mut Client, name: &str, out: &mut Printer) -> Result<(), Ad
                 isr: p.isr_nodes.iter().map(|b| b.0).collect(),
                 start_offset: starts.get(&key).copied().flatten(),
                 end_offset: ends.get(&key).copied().flatten(),
+                stable_offset: stable.get(&key).copied().flatten(),
             }
         })
         .collect();
@@ -328,7 +333,15 @@ fn render_description(d: &Description) -> String {
         ids.join(",")
     };
     let offset = |o: Option<i64>| o.map_or_else(|| "-".to_owned(), |o| o.to_string());
-    let mut table = Table::new(&["PARTITION", "LEADER", "REPLICAS", "ISR", "START", "END"]);
+    let mut table = Table::new(&[
+        "PARTITION",
+        "LEADER",
+        "REPLICAS",
+        "ISR",
+        "START",
+        "END",
+        "STABLE",
+    ]);
     for p in &d.partitions {
         table.row(vec![
             p.partition.to_string(),
@@ -337,6 +350,7 @@ fn render_description(d: &Description) -> String {
             ids(&p.isr),
             offset(p.start_offset),
             offset(p.end_offset),
+            offset(p.stable_offset),
         ]);
     }
     let mut configs = Table::new(&["CONFIG", "VALUE", "SOURCE"]);
@@ -576,6 +590,7 @@ mod tests {
                 isr: vec![1],
                 start_offset: Some(0),
                 end_offset: None,
+                stable_offset: None,
             }],
             configs: vec![ConfigEntry {
                 name: "retention.ms".into(),
@@ -591,7 +606,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("        0       1         1    1      0  -\n"),
+            text.contains("        0       1         1    1      0  -    -\n"),
             "{text}"
         );
         assert!(text.contains("retention.ms   1000  topic\n"), "{text}");
