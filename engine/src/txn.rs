@@ -32,7 +32,7 @@ use futures::future::join_all;
 use glommio::sync::Semaphore;
 use serde::{Deserialize, Serialize};
 
-use crate::group::{self, CommittedOffset, Committer, OffsetCommit};
+use crate::group::{self, unix_ms, CommittedOffset, Committer, OffsetCommit};
 use crate::log_api::batch::TxnMarker;
 use crate::{EngineError, Result, Shard, TopicPartition};
 
@@ -278,12 +278,6 @@ where
         f(s, txns)
     })
     .await
-}
-
-fn unix_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl TxnCoordinator {

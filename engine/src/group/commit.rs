@@ -7,8 +7,6 @@
 //! coordinator's write gate while it runs, so that a cleaning of the log ([`super::cleaning`])
 //! never runs beside it.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use glommio::sync::Permit;
 
 use super::coordinator::{check_name, GroupCoordinator, OffsetCommit};
@@ -16,6 +14,7 @@ use super::limits::{COMMIT_RECORDS_PER_BATCH_MAX, OFFSET_METADATA_BYTES_MAX};
 use super::offsets::CommittedOffset;
 use super::record::{encode_value, OffsetKey};
 use super::GroupError;
+use crate::log_api::{Clock, SystemClock};
 use crate::{EngineError, Record, Shard, TopicPartition};
 
 /// Per-partition outcome of a commit, in the order the partitions were given.
@@ -237,8 +236,8 @@ fn append_error(e: &EngineError) -> GroupError {
     }
 }
 
-pub(super) fn unix_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+/// The system clock in ms since the Unix epoch (the coordinators stamp commits and states with
+/// it; partitions use their log's injected clock).
+pub(crate) fn unix_ms() -> i64 {
+    SystemClock.now_ms()
 }

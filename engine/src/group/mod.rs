@@ -53,6 +53,7 @@ pub mod state;
 
 pub(crate) use api::{coordinator_in, offsets_partition};
 pub use api::{list_all_groups, on_coordinator};
+pub(crate) use commit::unix_ms;
 pub use commit::CommitOutcome;
 pub use coordinator::{Committer, GroupCoordinator, GroupDescription, GroupListing, OffsetCommit};
 pub use error::GroupError;
