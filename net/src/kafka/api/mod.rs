@@ -74,6 +74,29 @@ impl PartitionCodes {
         }
     }
 
+    /// The answer's topics, in request order: each `(name, partition indexes)` asked, each
+    /// partition answered `partition(index, code)` with its code from [`PartitionCodes::next`],
+    /// gathered by `topic(name, partitions)`.
+    pub(crate) fn answer<T, P>(
+        &mut self,
+        ctx: &RequestContext,
+        asked: impl IntoIterator<Item = (TopicName, Vec<i32>)>,
+        partition: impl Fn(i32, i16) -> P,
+        topic: impl Fn(TopicName, Vec<P>) -> T,
+    ) -> Vec<T> {
+        asked
+            .into_iter()
+            .map(|(name, indexes)| {
+                let may_read = readable(ctx, &name);
+                let partitions = indexes
+                    .into_iter()
+                    .map(|index| partition(index, self.next(index, may_read)))
+                    .collect();
+                topic(name, partitions)
+            })
+            .collect()
+    }
+
     /// The code of the next partition of the request, whose index was `partition_index`, of a
     /// topic the principal may (`readable`) or may not read.
     pub(crate) fn next(&mut self, partition_index: i32, readable: bool) -> i16 {

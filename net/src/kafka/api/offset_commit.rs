@@ -56,24 +56,23 @@ pub(crate) async fn handle(ctx: &RequestContext, req: OffsetCommitRequest) -> Of
         Err(_) => (ResponseError::CoordinatorNotAvailable.code(), Vec::new()),
     };
     let mut codes = PartitionCodes::new(whole, outcome);
-    let topics = req
-        .topics
-        .into_iter()
-        .map(|topic| {
-            let may_read = readable(ctx, &topic.name);
-            let partitions = topic
-                .partitions
-                .iter()
-                .map(|p| {
-                    OffsetCommitResponsePartition::default()
-                        .with_partition_index(p.partition_index)
-                        .with_error_code(codes.next(p.partition_index, may_read))
-                })
-                .collect();
+    let asked = req.topics.into_iter().map(|t| {
+        let indexes = t.partitions.iter().map(|p| p.partition_index).collect();
+        (t.name, indexes)
+    });
+    let topics = codes.answer(
+        ctx,
+        asked,
+        |index, code| {
+            OffsetCommitResponsePartition::default()
+                .with_partition_index(index)
+                .with_error_code(code)
+        },
+        |name, partitions| {
             OffsetCommitResponseTopic::default()
-                .with_name(topic.name)
+                .with_name(name)
                 .with_partitions(partitions)
-        })
-        .collect();
+        },
+    );
     OffsetCommitResponse::default().with_topics(topics)
 }

@@ -47,24 +47,23 @@ pub(crate) async fn handle(ctx: &RequestContext, req: OffsetDeleteRequest) -> Of
         }
     };
     let mut codes = PartitionCodes::new(0, outcome);
-    let topics = req
-        .topics
-        .into_iter()
-        .map(|topic| {
-            let may_read = readable(ctx, &topic.name);
-            let partitions = topic
-                .partitions
-                .iter()
-                .map(|p| {
-                    OffsetDeleteResponsePartition::default()
-                        .with_partition_index(p.partition_index)
-                        .with_error_code(codes.next(p.partition_index, may_read))
-                })
-                .collect();
+    let asked = req.topics.into_iter().map(|t| {
+        let indexes = t.partitions.iter().map(|p| p.partition_index).collect();
+        (t.name, indexes)
+    });
+    let topics = codes.answer(
+        ctx,
+        asked,
+        |index, code| {
+            OffsetDeleteResponsePartition::default()
+                .with_partition_index(index)
+                .with_error_code(code)
+        },
+        |name, partitions| {
             OffsetDeleteResponseTopic::default()
-                .with_name(topic.name)
+                .with_name(name)
                 .with_partitions(partitions)
-        })
-        .collect();
+        },
+    );
     OffsetDeleteResponse::default().with_topics(topics)
 }

@@ -163,25 +163,24 @@ pub(crate) async fn commit_offsets(
     })
     .await;
     let mut codes = PartitionCodes::all(code(ctx, outcome, 3));
-    let topics = req
-        .topics
-        .into_iter()
-        .map(|topic| {
-            let may_read = readable(ctx, &topic.name);
-            let partitions = topic
-                .partitions
-                .iter()
-                .map(|p| {
-                    TxnOffsetCommitResponsePartition::default()
-                        .with_partition_index(p.partition_index)
-                        .with_error_code(codes.next(p.partition_index, may_read))
-                })
-                .collect();
+    let asked = req.topics.into_iter().map(|t| {
+        let indexes = t.partitions.iter().map(|p| p.partition_index).collect();
+        (t.name, indexes)
+    });
+    let topics = codes.answer(
+        ctx,
+        asked,
+        |index, code| {
+            TxnOffsetCommitResponsePartition::default()
+                .with_partition_index(index)
+                .with_error_code(code)
+        },
+        |name, partitions| {
             TxnOffsetCommitResponseTopic::default()
-                .with_name(topic.name)
+                .with_name(name)
                 .with_partitions(partitions)
-        })
-        .collect();
+        },
+    );
     TxnOffsetCommitResponse::default().with_topics(topics)
 }
 
