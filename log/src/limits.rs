@@ -56,6 +56,11 @@ pub const SCAN_PROGRESS_BYTES: u64 = 256 << 20;
 /// start is bounded: segments before the active one are read only while the active one, which
 /// recovery reads whole anyway, is shorter than this.
 pub const PRODUCER_HISTORY_BYTES: u64 = 2 * ROUND_BYTES_MAX;
+/// Recovery replays a producer snapshot over at most this many bytes of sealed segments
+/// (always at least the segment before the active one, whatever its size): a snapshot further
+/// back is passed over for the `PRODUCER_HISTORY_BYTES` window, so that a start never reads
+/// more than that much beyond the active segment to rebuild producer state.
+pub const SNAPSHOT_REPLAY_BYTES_MAX: u64 = 1 << 30;
 /// Default segment size before rolling.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 1 << 30;
 /// Largest accepted segment size: positions in the offset index are 32-bit.

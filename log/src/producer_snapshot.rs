@@ -11,13 +11,15 @@
 //! magic "SPPS" | version u16 = 1 | offset u64 | body length u32 | CRC-32C of the body u32 | body
 //! ```
 //!
-//! At open, recovery takes the newest snapshot that checks and lies between the base of the
-//! log's second-to-last segment and the log's end, and hands it over with the headers of the
-//! idempotent batches from its offset on: replaying them onto the snapshot gives the state at
-//! the end of the log. The lower bound keeps a start's reading to at most one sealed segment
-//! beyond the active one, which recovery reads whole anyway; a snapshot beyond the end describes
-//! batches a crash lost. Without such a snapshot (a log older than snapshots, or a crash between
-//! a roll and the next snapshot followed by another roll), the headers of the log's last
+//! At open, recovery takes the newest snapshot that checks and lies between the log's end and
+//! the base of the oldest sealed segment it may read for a replay (the one before the active
+//! one, and those before it within
+//! [`SNAPSHOT_REPLAY_BYTES_MAX`](crate::limits::SNAPSHOT_REPLAY_BYTES_MAX)), and hands it over
+//! with the headers of the idempotent batches from its offset on: replaying them onto the
+//! snapshot gives the state at the end of the log. The lower bound keeps a start's reading
+//! bounded beyond the active segment, which recovery reads whole anyway; a snapshot beyond the
+//! end describes batches a crash lost. Without such a snapshot (a log older than snapshots, or a
+//! crash after rolls past that bound since the last snapshot), the headers of the log's last
 //! [`PRODUCER_HISTORY_BYTES`](crate::limits::PRODUCER_HISTORY_BYTES) are handed over instead.
 
 use std::path::{Path, PathBuf};

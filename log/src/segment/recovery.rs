@@ -20,7 +20,8 @@ use crate::config::LogConfig;
 use crate::error::{IoContext, LogError};
 use crate::io;
 use crate::limits::{
-    LONG_READ_WINDOW_BYTES, PRODUCER_HISTORY_BYTES, SCAN_PROGRESS_BYTES, SPARE_SEGMENTS_MAX,
+    LONG_READ_WINDOW_BYTES, PRODUCER_HISTORY_BYTES, SCAN_PROGRESS_BYTES, SNAPSHOT_REPLAY_BYTES_MAX,
+    SPARE_SEGMENTS_MAX,
 };
 use crate::offset::Offset;
 use crate::producer_snapshot::{self, RecoveredProducers};
@@ -137,8 +138,19 @@ async fn producer_history(
     let Some((active, sealed)) = segments.split_last() else {
         return RecoveredProducers::default();
     };
-    let before = sealed.last();
-    let from = before.map_or(active.base, |s| s.base);
+    // The sealed segments a replay may read: the one before the active one, and those before it
+    // while they add up to at most SNAPSHOT_REPLAY_BYTES_MAX.
+    let mut replayable = 0;
+    let mut bytes = 0u64;
+    for segment in sealed.iter().rev() {
+        if replayable > 0 && bytes + segment.size > SNAPSHOT_REPLAY_BYTES_MAX {
+            break;
+        }
+        bytes += segment.size;
+        replayable += 1;
+    }
+    let replayable = &sealed[sealed.len() - replayable..];
+    let from = replayable.first().map_or(active.base, |s| s.base);
     let Some(snapshot) = producer_snapshot::newest_within(dir, from, active.next) else {
         return RecoveredProducers {
             snapshot: None,
@@ -146,10 +158,14 @@ async fn producer_history(
         };
     };
     let mut batches = Vec::new();
-    if let Some(before) = before.filter(|_| snapshot.offset < active.base) {
-        let relative = u32::try_from(snapshot.offset.0 - before.base.0).unwrap_or(u32::MAX);
-        let (_, position) = before.index.entry_for(relative);
-        batches = producer_batches_from(before, position).await;
+    for segment in replayable.iter().filter(|s| s.next > snapshot.offset) {
+        let position = if snapshot.offset > segment.base {
+            let relative = u32::try_from(snapshot.offset.0 - segment.base.0).unwrap_or(u32::MAX);
+            segment.index.entry_for(relative).1
+        } else {
+            0
+        };
+        batches.extend(producer_batches_from(segment, position).await);
     }
     batches.extend(active_batches);
     let start = i64::try_from(snapshot.offset.0).unwrap_or(i64::MAX);
