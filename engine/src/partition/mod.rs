@@ -549,8 +549,8 @@ impl Partition {
         let mut aborted = Vec::new();
         if committed {
             // The log reads up to the high watermark; a read-committed answer stops at the last
-            // stable offset, which is always a batch's base offset.
-            let end = self.last_stable_offset();
+            // stable offset, which is always a batch's base offset. (It only grows: `end`, taken
+            // before the read, still bounds what is committed.)
             batches.retain(|b| batch_span(b).0 < end.0);
             if let Some(last) = batches.last() {
                 let to = Offset(batch_span(last).1.saturating_add(1));
@@ -745,9 +745,9 @@ impl Partition {
     }
 
     /// Saves the producer table as a snapshot of the log if the log rolled since the last one,
-    /// so that a restart after a crash reads at most the active segment (and the one before, if
-    /// the crash comes between a roll and this) to know every producer. The shard calls it every
-    /// `SNAPSHOT_CHECK_INTERVAL`.
+    /// so that a restart after a crash finds one within the sealed segments recovery may replay
+    /// (see `spindle_log::limits::SNAPSHOT_REPLAY_BYTES_MAX`) and reads no further to know every
+    /// producer. The shard calls it every `SNAPSHOT_CHECK_INTERVAL`.
     ///
     /// # Errors
     /// I/O.

@@ -87,6 +87,10 @@ pub(crate) async fn add_partitions(
         .await;
         Some(code(ctx, outcome, 2))
     };
+    // `asked` lists the partitions in request order, as the answer does.
+    let mut codes = asked.iter().map(|(_, _, refused)| {
+        whole.unwrap_or_else(|| refused.unwrap_or(ResponseError::OperationNotAttempted.code()))
+    });
     let results = req
         .v3_and_below_topics
         .iter()
@@ -95,13 +99,9 @@ pub(crate) async fn add_partitions(
                 .partitions
                 .iter()
                 .map(|&p| {
-                    let refused = asked
-                        .iter()
-                        .find(|(name, q, _)| name == t.name.0.as_str() && *q == p)
-                        .and_then(|(_, _, r)| *r);
-                    let code = whole.unwrap_or_else(|| {
-                        refused.unwrap_or(ResponseError::OperationNotAttempted.code())
-                    });
+                    let code = codes
+                        .next()
+                        .unwrap_or(ResponseError::UnknownServerError.code());
                     AddPartitionsToTxnPartitionResult::default()
                         .with_partition_index(p)
                         .with_partition_error_code(code)
