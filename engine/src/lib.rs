@@ -38,6 +38,7 @@ pub use error::EngineError;
 pub use handle::EngineHandle;
 pub use memory::{AnswerReservation, MemoryBudget, RequestReservation};
 pub use metadata::CONSUMER_OFFSETS_TOPIC;
+pub use partition::ProducerState;
 pub use shard::{Shard, ShardId};
 pub use spindle_log::{FsyncPolicy, Offset};
 pub use topic::{

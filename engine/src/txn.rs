@@ -91,6 +91,18 @@ enum Phase {
 }
 
 impl Phase {
+    /// The state's name in Kafka's DescribeTransactions and ListTransactions.
+    fn kafka_name(self) -> &'static str {
+        match self {
+            Phase::Empty => "Empty",
+            Phase::Ongoing => "Ongoing",
+            Phase::PrepareCommit => "PrepareCommit",
+            Phase::PrepareAbort => "PrepareAbort",
+            Phase::CompleteCommit => "CompleteCommit",
+            Phase::CompleteAbort => "CompleteAbort",
+        }
+    }
+
     fn prepared(commit: bool) -> Phase {
         if commit {
             Phase::PrepareCommit
@@ -136,6 +148,68 @@ struct Txn {
     /// When the id's state last changed (ids kept before this field count from their load).
     #[serde(default = "unix_ms")]
     last_used_ms: i64,
+}
+
+/// One transactional id as its coordinator sees it (Kafka's DescribeTransactions and
+/// ListTransactions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionDescription {
+    /// The transactional id.
+    pub transactional_id: String,
+    /// Its producer id and current epoch.
+    pub producer_id: i64,
+    /// The producer's current epoch.
+    pub epoch: i16,
+    /// The state by Kafka's name: `Empty`, `Ongoing`, `PrepareCommit`, `PrepareAbort`,
+    /// `CompleteCommit` or `CompleteAbort`.
+    pub state: &'static str,
+    /// The transaction timeout the producer asked for.
+    pub timeout_ms: u64,
+    /// When the open (or last) transaction began, ms since the Unix epoch; -1 when `Empty`.
+    pub started_ms: i64,
+    /// The partitions written to in the open transaction.
+    pub partitions: Vec<TopicPartition>,
+}
+
+impl TransactionDescription {
+    fn of(transactional_id: &str, txn: &Txn) -> Self {
+        Self {
+            transactional_id: transactional_id.to_owned(),
+            producer_id: txn.producer_id,
+            epoch: txn.epoch,
+            state: txn.phase.kafka_name(),
+            timeout_ms: txn.timeout_ms,
+            started_ms: if txn.phase == Phase::Empty {
+                -1
+            } else {
+                txn.started_ms
+            },
+            partitions: txn
+                .partitions
+                .iter()
+                .map(|(topic, partition)| TopicPartition::new(topic.as_str(), *partition))
+                .collect(),
+        }
+    }
+}
+
+/// Every transactional id this node coordinates, gathered from every shard, in id order.
+///
+/// # Errors
+/// [`EngineError::ShuttingDown`] when a shard no longer takes work.
+pub async fn list(shard: &Shard) -> Result<Vec<TransactionDescription>> {
+    let count = u32::try_from(shard.shard_count()).unwrap_or(u32::MAX);
+    let per_shard = (0..count).map(|i| {
+        shard.run_on(crate::ShardId(i), |s: Shard| async move {
+            s.local_transactions().describe_all()
+        })
+    });
+    let mut all = Vec::new();
+    for found in join_all(per_shard).await {
+        all.extend(found?);
+    }
+    all.sort_unstable_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
+    Ok(all)
 }
 
 /// What the coordinator's tick does with a transactional id.
@@ -323,6 +397,22 @@ impl TxnCoordinator {
         Ok(coordinator)
     }
 
+    /// `transactional_id` as its coordinator sees it, if it knows the id.
+    pub fn describe(&self, transactional_id: &str) -> Option<TransactionDescription> {
+        let txn = self.get(transactional_id)?;
+        Some(TransactionDescription::of(transactional_id, &txn))
+    }
+
+    /// Every transactional id this shard coordinates.
+    fn describe_all(&self) -> Vec<TransactionDescription> {
+        self.txns
+            .borrow()
+            .values()
+            .flat_map(|ids| ids.iter())
+            .map(|(id, txn)| TransactionDescription::of(id, txn))
+            .collect()
+    }
+
     /// The partitions whose offsets for `group_id` this shard's unfinished transactions hold.
     fn held_offsets_of(&self, group_id: &str) -> Vec<TopicPartition> {
         self.txns
@@ -482,6 +572,9 @@ impl TxnCoordinator {
         group_id: &str,
     ) -> Result<()> {
         let mut txn = self.checked(transactional_id, producer_id, epoch)?;
+        if txn.phase == Phase::Ongoing && txn.groups.contains(group_id) {
+            return Ok(());
+        }
         txn.open(unix_ms());
         txn.groups.insert(group_id.to_owned());
         self.put(transactional_id, txn).await

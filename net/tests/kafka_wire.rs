@@ -157,7 +157,12 @@ fn api_versions_advertises_the_data_and_group_apis() {
     // The transactional APIs, at the versions before KIP-890's broker-side verification.
     assert_eq!(range(ApiKey::AddPartitionsToTxn), Some((0, 3)));
     assert_eq!(range(ApiKey::EndTxn), Some((0, 3)));
-    assert!(range(ApiKey::WriteTxnMarkers).is_none());
+    // An operator's view of transactions (kafka-transactions.sh).
+    assert_eq!(range(ApiKey::WriteTxnMarkers), Some((1, 1)));
+    assert_eq!(range(ApiKey::ListTransactions), Some((0, 1)));
+    assert_eq!(range(ApiKey::DescribeProducers), Some((0, 0)));
+    // KIP-848's consumer groups are not served.
+    assert!(range(ApiKey::ConsumerGroupHeartbeat).is_none());
 }
 
 #[test]

@@ -13,6 +13,7 @@ import kafka
 import kafka.errors
 import pytest
 from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import TopicPartition as CTP
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 import clients
@@ -173,6 +174,50 @@ def test_kafka_python_authenticates_with_plain(secured, topic_name):
             **common, sasl_plain_username="auditor", sasl_plain_password="wrong", bootstrap_timeout_ms=2_000
         )
         bad.close()
+
+
+def test_only_a_principal_with_admin_everywhere_may_write_transaction_markers(secured, topic_name):
+    """kafka-python's abort_transaction (WriteTxnMarkers) is refused CLUSTER_AUTHORIZATION_FAILED
+    for a principal without `admin` on every topic, and writes the marker for one with it;
+    describe_producers needs `read` on the topic."""
+    from kafka.admin._transactions import AbortTransactionSpec
+    from kafka.structs import TopicPartition as KTP
+
+    bootstrap = secured.bootstrap
+    topic = f"orders-markers-{topic_name}"
+    create(bootstrap, "ops", topic)
+
+    def admin(user: str):
+        return kafka.KafkaAdminClient(
+            bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN",
+            sasl_plain_username=user, sasl_plain_password=PASSWORDS[user], request_timeout_ms=10_000,
+        )
+
+    def end_offset() -> int:
+        cons = clients.consumer(bootstrap, extra=sasl("auditor"))
+        try:
+            return cons.get_watermark_offsets(CTP(topic, 0), timeout=10)[1]
+        finally:
+            cons.close()
+
+    spec = AbortTransactionSpec(KTP(topic, 0), producer_id=4242, producer_epoch=0)
+    app, ops = admin("orders-app"), admin("ops")
+    try:
+        with pytest.raises(kafka.errors.ClusterAuthorizationFailedError):
+            app.abort_transaction(spec)
+        assert end_offset() == 0, "a refused marker must not be written"
+        ops.abort_transaction(spec)
+        assert end_offset() == 1, "the marker takes one offset"
+        [known] = ops.describe_producers([KTP(topic, 0)])[KTP(topic, 0)].active_producers
+        assert (known.producer_id, known.last_sequence) == (4242, -1)
+        with pytest.raises(kafka.errors.TopicAuthorizationFailedError):
+            # Sent to the node itself: the client would otherwise stop at the metadata, which
+            # hides the topic from this principal.
+            [node] = app.describe_cluster()["brokers"]
+            app.describe_producers([KTP(f"payments-{topic_name}", 0)], broker_id=node["broker_id"])
+    finally:
+        app.close()
+        ops.close()
 
 
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])

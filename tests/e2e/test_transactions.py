@@ -617,3 +617,96 @@ def test_kafka_python_committed_transaction_is_read_by_librdkafka(spindle, topic
     assert offsets == list(range(5)), offsets
     got = read_exactly(spindle.bootstrap, [(topic_name, 0)], len(values))
     assert got == [(topic_name, 0, o, v) for o, v in zip(offsets, values)]
+
+
+def kafka_python_admin(bootstrap: str):
+    from kafka import KafkaAdminClient
+
+    return KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+
+
+def test_an_operator_finds_and_aborts_an_open_transaction_with_kafka_python_admin(spindle, topic_name):
+    """kafka-python's admin client (as `kafka-transactions.sh` does) lists the node's
+    transactions, describes one and the producers of its partitions, and aborts it in one
+    partition (WriteTxnMarkers): the records there become aborted for read_committed consumers
+    and the partition's last stable offset moves to its end, while the transaction's other
+    partition stays held until the producer commits. A marker at an epoch older than the
+    partition has seen is refused."""
+    from kafka.admin._transactions import AbortTransactionSpec, TransactionState
+    from kafka.errors import InvalidProducerEpochError, TransactionalIdNotFoundError
+    from kafka.structs import TopicPartition as KTP
+
+    bootstrap = spindle.bootstrap
+    clients.create_topic(bootstrap, topic_name, partitions=2)
+    txn_id = f"{topic_name}-txn"
+    prod = txn_producer(bootstrap, txn_id, {"transaction.timeout.ms": 60_000})
+    began_ms = int(time.time() * 1000)
+    prod.begin_transaction()
+    produce_in_txn(prod, topic_name, [b"p0-0", b"p0-1", b"p0-2"], partition=0)
+    produce_in_txn(prod, topic_name, [b"p1-0", b"p1-1"], partition=1)
+
+    admin = kafka_python_admin(bootstrap)
+    try:
+        def listed(**filters) -> dict[str, tuple[int, TransactionState]]:
+            by_node = admin.list_transactions(**filters)
+            return {t.transactional_id: (t.producer_id, t.state) for ts in by_node.values() for t in ts}
+
+        assert txn_id in listed(), "ListTransactions does not show the open transaction"
+        producer_id, state = listed()[txn_id]
+        assert state == TransactionState.ONGOING
+        assert txn_id in listed(state_filters=["Ongoing"])
+        assert txn_id not in listed(state_filters=["CompleteCommit"])
+        assert txn_id not in listed(producer_id_filters=[producer_id + 1])
+        assert txn_id in listed(duration_filter_ms=0)
+        assert txn_id not in listed(duration_filter_ms=3_600_000), "open for less than an hour"
+
+        described = admin.describe_transactions([txn_id])[txn_id]
+        assert described.state == TransactionState.ONGOING
+        assert described.producer_id == producer_id
+        assert described.transaction_timeout_ms == 60_000
+        assert began_ms - 1_000 <= described.transaction_start_time_ms <= int(time.time() * 1000)
+        assert described.topic_partitions == {KTP(topic_name, 0), KTP(topic_name, 1)}
+        epoch = described.producer_epoch
+        with pytest.raises(TransactionalIdNotFoundError):
+            admin.describe_transactions([f"{txn_id}-unknown"])
+
+        producers = admin.describe_producers([KTP(topic_name, 0), KTP(topic_name, 1)])
+        [p0] = producers[KTP(topic_name, 0)].active_producers
+        [p1] = producers[KTP(topic_name, 1)].active_producers
+        assert (p0.producer_id, p0.producer_epoch, p0.last_sequence) == (producer_id, epoch, 2)
+        assert (p1.producer_id, p1.last_sequence) == (producer_id, 1)
+        assert (p0.current_transaction_start_offset, p1.current_transaction_start_offset) == (0, 0)
+        assert began_ms - 1_000 <= p0.last_timestamp <= int(time.time() * 1000) + 1_000
+
+        # The operator aborts the transaction in partition 0 only.
+        assert high_watermark(bootstrap, topic_name, 0, READ_COMMITTED) == 0
+        admin.abort_transaction(AbortTransactionSpec(KTP(topic_name, 0), producer_id, epoch))
+        assert high_watermark(bootstrap, topic_name, 0, READ_COMMITTED) == 4, "records and abort marker"
+        assert high_watermark(bootstrap, topic_name, 1, READ_COMMITTED) == 0, "partition 1 still held"
+        [p0] = admin.describe_producers([KTP(topic_name, 0)])[KTP(topic_name, 0)].active_producers
+        assert p0.current_transaction_start_offset == -1
+
+        # The producer commits: partition 1's records become visible, partition 0's stay aborted.
+        prod.commit_transaction(OP_TIMEOUT_S)
+        got = read_exactly(bootstrap, [(topic_name, 0), (topic_name, 1)], 2)
+        assert values_of(got) == [b"p1-0", b"p1-1"], f"read_committed consumer saw {values_of(got)}"
+        assert listed()[txn_id] == (producer_id, TransactionState.COMPLETE_COMMIT)
+        assert admin.describe_transactions([txn_id])[txn_id].topic_partitions == set()
+
+        # A new instance writes at the next epoch; a marker at the old epoch is refused, and
+        # one at the new epoch aborts the new instance's transaction.
+        prod = txn_producer(bootstrap, txn_id, {"transaction.timeout.ms": 60_000})
+        prod.begin_transaction()
+        produce_in_txn(prod, topic_name, [b"p0-3"], partition=0)
+        new_epoch = admin.describe_transactions([txn_id])[txn_id].producer_epoch
+        assert new_epoch == epoch + 1
+        with pytest.raises(InvalidProducerEpochError):
+            admin.abort_transaction(AbortTransactionSpec(KTP(topic_name, 0), producer_id, epoch))
+        stable_before = high_watermark(bootstrap, topic_name, 0, READ_COMMITTED)
+        admin.abort_transaction(AbortTransactionSpec(KTP(topic_name, 0), producer_id, new_epoch))
+        assert high_watermark(bootstrap, topic_name, 0, READ_COMMITTED) > stable_before
+        prod.abort_transaction(OP_TIMEOUT_S)
+        got = read_exactly(bootstrap, [(topic_name, 0), (topic_name, 1)], 2)
+        assert values_of(got) == [b"p1-0", b"p1-1"], f"read_committed consumer saw {values_of(got)}"
+    finally:
+        admin.close()

@@ -27,6 +27,7 @@ use crate::{
     Isolation, OffsetSpec, PartitionState, ProduceOutcome, Result, ShardId, TimestampType,
     TopicConfig, TopicPartition,
 };
+pub use producer::ProducerState;
 use producer::{decode_snapshot, encode_snapshot, ProducerBatch, ProducerTable, Verdict};
 use spindle_log::batch::{BatchHeader, TxnMarker};
 use spindle_log::{Cleanable, CompactionOutcome, LogError};
@@ -130,6 +131,7 @@ fn producer_batch(header: &BatchHeader) -> ProducerBatch {
         header.base_sequence(),
         header.last_offset_delta(),
     )
+    .at(header.max_timestamp())
 }
 
 /// The log configuration a topic configuration asks for.
@@ -301,7 +303,11 @@ impl Partition {
             for (i, h) in headers.iter().enumerate() {
                 let last = next + u64::try_from(h.last_offset_delta()).unwrap_or(0);
                 if let Some((_, pb)) = idempotent.iter().find(|(j, _)| *j == i) {
-                    producers.record(pb, Offset(next), Offset(last));
+                    let pb = match log_append_time_ms {
+                        -1 => *pb,
+                        stamped => pb.at(stamped),
+                    };
+                    producers.record(&pb, Offset(next), Offset(last));
                     if h.is_transactional() {
                         txns.on_data(pb.producer_id, Offset(next));
                     }
@@ -573,6 +579,14 @@ impl Partition {
             log_start_offset: self.log.start_offset(),
             aborted,
         })
+    }
+
+    /// Every producer the partition knows (Kafka's DescribeProducers).
+    pub(crate) fn producers(&self) -> Vec<ProducerState> {
+        let txns = self.txns.borrow();
+        self.producers
+            .borrow()
+            .states(|producer_id| txns.opened_at(producer_id))
     }
 
     /// The first offset of the oldest open transaction, or the high watermark.

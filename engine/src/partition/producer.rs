@@ -36,6 +36,8 @@ pub(crate) struct ProducerBatch {
     pub first_seq: i32,
     /// Sequence of the last record.
     pub last_seq: i32,
+    /// The batch's largest timestamp (-1 when not known).
+    pub max_timestamp: i64,
 }
 
 impl ProducerBatch {
@@ -51,6 +53,15 @@ impl ProducerBatch {
             epoch,
             first_seq,
             last_seq: seq_add(first_seq, last_offset_delta),
+            max_timestamp: -1,
+        }
+    }
+
+    /// The same batch, its largest timestamp `max_timestamp`.
+    pub(crate) fn at(self, max_timestamp: i64) -> Self {
+        Self {
+            max_timestamp,
+            ..self
         }
     }
 }
@@ -64,6 +75,24 @@ pub(crate) struct StoredBatch {
     pub base_offset: Offset,
     /// Offset of the batch's last record.
     pub last_offset: Offset,
+    /// The batch's largest timestamp (-1 when not known).
+    max_timestamp: i64,
+}
+
+/// One producer the partition knows, as Kafka's DescribeProducers shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerState {
+    /// The producer id.
+    pub producer_id: i64,
+    /// The latest epoch seen (from a batch or a transaction marker).
+    pub epoch: i16,
+    /// The sequence of its last record remembered here, -1 when none is.
+    pub last_sequence: i32,
+    /// The largest timestamp of its last batch remembered here, -1 when none is (or the
+    /// batch came from a snapshot written before timestamps were kept).
+    pub last_timestamp: i64,
+    /// The first offset of its transaction open in the partition, if one is.
+    pub transaction_start: Option<Offset>,
 }
 
 /// What to do with an idempotent batch.
@@ -158,7 +187,29 @@ impl ProducerTable {
             last_seq: batch.last_seq,
             base_offset,
             last_offset,
+            max_timestamp: batch.max_timestamp,
         });
+    }
+
+    /// Every producer the table knows, by id, with `open_at` giving the first offset of a
+    /// producer's open transaction.
+    pub(crate) fn states(&self, open_at: impl Fn(i64) -> Option<Offset>) -> Vec<ProducerState> {
+        let mut states: Vec<ProducerState> = self
+            .producers
+            .iter()
+            .map(|(&producer_id, entry)| {
+                let last = entry.batches.back();
+                ProducerState {
+                    producer_id,
+                    epoch: entry.epoch,
+                    last_sequence: last.map_or(-1, |b| b.last_seq),
+                    last_timestamp: last.map_or(-1, |b| b.max_timestamp),
+                    transaction_start: open_at(producer_id),
+                }
+            })
+            .collect();
+        states.sort_unstable_by_key(|s| s.producer_id);
+        states
     }
 
     /// Forgets the producer whose last batch is the oldest in the log.
@@ -223,7 +274,8 @@ impl ProducerTable {
     ///
     /// ```text
     /// producers u32 | per producer: id i64, epoch i16, batches u8,
-    ///   per batch: first sequence i32, last sequence i32, base offset u64, last offset u64
+    ///   per batch: first sequence i32, last sequence i32, base offset u64, last offset u64,
+    ///     max timestamp i64
     /// ```
     ///
     /// (big-endian). Leaving out the later batches gives the state at `end`: a batch of a new
@@ -252,12 +304,14 @@ impl ProducerTable {
                 out.extend_from_slice(&b.last_seq.to_be_bytes());
                 out.extend_from_slice(&b.base_offset.0.to_be_bytes());
                 out.extend_from_slice(&b.last_offset.0.to_be_bytes());
+                out.extend_from_slice(&b.max_timestamp.to_be_bytes());
             }
         }
     }
 
-    /// The table [`encode_into`](Self::encode_into) wrote, read off `r`.
-    pub(crate) fn decode_from(r: &mut Reader<'_>) -> Option<ProducerTable> {
+    /// The table [`encode_into`](Self::encode_into) wrote, read off `r`; `timestamps` is false
+    /// for snapshot bodies before version 3, whose batches carry no timestamp.
+    pub(crate) fn decode_from(r: &mut Reader<'_>, timestamps: bool) -> Option<ProducerTable> {
         let count = u32::from_be_bytes(r.take()?) as usize;
         if count > PRODUCERS_PER_PARTITION_MAX {
             return None;
@@ -280,6 +334,11 @@ impl ProducerTable {
                     last_seq: i32::from_be_bytes(r.take()?),
                     base_offset: Offset(u64::from_be_bytes(r.take()?)),
                     last_offset: Offset(u64::from_be_bytes(r.take()?)),
+                    max_timestamp: if timestamps {
+                        i64::from_be_bytes(r.take()?)
+                    } else {
+                        -1
+                    },
                 });
             }
             table.producers.insert(id, entry);
@@ -289,8 +348,8 @@ impl ProducerTable {
 }
 
 /// The version byte of a producer snapshot's body: 1 held the producer table alone, 2 the table
-/// and then the partition's transactions.
-const SNAPSHOT_VERSION: u8 = 2;
+/// and then the partition's transactions, 3 the same with each batch's largest timestamp.
+const SNAPSHOT_VERSION: u8 = 3;
 
 /// A producer snapshot's body: the version byte, the producer table and the transactions, each
 /// as it was after every batch below `end` (see [`ProducerTable::encode_into`] and
@@ -306,16 +365,18 @@ pub(crate) fn encode_snapshot(
     out
 }
 
-/// What [`encode_snapshot`] wrote (or a version 1 body, without transactions), or `None` for
-/// bytes it could not have written.
+/// What [`encode_snapshot`] wrote (or an older version's body: 1 without transactions, 1 and 2
+/// without timestamps), or `None` for bytes it could not have written.
 pub(crate) fn decode_snapshot(bytes: &[u8]) -> Option<(ProducerTable, Transactions)> {
     let mut r = Reader::new(bytes);
     let [version] = r.take::<1>()?;
-    let table = ProducerTable::decode_from(&mut r)?;
+    if !(1..=SNAPSHOT_VERSION).contains(&version) {
+        return None;
+    }
+    let table = ProducerTable::decode_from(&mut r, version >= 3)?;
     let txns = match version {
         1 => Transactions::default(),
-        2 => Transactions::decode_from(&mut r)?,
-        _ => return None,
+        _ => Transactions::decode_from(&mut r)?,
     };
     r.0.is_empty().then_some((table, txns))
 }
@@ -450,12 +511,70 @@ mod tests {
         let bytes = snapshot(Offset(7));
         assert!(decode_snapshot(&bytes[..bytes.len() - 1]).is_none());
         assert!(decode_snapshot(&[bytes.as_slice(), &[0]].concat()).is_none());
-        assert!(decode_snapshot(&[3]).is_none());
+        assert!(decode_snapshot(&[4]).is_none());
         assert!(decode_snapshot(&[]).is_none());
-        // A version 1 body (the table alone) still reads, with no transactions.
-        let mut v1 = vec![1];
-        table.encode_into(Offset(7), &mut v1);
-        assert_eq!(decode_snapshot(&v1).expect("v1 decodes").0.len(), 3);
+    }
+
+    #[test]
+    fn snapshots_of_earlier_versions_still_read() {
+        // Version 1 and 2 bodies: the table without timestamps (version 2 then the
+        // transactions, here none).
+        let mut v2_table = 1_u32.to_be_bytes().to_vec();
+        v2_table.extend_from_slice(&7_i64.to_be_bytes());
+        v2_table.extend_from_slice(&2_i16.to_be_bytes());
+        v2_table.push(1);
+        for field in [0_i32, 4] {
+            v2_table.extend_from_slice(&field.to_be_bytes());
+        }
+        for offset in [10_u64, 14] {
+            v2_table.extend_from_slice(&offset.to_be_bytes());
+        }
+        let v1 = [&[1], v2_table.as_slice()].concat();
+        let mut v2 = [&[2], v2_table.as_slice()].concat();
+        Transactions::default().encode_into(Offset(20), &mut v2);
+        for body in [v1, v2] {
+            let (table, _) = decode_snapshot(&body).expect("decodes");
+            assert!(matches!(
+                table.check(&ProducerBatch::new(7, 2, 0, 4)),
+                Ok(Verdict::Duplicate(s)) if s.base_offset == Offset(10)
+            ));
+            let states = table.states(|_| None);
+            assert_eq!((states[0].last_sequence, states[0].last_timestamp), (4, -1));
+        }
+    }
+
+    #[test]
+    fn the_states_show_each_producers_last_batch_and_open_transaction() {
+        let mut table = ProducerTable::default();
+        table.record(
+            &ProducerBatch::new(8, 1, 0, 2).at(5_000),
+            Offset(0),
+            Offset(2),
+        );
+        table.record(
+            &ProducerBatch::new(7, 0, 0, 0).at(6_000),
+            Offset(3),
+            Offset(3),
+        );
+        table.record(
+            &ProducerBatch::new(8, 1, 3, 1).at(7_000),
+            Offset(4),
+            Offset(5),
+        );
+        table.fence(9, 4);
+        let open = |id| (id == 8).then_some(Offset(4));
+        let states = table.states(open);
+        let seen: Vec<_> = states
+            .iter()
+            .map(|s| (s.producer_id, s.epoch, s.last_sequence, s.last_timestamp))
+            .collect();
+        assert_eq!(seen, [(7, 0, 0, 6_000), (8, 1, 4, 7_000), (9, 4, -1, -1)]);
+        assert_eq!(states[1].transaction_start, Some(Offset(4)));
+        assert_eq!(states[0].transaction_start, None);
+        // The timestamps survive a snapshot.
+        let body = encode_snapshot(&table, &mut Transactions::default(), Offset(6));
+        let decoded = decode_snapshot(&body).expect("decodes").0;
+        assert_eq!(decoded.states(|_| None)[1].last_timestamp, 7_000);
     }
 
     #[test]

@@ -72,6 +72,11 @@ impl Transactions {
         self.open.contains_key(&producer_id)
     }
 
+    /// The first offset of `producer_id`'s transaction open in the partition, if one is.
+    pub(crate) fn opened_at(&self, producer_id: i64) -> Option<Offset> {
+        self.open.get(&producer_id).copied()
+    }
+
     /// How many markers of `producer_id` the partition appended since it opened.
     pub(crate) fn markers_of(&self, producer_id: i64) -> u64 {
         self.markers.get(&producer_id).copied().unwrap_or(0)

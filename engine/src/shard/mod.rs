@@ -408,17 +408,21 @@ impl Shard {
     }
 
     /// Ends producer `producer_id`'s transaction in `tp` with `marker`, on the partition's
-    /// owner (see `Partition::write_marker`); the marker's offset.
+    /// owner (see `Partition::write_marker`); the marker's offset. The transaction coordinator
+    /// writes markers this way, and so does an operator aborting a hanging transaction (Kafka's
+    /// WriteTxnMarkers, sent by `kafka-transactions.sh abort`).
     ///
     /// # Errors
-    /// An unknown partition, a later epoch seen there, I/O.
-    pub(crate) async fn write_marker(
+    /// An unknown partition; the internal offsets topic (refused as a write); a later epoch
+    /// seen there; I/O.
+    pub async fn write_marker(
         &self,
         tp: &TopicPartition,
         producer_id: i64,
         epoch: i16,
         marker: crate::log_api::batch::TxnMarker,
     ) -> Result<Offset> {
+        refuse_internal_write(tp)?;
         let owner = self.owner_or_unknown(tp)?;
         let tp = tp.clone();
         self.run_on(owner, move |s| async move {
@@ -427,6 +431,18 @@ impl Shard {
                 .await
         })
         .await?
+    }
+
+    /// Every producer a partition knows: its epoch, last sequence and timestamp, and the start
+    /// of its open transaction (Kafka's DescribeProducers).
+    ///
+    /// # Errors
+    /// Unknown topic/partition.
+    pub async fn producers(&self, tp: &TopicPartition) -> Result<Vec<crate::ProducerState>> {
+        let owner = self.owner_or_unknown(tp)?;
+        let tp = tp.clone();
+        self.run_on(owner, move |s| async move { Ok(s.local(&tp)?.producers()) })
+            .await?
     }
 
     /// This shard's counters (see [`crate::metrics`]).

@@ -264,6 +264,18 @@ async fn answer_group(ctx: &RequestContext, body: RequestKind) -> Answer {
             ResponseKind::TxnOffsetCommit(api::transactions::commit_offsets(ctx, req).await)
         }
         RequestKind::EndTxn(req) => ResponseKind::EndTxn(api::transactions::end(ctx, req).await),
+        RequestKind::WriteTxnMarkers(req) => {
+            ResponseKind::WriteTxnMarkers(api::write_txn_markers::handle(ctx, req).await)
+        }
+        RequestKind::DescribeProducers(req) => {
+            ResponseKind::DescribeProducers(api::describe_producers::handle(ctx, req).await)
+        }
+        RequestKind::DescribeTransactions(req) => {
+            ResponseKind::DescribeTransactions(api::describe_transactions::handle(ctx, req).await)
+        }
+        RequestKind::ListTransactions(req) => {
+            ResponseKind::ListTransactions(api::list_transactions::handle(ctx, req).await)
+        }
         // `decode` admits only the APIs in `versions::SERVED`, all matched above; the test
         // `every_served_version_answers_and_decodes` holds the two together.
         _ => return Answer::Unrouted,

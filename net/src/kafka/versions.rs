@@ -76,6 +76,7 @@ pub(crate) const SERVED: &[Served] = &[
     served(ApiKey::AddPartitionsToTxn, 0, 3),
     served(ApiKey::AddOffsetsToTxn, 0, 3),
     served(ApiKey::EndTxn, 0, 3),
+    served(ApiKey::WriteTxnMarkers, 1, 1),
     served(ApiKey::TxnOffsetCommit, 0, 3),
     served(ApiKey::DescribeConfigs, 1, 4),
     served(ApiKey::AlterConfigs, 0, 2),
@@ -86,6 +87,9 @@ pub(crate) const SERVED: &[Served] = &[
     served(ApiKey::IncrementalAlterConfigs, 0, 1),
     served(ApiKey::OffsetDelete, 0, 0),
     served(ApiKey::DescribeCluster, 0, 2),
+    served(ApiKey::DescribeProducers, 0, 0),
+    served(ApiKey::DescribeTransactions, 0, 0),
+    served(ApiKey::ListTransactions, 0, 1),
 ];
 
 /// The served range of `key`, or `None` when the API is not served at all.
