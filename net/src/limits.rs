@@ -127,3 +127,7 @@ const _: () = assert!(LIST_OFFSETS_LOOKUPS_AT_ONCE > 0);
 /// How long a client has to finish its TLS handshake once connected (`[kafka.tls]`); a client
 /// that takes longer, such as one that speaks plaintext and waits for an answer, is closed.
 pub const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Partitions one DescribeTopicPartitions answer holds at most, whatever the request asks
+/// (Kafka's `max.request.partition.size.limit` default); a client pages through the rest.
+pub const DESCRIBE_TOPIC_PARTITIONS_MAX: usize = 2000;

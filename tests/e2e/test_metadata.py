@@ -133,3 +133,32 @@ def test_broker_configs_show_the_defaults_topics_get_under_kafkas_names(fresh_sp
         ("cleanup.policy", "log.cleanup.policy"),
     ]:
         assert configs[broker_key] == topic[topic_key], broker_key
+
+
+def test_kafka_python_pages_through_partitions_with_describe_topic_partitions(spindle, topic_name):
+    """DescribeTopicPartitions (KIP-966, what Kafka 3.7+ admin clients describe topics with):
+    topics in name order, at most `response_partition_limit` partitions per answer, and a cursor
+    to the next page; an unknown topic is answered UNKNOWN_TOPIC_OR_PARTITION."""
+    first, second, missing = f"{topic_name}-a", f"{topic_name}-b", f"{topic_name}-missing"
+    clients.create_topic(spindle.bootstrap, first, partitions=3)
+    clients.create_topic(spindle.bootstrap, second, partitions=2)
+
+    admin = KafkaAdminClient(bootstrap_servers=spindle.bootstrap, request_timeout_ms=10_000)
+    try:
+        def page(cursor=None):
+            answer = admin.describe_topic_partitions([second, missing, first], response_partition_limit=4, cursor=cursor)
+            seen = [(t["name"], [p["partition_index"] for p in t["partitions"]], t["error_code"]) for t in answer["topics"]]
+            return seen, answer["next_cursor"]
+
+        seen, cursor = page()
+        assert seen == [(first, [0, 1, 2], 0), (second, [0], 0)]
+        assert cursor == {"topic_name": second, "partition_index": 1}
+        seen, cursor = page(cursor)
+        assert seen == [(second, [1], 0), (missing, [], 3)]
+        assert cursor is None
+
+        [whole] = admin.describe_topic_partitions([first])["topics"]
+        assert whole["topic_id"] is not None and not whole["is_internal"]
+        assert [p["leader_id"] for p in whole["partitions"]] == [0, 0, 0]
+    finally:
+        admin.close()

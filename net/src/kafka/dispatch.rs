@@ -273,6 +273,9 @@ async fn answer_group(ctx: &RequestContext, body: RequestKind) -> Answer {
         RequestKind::DescribeTransactions(req) => {
             ResponseKind::DescribeTransactions(api::describe_transactions::handle(ctx, req).await)
         }
+        RequestKind::DescribeTopicPartitions(req) => ResponseKind::DescribeTopicPartitions(
+            api::describe_topic_partitions::handle(ctx, req).await,
+        ),
         RequestKind::ListTransactions(req) => {
             ResponseKind::ListTransactions(api::list_transactions::handle(ctx, req).await)
         }
