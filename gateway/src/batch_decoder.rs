@@ -22,10 +22,16 @@
 //!   the log assigned), never by a record's own offset delta: a record whose offset is outside
 //!   its batch's range, or not after the record before it, is skipped (and logged).
 //!
+//! A read-committed read comes with the aborted transactions its batches overlap (producer and
+//! first offset, see `spindle_engine::FetchOutcome::aborted`); their records are left out as a
+//! Kafka consumer leaves them out: from an aborted transaction's first offset, the producer's
+//! transactional records are skipped until its marker.
+//!
 //! The decoder keeps headers in a map, so a record with two headers of the same key is read back
 //! with the last of them only.
 
 use std::cell::Cell;
+use std::collections::{HashSet, VecDeque};
 use std::fmt::Display;
 
 use bytes::Bytes;
@@ -37,6 +43,7 @@ use crate::limits::{
     RECORD_BYTES_MIN,
 };
 use crate::proto::{ConsumedRecord, Header};
+use spindle_engine::AbortedTransaction;
 use spindle_log::batch::codec::{self as decompressor, DecompressError};
 
 /// Records decoded from one read, and where the next read starts.
@@ -72,7 +79,8 @@ const LIMITS: Limits = Limits {
     records_per_batch_max: RECORDS_PER_BATCH_MAX,
 };
 
-/// Decodes the `batches` of one read, keeping records from `at.position` on, and stops before a
+/// Decodes the `batches` of one read, keeping records from `at.position` on (those of the
+/// `aborted` transactions left out), and stops before a
 /// batch once those decoded cost `budget_bytes` (their decompressed bytes plus
 /// [`DECODED_RECORD_OVERHEAD_BYTES`] per record; after at least one batch that reaches the
 /// position). A batch that cannot be decoded after others that reach the position
@@ -83,8 +91,13 @@ const LIMITS: Limits = Limits {
 /// or declares more than [`RECORDS_PER_BATCH_MAX`] records; DATA_LOSS when a stored batch does
 /// not decode (the log checked its CRC when it was written, so this means corruption or a
 /// format the decoder does not know). Both name the topic, partition and offset.
-pub fn decode(at: ReadAt<'_>, budget_bytes: usize, batches: &[Bytes]) -> Result<Decoded, Status> {
-    decode_within(at, budget_bytes, LIMITS, batches).inspect_err(|status| {
+pub fn decode(
+    at: ReadAt<'_>,
+    budget_bytes: usize,
+    batches: &[Bytes],
+    aborted: &[AbortedTransaction],
+) -> Result<Decoded, Status> {
+    decode_within(at, budget_bytes, LIMITS, batches, aborted).inspect_err(|status| {
         tracing::warn!(code = ?status.code(), "{}", status.message());
     })
 }
@@ -94,11 +107,13 @@ fn decode_within(
     budget_bytes: usize,
     limits: Limits,
     batches: &[Bytes],
+    aborted: &[AbortedTransaction],
 ) -> Result<Decoded, Status> {
     let mut decoded = Decoded {
         records: Vec::new(),
         next_offset: at.position,
     };
+    let mut aborted = AbortedRecords::new(aborted);
     // What the records decoded so far cost in memory (see `cost`).
     let mut decoded_cost = 0usize;
     for batch in batches {
@@ -126,7 +141,7 @@ fn decode_within(
             };
             decoded_cost =
                 decoded_cost.saturating_add(cost(bytes.max(stored_bytes), records.len()));
-            take(at, &header, records, &mut decoded.records);
+            take(at, &header, records, &mut aborted, &mut decoded.records);
             decoded.next_offset = decoded.next_offset.max(header.next_offset);
         }
     }
@@ -180,9 +195,60 @@ fn decode_batch(
     Ok((set.records, decompressed_bytes.get()))
 }
 
-/// Moves the records of one batch at or after the position, control records aside, into `out`;
-/// skips (and logs) those whose offset its header does not allow.
-fn take(at: ReadAt<'_>, header: &BatchHeader, records: Vec<Record>, out: &mut Vec<ConsumedRecord>) {
+/// Which records belong to aborted transactions, followed record by record in offset order.
+struct AbortedRecords {
+    /// Aborted transactions not reached yet, by first offset: (first offset, producer).
+    ahead: VecDeque<(i64, i64)>,
+    /// Producers inside an aborted transaction at the current record.
+    inside: HashSet<i64>,
+}
+
+impl AbortedRecords {
+    fn new(aborted: &[AbortedTransaction]) -> Self {
+        let mut ahead: Vec<(i64, i64)> = aborted
+            .iter()
+            .map(|a| {
+                (
+                    i64::try_from(a.first_offset.0).unwrap_or(i64::MAX),
+                    a.producer_id,
+                )
+            })
+            .collect();
+        ahead.sort_unstable();
+        Self {
+            ahead: ahead.into(),
+            inside: HashSet::new(),
+        }
+    }
+
+    /// Whether `record` belongs to an aborted transaction. A marker (control record) ends its
+    /// producer's transaction.
+    fn drops(&mut self, record: &Record) -> bool {
+        while let Some(&(first, producer)) = self.ahead.front() {
+            if first > record.offset {
+                break;
+            }
+            self.inside.insert(producer);
+            self.ahead.pop_front();
+        }
+        if record.control {
+            self.inside.remove(&record.producer_id);
+            return false;
+        }
+        record.transactional && self.inside.contains(&record.producer_id)
+    }
+}
+
+/// Moves the records of one batch at or after the position, control records and aborted
+/// transactions' records aside, into `out`; skips (and logs) those whose offset its header does
+/// not allow.
+fn take(
+    at: ReadAt<'_>,
+    header: &BatchHeader,
+    records: Vec<Record>,
+    aborted: &mut AbortedRecords,
+    out: &mut Vec<ConsumedRecord>,
+) {
     let mut previous: Option<i64> = None;
     let mut stray = 0usize;
     for record in records {
@@ -193,7 +259,8 @@ fn take(at: ReadAt<'_>, header: &BatchHeader, records: Vec<Record>, out: &mut Ve
             continue;
         }
         previous = Some(record.offset);
-        if record.offset >= at.position && !record.control {
+        let dropped = aborted.drops(&record);
+        if record.offset >= at.position && !record.control && !dropped {
             out.push(consumed(at.partition, header, record));
         }
     }
@@ -468,7 +535,7 @@ mod tests {
     fn decodes_every_batch_and_skips_records_before_the_position() {
         for codec in spindle_log::batch::codec::ALL {
             let batches = [batch(0, 5, Compression::None), batch(5, 5, codec)];
-            let decoded = decode(at(2), UNBOUNDED, &batches).unwrap();
+            let decoded = decode(at(2), UNBOUNDED, &batches, &[]).unwrap();
             assert_eq!(offsets(&decoded), [2, 3, 4, 5, 6, 7, 8, 9], "{codec:?}");
             assert_eq!(decoded.next_offset, 10);
             let first = &decoded.records[0];
@@ -483,17 +550,64 @@ mod tests {
         }
     }
 
+    /// A batch of producer `producer_id`'s transaction over `offsets`, or its marker (one
+    /// control record) when `offsets` is one offset and `marker` is set.
+    fn transactional(producer_id: i64, offsets: std::ops::Range<i64>, marker: bool) -> Bytes {
+        let records: Vec<Record> = offsets
+            .map(|o| Record {
+                transactional: true,
+                control: marker,
+                producer_id,
+                producer_epoch: 0,
+                // A marker's key: version 0, type 0 (abort) or 1 (commit); never read here.
+                key: marker.then(|| Bytes::from_static(&[0, 0, 0, 0])),
+                ..record(o, 10)
+            })
+            .collect();
+        encode(&records, Compression::None)
+    }
+
+    #[test]
+    fn a_read_committed_read_leaves_out_the_aborted_transactions_records() {
+        let batches = [
+            transactional(7, 0..3, false),
+            transactional(7, 3..4, true),
+            transactional(8, 4..6, false),
+            batch(6, 2, Compression::None),
+            transactional(7, 8..10, false),
+            transactional(8, 10..11, true),
+            transactional(7, 11..12, true),
+        ];
+        let aborted = [AbortedTransaction {
+            producer_id: 7,
+            first_offset: spindle_engine::Offset(0),
+        }];
+        let decoded = decode(at(0), UNBOUNDED, &batches, &aborted).unwrap();
+        assert_eq!(
+            offsets(&decoded),
+            [4, 5, 6, 7, 8, 9],
+            "producer 7's first transaction was aborted"
+        );
+        assert_eq!(decoded.next_offset, 12);
+        // From inside the aborted transaction too.
+        let decoded = decode(at(1), UNBOUNDED, &batches, &aborted).unwrap();
+        assert_eq!(offsets(&decoded), [4, 5, 6, 7, 8, 9]);
+        // Without aborted transactions every data record is read.
+        let decoded = decode(at(0), UNBOUNDED, &batches, &[]).unwrap();
+        assert_eq!(offsets(&decoded), [0, 1, 2, 4, 5, 6, 7, 8, 9]);
+    }
+
     #[test]
     fn nothing_after_the_position_keeps_it_and_garbage_is_data_loss() {
-        let decoded = decode(at(7), UNBOUNDED, &[batch(0, 5, Compression::None)]).unwrap();
+        let decoded = decode(at(7), UNBOUNDED, &[batch(0, 5, Compression::None)], &[]).unwrap();
         assert!(decoded.records.is_empty());
         assert_eq!(decoded.next_offset, 7);
         let garbage = Bytes::from(vec![0xffu8; 80]);
-        let err = decode(at(0), UNBOUNDED, &[garbage]).unwrap_err();
+        let err = decode(at(0), UNBOUNDED, &[garbage], &[]).unwrap_err();
         assert_eq!(err.code(), Code::DataLoss);
         assert!(err.message().starts_with("topic \"orders\" partition 3: "));
         let short = Bytes::from_static(b"\0\0\0\0");
-        let err = decode(at(0), UNBOUNDED, &[short]).unwrap_err();
+        let err = decode(at(0), UNBOUNDED, &[short], &[]).unwrap_err();
         assert_eq!(err.code(), Code::DataLoss, "{}", err.message());
     }
 
@@ -508,7 +622,7 @@ mod tests {
         );
         let bomb = raw_batch(5, 1, Compression::Zstd, &bomb_frame);
 
-        let err = decode(at(5), UNBOUNDED, std::slice::from_ref(&bomb)).unwrap_err();
+        let err = decode(at(5), UNBOUNDED, std::slice::from_ref(&bomb), &[]).unwrap_err();
         assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
         let message = err.message();
         for part in [
@@ -522,7 +636,7 @@ mod tests {
 
         // The records before it are served first; the read after them starts at it.
         let before = batch(0, 5, Compression::Zstd);
-        let decoded = decode(at(0), UNBOUNDED, &[before, bomb]).unwrap();
+        let decoded = decode(at(0), UNBOUNDED, &[before, bomb], &[]).unwrap();
         assert_eq!(offsets(&decoded), [0, 1, 2, 3, 4]);
         assert_eq!(decoded.next_offset, 5);
     }
@@ -536,8 +650,8 @@ mod tests {
                 decompressed_batch_bytes_max: 20_000,
                 ..LIMITS
             };
-            let err =
-                decode_within(at(0), UNBOUNDED, tight, std::slice::from_ref(&stored)).unwrap_err();
+            let err = decode_within(at(0), UNBOUNDED, tight, std::slice::from_ref(&stored), &[])
+                .unwrap_err();
             assert_eq!(
                 err.code(),
                 Code::ResourceExhausted,
@@ -553,7 +667,7 @@ mod tests {
                 decompressed_batch_bytes_max: 60_000,
                 ..LIMITS
             };
-            let decoded = decode_within(at(0), UNBOUNDED, roomy, &[stored]).unwrap();
+            let decoded = decode_within(at(0), UNBOUNDED, roomy, &[stored], &[]).unwrap();
             assert_eq!(decoded.records.len(), 50, "{codec:?}");
         }
     }
@@ -563,13 +677,13 @@ mod tests {
         let stored = batch(0, 3, Compression::Zstd);
         // As the log accepts it: records count = last offset delta + 1.
         let huge = patched(&stored, 0, 999_999_999, 1_000_000_000);
-        let err = decode(at(0), UNBOUNDED, &[huge]).unwrap_err();
+        let err = decode(at(0), UNBOUNDED, &[huge], &[]).unwrap_err();
         assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
         assert!(err.message().contains("declares 1000000000 records"));
         assert!(err.message().contains("subscribe from offset 1000000000"));
         // Within the bound but more than the decompressed bytes can hold.
         let inflated = patched(&stored, 0, 99_999, 100_000);
-        let err = decode(at(0), UNBOUNDED, &[inflated]).unwrap_err();
+        let err = decode(at(0), UNBOUNDED, &[inflated], &[]).unwrap_err();
         assert_eq!(err.code(), Code::DataLoss, "{}", err.message());
     }
 
@@ -579,7 +693,7 @@ mod tests {
             // Record deltas 0, 1, 1000 in a batch whose header says offsets 10..=12.
             let records = [record(0, 10), record(1, 10), record(1000, 10)];
             let crafted = patched(&encode(&records, codec), 10, 2, 3);
-            let decoded = decode(at(10), UNBOUNDED, &[crafted]).unwrap();
+            let decoded = decode(at(10), UNBOUNDED, &[crafted], &[]).unwrap();
             assert_eq!(offsets(&decoded), [10, 11], "{codec:?}");
             assert_eq!(decoded.next_offset, 13);
         }
@@ -592,10 +706,10 @@ mod tests {
                 _ => section,
             };
             let crafted = raw_batch(10, 5, codec, &section);
-            let decoded = decode(at(0), UNBOUNDED, std::slice::from_ref(&crafted)).unwrap();
+            let decoded = decode(at(0), UNBOUNDED, std::slice::from_ref(&crafted), &[]).unwrap();
             assert_eq!(offsets(&decoded), [10, 12, 13], "{codec:?}");
             assert_eq!(decoded.next_offset, 15);
-            let decoded = decode(at(13), UNBOUNDED, &[crafted]).unwrap();
+            let decoded = decode(at(13), UNBOUNDED, &[crafted], &[]).unwrap();
             assert_eq!(offsets(&decoded), [13]);
             assert_eq!(decoded.next_offset, 15);
         }
@@ -621,16 +735,16 @@ mod tests {
             size.get()
         };
         let one_batch = cost(decompressed(&batches[0]), 10);
-        let decoded = decode(at(0), one_batch + 1, &batches).unwrap();
+        let decoded = decode(at(0), one_batch + 1, &batches, &[]).unwrap();
         assert_eq!(decoded.next_offset, 20);
         assert_eq!(offsets(&decoded), (0..20).collect::<Vec<_>>());
         // A read always gets past the position, whatever its budget.
-        let decoded = decode(at(15), 0, &batches[1..]).unwrap();
+        let decoded = decode(at(15), 0, &batches[1..], &[]).unwrap();
         assert_eq!(offsets(&decoded), (15..20).collect::<Vec<_>>());
         assert_eq!(decoded.next_offset, 20);
         // All four batches in one `Bytes`, as a fetch may return them.
         let joined: Vec<u8> = batches.iter().flat_map(|b| b.to_vec()).collect();
-        let decoded = decode(at(0), 0, &[Bytes::from(joined)]).unwrap();
+        let decoded = decode(at(0), 0, &[Bytes::from(joined)], &[]).unwrap();
         assert_eq!(decoded.next_offset, 10);
     }
 
@@ -652,14 +766,14 @@ mod tests {
             .collect();
         let stored: usize = batches.iter().map(Bytes::len).sum();
         assert!(stored < 128 << 10, "{stored} bytes stored");
-        let decoded = decode(at(0), 128 << 10, &batches).unwrap();
+        let decoded = decode(at(0), 128 << 10, &batches, &[]).unwrap();
         assert_eq!(
             decoded.records.len(),
             1000,
             "one batch, then the budget is spent"
         );
         assert_eq!(decoded.next_offset, 1000);
-        let decoded = decode(at(0), 8 * cost(batches[0].len(), 1000), &batches).unwrap();
+        let decoded = decode(at(0), 8 * cost(batches[0].len(), 1000), &batches, &[]).unwrap();
         assert_eq!(
             decoded.next_offset, 8000,
             "a budget for all of them reads all of them"

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use spindle_engine::OffsetSpec;
+use spindle_engine::{Isolation as EngineIsolation, OffsetSpec};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -31,8 +31,8 @@ use crate::limits::{
 use crate::proto::consumer_server::Consumer;
 use crate::proto::subscribe_request::Start;
 use crate::proto::{
-    CommitRequest, CommitResponse, FetchCommittedRequest, FetchCommittedResponse, PartitionOffset,
-    StartPosition, SubscribeRequest, SubscribeResponse,
+    CommitRequest, CommitResponse, FetchCommittedRequest, FetchCommittedResponse, Isolation,
+    PartitionOffset, StartPosition, SubscribeRequest, SubscribeResponse,
 };
 use crate::status::invalid_argument;
 
@@ -72,6 +72,7 @@ impl Consumer for ConsumerService {
             0 => SUBSCRIBE_MAX_BYTES_DEFAULT,
             bytes => (bytes as usize).min(SUBSCRIBE_MAX_BYTES_MAX),
         };
+        let isolation = isolation_of(request.isolation)?;
         let partitions = self.partitions(&request).await?;
         let plan = match &request.start {
             Some(Start::Group(group)) if request.partitions.is_empty() => {
@@ -90,6 +91,7 @@ impl Consumer for ConsumerService {
             plan,
             max_wait,
             max_bytes,
+            isolation,
         };
         let (queue, rx) = mpsc::channel(SUBSCRIBE_QUEUE_MESSAGES);
         tokio::spawn(subscription.run(queue));
@@ -230,6 +232,15 @@ fn reset_spec(reset: i32) -> Result<OffsetSpec, Status> {
         Ok(StartPosition::Latest) => Ok(OffsetSpec::Latest),
         Ok(StartPosition::Earliest | StartPosition::Unspecified) => Ok(OffsetSpec::Earliest),
         Err(_) => Err(invalid_argument("reset", &"unknown start position")),
+    }
+}
+
+/// The engine's isolation for a subscription's (default read committed).
+fn isolation_of(isolation: i32) -> Result<EngineIsolation, Status> {
+    match Isolation::try_from(isolation) {
+        Ok(Isolation::ReadCommitted | Isolation::Unspecified) => Ok(EngineIsolation::ReadCommitted),
+        Ok(Isolation::ReadUncommitted) => Ok(EngineIsolation::ReadUncommitted),
+        Err(_) => Err(invalid_argument("isolation", &"unknown isolation")),
     }
 }
 

@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use spindle_engine::{
-    EngineError, EngineHandle, FetchOutcome, FetchRequest, Offset, OffsetSpec, TopicPartition,
+    EngineError, EngineHandle, FetchOutcome, FetchRequest, Isolation, Offset, OffsetSpec,
+    TopicPartition,
 };
 use tokio::sync::mpsc;
 use tonic::Status;
@@ -67,6 +68,8 @@ pub struct Subscription {
     pub max_wait: Duration,
     /// Byte budget of one read (less when many partitions share the subscription's budget).
     pub max_bytes: usize,
+    /// Whether reads stop at the last stable offset and leave out aborted transactions.
+    pub isolation: Isolation,
 }
 
 impl Subscription {
@@ -191,7 +194,7 @@ impl Subscription {
             max_bytes,
             max_wait: self.max_wait,
             min_bytes: 1,
-            isolation: Default::default(),
+            isolation: self.isolation,
         };
         async move {
             let outcome = engine.fetch(request).await;
@@ -214,7 +217,7 @@ impl Subscription {
             partition,
             position,
         };
-        let decoded = batch_decoder::decode(at, max_bytes, &outcome.batches)?;
+        let decoded = batch_decoder::decode(at, max_bytes, &outcome.batches, &outcome.aborted)?;
         if decoded.next_offset == position && !outcome.batches.is_empty() {
             // Batches that hold nothing at or after the position would be read again forever.
             return Err(Status::internal(format!(
