@@ -161,8 +161,8 @@ fn api_versions_advertises_the_data_and_group_apis() {
     assert_eq!(range(ApiKey::WriteTxnMarkers), Some((1, 1)));
     assert_eq!(range(ApiKey::ListTransactions), Some((0, 1)));
     assert_eq!(range(ApiKey::DescribeProducers), Some((0, 0)));
-    // KIP-848's consumer groups are not served.
-    assert!(range(ApiKey::ConsumerGroupHeartbeat).is_none());
+    // KIP-848's consumer groups.
+    assert_eq!(range(ApiKey::ConsumerGroupHeartbeat), Some((0, 1)));
 }
 
 #[test]
@@ -1244,4 +1244,55 @@ fn with_sasl_each_principals_grants_decide_per_topic() {
         meta.topics[0].error_code,
         ResponseError::UnknownTopicOrPartition.code()
     );
+}
+
+/// KIP-848 heartbeats the coordinator refuses, each answered with its error while the
+/// connection keeps serving: a regular-expression subscription, a join that names no topics,
+/// an assignor it does not have, and a group that runs the classic protocol.
+#[test]
+fn consumer_group_heartbeats_that_cannot_be_served_are_refused_by_name() {
+    use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
+    let node = Node::start();
+    let mut conn = node.connect();
+    let join = |group: &'static str| {
+        ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_static_str(group)))
+            .with_member_id(StrBytes::from_static_str("m-1"))
+            .with_rebalance_timeout_ms(10_000)
+            .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_static_str("t"))]))
+    };
+    let mut heartbeat = |req: ConsumerGroupHeartbeatRequest| -> ConsumerGroupHeartbeatResponse {
+        call(&mut conn, 1, &req)
+    };
+    let regex = join("g848").with_subscribed_topic_regex(Some(StrBytes::from_static_str("t.*")));
+    assert_eq!(
+        heartbeat(regex).error_code,
+        ResponseError::InvalidRequest.code()
+    );
+    let unsubscribed = join("g848").with_subscribed_topic_names(None);
+    assert_eq!(
+        heartbeat(unsubscribed).error_code,
+        ResponseError::InvalidRequest.code()
+    );
+    let assignor = join("g848").with_server_assignor(Some(StrBytes::from_static_str("sticky")));
+    assert_eq!(
+        heartbeat(assignor).error_code,
+        ResponseError::UnsupportedAssignor.code()
+    );
+    let joined = heartbeat(join("g848"));
+    assert_eq!(joined.error_code, 0);
+    assert!(joined.member_epoch > 0);
+    assert_eq!(joined.heartbeat_interval_ms, 5_000);
+    let stale = join("g848").with_member_epoch(joined.member_epoch + 5);
+    assert_eq!(
+        heartbeat(stale).error_code,
+        ResponseError::FencedMemberEpoch.code()
+    );
+
+    // A classic group with a member: the consumer protocol may not take it over.
+    let mut classic = node.connect();
+    static_join(&mut classic, 5, "i-a");
+    let mut conn = node.connect();
+    let refused: ConsumerGroupHeartbeatResponse = call(&mut conn, 1, &join("static-group"));
+    assert_eq!(refused.error_code, ResponseError::GroupIdNotFound.code());
 }

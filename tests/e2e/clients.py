@@ -61,6 +61,11 @@ def consumer(bootstrap: str, group: str | None = None, extra: dict | None = None
         **COMMON,
     }
     conf.update(extra or {})
+    if conf.get("group.protocol") == "consumer":
+        # KIP-848: the coordinator sets the session and heartbeat timing; librdkafka refuses
+        # the classic protocol's settings.
+        for key in ("session.timeout.ms", "heartbeat.interval.ms"):
+            conf.pop(key)
     return Consumer(conf)
 
 

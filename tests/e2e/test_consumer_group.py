@@ -1,7 +1,9 @@
 """A consumer group of two librdkafka members shares a 4-partition topic; when one member leaves,
 the other takes over its partitions from the committed offsets. Every record is consumed, and
 none twice: commits are explicit and synchronous after each record, so a record consumed twice
-would mean the broker lost or misreported a commit, or handed a partition to both members."""
+would mean the broker lost or misreported a commit, or handed a partition to both members.
+The same holds for groups of the classic protocol and of KIP-848's consumer protocol
+(`group.protocol=consumer`, partitions assigned by the coordinator)."""
 
 from __future__ import annotations
 
@@ -34,7 +36,10 @@ class Member:
     def __init__(self, bootstrap: str, group: str, topic: str, name: str, extra: dict | None = None):
         self.name = name
         self.consumer = clients.consumer(bootstrap, group, {"client.id": name, **(extra or {})})
-        self.cooperative = (extra or {}).get("partition.assignment.strategy") == "cooperative-sticky"
+        # KIP-848 rebalances are incremental too.
+        self.cooperative = (extra or {}).get("partition.assignment.strategy") == "cooperative-sticky" or (
+            extra or {}
+        ).get("group.protocol") == "consumer"
         self.assignment: set[int] = set()
         self.revoked: list[set[int]] = []
         self.seen: list[tuple[int, int, bytes]] = []
@@ -75,8 +80,9 @@ class Member:
         """Commits `msg` synchronously. A cooperative member keeps consuming while the group
         rebalances, so, as against Kafka, a commit may meet the rebalance: sent with the
         generation that just ended it is ILLEGAL_GENERATION, between the join and the sync
-        REBALANCE_IN_PROGRESS. It is retried, with the new generation, once the group is stable."""
-        retried = (KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION)
+        REBALANCE_IN_PROGRESS; a KIP-848 member's, at an epoch the coordinator moved past,
+        STALE_MEMBER_EPOCH. It is retried, with the new generation, once the group is stable."""
+        retried = (KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.STALE_MEMBER_EPOCH)
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -109,12 +115,17 @@ def produce_round(bootstrap: str, topic: str, round_no: int, partitions: int = P
     return set(values)
 
 
-def test_group_member_leaves_and_other_takes_over(spindle, topic_name):
+# The group protocols a librdkafka consumer may use: the classic one and KIP-848's.
+PROTOCOLS = {"classic": {}, "consumer": {"group.protocol": "consumer"}}
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_group_member_leaves_and_other_takes_over(spindle, topic_name, protocol):
     clients.create_topic(spindle.bootstrap, topic_name, partitions=PARTITIONS)
     group = f"group-{topic_name}"
     first = produce_round(spindle.bootstrap, topic_name, 1)
-    a = Member(spindle.bootstrap, group, topic_name, "member-a")
-    b = Member(spindle.bootstrap, group, topic_name, "member-b")
+    a = Member(spindle.bootstrap, group, topic_name, "member-a", PROTOCOLS[protocol])
+    b = Member(spindle.bootstrap, group, topic_name, "member-b", PROTOCOLS[protocol])
 
     # Both members join, split the four partitions between them, and drain the first round.
     poll_until(
@@ -286,3 +297,44 @@ def test_kcat_balanced_consumer(spindle, topic_name):
     )
 
     assert sorted(out.splitlines()) == sorted(sent)
+
+
+def test_kip848_group_is_listed_described_and_its_member_rejoins_after_a_restart(fresh_spindle, topic_name):
+    """A KIP-848 group (`group.protocol=consumer`) is listed with type `consumer` and described
+    with its member's partitions. Membership is not kept across a restart: after the server
+    restarts under it, the member is told it is unknown, joins again and carries on from its
+    commits, so every record is consumed and none twice."""
+    from confluent_kafka import ConsumerGroupState, ConsumerGroupType
+
+    bootstrap = fresh_spindle.bootstrap
+    clients.create_topic(bootstrap, topic_name, partitions=PARTITIONS)
+    group = f"group-{topic_name}"
+    first = produce_round(bootstrap, topic_name, 1)
+    a = Member(bootstrap, group, topic_name, "member-a", PROTOCOLS["consumer"])
+    poll_until(
+        [a],
+        lambda: a.assignment == set(range(PARTITIONS)) and len(a.seen) == len(first),
+        "member-a owns every partition and consumed the first round",
+    )
+
+    admin = clients.admin(bootstrap)
+    listed = admin.list_consumer_groups().result(timeout=10)
+    [listing] = [g for g in listed.valid if g.group_id == group]
+    assert listing.type == ConsumerGroupType.CONSUMER, listing.type
+    described = admin.describe_consumer_groups([group])[group].result(timeout=10)
+    assert described.state == ConsumerGroupState.STABLE, described.state
+    [member] = described.members
+    assert member.client_id == "member-a"
+    assert {tp.partition for tp in member.assignment.topic_partitions} == set(range(PARTITIONS))
+
+    fresh_spindle.restart()
+    second = produce_round(bootstrap, topic_name, 2)
+    poll_until(
+        [a],
+        lambda: len(a.seen) >= len(first) + len(second),
+        "member-a rejoined after the restart and consumed the second round",
+        timeout_s=60,
+    )
+    clients.assert_no_more(a.consumer, quiet_s=1.0)
+    assert_each_once([a], first | second)
+    a.close()

@@ -29,6 +29,7 @@ use futures::channel::oneshot;
 use glommio::sync::Semaphore;
 
 use super::cleaning::{CleaningSchedule, WRITE_GATE_UNITS};
+use super::consumer_group::{ConsumerGroup, ConsumerHeartbeat, ConsumerHeartbeatAnswer};
 use super::expiry::Expiry;
 use super::limits::{INITIAL_REBALANCE_DELAY, NAME_BYTES_MAX, TICK_INTERVAL};
 use super::member::{
@@ -42,11 +43,33 @@ use crate::{Result, Shard, TopicPartition};
 
 type Waiters<T> = RefCell<HashMap<(String, String), oneshot::Sender<Result<T, GroupError>>>>;
 
+/// Which rebalance protocol a group runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupType {
+    /// The classic protocol (JoinGroup, SyncGroup, Heartbeat); also groups that only store
+    /// offsets.
+    Classic,
+    /// KIP-848's consumer protocol (ConsumerGroupHeartbeat).
+    Consumer,
+}
+
+impl GroupType {
+    /// The type's name in ListGroups.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupType::Classic => "classic",
+            GroupType::Consumer => "consumer",
+        }
+    }
+}
+
 /// A group as ListGroups reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupListing {
     /// Group id.
     pub group_id: String,
+    /// The protocol it runs.
+    pub group_type: GroupType,
     /// Protocol type (`consumer`), empty for groups that only store offsets.
     pub protocol_type: String,
     /// Current state.
@@ -127,6 +150,9 @@ pub struct GroupCoordinator {
     /// How many partitions the offsets topic has (which one holds a group's commits).
     offsets_partitions: usize,
     pub(super) groups: RefCell<HashMap<String, Group>>,
+    /// Groups of the consumer protocol (KIP-848), by id; a group id is in at most one of the
+    /// two maps with members.
+    consumer_groups: RefCell<HashMap<String, ConsumerGroup>>,
     pub(super) offsets: RefCell<OffsetStore>,
     join_waiters: Waiters<JoinResponse>,
     sync_waiters: Waiters<SyncResponse>,
@@ -195,6 +221,7 @@ impl GroupCoordinator {
         GroupCoordinator {
             offsets_partitions,
             groups: RefCell::new(HashMap::new()),
+            consumer_groups: RefCell::new(HashMap::new()),
             offsets: RefCell::new(offsets),
             join_waiters: RefCell::new(HashMap::new()),
             sync_waiters: RefCell::new(HashMap::new()),
@@ -214,6 +241,9 @@ impl GroupCoordinator {
     /// join that must be retried with the id given, [`GroupError::UnknownMemberId`].
     pub async fn join(&self, req: JoinRequest) -> Result<JoinResponse, GroupError> {
         check_name(&req.group_id)?;
+        if self.runs_consumer_protocol(&req.group_id) {
+            return Err(GroupError::InconsistentGroupProtocol);
+        }
         let fresh_id = self.fresh_member_id(&req.client_id);
         let reply = {
             let mut groups = self.groups.borrow_mut();
@@ -280,6 +310,63 @@ impl GroupCoordinator {
         self.with_group(group_id, |g, now| Ok(g.leave(now, members)))
     }
 
+    /// Handles a ConsumerGroupHeartbeat (KIP-848): joins, leaves, or moves the member towards
+    /// its share of the group's partitions (see [`super::consumer_group`]). `shard` gives the
+    /// subscribed topics' partition counts.
+    ///
+    /// # Errors
+    /// [`GroupError::GroupIdNotFound`] for a classic group with members; as
+    /// [`ConsumerGroup::heartbeat`].
+    pub fn consumer_heartbeat(
+        &self,
+        shard: &Shard,
+        req: ConsumerHeartbeat,
+    ) -> Result<ConsumerHeartbeatAnswer, GroupError> {
+        check_name(&req.group_id)?;
+        if self
+            .groups
+            .borrow()
+            .get(&req.group_id)
+            .is_some_and(|g| !g.is_vacant())
+        {
+            return Err(GroupError::GroupIdNotFound);
+        }
+        let group_id = req.group_id.clone();
+        let client_id = req.client_id.clone();
+        let (member_id, epoch) = (req.member_id.clone(), req.member_epoch);
+        let mut groups = self.consumer_groups.borrow_mut();
+        let group = groups.entry(group_id.clone()).or_default();
+        let answer = group.heartbeat(
+            Instant::now(),
+            req,
+            |topic| shard.topic(topic).map(|t| t.partitions),
+            || self.fresh_member_id(&client_id),
+        );
+        tracing::debug!(group = %group_id, member = %member_id, epoch, ?answer, group_epoch = group.epoch(), "consumer heartbeat");
+        if !group.has_members() {
+            groups.remove(&group_id);
+        }
+        answer
+    }
+
+    /// Whether `group_id` is a consumer-protocol group with members.
+    fn runs_consumer_protocol(&self, group_id: &str) -> bool {
+        self.consumer_groups
+            .borrow()
+            .get(group_id)
+            .is_some_and(ConsumerGroup::has_members)
+    }
+
+    /// Whether `group_id` has members, in either protocol.
+    pub(super) fn has_members(&self, group_id: &str) -> bool {
+        self.runs_consumer_protocol(group_id)
+            || self
+                .groups
+                .borrow()
+                .get(group_id)
+                .is_some_and(|g| !g.is_vacant())
+    }
+
     /// Runs one state-machine call on an existing group and delivers the answers it queued.
     fn with_group<T>(
         &self,
@@ -333,6 +420,12 @@ impl GroupCoordinator {
         for (id, notices) in due {
             self.deliver(&id, notices);
         }
+        self.consumer_groups.borrow_mut().retain(|id, group| {
+            for member in group.tick(now) {
+                tracing::info!(group = %id, member = %member, "consumer group member expired (no heartbeat within its session, or partitions not given up within its rebalance timeout)");
+            }
+            group.has_members()
+        });
     }
 
     /// Generates a member id: the client id (as Kafka does, so logs show whose it is), a salt
@@ -347,18 +440,33 @@ impl GroupCoordinator {
     /// Every group this shard coordinates: those with members and those with only offsets.
     pub fn list_groups(&self) -> Vec<GroupListing> {
         let groups = self.groups.borrow();
-        let mut listings: Vec<GroupListing> = groups
+        let consumer_groups = self.consumer_groups.borrow();
+        let mut listings: Vec<GroupListing> = consumer_groups
             .iter()
             .map(|(id, g)| GroupListing {
                 group_id: id.clone(),
-                protocol_type: g.protocol_type().to_owned(),
+                group_type: GroupType::Consumer,
+                protocol_type: CONSUMER_PROTOCOL_TYPE.to_owned(),
                 state: g.state(),
             })
             .collect();
+        let classic = groups
+            .iter()
+            .filter(|(id, _)| !consumer_groups.contains_key(*id));
+        listings.extend(classic.map(|(id, g)| GroupListing {
+            group_id: id.clone(),
+            group_type: GroupType::Classic,
+            protocol_type: g.protocol_type().to_owned(),
+            state: g.state(),
+        }));
         let offsets = self.offsets.borrow();
-        for id in offsets.group_ids().filter(|id| !groups.contains_key(*id)) {
+        let offsets_only = offsets
+            .group_ids()
+            .filter(|id| !groups.contains_key(*id) && !consumer_groups.contains_key(*id));
+        for id in offsets_only {
             listings.push(GroupListing {
                 group_id: id.to_owned(),
+                group_type: GroupType::Classic,
                 protocol_type: String::new(),
                 state: GroupState::Empty,
             });
@@ -390,7 +498,13 @@ impl GroupCoordinator {
             members: Vec::new(),
             offsets,
         };
-        if let Some(group) = groups.get(group_id) {
+        if let Some(group) = self.consumer_groups.borrow().get(group_id) {
+            description.state = group.state();
+            description.protocol_type = CONSUMER_PROTOCOL_TYPE.to_owned();
+            description.protocol = super::consumer_group::ASSIGNORS[0].to_owned();
+            description.generation = group.epoch();
+            description.members = group.describe_members();
+        } else if let Some(group) = groups.get(group_id) {
             description.state = group.state();
             description.protocol_type = group.protocol_type().to_owned();
             description.protocol = group.described_protocol().to_owned();
@@ -430,6 +544,17 @@ impl GroupCoordinator {
     /// member's commit also counts as a sign of life.
     pub(crate) fn check_commit(&self, commit: &OffsetCommit) -> Result<(), GroupError> {
         check_name(&commit.group_id)?;
+        if let Some(group) = self.consumer_groups.borrow().get(&commit.group_id) {
+            return match &commit.committer {
+                Committer::Gateway | Committer::Transaction => Ok(()),
+                Committer::Outsider => Err(GroupError::UnknownMemberId),
+                Committer::Member {
+                    generation,
+                    member_id,
+                    ..
+                } => group.check_commit(member_id, *generation),
+            };
+        }
         let mut groups = self.groups.borrow_mut();
         let group = groups.get_mut(&commit.group_id);
         match (&commit.committer, group) {
@@ -478,6 +603,9 @@ impl GroupCoordinator {
 
     /// Whether a group may be deleted now, and the partitions whose offsets it holds.
     pub(crate) fn deletable(&self, group_id: &str) -> Result<Vec<TopicPartition>, GroupError> {
+        if self.runs_consumer_protocol(group_id) {
+            return Err(GroupError::NonEmptyGroup);
+        }
         let group_exists = match self.groups.borrow().get(group_id) {
             Some(group) if !group.is_vacant() => return Err(GroupError::NonEmptyGroup),
             Some(_) => true,
@@ -501,6 +629,9 @@ impl GroupCoordinator {
         &self,
         group_id: &str,
     ) -> Result<Option<Subscribed>, GroupError> {
+        if let Some(group) = self.consumer_groups.borrow().get(group_id) {
+            return Ok(Some(Subscribed::Topics(group.subscribed_topics())));
+        }
         match self.groups.borrow().get(group_id) {
             Some(group) if !group.is_vacant() => group
                 .subscriptions()
@@ -532,6 +663,9 @@ impl GroupCoordinator {
         }
     }
 }
+
+/// The protocol type of a consumer-protocol group, as DescribeGroups and ListGroups show it.
+const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
 
 /// Parks a request until its answer is delivered. A second request of the same member replaces
 /// the first, which is told to rejoin.

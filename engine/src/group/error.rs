@@ -43,6 +43,13 @@ pub enum GroupError {
     /// The coordinator cannot serve now (the offsets log refused the write, shutting down);
     /// clients retry after finding the coordinator again.
     CoordinatorNotAvailable,
+    /// KIP-848: a heartbeat's member epoch is neither the member's nor, for a resent
+    /// heartbeat, the one before; the member must join again.
+    FencedMemberEpoch,
+    /// KIP-848: an offset commit at an epoch that is not the member's.
+    StaleMemberEpoch,
+    /// KIP-848: the server-side assignor asked for is not one the coordinator has.
+    UnsupportedAssignor(String),
     /// A request beyond the coordinator's limits (too many protocols, metadata or assignment
     /// too large), with what was wrong.
     InvalidRequest(String),
@@ -68,6 +75,9 @@ impl GroupError {
             GroupError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
             GroupError::InvalidCommitOffsetSize => ResponseError::InvalidCommitOffsetSize,
             GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+            GroupError::FencedMemberEpoch => ResponseError::FencedMemberEpoch,
+            GroupError::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
+            GroupError::UnsupportedAssignor(_) => ResponseError::UnsupportedAssignor,
             GroupError::InvalidRequest(_) => ResponseError::InvalidRequest,
         };
         error.code()

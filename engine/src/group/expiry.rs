@@ -90,12 +90,11 @@ impl GroupCoordinator {
         };
         let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
         let offsets = self.offsets.borrow();
-        let groups = self.groups.borrow();
         let mut active_ms = std::mem::take(&mut expiry.active_ms);
         active_ms.retain(|group, _| offsets.group(group).is_some());
         let mut expired = Vec::new();
         for group in offsets.group_ids() {
-            if groups.get(group).is_some_and(|g| !g.is_vacant()) {
+            if self.has_members(group) {
                 active_ms.insert(group.to_owned(), now_ms);
                 continue;
             }

@@ -1,4 +1,5 @@
-//! Consumer groups: the classic rebalance protocol and committed offsets.
+//! Consumer groups: the classic rebalance protocol, KIP-848's consumer protocol, and committed
+//! offsets.
 //!
 //! A group's committed offsets live in partition `crc32(group id) % partitions` of the internal
 //! topic [`OFFSETS_TOPIC`], and the shard that owns that partition is the group's coordinator
@@ -12,6 +13,8 @@
 //! Layout:
 //! - [`state`]: one group's state machine (Empty → PreparingRebalance → CompletingRebalance →
 //!   Stable), pure: it takes `now` and queues answers instead of waiting or writing;
+//! - [`consumer_group`]: one group of KIP-848's consumer protocol (epochs, the coordinator's
+//!   assignment, reconciliation), pure as well;
 //! - `coordinator`: the shard's groups, the waiting requests, the timer, reads;
 //! - `commit`: offset commits and group deletion, which write to the offsets log;
 //! - [`consumer_protocol`]: reading and writing members' subscriptions and assignments;
@@ -40,6 +43,7 @@
 mod api;
 mod cleaning;
 mod commit;
+pub mod consumer_group;
 pub mod consumer_protocol;
 mod coordinator;
 mod error;
@@ -55,7 +59,9 @@ pub(crate) use api::{coordinator_in, offsets_partition};
 pub use api::{list_all_groups, on_coordinator};
 pub(crate) use commit::unix_ms;
 pub use commit::CommitOutcome;
-pub use coordinator::{Committer, GroupCoordinator, GroupDescription, GroupListing, OffsetCommit};
+pub use coordinator::{
+    Committer, GroupCoordinator, GroupDescription, GroupListing, GroupType, OffsetCommit,
+};
 pub use error::GroupError;
 pub use member::{
     HeartbeatRequest, JoinRequest, JoinResponse, JoinedMember, MemberDescription, MemberIdentity,

@@ -53,6 +53,10 @@ pub enum GroupState {
     CompletingRebalance,
     /// Every member has its assignment.
     Stable,
+    /// KIP-848 consumer groups only: the target assignment is being computed.
+    Assigning,
+    /// KIP-848 consumer groups only: a member is still moving to its target assignment.
+    Reconciling,
     /// Deleted; never held by a live group, reported for groups that do not exist.
     Dead,
 }
@@ -65,6 +69,8 @@ impl GroupState {
             GroupState::PreparingRebalance => "PreparingRebalance",
             GroupState::CompletingRebalance => "CompletingRebalance",
             GroupState::Stable => "Stable",
+            GroupState::Assigning => "Assigning",
+            GroupState::Reconciling => "Reconciling",
             GroupState::Dead => "Dead",
         }
     }
@@ -378,7 +384,11 @@ impl Group {
                 return Ok(JoinReply::Done(self.join_response(member_id)));
             }
             GroupState::CompletingRebalance | GroupState::Stable => self.prepare_rebalance(now),
-            GroupState::Empty | GroupState::Dead => return Err(GroupError::UnknownMemberId),
+            // A classic group is never in the consumer protocol's states.
+            GroupState::Empty
+            | GroupState::Dead
+            | GroupState::Assigning
+            | GroupState::Reconciling => return Err(GroupError::UnknownMemberId),
         }
         if let Some(member) = self.members.get_mut(member_id) {
             member.awaiting_join = true;
@@ -648,7 +658,10 @@ impl Group {
                 self.apply_assignments(&req.assignments);
                 Ok(SyncReply::Done(self.sync_response(&req.member_id)))
             }
-            GroupState::Empty | GroupState::Dead => Err(GroupError::UnknownMemberId),
+            GroupState::Empty
+            | GroupState::Dead
+            | GroupState::Assigning
+            | GroupState::Reconciling => Err(GroupError::UnknownMemberId),
         }
     }
 
@@ -768,7 +781,11 @@ impl Group {
         }
         match self.state {
             GroupState::Stable | GroupState::CompletingRebalance => self.prepare_rebalance(now),
-            GroupState::PreparingRebalance | GroupState::Empty | GroupState::Dead => {}
+            GroupState::PreparingRebalance
+            | GroupState::Empty
+            | GroupState::Dead
+            | GroupState::Assigning
+            | GroupState::Reconciling => {}
         }
         self.maybe_complete_join(now);
     }

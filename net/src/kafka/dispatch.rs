@@ -273,6 +273,9 @@ async fn answer_group(ctx: &RequestContext, body: RequestKind) -> Answer {
         RequestKind::DescribeTransactions(req) => {
             ResponseKind::DescribeTransactions(api::describe_transactions::handle(ctx, req).await)
         }
+        RequestKind::ConsumerGroupHeartbeat(req) => ResponseKind::ConsumerGroupHeartbeat(
+            api::consumer_group_heartbeat::handle(ctx, req).await,
+        ),
         RequestKind::DescribeTopicPartitions(req) => ResponseKind::DescribeTopicPartitions(
             api::describe_topic_partitions::handle(ctx, req).await,
         ),

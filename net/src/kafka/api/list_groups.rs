@@ -1,7 +1,7 @@
 //! ListGroups: every group of this node, gathered from every shard.
 //!
-//! v4+ filters by state, v5+ by group type (all of Spindle's groups are `classic`); both
-//! filters compare case-insensitively, as Kafka does.
+//! v4+ filters by state, v5+ by group type (`classic`, or `consumer` for KIP-848's consumer
+//! groups); both filters compare case-insensitively, as Kafka does.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
@@ -11,16 +11,8 @@ use spindle_engine::{Shard, ShardId};
 
 use crate::kafka::context::RequestContext;
 
-/// The type of every group Spindle runs (the classic rebalance protocol).
-const GROUP_TYPE: &str = "classic";
-
 /// Answers one ListGroups request.
 pub(crate) async fn handle(ctx: &RequestContext, req: ListGroupsRequest) -> ListGroupsResponse {
-    let wanted_type = req.types_filter.is_empty()
-        || req
-            .types_filter
-            .iter()
-            .any(|t| t.as_str().eq_ignore_ascii_case(GROUP_TYPE));
     let mut listed = Vec::new();
     let shards = u32::try_from(ctx.shard.shard_count()).unwrap_or(u32::MAX);
     for shard in 0..shards {
@@ -38,7 +30,13 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ListGroupsRequest) -> List
     }
     let groups = listed
         .into_iter()
-        .filter(|_| wanted_type)
+        .filter(|g| {
+            req.types_filter.is_empty()
+                || req
+                    .types_filter
+                    .iter()
+                    .any(|t| t.as_str().eq_ignore_ascii_case(g.group_type.as_str()))
+        })
         .filter(|g| {
             req.states_filter.is_empty()
                 || req
@@ -51,7 +49,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ListGroupsRequest) -> List
                 .with_group_id(GroupId(StrBytes::from_string(g.group_id)))
                 .with_protocol_type(StrBytes::from_string(g.protocol_type))
                 .with_group_state(StrBytes::from_static_str(g.state.as_str()))
-                .with_group_type(StrBytes::from_static_str(GROUP_TYPE))
+                .with_group_type(StrBytes::from_static_str(g.group_type.as_str()))
         })
         .collect();
     ListGroupsResponse::default().with_groups(groups)

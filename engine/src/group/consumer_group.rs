@@ -1,0 +1,745 @@
+//! Consumer groups of Kafka's consumer protocol (KIP-848, `group.protocol=consumer`): the
+//! coordinator assigns the partitions, and each member learns its share from its heartbeats.
+//!
+//! The group has an *epoch*, bumped whenever what the assignment depends on changes: a member
+//! joins, leaves or is expired, a subscription changes, a subscribed topic gains partitions.
+//! When a heartbeat finds the group epoch ahead of the *target assignment*'s, the target is
+//! computed again (see [`assign`]): each subscribed topic's partitions spread evenly over its
+//! subscribers, each member keeping what it had as far as the balance allows.
+//!
+//! Each member then moves to its target one heartbeat at a time, so that no partition is ever
+//! held by two members (Kafka's reconciliation):
+//! 1. a member holding partitions outside its target is told to give them up (its assignment
+//!    without them) and keeps its epoch; they stay *revoking* until a heartbeat reports that
+//!    the member no longer owns them (or its rebalance timeout passes, which expires it);
+//! 2. a member with nothing to give up takes the target's epoch and those of its target's
+//!    partitions that no other member holds or is still revoking; the rest follow in later
+//!    heartbeats, once their previous owner has let them go.
+//!
+//! A heartbeat carries the member's epoch: the current one, or the one before when the answer
+//! that moved it on was lost (then the partitions it reports must be among those it was given);
+//! any other is fenced (FENCED_MEMBER_EPOCH) and the member joins again at epoch 0. Offset
+//! commits carry the epoch too and are refused STALE_MEMBER_EPOCH when it is not the member's.
+//!
+//! The state is pure: calls take `now` and return answers. It is kept in memory only, as the
+//! classic groups' membership is: after a restart members are unknown, told so, and join again;
+//! committed offsets are in the offsets log as for every group.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use super::limits::{MEMBERS_PER_GROUP_MAX, REBALANCE_TIMEOUT_MAX};
+use super::member::MemberDescription;
+use super::state::GroupState;
+use super::GroupError;
+
+/// Partitions by topic name.
+pub type Assignment = BTreeMap<String, BTreeSet<u32>>;
+
+/// A member's session ends when no heartbeat arrives for this long (Kafka's
+/// `group.consumer.session.timeout.ms`).
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(45);
+/// How often members are asked to heartbeat (Kafka's `group.consumer.heartbeat.interval.ms`).
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// The server-side assignors a member may name; both get the assignment of [`assign`].
+pub const ASSIGNORS: [&str; 2] = ["uniform", "range"];
+
+/// The member epoch of a ConsumerGroupHeartbeat that joins.
+pub const JOIN_EPOCH: i32 = 0;
+/// The member epoch of a heartbeat that leaves the group.
+pub const LEAVE_EPOCH: i32 = -1;
+/// The member epoch of a static member's heartbeat that leaves for now (treated as a leave).
+pub const STATIC_LEAVE_EPOCH: i32 = -2;
+
+/// One ConsumerGroupHeartbeat, as the coordinator needs it (topic ids already resolved).
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerHeartbeat {
+    /// The group.
+    pub group_id: String,
+    /// The member's id; empty when it lets the coordinator choose one (v0's first heartbeat).
+    pub member_id: String,
+    /// [`JOIN_EPOCH`], [`LEAVE_EPOCH`], [`STATIC_LEAVE_EPOCH`] or the member's epoch.
+    pub member_epoch: i32,
+    /// `group.instance.id`, shown by describe.
+    pub instance_id: Option<String>,
+    /// The client id and host, shown by describe.
+    pub client_id: String,
+    /// The client's host.
+    pub client_host: String,
+    /// How long the member may take to give partitions up; `None` when unchanged.
+    pub rebalance_timeout: Option<Duration>,
+    /// The topics subscribed to; `None` when unchanged.
+    pub subscribed_topics: Option<Vec<String>>,
+    /// The assignor asked for; `None` for the coordinator's choice.
+    pub server_assignor: Option<String>,
+    /// The partitions the member owns now; `None` when unchanged.
+    pub owned: Option<Assignment>,
+}
+
+/// The answer to a heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerHeartbeatAnswer {
+    /// The member's id (chosen by the coordinator when the heartbeat had none).
+    pub member_id: String,
+    /// The member's epoch now.
+    pub member_epoch: i32,
+    /// How long the member waits before its next heartbeat.
+    pub heartbeat_interval: Duration,
+    /// The partitions the member is to own now, when that changed since the last answer.
+    pub assignment: Option<Assignment>,
+}
+
+#[derive(Debug, Clone)]
+struct Member {
+    instance_id: Option<String>,
+    client_id: String,
+    client_host: String,
+    subscribed: BTreeSet<String>,
+    assignor: Option<String>,
+    rebalance_timeout: Duration,
+    epoch: i32,
+    previous_epoch: i32,
+    /// What the member may own now.
+    assigned: Assignment,
+    /// What it was told to give up and has not reported given up yet.
+    revoking: Assignment,
+    session_deadline: Instant,
+    revoke_deadline: Option<Instant>,
+    /// The assignment last sent to it.
+    sent: Option<Assignment>,
+}
+
+/// One consumer group of the consumer protocol.
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerGroup {
+    epoch: i32,
+    assignment_epoch: i32,
+    members: BTreeMap<String, Member>,
+    /// Each member's target at `assignment_epoch`.
+    target: BTreeMap<String, Assignment>,
+    /// The partition count of every subscribed topic when the target was computed.
+    topics_seen: BTreeMap<String, u32>,
+}
+
+impl ConsumerGroup {
+    /// Whether the group has members.
+    pub fn has_members(&self) -> bool {
+        !self.members.is_empty()
+    }
+
+    /// The group's state by Kafka's consumer-group names: Empty, Assigning (the target is
+    /// behind the group epoch), Reconciling (a member is not at its target yet) or Stable.
+    pub fn state(&self) -> GroupState {
+        if self.members.is_empty() {
+            GroupState::Empty
+        } else if self.assignment_epoch < self.epoch {
+            GroupState::Assigning
+        } else if self.members.iter().any(|(id, m)| {
+            m.epoch != self.assignment_epoch
+                || !m.revoking.is_empty()
+                || self.target.get(id) != Some(&m.assigned)
+        }) {
+            GroupState::Reconciling
+        } else {
+            GroupState::Stable
+        }
+    }
+
+    /// The group epoch.
+    pub fn epoch(&self) -> i32 {
+        self.epoch
+    }
+
+    /// Every member, for DescribeGroups: id, instance id, client, and its current assignment
+    /// in the classic consumer protocol's format (what tools decode to show partitions).
+    pub fn describe_members(&self) -> Vec<MemberDescription> {
+        self.members
+            .iter()
+            .map(|(id, m)| {
+                let assigned: BTreeMap<String, Vec<u32>> = m
+                    .assigned
+                    .iter()
+                    .map(|(topic, partitions)| {
+                        (topic.clone(), partitions.iter().copied().collect())
+                    })
+                    .collect();
+                MemberDescription {
+                    member_id: id.clone(),
+                    group_instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    metadata: Default::default(),
+                    assignment: super::consumer_protocol::assignment(&assigned),
+                }
+            })
+            .collect()
+    }
+
+    /// The topics some member subscribes to.
+    pub fn subscribed_topics(&self) -> BTreeSet<String> {
+        self.members
+            .values()
+            .flat_map(|m| m.subscribed.iter().cloned())
+            .collect()
+    }
+
+    /// Handles one heartbeat at `now`. `partitions_of` gives a topic's partition count (`None`
+    /// for a topic that does not exist); `fresh_id` names a member whose heartbeat has none.
+    ///
+    /// # Errors
+    /// [`GroupError::UnknownMemberId`] for a member the group does not know,
+    /// [`GroupError::FencedMemberEpoch`] for an epoch that is not the member's,
+    /// [`GroupError::UnsupportedAssignor`], [`GroupError::GroupMaxSizeReached`],
+    /// [`GroupError::InvalidRequest`] for a join without a subscription or with a bad timeout.
+    pub fn heartbeat(
+        &mut self,
+        now: Instant,
+        req: ConsumerHeartbeat,
+        partitions_of: impl Fn(&str) -> Option<u32>,
+        fresh_id: impl FnOnce() -> String,
+    ) -> Result<ConsumerHeartbeatAnswer, GroupError> {
+        if let Some(assignor) = &req.server_assignor {
+            if !ASSIGNORS.contains(&assignor.as_str()) {
+                return Err(GroupError::UnsupportedAssignor(assignor.clone()));
+            }
+        }
+        let rebalance_timeout = match req.rebalance_timeout {
+            Some(t) if t > REBALANCE_TIMEOUT_MAX => {
+                return Err(GroupError::InvalidRequest(format!(
+                    "rebalance timeout {} ms is above {} ms",
+                    t.as_millis(),
+                    REBALANCE_TIMEOUT_MAX.as_millis()
+                )))
+            }
+            t => t,
+        };
+        let member_id = match req.member_epoch {
+            LEAVE_EPOCH | STATIC_LEAVE_EPOCH => {
+                if self.members.remove(&req.member_id).is_none() {
+                    return Err(GroupError::UnknownMemberId);
+                }
+                self.target.remove(&req.member_id);
+                self.bump();
+                return Ok(ConsumerHeartbeatAnswer {
+                    member_id: req.member_id,
+                    member_epoch: req.member_epoch,
+                    heartbeat_interval: HEARTBEAT_INTERVAL,
+                    assignment: None,
+                });
+            }
+            JOIN_EPOCH => self.join(now, &req, rebalance_timeout, fresh_id)?,
+            epoch => {
+                let member = self
+                    .members
+                    .get(&req.member_id)
+                    .ok_or(GroupError::UnknownMemberId)?;
+                let resent = epoch == member.previous_epoch
+                    && req
+                        .owned
+                        .as_ref()
+                        .is_some_and(|owned| within(owned, &member.assigned));
+                if epoch != member.epoch && !resent {
+                    return Err(GroupError::FencedMemberEpoch);
+                }
+                req.member_id.clone()
+            }
+        };
+        let mut changed = false;
+        if let Some(member) = self.members.get_mut(&member_id) {
+            member.session_deadline = now + SESSION_TIMEOUT;
+            if let Some(timeout) = rebalance_timeout {
+                member.rebalance_timeout = timeout;
+            }
+            if let Some(topics) = &req.subscribed_topics {
+                let topics: BTreeSet<String> = topics.iter().cloned().collect();
+                if topics != member.subscribed {
+                    member.subscribed = topics;
+                    changed = true;
+                }
+            }
+            if req.server_assignor.is_some() {
+                member.assignor.clone_from(&req.server_assignor);
+            }
+            if let Some(owned) = &req.owned {
+                // What it reports owning no longer holds what it was giving up: done.
+                if !overlaps(owned, &member.revoking) {
+                    member.revoking.clear();
+                    member.revoke_deadline = None;
+                }
+            }
+        }
+        if changed {
+            self.bump();
+        }
+        self.refresh_target(&partitions_of);
+        let full = req.member_epoch == JOIN_EPOCH || req.owned.is_some();
+        Ok(self.reconcile(now, &member_id, full))
+    }
+
+    /// Adds (or resets) the member of a joining heartbeat; its id.
+    fn join(
+        &mut self,
+        now: Instant,
+        req: &ConsumerHeartbeat,
+        rebalance_timeout: Option<Duration>,
+        fresh_id: impl FnOnce() -> String,
+    ) -> Result<String, GroupError> {
+        let Some(topics) = &req.subscribed_topics else {
+            return Err(GroupError::InvalidRequest(
+                "a joining heartbeat must name its subscribed topics".to_owned(),
+            ));
+        };
+        let member_id = if req.member_id.is_empty() {
+            fresh_id()
+        } else {
+            req.member_id.clone()
+        };
+        if !self.members.contains_key(&member_id) && self.members.len() >= MEMBERS_PER_GROUP_MAX {
+            return Err(GroupError::GroupMaxSizeReached);
+        }
+        // A member joining again starts afresh: what it held is released.
+        self.target.remove(&member_id);
+        let member = Member {
+            instance_id: req.instance_id.clone(),
+            client_id: req.client_id.clone(),
+            client_host: req.client_host.clone(),
+            subscribed: topics.iter().cloned().collect(),
+            assignor: req.server_assignor.clone(),
+            rebalance_timeout: rebalance_timeout.unwrap_or(REBALANCE_TIMEOUT_MAX),
+            epoch: JOIN_EPOCH,
+            previous_epoch: JOIN_EPOCH,
+            assigned: Assignment::new(),
+            revoking: Assignment::new(),
+            session_deadline: now + SESSION_TIMEOUT,
+            revoke_deadline: None,
+            sent: None,
+        };
+        self.members.insert(member_id.clone(), member);
+        self.bump();
+        Ok(member_id)
+    }
+
+    fn bump(&mut self) {
+        self.epoch = self.epoch.saturating_add(1);
+    }
+
+    /// Computes the target again when the group epoch moved past it or a subscribed topic's
+    /// partition count changed.
+    fn refresh_target(&mut self, partitions_of: &impl Fn(&str) -> Option<u32>) {
+        let seen: BTreeMap<String, u32> = self
+            .subscribed_topics()
+            .into_iter()
+            .filter_map(|t| partitions_of(&t).map(|n| (t, n)))
+            .collect();
+        if seen != self.topics_seen {
+            self.topics_seen = seen;
+            self.bump();
+        }
+        if self.assignment_epoch == self.epoch {
+            return;
+        }
+        let subscriptions: BTreeMap<&str, &BTreeSet<String>> = self
+            .members
+            .iter()
+            .map(|(id, m)| (id.as_str(), &m.subscribed))
+            .collect();
+        self.target = assign(&subscriptions, &self.topics_seen, &self.target);
+        self.assignment_epoch = self.epoch;
+    }
+
+    /// Moves `member_id` towards its target (see the module docs) and answers it; `full` sends
+    /// the assignment even when unchanged.
+    fn reconcile(&mut self, now: Instant, member_id: &str, full: bool) -> ConsumerHeartbeatAnswer {
+        let target = self.target.get(member_id).cloned().unwrap_or_default();
+        let held_by_others: Assignment = {
+            let mut held = Assignment::new();
+            let others = self
+                .members
+                .iter()
+                .filter(|(id, _)| id.as_str() != member_id);
+            for (_, m) in others {
+                for (topic, partitions) in m.assigned.iter().chain(m.revoking.iter()) {
+                    held.entry(topic.clone())
+                        .or_default()
+                        .extend(partitions.iter().copied());
+                }
+            }
+            held
+        };
+        let assignment_epoch = self.assignment_epoch;
+        let Some(member) = self.members.get_mut(member_id) else {
+            return ConsumerHeartbeatAnswer {
+                member_id: member_id.to_owned(),
+                member_epoch: LEAVE_EPOCH,
+                heartbeat_interval: HEARTBEAT_INTERVAL,
+                assignment: None,
+            };
+        };
+        if member.revoking.is_empty() {
+            let to_revoke = difference(&member.assigned, &target);
+            if to_revoke.is_empty() {
+                member.assigned = difference(&target, &held_by_others);
+                if member.epoch != assignment_epoch {
+                    member.previous_epoch = member.epoch;
+                    member.epoch = assignment_epoch;
+                }
+            } else {
+                member.assigned = difference(&member.assigned, &to_revoke);
+                member.revoking = to_revoke;
+                member.revoke_deadline = Some(now + member.rebalance_timeout);
+            }
+        }
+        let assignment = (full || member.sent.as_ref() != Some(&member.assigned)).then(|| {
+            member.sent = Some(member.assigned.clone());
+            member.assigned.clone()
+        });
+        ConsumerHeartbeatAnswer {
+            member_id: member_id.to_owned(),
+            member_epoch: member.epoch,
+            heartbeat_interval: HEARTBEAT_INTERVAL,
+            assignment,
+        }
+    }
+
+    /// Expires members whose session or revocation deadline passed at `now`; their ids.
+    pub fn tick(&mut self, now: Instant) -> Vec<String> {
+        let expired: Vec<String> = self
+            .members
+            .iter()
+            .filter(|(_, m)| {
+                m.session_deadline <= now || m.revoke_deadline.is_some_and(|d| d <= now)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &expired {
+            self.members.remove(id);
+            self.target.remove(id);
+        }
+        if !expired.is_empty() {
+            self.bump();
+        }
+        expired
+    }
+
+    /// Whether a commit of `member_id` at `epoch` is accepted: the member's current epoch, or
+    /// the one before while its move to the current one may not have reached it.
+    ///
+    /// # Errors
+    /// [`GroupError::UnknownMemberId`], [`GroupError::StaleMemberEpoch`].
+    pub fn check_commit(&self, member_id: &str, epoch: i32) -> Result<(), GroupError> {
+        let member = self
+            .members
+            .get(member_id)
+            .ok_or(GroupError::UnknownMemberId)?;
+        if epoch == member.epoch || epoch == member.previous_epoch {
+            Ok(())
+        } else {
+            Err(GroupError::StaleMemberEpoch)
+        }
+    }
+}
+
+/// Whether every partition of `a` is in `b`.
+fn within(a: &Assignment, b: &Assignment) -> bool {
+    a.iter().all(|(topic, partitions)| {
+        b.get(topic)
+            .is_some_and(|theirs| partitions.is_subset(theirs))
+            || partitions.is_empty()
+    })
+}
+
+/// Whether `a` and `b` share a partition.
+fn overlaps(a: &Assignment, b: &Assignment) -> bool {
+    a.iter().any(|(topic, partitions)| {
+        b.get(topic)
+            .is_some_and(|theirs| !partitions.is_disjoint(theirs))
+    })
+}
+
+/// The partitions of `a` that are not in `b`.
+fn difference(a: &Assignment, b: &Assignment) -> Assignment {
+    a.iter()
+        .filter_map(|(topic, partitions)| {
+            let left: BTreeSet<u32> = match b.get(topic) {
+                Some(theirs) => partitions.difference(theirs).copied().collect(),
+                None => partitions.clone(),
+            };
+            (!left.is_empty()).then(|| (topic.clone(), left))
+        })
+        .collect()
+}
+
+/// The target assignment: each topic's partitions spread over the members subscribed to it, as
+/// evenly as they divide (counts differ by at most one), each member first keeping what
+/// `previous` gave it while its share allows, the rest going to the members with the fewest.
+pub fn assign(
+    subscriptions: &BTreeMap<&str, &BTreeSet<String>>,
+    partitions: &BTreeMap<String, u32>,
+    previous: &BTreeMap<String, Assignment>,
+) -> BTreeMap<String, Assignment> {
+    let mut target: BTreeMap<String, Assignment> = subscriptions
+        .keys()
+        .map(|id| ((*id).to_owned(), Assignment::new()))
+        .collect();
+    for (topic, &count) in partitions {
+        let subscribers: Vec<&str> = subscriptions
+            .iter()
+            .filter(|(_, topics)| topics.contains(topic))
+            .map(|(id, _)| *id)
+            .collect();
+        if subscribers.is_empty() || count == 0 {
+            continue;
+        }
+        let members = u32::try_from(subscribers.len()).unwrap_or(u32::MAX);
+        let base = count / members;
+        let mut extra = count % members;
+        let mut owner: Vec<Option<usize>> = vec![None; count as usize];
+        let mut counts = vec![0u32; subscribers.len()];
+        let take = |i: usize, counts: &mut Vec<u32>, extra: &mut u32| {
+            if counts[i] < base {
+                counts[i] += 1;
+                true
+            } else if counts[i] == base && *extra > 0 {
+                counts[i] += 1;
+                *extra -= 1;
+                true
+            } else {
+                false
+            }
+        };
+        for (i, id) in subscribers.iter().enumerate() {
+            let kept = previous
+                .get(*id)
+                .and_then(|a| a.get(topic))
+                .into_iter()
+                .flatten();
+            for &p in kept {
+                let Some(slot) = owner.get_mut(p as usize) else {
+                    continue;
+                };
+                if slot.is_none() && take(i, &mut counts, &mut extra) {
+                    *slot = Some(i);
+                }
+            }
+        }
+        for slot in owner.iter_mut().filter(|s| s.is_none()) {
+            let fewest = (0..subscribers.len())
+                .filter(|&i| counts[i] < base || (counts[i] == base && extra > 0))
+                .min_by_key(|&i| counts[i]);
+            if let Some(i) = fewest {
+                take(i, &mut counts, &mut extra);
+                *slot = Some(i);
+            }
+        }
+        for (p, slot) in owner.iter().enumerate() {
+            if let Some(i) = slot {
+                if let Some(assignment) = target.get_mut(subscribers[*i]) {
+                    assignment
+                        .entry(topic.clone())
+                        .or_default()
+                        .insert(u32::try_from(p).unwrap_or(u32::MAX));
+                }
+            }
+        }
+    }
+    target
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOPIC: &str = "t";
+
+    fn parts(partitions: &[u32]) -> Assignment {
+        if partitions.is_empty() {
+            return Assignment::new();
+        }
+        [(TOPIC.to_owned(), partitions.iter().copied().collect())].into()
+    }
+
+    fn partitions_of(topic: &str) -> Option<u32> {
+        (topic == TOPIC).then_some(4)
+    }
+
+    fn beat(id: &str, epoch: i32, owned: Option<&[u32]>) -> ConsumerHeartbeat {
+        ConsumerHeartbeat {
+            group_id: "g".to_owned(),
+            member_id: id.to_owned(),
+            member_epoch: epoch,
+            subscribed_topics: (epoch == JOIN_EPOCH).then(|| vec![TOPIC.to_owned()]),
+            owned: owned.map(parts),
+            ..ConsumerHeartbeat::default()
+        }
+    }
+
+    fn send(
+        group: &mut ConsumerGroup,
+        now: Instant,
+        req: ConsumerHeartbeat,
+    ) -> ConsumerHeartbeatAnswer {
+        group
+            .heartbeat(now, req, partitions_of, || "generated".to_owned())
+            .expect("the heartbeat is accepted")
+    }
+
+    fn assigned(answer: &ConsumerHeartbeatAnswer) -> Vec<u32> {
+        let assignment = answer.assignment.as_ref().expect("an assignment");
+        assignment
+            .get(TOPIC)
+            .map(|p| p.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_partition_moves_only_once_its_owner_gave_it_up() {
+        let now = Instant::now();
+        let mut group = ConsumerGroup::default();
+        let a = send(&mut group, now, beat("a", JOIN_EPOCH, None));
+        assert_eq!(assigned(&a), [0, 1, 2, 3]);
+        assert_eq!(group.state(), GroupState::Stable);
+
+        // b joins: its share (two partitions) is still a's, so it gets nothing yet.
+        let b = send(&mut group, now, beat("b", JOIN_EPOCH, None));
+        assert_eq!(assigned(&b), Vec::<u32>::new());
+        assert!(b.member_epoch > a.member_epoch);
+        assert_eq!(group.state(), GroupState::Reconciling);
+        // a is told to keep two, at its old epoch until it reports the others given up.
+        let a2 = send(
+            &mut group,
+            now,
+            beat("a", a.member_epoch, Some(&[0, 1, 2, 3])),
+        );
+        assert_eq!(a2.member_epoch, a.member_epoch);
+        let kept = assigned(&a2);
+        assert_eq!(kept.len(), 2);
+        let b2 = send(&mut group, now, beat("b", b.member_epoch, None));
+        assert_eq!(
+            b2.assignment, None,
+            "nothing released yet, nothing new to say"
+        );
+        // a reports owning only what it kept: it moves to the new epoch and b gets the rest.
+        let a3 = send(&mut group, now, beat("a", a.member_epoch, Some(&kept)));
+        assert_eq!(a3.member_epoch, b.member_epoch);
+        let b3 = send(&mut group, now, beat("b", b.member_epoch, None));
+        let mut all = [kept.clone(), assigned(&b3)].concat();
+        all.sort_unstable();
+        assert_eq!(all, [0, 1, 2, 3], "each partition to exactly one member");
+        assert_eq!(group.state(), GroupState::Stable);
+
+        // a leaves: b takes everything at a new epoch.
+        send(&mut group, now, beat("a", LEAVE_EPOCH, None));
+        let b4 = send(
+            &mut group,
+            now,
+            beat("b", b.member_epoch, Some(&assigned(&b3))),
+        );
+        assert_eq!(assigned(&b4), [0, 1, 2, 3]);
+        assert!(b4.member_epoch > b.member_epoch);
+    }
+
+    #[test]
+    fn epochs_are_checked_and_a_resent_heartbeat_may_carry_the_one_before() {
+        let now = Instant::now();
+        let mut group = ConsumerGroup::default();
+        let a = send(&mut group, now, beat("a", JOIN_EPOCH, None));
+        let refused = |group: &mut ConsumerGroup, req| {
+            group
+                .heartbeat(now, req, partitions_of, || "x".to_owned())
+                .unwrap_err()
+        };
+        assert_eq!(
+            refused(&mut group, beat("a", a.member_epoch + 7, None)),
+            GroupError::FencedMemberEpoch
+        );
+        assert_eq!(
+            refused(&mut group, beat("nobody", 3, None)),
+            GroupError::UnknownMemberId
+        );
+        // b joins and a gives up half: a moves on; a heartbeat of a at the epoch before, whose
+        // answer was lost, is still accepted when it owns no more than it was given.
+        send(&mut group, now, beat("b", JOIN_EPOCH, None));
+        let a2 = send(
+            &mut group,
+            now,
+            beat("a", a.member_epoch, Some(&[0, 1, 2, 3])),
+        );
+        let kept = assigned(&a2);
+        let a3 = send(&mut group, now, beat("a", a.member_epoch, Some(&kept)));
+        assert!(a3.member_epoch > a.member_epoch);
+        send(&mut group, now, beat("a", a.member_epoch, Some(&kept)));
+        assert_eq!(
+            refused(&mut group, beat("a", a.member_epoch, Some(&[0, 1, 2, 3]))),
+            GroupError::FencedMemberEpoch,
+            "the epoch before, owning what it gave up"
+        );
+        // Commits: the member's epoch or the one before.
+        assert_eq!(group.check_commit("a", a3.member_epoch), Ok(()));
+        assert_eq!(group.check_commit("a", a.member_epoch), Ok(()));
+        assert_eq!(
+            group.check_commit("a", a3.member_epoch + 1),
+            Err(GroupError::StaleMemberEpoch)
+        );
+        assert_eq!(
+            group.check_commit("b-unknown", 1),
+            Err(GroupError::UnknownMemberId)
+        );
+        // An assignor the coordinator does not have.
+        let mut odd = beat("c", JOIN_EPOCH, None);
+        odd.server_assignor = Some("sticky".to_owned());
+        assert!(matches!(
+            refused(&mut group, odd),
+            GroupError::UnsupportedAssignor(_)
+        ));
+    }
+
+    #[test]
+    fn members_are_expired_after_their_session_or_revocation_deadline() {
+        let now = Instant::now();
+        let mut group = ConsumerGroup::default();
+        let a = send(&mut group, now, beat("a", JOIN_EPOCH, None));
+        send(&mut group, now, beat("b", JOIN_EPOCH, None));
+        // a is asked to give two partitions up and never does.
+        let mut slow = beat("a", a.member_epoch, Some(&[0, 1, 2, 3]));
+        slow.rebalance_timeout = Some(Duration::from_secs(10));
+        send(&mut group, now, slow);
+        assert!(group.tick(now + Duration::from_secs(5)).is_empty());
+        assert_eq!(group.tick(now + Duration::from_secs(11)), ["a"]);
+        // b, heartbeating no more, goes at the end of its session.
+        assert_eq!(group.tick(now + SESSION_TIMEOUT), ["b"]);
+        assert!(!group.has_members());
+    }
+
+    #[test]
+    fn the_assignment_is_balanced_and_keeps_what_it_can() {
+        let topics: BTreeSet<String> = [TOPIC.to_owned()].into();
+        let subscriptions: BTreeMap<&str, &BTreeSet<String>> =
+            [("a", &topics), ("b", &topics), ("c", &topics)].into();
+        let counts: BTreeMap<String, u32> = [(TOPIC.to_owned(), 7)].into();
+        let previous: BTreeMap<String, Assignment> =
+            [("a".to_owned(), parts(&[0, 1, 2, 3, 4, 5, 6]))].into();
+        let target = assign(&subscriptions, &counts, &previous);
+        let sizes: Vec<usize> = target
+            .values()
+            .map(|a| a.get(TOPIC).map_or(0, BTreeSet::len))
+            .collect();
+        assert_eq!(sizes, [3, 2, 2]);
+        assert_eq!(
+            target["a"],
+            parts(&[0, 1, 2]),
+            "a keeps what it had, up to its share"
+        );
+        let mut every: Vec<u32> = target
+            .values()
+            .flat_map(|a| a.get(TOPIC).into_iter().flatten().copied())
+            .collect();
+        every.sort_unstable();
+        assert_eq!(every, (0..7).collect::<Vec<_>>());
+        // A member not subscribed to a topic gets none of it.
+        let none = BTreeSet::new();
+        let mixed: BTreeMap<&str, &BTreeSet<String>> = [("a", &topics), ("z", &none)].into();
+        let target = assign(&mixed, &counts, &BTreeMap::new());
+        assert_eq!(target["z"], Assignment::new());
+        assert_eq!(target["a"], parts(&[0, 1, 2, 3, 4, 5, 6]));
+    }
+}
