@@ -294,12 +294,23 @@ impl ConsumerGroup {
         } else {
             req.member_id.clone()
         };
-        if !self.members.contains_key(&member_id) && self.members.len() >= MEMBERS_PER_GROUP_MAX {
+        // A static member restarting under a new member id takes its instance's place: the old
+        // member goes and the new one carries on with its partitions, without a rebalance.
+        let replaced = req.instance_id.as_ref().and_then(|instance| {
+            self.members
+                .iter()
+                .find(|(id, m)| **id != member_id && m.instance_id.as_ref() == Some(instance))
+                .map(|(id, _)| id.clone())
+        });
+        if replaced.is_none()
+            && !self.members.contains_key(&member_id)
+            && self.members.len() >= MEMBERS_PER_GROUP_MAX
+        {
             return Err(GroupError::GroupMaxSizeReached);
         }
         // A member joining again starts afresh: what it held is released.
         self.target.remove(&member_id);
-        let member = Member {
+        let mut member = Member {
             instance_id: req.instance_id.clone(),
             client_id: req.client_id.clone(),
             client_host: req.client_host.clone(),
@@ -314,8 +325,25 @@ impl ConsumerGroup {
             revoke_deadline: None,
             sent: None,
         };
+        let mut unchanged = false;
+        if let Some(old) = replaced.and_then(|id| {
+            let target = self.target.remove(&id);
+            Some((self.members.remove(&id)?, target))
+        }) {
+            let (old, target) = old;
+            unchanged = old.subscribed == member.subscribed;
+            if let Some(target) = target {
+                self.target.insert(member_id.clone(), target);
+            }
+            // What the old member was giving up is free: the new one never owned it.
+            member.assigned = old.assigned;
+            member.epoch = old.epoch;
+            member.previous_epoch = old.previous_epoch;
+        }
         self.members.insert(member_id.clone(), member);
-        self.bump();
+        if !unchanged {
+            self.bump();
+        }
         Ok(member_id)
     }
 
@@ -691,6 +719,29 @@ mod tests {
             refused(&mut group, odd),
             GroupError::UnsupportedAssignor(_)
         ));
+    }
+
+    #[test]
+    fn a_static_member_restarting_under_a_new_id_keeps_its_partitions() {
+        let now = Instant::now();
+        let mut group = ConsumerGroup::default();
+        let statically = |id: &str| ConsumerHeartbeat {
+            instance_id: Some("instance-1".to_owned()),
+            ..beat(id, JOIN_EPOCH, None)
+        };
+        let first = send(&mut group, now, statically("first"));
+        assert_eq!(assigned(&first), [0, 1, 2, 3]);
+        let epoch = group.epoch();
+        let restarted = send(&mut group, now, statically("second"));
+        assert_eq!(assigned(&restarted), [0, 1, 2, 3]);
+        assert_eq!(restarted.member_epoch, first.member_epoch);
+        assert_eq!(group.epoch(), epoch, "no rebalance");
+        assert_eq!(group.describe_members().len(), 1);
+        assert_eq!(
+            group.check_commit("first", first.member_epoch),
+            Err(GroupError::UnknownMemberId),
+            "the old instance is gone"
+        );
     }
 
     #[test]
