@@ -448,3 +448,80 @@ fn an_aborted_transaction_supersedes_nothing_and_goes_and_an_open_one_stays() {
         assert_eq!(outcome.records_removed, 1);
     });
 }
+
+#[test]
+fn a_commit_marker_goes_once_its_records_are_gone_and_it_is_past_the_delete_retention() {
+    use spindle_log::batch::{encode_marker, TxnMarker};
+    run(|| async {
+        let dir = tempdir();
+        let (log, clock) = open(dir.path(), config()).await;
+        let now = clock.now_ms();
+        let plain = |key: &[u8]| BatchBuilder::new(now).keyed(Some(key), Some(b"v")).build();
+        let in_txn = |producer, key: &[u8]| {
+            BatchBuilder::new(now)
+                .producer(producer, 0, 0)
+                .transactional()
+                .keyed(Some(key), Some(b"v"))
+                .build()
+        };
+        let marker = |producer, kind| encode_marker(producer, 0, kind, 0, now);
+        log.append(plain(b"a")).unwrap(); // 0
+        log.append(in_txn(7, b"a")).unwrap(); // 1: aborted
+        log.append(marker(7, TxnMarker::Abort)).unwrap(); // 2
+        log.append(in_txn(9, b"b")).unwrap(); // 3: committed, superseded by 5
+        log.append(marker(9, TxnMarker::Commit)).unwrap(); // 4
+        log.append(plain(b"b")).unwrap(); // 5
+        log.append(in_txn(8, b"c")).unwrap(); // 6: committed, the latest `c`
+        log.append(marker(8, TxnMarker::Commit)).unwrap(); // 7
+        log.flush().await.unwrap();
+        log.roll().await.unwrap();
+        log.append(plain(b"d")).unwrap(); // 8, the active segment
+        log.flush().await.unwrap();
+        let fate = |producer: i64, _: Offset| {
+            if producer == 7 {
+                TxnFate::Aborted
+            } else {
+                TxnFate::Committed
+            }
+        };
+        let markers_left = |batches: &[Bytes]| -> Vec<i64> {
+            batches
+                .iter()
+                .map(|b| *BatchHeader::parse(b).unwrap())
+                .filter(|h| h.is_control())
+                .map(|h| h.base_offset())
+                .collect()
+        };
+        // Within the delete retention every marker stays, even those with no record left.
+        log.compact_transactions(60_000, 0, &fate).await.unwrap();
+        assert_eq!(markers_left(&read_all(&log, Offset(0)).await), [2, 4, 7]);
+        // Past it (at the next pass, which new writes bring), the commit marker of the
+        // superseded transaction goes; the one whose record stays stays, and so does the abort
+        // marker (read-committed consumers skip an aborted transaction until they read it).
+        // Every offset still reads in order.
+        clock.advance(120_000);
+        log.roll().await.unwrap();
+        log.append(plain(b"e")).unwrap(); // 9
+        log.flush().await.unwrap();
+        log.compact_transactions(60_000, 0, &fate).await.unwrap();
+        let batches = read_all(&log, Offset(0)).await;
+        assert_eq!(markers_left(&batches), [2, 7]);
+        let data: Vec<i64> = batches
+            .iter()
+            .filter(|b| !BatchHeader::parse(b).unwrap().is_control())
+            .flat_map(|b| {
+                let mut offsets = Vec::new();
+                for_each_record(b, |r| offsets.push(r.offset)).unwrap();
+                offsets
+            })
+            .collect();
+        assert_eq!(data, [0, 5, 6, 8, 9]);
+        let mut next = 0;
+        for b in &batches {
+            let h = BatchHeader::parse(b).unwrap();
+            assert_eq!(h.base_offset(), next, "batches follow one another");
+            next = h.last_offset() + 1;
+        }
+        assert_eq!(next, 10);
+    });
+}

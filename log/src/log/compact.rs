@@ -31,7 +31,12 @@
 //! ([`TxnFate`]): an aborted transaction's records supersede nothing and go (a read-committed
 //! consumer would never see them, and they must not take a committed record's place); an open
 //! transaction's records supersede nothing yet and stay; a committed one's are like any other.
-//! Transaction markers (control batches) stay.
+//! A commit marker (control batch) goes, as Kafka's cleaner removes it, once no record of its
+//! transaction is left and it is older than the delete retention (see [`Markers`]); while a
+//! record of the transaction stays, so does its marker, which tells recovery that the
+//! transaction ended. Abort markers stay: the aborted transactions a read-committed fetch lists
+//! end at them (a consumer skips the producer's transactional records from the transaction's
+//! first offset until it reads the marker), and aborts are rare.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -42,7 +47,7 @@ use glommio::io::{DmaFile, DmaStreamWriter, DmaStreamWriterBuilder};
 
 use super::Log;
 use crate::batch::clean::{self, Cleaned, KeyedRecord};
-use crate::batch::BatchHeader;
+use crate::batch::{marker_of, BatchHeader, TxnMarker};
 use crate::error::{IoContext, LogError};
 use crate::io;
 use crate::limits::{KEY_MAP_BYTES_MAX, LONG_READ_WINDOW_BYTES, WRITE_CHUNK_BYTES};
@@ -60,6 +65,36 @@ pub enum TxnFate {
     Aborted,
     /// Still open: its records stay, and supersede nothing yet.
     Open,
+}
+
+/// Which commit markers a pass removes. A pass reads the sealed segments from the log start in
+/// offset order, so the records of a producer's transaction all come before the marker that
+/// ends it; `kept` notes, per producer, whether any of them stays. A commit marker goes when none
+/// did and its timestamp (when it was written) is older than the delete-retention horizon.
+struct Markers {
+    kept: HashMap<i64, bool>,
+    horizon_ms: i64,
+}
+
+impl Markers {
+    fn new(horizon_ms: i64) -> Self {
+        Self {
+            kept: HashMap::new(),
+            horizon_ms,
+        }
+    }
+
+    /// A transactional data batch of `producer` that stays (`kept`) or goes.
+    fn on_data(&mut self, producer: i64, kept: bool) {
+        *self.kept.entry(producer).or_default() |= kept;
+    }
+
+    /// Whether `producer`'s marker `kind` written at `timestamp` goes; the next batches of the
+    /// producer belong to its next transaction.
+    fn removes(&mut self, producer: i64, kind: Option<TxnMarker>, timestamp: i64) -> bool {
+        let kept = self.kept.remove(&producer).unwrap_or(false);
+        kind == Some(TxnMarker::Commit) && !kept && timestamp < self.horizon_ms
+    }
 }
 
 /// Bytes a key-map entry costs beyond its key (the key's allocation, the offset, the table).
@@ -253,9 +288,13 @@ impl Log {
         };
         let cleanable: Vec<Sealed> = sealed.into_iter().filter(|s| s.base < map_end).collect();
         let mut start = 0;
+        let mut markers = Markers::new(horizon_ms);
         while start < cleanable.len() {
             let keep = |r: &KeyedRecord<'_>, max_ts: i64| map.keeps(r, max_ts, horizon_ms);
-            let Some(rewrite) = self.rewrite(&cleanable[start..], &keep, &fate_of).await? else {
+            let rewritten = self
+                .rewrite(&cleanable[start..], &keep, &fate_of, &mut markers)
+                .await?;
+            let Some(rewrite) = rewritten else {
                 start += 1;
                 continue;
             };
@@ -288,12 +327,14 @@ impl Log {
     /// and the next one fit in one segment (`segment.bytes`, and the offset span an index
     /// can describe): small segments are merged as they are cleaned. Nothing is written until
     /// a record goes or a segment joins (the batches before are then copied as they are), so
-    /// a lone segment from which no record goes is only read: `None`, and no file.
+    /// a lone segment from which no record goes is only read: `None`, and no file. `markers`
+    /// follows the transactions through the batches read and removes the markers that may go.
     async fn rewrite(
         &self,
         segments: &[Sealed],
         keep: &dyn Fn(&KeyedRecord<'_>, i64) -> bool,
         fate: &dyn Fn(&[u8]) -> Option<TxnFate>,
+        markers: &mut Markers,
     ) -> Result<Option<Rewrite>, LogError> {
         let first = &segments[0];
         let segment_bytes = self.config().segment_bytes;
@@ -322,11 +363,20 @@ impl Log {
                     Some(TxnFate::Open) => Ok(Cleaned::Unchanged),
                     _ => clean::clean_batch(bytes, |r| keep(r, header.max_timestamp())),
                 };
-                let cleaned = cleaned.unwrap_or_else(|e| {
+                let mut cleaned = cleaned.unwrap_or_else(|e| {
                     tracing::warn!(file = %segment.path.display(), offset = %b.base, error = %e,
                             "compaction: a batch's records cannot be read; it is kept as it is");
                     Cleaned::Unchanged
                 });
+                if header.is_control() {
+                    let kind = marker_of(bytes);
+                    if markers.removes(header.producer_id(), kind, header.max_timestamp()) {
+                        cleaned = Cleaned::Emptied;
+                    }
+                } else if header.is_transactional() {
+                    let kept = !matches!(cleaned, Cleaned::Emptied);
+                    markers.on_data(header.producer_id(), kept);
+                }
                 let out = match (&mut out, &cleaned) {
                     (Some(out), _) => out,
                     (None, Cleaned::Unchanged) => continue,
