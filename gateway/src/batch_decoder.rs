@@ -45,6 +45,7 @@ use crate::limits::{
 use crate::proto::{ConsumedRecord, Header};
 use spindle_engine::AbortedTransaction;
 use spindle_log::batch::codec::{self as decompressor, DecompressError};
+use spindle_log::batch::BatchHeader as StoredHeader;
 
 /// Records decoded from one read, and where the next read starts.
 #[derive(Debug, Default)]
@@ -312,28 +313,10 @@ struct BatchHeader {
     max_timestamp: i64,
 }
 
-/// Byte position of the base offset in a v2 batch.
-const BASE_OFFSET_AT: usize = 0;
-/// Byte position of the last offset delta.
-const LAST_OFFSET_DELTA_AT: usize = 23;
-/// Byte position of the max timestamp.
-const MAX_TIMESTAMP_AT: usize = 35;
-/// Byte position of the records count, the header's last field.
-const RECORDS_COUNT_AT: usize = 57;
-
 impl BatchHeader {
     fn read(batch: &[u8]) -> Result<Self, String> {
-        let (Some(base_offset), Some(last_offset_delta), Some(max_timestamp), Some(records_count)) = (
-            be_i64(batch, BASE_OFFSET_AT),
-            be_i32(batch, LAST_OFFSET_DELTA_AT),
-            be_i64(batch, MAX_TIMESTAMP_AT),
-            be_i32(batch, RECORDS_COUNT_AT),
-        ) else {
-            return Err(format!(
-                "{} bytes are too few for a batch header",
-                batch.len()
-            ));
-        };
+        let header = StoredHeader::parse(batch).map_err(|e| e.to_string())?;
+        let (base_offset, last_offset_delta) = (header.base_offset(), header.last_offset_delta());
         let bad_offsets =
             || format!("base offset {base_offset} with last offset delta {last_offset_delta}");
         if base_offset < 0 || last_offset_delta < 0 {
@@ -342,25 +325,15 @@ impl BatchHeader {
         let next_offset = base_offset
             .checked_add(i64::from(last_offset_delta) + 1)
             .ok_or_else(bad_offsets)?;
-        let records_count = usize::try_from(records_count)
-            .map_err(|_| format!("negative records count {records_count}"))?;
+        let records_count = usize::try_from(header.records_count())
+            .map_err(|_| format!("negative records count {}", header.records_count()))?;
         Ok(Self {
             base_offset,
             next_offset,
             records_count,
-            max_timestamp,
+            max_timestamp: header.max_timestamp(),
         })
     }
-}
-
-fn be_i64(bytes: &[u8], at: usize) -> Option<i64> {
-    let field = bytes.get(at..at.checked_add(8)?)?;
-    Some(i64::from_be_bytes(field.try_into().ok()?))
-}
-
-fn be_i32(bytes: &[u8], at: usize) -> Option<i32> {
-    let field = bytes.get(at..at.checked_add(4)?)?;
-    Some(i32::from_be_bytes(field.try_into().ok()?))
 }
 
 fn consumed(
@@ -462,6 +435,11 @@ mod tests {
         let records: Vec<Record> = (base..base + count).map(|o| record(o, 100)).collect();
         encode(&records, compression)
     }
+
+    /// Byte positions in a v2 batch header of the fields `patched` replaces.
+    const BASE_OFFSET_AT: usize = 0;
+    const LAST_OFFSET_DELTA_AT: usize = 23;
+    const RECORDS_COUNT_AT: usize = 57;
 
     /// `batch` (one batch) with its base offset, last offset delta and records count replaced
     /// and its CRC made to match, as a producer may craft it.
