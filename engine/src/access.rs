@@ -118,6 +118,11 @@ impl Principal {
         &self.name
     }
 
+    /// The principal's grants; `None` for one that may do everything.
+    pub fn grants(&self) -> Option<&[Grant]> {
+        self.grants.as_deref()
+    }
+
     /// Whether the principal may do `op` on `topic`.
     pub fn allows(&self, op: Operation, topic: &str) -> bool {
         match &self.grants {

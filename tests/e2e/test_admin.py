@@ -346,3 +346,22 @@ def test_topic_ids_are_kept_across_a_restart_and_new_for_a_topic_created_again(f
     cons.assign([TopicPartition(topic_name, 0, 0)])
     assert [m.value() for m in clients.consume(cons, 1)] == [b"again"]
     cons.close()
+
+
+def test_acls_are_security_disabled_without_principals(spindle):
+    """Without principals configured every client may do everything, and the ACL APIs say so
+    as a Kafka broker without an authorizer does: SECURITY_DISABLED."""
+    from kafka.admin import ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType
+    from kafka.admin import ResourcePatternFilter, ResourceType as KPResourceType
+    from kafka.errors import SecurityDisabledError
+
+    admin = KafkaAdminClient(bootstrap_servers=spindle.bootstrap, request_timeout_ms=10_000)
+    anything = ACLFilter(
+        principal=None, host="*", operation=ACLOperation.ANY, permission_type=ACLPermissionType.ANY,
+        resource_pattern=ResourcePatternFilter(KPResourceType.ANY, None, ACLResourcePatternType.ANY),
+    )
+    try:
+        with pytest.raises(SecurityDisabledError):
+            admin.describe_acls(anything)
+    finally:
+        admin.close()

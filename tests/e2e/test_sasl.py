@@ -220,6 +220,61 @@ def test_only_a_principal_with_admin_everywhere_may_write_transaction_markers(se
         ops.close()
 
 
+def test_acls_show_the_configured_grants_and_cannot_be_changed_over_kafka(secured, topic_name):
+    """describe_acls lists each principal's grants as Kafka ACL bindings (a `prefix*` grant as a
+    PREFIXED resource, `*` as a LITERAL `*`), a MATCH filter finds those that apply to a topic,
+    describing needs admin everywhere, and create_acls is refused with a message naming the
+    configuration file."""
+    from confluent_kafka.admin import (
+        AclBinding, AclBindingFilter, AclOperation, AclPermissionType, ResourcePatternType, ResourceType,
+    )
+
+    bootstrap = secured.bootstrap
+    ops = admin_as(bootstrap, "ops")
+    every = AclBindingFilter(
+        ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
+    )
+    seen = {
+        (b.restype, b.name, b.resource_pattern_type, b.principal, b.operation)
+        for b in ops.describe_acls(every).result(timeout=10)
+    }
+    topic = ResourceType.TOPIC
+    assert (topic, "orders", ResourcePatternType.PREFIXED, "User:orders-app", AclOperation.WRITE) in seen
+    assert (topic, "*", ResourcePatternType.LITERAL, "User:auditor", AclOperation.READ) in seen
+    assert (topic, "*", ResourcePatternType.LITERAL, "User:ops", AclOperation.CREATE) in seen
+    assert not any(b[0] == topic and b[3] == "User:auditor" and b[4] == AclOperation.WRITE for b in seen)
+
+    applies = AclBindingFilter(
+        topic, "orders-eu", ResourcePatternType.MATCH, "User:orders-app", None, AclOperation.ANY, AclPermissionType.ANY
+    )
+    granted = {b.operation for b in ops.describe_acls(applies).result(timeout=10)}
+    assert granted == {AclOperation.READ, AclOperation.WRITE, AclOperation.DESCRIBE}
+
+    # librdkafka (2.16) hands back an empty list for a refused DescribeAcls; kafka-python raises.
+    from kafka.admin import ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType
+    from kafka.admin import ResourcePatternFilter, ResourceType as KPResourceType
+
+    app = kafka.KafkaAdminClient(
+        bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN",
+        sasl_plain_username="orders-app", sasl_plain_password=PASSWORDS["orders-app"], request_timeout_ms=10_000,
+    )
+    anything = ACLFilter(
+        principal=None, host="*", operation=ACLOperation.ANY, permission_type=ACLPermissionType.ANY,
+        resource_pattern=ResourcePatternFilter(KPResourceType.ANY, None, ACLResourcePatternType.ANY),
+    )
+    try:
+        with pytest.raises(kafka.errors.ClusterAuthorizationFailedError):
+            app.describe_acls(anything)
+    finally:
+        app.close()
+    wanted = AclBinding(
+        topic, topic_name, ResourcePatternType.LITERAL, "User:auditor", "*", AclOperation.WRITE, AclPermissionType.ALLOW
+    )
+    [created] = ops.create_acls([wanted]).values()
+    with pytest.raises(KafkaException, match="configuration file"):
+        created.result(timeout=10)
+
+
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
 def test_librdkafka_authenticates_with_scram(secured, topic_name, mechanism):
     bootstrap = secured.bootstrap

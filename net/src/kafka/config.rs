@@ -57,6 +57,15 @@ pub struct KafkaConfig {
 }
 
 impl KafkaConfig {
+    /// The principals and grants the listener authenticates clients against: SASL's, else those
+    /// client certificates name; `None` when every client may do everything.
+    pub(crate) fn credentials(&self) -> Option<&spindle_engine::access::Credentials> {
+        match &self.sasl {
+            Some(sasl) => Some(sasl.credentials()),
+            None => self.tls.as_ref()?.principals(),
+        }
+    }
+
     /// A configuration listening (and advertising) on `listen` with every other setting at its
     /// default.
     pub fn new(listen: SocketAddr) -> Self {

@@ -264,6 +264,11 @@ async fn answer_group(ctx: &RequestContext, body: RequestKind) -> Answer {
             ResponseKind::TxnOffsetCommit(api::transactions::commit_offsets(ctx, req).await)
         }
         RequestKind::EndTxn(req) => ResponseKind::EndTxn(api::transactions::end(ctx, req).await),
+        RequestKind::DescribeAcls(req) => {
+            ResponseKind::DescribeAcls(api::acls::describe(ctx, req).await)
+        }
+        RequestKind::CreateAcls(req) => ResponseKind::CreateAcls(api::acls::create(ctx, req).await),
+        RequestKind::DeleteAcls(req) => ResponseKind::DeleteAcls(api::acls::delete(ctx, req).await),
         RequestKind::WriteTxnMarkers(req) => {
             ResponseKind::WriteTxnMarkers(api::write_txn_markers::handle(ctx, req).await)
         }

@@ -42,6 +42,12 @@ pub(crate) struct ClientAuth {
 }
 
 impl TlsConfig {
+    /// The principals client certificates name, when certificates are required and principals
+    /// configured.
+    pub(crate) fn principals(&self) -> Option<&Credentials> {
+        self.client_auth.as_ref()?.principals.as_deref()
+    }
+
     /// Loads a PEM certificate chain (the server's certificate first) and its PEM private key
     /// (PKCS#8, PKCS#1 or SEC1).
     ///

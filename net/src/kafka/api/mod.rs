@@ -3,6 +3,7 @@
 //! part of the request (an error in one partition is that partition's error code, never the
 //! whole request's failure) and maps engine errors to Kafka codes through `error_code`.
 
+pub(crate) mod acls;
 pub(crate) mod alter_configs;
 pub(crate) mod api_versions;
 pub(crate) mod consumer_group_heartbeat;
