@@ -275,6 +275,50 @@ def test_acls_show_the_configured_grants_and_cannot_be_changed_over_kafka(secure
         created.result(timeout=10)
 
 
+def test_scram_credentials_are_described_and_cannot_be_changed_over_kafka(secured):
+    """describe_user_scram_credentials lists every principal with one credential per SCRAM
+    mechanism the listener offers, a user without one is RESOURCE_NOT_FOUND, describing needs
+    admin everywhere, and altering is refused with a message naming the configuration file."""
+    from confluent_kafka.admin import ScramCredentialInfo, ScramMechanism, UserScramCredentialDeletion
+    from confluent_kafka.admin import UserScramCredentialUpsertion
+
+    ops = admin_as(secured.bootstrap, "ops")
+    described = ops.describe_user_scram_credentials().result(timeout=10)
+    assert set(described) == set(PASSWORDS)
+    for user, description in described.items():
+        assert description.user == user
+        assert {(c.mechanism, c.iterations) for c in description.scram_credential_infos} == {
+            (ScramMechanism.SCRAM_SHA_256, 4096),
+            (ScramMechanism.SCRAM_SHA_512, 4096),
+        }
+    named = ops.describe_user_scram_credentials(["auditor", "nobody"])
+    assert named["auditor"].result(timeout=10).user == "auditor"
+    with pytest.raises(KafkaException) as missing:
+        named["nobody"].result(timeout=10)
+    assert missing.value.args[0].code() == KafkaError.RESOURCE_NOT_FOUND
+
+    change = [
+        UserScramCredentialUpsertion("auditor", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 8192), b"new"),
+        UserScramCredentialDeletion("orders-app", ScramMechanism.SCRAM_SHA_512),
+    ]
+    for user, future in ops.alter_user_scram_credentials(change).items():
+        with pytest.raises(KafkaException, match="configuration file"):
+            future.result(timeout=10)
+        # Nothing changed: the user still logs in with its token.
+        assert ops.describe_user_scram_credentials([user])[user].result(timeout=10).user == user
+
+    # librdkafka hands back an empty answer for a refused describe; kafka-python raises.
+    app = kafka.KafkaAdminClient(
+        bootstrap_servers=secured.bootstrap, security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN",
+        sasl_plain_username="auditor", sasl_plain_password=PASSWORDS["auditor"], request_timeout_ms=10_000,
+    )
+    try:
+        with pytest.raises(kafka.errors.ClusterAuthorizationFailedError):
+            app.describe_user_scram_credentials()
+    finally:
+        app.close()
+
+
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
 def test_librdkafka_authenticates_with_scram(secured, topic_name, mechanism):
     bootstrap = secured.bootstrap

@@ -284,6 +284,14 @@ async fn answer_group(ctx: &RequestContext, body: RequestKind) -> Answer {
         RequestKind::DescribeTopicPartitions(req) => ResponseKind::DescribeTopicPartitions(
             api::describe_topic_partitions::handle(ctx, req).await,
         ),
+        RequestKind::DescribeUserScramCredentials(req) => {
+            ResponseKind::DescribeUserScramCredentials(
+                api::scram_credentials::describe(ctx, req).await,
+            )
+        }
+        RequestKind::AlterUserScramCredentials(req) => {
+            ResponseKind::AlterUserScramCredentials(api::scram_credentials::alter(ctx, req).await)
+        }
         RequestKind::ListTransactions(req) => {
             ResponseKind::ListTransactions(api::list_transactions::handle(ctx, req).await)
         }

@@ -20,7 +20,7 @@
 //!
 //! [`RequestContext::allows`]: crate::kafka::context::RequestContext::allows
 
-mod authority;
+pub(crate) mod authority;
 
 use std::sync::Arc;
 
