@@ -153,6 +153,12 @@ impl Principal {
     }
 }
 
+impl Default for Principal {
+    fn default() -> Self {
+        Self::anonymous()
+    }
+}
+
 /// The configured secrets and the principal each identifies.
 #[derive(Clone, Default)]
 pub struct Credentials {

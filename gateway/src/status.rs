@@ -49,9 +49,9 @@ pub fn invalid_argument(field: &str, why: &dyn std::fmt::Display) -> Status {
 pub fn from_group(err: GroupError) -> Status {
     let message = err.to_string();
     match err {
-        GroupError::InvalidGroupId | GroupError::InvalidRequest(_) => {
-            invalid_argument("group", &message)
-        }
+        GroupError::InvalidGroupId
+        | GroupError::InvalidRequest(_)
+        | GroupError::InvalidRegularExpression(_) => invalid_argument("group", &message),
         GroupError::OffsetMetadataTooLarge | GroupError::InvalidCommitOffsetSize => {
             invalid_argument("offsets", &message)
         }

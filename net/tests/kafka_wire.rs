@@ -1247,8 +1247,9 @@ fn with_sasl_each_principals_grants_decide_per_topic() {
 }
 
 /// KIP-848 heartbeats the coordinator refuses, each answered with its error while the
-/// connection keeps serving: a regular-expression subscription, a join that names no topics,
-/// an assignor it does not have, and a group that runs the classic protocol.
+/// connection keeps serving: a regular expression that does not compile, a join that names
+/// neither topics nor a pattern, an assignor it does not have, and a group that runs the
+/// classic protocol.
 #[test]
 fn consumer_group_heartbeats_that_cannot_be_served_are_refused_by_name() {
     use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
@@ -1264,11 +1265,15 @@ fn consumer_group_heartbeats_that_cannot_be_served_are_refused_by_name() {
     let mut heartbeat = |req: ConsumerGroupHeartbeatRequest| -> ConsumerGroupHeartbeatResponse {
         call(&mut conn, 1, &req)
     };
-    let regex = join("g848").with_subscribed_topic_regex(Some(StrBytes::from_static_str("t.*")));
+    let regex = join("g848").with_subscribed_topic_regex(Some(StrBytes::from_static_str("t(.*")));
+    let bad_pattern = heartbeat(regex);
     assert_eq!(
-        heartbeat(regex).error_code,
-        ResponseError::InvalidRequest.code()
+        bad_pattern.error_code,
+        ResponseError::InvalidRegularExpression.code()
     );
+    assert!(bad_pattern
+        .error_message
+        .is_some_and(|m| m.contains("t(.*")));
     let unsubscribed = join("g848").with_subscribed_topic_names(None);
     assert_eq!(
         heartbeat(unsubscribed).error_code,

@@ -338,3 +338,43 @@ def test_kip848_group_is_listed_described_and_its_member_rejoins_after_a_restart
     clients.assert_no_more(a.consumer, quiet_s=1.0)
     assert_each_once([a], first | second)
     a.close()
+
+
+def test_kip848_member_subscribes_by_pattern_and_gets_topics_created_later(spindle, topic_name):
+    """Under `group.protocol=consumer` librdkafka sends a `^...` subscription to the coordinator,
+    which resolves it against whole topic names: the member gets the matching topics (not one
+    whose name merely contains a match), and a matching topic created while it runs joins its
+    assignment."""
+    bootstrap = spindle.bootstrap
+    prod = clients.producer(bootstrap)
+
+    def create_and_fill(topic: str, partitions: int) -> set[bytes]:
+        clients.create_topic(bootstrap, topic, partitions=partitions)
+        values = [f"{topic}/{p}/{i}".encode() for p in range(partitions) for i in range(3)]
+        clients.produce_sync(prod, topic, [{"value": v, "partition": int(v.split(b"/")[1])} for v in values])
+        return set(values)
+
+    expected = create_and_fill(f"{topic_name}-a", 2) | create_and_fill(f"{topic_name}-b", 1)
+    unmatched = create_and_fill(f"x-{topic_name}-a", 1)
+    cons = clients.consumer(bootstrap, f"group-{topic_name}", PROTOCOLS["consumer"])
+    seen: list[bytes] = []
+
+    def poll_until(done, what: str, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not done():
+            assert time.monotonic() < deadline, f"not within {timeout_s}s: {what}; seen {len(seen)}"
+            msg = cons.poll(0.2)
+            if msg is not None and not msg.error():
+                seen.append(msg.value())
+
+    try:
+        cons.subscribe([f"^{topic_name}-.*"])
+        poll_until(lambda: expected <= set(seen), "the records of the two matching topics")
+        later = create_and_fill(f"{topic_name}-c", 2)
+        poll_until(lambda: expected | later <= set(seen), "the records of the topic created later")
+        assert {tp.topic for tp in cons.assignment()} == {f"{topic_name}-{s}" for s in "abc"}
+        clients.assert_no_more(cons, quiet_s=1.0)
+        assert not unmatched & set(seen)
+        assert len(seen) == len(set(seen)), "each record once"
+    finally:
+        cons.close()

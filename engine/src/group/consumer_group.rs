@@ -21,6 +21,12 @@
 //! any other is fenced (FENCED_MEMBER_EPOCH) and the member joins again at epoch 0. Offset
 //! commits carry the epoch too and are refused STALE_MEMBER_EPOCH when it is not the member's.
 //!
+//! A member subscribes to topic names, to a regular expression (RE2 syntax, as Kafka's RE2J,
+//! matched against whole topic names), or both. The expression is resolved on the coordinator
+//! at every heartbeat against the topics that exist then, leaving out internal topics and those
+//! the member's principal has no grant on: a topic created later that matches joins the
+//! subscription at the next heartbeat, and the group epoch moves on as for any other change.
+//!
 //! The state is pure: calls take `now` and return answers. It is kept in memory only, as the
 //! classic groups' membership is: after a restart members are unknown, told so, and join again;
 //! committed offsets are in the offsets log as for every group.
@@ -28,10 +34,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use regex::Regex;
+
 use super::limits::{MEMBERS_PER_GROUP_MAX, REBALANCE_TIMEOUT_MAX};
 use super::member::MemberDescription;
 use super::state::GroupState;
 use super::GroupError;
+use crate::access::Principal;
 
 /// Partitions by topic name.
 pub type Assignment = BTreeMap<String, BTreeSet<u32>>;
@@ -50,6 +59,61 @@ pub const JOIN_EPOCH: i32 = 0;
 pub const LEAVE_EPOCH: i32 = -1;
 /// The member epoch of a static member's heartbeat that leaves for now (treated as a leave).
 pub const STATIC_LEAVE_EPOCH: i32 = -2;
+
+/// The most bytes a compiled subscription pattern may take (`regex`'s size limit): a pattern
+/// that needs more is refused INVALID_REGULAR_EXPRESSION rather than held in memory.
+pub const PATTERN_SIZE_MAX: usize = 1 << 20;
+
+/// What a heartbeat sees of the node's topics.
+pub trait TopicCatalog {
+    /// A topic's partition count; `None` for a topic that does not exist.
+    fn partitions(&self, topic: &str) -> Option<u32>;
+    /// Every topic a pattern may match: all but the internal ones.
+    fn pattern_candidates(&self) -> Vec<String>;
+}
+
+/// A subscription's regular expression, compiled to match whole topic names.
+#[derive(Debug, Clone)]
+pub struct SubscriptionPattern {
+    source: String,
+    whole: Regex,
+}
+
+impl SubscriptionPattern {
+    /// Compiles `source` (RE2 syntax).
+    ///
+    /// # Errors
+    /// [`GroupError::InvalidRegularExpression`] with the compiler's reason.
+    pub fn new(source: &str) -> Result<Self, GroupError> {
+        let whole = regex::RegexBuilder::new(&format!("^(?:{source})$"))
+            .size_limit(PATTERN_SIZE_MAX)
+            .build()
+            .map_err(|e| {
+                let why = e.to_string().replace('\n', " ");
+                GroupError::InvalidRegularExpression(format!("{source:?}: {why}"))
+            })?;
+        Ok(Self {
+            source: source.to_owned(),
+            whole,
+        })
+    }
+
+    /// The expression as the member gave it.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether the whole of `topic` matches.
+    pub fn matches(&self, topic: &str) -> bool {
+        self.whole.is_match(topic)
+    }
+}
+
+impl PartialEq for SubscriptionPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
 
 /// One ConsumerGroupHeartbeat, as the coordinator needs it (topic ids already resolved).
 #[derive(Debug, Clone, Default)]
@@ -70,6 +134,10 @@ pub struct ConsumerHeartbeat {
     pub rebalance_timeout: Option<Duration>,
     /// The topics subscribed to; `None` when unchanged.
     pub subscribed_topics: Option<Vec<String>>,
+    /// The regular expression subscribed to: `None` when unchanged, `Some("")` for none.
+    pub subscribed_pattern: Option<String>,
+    /// Who sent it: a pattern matches only topics it has a grant on.
+    pub principal: Principal,
     /// The assignor asked for; `None` for the coordinator's choice.
     pub server_assignor: Option<String>,
     /// The partitions the member owns now; `None` when unchanged.
@@ -95,6 +163,10 @@ struct Member {
     client_id: String,
     client_host: String,
     subscribed: BTreeSet<String>,
+    pattern: Option<SubscriptionPattern>,
+    /// The topics `pattern` matched at the last heartbeat.
+    matched: BTreeSet<String>,
+    principal: Principal,
     assignor: Option<String>,
     rebalance_timeout: Duration,
     epoch: i32,
@@ -107,6 +179,13 @@ struct Member {
     revoke_deadline: Option<Instant>,
     /// The assignment last sent to it.
     sent: Option<Assignment>,
+}
+
+impl Member {
+    /// The topics subscribed to, by name or by pattern.
+    fn subscription(&self) -> BTreeSet<String> {
+        self.subscribed.union(&self.matched).cloned().collect()
+    }
 }
 
 /// One consumer group of the consumer protocol.
@@ -175,27 +254,28 @@ impl ConsumerGroup {
             .collect()
     }
 
-    /// The topics some member subscribes to.
+    /// The topics some member subscribes to, by name or by pattern.
     pub fn subscribed_topics(&self) -> BTreeSet<String> {
         self.members
             .values()
-            .flat_map(|m| m.subscribed.iter().cloned())
+            .flat_map(|m| m.subscribed.iter().chain(&m.matched).cloned())
             .collect()
     }
 
-    /// Handles one heartbeat at `now`. `partitions_of` gives a topic's partition count (`None`
-    /// for a topic that does not exist); `fresh_id` names a member whose heartbeat has none.
+    /// Handles one heartbeat at `now`. `topics` gives the topics' partition counts and what a
+    /// pattern may match; `fresh_id` names a member whose heartbeat has none.
     ///
     /// # Errors
     /// [`GroupError::UnknownMemberId`] for a member the group does not know,
     /// [`GroupError::FencedMemberEpoch`] for an epoch that is not the member's,
     /// [`GroupError::UnsupportedAssignor`], [`GroupError::GroupMaxSizeReached`],
+    /// [`GroupError::InvalidRegularExpression`] for a pattern that does not compile,
     /// [`GroupError::InvalidRequest`] for a join without a subscription or with a bad timeout.
     pub fn heartbeat(
         &mut self,
         now: Instant,
         req: ConsumerHeartbeat,
-        partitions_of: impl Fn(&str) -> Option<u32>,
+        topics: &impl TopicCatalog,
         fresh_id: impl FnOnce() -> String,
     ) -> Result<ConsumerHeartbeatAnswer, GroupError> {
         if let Some(assignor) = &req.server_assignor {
@@ -203,6 +283,12 @@ impl ConsumerGroup {
                 return Err(GroupError::UnsupportedAssignor(assignor.clone()));
             }
         }
+        // `Some(None)`: the pattern is dropped; `None`: unchanged.
+        let pattern: Option<Option<SubscriptionPattern>> = match req.subscribed_pattern.as_deref() {
+            None => None,
+            Some("") => Some(None),
+            Some(source) => Some(Some(SubscriptionPattern::new(source)?)),
+        };
         let rebalance_timeout = match req.rebalance_timeout {
             Some(t) if t > REBALANCE_TIMEOUT_MAX => {
                 return Err(GroupError::InvalidRequest(format!(
@@ -227,7 +313,7 @@ impl ConsumerGroup {
                     assignment: None,
                 });
             }
-            JOIN_EPOCH => self.join(now, &req, rebalance_timeout, fresh_id)?,
+            JOIN_EPOCH => self.join(now, &req, pattern.clone(), rebalance_timeout, fresh_id)?,
             epoch => {
                 let member = self
                     .members
@@ -257,6 +343,13 @@ impl ConsumerGroup {
                     changed = true;
                 }
             }
+            if let Some(pattern) = pattern {
+                if pattern != member.pattern {
+                    member.pattern = pattern;
+                    member.matched.clear();
+                    changed = true;
+                }
+            }
             if req.server_assignor.is_some() {
                 member.assignor.clone_from(&req.server_assignor);
             }
@@ -271,7 +364,7 @@ impl ConsumerGroup {
         if changed {
             self.bump();
         }
-        self.refresh_target(&partitions_of);
+        self.refresh_target(topics);
         let full = req.member_epoch == JOIN_EPOCH || req.owned.is_some();
         Ok(self.reconcile(now, &member_id, full))
     }
@@ -281,14 +374,16 @@ impl ConsumerGroup {
         &mut self,
         now: Instant,
         req: &ConsumerHeartbeat,
+        pattern: Option<Option<SubscriptionPattern>>,
         rebalance_timeout: Option<Duration>,
         fresh_id: impl FnOnce() -> String,
     ) -> Result<String, GroupError> {
-        let Some(topics) = &req.subscribed_topics else {
+        let pattern = pattern.flatten();
+        if req.subscribed_topics.is_none() && pattern.is_none() {
             return Err(GroupError::InvalidRequest(
-                "a joining heartbeat must name its subscribed topics".to_owned(),
+                "a joining heartbeat must name its subscribed topics or a pattern".to_owned(),
             ));
-        };
+        }
         let member_id = if req.member_id.is_empty() {
             fresh_id()
         } else {
@@ -314,7 +409,10 @@ impl ConsumerGroup {
             instance_id: req.instance_id.clone(),
             client_id: req.client_id.clone(),
             client_host: req.client_host.clone(),
-            subscribed: topics.iter().cloned().collect(),
+            subscribed: req.subscribed_topics.iter().flatten().cloned().collect(),
+            pattern,
+            matched: BTreeSet::new(),
+            principal: req.principal.clone(),
             assignor: req.server_assignor.clone(),
             rebalance_timeout: rebalance_timeout.unwrap_or(REBALANCE_TIMEOUT_MAX),
             epoch: JOIN_EPOCH,
@@ -331,7 +429,10 @@ impl ConsumerGroup {
             Some((self.members.remove(&id)?, target))
         }) {
             let (old, target) = old;
-            unchanged = old.subscribed == member.subscribed;
+            unchanged = old.subscribed == member.subscribed && old.pattern == member.pattern;
+            if unchanged {
+                member.matched = old.matched;
+            }
             if let Some(target) = target {
                 self.target.insert(member_id.clone(), target);
             }
@@ -351,13 +452,41 @@ impl ConsumerGroup {
         self.epoch = self.epoch.saturating_add(1);
     }
 
-    /// Computes the target again when the group epoch moved past it or a subscribed topic's
-    /// partition count changed.
-    fn refresh_target(&mut self, partitions_of: &impl Fn(&str) -> Option<u32>) {
+    /// Matches every member's pattern against the topics there are now; whether some member's
+    /// matches changed.
+    fn resolve_patterns(&mut self, topics: &impl TopicCatalog) -> bool {
+        if self.members.values().all(|m| m.pattern.is_none()) {
+            return false;
+        }
+        let candidates = topics.pattern_candidates();
+        let mut changed = false;
+        for member in self.members.values_mut() {
+            let Some(pattern) = &member.pattern else {
+                continue;
+            };
+            let matched: BTreeSet<String> = candidates
+                .iter()
+                .filter(|t| pattern.matches(t) && member.principal.allows_any(t))
+                .cloned()
+                .collect();
+            if matched != member.matched {
+                member.matched = matched;
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// Computes the target again when the group epoch moved past it, a pattern matches other
+    /// topics, or a subscribed topic's partition count changed.
+    fn refresh_target(&mut self, topics: &impl TopicCatalog) {
+        if self.resolve_patterns(topics) {
+            self.bump();
+        }
         let seen: BTreeMap<String, u32> = self
             .subscribed_topics()
             .into_iter()
-            .filter_map(|t| partitions_of(&t).map(|n| (t, n)))
+            .filter_map(|t| topics.partitions(&t).map(|n| (t, n)))
             .collect();
         if seen != self.topics_seen {
             self.topics_seen = seen;
@@ -366,11 +495,12 @@ impl ConsumerGroup {
         if self.assignment_epoch == self.epoch {
             return;
         }
-        let subscriptions: BTreeMap<&str, &BTreeSet<String>> = self
+        let subscriptions: BTreeMap<&str, BTreeSet<String>> = self
             .members
             .iter()
-            .map(|(id, m)| (id.as_str(), &m.subscribed))
+            .map(|(id, m)| (id.as_str(), m.subscription()))
             .collect();
+        let subscriptions = subscriptions.iter().map(|(id, s)| (*id, s)).collect();
         self.target = assign(&subscriptions, &self.topics_seen, &self.target);
         self.assignment_epoch = self.epoch;
     }
@@ -586,8 +716,19 @@ mod tests {
         [(TOPIC.to_owned(), partitions.iter().copied().collect())].into()
     }
 
-    fn partitions_of(topic: &str) -> Option<u32> {
-        (topic == TOPIC).then_some(4)
+    impl TopicCatalog for BTreeMap<String, u32> {
+        fn partitions(&self, topic: &str) -> Option<u32> {
+            self.get(topic).copied()
+        }
+
+        fn pattern_candidates(&self) -> Vec<String> {
+            self.keys().cloned().collect()
+        }
+    }
+
+    /// One topic, TOPIC, of four partitions.
+    fn catalog() -> BTreeMap<String, u32> {
+        [(TOPIC.to_owned(), 4)].into()
     }
 
     fn beat(id: &str, epoch: i32, owned: Option<&[u32]>) -> ConsumerHeartbeat {
@@ -607,7 +748,7 @@ mod tests {
         req: ConsumerHeartbeat,
     ) -> ConsumerHeartbeatAnswer {
         group
-            .heartbeat(now, req, partitions_of, || "generated".to_owned())
+            .heartbeat(now, req, &catalog(), || "generated".to_owned())
             .expect("the heartbeat is accepted")
     }
 
@@ -673,7 +814,7 @@ mod tests {
         let a = send(&mut group, now, beat("a", JOIN_EPOCH, None));
         let refused = |group: &mut ConsumerGroup, req| {
             group
-                .heartbeat(now, req, partitions_of, || "x".to_owned())
+                .heartbeat(now, req, &catalog(), || "x".to_owned())
                 .unwrap_err()
         };
         assert_eq!(
@@ -759,6 +900,87 @@ mod tests {
         // b, heartbeating no more, goes at the end of its session.
         assert_eq!(group.tick(now + SESSION_TIMEOUT), ["b"]);
         assert!(!group.has_members());
+    }
+
+    #[test]
+    fn a_pattern_subscribes_to_the_whole_names_it_matches_as_topics_come_and_go() {
+        use crate::access::{Grant, Operation, TopicPattern};
+
+        let now = Instant::now();
+        let mut group = ConsumerGroup::default();
+        let mut topics: BTreeMap<String, u32> = [
+            ("orders".to_owned(), 2),
+            ("orders-eu".to_owned(), 1),
+            ("orders-secret".to_owned(), 1),
+            ("audit-orders".to_owned(), 3),
+        ]
+        .into();
+        let grants = vec![
+            Grant {
+                pattern: TopicPattern::Prefix("orders".to_owned()),
+                ops: vec![Operation::Read],
+            },
+            Grant {
+                pattern: TopicPattern::Prefix("audit".to_owned()),
+                ops: vec![Operation::Read],
+            },
+        ];
+        let join = ConsumerHeartbeat {
+            group_id: "g".to_owned(),
+            member_id: "a".to_owned(),
+            member_epoch: JOIN_EPOCH,
+            subscribed_pattern: Some("orders(-eu|-us)?|orders-se.*".to_owned()),
+            principal: Principal::new("app", grants.clone()),
+            ..ConsumerHeartbeat::default()
+        };
+        let beat = |group: &mut ConsumerGroup, topics: &BTreeMap<String, u32>, req| {
+            group.heartbeat(now, req, topics, || "x".to_owned())
+        };
+        let first = beat(&mut group, &topics, join.clone()).expect("joined");
+        let names = |a: &ConsumerHeartbeatAnswer| -> Vec<String> {
+            a.assignment
+                .iter()
+                .flat_map(|a| a.keys().cloned())
+                .collect()
+        };
+        // Whole names only: "audit-orders" holds a match but is not one.
+        assert_eq!(names(&first), ["orders", "orders-eu", "orders-secret"]);
+
+        // A principal without a grant on a topic does not get it through a pattern.
+        let mut other = ConsumerGroup::default();
+        let narrow = Principal::new("narrow", vec![grants[0].clone()]);
+        let mut b = ConsumerHeartbeat {
+            subscribed_pattern: Some(".*".to_owned()),
+            principal: narrow,
+            ..join.clone()
+        };
+        let answer = beat(&mut other, &topics, b.clone()).expect("joined");
+        assert_eq!(names(&answer), ["orders", "orders-eu", "orders-secret"]);
+
+        // A topic created later that matches joins at the next heartbeat, at a new epoch.
+        topics.insert("orders-us".to_owned(), 1);
+        let epoch = group.epoch();
+        let next = ConsumerHeartbeat {
+            member_epoch: first.member_epoch,
+            owned: first.assignment.clone(),
+            subscribed_pattern: None,
+            ..join.clone()
+        };
+        let second = beat(&mut group, &topics, next).expect("accepted");
+        assert!(group.epoch() > epoch);
+        assert_eq!(
+            names(&second),
+            ["orders", "orders-eu", "orders-secret", "orders-us"]
+        );
+        assert!(group.subscribed_topics().contains("orders-us"));
+
+        // A pattern that does not compile is refused and changes nothing.
+        b.subscribed_pattern = Some("orders(".to_owned());
+        assert!(matches!(
+            beat(&mut other, &topics, b),
+            Err(GroupError::InvalidRegularExpression(_))
+        ));
+        assert_eq!(other.describe_members().len(), 1);
     }
 
     #[test]

@@ -29,7 +29,9 @@ use futures::channel::oneshot;
 use glommio::sync::Semaphore;
 
 use super::cleaning::{CleaningSchedule, WRITE_GATE_UNITS};
-use super::consumer_group::{ConsumerGroup, ConsumerHeartbeat, ConsumerHeartbeatAnswer};
+use super::consumer_group::{
+    ConsumerGroup, ConsumerHeartbeat, ConsumerHeartbeatAnswer, TopicCatalog,
+};
 use super::expiry::Expiry;
 use super::limits::{INITIAL_REBALANCE_DELAY, NAME_BYTES_MAX, TICK_INTERVAL};
 use super::member::{
@@ -142,6 +144,18 @@ impl Committer {
             member_id: member_id.to_owned(),
             group_instance_id: group_instance_id.map(str::to_owned),
         }
+    }
+}
+
+/// A consumer-protocol heartbeat sees the topics of the coordinator shard's metadata copy.
+impl TopicCatalog for Shard {
+    fn partitions(&self, topic: &str) -> Option<u32> {
+        self.topic(topic).map(|t| t.partitions)
+    }
+
+    fn pattern_candidates(&self) -> Vec<String> {
+        let topics = self.topics().into_iter();
+        topics.filter(|t| !t.internal).map(|t| t.name).collect()
     }
 }
 
@@ -336,12 +350,9 @@ impl GroupCoordinator {
         let (member_id, epoch) = (req.member_id.clone(), req.member_epoch);
         let mut groups = self.consumer_groups.borrow_mut();
         let group = groups.entry(group_id.clone()).or_default();
-        let answer = group.heartbeat(
-            Instant::now(),
-            req,
-            |topic| shard.topic(topic).map(|t| t.partitions),
-            || self.fresh_member_id(&client_id),
-        );
+        let answer = group.heartbeat(Instant::now(), req, shard, || {
+            self.fresh_member_id(&client_id)
+        });
         tracing::debug!(group = %group_id, member = %member_id, epoch, ?answer, group_epoch = group.epoch(), "consumer heartbeat");
         if !group.has_members() {
             groups.remove(&group_id);

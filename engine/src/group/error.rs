@@ -50,6 +50,8 @@ pub enum GroupError {
     StaleMemberEpoch,
     /// KIP-848: the server-side assignor asked for is not one the coordinator has.
     UnsupportedAssignor(String),
+    /// KIP-848: a subscription's regular expression does not compile, with why.
+    InvalidRegularExpression(String),
     /// A request beyond the coordinator's limits (too many protocols, metadata or assignment
     /// too large), with what was wrong.
     InvalidRequest(String),
@@ -78,6 +80,7 @@ impl GroupError {
             GroupError::FencedMemberEpoch => ResponseError::FencedMemberEpoch,
             GroupError::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
             GroupError::UnsupportedAssignor(_) => ResponseError::UnsupportedAssignor,
+            GroupError::InvalidRegularExpression(_) => ResponseError::InvalidRegularExpression,
             GroupError::InvalidRequest(_) => ResponseError::InvalidRequest,
         };
         error.code()
@@ -89,6 +92,9 @@ impl std::fmt::Display for GroupError {
         match self {
             GroupError::MemberIdRequired(id) => write!(f, "member id required: rejoin as {id}"),
             GroupError::InvalidRequest(why) => write!(f, "invalid request: {why}"),
+            GroupError::InvalidRegularExpression(why) => {
+                write!(f, "invalid regular expression: {why}")
+            }
             other => write!(f, "{other:?}"),
         }
     }

@@ -2,7 +2,8 @@
 //! leaves its group with this one request, and the coordinator answers with its share of the
 //! partitions (`spindle_engine::group::consumer_group`). Topics travel by id on the wire and by
 //! name in the engine; ids this node does not know (a topic deleted meanwhile) are left out.
-//! Regular-expression subscriptions (v1's `subscribed_topic_regex`) are refused INVALID_REQUEST.
+//! A v1 member may subscribe to a regular expression (`subscribed_topic_regex`), which the
+//! coordinator resolves against the topics the member's principal may see.
 
 use std::time::Duration;
 
@@ -22,16 +23,6 @@ pub(crate) async fn handle(
     ctx: &RequestContext,
     req: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
-    // librdkafka sends an empty pattern with its topic names.
-    if req
-        .subscribed_topic_regex
-        .as_ref()
-        .is_some_and(|r| !r.is_empty())
-    {
-        return refused(&GroupError::InvalidRequest(
-            "regular-expression subscriptions are not served; subscribe to topic names".to_owned(),
-        ));
-    }
     let owned = req.topic_partitions.map(|topics| {
         topics
             .iter()
@@ -55,6 +46,9 @@ pub(crate) async fn handle(
         subscribed_topics: req
             .subscribed_topic_names
             .map(|names| names.iter().map(|n| n.0.to_string()).collect()),
+        // librdkafka sends an empty pattern beside its topic names: no pattern.
+        subscribed_pattern: req.subscribed_topic_regex.map(|r| r.to_string()),
+        principal: ctx.principal.clone(),
         server_assignor: req.server_assignor.map(|a| a.to_string()),
         owned,
     };
