@@ -57,7 +57,8 @@ pub const ASSIGNORS: [&str; 2] = ["uniform", "range"];
 pub const JOIN_EPOCH: i32 = 0;
 /// The member epoch of a heartbeat that leaves the group.
 pub const LEAVE_EPOCH: i32 = -1;
-/// The member epoch of a static member's heartbeat that leaves for now (treated as a leave).
+/// The member epoch of a static member's heartbeat that leaves for now: it keeps its partitions
+/// until its session ends or its instance joins again.
 pub const STATIC_LEAVE_EPOCH: i32 = -2;
 
 /// The most bytes a compiled subscription pattern may take (`regex`'s size limit): a pattern
@@ -300,6 +301,14 @@ impl ConsumerGroup {
             t => t,
         };
         let member_id = match req.member_epoch {
+            STATIC_LEAVE_EPOCH if self.pauses(now, &req.member_id) => {
+                return Ok(ConsumerHeartbeatAnswer {
+                    member_id: req.member_id,
+                    member_epoch: STATIC_LEAVE_EPOCH,
+                    heartbeat_interval: HEARTBEAT_INTERVAL,
+                    assignment: None,
+                });
+            }
             LEAVE_EPOCH | STATIC_LEAVE_EPOCH => {
                 if self.members.remove(&req.member_id).is_none() {
                     return Err(GroupError::UnknownMemberId);
@@ -367,6 +376,20 @@ impl ConsumerGroup {
         self.refresh_target(topics);
         let full = req.member_epoch == JOIN_EPOCH || req.owned.is_some();
         Ok(self.reconcile(now, &member_id, full))
+    }
+
+    /// A static member leaving for now (KIP-345's restart, under this protocol): it stays, with
+    /// its partitions, for one more session, in which its instance may join again under a new
+    /// member id and carry on without a rebalance (see [`Self::join`]). Whether `member_id` is
+    /// such a member.
+    fn pauses(&mut self, now: Instant, member_id: &str) -> bool {
+        match self.members.get_mut(member_id) {
+            Some(member) if member.instance_id.is_some() => {
+                member.session_deadline = now + SESSION_TIMEOUT;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Adds (or resets) the member of a joining heartbeat; its id.
@@ -883,6 +906,23 @@ mod tests {
             Err(GroupError::UnknownMemberId),
             "the old instance is gone"
         );
+
+        // Leaving for now (epoch -2) keeps the partitions for one more session: the instance
+        // coming back under a new id has them again, without a rebalance.
+        let paused = send(&mut group, now, beat("second", STATIC_LEAVE_EPOCH, None));
+        assert_eq!(paused.member_epoch, STATIC_LEAVE_EPOCH);
+        assert_eq!(group.epoch(), epoch, "no rebalance");
+        let back = send(&mut group, now, statically("third"));
+        assert_eq!(assigned(&back), [0, 1, 2, 3]);
+        assert_eq!(group.epoch(), epoch);
+        // Not back within the session: it is expired and its partitions go.
+        send(&mut group, now, beat("third", STATIC_LEAVE_EPOCH, None));
+        let later = now + Duration::from_secs(1);
+        assert_eq!(group.tick(later + SESSION_TIMEOUT), ["third"]);
+        // A dynamic member's -2 is a leave.
+        send(&mut group, now, beat("d", JOIN_EPOCH, None));
+        send(&mut group, now, beat("d", STATIC_LEAVE_EPOCH, None));
+        assert!(!group.has_members());
     }
 
     #[test]
