@@ -55,9 +55,9 @@ pub fn from_group(err: GroupError) -> Status {
         GroupError::OffsetMetadataTooLarge | GroupError::InvalidCommitOffsetSize => {
             invalid_argument("offsets", &message)
         }
-        GroupError::UnknownTopicOrPartition | GroupError::GroupIdNotFound => {
-            Status::not_found(message)
-        }
+        GroupError::UnknownTopicOrPartition
+        | GroupError::GroupIdNotFound
+        | GroupError::NotConsumerGroup(_) => Status::not_found(message),
         GroupError::CoordinatorNotAvailable => Status::unavailable(message),
         _ => Status::failed_precondition(message),
     }

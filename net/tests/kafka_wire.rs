@@ -163,6 +163,10 @@ fn api_versions_advertises_the_data_and_group_apis() {
     assert_eq!(range(ApiKey::DescribeProducers), Some((0, 0)));
     // KIP-848's consumer groups.
     assert_eq!(range(ApiKey::ConsumerGroupHeartbeat), Some((0, 1)));
+    assert_eq!(range(ApiKey::ConsumerGroupDescribe), Some((0, 1)));
+    // SCRAM credentials, read-only.
+    assert_eq!(range(ApiKey::DescribeUserScramCredentials), Some((0, 0)));
+    assert_eq!(range(ApiKey::AlterUserScramCredentials), Some((0, 0)));
 }
 
 #[test]
@@ -1293,6 +1297,27 @@ fn consumer_group_heartbeats_that_cannot_be_served_are_refused_by_name() {
         heartbeat(stale).error_code,
         ResponseError::FencedMemberEpoch.code()
     );
+
+    // ConsumerGroupDescribe shows the member; a group of no consumer-protocol members is
+    // GROUP_ID_NOT_FOUND, named in the message.
+    use kafka_protocol::messages::{ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse};
+    let describe = ConsumerGroupDescribeRequest::default().with_group_ids(vec![
+        GroupId(StrBytes::from_static_str("g848")),
+        GroupId(StrBytes::from_static_str("nobody-here")),
+    ]);
+    let described: ConsumerGroupDescribeResponse = call(&mut conn, 1, &describe);
+    let [ours, missing] = &described.groups[..] else {
+        panic!("two groups described: {described:?}");
+    };
+    assert_eq!(ours.error_code, 0);
+    assert_eq!(ours.group_epoch, joined.member_epoch);
+    assert_eq!(ours.members.len(), 1);
+    assert_eq!(ours.members[0].member_epoch, joined.member_epoch);
+    assert_eq!(missing.error_code, ResponseError::GroupIdNotFound.code());
+    assert!(missing
+        .error_message
+        .as_ref()
+        .is_some_and(|m| m.contains("nobody-here")));
 
     // A classic group with a member: the consumer protocol may not take it over.
     let mut classic = node.connect();

@@ -332,9 +332,26 @@ def test_kip848_group_is_listed_described_and_its_member_rejoins_after_a_restart
     assert listing.type == ConsumerGroupType.CONSUMER, listing.type
     described = admin.describe_consumer_groups([group])[group].result(timeout=10)
     assert described.state == ConsumerGroupState.STABLE, described.state
+    assert described.type == ConsumerGroupType.CONSUMER, described.type
+    assert described.partition_assignor == "uniform"
     [member] = described.members
     assert member.client_id == "member-a"
     assert {tp.partition for tp in member.assignment.topic_partitions} == set(range(PARTITIONS))
+    # Only ConsumerGroupDescribe carries the partitions a member is moving to.
+    assert member.target_assignment is not None
+    assert {(tp.topic, tp.partition) for tp in member.target_assignment.topic_partitions} == {
+        (topic_name, p) for p in range(PARTITIONS)
+    }
+    # A classic group, or one that only holds offsets, is still described (through DescribeGroups).
+    classic = clients.consumer(bootstrap, f"classic-{group}")
+    try:
+        classic.subscribe([topic_name])
+        clients.consume(classic, 1)
+        classic_described = admin.describe_consumer_groups([f"classic-{group}"])[f"classic-{group}"].result(timeout=10)
+        assert classic_described.type == ConsumerGroupType.CLASSIC, classic_described.type
+        assert len(classic_described.members) == 1
+    finally:
+        classic.close()
 
     fresh_spindle.restart()
     second = produce_round(bootstrap, topic_name, 2)

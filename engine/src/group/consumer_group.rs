@@ -116,6 +116,45 @@ impl PartialEq for SubscriptionPattern {
     }
 }
 
+/// A consumer-protocol group as ConsumerGroupDescribe reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupDescription {
+    /// Empty, Assigning, Reconciling or Stable.
+    pub state: GroupState,
+    /// The group epoch.
+    pub epoch: i32,
+    /// The epoch of the target assignment.
+    pub assignment_epoch: i32,
+    /// The server-side assignor in use: the one most members ask for, else the first of
+    /// [`ASSIGNORS`].
+    pub assignor: String,
+    /// The members, in member-id order.
+    pub members: Vec<ConsumerMemberDescription>,
+}
+
+/// One member of a consumer-protocol group, as ConsumerGroupDescribe reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerMemberDescription {
+    /// The member's id.
+    pub member_id: String,
+    /// Its `group.instance.id`, for a static member.
+    pub instance_id: Option<String>,
+    /// Its epoch.
+    pub epoch: i32,
+    /// The client id it connected with.
+    pub client_id: String,
+    /// The client's host.
+    pub client_host: String,
+    /// The topics it subscribes to by name.
+    pub subscribed_topics: Vec<String>,
+    /// The regular expression it subscribes to, if any.
+    pub subscribed_pattern: Option<String>,
+    /// The partitions it owns now.
+    pub assignment: Assignment,
+    /// The partitions it is moving to.
+    pub target: Assignment,
+}
+
 /// One ConsumerGroupHeartbeat, as the coordinator needs it (topic ids already resolved).
 #[derive(Debug, Clone, Default)]
 pub struct ConsumerHeartbeat {
@@ -228,6 +267,40 @@ impl ConsumerGroup {
     /// The group epoch.
     pub fn epoch(&self) -> i32 {
         self.epoch
+    }
+
+    /// The group for ConsumerGroupDescribe: epochs, assignor, and each member with its
+    /// subscription, its partitions and its target.
+    pub fn describe(&self) -> ConsumerGroupDescription {
+        let mut asked: BTreeMap<&str, usize> = BTreeMap::new();
+        for assignor in self.members.values().filter_map(|m| m.assignor.as_deref()) {
+            *asked.entry(assignor).or_default() += 1;
+        }
+        let assignor = asked
+            .into_iter()
+            .max_by_key(|&(name, count)| (count, std::cmp::Reverse(name)))
+            .map_or(ASSIGNORS[0], |(name, _)| name);
+        let members = self
+            .members
+            .iter()
+            .map(|(id, m)| ConsumerMemberDescription {
+                member_id: id.clone(),
+                instance_id: m.instance_id.clone(),
+                epoch: m.epoch,
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                subscribed_topics: m.subscribed.iter().cloned().collect(),
+                subscribed_pattern: m.pattern.as_ref().map(|p| p.as_str().to_owned()),
+                assignment: m.assigned.clone(),
+                target: self.target.get(id).cloned().unwrap_or_default(),
+            });
+        ConsumerGroupDescription {
+            state: self.state(),
+            epoch: self.epoch,
+            assignment_epoch: self.assignment_epoch,
+            assignor: assignor.to_owned(),
+            members: members.collect(),
+        }
     }
 
     /// Every member, for DescribeGroups: id, instance id, client, and its current assignment

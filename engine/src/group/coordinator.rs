@@ -30,7 +30,8 @@ use glommio::sync::Semaphore;
 
 use super::cleaning::{CleaningSchedule, WRITE_GATE_UNITS};
 use super::consumer_group::{
-    ConsumerGroup, ConsumerHeartbeat, ConsumerHeartbeatAnswer, TopicCatalog,
+    ConsumerGroup, ConsumerGroupDescription, ConsumerHeartbeat, ConsumerHeartbeatAnswer,
+    TopicCatalog,
 };
 use super::expiry::Expiry;
 use super::limits::{INITIAL_REBALANCE_DELAY, NAME_BYTES_MAX, TICK_INTERVAL};
@@ -525,6 +526,24 @@ impl GroupCoordinator {
             description.state = GroupState::Empty;
         }
         description
+    }
+
+    /// A group of the consumer protocol with members, for ConsumerGroupDescribe.
+    ///
+    /// # Errors
+    /// [`GroupError::NotConsumerGroup`] for any other group id (a classic group, a group that
+    /// only holds committed offsets, one that does not exist), which Kafka answers
+    /// GROUP_ID_NOT_FOUND so that admin clients describe it with DescribeGroups instead.
+    pub fn describe_consumer_group(
+        &self,
+        group_id: &str,
+    ) -> Result<ConsumerGroupDescription, GroupError> {
+        check_name(group_id)?;
+        self.consumer_groups
+            .borrow()
+            .get(group_id)
+            .map(ConsumerGroup::describe)
+            .ok_or_else(|| GroupError::NotConsumerGroup(group_id.to_owned()))
     }
 
     /// The offsets committed by `group_id`: for the partitions asked, or all of them when

@@ -32,6 +32,9 @@ pub enum GroupError {
     NonEmptyGroup,
     /// The group does not exist.
     GroupIdNotFound,
+    /// KIP-848: ConsumerGroupDescribe of a group that is not a consumer-protocol group with
+    /// members (Kafka's GROUP_ID_NOT_FOUND, with a message naming the group).
+    NotConsumerGroup(String),
     /// The topic or partition of a commit does not exist.
     UnknownTopicOrPartition,
     /// OffsetDelete of a topic the group's members are subscribed to.
@@ -71,7 +74,9 @@ impl GroupError {
             GroupError::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
             GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
             GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
-            GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
+            GroupError::GroupIdNotFound | GroupError::NotConsumerGroup(_) => {
+                ResponseError::GroupIdNotFound
+            }
             GroupError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
             GroupError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
             GroupError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
@@ -92,6 +97,9 @@ impl std::fmt::Display for GroupError {
         match self {
             GroupError::MemberIdRequired(id) => write!(f, "member id required: rejoin as {id}"),
             GroupError::InvalidRequest(why) => write!(f, "invalid request: {why}"),
+            GroupError::NotConsumerGroup(group) => {
+                write!(f, "group {group:?} is not a consumer group with members")
+            }
             GroupError::InvalidRegularExpression(why) => {
                 write!(f, "invalid regular expression: {why}")
             }

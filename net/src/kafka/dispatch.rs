@@ -281,6 +281,9 @@ async fn answer_group(ctx: &RequestContext, body: RequestKind) -> Answer {
         RequestKind::ConsumerGroupHeartbeat(req) => ResponseKind::ConsumerGroupHeartbeat(
             api::consumer_group_heartbeat::handle(ctx, req).await,
         ),
+        RequestKind::ConsumerGroupDescribe(req) => ResponseKind::ConsumerGroupDescribe(
+            api::consumer_group_describe::handle(ctx, req).await,
+        ),
         RequestKind::DescribeTopicPartitions(req) => ResponseKind::DescribeTopicPartitions(
             api::describe_topic_partitions::handle(ctx, req).await,
         ),
