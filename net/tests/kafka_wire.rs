@@ -159,7 +159,7 @@ fn api_versions_advertises_the_data_and_group_apis() {
     assert_eq!(range(ApiKey::EndTxn), Some((0, 3)));
     // An operator's view of transactions (kafka-transactions.sh).
     assert_eq!(range(ApiKey::WriteTxnMarkers), Some((1, 1)));
-    assert_eq!(range(ApiKey::ListTransactions), Some((0, 1)));
+    assert_eq!(range(ApiKey::ListTransactions), Some((0, 2)));
     assert_eq!(range(ApiKey::DescribeProducers), Some((0, 0)));
     // KIP-848's consumer groups.
     assert_eq!(range(ApiKey::ConsumerGroupHeartbeat), Some((0, 1)));

@@ -23,6 +23,7 @@ import threading
 import time
 import urllib.request
 
+import kafka.errors
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import TopicPartition as CTP
@@ -659,6 +660,13 @@ def test_an_operator_finds_and_aborts_an_open_transaction_with_kafka_python_admi
         assert txn_id not in listed(producer_id_filters=[producer_id + 1])
         assert txn_id in listed(duration_filter_ms=0)
         assert txn_id not in listed(duration_filter_ms=3_600_000), "open for less than an hour"
+        # v2's pattern matches the whole id.
+        assert txn_id in listed(transactional_id_pattern=f"{topic_name}-t.*")
+        assert txn_id not in listed(transactional_id_pattern=topic_name), "a match inside the id is not one"
+        # INVALID_REGULAR_EXPRESSION (128), which kafka-python 3.0 has no name for.
+        with pytest.raises(kafka.errors.UnknownError) as refused:
+            listed(transactional_id_pattern="(unclosed")
+        assert refused.value.errno == 128
 
         described = admin.describe_transactions([txn_id])[txn_id]
         assert described.state == TransactionState.ONGOING

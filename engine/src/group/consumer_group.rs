@@ -34,13 +34,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use regex::Regex;
-
 use super::limits::{MEMBERS_PER_GROUP_MAX, REBALANCE_TIMEOUT_MAX};
 use super::member::MemberDescription;
 use super::state::GroupState;
 use super::GroupError;
 use crate::access::Principal;
+use crate::NamePattern;
 
 /// Partitions by topic name.
 pub type Assignment = BTreeMap<String, BTreeSet<u32>>;
@@ -61,59 +60,12 @@ pub const LEAVE_EPOCH: i32 = -1;
 /// until its session ends or its instance joins again.
 pub const STATIC_LEAVE_EPOCH: i32 = -2;
 
-/// The most bytes a compiled subscription pattern may take (`regex`'s size limit): a pattern
-/// that needs more is refused INVALID_REGULAR_EXPRESSION rather than held in memory.
-pub const PATTERN_SIZE_MAX: usize = 1 << 20;
-
 /// What a heartbeat sees of the node's topics.
 pub trait TopicCatalog {
     /// A topic's partition count; `None` for a topic that does not exist.
     fn partitions(&self, topic: &str) -> Option<u32>;
     /// Every topic a pattern may match: all but the internal ones.
     fn pattern_candidates(&self) -> Vec<String>;
-}
-
-/// A subscription's regular expression, compiled to match whole topic names.
-#[derive(Debug, Clone)]
-pub struct SubscriptionPattern {
-    source: String,
-    whole: Regex,
-}
-
-impl SubscriptionPattern {
-    /// Compiles `source` (RE2 syntax).
-    ///
-    /// # Errors
-    /// [`GroupError::InvalidRegularExpression`] with the compiler's reason.
-    pub fn new(source: &str) -> Result<Self, GroupError> {
-        let whole = regex::RegexBuilder::new(&format!("^(?:{source})$"))
-            .size_limit(PATTERN_SIZE_MAX)
-            .build()
-            .map_err(|e| {
-                let why = e.to_string().replace('\n', " ");
-                GroupError::InvalidRegularExpression(format!("{source:?}: {why}"))
-            })?;
-        Ok(Self {
-            source: source.to_owned(),
-            whole,
-        })
-    }
-
-    /// The expression as the member gave it.
-    pub fn as_str(&self) -> &str {
-        &self.source
-    }
-
-    /// Whether the whole of `topic` matches.
-    pub fn matches(&self, topic: &str) -> bool {
-        self.whole.is_match(topic)
-    }
-}
-
-impl PartialEq for SubscriptionPattern {
-    fn eq(&self, other: &Self) -> bool {
-        self.source == other.source
-    }
 }
 
 /// A consumer-protocol group as ConsumerGroupDescribe reports it.
@@ -203,7 +155,7 @@ struct Member {
     client_id: String,
     client_host: String,
     subscribed: BTreeSet<String>,
-    pattern: Option<SubscriptionPattern>,
+    pattern: Option<NamePattern>,
     /// The topics `pattern` matched at the last heartbeat.
     matched: BTreeSet<String>,
     principal: Principal,
@@ -358,10 +310,12 @@ impl ConsumerGroup {
             }
         }
         // `Some(None)`: the pattern is dropped; `None`: unchanged.
-        let pattern: Option<Option<SubscriptionPattern>> = match req.subscribed_pattern.as_deref() {
+        let pattern: Option<Option<NamePattern>> = match req.subscribed_pattern.as_deref() {
             None => None,
             Some("") => Some(None),
-            Some(source) => Some(Some(SubscriptionPattern::new(source)?)),
+            Some(source) => Some(Some(
+                NamePattern::new(source).map_err(GroupError::InvalidRegularExpression)?,
+            )),
         };
         let rebalance_timeout = match req.rebalance_timeout {
             Some(t) if t > REBALANCE_TIMEOUT_MAX => {
@@ -470,7 +424,7 @@ impl ConsumerGroup {
         &mut self,
         now: Instant,
         req: &ConsumerHeartbeat,
-        pattern: Option<Option<SubscriptionPattern>>,
+        pattern: Option<Option<NamePattern>>,
         rebalance_timeout: Option<Duration>,
         fresh_id: impl FnOnce() -> String,
     ) -> Result<String, GroupError> {

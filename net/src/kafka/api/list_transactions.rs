@@ -1,6 +1,8 @@
 //! ListTransactions: every transactional id this node coordinates, gathered from every shard,
-//! filtered by state, producer id and (v1+) how long the transaction has run, as Kafka filters
-//! them. A state filter naming no state Kafka knows is returned in `unknown_state_filters`.
+//! filtered by state, producer id, (v1+) how long the transaction has run and (v2+, KIP-1152) a
+//! regular expression the whole id matches, as Kafka filters them. A state filter naming no
+//! state Kafka knows is returned in `unknown_state_filters`; a pattern that does not compile is
+//! answered INVALID_REGULAR_EXPRESSION.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_transactions_response::TransactionState;
@@ -8,7 +10,7 @@ use kafka_protocol::messages::{
     ListTransactionsRequest, ListTransactionsResponse, ProducerId, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
-use spindle_engine::txn;
+use spindle_engine::{txn, NamePattern};
 use spindle_log::{Clock, SystemClock};
 
 use crate::kafka::context::RequestContext;
@@ -31,6 +33,17 @@ pub(crate) async fn handle(
     ctx: &RequestContext,
     req: ListTransactionsRequest,
 ) -> ListTransactionsResponse {
+    let pattern = match req.transactional_id_pattern.as_deref() {
+        None | Some("") => None,
+        Some(source) => match NamePattern::new(source) {
+            Ok(pattern) => Some(pattern),
+            Err(why) => {
+                tracing::debug!(peer = %ctx.peer, %why, "ListTransactions pattern refused");
+                return ListTransactionsResponse::default()
+                    .with_error_code(ResponseError::InvalidRegularExpression.code());
+            }
+        },
+    };
     let Ok(all) = txn::list(&ctx.shard).await else {
         return ListTransactionsResponse::default()
             .with_error_code(ResponseError::CoordinatorNotAvailable.code());
@@ -51,6 +64,11 @@ pub(crate) async fn handle(
         // id with no transaction started counts from -1, so it always passes).
         .filter(|t| {
             req.duration_filter < 0 || now.saturating_sub(t.started_ms) > req.duration_filter
+        })
+        .filter(|t| {
+            pattern
+                .as_ref()
+                .is_none_or(|p| p.matches(&t.transactional_id))
         })
         .map(|t| {
             TransactionState::default()
