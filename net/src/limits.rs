@@ -96,6 +96,11 @@ pub const DEFAULT_FETCH_MAX_BYTES: usize = 55 * 1024 * 1024;
 /// partitions it names.
 pub const FETCH_READ_GROUP: usize = 8;
 
+/// The most partitions one fetch session (KIP-227) holds, about 200 bytes each; a request that
+/// would make it hold more is served without a session (full fetches, as Kafka clients fall back
+/// to when a broker declines one). Each connection holds at most one session.
+pub const FETCH_SESSION_PARTITIONS_MAX: usize = 5_000;
+
 /// Smallest `fetch_max_bytes` an operator may configure (Kafka's lower bound too).
 pub const MIN_FETCH_MAX_BYTES: usize = 1024;
 

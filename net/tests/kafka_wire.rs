@@ -1326,3 +1326,115 @@ fn consumer_group_heartbeats_that_cannot_be_served_are_refused_by_name() {
     let refused: ConsumerGroupHeartbeatResponse = call(&mut conn, 1, &join("static-group"));
     assert_eq!(refused.error_code, ResponseError::GroupIdNotFound.code());
 }
+
+/// Fetch sessions (KIP-227): a full fetch at epoch 0 opens one; incremental fetches then name
+/// only what changed and are answered only with partitions that have something to say; a
+/// stale epoch, an unknown id and a closed session are refused by name.
+#[test]
+fn a_fetch_session_answers_only_the_partitions_with_news() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
+
+    let node = Node::start();
+    let mut conn = node.connect();
+    let name = TopicName(StrBytes::from_static_str("sessions"));
+    create_topic(&mut conn, &name, 3);
+    for p in 0..3 {
+        produce_one(&mut conn, &name, p, batch(&["first"]));
+    }
+    let at = |p: i32, offset: i64| {
+        FetchPartition::default()
+            .with_partition(p)
+            .with_fetch_offset(offset)
+            .with_partition_max_bytes(1 << 20)
+    };
+    let fetch = |id: i32, epoch: i32, partitions: Vec<FetchPartition>| {
+        let topics = if partitions.is_empty() {
+            vec![]
+        } else {
+            vec![FetchTopic::default()
+                .with_topic(name.clone())
+                .with_partitions(partitions)]
+        };
+        FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_session_id(id)
+            .with_session_epoch(epoch)
+            .with_topics(topics)
+    };
+    let partitions_of = |answer: &FetchResponse| -> Vec<(i32, i64, bool)> {
+        let parts = answer.responses.iter().flat_map(|t| &t.partitions);
+        parts
+            .map(|p| {
+                let has_records = p.records.as_ref().is_some_and(|r| !r.is_empty());
+                (p.partition_index, p.high_watermark, has_records)
+            })
+            .collect()
+    };
+
+    let opened: FetchResponse = call(
+        &mut conn,
+        12,
+        &fetch(0, 0, (0..3).map(|p| at(p, 0)).collect()),
+    );
+    assert_eq!(opened.error_code, 0);
+    let id = opened.session_id;
+    assert_ne!(id, 0, "a full fetch at epoch 0 opens a session");
+    assert_eq!(
+        partitions_of(&opened),
+        [(0, 1, true), (1, 1, true), (2, 1, true)]
+    );
+
+    // The client moved its offsets past what it read: nothing new anywhere.
+    let quiet: FetchResponse = call(
+        &mut conn,
+        12,
+        &fetch(id, 1, (0..3).map(|p| at(p, 1)).collect()),
+    );
+    assert_eq!((quiet.error_code, quiet.session_id), (0, id));
+    assert!(partitions_of(&quiet).is_empty(), "{quiet:?}");
+
+    // A record for partition 1: only it is answered, though the request names nothing.
+    produce_one(&mut conn, &name, 1, batch(&["second"]));
+    let news: FetchResponse = call(&mut conn, 12, &fetch(id, 2, vec![]));
+    assert_eq!(partitions_of(&news), [(1, 2, true)]);
+
+    let stale: FetchResponse = call(&mut conn, 12, &fetch(id, 2, vec![]));
+    assert_eq!(
+        stale.error_code,
+        ResponseError::InvalidFetchSessionEpoch.code()
+    );
+    let unknown: FetchResponse = call(&mut conn, 12, &fetch(id + 1, 3, vec![]));
+    assert_eq!(
+        unknown.error_code,
+        ResponseError::FetchSessionIdNotFound.code()
+    );
+
+    // Partition 1 forgotten: its records are no longer answered, partition 2's are.
+    produce_one(&mut conn, &name, 1, batch(&["third"]));
+    produce_one(&mut conn, &name, 2, batch(&["second"]));
+    let forget = fetch(id, 3, vec![]).with_forgotten_topics_data(vec![ForgottenTopic::default()
+        .with_topic(name.clone())
+        .with_partitions(vec![1])]);
+    let after: FetchResponse = call(&mut conn, 12, &forget);
+    assert_eq!(partitions_of(&after), [(2, 2, true)]);
+
+    // Epoch -1 closes the session and is answered as a full fetch without one.
+    let closing: FetchResponse = call(&mut conn, 12, &fetch(id, -1, vec![at(0, 0)]));
+    assert_eq!((closing.error_code, closing.session_id), (0, 0));
+    assert_eq!(partitions_of(&closing), [(0, 1, true)]);
+    let gone: FetchResponse = call(&mut conn, 12, &fetch(id, 4, vec![]));
+    assert_eq!(
+        gone.error_code,
+        ResponseError::FetchSessionIdNotFound.code()
+    );
+
+    // A session is the connection's: another connection does not know it.
+    let reopened: FetchResponse = call(&mut conn, 12, &fetch(0, 0, vec![at(0, 1)]));
+    let mut other = node.connect();
+    let elsewhere: FetchResponse = call(&mut other, 12, &fetch(reopened.session_id, 1, vec![]));
+    assert_eq!(
+        elsewhere.error_code,
+        ResponseError::FetchSessionIdNotFound.code()
+    );
+}

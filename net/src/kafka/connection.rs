@@ -57,6 +57,7 @@ use crate::kafka::answer::EncodedAnswer;
 use crate::kafka::connections::StopWatch;
 use crate::kafka::context::RequestContext;
 use crate::kafka::dispatch::{self, Answer, Decoded};
+use crate::kafka::fetch_session::FetchSessionSlot;
 use crate::kafka::frame::{self, FrameError, FrameHeader, FrameReader};
 use crate::kafka::response_failure;
 use crate::kafka::sasl::Session;
@@ -206,6 +207,7 @@ async fn read_requests(
     let buffered = BufReader::with_capacity(READ_BUFFER_BYTES, read_half);
     let mut frames = FrameReader::new(buffered, config.max_frame_bytes);
     let mut session = Session::new(config.sasl.as_ref(), identity);
+    let fetch_session = FetchSessionSlot::default();
     // `kafka::start` refuses a timeout outside the range (`KafkaConfig::validate`); the clamp
     // only keeps this function safe on its own.
     let timeouts = Timeouts {
@@ -247,8 +249,8 @@ async fn read_requests(
                 break;
             }
         };
-        let (pending, last) = match start_request(frame, memory, peer, shard, config, &mut session)
-        {
+        let connection = (&mut session, &fetch_session);
+        let (pending, last) = match start_request(frame, memory, peer, shard, config, connection) {
             Step::Queue(pending) => (pending, false),
             Step::Last(pending) => (pending, true),
             Step::Stop => break,
@@ -352,7 +354,7 @@ fn start_request(
     peer: SocketAddr,
     shard: &Shard,
     config: &Arc<KafkaConfig>,
-    session: &mut Session,
+    (session, fetch_session): (&mut Session, &FetchSessionSlot),
 ) -> Step {
     // The frame reader strips the 4-byte length prefix; count it too.
     shard.metrics().bytes_in.add(frame.len() as u64 + 4);
@@ -420,6 +422,7 @@ fn start_request(
                 config: Arc::clone(config),
                 answer_memory: RefCell::new(None),
                 principal: session.principal().clone(),
+                fetch_session: fetch_session.clone(),
             };
             tracing::trace!(
                 %peer,

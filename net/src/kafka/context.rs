@@ -8,6 +8,7 @@ use kafka_protocol::error::ResponseError;
 use spindle_engine::access::{Operation, Principal};
 use spindle_engine::{AnswerReservation, Shard};
 
+use crate::kafka::fetch_session::FetchSessionSlot;
 use crate::kafka::KafkaConfig;
 
 /// The context of one decoded request: the shard serving the connection and the request header's
@@ -37,6 +38,8 @@ pub(crate) struct RequestContext {
     pub answer_memory: RefCell<Option<AnswerReservation>>,
     /// Who sent the request (anonymous, allowed everything, without SASL).
     pub principal: Principal,
+    /// The connection's fetch session (KIP-227), if it has one.
+    pub fetch_session: FetchSessionSlot,
 }
 
 impl RequestContext {

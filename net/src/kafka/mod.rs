@@ -19,6 +19,7 @@ mod connections;
 mod context;
 mod dispatch;
 mod error_code;
+mod fetch_session;
 mod frame;
 mod listener;
 mod response_failure;

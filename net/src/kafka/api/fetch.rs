@@ -31,8 +31,9 @@
 //! its batches overlap, whose records the consumer drops; its long poll waits for the last
 //! stable offset to move.
 //!
-//! Fetch sessions (KIP-227) are not kept: the answer's session id is 0, which tells the client
-//! to send full requests, and an incremental request gets FETCH_SESSION_ID_NOT_FOUND.
+//! Fetch sessions (KIP-227, `crate::kafka::fetch_session`): an incremental fetch is read as the
+//! full fetch of its session's partitions, and its answer then keeps only those with something
+//! to say.
 
 use std::time::{Duration, Instant};
 
@@ -93,11 +94,11 @@ impl Slot {
 const READ_COMMITTED: i8 = 1;
 
 /// Answers one Fetch request.
-pub(crate) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResponse {
-    if req.session_id != 0 || req.session_epoch > 0 {
-        return FetchResponse::default()
-            .with_error_code(ResponseError::FetchSessionIdNotFound.code());
-    }
+pub(crate) async fn handle(ctx: &RequestContext, mut req: FetchRequest) -> FetchResponse {
+    let session = match ctx.fetch_session.begin(&mut req) {
+        Ok(session) => session,
+        Err(code) => return FetchResponse::default().with_error_code(code),
+    };
     let max_wait = Duration::from_millis(
         u64::try_from(req.max_wait_ms)
             .unwrap_or(0)
@@ -131,7 +132,9 @@ pub(crate) async fn handle(ctx: &RequestContext, req: FetchRequest) -> FetchResp
             .saturating_sub(gathered);
         memory.grow_answer(&mut granted, arrived.min(left));
     }
-    let response = respond(&req, slots, granted.bytes());
+    let response = ctx
+        .fetch_session
+        .finish(session, respond(&req, slots, granted.bytes()));
     ctx.hold_until_written(granted);
     response
 }
