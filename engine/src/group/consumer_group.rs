@@ -66,6 +66,8 @@ pub trait TopicCatalog {
     fn partitions(&self, topic: &str) -> Option<u32>;
     /// Every topic a pattern may match: all but the internal ones.
     fn pattern_candidates(&self) -> Vec<String>;
+    /// A number that changes whenever the topics do (patterns are matched again only then).
+    fn version(&self) -> u64;
 }
 
 /// A consumer-protocol group as ConsumerGroupDescribe reports it.
@@ -190,6 +192,9 @@ pub struct ConsumerGroup {
     target: BTreeMap<String, Assignment>,
     /// The partition count of every subscribed topic when the target was computed.
     topics_seen: BTreeMap<String, u32>,
+    /// The topics' version the members' patterns were last matched against; `None` when a
+    /// pattern changed since.
+    patterns_matched_at: Option<u64>,
 }
 
 impl ConsumerGroup {
@@ -383,6 +388,7 @@ impl ConsumerGroup {
                 if pattern != member.pattern {
                     member.pattern = pattern;
                     member.matched.clear();
+                    self.patterns_matched_at = None;
                     changed = true;
                 }
             }
@@ -491,6 +497,9 @@ impl ConsumerGroup {
             member.epoch = old.epoch;
             member.previous_epoch = old.previous_epoch;
         }
+        if member.pattern.is_some() && member.matched.is_empty() {
+            self.patterns_matched_at = None;
+        }
         self.members.insert(member_id.clone(), member);
         if !unchanged {
             self.bump();
@@ -502,12 +511,16 @@ impl ConsumerGroup {
         self.epoch = self.epoch.saturating_add(1);
     }
 
-    /// Matches every member's pattern against the topics there are now; whether some member's
-    /// matches changed.
+    /// Matches every member's pattern against the topics there are now, when they or a pattern
+    /// changed since the last time; whether some member's matches changed.
     fn resolve_patterns(&mut self, topics: &impl TopicCatalog) -> bool {
-        if self.members.values().all(|m| m.pattern.is_none()) {
+        let version = topics.version();
+        if self.patterns_matched_at == Some(version)
+            || self.members.values().all(|m| m.pattern.is_none())
+        {
             return false;
         }
+        self.patterns_matched_at = Some(version);
         let candidates = topics.pattern_candidates();
         let mut changed = false;
         for member in self.members.values_mut() {
@@ -773,6 +786,13 @@ mod tests {
 
         fn pattern_candidates(&self) -> Vec<String> {
             self.keys().cloned().collect()
+        }
+
+        fn version(&self) -> u64 {
+            use std::hash::{Hash, Hasher};
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            self.hash(&mut hasher);
+            hasher.finish()
         }
     }
 

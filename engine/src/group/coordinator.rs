@@ -158,6 +158,10 @@ impl TopicCatalog for Shard {
         let topics = self.topics().into_iter();
         topics.filter(|t| !t.internal).map(|t| t.name).collect()
     }
+
+    fn version(&self) -> u64 {
+        self.metadata_version()
+    }
 }
 
 /// The coordinator of the groups whose coordinator shard this is.

@@ -261,6 +261,11 @@ impl Shard {
         self.inner.metadata.borrow().topic_infos()
     }
 
+    /// The version of this shard's copy of the metadata, bumped by every topic change.
+    pub fn metadata_version(&self) -> u64 {
+        self.inner.metadata.borrow().version
+    }
+
     /// One topic from this shard's copy of the metadata.
     pub fn topic(&self, name: &str) -> Option<TopicInfo> {
         self.inner.metadata.borrow().topic_info(name)
