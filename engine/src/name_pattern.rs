@@ -9,6 +9,11 @@ use regex::{Regex, RegexBuilder};
 /// is refused rather than held in memory.
 pub const PATTERN_SIZE_MAX: usize = 1 << 20;
 
+/// The longest pattern accepted, in bytes: compiling is linear in the pattern's length but runs
+/// on the shard that serves the request, so a pattern of megabytes is refused before it is
+/// parsed. Topic names are at most 249 bytes; this leaves room for long alternations of them.
+pub const PATTERN_BYTES_MAX: usize = 16 * 1024;
+
 /// A regular expression that matches a name only as a whole.
 #[derive(Debug, Clone)]
 pub struct NamePattern {
@@ -22,6 +27,12 @@ impl NamePattern {
     /// # Errors
     /// Why it does not compile, naming the pattern, on one line.
     pub fn new(source: &str) -> Result<Self, String> {
+        if source.len() > PATTERN_BYTES_MAX {
+            return Err(format!(
+                "a pattern of {} bytes is longer than the {PATTERN_BYTES_MAX} allowed",
+                source.len()
+            ));
+        }
         let whole = RegexBuilder::new(&format!("^(?:{source})$"))
             .size_limit(PATTERN_SIZE_MAX)
             .build()
@@ -68,5 +79,8 @@ mod tests {
         let refused = NamePattern::new("orders(").expect_err("does not compile");
         assert!(refused.starts_with("\"orders(\": "), "{refused}");
         assert!(!refused.contains('\n'));
+        let long = "a".repeat(PATTERN_BYTES_MAX + 1);
+        let refused = NamePattern::new(&long).expect_err("too long");
+        assert!(refused.contains("longer than"), "{refused}");
     }
 }
