@@ -1438,3 +1438,199 @@ fn a_fetch_session_answers_only_the_partitions_with_news() {
         ResponseError::FetchSessionIdNotFound.code()
     );
 }
+
+/// A request of `key` with every field at its default, for the APIs `request_for` leaves out.
+fn default_request(key: ApiKey) -> Option<RequestKind> {
+    use kafka_protocol::messages::*;
+    Some(match key {
+        ApiKey::OffsetCommit => RequestKind::OffsetCommit(OffsetCommitRequest::default()),
+        ApiKey::OffsetFetch => RequestKind::OffsetFetch(OffsetFetchRequest::default()),
+        ApiKey::JoinGroup => RequestKind::JoinGroup(JoinGroupRequest::default()),
+        ApiKey::SyncGroup => RequestKind::SyncGroup(SyncGroupRequest::default()),
+        ApiKey::LeaveGroup => RequestKind::LeaveGroup(LeaveGroupRequest::default()),
+        ApiKey::AddPartitionsToTxn => {
+            RequestKind::AddPartitionsToTxn(AddPartitionsToTxnRequest::default())
+        }
+        ApiKey::AddOffsetsToTxn => RequestKind::AddOffsetsToTxn(AddOffsetsToTxnRequest::default()),
+        ApiKey::EndTxn => RequestKind::EndTxn(EndTxnRequest::default()),
+        ApiKey::WriteTxnMarkers => RequestKind::WriteTxnMarkers(WriteTxnMarkersRequest::default()),
+        ApiKey::TxnOffsetCommit => RequestKind::TxnOffsetCommit(TxnOffsetCommitRequest::default()),
+        ApiKey::DescribeAcls => RequestKind::DescribeAcls(DescribeAclsRequest::default()),
+        ApiKey::CreateAcls => RequestKind::CreateAcls(CreateAclsRequest::default()),
+        ApiKey::DeleteAcls => RequestKind::DeleteAcls(DeleteAclsRequest::default()),
+        ApiKey::DescribeUserScramCredentials => {
+            RequestKind::DescribeUserScramCredentials(DescribeUserScramCredentialsRequest::default())
+        }
+        ApiKey::AlterUserScramCredentials => {
+            RequestKind::AlterUserScramCredentials(AlterUserScramCredentialsRequest::default())
+        }
+        ApiKey::DescribeProducers => {
+            RequestKind::DescribeProducers(DescribeProducersRequest::default())
+        }
+        ApiKey::DescribeTransactions => {
+            RequestKind::DescribeTransactions(DescribeTransactionsRequest::default())
+        }
+        ApiKey::ListTransactions => {
+            RequestKind::ListTransactions(ListTransactionsRequest::default())
+        }
+        ApiKey::ConsumerGroupHeartbeat => {
+            RequestKind::ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest::default())
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            RequestKind::ConsumerGroupDescribe(ConsumerGroupDescribeRequest::default())
+        }
+        ApiKey::DescribeTopicPartitions => {
+            RequestKind::DescribeTopicPartitions(DescribeTopicPartitionsRequest::default())
+        }
+        _ => return None,
+    })
+}
+
+/// A small deterministic generator (xorshift64*), so a failing case can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// `body` (a request after its header) changed the way a broken or hostile client might:
+/// flipped bytes, a length or count field made extreme, cut short, or trailed by garbage.
+fn mutate(rng: &mut Rng, body: &[u8]) -> Vec<u8> {
+    let mut out = body.to_vec();
+    match rng.below(4) {
+        0 if !out.is_empty() => {
+            for _ in 0..=rng.below(3) {
+                let at = rng.below(out.len());
+                out[at] ^= 1 << rng.below(8);
+            }
+        }
+        1 if out.len() >= 4 => {
+            let at = rng.below(out.len() - 3);
+            let extreme = [i32::MAX, i32::MIN, -1, 0x7FFF_0000][rng.below(4)];
+            out[at..at + 4].copy_from_slice(&extreme.to_be_bytes());
+        }
+        2 if !out.is_empty() => out.truncate(rng.below(out.len())),
+        _ => out.extend((0..=rng.below(16)).map(|_| rng.next() as u8)),
+    }
+    out
+}
+
+/// Every served API at every served version, its body mutated many times: each mutated request
+/// is answered, or refused by closing its connection, or still waiting (a long poll, acks 0),
+/// and the node keeps serving every shard throughout; it shuts down cleanly at the end (a
+/// panicked shard would fail the shutdown).
+#[test]
+fn mutated_requests_of_every_api_leave_the_node_serving() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+
+    const TRIALS: usize = 16;
+    let node = Node::start();
+    let mut conn = node.connect();
+    let versions: ApiVersionsResponse = call(&mut conn, 3, &ApiVersionsRequest::default());
+    let topic = TopicName(StrBytes::from_static_str("mutated"));
+    create_topic(&mut conn, &topic, 2);
+    let health = TopicName(StrBytes::from_static_str("health"));
+    create_topic(&mut conn, &health, 4);
+    let ping = frame(3, i32::MAX, &ApiVersionsRequest::default());
+    // Another seed explores other mutations: SPINDLE_MUTATION_SEED=<u64>.
+    let seed = std::env::var("SPINDLE_MUTATION_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5EED_1234_ABCD_0001);
+    eprintln!("mutation seed {seed}");
+    let mut rng = Rng(seed | 1);
+    let (mut sent, mut answered, mut closed_by_server) = (0, 0, 0);
+    let mut step = 0;
+    for range in &versions.api_keys {
+        let Ok(key) = ApiKey::try_from(range.api_key) else {
+            continue;
+        };
+        for version in range.min_version..=range.max_version {
+            step += 1;
+            let Some(request) =
+                request_for(key, version, &topic, step).or_else(|| default_request(key))
+            else {
+                continue;
+            };
+            let mut header = BytesMut::new();
+            RequestHeader::default()
+                .with_request_api_key(range.api_key)
+                .with_request_api_version(version)
+                .with_correlation_id(step)
+                .with_client_id(Some(StrBytes::from_static_str("mutator")))
+                .encode(&mut header, key.request_header_version(version))
+                .unwrap();
+            let mut body = BytesMut::new();
+            if request.encode(&mut body, version).is_err() {
+                continue;
+            }
+            for _ in 0..TRIALS {
+                let mutated = mutate(&mut rng, &body);
+                let mut wire = ((header.len() + mutated.len()) as i32)
+                    .to_be_bytes()
+                    .to_vec();
+                wire.extend_from_slice(&header);
+                wire.extend_from_slice(&mutated);
+                wire.extend_from_slice(&ping);
+                let mut probe = node.connect();
+                probe
+                    .set_read_timeout(Some(Duration::from_millis(500)))
+                    .unwrap();
+                sent += 1;
+                if probe.write_all(&wire).is_err() {
+                    closed_by_server += 1;
+                    continue;
+                }
+                // Read until the ping's answer (the mutated request was served), the end of the
+                // connection (refused), or the timeout (still waiting).
+                while let Some(mut answer) = read_frame(&mut probe) {
+                    if answer.len() >= 4 && answer.get_i32() == i32::MAX {
+                        answered += 1;
+                        break;
+                    }
+                }
+            }
+            // Every shard still serves: a partition of each is written and read back.
+            for p in 0..4 {
+                produce_one(&mut conn, &health, p, batch(&["alive"]));
+            }
+            let fetched: FetchResponse = call(
+                &mut conn,
+                11,
+                &FetchRequest::default()
+                    .with_max_wait_ms(0)
+                    .with_max_bytes(1 << 20)
+                    .with_topics(vec![FetchTopic::default()
+                        .with_topic(health.clone())
+                        .with_partitions(
+                            (0..4)
+                                .map(|p| {
+                                    FetchPartition::default()
+                                        .with_partition(p)
+                                        .with_partition_max_bytes(1 << 20)
+                                })
+                                .collect(),
+                        )]),
+            );
+            let parts = &fetched.responses[0].partitions;
+            assert!(
+                parts
+                    .iter()
+                    .all(|p| p.error_code == 0 && p.high_watermark > 0),
+                "after {key:?} v{version}: {parts:?}"
+            );
+        }
+    }
+    eprintln!("{sent} mutated requests: {answered} answered, the rest refused or waiting ({closed_by_server} refused before the ping was sent)");
+    assert!(sent > 1000, "only {sent} mutated requests");
+    assert!(answered > sent / 4, "only {answered} of {sent} answered");
+}
