@@ -87,6 +87,20 @@ def test_truncated_request_body_closes_connection(fresh_spindle):
     assert_still_serving(fresh_spindle)
 
 
+def test_an_array_count_beyond_the_frame_closes_connection_without_allocating_it(fresh_spindle):
+    """A count of two billion elements in a frame of a few bytes: refused as malformed before
+    anything is sized from it (an allocation that large would abort the whole process)."""
+    for api, version, body in [
+        (wire.METADATA, 1, wire.i32(0x7FFF_FFFF)),
+        # Fetch v4: replica, max wait, min bytes, max bytes, isolation, then the topic count.
+        (wire.FETCH, 4, wire.i32(-1) + wire.i32(0) + wire.i32(1) + wire.i32(1 << 20) + b"\x00" + wire.i32(0x7FFF_FFFF)),
+    ]:
+        with wire.Connection(fresh_spindle.bootstrap) as conn:
+            conn.send_request(api, version, body)
+            assert conn.closed_by_peer(CLOSE_WITHIN_S), f"API {api} v{version}: the connection stays open"
+        assert_still_serving(fresh_spindle)
+
+
 def test_trailing_bytes_after_request_body_close_connection(fresh_spindle, topic_name):
     bootstrap = fresh_spindle.bootstrap
     clients.create_topic(bootstrap, topic_name, partitions=1)
