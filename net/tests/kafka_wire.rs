@@ -164,7 +164,9 @@ fn api_versions_advertises_the_data_and_group_apis() {
     // KIP-848's consumer groups.
     assert_eq!(range(ApiKey::ConsumerGroupHeartbeat), Some((0, 1)));
     assert_eq!(range(ApiKey::ConsumerGroupDescribe), Some((0, 1)));
-    // SCRAM credentials, read-only.
+    // Client quotas and SCRAM credentials, read-only.
+    assert_eq!(range(ApiKey::DescribeClientQuotas), Some((0, 1)));
+    assert_eq!(range(ApiKey::AlterClientQuotas), Some((0, 1)));
     assert_eq!(range(ApiKey::DescribeUserScramCredentials), Some((0, 0)));
     assert_eq!(range(ApiKey::AlterUserScramCredentials), Some((0, 0)));
 }
@@ -1458,6 +1460,12 @@ fn default_request(key: ApiKey) -> Option<RequestKind> {
         ApiKey::DescribeAcls => RequestKind::DescribeAcls(DescribeAclsRequest::default()),
         ApiKey::CreateAcls => RequestKind::CreateAcls(CreateAclsRequest::default()),
         ApiKey::DeleteAcls => RequestKind::DeleteAcls(DeleteAclsRequest::default()),
+        ApiKey::DescribeClientQuotas => {
+            RequestKind::DescribeClientQuotas(DescribeClientQuotasRequest::default())
+        }
+        ApiKey::AlterClientQuotas => {
+            RequestKind::AlterClientQuotas(AlterClientQuotasRequest::default())
+        }
         ApiKey::DescribeUserScramCredentials => {
             RequestKind::DescribeUserScramCredentials(DescribeUserScramCredentialsRequest::default())
         }

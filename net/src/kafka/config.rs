@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use spindle_engine::TopicConfig;
 
+use crate::kafka::quota::ClientQuota;
 use crate::kafka::sasl::SaslConfig;
 use crate::kafka::tls::TlsConfig;
 use crate::limits::{
@@ -54,6 +55,8 @@ pub struct KafkaConfig {
     pub sasl: Option<SaslConfig>,
     /// TLS every connection begins with (`None`: plaintext).
     pub tls: Option<TlsConfig>,
+    /// Client quotas (`[[kafka.quotas]]`): byte rates per principal and client id.
+    pub quotas: Vec<ClientQuota>,
 }
 
 impl KafkaConfig {
@@ -85,6 +88,7 @@ impl KafkaConfig {
             topic_defaults: TopicConfig::default(),
             sasl: None,
             tls: None,
+            quotas: Vec::new(),
         }
     }
 

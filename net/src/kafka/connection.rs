@@ -41,6 +41,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -55,10 +56,11 @@ use spindle_engine::{AnswerReservation, MemoryBudget, RequestReservation, Shard}
 
 use crate::kafka::answer::EncodedAnswer;
 use crate::kafka::connections::StopWatch;
-use crate::kafka::context::RequestContext;
+use crate::kafka::context::{ConnectionState, RequestContext};
 use crate::kafka::dispatch::{self, Answer, Decoded};
 use crate::kafka::fetch_session::FetchSessionSlot;
 use crate::kafka::frame::{self, FrameError, FrameHeader, FrameReader};
+use crate::kafka::quota::{Muted, ShardQuotas};
 use crate::kafka::response_failure;
 use crate::kafka::sasl::Session;
 use crate::kafka::tls::TlsConfig;
@@ -96,6 +98,7 @@ pub(crate) async fn serve(
     shard: Shard,
     config: Arc<KafkaConfig>,
     stop: StopWatch,
+    quotas: Rc<ShardQuotas>,
 ) {
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
@@ -106,7 +109,7 @@ pub(crate) async fn serve(
     tracing::debug!(%peer, shard = %shard.id(), "kafka connection opened");
     let _open = OpenConnection::new(&shard);
     match config.tls.clone() {
-        None => serve_stream(stream, peer, &shard, config, stop, None).await,
+        None => serve_stream(stream, peer, &shard, config, stop, (None, quotas)).await,
         Some(TlsConfig {
             server,
             client_auth,
@@ -130,7 +133,8 @@ pub(crate) async fn serve(
                         .transpose();
                     match identity {
                         Ok(identity) => {
-                            serve_stream(stream, peer, &shard, config, stop, identity).await;
+                            let admitted = (identity, quotas);
+                            serve_stream(stream, peer, &shard, config, stop, admitted).await;
                         }
                         Err(reason) => {
                             tracing::warn!(%peer, %reason, "client certificate refused; closing kafka connection");
@@ -156,12 +160,26 @@ async fn serve_stream(
     shard: &Shard,
     config: Arc<KafkaConfig>,
     stop: StopWatch,
-    identity: Option<Principal>,
+    (identity, quotas): (Option<Principal>, Rc<ShardQuotas>),
 ) {
     let (read_half, write_half) = futures_lite::io::split(stream);
     let (queue, answers) = local_channel::new_bounded(MAX_IN_FLIGHT_PER_CONNECTION);
+    let session = Session::new(config.sasl.as_ref(), identity);
+    let conn = ConnectionState {
+        fetch_session: FetchSessionSlot::default(),
+        muted: Muted::default(),
+        quotas,
+    };
     future::zip(
-        read_requests(read_half, queue, peer, shard, &config, &stop, identity),
+        read_requests(
+            read_half,
+            queue,
+            peer,
+            shard,
+            &config,
+            &stop,
+            (session, conn),
+        ),
         write_answers(write_half, answers, peer),
     )
     .await;
@@ -202,12 +220,10 @@ async fn read_requests(
     shard: &Shard,
     config: &Arc<KafkaConfig>,
     stop: &StopWatch,
-    identity: Option<Principal>,
+    (mut session, conn): (Session<'_>, ConnectionState),
 ) {
     let buffered = BufReader::with_capacity(READ_BUFFER_BYTES, read_half);
     let mut frames = FrameReader::new(buffered, config.max_frame_bytes);
-    let mut session = Session::new(config.sasl.as_ref(), identity);
-    let fetch_session = FetchSessionSlot::default();
     // `kafka::start` refuses a timeout outside the range (`KafkaConfig::validate`); the clamp
     // only keeps this function safe on its own.
     let timeouts = Timeouts {
@@ -224,7 +240,11 @@ async fn read_requests(
     };
     loop {
         let next = future::or(
-            async { Some(read_frame(&mut frames, shard.memory(), &timeouts).await) },
+            async {
+                // An answer over a quota holds the connection back (KIP-219).
+                conn.muted.wait().await;
+                Some(read_frame(&mut frames, shard.memory(), &timeouts).await)
+            },
             async {
                 stop.stopped().await;
                 None
@@ -249,7 +269,7 @@ async fn read_requests(
                 break;
             }
         };
-        let connection = (&mut session, &fetch_session);
+        let connection = (&mut session, &conn);
         let (pending, last) = match start_request(frame, memory, peer, shard, config, connection) {
             Step::Queue(pending) => (pending, false),
             Step::Last(pending) => (pending, true),
@@ -354,7 +374,7 @@ fn start_request(
     peer: SocketAddr,
     shard: &Shard,
     config: &Arc<KafkaConfig>,
-    (session, fetch_session): (&mut Session, &FetchSessionSlot),
+    (session, conn): (&mut Session, &ConnectionState),
 ) -> Step {
     // The frame reader strips the 4-byte length prefix; count it too.
     shard.metrics().bytes_in.add(frame.len() as u64 + 4);
@@ -422,7 +442,7 @@ fn start_request(
                 config: Arc::clone(config),
                 answer_memory: RefCell::new(None),
                 principal: session.principal().clone(),
-                fetch_session: fetch_session.clone(),
+                conn: conn.clone(),
             };
             tracing::trace!(
                 %peer,

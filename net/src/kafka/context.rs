@@ -2,14 +2,29 @@
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Instant;
 
 use kafka_protocol::error::ResponseError;
 use spindle_engine::access::{Operation, Principal};
 use spindle_engine::{AnswerReservation, Shard};
 
 use crate::kafka::fetch_session::FetchSessionSlot;
+use crate::kafka::quota::{self, Muted, QuotaKind, ShardQuotas};
 use crate::kafka::KafkaConfig;
+
+/// What the requests of one connection share: its fetch session, its hold after a throttled
+/// answer, and the shard's quota buckets.
+#[derive(Clone)]
+pub(crate) struct ConnectionState {
+    /// The connection's fetch session (KIP-227), if it has one.
+    pub fetch_session: FetchSessionSlot,
+    /// Until when the connection is not read, after an answer over a quota.
+    pub muted: Muted,
+    /// The shard's quota buckets.
+    pub quotas: Rc<ShardQuotas>,
+}
 
 /// The context of one decoded request: the shard serving the connection and the request header's
 /// facts. Each file under `api/` exposes
@@ -38,8 +53,8 @@ pub(crate) struct RequestContext {
     pub answer_memory: RefCell<Option<AnswerReservation>>,
     /// Who sent the request (anonymous, allowed everything, without SASL).
     pub principal: Principal,
-    /// The connection's fetch session (KIP-227), if it has one.
-    pub fetch_session: FetchSessionSlot,
+    /// What the connection's requests share.
+    pub conn: ConnectionState,
 }
 
 impl RequestContext {
@@ -73,6 +88,24 @@ impl RequestContext {
     /// Whether the principal may see `topic` at all (list and describe it).
     pub fn sees(&self, topic: &str) -> bool {
         self.principal.allows_any(topic)
+    }
+
+    /// Charges `bytes` of `kind` to the client's quota, holds the connection back if that puts
+    /// it over, and returns the answer's `throttle_time_ms`.
+    pub fn charge_quota(&self, kind: QuotaKind, bytes: usize) -> i32 {
+        if self.config.quotas.is_empty() {
+            return 0;
+        }
+        let client = self.client_id.as_deref().unwrap_or_default();
+        let throttle = self.conn.quotas.charge(
+            &self.config.quotas,
+            kind,
+            (self.principal.name(), client),
+            u64::try_from(bytes).unwrap_or(u64::MAX),
+            Instant::now(),
+        );
+        self.conn.muted.hold_for(throttle);
+        quota::throttle_ms(throttle)
     }
 
     /// Keeps `memory` charged until the answer has been written to the socket.

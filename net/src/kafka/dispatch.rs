@@ -287,6 +287,12 @@ async fn answer_group(ctx: &RequestContext, body: RequestKind) -> Answer {
         RequestKind::DescribeTopicPartitions(req) => ResponseKind::DescribeTopicPartitions(
             api::describe_topic_partitions::handle(ctx, req).await,
         ),
+        RequestKind::DescribeClientQuotas(req) => {
+            ResponseKind::DescribeClientQuotas(api::client_quotas::describe(ctx, req).await)
+        }
+        RequestKind::AlterClientQuotas(req) => {
+            ResponseKind::AlterClientQuotas(api::client_quotas::alter(ctx, req).await)
+        }
         RequestKind::DescribeUserScramCredentials(req) => {
             ResponseKind::DescribeUserScramCredentials(
                 api::scram_credentials::describe(ctx, req).await,

@@ -30,6 +30,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use spindle_engine::Shard;
 
 use crate::kafka::connections::Connections;
+use crate::kafka::quota::ShardQuotas;
 use crate::kafka::{connection, KafkaConfig};
 use crate::NetError;
 
@@ -156,6 +157,7 @@ fn reuse_port_socket(addr: SocketAddr) -> std::io::Result<Socket> {
 /// connection to finish.
 async fn accept_loop(listener: TcpListener, shard: Shard, config: Arc<KafkaConfig>) {
     let connections = Rc::new(Connections::default());
+    let quotas = Rc::new(ShardQuotas::default());
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
             shard.stopping().await;
@@ -193,6 +195,7 @@ async fn accept_loop(listener: TcpListener, shard: Shard, config: Arc<KafkaConfi
             shard.clone(),
             Arc::clone(&config),
             connections.register(),
+            Rc::clone(&quotas),
         ));
     }
     drop(listener);

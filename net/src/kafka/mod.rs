@@ -22,6 +22,7 @@ mod error_code;
 mod fetch_session;
 mod frame;
 mod listener;
+mod quota;
 mod response_failure;
 mod sasl;
 mod tls;
@@ -30,5 +31,6 @@ mod wire;
 
 pub use config::KafkaConfig;
 pub use listener::{reserve_listen_addr, start, ListenReservation};
+pub use quota::ClientQuota;
 pub use sasl::{SaslConfig, SaslMechanism};
 pub use tls::TlsConfig;

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use spindle_engine::limits::{SHARD_MEMORY_BYTES_DEFAULT, SHARD_MEMORY_BYTES_MIN};
 use spindle_engine::{EngineConfig, MemoryBudget, Placement, TopicConfig};
 use spindle_gateway::{Authenticator, GatewayConfig};
-use spindle_net::kafka::{KafkaConfig, SaslConfig, SaslMechanism, TlsConfig};
+use spindle_net::kafka::{ClientQuota, KafkaConfig, SaslConfig, SaslMechanism, TlsConfig};
 use spindle_net::limits::{
     DEFAULT_CONNECTIONS_MAX_IDLE_MS, DEFAULT_FETCH_MAX_BYTES, DEFAULT_FRAME_BODY_TIMEOUT_MS,
     DEFAULT_MAX_FRAME_BYTES, MAX_CONNECTIONS_MAX_IDLE_MS, MAX_FRAME_BODY_TIMEOUT_MS,
@@ -194,6 +194,18 @@ struct KafkaFile {
     auto_create_topics: Option<bool>,
     sasl_mechanisms: Option<Vec<String>>,
     tls: Option<KafkaTlsFile>,
+    #[serde(default)]
+    quotas: Vec<KafkaQuotaFile>,
+}
+
+/// One `[[kafka.quotas]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KafkaQuotaFile {
+    user: Option<String>,
+    client_id: Option<String>,
+    producer_byte_rate: Option<u64>,
+    consumer_byte_rate: Option<u64>,
 }
 
 /// The `[kafka.tls]` table.
@@ -333,6 +345,7 @@ fn resolve(file: FileConfig, args: &ServeArgs) -> Result<ServeConfig, ConfigErro
     }
     kafka.sasl = kafka_sasl(&file, args, &grpc)?;
     kafka.tls = kafka_tls(&file, &grpc)?;
+    kafka.quotas = kafka_quotas(&file)?;
     let (admin_listen, admin_key) = match (&args.admin_listen, &file.admin.listen) {
         (Some(flag), _) => (flag.clone(), "--admin-listen"),
         (None, Some(from_file)) => (from_file.clone(), "admin.listen"),
@@ -667,6 +680,48 @@ fn kafka_sasl(
     SaslConfig::new(mechanisms, credentials)
         .map(Some)
         .map_err(|e| ConfigError::new(key, e))
+}
+
+/// The client quotas of `[[kafka.quotas]]`: each entry sets at least one rate, every rate is at
+/// least one byte per second, and no two entries name the same user and client id.
+fn kafka_quotas(file: &FileConfig) -> Result<Vec<ClientQuota>, ConfigError> {
+    let mut quotas: Vec<ClientQuota> = Vec::with_capacity(file.kafka.quotas.len());
+    for (i, entry) in file.kafka.quotas.iter().enumerate() {
+        let key = format!("kafka.quotas[{i}]");
+        let rates = [entry.producer_byte_rate, entry.consumer_byte_rate];
+        if rates.iter().all(Option::is_none) {
+            return Err(ConfigError::new(
+                key,
+                "sets no rate: give producer_byte_rate, consumer_byte_rate or both".to_owned(),
+            ));
+        }
+        if rates.contains(&Some(0)) {
+            return Err(ConfigError::new(
+                key,
+                "a rate of 0 bytes per second: must be at least 1".to_owned(),
+            ));
+        }
+        let quota = ClientQuota {
+            user: entry.user.clone(),
+            client_id: entry.client_id.clone(),
+            producer_byte_rate: entry.producer_byte_rate,
+            consumer_byte_rate: entry.consumer_byte_rate,
+        };
+        if quotas
+            .iter()
+            .any(|q| (&q.user, &q.client_id) == (&quota.user, &quota.client_id))
+        {
+            return Err(ConfigError::new(
+                key,
+                format!(
+                    "user {:?} and client_id {:?} are already given a quota by an earlier entry",
+                    quota.user, quota.client_id
+                ),
+            ));
+        }
+        quotas.push(quota);
+    }
+    Ok(quotas)
 }
 
 /// The principals of `[[grpc.auth.tokens]]`, which also name Kafka clients (by SASL login or

@@ -361,3 +361,35 @@ fn offsets_retention_is_seven_days_unless_set_and_minus_one_keeps_offsets_foreve
         "--offsets-retention-ms"
     );
 }
+
+#[test]
+fn kafka_quotas_are_read_and_checked() {
+    let file = parse(
+        "[[kafka.quotas]]\nclient_id = \"loader\"\nproducer_byte_rate = 1048576\n\
+         [[kafka.quotas]]\nuser = \"app\"\nconsumer_byte_rate = 2048\nproducer_byte_rate = 10\n",
+    )
+    .unwrap();
+    let quotas = resolve(file, &ServeArgs::default()).unwrap().kafka.quotas;
+    assert_eq!(quotas.len(), 2);
+    assert_eq!(quotas[0].client_id.as_deref(), Some("loader"));
+    assert_eq!(quotas[0].producer_byte_rate, Some(1_048_576));
+    assert_eq!(quotas[1].user.as_deref(), Some("app"));
+    assert_eq!(quotas[1].consumer_byte_rate, Some(2048));
+
+    let refused = |text: &str| resolve(parse(text).unwrap(), &ServeArgs::default()).unwrap_err();
+    let err = refused("[[kafka.quotas]]\nclient_id = \"x\"\n");
+    assert_eq!(err.key, "kafka.quotas[0]");
+    assert!(err.message.contains("sets no rate"), "{}", err.message);
+    let err = refused("[[kafka.quotas]]\nproducer_byte_rate = 0\n");
+    assert!(err.message.contains("at least 1"), "{}", err.message);
+    let err = refused(
+        "[[kafka.quotas]]\nuser = \"a\"\nproducer_byte_rate = 5\n\
+         [[kafka.quotas]]\nuser = \"a\"\nconsumer_byte_rate = 5\n",
+    );
+    assert_eq!(err.key, "kafka.quotas[1]");
+    assert!(err.message.contains("already"), "{}", err.message);
+    assert!(
+        parse("[[kafka.quotas]]\nproducer_rate = 5\n").is_err(),
+        "unknown key"
+    );
+}

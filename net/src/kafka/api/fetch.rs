@@ -53,6 +53,7 @@ use spindle_engine::access::Operation;
 
 use crate::kafka::context::RequestContext;
 use crate::kafka::error_code;
+use crate::kafka::quota::QuotaKind;
 use crate::kafka::wire::{offset_from_wire, offset_to_wire, partition_from_wire};
 use crate::limits::{FETCH_READ_GROUP, MAX_FETCH_WAIT_MS};
 
@@ -95,7 +96,7 @@ const READ_COMMITTED: i8 = 1;
 
 /// Answers one Fetch request.
 pub(crate) async fn handle(ctx: &RequestContext, mut req: FetchRequest) -> FetchResponse {
-    let session = match ctx.fetch_session.begin(&mut req) {
+    let session = match ctx.conn.fetch_session.begin(&mut req) {
         Ok(session) => session,
         Err(code) => return FetchResponse::default().with_error_code(code),
     };
@@ -133,8 +134,16 @@ pub(crate) async fn handle(ctx: &RequestContext, mut req: FetchRequest) -> Fetch
         memory.grow_answer(&mut granted, arrived.min(left));
     }
     let response = ctx
+        .conn
         .fetch_session
         .finish(session, respond(&req, slots, granted.bytes()));
+    let records: usize = response
+        .responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .filter_map(|p| p.records.as_ref().map(Bytes::len))
+        .sum();
+    let response = response.with_throttle_time_ms(ctx.charge_quota(QuotaKind::Fetch, records));
     ctx.hold_until_written(granted);
     response
 }

@@ -6,6 +6,7 @@
 pub(crate) mod acls;
 pub(crate) mod alter_configs;
 pub(crate) mod api_versions;
+pub(crate) mod client_quotas;
 pub(crate) mod consumer_group_describe;
 pub(crate) mod consumer_group_heartbeat;
 pub(crate) mod create_partitions;

@@ -25,6 +25,7 @@ use spindle_engine::access::Operation;
 
 use crate::kafka::context::RequestContext;
 use crate::kafka::error_code;
+use crate::kafka::quota::QuotaKind;
 use crate::kafka::wire::{offset_to_wire, partition_from_wire};
 
 /// Answers one Produce request (the dispatcher drops the answer when acks is 0).
@@ -39,6 +40,10 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Produce
         .as_ref()
         .map(|id| id.0.as_str().to_owned());
     let (topics, batches) = take_batches(req);
+    let bytes: usize = batches
+        .iter()
+        .filter_map(|(_, _, records)| records.as_ref().map(Bytes::len))
+        .sum();
     let transactional_id = transactional_id.as_deref();
     let writes = batches
         .into_iter()
@@ -61,11 +66,13 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ProduceRequest) -> Produce
                 .with_partition_responses(partitions)
         })
         .collect();
-    // Under memory pressure the client is asked to hold back (KIP-219: it mutes the connection
-    // for this long), beside the TCP backpressure of a connection that stops reading.
+    // Over its quota, or under memory pressure, the client is asked to hold back (KIP-219: it
+    // mutes the connection for this long), beside the TCP backpressure of a connection that
+    // stops reading.
+    let over_quota = ctx.charge_quota(QuotaKind::Produce, bytes);
     ProduceResponse::default()
         .with_responses(responses)
-        .with_throttle_time_ms(ctx.shard.memory().throttle_time_ms())
+        .with_throttle_time_ms(over_quota.max(ctx.shard.memory().throttle_time_ms()))
 }
 
 /// Takes the request apart: each topic's name (copied) and partition indexes, for the answer,

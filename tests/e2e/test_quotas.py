@@ -1,0 +1,110 @@
+"""Client quotas (`[[kafka.quotas]]`) with librdkafka: a client over its byte rate is slowed to
+it, and told so (KIP-219: each answer over the rate carries the time the client is to hold
+back, which librdkafka reports through `throttle_cb`, and the server does not read that
+connection again until it has passed); a client without a quota is neither. The quotas read
+back as Kafka quota entities (DescribeClientQuotas, in tests/node)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import clients
+from conftest import _run
+from spindle_process import Spindle
+
+RATE = 256 * 1024
+CONFIG = f"""
+[[kafka.quotas]]
+client_id = "throttled"
+producer_byte_rate = {RATE}
+consumer_byte_rate = {RATE}
+"""
+# One MiB at 256 KiB/s, the first second's worth free: at least three seconds.
+TOTAL = 1024 * 1024
+AT_LEAST_S = 2.0
+VALUE = b"q" * 1024
+
+
+@pytest.fixture(scope="module")
+def quoted(request, tmp_path_factory):
+    yield from _run(request, Spindle(base=tmp_path_factory.mktemp("quotas"), config_toml=CONFIG))
+
+
+def produce_timed(bootstrap: str, topic: str, client_id: str) -> tuple[float, list[float]]:
+    """Produces TOTAL bytes as `client_id`; the seconds it took and the throttle times reported."""
+    throttles: list[float] = []
+    prod = clients.producer(
+        bootstrap,
+        {
+            "client.id": client_id,
+            "linger.ms": 5,
+            # Many requests of 16 KiB rather than one of a MiB: a quota slows the requests
+            # after the one that went over.
+            "batch.size": 16 * 1024,
+            "throttle_cb": lambda event: throttles.append(event.throttle_time),
+        },
+    )
+    started = time.monotonic()
+    for _ in range(TOTAL // len(VALUE)):
+        while True:
+            try:
+                prod.produce(topic, value=VALUE, partition=0)
+                break
+            except BufferError:
+                prod.poll(0.05)
+        prod.poll(0)
+    assert prod.flush(60) == 0
+    elapsed = time.monotonic() - started
+    prod.poll(0.2)
+    return elapsed, throttles
+
+
+def consume_timed(bootstrap: str, topic: str, client_id: str) -> tuple[float, list[float]]:
+    """Reads TOTAL bytes of partition 0 as `client_id`, 64 KiB per fetch."""
+    throttles: list[float] = []
+    cons = clients.consumer(
+        bootstrap,
+        None,
+        {
+            "client.id": client_id,
+            "max.partition.fetch.bytes": 64 * 1024,
+            "fetch.max.bytes": 64 * 1024,
+            "message.max.bytes": 64 * 1024,  # librdkafka wants fetch.max.bytes at least this
+            "throttle_cb": lambda event: throttles.append(event.throttle_time),
+        },
+    )
+    try:
+        from confluent_kafka import TopicPartition as CTP
+
+        cons.assign([CTP(topic, 0, 0)])
+        started = time.monotonic()
+        got = clients.consume(cons, TOTAL // len(VALUE), timeout_s=60)
+        elapsed = time.monotonic() - started
+        assert all(m.value() == VALUE for m in got)
+        cons.poll(0.2)
+        return elapsed, throttles
+    finally:
+        cons.close()
+
+
+def test_a_producer_over_its_quota_is_slowed_to_it_and_others_are_not(quoted, topic_name):
+    clients.create_topic(quoted.bootstrap, topic_name, partitions=1)
+    free_s, free_throttles = produce_timed(quoted.bootstrap, topic_name, "unlimited")
+    slow_s, slow_throttles = produce_timed(quoted.bootstrap, topic_name, "throttled")
+    assert slow_s >= AT_LEAST_S, f"1 MiB at 256 KiB/s took {slow_s:.2f}s"
+    assert slow_throttles and max(slow_throttles) > 0, "no throttle time reported"
+    assert not free_throttles, f"a client without a quota was throttled: {free_throttles}"
+    assert free_s < slow_s, (free_s, slow_s)
+
+
+def test_a_consumer_over_its_quota_is_slowed_to_it_and_others_are_not(quoted, topic_name):
+    clients.create_topic(quoted.bootstrap, topic_name, partitions=1)
+    produce_timed(quoted.bootstrap, topic_name, "loader")
+    free_s, free_throttles = consume_timed(quoted.bootstrap, topic_name, "reader")
+    slow_s, slow_throttles = consume_timed(quoted.bootstrap, topic_name, "throttled")
+    assert slow_s >= AT_LEAST_S, f"1 MiB at 256 KiB/s took {slow_s:.2f}s"
+    assert slow_throttles and max(slow_throttles) > 0, "no throttle time reported"
+    assert not free_throttles, f"a client without a quota was throttled: {free_throttles}"
+    assert free_s < slow_s, (free_s, slow_s)
