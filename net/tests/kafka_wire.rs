@@ -164,6 +164,10 @@ fn api_versions_advertises_the_data_and_group_apis() {
     // KIP-848's consumer groups.
     assert_eq!(range(ApiKey::ConsumerGroupHeartbeat), Some((0, 1)));
     assert_eq!(range(ApiKey::ConsumerGroupDescribe), Some((0, 1)));
+    // Replica administration of a one-node cluster.
+    assert_eq!(range(ApiKey::ElectLeaders), Some((0, 2)));
+    assert_eq!(range(ApiKey::AlterPartitionReassignments), Some((0, 1)));
+    assert_eq!(range(ApiKey::ListPartitionReassignments), Some((0, 0)));
     // Client quotas and SCRAM credentials, read-only.
     assert_eq!(range(ApiKey::DescribeClientQuotas), Some((0, 1)));
     assert_eq!(range(ApiKey::AlterClientQuotas), Some((0, 1)));
@@ -1460,6 +1464,13 @@ fn default_request(key: ApiKey) -> Option<RequestKind> {
         ApiKey::DescribeAcls => RequestKind::DescribeAcls(DescribeAclsRequest::default()),
         ApiKey::CreateAcls => RequestKind::CreateAcls(CreateAclsRequest::default()),
         ApiKey::DeleteAcls => RequestKind::DeleteAcls(DeleteAclsRequest::default()),
+        ApiKey::ElectLeaders => RequestKind::ElectLeaders(ElectLeadersRequest::default()),
+        ApiKey::AlterPartitionReassignments => {
+            RequestKind::AlterPartitionReassignments(AlterPartitionReassignmentsRequest::default())
+        }
+        ApiKey::ListPartitionReassignments => {
+            RequestKind::ListPartitionReassignments(ListPartitionReassignmentsRequest::default())
+        }
         ApiKey::DescribeClientQuotas => {
             RequestKind::DescribeClientQuotas(DescribeClientQuotasRequest::default())
         }

@@ -365,3 +365,37 @@ def test_acls_are_security_disabled_without_principals(spindle):
             admin.describe_acls(anything)
     finally:
         admin.close()
+
+
+def test_replica_administration_answers_as_a_one_node_cluster(spindle, topic_name):
+    """The node is every partition's only replica and its leader: a leader election is not
+    needed (confluent-kafka and kafka-python), no reassignment is in progress, a reassignment to
+    this node alone is accepted and one to another broker refused."""
+    from confluent_kafka import ElectionType
+    from kafka.errors import InvalidReplicationAssignmentError, NoReassignmentInProgressError
+    from kafka.structs import TopicPartition as KTP
+
+    clients.create_topic(spindle.bootstrap, topic_name, partitions=2)
+    tps = [TopicPartition(topic_name, 0), TopicPartition(topic_name, 1)]
+    elected = clients.admin(spindle.bootstrap).elect_leaders(ElectionType.PREFERRED, tps).result(timeout=10)
+    assert {tp.partition: err.code() for tp, err in elected.items()} == {
+        0: KafkaError.ELECTION_NOT_NEEDED,
+        1: KafkaError.ELECTION_NOT_NEEDED,
+    }
+    everything = clients.admin(spindle.bootstrap).elect_leaders(ElectionType.PREFERRED, None).result(timeout=10)
+    assert everything == {}, "asked for all partitions, none needs an election"
+
+    admin = KafkaAdminClient(bootstrap_servers=spindle.bootstrap, request_timeout_ms=10_000)
+    try:
+        assert admin.list_partition_reassignments() == {}
+        assert admin.list_partition_reassignments({topic_name: [0, 1]}) == {}
+        answered = admin.alter_partition_reassignments(
+            {KTP(topic_name, 0): [0], KTP(topic_name, 1): [0, 1], KTP(topic_name, 5): [0]}
+        )
+        assert answered[KTP(topic_name, 0)] is None, "to this node alone: nothing moves"
+        assert answered[KTP(topic_name, 1)] is InvalidReplicationAssignmentError
+        assert answered[KTP(topic_name, 5)].errno == KafkaError.UNKNOWN_TOPIC_OR_PART
+        cancelled = admin.alter_partition_reassignments({KTP(topic_name, 0): None})
+        assert cancelled[KTP(topic_name, 0)] is NoReassignmentInProgressError
+    finally:
+        admin.close()

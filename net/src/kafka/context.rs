@@ -85,6 +85,20 @@ impl RequestContext {
         })
     }
 
+    /// `Ok` if the principal may act on the whole node (Kafka's operations on the cluster
+    /// resource), which takes `admin` on every topic; else CLUSTER_AUTHORIZATION_FAILED with a
+    /// message naming the principal and `what` it may not do.
+    pub fn authorize_cluster(&self, what: &str) -> Result<(), (i16, String)> {
+        if self.principal.allows_everywhere(Operation::Admin) {
+            return Ok(());
+        }
+        let who = self.principal.name();
+        Err((
+            ResponseError::ClusterAuthorizationFailed.code(),
+            format!("principal {who:?} may not {what}: it needs admin on every topic"),
+        ))
+    }
+
     /// Whether the principal may see `topic` at all (list and describe it).
     pub fn sees(&self, topic: &str) -> bool {
         self.principal.allows_any(topic)

@@ -287,6 +287,15 @@ async fn answer_group(ctx: &RequestContext, body: RequestKind) -> Answer {
         RequestKind::DescribeTopicPartitions(req) => ResponseKind::DescribeTopicPartitions(
             api::describe_topic_partitions::handle(ctx, req).await,
         ),
+        RequestKind::ElectLeaders(req) => {
+            ResponseKind::ElectLeaders(api::replicas::elect(ctx, req).await)
+        }
+        RequestKind::AlterPartitionReassignments(req) => ResponseKind::AlterPartitionReassignments(
+            api::replicas::alter_reassignments(ctx, req).await,
+        ),
+        RequestKind::ListPartitionReassignments(req) => ResponseKind::ListPartitionReassignments(
+            api::replicas::list_reassignments(ctx, req).await,
+        ),
         RequestKind::DescribeClientQuotas(req) => {
             ResponseKind::DescribeClientQuotas(api::client_quotas::describe(ctx, req).await)
         }

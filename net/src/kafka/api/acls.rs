@@ -182,13 +182,10 @@ pub(crate) async fn describe(
             .with_error_code(code)
             .with_error_message(Some(message));
     };
-    if !ctx.principal.allows_everywhere(Operation::Admin) {
+    if let Err((code, message)) = ctx.authorize_cluster("describe ACLs") {
         return DescribeAclsResponse::default()
-            .with_error_code(ResponseError::ClusterAuthorizationFailed.code())
-            .with_error_message(Some(StrBytes::from_string(format!(
-                "principal {:?} may not describe ACLs: it needs admin on every topic",
-                ctx.principal.name()
-            ))));
+            .with_error_code(code)
+            .with_error_message(Some(StrBytes::from_string(message)));
     }
     let filter = Filter {
         resource_type: req.resource_type_filter,

@@ -18,7 +18,6 @@ use kafka_protocol::messages::{
     DescribeClientQuotasResponse,
 };
 use kafka_protocol::protocol::StrBytes;
-use spindle_engine::access::Operation;
 
 use crate::kafka::context::RequestContext;
 use crate::kafka::quota::ClientQuota;
@@ -56,24 +55,12 @@ fn matches(entity: &[(&str, Option<&str>)], filters: &[ComponentData], strict: b
     each && (!strict || entity.len() == filters.len())
 }
 
-fn refused_as(ctx: &RequestContext, what: &str) -> Option<(i16, String)> {
-    (!ctx.principal.allows_everywhere(Operation::Admin)).then(|| {
-        (
-            ResponseError::ClusterAuthorizationFailed.code(),
-            format!(
-                "principal {:?} may not {what} client quotas: it needs admin on every topic",
-                ctx.principal.name()
-            ),
-        )
-    })
-}
-
 /// Answers one DescribeClientQuotas request.
 pub(crate) async fn describe(
     ctx: &RequestContext,
     req: DescribeClientQuotasRequest,
 ) -> DescribeClientQuotasResponse {
-    if let Some((code, message)) = refused_as(ctx, "describe") {
+    if let Err((code, message)) = ctx.authorize_cluster("describe client quotas") {
         return DescribeClientQuotasResponse::default()
             .with_error_code(code)
             .with_error_message(Some(StrBytes::from_string(message)));
@@ -124,14 +111,17 @@ pub(crate) async fn alter(
     ctx: &RequestContext,
     req: AlterClientQuotasRequest,
 ) -> AlterClientQuotasResponse {
-    let (code, message) = refused_as(ctx, "alter").unwrap_or_else(|| {
-        (
-            ResponseError::InvalidRequest.code(),
-            "client quotas come from [[kafka.quotas]] in the configuration file; change them \
+    let (code, message) = ctx
+        .authorize_cluster("alter client quotas")
+        .err()
+        .unwrap_or_else(|| {
+            (
+                ResponseError::InvalidRequest.code(),
+                "client quotas come from [[kafka.quotas]] in the configuration file; change them \
              there and restart the node"
-                .to_owned(),
-        )
-    });
+                    .to_owned(),
+            )
+        });
     let entries = req.entries.into_iter().map(|entry| {
         let entity = entry.entity.into_iter().map(|e| {
             AlteredEntity::default()

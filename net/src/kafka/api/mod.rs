@@ -36,6 +36,7 @@ pub(crate) mod offset_commit;
 pub(crate) mod offset_delete;
 pub(crate) mod offset_fetch;
 pub(crate) mod produce;
+pub(crate) mod replicas;
 pub(crate) mod scram_credentials;
 pub(crate) mod sync_group;
 pub(crate) mod transactions;

@@ -18,7 +18,6 @@ use kafka_protocol::messages::{
     DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
-use spindle_engine::access::Operation;
 
 use crate::kafka::context::RequestContext;
 use crate::kafka::sasl::authority::SCRAM_ITERATIONS;
@@ -33,18 +32,6 @@ fn mechanism_code(mechanism: SaslMechanism) -> Option<i8> {
     }
 }
 
-fn refused_as(ctx: &RequestContext, what: &str) -> Option<(i16, StrBytes)> {
-    (!ctx.principal.allows_everywhere(Operation::Admin)).then(|| {
-        (
-            ResponseError::ClusterAuthorizationFailed.code(),
-            StrBytes::from_string(format!(
-                "principal {:?} may not {what} SCRAM credentials: it needs admin on every topic",
-                ctx.principal.name()
-            )),
-        )
-    })
-}
-
 /// Answers one DescribeUserScramCredentials request: every principal with a SCRAM credential
 /// when no user is named, else each user named (RESOURCE_NOT_FOUND for one without, and
 /// DUPLICATE_RESOURCE for a user named twice, as Kafka answers).
@@ -52,10 +39,10 @@ pub(crate) async fn describe(
     ctx: &RequestContext,
     req: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
-    if let Some((code, message)) = refused_as(ctx, "describe") {
+    if let Err((code, message)) = ctx.authorize_cluster("describe SCRAM credentials") {
         return DescribeUserScramCredentialsResponse::default()
             .with_error_code(code)
-            .with_error_message(Some(message));
+            .with_error_message(Some(StrBytes::from_string(message)));
     }
     let (mechanisms, credentials) = match &ctx.config.sasl {
         Some(sasl) => (sasl.mechanisms(), Some(sasl.credentials())),
@@ -119,15 +106,18 @@ pub(crate) async fn alter(
     ctx: &RequestContext,
     req: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
-    let (code, message) = refused_as(ctx, "alter").unwrap_or_else(|| {
-        (
-            ResponseError::InvalidRequest.code(),
-            StrBytes::from_static_str(
+    let (code, message) = ctx
+        .authorize_cluster("alter SCRAM credentials")
+        .err()
+        .unwrap_or_else(|| {
+            (
+                ResponseError::InvalidRequest.code(),
                 "SCRAM credentials come from the tokens of [[grpc.auth.tokens]] in the \
-                 configuration file; change them there and restart the node",
-            ),
-        )
-    });
+                 configuration file; change them there and restart the node"
+                    .to_owned(),
+            )
+        });
+    let message = StrBytes::from_string(message);
     let users: std::collections::BTreeSet<&str> = req
         .deletions
         .iter()
