@@ -124,7 +124,7 @@ pub(crate) enum Plan {
     /// A full fetch that opens a session once answered; its partitions in request order.
     Open(Vec<(Key, FetchPartition)>),
     /// An incremental fetch of session `id`, whose partitions now make the request.
-    Incremental { id: i32, order: Vec<Key> },
+    Incremental { id: i32 },
 }
 
 impl FetchSessionSlot {
@@ -199,10 +199,7 @@ impl FetchSessionSlot {
                 .iter()
                 .filter_map(|key| Some((key, &session.partitions.get(key)?.request))),
         );
-        Ok(Plan::Incremental {
-            id: session.id,
-            order: session.order.clone(),
-        })
+        Ok(Plan::Incremental { id: session.id })
     }
 
     /// Completes the answer to a fetch served by `plan`: opens the session of a full fetch
@@ -233,7 +230,7 @@ impl FetchSessionSlot {
                 });
                 response.with_session_id(id)
             }
-            Plan::Incremental { id, order } => {
+            Plan::Incremental { id } => {
                 let Some(session) = slot.session.as_mut().filter(|s| s.id == id) else {
                     // A full fetch replaced the session while this one read.
                     return response.with_session_id(NO_SESSION);
@@ -257,7 +254,8 @@ impl FetchSessionSlot {
                 }
                 response.responses.retain(|t| !t.partitions.is_empty());
                 // The partitions that returned records go last next time.
-                if !with_records.is_empty() && session.order == order {
+                if !with_records.is_empty() {
+                    let order = std::mem::take(&mut session.order);
                     let (rest, last): (Vec<Key>, Vec<Key>) =
                         order.into_iter().partition(|k| !with_records.contains(k));
                     session.order = rest.into_iter().chain(last).collect();
