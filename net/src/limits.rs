@@ -72,8 +72,12 @@ pub const MAX_IN_FLIGHT_PER_CONNECTION: usize = 32;
 /// with a warning. High enough that open files, not this, bound a node by default.
 pub const DEFAULT_MAX_CONNECTIONS_PER_SHARD: usize = 100_000;
 
-/// Size of the buffered reader in front of each connection's socket.
-pub const READ_BUFFER_BYTES: usize = 64 * 1024;
+/// Size of the read buffer in front of each connection's socket. It gathers small requests
+/// and length prefixes into few reads; the part of a larger body it does not hold is read
+/// straight into the body. Small, so that the bulk of a large Produce bypasses it: with 64 KiB,
+/// a producer keeping many requests in flight had nearly every body copied out of the buffer,
+/// and the server spent about 50 % more CPU per GB (docs/BENCHMARKS.md).
+pub const READ_BUFFER_BYTES: usize = 16 * 1024;
 
 /// Size of the buffered writer behind each connection's socket; answers queued together are
 /// written with one system call.

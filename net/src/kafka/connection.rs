@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_lite::future;
-use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
@@ -222,8 +222,7 @@ async fn read_requests(
     stop: &StopWatch,
     (mut session, conn): (Session<'_>, ConnectionState),
 ) {
-    let buffered = BufReader::with_capacity(READ_BUFFER_BYTES, read_half);
-    let mut frames = FrameReader::new(buffered, config.max_frame_bytes);
+    let mut frames = FrameReader::new(read_half, READ_BUFFER_BYTES, config.max_frame_bytes);
     // `kafka::start` refuses a timeout outside the range (`KafkaConfig::validate`); the clamp
     // only keeps this function safe on its own.
     let timeouts = Timeouts {
@@ -349,7 +348,7 @@ fn request_charge(header: FrameHeader, memory: &MemoryBudget) -> Result<usize, F
 }
 
 /// `read`'s outcome, or `late()` if it does not finish within `limit`. What is already in the
-/// read buffer (a pipelining client's next length, most bodies) is taken without arming a timer.
+/// read buffer (a pipelining client's next length, small bodies) is taken without arming a timer.
 async fn within<T, E>(
     read: impl Future<Output = Result<T, E>>,
     limit: Duration,

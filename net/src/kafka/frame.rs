@@ -12,7 +12,7 @@ use std::io;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_lite::io::{AsyncRead, AsyncReadExt};
+use futures_lite::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use kafka_protocol::messages::ApiKey;
 
 use crate::limits::{
@@ -91,17 +91,23 @@ pub(crate) fn body_timeout(len: usize, base: Duration) -> Duration {
     base.saturating_add(Duration::from_millis(transfer_ms))
 }
 
-/// Reads whole frames from a byte stream.
+/// Reads whole frames from a byte stream, through a read buffer of its own.
+///
+/// The buffer gathers small frames (and every length prefix) into few reads; a body longer
+/// than what the buffer holds is completed by reads straight into the body, so the bulk of a
+/// large Produce is copied once, by the kernel, and only its part not yet received is zeroed
+/// before the read fills it.
 pub(crate) struct FrameReader<R> {
-    inner: R,
+    inner: BufReader<R>,
     max_frame_bytes: usize,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
-    /// Reads frames of at most `max_frame_bytes` from `inner` (which should be buffered).
-    pub(crate) fn new(inner: R, max_frame_bytes: usize) -> Self {
+    /// Reads frames of at most `max_frame_bytes` from `inner`, with a read buffer of
+    /// `buffer_bytes`.
+    pub(crate) fn new(inner: R, buffer_bytes: usize, max_frame_bytes: usize) -> Self {
         Self {
-            inner,
+            inner: BufReader::with_capacity(buffer_bytes, inner),
             max_frame_bytes,
         }
     }
@@ -162,11 +168,20 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// [`FrameError::Truncated`] or [`FrameError::Io`].
     pub(crate) async fn read_body(&mut self, header: FrameHeader) -> Result<Bytes, FrameError> {
         let len = header.len;
-        let mut body = vec![0u8; len];
-        body[..2].copy_from_slice(&header.api_key.to_be_bytes());
-        let got = 2 + read_full(&mut self.inner, &mut body[2..]).await?;
-        if got < len {
-            return Err(FrameError::Truncated { expected: len, got });
+        let mut body = Vec::with_capacity(len);
+        body.extend_from_slice(&header.api_key.to_be_bytes());
+        let buffered = self.inner.buffer();
+        let from_buffer = buffered.len().min(len - body.len());
+        body.extend_from_slice(&buffered[..from_buffer]);
+        self.inner.consume(from_buffer);
+        let have = body.len();
+        if have < len {
+            // The buffer is empty now: read the rest past it, into the body.
+            body.resize(len, 0);
+            let got = have + read_full(self.inner.get_mut(), &mut body[have..]).await?;
+            if got < len {
+                return Err(FrameError::Truncated { expected: len, got });
+            }
         }
         Ok(Bytes::from(body))
     }
@@ -201,7 +216,7 @@ mod tests {
     use futures_lite::future::block_on;
 
     fn frames(bytes: &[u8], max: usize) -> Vec<Result<Bytes, String>> {
-        let mut reader = FrameReader::new(bytes, max);
+        let mut reader = FrameReader::new(bytes, 64, max);
         let mut out = Vec::new();
         block_on(async {
             loop {
@@ -269,6 +284,49 @@ mod tests {
         assert!(matches!(&got[..], [Err(e)] if e.contains("expected 20 bytes, got 10")));
     }
 
+    /// A stream that hands out at most `step` bytes per read, as a socket may.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        step: usize,
+    }
+
+    impl AsyncRead for Trickle<'_> {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut [u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            let n = buf.len().min(self.step).min(self.bytes.len());
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            std::task::Poll::Ready(Ok(n))
+        }
+    }
+
+    #[test]
+    fn bodies_longer_than_the_buffer_and_frames_split_across_reads_arrive_whole() {
+        let bodies: Vec<Vec<u8>> = [10usize, 5000, 8, 64, 65, 200, 70_000, 9]
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| (0..len).map(|j| (i * 31 + j) as u8).collect())
+            .collect();
+        let mut wire = Vec::new();
+        for body in &bodies {
+            wire.extend_from_slice(&(body.len() as i32).to_be_bytes());
+            wire.extend_from_slice(body);
+        }
+        for (buffer, step) in [(64, usize::MAX), (64, 7), (4096, 1000), (16, 3)] {
+            let mut reader = FrameReader::new(Trickle { bytes: &wire, step }, buffer, 1 << 20);
+            block_on(async {
+                for body in &bodies {
+                    let got = reader.next().await.unwrap();
+                    assert_eq!(&got[..], &body[..], "buffer {buffer}, reads of {step}");
+                }
+                assert!(matches!(reader.next().await, Err(FrameError::Closed)));
+            });
+        }
+    }
+
     #[test]
     fn a_body_has_the_base_timeout_plus_its_bytes_at_the_minimum_rate() {
         let base = Duration::from_secs(30);
@@ -290,7 +348,7 @@ mod tests {
         let mut wire = (body.len() as i32).to_be_bytes().to_vec();
         wire.extend_from_slice(&body);
         block_on(async {
-            let mut reader = FrameReader::new(&wire[..], 1 << 20);
+            let mut reader = FrameReader::new(&wire[..], 64, 1 << 20);
             let header = reader.next_header().await.unwrap();
             assert_eq!(
                 header,
@@ -302,7 +360,7 @@ mod tests {
             let got = reader.read_body(header).await.unwrap();
             assert_eq!(&got[..], &body[..]);
 
-            let mut reader = FrameReader::new(&wire[..4000], 1 << 20);
+            let mut reader = FrameReader::new(&wire[..4000], 64, 1 << 20);
             let header = reader.next_header().await.unwrap();
             let err = reader.read_body(header).await.unwrap_err();
             assert!(
