@@ -11,7 +11,9 @@ to the report.
 
 from __future__ import annotations
 
+import atexit
 import importlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -78,6 +80,7 @@ def _generate_stubs() -> Path:
     from grpc_tools import protoc
 
     out = Path(tempfile.mkdtemp(prefix="spindle-grpc-stubs-"))
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
     health_dir = out / "health_src" / "grpc" / "health" / "v1"
     health_dir.mkdir(parents=True)
     (health_dir / "health.proto").write_text(HEALTH_PROTO)

@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { CompressionTypes, Kafka, logLevel } from 'kafkajs';
-import { Spindle } from './spindle.mjs';
+import { Spindle, stopAll } from './spindle.mjs';
 
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 
@@ -32,12 +32,7 @@ before(async () => {
 });
 
 // The server must exit with 0 on SIGTERM: a crash or hang on the way out fails the suite.
-after(async () => {
-  const status = await server?.stop();
-  if (status && status.code !== 0) {
-    throw new Error(`spindle exited ${JSON.stringify(status)} on SIGTERM; log tail:\n${server.logTail()}`);
-  }
-});
+after(() => stopAll(server));
 
 const topicName = (stem) => `${stem}-${randomUUID().slice(0, 8)}`;
 

@@ -5,12 +5,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
-import { Spindle } from './spindle.mjs';
+import { Spindle, stopAll } from './spindle.mjs';
 
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 
@@ -35,7 +35,7 @@ function makeCerts() {
   writeFileSync(path.join(dir, 'san.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
   run('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1',
     '-extfile', 'san.ext', '-out', 'server.pem');
-  return { ca: path.join(dir, 'ca.pem'), cert: path.join(dir, 'server.pem'), key: path.join(dir, 'server.key') };
+  return { dir, ca: path.join(dir, 'ca.pem'), cert: path.join(dir, 'server.pem'), key: path.join(dir, 'server.key') };
 }
 
 /** A client certificate for common name `name`, signed by the CA of `makeCerts`' dir. */
@@ -75,12 +75,8 @@ permissions = [{ topic = "${topics}", ops = ["admin", "read", "write"] }]
 });
 
 after(async () => {
-  for (const node of [server, mtlsServer]) {
-    const status = await node?.stop();
-    if (status && status.code !== 0) {
-      throw new Error(`spindle exited ${JSON.stringify(status)} on SIGTERM; log tail:\n${node.logTail()}`);
-    }
-  }
+  await stopAll(server, mtlsServer);
+  if (certs) rmSync(certs.dir, { recursive: true, force: true });
 });
 
 const client = (ssl) => new Kafka({

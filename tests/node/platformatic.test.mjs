@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { Admin, Consumer, Producer, stringDeserializers, stringSerializers } from '@platformatic/kafka';
-import { Spindle } from './spindle.mjs';
+import { Spindle, stopAll } from './spindle.mjs';
 
 // The client runs on Node.js 20.19 and later (Debian's own nodejs is older; the machines'
 // Node.js is 20.20): on an older one these tests say so and skip.
@@ -23,12 +23,7 @@ before(async () => {
   if (!tooOld) server = await Spindle.start();
 });
 
-after(async () => {
-  const status = await server?.stop();
-  if (status && status.code !== 0) {
-    throw new Error(`spindle exited ${JSON.stringify(status)} on SIGTERM; log tail:\n${server.logTail()}`);
-  }
-});
+after(() => stopAll(server));
 
 const topicName = (stem) => `${stem}-${randomUUID().slice(0, 8)}`;
 const options = (clientId) => ({ clientId, bootstrapBrokers: [server.bootstrap], retries: 5, retryDelay: 200 });

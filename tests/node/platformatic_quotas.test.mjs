@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Admin } from '@platformatic/kafka';
-import { Spindle } from './spindle.mjs';
+import { Spindle, stopAll } from './spindle.mjs';
 
 const [major, minor] = process.versions.node.split('.').map(Number);
 const tooOld = major < 20 || (major === 20 && minor < 19);
@@ -34,12 +34,7 @@ before(async () => {
   if (!tooOld) server = await Spindle.start(CONFIG);
 });
 
-after(async () => {
-  const status = await server?.stop();
-  if (status && status.code !== 0) {
-    throw new Error(`spindle exited ${JSON.stringify(status)} on SIGTERM; log tail:\n${server.logTail()}`);
-  }
-});
+after(() => stopAll(server));
 
 /** Entries as `entity -> {key: value}`, entity as "type=name" parts joined with ",". */
 const byEntity = (entries) =>

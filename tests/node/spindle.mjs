@@ -4,7 +4,7 @@
 // port accepting TCP, and a stop that signals only the PID it started (SIGTERM, then SIGKILL).
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, readFileSync, closeSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, readFileSync, closeSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -67,6 +67,21 @@ function portAccepts(port) {
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Stops each server (SIGTERM) and removes its directory. A server that did not exit cleanly
+ * fails the suite with its log tail, and its directory is kept for a look.
+ */
+export async function stopAll(...servers) {
+  for (const server of servers) {
+    if (!server) continue;
+    const status = await server.stop();
+    if (status && status.code !== 0) {
+      throw new Error(`spindle exited ${JSON.stringify(status)} on SIGTERM; log tail:\n${server.logTail()}`);
+    }
+    rmSync(server.dir, { recursive: true, force: true });
+  }
+}
 
 export class Spindle {
   constructor(dir, kafkaPort, grpcPort) {
