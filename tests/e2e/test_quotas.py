@@ -89,22 +89,29 @@ def consume_timed(bootstrap: str, topic: str, client_id: str) -> tuple[float, li
         cons.close()
 
 
-def test_a_producer_over_its_quota_is_slowed_to_it_and_others_are_not(quoted, topic_name):
-    clients.create_topic(quoted.bootstrap, topic_name, partitions=1)
-    free_s, free_throttles = produce_timed(quoted.bootstrap, topic_name, "unlimited")
-    slow_s, slow_throttles = produce_timed(quoted.bootstrap, topic_name, "throttled")
+def assert_only_the_quoted_client_was_slowed(free, slow):
+    """`free` and `slow` are (seconds, throttle times) of a client without a quota and of one
+    with a 256 KiB/s quota moving the same MiB."""
+    free_s, free_throttles = free
+    slow_s, slow_throttles = slow
     assert slow_s >= AT_LEAST_S, f"1 MiB at 256 KiB/s took {slow_s:.2f}s"
     assert slow_throttles and max(slow_throttles) > 0, "no throttle time reported"
     assert not free_throttles, f"a client without a quota was throttled: {free_throttles}"
     assert free_s < slow_s, (free_s, slow_s)
+
+
+def test_a_producer_over_its_quota_is_slowed_to_it_and_others_are_not(quoted, topic_name):
+    clients.create_topic(quoted.bootstrap, topic_name, partitions=1)
+    assert_only_the_quoted_client_was_slowed(
+        produce_timed(quoted.bootstrap, topic_name, "unlimited"),
+        produce_timed(quoted.bootstrap, topic_name, "throttled"),
+    )
 
 
 def test_a_consumer_over_its_quota_is_slowed_to_it_and_others_are_not(quoted, topic_name):
     clients.create_topic(quoted.bootstrap, topic_name, partitions=1)
     produce_timed(quoted.bootstrap, topic_name, "loader")
-    free_s, free_throttles = consume_timed(quoted.bootstrap, topic_name, "reader")
-    slow_s, slow_throttles = consume_timed(quoted.bootstrap, topic_name, "throttled")
-    assert slow_s >= AT_LEAST_S, f"1 MiB at 256 KiB/s took {slow_s:.2f}s"
-    assert slow_throttles and max(slow_throttles) > 0, "no throttle time reported"
-    assert not free_throttles, f"a client without a quota was throttled: {free_throttles}"
-    assert free_s < slow_s, (free_s, slow_s)
+    assert_only_the_quoted_client_was_slowed(
+        consume_timed(quoted.bootstrap, topic_name, "reader"),
+        consume_timed(quoted.bootstrap, topic_name, "throttled"),
+    )
