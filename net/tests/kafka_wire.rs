@@ -475,6 +475,117 @@ fn produce_fetch_and_list_offsets_round_trip() {
     assert_eq!(listed.topics[0].partitions[0].offset, 3);
 }
 
+#[test]
+fn a_leader_epoch_ends_at_the_log_end_and_other_epochs_are_answered_as_kafka_answers_them() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+
+    let node = Node::start();
+    let mut conn = node.connect();
+    let name = TopicName(StrBytes::from_static_str("epochs"));
+    create_topic(&mut conn, &name, 1);
+    let produced: ProduceResponse = call(
+        &mut conn,
+        7,
+        &ProduceRequest::default()
+            .with_acks(-1)
+            .with_timeout_ms(5000)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(name.clone())
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(batch(&["a", "b", "c"])))])]),
+    );
+    assert_eq!(produced.responses[0].partition_responses[0].error_code, 0);
+
+    // (partition, epoch asked, current epoch) -> (error, epoch, end offset)
+    let cases = [
+        ((0, 0, -1), (0, 0, 3)),
+        ((0, 0, 0), (0, 0, 3)),
+        ((0, 5, 0), (0, -1, -1)),
+        ((0, -1, 0), (0, -1, -1)),
+        (
+            (0, 0, 1),
+            (ResponseError::UnknownLeaderEpoch.code(), -1, -1),
+        ),
+        (
+            (0, 0, -2),
+            (ResponseError::FencedLeaderEpoch.code(), -1, -1),
+        ),
+        (
+            (7, 0, -1),
+            (ResponseError::UnknownTopicOrPartition.code(), -1, -1),
+        ),
+    ];
+    let partitions = cases
+        .iter()
+        .map(|&((partition, epoch, current), _)| {
+            OffsetForLeaderPartition::default()
+                .with_partition(partition)
+                .with_leader_epoch(epoch)
+                .with_current_leader_epoch(current)
+        })
+        .collect();
+    let request = OffsetForLeaderEpochRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_topics(vec![OffsetForLeaderTopic::default()
+            .with_topic(name.clone())
+            .with_partitions(partitions)]);
+    for version in 2..=4 {
+        let answer: OffsetForLeaderEpochResponse = call(&mut conn, version, &request);
+        let got: Vec<_> = answer.topics[0]
+            .partitions
+            .iter()
+            .map(|p| (p.error_code, p.leader_epoch, p.end_offset))
+            .collect();
+        let want: Vec<_> = cases.iter().map(|&(_, answer)| answer).collect();
+        assert_eq!(got, want, "v{version}");
+    }
+
+    // Fetch and ListOffsets check the client's current epoch the same way.
+    let fetch = |current| {
+        FetchRequest::default()
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(name.clone())
+                .with_partitions(vec![FetchPartition::default()
+                    .with_current_leader_epoch(current)
+                    .with_partition_max_bytes(1 << 20)])])
+    };
+    let stale: FetchResponse = call(&mut conn, 11, &fetch(1));
+    let part = &stale.responses[0].partitions[0];
+    assert_eq!(part.error_code, ResponseError::UnknownLeaderEpoch.code());
+    let current: FetchResponse = call(&mut conn, 11, &fetch(0));
+    let part = &current.responses[0].partitions[0];
+    assert_eq!((part.error_code, part.high_watermark), (0, 3));
+    let mut records = part.records.clone().unwrap();
+    let sets = RecordBatchDecoder::decode_all(&mut records).unwrap();
+    assert!(
+        sets.iter()
+            .flat_map(|s| &s.records)
+            .all(|r| r.partition_leader_epoch == 0),
+        "stored batches carry the epoch"
+    );
+    let list = |current| {
+        ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
+            .with_name(name.clone())
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_current_leader_epoch(current)
+                .with_timestamp(-1)])])
+    };
+    let listed: ListOffsetsResponse = call(&mut conn, 4, &list(2));
+    let part = &listed.topics[0].partitions[0];
+    assert_eq!(part.error_code, ResponseError::UnknownLeaderEpoch.code());
+    let listed: ListOffsetsResponse = call(&mut conn, 4, &list(0));
+    let part = &listed.topics[0].partitions[0];
+    assert_eq!((part.error_code, part.offset, part.leader_epoch), (0, 3, 0));
+}
+
 /// A request of every served API at `version`, naming topic `topic` where one is needed.
 fn request_for(key: ApiKey, version: i16, topic: &TopicName, step: i32) -> Option<RequestKind> {
     use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
@@ -515,6 +626,16 @@ fn request_for(key: ApiKey, version: i16, topic: &TopicName, step: i32) -> Optio
                     .with_name(topic.clone())
                     .with_partitions(vec![ListOffsetsPartition::default().with_timestamp(-2)]),
             ]))
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            use kafka_protocol::messages::offset_for_leader_epoch_request::{
+                OffsetForLeaderPartition, OffsetForLeaderTopic,
+            };
+            RequestKind::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::default().with_topics(
+                vec![OffsetForLeaderTopic::default()
+                    .with_topic(topic.clone())
+                    .with_partitions(vec![OffsetForLeaderPartition::default()])],
+            ))
         }
         ApiKey::Metadata => {
             let req = MetadataRequest::default().with_topics((version == 0).then(Vec::new));

@@ -179,6 +179,9 @@ pub(crate) async fn answer(ctx: &RequestContext, body: RequestKind) -> Answer {
         RequestKind::ListOffsets(req) => {
             ResponseKind::ListOffsets(api::list_offsets::handle(ctx, req).await)
         }
+        RequestKind::OffsetForLeaderEpoch(req) => {
+            ResponseKind::OffsetForLeaderEpoch(api::offset_for_leader_epoch::handle(ctx, req).await)
+        }
         RequestKind::Metadata(req) => ResponseKind::Metadata(api::metadata::handle(ctx, req).await),
         RequestKind::ApiVersions(req) => {
             ResponseKind::ApiVersions(api::api_versions::handle(ctx, req).await)

@@ -28,6 +28,11 @@ pub(crate) fn is_failure(response: &ResponseKind) -> bool {
             .iter()
             .flat_map(|t| &t.partitions)
             .any(|p| p.error_code != 0),
+        ResponseKind::OffsetForLeaderEpoch(r) => r
+            .topics
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .any(|p| p.error_code != 0),
         ResponseKind::OffsetCommit(r) => r
             .topics
             .iter()

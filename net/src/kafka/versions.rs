@@ -73,6 +73,7 @@ pub(crate) const SERVED: &[Served] = &[
     served(ApiKey::DeleteTopics, 1, 6),
     served(ApiKey::DeleteRecords, 0, 2),
     served(ApiKey::InitProducerId, 0, 5),
+    served(ApiKey::OffsetForLeaderEpoch, 2, 4),
     served(ApiKey::AddPartitionsToTxn, 0, 3),
     served(ApiKey::AddOffsetsToTxn, 0, 3),
     served(ApiKey::EndTxn, 0, 3),

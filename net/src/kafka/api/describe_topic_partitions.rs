@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::kafka::authorized_operations::TOPIC;
 use crate::kafka::context::RequestContext;
-use crate::kafka::wire::count_to_wire;
+use crate::kafka::wire::{count_to_wire, LEADER_EPOCH};
 use crate::limits::DESCRIBE_TOPIC_PARTITIONS_MAX;
 
 /// Answers one DescribeTopicPartitions request.
@@ -88,7 +88,7 @@ pub(crate) async fn handle(
                 DescribeTopicPartitionsResponsePartition::default()
                     .with_partition_index(count_to_wire(p))
                     .with_leader_id(node)
-                    .with_leader_epoch(0)
+                    .with_leader_epoch(LEADER_EPOCH)
                     .with_replica_nodes(vec![node])
                     .with_isr_nodes(vec![node])
             })

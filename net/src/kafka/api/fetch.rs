@@ -54,7 +54,9 @@ use spindle_engine::access::Operation;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error_code;
 use crate::kafka::quota::QuotaKind;
-use crate::kafka::wire::{offset_from_wire, offset_to_wire, partition_from_wire};
+use crate::kafka::wire::{
+    check_leader_epoch, offset_from_wire, offset_to_wire, partition_from_wire,
+};
 use crate::limits::{FETCH_READ_GROUP, MAX_FETCH_WAIT_MS};
 
 /// One partition of the request and what was read from it.
@@ -168,12 +170,14 @@ fn plan(ctx: &RequestContext, req: &FetchRequest, max_bytes: usize) -> Vec<Slot>
             let read = match (
                 &readable,
                 partition_from_wire(part.partition),
+                check_leader_epoch(part.current_leader_epoch),
                 offset_from_wire(part.fetch_offset),
             ) {
-                (Err(code), _, _) => Err(*code),
-                (_, None, _) => Err(ResponseError::UnknownTopicOrPartition.code()),
-                (_, _, None) => Err(ResponseError::OffsetOutOfRange.code()),
-                (Ok(name), Some(p), Some(offset)) => Ok(spindle_engine::FetchRequest {
+                (Err(code), _, _, _) => Err(*code),
+                (_, None, _, _) => Err(ResponseError::UnknownTopicOrPartition.code()),
+                (_, _, Err(code), _) => Err(code),
+                (_, _, _, None) => Err(ResponseError::OffsetOutOfRange.code()),
+                (Ok(name), Some(p), Ok(()), Some(offset)) => Ok(spindle_engine::FetchRequest {
                     tp: TopicPartition::new(name.as_str(), p),
                     offset,
                     max_bytes: usize::try_from(part.partition_max_bytes)

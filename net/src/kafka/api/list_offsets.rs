@@ -15,7 +15,7 @@ use spindle_engine::{OffsetSpec, TopicPartition};
 
 use crate::kafka::context::RequestContext;
 use crate::kafka::error_code;
-use crate::kafka::wire::{offset_to_wire, partition_from_wire};
+use crate::kafka::wire::{check_leader_epoch, offset_to_wire, partition_from_wire, LEADER_EPOCH};
 use crate::limits::LIST_OFFSETS_LOOKUPS_AT_ONCE;
 
 /// Kafka's special timestamps.
@@ -46,6 +46,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> Lis
                 topic.name.0.as_str(),
                 part.partition_index,
                 part.timestamp,
+                part.current_leader_epoch,
                 latest,
             )
         })
@@ -55,6 +56,8 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> Lis
         .collect()
         .await;
     let mut results = results.into_iter();
+    // The answer names the offset's leader epoch from v4.
+    let carries_epoch = ctx.api_version >= 4;
     let topics = req
         .topics
         .iter()
@@ -66,9 +69,14 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> Lis
                     let base = ListOffsetsPartitionResponse::default()
                         .with_partition_index(part.partition_index);
                     match results.next() {
-                        Some(Ok((offset, timestamp))) => {
-                            base.with_offset(offset).with_timestamp(timestamp)
-                        }
+                        Some(Ok((offset, timestamp))) => base
+                            .with_offset(offset)
+                            .with_timestamp(timestamp)
+                            .with_leader_epoch(if offset >= 0 && carries_epoch {
+                                LEADER_EPOCH
+                            } else {
+                                -1
+                            }),
                         Some(Err(code)) => base
                             .with_error_code(code)
                             .with_offset(-1)
@@ -95,6 +103,7 @@ async fn lookup(
     topic: &str,
     partition: i32,
     timestamp: i64,
+    current_leader_epoch: i32,
     latest: OffsetSpec,
 ) -> Result<(i64, i64), i16> {
     if !ctx.sees(topic) {
@@ -103,6 +112,7 @@ async fn lookup(
     let Some(partition) = partition_from_wire(partition) else {
         return Err(ResponseError::UnknownTopicOrPartition.code());
     };
+    check_leader_epoch(current_leader_epoch)?;
     let spec = match timestamp {
         LATEST => latest,
         EARLIEST | EARLIEST_LOCAL => OffsetSpec::Earliest,

@@ -15,7 +15,7 @@ use spindle_engine::access::Operation;
 
 use crate::kafka::context::RequestContext;
 use crate::kafka::error_code;
-use crate::kafka::wire::count_to_wire;
+use crate::kafka::wire::{count_to_wire, LEADER_EPOCH};
 use crate::limits::MAX_ADMIN_RESOURCES;
 
 /// Answers one Metadata request.
@@ -155,7 +155,7 @@ fn topic_entry(ctx: &RequestContext, info: &TopicInfo, operations: i32) -> Metad
             MetadataResponsePartition::default()
                 .with_partition_index(count_to_wire(p))
                 .with_leader_id(node)
-                .with_leader_epoch(0)
+                .with_leader_epoch(LEADER_EPOCH)
                 .with_replica_nodes(vec![node])
                 .with_isr_nodes(vec![node])
         })
