@@ -34,6 +34,9 @@ echo "ref-middle $(ref)" >> $OUT/ref.txt
 serve() { clean $D; $B/spindle serve --data-dir $D --kafka-listen 127.0.0.1:19092 --grpc-enabled false --admin-listen 127.0.0.1:19094 --shards 1 --retention-bytes 2147483648 > $OUT/server.log 2>&1 & SERVER=$!; for _ in $(seq 100); do grep -q "spindle ready" $OUT/server.log && break; sleep 0.1; done; }
 unserve() { curl -s 127.0.0.1:19094/metrics > $OUT/metrics-$1.txt; awk -v n="$1" -v hz="$(getconf CLK_TCK)" '{printf "%s server cpu user %.2f s sys %.2f s\n", n, $14 / hz, $15 / hz}' /proc/$SERVER/stat >> $OUT/cpu.txt; kill -TERM $SERVER; wait $SERVER; rm -rf $D; }
 kaf() { local name=$1; shift; serve; for i in $(seq $RUNS); do timed $name.$i $B/spindle-bench kafka --bootstrap 127.0.0.1:19092 --topic $name-$i --json --duration-secs $SECS --warmup-secs $WARMUP "$@" > $OUT/$name.$i.json; done; unserve $name; }
+# The floor under both: the same load against `spindle-bench sink` (pinned to CPU 0 as the
+# server's shard is), which acknowledges every Produce at once and stores nothing.
+sink() { local name=$1; shift; taskset -c 0 $B/spindle-bench sink --listen 127.0.0.1:19093 > $OUT/sink.log 2>&1 & local pid=$!; for _ in $(seq 100); do grep -q "sink ready" $OUT/sink.log && break; sleep 0.1; done; for i in $(seq $RUNS); do timed $name.$i $B/spindle-bench kafka --bootstrap 127.0.0.1:19093 --topic $name-$i --json --duration-secs $SECS --warmup-secs $WARMUP "$@" > $OUT/$name.$i.json; done; kill $pid; wait $pid 2>/dev/null; }
 med() { python3 -c "import json,statistics,sys;print(int(statistics.median(json.load(open(f))['messages_per_sec'] for f in sys.argv[1:])))" "$@"; }
 for inf in 8 32; do
   kaf kafka-acks1-if$inf --acks 1 --producers 2 --in-flight $inf
@@ -42,6 +45,7 @@ for inf in 8 32; do
   kaf kafka-half-if$inf --acks 1 --producers 2 --in-flight $inf --rate $half
   # The engine alone at the same offered load: what of the Kafka latency is the engine's.
   emb emb-half-if$inf --producers 2 --in-flight $inf --fsync never --rate $half --topic-config retention.bytes=2147483648
+  sink sink-half-if$inf --acks 1 --producers 2 --in-flight $inf --rate $half
 done
 kaf kafka-batch-p2 --acks 1 --producers 2 --in-flight 8 --topic-config fsync.policy=batch
 kaf kafka-batch-p16-4k --acks 1 --producers 16 --in-flight 1 --batch-bytes 4096 --topic-config fsync.policy=batch --topic-config segment.bytes=134217728 --topic-config retention.bytes=268435456

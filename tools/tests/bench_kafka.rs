@@ -195,3 +195,78 @@ fn a_run_over_tls_trusts_only_the_ca_it_is_given() {
         String::from_utf8_lossy(&plain.stdout)
     );
 }
+
+/// `spindle-bench sink` on a free port, stopped when dropped.
+struct Sink {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Sink {
+    fn start(partitions: &str) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_spindle-bench"))
+            .args([
+                "sink",
+                "--listen",
+                "127.0.0.1:0",
+                "--partitions",
+                partitions,
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spindle-bench sink starts");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped stdout");
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("a ready line");
+        let addr = line
+            .trim()
+            .strip_prefix("sink ready: kafka=")
+            .unwrap_or_else(|| panic!("unexpected ready line {line:?}"))
+            .to_owned();
+        Self { child, addr }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_sink_acknowledges_every_batch_of_a_kafka_run() {
+    let sink = Sink::start("3");
+    let v = bench(&[
+        "--bootstrap",
+        &sink.addr,
+        "--partitions",
+        "3",
+        "--producers",
+        "2",
+        "--in-flight",
+        "8",
+        "--count",
+        "3000",
+        "--message-bytes",
+        "100",
+        "--batch-bytes",
+        "1000",
+    ]);
+    assert_eq!(v["errors"].as_u64(), Some(0), "{v}");
+    assert_eq!(v["messages"].as_u64(), Some(3000), "{v}");
+    assert_eq!(v["latency_us"]["count"].as_u64(), Some(300), "{v}");
+
+    // More partitions than the sink's metadata lists is the generator's usual refusal.
+    let short = Command::new(env!("CARGO_BIN_EXE_spindle-bench"))
+        .args(["kafka", "--bootstrap", &sink.addr, "--partitions", "4"])
+        .args(["--count", "10", "--json"])
+        .output()
+        .expect("spindle-bench runs");
+    assert!(!short.status.success());
+    let stderr = String::from_utf8_lossy(&short.stderr);
+    assert!(stderr.contains("fewer than --partitions 4"), "{stderr}");
+}

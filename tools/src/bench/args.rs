@@ -35,6 +35,20 @@ pub enum Mode {
     Kafka(KafkaArgs),
     /// Produce through the gRPC gateway (`spindle.v1.Producer/Produce`).
     Grpc(GrpcArgs),
+    /// Serve a Kafka-protocol endpoint that acknowledges every Produce at once and keeps
+    /// nothing: `kafka` pointed at it measures the generator's and the network's own latency.
+    Sink(SinkArgs),
+}
+
+/// Flags of `spindle-bench sink`.
+#[derive(Debug, Args)]
+pub struct SinkArgs {
+    /// Address to listen on (host:port; port 0 picks a free one, printed on the ready line).
+    #[arg(long, default_value = "127.0.0.1:19093")]
+    pub listen: String,
+    /// Partitions every topic has in the sink's metadata.
+    #[arg(long, default_value_t = 1)]
+    pub partitions: u32,
 }
 
 /// Flags of `spindle-bench embedded`.

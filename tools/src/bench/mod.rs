@@ -1,6 +1,7 @@
 //! `spindle-bench`: load generators and latency reports.
 //!
-//! Every mode (`embedded`, `kafka`, `grpc`) follows the same shape so that their figures compare:
+//! Every load-generating mode (`embedded`, `kafka`, `grpc`) follows the same shape so that their
+//! figures compare (`sink` is the endpoint that measures the generator itself, see [`sink`]):
 //!
 //! 1. [`args`] parses the flags; the workload part ([`args::LoadArgs`]) is shared by all modes.
 //! 2. [`batch`] builds the Kafka v2 record batches once, up front: the hot loop only stamps a
@@ -31,6 +32,7 @@ pub mod producer_task;
 pub mod progress;
 pub mod report;
 pub mod schedule;
+pub mod sink;
 pub mod throughput;
 
 /// Runs the parsed command line and returns the process exit status.
@@ -42,5 +44,6 @@ pub fn run(cli: args::Cli) -> anyhow::Result<()> {
         args::Mode::Embedded(a) => embedded::run(&a),
         args::Mode::Kafka(a) => kafka::run(&a),
         args::Mode::Grpc(a) => grpc::run(&a),
+        args::Mode::Sink(a) => sink::run(&a),
     }
 }

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The Kafka produce latency at half the peak, against its floor on this machine. After finding
+# the peak (`spindle-bench kafka --acks 1`, $RUNS runs against a fresh one-shard `spindle
+# serve`, median messages/s), each round offers half of it, $IN_FLIGHT in flight per producer, to
+#   kafka: a fresh `spindle serve` (one shard, pinned to CPU 0, as in sitting.sh);
+#   sink:  `spindle-bench sink` pinned to CPU 0, which acknowledges every Produce at once and
+#          stores nothing: the load generator, loopback TCP and the machine's scheduling alone;
+#   emb:   the embedded engine at the same load (no network);
+# in an order that rotates from round to round. Run from the repository root after
+# `cargo build --release --bin spindle --bin spindle-bench`; JSON per run in $OUT, a table of
+# medians at the end. Data goes under $WORK (on the disk being measured).
+set -u
+B=${BIN:-target/release}; OUT=${OUT:-bench-floor}; WORK=${WORK:-/tmp/spindle-floor}
+SECS=${SECS:-8}; WARMUP=${WARMUP:-2}; RUNS=${RUNS:-3}; IN_FLIGHT=${IN_FLIGHT:-8}
+D=$WORK/data; E=$WORK/emb; PORT=19092; SINK_PORT=19093
+rm -rf $OUT; mkdir -p $OUT $WORK
+clean() { rm -rf "$@"; sync; sleep ${SETTLE:-5}; }
+LOAD="--acks 1 --producers 2 --in-flight $IN_FLIGHT --json --duration-secs $SECS --warmup-secs $WARMUP"
+waitfor() { for _ in $(seq 100); do grep -q "$2" "$1" && return; sleep 0.1; done; }
+serve() {
+  clean $D
+  $B/spindle serve --data-dir $D --kafka-listen 127.0.0.1:$PORT --grpc-enabled false \
+    --admin-listen 127.0.0.1:19094 --shards 1 --retention-bytes 2147483648 > $OUT/server.log 2>&1 &
+  SERVER=$!; waitfor $OUT/server.log "spindle ready"
+}
+unserve() { kill -TERM $SERVER; wait $SERVER; rm -rf $D; }
+kafka() { serve; $B/spindle-bench kafka --bootstrap 127.0.0.1:$PORT --topic $1 $LOAD "${@:2}" > $OUT/$1.json; unserve; }
+sink() {
+  taskset -c 0 $B/spindle-bench sink --listen 127.0.0.1:$SINK_PORT > $OUT/sink.log 2>&1 &
+  local pid=$!; waitfor $OUT/sink.log "sink ready"
+  $B/spindle-bench kafka --bootstrap 127.0.0.1:$SINK_PORT --topic $1 $LOAD "${@:2}" > $OUT/$1.json
+  kill $pid; wait $pid 2>/dev/null
+}
+emb() {
+  clean $E
+  $B/spindle-bench embedded --dir $E --shards 1 --partitions 1 --producers 2 --in-flight $IN_FLIGHT \
+    --fsync never --json --duration-secs $SECS --warmup-secs $WARMUP \
+    --topic-config retention.bytes=2147483648 "${@:2}" > $OUT/$1.json; rm -rf $E
+}
+for i in $(seq $RUNS); do kafka peak.$i; done
+half=$(python3 -c "import json,statistics,sys;print(int(statistics.median(json.load(open(f))['messages_per_sec'] for f in sys.argv[1:])/2))" $OUT/peak.*.json)
+echo "half the peak: $half msgs/s" | tee $OUT/half.txt
+for i in $(seq $RUNS); do
+  case $((i % 3)) in
+    1) order="kafka sink emb" ;; 2) order="sink emb kafka" ;; 0) order="emb kafka sink" ;;
+  esac
+  for kind in $order; do $kind $kind.$i --rate $half; done
+done
+python3 - $OUT <<'PY'
+import json,glob,statistics,sys,os,collections
+out=sys.argv[1]; runs=collections.defaultdict(list)
+for f in sorted(glob.glob(out+'/*.json')):
+    runs[os.path.basename(f).split('.')[0]].append(json.load(open(f)))
+for name,rs in runs.items():
+    l=lambda k: statistics.median(r['latency_us'][k] for r in rs)
+    print(f"{name:6s} MB/s {statistics.median(r['bytes_per_sec'] for r in rs)/1e6:6.0f}  p50 {l('p50'):6.0f}  p99 {l('p99'):7.0f} [{', '.join(str(r['latency_us']['p99']) for r in rs)}]  p99.9 {l('p999'):7.0f}  errors {sum(r['errors'] for r in rs)}")
+PY
