@@ -201,5 +201,12 @@ def kcat(bootstrap: str, *args: str, stdin: bytes | None = None, timeout_s: floa
     return done.stdout
 
 
+def kcat_consume(bootstrap: str, topic: str, count: int, fmt: str, *args: str) -> bytes:
+    """The first `count` records of partition 0 of `topic`, each printed with kcat's `-f fmt`;
+    `args` are more kcat flags."""
+    consume = ["-C", "-t", topic, "-p", "0", "-o", "beginning", "-c", str(count), "-e"]
+    return kcat(bootstrap, *consume, "-f", fmt, *args)
+
+
 def kcat_metadata(bootstrap: str) -> dict:
     return json.loads(kcat(bootstrap, "-L", "-J"))

@@ -136,21 +136,7 @@ def test_kcat_compressed_roundtrip(spindle, topic_name, codec):
         "linger.ms=50",
         stdin=b"\n".join(lines) + b"\n",
     )
-    out = clients.kcat(
-        spindle.bootstrap,
-        "-C",
-        "-t",
-        topic_name,
-        "-p",
-        "0",
-        "-o",
-        "beginning",
-        "-c",
-        str(COUNT),
-        "-e",
-        "-f",
-        "%o:%k:%s\n",
-    )
+    out = clients.kcat_consume(spindle.bootstrap, topic_name, COUNT, "%o:%k:%s\n")
 
     assert out.splitlines() == [b"%d:%s" % (i, line) for i, line in enumerate(lines)]
     with wire.Connection(spindle.bootstrap) as conn:

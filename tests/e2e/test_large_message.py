@@ -32,22 +32,8 @@ def test_one_mib_message_roundtrip(spindle, topic_name):
     assert len(got.value()) == MIB
     assert got.value() == payload
 
-    out = clients.kcat(
-        spindle.bootstrap,
-        "-C",
-        "-t",
-        topic_name,
-        "-p",
-        "0",
-        "-o",
-        "beginning",
-        "-c",
-        "1",
-        "-e",
-        "-f",
-        "%s",
-        "-X",
-        "fetch.message.max.bytes=2097152",
+    out = clients.kcat_consume(
+        spindle.bootstrap, topic_name, 1, "%s", "-X", "fetch.message.max.bytes=2097152"
     )
     assert hashlib.sha256(out).digest() == hashlib.sha256(payload).digest()
 

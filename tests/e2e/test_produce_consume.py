@@ -162,21 +162,7 @@ def test_kcat_consume_format_string_byte_for_byte(spindle, topic_name):
         clients.producer(spindle.bootstrap), topic_name, [dict(r, partition=0) for r in records]
     )
 
-    out = clients.kcat(
-        spindle.bootstrap,
-        "-C",
-        "-t",
-        topic_name,
-        "-p",
-        "0",
-        "-o",
-        "beginning",
-        "-c",
-        str(len(records)),
-        "-e",
-        "-f",
-        "%p|%o|%k|%s|%h|%T\n",
-    )
+    out = clients.kcat_consume(spindle.bootstrap, topic_name, len(records), "%p|%o|%k|%s|%h|%T\n")
 
     expected = b"".join(
         b"0|%d|%s|%s|%s|%d\n"
