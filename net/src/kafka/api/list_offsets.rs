@@ -5,14 +5,15 @@
 //! millions of partitions (the same one again and again, too), so the lookups are not all
 //! started together.
 
-use futures::stream::{self, StreamExt};
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_request::ListOffsetsPartition;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use spindle_engine::{OffsetSpec, TopicPartition};
 
+use crate::kafka::api::per_partition;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error_code;
 use crate::kafka::wire::{check_leader_epoch, offset_to_wire, partition_from_wire, LEADER_EPOCH};
@@ -39,37 +40,29 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> Lis
     } else {
         OffsetSpec::Latest
     };
-    let lookups = req.topics.iter().flat_map(|topic| {
-        topic.partitions.iter().map(move |part| {
-            lookup(
-                ctx,
-                topic.name.0.as_str(),
-                part.partition_index,
-                part.timestamp,
-                part.current_leader_epoch,
-                latest,
-            )
-        })
-    });
-    let results: Vec<_> = stream::iter(lookups)
-        .buffered(LIST_OFFSETS_LOOKUPS_AT_ONCE)
-        .collect()
-        .await;
-    let mut results = results.into_iter();
+    let answers = per_partition(
+        &req.topics,
+        |topic| &topic.partitions,
+        |topic, part| lookup(ctx, topic.name.0.as_str(), part, latest),
+        LIST_OFFSETS_LOOKUPS_AT_ONCE,
+    )
+    .await;
     // The answer names the offset's leader epoch from v4.
     let carries_epoch = ctx.api_version >= 4;
     let topics = req
         .topics
         .iter()
-        .map(|topic| {
+        .zip(answers)
+        .map(|(topic, answers)| {
             let partitions = topic
                 .partitions
                 .iter()
-                .map(|part| {
+                .zip(answers)
+                .map(|(part, found)| {
                     let base = ListOffsetsPartitionResponse::default()
                         .with_partition_index(part.partition_index);
-                    match results.next() {
-                        Some(Ok((offset, timestamp))) => base
+                    match found {
+                        Ok((offset, timestamp)) => base
                             .with_offset(offset)
                             .with_timestamp(timestamp)
                             .with_leader_epoch(if offset >= 0 && carries_epoch {
@@ -77,12 +70,8 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> Lis
                             } else {
                                 -1
                             }),
-                        Some(Err(code)) => base
+                        Err(code) => base
                             .with_error_code(code)
-                            .with_offset(-1)
-                            .with_timestamp(-1),
-                        None => base
-                            .with_error_code(ResponseError::UnknownServerError.code())
                             .with_offset(-1)
                             .with_timestamp(-1),
                     }
@@ -101,19 +90,17 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ListOffsetsRequest) -> Lis
 async fn lookup(
     ctx: &RequestContext,
     topic: &str,
-    partition: i32,
-    timestamp: i64,
-    current_leader_epoch: i32,
+    part: &ListOffsetsPartition,
     latest: OffsetSpec,
 ) -> Result<(i64, i64), i16> {
     if !ctx.sees(topic) {
         return Err(ResponseError::TopicAuthorizationFailed.code());
     }
-    let Some(partition) = partition_from_wire(partition) else {
+    let Some(partition) = partition_from_wire(part.partition_index) else {
         return Err(ResponseError::UnknownTopicOrPartition.code());
     };
-    check_leader_epoch(current_leader_epoch)?;
-    let spec = match timestamp {
+    check_leader_epoch(part.current_leader_epoch)?;
+    let spec = match part.timestamp {
         LATEST => latest,
         EARLIEST | EARLIEST_LOCAL => OffsetSpec::Earliest,
         LATEST_TIERED => return Ok((-1, -1)),

@@ -43,6 +43,9 @@ pub(crate) mod sync_group;
 pub(crate) mod transactions;
 pub(crate) mod write_txn_markers;
 
+use std::future::Future;
+
+use futures::stream::{self, StreamExt};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::TopicName;
 use spindle_engine::access::Operation;
@@ -127,4 +130,30 @@ impl PartitionCodes {
             None => ResponseError::UnknownServerError.code(),
         }
     }
+}
+
+/// Looks up every partition of every topic of a request, at most `at_once` lookups at a time
+/// (each may read a segment window or cross to another shard), and returns the answers nested
+/// as the request nests its partitions: `answers[t][p]` for `partitions(&topics[t])[p]`.
+pub(crate) async fn per_partition<'a, T, P: 'a, R, Fut>(
+    topics: &'a [T],
+    partitions: impl Fn(&'a T) -> &'a [P],
+    lookup: impl Fn(&'a T, &'a P) -> Fut,
+    at_once: usize,
+) -> Vec<Vec<R>>
+where
+    Fut: Future<Output = R>,
+{
+    let (partitions, lookup) = (&partitions, &lookup);
+    let lookups = topics.iter().flat_map(|topic| {
+        partitions(topic)
+            .iter()
+            .map(move |part| lookup(topic, part))
+    });
+    let answers: Vec<R> = stream::iter(lookups).buffered(at_once).collect().await;
+    let mut answers = answers.into_iter();
+    topics
+        .iter()
+        .map(|topic| answers.by_ref().take(partitions(topic).len()).collect())
+        .collect()
 }

@@ -11,7 +11,6 @@
 //! [`LIST_OFFSETS_LOOKUPS_AT_ONCE`] at a time, as ListOffsets does, and answered in request
 //! order.
 
-use futures::stream::{self, StreamExt};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_request::OffsetForLeaderPartition;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
@@ -20,6 +19,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use spindle_engine::{OffsetSpec, TopicPartition};
 
+use crate::kafka::api::per_partition;
 use crate::kafka::context::RequestContext;
 use crate::kafka::error_code;
 use crate::kafka::wire::{check_leader_epoch, offset_to_wire, partition_from_wire, LEADER_EPOCH};
@@ -35,29 +35,24 @@ pub(crate) async fn handle(
     ctx: &RequestContext,
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
-    let lookups = req.topics.iter().flat_map(|topic| {
-        topic
-            .partitions
-            .iter()
-            .map(move |part| end_of_epoch(ctx, topic.topic.0.as_str(), part))
-    });
-    let results: Vec<_> = stream::iter(lookups)
-        .buffered(LIST_OFFSETS_LOOKUPS_AT_ONCE)
-        .collect()
-        .await;
-    let mut results = results.into_iter();
+    let answers = per_partition(
+        &req.topics,
+        |topic| &topic.partitions,
+        |topic, part| end_of_epoch(ctx, topic.topic.0.as_str(), part),
+        LIST_OFFSETS_LOOKUPS_AT_ONCE,
+    )
+    .await;
     let topics = req
         .topics
         .iter()
-        .map(|topic| {
+        .zip(answers)
+        .map(|(topic, answers)| {
             let partitions = topic
                 .partitions
                 .iter()
-                .map(|part| {
+                .zip(answers)
+                .map(|(part, found)| {
                     let answer = EpochEndOffset::default().with_partition(part.partition);
-                    let found = results
-                        .next()
-                        .unwrap_or(Err(ResponseError::UnknownServerError.code()));
                     match found {
                         Ok((epoch, end)) => answer.with_leader_epoch(epoch).with_end_offset(end),
                         Err(code) => answer
