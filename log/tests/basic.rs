@@ -554,3 +554,48 @@ fn recovery_hands_over_the_producer_batches_of_the_last_16_mib_across_rolls() {
         assert!(log.take_recovered_producers().batches.is_empty());
     });
 }
+
+#[test]
+fn index_files_a_roll_leaves_to_a_task_never_outlive_their_segment() {
+    let dir = tempdir();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let config = LogConfig {
+            retention_bytes: Some(0),
+            ..LogConfig::default()
+        };
+        let (log, _) = open(&path, config.clone()).await;
+        // Each roll leaves the sealed segment's index files to a task, and retention right after
+        // it retires that very segment (all but the active one go).
+        for round in 0..20 {
+            append_n(&log, 2, 2, 600, round * 10);
+            log.flush().await.unwrap();
+            log.roll().await.unwrap();
+            let out = log.enforce_retention().await.unwrap();
+            assert_eq!(out.segments_deleted, 1, "round {round}");
+        }
+        // A segment sealed just before the close keeps its indexes.
+        log.set_config(LogConfig {
+            retention_bytes: None,
+            ..config
+        });
+        append_n(&log, 2, 2, 600, 1000);
+        log.flush().await.unwrap();
+        log.roll().await.unwrap();
+        log.close().await.unwrap();
+
+        let stems = |suffix: &str| -> std::collections::BTreeSet<String> {
+            std::fs::read_dir(&path)
+                .unwrap()
+                .filter_map(|e| {
+                    let name = e.unwrap().file_name().into_string().unwrap();
+                    name.strip_suffix(suffix).map(str::to_owned)
+                })
+                .collect()
+        };
+        let logs = stems(".log");
+        assert_eq!(logs.len(), 2, "{logs:?}");
+        assert_eq!(stems(".index"), logs, "offset indexes, one per segment");
+        assert_eq!(stems(".timeindex"), logs, "time indexes, one per segment");
+    });
+}

@@ -264,6 +264,8 @@ impl Log {
         };
         if aged {
             self.roll_locked().await?;
+            // The segment just sealed may be among the victims.
+            self.sealed_indexes_written().await?;
         }
         let mut victims = Vec::new();
         loop {

@@ -10,7 +10,9 @@
 //! `high_watermark` once the round's writes have completed, which is what makes them readable
 //! and acknowledged. One round is on its way at a time, and flushers share it (group commit,
 //! see `group_commit`). Rolls, truncation, retention and close hold `write_lock`, which waits
-//! for the round on its way and keeps new ones from starting.
+//! for the round on its way and keeps new ones from starting. A roll leaves the sealed
+//! segment's index files to a task of its own, which holds `index_writes`: everything else that
+//! takes the lock waits for that task too (see `write::Log::lock`).
 
 mod compact;
 mod group_commit;
@@ -95,6 +97,8 @@ pub struct Log {
     state: RefCell<State>,
     /// Held by whoever rolls, truncates, deletes or closes.
     write_lock: Semaphore,
+    /// Held by the task writing the index files of the segment the last roll sealed.
+    index_writes: Rc<Semaphore>,
     /// Wakes flushers when a round's writes end, a round settles or the lock is released.
     progress: Rc<group_commit::Progress>,
     /// Wakes a flusher gathering batches for a durable round when a batch is appended.
@@ -232,6 +236,7 @@ impl Log {
                 cleaned_to,
             }),
             write_lock: Semaphore::new(1),
+            index_writes: Rc::new(Semaphore::new(1)),
             progress: Rc::default(),
             appended: group_commit::Progress::default(),
             gathering: Cell::new(false),

@@ -1,5 +1,6 @@
 //! The write path: append (memory only), flush (group-committed DMA writes), sync and roll.
 
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -122,13 +123,31 @@ impl Log {
     /// # Errors
     /// [`LogError::Io`] if sealing or creating a file fails, [`LogError::Closed`].
     pub async fn roll(&self) -> Result<(), LogError> {
-        let _permit = self.lock().await?;
+        let _permit = self.lock_active().await?;
         self.roll_locked().await
     }
 
-    /// Takes the write lock, then waits for a round already on its way to settle: whoever holds
-    /// the lock has the segment files to itself.
+    /// Takes the write lock, then waits for a round already on its way to settle and for the
+    /// index files of the segment the last roll sealed: whoever holds the lock has the segment
+    /// files to itself.
     pub(super) async fn lock(&self) -> Result<WriteGuard<'_>, LogError> {
+        let guard = self.lock_active().await?;
+        self.sealed_indexes_written().await?;
+        Ok(guard)
+    }
+
+    /// Waits until no task is writing a sealed segment's index files.
+    pub(super) async fn sealed_indexes_written(&self) -> Result<(), LogError> {
+        self.index_writes
+            .acquire_permit(1)
+            .await
+            .map(drop)
+            .map_err(|_| self.closed_error())
+    }
+
+    /// The write lock with no round on its way, the active segment to its holder; sealed
+    /// segments' index files may still be being written. Enough to roll.
+    async fn lock_active(&self) -> Result<WriteGuard<'_>, LogError> {
         let permit = self
             .write_lock
             .acquire_permit(1)
@@ -177,9 +196,13 @@ impl Log {
             };
             match step {
                 Next::Wait => self.progress.after(seen).await,
-                Next::Roll if locked => self.roll_locked().await?,
+                Next::Roll if locked => {
+                    // The lock's holder has the segment files to itself, the sealed one's too.
+                    self.roll_locked().await?;
+                    self.sealed_indexes_written().await?;
+                }
                 Next::Roll => {
-                    let _permit = self.lock().await?;
+                    let _permit = self.lock_active().await?;
                     if self.needs_roll(&self.state.borrow()) {
                         self.roll_locked().await?;
                     }
@@ -471,11 +494,11 @@ impl Log {
 
     /// Seals the active segment and opens a new one at its next offset. Requires the write lock.
     ///
-    /// Sealing truncates the file to its real length, syncs it unless fsync is `never` or every
-    /// byte of it is already durable (`batch` rounds written through the `O_DSYNC` handle), and
-    /// writes its indexes without syncing them: a crash can leave them missing or stale, and
-    /// opening the log rebuilds them. Under `batch` the directory is synced (through io_uring) so
-    /// the new segment's name is durable before anything is acknowledged in it.
+    /// Sealing truncates the file to its real length and syncs it unless fsync is `never` or
+    /// every byte of it is already durable (`batch` rounds written through the `O_DSYNC`
+    /// handle). Under `batch` the directory is synced (through io_uring) so the new segment's
+    /// name is durable before anything is acknowledged in it. The sealed segment's indexes are
+    /// written after the new segment is in place, by [`Log::write_sealed_indexes`].
     pub(super) async fn roll_locked(&self) -> Result<(), LogError> {
         let (file, path, size, base, indexes, durable) = {
             let st = self.state.borrow();
@@ -502,27 +525,45 @@ impl Log {
         if policy != FsyncPolicy::Never && !(policy == FsyncPolicy::Batch && durable) {
             self.sync_file(&file, &path).await?;
         }
-        // The sealed segment's indexes and the new segment's file are independent (indexes that a
-        // crash leaves missing or stale are rebuilt on open): one waits for the other's I/O.
         let new_path = log_path(&self.dir, base);
-        let new_segment = async {
-            let file = self.start_segment_file(&new_path).await?;
-            let appender = Appender::resume(&file, &new_path, 0).await?;
-            Ok::<_, LogError>((file, appender))
-        };
-        let (indexed, opened) =
-            futures_lite::future::zip(write_index_files(indexes, false), new_segment).await;
-        indexed?;
-        let (new_file, appender) = opened?;
+        let new_file = self.start_segment_file(&new_path).await?;
+        let appender = Appender::resume(&new_file, &new_path, 0).await?;
         if policy == FsyncPolicy::Batch {
             io::sync_dir_async(&self.dir).await?;
         }
-        let mut st = self.state.borrow_mut();
-        st.segments
-            .push(Segment::empty(base, Rc::new(new_file), new_path));
-        st.appender = appender;
-        st.rolls_since_retention += 1;
+        {
+            let mut st = self.state.borrow_mut();
+            st.segments
+                .push(Segment::empty(base, Rc::new(new_file), new_path));
+            st.appender = appender;
+            st.rolls_since_retention += 1;
+        }
         tracing::debug!(dir = %self.dir.display(), base = %base, "rolled to a new segment");
+        self.write_sealed_indexes(indexes).await
+    }
+
+    /// Writes a sealed segment's index files in a task of its own, so that the rounds into the
+    /// next segment do not wait for them (they took 0.7-1.3 ms of a 1 GiB segment's roll, with
+    /// appends held up meanwhile: docs/BENCHMARKS.md). The task holds `index_writes`, which
+    /// whoever takes the lock next waits for, so retention, compaction, truncation and close
+    /// never meet a segment whose files are still being written. The files are not synced and a
+    /// failure is only a warning: indexes that a crash or an error leaves missing or stale are
+    /// rebuilt when the log is opened. Waits first for the task of an earlier roll, if it runs.
+    /// (The lock matters beyond tidiness: glommio's DMA open panics, ENOENT from a `statfs` of
+    /// the path, when the file it has just created is removed before that.)
+    async fn write_sealed_indexes(&self, indexes: [(PathBuf, Vec<u8>); 2]) -> Result<(), LogError> {
+        let permit = self
+            .index_writes
+            .acquire_static_permit(1)
+            .await
+            .map_err(|_| self.closed_error())?;
+        glommio::spawn_local(async move {
+            if let Err(e) = write_index_files(indexes, false).await {
+                tracing::warn!(error = %e, "writing a sealed segment's index files failed; opening the log rebuilds them");
+            }
+            drop(permit);
+        })
+        .detach();
         Ok(())
     }
 
