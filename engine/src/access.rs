@@ -94,6 +94,8 @@ pub struct Principal {
     name: Arc<str>,
     /// `None` allows everything (no credentials configured).
     grants: Option<Arc<[Grant]>>,
+    /// The transactional ids it may use (patterns as for topics); `None`: any.
+    transactional_ids: Option<Arc<[TopicPattern]>>,
 }
 
 impl Principal {
@@ -102,15 +104,39 @@ impl Principal {
         Self {
             name: Arc::from("anonymous"),
             grants: None,
+            transactional_ids: None,
         }
     }
 
-    /// A principal limited to `grants`.
+    /// A principal limited to `grants`, with any transactional id.
     pub fn new(name: &str, grants: Vec<Grant>) -> Self {
         Self {
             name: Arc::from(name),
             grants: Some(Arc::from(grants)),
+            transactional_ids: None,
         }
+    }
+
+    /// The same principal, limited to the transactional ids `patterns` cover.
+    #[must_use]
+    pub fn with_transactional_ids(self, patterns: Vec<TopicPattern>) -> Self {
+        Self {
+            transactional_ids: Some(Arc::from(patterns)),
+            ..self
+        }
+    }
+
+    /// The patterns of the transactional ids it may use; `None` for any.
+    pub fn transactional_ids(&self) -> Option<&[TopicPattern]> {
+        self.transactional_ids.as_deref()
+    }
+
+    /// Whether the principal may use transactional id `id` (Kafka's WRITE on the
+    /// TRANSACTIONAL_ID resource).
+    pub fn may_use_transactional_id(&self, id: &str) -> bool {
+        self.transactional_ids
+            .as_deref()
+            .is_none_or(|patterns| patterns.iter().any(|p| p.matches(id)))
     }
 
     /// The principal's name, as configured.
@@ -328,6 +354,18 @@ mod tests {
         assert!(TopicPattern::parse("").is_err());
         assert!(TopicPattern::parse("a*b").is_err());
         assert!(TopicPattern::parse("**").is_err());
+    }
+
+    #[test]
+    fn transactional_ids_are_any_unless_limited() {
+        let writer = Principal::new("writer", vec![grant("*", &[Operation::Write])]);
+        assert!(writer.may_use_transactional_id("anything"));
+        let limited = writer.with_transactional_ids(vec![TopicPattern::parse("app-*").unwrap()]);
+        assert!(limited.may_use_transactional_id("app-1"));
+        assert!(!limited.may_use_transactional_id("other-1"));
+        let none = Principal::new("none", vec![]).with_transactional_ids(vec![]);
+        assert!(!none.may_use_transactional_id("app-1"));
+        assert!(Principal::anonymous().may_use_transactional_id("app-1"));
     }
 
     #[test]

@@ -75,10 +75,22 @@ impl Authenticator {
                     .iter()
                     .map(parse_grant)
                     .collect::<Result<Vec<_>, _>>()?;
-                Ok((
-                    entry.token.clone(),
-                    Principal::new(&entry.principal, grants),
-                ))
+                let mut principal = Principal::new(&entry.principal, grants);
+                if let Some(ids) = &entry.transactional_ids {
+                    let patterns = ids
+                        .iter()
+                        .map(|id| {
+                            TopicPattern::parse(id).map_err(|e| {
+                                GatewayError::Config(format!(
+                                    "transactional_ids of principal {:?}: {e}",
+                                    entry.principal
+                                ))
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    principal = principal.with_transactional_ids(patterns);
+                }
+                Ok((entry.token.clone(), principal))
             })
             .collect::<Result<Vec<_>, GatewayError>>()?;
         let credentials = Credentials::new(entries).map_err(GatewayError::Config)?;
@@ -164,6 +176,7 @@ mod tests {
                     ops: ops.to_vec(),
                 })
                 .collect(),
+            transactional_ids: None,
             quota: None,
         }
     }
@@ -199,6 +212,29 @@ mod tests {
         assert!(denied.message().contains("logs.app"));
         let admin = auth.authenticate(Some(b"bearer a-token")).unwrap();
         assert_eq!(admin.name(), "admin");
+    }
+
+    #[test]
+    fn transactional_ids_limit_a_principal_when_configured() {
+        let mut app = token("app", "app-token", &[("*", &[Operation::Write])]);
+        app.transactional_ids = Some(vec!["app-*".to_owned()]);
+        let config = AuthConfig {
+            tokens: vec![app.clone(), token("any", "any-token", &[])],
+        };
+        let auth = Authenticator::new(Some(&config)).unwrap();
+        let app_principal = auth.authenticate(Some(b"Bearer app-token")).unwrap();
+        assert!(app_principal.may_use_transactional_id("app-1"));
+        assert!(!app_principal.may_use_transactional_id("other"));
+        let any = auth.authenticate(Some(b"Bearer any-token")).unwrap();
+        assert!(any.may_use_transactional_id("other"));
+
+        app.transactional_ids = Some(vec!["a*b".to_owned()]);
+        let bad = AuthConfig { tokens: vec![app] };
+        let err = Authenticator::new(Some(&bad)).unwrap_err().to_string();
+        assert!(
+            err.contains("transactional_ids of principal \"app\""),
+            "{err}"
+        );
     }
 
     #[test]

@@ -126,6 +126,9 @@ pub struct TokenConfig {
     /// What the principal may do, on which topics.
     #[serde(default)]
     pub permissions: Vec<PermissionConfig>,
+    /// The Kafka transactional ids the principal may use (`name`, `prefix*` or `*`); absent:
+    /// any.
+    pub transactional_ids: Option<Vec<String>>,
     /// This principal's quota, replacing `[grpc.quota]`.
     pub quota: Option<QuotaConfig>,
 }
@@ -137,6 +140,7 @@ impl std::fmt::Debug for TokenConfig {
             .field("principal", &self.principal)
             .field("token", &"<redacted>")
             .field("permissions", &self.permissions)
+            .field("transactional_ids", &self.transactional_ids)
             .field("quota", &self.quota)
             .finish()
     }

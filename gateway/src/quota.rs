@@ -205,6 +205,7 @@ mod tests {
                 principal: "slow".to_string(),
                 token: "t".to_string(),
                 permissions: vec![],
+                transactional_ids: None,
                 quota: Some(QuotaConfig {
                     records_per_sec: Some(2),
                     bytes_per_sec: None,

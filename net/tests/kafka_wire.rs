@@ -1118,7 +1118,8 @@ fn a_static_leader_restarting_into_a_stable_group_keeps_its_assignment_without_a
 }
 
 /// A node whose Kafka listener asks for SASL/PLAIN, with three principals: `admin` (admin on
-/// every topic), `writer` (read and write on `orders`) and `reader` (read on every topic).
+/// every topic), `writer` (read and write on `orders`, transactional ids `orders-tx-*`) and
+/// `reader` (read on every topic).
 fn sasl_node() -> Node {
     use spindle_engine::access::{Credentials, Grant, Operation, Principal, TopicPattern};
     let grant = |pattern: &str, ops: &[Operation]| Grant {
@@ -1135,7 +1136,8 @@ fn sasl_node() -> Node {
             Principal::new(
                 "writer",
                 vec![grant("orders", &[Operation::Read, Operation::Write])],
-            ),
+            )
+            .with_transactional_ids(vec![TopicPattern::parse("orders-tx-*").unwrap()]),
         ),
         (
             "reader-secret".to_owned(),
@@ -1184,6 +1186,108 @@ fn sasl_connect(node: &Node, user: &str) -> TcpStream {
     let (handshake, authenticate) = sasl_plain(&mut conn, "PLAIN", user, &format!("{user}-secret"));
     assert_eq!((handshake, authenticate), (0, 0), "{user}");
     conn
+}
+
+#[test]
+fn every_transactional_api_refuses_a_transactional_id_the_principal_may_not_use() {
+    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+    use kafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::*;
+
+    let node = sasl_node();
+    let orders = TopicName(StrBytes::from_static_str("orders"));
+    let mut admin = sasl_connect(&node, "admin");
+    assert_eq!(create_topic_as(&mut admin, &orders), 0);
+    let mut writer = sasl_connect(&node, "writer");
+    let id = |s: &'static str| TransactionalId(StrBytes::from_static_str(s));
+    let refused = ResponseError::TransactionalIdAuthorizationFailed.code();
+    let init = |conn: &mut TcpStream, s: &'static str| -> i16 {
+        let answer: InitProducerIdResponse = call(
+            conn,
+            4,
+            &InitProducerIdRequest::default()
+                .with_transactional_id(Some(id(s)))
+                .with_transaction_timeout_ms(60_000),
+        );
+        answer.error_code
+    };
+    assert_eq!(init(&mut writer, "payments-tx"), refused);
+    assert_eq!(init(&mut writer, "orders-tx-1"), 0);
+    assert_eq!(init(&mut admin, "payments-tx"), 0, "admin may use any id");
+
+    let found: FindCoordinatorResponse = call(
+        &mut writer,
+        4,
+        &FindCoordinatorRequest::default()
+            .with_key_type(1)
+            .with_coordinator_keys(vec![
+                StrBytes::from_static_str("payments-tx"),
+                StrBytes::from_static_str("orders-tx-1"),
+            ]),
+    );
+    let codes: Vec<_> = found.coordinators.iter().map(|c| c.error_code).collect();
+    assert_eq!(codes, [refused, 0]);
+
+    let added: AddPartitionsToTxnResponse = call(
+        &mut writer,
+        3,
+        &AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(id("payments-tx"))
+            .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                .with_name(orders.clone())
+                .with_partitions(vec![0])]),
+    );
+    let partition = &added.results_by_topic_v3_and_below[0].results_by_partition[0];
+    assert_eq!(partition.partition_error_code, refused);
+    let offsets: AddOffsetsToTxnResponse = call(
+        &mut writer,
+        3,
+        &AddOffsetsToTxnRequest::default().with_transactional_id(id("payments-tx")),
+    );
+    assert_eq!(offsets.error_code, refused);
+    let committed: TxnOffsetCommitResponse = call(
+        &mut writer,
+        3,
+        &TxnOffsetCommitRequest::default()
+            .with_transactional_id(id("payments-tx"))
+            .with_group_id(GroupId(StrBytes::from_static_str("g")))
+            .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+                .with_name(orders)
+                .with_partitions(vec![TxnOffsetCommitRequestPartition::default()])]),
+    );
+    assert_eq!(committed.topics[0].partitions[0].error_code, refused);
+    let ended: EndTxnResponse = call(
+        &mut writer,
+        3,
+        &EndTxnRequest::default().with_transactional_id(id("payments-tx")),
+    );
+    assert_eq!(ended.error_code, refused);
+    let described: DescribeTransactionsResponse = call(
+        &mut writer,
+        0,
+        &DescribeTransactionsRequest::default()
+            .with_transactional_ids(vec![id("payments-tx"), id("orders-tx-1")]),
+    );
+    let codes: Vec<_> = described
+        .transaction_states
+        .iter()
+        .map(|s| s.error_code)
+        .collect();
+    assert_eq!(codes, [refused, 0]);
+    let listed: ListTransactionsResponse =
+        call(&mut writer, 0, &ListTransactionsRequest::default());
+    let ids: Vec<_> = listed
+        .transaction_states
+        .iter()
+        .map(|s| s.transactional_id.0.as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        ["orders-tx-1"],
+        "the ids the principal may not use are left out"
+    );
 }
 
 fn create_topic_as(conn: &mut TcpStream, name: &TopicName) -> i16 {

@@ -33,6 +33,7 @@ permissions = [{ topic = "*", ops = ["admin", "read"] }]
 principal = "orders-app"
 token = "orders-secret"
 permissions = [{ topic = "orders*", ops = ["read", "write"] }]
+transactional_ids = ["orders-tx-*"]
 
 [[grpc.auth.tokens]]
 principal = "auditor"
@@ -220,6 +221,41 @@ def test_only_a_principal_with_admin_everywhere_may_write_transaction_markers(se
         ops.close()
 
 
+def test_a_principal_uses_only_the_transactional_ids_it_is_given(secured, topic_name):
+    """orders-app may use the transactional ids `orders-tx-*` only: librdkafka's
+    init_transactions with another id fails with TRANSACTIONAL_ID_AUTHORIZATION_FAILED (at
+    FindCoordinator, then InitProducerId), one it may use commits. A principal configured
+    without `transactional_ids` (auditor) may use any id."""
+    bootstrap = secured.bootstrap
+    topic = f"orders-txn-{topic_name}"
+    create(bootstrap, "ops", topic)
+
+    def transactional(user: str, transactional_id: str):
+        return clients.producer(bootstrap, {**sasl(user), "transactional.id": transactional_id})
+
+    refused = transactional("orders-app", f"payments-tx-{topic_name}")
+    with pytest.raises(KafkaException) as failed:
+        refused.init_transactions(10)
+    assert failed.value.args[0].code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, failed.value
+
+    allowed = transactional("orders-app", f"orders-tx-{topic_name}")
+    allowed.init_transactions(10)
+    allowed.begin_transaction()
+    allowed.produce(topic, value=b"in a transaction", partition=0)
+    allowed.commit_transaction(10)
+
+    anyone = transactional("auditor", f"payments-tx-{topic_name}")
+    anyone.init_transactions(10)
+    anyone.begin_transaction()
+    anyone.abort_transaction(10)
+
+    cons = clients.consumer(bootstrap, extra={**sasl("auditor"), "isolation.level": "read_committed"})
+    cons.assign([CTP(topic, 0, 0)])
+    [record] = clients.consume(cons, 1)
+    cons.close()
+    assert record.value() == b"in a transaction"
+
+
 def test_acls_show_the_configured_grants_and_cannot_be_changed_over_kafka(secured, topic_name):
     """describe_acls lists each principal's grants as Kafka ACL bindings (a `prefix*` grant as a
     PREFIXED resource, `*` as a LITERAL `*`), a MATCH filter finds those that apply to a topic,
@@ -240,6 +276,10 @@ def test_acls_show_the_configured_grants_and_cannot_be_changed_over_kafka(secure
     }
     topic = ResourceType.TOPIC
     assert (topic, "orders", ResourcePatternType.PREFIXED, "User:orders-app", AclOperation.WRITE) in seen
+    txn = ResourceType.TRANSACTIONAL_ID
+    assert (txn, "orders-tx-", ResourcePatternType.PREFIXED, "User:orders-app", AclOperation.WRITE) in seen
+    assert (txn, "*", ResourcePatternType.LITERAL, "User:auditor", AclOperation.WRITE) in seen
+    assert not any(b[0] == txn and b[1] == "*" and b[3] == "User:orders-app" for b in seen)
     assert (topic, "*", ResourcePatternType.LITERAL, "User:auditor", AclOperation.READ) in seen
     assert (topic, "*", ResourcePatternType.LITERAL, "User:ops", AclOperation.CREATE) in seen
     assert not any(b[0] == topic and b[3] == "User:auditor" and b[4] == AclOperation.WRITE for b in seen)

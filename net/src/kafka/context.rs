@@ -99,6 +99,16 @@ impl RequestContext {
         ))
     }
 
+    /// `Ok` if the principal may use transactional id `id` (Kafka's WRITE and DESCRIBE on the
+    /// TRANSACTIONAL_ID resource), else TRANSACTIONAL_ID_AUTHORIZATION_FAILED.
+    pub fn authorize_transactional_id(&self, id: &str) -> Result<(), i16> {
+        if self.principal.may_use_transactional_id(id) {
+            return Ok(());
+        }
+        tracing::debug!(peer = %self.peer, principal = self.principal.name(), id, "transactional id refused");
+        Err(ResponseError::TransactionalIdAuthorizationFailed.code())
+    }
+
     /// Whether the principal may see `topic` at all (list and describe it).
     pub fn sees(&self, topic: &str) -> bool {
         self.principal.allows_any(topic)

@@ -7,8 +7,10 @@
 //! - a grant's topic pattern is a TOPIC resource: `*` a LITERAL `*`, `prefix*` a PREFIXED
 //!   `prefix`, a name a LITERAL name; `read` allows READ and DESCRIBE on it, `write` WRITE and
 //!   DESCRIBE, `admin` CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS and ALTER_CONFIGS;
-//! - every principal may use any group (GROUP `*`: READ, DESCRIBE) and transactional id
-//!   (TRANSACTIONAL_ID `*`: WRITE, DESCRIBE), and write idempotently (CLUSTER: IDEMPOTENT_WRITE);
+//! - every principal may use any group (GROUP `*`: READ, DESCRIBE) and write idempotently
+//!   (CLUSTER: IDEMPOTENT_WRITE); it may use the transactional ids its `transactional_ids`
+//!   patterns cover, each a TRANSACTIONAL_ID resource as topic patterns are TOPIC ones (WRITE,
+//!   DESCRIBE), or any (`*`) without the key;
 //! - `admin` on `*` also deletes groups (GROUP `*`: DELETE) and writes transaction markers
 //!   (CLUSTER: CLUSTER_ACTION).
 //!
@@ -119,6 +121,15 @@ fn bindings(ctx: &RequestContext) -> Option<Vec<Binding>> {
     Some(all)
 }
 
+/// A name pattern as a Kafka resource name and pattern type.
+fn resource_pattern(pattern: &TopicPattern) -> (&str, i8) {
+    match pattern {
+        TopicPattern::Any => ("*", LITERAL),
+        TopicPattern::Prefix(prefix) => (prefix.as_str(), PREFIXED),
+        TopicPattern::Exact(name) => (name.as_str(), LITERAL),
+    }
+}
+
 fn bindings_of(principal: &Principal) -> Vec<Binding> {
     let user = format!("User:{}", principal.name());
     let mut out = Vec::new();
@@ -132,18 +143,22 @@ fn bindings_of(principal: &Principal) -> Vec<Binding> {
         }
     };
     allow((GROUP, "*", LITERAL), &[READ, DESCRIBE]);
-    allow((TRANSACTIONAL_ID, "*", LITERAL), &[WRITE, DESCRIBE]);
+    match principal.transactional_ids() {
+        None => allow((TRANSACTIONAL_ID, "*", LITERAL), &[WRITE, DESCRIBE]),
+        Some(patterns) => {
+            for pattern in patterns {
+                let (name, pattern_type) = resource_pattern(pattern);
+                allow((TRANSACTIONAL_ID, name, pattern_type), &[WRITE, DESCRIBE]);
+            }
+        }
+    }
     allow((CLUSTER, CLUSTER_NAME, LITERAL), &[IDEMPOTENT_WRITE]);
     if principal.allows_everywhere(Operation::Admin) {
         allow((GROUP, "*", LITERAL), &[DELETE]);
         allow((CLUSTER, CLUSTER_NAME, LITERAL), &[CLUSTER_ACTION]);
     }
     for grant in principal.grants().unwrap_or_default() {
-        let (name, pattern_type) = match &grant.pattern {
-            TopicPattern::Any => ("*", LITERAL),
-            TopicPattern::Prefix(prefix) => (prefix.as_str(), PREFIXED),
-            TopicPattern::Exact(name) => (name.as_str(), LITERAL),
-        };
+        let (name, pattern_type) = resource_pattern(&grant.pattern);
         for op in &grant.ops {
             let operations: &[i8] = match op {
                 Operation::Read => &[READ, DESCRIBE],

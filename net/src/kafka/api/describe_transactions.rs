@@ -13,7 +13,8 @@ use spindle_engine::txn;
 use crate::kafka::context::RequestContext;
 
 /// Answers one DescribeTransactions request. An id the coordinator does not know is
-/// TRANSACTIONAL_ID_NOT_FOUND; partitions of topics the principal may not see are left out.
+/// TRANSACTIONAL_ID_NOT_FOUND, one the principal may not use TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+/// partitions of topics the principal may not see are left out.
 pub(crate) async fn handle(
     ctx: &RequestContext,
     req: DescribeTransactionsRequest,
@@ -21,6 +22,14 @@ pub(crate) async fn handle(
     let mut states = Vec::with_capacity(req.transactional_ids.len());
     for id in req.transactional_ids {
         let asked = id.0.as_str().to_owned();
+        if let Err(code) = ctx.authorize_transactional_id(&asked) {
+            states.push(
+                TransactionState::default()
+                    .with_transactional_id(id)
+                    .with_error_code(code),
+            );
+            continue;
+        }
         let found = txn::on_coordinator(&ctx.shard, &asked.clone(), move |_, txns| async move {
             txns.describe(&asked)
         })

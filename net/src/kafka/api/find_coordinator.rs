@@ -52,6 +52,10 @@ fn coordinator(ctx: &RequestContext, key_type: i8, key: StrBytes) -> Coordinator
             .with_error_message(Some(StrBytes::from_static_str(message)))
     };
     match key_type {
+        KEY_TYPE_TRANSACTION if ctx.authorize_transactional_id(key.as_str()).is_err() => refuse(
+            ResponseError::TransactionalIdAuthorizationFailed,
+            "the principal may not use this transactional id",
+        ),
         KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => Coordinator::default()
             .with_key(key)
             .with_node_id(BrokerId(ctx.node_id))

@@ -21,6 +21,9 @@ pub(crate) async fn handle(
     let allocated = match req.transactional_id {
         Some(id) => {
             let id = id.0.as_str().to_owned();
+            if let Err(code) = ctx.authorize_transactional_id(&id) {
+                return failed.with_error_code(code);
+            }
             let timeout_ms = u64::try_from(req.transaction_timeout_ms).unwrap_or(0);
             txn::on_coordinator(&ctx.shard, &id.clone(), move |shard, txns| async move {
                 txns.init_producer(&shard, &id, timeout_ms).await

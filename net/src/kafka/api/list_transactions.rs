@@ -70,6 +70,8 @@ pub(crate) async fn handle(
                 .as_ref()
                 .is_none_or(|p| p.matches(&t.transactional_id))
         })
+        // Ids the principal may not use are left out, as Kafka lists only those it may describe.
+        .filter(|t| ctx.authorize_transactional_id(&t.transactional_id).is_ok())
         .map(|t| {
             TransactionState::default()
                 .with_transactional_id(TransactionalId(StrBytes::from_string(t.transactional_id)))

@@ -68,7 +68,12 @@ pub(crate) async fn add_partitions(
                 .map(move |&p| (topic.to_owned(), p, refusal(topic, p)))
         })
         .collect();
-    let whole = if asked.iter().any(|(_, _, refused)| refused.is_some()) {
+    let denied = ctx
+        .authorize_transactional_id(req.v3_and_below_transactional_id.0.as_str())
+        .err();
+    let whole = if denied.is_some() {
+        denied
+    } else if asked.iter().any(|(_, _, refused)| refused.is_some()) {
         None
     } else {
         let partitions = asked
@@ -121,6 +126,9 @@ pub(crate) async fn add_offsets(
     req: AddOffsetsToTxnRequest,
 ) -> AddOffsetsToTxnResponse {
     let id = req.transactional_id.0.as_str().to_owned();
+    if let Err(code) = ctx.authorize_transactional_id(&id) {
+        return AddOffsetsToTxnResponse::default().with_error_code(code);
+    }
     let group = req.group_id.0.as_str().to_owned();
     let (producer_id, epoch) = (req.producer_id.0, req.producer_epoch);
     let outcome = txn::on_coordinator(&ctx.shard, &id.clone(), move |_, txns| async move {
@@ -155,14 +163,20 @@ pub(crate) async fn commit_offsets(
         }
     }
     let id = req.transactional_id.0.as_str().to_owned();
-    let group = req.group_id.0.as_str().to_owned();
-    let (producer_id, epoch) = (req.producer_id.0, req.producer_epoch);
-    let outcome = txn::on_coordinator(&ctx.shard, &id.clone(), move |_, txns| async move {
-        txns.commit_offsets(&id, producer_id, epoch, &group, offsets)
-            .await
-    })
-    .await;
-    let mut codes = PartitionCodes::all(code(ctx, outcome, 3));
+    let outcome = match ctx.authorize_transactional_id(&id) {
+        Err(denied) => denied,
+        Ok(()) => {
+            let group = req.group_id.0.as_str().to_owned();
+            let (producer_id, epoch) = (req.producer_id.0, req.producer_epoch);
+            let outcome = txn::on_coordinator(&ctx.shard, &id.clone(), move |_, txns| async move {
+                txns.commit_offsets(&id, producer_id, epoch, &group, offsets)
+                    .await
+            })
+            .await;
+            code(ctx, outcome, 3)
+        }
+    };
+    let mut codes = PartitionCodes::all(outcome);
     let asked = req.topics.into_iter().map(|t| {
         let indexes = t.partitions.iter().map(|p| p.partition_index).collect();
         (t.name, indexes)
@@ -188,6 +202,9 @@ pub(crate) async fn commit_offsets(
 /// a commit's offsets are committed.
 pub(crate) async fn end(ctx: &RequestContext, req: EndTxnRequest) -> EndTxnResponse {
     let id = req.transactional_id.0.as_str().to_owned();
+    if let Err(code) = ctx.authorize_transactional_id(&id) {
+        return EndTxnResponse::default().with_error_code(code);
+    }
     let (producer_id, epoch, commit) = (req.producer_id.0, req.producer_epoch, req.committed);
     let outcome = txn::on_coordinator(&ctx.shard, &id.clone(), move |shard, txns| async move {
         txns.end(&shard, &id, producer_id, epoch, commit).await
