@@ -263,9 +263,8 @@ impl Log {
             }
         };
         if aged {
-            self.roll_locked().await?;
-            // The segment just sealed may be among the victims.
-            self.sealed_indexes_written().await?;
+            // The segment it seals may be among the victims.
+            self.roll_under_lock().await?;
         }
         let mut victims = Vec::new();
         loop {

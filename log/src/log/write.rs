@@ -137,7 +137,7 @@ impl Log {
     }
 
     /// Waits until no task is writing a sealed segment's index files.
-    pub(super) async fn sealed_indexes_written(&self) -> Result<(), LogError> {
+    async fn sealed_indexes_written(&self) -> Result<(), LogError> {
         self.index_writes
             .acquire_permit(1)
             .await
@@ -196,11 +196,7 @@ impl Log {
             };
             match step {
                 Next::Wait => self.progress.after(seen).await,
-                Next::Roll if locked => {
-                    // The lock's holder has the segment files to itself, the sealed one's too.
-                    self.roll_locked().await?;
-                    self.sealed_indexes_written().await?;
-                }
+                Next::Roll if locked => self.roll_under_lock().await?,
                 Next::Roll => {
                     let _permit = self.lock_active().await?;
                     if self.needs_roll(&self.state.borrow()) {
@@ -492,14 +488,22 @@ impl Log {
         Ok(())
     }
 
-    /// Seals the active segment and opens a new one at its next offset. Requires the write lock.
+    /// [`Log::roll_locked`] for a holder of [`Log::lock`], who has every segment's files to
+    /// itself: returns once the sealed segment's index files are written too.
+    pub(super) async fn roll_under_lock(&self) -> Result<(), LogError> {
+        self.roll_locked().await?;
+        self.sealed_indexes_written().await
+    }
+
+    /// Seals the active segment and opens a new one at its next offset. Requires the write lock
+    /// ([`Log::lock_active`] is enough; under [`Log::lock`] use [`Log::roll_under_lock`]).
     ///
     /// Sealing truncates the file to its real length and syncs it unless fsync is `never` or
     /// every byte of it is already durable (`batch` rounds written through the `O_DSYNC`
     /// handle). Under `batch` the directory is synced (through io_uring) so the new segment's
     /// name is durable before anything is acknowledged in it. The sealed segment's indexes are
     /// written after the new segment is in place, by [`Log::write_sealed_indexes`].
-    pub(super) async fn roll_locked(&self) -> Result<(), LogError> {
+    async fn roll_locked(&self) -> Result<(), LogError> {
         let (file, path, size, base, indexes, durable) = {
             let st = self.state.borrow();
             if st.closed {
