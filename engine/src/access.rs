@@ -96,6 +96,8 @@ pub struct Principal {
     grants: Option<Arc<[Grant]>>,
     /// The transactional ids it may use (patterns as for topics); `None`: any.
     transactional_ids: Option<Arc<[TopicPattern]>>,
+    /// The consumer groups it may use (patterns as for topics); `None`: any.
+    groups: Option<Arc<[TopicPattern]>>,
 }
 
 impl Principal {
@@ -105,15 +107,17 @@ impl Principal {
             name: Arc::from("anonymous"),
             grants: None,
             transactional_ids: None,
+            groups: None,
         }
     }
 
-    /// A principal limited to `grants`, with any transactional id.
+    /// A principal limited to `grants`, with any transactional id and any group.
     pub fn new(name: &str, grants: Vec<Grant>) -> Self {
         Self {
             name: Arc::from(name),
             grants: Some(Arc::from(grants)),
             transactional_ids: None,
+            groups: None,
         }
     }
 
@@ -137,6 +141,28 @@ impl Principal {
         self.transactional_ids
             .as_deref()
             .is_none_or(|patterns| patterns.iter().any(|p| p.matches(id)))
+    }
+
+    /// The same principal, limited to the consumer groups `patterns` cover.
+    #[must_use]
+    pub fn with_groups(self, patterns: Vec<TopicPattern>) -> Self {
+        Self {
+            groups: Some(Arc::from(patterns)),
+            ..self
+        }
+    }
+
+    /// The patterns of the consumer groups it may use; `None` for any.
+    pub fn groups(&self) -> Option<&[TopicPattern]> {
+        self.groups.as_deref()
+    }
+
+    /// Whether the principal may use consumer group `group` (Kafka's READ and DESCRIBE on the
+    /// GROUP resource: join it, commit and fetch its offsets, describe it).
+    pub fn may_use_group(&self, group: &str) -> bool {
+        self.groups
+            .as_deref()
+            .is_none_or(|patterns| patterns.iter().any(|p| p.matches(group)))
     }
 
     /// The principal's name, as configured.
@@ -366,6 +392,22 @@ mod tests {
         let none = Principal::new("none", vec![]).with_transactional_ids(vec![]);
         assert!(!none.may_use_transactional_id("app-1"));
         assert!(Principal::anonymous().may_use_transactional_id("app-1"));
+    }
+
+    #[test]
+    fn groups_are_any_unless_limited() {
+        let reader = Principal::new("r", vec![]);
+        assert!(reader.may_use_group("anything"));
+        let limited = reader.with_groups(vec![TopicPattern::parse("billing-*").unwrap()]);
+        assert!(limited.may_use_group("billing-1"));
+        assert!(!limited.may_use_group("audit"));
+        assert!(
+            limited.may_use_transactional_id("x"),
+            "groups limit groups alone"
+        );
+        let none = Principal::new("none", vec![]).with_groups(vec![]);
+        assert!(!none.may_use_group("billing-1"));
+        assert!(Principal::anonymous().may_use_group("billing-1"));
     }
 
     #[test]

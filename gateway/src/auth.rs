@@ -22,6 +22,10 @@ pub trait PrincipalCheck {
     /// # Errors
     /// PERMISSION_DENIED naming the principal, the operation and the topic.
     fn check(&self, op: Operation, topic: &str) -> Result<(), Status>;
+
+    /// # Errors
+    /// PERMISSION_DENIED naming the principal and the consumer group.
+    fn check_group(&self, group: &str) -> Result<(), Status>;
 }
 
 impl PrincipalCheck for Principal {
@@ -31,6 +35,17 @@ impl PrincipalCheck for Principal {
         } else {
             Err(Status::permission_denied(format!(
                 "principal {:?} may not {op} topic {topic:?}",
+                self.name()
+            )))
+        }
+    }
+
+    fn check_group(&self, group: &str) -> Result<(), Status> {
+        if self.may_use_group(group) {
+            Ok(())
+        } else {
+            Err(Status::permission_denied(format!(
+                "principal {:?} may not use group {group:?}",
                 self.name()
             )))
         }
@@ -77,18 +92,12 @@ impl Authenticator {
                     .collect::<Result<Vec<_>, _>>()?;
                 let mut principal = Principal::new(&entry.principal, grants);
                 if let Some(ids) = &entry.transactional_ids {
-                    let patterns = ids
-                        .iter()
-                        .map(|id| {
-                            TopicPattern::parse(id).map_err(|e| {
-                                GatewayError::Config(format!(
-                                    "transactional_ids of principal {:?}: {e}",
-                                    entry.principal
-                                ))
-                            })
-                        })
-                        .collect::<Result<Vec<_>, _>>()?;
+                    let patterns = name_patterns(ids, "transactional_ids", &entry.principal)?;
                     principal = principal.with_transactional_ids(patterns);
+                }
+                if let Some(groups) = &entry.groups {
+                    principal =
+                        principal.with_groups(name_patterns(groups, "groups", &entry.principal)?);
                 }
                 Ok((entry.token.clone(), principal))
             })
@@ -159,6 +168,21 @@ fn parse_grant(config: &PermissionConfig) -> Result<Grant, GatewayError> {
     })
 }
 
+/// The name patterns of a token entry's `key` (`transactional_ids`, `groups`).
+fn name_patterns(
+    names: &[String],
+    key: &str,
+    principal: &str,
+) -> Result<Vec<TopicPattern>, GatewayError> {
+    names
+        .iter()
+        .map(|name| {
+            TopicPattern::parse(name)
+                .map_err(|e| GatewayError::Config(format!("{key} of principal {principal:?}: {e}")))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +201,7 @@ mod tests {
                 })
                 .collect(),
             transactional_ids: None,
+            groups: None,
             quota: None,
         }
     }
@@ -235,6 +260,29 @@ mod tests {
             err.contains("transactional_ids of principal \"app\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn groups_limit_a_principal_when_configured() {
+        let mut app = token("app", "app-token", &[("*", &[Operation::Read])]);
+        app.groups = Some(vec!["billing-*".to_owned(), "audit".to_owned()]);
+        let config = AuthConfig {
+            tokens: vec![app.clone(), token("any", "any-token", &[])],
+        };
+        let auth = Authenticator::new(Some(&config)).unwrap();
+        let app_principal = auth.authenticate(Some(b"Bearer app-token")).unwrap();
+        assert!(app_principal.check_group("billing-eu").is_ok());
+        assert!(app_principal.check_group("audit").is_ok());
+        let denied = app_principal.check_group("audit-2").unwrap_err();
+        assert_eq!(denied.code(), Code::PermissionDenied);
+        assert!(denied.message().contains("\"audit-2\""), "{denied:?}");
+        let any = auth.authenticate(Some(b"Bearer any-token")).unwrap();
+        assert!(any.check_group("audit-2").is_ok());
+
+        app.groups = Some(vec!["*x".to_owned()]);
+        let bad = AuthConfig { tokens: vec![app] };
+        let err = Authenticator::new(Some(&bad)).unwrap_err().to_string();
+        assert!(err.contains("groups of principal \"app\""), "{err}");
     }
 
     #[test]

@@ -129,6 +129,9 @@ pub struct TokenConfig {
     /// The Kafka transactional ids the principal may use (`name`, `prefix*` or `*`); absent:
     /// any.
     pub transactional_ids: Option<Vec<String>>,
+    /// The consumer groups the principal may use, over Kafka and gRPC (`name`, `prefix*` or
+    /// `*`); absent: any.
+    pub groups: Option<Vec<String>>,
     /// This principal's quota, replacing `[grpc.quota]`.
     pub quota: Option<QuotaConfig>,
 }
@@ -141,6 +144,7 @@ impl std::fmt::Debug for TokenConfig {
             .field("token", &"<redacted>")
             .field("permissions", &self.permissions)
             .field("transactional_ids", &self.transactional_ids)
+            .field("groups", &self.groups)
             .field("quota", &self.quota)
             .finish()
     }

@@ -206,6 +206,7 @@ mod tests {
                 token: "t".to_string(),
                 permissions: vec![],
                 transactional_ids: None,
+                groups: None,
                 quota: Some(QuotaConfig {
                     records_per_sec: Some(2),
                     bytes_per_sec: None,

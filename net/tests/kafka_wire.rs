@@ -1117,9 +1117,9 @@ fn a_static_leader_restarting_into_a_stable_group_keeps_its_assignment_without_a
     assert_eq!(heartbeat.error_code, ResponseError::FencedInstanceId.code());
 }
 
-/// A node whose Kafka listener asks for SASL/PLAIN, with three principals: `admin` (admin on
-/// every topic), `writer` (read and write on `orders`, transactional ids `orders-tx-*`) and
-/// `reader` (read on every topic).
+/// A node whose Kafka listener asks for SASL/PLAIN, with four principals: `admin` (admin on
+/// every topic), `ops` (the same, groups `ops-*`), `writer` (read and write on `orders`,
+/// transactional ids `orders-tx-*`, groups `orders-*`) and `reader` (read on every topic).
 fn sasl_node() -> Node {
     use spindle_engine::access::{Credentials, Grant, Operation, Principal, TopicPattern};
     let grant = |pattern: &str, ops: &[Operation]| Grant {
@@ -1137,7 +1137,13 @@ fn sasl_node() -> Node {
                 "writer",
                 vec![grant("orders", &[Operation::Read, Operation::Write])],
             )
-            .with_transactional_ids(vec![TopicPattern::parse("orders-tx-*").unwrap()]),
+            .with_transactional_ids(vec![TopicPattern::parse("orders-tx-*").unwrap()])
+            .with_groups(vec![TopicPattern::parse("orders-*").unwrap()]),
+        ),
+        (
+            "ops-secret".to_owned(),
+            Principal::new("ops", vec![grant("*", &[Operation::Admin])])
+                .with_groups(vec![TopicPattern::parse("ops-*").unwrap()]),
         ),
         (
             "reader-secret".to_owned(),
@@ -1288,6 +1294,224 @@ fn every_transactional_api_refuses_a_transactional_id_the_principal_may_not_use(
         ["orders-tx-1"],
         "the ids the principal may not use are left out"
     );
+}
+
+#[test]
+fn every_group_api_refuses_a_group_the_principal_may_not_use() {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
+    use kafka_protocol::messages::offset_fetch_request::{
+        OffsetFetchRequestGroup, OffsetFetchRequestTopic, OffsetFetchRequestTopics,
+    };
+    use kafka_protocol::messages::*;
+
+    let node = sasl_node();
+    let orders = TopicName(StrBytes::from_static_str("orders"));
+    let mut admin = sasl_connect(&node, "admin");
+    assert_eq!(create_topic_as(&mut admin, &orders), 0);
+    let mut writer = sasl_connect(&node, "writer");
+    let group = |s: &'static str| GroupId(StrBytes::from_static_str(s));
+    let refused = ResponseError::GroupAuthorizationFailed.code();
+
+    // Commits from outside group management (generation -1): one the writer may make, one only
+    // the reader (any group) may.
+    let commit = |conn: &mut TcpStream, g: &'static str| -> i16 {
+        let answer: OffsetCommitResponse = call(
+            conn,
+            8,
+            &OffsetCommitRequest::default()
+                .with_group_id(group(g))
+                .with_generation_id_or_member_epoch(-1)
+                .with_topics(vec![OffsetCommitRequestTopic::default()
+                    .with_name(orders.clone())
+                    .with_partitions(vec![
+                        OffsetCommitRequestPartition::default().with_committed_offset(1)
+                    ])]),
+        );
+        answer.topics[0].partitions[0].error_code
+    };
+    assert_eq!(commit(&mut writer, "payments-g"), refused);
+    assert_eq!(commit(&mut writer, "orders-g"), 0);
+    let mut reader = sasl_connect(&node, "reader");
+    assert_eq!(
+        commit(&mut reader, "payments-g"),
+        0,
+        "reader may use any group"
+    );
+
+    let found: FindCoordinatorResponse = call(
+        &mut writer,
+        4,
+        &FindCoordinatorRequest::default()
+            .with_key_type(0)
+            .with_coordinator_keys(vec![
+                StrBytes::from_static_str("payments-g"),
+                StrBytes::from_static_str("orders-g"),
+            ]),
+    );
+    let codes: Vec<_> = found.coordinators.iter().map(|c| c.error_code).collect();
+    assert_eq!(codes, [refused, 0]);
+
+    let join: JoinGroupResponse = call(
+        &mut writer,
+        5,
+        &JoinGroupRequest::default()
+            .with_group_id(group("payments-g"))
+            .with_session_timeout_ms(10_000)
+            .with_protocol_type(StrBytes::from_static_str("consumer")),
+    );
+    assert_eq!(join.error_code, refused);
+    let sync: SyncGroupResponse = call(
+        &mut writer,
+        3,
+        &SyncGroupRequest::default().with_group_id(group("payments-g")),
+    );
+    assert_eq!(sync.error_code, refused);
+    let heartbeat: HeartbeatResponse = call(
+        &mut writer,
+        3,
+        &HeartbeatRequest::default().with_group_id(group("payments-g")),
+    );
+    assert_eq!(heartbeat.error_code, refused);
+    let leave: LeaveGroupResponse = call(
+        &mut writer,
+        3,
+        &LeaveGroupRequest::default().with_group_id(group("payments-g")),
+    );
+    assert_eq!(leave.error_code, refused);
+
+    // OffsetFetch: before v2 each partition says so, from v2 the group, from v8 each group.
+    let old_fetch = |g: &'static str| {
+        OffsetFetchRequest::default()
+            .with_group_id(group(g))
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(orders.clone())
+                .with_partition_indexes(vec![0])]))
+    };
+    let v1: OffsetFetchResponse = call(&mut writer, 1, &old_fetch("payments-g"));
+    assert_eq!(v1.topics[0].partitions[0].error_code, refused);
+    let v5: OffsetFetchResponse = call(&mut writer, 5, &old_fetch("payments-g"));
+    assert_eq!((v5.error_code, v5.topics.len()), (refused, 0));
+    let v5: OffsetFetchResponse = call(&mut writer, 5, &old_fetch("orders-g"));
+    assert_eq!(v5.error_code, 0);
+    assert_eq!(v5.topics[0].partitions[0].committed_offset, 1);
+    let batch = |g: &'static str| {
+        OffsetFetchRequestGroup::default()
+            .with_group_id(group(g))
+            .with_topics(Some(vec![OffsetFetchRequestTopics::default()
+                .with_name(orders.clone())
+                .with_partition_indexes(vec![0])]))
+    };
+    let v8: OffsetFetchResponse = call(
+        &mut writer,
+        8,
+        &OffsetFetchRequest::default().with_groups(vec![batch("payments-g"), batch("orders-g")]),
+    );
+    let codes: Vec<_> = v8.groups.iter().map(|g| g.error_code).collect();
+    assert_eq!(codes, [refused, 0]);
+    assert_eq!(v8.groups[1].topics[0].partitions[0].committed_offset, 1);
+
+    let deleted: OffsetDeleteResponse = call(
+        &mut writer,
+        0,
+        &OffsetDeleteRequest::default()
+            .with_group_id(group("payments-g"))
+            .with_topics(vec![OffsetDeleteRequestTopic::default()
+                .with_name(orders.clone())
+                .with_partitions(vec![OffsetDeleteRequestPartition::default()])]),
+    );
+    assert_eq!(deleted.error_code, refused);
+
+    let described: DescribeGroupsResponse = call(
+        &mut writer,
+        5,
+        &DescribeGroupsRequest::default().with_groups(vec![group("payments-g"), group("orders-g")]),
+    );
+    let codes: Vec<_> = described.groups.iter().map(|g| g.error_code).collect();
+    assert_eq!(codes, [refused, 0]);
+    let listed: ListGroupsResponse = call(&mut writer, 4, &ListGroupsRequest::default());
+    let ids: Vec<_> = listed
+        .groups
+        .iter()
+        .map(|g| g.group_id.0.as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        ["orders-g"],
+        "the groups the principal may not use are left out"
+    );
+    let listed: ListGroupsResponse = call(&mut admin, 4, &ListGroupsRequest::default());
+    let mut ids: Vec<_> = listed
+        .groups
+        .iter()
+        .map(|g| g.group_id.0.as_str())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["orders-g", "payments-g"]);
+
+    let heartbeat: ConsumerGroupHeartbeatResponse = call(
+        &mut writer,
+        0,
+        &ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(group("payments-g"))
+            .with_rebalance_timeout_ms(10_000)
+            .with_subscribed_topic_names(Some(vec![orders.clone()])),
+    );
+    assert_eq!(heartbeat.error_code, refused);
+    let described: ConsumerGroupDescribeResponse = call(
+        &mut writer,
+        0,
+        &ConsumerGroupDescribeRequest::default().with_group_ids(vec![group("payments-g")]),
+    );
+    assert_eq!(described.groups[0].error_code, refused);
+
+    // A transaction's offsets go to a group too: the transactional id and the group must both
+    // be allowed.
+    let txn = TransactionalId(StrBytes::from_static_str("orders-tx-1"));
+    let added: AddOffsetsToTxnResponse = call(
+        &mut writer,
+        3,
+        &AddOffsetsToTxnRequest::default()
+            .with_transactional_id(txn.clone())
+            .with_group_id(group("payments-g")),
+    );
+    assert_eq!(added.error_code, refused);
+    let txn_commit: TxnOffsetCommitResponse = call(
+        &mut writer,
+        3,
+        &TxnOffsetCommitRequest::default()
+            .with_transactional_id(txn)
+            .with_group_id(group("payments-g"))
+            .with_topics(vec![
+                txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                    .with_name(orders.clone())
+                    .with_partitions(vec![
+                        txn_offset_commit_request::TxnOffsetCommitRequestPartition::default(),
+                    ]),
+            ]),
+    );
+    assert_eq!(txn_commit.topics[0].partitions[0].error_code, refused);
+
+    // Deleting takes admin everywhere and the group: ops has both for `ops-*` only.
+    let mut ops = sasl_connect(&node, "ops");
+    let deleted: DeleteGroupsResponse = call(
+        &mut ops,
+        2,
+        &DeleteGroupsRequest::default()
+            .with_groups_names(vec![group("payments-g"), group("ops-g")]),
+    );
+    let codes: Vec<_> = deleted.results.iter().map(|r| r.error_code).collect();
+    assert_eq!(codes, [refused, ResponseError::GroupIdNotFound.code()]);
+    let deleted: DeleteGroupsResponse = call(
+        &mut admin,
+        2,
+        &DeleteGroupsRequest::default().with_groups_names(vec![group("payments-g")]),
+    );
+    assert_eq!(deleted.results[0].error_code, 0);
 }
 
 fn create_topic_as(conn: &mut TcpStream, name: &TopicName) -> i16 {

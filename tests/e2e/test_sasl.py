@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import subprocess
+import time
 
 import kafka
 import kafka.errors
@@ -34,6 +35,7 @@ principal = "orders-app"
 token = "orders-secret"
 permissions = [{ topic = "orders*", ops = ["read", "write"] }]
 transactional_ids = ["orders-tx-*"]
+groups = ["orders-*"]
 
 [[grpc.auth.tokens]]
 principal = "auditor"
@@ -256,6 +258,59 @@ def test_a_principal_uses_only_the_transactional_ids_it_is_given(secured, topic_
     assert record.value() == b"in a transaction"
 
 
+def test_a_principal_uses_only_the_groups_it_is_given(secured, topic_name):
+    """orders-app may use the groups `orders-*` only: a librdkafka consumer in another group
+    gets GROUP_AUTHORIZATION_FAILED (at FindCoordinator) and consumes nothing, one in its own
+    group consumes and commits; kafka-python's admin lists only the groups orders-app may use
+    and refuses to describe another. A principal configured without `groups` (auditor) may use
+    any group."""
+    bootstrap = secured.bootstrap
+    topic = f"orders-groups-{topic_name}"
+    create(bootstrap, "ops", topic)
+    clients.produce_sync(clients.producer(bootstrap, sasl("orders-app")), topic, [{"value": b"g1", "partition": 0}])
+
+    refused = clients.consumer(bootstrap, f"payments-{topic_name}", sasl("orders-app"))
+    refused.subscribe([topic])
+    errors, records = [], []
+    deadline = time.monotonic() + clients.OP_TIMEOUT_S
+    while not errors and time.monotonic() < deadline:
+        msg = refused.poll(0.2)
+        if msg is not None:
+            (errors if msg.error() else records).append(msg)
+    refused.close()
+    assert [m.error().code() for m in errors] == [KafkaError.GROUP_AUTHORIZATION_FAILED], errors
+    assert records == []
+
+    own = f"orders-g-{topic_name}"
+    cons = clients.consumer(bootstrap, own, sasl("orders-app"))
+    try:
+        cons.subscribe([topic])
+        assert [m.value() for m in clients.consume(cons, 1)] == [b"g1"]
+        cons.commit(asynchronous=False)
+    finally:
+        cons.close()
+    anyones = f"payments-{topic_name}"
+    cons = clients.consumer(bootstrap, anyones, sasl("auditor"))
+    try:
+        cons.subscribe([topic])
+        assert [m.value() for m in clients.consume(cons, 1)] == [b"g1"]
+        cons.commit(asynchronous=False)
+    finally:
+        cons.close()
+
+    app = kafka.KafkaAdminClient(
+        bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN",
+        sasl_plain_username="orders-app", sasl_plain_password=PASSWORDS["orders-app"], request_timeout_ms=10_000,
+    )
+    try:
+        listed = {group["group_id"] for group in app.list_groups()}
+        assert own in listed and anyones not in listed, listed
+        with pytest.raises(kafka.errors.GroupAuthorizationFailedError):
+            app.describe_groups([anyones])
+    finally:
+        app.close()
+
+
 def test_acls_show_the_configured_grants_and_cannot_be_changed_over_kafka(secured, topic_name):
     """describe_acls lists each principal's grants as Kafka ACL bindings (a `prefix*` grant as a
     PREFIXED resource, `*` as a LITERAL `*`), a MATCH filter finds those that apply to a topic,
@@ -279,6 +334,11 @@ def test_acls_show_the_configured_grants_and_cannot_be_changed_over_kafka(secure
     txn = ResourceType.TRANSACTIONAL_ID
     assert (txn, "orders-tx-", ResourcePatternType.PREFIXED, "User:orders-app", AclOperation.WRITE) in seen
     assert (txn, "*", ResourcePatternType.LITERAL, "User:auditor", AclOperation.WRITE) in seen
+    group = ResourceType.GROUP
+    assert (group, "orders-", ResourcePatternType.PREFIXED, "User:orders-app", AclOperation.READ) in seen
+    assert (group, "*", ResourcePatternType.LITERAL, "User:auditor", AclOperation.READ) in seen
+    assert (group, "*", ResourcePatternType.LITERAL, "User:ops", AclOperation.DELETE) in seen
+    assert not any(b[0] == group and b[1] == "*" and b[3] == "User:orders-app" for b in seen)
     assert not any(b[0] == txn and b[1] == "*" and b[3] == "User:orders-app" for b in seen)
     assert (topic, "*", ResourcePatternType.LITERAL, "User:auditor", AclOperation.READ) in seen
     assert (topic, "*", ResourcePatternType.LITERAL, "User:ops", AclOperation.CREATE) in seen
@@ -366,7 +426,7 @@ def test_librdkafka_authenticates_with_scram(secured, topic_name, mechanism):
     create(bootstrap, "ops", topic)
     scram = {**sasl("orders-app"), "sasl.mechanisms": mechanism}
     clients.produce_sync(clients.producer(bootstrap, scram), topic, [{"value": b"s1", "partition": 0}])
-    cons = clients.consumer(bootstrap, f"g-{topic}", scram)
+    cons = clients.consumer(bootstrap, topic, scram)
     try:
         cons.subscribe([topic])
         assert [m.value() for m in clients.consume(cons, 1)] == [b"s1"]

@@ -34,6 +34,7 @@ permissions = [{ topic = "orders", ops = ["read"] }, { topic = "logs.*", ops = [
 principal = "writer"
 token = "writer-token"
 permissions = [{ topic = "orders", ops = ["read", "write"] }]
+groups = ["orders-*"]
 
 [[grpc.auth.tokens]]
 principal = "throttled"
@@ -110,6 +111,40 @@ def test_a_writer_produces_and_reads_its_topic_only(secured):
     assert next(call).records
     call.cancel()
     writer.close()
+
+
+def test_a_principal_uses_only_the_groups_it_is_given(secured):
+    """writer may use the groups `orders-*` only: committing, reading commits and subscribing as
+    any other group is PERMISSION_DENIED naming the group; reader, configured without `groups`,
+    may use any group."""
+    writer = secured.clients("writer-token")
+    commit = consumer_pb2.CommitRequest(
+        group="payments-g", topic="orders", offsets=[consumer_pb2.PartitionOffset(partition=0, offset=1)]
+    )
+    err = rpc_error(writer.call, writer.consumer.Commit, commit)
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert '"payments-g"' in err.details() and "writer" in err.details()
+    fetch = consumer_pb2.FetchCommittedRequest(group="payments-g", topic="orders")
+    assert rpc_error(writer.call, writer.consumer.FetchCommitted, fetch).code() == grpc.StatusCode.PERMISSION_DENIED
+    for partitions in [[], [0]]:
+        call = writer.consumer.Subscribe(
+            consumer_pb2.SubscribeRequest(topic="orders", group="payments-g", partitions=partitions, max_wait_ms=100),
+            metadata=writer.metadata,
+            timeout=10,
+        )
+        assert rpc_error(next, call).code() == grpc.StatusCode.PERMISSION_DENIED, partitions
+
+    commit.group = "orders-g"
+    writer.call(writer.consumer.Commit, commit)
+    fetch.group = "orders-g"
+    committed = writer.call(writer.consumer.FetchCommitted, fetch)
+    assert [(o.partition, o.offset) for o in committed.offsets] == [(0, 1)]
+    writer.close()
+
+    reader = secured.clients("reader-token")
+    commit.group = "payments-g"
+    reader.call(reader.consumer.Commit, commit)
+    reader.close()
 
 
 def test_quota_is_enforced_and_recovers(secured):

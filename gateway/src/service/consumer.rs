@@ -35,6 +35,7 @@ use crate::proto::{
     PartitionOffset, StartPosition, SubscribeRequest, SubscribeResponse,
 };
 use crate::status::invalid_argument;
+use spindle_engine::access::Principal;
 
 /// The `Consumer` service.
 pub struct ConsumerService {
@@ -64,6 +65,9 @@ impl Consumer for ConsumerService {
             return Err(invalid_argument("topic", &"empty"));
         }
         principal.check(Operation::Read, &request.topic)?;
+        if let Some(Start::Group(group)) = &request.start {
+            check_group_topic(&principal, group, &request.topic)?;
+        }
         let max_wait = match request.max_wait_ms {
             0 => SUBSCRIBE_MAX_WAIT_DEFAULT,
             ms => Duration::from_millis(u64::from(ms)).min(SUBSCRIBE_MAX_WAIT_MAX),
@@ -75,14 +79,11 @@ impl Consumer for ConsumerService {
         let isolation = isolation_of(request.isolation)?;
         let partitions = self.partitions(&request).await?;
         let plan = match &request.start {
-            Some(Start::Group(group)) if request.partitions.is_empty() => {
-                check_group_topic(group, &request.topic)?;
-                Plan::Member {
-                    member: GroupMember::new(self.ctx.engine.clone(), group, &request.topic),
-                    group: group.clone(),
-                    reset: reset_spec(request.reset)?,
-                }
-            }
+            Some(Start::Group(group)) if request.partitions.is_empty() => Plan::Member {
+                member: GroupMember::new(self.ctx.engine.clone(), group, &request.topic),
+                group: group.clone(),
+                reset: reset_spec(request.reset)?,
+            },
             _ => Plan::Fixed(self.start_positions(&request, &partitions).await?),
         };
         let subscription = Subscription {
@@ -106,7 +107,7 @@ impl Consumer for ConsumerService {
     ) -> Result<Response<CommitResponse>, Status> {
         let principal = principal_of(&request)?;
         let request = request.into_inner();
-        check_group_topic(&request.group, &request.topic)?;
+        check_group_topic(&principal, &request.group, &request.topic)?;
         principal.check(Operation::Read, &request.topic)?;
         if request.offsets.is_empty() {
             return Err(invalid_argument("offsets", &"empty"));
@@ -127,7 +128,7 @@ impl Consumer for ConsumerService {
     ) -> Result<Response<FetchCommittedResponse>, Status> {
         let principal = principal_of(&request)?;
         let request = request.into_inner();
-        check_group_topic(&request.group, &request.topic)?;
+        check_group_topic(&principal, &request.group, &request.topic)?;
         principal.check(Operation::Read, &request.topic)?;
         let offsets =
             committed_offsets::fetch(&self.ctx.engine, &request.group, &request.topic).await?;
@@ -178,7 +179,6 @@ impl ConsumerService {
         let reset = reset_spec(request.reset)?;
         let committed = match &request.start {
             Some(Start::Group(group)) => {
-                check_group_topic(group, &request.topic)?;
                 committed_offsets::fetch(&self.ctx.engine, group, &request.topic).await?
             }
             _ => Vec::new(),
@@ -244,12 +244,12 @@ fn isolation_of(isolation: i32) -> Result<EngineIsolation, Status> {
     }
 }
 
-fn check_group_topic(group: &str, topic: &str) -> Result<(), Status> {
+fn check_group_topic(principal: &Principal, group: &str, topic: &str) -> Result<(), Status> {
     if group.is_empty() {
         return Err(invalid_argument("group", &"empty"));
     }
     if topic.is_empty() {
         return Err(invalid_argument("topic", &"empty"));
     }
-    Ok(())
+    principal.check_group(group)
 }

@@ -109,6 +109,16 @@ impl RequestContext {
         Err(ResponseError::TransactionalIdAuthorizationFailed.code())
     }
 
+    /// `Ok` if the principal may use consumer group `group` (Kafka's READ and DESCRIBE on the
+    /// GROUP resource), else GROUP_AUTHORIZATION_FAILED.
+    pub fn authorize_group(&self, group: &str) -> Result<(), i16> {
+        if self.principal.may_use_group(group) {
+            return Ok(());
+        }
+        tracing::debug!(peer = %self.peer, principal = self.principal.name(), group, "group refused");
+        Err(ResponseError::GroupAuthorizationFailed.code())
+    }
+
     /// Whether the principal may see `topic` at all (list and describe it).
     pub fn sees(&self, topic: &str) -> bool {
         self.principal.allows_any(topic)

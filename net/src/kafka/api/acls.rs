@@ -7,12 +7,12 @@
 //! - a grant's topic pattern is a TOPIC resource: `*` a LITERAL `*`, `prefix*` a PREFIXED
 //!   `prefix`, a name a LITERAL name; `read` allows READ and DESCRIBE on it, `write` WRITE and
 //!   DESCRIBE, `admin` CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS and ALTER_CONFIGS;
-//! - every principal may use any group (GROUP `*`: READ, DESCRIBE) and write idempotently
-//!   (CLUSTER: IDEMPOTENT_WRITE); it may use the transactional ids its `transactional_ids`
-//!   patterns cover, each a TRANSACTIONAL_ID resource as topic patterns are TOPIC ones (WRITE,
-//!   DESCRIBE), or any (`*`) without the key;
-//! - `admin` on `*` also deletes groups (GROUP `*`: DELETE) and writes transaction markers
-//!   (CLUSTER: CLUSTER_ACTION).
+//! - every principal may write idempotently (CLUSTER: IDEMPOTENT_WRITE); it may use the groups
+//!   its `groups` patterns cover, each a GROUP resource as topic patterns are TOPIC ones (READ,
+//!   DESCRIBE), and the transactional ids its `transactional_ids` patterns cover, each a
+//!   TRANSACTIONAL_ID resource (WRITE, DESCRIBE); without the key, any (`*`);
+//! - `admin` on `*` also deletes the groups it may use (GROUP: DELETE) and writes transaction
+//!   markers (CLUSTER: CLUSTER_ACTION).
 //!
 //! Without principals configured there is nothing to describe: as on a Kafka broker without an
 //! authorizer, every request is answered SECURITY_DISABLED.
@@ -130,6 +130,15 @@ fn resource_pattern(pattern: &TopicPattern) -> (&str, i8) {
     }
 }
 
+/// Name patterns as Kafka resource names and pattern types; `None` (no key in the
+/// configuration) is any name.
+fn resource_patterns(patterns: Option<&[TopicPattern]>) -> Vec<(&str, i8)> {
+    match patterns {
+        None => vec![("*", LITERAL)],
+        Some(patterns) => patterns.iter().map(resource_pattern).collect(),
+    }
+}
+
 fn bindings_of(principal: &Principal) -> Vec<Binding> {
     let user = format!("User:{}", principal.name());
     let mut out = Vec::new();
@@ -142,19 +151,20 @@ fn bindings_of(principal: &Principal) -> Vec<Binding> {
             });
         }
     };
-    allow((GROUP, "*", LITERAL), &[READ, DESCRIBE]);
-    match principal.transactional_ids() {
-        None => allow((TRANSACTIONAL_ID, "*", LITERAL), &[WRITE, DESCRIBE]),
-        Some(patterns) => {
-            for pattern in patterns {
-                let (name, pattern_type) = resource_pattern(pattern);
-                allow((TRANSACTIONAL_ID, name, pattern_type), &[WRITE, DESCRIBE]);
-            }
-        }
+    let admin = principal.allows_everywhere(Operation::Admin);
+    for (name, pattern_type) in resource_patterns(principal.groups()) {
+        let operations: &[i8] = if admin {
+            &[READ, DESCRIBE, DELETE]
+        } else {
+            &[READ, DESCRIBE]
+        };
+        allow((GROUP, name, pattern_type), operations);
+    }
+    for (name, pattern_type) in resource_patterns(principal.transactional_ids()) {
+        allow((TRANSACTIONAL_ID, name, pattern_type), &[WRITE, DESCRIBE]);
     }
     allow((CLUSTER, CLUSTER_NAME, LITERAL), &[IDEMPOTENT_WRITE]);
-    if principal.allows_everywhere(Operation::Admin) {
-        allow((GROUP, "*", LITERAL), &[DELETE]);
+    if admin {
         allow((CLUSTER, CLUSTER_NAME, LITERAL), &[CLUSTER_ACTION]);
     }
     for grant in principal.grants().unwrap_or_default() {

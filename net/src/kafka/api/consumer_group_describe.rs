@@ -16,6 +16,7 @@ use spindle_engine::group::consumer_group::{self, ConsumerGroupDescription};
 use spindle_engine::group::{self, GroupError};
 use uuid::Uuid;
 
+use super::consumer_group_heartbeat::GROUP_REFUSED;
 use crate::kafka::context::RequestContext;
 use crate::kafka::wire::count_to_wire;
 
@@ -35,6 +36,12 @@ pub(crate) async fn handle(
 }
 
 async fn describe(ctx: &RequestContext, group_id: GroupId) -> DescribedGroup {
+    if let Err(code) = ctx.authorize_group(group_id.0.as_str()) {
+        return DescribedGroup::default()
+            .with_group_id(group_id)
+            .with_error_code(code)
+            .with_error_message(Some(StrBytes::from_static_str(GROUP_REFUSED)));
+    }
     let id = group_id.0.to_string();
     let routed = group::on_coordinator(
         &ctx.shard,

@@ -18,11 +18,19 @@ use uuid::Uuid;
 use crate::kafka::context::RequestContext;
 use crate::kafka::wire::count_to_wire;
 
+/// The message of a group the principal may not use.
+pub(crate) const GROUP_REFUSED: &str = "the principal may not use this group";
+
 /// Answers one ConsumerGroupHeartbeat request.
 pub(crate) async fn handle(
     ctx: &RequestContext,
     req: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
+    if let Err(code) = ctx.authorize_group(req.group_id.0.as_str()) {
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(code)
+            .with_error_message(Some(StrBytes::from_static_str(GROUP_REFUSED)));
+    }
     let owned = req.topic_partitions.map(|topics| {
         topics
             .iter()

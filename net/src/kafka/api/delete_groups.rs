@@ -22,6 +22,8 @@ pub(crate) async fn handle(ctx: &RequestContext, req: DeleteGroupsRequest) -> De
         } else if !ctx.principal.allows_everywhere(Operation::Admin) {
             // Grants name topics, not groups: deleting a group takes admin on every topic.
             ResponseError::GroupAuthorizationFailed.code()
+        } else if let Err(code) = ctx.authorize_group(&id) {
+            code
         } else {
             let routed =
                 group::on_coordinator(&ctx.shard, &id.clone(), move |shard, groups| async move {

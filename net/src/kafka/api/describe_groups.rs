@@ -34,6 +34,9 @@ async fn describe(ctx: &RequestContext, group_id: GroupId) -> DescribedGroup {
     if group_id.0.is_empty() {
         return refused(ResponseError::InvalidGroupId.code());
     }
+    if let Err(code) = ctx.authorize_group(group_id.0.as_str()) {
+        return refused(code);
+    }
     let id = group_id.0.as_str().to_owned();
     let routed = group::on_coordinator(
         &ctx.shard,

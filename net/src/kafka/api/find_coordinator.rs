@@ -9,6 +9,7 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::consumer_group_heartbeat::GROUP_REFUSED;
 use crate::kafka::context::RequestContext;
 
 /// `key_type` of a consumer group.
@@ -56,6 +57,9 @@ fn coordinator(ctx: &RequestContext, key_type: i8, key: StrBytes) -> Coordinator
             ResponseError::TransactionalIdAuthorizationFailed,
             "the principal may not use this transactional id",
         ),
+        KEY_TYPE_GROUP if ctx.authorize_group(key.as_str()).is_err() => {
+            refuse(ResponseError::GroupAuthorizationFailed, GROUP_REFUSED)
+        }
         KEY_TYPE_GROUP | KEY_TYPE_TRANSACTION => Coordinator::default()
             .with_key(key)
             .with_node_id(BrokerId(ctx.node_id))

@@ -8,6 +8,9 @@ use crate::kafka::context::RequestContext;
 
 /// Answers one Heartbeat request.
 pub(crate) async fn handle(ctx: &RequestContext, req: HeartbeatRequest) -> HeartbeatResponse {
+    if let Err(code) = ctx.authorize_group(req.group_id.0.as_str()) {
+        return HeartbeatResponse::default().with_error_code(code);
+    }
     let heartbeat = group::HeartbeatRequest {
         group_id: req.group_id.0.as_str().to_owned(),
         generation: req.generation_id,

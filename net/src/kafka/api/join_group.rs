@@ -17,6 +17,9 @@ use crate::kafka::context::RequestContext;
 /// Answers one JoinGroup request.
 pub(crate) async fn handle(ctx: &RequestContext, req: JoinGroupRequest) -> JoinGroupResponse {
     let version = ctx.api_version;
+    if let Err(code) = ctx.authorize_group(req.group_id.0.as_str()) {
+        return refused(version, code).with_member_id(req.member_id);
+    }
     let session_timeout = millis(req.session_timeout_ms);
     let rebalance_timeout = if version >= 1 && req.rebalance_timeout_ms >= 0 {
         millis(req.rebalance_timeout_ms)

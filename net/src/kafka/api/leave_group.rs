@@ -13,6 +13,9 @@ use crate::kafka::context::RequestContext;
 
 /// Answers one LeaveGroup request.
 pub(crate) async fn handle(ctx: &RequestContext, req: LeaveGroupRequest) -> LeaveGroupResponse {
+    if let Err(code) = ctx.authorize_group(req.group_id.0.as_str()) {
+        return LeaveGroupResponse::default().with_error_code(code);
+    }
     let batch = ctx.api_version >= 3;
     let members: Vec<MemberIdentity> = if batch {
         req.members

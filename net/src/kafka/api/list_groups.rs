@@ -30,6 +30,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: ListGroupsRequest) -> List
     }
     let groups = listed
         .into_iter()
+        .filter(|g| ctx.authorize_group(&g.group_id).is_ok())
         .filter(|g| {
             req.types_filter.is_empty()
                 || req

@@ -35,6 +35,9 @@ pub(crate) async fn handle(ctx: &RequestContext, req: OffsetCommitRequest) -> Of
             }
         }
     }
+    if let Err(code) = ctx.authorize_group(req.group_id.0.as_str()) {
+        return answer(ctx, req, PartitionCodes::all(code));
+    }
     let commit = OffsetCommit {
         group_id: req.group_id.0.as_str().to_owned(),
         committer: Committer::from_kafka(
@@ -55,7 +58,15 @@ pub(crate) async fn handle(ctx: &RequestContext, req: OffsetCommitRequest) -> Of
         Ok(Err(e)) => (e.kafka_code(), Vec::new()),
         Err(_) => (ResponseError::CoordinatorNotAvailable.code(), Vec::new()),
     };
-    let mut codes = PartitionCodes::new(whole, outcome);
+    answer(ctx, req, PartitionCodes::new(whole, outcome))
+}
+
+/// Answers every partition asked, in order, with its code from `codes`.
+fn answer(
+    ctx: &RequestContext,
+    req: OffsetCommitRequest,
+    mut codes: PartitionCodes,
+) -> OffsetCommitResponse {
     let asked = req.topics.into_iter().map(|t| {
         let indexes = t.partitions.iter().map(|p| p.partition_index).collect();
         (t.name, indexes)

@@ -33,6 +33,9 @@ pub(crate) async fn handle(ctx: &RequestContext, req: OffsetDeleteRequest) -> Of
         })
         .collect();
     let group_id = req.group_id.0.as_str().to_owned();
+    if let Err(code) = ctx.authorize_group(&group_id) {
+        return OffsetDeleteResponse::default().with_error_code(code);
+    }
     let id = group_id.clone();
     let routed = group::on_coordinator(&ctx.shard, &group_id, move |shard, groups| async move {
         groups.delete_offsets(&shard, &id, partitions).await

@@ -68,13 +68,30 @@ fn asked(topics: impl Iterator<Item = (TopicName, Vec<i32>)>) -> Vec<(String, i3
 }
 
 /// Reads one group's offsets on its coordinator: the partitions asked, or all when `None`; with
-/// `stable`, those an unfinished transaction holds are answered UNSTABLE_OFFSET_COMMIT.
+/// `stable`, those an unfinished transaction holds are answered UNSTABLE_OFFSET_COMMIT. A group
+/// the principal may not use is GROUP_AUTHORIZATION_FAILED: for the group from v2, which can
+/// say so, and for each partition asked before.
 async fn fetch_group(
     ctx: &RequestContext,
     group_id: &str,
     asked: Option<Vec<(String, i32)>>,
     stable: bool,
 ) -> (i16, Vec<Fetched>) {
+    if let Err(code) = ctx.authorize_group(group_id) {
+        if ctx.api_version >= 2 {
+            return (code, Vec::new());
+        }
+        let refused = asked
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(topic, partition)| Fetched {
+                topic,
+                partition,
+                committed: None,
+                error_code: code,
+            });
+        return (0, refused.collect());
+    }
     let (code, mut fetched) = committed_offsets(ctx, group_id, asked).await;
     if stable && code == 0 {
         let Ok(held) = txn::held_offsets(&ctx.shard, group_id).await else {

@@ -12,6 +12,9 @@ use crate::kafka::context::RequestContext;
 
 /// Answers one SyncGroup request.
 pub(crate) async fn handle(ctx: &RequestContext, req: SyncGroupRequest) -> SyncGroupResponse {
+    if let Err(code) = ctx.authorize_group(req.group_id.0.as_str()) {
+        return SyncGroupResponse::default().with_error_code(code);
+    }
     let sync = SyncRequest {
         group_id: req.group_id.0.as_str().to_owned(),
         generation: req.generation_id,

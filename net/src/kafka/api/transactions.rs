@@ -126,10 +126,13 @@ pub(crate) async fn add_offsets(
     req: AddOffsetsToTxnRequest,
 ) -> AddOffsetsToTxnResponse {
     let id = req.transactional_id.0.as_str().to_owned();
-    if let Err(code) = ctx.authorize_transactional_id(&id) {
+    let group = req.group_id.0.as_str().to_owned();
+    let authorized = ctx
+        .authorize_transactional_id(&id)
+        .and_then(|()| ctx.authorize_group(&group));
+    if let Err(code) = authorized {
         return AddOffsetsToTxnResponse::default().with_error_code(code);
     }
-    let group = req.group_id.0.as_str().to_owned();
     let (producer_id, epoch) = (req.producer_id.0, req.producer_epoch);
     let outcome = txn::on_coordinator(&ctx.shard, &id.clone(), move |_, txns| async move {
         txns.add_offsets(&id, producer_id, epoch, &group).await
@@ -145,28 +148,15 @@ pub(crate) async fn commit_offsets(
     ctx: &RequestContext,
     req: TxnOffsetCommitRequest,
 ) -> TxnOffsetCommitResponse {
-    let mut offsets = Vec::new();
-    for topic in req.topics.iter().filter(|t| readable(ctx, &t.name)) {
-        for p in &topic.partitions {
-            if let Ok(partition) = u32::try_from(p.partition_index) {
-                let offset = CommittedOffset {
-                    offset: p.committed_offset,
-                    leader_epoch: p.committed_leader_epoch,
-                    metadata: p.committed_metadata.as_ref().map(|m| m.as_str().to_owned()),
-                    commit_timestamp_ms: -1,
-                };
-                offsets.push((
-                    TopicPartition::new(topic.name.0.as_str(), partition),
-                    offset,
-                ));
-            }
-        }
-    }
     let id = req.transactional_id.0.as_str().to_owned();
-    let outcome = match ctx.authorize_transactional_id(&id) {
+    let group = req.group_id.0.as_str().to_owned();
+    let authorized = ctx
+        .authorize_transactional_id(&id)
+        .and_then(|()| ctx.authorize_group(&group));
+    let outcome = match authorized {
         Err(denied) => denied,
         Ok(()) => {
-            let group = req.group_id.0.as_str().to_owned();
+            let offsets = held_offsets(ctx, &req);
             let (producer_id, epoch) = (req.producer_id.0, req.producer_epoch);
             let outcome = txn::on_coordinator(&ctx.shard, &id.clone(), move |_, txns| async move {
                 txns.commit_offsets(&id, producer_id, epoch, &group, offsets)
@@ -196,6 +186,32 @@ pub(crate) async fn commit_offsets(
         },
     );
     TxnOffsetCommitResponse::default().with_topics(topics)
+}
+
+/// The offsets a TxnOffsetCommit hands to its transaction: those of the topics the principal
+/// may read, partitions with a negative index left out.
+fn held_offsets(
+    ctx: &RequestContext,
+    req: &TxnOffsetCommitRequest,
+) -> Vec<(TopicPartition, CommittedOffset)> {
+    let mut offsets = Vec::new();
+    for topic in req.topics.iter().filter(|t| readable(ctx, &t.name)) {
+        for p in &topic.partitions {
+            if let Ok(partition) = u32::try_from(p.partition_index) {
+                let offset = CommittedOffset {
+                    offset: p.committed_offset,
+                    leader_epoch: p.committed_leader_epoch,
+                    metadata: p.committed_metadata.as_ref().map(|m| m.as_str().to_owned()),
+                    commit_timestamp_ms: -1,
+                };
+                offsets.push((
+                    TopicPartition::new(topic.name.0.as_str(), partition),
+                    offset,
+                ));
+            }
+        }
+    }
+    offsets
 }
 
 /// Answers one EndTxn request: once it is answered without error, the markers are written and
