@@ -281,22 +281,15 @@ def test_a_principal_uses_only_the_groups_it_is_given(secured, topic_name):
     assert [m.error().code() for m in errors] == [KafkaError.GROUP_AUTHORIZATION_FAILED], errors
     assert records == []
 
-    own = f"orders-g-{topic_name}"
-    cons = clients.consumer(bootstrap, own, sasl("orders-app"))
-    try:
-        cons.subscribe([topic])
-        assert [m.value() for m in clients.consume(cons, 1)] == [b"g1"]
-        cons.commit(asynchronous=False)
-    finally:
-        cons.close()
-    anyones = f"payments-{topic_name}"
-    cons = clients.consumer(bootstrap, anyones, sasl("auditor"))
-    try:
-        cons.subscribe([topic])
-        assert [m.value() for m in clients.consume(cons, 1)] == [b"g1"]
-        cons.commit(asynchronous=False)
-    finally:
-        cons.close()
+    own, anyones = f"orders-g-{topic_name}", f"payments-{topic_name}"
+    for user, group in [("orders-app", own), ("auditor", anyones)]:
+        cons = clients.consumer(bootstrap, group, sasl(user))
+        try:
+            cons.subscribe([topic])
+            assert [m.value() for m in clients.consume(cons, 1)] == [b"g1"], (user, group)
+            cons.commit(asynchronous=False)
+        finally:
+            cons.close()
 
     app = kafka.KafkaAdminClient(
         bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN",
