@@ -1223,17 +1223,7 @@ fn every_transactional_api_refuses_a_transactional_id_the_principal_may_not_use(
     assert_eq!(init(&mut writer, "orders-tx-1"), 0);
     assert_eq!(init(&mut admin, "payments-tx"), 0, "admin may use any id");
 
-    let found: FindCoordinatorResponse = call(
-        &mut writer,
-        4,
-        &FindCoordinatorRequest::default()
-            .with_key_type(1)
-            .with_coordinator_keys(vec![
-                StrBytes::from_static_str("payments-tx"),
-                StrBytes::from_static_str("orders-tx-1"),
-            ]),
-    );
-    let codes: Vec<_> = found.coordinators.iter().map(|c| c.error_code).collect();
+    let codes = find_coordinators(&mut writer, 1, &["payments-tx", "orders-tx-1"]);
     assert_eq!(codes, [refused, 0]);
 
     let added: AddPartitionsToTxnResponse = call(
@@ -1343,17 +1333,7 @@ fn every_group_api_refuses_a_group_the_principal_may_not_use() {
         "reader may use any group"
     );
 
-    let found: FindCoordinatorResponse = call(
-        &mut writer,
-        4,
-        &FindCoordinatorRequest::default()
-            .with_key_type(0)
-            .with_coordinator_keys(vec![
-                StrBytes::from_static_str("payments-g"),
-                StrBytes::from_static_str("orders-g"),
-            ]),
-    );
-    let codes: Vec<_> = found.coordinators.iter().map(|c| c.error_code).collect();
+    let codes = find_coordinators(&mut writer, 0, &["payments-g", "orders-g"]);
     assert_eq!(codes, [refused, 0]);
 
     let join: JoinGroupResponse = call(
@@ -1512,6 +1492,20 @@ fn every_group_api_refuses_a_group_the_principal_may_not_use() {
         &DeleteGroupsRequest::default().with_groups_names(vec![group("payments-g")]),
     );
     assert_eq!(deleted.results[0].error_code, 0);
+}
+
+/// FindCoordinator v4 for `keys` of `key_type` (0 groups, 1 transactional ids): each key's
+/// error code.
+fn find_coordinators(conn: &mut TcpStream, key_type: i8, keys: &[&'static str]) -> Vec<i16> {
+    use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
+    let found: FindCoordinatorResponse = call(
+        conn,
+        4,
+        &FindCoordinatorRequest::default()
+            .with_key_type(key_type)
+            .with_coordinator_keys(keys.iter().map(|&k| StrBytes::from_static_str(k)).collect()),
+    );
+    found.coordinators.iter().map(|c| c.error_code).collect()
 }
 
 fn create_topic_as(conn: &mut TcpStream, name: &TopicName) -> i16 {
