@@ -47,7 +47,8 @@ pub enum TopicPattern {
 }
 
 impl TopicPattern {
-    /// Parses `*`, `prefix*` or an exact name.
+    /// Parses `*`, `prefix*` or an exact name (of a topic, or of what else a pattern names:
+    /// transactional ids, groups).
     ///
     /// # Errors
     /// A message for an empty pattern or a `*` anywhere but at the end.
@@ -58,12 +59,12 @@ impl TopicPattern {
         };
         if body.contains('*') {
             return Err(format!(
-                "topic pattern {pattern:?}: `*` is allowed only at the end"
+                "pattern {pattern:?}: `*` is allowed only at the end"
             ));
         }
         Ok(match (body.is_empty(), wildcard) {
             (true, true) => TopicPattern::Any,
-            (true, false) => return Err("empty topic pattern".to_owned()),
+            (true, false) => return Err("empty pattern".to_owned()),
             (false, true) => TopicPattern::Prefix(body.to_owned()),
             (false, false) => TopicPattern::Exact(body.to_owned()),
         })

@@ -88,7 +88,7 @@ impl Authenticator {
                 let grants = entry
                     .permissions
                     .iter()
-                    .map(parse_grant)
+                    .map(|permission| parse_grant(permission, &entry.principal))
                     .collect::<Result<Vec<_>, _>>()?;
                 let mut principal = Principal::new(&entry.principal, grants);
                 if let Some(ids) = &entry.transactional_ids {
@@ -161,9 +161,11 @@ impl Authenticator {
     }
 }
 
-fn parse_grant(config: &PermissionConfig) -> Result<Grant, GatewayError> {
+fn parse_grant(config: &PermissionConfig, principal: &str) -> Result<Grant, GatewayError> {
     Ok(Grant {
-        pattern: TopicPattern::parse(&config.topic).map_err(GatewayError::Config)?,
+        pattern: TopicPattern::parse(&config.topic).map_err(|e| {
+            GatewayError::Config(format!("permissions of principal {principal:?}: topic {e}"))
+        })?,
         ops: config.ops.clone(),
     })
 }
@@ -283,6 +285,15 @@ mod tests {
         let bad = AuthConfig { tokens: vec![app] };
         let err = Authenticator::new(Some(&bad)).unwrap_err().to_string();
         assert!(err.contains("groups of principal \"app\""), "{err}");
+
+        let bad = AuthConfig {
+            tokens: vec![token("app", "app-token", &[("a*b", &[Operation::Read])])],
+        };
+        let err = Authenticator::new(Some(&bad)).unwrap_err().to_string();
+        assert!(
+            err.contains("permissions of principal \"app\": topic pattern \"a*b\""),
+            "{err}"
+        );
     }
 
     #[test]
