@@ -26,6 +26,9 @@ pub(crate) struct ConnectionState {
     pub quotas: Rc<ShardQuotas>,
 }
 
+/// The message of an answer refusing a group the principal may not use.
+pub(crate) const GROUP_REFUSED: &str = "the principal may not use this group";
+
 /// The context of one decoded request: the shard serving the connection and the request header's
 /// facts. Each file under `api/` exposes
 /// `pub(crate) async fn handle(ctx: &RequestContext, req: XRequest) -> XResponse`
@@ -110,7 +113,8 @@ impl RequestContext {
     }
 
     /// `Ok` if the principal may use consumer group `group` (Kafka's READ and DESCRIBE on the
-    /// GROUP resource), else GROUP_AUTHORIZATION_FAILED.
+    /// GROUP resource), else GROUP_AUTHORIZATION_FAILED (for the answers that carry a message:
+    /// [`GROUP_REFUSED`]).
     pub fn authorize_group(&self, group: &str) -> Result<(), i16> {
         if self.principal.may_use_group(group) {
             return Ok(());

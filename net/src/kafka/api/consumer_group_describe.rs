@@ -16,8 +16,7 @@ use spindle_engine::group::consumer_group::{self, ConsumerGroupDescription};
 use spindle_engine::group::{self, GroupError};
 use uuid::Uuid;
 
-use super::consumer_group_heartbeat::GROUP_REFUSED;
-use crate::kafka::context::RequestContext;
+use crate::kafka::context::{RequestContext, GROUP_REFUSED};
 use crate::kafka::wire::count_to_wire;
 
 /// ConsumerGroupDescribe v1's member type of a member that joined with the consumer protocol.

@@ -15,11 +15,8 @@ use spindle_engine::group::consumer_group::{self, ConsumerHeartbeat};
 use spindle_engine::group::{self, GroupError};
 use uuid::Uuid;
 
-use crate::kafka::context::RequestContext;
+use crate::kafka::context::{RequestContext, GROUP_REFUSED};
 use crate::kafka::wire::count_to_wire;
-
-/// The message of a group the principal may not use.
-pub(crate) const GROUP_REFUSED: &str = "the principal may not use this group";
 
 /// Answers one ConsumerGroupHeartbeat request.
 pub(crate) async fn handle(

@@ -9,8 +9,7 @@ use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::consumer_group_heartbeat::GROUP_REFUSED;
-use crate::kafka::context::RequestContext;
+use crate::kafka::context::{RequestContext, GROUP_REFUSED};
 
 /// `key_type` of a consumer group.
 const KEY_TYPE_GROUP: i8 = 0;
