@@ -679,6 +679,59 @@ fn admin_commands_authenticate_with_sasl_and_see_what_their_grants_allow() {
 }
 
 #[test]
+fn acl_list_shows_each_principals_grants_to_a_principal_that_may_see_them() {
+    let server = Server::start_sasl("admin-acl", "PLAIN");
+    let kafka = &server.kafka;
+    let as_ops = |args: &[&str]| spindle_as(kafka, "PLAIN", "ops", "ops-token", args);
+    let listed = as_ops(&["acl", "list", "--json"]).json();
+    let rows = listed.as_array().unwrap();
+    let app_topics = rows
+        .iter()
+        .find(|r| r["principal"] == "User:app" && r["resource_type"] == "TOPIC")
+        .unwrap_or_else(|| panic!("no topic row for app: {listed}"));
+    assert_eq!(app_topics["resource_name"], "app.");
+    assert_eq!(app_topics["pattern_type"], "PREFIXED");
+    assert_eq!(app_topics["permission"], "ALLOW");
+    assert_eq!(
+        app_topics["operations"],
+        serde_json::json!(["DESCRIBE", "READ", "WRITE"])
+    );
+    assert!(
+        rows.iter().any(|r| r["principal"] == "User:ops"
+            && r["resource_type"] == "CLUSTER"
+            && r["operations"]
+                .as_array()
+                .unwrap()
+                .contains(&"CLUSTER_ACTION".into())),
+        "{listed}"
+    );
+
+    // A principal filter, with or without `User:`, and the table.
+    let only_app = as_ops(&["acl", "list", "--principal", "app", "--json"]).json();
+    let principals: Vec<_> = only_app
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["principal"].as_str().unwrap())
+        .collect();
+    assert!(!principals.is_empty() && principals.iter().all(|&p| p == "User:app"));
+    let table = as_ops(&["acl", "list", "--principal", "User:app"]).ok();
+    assert!(table.starts_with("PRINCIPAL"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("app.") && l.contains("DESCRIBE,READ,WRITE")),
+        "{table}"
+    );
+
+    // Describing them takes admin on every topic; without principals there are none.
+    spindle_as(kafka, "PLAIN", "app", "app-token", &["acl", "list"])
+        .fails_with("CLUSTER_AUTHORIZATION_FAILED");
+    let open = Server::start_with("admin-acl-open", &[]);
+    spindle(&open.kafka, &["acl", "list"]).fails_with("SECURITY_DISABLED");
+}
+
+#[test]
 fn admin_commands_reach_a_tls_listener_with_the_ca_they_trust() {
     let certificates = Certificates::new("admin-tls");
     let server = Server::start_with_config("admin-tls", &certificates.kafka_tls_table(), &[]);

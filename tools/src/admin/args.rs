@@ -1,4 +1,5 @@
-//! The admin command line: `spindle topic …`, `spindle group …`, `spindle cluster …`.
+//! The admin command line: `spindle topic …`, `spindle group …`, `spindle cluster …`,
+//! `spindle acl …`.
 //!
 //! Every command takes `--bootstrap HOST:PORT` (any node; `SPINDLE_BOOTSTRAP`, default
 //! `127.0.0.1:9092`) and `--json`, before or after the subcommand (they are `global`). What
@@ -22,6 +23,8 @@ pub enum AdminCommand {
     Group(GroupArgs),
     /// Show the cluster: id, controller, brokers.
     Cluster(ClusterArgs),
+    /// List who may do what (Kafka's ACLs; on Spindle, the grants of the configuration file).
+    Acl(AclArgs),
 }
 
 /// Where to connect and how to print, shared by every admin command.
@@ -274,6 +277,30 @@ pub struct ClusterArgs {
 pub enum ClusterCommand {
     /// Show the cluster id, the controller and every broker.
     Info,
+}
+
+/// `spindle acl …`.
+#[derive(Debug, Clone, Args)]
+pub struct AclArgs {
+    /// Connection and output options.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// The ACL command.
+    #[command(subcommand)]
+    pub command: AclCommand,
+}
+
+/// The ACL commands.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AclCommand {
+    /// List the ACL bindings (Kafka's DescribeAcls, as `kafka-acls.sh --list`), one row per
+    /// principal and resource with the operations allowed on it; describing them needs the
+    /// right to describe the cluster (on Spindle: admin on every topic).
+    List {
+        /// Only this principal's bindings (`User:NAME`, or just `NAME`).
+        #[arg(long)]
+        principal: Option<String>,
+    },
 }
 
 /// Parses `KEY=VALUE` (the value may itself contain `=`; the key may not be empty).

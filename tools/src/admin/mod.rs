@@ -1,12 +1,12 @@
-//! The admin commands of the `spindle` binary: `spindle topic …`, `spindle group …` and
-//! `spindle cluster …`, spoken over the Kafka protocol so they work against any node of a
+//! The admin commands of the `spindle` binary: `spindle topic …`, `spindle group …`,
+//! `spindle cluster …` and `spindle acl …`, spoken over the Kafka protocol so they work against any node of a
 //! Spindle cluster (or of any Kafka-compatible one).
 //!
 //! Layout, one noun per file:
 //! - [`args`]: the command line (clap); wrong arguments fail there with exit status 2;
 //! - [`connection`]: one blocking connection, frames and API version negotiation;
 //! - [`client`]: routing to the bootstrap node, partition leaders and group coordinators;
-//! - [`topic`], [`records`], [`group`], [`reset`], [`cluster`]: the commands;
+//! - [`topic`], [`records`], [`group`], [`reset`], [`cluster`], [`acl`]: the commands;
 //! - [`table`]: aligned human tables and the `--json` switch;
 //! - [`error`]: what can fail, worded for operators; [`limits`]: timeouts and sizes.
 //!
@@ -15,6 +15,7 @@
 //! on stderr, and returns exit status 0 or 1. [`execute`] is the same without the process
 //! concerns, for tests.
 
+pub mod acl;
 pub mod args;
 pub mod client;
 pub mod cluster;
@@ -67,6 +68,7 @@ pub fn execute(cmd: AdminCommand, out: &mut dyn Write) -> Result<(), AdminError>
         AdminCommand::Topic(a) => &a.connect,
         AdminCommand::Group(a) => &a.connect,
         AdminCommand::Cluster(a) => &a.connect,
+        AdminCommand::Acl(a) => &a.connect,
     };
     let mut printer = Printer::new(connect.json, out);
     let mut client = Client::connect_as(&connect.bootstrap, connect.security()?)?;
@@ -74,5 +76,6 @@ pub fn execute(cmd: AdminCommand, out: &mut dyn Write) -> Result<(), AdminError>
         AdminCommand::Topic(a) => topic::run(&mut client, a.command, &mut printer),
         AdminCommand::Group(a) => group::run(&mut client, a.command, &mut printer),
         AdminCommand::Cluster(a) => cluster::run(&mut client, a.command, &mut printer),
+        AdminCommand::Acl(a) => acl::run(&mut client, a.command, &mut printer),
     }
 }
