@@ -30,7 +30,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use spindle_engine::Shard;
 
 use crate::kafka::connections::Connections;
-use crate::kafka::quota::ShardQuotas;
+use crate::kafka::quota;
 use crate::kafka::{connection, KafkaConfig};
 use crate::NetError;
 
@@ -157,7 +157,10 @@ fn reuse_port_socket(addr: SocketAddr) -> std::io::Result<Socket> {
 /// connection to finish.
 async fn accept_loop(listener: TcpListener, shard: Shard, config: Arc<KafkaConfig>) {
     let connections = Rc::new(Connections::default());
-    let quotas = Rc::new(ShardQuotas::default());
+    let quotas = quota::shard_quotas();
+    if !config.quotas.is_empty() {
+        shard.spawn_background(quota::share_charges(shard.clone()));
+    }
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
             shard.stopping().await;

@@ -14,14 +14,24 @@
 //! bucket in debt, the answer carries the time the debt takes to pay off as `throttle_time_ms`
 //! and its connection is not read again until then (clients since KIP-219 also wait that long
 //! before their next request). So a client over its quota is slowed to it, and nothing is
-//! refused. Each shard keeps its own buckets for the connections it serves; a client with one
-//! connection to the node (the usual case) gets exactly its rate, one with connections on
-//! several shards up to that many times it (as Redpanda's per-shard quotas).
+//! refused.
+//!
+//! A rate is the node's, as a Kafka broker's is, while each shard keeps buckets of its own for
+//! the connections it serves (no bucket is touched by two shards). So that the clients sharing
+//! a rate from connections on several shards get it once between them, each shard tells the
+//! others every [`SHARE_INTERVAL`] what it charged (a message over the mesh, only when quotas
+//! are configured, the node has more than one shard and something was charged), and they take
+//! it from their own buckets too. Clients spread over shards may get up to one interval's worth
+//! of bytes more than the rate before the others' charges arrive.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use futures_lite::future;
+use spindle_engine::{Shard, ShardId};
 
 /// One `[[kafka.quotas]]` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +99,9 @@ pub(crate) const THROTTLE_MAX: Duration = Duration::from_secs(30);
 /// none): client ids are the client's to choose.
 const BUCKETS_SWEEP_AT: usize = 10_000;
 
+/// How often a shard tells the other shards what it charged.
+pub(crate) const SHARE_INTERVAL: Duration = Duration::from_millis(100);
+
 /// A token bucket of bytes holding one second of its rate; it may go into debt.
 #[derive(Debug, Clone)]
 struct Bucket {
@@ -115,13 +128,18 @@ impl Bucket {
 
     /// Takes `bytes`; how long the debt that leaves takes to pay off.
     fn charge(&mut self, bytes: u64, now: Instant) -> Duration {
-        self.refill(now);
-        self.tokens -= bytes as f64;
+        self.take(bytes, now);
         if self.tokens >= 0.0 {
             Duration::ZERO
         } else {
             Duration::from_secs_f64(-self.tokens / self.rate).min(THROTTLE_MAX)
         }
+    }
+
+    /// Takes `bytes`, possibly into debt.
+    fn take(&mut self, bytes: u64, now: Instant) {
+        self.refill(now);
+        self.tokens -= bytes as f64;
     }
 
     fn is_full(&mut self, now: Instant) -> bool {
@@ -134,10 +152,80 @@ impl Bucket {
 /// shares it between (`None` for a part the entry leaves open).
 type BucketKey = (QuotaKind, Option<String>, Option<String>);
 
+/// Bytes charged to one bucket on one shard, for the other shards to take too.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Charge {
+    key: BucketKey,
+    rate: u64,
+    bytes: u64,
+}
+
 /// One shard's buckets.
 #[derive(Default)]
 pub(crate) struct ShardQuotas {
     buckets: RefCell<HashMap<BucketKey, Bucket>>,
+    /// What was charged here since the other shards were last told, by bucket; `None` while
+    /// nothing is shared (one shard, or no quotas).
+    unshared: RefCell<Option<HashMap<BucketKey, Charge>>>,
+}
+
+thread_local! {
+    /// The buckets of the shard this thread runs: the connections' and the other shards'
+    /// charges meet here.
+    static SHARD_QUOTAS: Rc<ShardQuotas> = Rc::new(ShardQuotas::default());
+}
+
+/// This shard's buckets.
+pub(crate) fn shard_quotas() -> Rc<ShardQuotas> {
+    SHARD_QUOTAS.with(Rc::clone)
+}
+
+/// Tells the other shards, every [`SHARE_INTERVAL`] until the engine stops, what this shard
+/// charged; a node of one shard has no one to tell.
+pub(crate) async fn share_charges(shard: Shard) {
+    let count = shard.shard_count();
+    if count < 2 {
+        return;
+    }
+    let quotas = shard_quotas();
+    quotas.unshared.replace(Some(HashMap::new()));
+    loop {
+        let stopping = future::or(
+            async {
+                glommio::timer::sleep(SHARE_INTERVAL).await;
+                false
+            },
+            async {
+                shard.stopping().await;
+                true
+            },
+        )
+        .await;
+        if stopping {
+            return;
+        }
+        let charges: Arc<[Charge]> = quotas.take_unshared().into();
+        if charges.is_empty() {
+            continue;
+        }
+        for other in (0..count)
+            .filter_map(|i| u32::try_from(i).ok())
+            .map(ShardId)
+        {
+            if other == shard.id() {
+                continue;
+            }
+            let charges = Arc::clone(&charges);
+            let told = shard
+                .run_on(other, move |_| async move {
+                    shard_quotas().absorb(&charges, Instant::now());
+                })
+                .await;
+            if told.is_err() {
+                return; // the engine is stopping
+            }
+        }
+    }
 }
 
 impl ShardQuotas {
@@ -163,14 +251,51 @@ impl ShardQuotas {
             // An entry naming neither limits each client id on its own.
             (quota.client_id.is_some() || quota.user.is_none()).then(|| client_id.to_owned()),
         );
+        if let Some(unshared) = self.unshared.borrow_mut().as_mut() {
+            unshared
+                .entry(key.clone())
+                .or_insert_with(|| Charge {
+                    key: key.clone(),
+                    rate,
+                    bytes: 0,
+                })
+                .bytes += bytes;
+        }
+        self.bucket(key, rate, now, |bucket| bucket.charge(bytes, now))
+    }
+
+    /// Takes what other shards charged from the same buckets here.
+    pub(crate) fn absorb(&self, charges: &[Charge], now: Instant) {
+        for c in charges {
+            self.bucket(c.key.clone(), c.rate, now, |bucket| {
+                bucket.take(c.bytes, now)
+            });
+        }
+    }
+
+    /// What was charged here since the last call, for the other shards.
+    fn take_unshared(&self) -> Vec<Charge> {
+        self.unshared
+            .borrow_mut()
+            .as_mut()
+            .map(|unshared| unshared.drain().map(|(_, charge)| charge).collect())
+            .unwrap_or_default()
+    }
+
+    /// Runs `f` on the bucket of `key` (a full new one at `rate` if there is none), sweeping
+    /// full buckets out first when there are many.
+    fn bucket<T>(
+        &self,
+        key: BucketKey,
+        rate: u64,
+        now: Instant,
+        f: impl FnOnce(&mut Bucket) -> T,
+    ) -> T {
         let mut buckets = self.buckets.borrow_mut();
         if buckets.len() >= BUCKETS_SWEEP_AT && !buckets.contains_key(&key) {
             buckets.retain(|_, bucket| !bucket.is_full(now));
         }
-        buckets
-            .entry(key)
-            .or_insert_with(|| Bucket::new(rate, now))
-            .charge(bytes, now)
+        f(buckets.entry(key).or_insert_with(|| Bucket::new(rate, now)))
     }
 }
 
@@ -262,6 +387,30 @@ mod tests {
         // Another client id is not limited at all.
         let other = shard.charge(&quotas, QuotaKind::Produce, ("u", "d"), 1 << 30, now);
         assert_eq!(other, Duration::ZERO);
+    }
+
+    #[test]
+    fn charges_made_on_another_shard_are_taken_from_this_shards_bucket_too() {
+        let quotas = [quota(None, Some("c"), Some(1000))];
+        let now = Instant::now();
+        let (here, there) = (ShardQuotas::default(), ShardQuotas::default());
+        there.unshared.replace(Some(HashMap::new()));
+        let charge = |shard: &ShardQuotas, bytes| {
+            shard.charge(&quotas, QuotaKind::Produce, ("u", "c"), bytes, now)
+        };
+        assert_eq!(charge(&there, 600), Duration::ZERO);
+        assert_eq!(charge(&there, 300), Duration::ZERO);
+        let charges = there.take_unshared();
+        assert_eq!(charges.len(), 1, "one bucket, its charges summed");
+        assert_eq!(charges[0].bytes, 900);
+        assert!(there.take_unshared().is_empty(), "told once");
+        here.absorb(&charges, now);
+        // 900 of the second's 1000 are gone here too: 400 more is 300 in debt.
+        assert_eq!(charge(&here, 400), Duration::from_millis(300));
+        assert!(
+            here.take_unshared().is_empty(),
+            "a shard that shares nothing keeps no record"
+        );
     }
 
     #[test]
