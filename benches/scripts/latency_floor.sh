@@ -16,18 +16,17 @@ D=$WORK/data; E=$WORK/emb; PORT=19092; SINK_PORT=19093
 rm -rf $OUT; mkdir -p $OUT $WORK
 clean() { rm -rf "$@"; sync; sleep ${SETTLE:-5}; }
 LOAD="--acks 1 --producers 2 --in-flight $IN_FLIGHT --json --duration-secs $SECS --warmup-secs $WARMUP"
-waitfor() { for _ in $(seq 100); do grep -q "$2" "$1" && return; sleep 0.1; done; }
+. "$(dirname "$0")/common.sh"
 serve() {
   clean $D
-  $B/spindle serve --data-dir $D --kafka-listen 127.0.0.1:$PORT --grpc-enabled false \
-    --admin-listen 127.0.0.1:19094 --shards 1 --retention-bytes 2147483648 > $OUT/server.log 2>&1 &
-  SERVER=$!; waitfor $OUT/server.log "spindle ready"
+  start_spindle $OUT/server.log --data-dir $D --kafka-listen 127.0.0.1:$PORT --grpc-enabled false \
+    --admin-listen 127.0.0.1:19094 --shards 1 --retention-bytes 2147483648
 }
 unserve() { kill -TERM $SERVER; wait $SERVER; rm -rf $D; }
 kafka() { serve; $B/spindle-bench kafka --bootstrap 127.0.0.1:$PORT --topic $1 $LOAD "${@:2}" > $OUT/$1.json; unserve; }
 sink() {
   taskset -c 0 $B/spindle-bench sink --listen 127.0.0.1:$SINK_PORT > $OUT/sink.log 2>&1 &
-  local pid=$!; waitfor $OUT/sink.log "sink ready"
+  local pid=$!; wait_for $OUT/sink.log "sink ready"
   $B/spindle-bench kafka --bootstrap 127.0.0.1:$SINK_PORT --topic $1 $LOAD "${@:2}" > $OUT/$1.json
   kill $pid; wait $pid 2>/dev/null
 }

@@ -31,12 +31,13 @@ emb emb-batch-p16-64k --producers 16 --in-flight 1 --fsync batch $SMALL
 emb emb-batch-p1-4k --producers 1 --in-flight 1 --fsync batch --batch-bytes 4096 $SMALL
 emb emb-batch-p16-4k --producers 16 --in-flight 1 --fsync batch --batch-bytes 4096 $SMALL
 echo "ref-middle $(ref)" >> $OUT/ref.txt
-serve() { clean $D; $B/spindle serve --data-dir $D --kafka-listen 127.0.0.1:19092 --grpc-enabled false --admin-listen 127.0.0.1:19094 --shards 1 --retention-bytes 2147483648 > $OUT/server.log 2>&1 & SERVER=$!; for _ in $(seq 100); do grep -q "spindle ready" $OUT/server.log && break; sleep 0.1; done; }
+. "$(dirname "$0")/common.sh"
+serve() { clean $D; start_spindle $OUT/server.log --data-dir $D --kafka-listen 127.0.0.1:19092 --grpc-enabled false --admin-listen 127.0.0.1:19094 --shards 1 --retention-bytes 2147483648; }
 unserve() { curl -s 127.0.0.1:19094/metrics > $OUT/metrics-$1.txt; awk -v n="$1" -v hz="$(getconf CLK_TCK)" '{printf "%s server cpu user %.2f s sys %.2f s\n", n, $14 / hz, $15 / hz}' /proc/$SERVER/stat >> $OUT/cpu.txt; kill -TERM $SERVER; wait $SERVER; rm -rf $D; }
 kaf() { local name=$1; shift; serve; for i in $(seq $RUNS); do timed $name.$i $B/spindle-bench kafka --bootstrap 127.0.0.1:19092 --topic $name-$i --json --duration-secs $SECS --warmup-secs $WARMUP "$@" > $OUT/$name.$i.json; done; unserve $name; }
 # The floor under both: the same load against `spindle-bench sink` (pinned to CPU 0 as the
 # server's shard is), which acknowledges every Produce at once and stores nothing.
-sink() { local name=$1; shift; taskset -c 0 $B/spindle-bench sink --listen 127.0.0.1:19093 > $OUT/sink.log 2>&1 & local pid=$!; for _ in $(seq 100); do grep -q "sink ready" $OUT/sink.log && break; sleep 0.1; done; for i in $(seq $RUNS); do timed $name.$i $B/spindle-bench kafka --bootstrap 127.0.0.1:19093 --topic $name-$i --json --duration-secs $SECS --warmup-secs $WARMUP "$@" > $OUT/$name.$i.json; done; kill $pid; wait $pid 2>/dev/null; }
+sink() { local name=$1; shift; taskset -c 0 $B/spindle-bench sink --listen 127.0.0.1:19093 > $OUT/sink.log 2>&1 & local pid=$!; wait_for $OUT/sink.log "sink ready"; for i in $(seq $RUNS); do timed $name.$i $B/spindle-bench kafka --bootstrap 127.0.0.1:19093 --topic $name-$i --json --duration-secs $SECS --warmup-secs $WARMUP "$@" > $OUT/$name.$i.json; done; kill $pid; wait $pid 2>/dev/null; }
 med() { python3 -c "import json,statistics,sys;print(int(statistics.median(json.load(open(f))['messages_per_sec'] for f in sys.argv[1:])))" "$@"; }
 for inf in 8 32; do
   kaf kafka-acks1-if$inf --acks 1 --producers 2 --in-flight $inf
