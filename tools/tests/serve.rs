@@ -338,6 +338,23 @@ fn a_node_serves_from_the_cpu_its_cpuset_names_and_refuses_one_that_is_not_onlin
         .unwrap();
     let stderr = refused_start(&out, "on an offline CPU");
     assert!(stderr.contains("are not online"), "{stderr}");
+
+    // More pinned shards than CPUs (256, the most a node runs, is more than any test machine
+    // has): the refusal says how many fit, and the way out.
+    let out = spindle()
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--kafka-listen", "127.0.0.1:0", "--grpc-enabled", "false"])
+        .args(["--admin-listen", "127.0.0.1:0"])
+        .args(["--shards", "256"])
+        .output()
+        .unwrap();
+    let stderr = refused_start(&out, "with more pinned shards than CPUs");
+    assert!(
+        stderr.contains("256 pinned shards asked for") && stderr.contains("or unbound placement"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -58,10 +58,11 @@ pub(crate) fn placements(config: &EngineConfig) -> Result<Vec<glommio::Placement
                 } else {
                     "online"
                 };
+                // Worded for the embedding program and the `spindle` command line alike.
                 return Err(EngineError::Start(format!(
-                    "{shards} pinned shards asked for but only {} CPUs are {place}; use fewer \
-                     shards or Placement::Unbound",
-                    cpus.len()
+                    "{shards} pinned shards asked for but only {n} CPUs are {place}: use at most \
+                     {n} shards, or unbound placement (shards not pinned to CPUs)",
+                    n = cpus.len()
                 )));
             }
             Ok(cpus[..shards]
