@@ -85,7 +85,7 @@ fn more_pinned_shards_than_cpus_is_refused_with_a_hint() {
     .err()
     .expect("refused");
     assert!(
-        matches!(&err, EngineError::Start(msg) if msg.contains("Unbound")),
+        matches!(&err, EngineError::Start(msg) if msg.contains("or unbound placement")),
         "{err}"
     );
 }
