@@ -270,3 +270,33 @@ fn the_sink_acknowledges_every_batch_of_a_kafka_run() {
     let stderr = String::from_utf8_lossy(&short.stderr);
     assert!(stderr.contains("fewer than --partitions 4"), "{stderr}");
 }
+
+/// As a Kafka broker does, the sink answers an ApiVersions at a version it does not serve with
+/// UNSUPPORTED_VERSION in a v0 body that lists what it serves, and keeps the connection.
+#[test]
+fn the_sink_answers_a_newer_api_versions_with_the_versions_it_serves() {
+    use std::io::{Read, Write};
+    let sink = Sink::start("1");
+    let mut conn = std::net::TcpStream::connect(&sink.addr).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    // ApiVersions v9 (key 18), correlation id 77, a null client id and an empty tag buffer.
+    let request: &[u8] = &[0, 0, 0, 11, 0, 18, 0, 9, 0, 0, 0, 77, 0xff, 0xff, 0];
+    for _ in 0..2 {
+        conn.write_all(request).unwrap();
+        let mut len = [0u8; 4];
+        conn.read_exact(&mut len).unwrap();
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        conn.read_exact(&mut body).unwrap();
+        assert_eq!(&body[..4], &77i32.to_be_bytes(), "the correlation id");
+        assert_eq!(&body[4..6], &35i16.to_be_bytes(), "UNSUPPORTED_VERSION");
+        let keys = i32::from_be_bytes(body[6..10].try_into().unwrap());
+        assert!(keys > 0, "the served APIs are listed");
+        // (api key, min, max) triples: ApiVersions is served up to v3.
+        let api_versions = body[10..]
+            .chunks_exact(6)
+            .find(|c| c[..2] == 18i16.to_be_bytes())
+            .expect("ApiVersions listed");
+        assert_eq!(&api_versions[4..6], &3i16.to_be_bytes());
+    }
+}

@@ -7,8 +7,9 @@
 //! It serves only what the generator's producers use: ApiVersions, Metadata (this endpoint
 //! leads every partition of every topic asked about, `--partitions` of them), CreateTopics
 //! (every topic is created at once) and Produce (each partition acknowledged with a base offset
-//! counted per connection, nothing checked or stored). Any other request closes its connection
-//! with a message. Each connection is a plain thread with blocking reads, the cheapest way to
+//! counted per connection, nothing checked or stored). An ApiVersions at a version it does not
+//! serve gets Kafka's answer, UNSUPPORTED_VERSION in a v0 body listing what it serves, so a
+//! newer client downgrades. Any other request closes its connection with a message. Each connection is a plain thread with blocking reads, the cheapest way to
 //! receive a request and answer it, so what it adds to the floor is little.
 
 use std::io::{BufReader, Write};
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use bytes::{Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::metadata_response::{
@@ -97,6 +99,14 @@ fn serve(stream: TcpStream, endpoint: &Endpoint) -> anyhow::Result<()> {
         let Ok(frame) = read_frame(&mut reader) else {
             return Ok(()); // the client hung up
         };
+        if let Some(correlation_id) = unsupported_api_versions(&frame) {
+            let refusal = ResponseKind::ApiVersions(
+                api_versions().with_error_code(ResponseError::UnsupportedVersion.code()),
+            );
+            let frame = encode(correlation_id, ApiKey::ApiVersions, 0, &refusal)?;
+            writer.write_all(&frame).context("writing an answer")?;
+            continue;
+        }
         let (header, api_key, request) = decode(frame)?;
         let version = header.request_api_version;
         let response = match request {
@@ -129,6 +139,19 @@ fn serve(stream: TcpStream, endpoint: &Endpoint) -> anyhow::Result<()> {
         let frame = encode(header.correlation_id, api_key, version, &response)?;
         writer.write_all(&frame).context("writing an answer")?;
     }
+}
+
+/// The correlation id of an ApiVersions request at a version the sink does not serve (its
+/// header may be one the sink cannot decode, but the id is always at the same place).
+fn unsupported_api_versions(frame: &[u8]) -> Option<i32> {
+    let &[k0, k1, v0, v1, c0, c1, c2, c3, ..] = frame else {
+        return None;
+    };
+    let (key, version) = (i16::from_be_bytes([k0, k1]), i16::from_be_bytes([v0, v1]));
+    let served = ADVERTISED
+        .iter()
+        .any(|&(k, min, max)| k as i16 == key && (min..=max).contains(&version));
+    (key == ApiKey::ApiVersions as i16 && !served).then(|| i32::from_be_bytes([c0, c1, c2, c3]))
 }
 
 /// The header, API and body of one request frame.
