@@ -19,6 +19,9 @@ use crate::kafka::context::RequestContext;
 
 /// Answers one OffsetCommit request.
 pub(crate) async fn handle(ctx: &RequestContext, req: OffsetCommitRequest) -> OffsetCommitResponse {
+    if let Err(code) = ctx.authorize_group(req.group_id.0.as_str()) {
+        return answer(ctx, req, PartitionCodes::all(code));
+    }
     // Partitions that reach the coordinator, in request order; negative indexes never do.
     let mut offsets = Vec::new();
     for topic in req.topics.iter().filter(|t| readable(ctx, &t.name)) {
@@ -34,9 +37,6 @@ pub(crate) async fn handle(ctx: &RequestContext, req: OffsetCommitRequest) -> Of
                 offsets.push((tp, offset));
             }
         }
-    }
-    if let Err(code) = ctx.authorize_group(req.group_id.0.as_str()) {
-        return answer(ctx, req, PartitionCodes::all(code));
     }
     let commit = OffsetCommit {
         group_id: req.group_id.0.as_str().to_owned(),
