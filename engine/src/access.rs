@@ -89,6 +89,11 @@ pub struct Grant {
     pub ops: Vec<Operation>,
 }
 
+/// Whether `patterns` cover `name`; `None` (no list configured) covers every name.
+fn covers(patterns: Option<&[TopicPattern]>, name: &str) -> bool {
+    patterns.is_none_or(|patterns| patterns.iter().any(|p| p.matches(name)))
+}
+
 /// Who is calling, and what they may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -139,9 +144,7 @@ impl Principal {
     /// Whether the principal may use transactional id `id` (Kafka's WRITE on the
     /// TRANSACTIONAL_ID resource).
     pub fn may_use_transactional_id(&self, id: &str) -> bool {
-        self.transactional_ids
-            .as_deref()
-            .is_none_or(|patterns| patterns.iter().any(|p| p.matches(id)))
+        covers(self.transactional_ids.as_deref(), id)
     }
 
     /// The same principal, limited to the consumer groups `patterns` cover.
@@ -161,9 +164,7 @@ impl Principal {
     /// Whether the principal may use consumer group `group` (Kafka's READ and DESCRIBE on the
     /// GROUP resource: join it, commit and fetch its offsets, describe it).
     pub fn may_use_group(&self, group: &str) -> bool {
-        self.groups
-            .as_deref()
-            .is_none_or(|patterns| patterns.iter().any(|p| p.matches(group)))
+        covers(self.groups.as_deref(), group)
     }
 
     /// The principal's name, as configured.
