@@ -33,22 +33,27 @@ use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::bench::args::SinkArgs;
 use crate::bench::kafka::connection::read_frame;
+use crate::bench::kafka::versions::SPOKEN;
 
 /// The node id the sink answers as.
 const NODE: BrokerId = BrokerId(0);
 /// Bytes of each connection's read buffer.
 const READ_BUFFER_BYTES: usize = 64 << 10;
 
-/// What the sink advertises: `(api, min, max)`. Fetch and ListOffsets are listed because the
-/// generator negotiates them up front; a request for them closes the connection.
-const ADVERTISED: [(ApiKey, i16, i16); 6] = [
-    (ApiKey::Produce, 3, 9),
-    (ApiKey::Fetch, 4, 11),
-    (ApiKey::ListOffsets, 1, 7),
-    (ApiKey::Metadata, 1, 12),
-    (ApiKey::ApiVersions, 0, 3),
-    (ApiKey::CreateTopics, 2, 7),
-];
+/// The ApiVersions versions the sink serves.
+const API_VERSIONS: (ApiKey, i16, i16) = (ApiKey::ApiVersions, 0, 3);
+
+/// What the sink advertises, `(api, min, max)`: what the generator speaks, and ApiVersions.
+/// Fetch and ListOffsets are among them because the generator negotiates them up front; a
+/// request for them closes the connection.
+fn advertised() -> impl Iterator<Item = (ApiKey, i16, i16)> {
+    SPOKEN.iter().copied().chain(std::iter::once(API_VERSIONS))
+}
+
+/// Whether the sink advertises API `key` at `version`.
+fn advertises(key: i16, version: i16) -> bool {
+    advertised().any(|(k, min, max)| k as i16 == key && (min..=max).contains(&version))
+}
 
 /// Where the sink listens and what its metadata says, shared by its connection threads.
 struct Endpoint {
@@ -148,10 +153,8 @@ fn unsupported_api_versions(frame: &[u8]) -> Option<i32> {
         return None;
     };
     let (key, version) = (i16::from_be_bytes([k0, k1]), i16::from_be_bytes([v0, v1]));
-    let served = ADVERTISED
-        .iter()
-        .any(|&(k, min, max)| k as i16 == key && (min..=max).contains(&version));
-    (key == ApiKey::ApiVersions as i16 && !served).then(|| i32::from_be_bytes([c0, c1, c2, c3]))
+    (key == ApiKey::ApiVersions as i16 && !advertises(key, version))
+        .then(|| i32::from_be_bytes([c0, c1, c2, c3]))
 }
 
 /// The header, API and body of one request frame.
@@ -161,10 +164,7 @@ fn decode(mut frame: Bytes) -> anyhow::Result<(RequestHeader, ApiKey, RequestKin
     };
     let (key, version) = (i16::from_be_bytes([k0, k1]), i16::from_be_bytes([v0, v1]));
     let api_key = ApiKey::try_from(key).map_err(|()| anyhow::anyhow!("unknown API key {key}"))?;
-    let supported = ADVERTISED
-        .iter()
-        .any(|&(k, min, max)| k == api_key && (min..=max).contains(&version));
-    if !supported {
+    if !advertises(key, version) {
         bail!("{api_key:?} v{version} is not served by the sink");
     }
     let header = RequestHeader::decode(&mut frame, api_key.request_header_version(version))
@@ -194,9 +194,8 @@ fn encode(
 
 fn api_versions() -> ApiVersionsResponse {
     ApiVersionsResponse::default().with_api_keys(
-        ADVERTISED
-            .iter()
-            .map(|&(key, min, max)| {
+        advertised()
+            .map(|(key, min, max)| {
                 ApiVersion::default()
                     .with_api_key(key as i16)
                     .with_min_version(min)

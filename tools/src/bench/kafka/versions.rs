@@ -27,8 +27,8 @@ pub struct Versions {
     pub list_offsets: i16,
 }
 
-/// The ranges this generator speaks: `(api, min, max)`.
-const SPOKEN: [(ApiKey, i16, i16); 5] = [
+/// The ranges this generator speaks: `(api, min, max)` (what `spindle-bench sink` advertises).
+pub const SPOKEN: [(ApiKey, i16, i16); 5] = [
     (ApiKey::Produce, 3, 9),
     (ApiKey::Fetch, 4, 11),
     (ApiKey::Metadata, 1, 12),
