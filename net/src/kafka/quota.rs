@@ -164,9 +164,9 @@ pub(crate) struct Charge {
 #[derive(Default)]
 pub(crate) struct ShardQuotas {
     buckets: RefCell<HashMap<BucketKey, Bucket>>,
-    /// What was charged here since the other shards were last told, by bucket; `None` while
-    /// nothing is shared (one shard, or no quotas).
-    unshared: RefCell<Option<HashMap<BucketKey, Charge>>>,
+    /// What was charged here since the other shards were last told, by bucket: (rate, bytes);
+    /// `None` while nothing is shared (one shard, or no quotas).
+    unshared: RefCell<Option<HashMap<BucketKey, (u64, u64)>>>,
 }
 
 thread_local! {
@@ -252,14 +252,13 @@ impl ShardQuotas {
             (quota.client_id.is_some() || quota.user.is_none()).then(|| client_id.to_owned()),
         );
         if let Some(unshared) = self.unshared.borrow_mut().as_mut() {
-            unshared
-                .entry(key.clone())
-                .or_insert_with(|| Charge {
-                    key: key.clone(),
-                    rate,
-                    bytes: 0,
-                })
-                .bytes += bytes;
+            // The key is copied only for a bucket's first charge of the interval.
+            match unshared.get_mut(&key) {
+                Some((_, charged)) => *charged += bytes,
+                None => {
+                    unshared.insert(key.clone(), (rate, bytes));
+                }
+            }
         }
         self.bucket(key, rate, now, |bucket| bucket.charge(bytes, now))
     }
@@ -278,7 +277,12 @@ impl ShardQuotas {
         self.unshared
             .borrow_mut()
             .as_mut()
-            .map(|unshared| unshared.drain().map(|(_, charge)| charge).collect())
+            .map(|unshared| {
+                unshared
+                    .drain()
+                    .map(|(key, (rate, bytes))| Charge { key, rate, bytes })
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
