@@ -20,7 +20,7 @@ use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::BytesMut;
 use spindle_log::Offset;
 use tokio::sync::Notify;
 
@@ -67,11 +67,16 @@ impl EngineHandle {
         crate::group::coordinator_in(placement, group_id)
     }
 
-    /// As [`Shard::produce`].
+    /// As [`Shard::produce`]; a `Bytes` still shared is copied on the calling thread.
     ///
     /// # Errors
     /// As [`Shard::produce`].
-    pub async fn produce(&self, tp: &TopicPartition, records: Bytes) -> Result<ProduceOutcome> {
+    pub async fn produce(
+        &self,
+        tp: &TopicPartition,
+        records: impl Into<BytesMut>,
+    ) -> Result<ProduceOutcome> {
+        let records = records.into();
         let tp = tp.clone();
         self.run_on(self.route(&tp), move |s| async move {
             s.produce(&tp, records).await

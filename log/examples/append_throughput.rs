@@ -9,6 +9,7 @@
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use spindle_log::testing::batch;
 use spindle_log::{FsyncPolicy, Log, LogConfig, SystemClock};
 
@@ -50,7 +51,8 @@ fn main() {
                     glommio::spawn_local(async move {
                         let mut lat = Vec::with_capacity(per_writer as usize);
                         for _ in 0..per_writer {
-                            let input = one.clone();
+                            // A buffer of its own, as a Kafka request's batches are.
+                            let input = BytesMut::from(&one[..]);
                             let t = Instant::now();
                             log.append(input).expect("append");
                             lat.push(t.elapsed());

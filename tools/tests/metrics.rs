@@ -106,11 +106,11 @@ fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_owned()))
 }
 
-fn create_topic(client: &mut Client, topic: &str) {
+fn create_topic(client: &mut Client, topic: &str, partitions: i32) {
     let request = CreateTopicsRequest::default()
         .with_topics(vec![CreatableTopic::default()
             .with_name(topic_name(topic))
-            .with_num_partitions(1)
+            .with_num_partitions(partitions)
             .with_replication_factor(1)])
         .with_timeout_ms(10_000);
     let response = client.bootstrap().call(&request).unwrap();
@@ -128,8 +128,8 @@ fn produce(client: &mut Client, topic: &str, batches: &[Template]) -> u64 {
     bytes
 }
 
-/// Fetches partition 0 of `topic` from offset 0 in one request; returns the record bytes.
-fn fetch_all(client: &mut Client, topic: &str) -> u64 {
+/// Fetches a partition of `topic` from offset 0 in one request; returns the record batches.
+fn fetch_all(client: &mut Client, topic: &str, partition: i32) -> Bytes {
     let request = FetchRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_max_wait_ms(0)
@@ -138,13 +138,13 @@ fn fetch_all(client: &mut Client, topic: &str) -> u64 {
         .with_topics(vec![FetchTopic::default()
             .with_topic(topic_name(topic))
             .with_partitions(vec![FetchPartition::default()
-                .with_partition(0)
+                .with_partition(partition)
                 .with_fetch_offset(0)
                 .with_partition_max_bytes(1 << 20)])]);
     let response = client.bootstrap().call(&request).unwrap();
     let part = &response.responses[0].partitions[0];
     assert_eq!(part.error_code, 0, "Fetch");
-    part.records.as_ref().map_or(0, |r| r.len() as u64)
+    part.records.clone().unwrap_or_default()
 }
 
 /// One Produce request of one batch; returns the partition's error code.
@@ -207,7 +207,7 @@ fn metrics_count_a_known_workload_exactly() {
     let topic = "metrics-topic".to_owned();
     let group = "metrics-group";
     let mut client = Client::connect(&server.kafka).unwrap();
-    create_topic(&mut client, &topic);
+    create_topic(&mut client, &topic, 1);
 
     let shape = BatchShape {
         records: RECORDS_PER_BATCH,
@@ -216,7 +216,11 @@ fn metrics_count_a_known_workload_exactly() {
     };
     let batches = Template::build_set(&shape, BATCHES).unwrap();
     let batch_bytes = produce(&mut client, &topic, &batches);
-    assert_eq!(fetch_all(&mut client, &topic), batch_bytes, "Fetch from 0");
+    assert_eq!(
+        fetch_all(&mut client, &topic, 0).len() as u64,
+        batch_bytes,
+        "Fetch from 0"
+    );
 
     // Before any commit only the workload has appended records.
     let (status, text) = server.get("/metrics");
@@ -316,6 +320,84 @@ fn metrics_count_a_known_workload_exactly() {
         sum(&text, "spindle_records_appended_total", &[]),
         (RECORDS + 1) as f64
     );
+}
+
+#[test]
+fn a_produce_request_for_several_partitions_is_stored_without_a_copy() {
+    let server = start_server();
+    let topic = "several-partitions";
+    let mut client = Client::connect(&server.kafka).unwrap();
+    create_topic(&mut client, topic, 3);
+    let shape = BatchShape {
+        records: RECORDS_PER_BATCH,
+        message_bytes: VALUE_BYTES,
+        compression: Compression::None,
+    };
+    let sent = Template::build_set(&shape, 4).unwrap();
+    // What librdkafka sends: one request, each partition's batches back to back; partition 0
+    // gets two.
+    let shares: [(i32, Vec<&Template>); 3] = [
+        (0, vec![&sent[0], &sent[1]]),
+        (1, vec![&sent[2]]),
+        (2, vec![&sent[3]]),
+    ];
+    let partition_data = shares
+        .iter()
+        .map(|(index, batches)| {
+            let records: Vec<u8> = batches.iter().flat_map(|b| b.bytes.to_vec()).collect();
+            PartitionProduceData::default()
+                .with_index(*index)
+                .with_records(Some(Bytes::from(records)))
+        })
+        .collect();
+    let request = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(topic_name(topic))
+            .with_partition_data(partition_data)]);
+    let response = client
+        .bootstrap()
+        .call_at(&request, PRODUCE_VERSION)
+        .unwrap();
+    for answer in &response.responses[0].partition_responses {
+        assert_eq!(
+            (answer.error_code, answer.base_offset),
+            (0, 0),
+            "partition {}",
+            answer.index
+        );
+    }
+
+    let (_, text) = server.get("/metrics");
+    let total: usize = sent.iter().map(|b| b.bytes.len()).sum();
+    assert_eq!(
+        sum(&text, "spindle_bytes_appended_total", &[]),
+        total as f64
+    );
+    // Each partition's batches were cut out of the request's frame and patched there.
+    assert_eq!(sum(&text, "spindle_bytes_copied_total", &[]), 0.0);
+
+    // Each partition holds its own batches, offsets assigned, bytes otherwise as sent.
+    for (index, batches) in &shares {
+        let stored = fetch_all(&mut client, topic, *index);
+        let mut rest = &stored[..];
+        let mut base = 0;
+        for batch in batches {
+            let (header, len) = spindle_log::batch::validate(rest).unwrap();
+            assert_eq!(header.base_offset(), base, "partition {index}");
+            let (got, want) = (&rest[..len], &batch.bytes[..]);
+            // Base offset (0..8) and leader epoch (12..16) are the broker's.
+            assert_eq!(
+                (&got[8..12], &got[16..]),
+                (&want[8..12], &want[16..]),
+                "partition {index}"
+            );
+            base += RECORDS_PER_BATCH as i64;
+            rest = &rest[len..];
+        }
+        assert!(rest.is_empty(), "partition {index} holds only its batches");
+    }
 }
 
 #[test]

@@ -57,7 +57,7 @@ pub struct ShardSnapshot {
     pub records_appended: u64,
     /// Batch bytes appended.
     pub bytes_appended: u64,
-    /// Of those, bytes a write copied to patch their offsets.
+    /// Of those, Kafka Produce bytes copied before the append (expected 0).
     pub bytes_copied: u64,
     /// Jobs sent to other shards.
     pub cross_shard_messages: u64,
@@ -254,7 +254,7 @@ impl Scrape {
             ),
             (
                 "spindle_bytes_copied_total",
-                "Of those, bytes a write copied to patch their offsets (their buffer was shared).",
+                "Of those, bytes of Kafka Produce requests copied before the append because their frame was still shared (expected 0).",
                 Kind::Counter,
                 |s| s.bytes_copied,
             ),

@@ -64,8 +64,9 @@ pub struct ShardMetrics {
     pub records_appended: Counter,
     /// Batch bytes appended to this shard's partitions.
     pub bytes_appended: Counter,
-    /// Of those, bytes a write round copied to patch their offsets, because their buffer was
-    /// shared (a Kafka request for several partitions); the others were patched in place.
+    /// Of those, bytes the Kafka server copied before the append because their request's frame
+    /// was still shared when its batches were taken out of it; the others were patched in place
+    /// in the memory they arrived in. Expected to stay 0.
     pub bytes_copied: Counter,
     /// Jobs this shard sent to another shard.
     pub cross_shard_messages: Counter,
@@ -174,11 +175,10 @@ impl ShardMetrics {
         self.connections_open.get()
     }
 
-    /// Counts records appended by one produce, and the bytes its write copied to patch them.
-    pub(crate) fn record_append(&self, records: u64, bytes: u64, copied: u64) {
+    /// Counts records and bytes appended by one produce.
+    pub(crate) fn record_append(&self, records: u64, bytes: u64) {
         self.records_appended.add(records);
         self.bytes_appended.add(bytes);
-        self.bytes_copied.add(copied);
     }
 
     /// Adds what each log counted since the last call to the shard's counters and returns

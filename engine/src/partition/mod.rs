@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::BytesMut;
 
 use crate::event::Event;
 use crate::limits::FETCH_MAX_WAIT;
@@ -256,12 +256,13 @@ impl Partition {
         &self.dir
     }
 
-    /// Appends `records` and returns once they are written (see the module doc), with the
-    /// bytes the write copied to patch their offsets.
+    /// Appends `records` and returns once they are written (see the module doc). The log takes
+    /// the buffer over and patches the offsets into it.
     ///
     /// # Errors
     /// Oversize or invalid batches, producer sequence or epoch errors, I/O.
-    pub(crate) async fn produce(&self, records: Bytes) -> Result<(ProduceOutcome, usize)> {
+    pub(crate) async fn produce(&self, records: impl Into<BytesMut>) -> Result<ProduceOutcome> {
+        let mut records = records.into();
         if self.closing.get() {
             return Err(EngineError::ShuttingDown);
         }
@@ -280,15 +281,14 @@ impl Partition {
             if self.log.high_watermark() <= duplicate.last_offset {
                 self.log.flush().await?;
             }
-            return Ok((duplicate, 0));
+            return Ok(duplicate);
         }
-        let (records, log_append_time_ms) = if self.log_append_time.get() {
+        let log_append_time_ms = if self.log_append_time.get() {
             let now = self.clock.now_ms();
-            let stamped =
-                batch::with_log_append_time(&records, now).map_err(EngineError::InvalidBatch)?;
-            (stamped, now)
+            batch::stamp_log_append_time(&mut records, now).map_err(EngineError::InvalidBatch)?;
+            now
         } else {
-            (records, -1)
+            -1
         };
         // No await between judging and appending: nothing else on this shard can append between.
         let info = self.log.append(records).map_err(|e| match e {
@@ -323,12 +323,12 @@ impl Partition {
             log_start_offset: self.log.start_offset(),
             log_append_time_ms,
         };
-        Ok((outcome, info.bytes_to_copy))
+        Ok(outcome)
     }
 
     /// Checks every batch against `max.message.bytes`, and refuses control batches (only the
     /// transaction coordinator writes those); returns each batch's header.
-    fn judge_sizes(&self, records: &Bytes) -> Result<Vec<BatchHeader>> {
+    fn judge_sizes(&self, records: &[u8]) -> Result<Vec<BatchHeader>> {
         let max = self.max_message_bytes.get() as usize;
         let mut headers = Vec::new();
         for item in batch::batches(records) {
@@ -353,7 +353,7 @@ impl Partition {
     /// The transaction `records` would open here, if they hold a transactional batch of a
     /// producer with no transaction open in this partition: what the shard verifies with the
     /// transaction coordinator before the append (see `Shard::produce_in_transaction`).
-    pub(crate) fn transaction_to_verify(&self, records: &Bytes) -> Option<OpeningTxn> {
+    pub(crate) fn transaction_to_verify(&self, records: &[u8]) -> Option<OpeningTxn> {
         let (header, _) = batch::batches(records).next()?.ok()?;
         if !header.is_transactional() || header.is_control() || header.producer_id() < 0 {
             return None;
@@ -427,7 +427,7 @@ impl Partition {
     /// record to keep), and a topic with a timestamp window (`message.timestamp.before.max.ms`,
     /// `message.timestamp.after.max.ms`) a record whose create time lies outside it. Other
     /// topics do not pay for reading the records (decompressing them a record at a time).
-    fn judge_records(&self, records: &Bytes) -> Result<()> {
+    fn judge_records(&self, records: &[u8]) -> Result<()> {
         let compaction = self.compaction.get();
         let window = self.timestamp_window.get().map(|(before, after)| {
             let now = i128::from(self.clock.now_ms());
@@ -449,9 +449,9 @@ impl Partition {
         let unreadable = |_| invalid(batch::BatchDefect::BadRecords);
         for item in batch::batches(records) {
             let (_, raw) = item.map_err(EngineError::InvalidBatch)?;
-            batch::validate(&raw).map_err(invalid)?;
+            batch::validate(raw).map_err(invalid)?;
             if let Some(compaction) = compaction {
-                if batch::clean::has_record_without_key(&raw).map_err(unreadable)? {
+                if batch::clean::has_record_without_key(raw).map_err(unreadable)? {
                     return Err(EngineError::KeylessRecord {
                         topic: self.tp.topic.to_string(),
                         policy: compaction.policy.as_str(),
@@ -459,8 +459,7 @@ impl Partition {
                 }
             }
             if let Some((min, max)) = window {
-                let outside =
-                    batch::clean::timestamp_outside(&raw, min, max).map_err(unreadable)?;
+                let outside = batch::clean::timestamp_outside(raw, min, max).map_err(unreadable)?;
                 if let Some(timestamp) = outside {
                     return Err(EngineError::InvalidTimestamp {
                         timestamp,
@@ -868,7 +867,7 @@ mod tests {
                     .producer(7, 0, 0)
                     .records(3, 10)
                     .build();
-                let (first, _) = partition.produce(original.clone()).await.expect("produce");
+                let first = partition.produce(original.clone()).await.expect("produce");
                 // 20 MiB of another producer's batches (5 rolls), with the snapshot the shard
                 // saves after each roll.
                 for seq in 0..40 {
@@ -887,7 +886,7 @@ mod tests {
                 drop(partition);
                 let partition = open().await.expect("reopen");
                 assert_eq!(partition.log.next_offset(), end);
-                let (again, _) = partition.produce(original).await.expect("retry");
+                let again = partition.produce(original).await.expect("retry");
                 assert_eq!(
                     (again.base_offset, again.last_offset),
                     (first.base_offset, first.last_offset),
@@ -897,7 +896,7 @@ mod tests {
                     .producer(8, 0, 40 * 500)
                     .records(1, 10)
                     .build();
-                let (stored, _) = partition.produce(next).await.expect("in sequence");
+                let stored = partition.produce(next).await.expect("in sequence");
                 assert_eq!(stored.base_offset, end, "producer 8's sequence carried on");
                 partition.close().await.expect("close");
             })
@@ -1018,7 +1017,7 @@ mod tests {
                 // The original appends and goes to write; the retry arrives meanwhile.
                 let original = glommio::spawn_local({
                     let (partition, batch) = (partition.clone(), batch.clone());
-                    async move { partition.produce(batch).await.expect("original").0 }
+                    async move { partition.produce(batch).await.expect("original") }
                 });
                 futures_lite::future::yield_now().await;
                 assert_eq!(
@@ -1026,7 +1025,7 @@ mod tests {
                     Offset(3),
                     "the original appended"
                 );
-                let (retry, _) = partition.produce(batch).await.expect("retry");
+                let retry = partition.produce(batch).await.expect("retry");
                 assert!(
                     partition.log.high_watermark() > retry.last_offset,
                     "the retry was acknowledged before its original was written"

@@ -18,7 +18,7 @@ use std::fmt;
 use std::future::Future;
 use std::rc::Rc;
 
-use bytes::Bytes;
+use bytes::BytesMut;
 use spindle_log::Offset;
 
 use crate::group::GroupCoordinator;
@@ -61,11 +61,19 @@ impl Shard {
     /// Idempotent batches (producer id ≥ 0) are checked per producer: a duplicate returns its
     /// original offsets and is not stored twice.
     ///
+    /// The engine takes the buffer over and assigns offsets by patching them into it; what is
+    /// stored and served is that very memory. A `Bytes` converts to it without a copy when
+    /// nothing else refers to its buffer, and is copied otherwise.
+    ///
     /// # Errors
     /// Unknown topic/partition, invalid batch, sequence or epoch errors, oversize batch, I/O.
-    pub async fn produce(&self, tp: &TopicPartition, records: Bytes) -> Result<ProduceOutcome> {
+    pub async fn produce(
+        &self,
+        tp: &TopicPartition,
+        records: impl Into<BytesMut>,
+    ) -> Result<ProduceOutcome> {
         refuse_internal_write(tp)?;
-        self.append_to(tp, records, None).await
+        self.append_to(tp, records.into(), None).await
     }
 
     /// [`Shard::produce`] for a transactional producer (a Kafka Produce naming its
@@ -80,11 +88,11 @@ impl Shard {
     pub async fn produce_in_transaction(
         &self,
         tp: &TopicPartition,
-        records: Bytes,
+        records: impl Into<BytesMut>,
         transactional_id: &str,
     ) -> Result<ProduceOutcome> {
         refuse_internal_write(tp)?;
-        self.append_to(tp, records, Some(transactional_id.to_owned()))
+        self.append_to(tp, records.into(), Some(transactional_id.to_owned()))
             .await
     }
 
@@ -96,13 +104,13 @@ impl Shard {
         records: Vec<Record>,
     ) -> Result<ProduceOutcome> {
         let batch = batch_builder::encode(&records, self.inner.clock.now_ms())?;
-        self.append_to(tp, batch, None).await
+        self.append_to(tp, batch.into(), None).await
     }
 
     async fn append_to(
         &self,
         tp: &TopicPartition,
-        records: Bytes,
+        records: BytesMut,
         transactional_id: Option<String>,
     ) -> Result<ProduceOutcome> {
         let owner = self.route_produce(tp).await?;
@@ -505,7 +513,7 @@ impl Shard {
     async fn produce_local(
         &self,
         tp: &TopicPartition,
-        records: Bytes,
+        records: BytesMut,
         transactional_id: Option<String>,
     ) -> Result<ProduceOutcome> {
         let bytes = records.len() as u64;
@@ -517,11 +525,9 @@ impl Shard {
                 partition.check_still_open(&opening)?;
             }
         }
-        let (outcome, copied) = partition.produce(records).await?;
+        let outcome = partition.produce(records).await?;
         let appended = outcome.last_offset.0 + 1 - outcome.base_offset.0;
-        self.inner
-            .metrics
-            .record_append(appended, bytes, copied as u64);
+        self.inner.metrics.record_append(appended, bytes);
         Ok(outcome)
     }
 

@@ -39,7 +39,7 @@ use crate::limits::TAIL_CACHE_BYTES_MAX;
 use crate::offset::Offset;
 use crate::producer_snapshot::RecoveredProducers;
 use crate::segment::{recover, Appender, Segment};
-use crate::tail_cache::TailCache;
+use crate::tail_cache::{CachedBatch, TailCache};
 
 /// What an append assigned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,9 +54,6 @@ pub struct AppendInfo {
     pub batches: u32,
     /// Bytes appended.
     pub bytes: usize,
-    /// Of those, bytes the write round will copy to patch their offsets: 0 when they were
-    /// patched in place (nothing else referred to their buffer).
-    pub bytes_to_copy: usize,
 }
 
 /// What a retention run removed.
@@ -119,7 +116,7 @@ struct State {
     high_watermark: Offset,
     next_offset: Offset,
     /// Appended, not yet in a write round, oldest first.
-    pending: VecDeque<write::PendingBatch>,
+    pending: VecDeque<CachedBatch>,
     /// The write round on its way, if any.
     round: Option<write::Round>,
     /// Write rounds that failed so far, and the last one's error.

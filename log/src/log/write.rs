@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 
 use super::group_commit::{self, Gathering, RoundWrites, WriteGuard};
 use super::{AppendInfo, Log};
@@ -21,13 +21,19 @@ use crate::tail_cache::CachedBatch;
 
 impl Log {
     /// Validates every v2 batch in `records` (one or more, back to back: length, magic 2,
-    /// CRC-32C, records count), assigns offsets by rewriting each base offset and leader epoch,
-    /// and queues the batches for writing and for the tail cache. No I/O, no await.
+    /// CRC-32C, records count), assigns offsets by rewriting each base offset and leader epoch
+    /// in place, and queues the batches for writing and for the tail cache. No I/O, no await.
+    ///
+    /// The log takes the buffer over: what the file and the tail cache get are these very bytes,
+    /// patched (both fields lie outside the CRC). A `Bytes` converts to it without a copy when
+    /// nothing else refers to its buffer, and is copied otherwise, leaving the caller's bytes as
+    /// they were.
     ///
     /// # Errors
     /// [`LogError::InvalidBatch`] naming the first bad batch's position and defect,
     /// [`LogError::OffsetOverflow`], or [`LogError::Closed`]. On any error nothing is appended.
-    pub fn append(&self, records: Bytes) -> Result<AppendInfo, LogError> {
+    pub fn append(&self, records: impl Into<BytesMut>) -> Result<AppendInfo, LogError> {
+        let mut records = records.into();
         let mut st = self.state.borrow_mut();
         if st.closed {
             return Err(self.closed_error());
@@ -44,30 +50,16 @@ impl Log {
                 records: records_total,
             });
         }
-        // No copy here. When nothing else refers to the buffer `records` lives in (a Kafka
-        // request of one partition, once the server dropped the rest of the request), base
-        // offsets and leader epochs are patched in place and the batches are queued as they
-        // are; otherwise they are queued as received (zero-copy slices of `records`), and the
-        // write round copies them once, patching on the way. Either way the patched bytes are
-        // what the file and the tail cache get.
         let len = records.len();
-        let epoch = st.leader_epoch;
-        let (records, patched) = match records.try_into_mut() {
-            Ok(mut owned) => {
-                patch_in_place(&mut owned, base, epoch);
-                (owned.freeze(), true)
-            }
-            Err(shared) => (shared, false),
-        };
+        patch_in_place(&mut records, base, st.leader_epoch);
+        let records = records.freeze();
         let mut walk = BatchWalk::new(base);
         while let Some(b) = walk.next(&records) {
-            st.pending.push_back(PendingBatch {
+            st.pending.push_back(CachedBatch {
                 base: b.base,
                 last: b.last,
                 max_timestamp: b.max_timestamp,
-                leader_epoch: epoch,
                 bytes: records.slice(b.range),
-                patched,
             });
         }
         let next = walk.next_offset();
@@ -81,7 +73,6 @@ impl Log {
             max_timestamp_ms,
             batches,
             bytes: len,
-            bytes_to_copy: if patched { 0 } else { len },
         })
     }
 
@@ -341,7 +332,7 @@ impl Log {
             end += len;
             count += 1;
         }
-        let batches = patched_copies(st.pending.drain(..count));
+        let batches: Vec<CachedBatch> = st.pending.drain(..count).collect();
         let data = batches.iter().map(|b| b.bytes.clone()).collect();
         let plan = st.appender.plan(file, path, size, data, segment_bytes);
         let writes = Rc::new(RoundWrites::default());
@@ -439,14 +430,15 @@ impl Log {
     fn requeue_round(&self, st: &mut super::State, round: Round, error: LogError) {
         let epoch = st.leader_epoch;
         for b in round.batches.into_iter().rev() {
-            st.pending.push_front(PendingBatch {
+            // The epoch may have changed since, and the failed writes may still hold the bytes:
+            // patch a copy (a rare path).
+            let mut bytes = BytesMut::from(&b.bytes[..]);
+            rewrite_base(&mut bytes, b.base.to_kafka(), epoch);
+            st.pending.push_front(CachedBatch {
                 base: b.base,
                 last: b.last,
                 max_timestamp: b.max_timestamp,
-                leader_epoch: epoch,
-                bytes: b.bytes,
-                // The epoch may have changed since: patch again.
-                patched: false,
+                bytes: bytes.freeze(),
             });
         }
         tracing::warn!(dir = %self.dir.display(), error = %error, "write failed; the batches stay queued");
@@ -625,19 +617,6 @@ impl Log {
     }
 }
 
-/// A batch appended but not yet written: the producer's bytes as received, and what the write
-/// will patch into them.
-#[derive(Debug, Clone)]
-pub(super) struct PendingBatch {
-    pub base: Offset,
-    pub last: Offset,
-    pub max_timestamp: i64,
-    pub leader_epoch: i32,
-    pub bytes: Bytes,
-    /// Whether `bytes` already carry `base` and `leader_epoch` (patched in place at append).
-    pub patched: bool,
-}
-
 /// A write round on its way: planned, its writes started, not yet settled.
 pub(super) struct Round {
     /// Its batches, patched, in order (what the tail cache gets once it settles).
@@ -716,40 +695,8 @@ impl BatchWalk {
     }
 }
 
-/// A write round's batches, patched: those patched at append as they are, the others copied
-/// into one buffer, patching each one's base offset and leader epoch (both outside the CRC) on
-/// the way: at most one allocation and one copy per round, none per record.
-fn patched_copies(batches: impl Iterator<Item = PendingBatch>) -> Vec<CachedBatch> {
-    let batches: Vec<PendingBatch> = batches.collect();
-    let to_copy: usize = batches
-        .iter()
-        .filter(|b| !b.patched)
-        .map(|b| b.bytes.len())
-        .sum();
-    let mut buf = BytesMut::with_capacity(to_copy);
-    for b in batches.iter().filter(|b| !b.patched) {
-        let at = buf.len();
-        buf.extend_from_slice(&b.bytes);
-        rewrite_base(&mut buf[at..], b.base.to_kafka(), b.leader_epoch);
-    }
-    let mut copies = buf.freeze();
-    batches
-        .into_iter()
-        .map(|b| CachedBatch {
-            base: b.base,
-            last: b.last,
-            max_timestamp: b.max_timestamp,
-            bytes: if b.patched {
-                b.bytes
-            } else {
-                copies.split_to(b.bytes.len())
-            },
-        })
-        .collect()
-}
-
 /// Validates every batch of an append; returns (records, batches, max timestamp).
-fn check_all(records: &Bytes) -> Result<(u64, u32, i64), LogError> {
+fn check_all(records: &[u8]) -> Result<(u64, u32, i64), LogError> {
     if records.is_empty() {
         return Err(LogError::InvalidBatch {
             position: 0,

@@ -377,12 +377,13 @@ fn start_request(
 ) -> Step {
     // The frame reader strips the 4-byte length prefix; count it too.
     shard.metrics().bytes_in.add(frame.len() as u64 + 4);
-    let (api_key, header, body) = match dispatch::decode(frame) {
+    let (api_key, header, body, produce_frame) = match dispatch::decode(frame) {
         Ok(Decoded::Request {
             api_key,
             header,
             body,
-        }) => (api_key, header, body),
+            produce_frame,
+        }) => (api_key, header, body, produce_frame),
         Ok(Decoded::UnsupportedApiVersions { correlation_id }) => {
             return match dispatch::encode_unsupported_api_versions(correlation_id) {
                 Ok(answer) => Step::Queue(Pending::Ready(Outcome::Answer(answer, None))),
@@ -452,7 +453,7 @@ fn start_request(
                 "request"
             );
             Step::Queue(Pending::Running(glommio::spawn_local(async move {
-                let outcome = handle(ctx, api_key, body).await;
+                let outcome = handle(ctx, api_key, body, produce_frame).await;
                 // The frame is freed with the request; a client that does not read its answers
                 // must not keep the shard's other connections waiting for memory.
                 drop(memory);
@@ -492,9 +493,14 @@ fn sasl_answer(
 }
 
 /// Handles one request to its encoded answer.
-async fn handle(ctx: RequestContext, api_key: ApiKey, body: RequestKind) -> Outcome {
+async fn handle(
+    ctx: RequestContext,
+    api_key: ApiKey,
+    body: RequestKind,
+    produce_frame: Option<Bytes>,
+) -> Outcome {
     let started = Instant::now();
-    let (outcome, failed) = answer(&ctx, api_key, body).await;
+    let (outcome, failed) = answer(&ctx, api_key, body, produce_frame).await;
     let metrics = ctx.shard.metrics();
     if let Outcome::Answer(answer, _) = &outcome {
         metrics.bytes_out.add(answer.len() as u64);
@@ -505,8 +511,13 @@ async fn handle(ctx: RequestContext, api_key: ApiKey, body: RequestKind) -> Outc
 
 /// The request's outcome, and whether it failed: the connection closes on it, or the answer
 /// carries an error code ([`response_failure::is_failure`]).
-async fn answer(ctx: &RequestContext, api_key: ApiKey, body: RequestKind) -> (Outcome, bool) {
-    let response = match dispatch::answer(ctx, body).await {
+async fn answer(
+    ctx: &RequestContext,
+    api_key: ApiKey,
+    body: RequestKind,
+    produce_frame: Option<Bytes>,
+) -> (Outcome, bool) {
+    let response = match dispatch::answer(ctx, body, produce_frame).await {
         Answer::Response(response) => response,
         Answer::Silent => return (Outcome::Silent, false),
         Answer::Unrouted => {

@@ -36,6 +36,9 @@ pub(crate) enum Decoded {
         header: RequestHeader,
         /// Its body.
         body: Box<RequestKind>,
+        /// For Produce, the frame its batches are slices of, so that they can be taken back out
+        /// of it as buffers of their own (`api::produce`).
+        produce_frame: Option<Bytes>,
     },
     /// ApiVersions at a version not served: answered with v0 and UNSUPPORTED_VERSION.
     UnsupportedApiVersions {
@@ -111,6 +114,7 @@ pub(crate) fn decode(frame: Bytes) -> Result<Decoded, RequestError> {
             version,
         });
     }
+    let produce_frame = (api_key == ApiKey::Produce).then(|| frame.clone());
     // The codec is third-party code fed client bytes: a panic in it must end this request,
     // not the shard's thread.
     let decoded = std::panic::catch_unwind(move || {
@@ -134,6 +138,7 @@ pub(crate) fn decode(frame: Bytes) -> Result<Decoded, RequestError> {
         api_key,
         header,
         body: Box::new(body),
+        produce_frame,
     })
 }
 
@@ -164,12 +169,16 @@ pub(crate) enum Answer {
     Unrouted,
 }
 
-/// Answers one decoded request.
-pub(crate) async fn answer(ctx: &RequestContext, body: RequestKind) -> Answer {
+/// Answers one decoded request (`produce_frame` as [`Decoded::Request`] gives it).
+pub(crate) async fn answer(
+    ctx: &RequestContext,
+    body: RequestKind,
+    produce_frame: Option<Bytes>,
+) -> Answer {
     let response = match body {
         RequestKind::Produce(req) => {
             let silent = req.acks == 0;
-            let resp = api::produce::handle(ctx, req).await;
+            let resp = api::produce::handle(ctx, req, produce_frame).await;
             if silent {
                 return Answer::Silent;
             }
