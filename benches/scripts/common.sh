@@ -4,11 +4,12 @@
 # wait_for FILE TEXT: waits up to 10 s for TEXT to appear in FILE.
 wait_for() { for _ in $(seq 100); do grep -q "$2" "$1" && return; sleep 0.1; done; }
 
-# start_spindle LOG ARGS...: starts `$B/spindle serve ARGS...` in the background, its output in
-# LOG, sets SERVER to its pid and returns once it is ready (or after 10 s).
+# start_spindle LOG ARGS...: starts `$B/spindle serve ARGS...` (or `$SPINDLE serve ...` where
+# SPINDLE names a binary) in the background, its output in LOG, sets SERVER to its pid and
+# returns once it is ready (or after 10 s).
 start_spindle() {
   local log=$1; shift
-  $B/spindle serve "$@" > "$log" 2>&1 &
+  "${SPINDLE:-$B/spindle}" serve "$@" > "$log" 2>&1 &
   SERVER=$!
   wait_for "$log" "spindle ready"
 }
