@@ -71,6 +71,72 @@ fn kafka_produce_and_consume_through_spindle_serve_agree() {
 }
 
 #[test]
+fn requests_for_several_partitions_fill_each_one() {
+    let server = Server::start("per-request");
+    let v = bench(&[
+        "--bootstrap",
+        &server.kafka,
+        "--topic",
+        "bench-several",
+        "--partitions",
+        "4",
+        "--producers",
+        "1",
+        "--partitions-per-request",
+        "4",
+        "--consumers",
+        "1",
+        "--count",
+        "2000",
+        "--message-bytes",
+        "100",
+        "--batch-bytes",
+        "1000",
+    ]);
+    assert_eq!(v["errors"].as_u64(), Some(0), "{v}");
+    assert_eq!(v["messages"].as_u64(), Some(2000), "{v}");
+    assert_eq!(v["consume"]["messages"].as_u64(), Some(2000), "{v}");
+    // 200 batches of 10 records, four to a request.
+    assert_eq!(v["batches"].as_u64(), Some(200), "{v}");
+    assert_eq!(v["latency_us"]["count"].as_u64(), Some(50), "{v}");
+    let described = Command::new(env!("CARGO_BIN_EXE_spindle"))
+        .args(["topic", "describe", "bench-several", "--json"])
+        .args(["--bootstrap", &server.kafka])
+        .env_remove("SPINDLE_BOOTSTRAP")
+        .output()
+        .expect("spindle runs");
+    assert!(described.status.success(), "{described:?}");
+    let described: serde_json::Value =
+        serde_json::from_slice(&described.stdout).expect("JSON description");
+    let ends: Vec<u64> = described["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .map(|p| p["end_offset"].as_u64().expect("end offset"))
+        .collect();
+    assert_eq!(ends, vec![500; 4], "each partition got a quarter");
+
+    // More partitions per request than the producer writes is refused at the start.
+    let refused = Command::new(env!("CARGO_BIN_EXE_spindle-bench"))
+        .args([
+            "kafka",
+            "--bootstrap",
+            &server.kafka,
+            "--topic",
+            "bench-several",
+        ])
+        .args(["--partitions-per-request", "5", "--count", "10"])
+        .output()
+        .expect("spindle-bench runs");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("--partitions-per-request 5 is more than the 4 partitions"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn acks_zero_paced_run_sends_at_the_asked_rate() {
     let server = Server::start("paced");
     let v = bench(&[

@@ -115,6 +115,11 @@ pub struct KafkaArgs {
     /// Broker request timeout for produce (ms).
     #[arg(long, default_value_t = 30_000)]
     pub timeout_ms: i32,
+    /// Partitions each Produce request carries, a batch for each, from those its producer
+    /// writes (the Java client, kafka-python and kafkajs put every partition of a broker with a
+    /// batch ready into one request; librdkafka sends a request per partition).
+    #[arg(long, default_value_t = 1)]
+    pub partitions_per_request: usize,
     /// TLS, for a broker whose listener serves it.
     #[command(flatten)]
     pub tls: TlsArgs,

@@ -52,14 +52,14 @@ impl ProducerOutcome {
         all
     }
 
-    /// Counts a completed request that was intended at `intended`, unless `plan` says that was
-    /// during the warm-up.
+    /// Counts a completed request of `batches` batches of `shape` that was intended at
+    /// `intended`, unless `plan` says that was during the warm-up.
     pub fn complete(
         &mut self,
         plan: &Plan,
         intended: Instant,
         result: anyhow::Result<()>,
-        shape: &BatchShape,
+        (shape, batches): (&BatchShape, usize),
         throughput: &Throughput,
     ) {
         if !plan.measured(intended) {
@@ -70,8 +70,11 @@ impl ProducerOutcome {
         plan.record_latency(intended, elapsed);
         match result {
             Ok(()) => {
-                self.batches += 1;
-                throughput.produced(shape.records as u64, shape.payload_bytes());
+                self.batches += batches as u64;
+                throughput.produced(
+                    (shape.records * batches) as u64,
+                    shape.payload_bytes() * batches as u64,
+                );
             }
             Err(e) => {
                 throughput.error();
@@ -146,7 +149,7 @@ where
         tokio::select! {
             biased;
             Some((at, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                out.complete(setup.plan, at, result, &setup.shape, setup.throughput);
+                out.complete(setup.plan, at, result, (&setup.shape, 1), setup.throughput);
             }
             _ = async_io::Timer::at(wake), if can_send => {}
         }

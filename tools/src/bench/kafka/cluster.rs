@@ -151,6 +151,16 @@ impl Cluster {
         ids
     }
 
+    /// How many partitions of the topic the broker leading the fewest leads (the partitions a
+    /// producer writes are those of one broker).
+    pub fn fewest_partitions_of_a_leader(&self) -> usize {
+        self.leader_ids()
+            .iter()
+            .map(|id| self.leaders.iter().filter(|l| *l == id).count())
+            .min()
+            .unwrap_or(0)
+    }
+
     /// Offsets of `partitions` at `timestamp` (-2: log start, -1: high watermark), asked of
     /// each partition's leader.
     ///

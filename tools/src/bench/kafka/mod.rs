@@ -59,12 +59,23 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
         &args.topic_configs,
     )
     .with_context(|| format!("talking to {}", args.bootstrap))?;
+    if load.producers > 0 {
+        let fewest = cluster.fewest_partitions_of_a_leader();
+        ensure!(
+            args.partitions_per_request <= fewest,
+            "--partitions-per-request {} is more than the {fewest} partitions of topic {} that a \
+             producer writes (those one broker leads)",
+            args.partitions_per_request,
+            load.topic
+        );
+    }
     let start_offsets = start_offsets(args, &cluster)?;
 
     let throughput = Arc::new(Throughput::default());
     let start = Instant::now();
     let start_wall_ms = now_ms();
-    let plan = Plan::new(load.stop(), start, shape.records as u64, load.warmup());
+    let records_per_request = (shape.records * args.partitions_per_request) as u64;
+    let plan = Plan::new(load.stop(), start, records_per_request, load.warmup());
     let producers_done = AtomicBool::new(false);
     let produce = ProduceSetup {
         cluster: &cluster,
@@ -75,6 +86,7 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
         producers: load.producers,
         rate: load.rate,
         shape,
+        partitions_per_request: args.partitions_per_request,
         templates: &templates,
         plan: &plan,
         throughput: &throughput,
@@ -142,6 +154,11 @@ fn validate(args: &KafkaArgs) -> anyhow::Result<()> {
         args.consumers <= limits::CONSUMERS_MAX,
         "--consumers must be at most {}",
         limits::CONSUMERS_MAX
+    );
+    ensure!(
+        (1..=limits::PARTITIONS_MAX as usize).contains(&args.partitions_per_request),
+        "--partitions-per-request must be 1..={}",
+        limits::PARTITIONS_MAX
     );
     ensure!(
         args.load.producers > 0 || args.consumers > 0,
@@ -249,6 +266,7 @@ fn build_report(
             "acks": args.acks,
             "compression": format!("{:?}", args.compression).to_lowercase(),
             "linger_ms": args.linger_ms,
+            "partitions_per_request": args.partitions_per_request,
             "topic_configs": args.topic_configs.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
             "consumers": args.consumers,
             "from": format!("{:?}", args.from).to_lowercase(),

@@ -8,7 +8,8 @@
 //! request is due when its slot frees, as in the async modes. With `acks=0` the broker sends
 //! no answers; the latency is then the time until the request is in the socket.
 //!
-//! Each request carries one batch for one partition; the batch is a pre-built template whose
+//! Each request carries one batch for each of `--partitions-per-request` partitions (one by
+//! default), taken in turn from those the producer writes; a batch is a pre-built template whose
 //! timestamps are re-stamped in the encoded frame with the intended send time (wall clock), so
 //! consumers can compute end-to-end latency from the batch header.
 
@@ -45,6 +46,8 @@ pub struct ProduceSetup<'a> {
     pub rate: Option<u64>,
     /// Batch layout.
     pub shape: BatchShape,
+    /// Partitions (a batch each) per request.
+    pub partitions_per_request: usize,
     /// Pre-built batches.
     pub templates: &'a [Template],
     /// When the run ends.
@@ -149,7 +152,7 @@ impl Sender<'_, '_> {
             setup.rate,
             setup.producers,
             self.index,
-            setup.shape.records as u64,
+            (setup.shape.records * setup.partitions_per_request) as u64,
         );
         for sent in 0usize.. {
             let mut intended = schedule.next_send();
@@ -166,13 +169,20 @@ impl Sender<'_, '_> {
                 // At full speed a request is due when its slot frees (as in the async modes).
                 intended = Instant::now();
             }
-            let template = &setup.templates[sent % setup.templates.len()];
-            let partition = self.partitions[sent % self.partitions.len()];
+            // Consecutive batches of the producer's sequence, so a request's partitions differ.
+            let per_request = setup.partitions_per_request;
+            let batches: Vec<(i32, &Template)> = (sent * per_request..(sent + 1) * per_request)
+                .map(|n| {
+                    (
+                        self.partitions[n % self.partitions.len()],
+                        &setup.templates[n % setup.templates.len()],
+                    )
+                })
+                .collect();
             let wall_ms = setup.start_wall_ms
                 + i64::try_from(intended.duration_since(setup.start).as_millis()).unwrap_or(0);
             let correlation_id = writer.take_correlation_id();
-            let frame =
-                produce_frame(setup, template, partition, version, correlation_id, wall_ms)?;
+            let frame = produce_frame(setup, &batches, version, correlation_id, wall_ms)?;
             let pending = Pending {
                 correlation_id,
                 intended,
@@ -182,44 +192,71 @@ impl Sender<'_, '_> {
             }
             writer.send(&frame)?;
             if setup.acks == 0 {
-                out.complete(setup.plan, intended, Ok(()), &setup.shape, setup.throughput);
+                out.complete(
+                    setup.plan,
+                    intended,
+                    Ok(()),
+                    (&setup.shape, per_request),
+                    setup.throughput,
+                );
             }
         }
         Ok(())
     }
 }
 
-/// Encodes one Produce request for `partition` carrying `template`, stamped `wall_ms`.
+/// Encodes one Produce request carrying each `(partition, template)` of `batches`, every batch
+/// stamped `wall_ms`.
 fn produce_frame(
     setup: &ProduceSetup<'_>,
-    template: &Template,
-    partition: i32,
+    batches: &[(i32, &Template)],
     version: i16,
     correlation_id: i32,
     wall_ms: i64,
 ) -> anyhow::Result<bytes::BytesMut> {
+    let partition_data = batches
+        .iter()
+        .map(|(partition, template)| {
+            PartitionProduceData::default()
+                .with_index(*partition)
+                .with_records(Some(template.bytes.clone()))
+        })
+        .collect();
     let request = ProduceRequest::default()
         .with_acks(setup.acks)
         .with_timeout_ms(setup.timeout_ms)
         .with_topic_data(vec![TopicProduceData::default()
             .with_name(topic_name(setup.topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(template.bytes.clone()))])]);
+            .with_partition_data(partition_data)]);
     let mut frame = encode_request(&request, version, correlation_id)?;
-    // The records are the last field; flexible versions (9+) end with three empty tag
-    // buffers (partition, topic, request).
-    let trailer = if version >= 9 { 3 } else { 0 };
-    let at = frame
-        .len()
-        .checked_sub(trailer + template.bytes.len())
-        .context("produce frame shorter than its batch")?;
-    ensure!(
-        frame[at..at + 12] == template.bytes[..12],
-        "records not where expected in a Produce v{version} frame"
-    );
-    stamp(&mut frame[at..], template, wall_ms);
+    // Each partition's records are its last field but for, in flexible versions (9+), an
+    // empty tag buffer; the request ends with two more (topic, request). Walking back from the
+    // end: tags, records, the records' length, the partition index.
+    let flexible = version >= 9;
+    let mut end = frame.len() - if flexible { 2 } else { 0 };
+    for (_, template) in batches.iter().rev() {
+        let len = template.bytes.len();
+        let at = end
+            .checked_sub(usize::from(flexible) + len)
+            .context("produce frame shorter than its batches")?;
+        ensure!(
+            frame[at..at + 12] == template.bytes[..12],
+            "records not where expected in a Produce v{version} frame"
+        );
+        stamp(&mut frame[at..], template, wall_ms);
+        let length_prefix = if flexible {
+            uvarint_len(len as u64 + 1)
+        } else {
+            4
+        };
+        end = at.saturating_sub(length_prefix + 4);
+    }
     Ok(frame)
+}
+
+/// Bytes of `n` as an unsigned varint.
+fn uvarint_len(n: u64) -> usize {
+    (64 - n.max(1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// The reader half: answers in request order until the writer closes the FIFO.
@@ -242,7 +279,7 @@ fn receive(
             setup.plan,
             p.intended,
             result,
-            &setup.shape,
+            (&setup.shape, setup.partitions_per_request),
             setup.throughput,
         );
         if fatal {
@@ -327,12 +364,31 @@ mod tests {
     }
 
     #[test]
-    fn produce_frames_carry_a_stamped_valid_batch_at_the_end() {
+    fn the_fewest_partitions_of_a_leader_bound_a_request() {
+        assert_eq!(
+            cluster(vec![0, 1, 0, 1, 0]).fewest_partitions_of_a_leader(),
+            2
+        );
+        assert_eq!(cluster(vec![0, 0, 0]).fewest_partitions_of_a_leader(), 3);
+    }
+
+    #[test]
+    fn produce_frames_carry_a_stamped_valid_batch_for_each_partition() {
         use crate::bench::batch::{first_timestamp_ms, verify};
+        use kafka_protocol::messages::{ApiKey, RequestHeader};
+        use kafka_protocol::protocol::Decodable;
         use kafka_protocol::records::Compression;
         let c = cluster(vec![0]);
         let shape = BatchShape::filling(1000, 100, Compression::None);
-        let templates = Template::build_set(&shape, 1).expect("builds");
+        // Batches of several sizes, so that the walk back over the frame cannot get by on one.
+        let small = BatchShape::filling(300, 100, Compression::None);
+        let large = BatchShape::filling(20_000, 100, Compression::None);
+        let templates = [
+            Template::build_set(&shape, 1).expect("builds"),
+            Template::build_set(&small, 1).expect("builds"),
+            Template::build_set(&large, 1).expect("builds"),
+        ]
+        .concat();
         let plan = Plan::new(
             crate::bench::args::Stop::Count(1),
             Instant::now(),
@@ -349,19 +405,32 @@ mod tests {
             producers: 1,
             rate: None,
             shape,
+            partitions_per_request: 3,
             templates: &templates,
             plan: &plan,
             throughput: &throughput,
             start: Instant::now(),
             start_wall_ms: 0,
         };
-        for version in [3, 8, 9] {
-            let frame = produce_frame(&setup, &templates[0], 0, version, 5, 777).expect("encodes");
-            let trailer = if version >= 9 { 3 } else { 0 };
-            let batch = &frame[frame.len() - trailer - templates[0].bytes.len()..]
-                [..templates[0].bytes.len()];
-            verify(batch).expect("valid CRC after stamping");
-            assert_eq!(first_timestamp_ms(batch), Some(777));
+        for version in [3, 8, 9, 12] {
+            let one = [(0, &templates[0])];
+            let three = [(4, &templates[2]), (5, &templates[1]), (6, &templates[0])];
+            for batches in [&one[..], &three[..]] {
+                let frame = produce_frame(&setup, batches, version, 5, 777).expect("encodes");
+                let mut body = frame.freeze().slice(4..);
+                let header_version = ApiKey::Produce.request_header_version(version);
+                RequestHeader::decode(&mut body, header_version).expect("header");
+                let request = ProduceRequest::decode(&mut body, version).expect("body");
+                let sent = &request.topic_data[0].partition_data;
+                assert_eq!(sent.len(), batches.len(), "v{version}");
+                for (data, (partition, template)) in sent.iter().zip(batches) {
+                    assert_eq!(data.index, *partition, "v{version}");
+                    let records = data.records.as_ref().expect("records");
+                    assert_eq!(records.len(), template.bytes.len(), "v{version}");
+                    verify(records).expect("valid CRC after stamping");
+                    assert_eq!(first_timestamp_ms(records), Some(777), "v{version}");
+                }
+            }
         }
     }
 }
