@@ -48,6 +48,9 @@ for inf in 8 32; do
   emb emb-half-if$inf --producers 2 --in-flight $inf --fsync never --rate $half --topic-config retention.bytes=2147483648
   sink sink-half-if$inf --acks 1 --producers 2 --in-flight $inf --rate $half
 done
+# Requests carrying four partitions each, as the Java client, kafka-python and kafkajs send
+# them (librdkafka, and every run above, one partition per request).
+kaf kafka-acks1-if8-4pr --acks 1 --producers 2 --in-flight 8 --partitions 4 --partitions-per-request 4
 kaf kafka-batch-p2 --acks 1 --producers 2 --in-flight 8 --topic-config fsync.policy=batch
 kaf kafka-batch-p16-4k --acks 1 --producers 16 --in-flight 1 --batch-bytes 4096 --topic-config fsync.policy=batch --topic-config segment.bytes=134217728 --topic-config retention.bytes=268435456
 echo "ref-after $(ref)" >> $OUT/ref.txt
