@@ -685,9 +685,15 @@ fn request_for(key: ApiKey, version: i16, topic: &TopicName, step: i32) -> Optio
                 .with_timeout_ms(5000)
                 .with_topic_data(vec![TopicProduceData::default()
                     .with_name(topic.clone())
-                    .with_partition_data(vec![PartitionProduceData::default()
-                        .with_index(0)
-                        .with_records(Some(batch(&["v"])))])]),
+                    // Two partitions, as most clients send them: one frame cut in two.
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(batch(&["v"]))),
+                        PartitionProduceData::default()
+                            .with_index(1)
+                            .with_records(Some(batch(&["w", "x"]))),
+                    ])]),
         ),
         ApiKey::Fetch => {
             RequestKind::Fetch(FetchRequest::default().with_max_bytes(1 << 20).with_topics(
@@ -862,7 +868,7 @@ fn every_served_version_answers_and_decodes() {
         &CreateTopicsRequest::default().with_topics(vec![
             kafka_protocol::messages::create_topics_request::CreatableTopic::default()
                 .with_name(topic.clone())
-                .with_num_partitions(1)
+                .with_num_partitions(2)
                 .with_replication_factor(1),
         ]),
     );
@@ -902,10 +908,12 @@ fn every_served_version_answers_and_decodes() {
             let decoded = ResponseKind::decode(key, &mut resp, version)
                 .unwrap_or_else(|e| panic!("{key:?} v{version}: {e:#}"));
             if let ResponseKind::Produce(p) = &decoded {
-                assert_eq!(
-                    p.responses[0].partition_responses[0].error_code, 0,
-                    "v{version}"
-                );
+                let codes: Vec<i16> = p.responses[0]
+                    .partition_responses
+                    .iter()
+                    .map(|r| r.error_code)
+                    .collect();
+                assert_eq!(codes, vec![0, 0], "v{version}");
             }
             covered += 1;
         }
