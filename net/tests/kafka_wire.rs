@@ -70,6 +70,19 @@ impl Node {
         }
     }
 
+    /// Kafka connections each shard holds open.
+    fn open_connections(&self) -> Vec<u64> {
+        let handle = self.engine.as_ref().expect("running").handle();
+        (0..handle.shard_count())
+            .map(|i| {
+                let on = handle.run_on(spindle_engine::ShardId(i as u32), |shard| async move {
+                    shard.metrics().connections_open()
+                });
+                futures::executor::block_on(on).expect("shard answers")
+            })
+            .collect()
+    }
+
     fn connect(&self) -> TcpStream {
         let stream = TcpStream::connect(self.addr).unwrap();
         stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
@@ -394,12 +407,36 @@ fn a_quota_is_shared_by_a_clients_connections_on_every_shard() {
         )
     };
     let batch_bytes = value.len() as u64;
+    // At least twelve connections, and more until both shards hold some (the kernel deals
+    // them by a hash of the address pair): with all of them on one shard there would be
+    // nothing to share, and the test could not fail.
+    let mut conns: Vec<TcpStream> = (0..12).map(|_| node.connect()).collect();
+    let settled_by = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        // Until the count is ours alone: every connection accepted, the topic's one closed.
+        let open = node.open_connections();
+        let settled = open.iter().sum::<u64>() == conns.len() as u64;
+        if settled && open.iter().all(|n| *n > 0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < settled_by && conns.len() < 64,
+            "connections by shard {open:?} after opening {}",
+            conns.len()
+        );
+        if settled {
+            conns.push(node.connect());
+        } else {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
     let deadline = std::time::Instant::now() + WINDOW;
     let acknowledged: u64 = std::thread::scope(|scope| {
-        let producers: Vec<_> = (0..12)
-            .map(|i| {
-                let mut conn = node.connect();
-                let wire = request(i % 2);
+        let producers: Vec<_> = conns
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut conn)| {
+                let wire = request(i as i32 % 2);
                 scope.spawn(move || {
                     let mut bytes = 0u64;
                     loop {
