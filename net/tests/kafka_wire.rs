@@ -1707,6 +1707,99 @@ fn with_sasl_nothing_but_api_versions_and_the_handshake_is_served_before_authent
 }
 
 #[test]
+fn authorized_operations_are_each_principals_own() {
+    use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+    use kafka_protocol::messages::{
+        DescribeClusterRequest, DescribeClusterResponse, DescribeTopicPartitionsRequest,
+        DescribeTopicPartitionsResponse,
+    };
+    // Kafka's operation codes, as bits.
+    let bits = |codes: &[i32]| codes.iter().fold(0, |field, code| field | 1 << code);
+    let (read, write, create, delete, alter, describe) = (3, 4, 5, 6, 7, 8);
+    let (cluster_action, describe_configs, alter_configs, idempotent_write) = (9, 10, 11, 12);
+    let node = sasl_node();
+    let orders = TopicName(StrBytes::from_static_str("orders"));
+    assert_eq!(
+        create_topic_as(&mut sasl_connect(&node, "admin"), &orders),
+        0
+    );
+    let expected = [
+        (
+            "admin",
+            bits(&[
+                create,
+                delete,
+                alter,
+                describe,
+                describe_configs,
+                alter_configs,
+            ]),
+            bits(&[idempotent_write, cluster_action]),
+        ),
+        (
+            "writer",
+            bits(&[read, write, describe]),
+            bits(&[idempotent_write]),
+        ),
+        ("reader", bits(&[read, describe]), bits(&[idempotent_write])),
+    ];
+    for (principal, topic_ops, cluster_ops) in expected {
+        let mut conn = sasl_connect(&node, principal);
+        let meta: MetadataResponse = call(
+            &mut conn,
+            10,
+            &MetadataRequest::default()
+                .with_topics(Some(vec![
+                    MetadataRequestTopic::default().with_name(Some(orders.clone()))
+                ]))
+                .with_include_topic_authorized_operations(true)
+                .with_include_cluster_authorized_operations(true),
+        );
+        assert_eq!(meta.topics[0].error_code, 0, "{principal}");
+        assert_eq!(
+            meta.topics[0].topic_authorized_operations, topic_ops,
+            "{principal}: Metadata"
+        );
+        assert_eq!(
+            meta.cluster_authorized_operations, cluster_ops,
+            "{principal}: Metadata"
+        );
+        let described: DescribeTopicPartitionsResponse = call(
+            &mut conn,
+            0,
+            &DescribeTopicPartitionsRequest::default()
+                .with_topics(vec![
+                    kafka_protocol::messages::describe_topic_partitions_request::TopicRequest::default()
+                        .with_name(orders.clone()),
+                ])
+                .with_response_partition_limit(10),
+        );
+        assert_eq!(
+            described.topics[0].topic_authorized_operations, topic_ops,
+            "{principal}: DescribeTopicPartitions"
+        );
+        let cluster: DescribeClusterResponse = call(
+            &mut conn,
+            0,
+            &DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
+        );
+        assert_eq!(
+            cluster.cluster_authorized_operations, cluster_ops,
+            "{principal}: DescribeCluster"
+        );
+        // Not asked: Kafka's "not requested".
+        let plain: MetadataResponse = call(
+            &mut conn,
+            10,
+            &MetadataRequest::default().with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(orders.clone()))
+            ])),
+        );
+        assert_eq!(plain.topics[0].topic_authorized_operations, i32::MIN);
+    }
+}
+
+#[test]
 fn with_sasl_each_principals_grants_decide_per_topic() {
     let node = sasl_node();
     let orders = TopicName(StrBytes::from_static_str("orders"));

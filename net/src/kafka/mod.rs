@@ -9,9 +9,9 @@
 //! `connection` (answers written strictly in request order). `versions` is the single table
 //! of the API versions served: dispatch refuses what is not in it and ApiVersions advertises it.
 
+mod acl;
 mod answer;
 mod api;
-mod authorized_operations;
 mod config;
 mod config_resource;
 mod connection;

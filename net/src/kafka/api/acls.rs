@@ -3,22 +3,15 @@
 //! what. The grants are set in the configuration file, so CreateAcls and DeleteAcls are refused
 //! with a message saying so.
 //!
-//! Each principal `name` is `User:name`, allowed from any host:
-//! - a grant's topic pattern is a TOPIC resource: `*` a LITERAL `*`, `prefix*` a PREFIXED
-//!   `prefix`, a name a LITERAL name; `read` allows READ and DESCRIBE on it, `write` WRITE and
-//!   DESCRIBE, `admin` CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS and ALTER_CONFIGS;
-//! - every principal may write idempotently (CLUSTER: IDEMPOTENT_WRITE); it may use the groups
-//!   its `groups` patterns cover, each a GROUP resource as topic patterns are TOPIC ones (READ,
-//!   DESCRIBE), and the transactional ids its `transactional_ids` patterns cover, each a
-//!   TRANSACTIONAL_ID resource (WRITE, DESCRIBE); without the key, any (`*`);
-//! - `admin` on `*` also deletes the groups it may use (GROUP: DELETE) and writes transaction
-//!   markers (CLUSTER: CLUSTER_ACTION).
+//! The bindings are those of `kafka::acl` (its module docs say which).
 //!
 //! Without principals configured there is nothing to describe: as on a Kafka broker without an
 //! authorizer, every request is answered SECURITY_DISABLED.
 
 use std::collections::BTreeMap;
 
+use crate::kafka::acl::{self, bindings_of, Binding, Resource, ALLOW, ANY, ANY_HOST, MATCH};
+use crate::kafka::context::RequestContext;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_acls_response::AclCreationResult;
 use kafka_protocol::messages::delete_acls_response::DeleteAclsFilterResult;
@@ -28,46 +21,6 @@ use kafka_protocol::messages::{
     DescribeAclsRequest, DescribeAclsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
-use spindle_engine::access::{Operation, Principal, TopicPattern};
-
-use crate::kafka::context::RequestContext;
-
-// Kafka's codes for resource types, pattern types, operations and permissions.
-const ANY: i8 = 1;
-const TOPIC: i8 = 2;
-const GROUP: i8 = 3;
-const CLUSTER: i8 = 4;
-const TRANSACTIONAL_ID: i8 = 5;
-const MATCH: i8 = 2;
-const LITERAL: i8 = 3;
-const PREFIXED: i8 = 4;
-const READ: i8 = 3;
-const WRITE: i8 = 4;
-const CREATE: i8 = 5;
-const DELETE: i8 = 6;
-const ALTER: i8 = 7;
-const DESCRIBE: i8 = 8;
-const CLUSTER_ACTION: i8 = 9;
-const DESCRIBE_CONFIGS: i8 = 10;
-const ALTER_CONFIGS: i8 = 11;
-const IDEMPOTENT_WRITE: i8 = 12;
-const ALLOW: i8 = 3;
-
-/// The one cluster resource's name, as Kafka names it.
-const CLUSTER_NAME: &str = "kafka-cluster";
-/// Bindings allow every host.
-const ANY_HOST: &str = "*";
-
-/// A resource and pattern: (resource type, name, pattern type).
-type Resource = (i8, String, i8);
-
-/// One ACL binding: an allowed operation of a principal on a resource.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct Binding {
-    resource: Resource,
-    principal: String,
-    operation: i8,
-}
 
 /// What a DescribeAcls (or DeleteAcls) filter asks for.
 struct Filter<'a> {
@@ -87,13 +40,8 @@ impl Filter<'_> {
         let resource = match (self.pattern_type, self.name) {
             (ANY, None) => true,
             (ANY, Some(wanted)) => name == wanted,
-            // Bindings that apply to the resource named: its literal name, the wildcard, and
-            // prefixes of it.
-            (MATCH, Some(wanted)) => match *pattern_type {
-                LITERAL => name == wanted || name == "*",
-                PREFIXED => wanted.starts_with(name.as_str()),
-                _ => false,
-            },
+            // Bindings that apply to the resource named.
+            (MATCH, Some(wanted)) => acl::applies_to(&b.resource, *resource_type, wanted),
             (MATCH, None) => true,
             (pattern, wanted) => pattern == *pattern_type && wanted.is_none_or(|w| name == w),
         };
@@ -119,73 +67,6 @@ fn bindings(ctx: &RequestContext) -> Option<Vec<Binding>> {
     all.sort();
     all.dedup();
     Some(all)
-}
-
-/// A name pattern as a Kafka resource name and pattern type.
-fn resource_pattern(pattern: &TopicPattern) -> (&str, i8) {
-    match pattern {
-        TopicPattern::Any => ("*", LITERAL),
-        TopicPattern::Prefix(prefix) => (prefix.as_str(), PREFIXED),
-        TopicPattern::Exact(name) => (name.as_str(), LITERAL),
-    }
-}
-
-/// Name patterns as Kafka resource names and pattern types; `None` (no key in the
-/// configuration) is any name.
-fn resource_patterns(patterns: Option<&[TopicPattern]>) -> Vec<(&str, i8)> {
-    match patterns {
-        None => vec![("*", LITERAL)],
-        Some(patterns) => patterns.iter().map(resource_pattern).collect(),
-    }
-}
-
-fn bindings_of(principal: &Principal) -> Vec<Binding> {
-    let user = format!("User:{}", principal.name());
-    let mut out = Vec::new();
-    let mut allow = |resource: (i8, &str, i8), operations: &[i8]| {
-        for &operation in operations {
-            out.push(Binding {
-                resource: (resource.0, resource.1.to_owned(), resource.2),
-                principal: user.clone(),
-                operation,
-            });
-        }
-    };
-    let admin = principal.allows_everywhere(Operation::Admin);
-    for (name, pattern_type) in resource_patterns(principal.groups()) {
-        let operations: &[i8] = if admin {
-            &[READ, DESCRIBE, DELETE]
-        } else {
-            &[READ, DESCRIBE]
-        };
-        allow((GROUP, name, pattern_type), operations);
-    }
-    for (name, pattern_type) in resource_patterns(principal.transactional_ids()) {
-        allow((TRANSACTIONAL_ID, name, pattern_type), &[WRITE, DESCRIBE]);
-    }
-    allow((CLUSTER, CLUSTER_NAME, LITERAL), &[IDEMPOTENT_WRITE]);
-    if admin {
-        allow((CLUSTER, CLUSTER_NAME, LITERAL), &[CLUSTER_ACTION]);
-    }
-    for grant in principal.grants().unwrap_or_default() {
-        let (name, pattern_type) = resource_pattern(&grant.pattern);
-        for op in &grant.ops {
-            let operations: &[i8] = match op {
-                Operation::Read => &[READ, DESCRIBE],
-                Operation::Write => &[WRITE, DESCRIBE],
-                Operation::Admin => &[
-                    CREATE,
-                    DELETE,
-                    ALTER,
-                    DESCRIBE,
-                    DESCRIBE_CONFIGS,
-                    ALTER_CONFIGS,
-                ],
-            };
-            allow((TOPIC, name, pattern_type), operations);
-        }
-    }
-    out
 }
 
 fn no_authorizer() -> (i16, StrBytes) {

@@ -10,7 +10,7 @@ use kafka_protocol::protocol::StrBytes;
 use spindle_engine::{EngineError, TopicInfo};
 use uuid::Uuid;
 
-use crate::kafka::authorized_operations::{self, CLUSTER, TOPIC};
+use crate::kafka::acl;
 use spindle_engine::access::Operation;
 
 use crate::kafka::context::RequestContext;
@@ -36,13 +36,10 @@ pub(crate) async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Metada
     let may_create =
         ctx.config.auto_create_topics && (ctx.api_version < 4 || req.allow_auto_topic_creation);
     // The fields exist from v8; the cluster's only until v10.
-    let topic_ops = authorized_operations::answer(
-        ctx.api_version >= 8 && req.include_topic_authorized_operations,
-        TOPIC,
-    );
-    let cluster_ops = authorized_operations::answer(
+    let topic_ops = ctx.api_version >= 8 && req.include_topic_authorized_operations;
+    let cluster_ops = acl::on_cluster(
         (8..=10).contains(&ctx.api_version) && req.include_cluster_authorized_operations,
-        CLUSTER,
+        &ctx.principal,
     );
     let topics = match wanted {
         None => ctx
@@ -84,7 +81,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Metada
 
 /// The entry of a topic asked for by id (never created). Neither an id no topic has nor one
 /// the principal may not see tells a name.
-fn topic_by_id(ctx: &RequestContext, id: Uuid, topic_ops: i32) -> MetadataResponseTopic {
+fn topic_by_id(ctx: &RequestContext, id: Uuid, topic_ops: bool) -> MetadataResponseTopic {
     let unnamed = |code: i16| {
         MetadataResponseTopic::default()
             .with_error_code(code)
@@ -109,7 +106,7 @@ async fn requested_topic(
     ctx: &RequestContext,
     name: &str,
     may_create: bool,
-    topic_ops: i32,
+    topic_ops: bool,
 ) -> MetadataResponseTopic {
     if !ctx.sees(name) {
         return error_entry(name, ResponseError::TopicAuthorizationFailed.code());
@@ -148,7 +145,8 @@ fn error_entry(name: &str, code: i16) -> MetadataResponseTopic {
         .with_name(Some(TopicName(StrBytes::from_string(name.to_owned()))))
 }
 
-fn topic_entry(ctx: &RequestContext, info: &TopicInfo, operations: i32) -> MetadataResponseTopic {
+/// A topic's entry; with `operations`, the principal's authorized operations on it.
+fn topic_entry(ctx: &RequestContext, info: &TopicInfo, operations: bool) -> MetadataResponseTopic {
     let node = BrokerId(ctx.node_id);
     let partitions = (0..info.partitions)
         .map(|p| {
@@ -165,5 +163,5 @@ fn topic_entry(ctx: &RequestContext, info: &TopicInfo, operations: i32) -> Metad
         .with_topic_id(Uuid::from_u128(info.topic_id))
         .with_is_internal(info.internal)
         .with_partitions(partitions)
-        .with_topic_authorized_operations(operations)
+        .with_topic_authorized_operations(acl::on_topic(operations, &ctx.principal, &info.name))
 }
