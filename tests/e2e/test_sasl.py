@@ -107,6 +107,32 @@ def test_confluent_clients_authenticate_and_each_grant_decides(secured, topic_na
         cons.close()
 
 
+def test_authorized_operations_are_what_each_principals_grants_allow(secured, topic_name):
+    """KIP-430: librdkafka's describe_topics and describe_cluster with
+    include_authorized_operations report the asking principal's own operations."""
+    from confluent_kafka import TopicCollection
+    from confluent_kafka.admin import AclOperation as Op
+
+    bootstrap = secured.bootstrap
+    orders = f"orders-{topic_name}"
+    create(bootstrap, "ops", orders)
+    admin_ops = {Op.CREATE, Op.DELETE, Op.ALTER, Op.DESCRIBE, Op.DESCRIBE_CONFIGS, Op.ALTER_CONFIGS}
+    expected = {
+        "ops": (admin_ops | {Op.READ}, {Op.IDEMPOTENT_WRITE, Op.CLUSTER_ACTION}),
+        "orders-app": ({Op.READ, Op.WRITE, Op.DESCRIBE}, {Op.IDEMPOTENT_WRITE}),
+        "auditor": ({Op.READ, Op.DESCRIBE}, {Op.IDEMPOTENT_WRITE}),
+    }
+    for user, (on_topic, on_cluster) in expected.items():
+        admin = admin_as(bootstrap, user)
+        [future] = admin.describe_topics(
+            TopicCollection([orders]), include_authorized_operations=True, request_timeout=10
+        ).values()
+        described = future.result(timeout=clients.OP_TIMEOUT_S)
+        assert set(described.authorized_operations) == on_topic, user
+        cluster = admin.describe_cluster(include_authorized_operations=True, request_timeout=10)
+        assert set(cluster.result(timeout=clients.OP_TIMEOUT_S).authorized_operations) == on_cluster, user
+
+
 def test_a_wrong_password_is_refused_and_the_server_serves_the_others(secured, topic_name):
     bootstrap = secured.bootstrap
     errors = []
