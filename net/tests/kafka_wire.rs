@@ -1710,8 +1710,8 @@ fn with_sasl_nothing_but_api_versions_and_the_handshake_is_served_before_authent
 fn authorized_operations_are_each_principals_own() {
     use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
     use kafka_protocol::messages::{
-        DescribeClusterRequest, DescribeClusterResponse, DescribeTopicPartitionsRequest,
-        DescribeTopicPartitionsResponse,
+        DescribeClusterRequest, DescribeClusterResponse, DescribeGroupsRequest,
+        DescribeGroupsResponse, DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse,
     };
     // Kafka's operation codes, as bits.
     let bits = |codes: &[i32]| codes.iter().fold(0, |field, code| field | 1 << code);
@@ -1735,15 +1735,22 @@ fn authorized_operations_are_each_principals_own() {
                 alter_configs,
             ]),
             bits(&[idempotent_write, cluster_action]),
+            bits(&[read, describe, delete]),
         ),
         (
             "writer",
             bits(&[read, write, describe]),
             bits(&[idempotent_write]),
+            bits(&[read, describe]),
         ),
-        ("reader", bits(&[read, describe]), bits(&[idempotent_write])),
+        (
+            "reader",
+            bits(&[read, describe]),
+            bits(&[idempotent_write]),
+            bits(&[read, describe]),
+        ),
     ];
-    for (principal, topic_ops, cluster_ops) in expected {
+    for (principal, topic_ops, cluster_ops, group_ops) in expected {
         let mut conn = sasl_connect(&node, principal);
         let meta: MetadataResponse = call(
             &mut conn,
@@ -1786,6 +1793,19 @@ fn authorized_operations_are_each_principals_own() {
         assert_eq!(
             cluster.cluster_authorized_operations, cluster_ops,
             "{principal}: DescribeCluster"
+        );
+        // v5 describes a group that does not exist (yet) as Dead.
+        let groups: DescribeGroupsResponse = call(
+            &mut conn,
+            5,
+            &DescribeGroupsRequest::default()
+                .with_groups(vec![GroupId(StrBytes::from_static_str("orders-g"))])
+                .with_include_authorized_operations(true),
+        );
+        assert_eq!(groups.groups[0].error_code, 0, "{principal}");
+        assert_eq!(
+            groups.groups[0].authorized_operations, group_ops,
+            "{principal}: DescribeGroups"
         );
         // Not asked: Kafka's "not requested".
         let plain: MetadataResponse = call(

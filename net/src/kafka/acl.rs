@@ -12,8 +12,8 @@
 //!   markers (CLUSTER: CLUSTER_ACTION).
 //!
 //! DescribeAcls shows the bindings (`api/acls.rs`); the "authorized operations" bitfields of
-//! Metadata, DescribeTopicPartitions and DescribeCluster (KIP-430) are the operations they
-//! allow on the resource, as Kafka computes them from its ACLs. Without principals configured
+//! Metadata, DescribeTopicPartitions, DescribeCluster, DescribeGroups and ConsumerGroupDescribe
+//! (KIP-430) are the operations they allow on the resource, as Kafka computes them from its ACLs. Without principals configured
 //! every client may do everything, and the bitfields say so, as a Kafka broker whose ACLs allow
 //! everything does. Some clients (kafka-python 2.3) decode the field whenever it is present, so
 //! an honest bitfield matters.
@@ -174,6 +174,9 @@ const EVERY_CLUSTER_OPERATION: i32 = bits(&[
     IDEMPOTENT_WRITE,
 ]);
 
+/// Every operation on a consumer group.
+const EVERY_GROUP_OPERATION: i32 = bits(&[READ, DESCRIBE, DELETE]);
+
 /// The operations `principal` may perform on the resource of type `resource_type` named
 /// `name`: those of its bindings that apply to it, or, for a principal without grants, every
 /// operation on such a resource (`every`).
@@ -191,6 +194,15 @@ fn authorized(principal: &Principal, resource_type: i8, name: &str, every: i32) 
 pub(crate) fn on_topic(requested: bool, principal: &Principal, topic: &str) -> i32 {
     if requested {
         authorized(principal, TOPIC, topic, EVERY_TOPIC_OPERATION)
+    } else {
+        NOT_REQUESTED
+    }
+}
+
+/// The group's authorized operations for `principal` when `requested`, else [`NOT_REQUESTED`].
+pub(crate) fn on_group(requested: bool, principal: &Principal, group: &str) -> i32 {
+    if requested {
+        authorized(principal, GROUP, group, EVERY_GROUP_OPERATION)
     } else {
         NOT_REQUESTED
     }
@@ -218,6 +230,10 @@ mod tests {
         assert_eq!(on_cluster(true, &anyone), 8096);
         assert_eq!(on_topic(false, &anyone, "t"), NOT_REQUESTED);
         assert_eq!(on_cluster(false, &anyone), NOT_REQUESTED);
+        assert_eq!(
+            on_group(true, &anyone, "g"),
+            bits(&[READ, DESCRIBE, DELETE])
+        );
     }
 
     #[test]
@@ -246,6 +262,13 @@ mod tests {
         );
         assert_eq!(on_topic(true, &reader, "payments"), 0);
         assert_eq!(on_cluster(true, &reader), bits(&[IDEMPOTENT_WRITE]));
+        assert_eq!(on_group(true, &reader, "any"), bits(&[READ, DESCRIBE]));
+        let grouped = reader.with_groups(vec![TopicPattern::Prefix("billing-".to_owned())]);
+        assert_eq!(
+            on_group(true, &grouped, "billing-1"),
+            bits(&[READ, DESCRIBE])
+        );
+        assert_eq!(on_group(true, &grouped, "other"), 0);
 
         let admin = Principal::new(
             "admin",
@@ -266,5 +289,6 @@ mod tests {
             on_cluster(true, &admin),
             bits(&[IDEMPOTENT_WRITE, CLUSTER_ACTION])
         );
+        assert_eq!(on_group(true, &admin, "g"), bits(&[READ, DESCRIBE, DELETE]));
     }
 }

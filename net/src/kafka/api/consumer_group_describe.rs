@@ -16,6 +16,7 @@ use spindle_engine::group::consumer_group::{self, ConsumerGroupDescription};
 use spindle_engine::group::{self, GroupError};
 use uuid::Uuid;
 
+use crate::kafka::acl;
 use crate::kafka::context::{RequestContext, GROUP_REFUSED};
 use crate::kafka::wire::count_to_wire;
 
@@ -27,14 +28,16 @@ pub(crate) async fn handle(
     ctx: &RequestContext,
     req: ConsumerGroupDescribeRequest,
 ) -> ConsumerGroupDescribeResponse {
+    let operations = req.include_authorized_operations;
     let mut described = Vec::with_capacity(req.group_ids.len());
     for group_id in req.group_ids {
-        described.push(describe(ctx, group_id).await);
+        described.push(describe(ctx, group_id, operations).await);
     }
     ConsumerGroupDescribeResponse::default().with_groups(described)
 }
 
-async fn describe(ctx: &RequestContext, group_id: GroupId) -> DescribedGroup {
+/// One group; with `operations`, the principal's authorized operations on it.
+async fn describe(ctx: &RequestContext, group_id: GroupId, operations: bool) -> DescribedGroup {
     if let Err(code) = ctx.authorize_group(group_id.0.as_str()) {
         return DescribedGroup::default()
             .with_group_id(group_id)
@@ -50,7 +53,10 @@ async fn describe(ctx: &RequestContext, group_id: GroupId) -> DescribedGroup {
     .await;
     let outcome = routed.unwrap_or(Err(GroupError::CoordinatorNotAvailable));
     match outcome {
-        Ok(d) => described(ctx, group_id, d),
+        Ok(d) => {
+            let operations = acl::on_group(operations, &ctx.principal, group_id.0.as_str());
+            described(ctx, group_id, d).with_authorized_operations(operations)
+        }
         Err(e) => DescribedGroup::default()
             .with_group_id(group_id)
             .with_error_code(e.kafka_code())

@@ -10,6 +10,7 @@ use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, Gr
 use kafka_protocol::protocol::StrBytes;
 use spindle_engine::group::{self, GroupDescription, GroupState};
 
+use crate::kafka::acl;
 use crate::kafka::context::RequestContext;
 
 /// Answers one DescribeGroups request.
@@ -17,14 +18,17 @@ pub(crate) async fn handle(
     ctx: &RequestContext,
     req: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
+    // The field exists from v3.
+    let operations = ctx.api_version >= 3 && req.include_authorized_operations;
     let mut described = Vec::with_capacity(req.groups.len());
     for group_id in req.groups {
-        described.push(describe(ctx, group_id).await);
+        described.push(describe(ctx, group_id, operations).await);
     }
     DescribeGroupsResponse::default().with_groups(described)
 }
 
-async fn describe(ctx: &RequestContext, group_id: GroupId) -> DescribedGroup {
+/// One group; with `operations`, the principal's authorized operations on it.
+async fn describe(ctx: &RequestContext, group_id: GroupId, operations: bool) -> DescribedGroup {
     let refused = |code: i16| {
         DescribedGroup::default()
             .with_group_id(group_id.clone())
@@ -50,7 +54,8 @@ async fn describe(ctx: &RequestContext, group_id: GroupId) -> DescribedGroup {
     if d.state == GroupState::Dead && ctx.api_version >= 6 {
         return refused(ResponseError::GroupIdNotFound.code());
     }
-    described(group_id, d)
+    let operations = acl::on_group(operations, &ctx.principal, group_id.0.as_str());
+    described(group_id, d).with_authorized_operations(operations)
 }
 
 fn described(group_id: GroupId, d: GroupDescription) -> DescribedGroup {
