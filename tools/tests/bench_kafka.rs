@@ -16,32 +16,48 @@ fn bench(args: &[&str]) -> serde_json::Value {
     )
 }
 
-#[test]
-fn kafka_produce_and_consume_through_spindle_serve_agree() {
-    let server = Server::start("e2e");
-    let v = bench(&[
+/// A run of 2000 records of 100 bytes in batches of 10 to `topic`, with `extra` flags and one
+/// consumer; checks that every record was acknowledged and consumed, and returns the report.
+fn two_thousand_through(server: &Server, topic: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
         "--bootstrap",
         &server.kafka,
         "--topic",
-        "bench-e2e",
-        "--partitions",
-        "2",
-        "--producers",
-        "2",
+        topic,
         "--consumers",
         "1",
+    ];
+    args.extend([
         "--count",
         "2000",
         "--message-bytes",
         "100",
         "--batch-bytes",
         "1000",
-        "--compression",
-        "lz4",
     ]);
+    args.extend(extra);
+    let v = bench(&args);
     assert_eq!(v["errors"].as_u64(), Some(0), "{v}");
     assert_eq!(v["messages"].as_u64(), Some(2000), "{v}");
     assert_eq!(v["consume"]["messages"].as_u64(), Some(2000), "{v}");
+    v
+}
+
+#[test]
+fn kafka_produce_and_consume_through_spindle_serve_agree() {
+    let server = Server::start("e2e");
+    let v = two_thousand_through(
+        &server,
+        "bench-e2e",
+        &[
+            "--partitions",
+            "2",
+            "--producers",
+            "2",
+            "--compression",
+            "lz4",
+        ],
+    );
     for key in ["p50", "p99", "p999", "p9999", "max"] {
         assert!(v["latency_us"][key].is_u64(), "latency_us.{key} in {v}");
         assert!(
@@ -73,29 +89,18 @@ fn kafka_produce_and_consume_through_spindle_serve_agree() {
 #[test]
 fn requests_for_several_partitions_fill_each_one() {
     let server = Server::start("per-request");
-    let v = bench(&[
-        "--bootstrap",
-        &server.kafka,
-        "--topic",
+    let v = two_thousand_through(
+        &server,
         "bench-several",
-        "--partitions",
-        "4",
-        "--producers",
-        "1",
-        "--partitions-per-request",
-        "4",
-        "--consumers",
-        "1",
-        "--count",
-        "2000",
-        "--message-bytes",
-        "100",
-        "--batch-bytes",
-        "1000",
-    ]);
-    assert_eq!(v["errors"].as_u64(), Some(0), "{v}");
-    assert_eq!(v["messages"].as_u64(), Some(2000), "{v}");
-    assert_eq!(v["consume"]["messages"].as_u64(), Some(2000), "{v}");
+        &[
+            "--partitions",
+            "4",
+            "--producers",
+            "1",
+            "--partitions-per-request",
+            "4",
+        ],
+    );
     // 200 batches of 10 records, four to a request.
     assert_eq!(v["batches"].as_u64(), Some(200), "{v}");
     assert_eq!(v["latency_us"]["count"].as_u64(), Some(50), "{v}");

@@ -75,6 +75,16 @@ fn resource_patterns(patterns: Option<&[TopicPattern]>) -> Vec<(&str, i8)> {
     }
 }
 
+/// What `admin` on a topic allows.
+const TOPIC_ADMIN_OPERATIONS: [i8; 6] = [
+    CREATE,
+    DELETE,
+    ALTER,
+    DESCRIBE,
+    DESCRIBE_CONFIGS,
+    ALTER_CONFIGS,
+];
+
 /// The bindings of one principal's grants (see the module docs).
 pub(crate) fn bindings_of(principal: &Principal) -> Vec<Binding> {
     let user = format!("User:{}", principal.name());
@@ -110,14 +120,7 @@ pub(crate) fn bindings_of(principal: &Principal) -> Vec<Binding> {
             let operations: &[i8] = match op {
                 Operation::Read => &[READ, DESCRIBE],
                 Operation::Write => &[WRITE, DESCRIBE],
-                Operation::Admin => &[
-                    CREATE,
-                    DELETE,
-                    ALTER,
-                    DESCRIBE,
-                    DESCRIBE_CONFIGS,
-                    ALTER_CONFIGS,
-                ],
+                Operation::Admin => &TOPIC_ADMIN_OPERATIONS,
             };
             allow((TOPIC, name, pattern_type), operations);
         }
@@ -152,16 +155,7 @@ const fn bits(operations: &[i8]) -> i32 {
 }
 
 /// Every operation on a topic.
-const EVERY_TOPIC_OPERATION: i32 = bits(&[
-    READ,
-    WRITE,
-    CREATE,
-    DELETE,
-    ALTER,
-    DESCRIBE,
-    DESCRIBE_CONFIGS,
-    ALTER_CONFIGS,
-]);
+const EVERY_TOPIC_OPERATION: i32 = bits(&TOPIC_ADMIN_OPERATIONS) | bits(&[READ, WRITE]);
 
 /// Every operation on the cluster.
 const EVERY_CLUSTER_OPERATION: i32 = bits(&[
