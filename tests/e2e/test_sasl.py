@@ -287,8 +287,9 @@ def test_a_principal_uses_only_the_transactional_ids_it_is_given(secured, topic_
 def test_a_principal_uses_only_the_groups_it_is_given(secured, topic_name):
     """orders-app may use the groups `orders-*` only: a librdkafka consumer in another group
     gets GROUP_AUTHORIZATION_FAILED (at FindCoordinator) and consumes nothing, one in its own
-    group consumes and commits; kafka-python's admin lists only the groups orders-app may use
-    and refuses to describe another. A principal configured without `groups` (auditor) may use
+    group consumes and commits; librdkafka's admin reports each principal's operations on the
+    group; kafka-python's admin lists only the groups orders-app may use and refuses to describe
+    another. A principal configured without `groups` (auditor) may use
     any group."""
     bootstrap = secured.bootstrap
     topic = f"orders-groups-{topic_name}"
@@ -316,6 +317,15 @@ def test_a_principal_uses_only_the_groups_it_is_given(secured, topic_name):
             cons.commit(asynchronous=False)
         finally:
             cons.close()
+
+    # KIP-430: what each principal may do to the group, as librdkafka's admin asks for it.
+    from confluent_kafka.admin import AclOperation as Op
+
+    for user, operations in [("orders-app", {Op.READ, Op.DESCRIBE}), ("ops", {Op.READ, Op.DESCRIBE, Op.DELETE})]:
+        [future] = admin_as(bootstrap, user).describe_consumer_groups(
+            [own], include_authorized_operations=True, request_timeout=10
+        ).values()
+        assert set(future.result(timeout=clients.OP_TIMEOUT_S).authorized_operations) == operations, user
 
     app = kafka.KafkaAdminClient(
         bootstrap_servers=bootstrap, security_protocol="SASL_PLAINTEXT", sasl_mechanism="PLAIN",
