@@ -323,7 +323,7 @@ fn metrics_count_a_known_workload_exactly() {
 }
 
 #[test]
-fn a_produce_request_for_several_partitions_is_stored_without_a_copy() {
+fn a_produce_request_for_several_partitions_copies_only_the_smaller_shares() {
     let server = start_server();
     let topic = "several-partitions";
     let mut client = Client::connect(&server.kafka).unwrap();
@@ -333,13 +333,13 @@ fn a_produce_request_for_several_partitions_is_stored_without_a_copy() {
         message_bytes: VALUE_BYTES,
         compression: Compression::None,
     };
-    let sent = Template::build_set(&shape, 4).unwrap();
-    // What librdkafka sends: one request, each partition's batches back to back; partition 0
-    // gets two.
+    let sent = Template::build_set(&shape, 5).unwrap();
+    // What the Java client sends: one request, each partition's batches back to back; partition
+    // 0 gets three of the five, more than half the request.
     let shares: [(i32, Vec<&Template>); 3] = [
-        (0, vec![&sent[0], &sent[1]]),
-        (1, vec![&sent[2]]),
-        (2, vec![&sent[3]]),
+        (0, vec![&sent[0], &sent[1], &sent[2]]),
+        (1, vec![&sent[3]]),
+        (2, vec![&sent[4]]),
     ];
     let partition_data = shares
         .iter()
@@ -375,8 +375,13 @@ fn a_produce_request_for_several_partitions_is_stored_without_a_copy() {
         sum(&text, "spindle_bytes_appended_total", &[]),
         total as f64
     );
-    // Each partition's batches were cut out of the request's frame and patched there.
-    assert_eq!(sum(&text, "spindle_bytes_copied_total", &[]), 0.0);
+    // Partition 0's batches were cut out of the request's frame and patched there; the two
+    // smaller shares were copied, so that they do not keep the whole frame in memory.
+    let smaller = sent[3].bytes.len() + sent[4].bytes.len();
+    assert_eq!(
+        sum(&text, "spindle_bytes_copied_total", &[]),
+        smaller as f64
+    );
 
     // Each partition holds its own batches, offsets assigned, bytes otherwise as sent.
     for (index, batches) in &shares {

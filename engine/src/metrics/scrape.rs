@@ -57,7 +57,7 @@ pub struct ShardSnapshot {
     pub records_appended: u64,
     /// Batch bytes appended.
     pub bytes_appended: u64,
-    /// Of those, Kafka Produce bytes copied before the append (expected 0).
+    /// Of those, Kafka Produce bytes copied before the append.
     pub bytes_copied: u64,
     /// Jobs sent to other shards.
     pub cross_shard_messages: u64,
@@ -254,7 +254,7 @@ impl Scrape {
             ),
             (
                 "spindle_bytes_copied_total",
-                "Of those, bytes of Kafka Produce requests copied before the append because their frame was still shared (expected 0).",
+                "Of those, bytes of Kafka Produce requests copied before the append (partitions other than one filling half the request).",
                 Kind::Counter,
                 |s| s.bytes_copied,
             ),

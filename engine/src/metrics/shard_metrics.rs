@@ -64,9 +64,9 @@ pub struct ShardMetrics {
     pub records_appended: Counter,
     /// Batch bytes appended to this shard's partitions.
     pub bytes_appended: Counter,
-    /// Of those, bytes the Kafka server copied before the append because their request's frame
-    /// was still shared when its batches were taken out of it; the others were patched in place
-    /// in the memory they arrived in. Expected to stay 0.
+    /// Of those, bytes the Kafka server copied before the append: the batches of a Produce
+    /// request's partitions other than one filling at least half of the request; the others
+    /// were patched in place in the memory they arrived in.
     pub bytes_copied: Counter,
     /// Jobs this shard sent to another shard.
     pub cross_shard_messages: Counter,

@@ -109,14 +109,19 @@ type TopicIndexes = (TopicName, Vec<i32>);
 type Batches<B> = (Arc<str>, i32, Option<B>);
 
 /// Each partition's batches as a buffer of its own, which the log patches in place (it assigns
-/// offsets by rewriting each batch's base offset) and keeps as it is, with no copy.
+/// offsets by rewriting each batch's base offset) and keeps as it is.
 ///
 /// The codec decodes batches as slices of the request's frame, and bytes other slices share
 /// cannot be written to. So, once the rest of the request is dropped, the frame is taken back as
-/// the one buffer it was read into and cut at each partition's batches: disjoint pieces of one
-/// allocation, each writable on its own. Should something else still hold the frame, or the
-/// batches not lie in it in order, each partition's batches are copied instead. Returns the
-/// batches and the bytes copied (`spindle_bytes_copied_total`).
+/// the one buffer it was read into. The partition whose batches fill at least half of it (all
+/// of a request for one partition, the bulk of one for a hot partition and a few cold ones) is
+/// cut out of it, with no copy; the others' batches are copied into buffers of their own. A
+/// piece keeps its whole frame in memory as long as its partition's tail cache holds it, so a
+/// piece must be most of its frame: small pieces of other partitions' frames, each kept by a
+/// partition that appends rarely, would otherwise hold any amount of memory that no budget
+/// counts. Should something else still hold the frame, or the batches not lie in it in order,
+/// every partition's batches are copied. Returns the batches and the bytes copied
+/// (`spindle_bytes_copied_total`).
 fn owned_batches(
     frame: Option<Bytes>,
     batches: Vec<Batches<Bytes>>,
@@ -143,7 +148,8 @@ fn owned_batches(
         .collect();
     match frame.try_into_mut() {
         Ok(mut rest) => {
-            let mut at = 0;
+            let frame_len = rest.len();
+            let (mut at, mut copied) = (0, 0);
             let batches = owners
                 .into_iter()
                 .zip(places)
@@ -151,12 +157,19 @@ fn owned_batches(
                     let records = place.map(|range| {
                         rest.advance(range.start - at);
                         at = range.end;
-                        rest.split_to(range.len())
+                        if 2 * range.len() >= frame_len {
+                            rest.split_to(range.len())
+                        } else {
+                            copied += range.len();
+                            let copy = BytesMut::from(&rest[..range.len()]);
+                            rest.advance(range.len());
+                            copy
+                        }
                     });
                     (topic, partition, records)
                 })
                 .collect();
-            (batches, 0)
+            (batches, copied)
         }
         Err(frame) => {
             let copied = places.iter().flatten().map(Range::len).sum();
@@ -288,17 +301,17 @@ fn partition_response(
 mod tests {
     use super::*;
 
-    /// A frame with three partitions' batches at 4..10, 10..14 and 20..30, as the codec leaves
-    /// them: slices of the frame.
+    /// A frame of 60 bytes with three partitions' batches at 4..8, 10..40 and 50..56, as the
+    /// codec leaves them: slices of the frame; partition 1's fill half of it.
     fn decoded() -> (Bytes, Vec<Batches<Bytes>>, *const u8) {
-        let frame = Bytes::from((0..40u8).collect::<Vec<u8>>());
+        let frame = Bytes::from((0..60u8).collect::<Vec<u8>>());
         let origin = frame.as_ptr();
         let topic: Arc<str> = Arc::from("t");
         let batches = vec![
-            (topic.clone(), 0, Some(frame.slice(4..10))),
-            (topic.clone(), 1, Some(frame.slice(10..14))),
+            (topic.clone(), 0, Some(frame.slice(4..8))),
+            (topic.clone(), 1, Some(frame.slice(10..40))),
             (topic.clone(), 2, None),
-            (topic, 3, Some(frame.slice(20..30))),
+            (topic, 3, Some(frame.slice(50..56))),
         ];
         (frame, batches, origin)
     }
@@ -312,23 +325,36 @@ mod tests {
 
     fn expected() -> Vec<Option<Vec<u8>>> {
         vec![
-            Some((4..10).collect()),
-            Some((10..14).collect()),
+            Some((4..8).collect()),
+            Some((10..40).collect()),
             None,
-            Some((20..30).collect()),
+            Some((50..56).collect()),
         ]
     }
 
     #[test]
-    fn each_partition_gets_its_own_piece_of_the_frame_with_no_copy() {
+    fn the_partition_filling_half_the_frame_is_cut_out_of_it_and_the_others_copied() {
         let (frame, batches, origin) = decoded();
         let (owned, copied) = owned_batches(Some(frame), batches);
-        assert_eq!(copied, 0);
+        assert_eq!(copied, 4 + 6);
         assert_eq!(contents(&owned), expected());
         let at = |i: usize| owned[i].2.as_ref().unwrap().as_ptr();
-        assert_eq!(at(0), origin.wrapping_add(4));
-        assert_eq!(at(1), origin.wrapping_add(10));
-        assert_eq!(at(3), origin.wrapping_add(20));
+        assert_eq!(at(1), origin.wrapping_add(10), "no copy");
+        assert_ne!(at(0), origin.wrapping_add(4));
+        assert_ne!(at(3), origin.wrapping_add(50));
+    }
+
+    #[test]
+    fn a_request_for_one_partition_is_cut_out_of_its_frame() {
+        let frame = Bytes::from(vec![9u8; 100]);
+        let origin = frame.as_ptr();
+        let batches = vec![(Arc::from("t"), 0, Some(frame.slice(12..97)))];
+        let (owned, copied) = owned_batches(Some(frame), batches);
+        assert_eq!(copied, 0);
+        assert_eq!(
+            owned[0].2.as_ref().unwrap().as_ptr(),
+            origin.wrapping_add(12)
+        );
     }
 
     #[test]
@@ -336,11 +362,11 @@ mod tests {
         let (frame, batches, origin) = decoded();
         let kept = frame.clone();
         let (owned, copied) = owned_batches(Some(frame), batches);
-        assert_eq!(copied, 6 + 4 + 10);
+        assert_eq!(copied, 4 + 30 + 6);
         assert_eq!(contents(&owned), expected());
         assert_ne!(
-            owned[0].2.as_ref().unwrap().as_ptr(),
-            origin.wrapping_add(4)
+            owned[1].2.as_ref().unwrap().as_ptr(),
+            origin.wrapping_add(10)
         );
         assert_eq!(kept[4], 4, "the shared frame is untouched");
     }
@@ -353,8 +379,11 @@ mod tests {
         let (owned, copied) = owned_batches(Some(frame), batches);
         // A slice that shares the frame with others is copied; the last one left is taken as
         // it is.
-        assert_eq!(copied, 6 + 4);
-        assert_eq!(owned[0].2.as_deref(), Some(&[10, 11, 12, 13][..]));
+        assert_eq!(copied, 30 + 4);
+        assert_eq!(
+            owned[0].2.as_deref(),
+            Some(&(10..40).collect::<Vec<u8>>()[..])
+        );
 
         let elsewhere = Bytes::from(vec![7u8; 5]);
         let at = elsewhere.as_ptr();
