@@ -1,18 +1,21 @@
 """Client quotas (`[[kafka.quotas]]`) with librdkafka: a client over its byte rate is slowed to
 it, and told so (KIP-219: each answer over the rate carries the time the client is to hold
 back, which librdkafka reports through `throttle_cb`, and the server does not read that
-connection again until it has passed); a client without a quota is neither. The quotas read
+connection again until it has passed); a client without a quota is neither; producers sharing a
+client id share its rate, on whichever shards their connections land. The quotas read
 back as Kafka quota entities (DescribeClientQuotas, in tests/node)."""
 
 from __future__ import annotations
 
+import threading
 import time
+import urllib.request
 
 import pytest
 
 import clients
 from conftest import _run
-from spindle_process import Spindle
+from spindle_process import Spindle, free_port
 
 RATE = 256 * 1024
 CONFIG = f"""
@@ -115,3 +118,81 @@ def test_a_consumer_over_its_quota_is_slowed_to_it_and_others_are_not(quoted, to
         consume_timed(quoted.bootstrap, topic_name, "reader"),
         consume_timed(quoted.bootstrap, topic_name, "throttled"),
     )
+
+
+SHARED_RATE = 128 * 1024
+WINDOW_S = 3.0
+
+
+@pytest.fixture
+def two_shards(request, tmp_path):
+    """A server of two shards with /metrics on a known port and a quota for client id `shared`."""
+    port = free_port()
+    config = (
+        f'[admin]\nlisten = "127.0.0.1:{port}"\n\n'
+        f'[[kafka.quotas]]\nclient_id = "shared"\nproducer_byte_rate = {SHARED_RATE}\n'
+    )
+    server = Spindle(base=tmp_path / "spindle", config_toml=config, shards=2)
+    server.admin_port = port
+    yield from _run(request, server)
+
+
+def received_by_shard(port: int) -> list[float]:
+    """Kafka bytes each shard has read off its connections."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    name = "spindle_kafka_bytes_received_total{"
+    return [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name)]
+
+
+def delivered_within(bootstrap: str, topic: str, seconds: float) -> int:
+    """Produces 1 KiB records as client id `shared` for `seconds`; the bytes acknowledged by then."""
+    delivered = [0]
+
+    def on_delivery(err, msg):
+        if err is None:
+            delivered[0] += len(msg.value())
+
+    prod = clients.producer(bootstrap, {"client.id": "shared", "batch.size": 16 * 1024})
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            prod.produce(topic, value=VALUE, partition=0, on_delivery=on_delivery)
+        except BufferError:
+            prod.poll(0.05)
+        prod.poll(0)
+    counted = delivered[0]
+    prod.purge()
+    prod.flush(5)
+    return counted
+
+
+def test_producers_sharing_a_client_id_share_its_rate_on_every_shard(two_shards, topic_name):
+    """Six librdkafka producers with one client id, each on a connection of its own, which the
+    kernel deals to the two shards: together they get the client's rate once (each shard takes
+    what the others charged), not once per shard. A run whose connections all landed on one
+    shard proves nothing and is repeated."""
+    bootstrap, port = two_shards.bootstrap, two_shards.admin_port
+    clients.create_topic(bootstrap, topic_name)
+    for _ in range(4):
+        before = received_by_shard(port)
+        results: list[int] = []
+        threads = [
+            threading.Thread(target=lambda: results.append(delivered_within(bootstrap, topic_name, WINDOW_S)))
+            for _ in range(6)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        received = [after - was for after, was in zip(received_by_shard(port), before)]
+        if len(received) == 2 and min(received) > 64 * 1024:
+            break
+    else:
+        pytest.fail(f"the producers' connections never reached both shards: {received}")
+    total = sum(results)
+    # The first second's worth taken on each shard before the first exchange, the rate over the
+    # window, and some slack for requests admitted before their charges arrive. Each shard on its
+    # own would let through about twice as much.
+    shared_at_most = 2 * SHARED_RATE + SHARED_RATE * WINDOW_S + SHARED_RATE / 2
+    assert total <= shared_at_most, (total, received)
+    assert total >= SHARED_RATE * WINDOW_S / 2, (total, received)

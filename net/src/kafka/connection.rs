@@ -37,7 +37,7 @@
 //! warning naming the peer; the answers already owed are still written, then the socket
 //! closes. Nothing a client sends can fail another connection.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -60,7 +60,7 @@ use crate::kafka::context::{ConnectionState, RequestContext};
 use crate::kafka::dispatch::{self, Answer, Decoded};
 use crate::kafka::fetch_session::FetchSessionSlot;
 use crate::kafka::frame::{self, FrameError, FrameHeader, FrameReader};
-use crate::kafka::quota::{Muted, ShardQuotas};
+use crate::kafka::quota::{Muted, QuotaKind, ShardQuotas};
 use crate::kafka::response_failure;
 use crate::kafka::sasl::Session;
 use crate::kafka::tls::TlsConfig;
@@ -443,7 +443,19 @@ fn start_request(
                 answer_memory: RefCell::new(None),
                 principal: session.principal().clone(),
                 conn: conn.clone(),
+                charged_throttle_ms: Cell::new(0),
             };
+            // A Produce is charged to its client's quota as it is read, not once answered: over
+            // the quota, the connection is then held back before its next request is read, so a
+            // client pipelining Produce requests cannot run ahead of its quota by all it has in
+            // flight (a Kafka broker handles one request of a connection at a time).
+            if let RequestKind::Produce(req) = &body {
+                let throttle = ctx.charge_quota(
+                    QuotaKind::Produce,
+                    crate::kafka::api::produce::records_bytes(req),
+                );
+                ctx.charged_throttle_ms.set(throttle);
+            }
             tracing::trace!(
                 %peer,
                 api = ?api_key,

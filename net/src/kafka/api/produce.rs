@@ -26,7 +26,6 @@ use spindle_engine::access::Operation;
 
 use crate::kafka::context::RequestContext;
 use crate::kafka::error_code;
-use crate::kafka::quota::QuotaKind;
 use crate::kafka::wire::{offset_to_wire, partition_from_wire};
 
 /// Answers one Produce request (the dispatcher drops the answer when acks is 0); `frame` is the
@@ -46,10 +45,6 @@ pub(crate) async fn handle(
         .as_ref()
         .map(|id| id.0.as_str().to_owned());
     let (topics, batches) = take_batches(req);
-    let bytes: usize = batches
-        .iter()
-        .filter_map(|(_, _, records)| records.as_ref().map(Bytes::len))
-        .sum();
     let (batches, copied) = owned_batches(frame, batches);
     ctx.shard.metrics().bytes_copied.add(copied as u64);
     let transactional_id = transactional_id.as_deref();
@@ -74,13 +69,22 @@ pub(crate) async fn handle(
                 .with_partition_responses(partitions)
         })
         .collect();
-    // Over its quota, or under memory pressure, the client is asked to hold back (KIP-219: it
-    // mutes the connection for this long), beside the TCP backpressure of a connection that
-    // stops reading.
-    let over_quota = ctx.charge_quota(QuotaKind::Produce, bytes);
+    // Over its quota (charged as the request was read), or under memory pressure, the client is
+    // asked to hold back (KIP-219: it mutes the connection for this long), beside the TCP
+    // backpressure of a connection that stops reading.
+    let over_quota = ctx.charged_throttle_ms.get();
     ProduceResponse::default()
         .with_responses(responses)
         .with_throttle_time_ms(over_quota.max(ctx.shard.memory().throttle_time_ms()))
+}
+
+/// The bytes of a Produce request's batches, what its client's quota is charged.
+pub(crate) fn records_bytes(req: &ProduceRequest) -> usize {
+    req.topic_data
+        .iter()
+        .flat_map(|t| &t.partition_data)
+        .filter_map(|p| p.records.as_ref().map(Bytes::len))
+        .sum()
 }
 
 /// Takes the request apart: each topic's name (copied) and partition indexes, for the answer,
