@@ -37,7 +37,7 @@
 //! warning naming the peer; the answers already owed are still written, then the socket
 //! closes. Nothing a client sends can fail another connection.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -55,6 +55,7 @@ use spindle_engine::access::Principal;
 use spindle_engine::{AnswerReservation, MemoryBudget, RequestReservation, Shard};
 
 use crate::kafka::answer::EncodedAnswer;
+use crate::kafka::api::produce;
 use crate::kafka::connections::StopWatch;
 use crate::kafka::context::{ConnectionState, RequestContext};
 use crate::kafka::dispatch::{self, Answer, Decoded};
@@ -443,19 +444,15 @@ fn start_request(
                 answer_memory: RefCell::new(None),
                 principal: session.principal().clone(),
                 conn: conn.clone(),
-                charged_throttle_ms: Cell::new(0),
             };
-            // A Produce is charged to its client's quota as it is read, not once answered: over
-            // the quota, the connection is then held back before its next request is read, so a
-            // client pipelining Produce requests cannot run ahead of its quota by all it has in
-            // flight (a Kafka broker handles one request of a connection at a time).
-            if let RequestKind::Produce(req) = &body {
-                let throttle = ctx.charge_quota(
-                    QuotaKind::Produce,
-                    crate::kafka::api::produce::records_bytes(req),
-                );
-                ctx.charged_throttle_ms.set(throttle);
-            }
+            // A Produce is charged to its client's quota here, as it is read (see `Arrival`).
+            let arrival = match &body {
+                RequestKind::Produce(req) => Some(produce::Arrival {
+                    frame: produce_frame,
+                    throttle_ms: ctx.charge_quota(QuotaKind::Produce, produce::records_bytes(req)),
+                }),
+                _ => None,
+            };
             tracing::trace!(
                 %peer,
                 api = ?api_key,
@@ -465,7 +462,7 @@ fn start_request(
                 "request"
             );
             Step::Queue(Pending::Running(glommio::spawn_local(async move {
-                let outcome = handle(ctx, api_key, body, produce_frame).await;
+                let outcome = handle(ctx, api_key, body, arrival).await;
                 // The frame is freed with the request; a client that does not read its answers
                 // must not keep the shard's other connections waiting for memory.
                 drop(memory);
@@ -509,10 +506,10 @@ async fn handle(
     ctx: RequestContext,
     api_key: ApiKey,
     body: RequestKind,
-    produce_frame: Option<Bytes>,
+    arrival: Option<produce::Arrival>,
 ) -> Outcome {
     let started = Instant::now();
-    let (outcome, failed) = answer(&ctx, api_key, body, produce_frame).await;
+    let (outcome, failed) = answer(&ctx, api_key, body, arrival).await;
     let metrics = ctx.shard.metrics();
     if let Outcome::Answer(answer, _) = &outcome {
         metrics.bytes_out.add(answer.len() as u64);
@@ -527,9 +524,9 @@ async fn answer(
     ctx: &RequestContext,
     api_key: ApiKey,
     body: RequestKind,
-    produce_frame: Option<Bytes>,
+    arrival: Option<produce::Arrival>,
 ) -> (Outcome, bool) {
-    let response = match dispatch::answer(ctx, body, produce_frame).await {
+    let response = match dispatch::answer(ctx, body, arrival).await {
         Answer::Response(response) => response,
         Answer::Silent => return (Outcome::Silent, false),
         Answer::Unrouted => {

@@ -1,6 +1,6 @@
 //! What every Kafka API handler is given besides its request body.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -58,9 +58,6 @@ pub(crate) struct RequestContext {
     pub principal: Principal,
     /// What the connection's requests share.
     pub conn: ConnectionState,
-    /// The `throttle_time_ms` of the quota charge made as the request was read (Produce, see
-    /// `connection::start_request`), for its answer.
-    pub charged_throttle_ms: Cell<i32>,
 }
 
 impl RequestContext {

@@ -169,16 +169,17 @@ pub(crate) enum Answer {
     Unrouted,
 }
 
-/// Answers one decoded request (`produce_frame` as [`Decoded::Request`] gives it).
+/// Answers one decoded request; a Produce with what the connection learned as it read it (it
+/// always gives one).
 pub(crate) async fn answer(
     ctx: &RequestContext,
     body: RequestKind,
-    produce_frame: Option<Bytes>,
+    arrival: Option<api::produce::Arrival>,
 ) -> Answer {
     let response = match body {
         RequestKind::Produce(req) => {
             let silent = req.acks == 0;
-            let resp = api::produce::handle(ctx, req, produce_frame).await;
+            let resp = api::produce::handle(ctx, req, arrival.unwrap_or_default()).await;
             if silent {
                 return Answer::Silent;
             }

@@ -28,12 +28,23 @@ use crate::kafka::context::RequestContext;
 use crate::kafka::error_code;
 use crate::kafka::wire::{offset_to_wire, partition_from_wire};
 
-/// Answers one Produce request (the dispatcher drops the answer when acks is 0); `frame` is the
-/// one it was decoded from.
+/// What the connection learned of a Produce as it read it.
+#[derive(Debug, Default)]
+pub(crate) struct Arrival {
+    /// The frame its batches are slices of (see [`owned_batches`]).
+    pub(crate) frame: Option<Bytes>,
+    /// The `throttle_time_ms` of its client's quota charge. A Produce is charged as it is read,
+    /// not once answered: over the quota, the connection is then held back before its next
+    /// request is read, so a client pipelining Produce requests cannot run ahead of its quota by
+    /// all it has in flight (a Kafka broker handles one request of a connection at a time).
+    pub(crate) throttle_ms: i32,
+}
+
+/// Answers one Produce request (the dispatcher drops the answer when acks is 0).
 pub(crate) async fn handle(
     ctx: &RequestContext,
     req: ProduceRequest,
-    frame: Option<Bytes>,
+    arrival: Arrival,
 ) -> ProduceResponse {
     let refusal = if !matches!(req.acks, -1..=1) {
         Some(ResponseError::InvalidRequiredAcks)
@@ -45,7 +56,7 @@ pub(crate) async fn handle(
         .as_ref()
         .map(|id| id.0.as_str().to_owned());
     let (topics, batches) = take_batches(req);
-    let (batches, copied) = owned_batches(frame, batches);
+    let (batches, copied) = owned_batches(arrival.frame, batches);
     ctx.shard.metrics().bytes_copied.add(copied as u64);
     let transactional_id = transactional_id.as_deref();
     let writes = batches
@@ -72,10 +83,13 @@ pub(crate) async fn handle(
     // Over its quota (charged as the request was read), or under memory pressure, the client is
     // asked to hold back (KIP-219: it mutes the connection for this long), beside the TCP
     // backpressure of a connection that stops reading.
-    let over_quota = ctx.charged_throttle_ms.get();
     ProduceResponse::default()
         .with_responses(responses)
-        .with_throttle_time_ms(over_quota.max(ctx.shard.memory().throttle_time_ms()))
+        .with_throttle_time_ms(
+            arrival
+                .throttle_ms
+                .max(ctx.shard.memory().throttle_time_ms()),
+        )
 }
 
 /// The bytes of a Produce request's batches, what its client's quota is charged.
