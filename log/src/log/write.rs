@@ -430,9 +430,9 @@ impl Log {
     fn requeue_round(&self, st: &mut super::State, round: Round, error: LogError) {
         let epoch = st.leader_epoch;
         for b in round.batches.into_iter().rev() {
-            // The epoch may have changed since, and the failed writes may still hold the bytes:
-            // patch a copy (a rare path).
-            let mut bytes = BytesMut::from(&b.bytes[..]);
+            // The epoch may have changed since: patch again, in place, or in a copy where the
+            // failed writes still hold the bytes (a rare path).
+            let mut bytes = BytesMut::from(b.bytes);
             rewrite_base(&mut bytes, b.base.to_kafka(), epoch);
             st.pending.push_front(CachedBatch {
                 base: b.base,
