@@ -13,36 +13,36 @@
 //!
 //! DescribeAcls shows the bindings (`api/acls.rs`); the "authorized operations" bitfields of
 //! Metadata, DescribeTopicPartitions, DescribeCluster, DescribeGroups and ConsumerGroupDescribe
-//! (KIP-430) are the operations they allow on the resource, as Kafka computes them from its ACLs. Without principals configured
-//! every client may do everything, and the bitfields say so, as a Kafka broker whose ACLs allow
-//! everything does. Some clients (kafka-python 2.3) decode the field whenever it is present, so
-//! an honest bitfield matters.
+//! (KIP-430) are the operations they allow on the resource, as Kafka computes them from its
+//! ACLs. Without principals configured every client may do everything, and the bitfields say
+//! so, as a Kafka broker whose ACLs allow everything does. Some clients (kafka-python 2.3)
+//! decode the field whenever it is present, so an honest bitfield matters.
 
 use spindle_engine::access::{Operation, Principal, TopicPattern};
 
 // Kafka's codes for resource types, pattern types, operations and permissions.
 pub(crate) const ANY: i8 = 1;
-pub(crate) const TOPIC: i8 = 2;
-pub(crate) const GROUP: i8 = 3;
-pub(crate) const CLUSTER: i8 = 4;
-pub(crate) const TRANSACTIONAL_ID: i8 = 5;
+const TOPIC: i8 = 2;
+const GROUP: i8 = 3;
+const CLUSTER: i8 = 4;
+const TRANSACTIONAL_ID: i8 = 5;
 pub(crate) const MATCH: i8 = 2;
-pub(crate) const LITERAL: i8 = 3;
-pub(crate) const PREFIXED: i8 = 4;
-pub(crate) const READ: i8 = 3;
-pub(crate) const WRITE: i8 = 4;
-pub(crate) const CREATE: i8 = 5;
-pub(crate) const DELETE: i8 = 6;
-pub(crate) const ALTER: i8 = 7;
-pub(crate) const DESCRIBE: i8 = 8;
-pub(crate) const CLUSTER_ACTION: i8 = 9;
-pub(crate) const DESCRIBE_CONFIGS: i8 = 10;
-pub(crate) const ALTER_CONFIGS: i8 = 11;
-pub(crate) const IDEMPOTENT_WRITE: i8 = 12;
+const LITERAL: i8 = 3;
+const PREFIXED: i8 = 4;
+const READ: i8 = 3;
+const WRITE: i8 = 4;
+const CREATE: i8 = 5;
+const DELETE: i8 = 6;
+const ALTER: i8 = 7;
+const DESCRIBE: i8 = 8;
+const CLUSTER_ACTION: i8 = 9;
+const DESCRIBE_CONFIGS: i8 = 10;
+const ALTER_CONFIGS: i8 = 11;
+const IDEMPOTENT_WRITE: i8 = 12;
 pub(crate) const ALLOW: i8 = 3;
 
 /// The one cluster resource's name, as Kafka names it.
-pub(crate) const CLUSTER_NAME: &str = "kafka-cluster";
+const CLUSTER_NAME: &str = "kafka-cluster";
 /// Bindings allow every host.
 pub(crate) const ANY_HOST: &str = "*";
 
@@ -141,7 +141,7 @@ pub(crate) fn applies_to(resource: &Resource, resource_type: i8, name: &str) -> 
 }
 
 /// Kafka's value for "not requested".
-pub(crate) const NOT_REQUESTED: i32 = i32::MIN;
+const NOT_REQUESTED: i32 = i32::MIN;
 
 /// The bitfield of `operations`.
 const fn bits(operations: &[i8]) -> i32 {
@@ -172,9 +172,17 @@ const EVERY_CLUSTER_OPERATION: i32 = bits(&[
 const EVERY_GROUP_OPERATION: i32 = bits(&[READ, DESCRIBE, DELETE]);
 
 /// The operations `principal` may perform on the resource of type `resource_type` named
-/// `name`: those of its bindings that apply to it, or, for a principal without grants, every
-/// operation on such a resource (`every`).
-fn authorized(principal: &Principal, resource_type: i8, name: &str, every: i32) -> i32 {
+/// `name` when `requested`, else [`NOT_REQUESTED`]: those of its bindings that apply to it, or,
+/// for a principal without grants, every operation on such a resource (`every`).
+fn authorized(
+    requested: bool,
+    principal: &Principal,
+    (resource_type, name): (i8, &str),
+    every: i32,
+) -> i32 {
+    if !requested {
+        return NOT_REQUESTED;
+    }
     if principal.grants().is_none() {
         return every;
     }
@@ -184,32 +192,24 @@ fn authorized(principal: &Principal, resource_type: i8, name: &str, every: i32) 
         .fold(0, |field, b| field | 1 << b.operation)
 }
 
-/// The topic's authorized operations for `principal` when `requested`, else [`NOT_REQUESTED`].
+/// The topic's authorized operations for `principal` when `requested`.
 pub(crate) fn on_topic(requested: bool, principal: &Principal, topic: &str) -> i32 {
-    if requested {
-        authorized(principal, TOPIC, topic, EVERY_TOPIC_OPERATION)
-    } else {
-        NOT_REQUESTED
-    }
+    authorized(requested, principal, (TOPIC, topic), EVERY_TOPIC_OPERATION)
 }
 
-/// The group's authorized operations for `principal` when `requested`, else [`NOT_REQUESTED`].
+/// The group's authorized operations for `principal` when `requested`.
 pub(crate) fn on_group(requested: bool, principal: &Principal, group: &str) -> i32 {
-    if requested {
-        authorized(principal, GROUP, group, EVERY_GROUP_OPERATION)
-    } else {
-        NOT_REQUESTED
-    }
+    authorized(requested, principal, (GROUP, group), EVERY_GROUP_OPERATION)
 }
 
-/// The cluster's authorized operations for `principal` when `requested`, else
-/// [`NOT_REQUESTED`].
+/// The cluster's authorized operations for `principal` when `requested`.
 pub(crate) fn on_cluster(requested: bool, principal: &Principal) -> i32 {
-    if requested {
-        authorized(principal, CLUSTER, CLUSTER_NAME, EVERY_CLUSTER_OPERATION)
-    } else {
-        NOT_REQUESTED
-    }
+    authorized(
+        requested,
+        principal,
+        (CLUSTER, CLUSTER_NAME),
+        EVERY_CLUSTER_OPERATION,
+    )
 }
 
 #[cfg(test)]
