@@ -9,8 +9,9 @@
 //! (every topic is created at once) and Produce (each partition acknowledged with a base offset
 //! counted per connection, nothing checked or stored). An ApiVersions at a version it does not
 //! serve gets Kafka's answer, UNSUPPORTED_VERSION in a v0 body listing what it serves, so a
-//! newer client downgrades. Any other request closes its connection with a message. Each connection is a plain thread with blocking reads, the cheapest way to
-//! receive a request and answer it, so what it adds to the floor is little.
+//! newer client downgrades. Any other request closes its connection with a message. Each
+//! connection is a plain thread with blocking reads, the cheapest way to receive a request and
+//! answer it, so what it adds to the floor is little.
 
 use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
