@@ -171,45 +171,56 @@ const EVERY_CLUSTER_OPERATION: i32 = bits(&[
 /// Every operation on a consumer group.
 const EVERY_GROUP_OPERATION: i32 = bits(&[READ, DESCRIBE, DELETE]);
 
-/// The operations `principal` may perform on the resource of type `resource_type` named
-/// `name` when `requested`, else [`NOT_REQUESTED`]: those of its bindings that apply to it, or,
-/// for a principal without grants, every operation on such a resource (`every`).
-fn authorized(
-    requested: bool,
-    principal: &Principal,
-    (resource_type, name): (i8, &str),
-    every: i32,
-) -> i32 {
-    if !requested {
-        return NOT_REQUESTED;
+/// What one principal may do, as the authorized-operations bitfields report it; built once per
+/// request, so a Metadata answer for many topics derives the principal's bindings once.
+pub(crate) enum Authorized {
+    /// Not asked for: every bitfield is Kafka's "not requested".
+    NotRequested,
+    /// A principal without grants: every operation on every resource.
+    Everything,
+    /// The principal's bindings: the operations of those that apply to a resource.
+    Bindings(Vec<Binding>),
+}
+
+impl Authorized {
+    /// `principal`'s authorized operations, or "not requested" unless `requested`.
+    pub(crate) fn of(requested: bool, principal: &Principal) -> Self {
+        if !requested {
+            Self::NotRequested
+        } else if principal.grants().is_none() {
+            Self::Everything
+        } else {
+            Self::Bindings(bindings_of(principal))
+        }
     }
-    if principal.grants().is_none() {
-        return every;
+
+    /// The operations on the resource of type `resource_type` named `name`; `every` is every
+    /// operation on such a resource.
+    fn on(&self, resource_type: i8, name: &str, every: i32) -> i32 {
+        match self {
+            Self::NotRequested => NOT_REQUESTED,
+            Self::Everything => every,
+            Self::Bindings(bindings) => bindings
+                .iter()
+                .filter(|b| applies_to(&b.resource, resource_type, name))
+                .fold(0, |field, b| field | 1 << b.operation),
+        }
     }
-    bindings_of(principal)
-        .iter()
-        .filter(|b| applies_to(&b.resource, resource_type, name))
-        .fold(0, |field, b| field | 1 << b.operation)
-}
 
-/// The topic's authorized operations for `principal` when `requested`.
-pub(crate) fn on_topic(requested: bool, principal: &Principal, topic: &str) -> i32 {
-    authorized(requested, principal, (TOPIC, topic), EVERY_TOPIC_OPERATION)
-}
+    /// The operations on `topic`.
+    pub(crate) fn on_topic(&self, topic: &str) -> i32 {
+        self.on(TOPIC, topic, EVERY_TOPIC_OPERATION)
+    }
 
-/// The group's authorized operations for `principal` when `requested`.
-pub(crate) fn on_group(requested: bool, principal: &Principal, group: &str) -> i32 {
-    authorized(requested, principal, (GROUP, group), EVERY_GROUP_OPERATION)
-}
+    /// The operations on `group`.
+    pub(crate) fn on_group(&self, group: &str) -> i32 {
+        self.on(GROUP, group, EVERY_GROUP_OPERATION)
+    }
 
-/// The cluster's authorized operations for `principal` when `requested`.
-pub(crate) fn on_cluster(requested: bool, principal: &Principal) -> i32 {
-    authorized(
-        requested,
-        principal,
-        (CLUSTER, CLUSTER_NAME),
-        EVERY_CLUSTER_OPERATION,
-    )
+    /// The operations on the cluster.
+    pub(crate) fn on_cluster(&self) -> i32 {
+        self.on(CLUSTER, CLUSTER_NAME, EVERY_CLUSTER_OPERATION)
+    }
 }
 
 #[cfg(test)]
@@ -220,14 +231,12 @@ mod tests {
     #[test]
     fn without_grants_every_operation_is_authorized_as_kafka_encodes_them() {
         let anyone = Principal::anonymous();
-        assert_eq!(on_topic(true, &anyone, "t"), 3576);
-        assert_eq!(on_cluster(true, &anyone), 8096);
-        assert_eq!(on_topic(false, &anyone, "t"), NOT_REQUESTED);
-        assert_eq!(on_cluster(false, &anyone), NOT_REQUESTED);
-        assert_eq!(
-            on_group(true, &anyone, "g"),
-            bits(&[READ, DESCRIBE, DELETE])
-        );
+        let anyone_may = Authorized::of(true, &anyone);
+        assert_eq!(anyone_may.on_topic("t"), 3576);
+        assert_eq!(anyone_may.on_cluster(), 8096);
+        assert_eq!(Authorized::of(false, &anyone).on_topic("t"), NOT_REQUESTED);
+        assert_eq!(Authorized::of(false, &anyone).on_cluster(), NOT_REQUESTED);
+        assert_eq!(anyone_may.on_group("g"), bits(&[READ, DESCRIBE, DELETE]));
     }
 
     #[test]
@@ -246,30 +255,27 @@ mod tests {
                 ),
             ],
         );
+        let reader_may = Authorized::of(true, &reader);
+        assert_eq!(reader_may.on_topic("orders-us"), bits(&[READ, DESCRIBE]));
         assert_eq!(
-            on_topic(true, &reader, "orders-us"),
-            bits(&[READ, DESCRIBE])
-        );
-        assert_eq!(
-            on_topic(true, &reader, "orders-eu"),
+            reader_may.on_topic("orders-eu"),
             bits(&[READ, WRITE, DESCRIBE])
         );
-        assert_eq!(on_topic(true, &reader, "payments"), 0);
-        assert_eq!(on_cluster(true, &reader), bits(&[IDEMPOTENT_WRITE]));
-        assert_eq!(on_group(true, &reader, "any"), bits(&[READ, DESCRIBE]));
+        assert_eq!(reader_may.on_topic("payments"), 0);
+        assert_eq!(reader_may.on_cluster(), bits(&[IDEMPOTENT_WRITE]));
+        assert_eq!(reader_may.on_group("any"), bits(&[READ, DESCRIBE]));
         let grouped = reader.with_groups(vec![TopicPattern::Prefix("billing-".to_owned())]);
-        assert_eq!(
-            on_group(true, &grouped, "billing-1"),
-            bits(&[READ, DESCRIBE])
-        );
-        assert_eq!(on_group(true, &grouped, "other"), 0);
+        let grouped_may = Authorized::of(true, &grouped);
+        assert_eq!(grouped_may.on_group("billing-1"), bits(&[READ, DESCRIBE]));
+        assert_eq!(grouped_may.on_group("other"), 0);
 
         let admin = Principal::new(
             "admin",
             vec![grant(TopicPattern::Any, vec![Operation::Admin])],
         );
+        let admin_may = Authorized::of(true, &admin);
         assert_eq!(
-            on_topic(true, &admin, "anything"),
+            admin_may.on_topic("anything"),
             bits(&[
                 CREATE,
                 DELETE,
@@ -280,9 +286,9 @@ mod tests {
             ])
         );
         assert_eq!(
-            on_cluster(true, &admin),
+            admin_may.on_cluster(),
             bits(&[IDEMPOTENT_WRITE, CLUSTER_ACTION])
         );
-        assert_eq!(on_group(true, &admin, "g"), bits(&[READ, DESCRIBE, DELETE]));
+        assert_eq!(admin_may.on_group("g"), bits(&[READ, DESCRIBE, DELETE]));
     }
 }

@@ -16,7 +16,7 @@ use spindle_engine::group::consumer_group::{self, ConsumerGroupDescription};
 use spindle_engine::group::{self, GroupError};
 use uuid::Uuid;
 
-use crate::kafka::acl;
+use crate::kafka::acl::Authorized;
 use crate::kafka::context::{RequestContext, GROUP_REFUSED};
 use crate::kafka::wire::count_to_wire;
 
@@ -28,16 +28,20 @@ pub(crate) async fn handle(
     ctx: &RequestContext,
     req: ConsumerGroupDescribeRequest,
 ) -> ConsumerGroupDescribeResponse {
-    let operations = req.include_authorized_operations;
+    let operations = Authorized::of(req.include_authorized_operations, &ctx.principal);
     let mut described = Vec::with_capacity(req.group_ids.len());
     for group_id in req.group_ids {
-        described.push(describe(ctx, group_id, operations).await);
+        described.push(describe(ctx, group_id, &operations).await);
     }
     ConsumerGroupDescribeResponse::default().with_groups(described)
 }
 
-/// One group; with `operations`, the principal's authorized operations on it.
-async fn describe(ctx: &RequestContext, group_id: GroupId, operations: bool) -> DescribedGroup {
+/// One group, with its bitfield from the principal's `operations`.
+async fn describe(
+    ctx: &RequestContext,
+    group_id: GroupId,
+    operations: &Authorized,
+) -> DescribedGroup {
     if let Err(code) = ctx.authorize_group(group_id.0.as_str()) {
         return DescribedGroup::default()
             .with_group_id(group_id)
@@ -54,7 +58,7 @@ async fn describe(ctx: &RequestContext, group_id: GroupId, operations: bool) -> 
     let outcome = routed.unwrap_or(Err(GroupError::CoordinatorNotAvailable));
     match outcome {
         Ok(d) => {
-            let operations = acl::on_group(operations, &ctx.principal, group_id.0.as_str());
+            let operations = operations.on_group(group_id.0.as_str());
             described(ctx, group_id, d).with_authorized_operations(operations)
         }
         Err(e) => DescribedGroup::default()

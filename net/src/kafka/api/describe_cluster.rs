@@ -4,7 +4,7 @@ use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::kafka::acl;
+use crate::kafka::acl::Authorized;
 use crate::kafka::context::RequestContext;
 
 /// Answers one DescribeCluster request.
@@ -16,10 +16,9 @@ pub(crate) async fn handle(
     let response = DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(ctx.config.cluster_id.clone()))
         .with_controller_id(node)
-        .with_cluster_authorized_operations(acl::on_cluster(
-            req.include_cluster_authorized_operations,
-            &ctx.principal,
-        ))
+        .with_cluster_authorized_operations(
+            Authorized::of(req.include_cluster_authorized_operations, &ctx.principal).on_cluster(),
+        )
         .with_brokers(vec![DescribeClusterBroker::default()
             .with_broker_id(node)
             .with_host(StrBytes::from_string(ctx.advertised_host.clone()))

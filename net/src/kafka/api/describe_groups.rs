@@ -10,7 +10,7 @@ use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, Gr
 use kafka_protocol::protocol::StrBytes;
 use spindle_engine::group::{self, GroupDescription, GroupState};
 
-use crate::kafka::acl;
+use crate::kafka::acl::Authorized;
 use crate::kafka::context::RequestContext;
 
 /// Answers one DescribeGroups request.
@@ -19,16 +19,23 @@ pub(crate) async fn handle(
     req: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
     // The field exists from v3.
-    let operations = ctx.api_version >= 3 && req.include_authorized_operations;
+    let operations = Authorized::of(
+        ctx.api_version >= 3 && req.include_authorized_operations,
+        &ctx.principal,
+    );
     let mut described = Vec::with_capacity(req.groups.len());
     for group_id in req.groups {
-        described.push(describe(ctx, group_id, operations).await);
+        described.push(describe(ctx, group_id, &operations).await);
     }
     DescribeGroupsResponse::default().with_groups(described)
 }
 
-/// One group; with `operations`, the principal's authorized operations on it.
-async fn describe(ctx: &RequestContext, group_id: GroupId, operations: bool) -> DescribedGroup {
+/// One group, with its bitfield from the principal's `operations`.
+async fn describe(
+    ctx: &RequestContext,
+    group_id: GroupId,
+    operations: &Authorized,
+) -> DescribedGroup {
     let refused = |code: i16| {
         DescribedGroup::default()
             .with_group_id(group_id.clone())
@@ -54,7 +61,7 @@ async fn describe(ctx: &RequestContext, group_id: GroupId, operations: bool) -> 
     if d.state == GroupState::Dead && ctx.api_version >= 6 {
         return refused(ResponseError::GroupIdNotFound.code());
     }
-    let operations = acl::on_group(operations, &ctx.principal, group_id.0.as_str());
+    let operations = operations.on_group(group_id.0.as_str());
     described(group_id, d).with_authorized_operations(operations)
 }
 

@@ -14,7 +14,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
-use crate::kafka::acl;
+use crate::kafka::acl::Authorized;
 use crate::kafka::context::RequestContext;
 use crate::kafka::wire::{count_to_wire, LEADER_EPOCH};
 use crate::limits::DESCRIBE_TOPIC_PARTITIONS_MAX;
@@ -56,6 +56,7 @@ pub(crate) async fn handle(
     let mut room = limit;
     let mut topics = Vec::new();
     let mut next_cursor = None;
+    let operations = Authorized::of(true, &ctx.principal);
     for name in names {
         let first = match &cursor {
             Some((from, partition)) if *from == name => *partition,
@@ -99,7 +100,7 @@ pub(crate) async fn handle(
                 .with_topic_id(Uuid::from_u128(info.topic_id))
                 .with_is_internal(info.internal)
                 .with_partitions(partitions)
-                .with_topic_authorized_operations(acl::on_topic(true, &ctx.principal, &name)),
+                .with_topic_authorized_operations(operations.on_topic(&name)),
         );
         if end < info.partitions {
             next_cursor = Some(cursor_at(&name, end));

@@ -10,7 +10,7 @@ use kafka_protocol::protocol::StrBytes;
 use spindle_engine::{EngineError, TopicInfo};
 use uuid::Uuid;
 
-use crate::kafka::acl;
+use crate::kafka::acl::Authorized;
 use spindle_engine::access::Operation;
 
 use crate::kafka::context::RequestContext;
@@ -36,18 +36,22 @@ pub(crate) async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Metada
     let may_create =
         ctx.config.auto_create_topics && (ctx.api_version < 4 || req.allow_auto_topic_creation);
     // The fields exist from v8; the cluster's only until v10.
-    let topic_ops = ctx.api_version >= 8 && req.include_topic_authorized_operations;
-    let cluster_ops = acl::on_cluster(
-        (8..=10).contains(&ctx.api_version) && req.include_cluster_authorized_operations,
+    let topic_ops = Authorized::of(
+        ctx.api_version >= 8 && req.include_topic_authorized_operations,
         &ctx.principal,
     );
+    let cluster_ops = Authorized::of(
+        (8..=10).contains(&ctx.api_version) && req.include_cluster_authorized_operations,
+        &ctx.principal,
+    )
+    .on_cluster();
     let topics = match wanted {
         None => ctx
             .shard
             .topics()
             .into_iter()
             .filter(|info| ctx.sees(&info.name))
-            .map(|info| topic_entry(ctx, &info, topic_ops))
+            .map(|info| topic_entry(ctx, &info, &topic_ops))
             .collect(),
         Some(names) => {
             let mut entries = Vec::with_capacity(names.len());
@@ -55,14 +59,14 @@ pub(crate) async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Metada
                 let name = match name {
                     Ok(name) => name,
                     Err(id) => {
-                        entries.push(topic_by_id(ctx, id, topic_ops));
+                        entries.push(topic_by_id(ctx, id, &topic_ops));
                         continue;
                     }
                 };
                 // As many topics as one CreateTopics may name are created per request; the
                 // rest are answered unknown, and a client retries them.
                 let may_create = may_create && i < MAX_ADMIN_RESOURCES;
-                entries.push(requested_topic(ctx, &name, may_create, topic_ops).await);
+                entries.push(requested_topic(ctx, &name, may_create, &topic_ops).await);
             }
             entries
         }
@@ -81,7 +85,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: MetadataRequest) -> Metada
 
 /// The entry of a topic asked for by id (never created). Neither an id no topic has nor one
 /// the principal may not see tells a name.
-fn topic_by_id(ctx: &RequestContext, id: Uuid, topic_ops: bool) -> MetadataResponseTopic {
+fn topic_by_id(ctx: &RequestContext, id: Uuid, topic_ops: &Authorized) -> MetadataResponseTopic {
     let unnamed = |code: i16| {
         MetadataResponseTopic::default()
             .with_error_code(code)
@@ -106,7 +110,7 @@ async fn requested_topic(
     ctx: &RequestContext,
     name: &str,
     may_create: bool,
-    topic_ops: bool,
+    topic_ops: &Authorized,
 ) -> MetadataResponseTopic {
     if !ctx.sees(name) {
         return error_entry(name, ResponseError::TopicAuthorizationFailed.code());
@@ -145,8 +149,12 @@ fn error_entry(name: &str, code: i16) -> MetadataResponseTopic {
         .with_name(Some(TopicName(StrBytes::from_string(name.to_owned()))))
 }
 
-/// A topic's entry; with `operations`, the principal's authorized operations on it.
-fn topic_entry(ctx: &RequestContext, info: &TopicInfo, operations: bool) -> MetadataResponseTopic {
+/// A topic's entry, with its bitfield from the principal's `operations`.
+fn topic_entry(
+    ctx: &RequestContext,
+    info: &TopicInfo,
+    operations: &Authorized,
+) -> MetadataResponseTopic {
     let node = BrokerId(ctx.node_id);
     let partitions = (0..info.partitions)
         .map(|p| {
@@ -163,5 +171,5 @@ fn topic_entry(ctx: &RequestContext, info: &TopicInfo, operations: bool) -> Meta
         .with_topic_id(Uuid::from_u128(info.topic_id))
         .with_is_internal(info.internal)
         .with_partitions(partitions)
-        .with_topic_authorized_operations(acl::on_topic(operations, &ctx.principal, &info.name))
+        .with_topic_authorized_operations(operations.on_topic(&info.name))
 }
