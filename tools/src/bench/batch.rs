@@ -71,6 +71,37 @@ impl BatchShape {
     }
 }
 
+/// What one produce request carries: a batch of one shape for each of `partitions` partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestShape {
+    /// Every batch's layout.
+    pub batch: BatchShape,
+    /// Partitions (a batch each) per request.
+    pub partitions: usize,
+}
+
+impl RequestShape {
+    /// Records in one request.
+    pub fn records(&self) -> u64 {
+        (self.batch.records * self.partitions) as u64
+    }
+
+    /// Bytes of record values in one request.
+    pub fn payload_bytes(&self) -> u64 {
+        self.batch.payload_bytes() * self.partitions as u64
+    }
+}
+
+impl From<BatchShape> for RequestShape {
+    /// A request of one batch.
+    fn from(batch: BatchShape) -> Self {
+        Self {
+            batch,
+            partitions: 1,
+        }
+    }
+}
+
 /// One encoded batch, ready to send as it is or to [`stamp`].
 #[derive(Debug, Clone)]
 pub struct Template {

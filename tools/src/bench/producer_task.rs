@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use crate::bench::batch::BatchShape;
+use crate::bench::batch::{BatchShape, RequestShape};
 use crate::bench::latency::Latency;
 use crate::bench::limits;
 use crate::bench::schedule::{Plan, Schedule};
@@ -59,7 +59,7 @@ impl ProducerOutcome {
         plan: &Plan,
         intended: Instant,
         result: anyhow::Result<()>,
-        (shape, batches): (&BatchShape, usize),
+        request: RequestShape,
         throughput: &Throughput,
     ) {
         if !plan.measured(intended) {
@@ -70,11 +70,8 @@ impl ProducerOutcome {
         plan.record_latency(intended, elapsed);
         match result {
             Ok(()) => {
-                self.batches += batches as u64;
-                throughput.produced(
-                    (shape.records * batches) as u64,
-                    shape.payload_bytes() * batches as u64,
-                );
+                self.batches += request.partitions as u64;
+                throughput.produced(request.records(), request.payload_bytes());
             }
             Err(e) => {
                 throughput.error();
@@ -149,7 +146,7 @@ where
         tokio::select! {
             biased;
             Some((at, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                out.complete(setup.plan, at, result, (&setup.shape, 1), setup.throughput);
+                out.complete(setup.plan, at, result, setup.shape.into(), setup.throughput);
             }
             _ = async_io::Timer::at(wake), if can_send => {}
         }

@@ -23,7 +23,7 @@ use kafka_protocol::records::Compression;
 use serde_json::json;
 
 use crate::bench::args::{CompressionArg, KafkaArgs, StartArg};
-use crate::bench::batch::{now_ms, BatchShape, Template};
+use crate::bench::batch::{now_ms, BatchShape, RequestShape, Template};
 use crate::bench::latency::Latency;
 use crate::bench::limits;
 use crate::bench::progress::Progress;
@@ -74,8 +74,11 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
     let throughput = Arc::new(Throughput::default());
     let start = Instant::now();
     let start_wall_ms = now_ms();
-    let records_per_request = (shape.records * args.partitions_per_request) as u64;
-    let plan = Plan::new(load.stop(), start, records_per_request, load.warmup());
+    let request = RequestShape {
+        batch: shape,
+        partitions: args.partitions_per_request,
+    };
+    let plan = Plan::new(load.stop(), start, request.records(), load.warmup());
     let producers_done = AtomicBool::new(false);
     let produce = ProduceSetup {
         cluster: &cluster,
@@ -85,8 +88,7 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
         in_flight: load.in_flight,
         producers: load.producers,
         rate: load.rate,
-        shape,
-        partitions_per_request: args.partitions_per_request,
+        request,
         templates: &templates,
         plan: &plan,
         throughput: &throughput,

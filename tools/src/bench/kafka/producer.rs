@@ -21,7 +21,7 @@ use anyhow::{ensure, Context};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
-use crate::bench::batch::{stamp, BatchShape, Template};
+use crate::bench::batch::{stamp, RequestShape, Template};
 use crate::bench::kafka::cluster::{topic_name, Cluster};
 use crate::bench::kafka::connection::{encode_request, Reader, Writer};
 use crate::bench::producer_task::ProducerOutcome;
@@ -44,10 +44,8 @@ pub struct ProduceSetup<'a> {
     pub producers: usize,
     /// Target messages per second over all producers.
     pub rate: Option<u64>,
-    /// Batch layout.
-    pub shape: BatchShape,
-    /// Partitions (a batch each) per request.
-    pub partitions_per_request: usize,
+    /// What each request carries.
+    pub request: RequestShape,
     /// Pre-built batches.
     pub templates: &'a [Template],
     /// When the run ends.
@@ -152,7 +150,7 @@ impl Sender<'_, '_> {
             setup.rate,
             setup.producers,
             self.index,
-            (setup.shape.records * setup.partitions_per_request) as u64,
+            setup.request.records(),
         );
         for sent in 0usize.. {
             let mut intended = schedule.next_send();
@@ -170,7 +168,7 @@ impl Sender<'_, '_> {
                 intended = Instant::now();
             }
             // Consecutive batches of the producer's sequence, so a request's partitions differ.
-            let per_request = setup.partitions_per_request;
+            let per_request = setup.request.partitions;
             let batches: Vec<(i32, &Template)> = (sent * per_request..(sent + 1) * per_request)
                 .map(|n| {
                     (
@@ -196,7 +194,7 @@ impl Sender<'_, '_> {
                     setup.plan,
                     intended,
                     Ok(()),
-                    (&setup.shape, per_request),
+                    setup.request,
                     setup.throughput,
                 );
             }
@@ -279,7 +277,7 @@ fn receive(
             setup.plan,
             p.intended,
             result,
-            (&setup.shape, setup.partitions_per_request),
+            setup.request,
             setup.throughput,
         );
         if fatal {
@@ -374,7 +372,7 @@ mod tests {
 
     #[test]
     fn produce_frames_carry_a_stamped_valid_batch_for_each_partition() {
-        use crate::bench::batch::{first_timestamp_ms, verify};
+        use crate::bench::batch::{first_timestamp_ms, verify, BatchShape};
         use kafka_protocol::messages::{ApiKey, RequestHeader};
         use kafka_protocol::protocol::Decodable;
         use kafka_protocol::records::Compression;
@@ -404,8 +402,10 @@ mod tests {
             in_flight: 1,
             producers: 1,
             rate: None,
-            shape,
-            partitions_per_request: 3,
+            request: RequestShape {
+                batch: shape,
+                partitions: 3,
+            },
             templates: &templates,
             plan: &plan,
             throughput: &throughput,
