@@ -21,6 +21,8 @@ use spindle_log::{FsyncPolicy, LogConfig, Offset};
 const ENV_DIR: &str = "SPINDLE_LOG_CRASH_DIR";
 const ROUNDS: usize = 20;
 const WRITERS: usize = 4;
+/// A step that takes longer has hung: the test fails saying which, rather than waiting forever.
+const STEP_LIMIT: Duration = Duration::from_secs(120);
 
 fn config() -> LogConfig {
     LogConfig {
@@ -85,14 +87,21 @@ fn acknowledged_batches_survive_sigkill() {
             .unwrap();
         std::thread::sleep(Duration::from_millis(rng.gen_range(80..600)));
         child.kill().unwrap(); // SIGKILL
-        let mut out = String::new();
-        child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        child.wait().unwrap();
+        let pid = child.id();
+        let out = within(
+            STEP_LIMIT,
+            &format!("round {round}: child {pid} exiting"),
+            pid,
+            {
+                move || {
+                    let mut out = String::new();
+                    let mut stdout = child.stdout.take().unwrap();
+                    stdout.read_to_string(&mut out).unwrap();
+                    child.wait().unwrap();
+                    out
+                }
+            },
+        );
         // Only whole lines: the kill may cut the last one.
         let whole = &out[..out.rfind('\n').map_or(0, |i| i + 1)];
         for line in whole.lines().filter(|l| l.starts_with("ACK ")) {
@@ -110,47 +119,101 @@ fn acknowledged_batches_survive_sigkill() {
         }
         let path = dir.path().to_path_buf();
         let expect = acked.clone();
-        run(move || async move {
-            let (log, _) = open(&path, config()).await;
-            let end = log.next_offset();
-            assert_eq!(log.high_watermark(), end);
-            // Ends on a batch boundary: every batch from the start checks and they tile the log.
-            let all = read_all(&log, log.start_offset()).await;
-            let last_batch_end = all.last().map_or(Offset(0), |b| {
-                Offset(BatchHeader::parse(b).unwrap().last_offset() as u64 + 1)
-            });
-            assert_eq!(last_batch_end, end, "round {round}");
-            let stored: BTreeMap<u64, (u64, u32)> = all
-                .iter()
-                .map(|b| {
-                    let h = BatchHeader::parse(b).unwrap();
-                    (h.base_offset() as u64, (h.last_offset() as u64, h.crc()))
-                })
-                .collect();
-            for (&base, &(last, crc)) in &expect {
-                assert!(
-                    Offset(last) < end,
-                    "round {round}: acknowledged {base}..={last} lost (end {end})"
-                );
-                assert_eq!(
-                    stored.get(&base),
-                    Some(&(last, crc)),
-                    "round {round}: batch {base}"
-                );
-            }
-            // Spot-check reads that start inside batches.
-            for (&base, &(last, _)) in expect.iter().step_by(97) {
-                let got = log.read(Offset(last), 1).await.unwrap();
-                assert_eq!(
-                    BatchHeader::parse(&got[0]).unwrap().base_offset() as u64,
-                    base
-                );
-            }
-        });
+        let reopen = move || {
+            run(move || async move {
+                let (log, _) = open(&path, config()).await;
+                let end = log.next_offset();
+                assert_eq!(log.high_watermark(), end);
+                // Ends on a batch boundary: every batch from the start checks and they tile the log.
+                let all = read_all(&log, log.start_offset()).await;
+                let last_batch_end = all.last().map_or(Offset(0), |b| {
+                    Offset(BatchHeader::parse(b).unwrap().last_offset() as u64 + 1)
+                });
+                assert_eq!(last_batch_end, end, "round {round}");
+                let stored: BTreeMap<u64, (u64, u32)> = all
+                    .iter()
+                    .map(|b| {
+                        let h = BatchHeader::parse(b).unwrap();
+                        (h.base_offset() as u64, (h.last_offset() as u64, h.crc()))
+                    })
+                    .collect();
+                for (&base, &(last, crc)) in &expect {
+                    assert!(
+                        Offset(last) < end,
+                        "round {round}: acknowledged {base}..={last} lost (end {end})"
+                    );
+                    assert_eq!(
+                        stored.get(&base),
+                        Some(&(last, crc)),
+                        "round {round}: batch {base}"
+                    );
+                }
+                // Spot-check reads that start inside batches.
+                for (&base, &(last, _)) in expect.iter().step_by(97) {
+                    let got = log.read(Offset(last), 1).await.unwrap();
+                    assert_eq!(
+                        BatchHeader::parse(&got[0]).unwrap().base_offset() as u64,
+                        base
+                    );
+                }
+            })
+        };
+        within(
+            STEP_LIMIT,
+            &format!("round {round}: reopen"),
+            std::process::id(),
+            reopen,
+        );
     }
     assert!(
         acked.len() > ROUNDS,
         "the children acknowledged only {} batches",
         acked.len()
     );
+}
+
+/// Runs `step` on a thread of its own and returns its result; if it takes longer than `limit`,
+/// fails naming the step and showing the scheduler state of process `pid`'s threads.
+fn within<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    pid: u32,
+    step: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (done, result) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let _ = done.send(step());
+    });
+    match result.recv_timeout(limit) {
+        Ok(value) => {
+            thread.join().unwrap();
+            value
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            // The step panicked: pass its panic on.
+            std::panic::resume_unwind(thread.join().unwrap_err())
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what}: not done after {limit:?}\n{}", threads_of(pid))
+        }
+    }
+}
+
+/// Each thread of process `pid`: its state and where in the kernel it waits.
+fn threads_of(pid: u32) -> String {
+    let read = |path: std::path::PathBuf| std::fs::read_to_string(path).unwrap_or_default();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return format!("process {pid} is gone");
+    };
+    tasks
+        .flatten()
+        .map(|task| {
+            // `pid (name) state ...`
+            let stat = read(task.path().join("stat"));
+            let head: Vec<&str> = stat.split_whitespace().take(3).collect();
+            let wchan = read(task.path().join("wchan"));
+            format!("{} wchan={wchan}", head.join(" "))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
