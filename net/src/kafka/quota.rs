@@ -9,9 +9,9 @@
 //! a client id all principals using it together, and one naming neither each client id on its
 //! own.
 //!
-//! Rates are token buckets holding one second of the rate. A request's bytes (a Produce's
-//! batches, a Fetch answer's records) are charged after it is served; when that leaves the
-//! bucket in debt, the answer carries the time the debt takes to pay off as `throttle_time_ms`
+//! Rates are token buckets holding one second of the rate. A request's bytes are charged as
+//! they become known: a Produce's batches as the request is read (see `api::produce::Arrival`),
+//! a Fetch answer's records once it is served; when that leaves the bucket in debt, the answer carries the time the debt takes to pay off as `throttle_time_ms`
 //! and its connection is not read again until then (clients since KIP-219 also wait that long
 //! before their next request). So a client over its quota is slowed to it, and nothing is
 //! refused.
@@ -19,9 +19,9 @@
 //! A rate is the node's, as a Kafka broker's is, while each shard keeps buckets of its own for
 //! the connections it serves (no bucket is touched by two shards). So that the clients sharing
 //! a rate from connections on several shards get it once between them, each shard tells the
-//! others every [`SHARE_INTERVAL`] what it charged (a message over the mesh, only when quotas
-//! are configured, the node has more than one shard and something was charged), and they take
-//! it from their own buckets too. Clients spread over shards may get up to one interval's worth
+//! others, [`SHARE_INTERVAL`] after its first charge since it last told them, what it charged (a
+//! message over the mesh, only when quotas are configured and the node has more than one
+//! shard; a shard charging nothing sleeps), and they take it from their own buckets too. Clients spread over shards may get up to one interval's worth
 //! of bytes more than the rate before the others' charges arrive.
 
 use std::cell::{Cell, RefCell};
@@ -31,6 +31,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
+use glommio::sync::Semaphore;
 use spindle_engine::{Shard, ShardId};
 
 /// One `[[kafka.quotas]]` entry.
@@ -161,12 +162,24 @@ pub(crate) struct Charge {
 }
 
 /// One shard's buckets.
-#[derive(Default)]
 pub(crate) struct ShardQuotas {
     buckets: RefCell<HashMap<BucketKey, Bucket>>,
     /// What was charged here since the other shards were last told, by bucket: (rate, bytes);
     /// `None` while nothing is shared (one shard, or no quotas).
     unshared: RefCell<Option<HashMap<BucketKey, (u64, u64)>>>,
+    /// A permit for each first charge since the other shards were last told: what
+    /// [`share_charges`] waits for.
+    first_charge: Semaphore,
+}
+
+impl Default for ShardQuotas {
+    fn default() -> Self {
+        Self {
+            buckets: RefCell::default(),
+            unshared: RefCell::default(),
+            first_charge: Semaphore::new(0),
+        }
+    }
 }
 
 thread_local! {
@@ -180,8 +193,9 @@ pub(crate) fn shard_quotas() -> Rc<ShardQuotas> {
     SHARD_QUOTAS.with(Rc::clone)
 }
 
-/// Tells the other shards, every [`SHARE_INTERVAL`] until the engine stops, what this shard
-/// charged; a node of one shard has no one to tell.
+/// Tells the other shards, [`SHARE_INTERVAL`] after each first charge since they were last
+/// told and until the engine stops, what this shard charged; a node of one shard has no one to
+/// tell.
 pub(crate) async fn share_charges(shard: Shard) {
     let count = shard.shard_count();
     if count < 2 {
@@ -192,6 +206,10 @@ pub(crate) async fn share_charges(shard: Shard) {
     loop {
         let stopping = future::or(
             async {
+                // Nothing charged, nothing to tell: sleep until something is.
+                if quotas.first_charge.acquire(1).await.is_err() {
+                    return true;
+                }
                 glommio::timer::sleep(SHARE_INTERVAL).await;
                 false
             },
@@ -256,6 +274,9 @@ impl ShardQuotas {
             match unshared.get_mut(&key) {
                 Some((_, charged)) => *charged += bytes,
                 None => {
+                    if unshared.is_empty() {
+                        self.first_charge.signal(1);
+                    }
                     unshared.insert(key.clone(), (rate, bytes));
                 }
             }
