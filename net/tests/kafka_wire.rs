@@ -853,6 +853,9 @@ fn request_for(key: ApiKey, version: i16, topic: &TopicName, step: i32) -> Optio
         ApiKey::DescribeCluster => RequestKind::DescribeCluster(
             DescribeClusterRequest::default().with_include_cluster_authorized_operations(true),
         ),
+        ApiKey::ListConfigResources => {
+            RequestKind::ListConfigResources(ListConfigResourcesRequest::default())
+        }
         ApiKey::FindCoordinator => RequestKind::FindCoordinator(if version >= 4 {
             FindCoordinatorRequest::default().with_coordinator_keys(vec![text("versions-group")])
         } else {
@@ -1817,6 +1820,67 @@ fn authorized_operations_are_each_principals_own() {
         );
         assert_eq!(plain.topics[0].topic_authorized_operations, i32::MIN);
     }
+}
+
+#[test]
+fn config_resources_are_the_topics_each_principal_sees_and_this_broker() {
+    use kafka_protocol::messages::{ListConfigResourcesRequest, ListConfigResourcesResponse};
+    let node = sasl_node();
+    let mut admin = sasl_connect(&node, "admin");
+    for name in ["payments", "orders"] {
+        let topic = TopicName(StrBytes::from_static_str(name));
+        assert_eq!(create_topic_as(&mut admin, &topic), 0, "{name}");
+    }
+    let meta: MetadataResponse = call(&mut admin, 1, &MetadataRequest::default());
+    let broker = meta.brokers[0].node_id.0.to_string();
+    let list = |conn: &mut TcpStream, version: i16, types: &[i8]| {
+        let answer: ListConfigResourcesResponse = call(
+            conn,
+            version,
+            &ListConfigResourcesRequest::default().with_resource_types(types.to_vec()),
+        );
+        let listed: Vec<(i8, String)> = answer
+            .config_resources
+            .iter()
+            .map(|r| (r.resource_type, r.resource_name.to_string()))
+            .collect();
+        (answer.error_code, listed)
+    };
+    let (topic, broker_type) = (2, 4);
+    let named = |pairs: &[(i8, &str)]| -> Vec<(i8, String)> {
+        pairs.iter().map(|&(t, n)| (t, n.to_owned())).collect()
+    };
+    // Every type: the topics in name order (the internal one too, as Kafka lists it), then
+    // the broker.
+    assert_eq!(
+        list(&mut admin, 1, &[]),
+        (
+            0,
+            named(&[
+                (topic, "__consumer_offsets"),
+                (topic, "orders"),
+                (topic, "payments"),
+                (broker_type, &broker)
+            ])
+        )
+    );
+    // A principal lists only the topics it may see.
+    let mut writer = sasl_connect(&node, "writer");
+    assert_eq!(
+        list(&mut writer, 1, &[topic]),
+        (0, named(&[(topic, "orders")]))
+    );
+    assert_eq!(
+        list(&mut writer, 1, &[broker_type]),
+        (0, named(&[(broker_type, &broker)]))
+    );
+    // Groups, client-metrics subscriptions and broker loggers have no configs here.
+    assert_eq!(list(&mut admin, 1, &[32, 16, 8]), (0, vec![]));
+    // A type without configs in Kafka (3: none is defined) refuses the request.
+    let unsupported = ResponseError::UnsupportedVersion.code();
+    assert_eq!(list(&mut admin, 1, &[topic, 3]), (unsupported, vec![]));
+    // v0 is KIP-714's ListClientMetricsResources: no subscriptions.
+    assert_eq!(list(&mut admin, 0, &[]), (0, vec![]));
 }
 
 #[test]

@@ -314,6 +314,29 @@ def test_kafka_python_describe_log_dirs_shows_partition_sizes(spindle, topic_nam
         admin.close()
 
 
+def test_kafka_python_lists_the_config_resources_and_describes_each(spindle, topic_name):
+    """ListConfigResources (KIP-1142, Kafka 4.1+ admin clients): every topic and this
+    broker, each of which DescribeConfigs then describes; no group, client-metrics or
+    broker-logger resources, which have no configs here."""
+    clients.create_topic(spindle.bootstrap, topic_name, config={"retention.ms": "3600000"})
+    admin = KafkaAdminClient(bootstrap_servers=spindle.bootstrap, request_timeout_ms=10_000)
+    try:
+        listed = admin.list_config_resources()
+        assert set(listed) == {"topic", "broker"}, listed
+        assert topic_name in listed["topic"] and listed["topic"] == sorted(listed["topic"])
+        [broker] = listed["broker"]
+        assert admin.list_config_resources(["BROKER"]) == {"broker": [broker]}
+        assert admin.list_config_resources(["GROUP", "CLIENT_METRICS", "BROKER_LOGGER"]) == {}
+        described = admin.describe_configs(
+            [KPConfigResource(ConfigResourceType.TOPIC, topic_name), KPConfigResource(ConfigResourceType.BROKER, broker)],
+            config_filter="all",
+        )
+        assert described["topic"][topic_name]["retention.ms"]["value"] == "3600000"
+        assert described["broker"][broker]["broker.id"]["value"] == broker
+    finally:
+        admin.close()
+
+
 def topic_id(bootstrap: str, topic: str) -> str:
     [description] = [
         f.result(timeout=T)

@@ -226,6 +226,9 @@ pub(crate) async fn answer(
         RequestKind::DescribeCluster(req) => {
             ResponseKind::DescribeCluster(api::describe_cluster::handle(ctx, req).await)
         }
+        RequestKind::ListConfigResources(req) => {
+            ResponseKind::ListConfigResources(api::list_config_resources::handle(ctx, req).await)
+        }
         other => return answer_group(ctx, other).await,
     };
     Answer::Response(Box::new(response))

@@ -103,6 +103,7 @@ pub(crate) const SERVED: &[Served] = &[
     served(ApiKey::ListTransactions, 0, 2),
     served(ApiKey::ConsumerGroupHeartbeat, 0, 1),
     served(ApiKey::ConsumerGroupDescribe, 0, 1),
+    served(ApiKey::ListConfigResources, 0, 1),
     served(ApiKey::DescribeTopicPartitions, 0, 0),
 ];
 
