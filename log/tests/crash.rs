@@ -124,7 +124,7 @@ fn acknowledged_batches_survive_sigkill() {
                 let (log, _) = open(&path, config()).await;
                 let end = log.next_offset();
                 assert_eq!(log.high_watermark(), end);
-                // Ends on a batch boundary: every batch from the start checks and they tile the log.
+                // Ends on a batch boundary: the batches from the start check and tile the log.
                 let all = read_all(&log, log.start_offset()).await;
                 let last_batch_end = all.last().map_or(Offset(0), |b| {
                     Offset(BatchHeader::parse(b).unwrap().last_offset() as u64 + 1)

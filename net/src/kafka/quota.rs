@@ -11,18 +11,19 @@
 //!
 //! Rates are token buckets holding one second of the rate. A request's bytes are charged as
 //! they become known: a Produce's batches as the request is read (see `api::produce::Arrival`),
-//! a Fetch answer's records once it is served; when that leaves the bucket in debt, the answer carries the time the debt takes to pay off as `throttle_time_ms`
-//! and its connection is not read again until then (clients since KIP-219 also wait that long
-//! before their next request). So a client over its quota is slowed to it, and nothing is
-//! refused.
+//! a Fetch answer's records once it is served. When that leaves the bucket in debt, the answer
+//! carries the time the debt takes to pay off as `throttle_time_ms` and its connection is not
+//! read again until then (clients since KIP-219 also wait that long before their next request).
+//! So a client over its quota is slowed to it, and nothing is refused.
 //!
 //! A rate is the node's, as a Kafka broker's is, while each shard keeps buckets of its own for
 //! the connections it serves (no bucket is touched by two shards). So that the clients sharing
 //! a rate from connections on several shards get it once between them, each shard tells the
 //! others, [`SHARE_INTERVAL`] after its first charge since it last told them, what it charged (a
 //! message over the mesh, only when quotas are configured and the node has more than one
-//! shard; a shard charging nothing sleeps), and they take it from their own buckets too. Clients spread over shards may get up to one interval's worth
-//! of bytes more than the rate before the others' charges arrive.
+//! shard; a shard charging nothing sleeps), and they take it from their own buckets too.
+//! Clients spread over shards may get up to one interval's worth of bytes more than the rate
+//! before the others' charges arrive.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;

@@ -3,9 +3,9 @@
 //! `listConfigResources` (kafka-python's `list_config_resources`) ask for them.
 //!
 //! Topics are every topic the principal may see, internal ones too (as a Metadata listing shows
-//! them), brokers this node. Groups and client-metrics subscriptions have no configs here, so none is listed;
-//! nor are broker loggers, which DescribeConfigs does not serve. v0 lists client-metrics
-//! subscriptions only: none. A type Kafka does not list configs of is refused
+//! them), brokers this node. Groups and client-metrics subscriptions have no configs here, so
+//! none is listed; nor are broker loggers, which DescribeConfigs does not serve. v0 lists
+//! client-metrics subscriptions only: none. A type Kafka does not list configs of is refused
 //! UNSUPPORTED_VERSION for the whole request, as Kafka refuses it.
 
 use kafka_protocol::error::ResponseError;
@@ -46,7 +46,7 @@ pub(crate) async fn handle(
         .iter()
         .find(|t| !LISTED_TYPES.contains(t))
     {
-        tracing::debug!(peer = %ctx.peer, resource_type = unknown, "ListConfigResources for a type without configs");
+        tracing::debug!(peer = %ctx.peer, resource_type = unknown, "listing a type without configs");
         return response.with_error_code(ResponseError::UnsupportedVersion.code());
     }
     // No types named: every type.
