@@ -188,6 +188,10 @@ fn seeds(batch: Bytes) -> Vec<Vec<u8>> {
     encodings(&IncrementalAlterConfigsRequest::default(), &mut out);
     encodings(&InitProducerIdRequest::default(), &mut out);
     encodings(&DescribeClusterRequest::default(), &mut out);
+    encodings(
+        &ListConfigResourcesRequest::default().with_resource_types(vec![2, 4]),
+        &mut out,
+    );
     out
 }
 
