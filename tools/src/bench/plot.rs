@@ -43,6 +43,17 @@ fn percentile_label(nines: &f64) -> String {
     format!("p{}", (p * 1000.0).round() / 1000.0)
 }
 
+/// A log axis' label: only 1, 2 and 5 times a power of ten are written, so the labels of a
+/// decade do not crowd each other.
+fn log_label(us: &f64) -> String {
+    let leading = us / 10f64.powf(us.log10().floor());
+    if [1.0, 2.0, 5.0].iter().any(|d| (leading - d).abs() < 0.01) {
+        format!("{us:.0}")
+    } else {
+        String::new()
+    }
+}
+
 fn draw_percentiles<DB: DrawingBackend>(
     area: &DrawingArea<DB, plotters::coord::Shift>,
     mode: &str,
@@ -61,12 +72,17 @@ where
         })
         .collect();
     let y_max = points.iter().flatten().map(|p| p.1).fold(10.0, f64::max) * 1.5;
+    // From the power of ten below the fastest answer, so the curve fills the height.
+    let fastest = points.iter().flatten().map(|p| p.1).fold(y_max, f64::min);
+    let y_min = 10f64.powf(fastest.log10().floor()).max(1.0);
     let mut chart = ChartBuilder::on(area)
         .caption(format!("{mode}: latency by percentile"), ("sans-serif", 20))
         .margin(15)
+        // Room for the last percentile's label, centred on the right edge.
+        .margin_right(40)
         .x_label_area_size(35)
         .y_label_area_size(70)
-        .build_cartesian_2d(0f64..5f64, (1f64..y_max).log_scale())
+        .build_cartesian_2d(0f64..5f64, (y_min..y_max).log_scale())
         .map_err(|e| anyhow!("{e}"))?;
     chart
         .configure_mesh()
@@ -74,7 +90,7 @@ where
         .y_desc("latency (µs)")
         .x_labels(6)
         .x_label_formatter(&percentile_label)
-        .y_label_formatter(&|us| format!("{us:.0}"))
+        .y_label_formatter(&log_label)
         .draw()
         .map_err(|e| anyhow!("{e}"))?;
     for ((name, _, color), pts) in curves.iter().zip(points) {
@@ -137,5 +153,14 @@ mod tests {
         assert!((nines(0.999) - 3.0).abs() < 1e-9);
         assert_eq!(percentile_label(&2.0), "p99");
         assert_eq!(percentile_label(&0.0), "p0");
+    }
+
+    #[test]
+    fn a_log_axis_labels_one_two_and_five_of_each_decade() {
+        let labelled: Vec<String> = [100.0, 200.0, 300.0, 500.0, 700.0, 1000.0, 2000.0, 9000.0]
+            .iter()
+            .map(log_label)
+            .collect();
+        assert_eq!(labelled, ["100", "200", "", "500", "", "1000", "2000", ""]);
     }
 }
