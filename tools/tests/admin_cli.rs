@@ -732,6 +732,56 @@ fn acl_list_shows_each_principals_grants_to_a_principal_that_may_see_them() {
 }
 
 #[test]
+fn cluster_quotas_shows_each_entity_with_the_rates_set_for_it() {
+    let server = Server::start_with_config(
+        "admin-quotas",
+        "[[kafka.quotas]]\nclient_id = \"loader\"\nproducer_byte_rate = 1048576\n\
+         [[kafka.quotas]]\nuser = \"app\"\nconsumer_byte_rate = 2048\n\
+         [[kafka.quotas]]\nproducer_byte_rate = 4096\nconsumer_byte_rate = 8192\n",
+        &[],
+    );
+    let listed = spindle(&server.kafka, &["cluster", "quotas", "--json"]).json();
+    assert_eq!(
+        listed,
+        serde_json::json!([
+            {
+                "entity": { "client-id": null },
+                "values": { "consumer_byte_rate": 8192.0, "producer_byte_rate": 4096.0 }
+            },
+            {
+                "entity": { "client-id": "loader" },
+                "values": { "producer_byte_rate": 1048576.0 }
+            },
+            {
+                "entity": { "user": "app" },
+                "values": { "consumer_byte_rate": 2048.0 }
+            },
+        ])
+    );
+    // The table: a column per rate, `-` where an entity sets none.
+    let table = spindle(&server.kafka, &["cluster", "quotas"]).ok();
+    let lines: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            vec!["ENTITY", "CONSUMER_BYTE_RATE", "PRODUCER_BYTE_RATE"],
+            vec!["client-id=<default>", "8192", "4096"],
+            vec!["client-id=loader", "-", "1048576"],
+            vec!["user=app", "2048", "-"],
+        ],
+        "{table}"
+    );
+    let none = Server::start_with("admin-quotas-none", &[]);
+    assert_eq!(
+        spindle(&none.kafka, &["cluster", "quotas", "--json"]).json(),
+        serde_json::json!([])
+    );
+}
+
+#[test]
 fn admin_commands_reach_a_tls_listener_with_the_ca_they_trust() {
     let certificates = Certificates::new("admin-tls");
     let server = Server::start_with_config("admin-tls", &certificates.kafka_tls_table(), &[]);

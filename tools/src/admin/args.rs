@@ -277,6 +277,10 @@ pub struct ClusterArgs {
 pub enum ClusterCommand {
     /// Show the cluster id, the controller and every broker.
     Info,
+    /// Show the client quotas (Kafka's DescribeClientQuotas, as `kafka-configs.sh --describe
+    /// --entity-type users,clients`): each entity with the byte rates set for it; describing
+    /// them needs the right to describe the cluster (on Spindle: admin on every topic).
+    Quotas,
 }
 
 /// `spindle acl …`.

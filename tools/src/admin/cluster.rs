@@ -1,9 +1,12 @@
-//! `spindle cluster info`: the cluster id, the controller and the brokers.
+//! `spindle cluster info`: the cluster id, the controller and the brokers; `spindle cluster
+//! quotas`: the client quotas.
 //!
 //! DescribeCluster is asked when the node serves it (it is the API meant for this); Metadata,
 //! which every Kafka server serves, gives the same facts otherwise.
 
-use kafka_protocol::messages::DescribeClusterRequest;
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::{DescribeClientQuotasRequest, DescribeClusterRequest};
 use serde::Serialize;
 
 use crate::admin::args::ClusterCommand;
@@ -28,6 +31,15 @@ struct Broker {
     rack: Option<String>,
 }
 
+/// One quota entity and the rates set for it.
+#[derive(Debug, Serialize)]
+struct Quota {
+    /// Its parts: `user` and `client-id`, each with a name or `None` for the default.
+    entity: BTreeMap<String, Option<String>>,
+    /// Each rate set for it, by Kafka's key (`producer_byte_rate`, `consumer_byte_rate`, ...).
+    values: BTreeMap<String, f64>,
+}
+
 /// Runs one cluster command.
 ///
 /// # Errors
@@ -47,7 +59,71 @@ pub fn run(client: &mut Client, cmd: ClusterCommand, out: &mut Printer) -> Resul
             info.brokers.sort_by_key(|b| b.node_id);
             out.print(&info, render)
         }
+        ClusterCommand::Quotas => {
+            let quotas = quotas(client)?;
+            out.print(&quotas, |q| render_quotas(q))
+        }
     }
+}
+
+fn quotas(client: &mut Client) -> Result<Vec<Quota>, AdminError> {
+    // No component filters: every entity.
+    let response = client
+        .bootstrap()
+        .call(&DescribeClientQuotasRequest::default())?;
+    AdminError::check(
+        response.error_code,
+        response.error_message.as_deref(),
+        || "describing client quotas".to_owned(),
+    )?;
+    let mut quotas: Vec<Quota> = response
+        .entries
+        .unwrap_or_default()
+        .into_iter()
+        .map(|entry| Quota {
+            entity: entry
+                .entity
+                .into_iter()
+                .map(|e| {
+                    (
+                        e.entity_type.to_string(),
+                        e.entity_name.map(|n| n.to_string()),
+                    )
+                })
+                .collect(),
+            values: entry
+                .values
+                .into_iter()
+                .map(|v| (v.key.to_string(), v.value))
+                .collect(),
+        })
+        .collect();
+    quotas.sort_by(|a, b| a.entity.cmp(&b.entity));
+    Ok(quotas)
+}
+
+fn render_quotas(quotas: &[Quota]) -> String {
+    let keys: std::collections::BTreeSet<&String> =
+        quotas.iter().flat_map(|q| q.values.keys()).collect();
+    let mut header = vec!["ENTITY".to_owned()];
+    header.extend(keys.iter().map(|k| k.to_uppercase()));
+    let mut table = Table::new(&header.iter().map(String::as_str).collect::<Vec<_>>());
+    for q in quotas {
+        let entity = q
+            .entity
+            .iter()
+            .map(|(kind, name)| format!("{kind}={}", name.as_deref().unwrap_or("<default>")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut row = vec![entity];
+        row.extend(keys.iter().map(|k| {
+            q.values
+                .get(*k)
+                .map_or_else(|| "-".to_owned(), |v| format!("{v}"))
+        }));
+        table.row(row);
+    }
+    table.render()
 }
 
 fn describe_cluster(client: &mut Client) -> Result<Info, AdminError> {
