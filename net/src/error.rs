@@ -18,4 +18,7 @@ pub enum NetError {
     /// The configuration is inconsistent.
     #[error("invalid Kafka server configuration: {0}")]
     Config(String),
+    /// A file of the node's own state in the data directory cannot be used.
+    #[error("{0}")]
+    State(String),
 }

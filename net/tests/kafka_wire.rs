@@ -473,6 +473,185 @@ fn a_quota_is_shared_by_a_clients_connections_on_every_shard() {
 }
 
 #[test]
+fn quotas_altered_at_run_time_are_in_force_on_every_shard_until_removed() {
+    use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{
+        AlterClientQuotasRequest, AlterClientQuotasResponse, DescribeClientQuotasRequest,
+        DescribeClientQuotasResponse, ProduceResponse,
+    };
+    let node = Node::start_with(2, |_| {});
+    let topic = TopicName(StrBytes::from_static_str("altered-quota"));
+    create_topic(&mut node.connect(), &topic, 1);
+    let text = |s: &str| StrBytes::from_string(s.to_owned());
+    let entry = |parts: &[(&str, Option<&str>)], ops: Vec<OpData>| {
+        EntryData::default()
+            .with_entity(
+                parts
+                    .iter()
+                    .map(|&(kind, name)| {
+                        EntityData::default()
+                            .with_entity_type(text(kind))
+                            .with_entity_name(name.map(text))
+                    })
+                    .collect(),
+            )
+            .with_ops(ops)
+    };
+    let set = |key: &str, value: f64| OpData::default().with_key(text(key)).with_value(value);
+    let remove = |key: &str| OpData::default().with_key(text(key)).with_remove(true);
+    let alter = |conn: &mut TcpStream, entries: Vec<EntryData>, validate_only: bool| {
+        let answer: AlterClientQuotasResponse = call(
+            conn,
+            1,
+            &AlterClientQuotasRequest::default()
+                .with_entries(entries)
+                .with_validate_only(validate_only),
+        );
+        answer
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    e.error_code,
+                    e.error_message.as_ref().map(|m| m.to_string()),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let described = |conn: &mut TcpStream| {
+        let answer: DescribeClientQuotasResponse =
+            call(conn, 1, &DescribeClientQuotasRequest::default());
+        let mut entries: Vec<(String, Vec<(String, f64)>)> = answer
+            .entries
+            .unwrap_or_default()
+            .iter()
+            .map(|e| {
+                let entity = e
+                    .entity
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{}={}",
+                            p.entity_type.as_str(),
+                            p.entity_name.as_deref().unwrap_or("<default>")
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let values = e
+                    .values
+                    .iter()
+                    .map(|v| (v.key.to_string(), v.value))
+                    .collect();
+                (entity, values)
+            })
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries
+    };
+    let mut conn = node.connect();
+    // What cannot be kept is refused entry by entry, with the reason; the rest is made.
+    let answers = alter(
+        &mut conn,
+        vec![
+            entry(
+                &[("client-id", Some("kafka-wire-test"))],
+                vec![set("producer_byte_rate", 1000.0)],
+            ),
+            entry(&[("user", None)], vec![set("producer_byte_rate", 1000.0)]),
+            entry(
+                &[("client-id", Some("x"))],
+                vec![set("request_percentage", 50.0)],
+            ),
+            entry(
+                &[("client-id", Some("y"))],
+                vec![set("consumer_byte_rate", 0.5)],
+            ),
+            entry(
+                &[("ip", Some("10.0.0.1"))],
+                vec![set("producer_byte_rate", 1.0)],
+            ),
+        ],
+        false,
+    );
+    let invalid = ResponseError::InvalidRequest.code();
+    assert_eq!(answers[0], (0, None));
+    for (answer, reason) in answers[1..].iter().zip([
+        "default user",
+        "request_percentage",
+        "whole number",
+        "entity type",
+    ]) {
+        assert_eq!(answer.0, invalid, "{answer:?}");
+        assert!(
+            answer.1.as_deref().unwrap_or_default().contains(reason),
+            "{answer:?}"
+        );
+    }
+    // Validated only: answered, not made.
+    let answers = alter(
+        &mut conn,
+        vec![entry(
+            &[("client-id", Some("dry-run"))],
+            vec![set("producer_byte_rate", 5.0)],
+        )],
+        true,
+    );
+    assert_eq!(answers, [(0, None)]);
+    let expected = vec![(
+        "client-id=kafka-wire-test".to_owned(),
+        vec![("producer_byte_rate".to_owned(), 1000.0)],
+    )];
+    // In force on every shard: connections until both shards hold some, each asked.
+    let mut conns: Vec<TcpStream> = (0..4).map(|_| node.connect()).collect();
+    let settled_by = std::time::Instant::now() + Duration::from_secs(10);
+    while !node.open_connections().iter().all(|n| *n > 0) {
+        assert!(
+            std::time::Instant::now() < settled_by && conns.len() < 64,
+            "one shard holds every connection"
+        );
+        conns.push(node.connect());
+    }
+    for conn in &mut conns {
+        assert_eq!(described(conn), expected);
+    }
+    // And it slows the client: 8 KiB against 1000 bytes a second.
+    let produce = |conn: &mut TcpStream| {
+        let answer: ProduceResponse = call(
+            conn,
+            7,
+            &ProduceRequest::default()
+                .with_acks(1)
+                .with_timeout_ms(5000)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(topic.clone())
+                    .with_partition_data(vec![PartitionProduceData::default()
+                        .with_index(0)
+                        .with_records(Some(batch(&[&"q".repeat(8 * 1024)])))])]),
+        );
+        answer.throttle_time_ms
+    };
+    let mut producer = node.connect();
+    assert!(produce(&mut producer) > 0, "over the altered rate");
+    // Removing the entity's only rate leaves it without a quota.
+    let answers = alter(
+        &mut conn,
+        vec![entry(
+            &[("client-id", Some("kafka-wire-test"))],
+            vec![remove("producer_byte_rate")],
+        )],
+        false,
+    );
+    assert_eq!(answers, [(0, None)]);
+    for conn in &mut conns {
+        assert_eq!(described(conn), vec![]);
+    }
+    let mut unthrottled = node.connect();
+    assert_eq!(produce(&mut unthrottled), 0, "no quota left");
+}
+
+#[test]
 fn produce_fetch_and_list_offsets_round_trip() {
     use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
     use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};

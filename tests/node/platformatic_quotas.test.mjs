@@ -1,6 +1,7 @@
-// Client quotas read back with @platformatic/kafka's admin client (DescribeClientQuotas), as
-// `kafka-configs.sh --describe --entity-type clients|users` shows them, and AlterClientQuotas
-// refused: quotas are configured in `[[kafka.quotas]]`. (tests/e2e/test_quotas.py shows a
+// Client quotas read back and changed with @platformatic/kafka's admin client
+// (DescribeClientQuotas, AlterClientQuotas), as `kafka-configs.sh --describe|--alter
+// --entity-type clients|users` does: the configured ones, changes that outlive a restart, and
+// the changes that cannot be kept refused with the reason. (tests/e2e/test_quotas.py shows a
 // quota slowing librdkafka clients.)
 
 import { after, before, test } from 'node:test';
@@ -45,9 +46,17 @@ const byEntity = (entries) =>
     ]),
   );
 
-test('the configured quotas read back as Kafka quota entities and cannot be altered', { skip: tooOld && 'Node.js too old' }, async () => {
+const withAdmin = async (fn) => {
   const admin = new Admin({ clientId: 'quota-admin', bootstrapBrokers: [server.bootstrap], retries: 2 });
   try {
+    return await fn(admin);
+  } finally {
+    await admin.close();
+  }
+};
+
+test('quotas read back as Kafka quota entities, change at run time and keep their changes across a restart', { skip: tooOld && 'Node.js too old' }, async () => {
+  await withAdmin(async (admin) => {
     const all = byEntity(await admin.describeClientQuotas({ components: [] }));
     assert.deepEqual(all, {
       'client-id=loader': { producer_byte_rate: 1048576 },
@@ -64,21 +73,35 @@ test('the configured quotas read back as Kafka quota entities and cannot be alte
     });
     assert.deepEqual(Object.keys(byEntity(defaults)), ['client-id=<default>']);
 
+    // Change a configured entity, add one, and remove a configured one's only rate.
+    await admin.alterClientQuotas({
+      entries: [
+        { entities: [{ entityType: 'client-id', entityName: 'loader' }], ops: [{ key: 'consumer_byte_rate', value: 65536, remove: false }] },
+        { entities: [{ entityType: 'user', entityName: 'app' }, { entityType: 'client-id', entityName: 'etl' }], ops: [{ key: 'producer_byte_rate', value: 8192, remove: false }] },
+        { entities: [{ entityType: 'user', entityName: 'anonymous' }], ops: [{ key: 'consumer_byte_rate', value: 0, remove: true }] },
+      ],
+    });
+    // A default user has no counterpart here: refused, with the reason.
     await assert.rejects(
       admin.alterClientQuotas({
-        entries: [{ entities: [{ entityType: 'client-id', entityName: 'loader' }], ops: [{ key: 'producer_byte_rate', value: 1, remove: false }] }],
+        entries: [{ entities: [{ entityType: 'user' }], ops: [{ key: 'producer_byte_rate', value: 1, remove: false }] }],
       }),
       (err) => {
         // The client wraps the answer: INVALID_REQUEST (42) for the entry, with the reason.
         const [entry] = err.errors[0].response.entries;
         assert.equal(entry.errorCode, 42);
-        assert.match(entry.errorMessage, /configuration file/);
+        assert.match(entry.errorMessage, /default user/);
         return true;
       },
     );
-    const unchanged = byEntity(await admin.describeClientQuotas({ components: [] }));
-    assert.equal(unchanged['client-id=loader'].producer_byte_rate, 1048576);
-  } finally {
-    await admin.close();
-  }
+  });
+  const changed = {
+    'client-id=loader': { producer_byte_rate: 1048576, consumer_byte_rate: 65536 },
+    'user=app,client-id=etl': { producer_byte_rate: 8192 },
+    'client-id=<default>': { producer_byte_rate: 4194304, consumer_byte_rate: 4194304 },
+  };
+  const described = () => withAdmin(async (admin) => byEntity(await admin.describeClientQuotas({ components: [] })));
+  assert.deepEqual(await described(), changed);
+  await server.restart();
+  assert.deepEqual(await described(), changed, 'the changes outlive a restart');
 });

@@ -157,6 +157,15 @@ export class Spindle {
     return this.logText().split('\n').slice(-lines).join('\n');
   }
 
+  /** Stops the server (SIGTERM) and starts it again, on the same ports and data directory. */
+  async restart() {
+    const status = await this.stop();
+    if (status && status.code !== 0) {
+      throw new Error(`spindle exited ${JSON.stringify(status)} on SIGTERM; log tail:\n${this.logTail()}`);
+    }
+    await this.#launch(spindleBinary());
+  }
+
   /** SIGTERM, then SIGKILL after a timeout; resolves with the exit status. */
   async stop() {
     if (!this.proc) return null;

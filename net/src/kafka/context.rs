@@ -131,12 +131,13 @@ impl RequestContext {
     /// Charges `bytes` of `kind` to the client's quota, holds the connection back if that puts
     /// it over, and returns the answer's `throttle_time_ms`.
     pub fn charge_quota(&self, kind: QuotaKind, bytes: usize) -> i32 {
-        if self.config.quotas.is_empty() {
+        let quotas = self.conn.quotas.in_force();
+        if quotas.is_empty() {
             return 0;
         }
         let client = self.client_id.as_deref().unwrap_or_default();
         let throttle = self.conn.quotas.charge(
-            &self.config.quotas,
+            &quotas,
             kind,
             (self.principal.name(), client),
             u64::try_from(bytes).unwrap_or(u64::MAX),

@@ -30,8 +30,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use spindle_engine::Shard;
 
 use crate::kafka::connections::Connections;
-use crate::kafka::quota;
 use crate::kafka::{connection, KafkaConfig};
+use crate::kafka::{quota, quota_changes};
 use crate::NetError;
 
 /// Backlog of each shard's listening socket.
@@ -87,9 +87,11 @@ pub fn reserve_listen_addr(addr: SocketAddr) -> Result<ListenReservation, NetErr
 ///
 /// # Errors
 /// [`NetError::Config`] when a setting is outside its range ([`KafkaConfig::validate`]);
+/// [`NetError::State`] when the client quotas changed at run time cannot be read;
 /// [`NetError::Bind`] when the address cannot be bound.
 pub fn start(shard: Shard, config: Arc<KafkaConfig>) -> Result<SocketAddr, NetError> {
     config.validate()?;
+    quota_changes::start(&shard.data_dir(), &config.quotas).map_err(NetError::State)?;
     let addr = config.listen;
     let bind_err = |source| NetError::Bind { addr, source };
     let socket = reuse_port_socket(addr).map_err(bind_err)?;
@@ -158,9 +160,8 @@ fn reuse_port_socket(addr: SocketAddr) -> std::io::Result<Socket> {
 async fn accept_loop(listener: TcpListener, shard: Shard, config: Arc<KafkaConfig>) {
     let connections = Rc::new(Connections::default());
     let quotas = quota::shard_quotas();
-    if !config.quotas.is_empty() {
-        shard.spawn_background(quota::share_charges(shard.clone()));
-    }
+    // Quotas may be configured at run time: the task sleeps until something is charged.
+    shard.spawn_background(quota::share_charges(shard.clone()));
     loop {
         let accepted = future::or(async { Some(listener.accept().await) }, async {
             shard.stopping().await;

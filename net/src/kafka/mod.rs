@@ -23,6 +23,7 @@ mod fetch_session;
 mod frame;
 mod listener;
 mod quota;
+mod quota_changes;
 mod response_failure;
 mod sasl;
 mod tls;

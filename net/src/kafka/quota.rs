@@ -1,5 +1,6 @@
 //! Client quotas (Kafka's KIP-13, throttled the KIP-219 way): byte rates for produce and fetch
-//! per principal ("user") and client id, configured in `[[kafka.quotas]]`.
+//! per principal ("user") and client id, configured in `[[kafka.quotas]]` and changed at run time
+//! by AlterClientQuotas (see `quota_changes`).
 //!
 //! Each entry names a user, a client id, both or neither, and sets `producer_byte_rate`,
 //! `consumer_byte_rate` or both. For one kind of traffic a request is limited by the most
@@ -35,8 +36,8 @@ use futures_lite::future;
 use glommio::sync::Semaphore;
 use spindle_engine::{Shard, ShardId};
 
-/// One `[[kafka.quotas]]` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One `[[kafka.quotas]]` entry, or an entity altered at run time (see `quota_changes`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ClientQuota {
     /// The principal it applies to; `None`: every principal.
     pub user: Option<String>,
@@ -171,6 +172,12 @@ pub(crate) struct ShardQuotas {
     /// A permit for each first charge since the other shards were last told: what
     /// [`share_charges`] waits for.
     first_charge: Semaphore,
+    /// The quotas in force, and the number of the change that set them (shard 0 numbers its
+    /// changes, so that a shard never goes back to older quotas).
+    in_force: RefCell<(u64, Rc<[ClientQuota]>)>,
+    /// The entities altered at run time, as the data directory keeps them: shard 0 changes
+    /// them (see `quota_changes`).
+    pub(crate) altered: RefCell<Vec<ClientQuota>>,
 }
 
 impl Default for ShardQuotas {
@@ -179,6 +186,8 @@ impl Default for ShardQuotas {
             buckets: RefCell::default(),
             unshared: RefCell::default(),
             first_charge: Semaphore::new(0),
+            in_force: RefCell::new((0, Rc::from(Vec::new()))),
+            altered: RefCell::default(),
         }
     }
 }
@@ -248,6 +257,19 @@ pub(crate) async fn share_charges(shard: Shard) {
 }
 
 impl ShardQuotas {
+    /// The quotas in force.
+    pub(crate) fn in_force(&self) -> Rc<[ClientQuota]> {
+        Rc::clone(&self.in_force.borrow().1)
+    }
+
+    /// Puts `quotas` in force, unless quotas of a later change (a higher `change`) already are.
+    pub(crate) fn put_in_force(&self, change: u64, quotas: Vec<ClientQuota>) {
+        let mut in_force = self.in_force.borrow_mut();
+        if change >= in_force.0 {
+            *in_force = (change, Rc::from(quotas));
+        }
+    }
+
     /// Charges `bytes` of `kind` by `user` with `client_id` at `now`; how long the client is to
     /// be held back (zero when no quota limits it or it is within its rate).
     pub(crate) fn charge(

@@ -1,13 +1,16 @@
-//! DescribeClientQuotas and AlterClientQuotas: the quotas of `[[kafka.quotas]]` as Kafka's quota
-//! entities (`kafka-configs.sh --describe --entity-type users|clients`, admin clients'
-//! `describeClientQuotas`). An entry naming a user and a client id is the entity
+//! DescribeClientQuotas and AlterClientQuotas: the quotas in force (`[[kafka.quotas]]` and the
+//! changes made at run time, see `quota_changes`) as Kafka's quota entities (`kafka-configs.sh
+//! --describe|--alter --entity-type users|clients`, admin clients' `describeClientQuotas` and
+//! `alterClientQuotas`). An entry naming a user and a client id is the entity
 //! `user=U, client-id=C`; one naming a user, `user=U`; one naming a client id, `client-id=C`;
 //! one naming neither, the default client id (`client-id` with no name), which it acts as (each
-//! client id limited on its own). Quotas change in the configuration file, so AlterClientQuotas
-//! is refused with a message saying so. Both need `admin` on every topic (Kafka's
-//! DESCRIBE_CONFIGS and ALTER_CONFIGS on the cluster).
+//! client id limited on its own). Kafka's default user, alone or with a client id, has no
+//! counterpart here: altering it is refused, as are keys other than `producer_byte_rate` and
+//! `consumer_byte_rate`. Both need `admin` on every topic (Kafka's DESCRIBE_CONFIGS and
+//! ALTER_CONFIGS on the cluster).
 
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::alter_client_quotas_request::EntryData as AlterEntry;
 use kafka_protocol::messages::alter_client_quotas_response::{
     EntityData as AlteredEntity, EntryData as AlteredEntry,
 };
@@ -19,8 +22,11 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use spindle_engine::ShardId;
+
 use crate::kafka::context::RequestContext;
-use crate::kafka::quota::ClientQuota;
+use crate::kafka::quota::{ClientQuota, QuotaKind};
+use crate::kafka::quota_changes::{self, Change};
 
 const USER: &str = "user";
 const CLIENT_ID: &str = "client-id";
@@ -77,9 +83,8 @@ pub(crate) async fn describe(
                 unknown.entity_type.as_str()
             ))));
     }
-    let entries = ctx
-        .config
-        .quotas
+    let in_force = ctx.conn.quotas.in_force();
+    let entries = in_force
         .iter()
         .filter(|q| matches(&entity(q), &req.components, req.strict))
         .map(|q| {
@@ -106,34 +111,138 @@ pub(crate) async fn describe(
     DescribeClientQuotasResponse::default().with_entries(Some(entries.collect()))
 }
 
-/// Answers one AlterClientQuotas request: each entry refused (see the module docs).
+/// The largest rate taken: 2^53 bytes per second, the largest a double counts exactly.
+const RATE_MAX: f64 = 9_007_199_254_740_992.0;
+
+/// Answers one AlterClientQuotas request: each entry's change, or why it is refused (see the
+/// module docs). Valid entries are made together, on shard 0, unless `validate_only`.
 pub(crate) async fn alter(
     ctx: &RequestContext,
     req: AlterClientQuotasRequest,
 ) -> AlterClientQuotasResponse {
-    let (code, message) = ctx
-        .authorize_cluster("alter client quotas")
-        .err()
-        .unwrap_or_else(|| {
-            (
-                ResponseError::InvalidRequest.code(),
-                "client quotas come from [[kafka.quotas]] in the configuration file; change them \
-             there and restart the node"
+    let authorized = ctx.authorize_cluster("alter client quotas");
+    let parsed: Vec<Result<Change, (i16, String)>> = req
+        .entries
+        .iter()
+        .map(|entry| match &authorized {
+            Err(refusal) => Err(refusal.clone()),
+            Ok(()) => change_of(entry).map_err(|why| (ResponseError::InvalidRequest.code(), why)),
+        })
+        .collect();
+    let changes: Vec<Change> = parsed
+        .iter()
+        .filter_map(|p| p.as_ref().ok().cloned())
+        .collect();
+    let mut outcomes: Vec<Result<(), (i16, String)>> =
+        parsed.into_iter().map(|p| p.map(|_| ())).collect();
+    if !req.validate_only && !changes.is_empty() {
+        let configured: std::sync::Arc<[ClientQuota]> = ctx.config.quotas.clone().into();
+        let made = ctx
+            .shard
+            .run_on(ShardId(0), move |shard| async move {
+                quota_changes::make(&shard, configured, changes).await
+            })
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        if let Err(why) = made {
+            tracing::error!(peer = %ctx.peer, error = %why, "client quotas not changed");
+            for outcome in outcomes.iter_mut().filter(|o| o.is_ok()) {
+                *outcome = Err((ResponseError::UnknownServerError.code(), why.clone()));
+            }
+        }
+    }
+    let entries = req
+        .entries
+        .into_iter()
+        .zip(outcomes)
+        .map(|(entry, outcome)| {
+            let entity = entry.entity.into_iter().map(|e| {
+                AlteredEntity::default()
+                    .with_entity_type(e.entity_type)
+                    .with_entity_name(e.entity_name)
+            });
+            let (code, message) = match outcome {
+                Ok(()) => (0, None),
+                Err((code, why)) => (code, Some(StrBytes::from_string(why))),
+            };
+            AlteredEntry::default()
+                .with_error_code(code)
+                .with_error_message(message)
+                .with_entity(entity.collect())
+        });
+    AlterClientQuotasResponse::default().with_entries(entries.collect())
+}
+
+/// The change one AlterClientQuotas entry asks for, or why it is refused.
+fn change_of(entry: &AlterEntry) -> Result<Change, String> {
+    let (mut user, mut client) = (None, None);
+    for part in &entry.entity {
+        let slot = match part.entity_type.as_str() {
+            USER => &mut user,
+            CLIENT_ID => &mut client,
+            other => {
+                return Err(format!(
+                    "no quotas are kept for entity type {other:?}: only user and client-id"
+                ))
+            }
+        };
+        if slot.is_some() {
+            return Err(format!(
+                "the entity names {:?} twice",
+                part.entity_type.as_str()
+            ));
+        }
+        *slot = Some(part.entity_name.as_ref().map(|n| n.to_string()));
+    }
+    let (user, client_id) = match (user, client) {
+        (None, None) => return Err("the entity names no user and no client id".to_owned()),
+        (Some(None), _) => {
+            return Err("a default user's quota is not kept here: name the user".to_owned())
+        }
+        (Some(Some(_)), Some(None)) => {
+            return Err(
+                "a user's default client id is not kept here: name the client id, or give the \
+                 user alone"
                     .to_owned(),
             )
-        });
-    let entries = req.entries.into_iter().map(|entry| {
-        let entity = entry.entity.into_iter().map(|e| {
-            AlteredEntity::default()
-                .with_entity_type(e.entity_type)
-                .with_entity_name(e.entity_name)
-        });
-        AlteredEntry::default()
-            .with_error_code(code)
-            .with_error_message(Some(StrBytes::from_string(message.clone())))
-            .with_entity(entity.collect())
-    });
-    AlterClientQuotasResponse::default().with_entries(entries.collect())
+        }
+        (Some(user), client) => (user, client.flatten()),
+        // The default client id is the entry naming neither.
+        (None, Some(client)) => (None, client),
+    };
+    let rates = entry
+        .ops
+        .iter()
+        .map(|op| {
+            let kind = match op.key.as_str() {
+                "producer_byte_rate" => QuotaKind::Produce,
+                "consumer_byte_rate" => QuotaKind::Fetch,
+                other => {
+                    return Err(format!(
+                        "quota key {other:?} is not kept here: only producer_byte_rate and \
+                         consumer_byte_rate"
+                    ))
+                }
+            };
+            if op.remove {
+                return Ok((kind, None));
+            }
+            let value = op.value;
+            if !(1.0..=RATE_MAX).contains(&value) || value.fract() != 0.0 {
+                return Err(format!(
+                    "{}: a rate is a whole number of bytes per second, at least 1: {value}",
+                    op.key.as_str()
+                ));
+            }
+            // A whole number within 1..=2^53 converts exactly.
+            Ok((kind, Some(value as u64)))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Change {
+        user,
+        client_id,
+        rates,
+    })
 }
 
 #[cfg(test)]
