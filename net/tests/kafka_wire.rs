@@ -355,8 +355,18 @@ fn produce_one(conn: &mut TcpStream, name: &TopicName, partition: i32, records: 
 /// Produces `records` to one partition with acks=1 through Produce v7; the partition's error
 /// code.
 fn produce_to(conn: &mut TcpStream, name: &TopicName, partition: i32, records: Bytes) -> i16 {
+    produce_answer(conn, name, partition, records).responses[0].partition_responses[0].error_code
+}
+
+/// Produces `records` to one partition with acks=1 through Produce v7; the answer.
+fn produce_answer(
+    conn: &mut TcpStream,
+    name: &TopicName,
+    partition: i32,
+    records: Bytes,
+) -> ProduceResponse {
     use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-    let produced: ProduceResponse = call(
+    call(
         conn,
         7,
         &ProduceRequest::default()
@@ -367,8 +377,7 @@ fn produce_to(conn: &mut TcpStream, name: &TopicName, partition: i32, records: B
                 .with_partition_data(vec![PartitionProduceData::default()
                     .with_index(partition)
                     .with_records(Some(records))])]),
-    );
-    produced.responses[0].partition_responses[0].error_code
+    )
 }
 
 /// A client quota is the node's: connections of the client on both shards of a two-shard node
@@ -475,10 +484,9 @@ fn a_quota_is_shared_by_a_clients_connections_on_every_shard() {
 #[test]
 fn quotas_altered_at_run_time_are_in_force_on_every_shard_until_removed() {
     use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
-    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     use kafka_protocol::messages::{
         AlterClientQuotasRequest, AlterClientQuotasResponse, DescribeClientQuotasRequest,
-        DescribeClientQuotasResponse, ProduceResponse,
+        DescribeClientQuotasResponse,
     };
     let node = Node::start_with(2, |_| {});
     let topic = TopicName(StrBytes::from_static_str("altered-quota"));
@@ -618,19 +626,7 @@ fn quotas_altered_at_run_time_are_in_force_on_every_shard_until_removed() {
     }
     // And it slows the client: 8 KiB against 1000 bytes a second.
     let produce = |conn: &mut TcpStream| {
-        let answer: ProduceResponse = call(
-            conn,
-            7,
-            &ProduceRequest::default()
-                .with_acks(1)
-                .with_timeout_ms(5000)
-                .with_topic_data(vec![TopicProduceData::default()
-                    .with_name(topic.clone())
-                    .with_partition_data(vec![PartitionProduceData::default()
-                        .with_index(0)
-                        .with_records(Some(batch(&[&"q".repeat(8 * 1024)])))])]),
-        );
-        answer.throttle_time_ms
+        produce_answer(conn, &topic, 0, batch(&[&"q".repeat(8 * 1024)])).throttle_time_ms
     };
     let mut producer = node.connect();
     assert!(produce(&mut producer) > 0, "over the altered rate");

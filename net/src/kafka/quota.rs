@@ -380,10 +380,15 @@ pub(crate) fn throttle_ms(throttle: Duration) -> i32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn quota(user: Option<&str>, client: Option<&str>, produce: Option<u64>) -> ClientQuota {
+    /// An entry setting at most a produce rate.
+    pub(crate) fn quota(
+        user: Option<&str>,
+        client: Option<&str>,
+        produce: Option<u64>,
+    ) -> ClientQuota {
         ClientQuota {
             user: user.map(str::to_owned),
             client_id: client.map(str::to_owned),

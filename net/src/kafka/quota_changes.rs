@@ -191,15 +191,7 @@ pub(crate) async fn make(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn quota(user: Option<&str>, client: Option<&str>, produce: Option<u64>) -> ClientQuota {
-        ClientQuota {
-            user: user.map(str::to_owned),
-            client_id: client.map(str::to_owned),
-            producer_byte_rate: produce,
-            consumer_byte_rate: None,
-        }
-    }
+    use crate::kafka::quota::tests::quota;
 
     #[test]
     fn an_altered_entity_replaces_the_configured_one_and_one_without_rates_has_no_quota() {
