@@ -782,6 +782,69 @@ fn cluster_quotas_shows_each_entity_with_the_rates_set_for_it() {
 }
 
 #[test]
+fn cluster_quotas_alter_changes_an_entity_and_reports_what_the_server_refuses() {
+    let server = Server::start("admin-quotas-alter");
+    let kafka = &server.kafka;
+    let alter = |args: &[&str]| {
+        let mut all = vec!["cluster", "quotas", "alter"];
+        all.extend_from_slice(args);
+        spindle(kafka, &all)
+    };
+    let listed = || spindle(kafka, &["cluster", "quotas", "--json"]).json();
+    let done = alter(&[
+        "--name",
+        "client-id=loader",
+        "--add",
+        "producer_byte_rate=1048576",
+        "--add",
+        "consumer_byte_rate=2048",
+    ])
+    .ok();
+    assert!(
+        done.contains("altered the quotas of client-id=loader"),
+        "{done}"
+    );
+    let dry = alter(&[
+        "--default",
+        "client-id",
+        "--add",
+        "producer_byte_rate=10",
+        "--dry-run",
+    ])
+    .ok();
+    assert!(
+        dry.contains("would alter the quotas of client-id=<default>"),
+        "{dry}"
+    );
+    assert_eq!(
+        listed(),
+        serde_json::json!([{
+            "entity": { "client-id": "loader" },
+            "values": { "consumer_byte_rate": 2048.0, "producer_byte_rate": 1048576.0 }
+        }])
+    );
+    alter(&[
+        "--name",
+        "client-id=loader",
+        "--delete",
+        "consumer_byte_rate",
+    ])
+    .ok();
+    assert_eq!(
+        listed(),
+        serde_json::json!([{
+            "entity": { "client-id": "loader" },
+            "values": { "producer_byte_rate": 1048576.0 }
+        }])
+    );
+    // Refused by the server, with its reason; and before asking it.
+    alter(&["--default", "user", "--add", "producer_byte_rate=1"]).fails_with("default user");
+    alter(&["--add", "producer_byte_rate=1"]).fails_with("name the entity");
+    alter(&["--name", "client-id=x", "--add", "producer_byte_rate=fast"])
+        .fails_with("not a number");
+}
+
+#[test]
 fn admin_commands_reach_a_tls_listener_with_the_ca_they_trust() {
     let certificates = Certificates::new("admin-tls");
     let server = Server::start_with_config("admin-tls", &certificates.kafka_tls_table(), &[]);

@@ -280,7 +280,37 @@ pub enum ClusterCommand {
     /// Show the client quotas (Kafka's DescribeClientQuotas, as `kafka-configs.sh --describe
     /// --entity-type users,clients`): each entity with the byte rates set for it; describing
     /// them needs the right to describe the cluster (on Spindle: admin on every topic).
-    Quotas,
+    Quotas {
+        /// Change an entity's quotas instead.
+        #[command(subcommand)]
+        command: Option<QuotasCommand>,
+    },
+}
+
+/// What `spindle cluster quotas` does besides showing them.
+#[derive(Debug, Clone, Subcommand)]
+pub enum QuotasCommand {
+    /// Change one entity's quotas (Kafka's AlterClientQuotas, as `kafka-configs.sh --alter
+    /// --entity-type users|clients`); on Spindle the change is kept across restarts.
+    Alter {
+        /// A part of the entity, `user=NAME` or `client-id=NAME` (repeatable: both make one
+        /// entity).
+        #[arg(long = "name", value_name = "TYPE=NAME", value_parser = parse_key_value)]
+        names: Vec<(String, String)>,
+        /// A part of the entity that is the type's default, e.g. `client-id` (every client id
+        /// without a quota of its own).
+        #[arg(long = "default", value_name = "TYPE")]
+        defaults: Vec<String>,
+        /// Set a rate, e.g. `producer_byte_rate=1048576` (repeatable).
+        #[arg(long = "add", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+        add: Vec<(String, String)>,
+        /// Remove a rate, e.g. `consumer_byte_rate` (repeatable).
+        #[arg(long = "delete", value_name = "KEY")]
+        delete: Vec<String>,
+        /// Have the server check the change without making it.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// `spindle acl …`.

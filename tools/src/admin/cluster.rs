@@ -6,10 +6,14 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::{DescribeClientQuotasRequest, DescribeClusterRequest};
+use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
+use kafka_protocol::messages::{
+    AlterClientQuotasRequest, DescribeClientQuotasRequest, DescribeClusterRequest,
+};
+use kafka_protocol::protocol::StrBytes;
 use serde::Serialize;
 
-use crate::admin::args::ClusterCommand;
+use crate::admin::args::{ClusterCommand, QuotasCommand};
 use crate::admin::client::Client;
 use crate::admin::error::AdminError;
 use crate::admin::table::{Printer, Table};
@@ -59,11 +63,99 @@ pub fn run(client: &mut Client, cmd: ClusterCommand, out: &mut Printer) -> Resul
             info.brokers.sort_by_key(|b| b.node_id);
             out.print(&info, render)
         }
-        ClusterCommand::Quotas => {
+        ClusterCommand::Quotas { command: None } => {
             let quotas = quotas(client)?;
             out.print(&quotas, |q| render_quotas(q))
         }
+        ClusterCommand::Quotas {
+            command: Some(alter),
+        } => {
+            let altered = alter_quotas(client, alter)?;
+            out.print(&altered, |a| {
+                let verb = if a.dry_run { "would alter" } else { "altered" };
+                format!("{verb} the quotas of {}\n", a.entity)
+            })
+        }
     }
+}
+
+/// What `cluster quotas alter` did.
+#[derive(Debug, Serialize)]
+struct Altered {
+    /// The entity, as `type=name` parts (`<default>` for a default).
+    entity: String,
+    /// Whether the server only checked the change.
+    dry_run: bool,
+}
+
+fn alter_quotas(client: &mut Client, command: QuotasCommand) -> Result<Altered, AdminError> {
+    let QuotasCommand::Alter {
+        names,
+        defaults,
+        add,
+        delete,
+        dry_run,
+    } = command;
+    let parts: Vec<(String, Option<String>)> = names
+        .into_iter()
+        .map(|(kind, name)| (kind, Some(name)))
+        .chain(defaults.into_iter().map(|kind| (kind, None)))
+        .collect();
+    if parts.is_empty() {
+        return Err(AdminError::Invalid(
+            "name the entity: --name user=NAME, --name client-id=NAME or --default client-id"
+                .to_owned(),
+        ));
+    }
+    let mut ops = Vec::with_capacity(add.len() + delete.len());
+    for (key, value) in add {
+        let value: f64 = value.parse().map_err(|_| {
+            AdminError::Invalid(format!("--add {key}={value}: the value is not a number"))
+        })?;
+        ops.push(
+            OpData::default()
+                .with_key(StrBytes::from_string(key))
+                .with_value(value),
+        );
+    }
+    for key in delete {
+        ops.push(
+            OpData::default()
+                .with_key(StrBytes::from_string(key))
+                .with_remove(true),
+        );
+    }
+    if ops.is_empty() {
+        return Err(AdminError::Invalid(
+            "nothing to change: give --add KEY=VALUE or --delete KEY".to_owned(),
+        ));
+    }
+    let entity = parts
+        .iter()
+        .map(|(kind, name)| format!("{kind}={}", name.as_deref().unwrap_or("<default>")))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let request = AlterClientQuotasRequest::default()
+        .with_validate_only(dry_run)
+        .with_entries(vec![EntryData::default()
+            .with_entity(
+                parts
+                    .into_iter()
+                    .map(|(kind, name)| {
+                        EntityData::default()
+                            .with_entity_type(StrBytes::from_string(kind))
+                            .with_entity_name(name.map(StrBytes::from_string))
+                    })
+                    .collect(),
+            )
+            .with_ops(ops)]);
+    let response = client.bootstrap().call(&request)?;
+    for entry in &response.entries {
+        AdminError::check(entry.error_code, entry.error_message.as_deref(), || {
+            format!("altering the quotas of {entity}")
+        })?;
+    }
+    Ok(Altered { entity, dry_run })
 }
 
 fn quotas(client: &mut Client) -> Result<Vec<Quota>, AdminError> {
