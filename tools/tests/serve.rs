@@ -183,6 +183,32 @@ fn config_check_names_the_bad_key() {
     }
 }
 
+/// docs/OPERATIONS.md is the reference of every option: each flag and variable that
+/// `spindle serve --help` lists is named there.
+#[test]
+fn every_flag_and_variable_of_serve_is_documented() {
+    let help = spindle().args(["serve", "--help"]).output().unwrap();
+    assert!(help.status.success());
+    let help = String::from_utf8(help.stdout).unwrap();
+    let operations = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/OPERATIONS.md");
+    let operations = std::fs::read_to_string(operations).unwrap();
+    let mut names: Vec<&str> = help
+        .split(|c: char| c.is_whitespace() || matches!(c, '[' | ']' | '=' | ',' | ':'))
+        .filter(|word| {
+            (word.starts_with("--") && word.len() > 2 && word != &"--help")
+                || word.starts_with("SPINDLE_")
+        })
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    assert!(names.len() > 20, "the options of `serve --help`: {names:?}");
+    let missing: Vec<&&str> = names
+        .iter()
+        .filter(|name| !operations.contains(&format!("`{name}")))
+        .collect();
+    assert!(missing.is_empty(), "not in docs/OPERATIONS.md: {missing:?}");
+}
+
 #[test]
 fn flags_win_over_the_environment() {
     let out = spindle()
