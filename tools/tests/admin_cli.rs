@@ -844,6 +844,31 @@ fn cluster_quotas_alter_changes_an_entity_and_reports_what_the_server_refuses() 
         .fails_with("not a number");
 }
 
+/// docs/CLI.md documents every admin command: each subcommand that `spindle GROUP --help`
+/// lists has a section there.
+#[test]
+fn every_admin_command_is_documented() {
+    let cli =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/CLI.md")).unwrap();
+    let mut documented = 0;
+    for group in ["topic", "group", "cluster", "acl"] {
+        let help = run(Command::new(env!("CARGO_BIN_EXE_spindle")).args([group, "--help"])).ok();
+        let commands = help
+            .lines()
+            .skip_while(|l| !l.starts_with("Commands:"))
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty())
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|c| *c != "help");
+        for command in commands {
+            let section = format!("`spindle {group} {command}");
+            assert!(cli.contains(&section), "no {section}` in docs/CLI.md");
+            documented += 1;
+        }
+    }
+    assert!(documented > 10, "only {documented} commands found");
+}
+
 #[test]
 fn admin_commands_reach_a_tls_listener_with_the_ca_they_trust() {
     let certificates = Certificates::new("admin-tls");
