@@ -9,6 +9,8 @@
 //! `consumer_byte_rate`. Both need `admin` on every topic (Kafka's DESCRIBE_CONFIGS and
 //! ALTER_CONFIGS on the cluster).
 
+use std::sync::Arc;
+
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::alter_client_quotas_request::EntryData as AlterEntry;
 use kafka_protocol::messages::alter_client_quotas_response::{
@@ -136,7 +138,7 @@ pub(crate) async fn alter(
     let mut outcomes: Vec<Result<(), (i16, String)>> =
         parsed.into_iter().map(|p| p.map(|_| ())).collect();
     if !req.validate_only && !changes.is_empty() {
-        let configured: std::sync::Arc<[ClientQuota]> = ctx.config.quotas.clone().into();
+        let configured: Arc<[ClientQuota]> = ctx.config.quotas.clone().into();
         let made = ctx
             .shard
             .run_on(ShardId(0), move |shard| async move {
