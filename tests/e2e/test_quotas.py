@@ -2,11 +2,14 @@
 it, and told so (KIP-219: each answer over the rate carries the time the client is to hold
 back, which librdkafka reports through `throttle_cb`, and the server does not read that
 connection again until it has passed); a client without a quota is neither; producers sharing a
-client id share its rate, on whichever shards their connections land. The quotas read
-back as Kafka quota entities (DescribeClientQuotas, in tests/node)."""
+client id share its rate, on whichever shards their connections land; a quota set at run time
+(AlterClientQuotas, here through `spindle cluster quotas alter`) slows a client at once, and
+removing it frees the client. The quotas read back as Kafka quota entities
+(DescribeClientQuotas, in tests/node)."""
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 import urllib.request
@@ -15,7 +18,7 @@ import pytest
 
 import clients
 from conftest import _run
-from spindle_process import Spindle, free_port
+from spindle_process import Spindle, free_port, spindle_binary
 
 RATE = 256 * 1024
 CONFIG = f"""
@@ -118,6 +121,27 @@ def test_a_consumer_over_its_quota_is_slowed_to_it_and_others_are_not(quoted, to
         consume_timed(quoted.bootstrap, topic_name, "reader"),
         consume_timed(quoted.bootstrap, topic_name, "throttled"),
     )
+
+
+def alter_quota(bootstrap: str, *args: str) -> None:
+    """`spindle cluster quotas alter ARGS` against `bootstrap`, which must succeed."""
+    subprocess.run(
+        [str(spindle_binary()), "cluster", "quotas", "alter", *args, "--bootstrap", bootstrap],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+
+
+def test_a_quota_set_at_run_time_slows_a_producer_at_once_and_removing_it_frees_it(fresh_spindle, topic_name):
+    bootstrap = fresh_spindle.bootstrap
+    clients.create_topic(bootstrap, topic_name, partitions=1)
+    free_before = produce_timed(bootstrap, topic_name, "late")
+    alter_quota(bootstrap, "--name", "client-id=late", "--add", f"producer_byte_rate={RATE}")
+    assert_only_the_quoted_client_was_slowed(free_before, produce_timed(bootstrap, topic_name, "late"))
+    alter_quota(bootstrap, "--name", "client-id=late", "--delete", "producer_byte_rate")
+    _, throttles = produce_timed(bootstrap, topic_name, "late")
+    assert not throttles, f"throttled after its quota was removed: {throttles}"
 
 
 SHARED_RATE = 128 * 1024
