@@ -12,6 +12,7 @@ pub mod access;
 mod admin;
 mod api;
 mod batch_builder;
+pub mod durable_file;
 mod engine;
 mod error;
 mod event;

@@ -14,8 +14,7 @@
 //! a restart with a different shard count only re-places partitions; no data moves.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -29,7 +28,6 @@ use crate::{EngineError, Result, ShardId, TopicConfig, TopicInfo};
 pub const CONSUMER_OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 const FILE_NAME: &str = "metadata.json";
-const TEMP_FILE_NAME: &str = "metadata.json.tmp";
 const FORMAT: u32 = 1;
 
 /// One topic's metadata.
@@ -213,22 +211,7 @@ impl Metadata {
         };
         let text = serde_json::to_string_pretty(&envelope)
             .map_err(|e| io_error("encoding metadata".to_owned(), e.into()))?;
-        let temp = data_dir.join(TEMP_FILE_NAME);
-        let path = data_dir.join(FILE_NAME);
-        let ctx = |what: &str, p: &Path| format!("{what} {}", p.display());
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&temp)
-            .map_err(|e| io_error(ctx("creating", &temp), e))?;
-        file.write_all(text.as_bytes())
-            .map_err(|e| io_error(ctx("writing", &temp), e))?;
-        file.sync_all()
-            .map_err(|e| io_error(ctx("syncing", &temp), e))?;
-        drop(file);
-        fs::rename(&temp, &path).map_err(|e| io_error(ctx("renaming to", &path), e))?;
-        sync_dir(data_dir)
+        crate::durable_file::replace(&data_dir.join(FILE_NAME), text.as_bytes())
     }
 }
 
@@ -285,16 +268,6 @@ pub(crate) fn empty_trash(data_dir: &Path) {
             spindle_log::remove_in_background(entry.path());
         }
     }
-}
-
-/// Syncs a directory so a rename or a new entry in it survives a power loss.
-///
-/// # Errors
-/// I/O.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_error(format!("syncing directory {}", dir.display()), e))
 }
 
 /// Removes a directory tree on glommio's blocking thread pool, so a large tree does not stall

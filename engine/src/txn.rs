@@ -475,9 +475,9 @@ impl TxnCoordinator {
             context: "encoding transaction state".to_owned(),
             source: e.into(),
         })?;
-        let (dir, path) = (self.dir.clone(), state_path(&self.dir, partition));
+        let path = state_path(&self.dir, partition);
         glommio::executor()
-            .spawn_blocking(move || write_durably(&dir, &path, &text))
+            .spawn_blocking(move || crate::durable_file::replace(&path, &text))
             .await
     }
 
@@ -793,25 +793,6 @@ impl TxnCoordinator {
 
 fn state_path(dir: &Path, partition: u32) -> PathBuf {
     dir.join(format!("{partition}.json"))
-}
-
-/// Replaces `path` in `dir` with `bytes`: temporary file, fsync, rename, directory fsync.
-fn write_durably(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let io = |what: &str, p: &Path, e: std::io::Error| EngineError::Io {
-        context: format!("{what} {}", p.display()),
-        source: e,
-    };
-    std::fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
-    let temp = path.with_extension("json.tmp");
-    let mut file = std::fs::File::create(&temp).map_err(|e| io("creating", &temp, e))?;
-    file.write_all(bytes).map_err(|e| io("writing", &temp, e))?;
-    file.sync_all().map_err(|e| io("syncing", &temp, e))?;
-    drop(file);
-    std::fs::rename(&temp, path).map_err(|e| io("renaming to", path, e))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io("syncing", dir, e))
 }
 
 #[cfg(test)]

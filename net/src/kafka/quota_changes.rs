@@ -10,18 +10,16 @@
 //! was answered survives a crash. Each shard reads the file when its listener starts.
 
 use std::cell::Cell;
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use spindle_engine::{Shard, ShardId};
+use spindle_engine::{durable_file, Shard, ShardId};
 
 use crate::kafka::quota::{shard_quotas, ClientQuota, QuotaKind};
 
 const FILE_NAME: &str = "client-quotas.json";
-const TEMP_FILE_NAME: &str = "client-quotas.json.tmp";
 const FORMAT: u32 = 1;
 
 /// The file: the entities altered at run time, each with all of its rates.
@@ -84,23 +82,14 @@ fn load(data_dir: &Path) -> Result<Vec<ClientQuota>, String> {
 }
 
 /// Replaces the file in `data_dir` with `entities`, atomically and durably.
-fn persist(data_dir: &Path, entities: &[ClientQuota]) -> std::io::Result<()> {
+fn persist(data_dir: &Path, entities: &[ClientQuota]) -> Result<(), String> {
     let file = QuotaFile {
         format: FORMAT,
         entities: entities.to_vec(),
     };
-    let text = serde_json::to_string_pretty(&file)?;
-    let temp = data_dir.join(TEMP_FILE_NAME);
-    let mut out = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&temp)?;
-    out.write_all(text.as_bytes())?;
-    out.sync_all()?;
-    drop(out);
-    fs::rename(&temp, path(data_dir))?;
-    fs::File::open(data_dir)?.sync_all()
+    let text =
+        serde_json::to_vec_pretty(&file).map_err(|e| format!("encoding client quotas: {e}"))?;
+    durable_file::replace(&path(data_dir), &text).map_err(|e| e.to_string())
 }
 
 fn same_entity(a: &ClientQuota, b: &ClientQuota) -> bool {
@@ -163,8 +152,7 @@ pub(crate) async fn make(
     let quotas = shard_quotas();
     let altered = apply(&configured, &quotas.altered.borrow(), changes);
     let data_dir = shard.data_dir();
-    persist(&data_dir, &altered)
-        .map_err(|e| format!("writing {}: {e}", path(&data_dir).display()))?;
+    persist(&data_dir, &altered)?;
     let force = in_force(&configured, &altered);
     *quotas.altered.borrow_mut() = altered;
     let change = CHANGES.with(|c| {

@@ -8,7 +8,6 @@
 //! either no id (one is made at the next start) or the whole one.
 
 use std::fs;
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::{bail, Context};
@@ -41,18 +40,7 @@ pub fn stored(data_dir: &Path) -> anyhow::Result<String> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let id = new_id();
-            fs::create_dir_all(data_dir)
-                .with_context(|| format!("creating {}", data_dir.display()))?;
-            let temp = data_dir.join(format!("{FILE_NAME}.tmp"));
-            let mut file =
-                fs::File::create(&temp).with_context(|| format!("creating {}", temp.display()))?;
-            file.write_all(format!("{id}\n").as_bytes())
-                .and_then(|()| file.sync_all())
-                .with_context(|| format!("writing {}", temp.display()))?;
-            fs::rename(&temp, &path).with_context(|| format!("renaming to {}", path.display()))?;
-            fs::File::open(data_dir)
-                .and_then(|dir| dir.sync_all())
-                .with_context(|| format!("syncing {}", data_dir.display()))?;
+            spindle_engine::durable_file::replace(&path, format!("{id}\n").as_bytes())?;
             Ok(id)
         }
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
