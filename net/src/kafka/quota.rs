@@ -21,8 +21,8 @@
 //! the connections it serves (no bucket is touched by two shards). So that the clients sharing
 //! a rate from connections on several shards get it once between them, each shard tells the
 //! others, [`SHARE_INTERVAL`] after its first charge since it last told them, what it charged (a
-//! message over the mesh, only when quotas are configured and the node has more than one
-//! shard; a shard charging nothing sleeps), and they take it from their own buckets too.
+//! message over the mesh, only when the node has more than one shard and a quota was charged;
+//! a shard charging nothing sleeps), and they take it from their own buckets too.
 //! Clients spread over shards may get up to one interval's worth of bytes more than the rate
 //! before the others' charges arrive.
 
@@ -178,6 +178,8 @@ pub(crate) struct ShardQuotas {
     /// The entities altered at run time, as the data directory keeps them: shard 0 changes
     /// them (see `quota_changes`).
     pub(crate) altered: RefCell<Vec<ClientQuota>>,
+    /// Shard 0's count of the changes it made, which numbers the quotas it puts in force.
+    pub(crate) changes: Cell<u64>,
 }
 
 impl Default for ShardQuotas {
@@ -188,6 +190,7 @@ impl Default for ShardQuotas {
             first_charge: Semaphore::new(0),
             in_force: RefCell::new((0, Rc::from(Vec::new()))),
             altered: RefCell::default(),
+            changes: Cell::new(0),
         }
     }
 }

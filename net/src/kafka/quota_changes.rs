@@ -9,7 +9,6 @@
 //! directory synced) and only then hands every shard the quotas in force, so that a change that
 //! was answered survives a crash. Each shard reads the file when its listener starts.
 
-use std::cell::Cell;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -38,11 +37,6 @@ pub(crate) struct Change {
     pub(crate) client_id: Option<String>,
     /// The rates set or removed, in order.
     pub(crate) rates: Vec<(QuotaKind, Option<u64>)>,
-}
-
-thread_local! {
-    /// Shard 0's count of the changes it made, which numbers the quotas it hands out.
-    static CHANGES: Cell<u64> = const { Cell::new(0) };
 }
 
 fn path(data_dir: &Path) -> PathBuf {
@@ -155,10 +149,8 @@ pub(crate) async fn make(
     persist(&data_dir, &altered)?;
     let force = in_force(&configured, &altered);
     *quotas.altered.borrow_mut() = altered;
-    let change = CHANGES.with(|c| {
-        c.set(c.get() + 1);
-        c.get()
-    });
+    let change = quotas.changes.get() + 1;
+    quotas.changes.set(change);
     for other in (0..shard.shard_count())
         .filter_map(|i| u32::try_from(i).ok())
         .map(ShardId)
