@@ -4,7 +4,7 @@
 //! DescribeCluster is asked when the node serves it (it is the API meant for this); Metadata,
 //! which every Kafka server serves, gives the same facts otherwise.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
 use kafka_protocol::messages::{
@@ -195,8 +195,7 @@ fn quotas(client: &mut Client) -> Result<Vec<Quota>, AdminError> {
 }
 
 fn render_quotas(quotas: &[Quota]) -> String {
-    let keys: std::collections::BTreeSet<&String> =
-        quotas.iter().flat_map(|q| q.values.keys()).collect();
+    let keys: BTreeSet<&String> = quotas.iter().flat_map(|q| q.values.keys()).collect();
     let mut header = vec!["ENTITY".to_owned()];
     header.extend(keys.iter().map(|k| k.to_uppercase()));
     let mut table = Table::new(&header.iter().map(String::as_str).collect::<Vec<_>>());
