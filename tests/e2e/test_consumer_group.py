@@ -35,7 +35,14 @@ class Member:
 
     def __init__(self, bootstrap: str, group: str, topic: str, name: str, extra: dict | None = None):
         self.name = name
-        self.consumer = clients.consumer(bootstrap, group, {"client.id": name, **(extra or {})})
+        # What librdkafka reports through its error callback (a fatal error's cause, above all):
+        # shown when a commit fails, since the commit itself then says only "Fatal error".
+        self.errors: list[str] = []
+        self.consumer = clients.consumer(
+            bootstrap,
+            group,
+            {"client.id": name, "error_cb": lambda e: self.errors.append(str(e)), **(extra or {})},
+        )
         # KIP-848 rebalances are incremental too.
         self.cooperative = (extra or {}).get("partition.assignment.strategy") == "cooperative-sticky" or (
             extra or {}
@@ -90,7 +97,7 @@ class Member:
                 return
             except KafkaException as e:
                 if e.args[0].code() not in retried or time.monotonic() > deadline:
-                    raise
+                    raise AssertionError(f"{self.name}: commit failed: {e}; client errors: {self.errors}") from e
                 time.sleep(0.05)
 
 
