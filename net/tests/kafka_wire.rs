@@ -2176,7 +2176,8 @@ fn with_sasl_each_principals_grants_decide_per_topic() {
 /// KIP-848 heartbeats the coordinator refuses, each answered with its error while the
 /// connection keeps serving: a regular expression that does not compile, a join that names
 /// neither topics nor a pattern, an assignor it does not have, and a group that runs the
-/// classic protocol.
+/// classic protocol. A join that names no topics under a member id the group does not know is
+/// UNKNOWN_MEMBER_ID instead.
 #[test]
 fn consumer_group_heartbeats_that_cannot_be_served_are_refused_by_name() {
     use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
@@ -2201,10 +2202,19 @@ fn consumer_group_heartbeats_that_cannot_be_served_are_refused_by_name() {
     assert!(bad_pattern
         .error_message
         .is_some_and(|m| m.contains("t(.*")));
-    let unsubscribed = join("g848").with_subscribed_topic_names(None);
+    let unsubscribed = join("g848")
+        .with_subscribed_topic_names(None)
+        .with_member_id(StrBytes::default());
     assert_eq!(
         heartbeat(unsubscribed).error_code,
         ResponseError::InvalidRequest.code()
+    );
+    // Under a member id the group does not know (it was forgotten in a restart): the member
+    // is told so, which makes librdkafka join again in full instead of failing for good.
+    let forgotten = join("g848").with_subscribed_topic_names(None);
+    assert_eq!(
+        heartbeat(forgotten).error_code,
+        ResponseError::UnknownMemberId.code()
     );
     let assignor = join("g848").with_server_assignor(Some(StrBytes::from_static_str("sticky")));
     assert_eq!(

@@ -301,7 +301,9 @@ impl ConsumerGroup {
     /// [`GroupError::FencedMemberEpoch`] for an epoch that is not the member's,
     /// [`GroupError::UnsupportedAssignor`], [`GroupError::GroupMaxSizeReached`],
     /// [`GroupError::InvalidRegularExpression`] for a pattern that does not compile,
-    /// [`GroupError::InvalidRequest`] for a join without a subscription or with a bad timeout.
+    /// [`GroupError::InvalidRequest`] for a join without a subscription (or
+    /// [`GroupError::UnknownMemberId`], when it names a member the group does not know) or with
+    /// a bad timeout.
     pub fn heartbeat(
         &mut self,
         now: Instant,
@@ -436,6 +438,13 @@ impl ConsumerGroup {
     ) -> Result<String, GroupError> {
         let pattern = pattern.flatten();
         if req.subscribed_topics.is_none() && pattern.is_none() {
+            // librdkafka may rejoin under a member id this coordinator no longer knows (it
+            // forgot its members in a restart) with a heartbeat that leaves out the subscription
+            // it sent before, after an OffsetCommit refused the old epoch. Told the member is
+            // unknown it joins again in full; told the request is invalid it stops for good.
+            if !req.member_id.is_empty() && !self.members.contains_key(&req.member_id) {
+                return Err(GroupError::UnknownMemberId);
+            }
             return Err(GroupError::InvalidRequest(
                 "a joining heartbeat must name its subscribed topics or a pattern".to_owned(),
             ));
@@ -930,6 +939,32 @@ mod tests {
             refused(&mut group, odd),
             GroupError::UnsupportedAssignor(_)
         ));
+    }
+
+    #[test]
+    fn a_join_without_a_subscription_is_invalid_unless_it_names_a_member_the_group_forgot() {
+        let now = Instant::now();
+        let mut group = ConsumerGroup::default();
+        let bare = |id: &str| ConsumerHeartbeat {
+            subscribed_topics: None,
+            ..beat(id, JOIN_EPOCH, None)
+        };
+        let mut refused = |req| {
+            group
+                .heartbeat(now, req, &catalog(), || "x".to_owned())
+                .unwrap_err()
+        };
+        // A member the coordinator forgot (in a restart) is told so, and joins again in full.
+        assert_eq!(refused(bare("forgotten")), GroupError::UnknownMemberId);
+        // A first join, with no member id yet, has no such excuse.
+        assert!(matches!(refused(bare("")), GroupError::InvalidRequest(_)));
+        send(&mut group, now, beat("a", JOIN_EPOCH, None));
+        assert!(matches!(
+            group.heartbeat(now, bare("a"), &catalog(), || "x".to_owned()),
+            Err(GroupError::InvalidRequest(_))
+        ));
+        let full = send(&mut group, now, beat("forgotten", JOIN_EPOCH, None));
+        assert_eq!(full.member_id, "forgotten");
     }
 
     #[test]

@@ -113,6 +113,8 @@ pub struct OffsetCommit {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Committer {
     /// A member of the group's current generation: a Kafka consumer under group management.
+    /// At generation -1 (a consumer between generations) it is taken, as an outsider's, while
+    /// the group has no members.
     Member {
         /// The generation the member belongs to.
         generation: i32,
@@ -599,6 +601,15 @@ impl GroupCoordinator {
                 Err(GroupError::UnknownMemberId)
             }
             (Committer::Outsider, Some(_)) => Ok(()),
+            // Generation -1 under a member id: a consumer between generations (librdkafka
+            // commits so while it hands its partitions back). As in Kafka, accepted while the
+            // group has no members.
+            (Committer::Member { generation, .. }, None) if *generation < 0 => Ok(()),
+            (Committer::Member { generation, .. }, Some(group))
+                if *generation < 0 && !group.has_members() =>
+            {
+                Ok(())
+            }
             (Committer::Member { .. }, None) => Err(GroupError::IllegalGeneration),
             (
                 Committer::Member {

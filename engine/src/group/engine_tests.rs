@@ -286,6 +286,10 @@ fn commits_are_checked_against_topics_and_generations() {
     let refused = submit(&handle, "g", Committer::from_kafka(4, "m", None), &[(0, 8)]);
     assert_eq!(refused.unwrap_err(), GroupError::IllegalGeneration);
     assert_eq!(fetch(&handle, "g"), vec![(0, 3)]);
+    // Generation -1 under a member id (a consumer between generations) is taken while the
+    // group has no members, as Kafka takes it.
+    let between = Committer::from_kafka(-1, "m", None);
+    assert_eq!(try_commit(&handle, "g", between.clone()), Ok(()));
     let target = handle.group_coordinator("g");
     // The coordinator's timer runs on the shard: a member that never heartbeats is expired.
     let joined = join(&handle, "g", "consumer", bytes::Bytes::new());
@@ -304,12 +308,17 @@ fn commits_are_checked_against_topics_and_generations() {
         Err(GroupError::UnknownMemberId)
     );
     assert_eq!(try_commit(&handle, "g", Committer::Gateway), Ok(()));
+    assert_eq!(
+        try_commit(&handle, "g", between.clone()),
+        Err(GroupError::UnknownMemberId)
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while state(&handle) != GroupState::Empty && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(state(&handle), GroupState::Empty);
     assert_eq!(try_commit(&handle, "g", Committer::Outsider), Ok(()));
+    assert_eq!(try_commit(&handle, "g", between), Ok(()));
     engine.shutdown().expect("shutdown");
 }
 
