@@ -97,6 +97,8 @@ class Member:
                 return
             except KafkaException as e:
                 if e.args[0].code() not in retried or time.monotonic() > deadline:
+                    # What says why (a fatal error's cause) reaches the log and the callbacks at a poll.
+                    self.consumer.poll(0.5)
                     raise AssertionError(f"{self.name}: commit failed: {e}; client errors: {self.errors}") from e
                 time.sleep(0.05)
 
@@ -362,6 +364,45 @@ def test_kip848_group_is_listed_described_and_its_member_rejoins_after_a_restart
         classic.close()
 
     fresh_spindle.restart()
+    second = produce_round(bootstrap, topic_name, 2)
+    poll_until(
+        [a],
+        lambda: len(a.seen) >= len(first) + len(second),
+        "member-a rejoined after the restart and consumed the second round",
+        timeout_s=60,
+    )
+    clients.assert_no_more(a.consumer, quiet_s=1.0)
+    assert_each_once([a], first | second)
+    a.close()
+
+
+def test_kip848_member_whose_commit_meets_the_restart_first_rejoins_and_carries_on(fresh_spindle, topic_name):
+    """A restart forgets KIP-848 members. When a member's commit reaches the restarted
+    coordinator before a heartbeat does (librdkafka sends a commit it deferred while the
+    coordinator was away as soon as it is back), the commit is refused and librdkafka hands its
+    partitions back; with the application not polling meanwhile, its next heartbeat rejoins at
+    epoch 0 without its subscription. Told that the request is invalid, librdkafka would stop
+    for good (a fatal error); told that the member is unknown, it joins again in full and
+    carries on from its commits. (`metadata.recovery.strategy=none` keeps librdkafka from
+    bootstrapping again during the outage, after which it would heartbeat first.)"""
+    bootstrap = fresh_spindle.bootstrap
+    clients.create_topic(bootstrap, topic_name, partitions=PARTITIONS)
+    group = f"group-{topic_name}"
+    first = produce_round(bootstrap, topic_name, 1)
+    extra = {**PROTOCOLS["consumer"], "metadata.recovery.strategy": "none"}
+    a = Member(bootstrap, group, topic_name, "member-a", extra)
+    poll_until(
+        [a],
+        lambda: a.assignment == set(range(PARTITIONS)) and len(a.seen) == len(first),
+        "member-a owns every partition and consumed the first round",
+    )
+    fresh_spindle.stop()
+    # Deferred: there is no coordinator to send it to.
+    a.consumer.commit(offsets=[CTP(topic_name, 0, PER_PARTITION)], asynchronous=True)
+    fresh_spindle.start()
+    # Longer than a heartbeat interval (5 s) without a poll: the heartbeat goes out before the
+    # application has handed the partitions back.
+    time.sleep(6)
     second = produce_round(bootstrap, topic_name, 2)
     poll_until(
         [a],
