@@ -415,6 +415,20 @@ def test_kip848_member_whose_commit_meets_the_restart_first_rejoins_and_carries_
     a.close()
 
 
+def test_kip848_member_with_a_day_long_max_poll_interval_joins_and_consumes(spindle, topic_name):
+    """librdkafka sends its `max.poll.interval.ms` (up to a day) as the member's rebalance
+    timeout. The coordinator honours at most 30 minutes and shortens a longer one; refused, it
+    would be a fatal error for the consumer."""
+    bootstrap = spindle.bootstrap
+    clients.create_topic(bootstrap, topic_name, partitions=PARTITIONS)
+    sent = produce_round(bootstrap, topic_name, 1)
+    extra = {**PROTOCOLS["consumer"], "max.poll.interval.ms": 86_400_000}
+    a = Member(bootstrap, f"group-{topic_name}", topic_name, "member-a", extra)
+    poll_until([a], lambda: len(a.seen) == len(sent), "member-a joined and consumed the round")
+    assert_each_once([a], sent)
+    a.close()
+
+
 def test_kip848_member_subscribes_by_pattern_and_gets_topics_created_later(spindle, topic_name):
     """Under `group.protocol=consumer` librdkafka sends a `^...` subscription to the coordinator,
     which resolves it against whole topic names: the member gets the matching topics (not one

@@ -302,8 +302,7 @@ impl ConsumerGroup {
     /// [`GroupError::UnsupportedAssignor`], [`GroupError::GroupMaxSizeReached`],
     /// [`GroupError::InvalidRegularExpression`] for a pattern that does not compile,
     /// [`GroupError::InvalidRequest`] for a join without a subscription (or
-    /// [`GroupError::UnknownMemberId`], when it names a member the group does not know) or with
-    /// a bad timeout.
+    /// [`GroupError::UnknownMemberId`], when it names a member the group does not know).
     pub fn heartbeat(
         &mut self,
         now: Instant,
@@ -324,16 +323,9 @@ impl ConsumerGroup {
                 NamePattern::new(source).map_err(GroupError::InvalidRegularExpression)?,
             )),
         };
-        let rebalance_timeout = match req.rebalance_timeout {
-            Some(t) if t > REBALANCE_TIMEOUT_MAX => {
-                return Err(GroupError::InvalidRequest(format!(
-                    "rebalance timeout {} ms is above {} ms",
-                    t.as_millis(),
-                    REBALANCE_TIMEOUT_MAX.as_millis()
-                )))
-            }
-            t => t,
-        };
+        // Clamped, as a classic join's: refused, it would be fatal to the consumer (librdkafka
+        // sends its `max.poll.interval.ms`, which may be up to a day).
+        let rebalance_timeout = req.rebalance_timeout.map(|t| t.min(REBALANCE_TIMEOUT_MAX));
         let member_id = match req.member_epoch {
             STATIC_LEAVE_EPOCH if self.pauses(now, &req.member_id) => {
                 return Ok(ConsumerHeartbeatAnswer {
@@ -1022,6 +1014,28 @@ mod tests {
         // b, heartbeating no more, goes at the end of its session.
         assert_eq!(group.tick(now + SESSION_TIMEOUT), ["b"]);
         assert!(!group.has_members());
+    }
+
+    #[test]
+    fn a_rebalance_timeout_above_the_longest_is_clamped_not_refused() {
+        let now = Instant::now();
+        let mut group = ConsumerGroup::default();
+        let mut day_long = beat("a", JOIN_EPOCH, None);
+        day_long.rebalance_timeout = Some(Duration::from_secs(24 * 3600));
+        let a = send(&mut group, now, day_long);
+        let b = send(&mut group, now, beat("b", JOIN_EPOCH, None));
+        // a is asked to give two partitions up and never does: it goes after the longest.
+        send(
+            &mut group,
+            now,
+            beat("a", a.member_epoch, Some(&[0, 1, 2, 3])),
+        );
+        let almost = now + REBALANCE_TIMEOUT_MAX - Duration::from_secs(1);
+        let still_all = beat("a", a.member_epoch, Some(&[0, 1, 2, 3]));
+        send(&mut group, almost, still_all);
+        send(&mut group, almost, beat("b", b.member_epoch, None));
+        assert!(group.tick(almost).is_empty());
+        assert_eq!(group.tick(almost + Duration::from_secs(2)), ["a"]);
     }
 
     #[test]
