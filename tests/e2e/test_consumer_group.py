@@ -318,6 +318,37 @@ def test_kcat_balanced_consumer(spindle, topic_name):
     assert sorted(out.splitlines()) == sorted(sent)
 
 
+def kip848_member_consuming_a_first_round(
+    bootstrap: str, topic: str, group: str, extra: dict | None = None
+) -> tuple[Member, set[bytes]]:
+    """Creates `topic`, produces a first round to it and has a KIP-848 member of `group` (with
+    `extra` settings) take every partition and consume the round; the member and the round."""
+    clients.create_topic(bootstrap, topic, partitions=PARTITIONS)
+    first = produce_round(bootstrap, topic, 1)
+    a = Member(bootstrap, group, topic, "member-a", {**PROTOCOLS["consumer"], **(extra or {})})
+    poll_until(
+        [a],
+        lambda: a.assignment == set(range(PARTITIONS)) and len(a.seen) == len(first),
+        "member-a owns every partition and consumed the first round",
+    )
+    return a, first
+
+
+def consumes_a_second_round_after_the_restart(bootstrap: str, topic: str, member: Member, first: set[bytes]) -> None:
+    """Produces a second round once the server restarted under `member`, which must rejoin and
+    consume it, every record of both rounds once; then closes the member."""
+    second = produce_round(bootstrap, topic, 2)
+    poll_until(
+        [member],
+        lambda: len(member.seen) >= len(first) + len(second),
+        f"{member.name} rejoined after the restart and consumed the second round",
+        timeout_s=60,
+    )
+    clients.assert_no_more(member.consumer, quiet_s=1.0)
+    assert_each_once([member], first | second)
+    member.close()
+
+
 def test_kip848_group_is_listed_described_and_its_member_rejoins_after_a_restart(fresh_spindle, topic_name):
     """A KIP-848 group (`group.protocol=consumer`) is listed with type `consumer` and described
     with its member's partitions. Membership is not kept across a restart: after the server
@@ -326,15 +357,8 @@ def test_kip848_group_is_listed_described_and_its_member_rejoins_after_a_restart
     from confluent_kafka import ConsumerGroupState, ConsumerGroupType
 
     bootstrap = fresh_spindle.bootstrap
-    clients.create_topic(bootstrap, topic_name, partitions=PARTITIONS)
     group = f"group-{topic_name}"
-    first = produce_round(bootstrap, topic_name, 1)
-    a = Member(bootstrap, group, topic_name, "member-a", PROTOCOLS["consumer"])
-    poll_until(
-        [a],
-        lambda: a.assignment == set(range(PARTITIONS)) and len(a.seen) == len(first),
-        "member-a owns every partition and consumed the first round",
-    )
+    a, first = kip848_member_consuming_a_first_round(bootstrap, topic_name, group)
 
     admin = clients.admin(bootstrap)
     listed = admin.list_consumer_groups().result(timeout=10)
@@ -364,16 +388,7 @@ def test_kip848_group_is_listed_described_and_its_member_rejoins_after_a_restart
         classic.close()
 
     fresh_spindle.restart()
-    second = produce_round(bootstrap, topic_name, 2)
-    poll_until(
-        [a],
-        lambda: len(a.seen) >= len(first) + len(second),
-        "member-a rejoined after the restart and consumed the second round",
-        timeout_s=60,
-    )
-    clients.assert_no_more(a.consumer, quiet_s=1.0)
-    assert_each_once([a], first | second)
-    a.close()
+    consumes_a_second_round_after_the_restart(bootstrap, topic_name, a, first)
 
 
 def test_kip848_member_whose_commit_meets_the_restart_first_rejoins_and_carries_on(fresh_spindle, topic_name):
@@ -386,15 +401,8 @@ def test_kip848_member_whose_commit_meets_the_restart_first_rejoins_and_carries_
     carries on from its commits. (`metadata.recovery.strategy=none` keeps librdkafka from
     bootstrapping again during the outage, after which it would heartbeat first.)"""
     bootstrap = fresh_spindle.bootstrap
-    clients.create_topic(bootstrap, topic_name, partitions=PARTITIONS)
-    group = f"group-{topic_name}"
-    first = produce_round(bootstrap, topic_name, 1)
-    extra = {**PROTOCOLS["consumer"], "metadata.recovery.strategy": "none"}
-    a = Member(bootstrap, group, topic_name, "member-a", extra)
-    poll_until(
-        [a],
-        lambda: a.assignment == set(range(PARTITIONS)) and len(a.seen) == len(first),
-        "member-a owns every partition and consumed the first round",
+    a, first = kip848_member_consuming_a_first_round(
+        bootstrap, topic_name, f"group-{topic_name}", {"metadata.recovery.strategy": "none"}
     )
     fresh_spindle.stop()
     # Deferred: there is no coordinator to send it to.
@@ -403,16 +411,7 @@ def test_kip848_member_whose_commit_meets_the_restart_first_rejoins_and_carries_
     # Longer than a heartbeat interval (5 s) without a poll: the heartbeat goes out before the
     # application has handed the partitions back.
     time.sleep(6)
-    second = produce_round(bootstrap, topic_name, 2)
-    poll_until(
-        [a],
-        lambda: len(a.seen) >= len(first) + len(second),
-        "member-a rejoined after the restart and consumed the second round",
-        timeout_s=60,
-    )
-    clients.assert_no_more(a.consumer, quiet_s=1.0)
-    assert_each_once([a], first | second)
-    a.close()
+    consumes_a_second_round_after_the_restart(bootstrap, topic_name, a, first)
 
 
 def test_kip848_member_with_a_day_long_max_poll_interval_joins_and_consumes(spindle, topic_name):
