@@ -352,8 +352,8 @@ def consumes_a_second_round_after_the_restart(bootstrap: str, topic: str, member
 def test_kip848_group_is_listed_described_and_its_member_rejoins_after_a_restart(fresh_spindle, topic_name):
     """A KIP-848 group (`group.protocol=consumer`) is listed with type `consumer` and described
     with its member's partitions. Membership is not kept across a restart: after the server
-    restarts under it, the member is told it is unknown, joins again and carries on from its
-    commits, so every record is consumed and none twice."""
+    restarts under it, the member is told its epoch is fenced, joins again and carries on from
+    its commits, so every record is consumed and none twice."""
     from confluent_kafka import ConsumerGroupState, ConsumerGroupType
 
     bootstrap = fresh_spindle.bootstrap

@@ -1,11 +1,13 @@
 // @platformatic/kafka, a pure-JavaScript client written for Kafka 3.5 and later, against the
 // real server: it names topics by id in Fetch (v13+), so it needs the topic ids Metadata
 // reports. Idempotent produce under every codec, a consumer group that resumes from its
-// commits, and topic administration. Run with `node --test tests/node/` (scripts/test does).
+// commits, a KIP-848 group (the coordinator assigns), and topic administration. Run with
+// `node --test tests/node/` (scripts/test does).
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Admin, Consumer, Producer, stringDeserializers, stringSerializers } from '@platformatic/kafka';
 import { Spindle, stopAll } from './spindle.mjs';
 
@@ -118,6 +120,76 @@ test('a group resumes from its committed offsets', { timeout: TEST_TIMEOUT_MS, s
     const second = await consume(groupId, topic, 3);
     assert.deepEqual(second.map((m) => m.value), ['m5', 'm6', 'm7'], 'nothing read twice');
   } finally {
+    await producer.close();
+  }
+});
+
+/** Polls `done` every 50 ms until it holds, or fails naming `what` after `ms`. */
+async function until(what, done, ms = 30_000) {
+  const deadline = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${what}`);
+    await sleep(50);
+  }
+}
+
+test('a KIP-848 group shares its partitions, hands them to the member left, and keeps committing after a restart', { timeout: 120_000, skip: tooOld && `Node.js ${process.versions.node} is older than 20.19` }, async () => {
+  const topic = topicName('plt-848');
+  await withAdmin((admin) => admin.createTopics({ topics: [topic], partitions: 4, replicas: 1 }));
+  const producer = new Producer({ ...options('platformatic-producer'), serializers: stringSerializers });
+  const send = (round, count) =>
+    producer.send({ messages: Array.from({ length: count }, (_, i) => ({ topic, partition: i % 4, value: `r${round}-${i}` })) });
+  const groupId = `plt-848-${randomUUID()}`;
+  const seen = { a: [], b: [], c: [] };
+  const committed = [];
+  // The coordinator assigns the partitions (`groupProtocol: 'consumer'`). Enough retries to
+  // ride out the restart.
+  const join = async (name) => {
+    const consumer = new Consumer({ ...options(name), retries: 40, groupId, groupProtocol: 'consumer', deserializers: stringDeserializers, maxWaitTime: 200 });
+    const stream = await consumer.consume({ topics: [topic], mode: 'committed', fallbackMode: 'earliest', autocommit: false });
+    stream.on('data', (message) => {
+      seen[name].push(message.value);
+      message.commit().then(() => committed.push(message.value), () => {});
+    });
+    return { consumer, stream, owned: () => (consumer.assignments ?? []).flatMap((a) => a.partitions).sort() };
+  };
+  const leave = async (member) => {
+    await member.stream.close();
+    await member.consumer.close();
+  };
+  const a = await join('a');
+  try {
+    await until('a owns every partition', () => a.owned().length === 4);
+    const b = await join('b');
+    await until('a and b share the partitions', () => a.owned().length > 0 && b.owned().length > 0 && a.owned().length + b.owned().length === 4);
+    assert.deepEqual([...a.owned(), ...b.owned()].sort(), [0, 1, 2, 3], 'each partition to one member');
+    await send(1, 40);
+    await until('round 1 read', () => seen.a.length + seen.b.length >= 40);
+    const first = [...seen.a, ...seen.b];
+    assert.equal(new Set(first).size, 40, 'each record of round 1 read once');
+    assert.ok(seen.a.length > 0 && seen.b.length > 0, 'both members read');
+    await leave(b);
+    await until('a owns every partition again', () => a.owned().length === 4);
+    await send(2, 8);
+    await until('round 2 read by a', () => seen.a.filter((v) => v.startsWith('r2-')).length === 8);
+
+    // The restart forgets the membership: a is fenced at its next heartbeat, joins again and
+    // its commits are taken again.
+    await server.restart();
+    await send(3, 8);
+    await until('a commits round 3 after the restart', () => committed.filter((v) => v.startsWith('r3-')).length >= 8, 60_000);
+  } finally {
+    await leave(a);
+  }
+  // A new member starts from the commits: after round 3, nothing of it again.
+  await send(4, 4);
+  const c = await join('c');
+  try {
+    await until('c reads round 4', () => seen.c.length >= 4);
+    await sleep(500);
+    assert.deepEqual(seen.c.sort(), ['r4-0', 'r4-1', 'r4-2', 'r4-3'], 'c resumes after what a committed');
+  } finally {
+    await leave(c);
     await producer.close();
   }
 });

@@ -297,8 +297,9 @@ impl ConsumerGroup {
     /// pattern may match; `fresh_id` names a member whose heartbeat has none.
     ///
     /// # Errors
-    /// [`GroupError::UnknownMemberId`] for a member the group does not know,
-    /// [`GroupError::FencedMemberEpoch`] for an epoch that is not the member's,
+    /// [`GroupError::UnknownMemberId`] for a member leaving that the group does not know,
+    /// [`GroupError::FencedMemberEpoch`] for an epoch that is not the member's (or a member the
+    /// group does not know at an epoch above 0),
     /// [`GroupError::UnsupportedAssignor`], [`GroupError::GroupMaxSizeReached`],
     /// [`GroupError::InvalidRegularExpression`] for a pattern that does not compile,
     /// [`GroupError::InvalidRequest`] for a join without a subscription (or
@@ -350,10 +351,14 @@ impl ConsumerGroup {
             }
             JOIN_EPOCH => self.join(now, &req, pattern.clone(), rebalance_timeout, fresh_id)?,
             epoch => {
+                // A member this coordinator does not know (forgotten in a restart, or expired)
+                // is fenced rather than UNKNOWN_MEMBER_ID, as Kafka would say: librdkafka and
+                // the Java client join again at epoch 0 after either, @platformatic/kafka only
+                // after this one (it heartbeats on, unknown, forever after the other).
                 let member = self
                     .members
                     .get(&req.member_id)
-                    .ok_or(GroupError::UnknownMemberId)?;
+                    .ok_or(GroupError::FencedMemberEpoch)?;
                 let resent = epoch == member.previous_epoch
                     && req
                         .owned
@@ -892,9 +897,10 @@ mod tests {
             refused(&mut group, beat("a", a.member_epoch + 7, None)),
             GroupError::FencedMemberEpoch
         );
+        // A member the group does not know (forgotten in a restart) is fenced too.
         assert_eq!(
             refused(&mut group, beat("nobody", 3, None)),
-            GroupError::UnknownMemberId
+            GroupError::FencedMemberEpoch
         );
         // b joins and a gives up half: a moves on; a heartbeat of a at the epoch before, whose
         // answer was lost, is still accepted when it owns no more than it was given.
