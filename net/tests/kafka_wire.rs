@@ -2177,7 +2177,7 @@ fn with_sasl_each_principals_grants_decide_per_topic() {
 /// connection keeps serving: a regular expression that does not compile, a join that names
 /// neither topics nor a pattern, an assignor it does not have, and a group that runs the
 /// classic protocol. A join that names no topics under a member id the group does not know is
-/// UNKNOWN_MEMBER_ID instead.
+/// FENCED_MEMBER_EPOCH instead.
 #[test]
 fn consumer_group_heartbeats_that_cannot_be_served_are_refused_by_name() {
     use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
@@ -2210,11 +2210,11 @@ fn consumer_group_heartbeats_that_cannot_be_served_are_refused_by_name() {
         ResponseError::InvalidRequest.code()
     );
     // Under a member id the group does not know (it was forgotten in a restart): the member
-    // is told so, which makes librdkafka join again in full instead of failing for good.
+    // is fenced, which makes librdkafka join again in full instead of failing for good.
     let forgotten = join("g848").with_subscribed_topic_names(None);
     assert_eq!(
         heartbeat(forgotten).error_code,
-        ResponseError::UnknownMemberId.code()
+        ResponseError::FencedMemberEpoch.code()
     );
     let assignor = join("g848").with_server_assignor(Some(StrBytes::from_static_str("sticky")));
     assert_eq!(

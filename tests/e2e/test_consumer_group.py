@@ -397,8 +397,8 @@ def test_kip848_member_whose_commit_meets_the_restart_first_rejoins_and_carries_
     coordinator was away as soon as it is back), the commit is refused and librdkafka hands its
     partitions back; with the application not polling meanwhile, its next heartbeat rejoins at
     epoch 0 without its subscription. Told that the request is invalid, librdkafka would stop
-    for good (a fatal error); told that the member is unknown, it joins again in full and
-    carries on from its commits. (`metadata.recovery.strategy=none` keeps librdkafka from
+    for good (a fatal error); told that its epoch is fenced, it joins again in full and carries
+    on from its commits. (`metadata.recovery.strategy=none` keeps librdkafka from
     bootstrapping again during the outage, after which it would heartbeat first.)"""
     bootstrap = fresh_spindle.bootstrap
     a, first = kip848_member_consuming_a_first_round(

@@ -299,11 +299,11 @@ impl ConsumerGroup {
     /// # Errors
     /// [`GroupError::UnknownMemberId`] for a member leaving that the group does not know,
     /// [`GroupError::FencedMemberEpoch`] for an epoch that is not the member's (or a member the
-    /// group does not know at an epoch above 0),
+    /// group does not know, unless it leaves or joins in full),
     /// [`GroupError::UnsupportedAssignor`], [`GroupError::GroupMaxSizeReached`],
     /// [`GroupError::InvalidRegularExpression`] for a pattern that does not compile,
-    /// [`GroupError::InvalidRequest`] for a join without a subscription (or
-    /// [`GroupError::UnknownMemberId`], when it names a member the group does not know).
+    /// [`GroupError::InvalidRequest`] for a join without a subscription (unless it names a
+    /// member the group does not know: fenced, as above).
     pub fn heartbeat(
         &mut self,
         now: Instant,
@@ -437,10 +437,10 @@ impl ConsumerGroup {
         if req.subscribed_topics.is_none() && pattern.is_none() {
             // librdkafka may rejoin under a member id this coordinator no longer knows (it
             // forgot its members in a restart) with a heartbeat that leaves out the subscription
-            // it sent before, after an OffsetCommit refused the old epoch. Told the member is
-            // unknown it joins again in full; told the request is invalid it stops for good.
+            // it sent before, after an OffsetCommit refused the old epoch. Told it is fenced,
+            // as below, it joins again in full; told the request is invalid it stops for good.
             if !req.member_id.is_empty() && !self.members.contains_key(&req.member_id) {
-                return Err(GroupError::UnknownMemberId);
+                return Err(GroupError::FencedMemberEpoch);
             }
             return Err(GroupError::InvalidRequest(
                 "a joining heartbeat must name its subscribed topics or a pattern".to_owned(),
@@ -952,8 +952,8 @@ mod tests {
                 .heartbeat(now, req, &catalog(), || "x".to_owned())
                 .unwrap_err()
         };
-        // A member the coordinator forgot (in a restart) is told so, and joins again in full.
-        assert_eq!(refused(bare("forgotten")), GroupError::UnknownMemberId);
+        // A member the coordinator forgot (in a restart) is fenced, and joins again in full.
+        assert_eq!(refused(bare("forgotten")), GroupError::FencedMemberEpoch);
         // A first join, with no member id yet, has no such excuse.
         assert!(matches!(refused(bare("")), GroupError::InvalidRequest(_)));
         send(&mut group, now, beat("a", JOIN_EPOCH, None));
