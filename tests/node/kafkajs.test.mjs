@@ -1,7 +1,7 @@
 // kafkajs against the real server: topic administration, produce/consume with keys and
-// headers, a consumer group that resumes from its commits, reading data that was already
-// there before the consumer started, deleting records, group administration, and reading a
-// compacted topic to its end. Run with
+// headers, a consumer group that resumes from its commits and one that rides out a server
+// restart, reading data that was already there before the consumer started, deleting records,
+// group administration, and reading a compacted topic to its end. Run with
 // `node --test tests/node/` (scripts/test does).
 
 import { after, before, test } from 'node:test';
@@ -140,6 +140,52 @@ test('a consumer group resumes from its committed offsets', { timeout: TEST_TIME
   const second = await consume(kafka.consumer({ groupId, ...CONSUMER_OPTIONS }), topic, 10);
   assert.deepEqual(second.map((m) => m.value.toString()).sort(), Array.from({ length: 10 }, (_, i) => `round2-${i}`).sort());
 
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
+    assert.deepEqual(committed.partitions.map((p) => [p.partition, p.offset]).sort(), [[0, '10'], [1, '10']]);
+  } finally {
+    await admin.disconnect();
+  }
+});
+
+test('a running consumer group rides out a server restart and commits to the end', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const topic = topicName('node-restart');
+  await createTopic(topic, 2);
+  const groupId = topicName('group');
+  const producer = kafka.producer();
+  await producer.connect();
+  const send = (round) =>
+    producer.send({ topic, messages: Array.from({ length: 10 }, (_, i) => ({ partition: i % 2, value: `round${round}-${i}` })) });
+  // More retries than the shared client's, to wait for the server through its restart.
+  const consumer = kafka.consumer({ groupId, ...CONSUMER_OPTIONS, retry: { retries: 30, initialRetryTime: 100, maxRetryTime: 1_000 } });
+  const got = new Set();
+  const crashes = [];
+  consumer.on(consumer.events.CRASH, (event) => crashes.push(event.payload.error.message));
+  const until = async (what, done) => {
+    const deadline = Date.now() + CONSUME_TIMEOUT_MS;
+    while (!done()) {
+      if (Date.now() > deadline) throw new Error(`not within ${CONSUME_TIMEOUT_MS} ms: ${what} (crashes: ${crashes})`);
+      await sleep(50);
+    }
+  };
+  const round = (n) => () => Array.from({ length: 10 }, (_, i) => `round${n}-${i}`).every((v) => got.has(v));
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topic], fromBeginning: true });
+    await consumer.run({ eachMessage: async ({ message }) => void got.add(message.value.toString()) });
+    await send(1);
+    await until('round 1 consumed', round(1));
+    // The group's membership does not outlive the restart: the member joins again and goes on.
+    await server.restart();
+    await send(2);
+    await until('round 2 consumed after the restart', round(2));
+  } finally {
+    await consumer.disconnect();
+    await producer.disconnect();
+  }
+  assert.deepEqual(crashes, [], 'the consumer never crashed');
   const admin = kafka.admin();
   await admin.connect();
   try {
