@@ -7,6 +7,8 @@ The same holds for groups of the classic protocol and of KIP-848's consumer prot
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 
 import pytest
@@ -14,6 +16,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import TopicPartition as CTP
 
 import clients
+from spindle_process import spindle_binary
 
 # Members not yet closed. A test that fails leaves its members open; they are closed after it
 # (librdkafka's destroy of a consumer that was never closed can hang, at garbage collection).
@@ -384,6 +387,15 @@ def test_kip848_group_is_listed_described_and_its_member_rejoins_after_a_restart
         classic_described = admin.describe_consumer_groups([f"classic-{group}"])[f"classic-{group}"].result(timeout=10)
         assert classic_described.type == ConsumerGroupType.CLASSIC, classic_described.type
         assert len(classic_described.members) == 1
+        # `spindle group list` names each group's type too.
+        listed_by_cli = subprocess.run(
+            [str(spindle_binary()), "group", "list", "--json", "--bootstrap", bootstrap],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        types = {g["group"]: g["group_type"] for g in json.loads(listed_by_cli.stdout)}
+        assert types[group] == "consumer" and types[f"classic-{group}"] == "classic", types
     finally:
         classic.close()
 

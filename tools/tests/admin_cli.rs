@@ -344,8 +344,15 @@ fn group_offsets_lag_and_reset() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|g| g["group"] == "audit"),
+            .any(|g| g["group"] == "audit" && g["group_type"] == "classic"),
         "{groups}"
+    );
+    let table = spindle(b, &["group", "list"]);
+    assert!(
+        table.stdout.lines().any(|l| l.starts_with("audit")
+            && l.split_whitespace().collect::<Vec<_>>() == ["audit", "Empty", "classic", "-"]),
+        "{}",
+        table.stdout
     );
 
     let described = spindle(b, &["group", "describe", "audit", "--json"]).json();

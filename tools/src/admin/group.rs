@@ -57,6 +57,8 @@ pub fn run(client: &mut Client, cmd: GroupCommand, out: &mut Printer) -> Result<
 struct ListedGroup {
     group: String,
     state: String,
+    /// `classic` or `consumer` (KIP-848's protocol); empty from a broker before ListGroups v5.
+    group_type: String,
     protocol_type: String,
 }
 
@@ -73,17 +75,19 @@ fn list(client: &mut Client, out: &mut Printer) -> Result<(), AdminError> {
         groups.extend(response.groups.into_iter().map(|g| ListedGroup {
             group: g.group_id.to_string(),
             state: g.group_state.to_string(),
+            group_type: g.group_type.to_string(),
             protocol_type: g.protocol_type.to_string(),
         }));
     }
     groups.sort_by(|a, b| a.group.cmp(&b.group));
     out.print(&groups, |groups| {
-        let mut table = Table::new(&["GROUP", "STATE", "PROTOCOL-TYPE"]);
+        let mut table = Table::new(&["GROUP", "STATE", "TYPE", "PROTOCOL-TYPE"]);
         for g in groups {
             let or_dash = |s: &str| if s.is_empty() { NO_VALUE } else { s }.to_owned();
             table.row(vec![
                 g.group.clone(),
                 or_dash(&g.state),
+                or_dash(&g.group_type),
                 or_dash(&g.protocol_type),
             ]);
         }
