@@ -593,23 +593,19 @@ impl GroupCoordinator {
         }
         let mut groups = self.groups.borrow_mut();
         let group = groups.get_mut(&commit.group_id);
+        let has_members = group.as_ref().is_some_and(|g| g.has_members());
+        // Generation -1: from outside the group, or under a member id from a consumer between
+        // generations (librdkafka commits so while it hands its partitions back).
+        let at_no_generation = match &commit.committer {
+            Committer::Outsider => true,
+            Committer::Member { generation, .. } => *generation < 0,
+            Committer::Gateway | Committer::Transaction => false,
+        };
         match (&commit.committer, group) {
-            (Committer::Gateway | Committer::Transaction, _) | (Committer::Outsider, None) => {
-                Ok(())
-            }
-            (Committer::Outsider, Some(group)) if group.has_members() => {
-                Err(GroupError::UnknownMemberId)
-            }
-            (Committer::Outsider, Some(_)) => Ok(()),
-            // Generation -1 under a member id: a consumer between generations (librdkafka
-            // commits so while it hands its partitions back). As in Kafka, accepted while the
-            // group has no members.
-            (Committer::Member { generation, .. }, None) if *generation < 0 => Ok(()),
-            (Committer::Member { generation, .. }, Some(group))
-                if *generation < 0 && !group.has_members() =>
-            {
-                Ok(())
-            }
+            (Committer::Gateway | Committer::Transaction, _) => Ok(()),
+            // As in Kafka, accepted while the group has no members.
+            _ if at_no_generation && !has_members => Ok(()),
+            (Committer::Outsider, _) => Err(GroupError::UnknownMemberId),
             (Committer::Member { .. }, None) => Err(GroupError::IllegalGeneration),
             (
                 Committer::Member {
