@@ -123,20 +123,21 @@ pub(crate) async fn alter(
     req: AlterClientQuotasRequest,
 ) -> AlterClientQuotasResponse {
     let authorized = ctx.authorize_cluster("alter client quotas");
-    let parsed: Vec<Result<Change, (i16, String)>> = req
-        .entries
-        .iter()
-        .map(|entry| match &authorized {
+    let mut changes = Vec::with_capacity(req.entries.len());
+    let mut outcomes: Vec<Result<(), (i16, String)>> = Vec::with_capacity(req.entries.len());
+    for entry in &req.entries {
+        let change = match &authorized {
             Err(refusal) => Err(refusal.clone()),
             Ok(()) => change_of(entry).map_err(|why| (ResponseError::InvalidRequest.code(), why)),
-        })
-        .collect();
-    let changes: Vec<Change> = parsed
-        .iter()
-        .filter_map(|p| p.as_ref().ok().cloned())
-        .collect();
-    let mut outcomes: Vec<Result<(), (i16, String)>> =
-        parsed.into_iter().map(|p| p.map(|_| ())).collect();
+        };
+        match change {
+            Ok(change) => {
+                changes.push(change);
+                outcomes.push(Ok(()));
+            }
+            Err(refusal) => outcomes.push(Err(refusal)),
+        }
+    }
     if !req.validate_only && !changes.is_empty() {
         let configured: Arc<[ClientQuota]> = ctx.config.quotas.clone().into();
         let made = ctx
