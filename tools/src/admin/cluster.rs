@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::admin::args::{ClusterCommand, QuotasCommand};
 use crate::admin::client::Client;
 use crate::admin::error::AdminError;
-use crate::admin::table::{Printer, Table};
+use crate::admin::table::{Printer, Table, NO_VALUE};
 
 /// What `cluster info` reports.
 #[derive(Debug, Serialize)]
@@ -130,11 +130,7 @@ fn alter_quotas(client: &mut Client, command: QuotasCommand) -> Result<Altered, 
             "nothing to change: give --add KEY=VALUE or --delete KEY".to_owned(),
         ));
     }
-    let entity = parts
-        .iter()
-        .map(|(kind, name)| format!("{kind}={}", name.as_deref().unwrap_or("<default>")))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let entity = entity_label(parts.iter().map(|(kind, name)| (kind, name)));
     let request = AlterClientQuotasRequest::default()
         .with_validate_only(dry_run)
         .with_entries(vec![EntryData::default()
@@ -200,21 +196,25 @@ fn render_quotas(quotas: &[Quota]) -> String {
     header.extend(keys.iter().map(|k| k.to_uppercase()));
     let mut table = Table::new(&header.iter().map(String::as_str).collect::<Vec<_>>());
     for q in quotas {
-        let entity = q
-            .entity
-            .iter()
-            .map(|(kind, name)| format!("{kind}={}", name.as_deref().unwrap_or("<default>")))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut row = vec![entity];
+        let mut row = vec![entity_label(&q.entity)];
         row.extend(keys.iter().map(|k| {
             q.values
                 .get(*k)
-                .map_or_else(|| "-".to_owned(), |v| format!("{v}"))
+                .map_or_else(|| NO_VALUE.to_owned(), |v| format!("{v}"))
         }));
         table.row(row);
     }
     table.render()
+}
+
+/// A quota entity as `type=name` parts, `<default>` for a type's default: `user=app,
+/// client-id=loader`.
+fn entity_label<'a>(parts: impl IntoIterator<Item = (&'a String, &'a Option<String>)>) -> String {
+    parts
+        .into_iter()
+        .map(|(kind, name)| format!("{kind}={}", name.as_deref().unwrap_or("<default>")))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn describe_cluster(client: &mut Client) -> Result<Info, AdminError> {
