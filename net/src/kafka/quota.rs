@@ -180,6 +180,8 @@ pub(crate) struct ShardQuotas {
     pub(crate) altered: RefCell<Vec<ClientQuota>>,
     /// Shard 0's count of the changes it made, which numbers the quotas it puts in force.
     pub(crate) changes: Cell<u64>,
+    /// One permit: shard 0 makes one change at a time, as its file is written off the shard.
+    pub(crate) changing: Semaphore,
 }
 
 impl Default for ShardQuotas {
@@ -191,6 +193,7 @@ impl Default for ShardQuotas {
             in_force: RefCell::new((0, Rc::from(Vec::new()))),
             altered: RefCell::default(),
             changes: Cell::new(0),
+            changing: Semaphore::new(1),
         }
     }
 }

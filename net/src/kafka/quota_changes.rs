@@ -6,8 +6,9 @@
 //! `[[kafka.quotas]]` says of it; one whose every rate was removed stays in the file without
 //! rates, so that it stays without a quota. Shard 0 owns the changes: it applies each
 //! AlterClientQuotas, replaces the file (a temporary file, synced, renamed over the old one, the
-//! directory synced) and only then hands every shard the quotas in force, so that a change that
-//! was answered survives a crash. Each shard reads the file when its listener starts.
+//! directory synced; on glommio's blocking pool, one change at a time) and only then hands every
+//! shard the quotas in force, so that a change that was answered survives a crash. Each shard
+//! reads the file when its listener starts.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -133,8 +134,9 @@ fn apply(
     altered
 }
 
-/// Makes `changes` on shard 0: applies them, replaces the file in the data directory, then puts
-/// the new quotas in force on every shard. Runs on shard 0.
+/// Makes `changes` on shard 0: applies them, replaces the file in the data directory (on
+/// glommio's blocking pool, so that the fsyncs do not stall the shard), then puts the new quotas
+/// in force on every shard. Runs on shard 0, one change at a time.
 ///
 /// # Errors
 /// Writing the file failed (nothing changed): the reason.
@@ -144,9 +146,16 @@ pub(crate) async fn make(
     changes: Vec<Change>,
 ) -> Result<(), String> {
     let quotas = shard_quotas();
+    let _turn = quotas
+        .changing
+        .acquire_permit(1)
+        .await
+        .map_err(|e| e.to_string())?;
     let altered = apply(&configured, &quotas.altered.borrow(), changes);
-    let data_dir = shard.data_dir();
-    persist(&data_dir, &altered)?;
+    let (data_dir, written) = (shard.data_dir(), altered.clone());
+    glommio::executor()
+        .spawn_blocking(move || persist(&data_dir, &written))
+        .await?;
     let force = in_force(&configured, &altered);
     *quotas.altered.borrow_mut() = altered;
     let change = quotas.changes.get() + 1;
