@@ -4,14 +4,14 @@
 //! Every commit appends a record, so without cleaning an offsets partition grows for as long as
 //! its groups commit, and every start replays all of it. Kafka compacts the topic; Spindle does
 //! what compaction would leave, in two steps the log already has: it appends the partition's
-//! live commits again, exactly as the in-memory map holds them (a record per group and
-//! partition, each with its original commit time), then moves the log start to the first of
-//! them (as DeleteRecords does). Retention then deletes the segments wholly below the start, and
+//! live records again, exactly as the coordinator holds them (a record per group and partition,
+//! each with its original commit time, and each classic group's last membership record), then
+//! moves the log start to the first of them (as DeleteRecords does). Retention then deletes the segments wholly below the start, and
 //! a restart replays only the rewrite and what came after it.
 //!
 //! Why this is safe:
 //! - Replay applies records in log order and the last one of a key wins; the rewrite holds the
-//!   map's value of every live key, so replaying from its first record rebuilds the map.
+//!   value of every live key, so replaying from its first record rebuilds the same state.
 //! - No commit or tombstone may be in flight while the live commits are read and rewritten: a
 //!   write appended before the rewrite but answered after the map was read would otherwise be
 //!   overtaken by an older value, and then lost with the records below the new start. Writers
@@ -32,8 +32,8 @@ use std::collections::HashMap;
 use super::commit::offset_record;
 use super::coordinator::GroupCoordinator;
 use super::limits::{CLEAN_FACTOR, CLEAN_MIN_RECORDS, COMMIT_RECORDS_PER_BATCH_MAX};
-use super::offsets::CommittedOffset;
-use crate::{OffsetSpec, ProduceOutcome, Result, Shard, TopicPartition};
+use super::membership::membership_record;
+use crate::{OffsetSpec, ProduceOutcome, Record, Result, Shard, TopicPartition};
 
 /// The units of the write gate: more than there will ever be writers at once.
 pub(super) const WRITE_GATE_UNITS: u64 = 1 << 40;
@@ -90,37 +90,29 @@ impl GroupCoordinator {
         });
     }
 
-    /// Sets when each of `partitions` is first due, from the live commits replay found, as if a
+    /// Sets when each of `partitions` is first due, from the live records replay found, as if a
     /// cleaning had just kept them (a log replayed whole is not rewritten again at once).
     pub(super) fn schedule_after_replay(&self, partitions: &[TopicPartition]) {
         for tp in partitions {
-            let kept = self.live_commits(tp).len() as u64;
+            let kept = self.live_records(tp).len() as u64;
             self.cleaning.borrow_mut().kept(tp.partition.0, kept);
         }
     }
 
-    /// Rewrites the live commits of offsets partition `tp` at its tail and moves its log start
+    /// Rewrites the live records of offsets partition `tp` at its tail and moves its log start
     /// to the first of them (see the module docs).
     pub(super) async fn clean(&self, shard: &Shard, tp: &TopicPartition) -> Result<()> {
         let Ok(_all_writers) = self.write_gate.acquire_permit(WRITE_GATE_UNITS).await else {
             return Ok(()); // the engine is stopping
         };
-        let live = self.live_commits(tp);
+        let live = self.live_records(tp);
+        let kept = live.len() as u64;
         let earliest = shard.list_offset(tp, OffsetSpec::Earliest).await?;
         let old_start = earliest.map_or(0, |(offset, _)| offset.0);
         let mut new_start = None;
-        for chunk in live.chunks(COMMIT_RECORDS_PER_BATCH_MAX) {
-            let records = chunk
-                .iter()
-                .map(|(group, committed_tp, offset)| {
-                    offset_record(
-                        group,
-                        committed_tp,
-                        Some(offset),
-                        offset.commit_timestamp_ms,
-                    )
-                })
-                .collect();
+        let mut live = live.into_iter().peekable();
+        while live.peek().is_some() {
+            let records = live.by_ref().take(COMMIT_RECORDS_PER_BATCH_MAX).collect();
             let appended = shard.append_internal_records(tp, records).await?;
             new_start.get_or_insert(appended.base_offset);
         }
@@ -134,11 +126,10 @@ impl GroupCoordinator {
         };
         shard.move_internal_log_start(tp, new_start).await?;
         shard.metrics().offsets_cleanings.add(1);
-        let kept = live.len() as u64;
         self.cleaning.borrow_mut().kept(tp.partition.0, kept);
         tracing::info!(
             partition = %tp,
-            commits_kept = kept,
+            records_kept = kept,
             records_dropped = new_start.0.saturating_sub(old_start),
             log_start = new_start.0,
             "cleaned the offsets log"
@@ -146,19 +137,33 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    /// Every committed offset of the groups whose commits go to offsets partition `tp`.
-    fn live_commits(&self, tp: &TopicPartition) -> Vec<(String, TopicPartition, CommittedOffset)> {
+    /// The records that hold what offsets partition `tp` holds now: each committed offset of
+    /// its groups (with its original commit time), then each membership record.
+    fn live_records(&self, tp: &TopicPartition) -> Vec<Record> {
         let offsets = self.offsets.borrow();
-        offsets
+        let mut records: Vec<Record> = offsets
             .group_ids()
             .filter(|group| self.offsets_tp(group) == *tp)
             .flat_map(|group| {
                 offsets.group(group).into_iter().flat_map(move |stored| {
                     stored.iter().map(move |(committed_tp, s)| {
-                        (group.to_owned(), committed_tp.clone(), s.committed.clone())
+                        let committed = &s.committed;
+                        offset_record(
+                            group,
+                            committed_tp,
+                            Some(committed),
+                            committed.commit_timestamp_ms,
+                        )
                     })
                 })
             })
-            .collect()
+            .collect();
+        let membership = self.membership.borrow();
+        let groups = membership
+            .stored
+            .iter()
+            .filter(|(group, _)| self.offsets_tp(group) == *tp);
+        records.extend(groups.map(|(group, value)| membership_record(group, Some(value.clone()))));
+        records
     }
 }

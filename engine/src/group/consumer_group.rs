@@ -27,9 +27,9 @@
 //! the member's principal has no grant on: a topic created later that matches joins the
 //! subscription at the next heartbeat, and the group epoch moves on as for any other change.
 //!
-//! The state is pure: calls take `now` and return answers. It is kept in memory only, as the
-//! classic groups' membership is: after a restart members are unknown, told so, and join again;
-//! committed offsets are in the offsets log as for every group.
+//! The state is pure: calls take `now` and return answers. It is kept in memory only (unlike
+//! classic groups' membership, see `super::membership`): after a restart members are unknown,
+//! fenced, and join again; committed offsets are in the offsets log as for every group.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};

@@ -11,7 +11,8 @@
 //! passed.
 //!
 //! Committed offsets go to the group's partition of `__consumer_offsets` (one this shard owns)
-//! before they are answered or visible (see [`super::record`] for the format);
+//! before they are answered or visible (see [`super::record`] for the format), and classic
+//! groups' membership after each rebalance ([`super::membership`]);
 //! [`GroupCoordinator::recover`] replays this shard's partitions at start,
 //! [`super::cleaning`] keeps them short, and [`super::expiry`] deletes the offsets of groups
 //! gone for good.
@@ -39,7 +40,9 @@ use super::member::{
     HeartbeatRequest, JoinRequest, JoinResponse, MemberDescription, MemberIdentity, SyncRequest,
     SyncResponse,
 };
+use super::membership::MembershipLog;
 use super::offsets::{CommittedOffset, OffsetStore};
+use super::replay::Replayed;
 use super::state::{Group, GroupState, JoinReply, Notice, Subscribed, SyncReply};
 use super::{GroupError, OFFSETS_TOPIC};
 use crate::{Result, Shard, TopicPartition};
@@ -184,6 +187,8 @@ pub struct GroupCoordinator {
     initial_delay: Duration,
     /// Every write to the offsets log holds a unit; a cleaning holds them all.
     pub(super) write_gate: Semaphore,
+    /// Classic groups' membership records: which are to be written, what the log holds.
+    pub(super) membership: RefCell<MembershipLog>,
     /// When the offsets partitions are next cleaned.
     pub(super) cleaning: RefCell<CleaningSchedule>,
     /// Which groups' committed offsets expire, and when the coordinator last looked.
@@ -207,31 +212,32 @@ impl GroupCoordinator {
             .get(OFFSETS_TOPIC)
             .map(|t| t.placement.clone())
             .unwrap_or_default();
-        let mut offsets = OffsetStore::default();
+        let mut replayed = Replayed::default();
         let mut owned = Vec::new();
         for (p, owner) in placement.iter().enumerate() {
             if *owner == shard.id() {
                 let tp = TopicPartition::new(OFFSETS_TOPIC, p as u32);
-                super::replay::replay(shard, &tp, &mut offsets).await?;
+                super::replay::replay(shard, &tp, &mut replayed).await?;
                 owned.push(tp);
             }
         }
         let coordinator = Rc::new(GroupCoordinator::new(
             placement.len(),
-            offsets,
+            replayed,
             shard.id().0,
             INITIAL_REBALANCE_DELAY,
             shard.state().config.offsets_retention,
         ));
+        coordinator.restore_groups(INITIAL_REBALANCE_DELAY);
         coordinator.schedule_after_replay(&owned);
         start_timer(shard, Rc::downgrade(&coordinator));
         Ok(coordinator)
     }
 
-    /// A coordinator holding `offsets`, with no groups yet.
+    /// A coordinator holding what replay found; its groups are not restored yet.
     fn new(
         offsets_partitions: usize,
-        offsets: OffsetStore,
+        replayed: Replayed,
         shard_index: u32,
         initial_delay: Duration,
         offsets_retention: Option<Duration>,
@@ -243,13 +249,14 @@ impl GroupCoordinator {
             offsets_partitions,
             groups: RefCell::new(HashMap::new()),
             consumer_groups: RefCell::new(HashMap::new()),
-            offsets: RefCell::new(offsets),
+            offsets: RefCell::new(replayed.offsets),
             join_waiters: RefCell::new(HashMap::new()),
             sync_waiters: RefCell::new(HashMap::new()),
             member_seq: Cell::new(0),
             id_salt: salt ^ u64::from(shard_index).rotate_left(48),
             initial_delay,
             write_gate: Semaphore::new(WRITE_GATE_UNITS),
+            membership: RefCell::new(MembershipLog::replayed(replayed.memberships)),
             cleaning: RefCell::new(CleaningSchedule::default()),
             expiry: RefCell::new(Expiry::new(offsets_retention, Instant::now())),
         }
@@ -273,7 +280,7 @@ impl GroupCoordinator {
                 .or_insert_with(|| Group::new(&req.group_id, self.initial_delay));
             let reply = group.join(Instant::now(), &req, fresh_id);
             tracing::debug!(group = %req.group_id, member = %req.member_id, ?reply, state = ?group.state(), "join");
-            let notices = group.take_notices();
+            let notices = self.after_call(&req.group_id, group);
             if reply.is_err() && group.is_vacant() && group.generation() == 0 {
                 groups.remove(&req.group_id);
             }
@@ -396,10 +403,19 @@ impl GroupCoordinator {
             .get_mut(group_id)
             .ok_or(GroupError::UnknownMemberId)?;
         let result = call(group, Instant::now());
-        let notices = group.take_notices();
+        let notices = self.after_call(group_id, group);
         drop(groups);
         self.deliver(group_id, notices);
         result
+    }
+
+    /// Takes what a state-machine call on `group` left for others: the answers due to waiting
+    /// members, and a note to write the group's membership record again if it changed.
+    fn after_call(&self, group_id: &str, group: &mut Group) -> Vec<Notice> {
+        if group.take_changed() {
+            self.membership.borrow_mut().note_changed(group_id);
+        }
+        group.take_notices()
     }
 
     /// Hands queued answers to the requests waiting for them. A member whose request is gone
@@ -430,7 +446,7 @@ impl GroupCoordinator {
         let mut due = Vec::new();
         for (id, group) in self.groups.borrow_mut().iter_mut() {
             group.tick(now);
-            let notices = group.take_notices();
+            let notices = self.after_call(id, group);
             if !notices.is_empty() {
                 due.push((id.clone(), notices));
             }
@@ -701,6 +717,7 @@ impl GroupCoordinator {
         let mut groups = self.groups.borrow_mut();
         if groups.get(group_id).is_some_and(Group::is_vacant) {
             groups.remove(group_id);
+            self.membership.borrow_mut().note_changed(group_id);
         }
     }
 }
@@ -747,10 +764,13 @@ fn start_timer(shard: &Shard, coordinator: Weak<GroupCoordinator>) {
                 // Waiting requests are answered COORDINATOR_NOT_AVAILABLE as their senders drop.
                 coordinator.join_waiters.borrow_mut().clear();
                 coordinator.sync_waiters.borrow_mut().clear();
+                // The shutdown waits for this writer before it closes the logs.
+                coordinator.write_memberships_soon(&shard_for_task);
                 break;
             }
             let now = Instant::now();
             coordinator.tick(now);
+            coordinator.write_memberships_soon(&shard_for_task);
             if coordinator.expiry.borrow_mut().check_due(now) {
                 coordinator.expire_offsets(&shard_for_task).await;
             }

@@ -15,7 +15,7 @@ use crate::group::member::Protocol;
 fn coordinator() -> Rc<GroupCoordinator> {
     Rc::new(GroupCoordinator::new(
         1,
-        OffsetStore::default(),
+        Replayed::default(),
         0,
         Duration::ZERO,
         None,
@@ -234,7 +234,7 @@ fn offsets_expire_a_retention_after_the_last_commit_members_or_start() {
     let retention = Duration::from_secs(60);
     let c = Rc::new(GroupCoordinator::new(
         1,
-        OffsetStore::default(),
+        Replayed::default(),
         0,
         Duration::ZERO,
         Some(retention),

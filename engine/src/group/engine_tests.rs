@@ -119,6 +119,23 @@ fn join(
     protocol_type: &str,
     metadata: bytes::Bytes,
 ) -> JoinResponse {
+    join_for(
+        handle,
+        group_id,
+        protocol_type,
+        metadata,
+        Duration::from_millis(1_000),
+    )
+}
+
+/// As [`join`], with a session of `session`.
+fn join_for(
+    handle: &EngineHandle,
+    group_id: &str,
+    protocol_type: &str,
+    metadata: bytes::Bytes,
+    session: Duration,
+) -> JoinResponse {
     let join = JoinRequest {
         group_id: group_id.to_owned(),
         member_id: String::new(),
@@ -126,7 +143,7 @@ fn join(
         require_known_member_id: false,
         client_id: "test".to_owned(),
         client_host: "/127.0.0.1".to_owned(),
-        session_timeout: Duration::from_millis(1_000),
+        session_timeout: session,
         rebalance_timeout: Duration::from_millis(1_000),
         protocol_type: protocol_type.to_owned(),
         protocols: vec![Protocol {
@@ -140,6 +157,84 @@ fn join(
     }))
     .expect("coordinator shard runs")
     .expect("joined")
+}
+
+/// The only member of a group of one, which its join made leader, assigns itself `assignment`.
+fn sync_alone(handle: &EngineHandle, joined: &JoinResponse, group_id: &str, assignment: &str) {
+    let sync = SyncRequest {
+        group_id: group_id.to_owned(),
+        generation: joined.generation,
+        member_id: joined.member_id.clone(),
+        group_instance_id: None,
+        protocol_type: None,
+        protocol_name: None,
+        assignments: vec![(
+            joined.member_id.clone(),
+            bytes::Bytes::copy_from_slice(assignment.as_bytes()),
+        )],
+    };
+    let target = handle.group_coordinator(group_id);
+    let synced = block_on(handle.run_on(target, move |shard| async move {
+        shard.local_groups().sync(sync).await
+    }))
+    .expect("coordinator shard runs")
+    .expect("synced");
+    assert_eq!(synced.assignment.as_ref(), assignment.as_bytes());
+}
+
+fn describe(handle: &EngineHandle, group_id: &str) -> GroupDescription {
+    let id = group_id.to_owned();
+    let target = handle.group_coordinator(group_id);
+    block_on(handle.run_on(target, move |shard| async move {
+        shard.local_groups().describe_group(&id)
+    }))
+    .expect("coordinator shard runs")
+}
+
+fn heartbeat(
+    handle: &EngineHandle,
+    group_id: &str,
+    member_id: &str,
+    generation: i32,
+) -> Result<(), GroupError> {
+    let request = HeartbeatRequest {
+        group_id: group_id.to_owned(),
+        generation,
+        member_id: member_id.to_owned(),
+        group_instance_id: None,
+    };
+    let target = handle.group_coordinator(group_id);
+    block_on(handle.run_on(target, move |shard| async move {
+        shard.local_groups().heartbeat(&request)
+    }))
+    .expect("coordinator shard runs")
+}
+
+/// Waits until the coordinator has written `group_id`'s membership record (`true`) or its
+/// tombstone (`false`).
+fn await_membership_record(handle: &EngineHandle, group_id: &str, stored: bool) {
+    let target = handle.group_coordinator(group_id);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let id = group_id.to_owned();
+        let found = block_on(handle.run_on(target, move |shard| async move {
+            shard
+                .local_groups()
+                .membership
+                .borrow()
+                .stored
+                .contains_key(&id)
+        }))
+        .expect("coordinator shard runs");
+        if found == stored {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{group_id}: record never became {stored}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn delete_offsets(
@@ -206,6 +301,101 @@ fn offsets_are_deleted_unless_the_members_subscribe_to_their_topic() {
     // The deletions were tombstones in the offsets log: a restart does not bring them back.
     let engine = start(dir.path());
     assert!(fetch(&engine.handle(), "g").is_empty());
+    engine.shutdown().expect("shutdown");
+}
+
+#[test]
+fn a_stable_group_keeps_its_members_across_a_restart_and_one_that_left_stays_empty() {
+    let dir = tempfile::tempdir_in(std::env::temp_dir()).expect("temp dir");
+    let long = Duration::from_secs(60);
+    let subscription = || consumer_protocol::subscription("t");
+    let (kept, gone, stale);
+    {
+        let engine = start(dir.path());
+        let handle = engine.handle();
+        block_on(handle.create_topic("t", 2, TopicConfig::default())).expect("create");
+        kept = join_for(&handle, "kept", "consumer", subscription(), long);
+        sync_alone(&handle, &kept, "kept", "both partitions");
+        await_membership_record(&handle, "kept", true);
+        // A member with a short session, which will not come back.
+        stale = join(&handle, "stale", "consumer", subscription());
+        sync_alone(&handle, &stale, "stale", "p0");
+        gone = join_for(&handle, "gone", "consumer", subscription(), long);
+        sync_alone(&handle, &gone, "gone", "p1");
+        await_membership_record(&handle, "gone", true);
+        let left = block_on(handle.run_on(handle.group_coordinator("gone"), {
+            let member_id = gone.member_id.clone();
+            move |shard| async move {
+                shard.local_groups().leave(
+                    "gone",
+                    &[MemberIdentity {
+                        member_id,
+                        group_instance_id: None,
+                    }],
+                )
+            }
+        }))
+        .expect("coordinator shard runs");
+        assert_eq!(left, Ok(vec![Ok(())]));
+        // Shut down at once: the tombstone is written on the way down.
+        engine.shutdown().expect("shutdown");
+    }
+    let engine = start(dir.path());
+    let handle = engine.handle();
+    let restored = describe(&handle, "kept");
+    assert_eq!(
+        (
+            restored.state,
+            restored.generation,
+            restored.protocol.as_str()
+        ),
+        (GroupState::Stable, kept.generation, "range")
+    );
+    let members: Vec<(&str, &[u8], &[u8])> = restored
+        .members
+        .iter()
+        .map(|m| {
+            (
+                m.member_id.as_str(),
+                m.metadata.as_ref(),
+                m.assignment.as_ref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        members,
+        vec![(
+            kept.member_id.as_str(),
+            subscription().as_ref(),
+            &b"both partitions"[..]
+        )]
+    );
+    // The member heartbeats on at its generation, with no rebalance.
+    assert_eq!(
+        heartbeat(&handle, "kept", &kept.member_id, kept.generation),
+        Ok(())
+    );
+    assert_eq!(
+        heartbeat(&handle, "kept", &kept.member_id, kept.generation + 1),
+        Err(GroupError::IllegalGeneration)
+    );
+    // The group whose last member left before the shutdown has none after it.
+    assert!(describe(&handle, "gone").members.is_empty());
+    assert_eq!(
+        heartbeat(&handle, "gone", &gone.member_id, gone.generation),
+        Err(GroupError::UnknownMemberId)
+    );
+    // A member that does not come back expires one session after the start.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !describe(&handle, "stale").members.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stale member never expired"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(describe(&handle, "kept").state, GroupState::Stable);
+    await_membership_record(&handle, "stale", false);
     engine.shutdown().expect("shutdown");
 }
 
@@ -335,6 +525,12 @@ fn a_long_offsets_log_is_cleaned_and_replays_to_the_last_commits() {
         .map(|i| format!("gone-{i}"))
         .find(|name| offsets_partition(name) == log.partition.0)
         .expect("some name lands on g's partition");
+    // A group with a member, whose membership record the cleaning must carry over.
+    let stable = (0..)
+        .map(|i| format!("stable-{i}"))
+        .find(|name| offsets_partition(name) == log.partition.0)
+        .expect("some name lands on g's partition");
+    let member;
     let bounds = |handle: &EngineHandle| {
         let at = |spec| {
             block_on(handle.list_offset(&log, spec))
@@ -351,6 +547,16 @@ fn a_long_offsets_log_is_cleaned_and_replays_to_the_last_commits() {
         block_on(handle.create_topic("t", 100, TopicConfig::default())).expect("create");
         commit(&handle, &gone, Committer::Outsider, &[(0, 1)]);
         assert_eq!(delete(&handle, &gone), Ok(()));
+        let subscription = consumer_protocol::subscription("t");
+        member = join_for(
+            &handle,
+            &stable,
+            "consumer",
+            subscription,
+            Duration::from_secs(60),
+        );
+        sync_alone(&handle, &member, &stable, "all of t");
+        await_membership_record(&handle, &stable, true);
         // 150 commits of 100 partitions: the log passes CLEAN_MIN_RECORDS and keeps growing
         // while the cleaning runs beside the commits.
         for round in 0..150 {
@@ -382,6 +588,10 @@ fn a_long_offsets_log_is_cleaned_and_replays_to_the_last_commits() {
     assert_eq!(fetch(&handle, "g"), last);
     assert!(fetch(&handle, &gone).is_empty());
     assert!(bounds(&handle).0 > 0);
+    let restored = describe(&handle, &stable);
+    assert_eq!(restored.state, GroupState::Stable);
+    assert_eq!(restored.members[0].member_id, member.member_id);
+    assert_eq!(restored.members[0].assignment.as_ref(), b"all of t");
     engine.shutdown().expect("shutdown");
 }
 

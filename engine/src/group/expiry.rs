@@ -6,9 +6,10 @@
 //!
 //! A group expires when the newest of these is older than the retention: its newest commit,
 //! the last time the coordinator saw it with members, and the coordinator's start. The last
-//! matters after a restart: groups come back without members (membership is not logged) and
-//! the consumers of an idle topic may have committed long ago, so their offsets must not go
-//! before they have had a retention's time to rejoin. An expired group is deleted as
+//! matters after a restart: groups of the consumer protocol come back without members (their
+//! membership is not logged; classic groups' is) and the consumers of an idle topic may have
+//! committed long ago, so their offsets must not go before they have had a retention's time to
+//! rejoin. An expired group is deleted as
 //! DeleteGroups deletes one (tombstones in the offsets log, then forgotten), and only if it
 //! still has no members by then.
 

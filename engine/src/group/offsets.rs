@@ -96,14 +96,13 @@ impl OffsetStore {
     /// null value (a tombstone) deletes it.
     ///
     /// # Errors
-    /// The record's key or value cannot be decoded; the store is unchanged.
+    /// The record's value cannot be decoded; the store is unchanged.
     pub(crate) fn apply(
         &mut self,
         log_offset: u64,
-        key: &[u8],
+        key: OffsetKey,
         value: Option<&Bytes>,
     ) -> Result<(), DecodeError> {
-        let key = OffsetKey::decode(key)?;
         match value {
             Some(value) => {
                 let offset = decode_value(value)?;
@@ -130,12 +129,11 @@ mod tests {
     use super::*;
     use crate::group::record::encode_value;
 
-    fn key(group: &str, topic: &str, partition: u32) -> Bytes {
+    fn key(group: &str, topic: &str, partition: u32) -> OffsetKey {
         OffsetKey {
             group: group.into(),
             tp: TopicPartition::new(topic, partition),
         }
-        .encode()
     }
 
     fn value(offset: i64) -> Option<Bytes> {
@@ -149,7 +147,7 @@ mod tests {
 
     #[test]
     fn replay_keeps_the_last_commit_and_honours_tombstones() {
-        let log: Vec<(Bytes, Option<Bytes>)> = vec![
+        let log: Vec<(OffsetKey, Option<Bytes>)> = vec![
             (key("g", "t", 0), value(5)),
             (key("g", "t", 1), value(7)),
             (key("h", "t", 0), value(1)),
@@ -162,7 +160,7 @@ mod tests {
         ];
         let mut store = OffsetStore::default();
         for (i, (k, v)) in log.iter().enumerate() {
-            store.apply(i as u64, k, v.as_ref()).unwrap();
+            store.apply(i as u64, k.clone(), v.as_ref()).unwrap();
         }
         let tp0 = TopicPartition::new("t", 0);
         let g0 = store.get("g", &tp0).unwrap();
@@ -177,12 +175,10 @@ mod tests {
     #[test]
     fn undecodable_record_leaves_the_store_unchanged() {
         let mut store = OffsetStore::default();
-        store
-            .apply(0, &key("g", "t", 0), value(5).as_ref())
-            .unwrap();
+        store.apply(0, key("g", "t", 0), value(5).as_ref()).unwrap();
         let bad = Bytes::from_static(&[0, 1, 0]);
         assert_eq!(
-            store.apply(1, &key("g", "t", 0), Some(&bad)),
+            store.apply(1, key("g", "t", 0), Some(&bad)),
             Err(DecodeError::Truncated)
         );
         assert_eq!(

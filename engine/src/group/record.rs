@@ -20,9 +20,11 @@
 //!   i16  metadata length M (-1: null)    M bytes  metadata, UTF-8
 //! ```
 //!
-//! The version fields let later formats (a group-metadata key, more value fields) coexist:
-//! replay skips keys and values of versions it does not know, with a warning, rather than
-//! guessing at them.
+//! A classic group's membership is stored beside its commits under a key of version 2 (the
+//! group id alone); its value is described in [`super::membership`].
+//!
+//! The version fields let later formats (more value fields) coexist: replay skips keys and
+//! values of versions it does not know, with a warning, rather than guessing at them.
 
 use std::sync::Arc;
 
@@ -35,6 +37,41 @@ use crate::TopicPartition;
 pub(crate) const KEY_VERSION_OFFSET: u16 = 1;
 /// Version of the offset-commit value.
 pub(crate) const VALUE_VERSION_OFFSET: u16 = 1;
+
+/// Version of the group-membership key.
+pub(crate) const KEY_VERSION_GROUP: u16 = 2;
+
+/// What a record of the offsets log is about, read from its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RecordKey {
+    /// A committed offset.
+    Offset(OffsetKey),
+    /// A classic group's membership, by group id.
+    Group(String),
+}
+
+impl RecordKey {
+    pub(crate) fn decode(bytes: &[u8]) -> Result<RecordKey, DecodeError> {
+        let mut r = Reader(bytes);
+        match r.u16()? {
+            KEY_VERSION_OFFSET => OffsetKey::decode(bytes).map(RecordKey::Offset),
+            KEY_VERSION_GROUP => {
+                let group = r.str16()?;
+                r.finish()?;
+                Ok(RecordKey::Group(group))
+            }
+            version => Err(DecodeError::UnknownVersion(version)),
+        }
+    }
+}
+
+/// The key of a group's membership record.
+pub(crate) fn group_key(group: &str) -> Bytes {
+    let mut buf = BytesMut::with_capacity(4 + group.len());
+    buf.put_u16(KEY_VERSION_GROUP);
+    put_str16(&mut buf, group);
+    buf.freeze()
+}
 
 /// The key of an offset record: which group's offset of which partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +164,7 @@ pub(crate) fn decode_value(bytes: &[u8]) -> Result<CommittedOffset, DecodeError>
     })
 }
 
-fn put_str16(buf: &mut BytesMut, s: &str) {
+pub(super) fn put_str16(buf: &mut BytesMut, s: &str) {
     // Names are bounded by NAME_BYTES_MAX (checked before anything is written), far below u16.
     let len = u16::try_from(s.len()).unwrap_or(u16::MAX);
     buf.put_u16(len);
@@ -141,10 +178,10 @@ fn utf8(bytes: &[u8]) -> Result<String, DecodeError> {
 }
 
 /// A cursor over a stored record's bytes.
-struct Reader<'a>(&'a [u8]);
+pub(super) struct Reader<'a>(pub(super) &'a [u8]);
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.0.len() < n {
             return Err(DecodeError::Truncated);
         }
@@ -159,32 +196,36 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    fn u16(&mut self) -> Result<u16, DecodeError> {
+    pub(super) fn u8(&mut self) -> Result<u8, DecodeError> {
+        self.array().map(u8::from_be_bytes)
+    }
+
+    pub(super) fn u16(&mut self) -> Result<u16, DecodeError> {
         self.array().map(u16::from_be_bytes)
     }
 
-    fn i16(&mut self) -> Result<i16, DecodeError> {
+    pub(super) fn i16(&mut self) -> Result<i16, DecodeError> {
         self.array().map(i16::from_be_bytes)
     }
 
-    fn u32(&mut self) -> Result<u32, DecodeError> {
+    pub(super) fn u32(&mut self) -> Result<u32, DecodeError> {
         self.array().map(u32::from_be_bytes)
     }
 
-    fn i32(&mut self) -> Result<i32, DecodeError> {
+    pub(super) fn i32(&mut self) -> Result<i32, DecodeError> {
         self.array().map(i32::from_be_bytes)
     }
 
-    fn i64(&mut self) -> Result<i64, DecodeError> {
+    pub(super) fn i64(&mut self) -> Result<i64, DecodeError> {
         self.array().map(i64::from_be_bytes)
     }
 
-    fn str16(&mut self) -> Result<String, DecodeError> {
+    pub(super) fn str16(&mut self) -> Result<String, DecodeError> {
         let len = self.u16()?;
         utf8(self.take(usize::from(len))?)
     }
 
-    fn finish(&self) -> Result<(), DecodeError> {
+    pub(super) fn finish(&self) -> Result<(), DecodeError> {
         if self.0.is_empty() {
             Ok(())
         } else {

@@ -1,29 +1,60 @@
-//! Replay of a shard's partitions of `__consumer_offsets` into its [`OffsetStore`] at start.
+//! Replay of a shard's partitions of `__consumer_offsets` at start: committed offsets into its
+//! [`OffsetStore`], classic groups' membership records into a map by group id.
 //!
 //! The partition is read from its log start to its high watermark, batch by batch; each
-//! record is applied in order (last commit wins, a tombstone deletes). A record this build
+//! record is applied in order (the last record of a key wins, a tombstone deletes). A record this build
 //! cannot decode (a newer format version, damage the batch CRC did not catch) is skipped with
 //! a warning rather than failing the start: one unreadable commit must not keep every group of
 //! the shard from working.
+
+use std::collections::HashMap;
 
 use bytes::Bytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
 use super::limits::RECOVERY_FETCH_BYTES;
 use super::offsets::OffsetStore;
+use super::record::{DecodeError, RecordKey};
 use crate::log_api::batch::BatchHeader;
 use crate::{EngineError, FetchRequest, Offset, Result, Shard, TopicPartition};
+
+/// What replay rebuilds from a coordinator's offsets partitions.
+#[derive(Debug, Default)]
+pub(crate) struct Replayed {
+    pub(crate) offsets: OffsetStore,
+    /// The value of each classic group's last membership record.
+    pub(crate) memberships: HashMap<String, Bytes>,
+}
+
+impl Replayed {
+    /// Applies the record at `log_offset`.
+    fn apply(
+        &mut self,
+        log_offset: u64,
+        key: &[u8],
+        value: Option<&Bytes>,
+    ) -> std::result::Result<(), DecodeError> {
+        match RecordKey::decode(key)? {
+            RecordKey::Offset(key) => self.offsets.apply(log_offset, key, value)?,
+            RecordKey::Group(group) => match value {
+                Some(value) => {
+                    self.memberships.insert(group, value.clone());
+                }
+                None => {
+                    self.memberships.remove(&group);
+                }
+            },
+        }
+        Ok(())
+    }
+}
 
 /// Reads the whole offsets partition `tp` into `store`.
 ///
 /// # Errors
 /// I/O reading the log. A missing offsets partition is not an error: it is reported and
 /// replayed as empty.
-pub(crate) async fn replay(
-    shard: &Shard,
-    tp: &TopicPartition,
-    store: &mut OffsetStore,
-) -> Result<()> {
+pub(crate) async fn replay(shard: &Shard, tp: &TopicPartition, store: &mut Replayed) -> Result<()> {
     let mut next = Offset(0);
     let mut records = 0u64;
     loop {
@@ -76,7 +107,7 @@ fn batch_end(batch: &[u8]) -> Option<u64> {
 }
 
 /// Applies the records of one batch at or after `from`; returns how many were applied.
-fn apply_batch(store: &mut OffsetStore, tp: &TopicPartition, batch: &Bytes, from: Offset) -> u64 {
+fn apply_batch(store: &mut Replayed, tp: &TopicPartition, batch: &Bytes, from: Offset) -> u64 {
     // The coordinator writes plain batches only; a compressed one did not come from it, and
     // decompressing it has no bound on what it expands to.
     let compression = BatchHeader::parse(batch).map(|header| header.compression());
@@ -132,15 +163,19 @@ mod tests {
         let plain = crate::batch_builder::encode(&[record], 0).unwrap();
         let mut compressed = plain.to_vec();
         compressed[22] |= 1; // gzip, as a forged batch could claim
-        let mut store = OffsetStore::default();
+        let mut store = Replayed::default();
         assert_eq!(
             apply_batch(&mut store, &tp, &Bytes::from(compressed), Offset(0)),
             0
         );
-        assert!(store.get("g", &TopicPartition::new("t", 0)).is_none());
+        assert!(store
+            .offsets
+            .get("g", &TopicPartition::new("t", 0))
+            .is_none());
         assert_eq!(apply_batch(&mut store, &tp, &plain, Offset(0)), 1);
         assert_eq!(
             store
+                .offsets
                 .get("g", &TopicPartition::new("t", 0))
                 .map(|c| c.offset),
             Some(42)

@@ -40,6 +40,7 @@ use super::member::{
     HeartbeatRequest, JoinRequest, JoinResponse, JoinedMember, Member, MemberDescription,
     MemberIdentity, SyncRequest, SyncResponse,
 };
+use super::membership::StoredGroup;
 use super::GroupError;
 
 /// Where a group is in the rebalance protocol.
@@ -149,6 +150,8 @@ pub(crate) struct Group {
     /// While set, a join does not complete before this instant (the initial delay).
     join_not_before: Option<Instant>,
     outbox: Vec<Notice>,
+    /// What a restart restores of the group changed (see [`Group::take_changed`]).
+    changed: bool,
 }
 
 impl Group {
@@ -167,7 +170,29 @@ impl Group {
             initial_delay,
             join_not_before: None,
             outbox: Vec::new(),
+            changed: false,
         }
+    }
+
+    /// The group as a restart finds it in the offsets log (see [`super::membership`]): Stable
+    /// at its stored generation, with its leader, protocol, members and assignments (each
+    /// member's session counted from when the record was read).
+    pub(crate) fn restore(id: &str, initial_delay: Duration, stored: StoredGroup) -> Group {
+        let mut group = Group::new(id, initial_delay);
+        group.state = GroupState::Stable;
+        group.generation = stored.generation;
+        group.protocol_type = Some(stored.protocol_type);
+        group.protocol_name = Some(stored.protocol_name);
+        group.leader = Some(stored.leader);
+        for member in stored.members {
+            if let Some(instance) = &member.instance_id {
+                group
+                    .static_members
+                    .insert(instance.clone(), member.id.clone());
+            }
+            group.members.insert(member.id.clone(), member);
+        }
+        group
     }
 
     pub(crate) fn state(&self) -> GroupState {
@@ -217,6 +242,27 @@ impl Group {
     #[cfg(test)]
     pub(crate) fn has_member(&self, member_id: &str) -> bool {
         self.members.contains_key(member_id)
+    }
+
+    /// Whether what a restart restores of the group changed since the last call: a generation
+    /// became Stable, a static member took over its instance's slot, or the last member went.
+    pub(crate) fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// The protocol chosen at the last completed join.
+    pub(crate) fn protocol_name(&self) -> Option<&str> {
+        self.protocol_name.as_deref()
+    }
+
+    /// The member that assigns the partitions.
+    pub(crate) fn leader(&self) -> Option<&str> {
+        self.leader.as_deref()
+    }
+
+    /// The members in member-id order.
+    pub(crate) fn members(&self) -> impl Iterator<Item = &Member> {
+        self.members.values()
     }
 
     /// Answers due to waiting members, in the order they became due.
@@ -355,6 +401,7 @@ impl Group {
         if self.leader.as_deref() == Some(old_id) {
             self.leader = Some(new_id.clone());
         }
+        self.changed = true;
         let mut response = self.join_response(&new_id);
         response.skip_assignment = self.leader.as_deref() == Some(new_id.as_str());
         JoinReply::Done(response)
@@ -678,6 +725,7 @@ impl Group {
             }
         }
         self.state = GroupState::Stable;
+        self.changed = true;
         let waiting: Vec<String> = self
             .members
             .values()
@@ -797,6 +845,7 @@ impl Group {
                 self.static_members.remove(instance);
             }
         }
+        self.changed |= self.members.is_empty();
         Some(member)
     }
 

@@ -567,3 +567,109 @@ fn joins_and_syncs_beyond_the_limits_are_refused_and_the_group_stays_as_it_was()
     assert_eq!(g.state(), GroupState::Stable);
     assert!(heartbeat(&mut g, now, "b", 2).is_ok());
 }
+
+#[test]
+fn a_change_a_restart_must_see_is_flagged_once() {
+    let now = Instant::now();
+    let mut g = Group::new("g", Duration::ZERO);
+    done(g.join(now, &range(b"meta-a"), "a".into()));
+    // Between join and sync there is nothing to store yet.
+    assert!(!g.take_changed());
+    assert!(matches!(
+        g.sync(now, &sync_req("a", 1, &[("a", b"p0")])),
+        Ok(SyncReply::Done(_))
+    ));
+    assert!(g.take_changed(), "a generation became Stable");
+    assert!(!g.take_changed(), "taken once");
+    assert_eq!(heartbeat(&mut g, now, "a", 1), Ok(()));
+    assert!(!g.take_changed(), "a heartbeat changes nothing stored");
+    assert_eq!(
+        g.leave(
+            now,
+            &[MemberIdentity {
+                member_id: "a".into(),
+                group_instance_id: None,
+            }]
+        ),
+        vec![Ok(())]
+    );
+    assert!(g.take_changed(), "the last member went");
+    let mut g = static_stable_pair(now);
+    assert!(g.take_changed());
+    done(g.join(now, &restart("inst-b", b"meta-b"), "b2".into()));
+    assert!(g.take_changed(), "a static member took over its slot");
+}
+
+#[test]
+fn a_stored_group_is_restored_stable_with_its_members_and_assignments() {
+    let before = Instant::now();
+    let g = static_stable_pair(before);
+    let later = before + Duration::from_secs(60);
+    let stored = crate::group::membership::decode(&crate::group::membership::encode(&g), later)
+        .expect("decodes");
+    let mut restored = Group::restore("g", Duration::ZERO, stored);
+    assert_eq!(restored.state(), GroupState::Stable);
+    assert_eq!(restored.generation(), 2);
+    assert_eq!(restored.described_protocol(), "range");
+    assert_eq!(restored.leader(), Some("a"));
+    let described: Vec<(String, Option<String>, Bytes, Bytes)> = restored
+        .describe_members()
+        .into_iter()
+        .map(|m| (m.member_id, m.group_instance_id, m.metadata, m.assignment))
+        .collect();
+    assert_eq!(
+        described,
+        vec![
+            (
+                "a".into(),
+                Some("inst-a".into()),
+                "meta-a".into(),
+                "p0".into()
+            ),
+            (
+                "b".into(),
+                Some("inst-b".into()),
+                "meta-b".into(),
+                "p1".into()
+            ),
+        ]
+    );
+    // Members heartbeat on at their generation; sessions start at the restore, not before.
+    assert_eq!(heartbeat(&mut restored, later, "b", 2), Ok(()));
+    restored.tick(later + SESSION - Duration::from_millis(1));
+    assert_eq!(restored.state(), GroupState::Stable);
+    // Static members keep their slots: a restart of an instance is a takeover, not a stranger.
+    let midway = later + SESSION / 2;
+    let b = done(restored.join(midway, &restart("inst-b", b"meta-b"), "b2".into()));
+    assert_eq!((b.generation, b.member_id.as_str()), (2, "b2"));
+    // A member that does not come back expires a session after the restore; the rest rebalance.
+    restored.tick(later + SESSION);
+    assert_eq!(restored.state(), GroupState::PreparingRebalance);
+    assert!(!restored.has_member("a"));
+}
+
+#[test]
+fn a_damaged_membership_record_is_refused_by_name() {
+    let now = Instant::now();
+    let value = crate::group::membership::encode(&stable_pair(now));
+    assert!(crate::group::membership::decode(&value, now).is_ok());
+    for cut in [1, 6, value.len() / 2, value.len() - 1] {
+        assert_eq!(
+            crate::group::membership::decode(&value[..cut], now).map(drop),
+            Err(crate::group::record::DecodeError::Truncated),
+            "cut at {cut}"
+        );
+    }
+    let mut long = value.to_vec();
+    long.push(0);
+    assert_eq!(
+        crate::group::membership::decode(&long, now).map(drop),
+        Err(crate::group::record::DecodeError::TrailingBytes)
+    );
+    let mut newer = value.to_vec();
+    newer[1] = 9;
+    assert_eq!(
+        crate::group::membership::decode(&newer, now).map(drop),
+        Err(crate::group::record::DecodeError::UnknownVersion(9))
+    );
+}

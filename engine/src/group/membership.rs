@@ -1,0 +1,315 @@
+//! Classic groups' membership in the offsets log, so that a restart does not cost every group a
+//! rebalance.
+//!
+//! Kafka keeps each group's metadata in `__consumer_offsets` beside its commits, and a
+//! coordinator that loads it serves the members on as if nothing happened. Spindle does the
+//! same for groups of the classic protocol: a record keyed by the group id (key version 2, see
+//! [`super::record`]) holds the group's generation, protocol, leader and members with their
+//! subscriptions and assignments. After a restart the group is Stable at that generation, each
+//! member's session starting at the restart: members that come back heartbeat on and keep their
+//! partitions (nothing consumed but not committed is read again), a member that does not come
+//! back expires one session later and the others rebalance.
+//!
+//! When: the state machine flags a change ([`super::state::Group::take_changed`]) when a
+//! generation becomes Stable (the leader's assignment arrived), when a static member takes over
+//! its instance's slot, and when the last member goes. The coordinator notes the group, and a
+//! writer on the shard's background queue appends the group's state *as it is when written*: a
+//! burst of changes costs one record, and a later record always holds a later state. A group
+//! found between join and sync is skipped, as the Stable that ends its rebalance is written
+//! next; a group without members gets a tombstone (if it had a record).
+//!
+//! The record is written after the answers, not before them: a crash before it lands leaves
+//! the previous generation in the log. Its members, back at the newer one, are told
+//! ILLEGAL_GENERATION and rejoin, which is what every restart cost before membership was kept.
+//! Groups of the consumer protocol (KIP-848) are still kept in memory only.
+//!
+//! ```text
+//! value, version 1:
+//!   u16  value version = 1
+//!   i32  generation
+//!   str  protocol type, str protocol name, str leader
+//!   u32  member count, then for each member, in member-id order:
+//!     str  member id
+//!     u8   1 if a static member, then str instance id; 0 if not
+//!     str  client id, str client host
+//!     u32  session timeout, ms          u32  rebalance timeout, ms
+//!     u16  protocol count, then for each: str name, u32 metadata length, metadata
+//!     u32  assignment length            assignment
+//! ```
+//! (`str`: a u16 length and that many bytes of UTF-8; all integers big-endian.)
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use super::coordinator::GroupCoordinator;
+use super::member::{Member, Protocol};
+use super::record::{group_key, put_str16, DecodeError, Reader};
+use super::state::{Group, GroupState};
+use crate::{Record, Shard};
+
+/// Version of the membership value.
+const VALUE_VERSION_GROUP: u16 = 1;
+
+/// A membership value larger than this is not written (a warning says so): the group then
+/// rebalances after a restart, as it would without a record. Far below the offsets topic's
+/// `max.message.bytes` of 1.5 MiB.
+const RECORD_BYTES_MAX: usize = 1 << 20;
+
+/// What a restart restores of a classic group.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredGroup {
+    pub(crate) generation: i32,
+    pub(crate) protocol_type: String,
+    pub(crate) protocol_name: String,
+    pub(crate) leader: String,
+    /// Each with its session starting when the record was read.
+    pub(crate) members: Vec<Member>,
+}
+
+/// The coordinator's membership records: which groups changed, and what the log holds.
+#[derive(Debug, Default)]
+pub(super) struct MembershipLog {
+    /// Groups whose record is to be written again.
+    changed: BTreeSet<String>,
+    /// Whether a writer is running.
+    writing: bool,
+    /// The value of each group's last record in the log (what a cleaning rewrites).
+    pub(super) stored: HashMap<String, Bytes>,
+}
+
+impl MembershipLog {
+    /// The log as replay left it: the last record of each group.
+    pub(super) fn replayed(stored: HashMap<String, Bytes>) -> Self {
+        Self {
+            stored,
+            ..Self::default()
+        }
+    }
+
+    pub(super) fn note_changed(&mut self, group_id: &str) {
+        self.changed.insert(group_id.to_owned());
+    }
+}
+
+/// What the writer appends for a group.
+enum Write {
+    Record(Bytes),
+    Tombstone,
+}
+
+impl GroupCoordinator {
+    /// Starts a writer on the background queue if a group's record is to be written and none
+    /// is running.
+    pub(super) fn write_memberships_soon(self: &std::rc::Rc<Self>, shard: &Shard) {
+        {
+            let mut log = self.membership.borrow_mut();
+            if log.writing || log.changed.is_empty() {
+                return;
+            }
+            log.writing = true;
+        }
+        let (coordinator, task_shard) = (self.clone(), shard.clone());
+        shard.spawn_background(async move {
+            coordinator.write_memberships(&task_shard).await;
+            coordinator.membership.borrow_mut().writing = false;
+        });
+    }
+
+    /// Writes the record of every group noted as changed, one at a time, until none is left.
+    pub(super) async fn write_memberships(&self, shard: &Shard) {
+        loop {
+            let Some(group_id) = self.membership.borrow_mut().changed.pop_first() else {
+                return;
+            };
+            let Ok(_writing) = self.write_gate.acquire_permit(1).await else {
+                return; // the engine is stopping
+            };
+            let Some(write) = self.membership_write(&group_id) else {
+                continue;
+            };
+            let value = match &write {
+                Write::Record(value) => Some(value.clone()),
+                Write::Tombstone => None,
+            };
+            let record = membership_record(&group_id, value);
+            let tp = self.offsets_tp(&group_id);
+            match shard.append_internal_records(&tp, vec![record]).await {
+                Ok(appended) => {
+                    let stored = &mut self.membership.borrow_mut().stored;
+                    match write {
+                        Write::Record(value) => stored.insert(group_id, value),
+                        Write::Tombstone => stored.remove(&group_id),
+                    };
+                    self.clean_if_due(shard, &tp, &appended);
+                }
+                Err(e) => {
+                    tracing::warn!(group = %group_id, error = %e, "group membership not stored; a restart will rebalance the group");
+                }
+            }
+        }
+    }
+
+    /// What to append for `group_id` now: its record while Stable, a tombstone once it has no
+    /// members (if it has a record), nothing between join and sync.
+    fn membership_write(&self, group_id: &str) -> Option<Write> {
+        let groups = self.groups.borrow();
+        match groups.get(group_id) {
+            Some(group) if group.state() == GroupState::Stable => {
+                let value = encode(group);
+                if value.len() > RECORD_BYTES_MAX {
+                    tracing::warn!(group = %group_id, bytes = value.len(), "group membership too large to store; a restart will rebalance the group");
+                    return None;
+                }
+                Some(Write::Record(value))
+            }
+            Some(group) if group.has_members() => None,
+            _ => self
+                .membership
+                .borrow()
+                .stored
+                .contains_key(group_id)
+                .then_some(Write::Tombstone),
+        }
+    }
+
+    /// Brings back the groups of the records replay found, Stable, each member's session
+    /// starting now. A record that cannot be read is dropped with a warning: its group starts
+    /// empty, as it would have without one.
+    pub(super) fn restore_groups(&self, initial_delay: Duration) {
+        let now = Instant::now();
+        let mut log = self.membership.borrow_mut();
+        let mut groups = self.groups.borrow_mut();
+        log.stored.retain(|group_id, value| match decode(value, now) {
+            Ok(stored) => {
+                groups.insert(
+                    group_id.clone(),
+                    Group::restore(group_id, initial_delay, stored),
+                );
+                true
+            }
+            Err(e) => {
+                tracing::warn!(group = %group_id, error = ?e, "group membership record unreadable; the group starts empty");
+                false
+            }
+        });
+        if !groups.is_empty() {
+            tracing::info!(groups = groups.len(), "group memberships restored");
+        }
+    }
+}
+
+/// One membership record of the offsets log; `None` writes a tombstone.
+pub(super) fn membership_record(group_id: &str, value: Option<Bytes>) -> Record {
+    Record {
+        key: Some(group_key(group_id)),
+        value,
+        headers: Vec::new(),
+        timestamp_ms: Some(super::unix_ms()),
+    }
+}
+
+/// Encodes a Stable group's membership as a version-1 value.
+pub(crate) fn encode(group: &Group) -> Bytes {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_u16(VALUE_VERSION_GROUP);
+    buf.put_i32(group.generation());
+    put_str16(&mut buf, group.protocol_type());
+    put_str16(&mut buf, group.protocol_name().unwrap_or(""));
+    put_str16(&mut buf, group.leader().unwrap_or(""));
+    let members: Vec<&Member> = group.members().collect();
+    buf.put_u32(u32::try_from(members.len()).unwrap_or(u32::MAX));
+    for member in members {
+        put_str16(&mut buf, &member.id);
+        match &member.instance_id {
+            Some(instance) => {
+                buf.put_u8(1);
+                put_str16(&mut buf, instance);
+            }
+            None => buf.put_u8(0),
+        }
+        put_str16(&mut buf, &member.client_id);
+        put_str16(&mut buf, &member.client_host);
+        buf.put_u32(millis(member.session_timeout));
+        buf.put_u32(millis(member.rebalance_timeout));
+        // At most PROTOCOLS_PER_MEMBER_MAX, checked at join.
+        buf.put_u16(u16::try_from(member.protocols.len()).unwrap_or(u16::MAX));
+        for protocol in &member.protocols {
+            put_str16(&mut buf, &protocol.name);
+            put_bytes32(&mut buf, &protocol.metadata);
+        }
+        put_bytes32(&mut buf, &member.assignment);
+    }
+    buf.freeze()
+}
+
+/// Decodes a value written by [`encode`]; every member's session starts at `now`.
+pub(crate) fn decode(bytes: &[u8], now: Instant) -> Result<StoredGroup, DecodeError> {
+    let mut r = Reader(bytes);
+    let version = r.u16()?;
+    if version != VALUE_VERSION_GROUP {
+        return Err(DecodeError::UnknownVersion(version));
+    }
+    let generation = r.i32()?;
+    let protocol_type = r.str16()?;
+    let protocol_name = r.str16()?;
+    let leader = r.str16()?;
+    let count = r.u32()?;
+    let mut members = Vec::new();
+    for _ in 0..count {
+        let id = r.str16()?;
+        let instance_id = match r.u8()? {
+            0 => None,
+            _ => Some(r.str16()?),
+        };
+        let client_id = r.str16()?;
+        let client_host = r.str16()?;
+        let session_timeout = Duration::from_millis(u64::from(r.u32()?));
+        let rebalance_timeout = Duration::from_millis(u64::from(r.u32()?));
+        let mut protocols = Vec::new();
+        for _ in 0..r.u16()? {
+            let name = r.str16()?;
+            let metadata = Bytes::copy_from_slice(bytes32(&mut r)?);
+            protocols.push(Protocol { name, metadata });
+        }
+        let assignment = Bytes::copy_from_slice(bytes32(&mut r)?);
+        members.push(Member {
+            id,
+            instance_id,
+            client_id,
+            client_host,
+            session_timeout,
+            rebalance_timeout,
+            protocols,
+            assignment,
+            last_seen: now,
+            awaiting_join: false,
+            awaiting_sync: false,
+        });
+    }
+    r.finish()?;
+    Ok(StoredGroup {
+        generation,
+        protocol_type,
+        protocol_name,
+        leader,
+        members,
+    })
+}
+
+/// A timeout in ms; the coordinator bounds them far below `u32::MAX` ms.
+fn millis(timeout: Duration) -> u32 {
+    u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX)
+}
+
+fn put_bytes32(buf: &mut BytesMut, bytes: &[u8]) {
+    // At most MEMBER_METADATA_BYTES_MAX, checked at join and sync.
+    buf.put_u32(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
+    buf.put_slice(bytes);
+}
+
+fn bytes32<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], DecodeError> {
+    let len = r.u32()?;
+    r.take(usize::try_from(len).map_err(|_| DecodeError::Truncated)?)
+}
