@@ -27,9 +27,11 @@
 //! the member's principal has no grant on: a topic created later that matches joins the
 //! subscription at the next heartbeat, and the group epoch moves on as for any other change.
 //!
-//! The state is pure: calls take `now` and return answers. It is kept in memory only (unlike
-//! classic groups' membership, see `super::membership`): after a restart members are unknown,
-//! fenced, and join again; committed offsets are in the offsets log as for every group.
+//! The state is pure: calls take `now` and return answers. What a restart needs of it (epochs,
+//! members with their subscriptions, what each owns, is giving up and moves to) goes to the
+//! offsets log after each change (`super::membership`, encoded by `stored`), so members
+//! heartbeat on after a restart; a member the coordinator does not know (the record did not
+//! land before a crash, or it expired) is fenced and joins again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -40,6 +42,9 @@ use super::state::GroupState;
 use super::GroupError;
 use crate::access::Principal;
 use crate::NamePattern;
+
+#[path = "consumer_group_stored.rs"]
+mod stored;
 
 /// Partitions by topic name.
 pub type Assignment = BTreeMap<String, BTreeSet<u32>>;
@@ -160,7 +165,9 @@ struct Member {
     pattern: Option<NamePattern>,
     /// The topics `pattern` matched at the last heartbeat.
     matched: BTreeSet<String>,
-    principal: Principal,
+    /// Whose grants limit what `pattern` matches; `None` from a restore until the member's
+    /// next heartbeat says (the engine keeps no credentials).
+    principal: Option<Principal>,
     assignor: Option<String>,
     rebalance_timeout: Duration,
     epoch: i32,
@@ -195,6 +202,8 @@ pub struct ConsumerGroup {
     /// The topics' version the members' patterns were last matched against; `None` when a
     /// pattern changed since.
     patterns_matched_at: Option<u64>,
+    /// What a restart restores of the group changed (see [`ConsumerGroup::take_changed`]).
+    changed: bool,
 }
 
 impl ConsumerGroup {
@@ -373,7 +382,15 @@ impl ConsumerGroup {
         let mut changed = false;
         if let Some(member) = self.members.get_mut(&member_id) {
             member.session_deadline = now + SESSION_TIMEOUT;
+            if member.principal.is_none() {
+                // Restored: its pattern is matched again under its own grants.
+                member.principal = Some(req.principal.clone());
+                if member.pattern.is_some() {
+                    self.patterns_matched_at = None;
+                }
+            }
             if let Some(timeout) = rebalance_timeout {
+                self.changed |= member.rebalance_timeout != timeout;
                 member.rebalance_timeout = timeout;
             }
             if let Some(topics) = &req.subscribed_topics {
@@ -392,11 +409,13 @@ impl ConsumerGroup {
                 }
             }
             if req.server_assignor.is_some() {
+                self.changed |= member.assignor != req.server_assignor;
                 member.assignor.clone_from(&req.server_assignor);
             }
             if let Some(owned) = &req.owned {
                 // What it reports owning no longer holds what it was giving up: done.
                 if !overlaps(owned, &member.revoking) {
+                    self.changed |= !member.revoking.is_empty();
                     member.revoking.clear();
                     member.revoke_deadline = None;
                 }
@@ -474,7 +493,7 @@ impl ConsumerGroup {
             subscribed: req.subscribed_topics.iter().flatten().cloned().collect(),
             pattern,
             matched: BTreeSet::new(),
-            principal: req.principal.clone(),
+            principal: Some(req.principal.clone()),
             assignor: req.server_assignor.clone(),
             rebalance_timeout: rebalance_timeout.unwrap_or(REBALANCE_TIMEOUT_MAX),
             epoch: JOIN_EPOCH,
@@ -510,11 +529,19 @@ impl ConsumerGroup {
         if !unchanged {
             self.bump();
         }
+        self.changed = true;
         Ok(member_id)
     }
 
     fn bump(&mut self) {
         self.epoch = self.epoch.saturating_add(1);
+        self.changed = true;
+    }
+
+    /// Whether what a restart restores of the group (epochs, members, subscriptions, targets
+    /// and what each member owns or is giving up) changed since the last call.
+    pub(crate) fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
     }
 
     /// Matches every member's pattern against the topics there are now, when they or a pattern
@@ -530,12 +557,13 @@ impl ConsumerGroup {
         let candidates = topics.pattern_candidates();
         let mut changed = false;
         for member in self.members.values_mut() {
-            let Some(pattern) = &member.pattern else {
+            // A restored member keeps what it matched until its heartbeat names its principal.
+            let (Some(pattern), Some(principal)) = (&member.pattern, &member.principal) else {
                 continue;
             };
             let matched: BTreeSet<String> = candidates
                 .iter()
-                .filter(|t| pattern.matches(t) && member.principal.allows_any(t))
+                .filter(|t| pattern.matches(t) && principal.allows_any(t))
                 .cloned()
                 .collect();
             if matched != member.matched {
@@ -605,15 +633,19 @@ impl ConsumerGroup {
         if member.revoking.is_empty() {
             let to_revoke = difference(&member.assigned, &target);
             if to_revoke.is_empty() {
-                member.assigned = difference(&target, &held_by_others);
+                let assigned = difference(&target, &held_by_others);
+                self.changed |= assigned != member.assigned;
+                member.assigned = assigned;
                 if member.epoch != assignment_epoch {
                     member.previous_epoch = member.epoch;
                     member.epoch = assignment_epoch;
+                    self.changed = true;
                 }
             } else {
                 member.assigned = difference(&member.assigned, &to_revoke);
                 member.revoking = to_revoke;
                 member.revoke_deadline = Some(now + member.rebalance_timeout);
+                self.changed = true;
             }
         }
         let assignment = (full || member.sent.as_ref() != Some(&member.assigned)).then(|| {
@@ -1003,6 +1035,105 @@ mod tests {
         send(&mut group, now, beat("d", JOIN_EPOCH, None));
         send(&mut group, now, beat("d", STATIC_LEAVE_EPOCH, None));
         assert!(!group.has_members());
+    }
+
+    /// The group as a restart reads it back from its membership record at `at`.
+    fn stored_and_restored(group: &ConsumerGroup, at: Instant) -> ConsumerGroup {
+        use crate::group::membership::{decode, encode_consumer, Stored};
+        match decode(&encode_consumer(group), at) {
+            Ok(Stored::Consumer(restored)) => restored,
+            other => panic!("not restored as a consumer group: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_stored_group_comes_back_mid_reconciliation_and_its_members_carry_on() {
+        let now = Instant::now();
+        let mut group = ConsumerGroup::default();
+        let a = send(&mut group, now, beat("a", JOIN_EPOCH, None));
+        let b = send(&mut group, now, beat("b", JOIN_EPOCH, None));
+        // a is told to give two partitions up; the restart comes before it reports them gone.
+        let a2 = send(
+            &mut group,
+            now,
+            beat("a", a.member_epoch, Some(&[0, 1, 2, 3])),
+        );
+        let kept = assigned(&a2);
+        let later = now + Duration::from_secs(60);
+        let mut restored = stored_and_restored(&group, later);
+        assert_eq!(restored.describe(), group.describe());
+        assert_eq!(restored.state(), GroupState::Reconciling);
+        assert!(!restored.take_changed());
+        // Both heartbeat on at their epochs: a's report of what it gave up moves it on, and b
+        // gets the rest, with no member joining again.
+        let a3 = send(&mut restored, later, beat("a", a.member_epoch, Some(&kept)));
+        assert_eq!(a3.member_epoch, b.member_epoch);
+        let b3 = send(&mut restored, later, beat("b", b.member_epoch, None));
+        let mut all = [kept, assigned(&b3)].concat();
+        all.sort_unstable();
+        assert_eq!(all, [0, 1, 2, 3]);
+        assert_eq!(restored.state(), GroupState::Stable);
+        assert_eq!(restored.epoch(), group.epoch(), "no rebalance");
+        assert!(restored.take_changed());
+        // A heartbeat that changes nothing stored is not a change.
+        send(&mut restored, later, beat("b", b.member_epoch, None));
+        assert!(!restored.take_changed());
+        // Sessions count from the restore.
+        assert!(restored
+            .tick(later + SESSION_TIMEOUT - Duration::from_millis(1))
+            .is_empty());
+    }
+
+    #[test]
+    fn a_restored_pattern_keeps_its_topics_until_the_member_names_its_principal() {
+        use crate::access::{Grant, Operation, TopicPattern};
+
+        let now = Instant::now();
+        let mut group = ConsumerGroup::default();
+        let topics: BTreeMap<String, u32> = [("t-1".to_owned(), 1), ("t-2".to_owned(), 1)].into();
+        // A principal that may read t-1 only: its pattern matches t-1 alone.
+        let grants = vec![Grant {
+            pattern: TopicPattern::Prefix("t-1".to_owned()),
+            ops: vec![Operation::Read],
+        }];
+        let principal = Principal::new("narrow", grants);
+        let join = ConsumerHeartbeat {
+            group_id: "g".to_owned(),
+            member_id: "a".to_owned(),
+            member_epoch: JOIN_EPOCH,
+            subscribed_pattern: Some("t-.*".to_owned()),
+            principal: principal.clone(),
+            ..ConsumerHeartbeat::default()
+        };
+        let joined = group
+            .heartbeat(now, join, &topics, || "x".to_owned())
+            .expect("joined");
+        let mut restored = stored_and_restored(&group, now);
+        assert_eq!(restored.describe(), group.describe());
+        let subscribed =
+            |group: &ConsumerGroup| group.subscribed_topics().into_iter().collect::<Vec<_>>();
+        assert_eq!(subscribed(&restored), ["t-1"]);
+        // Another member's heartbeat matches patterns again: a's keeps what it matched under
+        // its own grants (the restore does not know them), not what anyone could read.
+        restored
+            .heartbeat(now, beat("b", JOIN_EPOCH, None), &topics, || "x".to_owned())
+            .expect("joined");
+        assert_eq!(subscribed(&restored), ["t", "t-1"]);
+        // a's own heartbeat names its principal and carries on at its epoch.
+        let next = ConsumerHeartbeat {
+            owned: joined.assignment.clone(),
+            principal,
+            ..beat("a", joined.member_epoch, None)
+        };
+        let answer = restored
+            .heartbeat(now, next, &topics, || "x".to_owned())
+            .expect("accepted");
+        assert_eq!(
+            answer.member_epoch,
+            restored.epoch(),
+            "moved on with the group"
+        );
+        assert_eq!(subscribed(&restored), ["t", "t-1"]);
     }
 
     #[test]

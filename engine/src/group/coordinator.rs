@@ -11,8 +11,8 @@
 //! passed.
 //!
 //! Committed offsets go to the group's partition of `__consumer_offsets` (one this shard owns)
-//! before they are answered or visible (see [`super::record`] for the format), and classic
-//! groups' membership after each rebalance ([`super::membership`]);
+//! before they are answered or visible (see [`super::record`] for the format), and groups'
+//! membership after it changes (`super::membership`);
 //! [`GroupCoordinator::recover`] replays this shard's partitions at start,
 //! [`super::cleaning`] keeps them short, and [`super::expiry`] deletes the offsets of groups
 //! gone for good.
@@ -176,7 +176,7 @@ pub struct GroupCoordinator {
     pub(super) groups: RefCell<HashMap<String, Group>>,
     /// Groups of the consumer protocol (KIP-848), by id; a group id is in at most one of the
     /// two maps with members.
-    consumer_groups: RefCell<HashMap<String, ConsumerGroup>>,
+    pub(super) consumer_groups: RefCell<HashMap<String, ConsumerGroup>>,
     pub(super) offsets: RefCell<OffsetStore>,
     join_waiters: Waiters<JoinResponse>,
     sync_waiters: Waiters<SyncResponse>,
@@ -187,7 +187,7 @@ pub struct GroupCoordinator {
     initial_delay: Duration,
     /// Every write to the offsets log holds a unit; a cleaning holds them all.
     pub(super) write_gate: Semaphore,
-    /// Classic groups' membership records: which are to be written, what the log holds.
+    /// Groups' membership records: which are to be written, what the log holds.
     pub(super) membership: RefCell<MembershipLog>,
     /// When the offsets partitions are next cleaned.
     pub(super) cleaning: RefCell<CleaningSchedule>,
@@ -368,6 +368,9 @@ impl GroupCoordinator {
             self.fresh_member_id(&client_id)
         });
         tracing::debug!(group = %group_id, member = %member_id, epoch, ?answer, group_epoch = group.epoch(), "consumer heartbeat");
+        if group.take_changed() {
+            self.membership.borrow_mut().note_changed(&group_id);
+        }
         if !group.has_members() {
             groups.remove(&group_id);
         }
@@ -457,6 +460,9 @@ impl GroupCoordinator {
         self.consumer_groups.borrow_mut().retain(|id, group| {
             for member in group.tick(now) {
                 tracing::info!(group = %id, member = %member, "consumer group member expired (no heartbeat within its session, or partitions not given up within its rebalance timeout)");
+            }
+            if group.take_changed() {
+                self.membership.borrow_mut().note_changed(id);
             }
             group.has_members()
         });

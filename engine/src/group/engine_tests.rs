@@ -399,6 +399,61 @@ fn a_stable_group_keeps_its_members_across_a_restart_and_one_that_left_stays_emp
     engine.shutdown().expect("shutdown");
 }
 
+fn consumer_heartbeat(
+    handle: &EngineHandle,
+    req: consumer_group::ConsumerHeartbeat,
+) -> Result<consumer_group::ConsumerHeartbeatAnswer, GroupError> {
+    let target = handle.group_coordinator(&req.group_id);
+    block_on(handle.run_on(target, move |shard| async move {
+        shard.local_groups().consumer_heartbeat(&shard, req)
+    }))
+    .expect("coordinator shard runs")
+}
+
+#[test]
+fn a_consumer_protocol_group_keeps_its_members_across_a_restart() {
+    use consumer_group::{ConsumerHeartbeat, JOIN_EPOCH, LEAVE_EPOCH};
+
+    let dir = tempfile::tempdir_in(std::env::temp_dir()).expect("temp dir");
+    let beat = |group: &str, member_id: &str, member_epoch: i32| ConsumerHeartbeat {
+        group_id: group.to_owned(),
+        member_id: member_id.to_owned(),
+        member_epoch,
+        subscribed_topics: (member_epoch == JOIN_EPOCH).then(|| vec!["t".to_owned()]),
+        ..ConsumerHeartbeat::default()
+    };
+    let (kept, gone);
+    {
+        let engine = start(dir.path());
+        let handle = engine.handle();
+        block_on(handle.create_topic("t", 2, TopicConfig::default())).expect("create");
+        kept = consumer_heartbeat(&handle, beat("kept", "", JOIN_EPOCH)).expect("joined");
+        gone = consumer_heartbeat(&handle, beat("gone", "", JOIN_EPOCH)).expect("joined");
+        await_membership_record(&handle, "kept", true);
+        await_membership_record(&handle, "gone", true);
+        let left = consumer_heartbeat(&handle, beat("gone", &gone.member_id, LEAVE_EPOCH));
+        assert_eq!(left.map(|a| a.member_epoch), Ok(LEAVE_EPOCH));
+        engine.shutdown().expect("shutdown");
+    }
+    let engine = start(dir.path());
+    let handle = engine.handle();
+    // The member heartbeats on at its epoch and is sent the partitions it had.
+    let again = consumer_heartbeat(&handle, beat("kept", &kept.member_id, kept.member_epoch))
+        .expect("known after the restart");
+    assert_eq!(again.member_epoch, kept.member_epoch);
+    assert_eq!(again.assignment, kept.assignment);
+    assert!(kept.assignment.is_some());
+    let member = Committer::from_kafka(kept.member_epoch, &kept.member_id, None);
+    assert_eq!(try_commit(&handle, "kept", member), Ok(()));
+    assert_eq!(describe(&handle, "kept").state, GroupState::Stable);
+    // The member that left before the shutdown is not brought back.
+    assert_eq!(
+        consumer_heartbeat(&handle, beat("gone", &gone.member_id, gone.member_epoch)),
+        Err(GroupError::FencedMemberEpoch)
+    );
+    engine.shutdown().expect("shutdown");
+}
+
 #[test]
 fn commits_and_tombstones_survive_restart() {
     let dir = tempfile::tempdir_in(std::env::temp_dir()).expect("temp dir");

@@ -6,12 +6,11 @@
 //!
 //! A group expires when the newest of these is older than the retention: its newest commit,
 //! the last time the coordinator saw it with members, and the coordinator's start. The last
-//! matters after a restart: groups of the consumer protocol come back without members (their
-//! membership is not logged; classic groups' is) and the consumers of an idle topic may have
-//! committed long ago, so their offsets must not go before they have had a retention's time to
-//! rejoin. An expired group is deleted as
-//! DeleteGroups deletes one (tombstones in the offsets log, then forgotten), and only if it
-//! still has no members by then.
+//! matters after a restart: a group may come back without members (its membership record lost
+//! in a crash, its members expired since) while the consumers of an idle topic committed long
+//! ago, and their offsets must not go before they have had a retention's time to rejoin. An
+//! expired group is deleted as DeleteGroups deletes one (tombstones in the offsets log, then
+//! forgotten), and only if it still has no members by then.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -1,31 +1,36 @@
-//! Classic groups' membership in the offsets log, so that a restart does not cost every group a
+//! Groups' membership in the offsets log, so that a restart does not cost every group a
 //! rebalance.
 //!
 //! Kafka keeps each group's metadata in `__consumer_offsets` beside its commits, and a
 //! coordinator that loads it serves the members on as if nothing happened. Spindle does the
-//! same for groups of the classic protocol: a record keyed by the group id (key version 2, see
-//! [`super::record`]) holds the group's generation, protocol, leader and members with their
-//! subscriptions and assignments. After a restart the group is Stable at that generation, each
-//! member's session starting at the restart: members that come back heartbeat on and keep their
-//! partitions (nothing consumed but not committed is read again), a member that does not come
-//! back expires one session later and the others rebalance.
+//! same: a record keyed by the group id (key version 2, see [`super::record`]) holds a classic
+//! group's generation, protocol, leader and members with their subscriptions and assignments,
+//! or a consumer-protocol group's epochs, members, subscriptions and assignments (see
+//! `consumer_group_stored.rs`). After a restart a classic group is Stable at that generation
+//! and a consumer-protocol group where it was, each member's session starting at the restart:
+//! members that come back heartbeat on and keep their partitions (nothing consumed but not
+//! committed is read again), a member that does not come back expires one session later and
+//! the others rebalance.
 //!
-//! When: the state machine flags a change ([`super::state::Group::take_changed`]) when a
-//! generation becomes Stable (the leader's assignment arrived), when a static member takes over
-//! its instance's slot, and when the last member goes. The coordinator notes the group, and a
-//! writer on the shard's background queue appends the group's state *as it is when written*: a
-//! burst of changes costs one record, and a later record always holds a later state. A group
-//! found between join and sync is skipped, as the Stable that ends its rebalance is written
-//! next; a group without members gets a tombstone (if it had a record).
+//! When: the state machines flag a change (`take_changed`). A classic group's is a generation
+//! becoming Stable (the leader's assignment arrived), a static member taking over its
+//! instance's slot, or the last member going; a consumer-protocol group's, any change of an
+//! epoch, a member, a subscription or what a member owns, gives up or moves to. The coordinator
+//! notes the group, and a writer on the shard's background queue appends the group's state *as
+//! it is when written*: a burst of changes costs one record, and a later record always holds a
+//! later state. A classic group found between join and sync is skipped, as the Stable that ends
+//! its rebalance is written next; a group without members gets a tombstone (if it had a
+//! record).
 //!
 //! The record is written after the answers, not before them: a crash before it lands leaves
-//! the previous generation in the log. Its members, back at the newer one, are told
-//! ILLEGAL_GENERATION and rejoin, which is what every restart cost before membership was kept.
-//! Groups of the consumer protocol (KIP-848) are still kept in memory only.
+//! an earlier state in the log. Members that moved on since are told ILLEGAL_GENERATION (or
+//! fenced) and rejoin, which is what every restart cost before membership was kept.
 //!
 //! ```text
 //! value, version 1:
 //!   u16  value version = 1
+//!   u8   protocol: 1 for a consumer-protocol group, followed by its body
+//!        (consumer_group_stored.rs); 0 for a classic group, followed by:
 //!   i32  generation
 //!   str  protocol type, str protocol name, str leader
 //!   u32  member count, then for each member, in member-id order:
@@ -43,6 +48,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::consumer_group::ConsumerGroup;
 use super::coordinator::GroupCoordinator;
 use super::member::{Member, Protocol};
 use super::record::{group_key, put_str16, DecodeError, Reader};
@@ -56,6 +62,18 @@ const VALUE_VERSION_GROUP: u16 = 1;
 /// rebalances after a restart, as it would without a record. Far below the offsets topic's
 /// `max.message.bytes` of 1.5 MiB.
 const RECORD_BYTES_MAX: usize = 1 << 20;
+
+/// The protocol byte of a classic group's record.
+const PROTOCOL_CLASSIC: u8 = 0;
+/// The protocol byte of a consumer-protocol group's record.
+const PROTOCOL_CONSUMER: u8 = 1;
+
+/// What a membership record holds.
+#[derive(Debug)]
+pub(crate) enum Stored {
+    Classic(StoredGroup),
+    Consumer(ConsumerGroup),
+}
 
 /// What a restart restores of a classic group.
 #[derive(Debug, Clone)]
@@ -151,27 +169,27 @@ impl GroupCoordinator {
         }
     }
 
-    /// What to append for `group_id` now: its record while Stable, a tombstone once it has no
-    /// members (if it has a record), nothing between join and sync.
+    /// What to append for `group_id` now: its record (a classic group's while Stable), a
+    /// tombstone once it has no members (if it has a record), nothing for a classic group
+    /// between join and sync.
     fn membership_write(&self, group_id: &str) -> Option<Write> {
-        let groups = self.groups.borrow();
-        match groups.get(group_id) {
-            Some(group) if group.state() == GroupState::Stable => {
-                let value = encode(group);
-                if value.len() > RECORD_BYTES_MAX {
-                    tracing::warn!(group = %group_id, bytes = value.len(), "group membership too large to store; a restart will rebalance the group");
-                    return None;
-                }
-                Some(Write::Record(value))
-            }
-            Some(group) if group.has_members() => None,
-            _ => self
-                .membership
-                .borrow()
-                .stored
-                .contains_key(group_id)
-                .then_some(Write::Tombstone),
+        let value = match self.consumer_groups.borrow().get(group_id) {
+            Some(group) if group.has_members() => Some(encode_consumer(group)),
+            _ => match self.groups.borrow().get(group_id) {
+                Some(group) if group.state() == GroupState::Stable => Some(encode(group)),
+                Some(group) if group.has_members() => return None,
+                _ => None,
+            },
+        };
+        let Some(value) = value else {
+            let stored = self.membership.borrow().stored.contains_key(group_id);
+            return stored.then_some(Write::Tombstone);
+        };
+        if value.len() > RECORD_BYTES_MAX {
+            tracing::warn!(group = %group_id, bytes = value.len(), "group membership too large to store; a restart will rebalance the group");
+            return None;
         }
+        Some(Write::Record(value))
     }
 
     /// Brings back the groups of the records replay found, Stable, each member's session
@@ -181,12 +199,17 @@ impl GroupCoordinator {
         let now = Instant::now();
         let mut log = self.membership.borrow_mut();
         let mut groups = self.groups.borrow_mut();
+        let mut consumer_groups = self.consumer_groups.borrow_mut();
         log.stored.retain(|group_id, value| match decode(value, now) {
-            Ok(stored) => {
+            Ok(Stored::Classic(stored)) => {
                 groups.insert(
                     group_id.clone(),
                     Group::restore(group_id, initial_delay, stored),
                 );
+                true
+            }
+            Ok(Stored::Consumer(group)) => {
+                consumer_groups.insert(group_id.clone(), group);
                 true
             }
             Err(e) => {
@@ -194,8 +217,8 @@ impl GroupCoordinator {
                 false
             }
         });
-        if !groups.is_empty() {
-            tracing::info!(groups = groups.len(), "group memberships restored");
+        if !log.stored.is_empty() {
+            tracing::info!(groups = log.stored.len(), "group memberships restored");
         }
     }
 }
@@ -210,10 +233,20 @@ pub(super) fn membership_record(group_id: &str, value: Option<Bytes>) -> Record 
     }
 }
 
-/// Encodes a Stable group's membership as a version-1 value.
+/// Encodes a consumer-protocol group as a version-1 value.
+pub(crate) fn encode_consumer(group: &ConsumerGroup) -> Bytes {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_u16(VALUE_VERSION_GROUP);
+    buf.put_u8(PROTOCOL_CONSUMER);
+    group.encode_into(&mut buf);
+    buf.freeze()
+}
+
+/// Encodes a Stable classic group's membership as a version-1 value.
 pub(crate) fn encode(group: &Group) -> Bytes {
     let mut buf = BytesMut::with_capacity(256);
     buf.put_u16(VALUE_VERSION_GROUP);
+    buf.put_u8(PROTOCOL_CLASSIC);
     buf.put_i32(group.generation());
     put_str16(&mut buf, group.protocol_type());
     put_str16(&mut buf, group.protocol_name().unwrap_or(""));
@@ -244,13 +277,24 @@ pub(crate) fn encode(group: &Group) -> Bytes {
     buf.freeze()
 }
 
-/// Decodes a value written by [`encode`]; every member's session starts at `now`.
-pub(crate) fn decode(bytes: &[u8], now: Instant) -> Result<StoredGroup, DecodeError> {
+/// Decodes a value written by [`encode`] or [`encode_consumer`]; every member's session starts
+/// at `now`.
+pub(crate) fn decode(bytes: &[u8], now: Instant) -> Result<Stored, DecodeError> {
     let mut r = Reader(bytes);
     let version = r.u16()?;
     if version != VALUE_VERSION_GROUP {
         return Err(DecodeError::UnknownVersion(version));
     }
+    let stored = match r.u8()? {
+        PROTOCOL_CLASSIC => Stored::Classic(decode_classic(&mut r, now)?),
+        PROTOCOL_CONSUMER => Stored::Consumer(ConsumerGroup::decode_from(&mut r, now)?),
+        other => return Err(DecodeError::UnknownVersion(u16::from(other))),
+    };
+    r.finish()?;
+    Ok(stored)
+}
+
+fn decode_classic(r: &mut Reader<'_>, now: Instant) -> Result<StoredGroup, DecodeError> {
     let generation = r.i32()?;
     let protocol_type = r.str16()?;
     let protocol_name = r.str16()?;
@@ -270,10 +314,10 @@ pub(crate) fn decode(bytes: &[u8], now: Instant) -> Result<StoredGroup, DecodeEr
         let mut protocols = Vec::new();
         for _ in 0..r.u16()? {
             let name = r.str16()?;
-            let metadata = Bytes::copy_from_slice(bytes32(&mut r)?);
+            let metadata = Bytes::copy_from_slice(bytes32(r)?);
             protocols.push(Protocol { name, metadata });
         }
-        let assignment = Bytes::copy_from_slice(bytes32(&mut r)?);
+        let assignment = Bytes::copy_from_slice(bytes32(r)?);
         members.push(Member {
             id,
             instance_id,
@@ -288,7 +332,6 @@ pub(crate) fn decode(bytes: &[u8], now: Instant) -> Result<StoredGroup, DecodeEr
             awaiting_sync: false,
         });
     }
-    r.finish()?;
     Ok(StoredGroup {
         generation,
         protocol_type,

@@ -19,7 +19,7 @@
 //! - `commit`: offset commits and group deletion, which write to the offsets log;
 //! - [`consumer_protocol`]: reading and writing members' subscriptions and assignments;
 //! - `record`: the byte format of the offsets log; `offsets`: the in-memory map; `replay`: the
-//!   replay at start; `membership`: classic groups' membership records, restored at start;
+//!   replay at start; `membership`: groups' membership records, restored at start;
 //! - `api`: routing helpers for callers on any shard or thread (the Kafka server, the gRPC
 //!   gateway).
 //!

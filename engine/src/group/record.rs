@@ -20,7 +20,7 @@
 //!   i16  metadata length M (-1: null)    M bytes  metadata, UTF-8
 //! ```
 //!
-//! A classic group's membership is stored beside its commits under a key of version 2 (the
+//! A group's membership is stored beside its commits under a key of version 2 (the
 //! group id alone); its value is described in [`super::membership`].
 //!
 //! The version fields let later formats (more value fields) coexist: replay skips keys and
@@ -46,7 +46,7 @@ pub(crate) const KEY_VERSION_GROUP: u16 = 2;
 pub(crate) enum RecordKey {
     /// A committed offset.
     Offset(OffsetKey),
-    /// A classic group's membership, by group id.
+    /// A group's membership, by group id.
     Group(String),
 }
 

@@ -1,5 +1,5 @@
 //! Replay of a shard's partitions of `__consumer_offsets` at start: committed offsets into its
-//! [`OffsetStore`], classic groups' membership records into a map by group id.
+//! [`OffsetStore`], groups' membership records into a map by group id.
 //!
 //! The partition is read from its log start to its high watermark, batch by batch; each
 //! record is applied in order (the last record of a key wins, a tombstone deletes). A record this build
@@ -22,7 +22,7 @@ use crate::{EngineError, FetchRequest, Offset, Result, Shard, TopicPartition};
 #[derive(Debug, Default)]
 pub(crate) struct Replayed {
     pub(crate) offsets: OffsetStore,
-    /// The value of each classic group's last membership record.
+    /// The value of each group's last membership record.
     pub(crate) memberships: HashMap<String, Bytes>,
 }
 
