@@ -9,6 +9,7 @@ membership survives a server restart; a KIP-848 group's does not yet (its member
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import time
 
@@ -231,10 +232,12 @@ def test_static_member_restarts_without_a_rebalance(spindle, topic_name, protoco
     assert_each_once([a, restarted, b], first | second)
 
 
-def test_classic_group_rides_out_a_server_restart_without_a_rebalance(fresh_spindle, topic_name):
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_classic_group_rides_out_a_server_restart_without_a_rebalance(fresh_spindle, topic_name, stop_signal):
     """A classic group's membership is kept in the offsets log: after the server restarts under
-    a Stable group of two librdkafka members, both heartbeat on at their generation and keep
-    their partitions (no revocation, no rejoin) and consume the next round, every record once."""
+    a Stable group of two librdkafka members (stopped cleanly or killed), both heartbeat on at
+    their generation and keep their partitions (no revocation, no rejoin) and consume the next
+    round, every record once."""
     bootstrap = fresh_spindle.bootstrap
     clients.create_topic(bootstrap, topic_name, partitions=PARTITIONS)
     group = f"group-{topic_name}"
@@ -248,7 +251,7 @@ def test_classic_group_rides_out_a_server_restart_without_a_rebalance(fresh_spin
     )
     before = {m.name: (set(m.assignment), len(m.revoked)) for m in (a, b)}
 
-    fresh_spindle.restart()
+    fresh_spindle.restart(stop_signal)
     second = produce_round(bootstrap, topic_name, 2)
     poll_until(
         [a, b],
