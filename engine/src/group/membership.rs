@@ -44,6 +44,7 @@
 //! (`str`: a u16 length and that many bytes of UTF-8; all integers big-endian.)
 
 use std::collections::{BTreeSet, HashMap};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -120,7 +121,7 @@ enum Write {
 impl GroupCoordinator {
     /// Starts a writer on the background queue if a group's record is to be written and none
     /// is running.
-    pub(super) fn write_memberships_soon(self: &std::rc::Rc<Self>, shard: &Shard) {
+    pub(super) fn write_memberships_soon(self: &Rc<Self>, shard: &Shard) {
         {
             let mut log = self.membership.borrow_mut();
             if log.writing || log.changed.is_empty() {
@@ -192,8 +193,8 @@ impl GroupCoordinator {
         Some(Write::Record(value))
     }
 
-    /// Brings back the groups of the records replay found, Stable, each member's session
-    /// starting now. A record that cannot be read is dropped with a warning: its group starts
+    /// Brings back the groups of the records replay found (classic groups Stable, consumer-
+    /// protocol groups as they were), each member's session starting now. A record that cannot be read is dropped with a warning: its group starts
     /// empty, as it would have without one.
     pub(super) fn restore_groups(&self, initial_delay: Duration) {
         let now = Instant::now();
