@@ -341,6 +341,61 @@ def test_kafka_python_group_commits_and_resumes(spindle, topic_name):
     assert {r.value for r in drain(len(second))} == second, "the group must resume after its commits"
 
 
+def test_kafka_python_member_rides_out_a_server_restart_without_a_rebalance(fresh_spindle, topic_name):
+    """kafka-python 3.x keeps its generation across a server restart (the coordinator restores
+    the group from the offsets log): its partitions are neither revoked nor assigned again, and
+    it reads on from its position, every record once."""
+    from kafka import ConsumerRebalanceListener, KafkaConsumer
+
+    bootstrap = fresh_spindle.bootstrap
+    clients.create_topic(bootstrap, topic_name, partitions=2)
+    first = produce_round(bootstrap, topic_name, 1, partitions=2)
+    rebalances: list[tuple[str, list[int]]] = []
+
+    class Listener(ConsumerRebalanceListener):
+        def on_partitions_revoked(self, revoked):
+            rebalances.append(("revoked", sorted(tp.partition for tp in revoked)))
+
+        def on_partitions_assigned(self, assigned):
+            rebalances.append(("assigned", sorted(tp.partition for tp in assigned)))
+
+    cons = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=f"kp-group-{topic_name}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=500,
+        request_timeout_ms=10_000,
+        fetch_max_wait_ms=100,
+    )
+    cons.subscribe([topic_name], listener=Listener())
+    seen: list[tuple[int, int, bytes]] = []
+
+    def poll_for(seconds: float, until=lambda: False) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not until():
+            for batch in cons.poll(timeout_ms=200).values():
+                seen.extend((r.partition, r.offset, r.value) for r in batch)
+
+    try:
+        poll_for(30, lambda: len(seen) >= len(first))
+        assert {v for _, _, v in seen} == first
+        joined = list(rebalances)
+        fresh_spindle.restart()
+        second = produce_round(bootstrap, topic_name, 2, partitions=2)
+        poll_for(30, lambda: len(seen) >= len(first) + len(second))
+        # Past several heartbeats: a forgotten member would have been told to rejoin by now.
+        poll_for(4)
+        after = list(rebalances)  # before close(), which gives the partitions up
+    finally:
+        cons.close()
+    assert after == joined, f"the restart rebalanced the group: {joined} -> {after}"
+    positions = [(p, o) for p, o, _ in seen]
+    assert len(positions) == len(set(positions)), "a record was consumed twice"
+    assert {v for _, _, v in seen} == first | second
+
+
 def test_kcat_balanced_consumer(spindle, topic_name):
     """kcat -G: librdkafka 2.0.2's consumer group protocol, to the end of every partition."""
     clients.create_topic(spindle.bootstrap, topic_name, partitions=PARTITIONS)
