@@ -5,9 +5,10 @@
 //! its groups commit, and every start replays all of it. Kafka compacts the topic; Spindle does
 //! what compaction would leave, in two steps the log already has: it appends the partition's
 //! live records again, exactly as the coordinator holds them (a record per group and partition,
-//! each with its original commit time, and each classic group's last membership record), then
-//! moves the log start to the first of them (as DeleteRecords does). Retention then deletes the segments wholly below the start, and
-//! a restart replays only the rewrite and what came after it.
+//! each with its original commit time, and each group's last membership record), then moves
+//! the log start to the first of them (as DeleteRecords does). Retention then deletes the
+//! segments wholly below the start, and a restart replays only the rewrite and what came after
+//! it.
 //!
 //! Why this is safe:
 //! - Replay applies records in log order and the last one of a key wins; the rewrite holds the

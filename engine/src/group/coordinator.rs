@@ -4,9 +4,9 @@
 //! Group `g` is coordinated by the shard that owns its partition of the offsets topic
 //! ([`crate::Shard::group_coordinator`]); every request about it runs there, so a group's
 //! state is touched by one thread only and needs no lock. The state machine
-//! ([`super::state`]) is pure; this layer gives it the clock, parks the requests it tells to wait (a JoinGroup until the rebalance completes, a follower's
-//! SyncGroup until the leader's assignment arrives) on one-shot channels, and delivers the
-//! answers it queues. A timer on the shard's background queue ticks every group
+//! ([`super::state`]) is pure; this layer gives it the clock, parks the requests it tells to
+//! wait (a JoinGroup until the rebalance completes, a follower's SyncGroup until the leader's
+//! assignment arrives) on one-shot channels, and delivers the answers it queues. A timer on the shard's background queue ticks every group
 //! ([`super::limits::TICK_INTERVAL`]) to expire sessions and close rebalances whose deadline
 //! passed.
 //!

@@ -194,8 +194,8 @@ impl GroupCoordinator {
     }
 
     /// Brings back the groups of the records replay found (classic groups Stable, consumer-
-    /// protocol groups as they were), each member's session starting now. A record that cannot be read is dropped with a warning: its group starts
-    /// empty, as it would have without one.
+    /// protocol groups as they were), each member's session starting now. A record that cannot
+    /// be read is dropped with a warning: its group starts empty, as it would have without one.
     pub(super) fn restore_groups(&self, initial_delay: Duration) {
         let now = Instant::now();
         let mut log = self.membership.borrow_mut();

@@ -2,10 +2,10 @@
 //! [`OffsetStore`], groups' membership records into a map by group id.
 //!
 //! The partition is read from its log start to its high watermark, batch by batch; each
-//! record is applied in order (the last record of a key wins, a tombstone deletes). A record this build
-//! cannot decode (a newer format version, damage the batch CRC did not catch) is skipped with
-//! a warning rather than failing the start: one unreadable commit must not keep every group of
-//! the shard from working.
+//! record is applied in order (the last record of a key wins, a tombstone deletes). A record
+//! this build cannot decode (a newer format version, damage the batch CRC did not catch) is
+//! skipped with a warning rather than failing the start: one unreadable commit must not keep
+//! every group of the shard from working.
 
 use std::collections::HashMap;
 
