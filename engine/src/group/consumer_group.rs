@@ -1040,7 +1040,7 @@ mod tests {
     /// The group as a restart reads it back from its membership record at `at`.
     fn stored_and_restored(group: &ConsumerGroup, at: Instant) -> ConsumerGroup {
         use crate::group::membership::{decode, encode_consumer, Stored};
-        match decode(&encode_consumer(group), at) {
+        match decode(&encode_consumer(group).expect("small"), at) {
             Ok(Stored::Consumer(restored)) => restored,
             other => panic!("not restored as a consumer group: {other:?}"),
         }

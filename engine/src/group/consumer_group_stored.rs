@@ -25,13 +25,15 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
 
+use super::super::membership::RECORD_BYTES_MAX;
 use super::super::record::{put_str16, DecodeError, Reader};
 use super::{Assignment, ConsumerGroup, Member, SESSION_TIMEOUT};
 use crate::NamePattern;
 
 impl ConsumerGroup {
-    /// Appends the group's body to `buf`.
-    pub(in crate::group) fn encode_into(&self, buf: &mut BytesMut) {
+    /// Appends the group's body to `buf`; `None` (and `buf` left part-written) as soon as it
+    /// passes the largest membership record.
+    pub(in crate::group) fn encode_into(&self, buf: &mut BytesMut) -> Option<()> {
         buf.put_i32(self.epoch);
         buf.put_i32(self.assignment_epoch);
         put_count(buf, self.topics_seen.len());
@@ -55,7 +57,11 @@ impl ConsumerGroup {
             put_assignment(buf, &member.assigned);
             put_assignment(buf, &member.revoking);
             put_assignment(buf, self.target.get(id).unwrap_or(&Assignment::new()));
+            if buf.len() > RECORD_BYTES_MAX {
+                return None;
+            }
         }
+        Some(())
     }
 
     /// Reads a body written by [`ConsumerGroup::encode_into`]; sessions start at `now`.

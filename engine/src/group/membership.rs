@@ -62,7 +62,7 @@ const VALUE_VERSION_GROUP: u16 = 1;
 /// A membership value larger than this is not written (a warning says so): the group then
 /// rebalances after a restart, as it would without a record. Far below the offsets topic's
 /// `max.message.bytes` of 1.5 MiB.
-const RECORD_BYTES_MAX: usize = 1 << 20;
+pub(super) const RECORD_BYTES_MAX: usize = 1 << 20;
 
 /// The protocol byte of a classic group's record.
 const PROTOCOL_CLASSIC: u8 = 0;
@@ -186,11 +186,13 @@ impl GroupCoordinator {
             let stored = self.membership.borrow().stored.contains_key(group_id);
             return stored.then_some(Write::Tombstone);
         };
-        if value.len() > RECORD_BYTES_MAX {
-            tracing::warn!(group = %group_id, bytes = value.len(), "group membership too large to store; a restart will rebalance the group");
-            return None;
+        match value {
+            Some(value) if value.len() <= RECORD_BYTES_MAX => Some(Write::Record(value)),
+            _ => {
+                tracing::warn!(group = %group_id, limit = RECORD_BYTES_MAX, "group membership too large to store; a restart will rebalance the group");
+                None
+            }
         }
-        Some(Write::Record(value))
     }
 
     /// Brings back the groups of the records replay found (classic groups Stable, consumer-
@@ -234,17 +236,20 @@ pub(super) fn membership_record(group_id: &str, value: Option<Bytes>) -> Record 
     }
 }
 
-/// Encodes a consumer-protocol group as a version-1 value.
-pub(crate) fn encode_consumer(group: &ConsumerGroup) -> Bytes {
+/// Encodes a consumer-protocol group as a version-1 value; `None` once it passes
+/// [`RECORD_BYTES_MAX`].
+pub(crate) fn encode_consumer(group: &ConsumerGroup) -> Option<Bytes> {
     let mut buf = BytesMut::with_capacity(256);
     buf.put_u16(VALUE_VERSION_GROUP);
     buf.put_u8(PROTOCOL_CONSUMER);
-    group.encode_into(&mut buf);
-    buf.freeze()
+    group.encode_into(&mut buf)?;
+    Some(buf.freeze())
 }
 
-/// Encodes a Stable classic group's membership as a version-1 value.
-pub(crate) fn encode(group: &Group) -> Bytes {
+/// Encodes a Stable classic group's membership as a version-1 value; `None` as soon as it
+/// passes [`RECORD_BYTES_MAX`] (members' subscriptions and assignments may each be up to 1 MiB,
+/// and a group too large to store is not copied whole first).
+pub(crate) fn encode(group: &Group) -> Option<Bytes> {
     let mut buf = BytesMut::with_capacity(256);
     buf.put_u16(VALUE_VERSION_GROUP);
     buf.put_u8(PROTOCOL_CLASSIC);
@@ -274,8 +279,11 @@ pub(crate) fn encode(group: &Group) -> Bytes {
             put_bytes32(&mut buf, &protocol.metadata);
         }
         put_bytes32(&mut buf, &member.assignment);
+        if buf.len() > RECORD_BYTES_MAX {
+            return None;
+        }
     }
-    buf.freeze()
+    Some(buf.freeze())
 }
 
 /// Decodes a value written by [`encode`] or [`encode_consumer`]; every member's session starts

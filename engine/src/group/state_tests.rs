@@ -605,11 +605,13 @@ fn a_stored_group_is_restored_stable_with_its_members_and_assignments() {
     let before = Instant::now();
     let g = static_stable_pair(before);
     let later = before + Duration::from_secs(60);
-    let stored =
-        match crate::group::membership::decode(&crate::group::membership::encode(&g), later) {
-            Ok(crate::group::membership::Stored::Classic(stored)) => stored,
-            other => panic!("not restored as a classic group: {other:?}"),
-        };
+    let stored = match crate::group::membership::decode(
+        &crate::group::membership::encode(&g).expect("small"),
+        later,
+    ) {
+        Ok(crate::group::membership::Stored::Classic(stored)) => stored,
+        other => panic!("not restored as a classic group: {other:?}"),
+    };
     let mut restored = Group::restore("g", Duration::ZERO, stored);
     assert_eq!(restored.state(), GroupState::Stable);
     assert_eq!(restored.generation(), 2);
@@ -654,7 +656,7 @@ fn a_stored_group_is_restored_stable_with_its_members_and_assignments() {
 #[test]
 fn a_damaged_membership_record_is_refused_by_name() {
     let now = Instant::now();
-    let value = crate::group::membership::encode(&stable_pair(now));
+    let value = crate::group::membership::encode(&stable_pair(now)).expect("small");
     assert!(crate::group::membership::decode(&value, now).is_ok());
     for cut in [1, 6, value.len() / 2, value.len() - 1] {
         assert_eq!(
@@ -675,4 +677,32 @@ fn a_damaged_membership_record_is_refused_by_name() {
         crate::group::membership::decode(&newer, now).map(drop),
         Err(crate::group::record::DecodeError::UnknownVersion(9))
     );
+}
+
+#[test]
+fn a_group_too_large_to_store_is_not_encoded() {
+    let now = Instant::now();
+    let mut g = Group::new("g", Duration::ZERO);
+    let large = |member_id: &str| {
+        let mut req = join_req(member_id, &[("range", b"")]);
+        req.protocols[0].metadata = Bytes::from(vec![7u8; 600 << 10]);
+        req
+    };
+    done(g.join(now, &large(""), "a".into()));
+    assert!(matches!(
+        g.sync(now, &sync_req("a", 1, &[("a", b"p0")])),
+        Ok(SyncReply::Done(_))
+    ));
+    assert!(
+        crate::group::membership::encode(&g).is_some(),
+        "one member fits"
+    );
+    g.join(now, &large(""), "b".into()).unwrap();
+    done(g.join(now, &large("a"), "x".into()));
+    assert!(matches!(
+        g.sync(now, &sync_req("a", 2, &[("a", b"p0"), ("b", b"p1")])),
+        Ok(SyncReply::Done(_))
+    ));
+    assert_eq!(g.state(), GroupState::Stable);
+    assert!(crate::group::membership::encode(&g).is_none(), "two do not");
 }
