@@ -399,6 +399,50 @@ fn a_stable_group_keeps_its_members_across_a_restart_and_one_that_left_stays_emp
     engine.shutdown().expect("shutdown");
 }
 
+#[test]
+fn a_group_grown_too_large_to_store_loses_its_record_rather_than_keep_an_old_one() {
+    let dir = tempfile::tempdir_in(std::env::temp_dir()).expect("temp dir");
+    let engine = start(dir.path());
+    let handle = engine.handle();
+    block_on(handle.create_topic("t", 1, TopicConfig::default())).expect("create");
+    let long = Duration::from_secs(60);
+    let first = join_for(
+        &handle,
+        "g",
+        "consumer",
+        consumer_protocol::subscription("t"),
+        long,
+    );
+    sync_alone(&handle, &first, "g", "small");
+    await_membership_record(&handle, "g", true);
+    // The member rejoins with 600 KiB of metadata and is assigned 600 KiB: over 1 MiB in all.
+    let rejoin = JoinRequest {
+        group_id: "g".to_owned(),
+        member_id: first.member_id.clone(),
+        group_instance_id: None,
+        require_known_member_id: false,
+        client_id: "test".to_owned(),
+        client_host: "/127.0.0.1".to_owned(),
+        session_timeout: long,
+        rebalance_timeout: Duration::from_millis(1_000),
+        protocol_type: "consumer".to_owned(),
+        protocols: vec![Protocol {
+            name: "range".to_owned(),
+            metadata: bytes::Bytes::from(vec![1u8; 600 << 10]),
+        }],
+    };
+    let target = handle.group_coordinator("g");
+    let second = block_on(handle.run_on(target, move |shard| async move {
+        shard.local_groups().join(rejoin).await
+    }))
+    .expect("coordinator shard runs")
+    .expect("rejoined");
+    assert_eq!(second.generation, first.generation + 1);
+    sync_alone(&handle, &second, "g", &"a".repeat(600 << 10));
+    await_membership_record(&handle, "g", false);
+    engine.shutdown().expect("shutdown");
+}
+
 fn consumer_heartbeat(
     handle: &EngineHandle,
     req: consumer_group::ConsumerHeartbeat,

@@ -59,8 +59,8 @@ use crate::{Record, Shard};
 /// Version of the membership value.
 const VALUE_VERSION_GROUP: u16 = 1;
 
-/// A membership value larger than this is not written (a warning says so): the group then
-/// rebalances after a restart, as it would without a record. Far below the offsets topic's
+/// A membership value larger than this is not written (a warning says so, and an earlier
+/// record is deleted): the group then rebalances after a restart, as it would without one. Far below the offsets topic's
 /// `max.message.bytes` of 1.5 MiB.
 pub(super) const RECORD_BYTES_MAX: usize = 1 << 20;
 
@@ -171,8 +171,8 @@ impl GroupCoordinator {
     }
 
     /// What to append for `group_id` now: its record (a classic group's while Stable), a
-    /// tombstone once it has no members (if it has a record), nothing for a classic group
-    /// between join and sync.
+    /// tombstone once it has no members or is too large to store (if it has a record), nothing
+    /// for a classic group between join and sync.
     fn membership_write(&self, group_id: &str) -> Option<Write> {
         let value = match self.consumer_groups.borrow().get(group_id) {
             Some(group) if group.has_members() => Some(encode_consumer(group)),
@@ -182,15 +182,15 @@ impl GroupCoordinator {
                 _ => None,
             },
         };
-        let Some(value) = value else {
-            let stored = self.membership.borrow().stored.contains_key(group_id);
-            return stored.then_some(Write::Tombstone);
-        };
         match value {
-            Some(value) if value.len() <= RECORD_BYTES_MAX => Some(Write::Record(value)),
-            _ => {
-                tracing::warn!(group = %group_id, limit = RECORD_BYTES_MAX, "group membership too large to store; a restart will rebalance the group");
-                None
+            Some(Some(value)) => Some(Write::Record(value)),
+            none_or_too_large => {
+                if none_or_too_large.is_some() {
+                    tracing::warn!(group = %group_id, limit = RECORD_BYTES_MAX, "group membership too large to store; a restart will rebalance the group");
+                }
+                // An earlier record must not bring an old state back after a restart.
+                let stored = self.membership.borrow().stored.contains_key(group_id);
+                stored.then_some(Write::Tombstone)
             }
         }
     }
