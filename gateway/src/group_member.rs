@@ -94,7 +94,7 @@ impl GroupMember {
             let joined = self
                 .engine
                 .run_on(self.coordinator, move |shard| async move {
-                    shard.local_groups().join(request).await
+                    shard.local_groups().join(&shard, request).await
                 })
                 .await
                 .map_err(status::from_engine)?;

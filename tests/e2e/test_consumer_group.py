@@ -341,6 +341,54 @@ def test_kafka_python_group_commits_and_resumes(spindle, topic_name):
     assert {r.value for r in drain(len(second))} == second, "the group must resume after its commits"
 
 
+@pytest.mark.parametrize("assignor", ["range", "cooperative-sticky"])
+def test_a_group_moves_to_the_consumer_protocol_and_back_a_member_at_a_time(spindle, topic_name, assignor):
+    """Kafka's online migration (KIP-848): a consumer-protocol member joining a classic group
+    with members turns it into a consumer-protocol group, whose classic members go on with
+    JoinGroup, SyncGroup and Heartbeat and share the partitions with it; when it leaves, the
+    group is a classic one again. Every record is consumed, none twice."""
+    bootstrap = spindle.bootstrap
+    clients.create_topic(bootstrap, topic_name, partitions=PARTITIONS)
+    group = f"migrating-{topic_name}"
+    classic = {"partition.assignment.strategy": assignor}
+    first = produce_round(bootstrap, topic_name, 1)
+    a = Member(bootstrap, group, topic_name, "classic-a", classic)
+    b = Member(bootstrap, group, topic_name, "classic-b", classic)
+    poll_until(
+        [a, b],
+        lambda: len(a.assignment) == 2 and len(b.assignment) == 2 and len(a.seen) + len(b.seen) == len(first),
+        "both classic members hold two partitions each and the first round is consumed",
+    )
+    # The upgrade: a member of the consumer protocol joins and gets its share.
+    c = Member(bootstrap, group, topic_name, "consumer-c", PROTOCOLS["consumer"])
+    second = produce_round(bootstrap, topic_name, 2)
+    members = [a, b, c]
+    poll_until(
+        members,
+        lambda: c.assignment
+        and a.assignment | b.assignment | c.assignment == set(range(PARTITIONS))
+        and sum(len(m.seen) for m in members) >= len(first) + len(second),
+        "the consumer-protocol member shares the partitions and the second round is consumed",
+        timeout_s=60,
+    )
+    assert not (a.assignment & b.assignment or a.assignment & c.assignment or b.assignment & c.assignment)
+    described = clients.admin(bootstrap).describe_consumer_groups([group])[group].result(timeout=10)
+    assert {m.client_id for m in described.members} == {"classic-a", "classic-b", "consumer-c"}
+    # The downgrade: it leaves, and the classic members take everything back.
+    c.close()
+    third = produce_round(bootstrap, topic_name, 3)
+    poll_until(
+        [a, b],
+        lambda: a.assignment | b.assignment == set(range(PARTITIONS))
+        and sum(len(m.seen) for m in members) >= len(first) + len(second) + len(third),
+        "the classic members take the partitions back and consume the third round",
+        timeout_s=60,
+    )
+    a.close()
+    b.close()
+    assert_each_once(members, first | second | third)
+
+
 def test_kafka_python_member_rides_out_a_server_restart_without_a_rebalance(fresh_spindle, topic_name):
     """kafka-python 3.x keeps its generation across a server restart (the coordinator restores
     the group from the offsets log): its partitions are neither revoked nor assigned again, and

@@ -43,8 +43,12 @@ use super::GroupError;
 use crate::access::Principal;
 use crate::NamePattern;
 
+#[path = "consumer_group_classic.rs"]
+mod classic;
 #[path = "consumer_group_stored.rs"]
 mod stored;
+
+pub(crate) use classic::ClassicMember;
 
 /// Partitions by topic name.
 pub type Assignment = BTreeMap<String, BTreeSet<u32>>;
@@ -180,6 +184,8 @@ struct Member {
     revoke_deadline: Option<Instant>,
     /// The assignment last sent to it.
     sent: Option<Assignment>,
+    /// Set for a member of the classic protocol (see `consumer_group_classic.rs`).
+    classic: Option<ClassicMember>,
 }
 
 impl Member {
@@ -412,14 +418,9 @@ impl ConsumerGroup {
                 self.changed |= member.assignor != req.server_assignor;
                 member.assignor.clone_from(&req.server_assignor);
             }
-            if let Some(owned) = &req.owned {
-                // What it reports owning no longer holds what it was giving up: done.
-                if !overlaps(owned, &member.revoking) {
-                    self.changed |= !member.revoking.is_empty();
-                    member.revoking.clear();
-                    member.revoke_deadline = None;
-                }
-            }
+        }
+        if let Some(owned) = &req.owned {
+            self.release_revoked(&member_id, owned);
         }
         if changed {
             self.bump();
@@ -503,6 +504,7 @@ impl ConsumerGroup {
             session_deadline: now + SESSION_TIMEOUT,
             revoke_deadline: None,
             sent: None,
+            classic: None,
         };
         let mut unchanged = false;
         if let Some(old) = replaced.and_then(|id| {
@@ -606,21 +608,7 @@ impl ConsumerGroup {
     /// the assignment even when unchanged.
     fn reconcile(&mut self, now: Instant, member_id: &str, full: bool) -> ConsumerHeartbeatAnswer {
         let target = self.target.get(member_id).cloned().unwrap_or_default();
-        let held_by_others: Assignment = {
-            let mut held = Assignment::new();
-            let others = self
-                .members
-                .iter()
-                .filter(|(id, _)| id.as_str() != member_id);
-            for (_, m) in others {
-                for (topic, partitions) in m.assigned.iter().chain(m.revoking.iter()) {
-                    held.entry(topic.clone())
-                        .or_default()
-                        .extend(partitions.iter().copied());
-                }
-            }
-            held
-        };
+        let held_by_others = self.held_by_others(member_id);
         let assignment_epoch = self.assignment_epoch;
         let Some(member) = self.members.get_mut(member_id) else {
             return ConsumerHeartbeatAnswer {
@@ -660,6 +648,35 @@ impl ConsumerGroup {
         }
     }
 
+    /// What members other than `member_id` own or are still giving up.
+    fn held_by_others(&self, member_id: &str) -> Assignment {
+        let mut held = Assignment::new();
+        let others = self
+            .members
+            .iter()
+            .filter(|(id, _)| id.as_str() != member_id);
+        for (_, m) in others {
+            for (topic, partitions) in m.assigned.iter().chain(m.revoking.iter()) {
+                held.entry(topic.clone())
+                    .or_default()
+                    .extend(partitions.iter().copied());
+            }
+        }
+        held
+    }
+
+    /// A member reports owning `owned`: if that no longer holds what it was giving up, it is
+    /// done giving it up.
+    fn release_revoked(&mut self, member_id: &str, owned: &Assignment) {
+        if let Some(member) = self.members.get_mut(member_id) {
+            if !member.revoking.is_empty() && !overlaps(owned, &member.revoking) {
+                member.revoking.clear();
+                member.revoke_deadline = None;
+                self.changed = true;
+            }
+        }
+    }
+
     /// Expires members whose session or revocation deadline passed at `now`; their ids.
     pub fn tick(&mut self, now: Instant) -> Vec<String> {
         let expired: Vec<String> = self
@@ -681,15 +698,24 @@ impl ConsumerGroup {
     }
 
     /// Whether a commit of `member_id` at `epoch` is accepted: the member's current epoch, or
-    /// the one before while its move to the current one may not have reached it.
+    /// the one before while its move to the current one may not have reached it (a classic
+    /// member's generation must be its epoch).
     ///
     /// # Errors
-    /// [`GroupError::UnknownMemberId`], [`GroupError::StaleMemberEpoch`].
+    /// [`GroupError::UnknownMemberId`], [`GroupError::StaleMemberEpoch`],
+    /// [`GroupError::IllegalGeneration`] for a classic member.
     pub fn check_commit(&self, member_id: &str, epoch: i32) -> Result<(), GroupError> {
         let member = self
             .members
             .get(member_id)
             .ok_or(GroupError::UnknownMemberId)?;
+        if member.classic.is_some() {
+            return if epoch == member.epoch {
+                Ok(())
+            } else {
+                Err(GroupError::IllegalGeneration)
+            };
+        }
         if epoch == member.epoch || epoch == member.previous_epoch {
             Ok(())
         } else {
@@ -804,6 +830,25 @@ pub fn assign(
     target
 }
 
+/// Topics by name with their partition counts, for tests.
+#[cfg(test)]
+impl TopicCatalog for BTreeMap<String, u32> {
+    fn partitions(&self, topic: &str) -> Option<u32> {
+        self.get(topic).copied()
+    }
+
+    fn pattern_candidates(&self) -> Vec<String> {
+        self.keys().cloned().collect()
+    }
+
+    fn version(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        self.hash(&mut hasher);
+        hasher.finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -817,22 +862,6 @@ mod tests {
         [(TOPIC.to_owned(), partitions.iter().copied().collect())].into()
     }
 
-    impl TopicCatalog for BTreeMap<String, u32> {
-        fn partitions(&self, topic: &str) -> Option<u32> {
-            self.get(topic).copied()
-        }
-
-        fn pattern_candidates(&self) -> Vec<String> {
-            self.keys().cloned().collect()
-        }
-
-        fn version(&self) -> u64 {
-            use std::hash::{Hash, Hasher};
-            let mut hasher = std::collections::hash_map::DefaultHasher::new();
-            self.hash(&mut hasher);
-            hasher.finish()
-        }
-    }
 
     /// One topic, TOPIC, of four partitions.
     fn catalog() -> BTreeMap<String, u32> {

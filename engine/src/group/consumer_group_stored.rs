@@ -12,6 +12,8 @@
 //!     opt  server assignor            u32 rebalance timeout, ms
 //!     i32  epoch                      i32 previous epoch
 //!     asg  assigned                   asg revoking                asg target
+//!     u8   1 for a member of the classic protocol, then: u32 session timeout, ms; u16 protocol
+//!          count, then for each: str name, u32 metadata length, metadata; 0 otherwise
 //! ```
 //! (`str`: a u16 length and UTF-8; `opt`: u8 1 and a `str`, or u8 0; `asg`: u32 topic count,
 //! then for each: str topic, u32 partition count, u32 partitions.)
@@ -23,11 +25,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
+use super::super::member::Protocol;
 use super::super::membership::RECORD_BYTES_MAX;
-use super::super::record::{put_str16, DecodeError, Reader};
-use super::{Assignment, ConsumerGroup, Member, SESSION_TIMEOUT};
+use super::super::record::{put_bytes32, put_str16, DecodeError, Reader};
+use super::{Assignment, ClassicMember, ConsumerGroup, Member, SESSION_TIMEOUT};
 use crate::NamePattern;
 
 impl ConsumerGroup {
@@ -57,6 +60,19 @@ impl ConsumerGroup {
             put_assignment(buf, &member.assigned);
             put_assignment(buf, &member.revoking);
             put_assignment(buf, self.target.get(id).unwrap_or(&Assignment::new()));
+            match &member.classic {
+                Some(classic) => {
+                    buf.put_u8(1);
+                    buf.put_u32(u32::try_from(classic.session_timeout.as_millis()).unwrap_or(u32::MAX));
+                    // At most PROTOCOLS_PER_MEMBER_MAX, checked at join.
+                    buf.put_u16(u16::try_from(classic.protocols.len()).unwrap_or(u16::MAX));
+                    for protocol in &classic.protocols {
+                        put_str16(buf, &protocol.name);
+                        put_bytes32(buf, &protocol.metadata);
+                    }
+                }
+                None => buf.put_u8(0),
+            }
             if buf.len() > RECORD_BYTES_MAX {
                 return None;
             }
@@ -94,6 +110,23 @@ impl ConsumerGroup {
             let assigned = assignment(r)?;
             let revoking = assignment(r)?;
             let target = assignment(r)?;
+            let classic = match r.u8()? {
+                0 => None,
+                _ => {
+                    let session_timeout = Duration::from_millis(u64::from(r.u32()?));
+                    let mut protocols = Vec::new();
+                    for _ in 0..r.u16()? {
+                        let name = r.str16()?;
+                        let metadata = Bytes::copy_from_slice(r.bytes32()?);
+                        protocols.push(Protocol { name, metadata });
+                    }
+                    Some(ClassicMember {
+                        session_timeout,
+                        protocols,
+                    })
+                }
+            };
+            let session = classic.as_ref().map_or(SESSION_TIMEOUT, |c| c.session_timeout);
             let revoke_deadline = (!revoking.is_empty()).then(|| now + rebalance_timeout);
             group.target.insert(id.clone(), target);
             group.members.insert(
@@ -112,9 +145,10 @@ impl ConsumerGroup {
                     previous_epoch,
                     assigned,
                     revoking,
-                    session_deadline: now + SESSION_TIMEOUT,
+                    session_deadline: now + session,
                     revoke_deadline,
                     sent: None,
+                    classic,
                 },
             );
         }

@@ -12,10 +12,10 @@
 //! without panicking. The reader here checks each count against the bytes left before it
 //! allocates, never indexes past its input, and answers [`Malformed`] instead.
 //!
-//! It reads only what is used: the subscribed topics and the assigned partitions.
-//! Both lead every version of their message (0 to 3) and Kafka only appends fields in newer
-//! versions, so what follows them (user data, owned partitions, generation, rack) is not read,
-//! and a newer version is read as well.
+//! It reads only what is used: the subscribed topics, the partitions a member says it owns (which
+//! follow the topics and user data from version 1) and the assigned partitions. Kafka only
+//! appends fields in newer versions, so what follows them (generation, rack) is not read, and a
+//! newer version is read as well.
 
 use std::collections::BTreeMap;
 
@@ -106,6 +106,26 @@ pub fn subscribed_topics(metadata: &[u8]) -> Result<Vec<String>, Malformed> {
     Ok(topics)
 }
 
+/// The partitions a member's subscription metadata says it owns (Kafka's `owned_partitions`,
+/// sent from version 1 by cooperative consumers; none in version 0 or when empty).
+///
+/// # Errors
+/// [`Malformed`] when the bytes are not a subscription.
+pub fn owned_partitions(metadata: &[u8]) -> Result<BTreeMap<String, Vec<u32>>, Malformed> {
+    if metadata.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let mut reader = Reader::versioned(metadata)?;
+    for _ in 0..reader.count(STRING_BYTES_MIN)? {
+        reader.string()?;
+    }
+    if reader.version == 0 {
+        return Ok(BTreeMap::new());
+    }
+    reader.nullable_bytes()?;
+    reader.topic_partitions()
+}
+
 /// The partitions of `topic` in an assignment, sorted and without repeats (none when it is
 /// empty: the leader gave this member nothing).
 ///
@@ -123,43 +143,68 @@ pub fn assigned_partitions(assignment: &[u8], topic: &str) -> Result<Vec<u32>, M
 /// # Errors
 /// [`Malformed`] when the bytes are not an assignment.
 pub fn assigned_topics(assignment: &[u8]) -> Result<BTreeMap<String, Vec<u32>>, Malformed> {
-    let mut topics: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     if assignment.is_empty() {
-        return Ok(topics);
+        return Ok(BTreeMap::new());
     }
-    let mut reader = Reader::versioned(assignment)?;
-    for _ in 0..reader.count(ASSIGNED_TOPIC_BYTES_MIN)? {
-        let name = reader.string()?;
-        let count = reader.count(PARTITION_BYTES)?;
-        let partitions = topics.entry(name.to_owned()).or_default();
-        for _ in 0..count {
-            // A negative partition names none: skip it, as the leader's slip.
-            if let Ok(partition) = u32::try_from(reader.i32()?) {
-                partitions.push(partition);
-            }
-        }
-    }
-    for partitions in topics.values_mut() {
-        partitions.sort_unstable();
-        partitions.dedup();
-    }
-    Ok(topics)
+    Reader::versioned(assignment)?.topic_partitions()
 }
 
 /// Reads big-endian fields from the front of a byte slice, refusing what does not fit.
 struct Reader<'a> {
     rest: &'a [u8],
+    /// The message's version.
+    version: i16,
 }
 
 impl<'a> Reader<'a> {
     /// A reader after the version prefix of `bytes`.
     fn versioned(bytes: &'a [u8]) -> Result<Self, Malformed> {
-        let mut reader = Self { rest: bytes };
-        let version = reader.i16()?;
-        if version < 0 {
-            return Err(Malformed::Version(version));
+        let mut reader = Self {
+            rest: bytes,
+            version: 0,
+        };
+        reader.version = reader.i16()?;
+        if reader.version < 0 {
+            return Err(Malformed::Version(reader.version));
         }
         Ok(reader)
+    }
+
+    /// An array of topics with their partitions, sorted and without repeats; a topic named
+    /// twice has the partitions of both.
+    fn topic_partitions(&mut self) -> Result<BTreeMap<String, Vec<u32>>, Malformed> {
+        let mut topics: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for _ in 0..self.count(ASSIGNED_TOPIC_BYTES_MIN)? {
+            let name = self.string()?;
+            let count = self.count(PARTITION_BYTES)?;
+            let partitions = topics.entry(name.to_owned()).or_default();
+            for _ in 0..count {
+                // A negative partition names none: skip it, as the sender's slip.
+                if let Ok(partition) = u32::try_from(self.i32()?) {
+                    partitions.push(partition);
+                }
+            }
+        }
+        for partitions in topics.values_mut() {
+            partitions.sort_unstable();
+            partitions.dedup();
+        }
+        Ok(topics)
+    }
+
+    /// Nullable bytes (`i32` length, -1 for null), skipped.
+    fn nullable_bytes(&mut self) -> Result<(), Malformed> {
+        let length = self.i32()?;
+        let Ok(length) = usize::try_from(length) else {
+            return if length == -1 {
+                Ok(())
+            } else {
+                Err(Malformed::Negative(length))
+            };
+        };
+        let rest = self.rest.get(length..).ok_or(Malformed::Truncated)?;
+        self.rest = rest;
+        Ok(())
     }
 
     fn take<const N: usize>(&mut self) -> Result<[u8; N], Malformed> {
@@ -263,6 +308,12 @@ mod tests {
         for version in 0..=3 {
             let topics = subscribed_topics(&versioned(&subscription, version));
             assert_eq!(topics, Ok(vec!["a".into(), "b".into()]), "v{version}");
+            let owned = owned_partitions(&versioned(&subscription, version));
+            let expected = match version {
+                0 => BTreeMap::new(),
+                _ => BTreeMap::from([("a".to_string(), vec![1, 2])]),
+            };
+            assert_eq!(owned, Ok(expected), "v{version}");
             let partitions = assigned_partitions(&versioned(&assigned, version), "a");
             assert_eq!(partitions, Ok(vec![1, 3]), "v{version}");
         }
@@ -271,6 +322,14 @@ mod tests {
         newer[..2].copy_from_slice(&9i16.to_be_bytes());
         newer.extend_from_slice(b"later fields");
         assert_eq!(subscribed_topics(&newer), Ok(vec!["a".into(), "b".into()]));
+        // Null user data, and user data that claims more bytes than there are.
+        let no_user_data = subscription.clone().with_user_data(None);
+        assert_eq!(
+            owned_partitions(&versioned(&no_user_data, 1)),
+            Ok(BTreeMap::from([("a".to_string(), vec![1, 2])]))
+        );
+        let cut = versioned(&subscription, 1);
+        assert!(owned_partitions(&cut[..cut.len() - 20]).is_err());
     }
 
     #[test]
@@ -342,6 +401,7 @@ mod tests {
         let mut count = |input: &[u8]| {
             for ok in [
                 subscribed_topics(input).is_ok(),
+                owned_partitions(input).is_ok(),
                 assigned_partitions(input, "orders").is_ok(),
                 assigned_topics(input).is_ok(),
             ] {

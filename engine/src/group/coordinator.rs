@@ -267,12 +267,23 @@ impl GroupCoordinator {
     /// # Errors
     /// The JoinGroup answers of the protocol, e.g. [`GroupError::MemberIdRequired`] for a first
     /// join that must be retried with the id given, [`GroupError::UnknownMemberId`].
-    pub async fn join(&self, req: JoinRequest) -> Result<JoinResponse, GroupError> {
+    ///
+    /// In a group of the consumer protocol (one moving between protocols) the group answers at
+    /// once from its own assignment, for which `topics` gives the subscribed topics' partition
+    /// counts (see `consumer_group_classic.rs`).
+    pub async fn join(
+        &self,
+        topics: &impl TopicCatalog,
+        req: JoinRequest,
+    ) -> Result<JoinResponse, GroupError> {
         check_name(&req.group_id)?;
-        if self.runs_consumer_protocol(&req.group_id) {
-            return Err(GroupError::InconsistentGroupProtocol);
-        }
         let fresh_id = self.fresh_member_id(&req.client_id);
+        if let Some(joined) = self.with_consumer_group(&req.group_id, |g, now| {
+            g.classic_join(now, &req, topics, || fresh_id.clone())
+        }) {
+            tracing::debug!(group = %req.group_id, member = %req.member_id, ?joined, "classic join to a consumer group");
+            return joined;
+        }
         let reply = {
             let mut groups = self.groups.borrow_mut();
             let group = groups
@@ -303,6 +314,9 @@ impl GroupCoordinator {
     /// [`GroupError::UnknownMemberId`], [`GroupError::IllegalGeneration`],
     /// [`GroupError::RebalanceInProgress`] (the member must rejoin).
     pub async fn sync(&self, req: SyncRequest) -> Result<SyncResponse, GroupError> {
+        if let Some(synced) = self.with_consumer_group(&req.group_id, |g, now| g.classic_sync(now, &req)) {
+            return synced;
+        }
         let reply = self.with_group(&req.group_id, |g, now| g.sync(now, &req));
         tracing::debug!(group = %req.group_id, member = %req.member_id, generation = req.generation, ?reply, "sync");
         let reply = reply?;
@@ -321,7 +335,9 @@ impl GroupCoordinator {
     /// [`GroupError::RebalanceInProgress`] while the group waits for members to rejoin,
     /// [`GroupError::UnknownMemberId`], [`GroupError::IllegalGeneration`].
     pub fn heartbeat(&self, req: &HeartbeatRequest) -> Result<(), GroupError> {
-        let result = self.with_group(&req.group_id, |g, now| g.heartbeat(now, req));
+        let result = self
+            .with_consumer_group(&req.group_id, |g, now| g.classic_heartbeat(now, req))
+            .unwrap_or_else(|| self.with_group(&req.group_id, |g, now| g.heartbeat(now, req)));
         tracing::debug!(group = %req.group_id, member = %req.member_id, generation = req.generation, ?result, "heartbeat");
         result
     }
@@ -335,7 +351,64 @@ impl GroupCoordinator {
         group_id: &str,
         members: &[MemberIdentity],
     ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        if let Some(left) = self.with_consumer_group(group_id, |g, _| Ok(g.classic_leave(members))) {
+            self.downgrade_if_only_classic(group_id);
+            return left;
+        }
         self.with_group(group_id, |g, now| Ok(g.leave(now, members)))
+    }
+
+    /// Runs one call on `group_id` if it is a consumer-protocol group with members (the classic
+    /// requests of a group moving between protocols); `None` if it is not.
+    fn with_consumer_group<T>(
+        &self,
+        group_id: &str,
+        call: impl FnOnce(&mut ConsumerGroup, Instant) -> Result<T, GroupError>,
+    ) -> Option<Result<T, GroupError>> {
+        let mut groups = self.consumer_groups.borrow_mut();
+        let group = groups.get_mut(group_id).filter(|g| g.has_members())?;
+        let result = call(group, Instant::now());
+        if group.take_changed() {
+            self.membership.borrow_mut().note_changed(group_id);
+        }
+        Some(result)
+    }
+
+    /// Turns a consumer-protocol group whose members are all of the classic protocol back into
+    /// a classic group (Kafka's online downgrade), which then rebalances.
+    fn downgrade_if_only_classic(&self, group_id: &str) {
+        let mut consumer_groups = self.consumer_groups.borrow_mut();
+        let Some(group) = consumer_groups.get(group_id) else {
+            return;
+        };
+        if !group.has_only_classic_members() {
+            return;
+        }
+        let classic = group.to_classic(group_id, Instant::now(), self.initial_delay);
+        consumer_groups.remove(group_id);
+        drop(consumer_groups);
+        self.groups.borrow_mut().insert(group_id.to_owned(), classic);
+        self.membership.borrow_mut().note_changed(group_id);
+        tracing::info!(group = %group_id, "only members of the classic protocol are left: the group runs the classic protocol again");
+    }
+
+    /// Turns a classic group of Kafka consumers with members into a consumer-protocol group
+    /// (Kafka's online upgrade), for the first consumer-protocol member to join it. Requests
+    /// of its members waiting in a join or a sync are told to rejoin.
+    fn upgrade(&self, shard: &Shard, group_id: &str) -> Result<(), GroupError> {
+        let converted = match self.groups.borrow().get(group_id) {
+            Some(group) => ConsumerGroup::from_classic(group, Instant::now(), shard)?,
+            None => return Ok(()),
+        };
+        self.groups.borrow_mut().remove(group_id);
+        tell_rejoin(&self.join_waiters, group_id);
+        tell_rejoin(&self.sync_waiters, group_id);
+        self.consumer_groups
+            .borrow_mut()
+            .insert(group_id.to_owned(), converted);
+        self.membership.borrow_mut().note_changed(group_id);
+        tracing::info!(group = %group_id, "a member of the consumer protocol joined: the classic group runs the consumer protocol now");
+        Ok(())
     }
 
     /// Handles a ConsumerGroupHeartbeat (KIP-848): joins, leaves, or moves the member towards
@@ -357,7 +430,12 @@ impl GroupCoordinator {
             .get(&req.group_id)
             .is_some_and(|g| !g.is_vacant())
         {
-            return Err(GroupError::GroupIdNotFound);
+            // Only a member joining moves the group; any other heartbeat names a member that a
+            // classic group does not have.
+            if req.member_epoch != super::consumer_group::JOIN_EPOCH {
+                return Err(GroupError::GroupIdNotFound);
+            }
+            self.upgrade(shard, &req.group_id)?;
         }
         let group_id = req.group_id.clone();
         let client_id = req.client_id.clone();
@@ -374,6 +452,8 @@ impl GroupCoordinator {
         if !group.has_members() {
             groups.remove(&group_id);
         }
+        drop(groups);
+        self.downgrade_if_only_classic(&group_id);
         answer
     }
 
@@ -457,6 +537,7 @@ impl GroupCoordinator {
         for (id, notices) in due {
             self.deliver(&id, notices);
         }
+        let mut only_classic = Vec::new();
         self.consumer_groups.borrow_mut().retain(|id, group| {
             for member in group.tick(now) {
                 tracing::info!(group = %id, member = %member, "consumer group member expired (no heartbeat within its session, or partitions not given up within its rebalance timeout)");
@@ -464,8 +545,14 @@ impl GroupCoordinator {
             if group.take_changed() {
                 self.membership.borrow_mut().note_changed(id);
             }
+            if group.has_only_classic_members() {
+                only_classic.push(id.clone());
+            }
             group.has_members()
         });
+        for id in only_classic {
+            self.downgrade_if_only_classic(&id);
+        }
     }
 
     /// Generates a member id: the client id (as Kafka does, so logs show whose it is), a salt
@@ -746,6 +833,18 @@ fn park<T>(
         drop(previous.send(Err(GroupError::RebalanceInProgress)));
     }
     rx
+}
+
+/// Tells every request of `group_id` waiting in `waiters` to rejoin.
+fn tell_rejoin<T>(waiters: &Waiters<T>, group_id: &str) {
+    let waiting: Vec<_> = waiters
+        .borrow_mut()
+        .extract_if(|(group, _), _| group == group_id)
+        .collect();
+    for (_, tx) in waiting {
+        // The receiver may be gone with its connection; nothing to tell then.
+        drop(tx.send(Err(GroupError::RebalanceInProgress)));
+    }
 }
 
 /// Refuses group ids the offsets format or Kafka would not accept.

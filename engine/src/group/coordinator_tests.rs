@@ -12,6 +12,9 @@ use futures::task::LocalSpawnExt;
 use super::*;
 use crate::group::member::Protocol;
 
+/// The topics of these tests' node: none (classic groups do not look).
+static NO_TOPICS: std::collections::BTreeMap<String, u32> = std::collections::BTreeMap::new();
+
 fn coordinator() -> Rc<GroupCoordinator> {
     Rc::new(GroupCoordinator::new(
         1,
@@ -73,12 +76,12 @@ fn waiting_join_and_sync_are_answered_when_the_group_moves_on() {
     let c = coordinator();
     let mut pool = LocalPool::new();
     // KIP-394: the first join gets an id to come back with.
-    let a_id = match pool.run_until(c.join(join_req("", true))) {
+    let a_id = match pool.run_until(c.join(&NO_TOPICS, join_req("", true))) {
         Err(GroupError::MemberIdRequired(id)) => id,
         other => panic!("expected MEMBER_ID_REQUIRED, got {other:?}"),
     };
     assert!(a_id.starts_with("c-"));
-    let a = pool.run_until(c.join(join_req(&a_id, true))).unwrap();
+    let a = pool.run_until(c.join(&NO_TOPICS, join_req(&a_id, true))).unwrap();
     assert_eq!(a.generation, 1);
     let leader_sync = sync_req(&a_id, 1, vec![(a_id.clone(), Bytes::from_static(b"all"))]);
     pool.run_until(c.sync(leader_sync)).unwrap();
@@ -86,7 +89,7 @@ fn waiting_join_and_sync_are_answered_when_the_group_moves_on() {
     // A second member's join waits until the first rejoins.
     let b = {
         let c = Rc::clone(&c);
-        spawn(&pool, async move { c.join(join_req("", false)).await })
+        spawn(&pool, async move { c.join(&NO_TOPICS, join_req("", false)).await })
     };
     pool.run_until_stalled();
     assert!(b.borrow().is_none());
@@ -97,7 +100,7 @@ fn waiting_join_and_sync_are_answered_when_the_group_moves_on() {
         group_instance_id: None,
     };
     assert_eq!(c.heartbeat(&hb), Err(GroupError::RebalanceInProgress));
-    let a = pool.run_until(c.join(join_req(&a_id, true))).unwrap();
+    let a = pool.run_until(c.join(&NO_TOPICS, join_req(&a_id, true))).unwrap();
     pool.run_until_stalled();
     let b = b.borrow_mut().take().unwrap().unwrap();
     assert_eq!((a.generation, b.generation), (2, 2));
@@ -136,12 +139,12 @@ fn waiting_join_and_sync_are_answered_when_the_group_moves_on() {
 fn tick_expires_silent_members_and_answers_their_waiting_joins() {
     let c = coordinator();
     let mut pool = LocalPool::new();
-    let a = pool.run_until(c.join(join_req("", false))).unwrap();
+    let a = pool.run_until(c.join(&NO_TOPICS, join_req("", false))).unwrap();
     pool.run_until(c.sync(sync_req(&a.member_id, 1, Vec::new())))
         .unwrap();
     let b = {
         let c = Rc::clone(&c);
-        spawn(&pool, async move { c.join(join_req("", false)).await })
+        spawn(&pool, async move { c.join(&NO_TOPICS, join_req("", false)).await })
     };
     pool.run_until_stalled();
     // "a" never rejoins nor heartbeats: its session lapses, and the join of "b" completes
@@ -177,7 +180,7 @@ fn unknown_group_is_dead_and_requests_on_it_are_refused() {
     let mut req = join_req("", false);
     req.group_id = "nope".into();
     req.protocols.clear();
-    assert!(pool.run_until(c.join(req)).is_err());
+    assert!(pool.run_until(c.join(&NO_TOPICS, req)).is_err());
     assert!(c.list_groups().is_empty());
 }
 
@@ -208,7 +211,7 @@ fn an_outsider_may_commit_until_someone_has_joined() {
         offsets: Vec::new(),
     };
     // An id handed out with MEMBER_ID_REQUIRED is no member yet (Kafka's group is still Empty).
-    let id = match pool.run_until(c.join(join_req("", true))) {
+    let id = match pool.run_until(c.join(&NO_TOPICS, join_req("", true))) {
         Err(GroupError::MemberIdRequired(id)) => id,
         other => panic!("expected MEMBER_ID_REQUIRED, got {other:?}"),
     };
@@ -216,7 +219,7 @@ fn an_outsider_may_commit_until_someone_has_joined() {
     // Once it has joined, the outsider's commit would race the member's own.
     let joined = spawn(&pool, {
         let c = Rc::clone(&c);
-        async move { c.join(join_req(&id, true)).await }
+        async move { c.join(&NO_TOPICS, join_req(&id, true)).await }
     });
     pool.run_until_stalled();
     assert!(
@@ -250,7 +253,7 @@ fn offsets_expire_a_retention_after_the_last_commit_members_or_start() {
         c.store_offset(group, tp.clone(), long_ago.clone(), 0);
     }
     let mut pool = LocalPool::new();
-    pool.run_until(c.join(join_req("", false))).unwrap(); // "g" has a member
+    pool.run_until(c.join(&NO_TOPICS, join_req("", false))).unwrap(); // "g" has a member
     let now = super::super::commit::unix_ms();
     let later = now + 2 * 60_000;
     // Commits from long ago, but the coordinator has just started: nothing goes yet.

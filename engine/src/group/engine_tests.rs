@@ -153,7 +153,7 @@ fn join_for(
     };
     let target = handle.group_coordinator(group_id);
     block_on(handle.run_on(target, move |shard| async move {
-        shard.local_groups().join(join).await
+        shard.local_groups().join(&shard, join).await
     }))
     .expect("coordinator shard runs")
     .expect("joined")
@@ -433,7 +433,7 @@ fn a_group_grown_too_large_to_store_loses_its_record_rather_than_keep_an_old_one
     };
     let target = handle.group_coordinator("g");
     let second = block_on(handle.run_on(target, move |shard| async move {
-        shard.local_groups().join(rejoin).await
+        shard.local_groups().join(&shard, rejoin).await
     }))
     .expect("coordinator shard runs")
     .expect("rejoined");

@@ -52,7 +52,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::consumer_group::ConsumerGroup;
 use super::coordinator::GroupCoordinator;
 use super::member::{Member, Protocol};
-use super::record::{group_key, put_str16, DecodeError, Reader};
+use super::record::{group_key, put_bytes32, put_str16, DecodeError, Reader};
 use super::state::{Group, GroupState};
 use crate::{Record, Shard};
 
@@ -323,10 +323,10 @@ fn decode_classic(r: &mut Reader<'_>, now: Instant) -> Result<StoredGroup, Decod
         let mut protocols = Vec::new();
         for _ in 0..r.u16()? {
             let name = r.str16()?;
-            let metadata = Bytes::copy_from_slice(bytes32(r)?);
+            let metadata = Bytes::copy_from_slice(r.bytes32()?);
             protocols.push(Protocol { name, metadata });
         }
-        let assignment = Bytes::copy_from_slice(bytes32(r)?);
+        let assignment = Bytes::copy_from_slice(r.bytes32()?);
         members.push(Member {
             id,
             instance_id,
@@ -353,15 +353,4 @@ fn decode_classic(r: &mut Reader<'_>, now: Instant) -> Result<StoredGroup, Decod
 /// A timeout in ms; the coordinator bounds them far below `u32::MAX` ms.
 fn millis(timeout: Duration) -> u32 {
     u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX)
-}
-
-fn put_bytes32(buf: &mut BytesMut, bytes: &[u8]) {
-    // At most MEMBER_METADATA_BYTES_MAX, checked at join and sync.
-    buf.put_u32(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
-    buf.put_slice(bytes);
-}
-
-fn bytes32<'a>(r: &mut Reader<'a>) -> Result<&'a [u8], DecodeError> {
-    let len = r.u32()?;
-    r.take(usize::try_from(len).map_err(|_| DecodeError::Truncated)?)
 }

@@ -177,6 +177,14 @@ fn utf8(bytes: &[u8]) -> Result<String, DecodeError> {
         .map_err(|_| DecodeError::NotUtf8)
 }
 
+/// Writes a u32 length and `bytes`.
+pub(super) fn put_bytes32(buf: &mut BytesMut, bytes: &[u8]) {
+    // Members' metadata and assignments: at most MEMBER_METADATA_BYTES_MAX, checked at join
+    // and sync.
+    buf.put_u32(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
+    buf.put_slice(bytes);
+}
+
 /// A cursor over a stored record's bytes.
 pub(super) struct Reader<'a>(pub(super) &'a [u8]);
 
@@ -218,6 +226,12 @@ impl<'a> Reader<'a> {
 
     pub(super) fn i64(&mut self) -> Result<i64, DecodeError> {
         self.array().map(i64::from_be_bytes)
+    }
+
+    /// Bytes after a u32 length, as [`put_bytes32`] writes them.
+    pub(super) fn bytes32(&mut self) -> Result<&'a [u8], DecodeError> {
+        let len = self.u32()?;
+        self.take(usize::try_from(len).map_err(|_| DecodeError::Truncated)?)
     }
 
     pub(super) fn str16(&mut self) -> Result<String, DecodeError> {

@@ -244,6 +244,14 @@ impl Group {
         self.members.contains_key(member_id)
     }
 
+    /// Starts a rebalance of a Stable group: the group that a consumer-protocol group became
+    /// when its last consumer-protocol member left (see `consumer_group_classic.rs`).
+    pub(crate) fn start_rebalance(&mut self, now: Instant) {
+        if self.state == GroupState::Stable {
+            self.prepare_rebalance(now);
+        }
+    }
+
     /// Whether what a restart restores of the group changed since the last call: a generation
     /// became Stable, a static member took over its instance's slot, or the last member went.
     pub(crate) fn take_changed(&mut self) -> bool {
@@ -913,7 +921,7 @@ impl Group {
 mod tests;
 
 /// Refuses a join whose protocols are beyond the coordinator's limits.
-fn check_protocols(req: &JoinRequest) -> Result<(), GroupError> {
+pub(super) fn check_protocols(req: &JoinRequest) -> Result<(), GroupError> {
     if req.protocols.len() > PROTOCOLS_PER_MEMBER_MAX {
         return Err(GroupError::InvalidRequest(format!(
             "{} protocols offered, at most {PROTOCOLS_PER_MEMBER_MAX} accepted",

@@ -46,8 +46,8 @@ pub(crate) async fn handle(ctx: &RequestContext, req: JoinGroupRequest) -> JoinG
             .collect(),
     };
     let group_id = join.group_id.clone();
-    let routed = group::on_coordinator(&ctx.shard, &group_id, move |_, groups| async move {
-        groups.join(join).await
+    let routed = group::on_coordinator(&ctx.shard, &group_id, move |shard, groups| async move {
+        groups.join(&shard, join).await
     })
     .await;
     match routed {
