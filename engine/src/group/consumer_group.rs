@@ -862,7 +862,6 @@ mod tests {
         [(TOPIC.to_owned(), partitions.iter().copied().collect())].into()
     }
 
-
     /// One topic, TOPIC, of four partitions.
     fn catalog() -> BTreeMap<String, u32> {
         [(TOPIC.to_owned(), 4)].into()

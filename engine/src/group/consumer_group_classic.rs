@@ -78,7 +78,11 @@ impl ConsumerGroup {
         for member in group.members() {
             let metadata = match group.protocol_name() {
                 Some(name) => member.metadata(name),
-                None => member.protocols.first().map(|p| p.metadata.clone()).unwrap_or_default(),
+                None => member
+                    .protocols
+                    .first()
+                    .map(|p| p.metadata.clone())
+                    .unwrap_or_default(),
             };
             let subscribed: BTreeSet<String> = subscribed_topics(&metadata)
                 .map_err(|_| GroupError::GroupIdNotFound)?
@@ -136,7 +140,12 @@ impl ConsumerGroup {
     /// The classic group this one becomes when only classic members are left (the online
     /// downgrade): Stable at the members' generation, each member assigned its target, the
     /// first member leader, and rebalancing at once.
-    pub(crate) fn to_classic(&self, group_id: &str, now: Instant, initial_delay: Duration) -> Group {
+    pub(crate) fn to_classic(
+        &self,
+        group_id: &str,
+        now: Instant,
+        initial_delay: Duration,
+    ) -> Group {
         let members: Vec<GroupMember> = self
             .members
             .iter()
@@ -162,7 +171,12 @@ impl ConsumerGroup {
         // The members' own generation (the group epoch moved on when the last consumer-protocol
         // member left): their heartbeats are then told to rejoin, not that their generation
         // is unknown, which librdkafka 2.16 does not recover from until its session ends.
-        let generation = self.members.values().map(|m| m.epoch).max().unwrap_or(self.epoch);
+        let generation = self
+            .members
+            .values()
+            .map(|m| m.epoch)
+            .max()
+            .unwrap_or(self.epoch);
         let stored = StoredGroup {
             generation,
             protocol_type: CONSUMER.to_owned(),
@@ -210,9 +224,12 @@ impl ConsumerGroup {
             .find(|p| p.name == protocol)
             .map(|p| p.metadata.clone())
             .unwrap_or_default();
-        let malformed = |e| GroupError::InvalidRequest(format!("the subscription cannot be read: {e}"));
-        let subscribed: BTreeSet<String> =
-            subscribed_topics(&metadata).map_err(malformed)?.into_iter().collect();
+        let malformed =
+            |e| GroupError::InvalidRequest(format!("the subscription cannot be read: {e}"));
+        let subscribed: BTreeSet<String> = subscribed_topics(&metadata)
+            .map_err(malformed)?
+            .into_iter()
+            .collect();
         let owned = to_assignment(owned_partitions(&metadata).map_err(malformed)?);
         let member_id = match (&req.group_instance_id, req.member_id.is_empty()) {
             (None, true) if req.require_known_member_id => {
@@ -321,7 +338,12 @@ impl ConsumerGroup {
         req: &SyncRequest,
     ) -> Result<SyncResponse, GroupError> {
         let group_epoch = self.epoch;
-        let member = self.classic_member(now, &req.member_id, req.group_instance_id.as_ref(), req.generation)?;
+        let member = self.classic_member(
+            now,
+            &req.member_id,
+            req.group_instance_id.as_ref(),
+            req.generation,
+        )?;
         let protocol_type_differs = req.protocol_type.as_deref().is_some_and(|t| t != CONSUMER);
         let protocol = match &req.protocol_name {
             Some(name) if member.supports(name) => name.clone(),
@@ -332,7 +354,9 @@ impl ConsumerGroup {
             return Err(GroupError::InconsistentGroupProtocol);
         }
         if group_epoch > member.epoch && member.revoking.is_empty() {
-            member.revoke_deadline.get_or_insert(now + member.rebalance_timeout);
+            member
+                .revoke_deadline
+                .get_or_insert(now + member.rebalance_timeout);
             return Err(GroupError::RebalanceInProgress);
         }
         member.sent = Some(member.assigned.clone());
@@ -354,18 +378,28 @@ impl ConsumerGroup {
         now: Instant,
         req: &HeartbeatRequest,
     ) -> Result<(), GroupError> {
-        self.classic_member(now, &req.member_id, req.group_instance_id.as_ref(), req.generation)?;
+        self.classic_member(
+            now,
+            &req.member_id,
+            req.group_instance_id.as_ref(),
+            req.generation,
+        )?;
         if !self.classic_must_rejoin(&req.member_id) {
             return Ok(());
         }
         if let Some(member) = self.members.get_mut(&req.member_id) {
-            member.revoke_deadline.get_or_insert(now + member.rebalance_timeout);
+            member
+                .revoke_deadline
+                .get_or_insert(now + member.rebalance_timeout);
         }
         Err(GroupError::RebalanceInProgress)
     }
 
     /// A LeaveGroup of classic members, each answered on its own.
-    pub(crate) fn classic_leave(&mut self, members: &[MemberIdentity]) -> Vec<Result<(), GroupError>> {
+    pub(crate) fn classic_leave(
+        &mut self,
+        members: &[MemberIdentity],
+    ) -> Vec<Result<(), GroupError>> {
         members
             .iter()
             .map(|who| {
@@ -403,7 +437,10 @@ impl ConsumerGroup {
         instance_id: Option<&String>,
         generation: i32,
     ) -> Result<&mut Member, GroupError> {
-        let member = self.members.get_mut(member_id).ok_or(GroupError::UnknownMemberId)?;
+        let member = self
+            .members
+            .get_mut(member_id)
+            .ok_or(GroupError::UnknownMemberId)?;
         let Some(classic) = &member.classic else {
             return Err(GroupError::UnknownMemberId);
         };
@@ -432,7 +469,11 @@ impl ConsumerGroup {
 
     /// The protocol every classic member other than `except` supports, among those `wanted`
     /// accepts, in the order of the first such member's preference.
-    fn shared_protocol(&self, except: Option<&str>, wanted: impl Fn(&str) -> bool) -> Option<String> {
+    fn shared_protocol(
+        &self,
+        except: Option<&str>,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Option<String> {
         let mut classic = self
             .members
             .iter()
@@ -444,7 +485,12 @@ impl ConsumerGroup {
             .protocols
             .iter()
             .map(|p| p.name.as_str())
-            .find(|name| wanted(name) && others.iter().all(|o| o.protocols.iter().any(|p| p.name == *name)))
+            .find(|name| {
+                wanted(name)
+                    && others
+                        .iter()
+                        .all(|o| o.protocols.iter().any(|p| p.name == *name))
+            })
             .map(str::to_owned)
     }
 
@@ -489,4 +535,325 @@ fn from_assignment(assigned: &Assignment) -> BTreeMap<String, Vec<u32>> {
         .iter()
         .map(|(topic, partitions)| (topic.clone(), partitions.iter().copied().collect()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use kafka_protocol::messages::consumer_protocol_subscription::TopicPartition as OwnedTopic;
+    use kafka_protocol::messages::{ConsumerProtocolSubscription, TopicName};
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+
+    use super::super::{ConsumerHeartbeat, ConsumerHeartbeatAnswer, LEAVE_EPOCH};
+    use super::*;
+    use crate::group::state::{GroupState, JoinReply, SyncReply};
+
+    const SESSION: Duration = Duration::from_secs(10);
+
+    /// One topic, "t", of four partitions.
+    fn catalog() -> BTreeMap<String, u32> {
+        [("t".to_owned(), 4)].into()
+    }
+
+    /// A Kafka consumer's subscription to "t" (version 1), saying it owns `owned`.
+    fn subscription(owned: &[u32]) -> Bytes {
+        let message = ConsumerProtocolSubscription::default()
+            .with_topics(vec![StrBytes::from_static_str("t")])
+            .with_owned_partitions(vec![OwnedTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("t")))
+                .with_partitions(owned.iter().map(|p| *p as i32).collect())]);
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&1i16.to_be_bytes());
+        message.encode(&mut buf, 1).expect("encodes");
+        buf.freeze()
+    }
+
+    fn join_req(member_id: &str, owned: &[u32]) -> JoinRequest {
+        JoinRequest {
+            group_id: "g".into(),
+            member_id: member_id.into(),
+            group_instance_id: None,
+            require_known_member_id: false,
+            client_id: member_id.into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout: SESSION,
+            rebalance_timeout: Duration::from_secs(30),
+            protocol_type: "consumer".into(),
+            protocols: vec![Protocol {
+                name: "range".into(),
+                metadata: subscription(owned),
+            }],
+        }
+    }
+
+    fn sync_req(member_id: &str, generation: i32) -> SyncRequest {
+        SyncRequest {
+            group_id: "g".into(),
+            generation,
+            member_id: member_id.into(),
+            group_instance_id: None,
+            protocol_type: None,
+            protocol_name: None,
+            assignments: Vec::new(),
+        }
+    }
+
+    fn heartbeat(id: &str, generation: i32) -> HeartbeatRequest {
+        HeartbeatRequest {
+            group_id: "g".into(),
+            generation,
+            member_id: id.into(),
+            group_instance_id: None,
+        }
+    }
+
+    fn partitions(assignment: &Bytes) -> Vec<u32> {
+        assigned_topics(assignment)
+            .expect("an assignment")
+            .remove("t")
+            .unwrap_or_default()
+    }
+
+    /// A classic group at generation 2: "a" (leader) with partitions 0 and 1, "b" with 2 and 3.
+    fn stable_classic_pair(now: Instant) -> Group {
+        let mut group = Group::new("g", Duration::ZERO);
+        assert!(matches!(
+            group.join(now, &join_req("", &[]), "a".into()),
+            Ok(JoinReply::Done(_))
+        ));
+        assert!(matches!(
+            group.join(now, &join_req("", &[]), "b".into()),
+            Ok(JoinReply::Wait(_))
+        ));
+        assert!(matches!(
+            group.join(now, &join_req("a", &[]), "x".into()),
+            Ok(JoinReply::Done(_))
+        ));
+        group.take_notices();
+        let halves = |p: Vec<u32>| assignment(&BTreeMap::from([("t".to_owned(), p)]));
+        let mut leader = sync_req("a", 2);
+        leader.assignments = vec![
+            ("a".into(), halves(vec![0, 1])),
+            ("b".into(), halves(vec![2, 3])),
+        ];
+        assert!(matches!(group.sync(now, &leader), Ok(SyncReply::Done(_))));
+        assert_eq!(group.state(), GroupState::Stable);
+        group
+    }
+
+    fn consumer_join(group: &mut ConsumerGroup, now: Instant) -> ConsumerHeartbeatAnswer {
+        let join = ConsumerHeartbeat {
+            group_id: "g".into(),
+            member_id: "c".into(),
+            member_epoch: JOIN_EPOCH,
+            subscribed_topics: Some(vec!["t".into()]),
+            ..ConsumerHeartbeat::default()
+        };
+        group
+            .heartbeat(now, join, &catalog(), || "c".into())
+            .expect("joined")
+    }
+
+    #[test]
+    fn an_upgraded_group_shares_its_partitions_with_the_new_member_without_a_partition_held_twice()
+    {
+        let now = Instant::now();
+        let classic = stable_classic_pair(now);
+        let mut group = ConsumerGroup::from_classic(&classic, now, &catalog()).expect("converts");
+        // The classic members keep their partitions at their generation.
+        let described = group.describe();
+        assert_eq!(described.epoch, 2);
+        assert_eq!(group.state(), GroupState::Stable);
+        let held: Vec<(String, i32, Vec<u32>)> = described
+            .members
+            .iter()
+            .map(|m| {
+                (
+                    m.member_id.clone(),
+                    m.epoch,
+                    m.assignment["t"].iter().copied().collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            held,
+            [("a".into(), 2, vec![0, 1]), ("b".into(), 2, vec![2, 3])]
+        );
+        assert_eq!(group.check_commit("a", 2), Ok(()));
+        assert_eq!(
+            group.check_commit("a", 1),
+            Err(GroupError::IllegalGeneration)
+        );
+
+        // A consumer-protocol member joins: nothing is free for it yet.
+        let c = consumer_join(&mut group, now);
+        assert_eq!(c.assignment.as_ref().map(BTreeMap::len), Some(0));
+        // The classic members are told to rejoin; a cooperative one rejoins still owning its
+        // partitions, is handed those it keeps, and moves on once it says it gave the rest up.
+        for (id, owned) in [("a", vec![0, 1]), ("b", vec![2, 3])] {
+            assert_eq!(
+                group.classic_heartbeat(now, &heartbeat(id, 2)),
+                Err(GroupError::RebalanceInProgress)
+            );
+            let joined = group
+                .classic_join(now, &join_req(id, &owned), &catalog(), || unreachable!())
+                .expect("joins");
+            assert_eq!((joined.leader.as_str(), joined.members.len()), ("", 0));
+            let kept = partitions(
+                &group
+                    .classic_sync(now, &sync_req(id, joined.generation))
+                    .expect("synced")
+                    .assignment,
+            );
+            if kept != owned {
+                assert_eq!(
+                    joined.generation, 2,
+                    "{id} stays at its epoch while it gives partitions up"
+                );
+                assert_eq!(
+                    group.classic_heartbeat(now, &heartbeat(id, joined.generation)),
+                    Err(GroupError::RebalanceInProgress)
+                );
+                let again = group
+                    .classic_join(now, &join_req(id, &kept), &catalog(), || unreachable!())
+                    .expect("joins");
+                assert_eq!(again.generation, group.epoch());
+                let synced = group
+                    .classic_sync(now, &sync_req(id, again.generation))
+                    .expect("synced");
+                assert_eq!(partitions(&synced.assignment), kept);
+            }
+        }
+        let beat = ConsumerHeartbeat {
+            group_id: "g".into(),
+            member_id: "c".into(),
+            member_epoch: c.member_epoch,
+            owned: Some(Assignment::new()),
+            ..ConsumerHeartbeat::default()
+        };
+        let c = group
+            .heartbeat(now, beat, &catalog(), || unreachable!())
+            .expect("accepted");
+        assert!(
+            !c.assignment.unwrap_or_default().is_empty(),
+            "the new member got its share"
+        );
+        let mut all: Vec<u32> = group
+            .describe()
+            .members
+            .iter()
+            .flat_map(|m| m.assignment.get("t").into_iter().flatten().copied())
+            .collect();
+        all.sort_unstable();
+        assert_eq!(all, [0, 1, 2, 3], "each partition held once");
+        assert_eq!(group.state(), GroupState::Stable);
+        for id in ["a", "b"] {
+            let epoch = group.epoch();
+            assert_eq!(group.classic_heartbeat(now, &heartbeat(id, epoch)), Ok(()));
+        }
+    }
+
+    #[test]
+    fn an_eager_member_gives_up_and_moves_on_in_one_join() {
+        let now = Instant::now();
+        let mut group = ConsumerGroup::from_classic(&stable_classic_pair(now), now, &catalog())
+            .expect("converts");
+        consumer_join(&mut group, now);
+        // An eager consumer revokes everything before it rejoins: it owns nothing.
+        let joined = group
+            .classic_join(now, &join_req("a", &[]), &catalog(), || unreachable!())
+            .expect("joins");
+        assert_eq!(joined.generation, group.epoch());
+        let synced = group
+            .classic_sync(now, &sync_req("a", joined.generation))
+            .expect("synced");
+        assert!(!partitions(&synced.assignment).is_empty());
+    }
+
+    #[test]
+    fn when_only_classic_members_are_left_the_group_is_classic_again_and_rebalances() {
+        let now = Instant::now();
+        let mut group = ConsumerGroup::from_classic(&stable_classic_pair(now), now, &catalog())
+            .expect("converts");
+        let c = consumer_join(&mut group, now);
+        assert!(!group.has_only_classic_members());
+        let leave = ConsumerHeartbeat {
+            group_id: "g".into(),
+            member_id: "c".into(),
+            member_epoch: LEAVE_EPOCH,
+            ..ConsumerHeartbeat::default()
+        };
+        group
+            .heartbeat(now, leave, &catalog(), || unreachable!())
+            .expect("left");
+        assert!(c.member_epoch > 2);
+        assert!(group.has_only_classic_members());
+        let mut classic = group.to_classic("g", now, Duration::ZERO);
+        assert_eq!(classic.state(), GroupState::PreparingRebalance);
+        // At the members' own generation: their heartbeats are told to rejoin.
+        assert_eq!(classic.generation(), 2);
+        assert_eq!(
+            classic.heartbeat(now, &heartbeat("a", 2)),
+            Err(GroupError::RebalanceInProgress)
+        );
+        let ids: Vec<String> = classic.members().map(|m| m.id.clone()).collect();
+        assert_eq!(ids, ["a", "b"]);
+    }
+
+    #[test]
+    fn a_classic_join_to_a_group_of_other_consumers_is_refused_like_a_classic_groups() {
+        let now = Instant::now();
+        let mut group = ConsumerGroup::from_classic(&stable_classic_pair(now), now, &catalog())
+            .expect("converts");
+        let mut other = join_req("", &[]);
+        other.protocol_type = "connect".into();
+        assert_eq!(
+            group.classic_join(now, &other, &catalog(), || "d".into()),
+            Err(GroupError::InconsistentGroupProtocol)
+        );
+        let mut roundrobin = join_req("", &[]);
+        roundrobin.protocols[0].name = "roundrobin".into();
+        assert_eq!(
+            group.classic_join(now, &roundrobin, &catalog(), || "d".into()),
+            Err(GroupError::InconsistentGroupProtocol)
+        );
+        let mut first = join_req("", &[]);
+        first.require_known_member_id = true;
+        assert_eq!(
+            group.classic_join(now, &first, &catalog(), || "d".into()),
+            Err(GroupError::MemberIdRequired("d".into()))
+        );
+        // A classic group of other clients does not move to the consumer protocol.
+        let mut connect = Group::new("g", Duration::ZERO);
+        let mut worker = join_req("", &[]);
+        worker.protocol_type = "connect".into();
+        assert!(connect.join(now, &worker, "w".into()).is_ok());
+        assert_eq!(
+            ConsumerGroup::from_classic(&connect, now, &catalog()).map(|_| ()),
+            Err(GroupError::GroupIdNotFound)
+        );
+    }
+
+    #[test]
+    fn a_classic_member_is_stored_and_restored_with_its_protocols_and_session() {
+        let now = Instant::now();
+        let group = ConsumerGroup::from_classic(&stable_classic_pair(now), now, &catalog())
+            .expect("converts");
+        use crate::group::membership::{decode, encode_consumer, Stored};
+        let later = now + Duration::from_secs(60);
+        let Ok(Stored::Consumer(mut restored)) =
+            decode(&encode_consumer(&group).expect("small"), later)
+        else {
+            panic!("not restored as a consumer group");
+        };
+        assert_eq!(restored.describe(), group.describe());
+        assert!(restored.has_only_classic_members());
+        let beat = later + Duration::from_secs(1);
+        assert_eq!(restored.classic_heartbeat(beat, &heartbeat("a", 2)), Ok(()));
+        // The classic session (10 s) counts from the restore.
+        assert!(restored
+            .tick(later + SESSION - Duration::from_millis(1))
+            .is_empty());
+        assert_eq!(restored.tick(later + SESSION).len(), 1, "b never heartbeat");
+    }
 }

@@ -63,7 +63,9 @@ impl ConsumerGroup {
             match &member.classic {
                 Some(classic) => {
                     buf.put_u8(1);
-                    buf.put_u32(u32::try_from(classic.session_timeout.as_millis()).unwrap_or(u32::MAX));
+                    buf.put_u32(
+                        u32::try_from(classic.session_timeout.as_millis()).unwrap_or(u32::MAX),
+                    );
                     // At most PROTOCOLS_PER_MEMBER_MAX, checked at join.
                     buf.put_u16(u16::try_from(classic.protocols.len()).unwrap_or(u16::MAX));
                     for protocol in &classic.protocols {
@@ -126,7 +128,9 @@ impl ConsumerGroup {
                     })
                 }
             };
-            let session = classic.as_ref().map_or(SESSION_TIMEOUT, |c| c.session_timeout);
+            let session = classic
+                .as_ref()
+                .map_or(SESSION_TIMEOUT, |c| c.session_timeout);
             let revoke_deadline = (!revoking.is_empty()).then(|| now + rebalance_timeout);
             group.target.insert(id.clone(), target);
             group.members.insert(

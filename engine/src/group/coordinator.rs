@@ -314,7 +314,9 @@ impl GroupCoordinator {
     /// [`GroupError::UnknownMemberId`], [`GroupError::IllegalGeneration`],
     /// [`GroupError::RebalanceInProgress`] (the member must rejoin).
     pub async fn sync(&self, req: SyncRequest) -> Result<SyncResponse, GroupError> {
-        if let Some(synced) = self.with_consumer_group(&req.group_id, |g, now| g.classic_sync(now, &req)) {
+        if let Some(synced) =
+            self.with_consumer_group(&req.group_id, |g, now| g.classic_sync(now, &req))
+        {
             return synced;
         }
         let reply = self.with_group(&req.group_id, |g, now| g.sync(now, &req));
@@ -351,7 +353,8 @@ impl GroupCoordinator {
         group_id: &str,
         members: &[MemberIdentity],
     ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
-        if let Some(left) = self.with_consumer_group(group_id, |g, _| Ok(g.classic_leave(members))) {
+        if let Some(left) = self.with_consumer_group(group_id, |g, _| Ok(g.classic_leave(members)))
+        {
             self.downgrade_if_only_classic(group_id);
             return left;
         }
@@ -387,7 +390,9 @@ impl GroupCoordinator {
         let classic = group.to_classic(group_id, Instant::now(), self.initial_delay);
         consumer_groups.remove(group_id);
         drop(consumer_groups);
-        self.groups.borrow_mut().insert(group_id.to_owned(), classic);
+        self.groups
+            .borrow_mut()
+            .insert(group_id.to_owned(), classic);
         self.membership.borrow_mut().note_changed(group_id);
         tracing::info!(group = %group_id, "only members of the classic protocol are left: the group runs the classic protocol again");
     }
@@ -837,11 +842,15 @@ fn park<T>(
 
 /// Tells every request of `group_id` waiting in `waiters` to rejoin.
 fn tell_rejoin<T>(waiters: &Waiters<T>, group_id: &str) {
-    let waiting: Vec<_> = waiters
-        .borrow_mut()
-        .extract_if(|(group, _), _| group == group_id)
+    let mut waiters = waiters.borrow_mut();
+    let keys: Vec<(String, String)> = waiters
+        .keys()
+        .filter(|(group, _)| group == group_id)
+        .cloned()
         .collect();
-    for (_, tx) in waiting {
+    let waiting: Vec<_> = keys.iter().filter_map(|key| waiters.remove(key)).collect();
+    drop(waiters);
+    for tx in waiting {
         // The receiver may be gone with its connection; nothing to tell then.
         drop(tx.send(Err(GroupError::RebalanceInProgress)));
     }

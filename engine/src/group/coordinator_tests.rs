@@ -81,7 +81,9 @@ fn waiting_join_and_sync_are_answered_when_the_group_moves_on() {
         other => panic!("expected MEMBER_ID_REQUIRED, got {other:?}"),
     };
     assert!(a_id.starts_with("c-"));
-    let a = pool.run_until(c.join(&NO_TOPICS, join_req(&a_id, true))).unwrap();
+    let a = pool
+        .run_until(c.join(&NO_TOPICS, join_req(&a_id, true)))
+        .unwrap();
     assert_eq!(a.generation, 1);
     let leader_sync = sync_req(&a_id, 1, vec![(a_id.clone(), Bytes::from_static(b"all"))]);
     pool.run_until(c.sync(leader_sync)).unwrap();
@@ -89,7 +91,9 @@ fn waiting_join_and_sync_are_answered_when_the_group_moves_on() {
     // A second member's join waits until the first rejoins.
     let b = {
         let c = Rc::clone(&c);
-        spawn(&pool, async move { c.join(&NO_TOPICS, join_req("", false)).await })
+        spawn(&pool, async move {
+            c.join(&NO_TOPICS, join_req("", false)).await
+        })
     };
     pool.run_until_stalled();
     assert!(b.borrow().is_none());
@@ -100,7 +104,9 @@ fn waiting_join_and_sync_are_answered_when_the_group_moves_on() {
         group_instance_id: None,
     };
     assert_eq!(c.heartbeat(&hb), Err(GroupError::RebalanceInProgress));
-    let a = pool.run_until(c.join(&NO_TOPICS, join_req(&a_id, true))).unwrap();
+    let a = pool
+        .run_until(c.join(&NO_TOPICS, join_req(&a_id, true)))
+        .unwrap();
     pool.run_until_stalled();
     let b = b.borrow_mut().take().unwrap().unwrap();
     assert_eq!((a.generation, b.generation), (2, 2));
@@ -139,12 +145,16 @@ fn waiting_join_and_sync_are_answered_when_the_group_moves_on() {
 fn tick_expires_silent_members_and_answers_their_waiting_joins() {
     let c = coordinator();
     let mut pool = LocalPool::new();
-    let a = pool.run_until(c.join(&NO_TOPICS, join_req("", false))).unwrap();
+    let a = pool
+        .run_until(c.join(&NO_TOPICS, join_req("", false)))
+        .unwrap();
     pool.run_until(c.sync(sync_req(&a.member_id, 1, Vec::new())))
         .unwrap();
     let b = {
         let c = Rc::clone(&c);
-        spawn(&pool, async move { c.join(&NO_TOPICS, join_req("", false)).await })
+        spawn(&pool, async move {
+            c.join(&NO_TOPICS, join_req("", false)).await
+        })
     };
     pool.run_until_stalled();
     // "a" never rejoins nor heartbeats: its session lapses, and the join of "b" completes
@@ -253,7 +263,8 @@ fn offsets_expire_a_retention_after_the_last_commit_members_or_start() {
         c.store_offset(group, tp.clone(), long_ago.clone(), 0);
     }
     let mut pool = LocalPool::new();
-    pool.run_until(c.join(&NO_TOPICS, join_req("", false))).unwrap(); // "g" has a member
+    pool.run_until(c.join(&NO_TOPICS, join_req("", false)))
+        .unwrap(); // "g" has a member
     let now = super::super::commit::unix_ms();
     let later = now + 2 * 60_000;
     // Commits from long ago, but the coordinator has just started: nothing goes yet.
