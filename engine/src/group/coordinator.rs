@@ -420,9 +420,13 @@ impl GroupCoordinator {
     /// its share of the group's partitions (see [`super::consumer_group`]). `shard` gives the
     /// subscribed topics' partition counts.
     ///
+    /// A joining heartbeat for a classic group of Kafka consumers with members converts it
+    /// (the online upgrade, see `consumer_group_classic.rs`); a leave that leaves only classic
+    /// members converts it back.
+    ///
     /// # Errors
-    /// [`GroupError::GroupIdNotFound`] for a classic group with members; as
-    /// [`ConsumerGroup::heartbeat`].
+    /// [`GroupError::GroupIdNotFound`] for a classic group with members that cannot move (not
+    /// Kafka consumers), or for a heartbeat other than a join; as [`ConsumerGroup::heartbeat`].
     pub fn consumer_heartbeat(
         &self,
         shard: &Shard,
