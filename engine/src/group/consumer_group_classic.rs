@@ -30,7 +30,9 @@ use bytes::Bytes;
 use super::super::consumer_protocol::{
     assigned_topics, assignment, owned_partitions, subscribed_topics,
 };
-use super::super::limits::{MEMBERS_PER_GROUP_MAX, SESSION_TIMEOUT_MAX, SESSION_TIMEOUT_MIN};
+use super::super::limits::{
+    MEMBERS_PER_GROUP_MAX, REBALANCE_TIMEOUT_MAX, SESSION_TIMEOUT_MAX, SESSION_TIMEOUT_MIN,
+};
 use super::super::member::{
     HeartbeatRequest, JoinRequest, JoinResponse, Member as GroupMember, MemberIdentity, Protocol,
     SyncRequest, SyncResponse,
@@ -267,7 +269,7 @@ impl ConsumerGroup {
             Some(member) => {
                 member.client_id.clone_from(&req.client_id);
                 member.client_host.clone_from(&req.client_host);
-                member.rebalance_timeout = req.rebalance_timeout;
+                member.rebalance_timeout = req.rebalance_timeout.min(REBALANCE_TIMEOUT_MAX);
                 member.classic = Some(classic);
                 if member.subscribed != subscribed {
                     member.subscribed = subscribed;
@@ -289,7 +291,7 @@ impl ConsumerGroup {
                         matched: BTreeSet::new(),
                         principal: None,
                         assignor: None,
-                        rebalance_timeout: req.rebalance_timeout,
+                        rebalance_timeout: req.rebalance_timeout.min(REBALANCE_TIMEOUT_MAX),
                         epoch: JOIN_EPOCH,
                         previous_epoch: JOIN_EPOCH,
                         assigned: Assignment::new(),
@@ -337,6 +339,9 @@ impl ConsumerGroup {
         now: Instant,
         req: &SyncRequest,
     ) -> Result<SyncResponse, GroupError> {
+        if req.protocol_type.as_deref().is_some_and(|t| t != CONSUMER) {
+            return Err(GroupError::InconsistentGroupProtocol);
+        }
         let group_epoch = self.epoch;
         let member = self.classic_member(
             now,
@@ -344,15 +349,11 @@ impl ConsumerGroup {
             req.group_instance_id.as_ref(),
             req.generation,
         )?;
-        let protocol_type_differs = req.protocol_type.as_deref().is_some_and(|t| t != CONSUMER);
         let protocol = match &req.protocol_name {
             Some(name) if member.supports(name) => name.clone(),
             Some(_) => return Err(GroupError::InconsistentGroupProtocol),
             None => member.first_protocol(),
         };
-        if protocol_type_differs {
-            return Err(GroupError::InconsistentGroupProtocol);
-        }
         if group_epoch > member.epoch && member.revoking.is_empty() {
             member
                 .revoke_deadline
