@@ -305,25 +305,30 @@ def test_cooperative_sticky_members_hand_over_only_what_moves(spindle, topic_nam
     assert_each_once([a, b], first | second | third)
 
 
-def test_kafka_python_group_commits_and_resumes(spindle, topic_name):
+def kafka_python_consumer(bootstrap: str, group: str, *topics: str, **settings):
+    """A kafka-python group member with short timeouts, committing only when told."""
     from kafka import KafkaConsumer
 
+    return KafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        heartbeat_interval_ms=500,
+        request_timeout_ms=10_000,
+        fetch_max_wait_ms=100,
+        **settings,
+    )
+
+
+def test_kafka_python_group_commits_and_resumes(spindle, topic_name):
     clients.create_topic(spindle.bootstrap, topic_name, partitions=2)
     group = f"kp-group-{topic_name}"
     first = produce_round(spindle.bootstrap, topic_name, 1, partitions=2)
 
     def drain(count: int) -> list:
-        cons = KafkaConsumer(
-            topic_name,
-            bootstrap_servers=spindle.bootstrap,
-            group_id=group,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            session_timeout_ms=6_000,
-            heartbeat_interval_ms=500,
-            request_timeout_ms=10_000,
-            fetch_max_wait_ms=100,
-        )
+        cons = kafka_python_consumer(spindle.bootstrap, group, topic_name, session_timeout_ms=6_000)
         got = []
         deadline = time.monotonic() + 30
         try:
@@ -393,7 +398,7 @@ def test_kafka_python_member_rides_out_a_server_restart_without_a_rebalance(fres
     """kafka-python 3.x keeps its generation across a server restart (the coordinator restores
     the group from the offsets log): its partitions are neither revoked nor assigned again, and
     it reads on from its position, every record once."""
-    from kafka import ConsumerRebalanceListener, KafkaConsumer
+    from kafka import ConsumerRebalanceListener
 
     bootstrap = fresh_spindle.bootstrap
     clients.create_topic(bootstrap, topic_name, partitions=2)
@@ -407,16 +412,7 @@ def test_kafka_python_member_rides_out_a_server_restart_without_a_rebalance(fres
         def on_partitions_assigned(self, assigned):
             rebalances.append(("assigned", sorted(tp.partition for tp in assigned)))
 
-    cons = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=f"kp-group-{topic_name}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        session_timeout_ms=10_000,
-        heartbeat_interval_ms=500,
-        request_timeout_ms=10_000,
-        fetch_max_wait_ms=100,
-    )
+    cons = kafka_python_consumer(bootstrap, f"kp-group-{topic_name}", session_timeout_ms=10_000)
     cons.subscribe([topic_name], listener=Listener())
     seen: list[tuple[int, int, bytes]] = []
 

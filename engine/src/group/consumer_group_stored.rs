@@ -23,13 +23,12 @@
 //! names its principal (the engine keeps no credentials to look it up).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 
-use super::super::member::Protocol;
 use super::super::membership::RECORD_BYTES_MAX;
-use super::super::record::{put_bytes32, put_str16, DecodeError, Reader};
+use super::super::record::{put_millis, put_protocols, put_str16, DecodeError, Reader};
 use super::{Assignment, ClassicMember, ConsumerGroup, Member, SESSION_TIMEOUT};
 use crate::NamePattern;
 
@@ -54,7 +53,7 @@ impl ConsumerGroup {
             put_opt(buf, member.pattern.as_ref().map(NamePattern::as_str));
             put_names(buf, &member.matched);
             put_opt(buf, member.assignor.as_deref());
-            buf.put_u32(u32::try_from(member.rebalance_timeout.as_millis()).unwrap_or(u32::MAX));
+            put_millis(buf, member.rebalance_timeout);
             buf.put_i32(member.epoch);
             buf.put_i32(member.previous_epoch);
             put_assignment(buf, &member.assigned);
@@ -63,15 +62,8 @@ impl ConsumerGroup {
             match &member.classic {
                 Some(classic) => {
                     buf.put_u8(1);
-                    buf.put_u32(
-                        u32::try_from(classic.session_timeout.as_millis()).unwrap_or(u32::MAX),
-                    );
-                    // At most PROTOCOLS_PER_MEMBER_MAX, checked at join.
-                    buf.put_u16(u16::try_from(classic.protocols.len()).unwrap_or(u16::MAX));
-                    for protocol in &classic.protocols {
-                        put_str16(buf, &protocol.name);
-                        put_bytes32(buf, &protocol.metadata);
-                    }
+                    put_millis(buf, classic.session_timeout);
+                    put_protocols(buf, &classic.protocols);
                 }
                 None => buf.put_u8(0),
             }
@@ -106,7 +98,7 @@ impl ConsumerGroup {
             let pattern = opt(r)?.and_then(|source| NamePattern::new(&source).ok());
             let matched = names(r)?;
             let assignor = opt(r)?;
-            let rebalance_timeout = Duration::from_millis(u64::from(r.u32()?));
+            let rebalance_timeout = r.millis()?;
             let epoch = r.i32()?;
             let previous_epoch = r.i32()?;
             let assigned = assignment(r)?;
@@ -114,19 +106,10 @@ impl ConsumerGroup {
             let target = assignment(r)?;
             let classic = match r.u8()? {
                 0 => None,
-                _ => {
-                    let session_timeout = Duration::from_millis(u64::from(r.u32()?));
-                    let mut protocols = Vec::new();
-                    for _ in 0..r.u16()? {
-                        let name = r.str16()?;
-                        let metadata = Bytes::copy_from_slice(r.bytes32()?);
-                        protocols.push(Protocol { name, metadata });
-                    }
-                    Some(ClassicMember {
-                        session_timeout,
-                        protocols,
-                    })
-                }
+                _ => Some(ClassicMember {
+                    session_timeout: r.millis()?,
+                    protocols: r.protocols()?,
+                }),
             };
             let session = classic
                 .as_ref()

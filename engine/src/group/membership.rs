@@ -51,8 +51,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::consumer_group::ConsumerGroup;
 use super::coordinator::GroupCoordinator;
-use super::member::{Member, Protocol};
-use super::record::{group_key, put_bytes32, put_str16, DecodeError, Reader};
+use super::member::Member;
+use super::record::{
+    group_key, put_bytes32, put_millis, put_protocols, put_str16, DecodeError, Reader,
+};
 use super::state::{Group, GroupState};
 use crate::{Record, Shard};
 
@@ -270,14 +272,9 @@ pub(crate) fn encode(group: &Group) -> Option<Bytes> {
         }
         put_str16(&mut buf, &member.client_id);
         put_str16(&mut buf, &member.client_host);
-        buf.put_u32(millis(member.session_timeout));
-        buf.put_u32(millis(member.rebalance_timeout));
-        // At most PROTOCOLS_PER_MEMBER_MAX, checked at join.
-        buf.put_u16(u16::try_from(member.protocols.len()).unwrap_or(u16::MAX));
-        for protocol in &member.protocols {
-            put_str16(&mut buf, &protocol.name);
-            put_bytes32(&mut buf, &protocol.metadata);
-        }
+        put_millis(&mut buf, member.session_timeout);
+        put_millis(&mut buf, member.rebalance_timeout);
+        put_protocols(&mut buf, &member.protocols);
         put_bytes32(&mut buf, &member.assignment);
         if buf.len() > RECORD_BYTES_MAX {
             return None;
@@ -318,14 +315,9 @@ fn decode_classic(r: &mut Reader<'_>, now: Instant) -> Result<StoredGroup, Decod
         };
         let client_id = r.str16()?;
         let client_host = r.str16()?;
-        let session_timeout = Duration::from_millis(u64::from(r.u32()?));
-        let rebalance_timeout = Duration::from_millis(u64::from(r.u32()?));
-        let mut protocols = Vec::new();
-        for _ in 0..r.u16()? {
-            let name = r.str16()?;
-            let metadata = Bytes::copy_from_slice(r.bytes32()?);
-            protocols.push(Protocol { name, metadata });
-        }
+        let session_timeout = r.millis()?;
+        let rebalance_timeout = r.millis()?;
+        let protocols = r.protocols()?;
         let assignment = Bytes::copy_from_slice(r.bytes32()?);
         members.push(Member {
             id,
@@ -348,9 +340,4 @@ fn decode_classic(r: &mut Reader<'_>, now: Instant) -> Result<StoredGroup, Decod
         leader,
         members,
     })
-}
-
-/// A timeout in ms; the coordinator bounds them far below `u32::MAX` ms.
-fn millis(timeout: Duration) -> u32 {
-    u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX)
 }

@@ -27,9 +27,11 @@
 //! values of versions it does not know, with a warning, rather than guessing at them.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+use super::member::Protocol;
 use super::offsets::CommittedOffset;
 use crate::TopicPartition;
 
@@ -185,6 +187,21 @@ pub(super) fn put_bytes32(buf: &mut BytesMut, bytes: &[u8]) {
     buf.put_slice(bytes);
 }
 
+/// Writes a member's protocols: a u16 count, then each one's name and metadata.
+pub(super) fn put_protocols(buf: &mut BytesMut, protocols: &[Protocol]) {
+    // At most PROTOCOLS_PER_MEMBER_MAX, checked at join.
+    buf.put_u16(u16::try_from(protocols.len()).unwrap_or(u16::MAX));
+    for protocol in protocols {
+        put_str16(buf, &protocol.name);
+        put_bytes32(buf, &protocol.metadata);
+    }
+}
+
+/// Writes a timeout in ms; the coordinator bounds them far below `u32::MAX` ms.
+pub(super) fn put_millis(buf: &mut BytesMut, timeout: Duration) {
+    buf.put_u32(u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX));
+}
+
 /// A cursor over a stored record's bytes.
 pub(super) struct Reader<'a>(pub(super) &'a [u8]);
 
@@ -232,6 +249,22 @@ impl<'a> Reader<'a> {
     pub(super) fn bytes32(&mut self) -> Result<&'a [u8], DecodeError> {
         let len = self.u32()?;
         self.take(usize::try_from(len).map_err(|_| DecodeError::Truncated)?)
+    }
+
+    /// Protocols as [`put_protocols`] writes them.
+    pub(super) fn protocols(&mut self) -> Result<Vec<Protocol>, DecodeError> {
+        let mut protocols = Vec::new();
+        for _ in 0..self.u16()? {
+            let name = self.str16()?;
+            let metadata = Bytes::copy_from_slice(self.bytes32()?);
+            protocols.push(Protocol { name, metadata });
+        }
+        Ok(protocols)
+    }
+
+    /// A timeout as [`put_millis`] writes it.
+    pub(super) fn millis(&mut self) -> Result<Duration, DecodeError> {
+        Ok(Duration::from_millis(u64::from(self.u32()?)))
     }
 
     pub(super) fn str16(&mut self) -> Result<String, DecodeError> {
