@@ -538,26 +538,27 @@ fn from_assignment(assigned: &Assignment) -> BTreeMap<String, Vec<u32>> {
         .collect()
 }
 
+/// Groups, requests and records the tests below share.
 #[cfg(test)]
-mod tests {
+mod tests_support {
     use bytes::BytesMut;
     use kafka_protocol::messages::consumer_protocol_subscription::TopicPartition as OwnedTopic;
     use kafka_protocol::messages::{ConsumerProtocolSubscription, TopicName};
     use kafka_protocol::protocol::{Encodable, StrBytes};
 
-    use super::super::{ConsumerHeartbeat, ConsumerHeartbeatAnswer, LEAVE_EPOCH};
-    use super::*;
-    use crate::group::state::{GroupState, JoinReply, SyncReply};
+    pub(super) use super::super::{ConsumerHeartbeat, ConsumerHeartbeatAnswer, LEAVE_EPOCH};
+    pub(super) use super::*;
+    pub(super) use crate::group::state::{GroupState, JoinReply, SyncReply};
 
-    const SESSION: Duration = Duration::from_secs(10);
+    pub(super) const SESSION: Duration = Duration::from_secs(10);
 
     /// One topic, "t", of four partitions.
-    fn catalog() -> BTreeMap<String, u32> {
+    pub(super) fn catalog() -> BTreeMap<String, u32> {
         [("t".to_owned(), 4)].into()
     }
 
     /// A Kafka consumer's subscription to "t" (version 1), saying it owns `owned`.
-    fn subscription(owned: &[u32]) -> Bytes {
+    pub(super) fn subscription(owned: &[u32]) -> Bytes {
         let message = ConsumerProtocolSubscription::default()
             .with_topics(vec![StrBytes::from_static_str("t")])
             .with_owned_partitions(vec![OwnedTopic::default()
@@ -569,7 +570,7 @@ mod tests {
         buf.freeze()
     }
 
-    fn join_req(member_id: &str, owned: &[u32]) -> JoinRequest {
+    pub(super) fn join_req(member_id: &str, owned: &[u32]) -> JoinRequest {
         JoinRequest {
             group_id: "g".into(),
             member_id: member_id.into(),
@@ -587,7 +588,7 @@ mod tests {
         }
     }
 
-    fn sync_req(member_id: &str, generation: i32) -> SyncRequest {
+    pub(super) fn sync_req(member_id: &str, generation: i32) -> SyncRequest {
         SyncRequest {
             group_id: "g".into(),
             generation,
@@ -599,7 +600,7 @@ mod tests {
         }
     }
 
-    fn heartbeat(id: &str, generation: i32) -> HeartbeatRequest {
+    pub(super) fn heartbeat(id: &str, generation: i32) -> HeartbeatRequest {
         HeartbeatRequest {
             group_id: "g".into(),
             generation,
@@ -608,7 +609,7 @@ mod tests {
         }
     }
 
-    fn partitions(assignment: &Bytes) -> Vec<u32> {
+    pub(super) fn partitions(assignment: &Bytes) -> Vec<u32> {
         assigned_topics(assignment)
             .expect("an assignment")
             .remove("t")
@@ -616,7 +617,7 @@ mod tests {
     }
 
     /// A classic group at generation 2: "a" (leader) with partitions 0 and 1, "b" with 2 and 3.
-    fn stable_classic_pair(now: Instant) -> Group {
+    pub(super) fn stable_classic_pair(now: Instant) -> Group {
         let mut group = Group::new("g", Duration::ZERO);
         assert!(matches!(
             group.join(now, &join_req("", &[]), "a".into()),
@@ -642,7 +643,10 @@ mod tests {
         group
     }
 
-    fn consumer_join(group: &mut ConsumerGroup, now: Instant) -> ConsumerHeartbeatAnswer {
+    pub(super) fn consumer_join(
+        group: &mut ConsumerGroup,
+        now: Instant,
+    ) -> ConsumerHeartbeatAnswer {
         let join = ConsumerHeartbeat {
             group_id: "g".into(),
             member_id: "c".into(),
@@ -654,6 +658,11 @@ mod tests {
             .heartbeat(now, join, &catalog(), || "c".into())
             .expect("joined")
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::*;
 
     #[test]
     fn an_upgraded_group_shares_its_partitions_with_the_new_member_without_a_partition_held_twice()
@@ -856,5 +865,49 @@ mod tests {
             .tick(later + SESSION - Duration::from_millis(1))
             .is_empty());
         assert_eq!(restored.tick(later + SESSION).len(), 1, "b never heartbeat");
+    }
+}
+
+#[cfg(test)]
+mod damaged_records {
+    use super::tests_support::*;
+    use crate::group::membership::{decode, encode, encode_consumer};
+
+    #[test]
+    fn no_damaged_membership_record_panics_or_decodes_into_garbage_silently() {
+        let now = std::time::Instant::now();
+        let classic = stable_classic_pair(now);
+        let converted =
+            super::ConsumerGroup::from_classic(&classic, now, &catalog()).expect("converts");
+        let records = [
+            encode(&classic).expect("small"),
+            encode_consumer(&converted).expect("small"),
+        ];
+        let mut state: u64 = 0x5eed;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let (mut read, mut refused) = (0, 0);
+        for record in &records {
+            for end in 0..record.len() {
+                assert!(
+                    decode(&record[..end], now).is_err(),
+                    "a record cut at {end} decoded"
+                );
+            }
+            for _ in 0..20_000 {
+                let mut noisy = record.to_vec();
+                let at = next() as usize % noisy.len();
+                noisy[at] = next() as u8;
+                match decode(&noisy, now) {
+                    Ok(_) => read += 1,
+                    Err(_) => refused += 1,
+                }
+            }
+        }
+        assert!(read > 0 && refused > 0, "{read} read, {refused} refused");
     }
 }
