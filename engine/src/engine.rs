@@ -65,6 +65,10 @@ pub struct EngineConfig {
     /// (and the last time it had members) before they are deleted, as Kafka's
     /// `offsets.retention.minutes`; `None` keeps them forever.
     pub offsets_retention: Option<Duration>,
+    /// How long the first join into an empty group waits for more members before it
+    /// completes (Kafka's `group.initial.rebalance.delay.ms`), at most
+    /// [`crate::limits::REBALANCE_TIMEOUT_MAX`].
+    pub group_initial_rebalance_delay: Duration,
 }
 
 impl Default for EngineConfig {
@@ -80,6 +84,7 @@ impl Default for EngineConfig {
             spin_before_park_us: None,
             shard_memory_bytes: crate::limits::SHARD_MEMORY_BYTES_DEFAULT,
             offsets_retention: Some(crate::limits::OFFSETS_RETENTION_DEFAULT),
+            group_initial_rebalance_delay: crate::group::INITIAL_REBALANCE_DELAY_DEFAULT,
         }
     }
 }

@@ -35,7 +35,7 @@ use super::consumer_group::{
     TopicCatalog,
 };
 use super::expiry::Expiry;
-use super::limits::{INITIAL_REBALANCE_DELAY, NAME_BYTES_MAX, TICK_INTERVAL};
+use super::limits::{NAME_BYTES_MAX, REBALANCE_TIMEOUT_MAX, TICK_INTERVAL};
 use super::member::{
     HeartbeatRequest, JoinRequest, JoinResponse, MemberDescription, MemberIdentity, SyncRequest,
     SyncResponse,
@@ -184,7 +184,7 @@ pub struct GroupCoordinator {
     member_seq: Cell<u64>,
     id_salt: u64,
     /// The initial rebalance delay of new groups.
-    initial_delay: Duration,
+    pub(super) initial_delay: Duration,
     /// Every write to the offsets log holds a unit; a cleaning holds them all.
     pub(super) write_gate: Semaphore,
     /// Groups' membership records: which are to be written, what the log holds.
@@ -221,14 +221,18 @@ impl GroupCoordinator {
                 owned.push(tp);
             }
         }
+        let config = &shard.state().config;
+        let initial_delay = config
+            .group_initial_rebalance_delay
+            .min(REBALANCE_TIMEOUT_MAX);
         let coordinator = Rc::new(GroupCoordinator::new(
             placement.len(),
             replayed,
             shard.id().0,
-            INITIAL_REBALANCE_DELAY,
-            shard.state().config.offsets_retention,
+            initial_delay,
+            config.offsets_retention,
         ));
-        coordinator.restore_groups(INITIAL_REBALANCE_DELAY);
+        coordinator.restore_groups(initial_delay);
         coordinator.schedule_after_replay(&owned);
         start_timer(shard, Rc::downgrade(&coordinator));
         Ok(coordinator)

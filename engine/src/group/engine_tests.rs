@@ -443,6 +443,48 @@ fn a_group_grown_too_large_to_store_loses_its_record_rather_than_keep_an_old_one
     engine.shutdown().expect("shutdown");
 }
 
+#[test]
+fn the_configured_initial_rebalance_delay_holds_the_first_join_of_a_group() {
+    let dir = tempfile::tempdir_in(std::env::temp_dir()).expect("temp dir");
+    // Below the members' rebalance timeout (1 s), which also bounds the delay.
+    for delay in [Duration::ZERO, Duration::from_millis(800)] {
+        let engine = Engine::start(EngineConfig {
+            data_dir: dir.path().to_path_buf(),
+            shards: SHARDS,
+            placement: Placement::Unbound,
+            auto_create_topics: false,
+            group_initial_rebalance_delay: delay,
+            ..EngineConfig::default()
+        })
+        .expect("engine starts");
+        let handle = engine.handle();
+        for shard in 0..SHARDS {
+            let configured = block_on(
+                handle.run_on(crate::ShardId(shard as u32), |shard| async move {
+                    shard.local_groups().initial_delay
+                }),
+            )
+            .expect("shard runs");
+            assert_eq!(configured, delay, "shard {shard}");
+        }
+        let started = std::time::Instant::now();
+        let joined = join_for(
+            &handle,
+            &format!("g-{}", delay.as_millis()),
+            "consumer",
+            bytes::Bytes::new(),
+            Duration::from_secs(30),
+        );
+        assert_eq!(joined.generation, 1);
+        assert!(
+            started.elapsed() >= delay,
+            "the first join waited {:?}",
+            started.elapsed()
+        );
+        engine.shutdown().expect("shutdown");
+    }
+}
+
 fn consumer_heartbeat(
     handle: &EngineHandle,
     req: consumer_group::ConsumerHeartbeat,

@@ -12,10 +12,11 @@ pub const SESSION_TIMEOUT_MAX: Duration = Duration::from_millis(1_800_000);
 /// Longest rebalance timeout honoured; longer requests are clamped (a join waits at most this).
 pub const REBALANCE_TIMEOUT_MAX: Duration = Duration::from_millis(1_800_000);
 
-/// How long the first join into an empty group waits for more members before completing
-/// (Kafka's `group.initial.rebalance.delay.ms`, 3 s there). Consumers started together then
+/// How long the first join into an empty group waits for more members before completing, unless
+/// configured otherwise (`EngineConfig::group_initial_rebalance_delay`; Kafka's
+/// `group.initial.rebalance.delay.ms`, 3 s there). Consumers started together then
 /// share the first generation, and its leader has the topics' metadata when it assigns.
-pub const INITIAL_REBALANCE_DELAY: Duration = Duration::from_millis(1_000);
+pub const INITIAL_REBALANCE_DELAY_DEFAULT: Duration = Duration::from_millis(1_000);
 
 /// Most members one group may hold (Kafka's `group.max.size`).
 pub const MEMBERS_PER_GROUP_MAX: usize = 10_000;
@@ -48,7 +49,7 @@ pub const RECOVERY_FETCH_BYTES: usize = 1 << 20;
 
 const _: () = assert!(SESSION_TIMEOUT_MIN.as_millis() < SESSION_TIMEOUT_MAX.as_millis());
 const _: () = assert!(TICK_INTERVAL.as_millis() * 5 <= SESSION_TIMEOUT_MIN.as_millis());
-const _: () = assert!(TICK_INTERVAL.as_millis() < INITIAL_REBALANCE_DELAY.as_millis());
+const _: () = assert!(TICK_INTERVAL.as_millis() < INITIAL_REBALANCE_DELAY_DEFAULT.as_millis());
 const _: () = assert!(NAME_BYTES_MAX <= u16::MAX as usize);
 const _: () = assert!(OFFSET_METADATA_BYTES_MAX <= i16::MAX as usize);
 // A full batch of the largest records (group and topic names in the key, metadata in the value)

@@ -64,6 +64,7 @@ pub use coordinator::{
     Committer, GroupCoordinator, GroupDescription, GroupListing, GroupType, OffsetCommit,
 };
 pub use error::GroupError;
+pub use limits::{INITIAL_REBALANCE_DELAY_DEFAULT, REBALANCE_TIMEOUT_MAX};
 pub use member::{
     HeartbeatRequest, JoinRequest, JoinResponse, JoinedMember, MemberDescription, MemberIdentity,
     Protocol, SyncRequest, SyncResponse,

@@ -153,6 +153,14 @@ pub struct ServeArgs {
     /// -1 keeps them forever [default: 604800000].
     #[arg(long, env = "SPINDLE_OFFSETS_RETENTION_MS", value_name = "MS")]
     pub offsets_retention_ms: Option<String>,
+    /// How long the first join into an empty consumer group waits for more members, 0 to
+    /// 1800000 [default: 1000].
+    #[arg(
+        long,
+        env = "SPINDLE_GROUP_INITIAL_REBALANCE_DELAY_MS",
+        value_name = "MS"
+    )]
+    pub group_initial_rebalance_delay_ms: Option<String>,
     /// Log level: error, warn, info, debug or trace; RUST_LOG, when set, wins [default: info].
     #[arg(long, env = "SPINDLE_LOG_LEVEL", value_name = "LEVEL")]
     pub log_level: Option<String>,
@@ -168,6 +176,7 @@ pub struct FileConfig {
     shards: Option<usize>,
     shard_memory_bytes: Option<usize>,
     offsets_retention_ms: Option<i64>,
+    group_initial_rebalance_delay_ms: Option<u64>,
     placement: Option<String>,
     cpuset: Option<String>,
     log_level: Option<String>,
@@ -473,8 +482,32 @@ fn engine_config(file: &FileConfig, args: &ServeArgs) -> Result<EngineConfig, Co
         default_partitions,
         shard_memory_bytes: shard_memory_bytes(file, args)?,
         offsets_retention: offsets_retention(file, args)?,
+        group_initial_rebalance_delay: group_initial_rebalance_delay(file, args)?,
         ..defaults
     })
+}
+
+/// The groups' initial rebalance delay: at most the longest rebalance timeout.
+fn group_initial_rebalance_delay(
+    file: &FileConfig,
+    args: &ServeArgs,
+) -> Result<Duration, ConfigError> {
+    let max = spindle_engine::group::REBALANCE_TIMEOUT_MAX;
+    let allowed = format!("a number of ms from 0 to {}", max.as_millis());
+    let ms = pick(
+        &args.group_initial_rebalance_delay_ms,
+        "--group-initial-rebalance-delay-ms",
+        file.group_initial_rebalance_delay_ms,
+        &allowed,
+    )?;
+    match ms.map(Duration::from_millis) {
+        None => Ok(EngineConfig::default().group_initial_rebalance_delay),
+        Some(delay) if delay <= max => Ok(delay),
+        Some(delay) => Err(ConfigError::new(
+            "group_initial_rebalance_delay_ms",
+            format!("{}: allowed: {allowed}", delay.as_millis()),
+        )),
+    }
 }
 
 /// The committed offsets' retention: -1 keeps them forever, else at least 1 ms.

@@ -393,3 +393,31 @@ fn kafka_quotas_are_read_and_checked() {
         "unknown key"
     );
 }
+
+#[test]
+fn the_initial_rebalance_delay_is_a_second_unless_set_and_at_most_thirty_minutes() {
+    let delay = |toml: &str, flag: Option<&str>| {
+        let args = ServeArgs {
+            group_initial_rebalance_delay_ms: flag.map(str::to_owned),
+            ..ServeArgs::default()
+        };
+        engine_config(&parse(toml).unwrap(), &args).map(|e| e.group_initial_rebalance_delay)
+    };
+    let ms = std::time::Duration::from_millis;
+    assert_eq!(delay("", None).unwrap(), ms(1_000));
+    assert_eq!(
+        delay("group_initial_rebalance_delay_ms = 0\n", None).unwrap(),
+        ms(0)
+    );
+    assert_eq!(
+        delay("group_initial_rebalance_delay_ms = 0\n", Some("3000")).unwrap(),
+        ms(3_000)
+    );
+    let err = delay("group_initial_rebalance_delay_ms = 1800001\n", None).unwrap_err();
+    assert_eq!(err.key, "group_initial_rebalance_delay_ms");
+    assert!(err.message.contains("0 to 1800000"), "{}", err.message);
+    assert_eq!(
+        delay("", Some("-1")).unwrap_err().key,
+        "--group-initial-rebalance-delay-ms"
+    );
+}
