@@ -69,6 +69,9 @@ pub struct EngineConfig {
     /// completes (Kafka's `group.initial.rebalance.delay.ms`), at most
     /// [`crate::limits::REBALANCE_TIMEOUT_MAX`].
     pub group_initial_rebalance_delay: Duration,
+    /// The session timeout and heartbeat interval of consumer-protocol (KIP-848) members
+    /// (Kafka's `group.consumer.session.timeout.ms` and `group.consumer.heartbeat.interval.ms`).
+    pub group_consumer_timing: crate::group::consumer_group::ConsumerTiming,
 }
 
 impl Default for EngineConfig {
@@ -85,6 +88,7 @@ impl Default for EngineConfig {
             shard_memory_bytes: crate::limits::SHARD_MEMORY_BYTES_DEFAULT,
             offsets_retention: Some(crate::limits::OFFSETS_RETENTION_DEFAULT),
             group_initial_rebalance_delay: crate::group::INITIAL_REBALANCE_DELAY_DEFAULT,
+            group_consumer_timing: Default::default(),
         }
     }
 }

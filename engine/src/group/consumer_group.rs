@@ -53,11 +53,30 @@ pub(crate) use classic::ClassicMember;
 /// Partitions by topic name.
 pub type Assignment = BTreeMap<String, BTreeSet<u32>>;
 
-/// A member's session ends when no heartbeat arrives for this long (Kafka's
-/// `group.consumer.session.timeout.ms`).
+/// A member's session ends when no heartbeat arrives for this long, unless configured otherwise
+/// (Kafka's `group.consumer.session.timeout.ms`).
 pub const SESSION_TIMEOUT: Duration = Duration::from_secs(45);
-/// How often members are asked to heartbeat (Kafka's `group.consumer.heartbeat.interval.ms`).
+/// How often members are asked to heartbeat, unless configured otherwise (Kafka's
+/// `group.consumer.heartbeat.interval.ms`).
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The session timeout and heartbeat interval of a node's consumer-protocol groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumerTiming {
+    /// A member's session ends when no heartbeat arrives for this long.
+    pub session_timeout: Duration,
+    /// How often members are asked to heartbeat; shorter than the session timeout.
+    pub heartbeat_interval: Duration,
+}
+
+impl Default for ConsumerTiming {
+    fn default() -> Self {
+        Self {
+            session_timeout: SESSION_TIMEOUT,
+            heartbeat_interval: HEARTBEAT_INTERVAL,
+        }
+    }
+}
 /// The server-side assignors a member may name; both get the assignment of [`assign`].
 pub const ASSIGNORS: [&str; 2] = ["uniform", "range"];
 
@@ -210,9 +229,29 @@ pub struct ConsumerGroup {
     patterns_matched_at: Option<u64>,
     /// What a restart restores of the group changed (see [`ConsumerGroup::take_changed`]).
     changed: bool,
+    /// Its members' session timeout and heartbeat interval.
+    timing: ConsumerTiming,
 }
 
 impl ConsumerGroup {
+    /// An empty group whose members have `timing`'s session and heartbeat interval.
+    pub fn new(timing: ConsumerTiming) -> Self {
+        Self {
+            timing,
+            ..Self::default()
+        }
+    }
+
+    /// The group with `timing`'s session and heartbeat interval (a group read back from its
+    /// record), each consumer-protocol member's session starting again at `now`.
+    pub(crate) fn with_timing(mut self, timing: ConsumerTiming, now: Instant) -> Self {
+        self.timing = timing;
+        for member in self.members.values_mut().filter(|m| m.classic.is_none()) {
+            member.session_deadline = now + timing.session_timeout;
+        }
+        self
+    }
+
     /// Whether the group has members.
     pub fn has_members(&self) -> bool {
         !self.members.is_empty()
@@ -347,7 +386,7 @@ impl ConsumerGroup {
                 return Ok(ConsumerHeartbeatAnswer {
                     member_id: req.member_id,
                     member_epoch: STATIC_LEAVE_EPOCH,
-                    heartbeat_interval: HEARTBEAT_INTERVAL,
+                    heartbeat_interval: self.timing.heartbeat_interval,
                     assignment: None,
                 });
             }
@@ -360,7 +399,7 @@ impl ConsumerGroup {
                 return Ok(ConsumerHeartbeatAnswer {
                     member_id: req.member_id,
                     member_epoch: req.member_epoch,
-                    heartbeat_interval: HEARTBEAT_INTERVAL,
+                    heartbeat_interval: self.timing.heartbeat_interval,
                     assignment: None,
                 });
             }
@@ -387,7 +426,7 @@ impl ConsumerGroup {
         };
         let mut changed = false;
         if let Some(member) = self.members.get_mut(&member_id) {
-            member.session_deadline = now + SESSION_TIMEOUT;
+            member.session_deadline = now + self.timing.session_timeout;
             if member.principal.is_none() {
                 // Restored: its pattern is matched again under its own grants.
                 member.principal = Some(req.principal.clone());
@@ -437,7 +476,7 @@ impl ConsumerGroup {
     fn pauses(&mut self, now: Instant, member_id: &str) -> bool {
         match self.members.get_mut(member_id) {
             Some(member) if member.instance_id.is_some() => {
-                member.session_deadline = now + SESSION_TIMEOUT;
+                member.session_deadline = now + self.timing.session_timeout;
                 true
             }
             _ => false,
@@ -501,7 +540,7 @@ impl ConsumerGroup {
             previous_epoch: JOIN_EPOCH,
             assigned: Assignment::new(),
             revoking: Assignment::new(),
-            session_deadline: now + SESSION_TIMEOUT,
+            session_deadline: now + self.timing.session_timeout,
             revoke_deadline: None,
             sent: None,
             classic: None,
@@ -614,7 +653,7 @@ impl ConsumerGroup {
             return ConsumerHeartbeatAnswer {
                 member_id: member_id.to_owned(),
                 member_epoch: LEAVE_EPOCH,
-                heartbeat_interval: HEARTBEAT_INTERVAL,
+                heartbeat_interval: self.timing.heartbeat_interval,
                 assignment: None,
             };
         };
@@ -643,7 +682,7 @@ impl ConsumerGroup {
         ConsumerHeartbeatAnswer {
             member_id: member_id.to_owned(),
             member_epoch: member.epoch,
-            heartbeat_interval: HEARTBEAT_INTERVAL,
+            heartbeat_interval: self.timing.heartbeat_interval,
             assignment,
         }
     }

@@ -32,7 +32,7 @@ use glommio::sync::Semaphore;
 use super::cleaning::{CleaningSchedule, WRITE_GATE_UNITS};
 use super::consumer_group::{
     ConsumerGroup, ConsumerGroupDescription, ConsumerHeartbeat, ConsumerHeartbeatAnswer,
-    TopicCatalog,
+    ConsumerTiming, TopicCatalog,
 };
 use super::expiry::Expiry;
 use super::limits::{NAME_BYTES_MAX, REBALANCE_TIMEOUT_MAX, TICK_INTERVAL};
@@ -185,6 +185,8 @@ pub struct GroupCoordinator {
     id_salt: u64,
     /// The initial rebalance delay of new groups.
     pub(super) initial_delay: Duration,
+    /// The session timeout and heartbeat interval of consumer-protocol members.
+    pub(super) consumer_timing: ConsumerTiming,
     /// Every write to the offsets log holds a unit; a cleaning holds them all.
     pub(super) write_gate: Semaphore,
     /// Groups' membership records: which are to be written, what the log holds.
@@ -225,13 +227,15 @@ impl GroupCoordinator {
         let initial_delay = config
             .group_initial_rebalance_delay
             .min(REBALANCE_TIMEOUT_MAX);
-        let coordinator = Rc::new(GroupCoordinator::new(
+        let mut coordinator = GroupCoordinator::new(
             placement.len(),
             replayed,
             shard.id().0,
             initial_delay,
             config.offsets_retention,
-        ));
+        );
+        coordinator.consumer_timing = config.group_consumer_timing;
+        let coordinator = Rc::new(coordinator);
         coordinator.restore_groups(initial_delay);
         coordinator.schedule_after_replay(&owned);
         start_timer(shard, Rc::downgrade(&coordinator));
@@ -259,6 +263,7 @@ impl GroupCoordinator {
             member_seq: Cell::new(0),
             id_salt: salt ^ u64::from(shard_index).rotate_left(48),
             initial_delay,
+            consumer_timing: ConsumerTiming::default(),
             write_gate: Semaphore::new(WRITE_GATE_UNITS),
             membership: RefCell::new(MembershipLog::replayed(replayed.memberships)),
             cleaning: RefCell::new(CleaningSchedule::default()),
@@ -406,7 +411,8 @@ impl GroupCoordinator {
     /// of its members waiting in a join or a sync are told to rejoin.
     fn upgrade(&self, shard: &Shard, group_id: &str) -> Result<(), GroupError> {
         let converted = match self.groups.borrow().get(group_id) {
-            Some(group) => ConsumerGroup::from_classic(group, Instant::now(), shard)?,
+            Some(group) => ConsumerGroup::from_classic(group, Instant::now(), shard)?
+                .with_timing(self.consumer_timing, Instant::now()),
             None => return Ok(()),
         };
         self.groups.borrow_mut().remove(group_id);
@@ -454,7 +460,9 @@ impl GroupCoordinator {
         let client_id = req.client_id.clone();
         let (member_id, epoch) = (req.member_id.clone(), req.member_epoch);
         let mut groups = self.consumer_groups.borrow_mut();
-        let group = groups.entry(group_id.clone()).or_default();
+        let group = groups
+            .entry(group_id.clone())
+            .or_insert_with(|| ConsumerGroup::new(self.consumer_timing));
         let answer = group.heartbeat(Instant::now(), req, shard, || {
             self.fresh_member_id(&client_id)
         });

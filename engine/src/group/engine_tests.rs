@@ -485,6 +485,49 @@ fn the_configured_initial_rebalance_delay_holds_the_first_join_of_a_group() {
     }
 }
 
+#[test]
+fn consumer_protocol_members_get_the_configured_heartbeat_and_session() {
+    use consumer_group::{ConsumerHeartbeat, ConsumerTiming, JOIN_EPOCH};
+
+    let dir = tempfile::tempdir_in(std::env::temp_dir()).expect("temp dir");
+    let timing = ConsumerTiming {
+        session_timeout: Duration::from_millis(1_500),
+        heartbeat_interval: Duration::from_millis(300),
+    };
+    let engine = Engine::start(EngineConfig {
+        data_dir: dir.path().to_path_buf(),
+        shards: SHARDS,
+        placement: Placement::Unbound,
+        auto_create_topics: false,
+        group_consumer_timing: timing,
+        ..EngineConfig::default()
+    })
+    .expect("engine starts");
+    let handle = engine.handle();
+    block_on(handle.create_topic("t", 1, TopicConfig::default())).expect("create");
+    let joined = consumer_heartbeat(
+        &handle,
+        ConsumerHeartbeat {
+            group_id: "g".to_owned(),
+            member_epoch: JOIN_EPOCH,
+            subscribed_topics: Some(vec!["t".to_owned()]),
+            ..ConsumerHeartbeat::default()
+        },
+    )
+    .expect("joined");
+    assert_eq!(joined.heartbeat_interval, timing.heartbeat_interval);
+    // Silent past its 1.5 s session (not the default 45 s), the member is removed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !describe(&handle, "g").members.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the member was never expired"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    engine.shutdown().expect("shutdown");
+}
+
 fn consumer_heartbeat(
     handle: &EngineHandle,
     req: consumer_group::ConsumerHeartbeat,

@@ -214,6 +214,7 @@ impl GroupCoordinator {
                 true
             }
             Ok(Stored::Consumer(group)) => {
+                let group = group.with_timing(self.consumer_timing, now);
                 consumer_groups.insert(group_id.clone(), group);
                 true
             }

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use clap::Args;
 use serde::Deserialize;
+use spindle_engine::group::consumer_group::ConsumerTiming;
 use spindle_engine::limits::{SHARD_MEMORY_BYTES_DEFAULT, SHARD_MEMORY_BYTES_MIN};
 use spindle_engine::{EngineConfig, MemoryBudget, Placement, TopicConfig};
 use spindle_gateway::{Authenticator, GatewayConfig};
@@ -161,6 +162,22 @@ pub struct ServeArgs {
         value_name = "MS"
     )]
     pub group_initial_rebalance_delay_ms: Option<String>,
+    /// Session timeout of consumer-protocol (KIP-848) group members, 1000 to 1800000
+    /// [default: 45000].
+    #[arg(
+        long,
+        env = "SPINDLE_GROUP_CONSUMER_SESSION_TIMEOUT_MS",
+        value_name = "MS"
+    )]
+    pub group_consumer_session_timeout_ms: Option<String>,
+    /// How often consumer-protocol group members heartbeat, from 100 to less than their
+    /// session timeout [default: 5000].
+    #[arg(
+        long,
+        env = "SPINDLE_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS",
+        value_name = "MS"
+    )]
+    pub group_consumer_heartbeat_interval_ms: Option<String>,
     /// Log level: error, warn, info, debug or trace; RUST_LOG, when set, wins [default: info].
     #[arg(long, env = "SPINDLE_LOG_LEVEL", value_name = "LEVEL")]
     pub log_level: Option<String>,
@@ -177,6 +194,8 @@ pub struct FileConfig {
     shard_memory_bytes: Option<usize>,
     offsets_retention_ms: Option<i64>,
     group_initial_rebalance_delay_ms: Option<u64>,
+    group_consumer_session_timeout_ms: Option<u64>,
+    group_consumer_heartbeat_interval_ms: Option<u64>,
     placement: Option<String>,
     cpuset: Option<String>,
     log_level: Option<String>,
@@ -483,7 +502,52 @@ fn engine_config(file: &FileConfig, args: &ServeArgs) -> Result<EngineConfig, Co
         shard_memory_bytes: shard_memory_bytes(file, args)?,
         offsets_retention: offsets_retention(file, args)?,
         group_initial_rebalance_delay: group_initial_rebalance_delay(file, args)?,
+        group_consumer_timing: group_consumer_timing(file, args)?,
         ..defaults
+    })
+}
+
+/// Consumer-protocol members' session timeout (1 s to 30 min) and heartbeat interval (at least
+/// 100 ms, and shorter than the session).
+fn group_consumer_timing(
+    file: &FileConfig,
+    args: &ServeArgs,
+) -> Result<ConsumerTiming, ConfigError> {
+    let defaults = ConsumerTiming::default();
+    let session_allowed = "a number of ms from 1000 to 1800000";
+    let session = pick(
+        &args.group_consumer_session_timeout_ms,
+        "--group-consumer-session-timeout-ms",
+        file.group_consumer_session_timeout_ms,
+        session_allowed,
+    )?
+    .map_or(defaults.session_timeout, Duration::from_millis);
+    if !(Duration::from_secs(1)..=Duration::from_secs(1800)).contains(&session) {
+        return Err(ConfigError::new(
+            "group_consumer_session_timeout_ms",
+            format!("{}: allowed: {session_allowed}", session.as_millis()),
+        ));
+    }
+    let interval_allowed = format!(
+        "a number of ms from 100 to less than the session timeout ({})",
+        session.as_millis()
+    );
+    let interval = pick(
+        &args.group_consumer_heartbeat_interval_ms,
+        "--group-consumer-heartbeat-interval-ms",
+        file.group_consumer_heartbeat_interval_ms,
+        &interval_allowed,
+    )?
+    .map_or(defaults.heartbeat_interval, Duration::from_millis);
+    if interval < Duration::from_millis(100) || interval >= session {
+        return Err(ConfigError::new(
+            "group_consumer_heartbeat_interval_ms",
+            format!("{}: allowed: {interval_allowed}", interval.as_millis()),
+        ));
+    }
+    Ok(ConsumerTiming {
+        session_timeout: session,
+        heartbeat_interval: interval,
     })
 }
 

@@ -421,3 +421,36 @@ fn the_initial_rebalance_delay_is_a_second_unless_set_and_at_most_thirty_minutes
         "--group-initial-rebalance-delay-ms"
     );
 }
+
+#[test]
+fn consumer_protocol_members_have_kafkas_session_and_heartbeat_unless_set() {
+    let timing = |toml: &str, session: Option<&str>| {
+        let args = ServeArgs {
+            group_consumer_session_timeout_ms: session.map(str::to_owned),
+            ..ServeArgs::default()
+        };
+        engine_config(&parse(toml).unwrap(), &args).map(|e| {
+            let t = e.group_consumer_timing;
+            (
+                t.session_timeout.as_millis(),
+                t.heartbeat_interval.as_millis(),
+            )
+        })
+    };
+    assert_eq!(timing("", None).unwrap(), (45_000, 5_000));
+    let short =
+        "group_consumer_session_timeout_ms = 10000\ngroup_consumer_heartbeat_interval_ms = 1000\n";
+    assert_eq!(timing(short, None).unwrap(), (10_000, 1_000));
+    // The flag wins over the file, and the interval must stay below the session it sets.
+    let err = timing(short, Some("1000")).unwrap_err();
+    assert_eq!(err.key, "group_consumer_heartbeat_interval_ms");
+    assert!(
+        err.message.contains("less than the session timeout (1000)"),
+        "{}",
+        err.message
+    );
+    let err = timing("group_consumer_session_timeout_ms = 999\n", None).unwrap_err();
+    assert_eq!(err.key, "group_consumer_session_timeout_ms");
+    let err = timing("group_consumer_heartbeat_interval_ms = 50\n", None).unwrap_err();
+    assert_eq!(err.key, "group_consumer_heartbeat_interval_ms");
+}
