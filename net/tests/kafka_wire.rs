@@ -40,6 +40,15 @@ impl Node {
 
     /// A node of `shards` shards whose Kafka config `tweak` adjusts.
     fn start_with(shards: usize, tweak: impl FnOnce(&mut KafkaConfig)) -> Node {
+        Node::start_configured(shards, tweak, |_| {})
+    }
+
+    /// A node of `shards` shards whose Kafka and engine configs the tweaks adjust.
+    fn start_configured(
+        shards: usize,
+        tweak: impl FnOnce(&mut KafkaConfig),
+        tweak_engine: impl FnOnce(&mut EngineConfig),
+    ) -> Node {
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         let reservation = kafka::reserve_listen_addr("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = reservation.addr();
@@ -47,12 +56,13 @@ impl Node {
         tweak(&mut config);
         let config = Arc::new(config);
         let (tx, rx) = std::sync::mpsc::channel();
-        let engine_config = EngineConfig {
+        let mut engine_config = EngineConfig {
             data_dir: dir.path().to_path_buf(),
             shards,
             placement: Placement::Unbound,
             ..EngineConfig::default()
         };
+        tweak_engine(&mut engine_config);
         let engine = Engine::start_with_services(engine_config, move |shard| {
             let count = shard.shard_count();
             tx.send(kafka::start(shard, Arc::clone(&config)).map(|_| count))
@@ -2175,8 +2185,8 @@ fn with_sasl_each_principals_grants_decide_per_topic() {
 
 /// KIP-848 heartbeats the coordinator refuses, each answered with its error while the
 /// connection keeps serving: a regular expression that does not compile, a join that names
-/// neither topics nor a pattern, an assignor it does not have, and a group that runs the
-/// classic protocol. A join that names no topics under a member id the group does not know is
+/// neither topics nor a pattern, an assignor it does not have, and a classic group it cannot
+/// take over. A join that names no topics under a member id the group does not know is
 /// FENCED_MEMBER_EPOCH instead.
 #[test]
 fn consumer_group_heartbeats_that_cannot_be_served_are_refused_by_name() {
@@ -2252,12 +2262,39 @@ fn consumer_group_heartbeats_that_cannot_be_served_are_refused_by_name() {
         .as_ref()
         .is_some_and(|m| m.contains("nobody-here")));
 
-    // A classic group with a member: the consumer protocol may not take it over.
+    // A classic group whose member's subscription cannot be read: the consumer protocol cannot
+    // take it over (a readable one it would, see docs/OPERATIONS.md on the migration).
     let mut classic = node.connect();
     static_join(&mut classic, 5, "i-a");
     let mut conn = node.connect();
     let refused: ConsumerGroupHeartbeatResponse = call(&mut conn, 1, &join("static-group"));
     assert_eq!(refused.error_code, ResponseError::GroupIdNotFound.code());
+}
+
+/// A ConsumerGroupHeartbeat answer carries the node's configured heartbeat interval.
+#[test]
+fn consumer_group_heartbeats_carry_the_configured_interval() {
+    use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
+    use spindle_engine::group::consumer_group::ConsumerTiming;
+    let node = Node::start_configured(
+        1,
+        |_| {},
+        |engine| {
+            engine.group_consumer_timing = ConsumerTiming {
+                session_timeout: Duration::from_secs(20),
+                heartbeat_interval: Duration::from_millis(1_250),
+            }
+        },
+    );
+    let mut conn = node.connect();
+    let join = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("timed")))
+        .with_member_id(StrBytes::from_static_str("m-1"))
+        .with_rebalance_timeout_ms(10_000)
+        .with_subscribed_topic_names(Some(vec![TopicName(StrBytes::from_static_str("t"))]));
+    let joined: ConsumerGroupHeartbeatResponse = call(&mut conn, 1, &join);
+    assert_eq!(joined.error_code, 0);
+    assert_eq!(joined.heartbeat_interval_ms, 1_250);
 }
 
 /// Fetch sessions (KIP-227): a full fetch at epoch 0 opens one; incremental fetches then name

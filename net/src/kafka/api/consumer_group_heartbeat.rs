@@ -11,7 +11,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment, TopicPartitions};
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 use kafka_protocol::protocol::StrBytes;
-use spindle_engine::group::consumer_group::{self, ConsumerHeartbeat};
+use spindle_engine::group::consumer_group::ConsumerHeartbeat;
 use spindle_engine::group::{self, GroupError};
 use uuid::Uuid;
 
@@ -78,8 +78,7 @@ pub(crate) async fn handle(
         });
         Assignment::default().with_topic_partitions(topics.collect())
     });
-    let interval_ms =
-        i32::try_from(consumer_group::HEARTBEAT_INTERVAL.as_millis()).unwrap_or(i32::MAX);
+    let interval_ms = i32::try_from(answer.heartbeat_interval.as_millis()).unwrap_or(i32::MAX);
     ConsumerGroupHeartbeatResponse::default()
         .with_member_id(Some(StrBytes::from_string(answer.member_id)))
         .with_member_epoch(answer.member_epoch)
