@@ -67,7 +67,7 @@ pub struct EngineConfig {
     pub offsets_retention: Option<Duration>,
     /// How long the first join into an empty group waits for more members before it
     /// completes (Kafka's `group.initial.rebalance.delay.ms`), at most
-    /// [`crate::limits::REBALANCE_TIMEOUT_MAX`].
+    /// [`crate::group::REBALANCE_TIMEOUT_MAX`].
     pub group_initial_rebalance_delay: Duration,
     /// The session timeout and heartbeat interval of consumer-protocol (KIP-848) members
     /// (Kafka's `group.consumer.session.timeout.ms` and `group.consumer.heartbeat.interval.ms`).
