@@ -883,13 +883,7 @@ mod damaged_records {
             encode(&classic).expect("small"),
             encode_consumer(&converted).expect("small"),
         ];
-        let mut state: u64 = 0x5eed;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::group::noise(0x5eed);
         let (mut read, mut refused) = (0, 0);
         for record in &records {
             for end in 0..record.len() {

@@ -390,13 +390,7 @@ mod tests {
             subscription("orders"),
             assignment(&BTreeMap::from([("orders".to_string(), vec![0, 1, 2])])),
         ];
-        let mut state: u64 = 0x5eed;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = crate::group::noise(0x5eed);
         let (mut read, mut refused) = (0, 0);
         let mut count = |input: &[u8]| {
             for ok in [

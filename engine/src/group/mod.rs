@@ -78,3 +78,15 @@ pub const OFFSETS_TOPIC: &str = crate::CONSUMER_OFFSETS_TOPIC;
 
 #[cfg(test)]
 mod engine_tests;
+
+/// Seeded pseudo-random numbers (xorshift) for the tests that feed damaged bytes to decoders.
+#[cfg(test)]
+pub(crate) fn noise(seed: u64) -> impl FnMut() -> u64 {
+    let mut state = seed;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    }
+}
