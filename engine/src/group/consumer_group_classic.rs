@@ -25,14 +25,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-
 use super::super::consumer_protocol::{
     assigned_topics, assignment, owned_partitions, subscribed_topics,
 };
-use super::super::limits::{
-    MEMBERS_PER_GROUP_MAX, REBALANCE_TIMEOUT_MAX, SESSION_TIMEOUT_MAX, SESSION_TIMEOUT_MIN,
-};
+use super::super::limits::{MEMBERS_PER_GROUP_MAX, SESSION_TIMEOUT_MAX, SESSION_TIMEOUT_MIN};
 use super::super::member::{
     HeartbeatRequest, JoinRequest, JoinResponse, Member as GroupMember, MemberIdentity, Protocol,
     SyncRequest, SyncResponse,
@@ -100,28 +96,7 @@ impl ConsumerGroup {
             converted.target.insert(member.id.clone(), assigned.clone());
             converted.members.insert(
                 member.id.clone(),
-                Member {
-                    instance_id: member.instance_id.clone(),
-                    client_id: member.client_id.clone(),
-                    client_host: member.client_host.clone(),
-                    subscribed,
-                    pattern: None,
-                    matched: BTreeSet::new(),
-                    principal: None,
-                    assignor: None,
-                    rebalance_timeout: member.rebalance_timeout,
-                    epoch: generation,
-                    previous_epoch: generation,
-                    assigned,
-                    revoking: Assignment::new(),
-                    session_deadline: now + member.session_timeout,
-                    revoke_deadline: None,
-                    sent: None,
-                    classic: Some(ClassicMember {
-                        session_timeout: member.session_timeout,
-                        protocols: member.protocols.clone(),
-                    }),
-                },
+                Member::classic(member, subscribed, generation, assigned, now),
             );
         }
         converted.topics_seen = converted
@@ -253,26 +228,26 @@ impl ConsumerGroup {
                 self.bump();
             }
         }
-        let classic = ClassicMember {
-            session_timeout: req.session_timeout,
-            protocols: req
-                .protocols
-                .iter()
-                .map(|p| Protocol {
-                    name: p.name.clone(),
-                    metadata: Bytes::copy_from_slice(&p.metadata),
-                })
-                .collect(),
-        };
+        // The join as a classic group would keep it: timeouts clamped, protocols copied out of
+        // the request frame.
+        let joined = GroupMember::new(member_id.clone(), req, now);
         match self.members.get_mut(&member_id) {
             Some(member) if member.classic.is_none() => return Err(GroupError::UnknownMemberId),
             Some(member) => {
-                member.client_id.clone_from(&req.client_id);
-                member.client_host.clone_from(&req.client_host);
-                member.rebalance_timeout = req.rebalance_timeout.min(REBALANCE_TIMEOUT_MAX);
-                member.classic = Some(classic);
-                if member.subscribed != subscribed {
-                    member.subscribed = subscribed;
+                let rejoined =
+                    Member::classic(&joined, subscribed, member.epoch, Assignment::new(), now);
+                let subscription_changed = member.subscribed != rejoined.subscribed;
+                // Its identity and what it owns or gives up stay; how it joined is new.
+                *member = Member {
+                    instance_id: member.instance_id.take(),
+                    epoch: member.epoch,
+                    previous_epoch: member.previous_epoch,
+                    assigned: std::mem::take(&mut member.assigned),
+                    revoking: std::mem::take(&mut member.revoking),
+                    sent: member.sent.take(),
+                    ..rejoined
+                };
+                if subscription_changed {
                     self.bump();
                 }
             }
@@ -280,34 +255,11 @@ impl ConsumerGroup {
                 if self.members.len() >= MEMBERS_PER_GROUP_MAX {
                     return Err(GroupError::GroupMaxSizeReached);
                 }
-                self.members.insert(
-                    member_id.clone(),
-                    Member {
-                        instance_id: req.group_instance_id.clone(),
-                        client_id: req.client_id.clone(),
-                        client_host: req.client_host.clone(),
-                        subscribed,
-                        pattern: None,
-                        matched: BTreeSet::new(),
-                        principal: None,
-                        assignor: None,
-                        rebalance_timeout: req.rebalance_timeout.min(REBALANCE_TIMEOUT_MAX),
-                        epoch: JOIN_EPOCH,
-                        previous_epoch: JOIN_EPOCH,
-                        assigned: Assignment::new(),
-                        revoking: Assignment::new(),
-                        session_deadline: now,
-                        revoke_deadline: None,
-                        sent: None,
-                        classic: Some(classic),
-                    },
-                );
+                let member =
+                    Member::classic(&joined, subscribed, JOIN_EPOCH, Assignment::new(), now);
+                self.members.insert(member_id.clone(), member);
                 self.bump();
             }
-        }
-        if let Some(member) = self.members.get_mut(&member_id) {
-            member.session_deadline = now + req.session_timeout;
-            member.revoke_deadline = None;
         }
         self.refresh_target(topics);
         // What it asked the member to give up and the member no longer owns is free; an eager
@@ -508,6 +460,39 @@ impl ConsumerGroup {
 }
 
 impl Member {
+    /// A classic member at `epoch` owning `assigned`, as `joined` describes it (its session
+    /// counted from `now`).
+    fn classic(
+        joined: &GroupMember,
+        subscribed: BTreeSet<String>,
+        epoch: i32,
+        assigned: Assignment,
+        now: Instant,
+    ) -> Member {
+        Member {
+            instance_id: joined.instance_id.clone(),
+            client_id: joined.client_id.clone(),
+            client_host: joined.client_host.clone(),
+            subscribed,
+            pattern: None,
+            matched: BTreeSet::new(),
+            principal: None,
+            assignor: None,
+            rebalance_timeout: joined.rebalance_timeout,
+            epoch,
+            previous_epoch: epoch,
+            assigned,
+            revoking: Assignment::new(),
+            session_deadline: now + joined.session_timeout,
+            revoke_deadline: None,
+            sent: None,
+            classic: Some(ClassicMember {
+                session_timeout: joined.session_timeout,
+                protocols: joined.protocols.clone(),
+            }),
+        }
+    }
+
     fn supports(&self, protocol: &str) -> bool {
         self.classic
             .as_ref()
@@ -549,6 +534,7 @@ mod tests_support {
     pub(super) use super::super::{ConsumerHeartbeat, ConsumerHeartbeatAnswer, LEAVE_EPOCH};
     pub(super) use super::*;
     pub(super) use crate::group::state::{GroupState, JoinReply, SyncReply};
+    pub(super) use bytes::Bytes;
 
     pub(super) const SESSION: Duration = Duration::from_secs(10);
 

@@ -45,7 +45,7 @@ use super::offsets::{CommittedOffset, OffsetStore};
 use super::replay::Replayed;
 use super::state::{Group, GroupState, JoinReply, Notice, Subscribed, SyncReply};
 use super::{GroupError, OFFSETS_TOPIC};
-use crate::{Result, Shard, TopicPartition};
+use crate::{EngineConfig, Result, Shard, TopicPartition};
 
 type Waiters<T> = RefCell<HashMap<(String, String), oneshot::Sender<Result<T, GroupError>>>>;
 
@@ -223,32 +223,25 @@ impl GroupCoordinator {
                 owned.push(tp);
             }
         }
-        let config = &shard.state().config;
-        let initial_delay = config
-            .group_initial_rebalance_delay
-            .min(REBALANCE_TIMEOUT_MAX);
-        let mut coordinator = GroupCoordinator::new(
+        let coordinator = Rc::new(GroupCoordinator::new(
             placement.len(),
             replayed,
             shard.id().0,
-            initial_delay,
-            config.offsets_retention,
-        );
-        coordinator.consumer_timing = config.group_consumer_timing;
-        let coordinator = Rc::new(coordinator);
-        coordinator.restore_groups(initial_delay);
+            &shard.state().config,
+        ));
+        coordinator.restore_groups();
         coordinator.schedule_after_replay(&owned);
         start_timer(shard, Rc::downgrade(&coordinator));
         Ok(coordinator)
     }
 
-    /// A coordinator holding what replay found; its groups are not restored yet.
+    /// A coordinator holding what replay found, with `config`'s group settings; its groups are
+    /// not restored yet.
     fn new(
         offsets_partitions: usize,
         replayed: Replayed,
         shard_index: u32,
-        initial_delay: Duration,
-        offsets_retention: Option<Duration>,
+        config: &EngineConfig,
     ) -> Self {
         let salt = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -262,12 +255,14 @@ impl GroupCoordinator {
             sync_waiters: RefCell::new(HashMap::new()),
             member_seq: Cell::new(0),
             id_salt: salt ^ u64::from(shard_index).rotate_left(48),
-            initial_delay,
-            consumer_timing: ConsumerTiming::default(),
+            initial_delay: config
+                .group_initial_rebalance_delay
+                .min(REBALANCE_TIMEOUT_MAX),
+            consumer_timing: config.group_consumer_timing,
             write_gate: Semaphore::new(WRITE_GATE_UNITS),
             membership: RefCell::new(MembershipLog::replayed(replayed.memberships)),
             cleaning: RefCell::new(CleaningSchedule::default()),
-            expiry: RefCell::new(Expiry::new(offsets_retention, Instant::now())),
+            expiry: RefCell::new(Expiry::new(config.offsets_retention, Instant::now())),
         }
     }
 
@@ -380,9 +375,7 @@ impl GroupCoordinator {
         let mut groups = self.consumer_groups.borrow_mut();
         let group = groups.get_mut(group_id).filter(|g| g.has_members())?;
         let result = call(group, Instant::now());
-        if group.take_changed() {
-            self.membership.borrow_mut().note_changed(group_id);
-        }
+        self.note_if_changed(group_id, group.take_changed());
         Some(result)
     }
 
@@ -410,9 +403,10 @@ impl GroupCoordinator {
     /// (Kafka's online upgrade), for the first consumer-protocol member to join it. Requests
     /// of its members waiting in a join or a sync are told to rejoin.
     fn upgrade(&self, shard: &Shard, group_id: &str) -> Result<(), GroupError> {
+        let now = Instant::now();
         let converted = match self.groups.borrow().get(group_id) {
-            Some(group) => ConsumerGroup::from_classic(group, Instant::now(), shard)?
-                .with_timing(self.consumer_timing, Instant::now()),
+            Some(group) => ConsumerGroup::from_classic(group, now, shard)?
+                .with_timing(self.consumer_timing, now),
             None => return Ok(()),
         };
         self.groups.borrow_mut().remove(group_id);
@@ -467,9 +461,7 @@ impl GroupCoordinator {
             self.fresh_member_id(&client_id)
         });
         tracing::debug!(group = %group_id, member = %member_id, epoch, ?answer, group_epoch = group.epoch(), "consumer heartbeat");
-        if group.take_changed() {
-            self.membership.borrow_mut().note_changed(&group_id);
-        }
+        self.note_if_changed(&group_id, group.take_changed());
         if !group.has_members() {
             groups.remove(&group_id);
         }
@@ -516,10 +508,15 @@ impl GroupCoordinator {
     /// Takes what a state-machine call on `group` left for others: the answers due to waiting
     /// members, and a note to write the group's membership record again if it changed.
     fn after_call(&self, group_id: &str, group: &mut Group) -> Vec<Notice> {
-        if group.take_changed() {
+        self.note_if_changed(group_id, group.take_changed());
+        group.take_notices()
+    }
+
+    /// Notes that `group_id`'s membership record is to be written again if it `changed`.
+    fn note_if_changed(&self, group_id: &str, changed: bool) {
+        if changed {
             self.membership.borrow_mut().note_changed(group_id);
         }
-        group.take_notices()
     }
 
     /// Hands queued answers to the requests waiting for them. A member whose request is gone
@@ -563,9 +560,7 @@ impl GroupCoordinator {
             for member in group.tick(now) {
                 tracing::info!(group = %id, member = %member, "consumer group member expired (no heartbeat within its session, or partitions not given up within its rebalance timeout)");
             }
-            if group.take_changed() {
-                self.membership.borrow_mut().note_changed(id);
-            }
+            self.note_if_changed(id, group.take_changed());
             if group.has_only_classic_members() {
                 only_classic.push(id.clone());
             }

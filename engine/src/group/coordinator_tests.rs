@@ -15,13 +15,21 @@ use crate::group::member::Protocol;
 /// The topics of these tests' node: none (classic groups do not look).
 static NO_TOPICS: std::collections::BTreeMap<String, u32> = std::collections::BTreeMap::new();
 
+/// A node's configuration with these group settings.
+fn config(initial_delay: Duration, offsets_retention: Option<Duration>) -> crate::EngineConfig {
+    crate::EngineConfig {
+        group_initial_rebalance_delay: initial_delay,
+        offsets_retention,
+        ..crate::EngineConfig::default()
+    }
+}
+
 fn coordinator() -> Rc<GroupCoordinator> {
     Rc::new(GroupCoordinator::new(
         1,
         Replayed::default(),
         0,
-        Duration::ZERO,
-        None,
+        &config(Duration::ZERO, None),
     ))
 }
 
@@ -249,8 +257,7 @@ fn offsets_expire_a_retention_after_the_last_commit_members_or_start() {
         1,
         Replayed::default(),
         0,
-        Duration::ZERO,
-        Some(retention),
+        &config(Duration::ZERO, Some(retention)),
     ));
     let long_ago = CommittedOffset {
         offset: 1,

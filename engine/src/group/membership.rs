@@ -45,7 +45,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -147,21 +147,19 @@ impl GroupCoordinator {
             let Ok(_writing) = self.write_gate.acquire_permit(1).await else {
                 return; // the engine is stopping
             };
-            let Some(write) = self.membership_write(&group_id) else {
-                continue;
+            let value = match self.membership_write(&group_id) {
+                Some(Write::Record(value)) => Some(value),
+                Some(Write::Tombstone) => None,
+                None => continue,
             };
-            let value = match &write {
-                Write::Record(value) => Some(value.clone()),
-                Write::Tombstone => None,
-            };
-            let record = membership_record(&group_id, value);
+            let record = membership_record(&group_id, value.clone());
             let tp = self.offsets_tp(&group_id);
             match shard.append_internal_records(&tp, vec![record]).await {
                 Ok(appended) => {
                     let stored = &mut self.membership.borrow_mut().stored;
-                    match write {
-                        Write::Record(value) => stored.insert(group_id, value),
-                        Write::Tombstone => stored.remove(&group_id),
+                    match value {
+                        Some(value) => stored.insert(group_id, value),
+                        None => stored.remove(&group_id),
                     };
                     self.clean_if_due(shard, &tp, &appended);
                 }
@@ -200,7 +198,7 @@ impl GroupCoordinator {
     /// Brings back the groups of the records replay found (classic groups Stable, consumer-
     /// protocol groups as they were), each member's session starting now. A record that cannot
     /// be read is dropped with a warning: its group starts empty, as it would have without one.
-    pub(super) fn restore_groups(&self, initial_delay: Duration) {
+    pub(super) fn restore_groups(&self) {
         let now = Instant::now();
         let mut log = self.membership.borrow_mut();
         let mut groups = self.groups.borrow_mut();
@@ -209,7 +207,7 @@ impl GroupCoordinator {
             Ok(Stored::Classic(stored)) => {
                 groups.insert(
                     group_id.clone(),
-                    Group::restore(group_id, initial_delay, stored),
+                    Group::restore(group_id, self.initial_delay, stored),
                 );
                 true
             }
