@@ -305,6 +305,54 @@ fn offsets_are_deleted_unless_the_members_subscribe_to_their_topic() {
 }
 
 #[test]
+fn an_unreadable_membership_record_leaves_its_group_empty_and_the_others_restored() {
+    let dir = tempfile::tempdir_in(std::env::temp_dir()).expect("temp dir");
+    let long = Duration::from_secs(60);
+    let kept;
+    {
+        let engine = start(dir.path());
+        let handle = engine.handle();
+        block_on(handle.create_topic("t", 1, TopicConfig::default())).expect("create");
+        kept = join_for(
+            &handle,
+            "kept",
+            "consumer",
+            consumer_protocol::subscription("t"),
+            long,
+        );
+        sync_alone(&handle, &kept, "kept", "p0");
+        await_membership_record(&handle, "kept", true);
+        commit(&handle, "damaged", Committer::Outsider, &[(0, 7)]);
+        // A membership record for "damaged" whose value no version of Spindle wrote.
+        let target = handle.group_coordinator("damaged");
+        block_on(handle.run_on(target, |shard| async move {
+            let tp = shard.local_groups().offsets_tp("damaged");
+            let garbage = super::membership::membership_record(
+                "damaged",
+                Some(bytes::Bytes::from_static(b"\x00\x01\x00\xff\xff")),
+            );
+            shard.append_internal_records(&tp, vec![garbage]).await
+        }))
+        .expect("coordinator shard runs")
+        .expect("appended");
+        engine.shutdown().expect("shutdown");
+    }
+    // The start goes on: the damaged group has no members but keeps its commits, the other
+    // group is back with its member.
+    let engine = start(dir.path());
+    let handle = engine.handle();
+    let damaged = describe(&handle, "damaged");
+    assert!(damaged.members.is_empty());
+    assert_eq!(fetch(&handle, "damaged"), vec![(0, 7)]);
+    assert_eq!(describe(&handle, "kept").state, GroupState::Stable);
+    assert_eq!(
+        heartbeat(&handle, "kept", &kept.member_id, kept.generation),
+        Ok(())
+    );
+    engine.shutdown().expect("shutdown");
+}
+
+#[test]
 fn a_stable_group_keeps_its_members_across_a_restart_and_one_that_left_stays_empty() {
     let dir = tempfile::tempdir_in(std::env::temp_dir()).expect("temp dir");
     let long = Duration::from_secs(60);
