@@ -166,6 +166,21 @@ pub struct ConsumerHeartbeat {
     pub owned: Option<Assignment>,
 }
 
+/// What a heartbeat says of its member's pattern: `None` unchanged, `Some(None)` dropped,
+/// `Some(Some(_))` the new one.
+///
+/// # Errors
+/// [`GroupError::InvalidRegularExpression`] for a pattern that does not compile.
+fn pattern_change(req: &ConsumerHeartbeat) -> Result<Option<Option<NamePattern>>, GroupError> {
+    Ok(match req.subscribed_pattern.as_deref() {
+        None => None,
+        Some("") => Some(None),
+        Some(source) => Some(Some(
+            NamePattern::new(source).map_err(GroupError::InvalidRegularExpression)?,
+        )),
+    })
+}
+
 /// The answer to a heartbeat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerHeartbeatAnswer {
@@ -208,6 +223,30 @@ struct Member {
 }
 
 impl Member {
+    /// A member at [`JOIN_EPOCH`] that owns nothing, subscribes to nothing yet and whose session
+    /// ends at `session_deadline`.
+    fn joining(session_deadline: Instant) -> Self {
+        Member {
+            instance_id: None,
+            client_id: String::new(),
+            client_host: String::new(),
+            subscribed: BTreeSet::new(),
+            pattern: None,
+            matched: BTreeSet::new(),
+            principal: None,
+            assignor: None,
+            rebalance_timeout: REBALANCE_TIMEOUT_MAX,
+            epoch: JOIN_EPOCH,
+            previous_epoch: JOIN_EPOCH,
+            assigned: Assignment::new(),
+            revoking: Assignment::new(),
+            session_deadline,
+            revoke_deadline: None,
+            sent: None,
+            classic: None,
+        }
+    }
+
     /// The topics subscribed to, by name or by pattern.
     fn subscription(&self) -> BTreeSet<String> {
         self.subscribed.union(&self.matched).cloned().collect()
@@ -370,14 +409,7 @@ impl ConsumerGroup {
                 return Err(GroupError::UnsupportedAssignor(assignor.clone()));
             }
         }
-        // `Some(None)`: the pattern is dropped; `None`: unchanged.
-        let pattern: Option<Option<NamePattern>> = match req.subscribed_pattern.as_deref() {
-            None => None,
-            Some("") => Some(None),
-            Some(source) => Some(Some(
-                NamePattern::new(source).map_err(GroupError::InvalidRegularExpression)?,
-            )),
-        };
+        let pattern = pattern_change(&req)?;
         // Clamped, as a classic join's: refused, it would be fatal to the consumer (librdkafka
         // sends its `max.poll.interval.ms`, which may be up to a day).
         let rebalance_timeout = req.rebalance_timeout.map(|t| t.min(REBALANCE_TIMEOUT_MAX));
@@ -390,83 +422,108 @@ impl ConsumerGroup {
                     assignment: None,
                 });
             }
-            LEAVE_EPOCH | STATIC_LEAVE_EPOCH => {
-                if self.members.remove(&req.member_id).is_none() {
-                    return Err(GroupError::UnknownMemberId);
-                }
-                self.target.remove(&req.member_id);
-                self.bump();
-                return Ok(ConsumerHeartbeatAnswer {
-                    member_id: req.member_id,
-                    member_epoch: req.member_epoch,
-                    heartbeat_interval: self.timing.heartbeat_interval,
-                    assignment: None,
-                });
-            }
+            LEAVE_EPOCH | STATIC_LEAVE_EPOCH => return self.leave(req),
             JOIN_EPOCH => self.join(now, &req, pattern.clone(), rebalance_timeout, fresh_id)?,
-            epoch => {
-                // A member this coordinator does not know (forgotten in a restart, or expired)
-                // is fenced rather than UNKNOWN_MEMBER_ID, as Kafka would say: librdkafka and
-                // the Java client join again at epoch 0 after either, @platformatic/kafka only
-                // after this one (it heartbeats on, unknown, forever after the other).
-                let member = self
-                    .members
-                    .get(&req.member_id)
-                    .ok_or(GroupError::FencedMemberEpoch)?;
-                let resent = epoch == member.previous_epoch
-                    && req
-                        .owned
-                        .as_ref()
-                        .is_some_and(|owned| within(owned, &member.assigned));
-                if epoch != member.epoch && !resent {
-                    return Err(GroupError::FencedMemberEpoch);
-                }
-                req.member_id.clone()
-            }
+            epoch => self.check_epoch(&req, epoch)?,
         };
-        let mut changed = false;
-        if let Some(member) = self.members.get_mut(&member_id) {
-            member.session_deadline = now + self.timing.session_timeout;
-            if member.principal.is_none() {
-                // Restored: its pattern is matched again under its own grants.
-                member.principal = Some(req.principal.clone());
-                if member.pattern.is_some() {
-                    self.patterns_matched_at = None;
-                }
-            }
-            if let Some(timeout) = rebalance_timeout {
-                self.changed |= member.rebalance_timeout != timeout;
-                member.rebalance_timeout = timeout;
-            }
-            if let Some(topics) = &req.subscribed_topics {
-                let topics: BTreeSet<String> = topics.iter().cloned().collect();
-                if topics != member.subscribed {
-                    member.subscribed = topics;
-                    changed = true;
-                }
-            }
-            if let Some(pattern) = pattern {
-                if pattern != member.pattern {
-                    member.pattern = pattern;
-                    member.matched.clear();
-                    self.patterns_matched_at = None;
-                    changed = true;
-                }
-            }
-            if req.server_assignor.is_some() {
-                self.changed |= member.assignor != req.server_assignor;
-                member.assignor.clone_from(&req.server_assignor);
-            }
-        }
+        let subscription_changed =
+            self.update_member(now, &member_id, &req, pattern, rebalance_timeout);
         if let Some(owned) = &req.owned {
             self.release_revoked(&member_id, owned);
         }
-        if changed {
+        if subscription_changed {
             self.bump();
         }
         self.refresh_target(topics);
         let full = req.member_epoch == JOIN_EPOCH || req.owned.is_some();
         Ok(self.reconcile(now, &member_id, full))
+    }
+
+    /// A member leaving the group for good (or a static one whose instance has no member to
+    /// pause: see [`Self::pauses`]).
+    fn leave(&mut self, req: ConsumerHeartbeat) -> Result<ConsumerHeartbeatAnswer, GroupError> {
+        if self.members.remove(&req.member_id).is_none() {
+            return Err(GroupError::UnknownMemberId);
+        }
+        self.target.remove(&req.member_id);
+        self.bump();
+        Ok(ConsumerHeartbeatAnswer {
+            member_id: req.member_id,
+            member_epoch: req.member_epoch,
+            heartbeat_interval: self.timing.heartbeat_interval,
+            assignment: None,
+        })
+    }
+
+    /// Checks the epoch of a known member's heartbeat: its current one, or the one before it
+    /// resent with owned partitions it still may own (an answer lost on the way). Its id.
+    fn check_epoch(&self, req: &ConsumerHeartbeat, epoch: i32) -> Result<String, GroupError> {
+        // A member this coordinator does not know (forgotten in a restart, or expired) is
+        // fenced rather than UNKNOWN_MEMBER_ID, as Kafka would say: librdkafka and the Java
+        // client join again at epoch 0 after either, @platformatic/kafka only after this one
+        // (it heartbeats on, unknown, forever after the other).
+        let member = self
+            .members
+            .get(&req.member_id)
+            .ok_or(GroupError::FencedMemberEpoch)?;
+        let resent = epoch == member.previous_epoch
+            && req
+                .owned
+                .as_ref()
+                .is_some_and(|owned| within(owned, &member.assigned));
+        if epoch != member.epoch && !resent {
+            return Err(GroupError::FencedMemberEpoch);
+        }
+        Ok(req.member_id.clone())
+    }
+
+    /// Takes what a heartbeat says of its member: a new session, its principal (once, after a
+    /// restore), rebalance timeout, subscription, pattern and assignor. Whether the member's
+    /// subscription changed (which bumps the group epoch).
+    fn update_member(
+        &mut self,
+        now: Instant,
+        member_id: &str,
+        req: &ConsumerHeartbeat,
+        pattern: Option<Option<NamePattern>>,
+        rebalance_timeout: Option<Duration>,
+    ) -> bool {
+        let Some(member) = self.members.get_mut(member_id) else {
+            return false;
+        };
+        let mut changed = false;
+        member.session_deadline = now + self.timing.session_timeout;
+        if member.principal.is_none() {
+            // Restored: its pattern is matched again under its own grants.
+            member.principal = Some(req.principal.clone());
+            if member.pattern.is_some() {
+                self.patterns_matched_at = None;
+            }
+        }
+        if let Some(timeout) = rebalance_timeout {
+            self.changed |= member.rebalance_timeout != timeout;
+            member.rebalance_timeout = timeout;
+        }
+        if let Some(topics) = &req.subscribed_topics {
+            let topics: BTreeSet<String> = topics.iter().cloned().collect();
+            if topics != member.subscribed {
+                member.subscribed = topics;
+                changed = true;
+            }
+        }
+        if let Some(pattern) = pattern {
+            if pattern != member.pattern {
+                member.pattern = pattern;
+                member.matched.clear();
+                self.patterns_matched_at = None;
+                changed = true;
+            }
+        }
+        if req.server_assignor.is_some() {
+            self.changed |= member.assignor != req.server_assignor;
+            member.assignor.clone_from(&req.server_assignor);
+        }
+        changed
     }
 
     /// A static member leaving for now (KIP-345's restart, under this protocol): it stays, with
@@ -512,12 +569,7 @@ impl ConsumerGroup {
         };
         // A static member restarting under a new member id takes its instance's place: the old
         // member goes and the new one carries on with its partitions, without a rebalance.
-        let replaced = req.instance_id.as_ref().and_then(|instance| {
-            self.members
-                .iter()
-                .find(|(id, m)| **id != member_id && m.instance_id.as_ref() == Some(instance))
-                .map(|(id, _)| id.clone())
-        });
+        let replaced = self.instance_holder(req.instance_id.as_deref(), &member_id);
         if replaced.is_none()
             && !self.members.contains_key(&member_id)
             && self.members.len() >= MEMBERS_PER_GROUP_MAX
@@ -532,37 +584,12 @@ impl ConsumerGroup {
             client_host: req.client_host.clone(),
             subscribed: req.subscribed_topics.iter().flatten().cloned().collect(),
             pattern,
-            matched: BTreeSet::new(),
             principal: Some(req.principal.clone()),
             assignor: req.server_assignor.clone(),
             rebalance_timeout: rebalance_timeout.unwrap_or(REBALANCE_TIMEOUT_MAX),
-            epoch: JOIN_EPOCH,
-            previous_epoch: JOIN_EPOCH,
-            assigned: Assignment::new(),
-            revoking: Assignment::new(),
-            session_deadline: now + self.timing.session_timeout,
-            revoke_deadline: None,
-            sent: None,
-            classic: None,
+            ..Member::joining(now + self.timing.session_timeout)
         };
-        let mut unchanged = false;
-        if let Some(old) = replaced.and_then(|id| {
-            let target = self.target.remove(&id);
-            Some((self.members.remove(&id)?, target))
-        }) {
-            let (old, target) = old;
-            unchanged = old.subscribed == member.subscribed && old.pattern == member.pattern;
-            if unchanged {
-                member.matched = old.matched;
-            }
-            if let Some(target) = target {
-                self.target.insert(member_id.clone(), target);
-            }
-            // What the old member was giving up is free: the new one never owned it.
-            member.assigned = old.assigned;
-            member.epoch = old.epoch;
-            member.previous_epoch = old.previous_epoch;
-        }
+        let unchanged = replaced.is_some_and(|old| self.take_over(&old, &member_id, &mut member));
         if member.pattern.is_some() && member.matched.is_empty() {
             self.patterns_matched_at = None;
         }
@@ -572,6 +599,37 @@ impl ConsumerGroup {
         }
         self.changed = true;
         Ok(member_id)
+    }
+
+    /// The member other than `except` that holds static instance `instance`, if any.
+    pub(super) fn instance_holder(&self, instance: Option<&str>, except: &str) -> Option<String> {
+        let instance = instance?;
+        self.members
+            .iter()
+            .find(|(id, m)| *id != except && m.instance_id.as_deref() == Some(instance))
+            .map(|(id, _)| id.clone())
+    }
+
+    /// Lets `member`, joining as `member_id`, take the place of the member `old` of its static
+    /// instance: `old` goes, and the new member carries on with its partitions, epochs and
+    /// target. Whether its subscription is the old member's (so no rebalance is needed).
+    fn take_over(&mut self, old: &str, member_id: &str, member: &mut Member) -> bool {
+        let target = self.target.remove(old);
+        let Some(old) = self.members.remove(old) else {
+            return false;
+        };
+        let unchanged = old.subscribed == member.subscribed && old.pattern == member.pattern;
+        if unchanged {
+            member.matched = old.matched;
+        }
+        if let Some(target) = target {
+            self.target.insert(member_id.to_owned(), target);
+        }
+        // What the old member was giving up is free: the new one never owned it.
+        member.assigned = old.assigned;
+        member.epoch = old.epoch;
+        member.previous_epoch = old.previous_epoch;
+        unchanged
     }
 
     fn bump(&mut self) {

@@ -195,19 +195,7 @@ impl ConsumerGroup {
             })
             .or_else(|| self.first_protocol_all_support(req))
             .ok_or(GroupError::InconsistentGroupProtocol)?;
-        let metadata = req
-            .protocols
-            .iter()
-            .find(|p| p.name == protocol)
-            .map(|p| p.metadata.clone())
-            .unwrap_or_default();
-        let malformed =
-            |e| GroupError::InvalidRequest(format!("the subscription cannot be read: {e}"));
-        let subscribed: BTreeSet<String> = subscribed_topics(&metadata)
-            .map_err(malformed)?
-            .into_iter()
-            .collect();
-        let owned = to_assignment(owned_partitions(&metadata).map_err(malformed)?);
+        let (subscribed, owned) = subscription(req, &protocol)?;
         let member_id = match (&req.group_instance_id, req.member_id.is_empty()) {
             (None, true) if req.require_known_member_id => {
                 return Err(GroupError::MemberIdRequired(fresh_id()))
@@ -216,26 +204,53 @@ impl ConsumerGroup {
             (_, false) => req.member_id.clone(),
         };
         // A static member under a new id takes its instance's place.
-        if let Some(instance) = &req.group_instance_id {
-            let old = self
-                .members
-                .iter()
-                .find(|(id, m)| **id != member_id && m.instance_id.as_ref() == Some(instance))
-                .map(|(id, _)| id.clone());
-            if let Some(old) = old {
-                self.members.remove(&old);
-                self.target.remove(&old);
-                self.bump();
-            }
+        if let Some(old) = self.instance_holder(req.group_instance_id.as_deref(), &member_id) {
+            self.members.remove(&old);
+            self.target.remove(&old);
+            self.bump();
         }
         // The join as a classic group would keep it: timeouts clamped, protocols copied out of
         // the request frame.
         let joined = GroupMember::new(member_id.clone(), req, now);
-        match self.members.get_mut(&member_id) {
+        self.take_classic_join(&member_id, &joined, subscribed, now)?;
+        self.refresh_target(topics);
+        // What it asked the member to give up and the member no longer owns is free; an eager
+        // consumer gave up everything before it rejoined.
+        for _ in 0..2 {
+            self.release_revoked(&member_id, &owned);
+            self.reconcile(now, &member_id, true);
+        }
+        let epoch = self.members.get(&member_id).map_or(JOIN_EPOCH, |m| m.epoch);
+        Ok(JoinResponse {
+            generation: epoch,
+            protocol_type: CONSUMER.to_owned(),
+            protocol_name: protocol,
+            leader: String::new(),
+            member_id,
+            members: Vec::new(),
+            skip_assignment: false,
+        })
+    }
+
+    /// Adds the classic member `joined`, subscribed to `subscribed`, or takes its join again:
+    /// a member rejoining keeps its identity and what it owns or gives up. A change of
+    /// subscription, or a new member, bumps the group epoch.
+    ///
+    /// # Errors
+    /// [`GroupError::UnknownMemberId`] for the id of a consumer-protocol member,
+    /// [`GroupError::GroupMaxSizeReached`].
+    fn take_classic_join(
+        &mut self,
+        member_id: &str,
+        joined: &GroupMember,
+        subscribed: BTreeSet<String>,
+        now: Instant,
+    ) -> Result<(), GroupError> {
+        match self.members.get_mut(member_id) {
             Some(member) if member.classic.is_none() => return Err(GroupError::UnknownMemberId),
             Some(member) => {
                 let rejoined =
-                    Member::classic(&joined, subscribed, member.epoch, Assignment::new(), now);
+                    Member::classic(joined, subscribed, member.epoch, Assignment::new(), now);
                 let subscription_changed = member.subscribed != rejoined.subscribed;
                 // Its identity and what it owns or gives up stay; how it joined is new.
                 *member = Member {
@@ -256,28 +271,12 @@ impl ConsumerGroup {
                     return Err(GroupError::GroupMaxSizeReached);
                 }
                 let member =
-                    Member::classic(&joined, subscribed, JOIN_EPOCH, Assignment::new(), now);
-                self.members.insert(member_id.clone(), member);
+                    Member::classic(joined, subscribed, JOIN_EPOCH, Assignment::new(), now);
+                self.members.insert(member_id.to_owned(), member);
                 self.bump();
             }
         }
-        self.refresh_target(topics);
-        // What it asked the member to give up and the member no longer owns is free; an eager
-        // consumer gave up everything before it rejoined.
-        for _ in 0..2 {
-            self.release_revoked(&member_id, &owned);
-            self.reconcile(now, &member_id, true);
-        }
-        let epoch = self.members.get(&member_id).map_or(JOIN_EPOCH, |m| m.epoch);
-        Ok(JoinResponse {
-            generation: epoch,
-            protocol_type: CONSUMER.to_owned(),
-            protocol_name: protocol,
-            leader: String::new(),
-            member_id,
-            members: Vec::new(),
-            skip_assignment: false,
-        })
+        Ok(())
     }
 
     /// A SyncGroup of a classic member: its partitions, without those it is to give up.
@@ -459,6 +458,30 @@ impl ConsumerGroup {
     }
 }
 
+/// The topics a classic member's JoinGroup subscribes to and the partitions it says it owns,
+/// from its metadata for `protocol`.
+///
+/// # Errors
+/// [`GroupError::InvalidRequest`] for metadata that cannot be read.
+fn subscription(
+    req: &JoinRequest,
+    protocol: &str,
+) -> Result<(BTreeSet<String>, Assignment), GroupError> {
+    let metadata = req
+        .protocols
+        .iter()
+        .find(|p| p.name == protocol)
+        .map(|p| p.metadata.clone())
+        .unwrap_or_default();
+    let malformed = |e| GroupError::InvalidRequest(format!("the subscription cannot be read: {e}"));
+    let subscribed = subscribed_topics(&metadata)
+        .map_err(malformed)?
+        .into_iter()
+        .collect();
+    let owned = to_assignment(owned_partitions(&metadata).map_err(malformed)?);
+    Ok((subscribed, owned))
+}
+
 impl Member {
     /// A classic member at `epoch` owning `assigned`, as `joined` describes it (its session
     /// counted from `now`).
@@ -474,22 +497,15 @@ impl Member {
             client_id: joined.client_id.clone(),
             client_host: joined.client_host.clone(),
             subscribed,
-            pattern: None,
-            matched: BTreeSet::new(),
-            principal: None,
-            assignor: None,
             rebalance_timeout: joined.rebalance_timeout,
             epoch,
             previous_epoch: epoch,
             assigned,
-            revoking: Assignment::new(),
-            session_deadline: now + joined.session_timeout,
-            revoke_deadline: None,
-            sent: None,
             classic: Some(ClassicMember {
                 session_timeout: joined.session_timeout,
                 protocols: joined.protocols.clone(),
             }),
+            ..Member::joining(now + joined.session_timeout)
         }
     }
 

@@ -50,7 +50,7 @@ use futures_lite::future;
 use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
-use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 use spindle_engine::access::Principal;
 use spindle_engine::{AnswerReservation, MemoryBudget, RequestReservation, Shard};
 
@@ -378,26 +378,9 @@ fn start_request(
 ) -> Step {
     // The frame reader strips the 4-byte length prefix; count it too.
     shard.metrics().bytes_in.add(frame.len() as u64 + 4);
-    let (api_key, header, body, produce_frame) = match dispatch::decode(frame) {
-        Ok(Decoded::Request {
-            api_key,
-            header,
-            body,
-            produce_frame,
-        }) => (api_key, header, body, produce_frame),
-        Ok(Decoded::UnsupportedApiVersions { correlation_id }) => {
-            return match dispatch::encode_unsupported_api_versions(correlation_id) {
-                Ok(answer) => Step::Queue(Pending::Ready(Outcome::Answer(answer, None))),
-                Err(e) => {
-                    tracing::error!(%peer, error = %e, "closing kafka connection");
-                    Step::Last(Pending::Ready(Outcome::Close))
-                }
-            };
-        }
-        Err(e) => {
-            tracing::warn!(%peer, reason = %e, "closing kafka connection");
-            return Step::Stop;
-        }
+    let (api_key, header, body, produce_frame) = match decode_request(frame, peer) {
+        Ok(request) => request,
+        Err(step) => return step,
     };
     if !session.admits(api_key) {
         tracing::warn!(%peer, api = ?api_key, "request before SASL authentication; closing kafka connection");
@@ -416,7 +399,7 @@ fn start_request(
             close,
         )
     };
-    match *body {
+    match body {
         RequestKind::SaslHandshake(req) => {
             let reply = session.handshake(&req);
             sasl(ResponseKind::SaslHandshake(reply.response), reply.close)
@@ -445,31 +428,79 @@ fn start_request(
                 principal: session.principal().clone(),
                 conn: conn.clone(),
             };
-            // A Produce is charged to its client's quota here, as it is read (see `Arrival`).
-            let arrival = match &body {
-                RequestKind::Produce(req) => Some(produce::Arrival {
-                    frame: produce_frame,
-                    throttle_ms: ctx.charge_quota(QuotaKind::Produce, produce::records_bytes(req)),
-                }),
-                _ => None,
-            };
-            tracing::trace!(
-                %peer,
-                api = ?api_key,
-                version = ctx.api_version,
-                correlation_id = ctx.correlation_id,
-                client = ?ctx.client_id,
-                "request"
-            );
-            Step::Queue(Pending::Running(glommio::spawn_local(async move {
-                let outcome = handle(ctx, api_key, body, arrival).await;
-                // The frame is freed with the request; a client that does not read its answers
-                // must not keep the shard's other connections waiting for memory.
-                drop(memory);
-                outcome
-            })))
+            Step::Queue(Pending::Running(spawn_handler(
+                ctx,
+                api_key,
+                body,
+                produce_frame,
+                memory,
+            )))
         }
     }
+}
+
+/// A decoded request: its API, header, body and, for Produce, the frame its batches are
+/// slices of.
+type DecodedRequest = (ApiKey, RequestHeader, RequestKind, Option<Bytes>);
+
+/// Decodes one frame into a request, or into the step to take instead: answer an ApiVersions
+/// at a version not served with v0, or close the connection on a frame that cannot be read.
+fn decode_request(frame: Bytes, peer: SocketAddr) -> Result<DecodedRequest, Step> {
+    match dispatch::decode(frame) {
+        Ok(Decoded::Request {
+            api_key,
+            header,
+            body,
+            produce_frame,
+        }) => Ok((api_key, header, *body, produce_frame)),
+        Ok(Decoded::UnsupportedApiVersions { correlation_id }) => Err(
+            match dispatch::encode_unsupported_api_versions(correlation_id) {
+                Ok(answer) => Step::Queue(Pending::Ready(Outcome::Answer(answer, None))),
+                Err(e) => {
+                    tracing::error!(%peer, error = %e, "closing kafka connection");
+                    Step::Last(Pending::Ready(Outcome::Close))
+                }
+            },
+        ),
+        Err(e) => {
+            tracing::warn!(%peer, reason = %e, "closing kafka connection");
+            Err(Step::Stop)
+        }
+    }
+}
+
+/// Starts handling a request in a task of its own, which holds the request's memory until
+/// it is answered. A Produce is charged to its client's quota here, as it is read (see
+/// `Arrival`).
+fn spawn_handler(
+    ctx: RequestContext,
+    api_key: ApiKey,
+    body: RequestKind,
+    produce_frame: Option<Bytes>,
+    memory: RequestReservation,
+) -> glommio::Task<Outcome> {
+    let arrival = match &body {
+        RequestKind::Produce(req) => Some(produce::Arrival {
+            frame: produce_frame,
+            throttle_ms: ctx.charge_quota(QuotaKind::Produce, produce::records_bytes(req)),
+        }),
+        _ => None,
+    };
+    tracing::trace!(
+        peer = %ctx.peer,
+        api = ?api_key,
+        version = ctx.api_version,
+        correlation_id = ctx.correlation_id,
+        client = ?ctx.client_id,
+        "request"
+    );
+    glommio::spawn_local(async move {
+        let outcome = handle(ctx, api_key, body, arrival).await;
+        // The frame is freed with the request; a client that does not read its answers must
+        // not keep the shard's other connections waiting for memory.
+        drop(memory);
+        outcome
+    })
 }
 
 /// Encodes a SASL step's answer (`(version, correlation id)` of its request) and counts it.

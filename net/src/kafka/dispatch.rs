@@ -170,7 +170,8 @@ pub(crate) enum Answer {
 }
 
 /// Answers one decoded request; a Produce with what the connection learned as it read it (it
-/// always gives one).
+/// always gives one). The APIs are routed by what they serve: records here, then topics, groups,
+/// transactions and access.
 pub(crate) async fn answer(
     ctx: &RequestContext,
     body: RequestKind,
@@ -196,14 +197,23 @@ pub(crate) async fn answer(
         RequestKind::ApiVersions(req) => {
             ResponseKind::ApiVersions(api::api_versions::handle(ctx, req).await)
         }
+        RequestKind::InitProducerId(req) => {
+            ResponseKind::InitProducerId(api::init_producer_id::handle(ctx, req).await)
+        }
+        RequestKind::DescribeCluster(req) => {
+            ResponseKind::DescribeCluster(api::describe_cluster::handle(ctx, req).await)
+        }
+        other => return answer_topic(ctx, other).await,
+    };
+    Answer::Response(Box::new(response))
+}
+
+/// Topic administration: topics, partitions, their configurations, log directories, records
+/// deleted and replicas.
+async fn answer_topic(ctx: &RequestContext, body: RequestKind) -> Answer {
+    let response = match body {
         RequestKind::CreateTopics(req) => {
             ResponseKind::CreateTopics(api::create_topics::handle(ctx, req).await)
-        }
-        RequestKind::DescribeLogDirs(req) => {
-            ResponseKind::DescribeLogDirs(api::describe_log_dirs::handle(ctx, req).await)
-        }
-        RequestKind::DeleteRecords(req) => {
-            ResponseKind::DeleteRecords(api::delete_records::handle(ctx, req).await)
         }
         RequestKind::DeleteTopics(req) => {
             ResponseKind::DeleteTopics(api::delete_topics::handle(ctx, req).await)
@@ -220,21 +230,33 @@ pub(crate) async fn answer(
         RequestKind::IncrementalAlterConfigs(req) => ResponseKind::IncrementalAlterConfigs(
             api::incremental_alter_configs::handle(ctx, req).await,
         ),
-        RequestKind::InitProducerId(req) => {
-            ResponseKind::InitProducerId(api::init_producer_id::handle(ctx, req).await)
-        }
-        RequestKind::DescribeCluster(req) => {
-            ResponseKind::DescribeCluster(api::describe_cluster::handle(ctx, req).await)
-        }
         RequestKind::ListConfigResources(req) => {
             ResponseKind::ListConfigResources(api::list_config_resources::handle(ctx, req).await)
         }
+        RequestKind::DescribeLogDirs(req) => {
+            ResponseKind::DescribeLogDirs(api::describe_log_dirs::handle(ctx, req).await)
+        }
+        RequestKind::DeleteRecords(req) => {
+            ResponseKind::DeleteRecords(api::delete_records::handle(ctx, req).await)
+        }
+        RequestKind::DescribeTopicPartitions(req) => ResponseKind::DescribeTopicPartitions(
+            api::describe_topic_partitions::handle(ctx, req).await,
+        ),
+        RequestKind::ElectLeaders(req) => {
+            ResponseKind::ElectLeaders(api::replicas::elect(ctx, req).await)
+        }
+        RequestKind::AlterPartitionReassignments(req) => ResponseKind::AlterPartitionReassignments(
+            api::replicas::alter_reassignments(ctx, req).await,
+        ),
+        RequestKind::ListPartitionReassignments(req) => ResponseKind::ListPartitionReassignments(
+            api::replicas::list_reassignments(ctx, req).await,
+        ),
         other => return answer_group(ctx, other).await,
     };
     Answer::Response(Box::new(response))
 }
 
-/// The consumer-group APIs, served by the group coordinator's handlers.
+/// The consumer-group APIs of both protocols, served by the group coordinator's handlers.
 async fn answer_group(ctx: &RequestContext, body: RequestKind) -> Answer {
     let response = match body {
         RequestKind::FindCoordinator(req) => {
@@ -270,6 +292,20 @@ async fn answer_group(ctx: &RequestContext, body: RequestKind) -> Answer {
         RequestKind::OffsetDelete(req) => {
             ResponseKind::OffsetDelete(api::offset_delete::handle(ctx, req).await)
         }
+        RequestKind::ConsumerGroupHeartbeat(req) => ResponseKind::ConsumerGroupHeartbeat(
+            api::consumer_group_heartbeat::handle(ctx, req).await,
+        ),
+        RequestKind::ConsumerGroupDescribe(req) => ResponseKind::ConsumerGroupDescribe(
+            api::consumer_group_describe::handle(ctx, req).await,
+        ),
+        other => return answer_transaction(ctx, other).await,
+    };
+    Answer::Response(Box::new(response))
+}
+
+/// Transactions, their markers, and what is known of producers and transactions.
+async fn answer_transaction(ctx: &RequestContext, body: RequestKind) -> Answer {
+    let response = match body {
         RequestKind::AddPartitionsToTxn(req) => {
             ResponseKind::AddPartitionsToTxn(api::transactions::add_partitions(ctx, req).await)
         }
@@ -280,11 +316,6 @@ async fn answer_group(ctx: &RequestContext, body: RequestKind) -> Answer {
             ResponseKind::TxnOffsetCommit(api::transactions::commit_offsets(ctx, req).await)
         }
         RequestKind::EndTxn(req) => ResponseKind::EndTxn(api::transactions::end(ctx, req).await),
-        RequestKind::DescribeAcls(req) => {
-            ResponseKind::DescribeAcls(api::acls::describe(ctx, req).await)
-        }
-        RequestKind::CreateAcls(req) => ResponseKind::CreateAcls(api::acls::create(ctx, req).await),
-        RequestKind::DeleteAcls(req) => ResponseKind::DeleteAcls(api::acls::delete(ctx, req).await),
         RequestKind::WriteTxnMarkers(req) => {
             ResponseKind::WriteTxnMarkers(api::write_txn_markers::handle(ctx, req).await)
         }
@@ -294,24 +325,22 @@ async fn answer_group(ctx: &RequestContext, body: RequestKind) -> Answer {
         RequestKind::DescribeTransactions(req) => {
             ResponseKind::DescribeTransactions(api::describe_transactions::handle(ctx, req).await)
         }
-        RequestKind::ConsumerGroupHeartbeat(req) => ResponseKind::ConsumerGroupHeartbeat(
-            api::consumer_group_heartbeat::handle(ctx, req).await,
-        ),
-        RequestKind::ConsumerGroupDescribe(req) => ResponseKind::ConsumerGroupDescribe(
-            api::consumer_group_describe::handle(ctx, req).await,
-        ),
-        RequestKind::DescribeTopicPartitions(req) => ResponseKind::DescribeTopicPartitions(
-            api::describe_topic_partitions::handle(ctx, req).await,
-        ),
-        RequestKind::ElectLeaders(req) => {
-            ResponseKind::ElectLeaders(api::replicas::elect(ctx, req).await)
+        RequestKind::ListTransactions(req) => {
+            ResponseKind::ListTransactions(api::list_transactions::handle(ctx, req).await)
         }
-        RequestKind::AlterPartitionReassignments(req) => ResponseKind::AlterPartitionReassignments(
-            api::replicas::alter_reassignments(ctx, req).await,
-        ),
-        RequestKind::ListPartitionReassignments(req) => ResponseKind::ListPartitionReassignments(
-            api::replicas::list_reassignments(ctx, req).await,
-        ),
+        other => return answer_access(ctx, other).await,
+    };
+    Answer::Response(Box::new(response))
+}
+
+/// Who may do what: ACLs, client quotas and SCRAM credentials.
+async fn answer_access(ctx: &RequestContext, body: RequestKind) -> Answer {
+    let response = match body {
+        RequestKind::DescribeAcls(req) => {
+            ResponseKind::DescribeAcls(api::acls::describe(ctx, req).await)
+        }
+        RequestKind::CreateAcls(req) => ResponseKind::CreateAcls(api::acls::create(ctx, req).await),
+        RequestKind::DeleteAcls(req) => ResponseKind::DeleteAcls(api::acls::delete(ctx, req).await),
         RequestKind::DescribeClientQuotas(req) => {
             ResponseKind::DescribeClientQuotas(api::client_quotas::describe(ctx, req).await)
         }
@@ -326,11 +355,8 @@ async fn answer_group(ctx: &RequestContext, body: RequestKind) -> Answer {
         RequestKind::AlterUserScramCredentials(req) => {
             ResponseKind::AlterUserScramCredentials(api::scram_credentials::alter(ctx, req).await)
         }
-        RequestKind::ListTransactions(req) => {
-            ResponseKind::ListTransactions(api::list_transactions::handle(ctx, req).await)
-        }
-        // `decode` admits only the APIs in `versions::SERVED`, all matched above; the test
-        // `every_served_version_answers_and_decodes` holds the two together.
+        // `decode` admits only the APIs in `versions::SERVED`, all matched above or before; the
+        // test `every_served_version_answers_and_decodes` holds the two together.
         _ => return Answer::Unrouted,
     };
     Answer::Response(Box::new(response))
