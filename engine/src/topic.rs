@@ -308,23 +308,32 @@ impl TopicConfig {
                 self.timestamp_difference_max_ms = parse_bounded(value, 0, NO_LIMIT_MS)
                     .ok_or_else(|| invalid("an integer >= 0"))?;
             }
-            other => {
-                let Some(kept) = kept_keys::find(other) else {
-                    return Err(invalid(&format!(
-                        "unknown key; known keys: {}, {}",
-                        Self::KEYS.join(", "),
-                        Self::kept_keys().collect::<Vec<_>>().join(", ")
-                    )));
-                };
-                let value = kept.check(value).map_err(|allowed| invalid(&allowed))?;
-                // Only values other than Kafka's default are held, so equal configurations
-                // compare equal however they were written.
-                if value == kept.default {
-                    self.kept.remove(kept.name);
-                } else {
-                    self.kept.insert(kept.name, value);
-                }
-            }
+            other => self
+                .set_kept(other, value)
+                .map_err(|allowed| invalid(&allowed))?,
+        }
+        Ok(())
+    }
+
+    /// Sets one of the [`TopicConfig::kept_keys`].
+    ///
+    /// # Errors
+    /// What is wrong: the allowed values, or, for a key that is not kept either, the known keys.
+    fn set_kept(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let Some(kept) = kept_keys::find(key) else {
+            return Err(format!(
+                "unknown key; known keys: {}, {}",
+                Self::KEYS.join(", "),
+                Self::kept_keys().collect::<Vec<_>>().join(", ")
+            ));
+        };
+        let value = kept.check(value)?;
+        // Only values other than Kafka's default are held, so equal configurations compare
+        // equal however they were written.
+        if value == kept.default {
+            self.kept.remove(kept.name);
+        } else {
+            self.kept.insert(kept.name, value);
         }
         Ok(())
     }

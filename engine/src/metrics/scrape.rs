@@ -160,6 +160,109 @@ pub struct Scrape {
     pub shards: Vec<ShardSnapshot>,
 }
 
+/// A plain counter or gauge sampled once per shard: name, help, kind and where it is read.
+type ShardCounter = (&'static str, &'static str, Kind, fn(&ShardSnapshot) -> u64);
+
+/// The plain per-shard counters and gauges, in the order they are exposed.
+const SHARD_COUNTERS: [ShardCounter; 16] = [
+    (
+        "spindle_kafka_bytes_received_total",
+        "Kafka request bytes read.",
+        Kind::Counter,
+        |s| s.bytes_in,
+    ),
+    (
+        "spindle_kafka_bytes_sent_total",
+        "Kafka answer bytes written.",
+        Kind::Counter,
+        |s| s.bytes_out,
+    ),
+    (
+        "spindle_kafka_connections_open",
+        "Kafka connections open.",
+        Kind::Gauge,
+        |s| s.connections_open,
+    ),
+    (
+        "spindle_records_appended_total",
+        "Records appended to the shard's partitions, internal topics included.",
+        Kind::Counter,
+        |s| s.records_appended,
+    ),
+    (
+        "spindle_bytes_appended_total",
+        "Record batch bytes appended to the shard's partitions.",
+        Kind::Counter,
+        |s| s.bytes_appended,
+    ),
+    (
+        "spindle_bytes_copied_total",
+        "Of those, bytes of Kafka Produce requests copied before the append (partitions other than one filling half the request).",
+        Kind::Counter,
+        |s| s.bytes_copied,
+    ),
+    (
+        "spindle_cross_shard_messages_total",
+        "Jobs this shard sent to other shards.",
+        Kind::Counter,
+        |s| s.cross_shard_messages,
+    ),
+    (
+        "spindle_offsets_log_cleanings_total",
+        "Cleanings of the shard's partitions of __consumer_offsets (live commits rewritten, log start moved).",
+        Kind::Counter,
+        |s| s.offsets_cleanings,
+    ),
+    (
+        "spindle_log_compactions_total",
+        "Compaction passes over the shard's partitions of compacted topics (cleanup.policy=compact).",
+        Kind::Counter,
+        |s| s.log_compactions,
+    ),
+    (
+        "spindle_log_compaction_records_removed_total",
+        "Records compaction removed (superseded by a later record of their key, or expired tombstones).",
+        Kind::Counter,
+        |s| s.compaction_records_removed,
+    ),
+    (
+        "spindle_transactions_committed_total",
+        "Transactions the shard's coordinator committed (markers written, offsets committed).",
+        Kind::Counter,
+        |s| s.txn_commits,
+    ),
+    (
+        "spindle_transactions_aborted_total",
+        "Transactions the shard's coordinator aborted: by the producer, to fence it, or past their timeout.",
+        Kind::Counter,
+        |s| s.txn_aborts,
+    ),
+    (
+        "spindle_transactions_timed_out_total",
+        "Transactions the shard's coordinator aborted because they were open past their timeout.",
+        Kind::Counter,
+        |s| s.txn_timeouts,
+    ),
+    (
+        "spindle_group_offsets_expired_total",
+        "Groups whose committed offsets expired (no members, nothing committed within the offsets retention).",
+        Kind::Counter,
+        |s| s.offsets_expired_groups,
+    ),
+    (
+        "spindle_fsyncs_total",
+        "fdatasync calls on the shard's logs (counted by the logs, read at scrape time).",
+        Kind::Counter,
+        |s| s.logs.syncs,
+    ),
+    (
+        "spindle_partitions_owned",
+        "Partitions this shard owns.",
+        Kind::Gauge,
+        |s| s.partitions.len() as u64,
+    ),
+];
+
 impl Scrape {
     /// The high watermark of every partition of every shard, by (topic, partition).
     fn high_watermarks(&self) -> HashMap<(&str, u32), u64> {
@@ -218,108 +321,9 @@ impl Scrape {
         }
     }
 
-    /// One sample per shard of each of its plain counters and gauges.
+    /// One sample per shard of each of its plain counters and gauges ([`SHARD_COUNTERS`]).
     fn render_shard_counters(&self, e: &mut Exposition) {
-        type Pick = fn(&ShardSnapshot) -> u64;
-        let families: [(&str, &str, Kind, Pick); 16] = [
-            (
-                "spindle_kafka_bytes_received_total",
-                "Kafka request bytes read.",
-                Kind::Counter,
-                |s| s.bytes_in,
-            ),
-            (
-                "spindle_kafka_bytes_sent_total",
-                "Kafka answer bytes written.",
-                Kind::Counter,
-                |s| s.bytes_out,
-            ),
-            (
-                "spindle_kafka_connections_open",
-                "Kafka connections open.",
-                Kind::Gauge,
-                |s| s.connections_open,
-            ),
-            (
-                "spindle_records_appended_total",
-                "Records appended to the shard's partitions, internal topics included.",
-                Kind::Counter,
-                |s| s.records_appended,
-            ),
-            (
-                "spindle_bytes_appended_total",
-                "Record batch bytes appended to the shard's partitions.",
-                Kind::Counter,
-                |s| s.bytes_appended,
-            ),
-            (
-                "spindle_bytes_copied_total",
-                "Of those, bytes of Kafka Produce requests copied before the append (partitions other than one filling half the request).",
-                Kind::Counter,
-                |s| s.bytes_copied,
-            ),
-            (
-                "spindle_cross_shard_messages_total",
-                "Jobs this shard sent to other shards.",
-                Kind::Counter,
-                |s| s.cross_shard_messages,
-            ),
-            (
-                "spindle_offsets_log_cleanings_total",
-                "Cleanings of the shard's partitions of __consumer_offsets (live commits rewritten, log start moved).",
-                Kind::Counter,
-                |s| s.offsets_cleanings,
-            ),
-            (
-                "spindle_log_compactions_total",
-                "Compaction passes over the shard's partitions of compacted topics (cleanup.policy=compact).",
-                Kind::Counter,
-                |s| s.log_compactions,
-            ),
-            (
-                "spindle_log_compaction_records_removed_total",
-                "Records compaction removed (superseded by a later record of their key, or expired tombstones).",
-                Kind::Counter,
-                |s| s.compaction_records_removed,
-            ),
-            (
-                "spindle_transactions_committed_total",
-                "Transactions the shard's coordinator committed (markers written, offsets committed).",
-                Kind::Counter,
-                |s| s.txn_commits,
-            ),
-            (
-                "spindle_transactions_aborted_total",
-                "Transactions the shard's coordinator aborted: by the producer, to fence it, or past their timeout.",
-                Kind::Counter,
-                |s| s.txn_aborts,
-            ),
-            (
-                "spindle_transactions_timed_out_total",
-                "Transactions the shard's coordinator aborted because they were open past their timeout.",
-                Kind::Counter,
-                |s| s.txn_timeouts,
-            ),
-            (
-                "spindle_group_offsets_expired_total",
-                "Groups whose committed offsets expired (no members, nothing committed within the offsets retention).",
-                Kind::Counter,
-                |s| s.offsets_expired_groups,
-            ),
-            (
-                "spindle_fsyncs_total",
-                "fdatasync calls on the shard's logs (counted by the logs, read at scrape time).",
-                Kind::Counter,
-                |s| s.logs.syncs,
-            ),
-            (
-                "spindle_partitions_owned",
-                "Partitions this shard owns.",
-                Kind::Gauge,
-                |s| s.partitions.len() as u64,
-            ),
-        ];
-        for (name, help, kind, pick) in families {
+        for (name, help, kind, pick) in SHARD_COUNTERS {
             e.family(name, help, kind);
             for s in &self.shards {
                 e.sample(name, &[("shard", &s.shard.to_string())], pick(s));

@@ -46,7 +46,7 @@ use futures_lite::AsyncWriteExt;
 use glommio::io::{DmaFile, DmaStreamWriter, DmaStreamWriterBuilder};
 
 use super::Log;
-use crate::batch::clean::{self, Cleaned, KeyedRecord};
+use crate::batch::clean::{self, CleanError, Cleaned, KeyedRecord};
 use crate::batch::{marker_of, BatchHeader, TxnMarker};
 use crate::error::{IoContext, LogError};
 use crate::io;
@@ -171,6 +171,38 @@ impl KeyMap {
 
     /// Whether a record stays: no later record of its key is mapped, and it is not a tombstone
     /// whose batch is older than `tombstone_horizon_ms`.
+    /// Maps the keys of every record of `segment` to their offsets, but those of transactions
+    /// aborted or still open (`fate_of`): those records supersede nothing.
+    ///
+    /// # Errors
+    /// [`LogError::Io`] if reading the segment fails.
+    async fn add_segment(
+        &mut self,
+        segment: &Sealed,
+        fate_of: &dyn Fn(&[u8]) -> Option<TxnFate>,
+    ) -> Result<(), LogError> {
+        let mut cursor = segment.cursor();
+        while let Some(b) = cursor.next_checked().await? {
+            if matches!(
+                fate_of(cursor.bytes(&b)),
+                Some(TxnFate::Aborted | TxnFate::Open)
+            ) {
+                continue;
+            }
+            let mapped = clean::for_each_record(cursor.bytes(&b), |r| {
+                if let Some(key) = r.key {
+                    self.insert(key, r.offset);
+                }
+            });
+            if let Err(e) = mapped {
+                // Its records stay, and supersede nothing: the pass keeps more, never less.
+                tracing::warn!(file = %segment.path.display(), offset = %b.base, error = %e,
+                        "compaction: a batch's keys cannot be read; it is kept as it is");
+            }
+        }
+        Ok(())
+    }
+
     fn keeps(&self, record: &KeyedRecord<'_>, batch_max_timestamp: i64, horizon_ms: i64) -> bool {
         let Some(key) = record.key else {
             return true;
@@ -236,24 +268,7 @@ impl Log {
         let before = |ms: u64| now.saturating_sub(i64::try_from(ms).unwrap_or(i64::MAX));
         let horizon_ms = before(delete_retention_ms);
         let youngest_allowed = before(min_lag_ms);
-        let (sealed, dirty_from) = {
-            let st = self.state.borrow();
-            if st.closed {
-                return Err(self.closed_error());
-            }
-            let sealed: Vec<Sealed> = st.segments[..st.segments.len() - 1]
-                .iter()
-                .take_while(|s| s.max_timestamp <= youngest_allowed)
-                .map(|s| Sealed {
-                    base: s.base,
-                    next: s.next,
-                    size: s.size,
-                    file: s.file.clone(),
-                    path: s.path.clone(),
-                })
-                .collect();
-            (sealed, st.cleaned_to)
-        };
+        let (sealed, dirty_from) = self.sealed_older_than(youngest_allowed)?;
         let mut outcome = CompactionOutcome::default();
         let mut map = KeyMap::default();
         let mut map_end = None;
@@ -261,25 +276,7 @@ impl Log {
             if map_end.is_some() && map.bytes >= KEY_MAP_BYTES_MAX {
                 break;
             }
-            let mut cursor = segment.cursor();
-            while let Some(b) = cursor.next_checked().await? {
-                if matches!(
-                    fate_of(cursor.bytes(&b)),
-                    Some(TxnFate::Aborted | TxnFate::Open)
-                ) {
-                    continue;
-                }
-                let mapped = clean::for_each_record(cursor.bytes(&b), |r| {
-                    if let Some(key) = r.key {
-                        map.insert(key, r.offset);
-                    }
-                });
-                if let Err(e) = mapped {
-                    // Its records stay, and supersede nothing: the pass keeps more, never less.
-                    tracing::warn!(file = %segment.path.display(), offset = %b.base, error = %e,
-                            "compaction: a batch's keys cannot be read; it is kept as it is");
-                }
-            }
+            map.add_segment(segment, &fate_of).await?;
             map_end = Some(segment.next);
             outcome.segments_mapped += 1;
         }
@@ -322,6 +319,30 @@ impl Log {
         Ok(outcome)
     }
 
+    /// The sealed segments whose records are all at least `min_lag` old (no newer than
+    /// `youngest_allowed`), oldest first, and where the part not yet cleaned starts.
+    ///
+    /// # Errors
+    /// [`LogError::Closed`].
+    fn sealed_older_than(&self, youngest_allowed: i64) -> Result<(Vec<Sealed>, Offset), LogError> {
+        let st = self.state.borrow();
+        if st.closed {
+            return Err(self.closed_error());
+        }
+        let sealed = st.segments[..st.segments.len() - 1]
+            .iter()
+            .take_while(|s| s.max_timestamp <= youngest_allowed)
+            .map(|s| Sealed {
+                base: s.base,
+                next: s.next,
+                size: s.size,
+                file: s.file.clone(),
+                path: s.path.clone(),
+            })
+            .collect();
+        Ok((sealed, st.cleaned_to))
+    }
+
     /// Writes the first of `segments`, without the records `keep` refuses, into its
     /// `.cleaning` file, and goes on with the next ones into the same file while what it wrote
     /// and the next one fit in one segment (`segment.bytes`, and the offset span an index
@@ -358,46 +379,17 @@ impl Log {
             while let Some(b) = cursor.next_checked().await? {
                 let bytes = cursor.bytes(&b);
                 let header = *BatchHeader::parse(bytes)?;
-                let cleaned = match fate(bytes) {
-                    Some(TxnFate::Aborted) => Ok(Cleaned::Emptied),
-                    Some(TxnFate::Open) => Ok(Cleaned::Unchanged),
-                    _ => clean::clean_batch(bytes, |r| keep(r, header.max_timestamp())),
-                };
-                let mut cleaned = cleaned.unwrap_or_else(|e| {
+                let unreadable = |e: &CleanError| {
                     tracing::warn!(file = %segment.path.display(), offset = %b.base, error = %e,
                             "compaction: a batch's records cannot be read; it is kept as it is");
-                    Cleaned::Unchanged
-                });
-                if header.is_control() {
-                    let kind = marker_of(bytes);
-                    if markers.removes(header.producer_id(), kind, header.max_timestamp()) {
-                        cleaned = Cleaned::Emptied;
-                    }
-                } else if header.is_transactional() {
-                    let kept = !matches!(cleaned, Cleaned::Emptied);
-                    markers.on_data(header.producer_id(), kept);
-                }
+                };
+                let cleaned = clean_one(bytes, &header, keep, fate, &unreadable, markers);
                 let out = match (&mut out, &cleaned) {
                     (Some(out), _) => out,
                     (None, Cleaned::Unchanged) => continue,
                     (None, _) => out.insert(self.start_rewrite(first, b.position).await?),
                 };
-                match cleaned {
-                    Cleaned::Unchanged => {
-                        out.keep(bytes.to_vec(), header.base_offset(), header.last_offset())
-                            .await?;
-                    }
-                    Cleaned::Rewritten(rewritten) => {
-                        let now = BatchHeader::parse(&rewritten)?.records_count();
-                        removed += u64::try_from(header.records_count() - now).unwrap_or(0);
-                        out.keep(rewritten, header.base_offset(), header.last_offset())
-                            .await?;
-                    }
-                    Cleaned::Emptied => {
-                        removed += u64::try_from(header.records_count()).unwrap_or(0);
-                        out.note_emptied(&header);
-                    }
-                }
+                removed += out.take(bytes, &header, cleaned).await?;
             }
         }
         let Some(out) = out else {
@@ -530,7 +522,70 @@ struct Output {
     emptied: Option<(i64, i32)>,
 }
 
+/// What compaction makes of one batch: gone if its transaction was aborted or it is a marker
+/// that may go, as it is if its transaction is open, else without the records `keep` refuses.
+/// A batch whose records cannot be read is kept as it is, after a word to `unreadable`.
+/// `markers` follows the transactions through the batches.
+fn clean_one(
+    bytes: &[u8],
+    header: &BatchHeader,
+    keep: &dyn Fn(&KeyedRecord<'_>, i64) -> bool,
+    fate: &dyn Fn(&[u8]) -> Option<TxnFate>,
+    unreadable: &dyn Fn(&CleanError),
+    markers: &mut Markers,
+) -> Cleaned {
+    let mut cleaned = match fate(bytes) {
+        Some(TxnFate::Aborted) => Cleaned::Emptied,
+        Some(TxnFate::Open) => Cleaned::Unchanged,
+        _ => clean::clean_batch(bytes, |r| keep(r, header.max_timestamp())).unwrap_or_else(|e| {
+            unreadable(&e);
+            Cleaned::Unchanged
+        }),
+    };
+    if header.is_control() {
+        let kind = marker_of(bytes);
+        if markers.removes(header.producer_id(), kind, header.max_timestamp()) {
+            cleaned = Cleaned::Emptied;
+        }
+    } else if header.is_transactional() {
+        let kept = !matches!(cleaned, Cleaned::Emptied);
+        markers.on_data(header.producer_id(), kept);
+    }
+    cleaned
+}
+
 impl Output {
+    /// Writes what is left of the batch `bytes` (with `header`) once `cleaned`, or notes it
+    /// emptied; how many of its records went.
+    ///
+    /// # Errors
+    /// [`LogError::Io`] if writing fails.
+    async fn take(
+        &mut self,
+        bytes: &[u8],
+        header: &BatchHeader,
+        cleaned: Cleaned,
+    ) -> Result<u64, LogError> {
+        let count = |n: i32| u64::try_from(n).unwrap_or(0);
+        match cleaned {
+            Cleaned::Unchanged => {
+                self.keep(bytes.to_vec(), header.base_offset(), header.last_offset())
+                    .await?;
+                Ok(0)
+            }
+            Cleaned::Rewritten(rewritten) => {
+                let now = BatchHeader::parse(&rewritten)?.records_count();
+                self.keep(rewritten, header.base_offset(), header.last_offset())
+                    .await?;
+                Ok(count(header.records_count() - now))
+            }
+            Cleaned::Emptied => {
+                self.note_emptied(header);
+                Ok(count(header.records_count()))
+            }
+        }
+    }
+
     /// Bytes written so far, and held back.
     fn written_bytes(&self) -> u64 {
         self.segment.size + self.pending.as_ref().map_or(0, |p| p.len() as u64)

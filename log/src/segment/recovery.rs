@@ -78,13 +78,7 @@ pub(crate) async fn recover(
         .await?;
         let is_last = match reached {
             Reached::Successor { covered } => {
-                for &merged in &bases[i + 1..i + 1 + covered] {
-                    tracing::info!(
-                        file = %log_path(dir, merged).display(),
-                        "removing a segment compaction merged into the one before it"
-                    );
-                    remove_segment_files(dir, merged).await?;
-                }
+                remove_segments(dir, &bases[i + 1..i + 1 + covered], Removed::Merged).await?;
                 i += 1 + covered;
                 i == bases.len()
             }
@@ -98,13 +92,7 @@ pub(crate) async fn recover(
         }
         segments.push(segment);
         if is_last {
-            for &later in &bases[i..] {
-                tracing::warn!(
-                    file = %log_path(dir, later).display(),
-                    "removing segment after damaged segment"
-                );
-                remove_segment_files(dir, later).await?;
-            }
+            remove_segments(dir, &bases[i..], Removed::AfterDamage).await?;
             break;
         }
     }
@@ -227,6 +215,34 @@ async fn producer_batches_from(segment: &Segment, from: u64) -> Vec<ProducerBatc
             }
         }
     }
+}
+
+/// Why recovery removes a segment.
+#[derive(Debug, Clone, Copy)]
+enum Removed {
+    /// Compaction merged it into the segment before it (the process stopped before it could
+    /// remove it).
+    Merged,
+    /// It comes after a segment whose damage ends the log.
+    AfterDamage,
+}
+
+/// Removes the files of the segments at `bases`, saying why in the log.
+///
+/// # Errors
+/// [`LogError::Io`] if a file cannot be removed.
+async fn remove_segments(dir: &Path, bases: &[Offset], why: Removed) -> Result<(), LogError> {
+    for &base in bases {
+        let file = log_path(dir, base);
+        match why {
+            Removed::Merged => tracing::info!(file = %file.display(),
+                "removing a segment compaction merged into the one before it"),
+            Removed::AfterDamage => tracing::warn!(file = %file.display(),
+                "removing segment after damaged segment"),
+        }
+        remove_segment_files(dir, base).await?;
+    }
+    Ok(())
 }
 
 /// Deletes the files compaction was rewriting segments into when the process stopped: the

@@ -184,60 +184,42 @@ fn broker_entries(ctx: &RequestContext) -> Vec<DescribeConfigsResourceResult> {
         "offsets.topic.replication.factor",
     ]
     .map(|name| entry(name, "1".to_owned(), SOURCE_DEFAULT, TYPE_INT, true));
+    let static_broker = |name, value: String, config_type| {
+        entry(name, value, SOURCE_STATIC_BROKER, config_type, true)
+    };
+    let listener = format!(
+        "{}://{}:{}",
+        security_protocol(ctx),
+        config.advertised_host,
+        config.advertised_port
+    );
     let mut entries = vec![
-        entry(
-            "broker.id",
-            config.node_id.to_string(),
-            SOURCE_STATIC_BROKER,
-            TYPE_INT,
-            true,
-        ),
-        entry(
-            "advertised.listeners",
-            format!(
-                "{}://{}:{}",
-                security_protocol(ctx),
-                config.advertised_host,
-                config.advertised_port
-            ),
-            SOURCE_STATIC_BROKER,
-            TYPE_STRING,
-            true,
-        ),
-        entry(
+        static_broker("broker.id", config.node_id.to_string(), TYPE_INT),
+        static_broker("advertised.listeners", listener, TYPE_STRING),
+        static_broker(
             "auto.create.topics.enable",
             config.auto_create_topics.to_string(),
-            SOURCE_STATIC_BROKER,
             TYPE_BOOLEAN,
-            true,
         ),
-        entry(
+        static_broker(
             "num.partitions",
             config.default_partitions.to_string(),
-            SOURCE_STATIC_BROKER,
             TYPE_INT,
-            true,
         ),
-        entry(
+        static_broker(
             "fetch.max.bytes",
             config.fetch_max_bytes.to_string(),
-            SOURCE_STATIC_BROKER,
             TYPE_INT,
-            true,
         ),
-        entry(
+        static_broker(
             "socket.request.max.bytes",
             config.max_frame_bytes.to_string(),
-            SOURCE_STATIC_BROKER,
             TYPE_INT,
-            true,
         ),
-        entry(
+        static_broker(
             "connections.max.idle.ms",
             config.connections_max_idle_ms.to_string(),
-            SOURCE_STATIC_BROKER,
             TYPE_LONG,
-            true,
         ),
         entry(
             "compression.type",

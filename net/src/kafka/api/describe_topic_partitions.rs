@@ -25,14 +25,7 @@ pub(crate) async fn handle(
     req: DescribeTopicPartitionsRequest,
 ) -> DescribeTopicPartitionsResponse {
     let named = !req.topics.is_empty();
-    let mut names: Vec<String> = if named {
-        req.topics.iter().map(|t| t.name.0.to_string()).collect()
-    } else {
-        let visible = ctx.shard.topics().into_iter().map(|t| t.name);
-        visible.filter(|name| ctx.sees(name)).collect()
-    };
-    names.sort_unstable();
-    names.dedup();
+    let mut names = topic_names(ctx, &req);
     let cursor = req.cursor.map(|c| {
         (
             c.topic_name.0.to_string(),
@@ -83,16 +76,8 @@ pub(crate) async fn handle(
         let first = first.min(info.partitions);
         let end = info.partitions.min(first.saturating_add(count_u32(room)));
         room -= (end - first) as usize;
-        let node = BrokerId(ctx.node_id);
         let partitions = (first..end)
-            .map(|p| {
-                DescribeTopicPartitionsResponsePartition::default()
-                    .with_partition_index(count_to_wire(p))
-                    .with_leader_id(node)
-                    .with_leader_epoch(LEADER_EPOCH)
-                    .with_replica_nodes(vec![node])
-                    .with_isr_nodes(vec![node])
-            })
+            .map(|p| partition_entry(BrokerId(ctx.node_id), p))
             .collect();
         topics.push(
             DescribeTopicPartitionsResponseTopic::default()
@@ -110,6 +95,30 @@ pub(crate) async fn handle(
     DescribeTopicPartitionsResponse::default()
         .with_topics(topics)
         .with_next_cursor(next_cursor)
+}
+
+/// The topics asked for, or, when none are named, every topic the principal may see: sorted,
+/// each once.
+fn topic_names(ctx: &RequestContext, req: &DescribeTopicPartitionsRequest) -> Vec<String> {
+    let mut names: Vec<String> = if req.topics.is_empty() {
+        let visible = ctx.shard.topics().into_iter().map(|t| t.name);
+        visible.filter(|name| ctx.sees(name)).collect()
+    } else {
+        req.topics.iter().map(|t| t.name.0.to_string()).collect()
+    };
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// Partition `p`, led by this node, its only replica.
+fn partition_entry(node: BrokerId, p: u32) -> DescribeTopicPartitionsResponsePartition {
+    DescribeTopicPartitionsResponsePartition::default()
+        .with_partition_index(count_to_wire(p))
+        .with_leader_id(node)
+        .with_leader_epoch(LEADER_EPOCH)
+        .with_replica_nodes(vec![node])
+        .with_isr_nodes(vec![node])
 }
 
 fn count_u32(n: usize) -> u32 {

@@ -47,28 +47,7 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
     validate(args)?;
     let shape = shape(args);
     let templates = Template::build_set(&shape, limits::TEMPLATES_PER_PRODUCER)?;
-    let security = Security {
-        tls: args.tls.client().map_err(anyhow::Error::msg)?,
-        login: args.sasl.login().map_err(anyhow::Error::msg)?,
-    };
-    let cluster = Cluster::discover(
-        &args.bootstrap,
-        security,
-        &load.topic,
-        load.partitions,
-        &args.topic_configs,
-    )
-    .with_context(|| format!("talking to {}", args.bootstrap))?;
-    if load.producers > 0 {
-        let fewest = cluster.fewest_partitions_of_a_leader();
-        ensure!(
-            args.partitions_per_request <= fewest,
-            "--partitions-per-request {} is more than the {fewest} partitions of topic {} that a \
-             producer writes (those one broker leads)",
-            args.partitions_per_request,
-            load.topic
-        );
-    }
+    let cluster = connect(args)?;
     let start_offsets = start_offsets(args, &cluster)?;
 
     let throughput = Arc::new(Throughput::default());
@@ -128,6 +107,39 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
         consumer_outcomes,
     );
     report.emit(load)
+}
+
+/// Finds the brokers that lead the topic's partitions (creating the topic if it must) and checks
+/// that each producer's leader has the partitions a request names.
+///
+/// # Errors
+/// TLS or SASL settings that cannot be used, a broker that cannot be reached or refuses the
+/// topic, `--partitions-per-request` beyond what one broker leads.
+fn connect(args: &KafkaArgs) -> anyhow::Result<Cluster> {
+    let load = &args.load;
+    let security = Security {
+        tls: args.tls.client().map_err(anyhow::Error::msg)?,
+        login: args.sasl.login().map_err(anyhow::Error::msg)?,
+    };
+    let cluster = Cluster::discover(
+        &args.bootstrap,
+        security,
+        &load.topic,
+        load.partitions,
+        &args.topic_configs,
+    )
+    .with_context(|| format!("talking to {}", args.bootstrap))?;
+    if load.producers > 0 {
+        let fewest = cluster.fewest_partitions_of_a_leader();
+        ensure!(
+            args.partitions_per_request <= fewest,
+            "--partitions-per-request {} is more than the {fewest} partitions of topic {} that a \
+             producer writes (those one broker leads)",
+            args.partitions_per_request,
+            load.topic
+        );
+    }
+    Ok(cluster)
 }
 
 /// Where the consumers start in each partition (`--from`: the start or the tail), by partition;
