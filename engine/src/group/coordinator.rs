@@ -20,6 +20,10 @@
 //! Trap: no `RefCell` borrow is held across an `.await`. Every await (an append, a waiting
 //! request) happens after the state machine call returned and its borrow ended, so a second
 //! request on the same shard can always take the borrow.
+//!
+//! What the coordinator tells of its groups (listing, describing, committed offsets read back)
+//! is in `coordinator_describe.rs`; who may commit, and what a deletion may remove, in
+//! `coordinator_offsets.rs`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -31,8 +35,7 @@ use glommio::sync::Semaphore;
 
 use super::cleaning::{CleaningSchedule, WRITE_GATE_UNITS};
 use super::consumer_group::{
-    ConsumerGroup, ConsumerGroupDescription, ConsumerHeartbeat, ConsumerHeartbeatAnswer,
-    ConsumerTiming, TopicCatalog,
+    ConsumerGroup, ConsumerHeartbeat, ConsumerHeartbeatAnswer, ConsumerTiming, TopicCatalog,
 };
 use super::expiry::Expiry;
 use super::limits::{NAME_BYTES_MAX, REBALANCE_TIMEOUT_MAX, TICK_INTERVAL};
@@ -43,7 +46,7 @@ use super::member::{
 use super::membership::MembershipLog;
 use super::offsets::{CommittedOffset, OffsetStore};
 use super::replay::Replayed;
-use super::state::{Group, GroupState, JoinReply, Notice, Subscribed, SyncReply};
+use super::state::{Group, GroupState, JoinReply, Notice, SyncReply};
 use super::{GroupError, OFFSETS_TOPIC};
 use crate::{EngineConfig, Result, Shard, TopicPartition};
 
@@ -579,256 +582,6 @@ impl GroupCoordinator {
         let prefix: String = client_id.chars().take(64).collect();
         format!("{prefix}-{:016x}-{seq}", self.id_salt)
     }
-
-    /// Every group this shard coordinates: those with members and those with only offsets.
-    pub fn list_groups(&self) -> Vec<GroupListing> {
-        let groups = self.groups.borrow();
-        let consumer_groups = self.consumer_groups.borrow();
-        let mut listings: Vec<GroupListing> = consumer_groups
-            .iter()
-            .map(|(id, g)| GroupListing {
-                group_id: id.clone(),
-                group_type: GroupType::Consumer,
-                protocol_type: CONSUMER_PROTOCOL_TYPE.to_owned(),
-                state: g.state(),
-            })
-            .collect();
-        let classic = groups
-            .iter()
-            .filter(|(id, _)| !consumer_groups.contains_key(*id));
-        listings.extend(classic.map(|(id, g)| GroupListing {
-            group_id: id.clone(),
-            group_type: GroupType::Classic,
-            protocol_type: g.protocol_type().to_owned(),
-            state: g.state(),
-        }));
-        let offsets = self.offsets.borrow();
-        let offsets_only = offsets
-            .group_ids()
-            .filter(|id| !groups.contains_key(*id) && !consumer_groups.contains_key(*id));
-        for id in offsets_only {
-            listings.push(GroupListing {
-                group_id: id.to_owned(),
-                group_type: GroupType::Classic,
-                protocol_type: String::new(),
-                state: GroupState::Empty,
-            });
-        }
-        listings.sort_by(|a, b| a.group_id.cmp(&b.group_id));
-        listings
-    }
-
-    /// One group's state, members and committed offsets; [`GroupState::Dead`] when the group
-    /// does not exist.
-    pub fn describe_group(&self, group_id: &str) -> GroupDescription {
-        let groups = self.groups.borrow();
-        let offsets: Vec<(TopicPartition, CommittedOffset)> = self
-            .offsets
-            .borrow()
-            .group(group_id)
-            .map(|o| {
-                o.iter()
-                    .map(|(tp, s)| (tp.clone(), s.committed.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut description = GroupDescription {
-            group_id: group_id.to_owned(),
-            state: GroupState::Dead,
-            protocol_type: String::new(),
-            protocol: String::new(),
-            generation: 0,
-            members: Vec::new(),
-            offsets,
-        };
-        if let Some(group) = self.consumer_groups.borrow().get(group_id) {
-            description.state = group.state();
-            description.protocol_type = CONSUMER_PROTOCOL_TYPE.to_owned();
-            description.protocol = super::consumer_group::ASSIGNORS[0].to_owned();
-            description.generation = group.epoch();
-            description.members = group.describe_members();
-        } else if let Some(group) = groups.get(group_id) {
-            description.state = group.state();
-            description.protocol_type = group.protocol_type().to_owned();
-            description.protocol = group.described_protocol().to_owned();
-            description.generation = group.generation();
-            description.members = group.describe_members();
-        } else if !description.offsets.is_empty() {
-            description.state = GroupState::Empty;
-        }
-        description
-    }
-
-    /// A group of the consumer protocol with members, for ConsumerGroupDescribe.
-    ///
-    /// # Errors
-    /// [`GroupError::NotConsumerGroup`] for any other group id (a classic group, a group that
-    /// only holds committed offsets, one that does not exist), which Kafka answers
-    /// GROUP_ID_NOT_FOUND so that admin clients describe it with DescribeGroups instead.
-    pub fn describe_consumer_group(
-        &self,
-        group_id: &str,
-    ) -> Result<ConsumerGroupDescription, GroupError> {
-        check_name(group_id)?;
-        self.consumer_groups
-            .borrow()
-            .get(group_id)
-            .map(ConsumerGroup::describe)
-            .ok_or_else(|| GroupError::NotConsumerGroup(group_id.to_owned()))
-    }
-
-    /// The offsets committed by `group_id`: for the partitions asked, or all of them when
-    /// `partitions` is `None`. A partition without a commit is answered with `None`.
-    pub fn fetch_offsets(
-        &self,
-        group_id: &str,
-        partitions: Option<&[TopicPartition]>,
-    ) -> Vec<(TopicPartition, Option<CommittedOffset>)> {
-        let offsets = self.offsets.borrow();
-        match partitions {
-            Some(tps) => tps
-                .iter()
-                .map(|tp| (tp.clone(), offsets.get(group_id, tp).cloned()))
-                .collect(),
-            None => offsets
-                .group(group_id)
-                .map(|o| {
-                    o.iter()
-                        .map(|(tp, s)| (tp.clone(), Some(s.committed.clone())))
-                        .collect()
-                })
-                .unwrap_or_default(),
-        }
-    }
-
-    /// Whether `commit`'s committer may commit to its group now (see [`Committer`]); a
-    /// member's commit also counts as a sign of life.
-    pub(crate) fn check_commit(&self, commit: &OffsetCommit) -> Result<(), GroupError> {
-        check_name(&commit.group_id)?;
-        if let Some(group) = self.consumer_groups.borrow().get(&commit.group_id) {
-            return match &commit.committer {
-                Committer::Gateway | Committer::Transaction => Ok(()),
-                Committer::Outsider => Err(GroupError::UnknownMemberId),
-                Committer::Member {
-                    generation,
-                    member_id,
-                    ..
-                } => group.check_commit(member_id, *generation),
-            };
-        }
-        let mut groups = self.groups.borrow_mut();
-        let group = groups.get_mut(&commit.group_id);
-        let has_members = group.as_ref().is_some_and(|g| g.has_members());
-        // Generation -1: from outside the group, or under a member id from a consumer between
-        // generations (librdkafka commits so while it hands its partitions back).
-        let at_no_generation = match &commit.committer {
-            Committer::Outsider => true,
-            Committer::Member { generation, .. } => *generation < 0,
-            Committer::Gateway | Committer::Transaction => false,
-        };
-        match (&commit.committer, group) {
-            (Committer::Gateway | Committer::Transaction, _) => Ok(()),
-            // As in Kafka, accepted while the group has no members.
-            _ if at_no_generation && !has_members => Ok(()),
-            (Committer::Outsider, _) => Err(GroupError::UnknownMemberId),
-            (Committer::Member { .. }, None) => Err(GroupError::IllegalGeneration),
-            (
-                Committer::Member {
-                    generation,
-                    member_id,
-                    group_instance_id,
-                },
-                Some(group),
-            ) => group.check_commit(
-                Instant::now(),
-                member_id,
-                group_instance_id.as_ref(),
-                *generation,
-            ),
-        }
-    }
-
-    /// The partition of the offsets topic that holds `group_id`'s commits.
-    pub(crate) fn offsets_tp(&self, group_id: &str) -> TopicPartition {
-        let partition = super::api::offsets_partition(group_id, self.offsets_partitions);
-        TopicPartition::new(OFFSETS_TOPIC, partition)
-    }
-
-    /// Stores a commit whose record was appended at `log_offset`.
-    pub(crate) fn store_offset(
-        &self,
-        group_id: &str,
-        tp: TopicPartition,
-        offset: CommittedOffset,
-        log_offset: u64,
-    ) {
-        self.offsets
-            .borrow_mut()
-            .insert(group_id, tp, offset, log_offset);
-    }
-
-    /// Whether a group may be deleted now, and the partitions whose offsets it holds.
-    pub(crate) fn deletable(&self, group_id: &str) -> Result<Vec<TopicPartition>, GroupError> {
-        if self.runs_consumer_protocol(group_id) {
-            return Err(GroupError::NonEmptyGroup);
-        }
-        let group_exists = match self.groups.borrow().get(group_id) {
-            Some(group) if !group.is_vacant() => return Err(GroupError::NonEmptyGroup),
-            Some(_) => true,
-            None => false,
-        };
-        let partitions: Vec<TopicPartition> = self
-            .offsets
-            .borrow()
-            .group(group_id)
-            .map(|o| o.keys().cloned().collect())
-            .unwrap_or_default();
-        if !group_exists && partitions.is_empty() {
-            return Err(GroupError::GroupIdNotFound);
-        }
-        Ok(partitions)
-    }
-
-    /// What OffsetDelete may remove from `group_id` (see [`GroupCoordinator::delete_offsets`]):
-    /// `None` for any partition (no members), else the subscriptions that keep theirs.
-    pub(crate) fn offset_deletion_scope(
-        &self,
-        group_id: &str,
-    ) -> Result<Option<Subscribed>, GroupError> {
-        if let Some(group) = self.consumer_groups.borrow().get(group_id) {
-            return Ok(Some(Subscribed::Topics(group.subscribed_topics())));
-        }
-        match self.groups.borrow().get(group_id) {
-            Some(group) if !group.is_vacant() => group
-                .subscriptions()
-                .map(Some)
-                .ok_or(GroupError::NonEmptyGroup),
-            Some(_) => Ok(None),
-            None if self.offsets.borrow().group(group_id).is_some() => Ok(None),
-            None => Err(GroupError::GroupIdNotFound),
-        }
-    }
-
-    /// Whether `group_id` has an offset committed for `tp`.
-    pub(crate) fn has_committed(&self, group_id: &str, tp: &TopicPartition) -> bool {
-        self.offsets.borrow().get(group_id, tp).is_some()
-    }
-
-    /// Forgets one committed offset whose tombstone is written.
-    pub(crate) fn forget_offset(&self, group_id: &str, tp: &TopicPartition) {
-        self.offsets.borrow_mut().remove(group_id, tp);
-    }
-
-    /// Forgets a deleted group: its offsets (whose tombstones are written) and, if nobody joined
-    /// meanwhile, its membership state.
-    pub(crate) fn forget_group(&self, group_id: &str) {
-        self.offsets.borrow_mut().remove_group(group_id);
-        let mut groups = self.groups.borrow_mut();
-        if groups.get(group_id).is_some_and(Group::is_vacant) {
-            groups.remove(group_id);
-            self.membership.borrow_mut().note_changed(group_id);
-        }
-    }
 }
 
 /// The protocol type of a consumer-protocol group, as DescribeGroups and ListGroups show it.
@@ -903,6 +656,10 @@ fn start_timer(shard: &Shard, coordinator: Weak<GroupCoordinator>) {
     });
 }
 
+#[path = "coordinator_describe.rs"]
+mod describe;
+#[path = "coordinator_offsets.rs"]
+mod offsets;
 #[cfg(test)]
 #[path = "coordinator_tests.rs"]
 mod tests;
