@@ -1,6 +1,8 @@
 //! Merging and checking `spindle serve` settings: each layer's precedence, and errors that name
 //! the key at fault.
 
+use spindle_net::kafka::SaslMechanism;
+
 use super::*;
 
 fn parse(toml_text: &str) -> Result<FileConfig, String> {
