@@ -72,6 +72,9 @@ pub struct EngineConfig {
     /// The session timeout and heartbeat interval of consumer-protocol (KIP-848) members
     /// (Kafka's `group.consumer.session.timeout.ms` and `group.consumer.heartbeat.interval.ms`).
     pub group_consumer_timing: crate::group::consumer_group::ConsumerTiming,
+    /// Which way a group with members may move between the classic and the consumer protocol
+    /// (Kafka's `group.consumer.migration.policy`).
+    pub group_consumer_migration_policy: crate::group::consumer_group::MigrationPolicy,
 }
 
 impl Default for EngineConfig {
@@ -89,6 +92,7 @@ impl Default for EngineConfig {
             offsets_retention: Some(crate::limits::OFFSETS_RETENTION_DEFAULT),
             group_initial_rebalance_delay: crate::group::INITIAL_REBALANCE_DELAY_DEFAULT,
             group_consumer_timing: Default::default(),
+            group_consumer_migration_policy: Default::default(),
         }
     }
 }

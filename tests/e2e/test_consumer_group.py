@@ -3,8 +3,9 @@ the other takes over its partitions from the committed offsets. Every record is 
 none twice: commits are explicit and synchronous after each record, so a record consumed twice
 would mean the broker lost or misreported a commit, or handed a partition to both members.
 The same holds for groups of the classic protocol and of KIP-848's consumer protocol
-(`group.protocol=consumer`, partitions assigned by the coordinator). A classic group's
-membership survives a server restart; a KIP-848 group's does not yet (its members join again)."""
+(`group.protocol=consumer`, partitions assigned by the coordinator), for a group's membership
+across a server restart, and for a group that moves between the two protocols a member at a
+time (as far as the migration policy lets it)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,11 @@ import time
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import ConsumerGroupType
 from confluent_kafka import TopicPartition as CTP
 
 import clients
+import conftest
 from spindle_process import spindle_binary
 
 # Members not yet closed. A test that fails leaves its members open; they are closed after it
@@ -352,9 +355,89 @@ def test_a_group_moves_to_the_consumer_protocol_and_back_a_member_at_a_time(spin
     with members turns it into a consumer-protocol group, whose classic members go on with
     JoinGroup, SyncGroup and Heartbeat and share the partitions with it; when it leaves, the
     group is a classic one again. Every record is consumed, none twice."""
-    bootstrap = spindle.bootstrap
-    clients.create_topic(bootstrap, topic_name, partitions=PARTITIONS)
     group = f"migrating-{topic_name}"
+    members, produced = migrate_and_leave(spindle.bootstrap, topic_name, group, assignor)
+    assert group_type(spindle.bootstrap, group) == ConsumerGroupType.CLASSIC
+    for member in members:
+        member.close()
+    assert_each_once(members, produced)
+
+
+@pytest.fixture
+def upgrade_only(request, tmp_path):
+    """A server whose groups may move to the consumer protocol but not back."""
+    config = 'group_consumer_migration_policy = "upgrade"\n'
+    yield from conftest._run(request, conftest.Spindle(base=tmp_path / "spindle", config_toml=config))
+
+
+def test_under_an_upgrade_only_policy_the_classic_members_stay_in_the_consumer_protocol_group(
+    upgrade_only, topic_name
+):
+    """`group_consumer_migration_policy = "upgrade"`: when the consumer-protocol member leaves,
+    the group keeps the consumer protocol, and its classic members take its partitions back
+    through the coordinator's own assignment. Every record is consumed, none twice."""
+    group = f"upgraded-{topic_name}"
+    members, produced = migrate_and_leave(upgrade_only.bootstrap, topic_name, group, "range")
+    assert group_type(upgrade_only.bootstrap, group) == ConsumerGroupType.CONSUMER
+    for member in members:
+        member.close()
+    assert_each_once(members, produced)
+
+
+@pytest.fixture
+def migration_disabled(request, tmp_path):
+    """A server whose groups with members never move between the protocols."""
+    config = 'group_consumer_migration_policy = "disabled"\n'
+    yield from conftest._run(request, conftest.Spindle(base=tmp_path / "spindle", config_toml=config))
+
+
+def test_with_migration_disabled_a_consumer_protocol_member_is_refused_and_the_classic_group_goes_on(
+    migration_disabled, topic_name
+):
+    """`group_consumer_migration_policy = "disabled"`: a consumer-protocol member that joins a
+    classic group with members is told GROUP_ID_NOT_FOUND, as Kafka tells it (librdkafka takes
+    it as fatal), and the classic member keeps every partition, undisturbed."""
+    bootstrap = migration_disabled.bootstrap
+    clients.create_topic(bootstrap, topic_name, partitions=PARTITIONS)
+    group = f"classic-only-{topic_name}"
+    first = produce_round(bootstrap, topic_name, 1)
+    a = Member(bootstrap, group, topic_name, "classic-a")
+    poll_until([a], lambda: len(a.assignment) == PARTITIONS and len(a.seen) == len(first), "a takes all")
+    errors: list[str] = []
+    c = clients.consumer(
+        bootstrap, group, {"group.protocol": "consumer", "error_cb": lambda e: errors.append(str(e))}
+    )
+    try:
+        c.subscribe([topic_name])
+        refused = None
+        deadline = time.monotonic() + 20
+        while refused is None and time.monotonic() < deadline:
+            msg = c.poll(0.2)
+            if msg is not None and msg.error():
+                refused = msg.error()
+            a.poll_once(0.05)
+        assert refused is not None and refused.code() == KafkaError._FATAL, f"{refused}; {errors}"
+        assert "group id does not exist" in refused.str(), refused.str()
+    finally:
+        c.close()
+    second = produce_round(bootstrap, topic_name, 2)
+    poll_until([a], lambda: len(a.seen) == len(first) + len(second), "a consumes the second round")
+    assert a.revoked == [], f"the classic member was disturbed: {a.revoked}"
+    assert group_type(bootstrap, group) == ConsumerGroupType.CLASSIC
+    a.close()
+    assert_each_once([a], first | second)
+
+
+def group_type(bootstrap: str, group: str):
+    described = clients.admin(bootstrap).describe_consumer_groups([group])[group].result(timeout=10)
+    return described.type
+
+
+def migrate_and_leave(bootstrap: str, topic_name: str, group: str, assignor: str) -> tuple[list[Member], set[bytes]]:
+    """Two classic members (with `assignor`) of `group` share `topic_name`; a consumer-protocol
+    member joins and gets its share, then leaves, and the classic members take everything back.
+    The three members (the classic ones still in the group) and the records produced."""
+    clients.create_topic(bootstrap, topic_name, partitions=PARTITIONS)
     classic = {"partition.assignment.strategy": assignor}
     first = produce_round(bootstrap, topic_name, 1)
     a = Member(bootstrap, group, topic_name, "classic-a", classic)
@@ -379,7 +462,7 @@ def test_a_group_moves_to_the_consumer_protocol_and_back_a_member_at_a_time(spin
     assert not (a.assignment & b.assignment or a.assignment & c.assignment or b.assignment & c.assignment)
     described = clients.admin(bootstrap).describe_consumer_groups([group])[group].result(timeout=10)
     assert {m.client_id for m in described.members} == {"classic-a", "classic-b", "consumer-c"}
-    # The downgrade: it leaves, and the classic members take everything back.
+    # It leaves, and the classic members take everything back.
     c.close()
     third = produce_round(bootstrap, topic_name, 3)
     poll_until(
@@ -389,9 +472,7 @@ def test_a_group_moves_to_the_consumer_protocol_and_back_a_member_at_a_time(spin
         "the classic members take the partitions back and consume the third round",
         timeout_s=60,
     )
-    a.close()
-    b.close()
-    assert_each_once(members, first | second | third)
+    return members, first | second | third
 
 
 def test_kafka_python_member_rides_out_a_server_restart_without_a_rebalance(fresh_spindle, topic_name):

@@ -81,6 +81,60 @@ impl Default for ConsumerTiming {
         }
     }
 }
+
+/// Which way a group with members may move between the classic and the consumer protocol
+/// (Kafka's `group.consumer.migration.policy`; see `consumer_group_classic.rs`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MigrationPolicy {
+    /// Neither way: a consumer-protocol member cannot join a classic group with members, and
+    /// a group that its last consumer-protocol member leaves keeps running the consumer
+    /// protocol for its classic members.
+    Disabled,
+    /// Only from the classic protocol to the consumer protocol.
+    Upgrade,
+    /// Only back from the consumer protocol to the classic one.
+    Downgrade,
+    /// Both ways, Kafka 4's default.
+    #[default]
+    Bidirectional,
+}
+
+impl MigrationPolicy {
+    /// The policies by their Kafka names.
+    pub const NAMES: [(&'static str, MigrationPolicy); 4] = [
+        ("disabled", MigrationPolicy::Disabled),
+        ("upgrade", MigrationPolicy::Upgrade),
+        ("downgrade", MigrationPolicy::Downgrade),
+        ("bidirectional", MigrationPolicy::Bidirectional),
+    ];
+
+    /// The policy of a Kafka name (any case); `None` for another.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.trim()))
+            .map(|&(_, policy)| policy)
+    }
+
+    /// The policy's Kafka name.
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|&&(_, policy)| policy == self)
+            .map_or("bidirectional", |&(name, _)| name)
+    }
+
+    /// Whether a classic group with members may move to the consumer protocol.
+    pub fn allows_upgrade(self) -> bool {
+        matches!(self, Self::Upgrade | Self::Bidirectional)
+    }
+
+    /// Whether a consumer-protocol group with only classic members left may move back.
+    pub fn allows_downgrade(self) -> bool {
+        matches!(self, Self::Downgrade | Self::Bidirectional)
+    }
+}
+
 /// The server-side assignors a member may name; both get the assignment of [`assign`].
 pub const ASSIGNORS: [&str; 2] = ["uniform", "range"];
 

@@ -35,7 +35,8 @@ use glommio::sync::Semaphore;
 
 use super::cleaning::{CleaningSchedule, WRITE_GATE_UNITS};
 use super::consumer_group::{
-    ConsumerGroup, ConsumerHeartbeat, ConsumerHeartbeatAnswer, ConsumerTiming, TopicCatalog,
+    ConsumerGroup, ConsumerHeartbeat, ConsumerHeartbeatAnswer, ConsumerTiming, MigrationPolicy,
+    TopicCatalog,
 };
 use super::expiry::Expiry;
 use super::limits::{NAME_BYTES_MAX, REBALANCE_TIMEOUT_MAX, TICK_INTERVAL};
@@ -190,6 +191,8 @@ pub struct GroupCoordinator {
     pub(super) initial_delay: Duration,
     /// The session timeout and heartbeat interval of consumer-protocol members.
     pub(super) consumer_timing: ConsumerTiming,
+    /// Which way groups with members may move between the protocols.
+    migration: MigrationPolicy,
     /// Every write to the offsets log holds a unit; a cleaning holds them all.
     pub(super) write_gate: Semaphore,
     /// Groups' membership records: which are to be written, what the log holds.
@@ -262,6 +265,7 @@ impl GroupCoordinator {
                 .group_initial_rebalance_delay
                 .min(REBALANCE_TIMEOUT_MAX),
             consumer_timing: config.group_consumer_timing,
+            migration: config.group_consumer_migration_policy,
             write_gate: Semaphore::new(WRITE_GATE_UNITS),
             membership: RefCell::new(MembershipLog::replayed(replayed.memberships)),
             cleaning: RefCell::new(CleaningSchedule::default()),
@@ -385,6 +389,9 @@ impl GroupCoordinator {
     /// Turns a consumer-protocol group whose members are all of the classic protocol back into
     /// a classic group (Kafka's online downgrade), which then rebalances.
     fn downgrade_if_only_classic(&self, group_id: &str) {
+        if !self.migration.allows_downgrade() {
+            return;
+        }
         let mut consumer_groups = self.consumer_groups.borrow_mut();
         let Some(group) = consumer_groups.get(group_id) else {
             return;
@@ -405,10 +412,10 @@ impl GroupCoordinator {
     /// Turns a classic group of Kafka consumers with members into a consumer-protocol group
     /// (Kafka's online upgrade), for the first consumer-protocol member to join it. Requests
     /// of its members waiting in a join or a sync are told to rejoin.
-    fn upgrade(&self, shard: &Shard, group_id: &str) -> Result<(), GroupError> {
+    fn upgrade(&self, topics: &impl TopicCatalog, group_id: &str) -> Result<(), GroupError> {
         let now = Instant::now();
         let converted = match self.groups.borrow().get(group_id) {
-            Some(group) => ConsumerGroup::from_classic(group, now, shard)?
+            Some(group) => ConsumerGroup::from_classic(group, now, topics)?
                 .with_timing(self.consumer_timing, now),
             None => return Ok(()),
         };
@@ -433,10 +440,12 @@ impl GroupCoordinator {
     ///
     /// # Errors
     /// [`GroupError::GroupIdNotFound`] for a classic group with members that cannot move (not
-    /// Kafka consumers), or for a heartbeat other than a join; as [`ConsumerGroup::heartbeat`].
+    /// Kafka consumers), or for a heartbeat other than a join;
+    /// [`GroupError::UpgradeDisabled`] for a join to a classic group with members that the
+    /// migration policy keeps classic; as [`ConsumerGroup::heartbeat`].
     pub fn consumer_heartbeat(
         &self,
-        shard: &Shard,
+        topics: &impl TopicCatalog,
         req: ConsumerHeartbeat,
     ) -> Result<ConsumerHeartbeatAnswer, GroupError> {
         check_name(&req.group_id)?;
@@ -451,7 +460,10 @@ impl GroupCoordinator {
             if req.member_epoch != super::consumer_group::JOIN_EPOCH {
                 return Err(GroupError::GroupIdNotFound);
             }
-            self.upgrade(shard, &req.group_id)?;
+            if !self.migration.allows_upgrade() {
+                return Err(GroupError::UpgradeDisabled(req.group_id));
+            }
+            self.upgrade(topics, &req.group_id)?;
         }
         let group_id = req.group_id.clone();
         let client_id = req.client_id.clone();
@@ -460,7 +472,7 @@ impl GroupCoordinator {
         let group = groups
             .entry(group_id.clone())
             .or_insert_with(|| ConsumerGroup::new(self.consumer_timing));
-        let answer = group.heartbeat(Instant::now(), req, shard, || {
+        let answer = group.heartbeat(Instant::now(), req, topics, || {
             self.fresh_member_id(&client_id)
         });
         tracing::debug!(group = %group_id, member = %member_id, epoch, ?answer, group_epoch = group.epoch(), "consumer heartbeat");

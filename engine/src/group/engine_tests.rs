@@ -160,7 +160,13 @@ fn join_for(
 }
 
 /// The only member of a group of one, which its join made leader, assigns itself `assignment`.
-fn sync_alone(handle: &EngineHandle, joined: &JoinResponse, group_id: &str, assignment: &str) {
+fn sync_alone(
+    handle: &EngineHandle,
+    joined: &JoinResponse,
+    group_id: &str,
+    assignment: impl AsRef<[u8]>,
+) {
+    let assignment = assignment.as_ref();
     let sync = SyncRequest {
         group_id: group_id.to_owned(),
         generation: joined.generation,
@@ -170,7 +176,7 @@ fn sync_alone(handle: &EngineHandle, joined: &JoinResponse, group_id: &str, assi
         protocol_name: None,
         assignments: vec![(
             joined.member_id.clone(),
-            bytes::Bytes::copy_from_slice(assignment.as_bytes()),
+            bytes::Bytes::copy_from_slice(assignment),
         )],
     };
     let target = handle.group_coordinator(group_id);
@@ -179,7 +185,7 @@ fn sync_alone(handle: &EngineHandle, joined: &JoinResponse, group_id: &str, assi
     }))
     .expect("coordinator shard runs")
     .expect("synced");
-    assert_eq!(synced.assignment.as_ref(), assignment.as_bytes());
+    assert_eq!(synced.assignment.as_ref(), assignment);
 }
 
 fn describe(handle: &EngineHandle, group_id: &str) -> GroupDescription {
@@ -486,7 +492,7 @@ fn a_group_grown_too_large_to_store_loses_its_record_rather_than_keep_an_old_one
     .expect("coordinator shard runs")
     .expect("rejoined");
     assert_eq!(second.generation, first.generation + 1);
-    sync_alone(&handle, &second, "g", &"a".repeat(600 << 10));
+    sync_alone(&handle, &second, "g", "a".repeat(600 << 10));
     await_membership_record(&handle, "g", false);
     engine.shutdown().expect("shutdown");
 }
@@ -574,6 +580,101 @@ fn consumer_protocol_members_get_the_configured_heartbeat_and_session() {
         std::thread::sleep(Duration::from_millis(50));
     }
     engine.shutdown().expect("shutdown");
+}
+
+/// The type of `group_id` as ListGroups shows it; `None` when the group is not listed.
+fn group_type(handle: &EngineHandle, group_id: &str) -> Option<GroupType> {
+    let id = group_id.to_owned();
+    let target = handle.group_coordinator(group_id);
+    let listings = block_on(handle.run_on(target, move |shard| async move {
+        shard.local_groups().list_groups()
+    }))
+    .expect("coordinator shard runs");
+    listings
+        .into_iter()
+        .find(|l| l.group_id == id)
+        .map(|l| l.group_type)
+}
+
+#[test]
+fn the_migration_policy_decides_which_way_a_group_with_members_may_move() {
+    use consumer_group::{ConsumerHeartbeat, MigrationPolicy, JOIN_EPOCH, LEAVE_EPOCH};
+
+    let start_with_policy = |dir: &std::path::Path, policy: MigrationPolicy| {
+        Engine::start(EngineConfig {
+            data_dir: dir.to_path_buf(),
+            shards: SHARDS,
+            placement: Placement::Unbound,
+            auto_create_topics: false,
+            group_initial_rebalance_delay: Duration::ZERO,
+            group_consumer_migration_policy: policy,
+            ..EngineConfig::default()
+        })
+        .expect("engine starts")
+    };
+    // A classic group of one Kafka consumer that owns both partitions of t.
+    let classic_group = |handle: &EngineHandle| {
+        block_on(handle.create_topic("t", 2, TopicConfig::default())).expect("create");
+        let member = join_for(
+            handle,
+            "g",
+            "consumer",
+            consumer_protocol::subscription("t"),
+            Duration::from_secs(30),
+        );
+        let both = std::collections::BTreeMap::from([("t".to_owned(), vec![0, 1])]);
+        sync_alone(handle, &member, "g", consumer_protocol::assignment(&both));
+        member
+    };
+    let kip848_join = || ConsumerHeartbeat {
+        group_id: "g".to_owned(),
+        member_epoch: JOIN_EPOCH,
+        subscribed_topics: Some(vec!["t".to_owned()]),
+        ..ConsumerHeartbeat::default()
+    };
+
+    // No upgrade: the consumer-protocol member is refused and the classic group goes on.
+    for policy in [MigrationPolicy::Disabled, MigrationPolicy::Downgrade] {
+        let dir = tempfile::tempdir_in(std::env::temp_dir()).expect("temp dir");
+        let engine = start_with_policy(dir.path(), policy);
+        let handle = engine.handle();
+        let member = classic_group(&handle);
+        assert_eq!(
+            consumer_heartbeat(&handle, kip848_join()),
+            Err(GroupError::UpgradeDisabled("g".to_owned())),
+            "{policy:?}"
+        );
+        assert_eq!(group_type(&handle, "g"), Some(GroupType::Classic));
+        assert_eq!(describe(&handle, "g").state, GroupState::Stable);
+        heartbeat(&handle, "g", &member.member_id, member.generation).expect("still a member");
+        engine.shutdown().expect("shutdown");
+    }
+
+    // Upgrade, and back only where the policy allows it: when the consumer-protocol member
+    // leaves, the classic member is in a classic group again, or stays in a consumer-protocol
+    // group that goes on serving it.
+    for (policy, after_leave) in [
+        (MigrationPolicy::Upgrade, GroupType::Consumer),
+        (MigrationPolicy::Bidirectional, GroupType::Classic),
+    ] {
+        let dir = tempfile::tempdir_in(std::env::temp_dir()).expect("temp dir");
+        let engine = start_with_policy(dir.path(), policy);
+        let handle = engine.handle();
+        let member = classic_group(&handle);
+        let joined = consumer_heartbeat(&handle, kip848_join()).expect("upgraded");
+        assert_eq!(group_type(&handle, "g"), Some(GroupType::Consumer));
+        let leave = ConsumerHeartbeat {
+            member_id: joined.member_id,
+            member_epoch: LEAVE_EPOCH,
+            ..kip848_join()
+        };
+        consumer_heartbeat(&handle, leave).expect("left");
+        assert_eq!(group_type(&handle, "g"), Some(after_leave), "{policy:?}");
+        let members = describe(&handle, "g").members;
+        assert_eq!(members.len(), 1, "{policy:?}");
+        assert_eq!(members[0].member_id, member.member_id);
+        engine.shutdown().expect("shutdown");
+    }
 }
 
 fn consumer_heartbeat(

@@ -55,6 +55,10 @@ pub enum GroupError {
     UnsupportedAssignor(String),
     /// KIP-848: a subscription's regular expression does not compile, with why.
     InvalidRegularExpression(String),
+    /// KIP-848: a consumer-protocol member cannot join the classic group named, which has
+    /// members, as `group_consumer_migration_policy` allows no upgrade (Kafka's
+    /// GROUP_ID_NOT_FOUND, with a message saying so).
+    UpgradeDisabled(String),
     /// A request beyond the coordinator's limits (too many protocols, metadata or assignment
     /// too large), with what was wrong.
     InvalidRequest(String),
@@ -74,9 +78,9 @@ impl GroupError {
             GroupError::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
             GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
             GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
-            GroupError::GroupIdNotFound | GroupError::NotConsumerGroup(_) => {
-                ResponseError::GroupIdNotFound
-            }
+            GroupError::GroupIdNotFound
+            | GroupError::NotConsumerGroup(_)
+            | GroupError::UpgradeDisabled(_) => ResponseError::GroupIdNotFound,
             GroupError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
             GroupError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
             GroupError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
@@ -100,6 +104,11 @@ impl std::fmt::Display for GroupError {
             GroupError::NotConsumerGroup(group) => {
                 write!(f, "group {group:?} is not a consumer group with members")
             }
+            GroupError::UpgradeDisabled(group) => write!(
+                f,
+                "classic group {group:?} has members and group_consumer_migration_policy allows \
+                 no upgrade to the consumer protocol"
+            ),
             GroupError::InvalidRegularExpression(why) => {
                 write!(f, "invalid regular expression: {why}")
             }

@@ -169,6 +169,14 @@ pub struct ServeArgs {
         value_name = "MS"
     )]
     pub group_consumer_heartbeat_interval_ms: Option<String>,
+    /// Which way a consumer group with members may move between the classic and the consumer
+    /// protocol: disabled, upgrade, downgrade or bidirectional [default: bidirectional].
+    #[arg(
+        long,
+        env = "SPINDLE_GROUP_CONSUMER_MIGRATION_POLICY",
+        value_name = "POLICY"
+    )]
+    pub group_consumer_migration_policy: Option<String>,
     /// Log level: error, warn, info, debug or trace; RUST_LOG, when set, wins [default: info].
     #[arg(long, env = "SPINDLE_LOG_LEVEL", value_name = "LEVEL")]
     pub log_level: Option<String>,
@@ -187,6 +195,7 @@ pub struct FileConfig {
     group_initial_rebalance_delay_ms: Option<u64>,
     group_consumer_session_timeout_ms: Option<u64>,
     group_consumer_heartbeat_interval_ms: Option<u64>,
+    group_consumer_migration_policy: Option<String>,
     placement: Option<String>,
     cpuset: Option<String>,
     log_level: Option<String>,

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use spindle_engine::group::consumer_group::ConsumerTiming;
+use spindle_engine::group::consumer_group::{ConsumerTiming, MigrationPolicy};
 use spindle_engine::limits::{SHARD_MEMORY_BYTES_DEFAULT, SHARD_MEMORY_BYTES_MIN};
 use spindle_engine::{EngineConfig, Placement, TopicConfig};
 
@@ -75,6 +75,7 @@ pub(super) fn engine_config(
         offsets_retention: offsets_retention(file, args)?,
         group_initial_rebalance_delay: group_initial_rebalance_delay(file, args)?,
         group_consumer_timing: group_consumer_timing(file, args)?,
+        group_consumer_migration_policy: group_consumer_migration_policy(file, args)?,
         ..defaults
     })
 }
@@ -120,6 +121,29 @@ fn group_consumer_timing(
     Ok(ConsumerTiming {
         session_timeout: session,
         heartbeat_interval: interval,
+    })
+}
+
+/// Which way groups with members may move between the classic and the consumer protocol.
+fn group_consumer_migration_policy(
+    file: &FileConfig,
+    args: &ServeArgs,
+) -> Result<MigrationPolicy, ConfigError> {
+    let name = pick(
+        &args.group_consumer_migration_policy,
+        "--group-consumer-migration-policy",
+        file.group_consumer_migration_policy.clone(),
+        "a policy",
+    )?;
+    let Some(name) = name else {
+        return Ok(MigrationPolicy::default());
+    };
+    MigrationPolicy::parse(&name).ok_or_else(|| {
+        let allowed: Vec<&str> = MigrationPolicy::NAMES.iter().map(|(n, _)| *n).collect();
+        ConfigError::new(
+            "group_consumer_migration_policy",
+            format!("{name:?}: allowed: {}", allowed.join(", ")),
+        )
     })
 }
 

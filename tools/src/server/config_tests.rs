@@ -456,3 +456,30 @@ fn consumer_protocol_members_have_kafkas_session_and_heartbeat_unless_set() {
     let err = timing("group_consumer_heartbeat_interval_ms = 50\n", None).unwrap_err();
     assert_eq!(err.key, "group_consumer_heartbeat_interval_ms");
 }
+
+#[test]
+fn groups_move_between_protocols_both_ways_unless_the_policy_says_otherwise() {
+    use spindle_engine::group::consumer_group::MigrationPolicy;
+    let policy = |toml: &str, flag: Option<&str>| {
+        let args = ServeArgs {
+            group_consumer_migration_policy: flag.map(str::to_owned),
+            ..ServeArgs::default()
+        };
+        engine_config(&parse(toml).unwrap(), &args).map(|e| e.group_consumer_migration_policy)
+    };
+    assert_eq!(policy("", None).unwrap(), MigrationPolicy::Bidirectional);
+    let upgrade = "group_consumer_migration_policy = \"upgrade\"\n";
+    assert_eq!(policy(upgrade, None).unwrap(), MigrationPolicy::Upgrade);
+    assert_eq!(
+        policy(upgrade, Some("DISABLED")).unwrap(),
+        MigrationPolicy::Disabled
+    );
+    let err = policy("group_consumer_migration_policy = \"both\"\n", None).unwrap_err();
+    assert_eq!(err.key, "group_consumer_migration_policy");
+    assert!(
+        err.message
+            .contains("\"both\": allowed: disabled, upgrade, downgrade, bidirectional"),
+        "{}",
+        err.message
+    );
+}
