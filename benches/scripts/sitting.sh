@@ -13,6 +13,11 @@ B=${BIN:-target/release}; OUT=${OUT:-bench-sitting}; WORK=${WORK:-/tmp/spindle-s
 DISK_REF=${DISK_REF:-../shared/bench/disk-reference.sh}
 D=$WORK/data; E=$WORK/emb
 rm -rf $OUT; mkdir -p $OUT $WORK
+# The four-partition runs keep three topics of four 2 GiB-retention partitions on one server.
+free_gb=$(df -P -BG "$WORK" | awk 'NR == 2 { sub("G", "", $4); print $4 }')
+if [ "${free_gb:-0}" -lt 40 ]; then
+    echo "warning: $WORK has ${free_gb} GB free; a whole sitting needs about 40 GB" >&2
+fi
 SECS=${SECS:-8}; RUNS=${RUNS:-3}; WARMUP=${WARMUP:-2}
 # Removing gigabytes of an earlier run's data makes the file system discard them in its next
 # journal commit, which stalls the disk for a while: let that pass before measuring.
