@@ -355,19 +355,19 @@ def test_a_group_moves_to_the_consumer_protocol_and_back_a_member_at_a_time(spin
     with members turns it into a consumer-protocol group, whose classic members go on with
     JoinGroup, SyncGroup and Heartbeat and share the partitions with it; when it leaves, the
     group is a classic one again. Every record is consumed, none twice."""
-    group = f"migrating-{topic_name}"
-    members, produced = migrate_and_leave(spindle.bootstrap, topic_name, group, assignor)
-    assert group_type(spindle.bootstrap, group) == ConsumerGroupType.CLASSIC
-    for member in members:
-        member.close()
-    assert_each_once(members, produced)
+    migrate_and_leave(spindle.bootstrap, topic_name, assignor, then=ConsumerGroupType.CLASSIC)
+
+
+def server_with_migration_policy(request, tmp_path, policy: str):
+    """A server of the test's own whose `group_consumer_migration_policy` is `policy`."""
+    config = f'group_consumer_migration_policy = "{policy}"\n'
+    yield from conftest._run(request, conftest.Spindle(base=tmp_path / "spindle", config_toml=config))
 
 
 @pytest.fixture
 def upgrade_only(request, tmp_path):
     """A server whose groups may move to the consumer protocol but not back."""
-    config = 'group_consumer_migration_policy = "upgrade"\n'
-    yield from conftest._run(request, conftest.Spindle(base=tmp_path / "spindle", config_toml=config))
+    yield from server_with_migration_policy(request, tmp_path, "upgrade")
 
 
 def test_under_an_upgrade_only_policy_the_classic_members_stay_in_the_consumer_protocol_group(
@@ -376,19 +376,13 @@ def test_under_an_upgrade_only_policy_the_classic_members_stay_in_the_consumer_p
     """`group_consumer_migration_policy = "upgrade"`: when the consumer-protocol member leaves,
     the group keeps the consumer protocol, and its classic members take its partitions back
     through the coordinator's own assignment. Every record is consumed, none twice."""
-    group = f"upgraded-{topic_name}"
-    members, produced = migrate_and_leave(upgrade_only.bootstrap, topic_name, group, "range")
-    assert group_type(upgrade_only.bootstrap, group) == ConsumerGroupType.CONSUMER
-    for member in members:
-        member.close()
-    assert_each_once(members, produced)
+    migrate_and_leave(upgrade_only.bootstrap, topic_name, "range", then=ConsumerGroupType.CONSUMER)
 
 
 @pytest.fixture
 def migration_disabled(request, tmp_path):
     """A server whose groups with members never move between the protocols."""
-    config = 'group_consumer_migration_policy = "disabled"\n'
-    yield from conftest._run(request, conftest.Spindle(base=tmp_path / "spindle", config_toml=config))
+    yield from server_with_migration_policy(request, tmp_path, "disabled")
 
 
 def test_with_migration_disabled_a_consumer_protocol_member_is_refused_and_the_classic_group_goes_on(
@@ -433,10 +427,11 @@ def group_type(bootstrap: str, group: str):
     return described.type
 
 
-def migrate_and_leave(bootstrap: str, topic_name: str, group: str, assignor: str) -> tuple[list[Member], set[bytes]]:
-    """Two classic members (with `assignor`) of `group` share `topic_name`; a consumer-protocol
-    member joins and gets its share, then leaves, and the classic members take everything back.
-    The three members (the classic ones still in the group) and the records produced."""
+def migrate_and_leave(bootstrap: str, topic_name: str, assignor: str, then) -> None:
+    """Two classic members (with `assignor`) of a group share `topic_name`; a consumer-protocol
+    member joins and gets its share, then leaves, and the classic members take everything back
+    in a group of type `then`. Every record is consumed, none twice."""
+    group = f"migrating-{topic_name}"
     clients.create_topic(bootstrap, topic_name, partitions=PARTITIONS)
     classic = {"partition.assignment.strategy": assignor}
     first = produce_round(bootstrap, topic_name, 1)
@@ -472,7 +467,10 @@ def migrate_and_leave(bootstrap: str, topic_name: str, group: str, assignor: str
         "the classic members take the partitions back and consume the third round",
         timeout_s=60,
     )
-    return members, first | second | third
+    assert group_type(bootstrap, group) == then
+    a.close()
+    b.close()
+    assert_each_once(members, first | second | third)
 
 
 def test_kafka_python_member_rides_out_a_server_restart_without_a_rebalance(fresh_spindle, topic_name):
