@@ -156,6 +156,9 @@ fn acknowledged_batches_survive_sigkill() {
                         base
                     );
                 }
+                // Closed, not dropped: a file dropped open is closed by the executor later,
+                // which this thread's executor, ending here, would never do.
+                log.close().await.unwrap();
             })
         };
         within(
