@@ -28,7 +28,9 @@ use std::time::Instant;
 use bytes::{BufMut, BytesMut};
 
 use super::super::membership::RECORD_BYTES_MAX;
-use super::super::record::{put_millis, put_protocols, put_str16, DecodeError, Reader};
+use super::super::record::{
+    put_count, put_millis, put_opt_str16, put_protocols, put_str16, DecodeError, Reader,
+};
 use super::{Assignment, ClassicMember, ConsumerGroup, Member, SESSION_TIMEOUT};
 use crate::NamePattern;
 
@@ -46,13 +48,13 @@ impl ConsumerGroup {
         put_count(buf, self.members.len());
         for (id, member) in &self.members {
             put_str16(buf, id);
-            put_opt(buf, member.instance_id.as_deref());
+            put_opt_str16(buf, member.instance_id.as_deref());
             put_str16(buf, &member.client_id);
             put_str16(buf, &member.client_host);
             put_names(buf, &member.subscribed);
-            put_opt(buf, member.pattern.as_ref().map(NamePattern::as_str));
+            put_opt_str16(buf, member.pattern.as_ref().map(NamePattern::as_str));
             put_names(buf, &member.matched);
-            put_opt(buf, member.assignor.as_deref());
+            put_opt_str16(buf, member.assignor.as_deref());
             put_millis(buf, member.rebalance_timeout);
             buf.put_i32(member.epoch);
             buf.put_i32(member.previous_epoch);
@@ -90,14 +92,16 @@ impl ConsumerGroup {
         }
         for _ in 0..r.u32()? {
             let id = r.str16()?;
-            let instance_id = opt(r)?;
+            let instance_id = r.opt_str16()?;
             let client_id = r.str16()?;
             let client_host = r.str16()?;
             let subscribed = names(r)?;
             // Compiled when it was stored; a build whose syntax refuses it drops the pattern.
-            let pattern = opt(r)?.and_then(|source| NamePattern::new(&source).ok());
+            let pattern = r
+                .opt_str16()?
+                .and_then(|source| NamePattern::new(&source).ok());
             let matched = names(r)?;
-            let assignor = opt(r)?;
+            let assignor = r.opt_str16()?;
             let rebalance_timeout = r.millis()?;
             let epoch = r.i32()?;
             let previous_epoch = r.i32()?;
@@ -140,28 +144,6 @@ impl ConsumerGroup {
             );
         }
         Ok(group)
-    }
-}
-
-/// A count of items; the coordinator's limits keep every count far below `u32::MAX`.
-fn put_count(buf: &mut BytesMut, count: usize) {
-    buf.put_u32(u32::try_from(count).unwrap_or(u32::MAX));
-}
-
-fn put_opt(buf: &mut BytesMut, value: Option<&str>) {
-    match value {
-        Some(value) => {
-            buf.put_u8(1);
-            put_str16(buf, value);
-        }
-        None => buf.put_u8(0),
-    }
-}
-
-fn opt(r: &mut Reader<'_>) -> Result<Option<String>, DecodeError> {
-    match r.u8()? {
-        0 => Ok(None),
-        _ => r.str16().map(Some),
     }
 }
 

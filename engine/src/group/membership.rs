@@ -53,7 +53,8 @@ use super::consumer_group::ConsumerGroup;
 use super::coordinator::GroupCoordinator;
 use super::member::Member;
 use super::record::{
-    group_key, put_bytes32, put_millis, put_protocols, put_str16, DecodeError, Reader,
+    group_key, put_bytes32, put_count, put_millis, put_opt_str16, put_protocols, put_str16,
+    DecodeError, Reader,
 };
 use super::state::{Group, GroupState};
 use crate::{Record, Shard};
@@ -259,16 +260,10 @@ pub(crate) fn encode(group: &Group) -> Option<Bytes> {
     put_str16(&mut buf, group.protocol_name().unwrap_or(""));
     put_str16(&mut buf, group.leader().unwrap_or(""));
     let members: Vec<&Member> = group.members().collect();
-    buf.put_u32(u32::try_from(members.len()).unwrap_or(u32::MAX));
+    put_count(&mut buf, members.len());
     for member in members {
         put_str16(&mut buf, &member.id);
-        match &member.instance_id {
-            Some(instance) => {
-                buf.put_u8(1);
-                put_str16(&mut buf, instance);
-            }
-            None => buf.put_u8(0),
-        }
+        put_opt_str16(&mut buf, member.instance_id.as_deref());
         put_str16(&mut buf, &member.client_id);
         put_str16(&mut buf, &member.client_host);
         put_millis(&mut buf, member.session_timeout);
@@ -308,10 +303,7 @@ fn decode_classic(r: &mut Reader<'_>, now: Instant) -> Result<StoredGroup, Decod
     let mut members = Vec::new();
     for _ in 0..count {
         let id = r.str16()?;
-        let instance_id = match r.u8()? {
-            0 => None,
-            _ => Some(r.str16()?),
-        };
+        let instance_id = r.opt_str16()?;
         let client_id = r.str16()?;
         let client_host = r.str16()?;
         let session_timeout = r.millis()?;

@@ -197,6 +197,23 @@ pub(super) fn put_protocols(buf: &mut BytesMut, protocols: &[Protocol]) {
     }
 }
 
+/// Writes a count of items as a u32; the coordinator's limits keep every count far below
+/// `u32::MAX`.
+pub(super) fn put_count(buf: &mut BytesMut, count: usize) {
+    buf.put_u32(u32::try_from(count).unwrap_or(u32::MAX));
+}
+
+/// Writes an optional string: u8 1 and the string, or u8 0.
+pub(super) fn put_opt_str16(buf: &mut BytesMut, value: Option<&str>) {
+    match value {
+        Some(value) => {
+            buf.put_u8(1);
+            put_str16(buf, value);
+        }
+        None => buf.put_u8(0),
+    }
+}
+
 /// Writes a timeout in ms; the coordinator bounds them far below `u32::MAX` ms.
 pub(super) fn put_millis(buf: &mut BytesMut, timeout: Duration) {
     buf.put_u32(u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX));
@@ -270,6 +287,14 @@ impl<'a> Reader<'a> {
     pub(super) fn str16(&mut self) -> Result<String, DecodeError> {
         let len = self.u16()?;
         utf8(self.take(usize::from(len))?)
+    }
+
+    /// An optional string as [`put_opt_str16`] writes it.
+    pub(super) fn opt_str16(&mut self) -> Result<Option<String>, DecodeError> {
+        match self.u8()? {
+            0 => Ok(None),
+            _ => self.str16().map(Some),
+        }
     }
 
     pub(super) fn finish(&self) -> Result<(), DecodeError> {
