@@ -85,7 +85,7 @@ impl GroupMember {
                 client_host: String::new(),
                 session_timeout: SESSION_TIMEOUT,
                 rebalance_timeout: REBALANCE_TIMEOUT,
-                protocol_type: "consumer".to_string(),
+                protocol_type: consumer_protocol::PROTOCOL_TYPE.to_string(),
                 protocols: vec![Protocol {
                     name: ASSIGNOR.to_string(),
                     metadata: consumer_protocol::subscription(&self.topic),
@@ -144,7 +144,7 @@ impl GroupMember {
             generation: self.generation,
             member_id: self.member_id.clone(),
             group_instance_id: None,
-            protocol_type: Some("consumer".to_string()),
+            protocol_type: Some(consumer_protocol::PROTOCOL_TYPE.to_string()),
             protocol_name: Some(joined.protocol_name.clone()),
             assignments,
         };

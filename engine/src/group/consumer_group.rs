@@ -51,7 +51,7 @@ mod classic;
 mod stored;
 
 pub use assignment::assign;
-use assignment::{difference, overlaps, within};
+use assignment::{as_lists, as_sets, difference, overlaps, within};
 pub(crate) use classic::ClassicMember;
 
 /// Partitions by topic name.
@@ -416,22 +416,13 @@ impl ConsumerGroup {
     pub fn describe_members(&self) -> Vec<MemberDescription> {
         self.members
             .iter()
-            .map(|(id, m)| {
-                let assigned: BTreeMap<String, Vec<u32>> = m
-                    .assigned
-                    .iter()
-                    .map(|(topic, partitions)| {
-                        (topic.clone(), partitions.iter().copied().collect())
-                    })
-                    .collect();
-                MemberDescription {
-                    member_id: id.clone(),
-                    group_instance_id: m.instance_id.clone(),
-                    client_id: m.client_id.clone(),
-                    client_host: m.client_host.clone(),
-                    metadata: Default::default(),
-                    assignment: super::consumer_protocol::assignment(&assigned),
-                }
+            .map(|(id, m)| MemberDescription {
+                member_id: id.clone(),
+                group_instance_id: m.instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                metadata: Default::default(),
+                assignment: super::consumer_protocol::assignment(&as_lists(&m.assigned)),
             })
             .collect()
     }

@@ -111,3 +111,21 @@ pub fn assign(
     }
     target
 }
+
+/// Partitions by topic as the classic consumer protocol decodes them, as sets; topics with no
+/// partition left out.
+pub(super) fn as_sets(topics: BTreeMap<String, Vec<u32>>) -> Assignment {
+    topics
+        .into_iter()
+        .filter(|(_, partitions)| !partitions.is_empty())
+        .map(|(topic, partitions)| (topic, partitions.into_iter().collect()))
+        .collect()
+}
+
+/// An assignment as the classic consumer protocol encodes it: partition lists by topic.
+pub(super) fn as_lists(assigned: &Assignment) -> BTreeMap<String, Vec<u32>> {
+    assigned
+        .iter()
+        .map(|(topic, partitions)| (topic.clone(), partitions.iter().copied().collect()))
+        .collect()
+}

@@ -22,11 +22,11 @@
 //!   ([`ConsumerGroup::to_classic`]), Stable at the members' generation with each member's
 //!   target assignment, and rebalances at once, as Kafka does.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use super::super::consumer_protocol::{
-    assigned_topics, assignment, owned_partitions, subscribed_topics,
+    assigned_topics, assignment, subscribed_topics, subscription_with_owned, PROTOCOL_TYPE,
 };
 use super::super::limits::{MEMBERS_PER_GROUP_MAX, SESSION_TIMEOUT_MAX, SESSION_TIMEOUT_MIN};
 use super::super::member::{
@@ -36,10 +36,9 @@ use super::super::member::{
 use super::super::membership::StoredGroup;
 use super::super::state::Group;
 use super::super::GroupError;
-use super::{difference, Assignment, ConsumerGroup, Member, TopicCatalog, JOIN_EPOCH};
-
-/// The protocol type of Kafka consumers, the only classic groups that can move protocols.
-const CONSUMER: &str = "consumer";
+use super::{
+    as_lists, as_sets, difference, Assignment, ConsumerGroup, Member, TopicCatalog, JOIN_EPOCH,
+};
 
 /// What a classic member keeps beyond a consumer-protocol member.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +62,7 @@ impl ConsumerGroup {
         now: Instant,
         topics: &impl TopicCatalog,
     ) -> Result<ConsumerGroup, GroupError> {
-        if group.protocol_type() != CONSUMER {
+        if group.protocol_type() != PROTOCOL_TYPE {
             return Err(GroupError::GroupIdNotFound);
         }
         let generation = group.generation();
@@ -86,7 +85,7 @@ impl ConsumerGroup {
                 .map_err(|_| GroupError::GroupIdNotFound)?
                 .into_iter()
                 .collect();
-            let held = to_assignment(
+            let held = as_sets(
                 assigned_topics(&member.assignment).map_err(|_| GroupError::GroupIdNotFound)?,
             );
             let assigned = difference(&held, &claimed);
@@ -137,7 +136,7 @@ impl ConsumerGroup {
                     session_timeout: classic.session_timeout,
                     rebalance_timeout: m.rebalance_timeout,
                     protocols: classic.protocols.clone(),
-                    assignment: assignment(&from_assignment(target)),
+                    assignment: assignment(&as_lists(target)),
                     last_seen: now,
                     awaiting_join: false,
                     awaiting_sync: false,
@@ -156,7 +155,7 @@ impl ConsumerGroup {
             .unwrap_or(self.epoch);
         let stored = StoredGroup {
             generation,
-            protocol_type: CONSUMER.to_owned(),
+            protocol_type: PROTOCOL_TYPE.to_owned(),
             protocol_name,
             leader: members.first().map(|m| m.id.clone()).unwrap_or_default(),
             members,
@@ -186,7 +185,7 @@ impl ConsumerGroup {
             return Err(GroupError::InvalidSessionTimeout);
         }
         super::super::state::check_protocols(req)?;
-        if req.protocol_type != CONSUMER {
+        if req.protocol_type != PROTOCOL_TYPE {
             return Err(GroupError::InconsistentGroupProtocol);
         }
         let protocol = self
@@ -223,7 +222,7 @@ impl ConsumerGroup {
         let epoch = self.members.get(&member_id).map_or(JOIN_EPOCH, |m| m.epoch);
         Ok(JoinResponse {
             generation: epoch,
-            protocol_type: CONSUMER.to_owned(),
+            protocol_type: PROTOCOL_TYPE.to_owned(),
             protocol_name: protocol,
             leader: String::new(),
             member_id,
@@ -290,7 +289,11 @@ impl ConsumerGroup {
         now: Instant,
         req: &SyncRequest,
     ) -> Result<SyncResponse, GroupError> {
-        if req.protocol_type.as_deref().is_some_and(|t| t != CONSUMER) {
+        if req
+            .protocol_type
+            .as_deref()
+            .is_some_and(|t| t != PROTOCOL_TYPE)
+        {
             return Err(GroupError::InconsistentGroupProtocol);
         }
         let group_epoch = self.epoch;
@@ -313,9 +316,9 @@ impl ConsumerGroup {
         }
         member.sent = Some(member.assigned.clone());
         Ok(SyncResponse {
-            protocol_type: CONSUMER.to_owned(),
+            protocol_type: PROTOCOL_TYPE.to_owned(),
             protocol_name: protocol,
-            assignment: assignment(&from_assignment(&member.assigned)),
+            assignment: assignment(&as_lists(&member.assigned)),
         })
     }
 
@@ -474,12 +477,8 @@ fn subscription(
         .map(|p| p.metadata.clone())
         .unwrap_or_default();
     let malformed = |e| GroupError::InvalidRequest(format!("the subscription cannot be read: {e}"));
-    let subscribed = subscribed_topics(&metadata)
-        .map_err(malformed)?
-        .into_iter()
-        .collect();
-    let owned = to_assignment(owned_partitions(&metadata).map_err(malformed)?);
-    Ok((subscribed, owned))
+    let (subscribed, owned) = subscription_with_owned(&metadata).map_err(malformed)?;
+    Ok((subscribed.into_iter().collect(), as_sets(owned)))
 }
 
 impl Member {
@@ -524,24 +523,11 @@ impl Member {
     }
 }
 
-fn to_assignment(topics: BTreeMap<String, Vec<u32>>) -> Assignment {
-    topics
-        .into_iter()
-        .filter(|(_, partitions)| !partitions.is_empty())
-        .map(|(topic, partitions)| (topic, partitions.into_iter().collect()))
-        .collect()
-}
-
-fn from_assignment(assigned: &Assignment) -> BTreeMap<String, Vec<u32>> {
-    assigned
-        .iter()
-        .map(|(topic, partitions)| (topic.clone(), partitions.iter().copied().collect()))
-        .collect()
-}
-
 /// Groups, requests and records the tests below share.
 #[cfg(test)]
 mod tests_support {
+    pub(super) use std::collections::BTreeMap;
+
     use bytes::BytesMut;
     use kafka_protocol::messages::consumer_protocol_subscription::TopicPartition as OwnedTopic;
     use kafka_protocol::messages::{ConsumerProtocolSubscription, TopicName};

@@ -26,6 +26,10 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
+/// The protocol type Kafka consumers join classic groups with, and the one DescribeGroups and
+/// ListGroups show for a consumer-protocol group.
+pub const PROTOCOL_TYPE: &str = "consumer";
+
 /// Fewest bytes a string takes: its `i16` length.
 const STRING_BYTES_MIN: usize = 2;
 /// Fewest bytes an assigned topic takes: its name's length and its partitions' count.
@@ -97,33 +101,29 @@ pub fn subscribed_topics(metadata: &[u8]) -> Result<Vec<String>, Malformed> {
     if metadata.is_empty() {
         return Ok(Vec::new());
     }
-    let mut reader = Reader::versioned(metadata)?;
-    let count = reader.count(STRING_BYTES_MIN)?;
-    let mut topics = Vec::with_capacity(count);
-    for _ in 0..count {
-        topics.push(reader.string()?.to_string());
-    }
-    Ok(topics)
+    Reader::versioned(metadata)?.topics()
 }
 
-/// The partitions a member's subscription metadata says it owns (Kafka's `owned_partitions`,
-/// sent from version 1 by cooperative consumers; none in version 0 or when empty).
+/// Partitions by topic, sorted and without repeats.
+pub type Partitions = BTreeMap<String, Vec<u32>>;
+
+/// The topics of a member's subscription metadata and the partitions it says it owns (Kafka's
+/// `owned_partitions`, sent from version 1 by cooperative consumers; none in version 0 or when
+/// the metadata is empty), read in one pass.
 ///
 /// # Errors
 /// [`Malformed`] when the bytes are not a subscription.
-pub fn owned_partitions(metadata: &[u8]) -> Result<BTreeMap<String, Vec<u32>>, Malformed> {
+pub fn subscription_with_owned(metadata: &[u8]) -> Result<(Vec<String>, Partitions), Malformed> {
     if metadata.is_empty() {
-        return Ok(BTreeMap::new());
+        return Ok((Vec::new(), BTreeMap::new()));
     }
     let mut reader = Reader::versioned(metadata)?;
-    for _ in 0..reader.count(STRING_BYTES_MIN)? {
-        reader.string()?;
-    }
+    let topics = reader.topics()?;
     if reader.version == 0 {
-        return Ok(BTreeMap::new());
+        return Ok((topics, BTreeMap::new()));
     }
     reader.nullable_bytes()?;
-    reader.topic_partitions()
+    Ok((topics, reader.topic_partitions()?))
 }
 
 /// The partitions of `topic` in an assignment, sorted and without repeats (none when it is
@@ -168,6 +168,16 @@ impl<'a> Reader<'a> {
             return Err(Malformed::Version(reader.version));
         }
         Ok(reader)
+    }
+
+    /// A subscription's array of topic names.
+    fn topics(&mut self) -> Result<Vec<String>, Malformed> {
+        let count = self.count(STRING_BYTES_MIN)?;
+        let mut topics = Vec::with_capacity(count);
+        for _ in 0..count {
+            topics.push(self.string()?.to_string());
+        }
+        Ok(topics)
     }
 
     /// An array of topics with their partitions, sorted and without repeats; a topic named
@@ -308,7 +318,8 @@ mod tests {
         for version in 0..=3 {
             let topics = subscribed_topics(&versioned(&subscription, version));
             assert_eq!(topics, Ok(vec!["a".into(), "b".into()]), "v{version}");
-            let owned = owned_partitions(&versioned(&subscription, version));
+            let owned =
+                subscription_with_owned(&versioned(&subscription, version)).map(|(_, owned)| owned);
             let expected = match version {
                 0 => BTreeMap::new(),
                 _ => BTreeMap::from([("a".to_string(), vec![1, 2])]),
@@ -325,11 +336,11 @@ mod tests {
         // Null user data, and user data that claims more bytes than there are.
         let no_user_data = subscription.clone().with_user_data(None);
         assert_eq!(
-            owned_partitions(&versioned(&no_user_data, 1)),
+            subscription_with_owned(&versioned(&no_user_data, 1)).map(|(_, owned)| owned),
             Ok(BTreeMap::from([("a".to_string(), vec![1, 2])]))
         );
         let cut = versioned(&subscription, 1);
-        assert!(owned_partitions(&cut[..cut.len() - 20]).is_err());
+        assert!(subscription_with_owned(&cut[..cut.len() - 20]).is_err());
     }
 
     #[test]
@@ -395,7 +406,7 @@ mod tests {
         let mut count = |input: &[u8]| {
             for ok in [
                 subscribed_topics(input).is_ok(),
-                owned_partitions(input).is_ok(),
+                subscription_with_owned(input).is_ok(),
                 assigned_partitions(input, "orders").is_ok(),
                 assigned_topics(input).is_ok(),
             ] {

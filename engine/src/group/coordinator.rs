@@ -596,9 +596,6 @@ impl GroupCoordinator {
     }
 }
 
-/// The protocol type of a consumer-protocol group, as DescribeGroups and ListGroups show it.
-const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
-
 /// Parks a request until its answer is delivered. A second request of the same member replaces
 /// the first, which is told to rejoin.
 fn park<T>(

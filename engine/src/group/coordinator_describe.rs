@@ -1,10 +1,9 @@
 //! What the coordinator tells of its groups: ListGroups, DescribeGroups, ConsumerGroupDescribe
 //! and OffsetFetch.
 
-use super::{
-    check_name, GroupCoordinator, GroupDescription, GroupListing, GroupType, CONSUMER_PROTOCOL_TYPE,
-};
+use super::{check_name, GroupCoordinator, GroupDescription, GroupListing, GroupType};
 use crate::group::consumer_group::{ConsumerGroup, ConsumerGroupDescription, ASSIGNORS};
+use crate::group::consumer_protocol::PROTOCOL_TYPE;
 use crate::group::offsets::CommittedOffset;
 use crate::group::state::GroupState;
 use crate::group::GroupError;
@@ -20,7 +19,7 @@ impl GroupCoordinator {
             .map(|(id, g)| GroupListing {
                 group_id: id.clone(),
                 group_type: GroupType::Consumer,
-                protocol_type: CONSUMER_PROTOCOL_TYPE.to_owned(),
+                protocol_type: PROTOCOL_TYPE.to_owned(),
                 state: g.state(),
             })
             .collect();
@@ -74,7 +73,7 @@ impl GroupCoordinator {
         };
         if let Some(group) = self.consumer_groups.borrow().get(group_id) {
             description.state = group.state();
-            description.protocol_type = CONSUMER_PROTOCOL_TYPE.to_owned();
+            description.protocol_type = PROTOCOL_TYPE.to_owned();
             description.protocol = ASSIGNORS[0].to_owned();
             description.generation = group.epoch();
             description.members = group.describe_members();

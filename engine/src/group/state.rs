@@ -223,7 +223,7 @@ impl Group {
     /// else the topics its members subscribe to, `Subscribed::All` when a subscription does not
     /// read (the safe answer).
     pub(crate) fn subscriptions(&self) -> Option<Subscribed> {
-        if self.protocol_type() != "consumer" {
+        if self.protocol_type() != consumer_protocol::PROTOCOL_TYPE {
             return None;
         }
         let mut topics = BTreeSet::new();
