@@ -417,14 +417,14 @@ def test_with_migration_disabled_a_consumer_protocol_member_is_refused_and_the_c
     second = produce_round(bootstrap, topic_name, 2)
     poll_until([a], lambda: len(a.seen) == len(first) + len(second), "a consumes the second round")
     assert a.revoked == [], f"the classic member was disturbed: {a.revoked}"
-    assert group_type(bootstrap, group) == ConsumerGroupType.CLASSIC
+    assert described(bootstrap, group).type == ConsumerGroupType.CLASSIC
     a.close()
     assert_each_once([a], first | second)
 
 
-def group_type(bootstrap: str, group: str):
-    described = clients.admin(bootstrap).describe_consumer_groups([group])[group].result(timeout=10)
-    return described.type
+def described(bootstrap: str, group: str):
+    """`group` as an admin client's DescribeGroups (or ConsumerGroupDescribe) shows it."""
+    return clients.admin(bootstrap).describe_consumer_groups([group])[group].result(timeout=10)
 
 
 def migrate_and_leave(bootstrap: str, topic_name: str, assignor: str, then) -> None:
@@ -455,8 +455,8 @@ def migrate_and_leave(bootstrap: str, topic_name: str, assignor: str, then) -> N
         timeout_s=60,
     )
     assert not (a.assignment & b.assignment or a.assignment & c.assignment or b.assignment & c.assignment)
-    described = clients.admin(bootstrap).describe_consumer_groups([group])[group].result(timeout=10)
-    assert {m.client_id for m in described.members} == {"classic-a", "classic-b", "consumer-c"}
+    members_seen = {m.client_id for m in described(bootstrap, group).members}
+    assert members_seen == {"classic-a", "classic-b", "consumer-c"}
     # It leaves, and the classic members take everything back.
     c.close()
     third = produce_round(bootstrap, topic_name, 3)
@@ -467,7 +467,7 @@ def migrate_and_leave(bootstrap: str, topic_name: str, assignor: str, then) -> N
         "the classic members take the partitions back and consume the third round",
         timeout_s=60,
     )
-    assert group_type(bootstrap, group) == then
+    assert described(bootstrap, group).type == then
     a.close()
     b.close()
     assert_each_once(members, first | second | third)
