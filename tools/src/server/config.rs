@@ -114,6 +114,10 @@ pub struct ServeArgs {
     /// CPUs to pin shards to, in shard order, e.g. 1 or 0,2-3 [default: every online CPU].
     #[arg(long, env = "SPINDLE_CPUSET", value_name = "LIST")]
     pub cpuset: Option<String>,
+    /// µs an idle pinned shard keeps polling for work before it sleeps; 0 sleeps at once
+    /// [default: 0].
+    #[arg(long, env = "SPINDLE_IDLE_POLL_US", value_name = "US")]
+    pub idle_poll_us: Option<String>,
     /// This node's id [default: 0].
     #[arg(long, env = "SPINDLE_NODE_ID", value_name = "N")]
     pub node_id: Option<String>,
@@ -198,6 +202,7 @@ pub struct FileConfig {
     group_consumer_migration_policy: Option<String>,
     placement: Option<String>,
     cpuset: Option<String>,
+    idle_poll_us: Option<u64>,
     log_level: Option<String>,
     #[serde(default)]
     kafka: KafkaFile,

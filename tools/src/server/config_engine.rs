@@ -62,6 +62,7 @@ pub(super) fn engine_config(
         .unwrap_or(defaults.shards),
         placement,
         cpuset: cpuset(file, args)?,
+        spin_before_park_us: idle_poll(file, args, placement)?,
         topic_defaults: topic_defaults(file, args)?,
         auto_create_topics: pick(
             &args.auto_create_topics,
@@ -76,7 +77,6 @@ pub(super) fn engine_config(
         group_initial_rebalance_delay: group_initial_rebalance_delay(file, args)?,
         group_consumer_timing: group_consumer_timing(file, args)?,
         group_consumer_migration_policy: group_consumer_migration_policy(file, args)?,
-        ..defaults
     })
 }
 
@@ -191,6 +191,38 @@ fn offsets_retention(file: &FileConfig, args: &ServeArgs) -> Result<Option<Durat
             }),
     }
 }
+
+/// How long an idle shard polls before it sleeps (Seastar's `--idle-poll-time-us`): `None` for
+/// 0, at most `IDLE_POLL_US_MAX`, and only for pinned shards, whose CPUs are their own (glommio
+/// ignores it for unbound ones, which would spin on a CPU other threads need).
+fn idle_poll(
+    file: &FileConfig,
+    args: &ServeArgs,
+    placement: Placement,
+) -> Result<Option<u64>, ConfigError> {
+    let allowed = format!("a number of µs from 0 to {IDLE_POLL_US_MAX}");
+    let us = pick(
+        &args.idle_poll_us,
+        "--idle-poll-us",
+        file.idle_poll_us,
+        &allowed,
+    )?;
+    match us {
+        None | Some(0) => Ok(None),
+        Some(us) if us > IDLE_POLL_US_MAX => Err(ConfigError::new(
+            "idle_poll_us",
+            format!("{us}: allowed: {allowed}"),
+        )),
+        Some(_) if placement == Placement::Unbound => Err(ConfigError::new(
+            "idle_poll_us",
+            "needs placement = \"pinned\": an unbound shard would poll on a CPU it shares",
+        )),
+        Some(us) => Ok(Some(us)),
+    }
+}
+
+/// The longest idle poll: 10 ms (beyond it a shard is as good as never sleeping).
+const IDLE_POLL_US_MAX: u64 = 10_000;
 
 /// The shard memory budget: at least the engine's minimum.
 fn shard_memory_bytes(file: &FileConfig, args: &ServeArgs) -> Result<usize, ConfigError> {

@@ -483,3 +483,42 @@ fn groups_move_between_protocols_both_ways_unless_the_policy_says_otherwise() {
         err.message
     );
 }
+
+#[test]
+fn idle_poll_is_off_by_default_bounded_and_for_pinned_shards_only() {
+    let engine = engine_config(&FileConfig::default(), &ServeArgs::default()).unwrap();
+    assert_eq!(engine.spin_before_park_us, None);
+    let file = parse("idle_poll_us = 50\n").unwrap();
+    assert_eq!(
+        engine_config(&file, &ServeArgs::default())
+            .unwrap()
+            .spin_before_park_us,
+        Some(50)
+    );
+    let args = ServeArgs {
+        idle_poll_us: Some("0".into()),
+        ..ServeArgs::default()
+    };
+    assert_eq!(
+        engine_config(&file, &args).unwrap().spin_before_park_us,
+        None,
+        "the flag wins over the file"
+    );
+    let args = ServeArgs {
+        idle_poll_us: Some("20000".into()),
+        ..ServeArgs::default()
+    };
+    let err = engine_config(&FileConfig::default(), &args).unwrap_err();
+    assert_eq!(err.key, "idle_poll_us");
+    assert!(err.message.contains("0 to 10000"), "{}", err.message);
+    let args = ServeArgs {
+        idle_poll_us: Some("fast".into()),
+        ..ServeArgs::default()
+    };
+    let err = engine_config(&FileConfig::default(), &args).unwrap_err();
+    assert_eq!(err.key, "--idle-poll-us");
+    let file = parse("idle_poll_us = 50\nplacement = \"unbound\"\n").unwrap();
+    let err = engine_config(&file, &ServeArgs::default()).unwrap_err();
+    assert_eq!(err.key, "idle_poll_us");
+    assert!(err.message.contains("pinned"), "{}", err.message);
+}
