@@ -20,7 +20,10 @@
 //! than the overlap saved. See docs/BENCHMARKS.md.)
 //!
 //! A round's bytes are cut into `WRITE_CHUNK_BYTES` DMA buffers that are all submitted at once,
-//! so one large round keeps several writes in flight. The file is preallocated in
+//! so one large round keeps several writes in flight. Where the round runs on from the tail
+//! block into blocks never written, the tail block is a write of its own (see
+//! `Appender::tail_apart`: ext4 cannot take a write over both kinds of extent without blocking,
+//! and io_uring would hand it to a worker thread). The file is preallocated in
 //! `PREALLOCATE_STEP_BYTES` steps (fallocate without `KEEP_SIZE`), so writes do not change the
 //! file size and fdatasync has no size metadata to commit.
 
@@ -82,6 +85,8 @@ pub(crate) struct WritePlan {
     /// Whether the round ends on a block boundary in front of a reused file's old bytes, and so
     /// writes one more block of zeros.
     zero_block_after: bool,
+    /// Whether the tail block goes in a write of its own (see [`Appender::plan`]).
+    tail_apart: bool,
     /// Where the file must grow to first, if it must: a whole preallocation step.
     preallocate_to: Option<u64>,
     /// The block-aligned end of the round's writes: what the file must hold at least.
@@ -162,18 +167,34 @@ impl Appender {
             let step = align_up(end, PREALLOCATE_STEP_BYTES);
             step.min(end.max(align_up(segment_bytes, self.alignment)))
         });
+        let stream_start = size - self.tail_block.len() as u64;
+        let tail_apart = self.tail_apart(stream_start, end);
         WritePlan {
             file,
             path,
             alignment: self.alignment,
-            stream_start: size - self.tail_block.len() as u64,
+            stream_start,
             tail_block: self.tail_block.clone(),
             zero_block_after: real_end % self.alignment == 0 && real_end < self.stale_to,
+            tail_apart,
             preallocate_to,
             end,
             data,
             data_bytes,
         }
+    }
+
+    /// Whether a round writing from `stream_start` (the tail block's position) to `end` writes
+    /// the tail block apart from the rest. A write that starts in the tail block (written by
+    /// the round before) and runs on into blocks never written (preallocated: unwritten
+    /// extents) spans two kinds of extent, which ext4 writes only under its inode lock held
+    /// exclusively; io_uring then cannot submit the write at once and hands it to a worker
+    /// thread, one more thread hop per round. Written apart, the tail block and the rest are
+    /// each of one kind and both go at once. Over a reused file's old bytes every block is
+    /// written already: one write.
+    fn tail_apart(&self, stream_start: u64, end: u64) -> bool {
+        let rest = stream_start + self.alignment;
+        !self.tail_block.is_empty() && end > rest && rest >= align_up(self.stale_to, self.alignment)
     }
 
     /// Records a completed round's outcome.
@@ -233,7 +254,12 @@ impl WritePlan {
         let mut tail_block = Vec::new();
         let mut done = 0usize;
         while done < stream_len {
-            let chunk = (stream_len - done).min(WRITE_CHUNK_BYTES);
+            let most = if done == 0 && self.tail_apart {
+                align
+            } else {
+                WRITE_CHUNK_BYTES
+            };
+            let chunk = (stream_len - done).min(most);
             let last = done + chunk == stream_len;
             let padded = chunk.div_ceil(align) * align
                 + if last && self.zero_block_after {
@@ -311,4 +337,33 @@ async fn write_chunk(
 /// Rounds `v` up to a multiple of `to` (a power of two or any positive step).
 pub(crate) fn align_up(v: u64, to: u64) -> u64 {
     v.div_ceil(to) * to
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn appender(tail: usize, stale_to: u64) -> Appender {
+        Appender {
+            alignment: FS_BLOCK_BYTES,
+            tail_block: vec![7; tail],
+            preallocated: 1 << 20,
+            stale_to,
+            durable: None,
+        }
+    }
+
+    #[test]
+    fn the_tail_block_is_written_apart_only_before_blocks_never_written() {
+        // A fresh file: the round runs from the tail block on into preallocated blocks.
+        assert!(appender(100, 0).tail_apart(8192, 16384));
+        // No tail block (the segment ends on a block boundary): one kind of extent already.
+        assert!(!appender(0, 0).tail_apart(8192, 16384));
+        // The round ends inside the tail block: nothing to split.
+        assert!(!appender(100, 0).tail_apart(8192, 12288));
+        // A reused file whose old bytes reach beyond the round's first block: all written.
+        assert!(!appender(100, 20_000).tail_apart(8192, 16384));
+        // ... and once the round is past them, apart again.
+        assert!(appender(100, 10_000).tail_apart(12288, 20480));
+    }
 }
