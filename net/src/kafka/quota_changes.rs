@@ -160,20 +160,16 @@ pub(crate) async fn make(
     *quotas.altered.borrow_mut() = altered;
     let change = quotas.changes.get() + 1;
     quotas.changes.set(change);
-    for other in (0..shard.shard_count())
+    let every_shard = (0..shard.shard_count())
         .filter_map(|i| u32::try_from(i).ok())
-        .map(ShardId)
-    {
-        let force = force.clone();
-        let told = shard
-            .run_on(other, move |_| async move {
+        .map(|other| {
+            let force = force.clone();
+            shard.run_on(ShardId(other), move |_| async move {
                 shard_quotas().put_in_force(change, force);
             })
-            .await;
-        if told.is_err() {
-            break; // the engine is stopping
-        }
-    }
+        });
+    // All shards at once; one that cannot be told means the engine is stopping.
+    futures::future::join_all(every_shard).await;
     Ok(())
 }
 
