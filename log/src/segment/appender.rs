@@ -85,7 +85,7 @@ pub(crate) struct WritePlan {
     /// Whether the round ends on a block boundary in front of a reused file's old bytes, and so
     /// writes one more block of zeros.
     zero_block_after: bool,
-    /// Whether the tail block goes in a write of its own (see [`Appender::plan`]).
+    /// Whether the tail block goes in a write of its own (see `Appender::tail_apart`).
     tail_apart: bool,
     /// Where the file must grow to first, if it must: a whole preallocation step.
     preallocate_to: Option<u64>,
