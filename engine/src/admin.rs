@@ -16,7 +16,7 @@ use crate::metadata::{
     new_topic_uuid, remove_dir_tree, topic_dir, Metadata, TopicMeta, CONSUMER_OFFSETS_TOPIC,
 };
 use crate::topic::validate_topic_name;
-use crate::{EngineError, Result, Shard, ShardId, TopicConfig, TopicInfo};
+use crate::{EngineError, Result, Shard, TopicConfig, TopicInfo};
 
 /// What only the metadata owner holds.
 pub(crate) struct MetadataOwner {
@@ -69,13 +69,10 @@ async fn mutate<T>(shard: &Shard, change: impl FnOnce(&mut Metadata) -> Result<T
 /// # Errors
 /// The first shard's error (every shard is still updated).
 pub(crate) async fn broadcast(shard: &Shard, metadata: &Metadata) -> Result<()> {
-    let updates = (0..shard.shard_count()).map(|i| {
-        let copy = metadata.clone();
-        shard.run_on(ShardId(i as u32), move |s| async move {
-            s.state().apply_metadata(copy).await
-        })
-    });
-    let results = futures::future::join_all(updates).await;
+    let copy = metadata.clone();
+    let results = shard
+        .run_on_every_shard(move |s| async move { s.state().apply_metadata(copy).await })
+        .await;
     for result in results {
         result??;
     }

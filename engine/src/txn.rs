@@ -198,14 +198,11 @@ impl TransactionDescription {
 /// # Errors
 /// [`EngineError::ShuttingDown`] when a shard no longer takes work.
 pub async fn list(shard: &Shard) -> Result<Vec<TransactionDescription>> {
-    let count = u32::try_from(shard.shard_count()).unwrap_or(u32::MAX);
-    let per_shard = (0..count).map(|i| {
-        shard.run_on(crate::ShardId(i), |s: Shard| async move {
-            s.local_transactions().describe_all()
-        })
-    });
+    let per_shard = shard
+        .run_on_every_shard(|s: Shard| async move { s.local_transactions().describe_all() })
+        .await;
     let mut all = Vec::new();
-    for found in join_all(per_shard).await {
+    for found in per_shard {
         all.extend(found?);
     }
     all.sort_unstable_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
@@ -291,15 +288,14 @@ pub struct TxnCoordinator {
 /// # Errors
 /// [`EngineError::ShuttingDown`] when a shard no longer takes work.
 pub async fn held_offsets(shard: &Shard, group_id: &str) -> Result<Vec<TopicPartition>> {
-    let count = u32::try_from(shard.shard_count()).unwrap_or(u32::MAX);
-    let per_shard = (0..count).map(|i| {
-        let group_id = group_id.to_owned();
-        shard.run_on(crate::ShardId(i), move |s: Shard| async move {
+    let group_id = group_id.to_owned();
+    let per_shard = shard
+        .run_on_every_shard(move |s: Shard| async move {
             s.local_transactions().held_offsets_of(&group_id)
         })
-    });
+        .await;
     let mut held = Vec::new();
-    for found in join_all(per_shard).await {
+    for found in per_shard {
         held.extend(found?);
     }
     Ok(held)

@@ -51,9 +51,8 @@ where
 /// # Errors
 /// [`crate::EngineError::ShuttingDown`] when a shard no longer takes work.
 pub async fn list_all_groups(shard: &Shard) -> Result<Vec<GroupDescription>> {
-    let count = u32::try_from(shard.shard_count()).unwrap_or(u32::MAX);
-    let per_shard = (0..count).map(|i| {
-        shard.run_on(ShardId(i), |s: Shard| async move {
+    let per_shard = shard
+        .run_on_every_shard(|s: Shard| async move {
             let groups = s.local_groups();
             groups
                 .list_groups()
@@ -61,9 +60,9 @@ pub async fn list_all_groups(shard: &Shard) -> Result<Vec<GroupDescription>> {
                 .map(|listing| groups.describe_group(&listing.group_id))
                 .collect::<Vec<_>>()
         })
-    });
+        .await;
     let mut all = Vec::new();
-    for described in futures::future::join_all(per_shard).await {
+    for described in per_shard {
         all.extend(described?);
     }
     all.sort_by(|a, b| a.group_id.cmp(&b.group_id));

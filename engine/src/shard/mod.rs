@@ -365,6 +365,22 @@ impl Shard {
         answer.await.map_err(|_| EngineError::ShuttingDown)
     }
 
+    /// Runs `f` on every shard at once (this one in place) and returns each shard's output, or
+    /// [`crate::EngineError::ShuttingDown`] for a shard that no longer takes work, in shard
+    /// order.
+    pub async fn run_on_every_shard<T, F, Fut>(&self, f: F) -> Vec<Result<T>>
+    where
+        T: Send + 'static,
+        F: FnOnce(Shard) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = T> + 'static,
+    {
+        // The last shard takes `f` itself, the others a clone each.
+        let every = std::iter::repeat_n(f, self.shard_count())
+            .zip(0..)
+            .map(|(f, i)| self.run_on(ShardId(i), f));
+        futures::future::join_all(every).await
+    }
+
     /// The shard that coordinates `group_id`: the owner of the group's partition of the offsets
     /// topic (see [`crate::group`]).
     pub fn group_coordinator(&self, group_id: &str) -> ShardId {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use spindle_engine::{durable_file, Shard, ShardId};
+use spindle_engine::{durable_file, Shard};
 
 use crate::kafka::quota::{shard_quotas, ClientQuota, QuotaKind};
 
@@ -160,16 +160,12 @@ pub(crate) async fn make(
     *quotas.altered.borrow_mut() = altered;
     let change = quotas.changes.get() + 1;
     quotas.changes.set(change);
-    let every_shard = (0..shard.shard_count())
-        .filter_map(|i| u32::try_from(i).ok())
-        .map(|other| {
-            let force = force.clone();
-            shard.run_on(ShardId(other), move |_| async move {
-                shard_quotas().put_in_force(change, force);
-            })
-        });
-    // All shards at once; one that cannot be told means the engine is stopping.
-    futures::future::join_all(every_shard).await;
+    // A shard that cannot be told means the engine is stopping.
+    shard
+        .run_on_every_shard(move |_| async move {
+            shard_quotas().put_in_force(change, force);
+        })
+        .await;
     Ok(())
 }
 

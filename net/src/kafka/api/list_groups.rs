@@ -7,21 +7,18 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
-use spindle_engine::{Shard, ShardId};
+use spindle_engine::Shard;
 
 use crate::kafka::context::RequestContext;
 
 /// Answers one ListGroups request.
 pub(crate) async fn handle(ctx: &RequestContext, req: ListGroupsRequest) -> ListGroupsResponse {
     let mut listed = Vec::new();
-    let shards = u32::try_from(ctx.shard.shard_count()).unwrap_or(u32::MAX);
-    for shard in 0..shards {
-        let routed = ctx
-            .shard
-            .run_on(ShardId(shard), |s: Shard| async move {
-                s.local_groups().list_groups()
-            })
-            .await;
+    let per_shard = ctx
+        .shard
+        .run_on_every_shard(|s: Shard| async move { s.local_groups().list_groups() })
+        .await;
+    for routed in per_shard {
         let Ok(groups) = routed else {
             return ListGroupsResponse::default()
                 .with_error_code(ResponseError::CoordinatorNotAvailable.code());
