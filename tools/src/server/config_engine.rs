@@ -8,7 +8,7 @@ use spindle_engine::group::consumer_group::{ConsumerTiming, MigrationPolicy};
 use spindle_engine::limits::{SHARD_MEMORY_BYTES_DEFAULT, SHARD_MEMORY_BYTES_MIN};
 use spindle_engine::{EngineConfig, Placement, TopicConfig};
 
-use super::{cpuset, pick, ConfigError, FileConfig, ServeArgs, DEFAULT_DATA_DIR};
+use super::{bounded, cpuset, pick, ConfigError, FileConfig, ServeArgs, DEFAULT_DATA_DIR};
 
 /// The engine's settings: data directory, shards and their placement, memory, consumer
 /// groups and the defaults of new topics.
@@ -193,31 +193,28 @@ fn offsets_retention(file: &FileConfig, args: &ServeArgs) -> Result<Option<Durat
 }
 
 /// How long an idle shard polls before it sleeps (Seastar's `--idle-poll-time-us`): `None` for
-/// 0, at most `IDLE_POLL_US_MAX`, and only for pinned shards, whose CPUs are their own (glommio
+/// 0 (the default), at most `IDLE_POLL_US_MAX`, and only for pinned shards, whose CPUs are their own (glommio
 /// ignores it for unbound ones, which would spin on a CPU other threads need).
 fn idle_poll(
     file: &FileConfig,
     args: &ServeArgs,
     placement: Placement,
 ) -> Result<Option<u64>, ConfigError> {
-    let allowed = format!("a number of µs from 0 to {IDLE_POLL_US_MAX}");
-    let us = pick(
-        &args.idle_poll_us,
-        "--idle-poll-us",
+    let us = bounded(
+        (&args.idle_poll_us, "--idle-poll-us"),
         file.idle_poll_us,
-        &allowed,
+        0,
+        0..=IDLE_POLL_US_MAX,
+        "idle_poll_us",
+        "a number of µs",
     )?;
     match us {
-        None | Some(0) => Ok(None),
-        Some(us) if us > IDLE_POLL_US_MAX => Err(ConfigError::new(
-            "idle_poll_us",
-            format!("{us}: allowed: {allowed}"),
-        )),
-        Some(_) if placement == Placement::Unbound => Err(ConfigError::new(
+        0 => Ok(None),
+        _ if placement == Placement::Unbound => Err(ConfigError::new(
             "idle_poll_us",
             "needs placement = \"pinned\": an unbound shard would poll on a CPU it shares",
         )),
-        Some(us) => Ok(Some(us)),
+        us => Ok(Some(us)),
     }
 }
 

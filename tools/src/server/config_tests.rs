@@ -510,7 +510,7 @@ fn idle_poll_is_off_by_default_bounded_and_for_pinned_shards_only() {
     };
     let err = engine_config(&FileConfig::default(), &args).unwrap_err();
     assert_eq!(err.key, "idle_poll_us");
-    assert!(err.message.contains("0 to 10000"), "{}", err.message);
+    assert!(err.message.contains("0..=10000"), "{}", err.message);
     let args = ServeArgs {
         idle_poll_us: Some("fast".into()),
         ..ServeArgs::default()
