@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::super::consumer_protocol::Partitions;
 use super::Assignment;
 
 /// Whether every partition of `a` is in `b`.
@@ -114,7 +115,7 @@ pub fn assign(
 
 /// Partitions by topic as the classic consumer protocol decodes them, as sets; topics with no
 /// partition left out.
-pub(super) fn as_sets(topics: BTreeMap<String, Vec<u32>>) -> Assignment {
+pub(super) fn as_sets(topics: Partitions) -> Assignment {
     topics
         .into_iter()
         .filter(|(_, partitions)| !partitions.is_empty())
@@ -123,7 +124,7 @@ pub(super) fn as_sets(topics: BTreeMap<String, Vec<u32>>) -> Assignment {
 }
 
 /// An assignment as the classic consumer protocol encodes it: partition lists by topic.
-pub(super) fn as_lists(assigned: &Assignment) -> BTreeMap<String, Vec<u32>> {
+pub(super) fn as_lists(assigned: &Assignment) -> Partitions {
     assigned
         .iter()
         .map(|(topic, partitions)| (topic.clone(), partitions.iter().copied().collect()))

@@ -30,6 +30,9 @@ use kafka_protocol::protocol::{Encodable, StrBytes};
 /// ListGroups show for a consumer-protocol group.
 pub const PROTOCOL_TYPE: &str = "consumer";
 
+/// Partitions by topic; as read from the protocol's bytes, each list sorted and without repeats.
+pub type Partitions = BTreeMap<String, Vec<u32>>;
+
 /// Fewest bytes a string takes: its `i16` length.
 const STRING_BYTES_MIN: usize = 2;
 /// Fewest bytes an assigned topic takes: its name's length and its partitions' count.
@@ -70,7 +73,7 @@ pub fn subscription(topic: &str) -> Bytes {
 }
 
 /// A `ConsumerProtocolAssignment` (v0) of these partitions per topic, with its version prefix.
-pub fn assignment(topics: &BTreeMap<String, Vec<u32>>) -> Bytes {
+pub fn assignment(topics: &Partitions) -> Bytes {
     let assigned = topics
         .iter()
         .map(|(topic, partitions)| {
@@ -103,9 +106,6 @@ pub fn subscribed_topics(metadata: &[u8]) -> Result<Vec<String>, Malformed> {
     }
     Reader::versioned(metadata)?.topics()
 }
-
-/// Partitions by topic, sorted and without repeats.
-pub type Partitions = BTreeMap<String, Vec<u32>>;
 
 /// The topics of a member's subscription metadata and the partitions it says it owns (Kafka's
 /// `owned_partitions`, sent from version 1 by cooperative consumers; none in version 0 or when
@@ -142,7 +142,7 @@ pub fn assigned_partitions(assignment: &[u8], topic: &str) -> Result<Vec<u32>, M
 ///
 /// # Errors
 /// [`Malformed`] when the bytes are not an assignment.
-pub fn assigned_topics(assignment: &[u8]) -> Result<BTreeMap<String, Vec<u32>>, Malformed> {
+pub fn assigned_topics(assignment: &[u8]) -> Result<Partitions, Malformed> {
     if assignment.is_empty() {
         return Ok(BTreeMap::new());
     }
@@ -182,8 +182,8 @@ impl<'a> Reader<'a> {
 
     /// An array of topics with their partitions, sorted and without repeats; a topic named
     /// twice has the partitions of both.
-    fn topic_partitions(&mut self) -> Result<BTreeMap<String, Vec<u32>>, Malformed> {
-        let mut topics: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    fn topic_partitions(&mut self) -> Result<Partitions, Malformed> {
+        let mut topics: Partitions = BTreeMap::new();
         for _ in 0..self.count(ASSIGNED_TOPIC_BYTES_MIN)? {
             let name = self.string()?;
             let count = self.count(PARTITION_BYTES)?;
