@@ -157,7 +157,7 @@ pub fn describe_group(client: &mut Client, group: &str) -> Result<GroupState, Ad
         described.error_message.as_deref(),
         || format!("describing group {group}"),
     )?;
-    let consumer = described.protocol_type.as_str() == "consumer";
+    let consumer = described.protocol_type.as_str() == consumer_protocol::PROTOCOL_TYPE;
     let members = described
         .members
         .into_iter()
