@@ -384,6 +384,46 @@ fn a_node_serves_from_the_cpu_its_cpuset_names_and_refuses_one_that_is_not_onlin
 }
 
 #[test]
+fn a_node_whose_shards_poll_before_sleeping_serves_and_a_bad_poll_time_stops_the_start() {
+    let server = spindle_server::Server::start_with("idle-poll", &["--idle-poll-us", "50"]);
+    let mut conn = kafka_connection(&server);
+    for _ in 0..3 {
+        assert!(answers_api_versions(&mut conn));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let refused = |extra: &[&str], situation: &str| {
+        let out = spindle()
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["--kafka-listen", "127.0.0.1:0", "--grpc-enabled", "false"])
+            .args(["--admin-listen", "127.0.0.1:0"])
+            .args(extra)
+            .output()
+            .unwrap();
+        refused_start(&out, situation)
+    };
+    let stderr = refused(
+        &["--idle-poll-us", "20000"],
+        "with a poll time past its bound",
+    );
+    assert!(
+        stderr.contains("idle_poll_us") && stderr.contains("0..=10000"),
+        "{stderr}"
+    );
+    let stderr = refused(
+        &["--idle-poll-us", "50", "--placement", "unbound"],
+        "polling with unbound shards",
+    );
+    assert!(
+        stderr.contains("idle_poll_us") && stderr.contains("pinned"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn connections_beyond_the_per_shard_limit_are_refused_and_the_others_keep_serving() {
     let server = spindle_server::Server::start_with(
         "connection-limit",
