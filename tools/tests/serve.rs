@@ -353,30 +353,12 @@ fn a_node_serves_from_the_cpu_its_cpuset_names_and_refuses_one_that_is_not_onlin
         );
     }
 
-    let dir = tempfile::tempdir().unwrap();
-    let out = spindle()
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["--kafka-listen", "127.0.0.1:0", "--grpc-enabled", "false"])
-        .args(["--admin-listen", "127.0.0.1:0", "--cpuset", "1023"])
-        .output()
-        .unwrap();
-    let stderr = refused_start(&out, "on an offline CPU");
+    let stderr = refused_serve(&["--cpuset", "1023"], "on an offline CPU");
     assert!(stderr.contains("are not online"), "{stderr}");
 
     // More pinned shards than CPUs (256, the most a node runs, is more than any test machine
     // has): the refusal says how many fit, and the way out.
-    let out = spindle()
-        .arg("serve")
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["--kafka-listen", "127.0.0.1:0", "--grpc-enabled", "false"])
-        .args(["--admin-listen", "127.0.0.1:0"])
-        .args(["--shards", "256"])
-        .output()
-        .unwrap();
-    let stderr = refused_start(&out, "with more pinned shards than CPUs");
+    let stderr = refused_serve(&["--shards", "256"], "with more pinned shards than CPUs");
     assert!(
         stderr.contains("256 pinned shards asked for") && stderr.contains("or unbound placement"),
         "{stderr}"
@@ -392,20 +374,7 @@ fn a_node_whose_shards_poll_before_sleeping_serves_and_a_bad_poll_time_stops_the
         std::thread::sleep(Duration::from_millis(20));
     }
 
-    let dir = tempfile::tempdir().unwrap();
-    let refused = |extra: &[&str], situation: &str| {
-        let out = spindle()
-            .arg("serve")
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(["--kafka-listen", "127.0.0.1:0", "--grpc-enabled", "false"])
-            .args(["--admin-listen", "127.0.0.1:0"])
-            .args(extra)
-            .output()
-            .unwrap();
-        refused_start(&out, situation)
-    };
-    let stderr = refused(
+    let stderr = refused_serve(
         &["--idle-poll-us", "20000"],
         "with a poll time past its bound",
     );
@@ -413,7 +382,7 @@ fn a_node_whose_shards_poll_before_sleeping_serves_and_a_bad_poll_time_stops_the
         stderr.contains("idle_poll_us") && stderr.contains("0..=10000"),
         "{stderr}"
     );
-    let stderr = refused(
+    let stderr = refused_serve(
         &["--idle-poll-us", "50", "--placement", "unbound"],
         "polling with unbound shards",
     );
@@ -448,6 +417,22 @@ fn connections_beyond_the_per_shard_limit_are_refused_and_the_others_keep_servin
         answers_api_versions(&mut kafka_connection(&server))
     });
     assert!(served, "a connection after one closed is served");
+}
+
+/// Runs `spindle serve` on a fresh data directory and loopback ports with `extra` flags, asserts
+/// that it ended without serving (as [`refused_start`]) and returns its stderr.
+fn refused_serve(extra: &[&str], situation: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = spindle()
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--kafka-listen", "127.0.0.1:0", "--grpc-enabled", "false"])
+        .args(["--admin-listen", "127.0.0.1:0"])
+        .args(extra)
+        .output()
+        .unwrap();
+    refused_start(&out, situation)
 }
 
 /// Asserts that a `spindle serve` run ended without serving (a failure exit, no ready line);
