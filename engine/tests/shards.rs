@@ -123,6 +123,62 @@ fn run_on_crosses_shards_both_ways_and_from_the_handle() {
     engine.shutdown().expect("shutdown");
 }
 
+/// Every cross-shard reply travels in a `tokio::sync::oneshot` that holds the asking task's
+/// waker until the channel is freed. When the asking task has stopped waiting (a deadline, a
+/// closed connection), the answering shard frees it and so lets go of the last reference to a
+/// task of another shard, while that shard drops the task's `JoinHandle`. glommio 0.9 could
+/// free such a task twice and abort the node (third_party/README.md). Many rounds of asks,
+/// half of them given up before the answer, each task's handle dropped as soon as it is done,
+/// must all end.
+#[test]
+fn cross_shard_asks_given_up_before_the_answer_end_cleanly() {
+    const ROUNDS: u64 = 2_000;
+    const CONCURRENT: u64 = 64;
+    let dir = common::temp_dir();
+    let engine = common::start(dir.path(), 2);
+    let handle = engine.handle();
+    let (answered, given_up) = block_on(handle.run_on(ShardId(0), |shard| async move {
+        let (mut answered, mut given_up) = (0u64, 0u64);
+        for _ in 0..ROUNDS {
+            let asks: Vec<_> = (0..CONCURRENT)
+                .map(|i| {
+                    let shard = shard.clone();
+                    glommio::spawn_local(async move {
+                        let ask = async {
+                            let answer = shard.run_on(ShardId(1), |_| async {
+                                glommio::timer::sleep(Duration::from_micros(100)).await;
+                                1u64
+                            });
+                            Some(answer.await.expect("cross-shard run_on"))
+                        };
+                        let give_up = async {
+                            if i % 2 == 0 {
+                                futures_lite::future::yield_now().await;
+                                None
+                            } else {
+                                futures_lite::future::pending().await
+                            }
+                        };
+                        futures_lite::future::or(ask, give_up).await
+                    })
+                })
+                .collect();
+            for ask in asks {
+                match ask.await {
+                    Some(_) => answered += 1,
+                    None => given_up += 1,
+                }
+            }
+        }
+        (answered, given_up)
+    }))
+    .expect("run_on");
+    assert_eq!(answered + given_up, ROUNDS * CONCURRENT);
+    assert!(answered >= ROUNDS * CONCURRENT / 2, "{answered} answered");
+    assert!(given_up > 0, "no ask was given up");
+    engine.shutdown().expect("shutdown");
+}
+
 #[test]
 fn a_shard_serves_partitions_of_other_shards_through_the_mesh() {
     let dir = common::temp_dir();
