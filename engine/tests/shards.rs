@@ -124,12 +124,12 @@ fn run_on_crosses_shards_both_ways_and_from_the_handle() {
 }
 
 /// Every cross-shard reply travels in a `tokio::sync::oneshot` that holds the asking task's
-/// waker until the channel is freed. When the asking task has stopped waiting (a deadline, a
-/// closed connection), the answering shard frees it and so lets go of the last reference to a
-/// task of another shard, while that shard drops the task's `JoinHandle`. glommio 0.9 could
-/// free such a task twice and abort the node (third_party/README.md). Many rounds of asks,
-/// half of them given up before the answer, each task's handle dropped as soon as it is done,
-/// must all end.
+/// waker until the channel is freed, now and then by the answering shard after the asking task
+/// has ended, while the asking shard drops the task's `JoinHandle`: glommio 0.9 could then free
+/// the task twice and abort the node (third_party/README.md; `foreign_wakers.rs` lines that
+/// race up on purpose). Here the mesh's side of it: many rounds of asks, half of them given up
+/// before the answer (a deadline, a closed connection), each task's handle dropped as soon as
+/// it is done, must all end, answered or not.
 #[test]
 fn cross_shard_asks_given_up_before_the_answer_end_cleanly() {
     const ROUNDS: u64 = 2_000;

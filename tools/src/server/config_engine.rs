@@ -193,8 +193,9 @@ fn offsets_retention(file: &FileConfig, args: &ServeArgs) -> Result<Option<Durat
 }
 
 /// How long an idle shard polls before it sleeps (Seastar's `--idle-poll-time-us`): `None` for
-/// 0 (the default), at most `IDLE_POLL_US_MAX`, and only for pinned shards, whose CPUs are their own (glommio
-/// ignores it for unbound ones, which would spin on a CPU other threads need).
+/// 0 (the default), at most `IDLE_POLL_US_MAX`, and only for pinned shards, whose CPUs are
+/// their own (glommio ignores it for unbound ones, which would spin on a CPU other threads
+/// need).
 fn idle_poll(
     file: &FileConfig,
     args: &ServeArgs,
