@@ -6,6 +6,10 @@
 #   sink:  `spindle-bench sink` pinned to CPU 0, which acknowledges every Produce at once and
 #          stores nothing: the load generator, loopback TCP and the machine's scheduling alone;
 #   emb:   the embedded engine at the same load (no network);
+#   disk:  fio writing the same bytes per second in writes of one batch (64 KiB), one at a
+#          time, O_DIRECT through io_uring over a file written before; group_commit_floor.py
+#          replays its write latencies as the rounds of a log that costs nothing itself: the
+#          share of the latency that the disk alone sets (needs fio; skipped without it);
 # in an order that rotates from round to round. Run from the repository root after
 # `cargo build --release --bin spindle --bin spindle-bench`; JSON per run in $OUT, a table of
 # medians at the end. Data goes under $WORK (on the disk being measured).
@@ -36,20 +40,33 @@ emb() {
     --fsync never --json --duration-secs $SECS --warmup-secs $WARMUP \
     --topic-config retention.bytes=2147483648 "${@:2}" > $OUT/$1.json; rm -rf $E
 }
+disk() {
+  command -v fio > /dev/null || return 0
+  local bytes_per_sec=$(( ${2#--rate=} * 1024 ))
+  [ -f $WORK/fio.dat ] || fio --name=prepare --filename=$WORK/fio.dat --size=2g --rw=write --bs=1m \
+    --direct=1 --ioengine=io_uring --output=/dev/null
+  fio --name=$1 --filename=$WORK/fio.dat --size=2g --rw=write --bs=64k --direct=1 \
+    --ioengine=io_uring --iodepth=1 --rate=$bytes_per_sec --runtime=$SECS --time_based \
+    --write_lat_log=$WORK/fio --output=/dev/null
+  python3 "$(dirname "$0")/group_commit_floor.py" $WORK/fio_clat.1.log $bytes_per_sec 65536 \
+    > $OUT/$1.floor; rm -f $WORK/fio_*.log
+}
 for i in $(seq $RUNS); do kafka peak.$i; done
 half=$(python3 -c "import json,statistics,sys;print(int(statistics.median(json.load(open(f))['messages_per_sec'] for f in sys.argv[1:])/2))" $OUT/peak.*.json)
 echo "half the peak: $half msgs/s" | tee $OUT/half.txt
 for i in $(seq $RUNS); do
   case $((i % 3)) in
-    1) order="kafka sink emb" ;; 2) order="sink emb kafka" ;; 0) order="emb kafka sink" ;;
+    1) order="kafka sink emb disk" ;; 2) order="sink emb disk kafka" ;; 0) order="emb disk kafka sink" ;;
   esac
-  for kind in $order; do $kind $kind.$i --rate $half; done
+  for kind in $order; do $kind $kind.$i --rate=$half; done
 done
+rm -f $WORK/fio.dat
 python3 - $OUT <<'PY'
 import json,glob,statistics,sys,os,collections
 out=sys.argv[1]; runs=collections.defaultdict(list)
-for f in sorted(glob.glob(out+'/*.json')):
-    runs[os.path.basename(f).split('.')[0]].append(json.load(open(f)))
+for f in sorted(glob.glob(out+'/*.json')+glob.glob(out+'/*.floor')):
+    r=json.load(open(f)); r.setdefault('bytes_per_sec',0); r.setdefault('errors',0)
+    runs[os.path.basename(f).split('.')[0]].append(r)
 for name,rs in runs.items():
     l=lambda k: statistics.median(r['latency_us'][k] for r in rs)
     print(f"{name:6s} MB/s {statistics.median(r['bytes_per_sec'] for r in rs)/1e6:6.0f}  p50 {l('p50'):6.0f}  p99 {l('p99'):7.0f} [{', '.join(str(r['latency_us']['p99']) for r in rs)}]  p99.9 {l('p999'):7.0f}  errors {sum(r['errors'] for r in rs)}")
