@@ -22,6 +22,17 @@ pub(crate) enum Change<'a> {
     Reset(&'a str),
 }
 
+impl<'a> Change<'a> {
+    /// A key with a value sets it; a key given without one (a null value in AlterConfigs and
+    /// CreateTopics) returns it to the default.
+    pub(crate) fn of(key: &'a str, value: Option<&'a str>) -> Self {
+        match value {
+            Some(value) => Change::Set(key, value),
+            None => Change::Reset(key),
+        }
+    }
+}
+
 /// `current` with `changes` applied in order; a key reset takes its value from `defaults`.
 ///
 /// # Errors

@@ -16,10 +16,7 @@ pub(crate) async fn handle(ctx: &RequestContext, req: AlterConfigsRequest) -> Al
         let changes: Vec<Change<'_>> = resource
             .configs
             .iter()
-            .map(|c| match &c.value {
-                Some(value) => Change::Set(c.name.as_str(), value.as_str()),
-                None => Change::Reset(c.name.as_str()),
-            })
+            .map(|c| Change::of(c.name.as_str(), c.value.as_deref()))
             .collect();
         let defaults = &ctx.config.topic_defaults;
         let outcome = config_resource::alter(

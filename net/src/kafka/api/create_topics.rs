@@ -81,10 +81,7 @@ async fn create(
     let changes: Vec<Change<'_>> = topic
         .configs
         .iter()
-        .map(|c| match &c.value {
-            Some(value) => Change::Set(c.name.as_str(), value.as_str()),
-            None => Change::Reset(c.name.as_str()),
-        })
+        .map(|c| Change::of(c.name.as_str(), c.value.as_deref()))
         .collect();
     let defaults = &ctx.config.topic_defaults;
     let config = match apply(defaults, defaults, &changes) {
