@@ -53,7 +53,7 @@ use crate::io;
 use crate::limits::{KEY_MAP_BYTES_MAX, LONG_READ_WINDOW_BYTES, WRITE_CHUNK_BYTES};
 use crate::offset::Offset;
 use crate::segment::{
-    cleaning_path, within_offset_span, BatchCursor, Segment, WrittenBatch, NO_TIMESTAMP,
+    cleaning_path, within_offset_span, BatchCursor, Segment, SegmentBatch, NO_TIMESTAMP,
 };
 
 /// What became of the transaction a transactional batch belongs to.
@@ -638,7 +638,7 @@ impl Output {
 
     async fn write(&mut self, batch: &[u8]) -> Result<(), LogError> {
         let header = BatchHeader::parse(batch)?;
-        let written = WrittenBatch {
+        let written = SegmentBatch {
             position: self.segment.size,
             len: batch.len(),
             base: Offset::from_stored(header.base_offset()),

@@ -18,7 +18,7 @@ use crate::batch::{BatchHeader, Records};
 use crate::error::LogError;
 use crate::limits::{LONG_READ_WINDOW_BYTES, READ_WINDOW_BYTES};
 use crate::offset::Offset;
-use crate::segment::{BatchCursor, FoundBatch, Step, NO_TIMESTAMP};
+use crate::segment::{BatchCursor, SegmentBatch, Step, NO_TIMESTAMP};
 
 /// Smallest window a fetch reads from disk at once.
 const MIN_READ_WINDOW_BYTES: usize = 16 << 10;
@@ -307,7 +307,7 @@ fn create_time_records<'a>(bytes: &'a [u8]) -> Option<(i64, Cow<'a, [u8]>)> {
 
 /// The largest timestamp of a batch's records at or after `from`: each record's own for
 /// create-time batches, compressed or not, the batch's max timestamp otherwise.
-fn max_record_timestamp_from(bytes: &[u8], b: &FoundBatch, from: Offset) -> i64 {
+fn max_record_timestamp_from(bytes: &[u8], b: &SegmentBatch, from: Offset) -> i64 {
     let Some((base_ts, records)) = create_time_records(bytes) else {
         return b.max_timestamp;
     };
@@ -331,7 +331,7 @@ fn max_record_timestamp_from(bytes: &[u8], b: &FoundBatch, from: Offset) -> i64 
 /// after `from` are all older than `ts`.
 fn first_record_at_or_after(
     bytes: &[u8],
-    b: &FoundBatch,
+    b: &SegmentBatch,
     ts: i64,
     from: Offset,
 ) -> Option<(Offset, i64)> {

@@ -15,7 +15,7 @@ use crate::io;
 use crate::limits::{GATHER_GAP_MAX, GATHER_WAIT_MAX, ROUND_BYTES_MAX};
 use crate::offset::Offset;
 use crate::segment::{
-    log_path, within_offset_span, write_index_files, Appender, Segment, WrittenBatch,
+    log_path, within_offset_span, write_index_files, Appender, Segment, SegmentBatch,
 };
 use crate::tail_cache::CachedBatch;
 
@@ -394,7 +394,7 @@ impl Log {
         }
         let mut bytes = 0;
         for b in &round.batches {
-            let written = WrittenBatch {
+            let written = SegmentBatch {
                 position: active.size,
                 len: b.bytes.len(),
                 base: b.base,

@@ -39,25 +39,9 @@ use glommio::Task;
 use crate::error::{IoContext, LogError};
 use crate::io::short_write;
 use crate::limits::{PREALLOCATE_STEP_BYTES, WRITE_CHUNK_BYTES};
-use crate::offset::Offset;
 
 /// Writes are aligned to at least this (the file-system block size).
 const FS_BLOCK_BYTES: u64 = 4096;
-
-/// A batch as written into a segment.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct WrittenBatch {
-    /// Byte position in the segment.
-    pub position: u64,
-    /// Total bytes.
-    pub len: usize,
-    /// Base offset.
-    pub base: Offset,
-    /// Last offset.
-    pub last: Offset,
-    /// Largest timestamp.
-    pub max_timestamp: i64,
-}
 
 /// Write state of the active segment.
 #[derive(Debug)]

@@ -17,27 +17,13 @@ use crate::limits::{
     BATCH_BYTES_MAX, BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD_BYTES, READ_WINDOW_BYTES,
 };
 use crate::offset::Offset;
-
-/// A batch found by the cursor.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct FoundBatch {
-    /// Byte position in the segment.
-    pub position: u64,
-    /// Total bytes.
-    pub len: usize,
-    /// Base offset.
-    pub base: Offset,
-    /// Last offset.
-    pub last: Offset,
-    /// Largest timestamp.
-    pub max_timestamp: i64,
-}
+use crate::segment::SegmentBatch;
 
 /// What the next step of a walk found.
 #[derive(Debug)]
 pub(crate) enum Step {
     /// A good batch.
-    Batch(FoundBatch),
+    Batch(SegmentBatch),
     /// The end of the range was reached exactly on a batch boundary.
     End,
     /// The bytes at `position` are not a good batch.
@@ -93,7 +79,7 @@ impl BatchCursor {
     }
 
     /// The bytes of a batch this cursor just returned (valid until the next call to `next`).
-    pub fn bytes(&self, batch: &FoundBatch) -> &[u8] {
+    pub fn bytes(&self, batch: &SegmentBatch) -> &[u8] {
         let (start, window) = self
             .window
             .as_ref()
@@ -149,7 +135,7 @@ impl BatchCursor {
             };
             return Ok(self.damaged(reason));
         }
-        let found = FoundBatch {
+        let found = SegmentBatch {
             position,
             len: total,
             base: self.expected_base,
@@ -169,7 +155,7 @@ impl BatchCursor {
     ///
     /// # Errors
     /// [`LogError::Corrupt`]; [`LogError::Io`] if a read fails.
-    pub async fn next_checked(&mut self) -> Result<Option<FoundBatch>, LogError> {
+    pub async fn next_checked(&mut self) -> Result<Option<SegmentBatch>, LogError> {
         match self.next().await? {
             Step::Batch(b) => Ok(Some(b)),
             Step::End => Ok(None),

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use glommio::io::DmaFile;
 
-pub(crate) use appender::{Appender, WriteOutcome, WrittenBatch};
-pub(crate) use cursor::{BatchCursor, FoundBatch, Step};
+pub(crate) use appender::{Appender, WriteOutcome};
+pub(crate) use cursor::{BatchCursor, Step};
 pub use index::SegmentIndex;
 pub(crate) use index::SegmentSummary;
 pub(crate) use recovery::recover;
@@ -27,6 +27,21 @@ use crate::io;
 use crate::limits::SEGMENT_OFFSET_SPAN_MAX;
 use crate::offset::Offset;
 
+/// A batch's place in a segment: where it starts, its size, its offsets and its largest
+/// timestamp; what a round records for each batch it wrote and what a cursor finds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SegmentBatch {
+    /// Byte position in the segment.
+    pub position: u64,
+    /// Total bytes.
+    pub len: usize,
+    /// Base offset.
+    pub base: Offset,
+    /// Last offset.
+    pub last: Offset,
+    /// Largest timestamp.
+    pub max_timestamp: i64,
+}
 /// The max timestamp of a segment without batches.
 pub(crate) const NO_TIMESTAMP: i64 = i64::MIN;
 
@@ -145,7 +160,7 @@ impl Segment {
 
     /// Accounts a batch written at the end of the segment: index entry every
     /// `index_interval_bytes`, sizes, next offset and max timestamp.
-    pub fn record_batch(&mut self, b: &WrittenBatch, index_interval_bytes: u32) {
+    pub fn record_batch(&mut self, b: &SegmentBatch, index_interval_bytes: u32) {
         assert_eq!(b.position, self.size, "batches are written back to back");
         assert_eq!(b.base, self.next, "offsets follow without gaps");
         // Rolls keep a segment's offsets within `SEGMENT_OFFSET_SPAN_MAX` of its base and its

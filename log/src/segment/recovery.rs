@@ -27,7 +27,7 @@ use crate::offset::Offset;
 use crate::producer_snapshot::{self, RecoveredProducers};
 use crate::segment::{
     index_path, log_path, time_index_path, within_offset_span, Appender, BatchCursor, Segment,
-    SegmentIndex, Step, WrittenBatch, CLEANING_SUFFIX, RETIRED_SUFFIX,
+    SegmentIndex, Step, CLEANING_SUFFIX, RETIRED_SUFFIX,
 };
 
 /// Segments found in a directory, the last one open for writing.
@@ -448,16 +448,7 @@ async fn scan_batches(
         if let Some(header) = ProducerBatchHeader::of(cursor.bytes(&b)) {
             producer_batches.push(header);
         }
-        segment.record_batch(
-            &WrittenBatch {
-                position: b.position,
-                len: b.len,
-                base: b.base,
-                last: b.last,
-                max_timestamp: b.max_timestamp,
-            },
-            config.index_interval_bytes,
-        );
+        segment.record_batch(&b, config.index_interval_bytes);
     }
 }
 
