@@ -152,22 +152,21 @@ fn group_initial_rebalance_delay(
     file: &FileConfig,
     args: &ServeArgs,
 ) -> Result<Duration, ConfigError> {
-    let max = spindle_engine::group::REBALANCE_TIMEOUT_MAX;
-    let allowed = format!("a number of ms from 0 to {}", max.as_millis());
-    let ms = pick(
-        &args.group_initial_rebalance_delay_ms,
-        "--group-initial-rebalance-delay-ms",
+    let max =
+        u64::try_from(spindle_engine::group::REBALANCE_TIMEOUT_MAX.as_millis()).unwrap_or(u64::MAX);
+    let default = EngineConfig::default().group_initial_rebalance_delay;
+    let ms = bounded(
+        (
+            &args.group_initial_rebalance_delay_ms,
+            "--group-initial-rebalance-delay-ms",
+        ),
         file.group_initial_rebalance_delay_ms,
-        &allowed,
+        u64::try_from(default.as_millis()).unwrap_or(u64::MAX),
+        0..=max,
+        "group_initial_rebalance_delay_ms",
+        "a number of ms",
     )?;
-    match ms.map(Duration::from_millis) {
-        None => Ok(EngineConfig::default().group_initial_rebalance_delay),
-        Some(delay) if delay <= max => Ok(delay),
-        Some(delay) => Err(ConfigError::new(
-            "group_initial_rebalance_delay_ms",
-            format!("{}: allowed: {allowed}", delay.as_millis()),
-        )),
-    }
+    Ok(Duration::from_millis(ms))
 }
 
 /// The committed offsets' retention: -1 keeps them forever, else at least 1 ms.

@@ -417,7 +417,7 @@ fn the_initial_rebalance_delay_is_a_second_unless_set_and_at_most_thirty_minutes
     );
     let err = delay("group_initial_rebalance_delay_ms = 1800001\n", None).unwrap_err();
     assert_eq!(err.key, "group_initial_rebalance_delay_ms");
-    assert!(err.message.contains("0 to 1800000"), "{}", err.message);
+    assert!(err.message.contains("0..=1800000"), "{}", err.message);
     assert_eq!(
         delay("", Some("-1")).unwrap_err().key,
         "--group-initial-rebalance-delay-ms"
