@@ -6,7 +6,7 @@
 #   sink:  `spindle-bench sink` pinned to CPU 0, which acknowledges every Produce at once and
 #          stores nothing: the load generator, loopback TCP and the machine's scheduling alone;
 #   emb:   the embedded engine at the same load (no network);
-#   disk:  fio writing the same bytes per second in writes of one batch (64 KiB), one at a
+#   disk:  fio writing the same bytes per second in writes of one batch (BATCH_BYTES), one at a
 #          time, O_DIRECT through io_uring over a file written before; group_commit_floor.py
 #          replays its write latencies as the rounds of a log that costs nothing itself: the
 #          share of the latency that the disk alone sets (needs fio; skipped without it);
@@ -19,7 +19,9 @@ SECS=${SECS:-8}; WARMUP=${WARMUP:-2}; RUNS=${RUNS:-3}; IN_FLIGHT=${IN_FLIGHT:-8}
 D=$WORK/data; E=$WORK/emb; PORT=19092; SINK_PORT=19093
 rm -rf $OUT; mkdir -p $OUT $WORK
 clean() { rm -rf "$@"; sync; sleep ${SETTLE:-5}; }
-LOAD="--acks 1 --producers 2 --in-flight $IN_FLIGHT --json --duration-secs $SECS --warmup-secs $WARMUP"
+# Record and batch sizes of every load, and of the disk's writes.
+MESSAGE_BYTES=1024; BATCH_BYTES=65536
+LOAD="--acks 1 --producers 2 --in-flight $IN_FLIGHT --message-bytes $MESSAGE_BYTES --batch-bytes $BATCH_BYTES --json --duration-secs $SECS --warmup-secs $WARMUP"
 . "$(dirname "$0")/common.sh"
 serve() {
   clean $D
@@ -37,18 +39,19 @@ sink() {
 emb() {
   clean $E
   $B/spindle-bench embedded --dir $E --shards 1 --partitions 1 --producers 2 --in-flight $IN_FLIGHT \
+    --message-bytes $MESSAGE_BYTES --batch-bytes $BATCH_BYTES \
     --fsync never --json --duration-secs $SECS --warmup-secs $WARMUP \
     --topic-config retention.bytes=2147483648 "${@:2}" > $OUT/$1.json; rm -rf $E
 }
 disk() {
   command -v fio > /dev/null || return 0
-  local bytes_per_sec=$(( ${2#--rate=} * 1024 ))
+  local bytes_per_sec=$(( ${2#--rate=} * MESSAGE_BYTES ))
   [ -f $WORK/fio.dat ] || fio --name=prepare --filename=$WORK/fio.dat --size=2g --rw=write --bs=1m \
     --direct=1 --ioengine=io_uring --output=/dev/null
-  fio --name=$1 --filename=$WORK/fio.dat --size=2g --rw=write --bs=64k --direct=1 \
+  fio --name=$1 --filename=$WORK/fio.dat --size=2g --rw=write --bs=$BATCH_BYTES --direct=1 \
     --ioengine=io_uring --iodepth=1 --rate=$bytes_per_sec --runtime=$SECS --time_based \
     --write_lat_log=$WORK/fio --output=/dev/null
-  python3 "$(dirname "$0")/group_commit_floor.py" $WORK/fio_clat.1.log $bytes_per_sec 65536 \
+  python3 "$(dirname "$0")/group_commit_floor.py" $WORK/fio_clat.1.log $bytes_per_sec $BATCH_BYTES \
     > $OUT/$1.floor; rm -f $WORK/fio_*.log
 }
 for i in $(seq $RUNS); do kafka peak.$i; done
@@ -65,7 +68,7 @@ python3 - $OUT <<'PY'
 import json,glob,statistics,sys,os,collections
 out=sys.argv[1]; runs=collections.defaultdict(list)
 for f in sorted(glob.glob(out+'/*.json')+glob.glob(out+'/*.floor')):
-    r=json.load(open(f)); r.setdefault('bytes_per_sec',0); r.setdefault('errors',0)
+    r=json.load(open(f)); r.setdefault('errors',0)
     runs[os.path.basename(f).split('.')[0]].append(r)
 for name,rs in runs.items():
     l=lambda k: statistics.median(r['latency_us'][k] for r in rs)

@@ -42,6 +42,7 @@ pub(crate) struct SegmentBatch {
     /// Largest timestamp.
     pub max_timestamp: i64,
 }
+
 /// The max timestamp of a segment without batches.
 pub(crate) const NO_TIMESTAMP: i64 = i64::MIN;
 
