@@ -21,7 +21,9 @@ use std::time::Duration;
 
 use glommio::LocalExecutorBuilder;
 
-use crate::limits::{IO_MEMORY_MAX, IO_MEMORY_MIN, MEMLOCK_MIN, RINGS_PER_SHARD, SHARDS_MAX};
+use crate::limits::{
+    IO_MEMORY_MAX, IO_MEMORY_MIN, MEMLOCK_MIN, RINGS_PER_SHARD, RING_DEPTH, SHARDS_MAX,
+};
 use crate::shard::lifecycle::{self, ShardStart};
 use crate::{EngineConfig, EngineError, Placement, Result};
 
@@ -216,7 +218,8 @@ pub(crate) fn spawn(
         .spawn(move || {
             let mut builder = LocalExecutorBuilder::new(placement)
                 .name(&format!("spindle-shard-{id}"))
-                .io_memory(io_memory);
+                .io_memory(io_memory)
+                .ring_depth(RING_DEPTH);
             if let Some(spin) = spin_before_park {
                 builder = builder.spin_before_park(spin);
             }
