@@ -82,6 +82,10 @@ pub const RINGS_PER_SHARD: usize = 3;
 /// quarter of the shard's CPU and a fifth of the active clients' throughput.
 pub const RING_DEPTH: usize = 4096;
 
+/// Ring depth a shard falls back to where rings of [`RING_DEPTH`] cannot be set up (before Linux
+/// 5.12 their memory counts against `RLIMIT_MEMLOCK`): glommio's default.
+pub const RING_DEPTH_FALLBACK: usize = 128;
+
 /// Default memory budget of one shard for its logs' tail caches, its Fetch answers and its
 /// connections' request buffers (see `memory.rs`); its request share (a quarter) holds the
 /// default largest frame.

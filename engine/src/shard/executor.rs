@@ -8,6 +8,10 @@
 //!   registers each shard's `io_memory` with three rings, falling back to unregistered buffers
 //!   (slower) when the limit is exceeded (trap 6). `io_memory` is therefore sized from the
 //!   limit: `limit / (shards × 3)`, between 64 KiB and glommio's default of 10 MiB, and logged.
+//! - **Ring depth**: each shard's rings are [`RING_DEPTH`] entries deep, so that the kernel's
+//!   table of pending polls (one per idle connection) has its most buckets (see the constant);
+//!   where the kernel refuses rings that deep, the shard falls back to glommio's default and
+//!   warns.
 //! - **Placement**: [`Placement::Pinned`] binds shard `i` to the `i`-th online CPU (or of the
 //!   configured CPU set) and refuses more shards than CPUs with a message suggesting
 //!   [`Placement::Unbound`] (trap 8), and a CPU set that names a CPU that is not online.
@@ -22,7 +26,8 @@ use std::time::Duration;
 use glommio::LocalExecutorBuilder;
 
 use crate::limits::{
-    IO_MEMORY_MAX, IO_MEMORY_MIN, MEMLOCK_MIN, RINGS_PER_SHARD, RING_DEPTH, SHARDS_MAX,
+    IO_MEMORY_MAX, IO_MEMORY_MIN, MEMLOCK_MIN, RINGS_PER_SHARD, RING_DEPTH, RING_DEPTH_FALLBACK,
+    SHARDS_MAX,
 };
 use crate::shard::lifecycle::{self, ShardStart};
 use crate::{EngineConfig, EngineError, Placement, Result};
@@ -190,6 +195,20 @@ pub(crate) fn io_memory_per_shard(shards: usize) -> Result<usize> {
     Ok(io_memory)
 }
 
+/// Makes an executor with rings of the first depth that works, trying `depths` in order, and
+/// says which it was; the last error if none does.
+fn make_executor(
+    builder: impl Fn(usize) -> LocalExecutorBuilder,
+    depths: [usize; 2],
+) -> std::result::Result<(glommio::LocalExecutor, usize), glommio::GlommioError<()>> {
+    match builder(depths[0]).make() {
+        Ok(executor) => Ok((executor, depths[0])),
+        Err(_) => builder(depths[1])
+            .make()
+            .map(|executor| (executor, depths[1])),
+    }
+}
+
 /// What a started shard thread gives back.
 pub(crate) struct ShardThread {
     pub thread: JoinHandle<()>,
@@ -216,15 +235,29 @@ pub(crate) fn spawn(
     let thread = std::thread::Builder::new()
         .name(format!("spindle-shard-{id}"))
         .spawn(move || {
-            let mut builder = LocalExecutorBuilder::new(placement)
-                .name(&format!("spindle-shard-{id}"))
-                .io_memory(io_memory)
-                .ring_depth(RING_DEPTH);
-            if let Some(spin) = spin_before_park {
-                builder = builder.spin_before_park(spin);
-            }
-            let executor = match builder.make() {
-                Ok(executor) => executor,
+            let builder = |ring_depth| {
+                let builder = LocalExecutorBuilder::new(placement.clone())
+                    .name(&format!("spindle-shard-{id}"))
+                    .io_memory(io_memory)
+                    .ring_depth(ring_depth);
+                match spin_before_park {
+                    Some(spin) => builder.spin_before_park(spin),
+                    None => builder,
+                }
+            };
+            let executor = match make_executor(builder, [RING_DEPTH, RING_DEPTH_FALLBACK]) {
+                Ok((executor, ring_depth)) => {
+                    if ring_depth != RING_DEPTH {
+                        tracing::warn!(
+                            shard = %id,
+                            ring_depth,
+                            "io_uring rings of {RING_DEPTH} entries could not be set up (kernels \
+                             before 5.12 count them against RLIMIT_MEMLOCK); with smaller ones, \
+                             many idle connections cost the shard CPU"
+                        );
+                    }
+                    executor
+                }
                 Err(e) => {
                     let err = EngineError::Start(format!("creating shard {id}'s executor: {e}"));
                     if made_tx.send(Err(err)).is_err() {
@@ -253,4 +286,34 @@ pub(crate) fn spawn(
         go: go_tx,
         ready: ready_rx,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unbound(ring_depth: usize) -> LocalExecutorBuilder {
+        LocalExecutorBuilder::new(glommio::Placement::Unbound).ring_depth(ring_depth)
+    }
+
+    #[test]
+    fn shards_get_deep_rings() {
+        let made = std::thread::spawn(|| {
+            make_executor(unbound, [RING_DEPTH, RING_DEPTH_FALLBACK])
+                .map(|(executor, depth)| (executor.run(async { 1 + 1 }), depth))
+                .map_err(|e| e.to_string())
+        });
+        assert_eq!(made.join().ok(), Some(Ok((2, RING_DEPTH))));
+    }
+
+    #[test]
+    fn a_ring_depth_the_kernel_refuses_falls_back_to_the_next() {
+        // io_uring_setup refuses more than 32768 entries (IORING_MAX_ENTRIES) with EINVAL.
+        let made = std::thread::spawn(|| {
+            make_executor(unbound, [1 << 20, RING_DEPTH_FALLBACK])
+                .map(|(executor, depth)| (executor.run(async { 1 + 1 }), depth))
+                .map_err(|e| e.to_string())
+        });
+        assert_eq!(made.join().ok(), Some(Ok((2, RING_DEPTH_FALLBACK))));
+    }
 }
