@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # Kafka produce throughput with and without 10,000 idle client connections held open on the same
-# one-shard node: three runs before the connections are opened, three while
-# hold_connections.py holds them, three after they are closed. Prints MB/s and latency per run,
-# the server's resident memory at each stage, and its CPU ticks over 3 s with the connections
-# idle. Run from the repository root after
+# node (one shard unless SHARDS says otherwise): three runs before the connections are opened,
+# three while hold_connections.py holds them, three after they are closed. Prints MB/s and
+# latency per run, the server's resident memory at each stage, and its CPU ticks over 3 s with
+# the connections idle. Run from the repository root after
 # `cargo build --release --bin spindle --bin spindle-bench`.
 # Environment: B (target/release), WORK (/tmp/spindle-idle-connections), CONNECTIONS (10000),
-# SECS (6 s a run).
+# SHARDS (1), SECS (6 s a run).
 set -u
 B=${B:-target/release}; WORK=${WORK:-/tmp/spindle-idle-connections}
-CONNECTIONS=${CONNECTIONS:-10000}; SECS=${SECS:-6}
+CONNECTIONS=${CONNECTIONS:-10000}; SECS=${SECS:-6}; SHARDS=${SHARDS:-1}
 . "$(dirname "$0")/common.sh"
 ulimit -n $((CONNECTIONS + 10000))
 rm -rf "$WORK"; mkdir -p "$WORK"
 start_spindle "$WORK/server.log" --data-dir "$WORK/data" --kafka-listen 127.0.0.1:19092 \
-    --grpc-enabled false --admin-listen 127.0.0.1:19094 --shards 1 --retention-bytes 1073741824
+    --grpc-enabled false --admin-listen 127.0.0.1:19094 --shards "$SHARDS" \
+    --retention-bytes 1073741824
 run() {
     "$B/spindle-bench" kafka --bootstrap 127.0.0.1:19092 --topic "idle-$1" --json \
         --duration-secs "$SECS" --warmup-secs 2 --acks 1 --producers 2 --in-flight 8 2>/dev/null |
