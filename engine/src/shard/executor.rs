@@ -195,17 +195,18 @@ pub(crate) fn io_memory_per_shard(shards: usize) -> Result<usize> {
     Ok(io_memory)
 }
 
-/// Makes an executor with rings of the first depth that works, trying `depths` in order, and
-/// says which it was; the last error if none does.
+/// Makes an executor with rings `depths[0]` entries deep or, if the kernel refuses those,
+/// `depths[1]`; with the refusal of the first when the second was used. The second's error if
+/// neither works.
 fn make_executor(
     builder: impl Fn(usize) -> LocalExecutorBuilder,
     depths: [usize; 2],
-) -> std::result::Result<(glommio::LocalExecutor, usize), glommio::GlommioError<()>> {
+) -> std::result::Result<(glommio::LocalExecutor, Option<String>), glommio::GlommioError<()>> {
     match builder(depths[0]).make() {
-        Ok(executor) => Ok((executor, depths[0])),
-        Err(_) => builder(depths[1])
+        Ok(executor) => Ok((executor, None)),
+        Err(refused) => builder(depths[1])
             .make()
-            .map(|executor| (executor, depths[1])),
+            .map(|executor| (executor, Some(refused.to_string()))),
     }
 }
 
@@ -246,11 +247,12 @@ pub(crate) fn spawn(
                 }
             };
             let executor = match make_executor(builder, [RING_DEPTH, RING_DEPTH_FALLBACK]) {
-                Ok((executor, ring_depth)) => {
-                    if ring_depth != RING_DEPTH {
+                Ok((executor, refused)) => {
+                    if let Some(error) = refused {
                         tracing::warn!(
                             shard = %id,
-                            ring_depth,
+                            %error,
+                            ring_depth = RING_DEPTH_FALLBACK,
                             "io_uring rings of {RING_DEPTH} entries could not be set up (kernels \
                              before 5.12 count them against RLIMIT_MEMLOCK); with smaller ones, \
                              many idle connections cost the shard CPU"
@@ -296,24 +298,29 @@ mod tests {
         LocalExecutorBuilder::new(glommio::Placement::Unbound).ring_depth(ring_depth)
     }
 
+    /// Runs a task on the executor `make_executor` gives, on a thread of its own; what it ran
+    /// and the refusal it reports.
+    fn made_with(depths: [usize; 2]) -> std::result::Result<(i32, Option<String>), String> {
+        std::thread::spawn(move || {
+            make_executor(unbound, depths)
+                .map(|(executor, refused)| (executor.run(async { 1 + 1 }), refused))
+                .map_err(|e| e.to_string())
+        })
+        .join()
+        .unwrap_or_else(|_| Err("the executor's thread panicked".to_owned()))
+    }
+
     #[test]
     fn shards_get_deep_rings() {
-        let made = std::thread::spawn(|| {
-            make_executor(unbound, [RING_DEPTH, RING_DEPTH_FALLBACK])
-                .map(|(executor, depth)| (executor.run(async { 1 + 1 }), depth))
-                .map_err(|e| e.to_string())
-        });
-        assert_eq!(made.join().ok(), Some(Ok((2, RING_DEPTH))));
+        assert_eq!(made_with([RING_DEPTH, RING_DEPTH_FALLBACK]), Ok((2, None)));
     }
 
     #[test]
     fn a_ring_depth_the_kernel_refuses_falls_back_to_the_next() {
         // io_uring_setup refuses more than 32768 entries (IORING_MAX_ENTRIES) with EINVAL.
-        let made = std::thread::spawn(|| {
-            make_executor(unbound, [1 << 20, RING_DEPTH_FALLBACK])
-                .map(|(executor, depth)| (executor.run(async { 1 + 1 }), depth))
-                .map_err(|e| e.to_string())
-        });
-        assert_eq!(made.join().ok(), Some(Ok((2, RING_DEPTH_FALLBACK))));
+        let (ran, refused) = made_with([1 << 20, RING_DEPTH_FALLBACK]).expect("the fallback works");
+        assert_eq!(ran, 2);
+        let refused = refused.expect("the refusal is reported");
+        assert!(refused.contains("Invalid argument"), "{refused}");
     }
 }
