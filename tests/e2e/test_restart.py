@@ -89,8 +89,14 @@ def test_nothing_acknowledged_is_lost_when_killed_mid_stream(fresh_spindle, topi
         streaming_until = time.monotonic() + rng.uniform(0.3, 1.0)
         sent = 0
         while time.monotonic() < streaming_until:
-            prod.produce(topic_name, value=f"k{kill}-{sent}".encode(), partition=sent % PARTITIONS,
-                         on_delivery=on_delivery)
+            try:
+                prod.produce(topic_name, value=f"k{kill}-{sent}".encode(),
+                             partition=sent % PARTITIONS, on_delivery=on_delivery)
+            except BufferError:
+                # librdkafka's local queue is full (the server is slower than this loop, or still
+                # starting): let it drain a little, as confluent-kafka's documentation advises.
+                prod.poll(0.05)
+                continue
             sent += 1
             if sent % 100 == 0:
                 prod.poll(0)
