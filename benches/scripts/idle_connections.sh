@@ -11,7 +11,8 @@ set -u
 B=${B:-target/release}; WORK=${WORK:-/tmp/spindle-idle-connections}
 CONNECTIONS=${CONNECTIONS:-10000}; SECS=${SECS:-6}; SHARDS=${SHARDS:-1}
 . "$(dirname "$0")/common.sh"
-ulimit -n $((CONNECTIONS + 10000))
+# hold_connections.py raises its own descriptor limit to 20,000.
+ulimit -n $(( CONNECTIONS + 10000 > 20000 ? CONNECTIONS + 10000 : 20000 ))
 rm -rf "$WORK"; mkdir -p "$WORK"
 start_spindle "$WORK/server.log" --data-dir "$WORK/data" --kafka-listen 127.0.0.1:19092 \
     --grpc-enabled false --admin-listen 127.0.0.1:19094 --shards "$SHARDS" \
@@ -27,7 +28,10 @@ for i in 1 2 3; do run $i without; done
 hold_secs=$((SECS * 3 + 40))
 python3 "$(dirname "$0")/hold_connections.py" 127.0.0.1:19092 "$CONNECTIONS" "$hold_secs" > "$WORK/hold.log" 2>&1 &
 hold=$!
-for _ in $(seq 600); do grep -q holding "$WORK/hold.log" && break; sleep 0.1; done
+wait_for "$WORK/hold.log" holding 60
+if ! grep -q holding "$WORK/hold.log"; then
+    cat "$WORK/hold.log"; kill -TERM $SERVER; wait $SERVER; exit 1
+fi
 cat "$WORK/hold.log"; rss "with $CONNECTIONS held"
 t0=$(awk '{print $14 + $15}' /proc/$SERVER/stat); sleep 3; t1=$(awk '{print $14 + $15}' /proc/$SERVER/stat)
 echo "server CPU ticks over 3 s with the connections idle: $((t1 - t0))"
