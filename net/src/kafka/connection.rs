@@ -111,47 +111,61 @@ pub(crate) async fn serve(
     let _open = OpenConnection::new(&shard);
     match config.tls.clone() {
         None => serve_stream(stream, peer, &shard, config, stop, (None, quotas)).await,
-        Some(TlsConfig {
-            server,
-            client_auth,
-        }) => {
-            let handshake = within(
-                TlsAcceptor::from(server).accept(stream),
-                TLS_HANDSHAKE_TIMEOUT,
-                || std::io::ErrorKind::TimedOut.into(),
-            );
-            let accepted = future::or(async { Some(handshake.await) }, async {
-                stop.stopped().await;
-                None
-            })
-            .await;
-            match accepted {
-                None => {}
-                Some(Ok(stream)) => {
-                    let (_, session) = stream.get_ref();
-                    let identity = client_auth
-                        .map(|auth| auth.principal_of_peer(session.peer_certificates()))
-                        .transpose();
-                    match identity {
-                        Ok(identity) => {
-                            let admitted = (identity, quotas);
-                            serve_stream(stream, peer, &shard, config, stop, admitted).await;
-                        }
-                        Err(reason) => {
-                            tracing::warn!(%peer, %reason, "client certificate refused; closing kafka connection");
-                        }
-                    }
+        // Boxed: a TLS connection's future is larger (the handshake, the TLS stream), and
+        // every plaintext connection's task would otherwise be as large.
+        Some(tls) => Box::pin(serve_tls(tls, stream, peer, &shard, config, stop, quotas)).await,
+    }
+    tracing::debug!(%peer, "kafka connection closed");
+}
+
+/// Serves a connection over TLS: the handshake within [`TLS_HANDSHAKE_TIMEOUT`], the client's
+/// certificate mapped to its principal where the listener asks for one, then its requests.
+async fn serve_tls(
+    TlsConfig {
+        server,
+        client_auth,
+    }: TlsConfig,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shard: &Shard,
+    config: Arc<KafkaConfig>,
+    stop: StopWatch,
+    quotas: Rc<ShardQuotas>,
+) {
+    let handshake = within(
+        TlsAcceptor::from(server).accept(stream),
+        TLS_HANDSHAKE_TIMEOUT,
+        || std::io::ErrorKind::TimedOut.into(),
+    );
+    let accepted = future::or(async { Some(handshake.await) }, async {
+        stop.stopped().await;
+        None
+    })
+    .await;
+    match accepted {
+        None => {}
+        Some(Ok(stream)) => {
+            let (_, session) = stream.get_ref();
+            let identity = client_auth
+                .map(|auth| auth.principal_of_peer(session.peer_certificates()))
+                .transpose();
+            match identity {
+                Ok(identity) => {
+                    let admitted = (identity, quotas);
+                    serve_stream(stream, peer, shard, config, stop, admitted).await;
                 }
-                Some(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
-                    tracing::warn!(%peer, timeout_ms = TLS_HANDSHAKE_TIMEOUT.as_millis(), "TLS handshake too slow; closing kafka connection");
-                }
-                Some(Err(e)) => {
-                    tracing::warn!(%peer, error = %e, "TLS handshake failed; closing kafka connection");
+                Err(reason) => {
+                    tracing::warn!(%peer, %reason, "client certificate refused; closing kafka connection");
                 }
             }
         }
+        Some(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+            tracing::warn!(%peer, timeout_ms = TLS_HANDSHAKE_TIMEOUT.as_millis(), "TLS handshake too slow; closing kafka connection");
+        }
+        Some(Err(e)) => {
+            tracing::warn!(%peer, error = %e, "TLS handshake failed; closing kafka connection");
+        }
     }
-    tracing::debug!(%peer, "kafka connection closed");
 }
 
 /// Serves the connection's requests over `stream` (the socket, or TLS over it).
@@ -586,53 +600,70 @@ async fn answer(
 
 /// Writes answers in queue order, flushing whenever the next one is not ready yet, until the
 /// reader is done and every owed answer is written, or the socket fails.
+///
+/// The write buffer is there only while answers are being written: once they are flushed and
+/// the next is not ready (the client has sent nothing, or its request waits for a round or a
+/// long poll), the buffer is freed, so that a connection waiting holds none.
 async fn write_answers(
     write_half: impl AsyncWrite + Unpin,
     answers: LocalReceiver<Pending>,
     peer: SocketAddr,
 ) {
-    let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, write_half);
+    let mut socket = write_half;
+    // An answer received but not ready when the last burst ended.
+    let mut waiting = None;
     loop {
-        let next = match future::poll_once(answers.recv()).await {
-            Some(next) => next,
-            None => {
-                if flush(&mut out, peer).await.is_err() {
-                    return;
-                }
-                answers.recv().await
-            }
+        let next = match waiting.take() {
+            Some(pending) => Some(pending),
+            None => answers.recv().await,
         };
-        let outcome = match next {
+        let mut outcome = match next {
             None => break,
             Some(Pending::Ready(outcome)) => outcome,
-            Some(Pending::Running(task)) => {
-                let mut task = pin!(task);
-                match future::poll_once(task.as_mut()).await {
-                    Some(outcome) => outcome,
-                    None => {
-                        if flush(&mut out, peer).await.is_err() {
+            Some(Pending::Running(task)) => task.await,
+        };
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER_BYTES, socket);
+        // Write answers while the next is ready at once.
+        loop {
+            match outcome {
+                // The answer's memory is given back once its bytes are in the socket (or the
+                // buffer in front of it).
+                Outcome::Answer(answer, _memory) => {
+                    for piece in answer.pieces() {
+                        if let Err(e) = out.write_all(piece).await {
+                            tracing::debug!(%peer, error = %e, "kafka write failed");
                             return;
                         }
-                        task.await
                     }
                 }
+                Outcome::Silent => {}
+                Outcome::Close => return close(out, peer).await,
             }
-        };
-        match outcome {
-            // The answer's memory is given back once its bytes are in the socket (or the
-            // buffer in front of it).
-            Outcome::Answer(answer, _memory) => {
-                for piece in answer.pieces() {
-                    if let Err(e) = out.write_all(piece).await {
-                        tracing::debug!(%peer, error = %e, "kafka write failed");
-                        return;
+            outcome = match future::poll_once(answers.recv()).await {
+                None => break,
+                Some(None) => return close(out, peer).await,
+                Some(Some(Pending::Ready(outcome))) => outcome,
+                Some(Some(Pending::Running(mut task))) => {
+                    match future::poll_once(&mut task).await {
+                        Some(outcome) => outcome,
+                        None => {
+                            waiting = Some(Pending::Running(task));
+                            break;
+                        }
                     }
                 }
-            }
-            Outcome::Silent => {}
-            Outcome::Close => break,
+            };
         }
+        if flush(&mut out, peer).await.is_err() {
+            return;
+        }
+        socket = out.into_inner();
     }
+    close(socket, peer).await;
+}
+
+/// Flushes `out` and closes the connection's sending side.
+async fn close(mut out: impl AsyncWrite + Unpin, peer: SocketAddr) {
     if flush(&mut out, peer).await.is_ok() {
         if let Err(e) = out.close().await {
             tracing::debug!(%peer, error = %e, "kafka close failed");

@@ -8,11 +8,13 @@
 //! client that announces a frame and stalls would otherwise hold the reserved memory forever,
 //! and keep every request queued behind it for the shard's memory waiting too.
 
+use std::cell::RefCell;
 use std::io;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_lite::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use futures_lite::future;
+use futures_lite::io::{AsyncRead, AsyncReadExt};
 use kafka_protocol::messages::ApiKey;
 
 use crate::limits::{
@@ -97,17 +99,42 @@ pub(crate) fn body_timeout(len: usize, base: Duration) -> Duration {
 /// than what the buffer holds is completed by reads straight into the body, so the bulk of a
 /// large Produce is copied once, by the kernel, and only its part not yet received is zeroed
 /// before the read fills it.
+///
+/// The buffer is small while the connection waits: a read that would block gives the large
+/// buffer back to the shard's spares ([`SpareBuffers`]) and waits with [`IDLE_READ_BYTES`]
+/// inline. A wait ends in a read into that small buffer; only when it comes back full (more
+/// is probably waiting: a client pipelining small requests) does the reader take a large
+/// buffer again, from the spares where one is kept. Ten thousand idle connections therefore
+/// hold no read buffer at all, and a busy one takes a spare only while it keeps reading.
 pub(crate) struct FrameReader<R> {
-    inner: BufReader<R>,
+    inner: R,
+    /// The large buffer, while the connection is busy.
+    large: Option<Box<[u8]>>,
+    /// The buffer a waiting connection reads into.
+    small: [u8; IDLE_READ_BYTES],
+    /// The unread bytes are `pos..end` of the buffer in use (`large` if any, else `small`).
+    pos: usize,
+    end: usize,
+    large_bytes: usize,
     max_frame_bytes: usize,
 }
 
+/// Bytes a waiting connection reads into, inline: room for the length prefix and the start of
+/// any request, and for the whole of most that are not Produce (Metadata, Fetch and Heartbeat
+/// requests of real clients are a few hundred bytes).
+pub(crate) const IDLE_READ_BYTES: usize = 1024;
+
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// Reads frames of at most `max_frame_bytes` from `inner`, with a read buffer of
-    /// `buffer_bytes`.
+    /// `buffer_bytes` while the connection is busy.
     pub(crate) fn new(inner: R, buffer_bytes: usize, max_frame_bytes: usize) -> Self {
         Self {
-            inner: BufReader::with_capacity(buffer_bytes, inner),
+            inner,
+            large: None,
+            small: [0; IDLE_READ_BYTES],
+            pos: 0,
+            end: 0,
+            large_bytes: buffer_bytes.max(IDLE_READ_BYTES),
             max_frame_bytes,
         }
     }
@@ -131,7 +158,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub(crate) async fn next_header(&mut self) -> Result<FrameHeader, FrameError> {
         let len = self.next_length().await?;
         let mut key = [0u8; 2];
-        let got = read_full(&mut self.inner, &mut key).await?;
+        let got = self.read_buffered(&mut key).await?;
         if got < key.len() {
             return Err(FrameError::Truncated { expected: len, got });
         }
@@ -143,7 +170,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     async fn next_length(&mut self) -> Result<usize, FrameError> {
         let mut prefix = [0u8; 4];
-        let got = read_full(&mut self.inner, &mut prefix).await?;
+        let got = self.read_buffered(&mut prefix).await?;
         if got == 0 {
             return Err(FrameError::Closed);
         }
@@ -170,20 +197,111 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         let len = header.len;
         let mut body = Vec::with_capacity(len);
         body.extend_from_slice(&header.api_key.to_be_bytes());
-        let buffered = self.inner.buffer();
+        let buffered = self.buffered();
         let from_buffer = buffered.len().min(len - body.len());
         body.extend_from_slice(&buffered[..from_buffer]);
-        self.inner.consume(from_buffer);
+        self.pos += from_buffer;
         let have = body.len();
         if have < len {
             // The buffer is empty now: read the rest past it, into the body.
             body.resize(len, 0);
-            let got = have + read_full(self.inner.get_mut(), &mut body[have..]).await?;
+            let got = have + read_full(&mut self.inner, &mut body[have..]).await?;
             if got < len {
                 return Err(FrameError::Truncated { expected: len, got });
             }
         }
         Ok(Bytes::from(body))
+    }
+
+    /// The bytes read and not yet consumed.
+    fn buffered(&self) -> &[u8] {
+        let buffer = self.large.as_deref().unwrap_or(&self.small);
+        &buffer[self.pos..self.end]
+    }
+
+    /// Fills `out` from the buffer, reading more as needed; returns how many bytes it holds
+    /// (fewer only where the stream ended).
+    async fn read_buffered(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let mut filled = 0;
+        while filled < out.len() {
+            if self.pos == self.end && self.fill().await? == 0 {
+                break;
+            }
+            let buffered = self.buffered();
+            let n = buffered.len().min(out.len() - filled);
+            out[filled..filled + n].copy_from_slice(&buffered[..n]);
+            self.pos += n;
+            filled += n;
+        }
+        Ok(filled)
+    }
+
+    /// Reads into the empty buffer; returns how many bytes came (0 at the end of the stream).
+    async fn fill(&mut self) -> io::Result<usize> {
+        debug_assert_eq!(self.pos, self.end, "fill with bytes unread");
+        self.pos = 0;
+        self.end = 0;
+        let n = if let Some(large) = self.large.as_deref_mut() {
+            match future::poll_once(read_once(&mut self.inner, large)).await {
+                Some(read) => read?,
+                None => {
+                    // Nothing to read: wait without the large buffer.
+                    SpareBuffers::give_back(self.large.take());
+                    read_once(&mut self.inner, &mut self.small).await?
+                }
+            }
+        } else {
+            read_once(&mut self.inner, &mut self.small).await?
+        };
+        if self.large.is_none() && n == self.small.len() {
+            // The small buffer came back full: more is probably waiting.
+            let mut large = SpareBuffers::take(self.large_bytes);
+            large[..n].copy_from_slice(&self.small);
+            self.large = Some(large);
+        }
+        self.end = n;
+        Ok(n)
+    }
+}
+
+impl<R> Drop for FrameReader<R> {
+    fn drop(&mut self) {
+        SpareBuffers::give_back(self.large.take());
+    }
+}
+
+/// Large read buffers that connections gave back when they went quiet, kept per thread (each
+/// shard's own; no other thread touches them) so that a connection waking up takes one
+/// instead of allocating and zeroing it. At most [`SpareBuffers::MAX`] are kept.
+struct SpareBuffers;
+
+thread_local! {
+    static SPARE_READ_BUFFERS: RefCell<Vec<Box<[u8]>>> = const { RefCell::new(Vec::new()) };
+}
+
+impl SpareBuffers {
+    /// Buffers kept at most per thread: as many as connections that are typically busy at
+    /// once on a shard, 512 KiB with the default size.
+    const MAX: usize = 32;
+
+    /// A buffer of `bytes`, a spare if one of that size is kept.
+    fn take(bytes: usize) -> Box<[u8]> {
+        SPARE_READ_BUFFERS
+            .with_borrow_mut(|spares| match spares.last() {
+                Some(spare) if spare.len() == bytes => spares.pop(),
+                _ => None,
+            })
+            .unwrap_or_else(|| vec![0; bytes].into_boxed_slice())
+    }
+
+    /// Keeps `buffer` for the next [`SpareBuffers::take`], unless enough are kept already.
+    fn give_back(buffer: Option<Box<[u8]>>) {
+        let Some(buffer) = buffer else { return };
+        SPARE_READ_BUFFERS.with_borrow_mut(|spares| {
+            if spares.len() < Self::MAX {
+                spares.push(buffer);
+            }
+        });
     }
 }
 
@@ -194,6 +312,17 @@ pub(crate) struct FrameHeader {
     pub(crate) len: usize,
     /// The API key, the body's first two bytes (not checked here).
     pub(crate) api_key: i16,
+}
+
+/// One read, retried if interrupted; returns how many bytes were read (0 at the end of the
+/// stream).
+async fn read_once<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match reader.read(buf).await {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            read => return read,
+        }
+    }
 }
 
 /// Reads until `buf` is full or the stream ends; returns how many bytes were read.
@@ -324,6 +453,131 @@ mod tests {
                 }
                 assert!(matches!(reader.next().await, Err(FrameError::Closed)));
             });
+        }
+    }
+
+    /// A stream that hands out its chunks one read at a time (each read at most `step` bytes of
+    /// the chunk), and has nothing to read (`Pending`, waking its reader at once) between them.
+    struct Chunks {
+        chunks: Vec<Vec<u8>>,
+        step: usize,
+        waited: bool,
+    }
+
+    impl AsyncRead for Chunks {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut [u8],
+        ) -> std::task::Poll<io::Result<usize>> {
+            let step = self.step;
+            let Some(chunk) = self.chunks.first_mut() else {
+                return std::task::Poll::Ready(Ok(0));
+            };
+            if chunk.is_empty() {
+                if !self.waited {
+                    self.waited = true;
+                    cx.waker().wake_by_ref();
+                    return std::task::Poll::Pending;
+                }
+                self.waited = false;
+                self.chunks.remove(0);
+                return self.poll_read(cx, buf);
+            }
+            let n = buf.len().min(step).min(chunk.len());
+            buf[..n].copy_from_slice(&chunk[..n]);
+            chunk.drain(..n);
+            std::task::Poll::Ready(Ok(n))
+        }
+    }
+
+    fn frame_of(len: usize, fill: u8) -> Vec<u8> {
+        let mut wire = (len as i32).to_be_bytes().to_vec();
+        wire.extend(std::iter::repeat_n(fill, len));
+        wire
+    }
+
+    #[test]
+    fn a_waiting_reader_gives_its_large_buffer_back_and_takes_one_when_busy() {
+        // Chunk 1: 40 small frames pipelined (more than the small buffer holds); chunk 2: one
+        // small frame after a wait; chunk 3: a frame larger than the large buffer.
+        let busy: Vec<u8> = (0..40u8).flat_map(|i| frame_of(100, i)).collect();
+        let chunks = vec![
+            busy,
+            Vec::new(),
+            frame_of(50, 99),
+            Vec::new(),
+            frame_of(70_000, 7),
+        ];
+        let wait = Chunks {
+            chunks,
+            step: usize::MAX,
+            waited: false,
+        };
+        let mut reader = FrameReader::new(wait, 4096, 1 << 20);
+        block_on(async {
+            for i in 0..40u8 {
+                let got = reader.next().await.unwrap();
+                assert_eq!(&got[..], &[i; 100][..]);
+                assert!(
+                    reader.large.is_some(),
+                    "frame {i}: a full small read takes one"
+                );
+            }
+            let got = reader.next().await.unwrap();
+            assert_eq!(&got[..], &[99; 50][..]);
+            assert!(reader.large.is_none(), "given back while waiting");
+            let spares = SPARE_READ_BUFFERS.with_borrow(Vec::len);
+            assert!(spares >= 1);
+            let got = reader.next().await.unwrap();
+            assert_eq!(got.len(), 70_000);
+            assert!(got.iter().all(|&b| b == 7));
+            assert_eq!(
+                SPARE_READ_BUFFERS.with_borrow(Vec::len),
+                spares - 1,
+                "a spare reused"
+            );
+            assert!(matches!(reader.next().await, Err(FrameError::Closed)));
+        });
+        drop(reader);
+        assert!(
+            SPARE_READ_BUFFERS.with_borrow(Vec::len) >= 1,
+            "given back when dropped"
+        );
+    }
+
+    #[test]
+    fn frames_split_across_waits_arrive_whole() {
+        let bodies: Vec<Vec<u8>> = [10usize, 1500, 8, 1019, 1020, 1021, 5000, 9]
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| (0..len).map(|j| (i * 31 + j) as u8).collect())
+            .collect();
+        let mut wire = Vec::new();
+        for body in &bodies {
+            wire.extend_from_slice(&(body.len() as i32).to_be_bytes());
+            wire.extend_from_slice(body);
+        }
+        for cut in [1, 3, 5, 700, 1023, 1024, 1025, 2048] {
+            for step in [usize::MAX, 7] {
+                // The stream in pieces of `cut` bytes, with a wait between each.
+                let wait = Chunks {
+                    chunks: wire
+                        .chunks(cut)
+                        .flat_map(|piece| [piece.to_vec(), Vec::new()])
+                        .collect(),
+                    step,
+                    waited: false,
+                };
+                let mut reader = FrameReader::new(wait, 2048, 1 << 20);
+                block_on(async {
+                    for body in &bodies {
+                        let got = reader.next().await.unwrap();
+                        assert_eq!(&got[..], &body[..], "pieces of {cut}, reads of {step}");
+                    }
+                    assert!(matches!(reader.next().await, Err(FrameError::Closed)));
+                });
+            }
         }
     }
 
