@@ -46,6 +46,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::FutureExt;
 use futures_lite::future;
 use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
@@ -508,13 +509,13 @@ fn spawn_handler(
         client = ?ctx.client_id,
         "request"
     );
-    glommio::spawn_local(async move {
-        let outcome = handle(ctx, api_key, body, arrival).await;
-        // The frame is freed with the request; a client that does not read its answers must
-        // not keep the shard's other connections waiting for memory.
+    // The frame is freed with the request; a client that does not read its answers must not
+    // keep the shard's other connections waiting for memory. (`map`, not an `async` block
+    // awaiting `handle`, which would hold the request's arguments twice.)
+    glommio::spawn_local(handle(ctx, api_key, body, arrival).map(move |outcome| {
         drop(memory);
         outcome
-    })
+    }))
 }
 
 /// Encodes a SASL step's answer (`(version, correlation id)` of its request) and counts it.

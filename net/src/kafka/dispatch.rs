@@ -193,17 +193,22 @@ pub(crate) async fn answer(
         RequestKind::OffsetForLeaderEpoch(req) => {
             ResponseKind::OffsetForLeaderEpoch(api::offset_for_leader_epoch::handle(ctx, req).await)
         }
-        RequestKind::Metadata(req) => ResponseKind::Metadata(api::metadata::handle(ctx, req).await),
+        RequestKind::Metadata(req) => {
+            ResponseKind::Metadata(Box::pin(api::metadata::handle(ctx, req)).await)
+        }
         RequestKind::ApiVersions(req) => {
             ResponseKind::ApiVersions(api::api_versions::handle(ctx, req).await)
-        }
-        RequestKind::InitProducerId(req) => {
-            ResponseKind::InitProducerId(api::init_producer_id::handle(ctx, req).await)
         }
         RequestKind::DescribeCluster(req) => {
             ResponseKind::DescribeCluster(api::describe_cluster::handle(ctx, req).await)
         }
-        other => return answer_topic(ctx, other).await,
+        // The other APIs' futures are boxed, as Metadata's: they are larger than Produce's and
+        // Fetch's, and each request's task is as large as the largest future this function may
+        // await (a consumer's long-polling Fetch held 8 KiB before).
+        RequestKind::InitProducerId(req) => {
+            ResponseKind::InitProducerId(Box::pin(api::init_producer_id::handle(ctx, req)).await)
+        }
+        other => return Box::pin(answer_topic(ctx, other)).await,
     };
     Answer::Response(Box::new(response))
 }
