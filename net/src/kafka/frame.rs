@@ -432,9 +432,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn bodies_longer_than_the_buffer_and_frames_split_across_reads_arrive_whole() {
-        let bodies: Vec<Vec<u8>> = [10usize, 5000, 8, 64, 65, 200, 70_000, 9]
+    /// Bodies of the given lengths, each with bytes of its own, and the frames that carry them.
+    fn numbered_frames(lens: &[usize]) -> (Vec<Vec<u8>>, Vec<u8>) {
+        let bodies: Vec<Vec<u8>> = lens
             .iter()
             .enumerate()
             .map(|(i, &len)| (0..len).map(|j| (i * 31 + j) as u8).collect())
@@ -444,6 +444,12 @@ mod tests {
             wire.extend_from_slice(&(body.len() as i32).to_be_bytes());
             wire.extend_from_slice(body);
         }
+        (bodies, wire)
+    }
+
+    #[test]
+    fn bodies_longer_than_the_buffer_and_frames_split_across_reads_arrive_whole() {
+        let (bodies, wire) = numbered_frames(&[10, 5000, 8, 64, 65, 200, 70_000, 9]);
         for (buffer, step) in [(64, usize::MAX), (64, 7), (4096, 1000), (16, 3)] {
             let mut reader = FrameReader::new(Trickle { bytes: &wire, step }, buffer, 1 << 20);
             block_on(async {
@@ -548,16 +554,7 @@ mod tests {
 
     #[test]
     fn frames_split_across_waits_arrive_whole() {
-        let bodies: Vec<Vec<u8>> = [10usize, 1500, 8, 1019, 1020, 1021, 5000, 9]
-            .iter()
-            .enumerate()
-            .map(|(i, &len)| (0..len).map(|j| (i * 31 + j) as u8).collect())
-            .collect();
-        let mut wire = Vec::new();
-        for body in &bodies {
-            wire.extend_from_slice(&(body.len() as i32).to_be_bytes());
-            wire.extend_from_slice(body);
-        }
+        let (bodies, wire) = numbered_frames(&[10, 1500, 8, 1019, 1020, 1021, 5000, 9]);
         for cut in [1, 3, 5, 700, 1023, 1024, 1025, 2048] {
             for step in [usize::MAX, 7] {
                 // The stream in pieces of `cut` bytes, with a wait between each.
