@@ -1,12 +1,24 @@
 """Opens N Kafka connections to ADDR, sends one ApiVersions v0 on each, holds them for SECS, then
-checks every one still answers. With `fetch` as a fourth argument, each connection instead sends
+checks every one still answers. With `fetch` among the options, each connection instead sends
 a Fetch that long-polls partition 0 of the topic `hold` (created through Metadata first) for
-longer than SECS, and the script checks after SECS that every Fetch is still waiting.
-Usage: hold_connections.py HOST:PORT N SECS [fetch]"""
-import resource, socket, struct, sys, time
+longer than SECS, and the script checks after SECS that every Fetch is still waiting. With `tls`
+the connections are TLS (the server's certificate is not verified).
+Usage: hold_connections.py HOST:PORT N SECS [fetch] [tls]"""
+import resource, socket, ssl, struct, sys, time
 host, port = sys.argv[1].split(":"); n = int(sys.argv[2]); secs = float(sys.argv[3])
-fetching = sys.argv[4:] == ["fetch"]
+options = set(sys.argv[4:])
+fetching = "fetch" in options
+tls = None
+if "tls" in options:
+    tls = ssl.create_default_context()
+    tls.check_hostname = False
+    tls.verify_mode = ssl.CERT_NONE
 resource.setrlimit(resource.RLIMIT_NOFILE, (20000, 20000))
+
+
+def connect():
+    s = socket.create_connection((host, int(port)), timeout=10)
+    return tls.wrap_socket(s, server_hostname=host) if tls else s
 
 
 def frame(api_key, version, body):
@@ -14,9 +26,19 @@ def frame(api_key, version, body):
     return struct.pack(">i", len(req)) + req
 
 
+def recv_exact(s, n):
+    got = b""
+    while len(got) < n:
+        more = s.recv(n - len(got))
+        if not more:
+            raise ConnectionError("connection closed")
+        got += more
+    return got
+
+
 def answer(s):
-    size = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
-    return s.recv(size, socket.MSG_WAITALL)
+    size = struct.unpack(">i", recv_exact(s, 4))[0]
+    return recv_exact(s, size)
 
 
 def waiting(socks):
@@ -25,8 +47,10 @@ def waiting(socks):
     for s in socks:
         s.setblocking(False)
         try:
-            s.recv(1, socket.MSG_PEEK)
-        except BlockingIOError:
+            # TLS sockets cannot peek: a byte read there is a byte of an answer, which ends the
+            # socket's wait anyway.
+            s.recv(1) if tls else s.recv(1, socket.MSG_PEEK)
+        except (BlockingIOError, ssl.SSLWantReadError):
             count += 1
         s.setblocking(True)
     return count
@@ -40,12 +64,12 @@ wait_ms = int(secs * 1000) + 60_000
 fetch = frame(1, 4, struct.pack(">iiiib", -1, wait_ms, 1, 1 << 20, 0) + topic
               + struct.pack(">iiqi", 1, 0, 0, 1 << 20))
 if fetching:
-    with socket.create_connection((host, int(port)), timeout=10) as s:
+    with connect() as s:
         s.sendall(frame(3, 1, topic))  # Metadata v1 creates the topic
         answer(s)
 socks, answered = [], 0
 for i in range(n):
-    s = socket.create_connection((host, int(port)), timeout=10)
+    s = connect()
     s.sendall(fetch if fetching else api_versions)
     socks.append(s)
 if fetching:

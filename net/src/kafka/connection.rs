@@ -46,6 +46,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::future::OptionFuture;
 use futures::FutureExt;
 use futures_lite::future;
 use futures_lite::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
@@ -72,6 +73,7 @@ use crate::limits::{
     MAX_IN_FLIGHT_PER_CONNECTION, MIN_CONNECTIONS_MAX_IDLE_MS, MIN_FRAME_BODY_TIMEOUT_MS,
     READ_BUFFER_BYTES, TLS_HANDSHAKE_TIMEOUT, WRITE_BUFFER_BYTES,
 };
+use futures_rustls::server::TlsStream;
 use futures_rustls::TlsAcceptor;
 
 /// What a handled request leaves for the writer.
@@ -121,50 +123,69 @@ pub(crate) async fn serve(
 
 /// Serves a connection over TLS: the handshake within [`TLS_HANDSHAKE_TIMEOUT`], the client's
 /// certificate mapped to its principal where the listener asks for one, then its requests.
-async fn serve_tls(
+///
+/// The two steps are chained, not awaited in turn in one `async fn`: that would keep the TLS
+/// stream (1.3 KiB) twice, as the handshake's outcome and as what it was bound to, for as long
+/// as the connection is served.
+fn serve_tls<'a>(
+    tls: TlsConfig,
+    stream: TcpStream,
+    peer: SocketAddr,
+    shard: &'a Shard,
+    config: Arc<KafkaConfig>,
+    stop: StopWatch,
+    quotas: Rc<ShardQuotas>,
+) -> impl Future<Output = ()> + 'a {
+    accept_tls(tls, stream, peer, stop).then(move |accepted| {
+        let serve = accepted.map(|(stream, identity, stop)| {
+            serve_stream(stream, peer, shard, config, stop, (identity, quotas))
+        });
+        OptionFuture::from(serve).map(drop)
+    })
+}
+
+/// The TLS handshake of [`serve_tls`]: the TLS stream, the client's principal and `stop` back,
+/// or `None` (with a warning) when the handshake failed, took too long or the client's
+/// certificate was refused, or the shard stopped meanwhile.
+async fn accept_tls(
     TlsConfig {
         server,
         client_auth,
     }: TlsConfig,
     stream: TcpStream,
     peer: SocketAddr,
-    shard: &Shard,
-    config: Arc<KafkaConfig>,
     stop: StopWatch,
-    quotas: Rc<ShardQuotas>,
-) {
+) -> Option<(TlsStream<TcpStream>, Option<Principal>, StopWatch)> {
     let handshake = within(
         TlsAcceptor::from(server).accept(stream),
         TLS_HANDSHAKE_TIMEOUT,
         || std::io::ErrorKind::TimedOut.into(),
     );
-    let accepted = future::or(async { Some(handshake.await) }, async {
+    let stopped = async {
         stop.stopped().await;
         None
-    })
-    .await;
-    match accepted {
-        None => {}
-        Some(Ok(stream)) => {
+    };
+    match future::or(handshake.map(Some), stopped).await? {
+        Ok(stream) => {
             let (_, session) = stream.get_ref();
             let identity = client_auth
                 .map(|auth| auth.principal_of_peer(session.peer_certificates()))
                 .transpose();
             match identity {
-                Ok(identity) => {
-                    let admitted = (identity, quotas);
-                    serve_stream(stream, peer, shard, config, stop, admitted).await;
-                }
+                Ok(identity) => Some((stream, identity, stop)),
                 Err(reason) => {
                     tracing::warn!(%peer, %reason, "client certificate refused; closing kafka connection");
+                    None
                 }
             }
         }
-        Some(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
             tracing::warn!(%peer, timeout_ms = TLS_HANDSHAKE_TIMEOUT.as_millis(), "TLS handshake too slow; closing kafka connection");
+            None
         }
-        Some(Err(e)) => {
+        Err(e) => {
             tracing::warn!(%peer, error = %e, "TLS handshake failed; closing kafka connection");
+            None
         }
     }
 }
