@@ -76,11 +76,19 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_SHARD: usize = 100_000;
 /// and length prefixes into few reads; the part of a larger body it does not hold is read
 /// straight into the body. Small, so that the bulk of a large Produce bypasses it: with 64 KiB,
 /// a producer keeping many requests in flight had nearly every body copied out of the buffer,
-/// and the server spent about 50 % more CPU per GB (docs/BENCHMARKS.md).
+/// and the server spent about 50 % more CPU per GB (docs/BENCHMARKS.md). A connection waiting
+/// for its next request gives it back (see [`IDLE_READ_BYTES`]).
 pub const READ_BUFFER_BYTES: usize = 16 * 1024;
 
+/// Bytes a connection waiting for its next request reads into, held inline instead of the read
+/// buffer: room for the length prefix and the start of any request, and for the whole of most
+/// that are not Produce (Metadata, Fetch and Heartbeat requests of real clients are a few
+/// hundred bytes). A read that fills it takes the read buffer back.
+pub const IDLE_READ_BYTES: usize = 1024;
+
 /// Size of the buffered writer behind each connection's socket; answers queued together are
-/// written with one system call.
+/// written with one system call. Allocated for a burst of answers and freed once they are
+/// flushed and the next is not ready.
 pub const WRITE_BUFFER_BYTES: usize = 64 * 1024;
 
 /// A Fetch answer's records of at least this many bytes are written to the socket from the

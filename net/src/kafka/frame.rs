@@ -18,7 +18,7 @@ use futures_lite::io::{AsyncRead, AsyncReadExt};
 use kafka_protocol::messages::ApiKey;
 
 use crate::limits::{
-    DECODED_BYTES_PER_REQUEST_BYTE, FRAME_BODY_MIN_BYTES_PER_SEC, MIN_FRAME_BYTES,
+    DECODED_BYTES_PER_REQUEST_BYTE, FRAME_BODY_MIN_BYTES_PER_SEC, IDLE_READ_BYTES, MIN_FRAME_BYTES,
 };
 
 /// Why a frame could not be read. Every variant but [`FrameError::Closed`] is the client's fault
@@ -119,14 +119,9 @@ pub(crate) struct FrameReader<R> {
     max_frame_bytes: usize,
 }
 
-/// Bytes a waiting connection reads into, inline: room for the length prefix and the start of
-/// any request, and for the whole of most that are not Produce (Metadata, Fetch and Heartbeat
-/// requests of real clients are a few hundred bytes).
-pub(crate) const IDLE_READ_BYTES: usize = 1024;
-
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// Reads frames of at most `max_frame_bytes` from `inner`, with a read buffer of
-    /// `buffer_bytes` while the connection is busy.
+    /// `buffer_bytes` (at least [`IDLE_READ_BYTES`]) while the connection is busy.
     pub(crate) fn new(inner: R, buffer_bytes: usize, max_frame_bytes: usize) -> Self {
         Self {
             inner,
