@@ -262,6 +262,22 @@ fn metrics_count_a_known_workload_exactly() {
     assert!(sum(&text, "spindle_kafka_connections_open", &[]) >= 1.0);
     assert!(sum(&text, "spindle_fsyncs_total", &[]) >= BATCHES as f64);
     assert!(sum(&text, "spindle_fsync_seconds_total", &[]) > 0.0);
+    // Each batch was a produce of its own, acknowledged after its write round.
+    assert_eq!(
+        sum(&text, "spindle_append_duration_seconds_count", &[]),
+        BATCHES as f64
+    );
+    assert_eq!(
+        sum(
+            &text,
+            "spindle_append_duration_seconds_bucket",
+            &[("le", "+Inf")]
+        ),
+        BATCHES as f64
+    );
+    assert!(sum(&text, "spindle_append_duration_seconds_sum", &[]) > 0.0);
+    assert!(sum(&text, "spindle_log_writes_total", &[]) >= BATCHES as f64);
+    assert!(sum(&text, "spindle_log_write_seconds_total", &[]) > 0.0);
     // The Fetch read everything just written: from the tail cache, none from the disk.
     assert_eq!(
         sum(&text, "spindle_read_bytes_total", &[("source", "cache")]),

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use super::exposition::{seconds, Exposition, Kind};
+use super::histogram::HistogramSnapshot;
 use super::shard_metrics::{LogCounters, RequestSnapshot};
 use crate::{Shard, ShardId, TopicPartition};
 
@@ -59,6 +60,8 @@ pub struct ShardSnapshot {
     pub bytes_appended: u64,
     /// Of those, Kafka Produce bytes copied before the append.
     pub bytes_copied: u64,
+    /// Time from a produce reaching the shard to its acknowledgement by the log.
+    pub append_latency: HistogramSnapshot,
     /// Jobs sent to other shards.
     pub cross_shard_messages: u64,
     /// Cleanings of the shard's partitions of the offsets log.
@@ -119,6 +122,7 @@ pub fn snapshot(shard: &Shard) -> ShardSnapshot {
         records_appended: metrics.records_appended.get(),
         bytes_appended: metrics.bytes_appended.get(),
         bytes_copied: metrics.bytes_copied.get(),
+        append_latency: metrics.append_latency(),
         cross_shard_messages: metrics.cross_shard_messages.get(),
         offsets_cleanings: metrics.offsets_cleanings.get(),
         log_compactions: metrics.log_compactions.get(),
@@ -164,7 +168,7 @@ pub struct Scrape {
 type ShardCounter = (&'static str, &'static str, Kind, fn(&ShardSnapshot) -> u64);
 
 /// The plain per-shard counters and gauges, in the order they are exposed.
-const SHARD_COUNTERS: [ShardCounter; 16] = [
+const SHARD_COUNTERS: [ShardCounter; 17] = [
     (
         "spindle_kafka_bytes_received_total",
         "Kafka request bytes read.",
@@ -250,6 +254,12 @@ const SHARD_COUNTERS: [ShardCounter; 16] = [
         |s| s.offsets_expired_groups,
     ),
     (
+        "spindle_log_writes_total",
+        "Write rounds on the shard's logs (counted by the logs, read at scrape time).",
+        Kind::Counter,
+        |s| s.logs.writes,
+    ),
+    (
         "spindle_fsyncs_total",
         "fdatasync calls on the shard's logs (counted by the logs, read at scrape time).",
         Kind::Counter,
@@ -331,9 +341,22 @@ impl Scrape {
         }
     }
 
-    /// The shards' log counters that are not a plain count per shard: time spent syncing,
-    /// bytes read by where they came from, and segments started by the file they went into.
+    /// The shards' log counters that are not a plain count per shard: time spent writing and
+    /// syncing, bytes read by where they came from, segments started by the file they went
+    /// into, and the produces' append latency.
     fn render_log_counters(&self, e: &mut Exposition) {
+        // With spindle_log_writes_total this gives the mean time a write round takes.
+        let name = "spindle_log_write_seconds_total";
+        e.family(
+            name,
+            "Time the shard's write rounds took, each from its submission to the completion of \
+             its writes (and sync).",
+            Kind::Counter,
+        );
+        for s in &self.shards {
+            let shard = s.shard.to_string();
+            e.sample(name, &[("shard", &shard)], seconds(s.logs.write_micros));
+        }
         // With spindle_fsyncs_total this gives the mean fsync latency over any window.
         let name = "spindle_fsync_seconds_total";
         e.family(
@@ -384,6 +407,17 @@ impl Scrape {
                 &[("shard", &shard), ("file", "recycled")],
                 s.logs.segments_recycled,
             );
+        }
+        let name = "spindle_append_duration_seconds";
+        e.family(
+            name,
+            "Time from a produce reaching its partition's shard to its acknowledgement by the \
+             log: checks, append, and the wait for its write round (and its sync under \
+             fsync.policy=batch).",
+            Kind::Histogram,
+        );
+        for s in &self.shards {
+            e.histogram(name, &[("shard", &s.shard.to_string())], &s.append_latency);
         }
     }
 

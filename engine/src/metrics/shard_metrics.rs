@@ -68,6 +68,8 @@ pub struct ShardMetrics {
     /// request's partitions other than one filling at least half of the request; the others
     /// were patched in place in the memory they arrived in.
     pub bytes_copied: Counter,
+    /// Time from a produce reaching its partition's shard to its acknowledgement by the log.
+    append_latency: LatencyHistogram,
     /// Jobs this shard sent to another shard.
     pub cross_shard_messages: Counter,
     /// Cleanings of this shard's partitions of the offsets log.
@@ -94,6 +96,10 @@ pub struct ShardMetrics {
 /// What a log counts itself (no cost on the shard's hot path), summed over a shard's logs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LogCounters {
+    /// Write rounds.
+    pub writes: u64,
+    /// Microseconds those took, each from its submission to its completion.
+    pub write_micros: u64,
     /// fdatasync calls, and write rounds made durable by `O_DSYNC`.
     pub syncs: u64,
     /// Microseconds spent in those.
@@ -112,7 +118,8 @@ impl LogCounters {
     /// What was counted since `before`; a log that counts less than `before` was re-opened and
     /// counts from zero.
     fn since(self, before: LogCounters) -> LogCounters {
-        if self.syncs < before.syncs
+        if self.writes < before.writes
+            || self.syncs < before.syncs
             || self.bytes_read_cached < before.bytes_read_cached
             || self.bytes_read_from_disk < before.bytes_read_from_disk
             || self.segments_new < before.segments_new
@@ -121,6 +128,8 @@ impl LogCounters {
             return self;
         }
         LogCounters {
+            writes: self.writes - before.writes,
+            write_micros: self.write_micros.saturating_sub(before.write_micros),
             syncs: self.syncs - before.syncs,
             sync_micros: self.sync_micros.saturating_sub(before.sync_micros),
             bytes_read_cached: self.bytes_read_cached - before.bytes_read_cached,
@@ -132,6 +141,8 @@ impl LogCounters {
 
     fn plus(self, other: LogCounters) -> LogCounters {
         LogCounters {
+            writes: self.writes.wrapping_add(other.writes),
+            write_micros: self.write_micros.wrapping_add(other.write_micros),
             syncs: self.syncs.wrapping_add(other.syncs),
             sync_micros: self.sync_micros.wrapping_add(other.sync_micros),
             bytes_read_cached: self.bytes_read_cached.wrapping_add(other.bytes_read_cached),
@@ -175,10 +186,17 @@ impl ShardMetrics {
         self.connections_open.get()
     }
 
-    /// Counts records and bytes appended by one produce.
-    pub(crate) fn record_append(&self, records: u64, bytes: u64) {
+    /// Counts records and bytes appended by one produce, and the time it took: its checks,
+    /// its append and the wait for its write round (and sync).
+    pub(crate) fn record_append(&self, records: u64, bytes: u64, elapsed: Duration) {
         self.records_appended.add(records);
         self.bytes_appended.add(bytes);
+        self.append_latency.record(elapsed);
+    }
+
+    /// The produces' append latency so far.
+    pub(crate) fn append_latency(&self) -> HistogramSnapshot {
+        self.append_latency.snapshot()
     }
 
     /// Adds what each log counted since the last call to the shard's counters and returns

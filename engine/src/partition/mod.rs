@@ -594,6 +594,8 @@ impl Partition {
     pub(crate) fn log_counters(&self) -> LogCounters {
         let stats = self.log.io_stats();
         LogCounters {
+            writes: stats.writes,
+            write_micros: stats.write_micros,
             syncs: stats.syncs,
             sync_micros: stats.sync_micros,
             bytes_read_cached: stats.bytes_read_cached,

@@ -17,6 +17,7 @@ pub(crate) mod state;
 use std::fmt;
 use std::future::Future;
 use std::rc::Rc;
+use std::time::Instant;
 
 use bytes::BytesMut;
 use spindle_log::Offset;
@@ -532,6 +533,7 @@ impl Shard {
         records: BytesMut,
         transactional_id: Option<String>,
     ) -> Result<ProduceOutcome> {
+        let started = Instant::now();
         let bytes = records.len() as u64;
         let partition = self.local(tp)?;
         if let Some(id) = transactional_id {
@@ -543,7 +545,9 @@ impl Shard {
         }
         let outcome = partition.produce(records).await?;
         let appended = outcome.last_offset.0 + 1 - outcome.base_offset.0;
-        self.inner.metrics.record_append(appended, bytes);
+        self.inner
+            .metrics
+            .record_append(appended, bytes, started.elapsed());
         Ok(outcome)
     }
 

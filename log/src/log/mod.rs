@@ -70,6 +70,10 @@ pub struct RetentionOutcome {
 pub struct IoStats {
     /// Flush rounds that wrote data (each one or more concurrent DMA writes).
     pub writes: u64,
+    /// Microseconds those rounds took, each from its submission to the completion of its
+    /// writes (and of its sync, where it had one): the device's time and the kernel's, as
+    /// the shard saw them (a statistic only: nothing decides by it).
+    pub write_micros: u64,
     /// Syncs: fdatasync calls on segment files, and write rounds made durable by `O_DSYNC`.
     pub syncs: u64,
     /// Microseconds spent in those (a statistic only: nothing decides by it).

@@ -418,6 +418,7 @@ impl Log {
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.bump_stats(|s| {
             s.writes += 1;
+            s.write_micros = s.write_micros.saturating_add(micros);
             s.bytes_written += bytes;
             if round.durable {
                 s.syncs += 1;
