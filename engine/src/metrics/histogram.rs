@@ -8,10 +8,12 @@
 use std::cell::Cell;
 use std::time::Duration;
 
-/// Upper bounds of the latency buckets, in microseconds: 50 µs to 10 s, roughly 1-2.5-5.
-pub const LATENCY_BOUNDS_US: [u64; 18] = [
-    50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
-    1_000_000, 2_500_000, 5_000_000, 10_000_000, 30_000_000,
+/// Upper bounds of the latency buckets, in microseconds: 50 µs to 30 s, in steps of 50-100 µs up
+/// to 500 µs and of a half up to 2.5 ms (where most of a storage node's requests and appends
+/// end, so that a quantile near 1 ms can be read off them), then roughly 1-2.5-5.
+pub const LATENCY_BOUNDS_US: [u64; 24] = [
+    50, 100, 150, 200, 300, 400, 500, 750, 1_000, 1_500, 2_000, 2_500, 5_000, 10_000, 25_000,
+    50_000, 100_000, 250_000, 500_000, 1_000_000, 2_500_000, 5_000_000, 10_000_000, 30_000_000,
 ];
 
 /// Buckets kept: one per bound and one for everything above the last bound.

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Where a Produce's time goes at a fixed rate: a fresh one-shard `spindle serve`, one run of
+# `spindle-bench kafka --acks 1 --producers 2 --in-flight 8 --rate RATE` after a warm-up, and
+# the server's /metrics read before and after the measured part. Prints, for the client's
+# latency, the server's Produce handling (`spindle_kafka_request_duration_seconds`), the log's
+# part of it (`spindle_append_duration_seconds`) and the mean write round
+# (`spindle_log_write_seconds_total` over `spindle_log_writes_total`), the share of each within
+# 0.5, 1 and 2.5 ms.
+#
+# Usage: benches/scripts/latency_shares.sh RATE [RUNS]
+# Environment: BIN (target/release), WORK (/tmp/spindle-shares), SECS (8), WARMUP (2), and
+# GEN_NICE: a niceness for the load generator (say -10, as root), so that on a machine whose
+# CPUs it shares with the server its own waits for a CPU weigh less on what it measures.
+set -u
+RATE=$1; RUNS=${2:-1}
+B=${BIN:-target/release}; WORK=${WORK:-/tmp/spindle-shares}; SECS=${SECS:-8}; WARMUP=${WARMUP:-2}
+HERE=$(dirname "$0")
+source "$HERE/common.sh"
+for run in $(seq "$RUNS"); do
+    rm -rf "$WORK"; mkdir -p "$WORK"; sync; sleep 3
+    start_spindle "$WORK/server.log" --data-dir "$WORK/data" --shards 1 \
+        --kafka-listen 127.0.0.1:19092 --grpc-enabled false --admin-listen 127.0.0.1:19094 \
+        --segment-bytes 1073741824 --retention-bytes 2147483648
+    ${GEN_NICE:+nice -n "$GEN_NICE"} "$B/spindle-bench" kafka --bootstrap 127.0.0.1:19092 --topic shares --json --acks 1 \
+        --producers 2 --in-flight 8 --rate "$RATE" --duration-secs "$SECS" \
+        --warmup-secs "$WARMUP" > "$WORK/client.json" 2> /dev/null &
+    bench=$!
+    # The scrapes bracket the measured seconds (the generator warms up for $WARMUP s first).
+    sleep "$WARMUP"; sleep 0.5
+    curl -s http://127.0.0.1:19094/metrics > "$WORK/before.txt"
+    sleep $((SECS - 1))
+    curl -s http://127.0.0.1:19094/metrics > "$WORK/after.txt"
+    wait $bench
+    kill -INT "$SERVER"; wait "$SERVER"
+    python3 "$HERE/latency_shares.py" "$WORK/client.json" "$WORK/before.txt" "$WORK/after.txt"
+done
