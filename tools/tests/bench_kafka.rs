@@ -161,6 +161,8 @@ fn acks_zero_paced_run_sends_at_the_asked_rate() {
     assert_eq!(v["errors"].as_u64(), Some(0), "{v}");
     // 2000 msgs/s for 1 s in batches of 10: 200 batches.
     assert_eq!(v["batches"].as_u64(), Some(200), "{v}");
+    // Each paced request says how late it left.
+    assert_eq!(v["send_delay_us"]["count"].as_u64(), Some(200), "{v}");
 }
 
 #[test]

@@ -29,6 +29,11 @@ use crate::bench::throughput::Throughput;
 pub struct ProducerOutcome {
     /// Latency per batch, acknowledged or failed.
     pub latency: Latency,
+    /// With a target rate, how late each request was sent after its intended time: the load
+    /// generator's own lag (a slot, a CPU or the encoding it waited for), which the latency
+    /// includes. On a machine the generator shares with the node, a large lag says the figures
+    /// are the generator's as much as the node's.
+    pub send_delay: Latency,
     /// Batches acknowledged.
     pub batches: u64,
     /// The first error met (the rest are only counted).
@@ -39,6 +44,7 @@ impl ProducerOutcome {
     /// Adds `other`'s figures to these; the earlier first error wins.
     pub fn merge(&mut self, other: ProducerOutcome) {
         self.latency.merge(&other.latency);
+        self.send_delay.merge(&other.send_delay);
         self.batches += other.batches;
         self.first_error = self.first_error.take().or(other.first_error);
     }
@@ -50,6 +56,15 @@ impl ProducerOutcome {
             all.merge(o);
         }
         all
+    }
+
+    /// Records that the request intended at `intended` is being sent now, unless `plan` says
+    /// that was during the warm-up. Only paced runs call it: at full speed a request is due
+    /// whenever it is sent.
+    pub fn sent(&mut self, plan: &Plan, intended: Instant) {
+        if plan.measured(intended) {
+            self.send_delay.record(intended.elapsed());
+        }
     }
 
     /// Counts a completed request of `batches` batches of `shape` that was intended at
@@ -129,6 +144,9 @@ where
         }
         if let Some(at) = next {
             if in_flight.len() < setup.in_flight && at <= Instant::now() {
+                if setup.rate.is_some() {
+                    out.sent(setup.plan, at);
+                }
                 let request = send(sent);
                 in_flight.push(async move { (at, request.await) });
                 sent += 1;

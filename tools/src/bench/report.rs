@@ -5,9 +5,11 @@
 //! (payload: record values only, no keys or framing), `latency_us` (per produce request, from
 //! its intended send time to its acknowledgement), `errors`, `throughput_series`,
 //! `latency_series` (count, p50, p99 and max of the requests intended in each second) and
-//! `config` (the flags of the run). Consumers, where a mode has them, add `consume`; the
-//! embedded mode adds `syncs` when its writes were synced (group commit at work: how many
-//! batches each sync made durable).
+//! `config` (the flags of the run). A run with a target rate adds `send_delay_us`: how late
+//! its requests left after their intended times, the generator's own lag, which the latency
+//! includes. Consumers, where a mode has them, add `consume`; the embedded mode adds `syncs`
+//! when its writes were synced (group commit at work: how many batches each sync made
+//! durable).
 
 use std::io::Write;
 use std::path::Path;
@@ -51,6 +53,9 @@ pub struct Report {
     pub batches: u64,
     /// Produce latency per batch.
     pub latency: Latency,
+    /// How late the producers sent each request after its intended time (paced runs only;
+    /// empty otherwise). See [`ProducerOutcome::send_delay`].
+    pub send_delay: Latency,
     /// The same, second by second.
     pub latency_series: Vec<LatencySample>,
     /// Per-second throughput.
@@ -92,6 +97,7 @@ impl Report {
             totals,
             batches: outcome.batches,
             latency: outcome.latency,
+            send_delay: outcome.send_delay,
             latency_series,
             series,
             first_error: outcome.first_error,
@@ -138,6 +144,9 @@ impl Report {
             "throughput_series": self.series,
             "latency_series": self.latency_series,
         });
+        if self.send_delay.count() > 0 {
+            v["send_delay_us"] = json!(self.send_delay.summary());
+        }
         if let Some(syncs) = self.syncs {
             v["syncs"] = json!({
                 "count": syncs,
@@ -182,6 +191,14 @@ impl Report {
                 self.bytes_per_sec() / 1e6
             )?;
             write_latency(out, "produce latency", &self.latency)?;
+            if self.send_delay.count() > 0 {
+                let s = self.send_delay.summary();
+                writeln!(
+                    out,
+                    "sent late (µs, the generator's own lag, part of the latency): p50 {} | p99 {} | p99.9 {} | max {}",
+                    s.p50, s.p99, s.p999, s.max
+                )?;
+            }
             if let Some(syncs) = self.syncs {
                 writeln!(
                     out,
@@ -279,6 +296,7 @@ mod tests {
             },
             batches: 16,
             latency,
+            send_delay: Latency::new(),
             latency_series: Vec::new(),
             series: vec![Sample {
                 second: 1.0,
@@ -306,6 +324,26 @@ mod tests {
         assert!(v["latency_histogram"].is_array());
         assert!(v.get("consume").is_none());
         assert!(v.get("syncs").is_none());
+        assert!(
+            v.get("send_delay_us").is_none(),
+            "an unpaced run has no send delay"
+        );
+    }
+
+    #[test]
+    fn a_paced_run_reports_how_late_its_requests_were_sent() {
+        let mut r = sample_report();
+        for us in [3, 5, 8, 700] {
+            r.send_delay.record_us(us);
+        }
+        let v = r.to_json();
+        assert_eq!(v["send_delay_us"]["count"].as_u64(), Some(4), "{v}");
+        assert_eq!(v["send_delay_us"]["p50"].as_u64(), Some(5), "{v}");
+        assert!(v["send_delay_us"]["max"].as_u64() >= Some(700), "{v}");
+        let mut out = Vec::new();
+        r.write_text(&mut out).expect("writes");
+        let text = String::from_utf8(out).expect("utf8");
+        assert!(text.contains("sent late (µs"), "{text}");
     }
 
     #[test]

@@ -291,6 +291,7 @@ fn build_report(
         totals: throughput.totals(),
         batches: all.batches,
         latency: all.latency,
+        send_delay: all.send_delay,
         latency_series: plan.latency_samples(),
         series,
         first_error,

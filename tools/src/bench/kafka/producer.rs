@@ -188,6 +188,9 @@ impl Sender<'_, '_> {
             if setup.acks != 0 && self.to_reader.send(pending).is_err() {
                 break;
             }
+            if schedule.is_paced() {
+                out.sent(setup.plan, intended);
+            }
             writer.send(&frame)?;
             if setup.acks == 0 {
                 out.complete(
