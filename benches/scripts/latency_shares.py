@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Prints the shares of a run's Produce latencies within 0.5, 1 and 2.5 ms, and the bucket that
-holds their 99th percentile: the client's (from `spindle-bench --json`), and the server's
+holds their 99th percentile: the client's (from `spindle-bench --json`, with how late it sent
+its requests), and the server's
 request handling and log append (from two /metrics scrapes, the difference between them), with
 the mean write round. See latency_shares.sh."""
 import json
@@ -65,6 +66,9 @@ def main():
     print(f"client: {seen} batches, p50 {lat['p50']} us, p99 {lat['p99']} us; "
           f"within 0.512 / 1.024 / 2.048 ms: "
           + " / ".join(f"{100 * within.get(le, seen) / n:.2f} %" for le in (512, 1024, 2048)))
+    if "send_delay_us" in client:
+        d = client["send_delay_us"]
+        print(f"client sent late: p50 {d['p50']} us, p99 {d['p99']} us, p99.9 {d['p999']} us")
     rows = [
         ("server Produce", "spindle_kafka_request_duration_seconds", 'api="Produce"'),
         ("log append", "spindle_append_duration_seconds", ""),

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Where a Produce's time goes at a fixed rate: a fresh one-shard `spindle serve`, one run of
+# Where a Produce's time goes at a fixed rate: a fresh one-shard `spindle serve`, each run of
 # `spindle-bench kafka --acks 1 --producers 2 --in-flight 8 --rate RATE` after a warm-up, and
-# the server's /metrics read before and after the measured part. Prints, for the client's
-# latency, the server's Produce handling (`spindle_kafka_request_duration_seconds`), the log's
-# part of it (`spindle_append_duration_seconds`) and the mean write round
-# (`spindle_log_write_seconds_total` over `spindle_log_writes_total`), the share of each within
-# 0.5, 1 and 2.5 ms.
+# the server's /metrics read before and after the measured part. Prints the client's latency
+# and how late it sent its requests, then the server's Produce handling
+# (`spindle_kafka_request_duration_seconds`), the log's part of it
+# (`spindle_append_duration_seconds`) and the mean write round (`spindle_log_write_seconds_total`
+# over `spindle_log_writes_total`): the share of each within 0.5, 1 and 2.5 ms, and the bucket
+# that holds its 99th percentile.
 #
 # Usage: benches/scripts/latency_shares.sh RATE [RUNS]
 # Environment: BIN (target/release), WORK (/tmp/spindle-shares), SECS (8), WARMUP (2), and
@@ -21,9 +22,9 @@ for run in $(seq "$RUNS"); do
     start_spindle "$WORK/server.log" --data-dir "$WORK/data" --shards 1 \
         --kafka-listen 127.0.0.1:19092 --grpc-enabled false --admin-listen 127.0.0.1:19094 \
         --segment-bytes 1073741824 --retention-bytes 2147483648
-    ${GEN_NICE:+nice -n "$GEN_NICE"} "$B/spindle-bench" kafka --bootstrap 127.0.0.1:19092 --topic shares --json --acks 1 \
-        --producers 2 --in-flight 8 --rate "$RATE" --duration-secs "$SECS" \
-        --warmup-secs "$WARMUP" > "$WORK/client.json" 2> /dev/null &
+    ${GEN_NICE:+nice -n "$GEN_NICE"} "$B/spindle-bench" kafka --bootstrap 127.0.0.1:19092 \
+        --topic shares --json --acks 1 --producers 2 --in-flight 8 --rate "$RATE" \
+        --duration-secs "$SECS" --warmup-secs "$WARMUP" > "$WORK/client.json" 2> /dev/null &
     bench=$!
     # The scrapes bracket the measured seconds (the generator warms up for $WARMUP s first).
     sleep "$WARMUP"; sleep 0.5
