@@ -54,8 +54,7 @@ def total(before, after, name):
     return sum(v - before.get(k, 0) for k, v in after.items() if k[0] == name)
 
 
-def main():
-    client, before, after = json.load(open(sys.argv[1])), samples(sys.argv[2]), samples(sys.argv[3])
+def print_client(client):
     lat = client["latency_us"]
     # The client's histogram has power-of-two buckets (le_us 256, 512, 1024, 2048, ...).
     seen, within = 0, {}
@@ -69,6 +68,14 @@ def main():
     if "send_delay_us" in client:
         d = client["send_delay_us"]
         print(f"client sent late: p50 {d['p50']} us, p99 {d['p99']} us, p99.9 {d['p999']} us")
+
+
+def main():
+    """Arguments: CLIENT_JSON (or - for none) BEFORE AFTER; BEFORE may be /dev/null, for
+    everything the node counted since it started."""
+    before, after = samples(sys.argv[2]), samples(sys.argv[3])
+    if sys.argv[1] != "-":
+        print_client(json.load(open(sys.argv[1])))
     rows = [
         ("server Produce", "spindle_kafka_request_duration_seconds", 'api="Produce"'),
         ("log append", "spindle_append_duration_seconds", ""),

@@ -71,4 +71,10 @@ for name,rs in runs.items():
     print(f"{name:24s} MB/s {m('bytes_per_sec')/1e6:7.0f} [{', '.join(str(round(r['bytes_per_sec']/1e6)) for r in rs)}]  p50 {l('p50'):6.0f} p99 {l('p99'):7.0f} [{', '.join(str(r['latency_us']['p99']) for r in rs)}] p999 {l('p999'):7.0f} max {l('max'):7.0f} errors {sum(r['errors'] for r in rs)}")
 PY
 cat $OUT/ref.txt
+# The server's own view of each Kafka configuration (its runs and warm-ups together): the share
+# of Produce requests it answered within 1 ms, the log's part, the mean write round.
+for m in $OUT/metrics-*.txt; do
+    echo "$(basename "$m" .txt):"
+    python3 "$(dirname "$0")/latency_shares.py" - /dev/null "$m" | sed 's/^/  /'
+done
 cat $OUT/cpu.txt
