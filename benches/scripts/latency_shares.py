@@ -3,7 +3,7 @@
 holds their 99th percentile: the client's (from `spindle-bench --json`, with how late it sent
 its requests), and the server's
 request handling and log append (from two /metrics scrapes, the difference between them), with
-the mean write round. See latency_shares.sh."""
+the write rounds' mean and 99th percentile. See latency_shares.sh."""
 import json
 import re
 import sys
@@ -85,10 +85,11 @@ def main():
         count, parts = shares(counts)
         print(f"{label}: {int(count)}, p99 in {p99_bucket(counts)}; within 0.5 / 1 / 2.5 ms: "
               + " / ".join(f"{100 * p:.2f} %" for p in parts))
-    writes = total(before, after, "spindle_log_writes_total")
-    seconds = total(before, after, "spindle_log_write_seconds_total")
-    if writes:
-        print(f"write rounds: {int(writes)}, mean {1e6 * seconds / writes:.0f} us")
-
+    rounds = histogram(before, after, "spindle_log_write_duration_seconds", "")
+    seconds = total(before, after, "spindle_log_write_duration_seconds_sum")
+    count = rounds.get(float("inf"), 0)
+    if count:
+        print(f"write rounds: {int(count)}, mean {1e6 * seconds / count:.0f} us, "
+              f"p99 in {p99_bucket(rounds)}")
 
 main()

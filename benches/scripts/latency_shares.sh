@@ -4,9 +4,9 @@
 # the server's /metrics read before and after the measured part. Prints the client's latency
 # and how late it sent its requests, then the server's Produce handling
 # (`spindle_kafka_request_duration_seconds`), the log's part of it
-# (`spindle_append_duration_seconds`) and the mean write round (`spindle_log_write_seconds_total`
-# over `spindle_log_writes_total`): the share of each within 0.5, 1 and 2.5 ms, and the bucket
-# that holds its 99th percentile.
+# (`spindle_append_duration_seconds`) and the write rounds (`spindle_log_write_duration_seconds`):
+# the share of each within 0.5, 1 and 2.5 ms and the bucket that holds its 99th percentile, and
+# the rounds' mean.
 #
 # Usage: benches/scripts/latency_shares.sh RATE [RUNS]
 # Environment: BIN (target/release), WORK (/tmp/spindle-shares), SECS (8), WARMUP (2), and

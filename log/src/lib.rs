@@ -46,7 +46,8 @@ pub use crate::config::{FsyncPolicy, LogConfig};
 pub use crate::error::LogError;
 pub use crate::io::{prepare_thread_io, remove_in_background};
 pub use crate::log::{
-    AppendInfo, Cleanable, CompactionOutcome, IoStats, Log, RetentionOutcome, TxnFate,
+    AppendInfo, Cleanable, CompactionOutcome, IoStats, Log, RetentionOutcome, RoundObserver,
+    TxnFate,
 };
 pub use crate::offset::Offset;
 pub use crate::producer_snapshot::{ProducerSnapshot, RecoveredProducers};

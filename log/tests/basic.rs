@@ -68,6 +68,29 @@ fn append_flush_read_and_reopen() {
 }
 
 #[test]
+fn an_observer_is_told_each_write_round_as_it_settles() {
+    let dir = tempdir();
+    let path = dir.path().to_path_buf();
+    run(move || async move {
+        let (log, _) = open(&path, LogConfig::default()).await;
+        let rounds = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let seen = rounds.clone();
+        log.observe_rounds(std::rc::Rc::new(move |took| seen.borrow_mut().push(took)));
+        for ts in [10, 20, 30] {
+            log.append(batch(2, 100, ts)).unwrap();
+            log.flush().await.unwrap();
+        }
+        // Nothing appended: no round.
+        log.flush().await.unwrap();
+        let rounds = rounds.borrow();
+        assert_eq!(rounds.len(), 3, "one per round: {rounds:?}");
+        assert_eq!(log.io_stats().writes, 3);
+        assert!(rounds.iter().all(|took| !took.is_zero()), "{rounds:?}");
+        log.close().await.unwrap();
+    });
+}
+
+#[test]
 fn rolls_by_size_and_reads_across_segments_after_reopen() {
     let dir = tempdir();
     let path = dir.path().to_path_buf();

@@ -62,6 +62,8 @@ pub struct ShardSnapshot {
     pub bytes_copied: u64,
     /// Time from a produce reaching the shard to its acknowledgement by the log.
     pub append_latency: HistogramSnapshot,
+    /// Time the shard's write rounds took.
+    pub write_latency: HistogramSnapshot,
     /// Jobs sent to other shards.
     pub cross_shard_messages: u64,
     /// Cleanings of the shard's partitions of the offsets log.
@@ -123,6 +125,7 @@ pub fn snapshot(shard: &Shard) -> ShardSnapshot {
         bytes_appended: metrics.bytes_appended.get(),
         bytes_copied: metrics.bytes_copied.get(),
         append_latency: metrics.append_latency(),
+        write_latency: metrics.write_latency(),
         cross_shard_messages: metrics.cross_shard_messages.get(),
         offsets_cleanings: metrics.offsets_cleanings.get(),
         log_compactions: metrics.log_compactions.get(),
@@ -168,7 +171,7 @@ pub struct Scrape {
 type ShardCounter = (&'static str, &'static str, Kind, fn(&ShardSnapshot) -> u64);
 
 /// The plain per-shard counters and gauges, in the order they are exposed.
-const SHARD_COUNTERS: [ShardCounter; 17] = [
+const SHARD_COUNTERS: [ShardCounter; 16] = [
     (
         "spindle_kafka_bytes_received_total",
         "Kafka request bytes read.",
@@ -254,12 +257,6 @@ const SHARD_COUNTERS: [ShardCounter; 17] = [
         |s| s.offsets_expired_groups,
     ),
     (
-        "spindle_log_writes_total",
-        "Write rounds on the shard's logs (counted by the logs, read at scrape time).",
-        Kind::Counter,
-        |s| s.logs.writes,
-    ),
-    (
         "spindle_fsyncs_total",
         "fdatasync calls on the shard's logs (counted by the logs, read at scrape time).",
         Kind::Counter,
@@ -341,22 +338,10 @@ impl Scrape {
         }
     }
 
-    /// The shards' log counters that are not a plain count per shard: time spent writing and
-    /// syncing, bytes read by where they came from, segments started by the file they went
-    /// into, and the produces' append latency.
+    /// The shards' log counters that are not a plain count per shard: time spent syncing,
+    /// bytes read by where they came from, segments started by the file they went into, and
+    /// the latency of the produces' appends and of the write rounds.
     fn render_log_counters(&self, e: &mut Exposition) {
-        // With spindle_log_writes_total this gives the mean time a write round takes.
-        let name = "spindle_log_write_seconds_total";
-        e.family(
-            name,
-            "Time the shard's write rounds took, each from its submission to the completion of \
-             its writes (and sync).",
-            Kind::Counter,
-        );
-        for s in &self.shards {
-            let shard = s.shard.to_string();
-            e.sample(name, &[("shard", &shard)], seconds(s.logs.write_micros));
-        }
         // With spindle_fsyncs_total this gives the mean fsync latency over any window.
         let name = "spindle_fsync_seconds_total";
         e.family(
@@ -418,6 +403,16 @@ impl Scrape {
         );
         for s in &self.shards {
             e.histogram(name, &[("shard", &s.shard.to_string())], &s.append_latency);
+        }
+        let name = "spindle_log_write_duration_seconds";
+        e.family(
+            name,
+            "Time the shard's write rounds took, each from its submission to the completion of \
+             its writes (and sync): the disk's and the kernel's part of an append.",
+            Kind::Histogram,
+        );
+        for s in &self.shards {
+            e.histogram(name, &[("shard", &s.shard.to_string())], &s.write_latency);
         }
     }
 

@@ -7,7 +7,10 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 use std::time::Duration;
+
+use spindle_log::RoundObserver;
 
 use super::histogram::{HistogramSnapshot, LatencyHistogram};
 use crate::TopicPartition;
@@ -70,6 +73,9 @@ pub struct ShardMetrics {
     pub bytes_copied: Counter,
     /// Time from a produce reaching its partition's shard to its acknowledgement by the log.
     append_latency: LatencyHistogram,
+    /// Time the shard's write rounds took, each from its submission to its completion (shared
+    /// with the logs, which record into it: see [`ShardMetrics::round_observer`]).
+    write_latency: Rc<LatencyHistogram>,
     /// Jobs this shard sent to another shard.
     pub cross_shard_messages: Counter,
     /// Cleanings of this shard's partitions of the offsets log.
@@ -96,10 +102,6 @@ pub struct ShardMetrics {
 /// What a log counts itself (no cost on the shard's hot path), summed over a shard's logs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LogCounters {
-    /// Write rounds.
-    pub writes: u64,
-    /// Microseconds those took, each from its submission to its completion.
-    pub write_micros: u64,
     /// fdatasync calls, and write rounds made durable by `O_DSYNC`.
     pub syncs: u64,
     /// Microseconds spent in those.
@@ -118,8 +120,7 @@ impl LogCounters {
     /// What was counted since `before`; a log that counts less than `before` was re-opened and
     /// counts from zero.
     fn since(self, before: LogCounters) -> LogCounters {
-        if self.writes < before.writes
-            || self.syncs < before.syncs
+        if self.syncs < before.syncs
             || self.bytes_read_cached < before.bytes_read_cached
             || self.bytes_read_from_disk < before.bytes_read_from_disk
             || self.segments_new < before.segments_new
@@ -128,8 +129,6 @@ impl LogCounters {
             return self;
         }
         LogCounters {
-            writes: self.writes - before.writes,
-            write_micros: self.write_micros.saturating_sub(before.write_micros),
             syncs: self.syncs - before.syncs,
             sync_micros: self.sync_micros.saturating_sub(before.sync_micros),
             bytes_read_cached: self.bytes_read_cached - before.bytes_read_cached,
@@ -141,8 +140,6 @@ impl LogCounters {
 
     fn plus(self, other: LogCounters) -> LogCounters {
         LogCounters {
-            writes: self.writes.wrapping_add(other.writes),
-            write_micros: self.write_micros.wrapping_add(other.write_micros),
             syncs: self.syncs.wrapping_add(other.syncs),
             sync_micros: self.sync_micros.wrapping_add(other.sync_micros),
             bytes_read_cached: self.bytes_read_cached.wrapping_add(other.bytes_read_cached),
@@ -197,6 +194,17 @@ impl ShardMetrics {
     /// The produces' append latency so far.
     pub(crate) fn append_latency(&self) -> HistogramSnapshot {
         self.append_latency.snapshot()
+    }
+
+    /// What a log of this shard is given to record its write rounds' durations here.
+    pub(crate) fn round_observer(&self) -> RoundObserver {
+        let histogram = Rc::clone(&self.write_latency);
+        Rc::new(move |took| histogram.record(took))
+    }
+
+    /// The write rounds' latency so far.
+    pub(crate) fn write_latency(&self) -> HistogramSnapshot {
+        self.write_latency.snapshot()
     }
 
     /// Adds what each log counted since the last call to the shard's counters and returns

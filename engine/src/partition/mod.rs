@@ -590,12 +590,15 @@ impl Partition {
         })
     }
 
+    /// Has the log tell `observer` how long each of its write rounds takes.
+    pub(crate) fn observe_rounds(&self, observer: spindle_log::RoundObserver) {
+        self.log.observe_rounds(observer);
+    }
+
     /// What the partition's log has counted since it was opened.
     pub(crate) fn log_counters(&self) -> LogCounters {
         let stats = self.log.io_stats();
         LogCounters {
-            writes: stats.writes,
-            write_micros: stats.write_micros,
             syncs: stats.syncs,
             sync_micros: stats.sync_micros,
             bytes_read_cached: stats.bytes_read_cached,

@@ -166,6 +166,7 @@ impl ShardState {
                 let dir = self.partition_dir(name, meta, p as u32);
                 match Partition::open(tp.clone(), dir, &meta.config, self.clock.clone()).await {
                     Ok(partition) => {
+                        partition.observe_rounds(self.metrics.round_observer());
                         self.partitions.borrow_mut().insert(tp, Rc::new(partition));
                     }
                     Err(e) => {

@@ -65,15 +65,14 @@ pub struct RetentionOutcome {
     pub bytes_deleted: u64,
 }
 
+/// What a log tells of each write round's duration (see [`Log::observe_rounds`]).
+pub type RoundObserver = Rc<dyn Fn(std::time::Duration)>;
+
 /// Counters of the log's I/O since open (for tests, metrics and benches).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IoStats {
     /// Flush rounds that wrote data (each one or more concurrent DMA writes).
     pub writes: u64,
-    /// Microseconds those rounds took, each from its submission to the completion of its
-    /// writes (and of its sync, where it had one): the device's time and the kernel's, as
-    /// the shard saw them (a statistic only: nothing decides by it).
-    pub write_micros: u64,
     /// Syncs: fdatasync calls on segment files, and write rounds made durable by `O_DSYNC`.
     pub syncs: u64,
     /// Microseconds spent in those (a statistic only: nothing decides by it).
@@ -107,6 +106,8 @@ pub struct Log {
     /// Whether a flusher is gathering batches for the next durable round (the others wait).
     gathering: Cell<bool>,
     stats: Cell<IoStats>,
+    /// Told how long each write round took (see [`Log::observe_rounds`]).
+    round_observer: RefCell<Option<RoundObserver>>,
     /// The producer snapshot and idempotent batch headers recovery found, until taken.
     recovered_producers: RefCell<RecoveredProducers>,
 }
@@ -242,6 +243,7 @@ impl Log {
             appended: group_commit::Progress::default(),
             gathering: Cell::new(false),
             stats: Cell::new(IoStats::default()),
+            round_observer: RefCell::new(None),
             recovered_producers: RefCell::new(recovered.producers),
         })
     }
@@ -357,6 +359,14 @@ impl Log {
     /// I/O counters since open.
     pub fn io_stats(&self) -> IoStats {
         self.stats.get()
+    }
+
+    /// Has `observer` told, from now on, how long each write round took: from its submission
+    /// to the completion of its writes (and of its sync, where it has one), the device's time
+    /// and the kernel's as the shard saw them. It runs on the log's thread as the round
+    /// settles, so it must be cheap (a histogram's record).
+    pub fn observe_rounds(&self, observer: RoundObserver) {
+        *self.round_observer.borrow_mut() = Some(observer);
     }
 
     /// The log's directory.

@@ -415,10 +415,12 @@ impl Log {
         if round.durable {
             st.last_durable_round = Some((batches, took));
         }
+        if let Some(observe) = self.round_observer.borrow().as_ref() {
+            observe(took);
+        }
         let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         self.bump_stats(|s| {
             s.writes += 1;
-            s.write_micros = s.write_micros.saturating_add(micros);
             s.bytes_written += bytes;
             if round.durable {
                 s.syncs += 1;
