@@ -82,7 +82,7 @@ fn an_observer_is_told_each_write_round_as_it_settles() {
         }
         // Nothing appended: no round.
         log.flush().await.unwrap();
-        let rounds = rounds.borrow();
+        let rounds = rounds.borrow().clone();
         assert_eq!(rounds.len(), 3, "one per round: {rounds:?}");
         assert_eq!(log.io_stats().writes, 3);
         assert!(rounds.iter().all(|took| !took.is_zero()), "{rounds:?}");
