@@ -11,9 +11,16 @@ many batches costs no more than one, so this is a lower bound on what a log that
 after its write has completed (as Spindle does) can reach on the disk: what the disk alone
 sets under the load.
 
-Usage: group_commit_floor.py LAT_LOG RATE_BYTES_PER_SEC BATCH_BYTES
-Prints one JSON object: bytes_per_sec, batches, rounds, latency_us {p50, p90, p99, p999, max}, and the disk's
-own write latencies write_us {p50, p99, p999, max}.
+With IN_FLIGHT above 1 the rounds overlap: a round starts as soon as a batch is queued and
+fewer than IN_FLIGHT rounds are on the device, and a batch is acknowledged once its round and
+every round before it have completed (the log's order). Take the latency log from fio run with
+`--iodepth=IN_FLIGHT`, so that its writes met as many others on the device as the rounds would.
+This bounds what rounds that overlap (which Spindle's do not: log/src/segment/appender.rs)
+could gain on the disk.
+
+Usage: group_commit_floor.py LAT_LOG RATE_BYTES_PER_SEC BATCH_BYTES [IN_FLIGHT]
+Prints one JSON object: bytes_per_sec, in_flight, batches, rounds, latency_us {p50, p90, p99,
+p999, max}, and the disk's own write latencies write_us {p50, p99, p999, max}.
 """
 import json
 import sys
@@ -23,25 +30,40 @@ def percentile(sorted_values, q):
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))]
 
 
-def main():
-    log, rate, batch = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
-    with open(log) as f:
-        writes_us = [int(line.split(",")[1]) / 1000 for line in f if line.strip()]
-    gap_us = batch / rate * 1e6
-    latencies, rounds, free_at, arrival, next_write = [], 0, 0.0, 0.0, 0
+def replay(writes_us, gap_us, in_flight):
+    """Each batch's latency, replaying `writes_us` as rounds with at most `in_flight` on the
+    device at once."""
+    latencies, rounds, arrival, next_write = [], 0, 0.0, 0
+    # The end times of the rounds on the device, and of the last round acknowledged.
+    on_device, last_end = [], 0.0
     while next_write < len(writes_us):
+        # The next round starts when a batch is queued and a slot is free.
+        free_at = sorted(on_device)[len(on_device) - in_flight] if len(on_device) >= in_flight else 0.0
         start = max(free_at, arrival)
-        end = start + writes_us[next_write]
+        on_device = [end for end in on_device if end > start]
+        end = max(start + writes_us[next_write], last_end)
         next_write += 1
         rounds += 1
         while arrival <= start:
             latencies.append(end - arrival)
             arrival += gap_us
-        free_at = end
+        on_device.append(start + writes_us[next_write - 1])
+        last_end = end
+    return latencies, rounds
+
+
+def main():
+    log, rate, batch = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+    in_flight = int(sys.argv[4]) if len(sys.argv) > 4 else 1
+    with open(log) as f:
+        writes_us = [int(line.split(",")[1]) / 1000 for line in f if line.strip()]
+    gap_us = batch / rate * 1e6
+    latencies, rounds = replay(writes_us, gap_us, in_flight)
     latencies.sort()
     writes = sorted(writes_us)
     print(json.dumps({
         "bytes_per_sec": rate,
+        "in_flight": in_flight,
         "batches": len(latencies),
         "rounds": rounds,
         "latency_us": {k: round(percentile(latencies, q)) for k, q in
