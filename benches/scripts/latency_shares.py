@@ -6,6 +6,7 @@ request handling and log append (from two /metrics scrapes, the difference betwe
 the write rounds' mean and 99th percentile. See latency_shares.sh."""
 import json
 import re
+import signal
 import sys
 
 BOUNDS_S = (0.0005, 0.001, 0.0025)
@@ -92,4 +93,6 @@ def main():
         print(f"write rounds: {int(count)}, mean {1e6 * seconds / count:.0f} us, "
               f"p99 in {p99_bucket(rounds)}")
 
+# Piped into `head`, stop quietly.
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 main()
