@@ -324,11 +324,9 @@ async fn read_once<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]) -> io::
 async fn read_full<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
-        match reader.read(&mut buf[filled..]).await {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+        match read_once(reader, &mut buf[filled..]).await? {
+            0 => break,
+            n => filled += n,
         }
     }
     Ok(filled)
