@@ -34,20 +34,22 @@ def replay(writes_us, gap_us, in_flight):
     """Each batch's latency, replaying `writes_us` as rounds with at most `in_flight` on the
     device at once."""
     latencies, rounds, arrival, next_write = [], 0, 0.0, 0
-    # The end times of the rounds on the device, and of the last round acknowledged.
+    # When the rounds on the device complete, and when the last round was acknowledged.
     on_device, last_end = [], 0.0
     while next_write < len(writes_us):
         # The next round starts when a batch is queued and a slot is free.
         free_at = sorted(on_device)[len(on_device) - in_flight] if len(on_device) >= in_flight else 0.0
         start = max(free_at, arrival)
         on_device = [end for end in on_device if end > start]
-        end = max(start + writes_us[next_write], last_end)
+        written = start + writes_us[next_write]
         next_write += 1
         rounds += 1
+        # Acknowledged in the log's order: not before every earlier round has completed.
+        end = max(written, last_end)
         while arrival <= start:
             latencies.append(end - arrival)
             arrival += gap_us
-        on_device.append(start + writes_us[next_write - 1])
+        on_device.append(written)
         last_end = end
     return latencies, rounds
 
